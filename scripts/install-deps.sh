@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages hindsight needs to build and to be tested, on Debian 12 or
+# Raspberry Pi OS (bookworm). Idempotent. Run as root or with sudo available.
+#   build:  cmake, nasm (libjpeg-turbo, built by the turbojpeg crate), pkg-config, a C/C++ compiler
+#   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge) judge the recordings
+set -euo pipefail
+
+packages=(build-essential cmake nasm pkg-config ffmpeg mkvtoolnix)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi

@@ -1,0 +1,449 @@
+//! The capture thread: one per camera, pinned to a core. It takes frames from the source,
+//! puts them in the pre-trigger ring, and while a recording runs forwards each stored frame
+//! (a reference to its ring payload) to the camera's writer thread.
+//!
+//! It never touches the disk and never waits on a lock held across I/O: the only lock it
+//! takes is the camera's ring lock, which the control thread holds only to hand frame
+//! references to the writer's queue (never blocking while holding it). Nothing is
+//! allocated per frame: the JPEG scratch buffer, the ring's storage and slots, and the
+//! writer's bounded queue are all allocated up front.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::Mutex;
+
+use crate::clock::LslTime;
+use crate::frame::{Frame, FrameMeta};
+use crate::ring::{DropCause, PreTriggerRing};
+use crate::source::{FrameSource, SourceError, SourceInfo};
+use crate::status::{CameraStatus, DropCounts};
+use crate::writer::WriterMsg;
+
+/// One camera as the threads share it.
+pub struct Camera {
+    pub index: usize,
+    pub name: String,
+    pub info: SourceInfo,
+    /// Stable across restarts: rig + camera name.
+    pub source_id: String,
+    pub cpu_core: Option<usize>,
+    /// Configured pre-trigger length, for `buffer_fill`.
+    pub buffer_duration: Duration,
+    pub state: Mutex<CameraState>,
+    pub stats: CameraStats,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// What the ring lock protects.
+pub struct CameraState {
+    pub ring: PreTriggerRing,
+    pub live: Option<LiveRecording>,
+}
+
+/// A recording that live frames are forwarded to.
+pub struct LiveRecording {
+    pub id: u64,
+    pub writer: Sender<WriterMsg>,
+    /// Frames captured after this are not forwarded (`start N`).
+    pub until: Option<LslTime>,
+}
+
+/// Counters, readable without the ring lock.
+#[derive(Default)]
+pub struct CameraStats {
+    pub frames_captured: AtomicU64,
+    pub frames_written: AtomicU64,
+    pub source_gaps: AtomicU64,
+    pub corrupt: AtomicU64,
+    pub held_by_writer: AtomicU64,
+    pub too_large: AtomicU64,
+    pub writer_queue_full: AtomicU64,
+    pub evicted_early: AtomicU64,
+    pub buffered_frames: AtomicU64,
+    pub buffered_bytes: AtomicU64,
+    pub buffered_ns: AtomicU64,
+    pub buffer_capacity: AtomicU64,
+    /// Frames per second × 1000 over the last second.
+    pub fps_milli: AtomicU64,
+    /// Sequence number of the newest frame + 1 (0 = none yet).
+    pub next_seq: AtomicU64,
+    pub last_capture_ns: AtomicI64,
+    pub running: AtomicBool,
+}
+
+impl Camera {
+    pub fn new(
+        index: usize,
+        name: String,
+        info: SourceInfo,
+        source_id: String,
+        cpu_core: Option<usize>,
+        ring: PreTriggerRing,
+    ) -> Camera {
+        let stats = CameraStats::default();
+        stats
+            .buffer_capacity
+            .store(ring.capacity_bytes() as u64, Relaxed);
+        let buffer_duration = ring.limits().duration;
+        Camera {
+            index,
+            name,
+            info,
+            source_id,
+            cpu_core,
+            buffer_duration,
+            state: Mutex::new(CameraState { ring, live: None }),
+            stats,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Sends buffered frames captured at or after `from` to `writer`, then makes live
+    /// frames follow. Returns how many buffered frames went, and how many did not fit the
+    /// writer's queue.
+    pub fn begin_recording(
+        &self,
+        id: u64,
+        writer: &Sender<WriterMsg>,
+        from: LslTime,
+        until: Option<LslTime>,
+    ) -> (u64, u64) {
+        let mut st = self.state.lock();
+        let (sent, lost) = send_frames(writer, st.ring.frames_since(from), None);
+        self.stats.writer_queue_full.fetch_add(lost, Relaxed);
+        st.live = Some(LiveRecording {
+            id,
+            writer: writer.clone(),
+            until,
+        });
+        (sent, lost)
+    }
+
+    /// Stops forwarding live frames to recording `id`. Returns whether it was live here.
+    pub fn end_recording(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        if st.live.as_ref().is_some_and(|l| l.id == id) {
+            st.live = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends buffered frames captured in `[from, to]` to `writer` (a clip).
+    pub fn send_buffered(
+        &self,
+        writer: &Sender<WriterMsg>,
+        from: LslTime,
+        to: LslTime,
+    ) -> (u64, u64) {
+        let st = self.state.lock();
+        let (sent, lost) = send_frames(writer, st.ring.frames_since(from), Some(to));
+        self.stats.writer_queue_full.fetch_add(lost, Relaxed);
+        (sent, lost)
+    }
+
+    pub fn is_live(&self, id: u64) -> bool {
+        self.state.lock().live.as_ref().is_some_and(|l| l.id == id)
+    }
+
+    pub fn status(&self, current_file: Option<String>) -> CameraStatus {
+        let s = &self.stats;
+        let drops = DropCounts {
+            source_gaps: s.source_gaps.load(Relaxed),
+            corrupt: s.corrupt.load(Relaxed),
+            buffer_held_by_writer: s.held_by_writer.load(Relaxed),
+            too_large: s.too_large.load(Relaxed),
+            writer_queue_full: s.writer_queue_full.load(Relaxed),
+        };
+        let buffered_seconds = s.buffered_ns.load(Relaxed) as f64 / 1e9;
+        let next_seq = s.next_seq.load(Relaxed);
+        CameraStatus {
+            name: self.name.clone(),
+            source: self.info.kind.to_string(),
+            model: self.info.model.clone(),
+            codec: self.info.codec.to_string(),
+            width: self.info.width,
+            height: self.info.height,
+            target_fps: self.info.fps,
+            fps: s.fps_milli.load(Relaxed) as f64 / 1000.0,
+            frames_captured: s.frames_captured.load(Relaxed),
+            frames_written: s.frames_written.load(Relaxed),
+            frames_dropped: drops.total(),
+            drops,
+            buffer_evicted_early: s.evicted_early.load(Relaxed),
+            buffered_seconds,
+            buffered_frames: s.buffered_frames.load(Relaxed),
+            buffered_bytes: s.buffered_bytes.load(Relaxed),
+            buffer_capacity_bytes: s.buffer_capacity.load(Relaxed),
+            buffer_fill: if self.buffer_duration.is_zero() {
+                0.0
+            } else {
+                (buffered_seconds / self.buffer_duration.as_secs_f64()).min(1.0)
+            },
+            last_frame_number: next_seq.checked_sub(1),
+            current_file,
+            cpu_core: self.cpu_core,
+            last_error: self.last_error.lock().clone(),
+        }
+    }
+}
+
+/// Queues frame references without blocking; frames that do not fit are counted, not waited for.
+fn send_frames<'a>(
+    writer: &Sender<WriterMsg>,
+    frames: impl Iterator<Item = &'a Frame>,
+    to: Option<LslTime>,
+) -> (u64, u64) {
+    let (mut sent, mut lost) = (0, 0);
+    for f in frames {
+        if to.is_some_and(|t| f.meta.capture > t) {
+            break;
+        }
+        match writer.try_send(WriterMsg::Frame(f.clone())) {
+            Ok(()) => sent += 1,
+            Err(_) => lost += 1,
+        }
+    }
+    (sent, lost)
+}
+
+/// Frames per second over windows of at least one second of capture time.
+struct FpsMeter {
+    window_start: Option<LslTime>,
+    frames: u64,
+}
+
+impl FpsMeter {
+    fn frame(&mut self, t: LslTime) -> Option<f64> {
+        let start = *self.window_start.get_or_insert(t);
+        self.frames += 1;
+        let elapsed = t.nanos_since(start);
+        if elapsed >= 1_000_000_000 {
+            // `frames - 1` intervals span `elapsed`.
+            let fps = (self.frames - 1) as f64 * 1e9 / elapsed as f64;
+            self.window_start = Some(t);
+            self.frames = 1;
+            Some(fps)
+        } else {
+            None
+        }
+    }
+}
+
+/// The capture loop. Returns when `stop` is set or the source stops.
+pub fn run_capture(mut source: Box<dyn FrameSource>, cam: Arc<Camera>, stop: Arc<AtomicBool>) {
+    if let Some(core) = cam.cpu_core {
+        if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            tracing::info!(camera = %cam.name, core, "capture thread pinned");
+        } else {
+            tracing::warn!(camera = %cam.name, core, "could not pin the capture thread to its core");
+        }
+    }
+    let max_frame = cam.state.lock().ring.max_frame_bytes();
+    let mut jpeg: Vec<u8> = Vec::with_capacity(max_frame.min(8 << 20));
+    let mut fps = FpsMeter {
+        window_start: None,
+        frames: 0,
+    };
+    let mut backoff = Duration::from_millis(100);
+    cam.stats.running.store(true, Relaxed);
+    tracing::info!(camera = %cam.name, source = %source.info(), "capturing");
+    while !stop.load(Relaxed) {
+        let meta = match source.next_frame(&mut jpeg) {
+            Ok(m) => m,
+            Err(SourceError::Corrupt(why)) => {
+                cam.stats.corrupt.fetch_add(1, Relaxed);
+                tracing::warn!(camera = %cam.name, "dropped a corrupt frame: {why}");
+                continue;
+            }
+            Err(SourceError::Lost(why)) => {
+                tracing::error!(camera = %cam.name, "camera lost: {why}; retrying in {backoff:?}");
+                *cam.last_error.lock() = Some(format!("camera lost: {why}"));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(SourceError::Stopped) => break,
+        };
+        backoff = Duration::from_millis(100);
+        on_frame(&cam, meta, &jpeg, &mut fps);
+    }
+    cam.stats.running.store(false, Relaxed);
+    tracing::info!(camera = %cam.name, "capture stopped");
+}
+
+/// Everything the capture thread does with one frame. Split out so the benchmark measures
+/// exactly this.
+fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
+    let s = &cam.stats;
+    s.frames_captured.fetch_add(1, Relaxed);
+    let expected = s.next_seq.swap(meta.seq + 1, Relaxed);
+    if expected != 0 && meta.seq > expected {
+        s.source_gaps.fetch_add(meta.seq - expected, Relaxed);
+    }
+    s.last_capture_ns.store(meta.capture.as_nanos(), Relaxed);
+    if let Some(f) = fps.frame(meta.capture) {
+        s.fps_milli.store((f * 1000.0).round() as u64, Relaxed);
+    }
+
+    let mut guard = cam.state.lock();
+    let st = &mut *guard;
+    match st.ring.push(meta, jpeg) {
+        Ok(frame) => {
+            if let Some(live) = &st.live {
+                if live.until.is_none_or(|u| frame.meta.capture <= u) {
+                    match live.writer.try_send(WriterMsg::Frame(frame.clone())) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            s.writer_queue_full.fetch_add(1, Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            st.live = None;
+                        }
+                    }
+                }
+            }
+        }
+        Err(DropCause::WriterBehind) => {
+            s.held_by_writer.fetch_add(1, Relaxed);
+        }
+        Err(DropCause::TooLarge) => {
+            s.too_large.fetch_add(1, Relaxed);
+        }
+    }
+    let c = st.ring.counters();
+    s.evicted_early
+        .store(c.evicted_early_bytes + c.evicted_early_slots, Relaxed);
+    s.buffered_frames.store(st.ring.len() as u64, Relaxed);
+    s.buffered_bytes.store(st.ring.bytes() as u64, Relaxed);
+    s.buffered_ns
+        .store(st.ring.span().as_nanos() as u64, Relaxed);
+}
+
+/// For the benchmark: the capture thread's per-frame work on a given camera.
+#[doc(hidden)]
+pub struct CaptureStep {
+    fps: FpsMeter,
+}
+
+impl Default for CaptureStep {
+    fn default() -> Self {
+        CaptureStep {
+            fps: FpsMeter {
+                window_start: None,
+                frames: 0,
+            },
+        }
+    }
+}
+
+impl CaptureStep {
+    pub fn frame(&mut self, cam: &Camera, meta: FrameMeta, jpeg: &[u8]) {
+        on_frame(cam, meta, jpeg, &mut self.fps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::WallTime;
+    use crate::ring::RingLimits;
+
+    fn cam() -> Camera {
+        let ring = PreTriggerRing::new(RingLimits {
+            duration: Duration::from_secs(1),
+            max_bytes: 1 << 20,
+            max_frames: 1000,
+        });
+        let info = SourceInfo {
+            kind: "synthetic",
+            model: "test".into(),
+            width: 16,
+            height: 16,
+            fps: 100.0,
+            codec: "mjpg",
+        };
+        Camera::new(0, "cam0".into(), info, "rig:cam0".into(), None, ring)
+    }
+
+    fn meta(seq: u64) -> FrameMeta {
+        FrameMeta {
+            seq,
+            capture: LslTime::from_nanos(seq as i64 * 10_000_000),
+            wall: WallTime::from_nanos(0),
+            width: 16,
+            height: 16,
+            keyframe: true,
+        }
+    }
+
+    #[test]
+    fn gaps_in_frame_numbers_are_counted_as_source_drops() {
+        let c = cam();
+        let mut step = CaptureStep::default();
+        for seq in [0, 1, 2, 5, 6, 10] {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        let st = c.status(None);
+        assert_eq!(st.frames_captured, 6);
+        assert_eq!(st.drops.source_gaps, 2 + 3);
+        assert_eq!(st.last_frame_number, Some(10));
+    }
+
+    #[test]
+    fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
+        let c = cam();
+        let mut step = CaptureStep::default();
+        let (tx, rx) = crossbeam_channel::bounded(100);
+        for seq in 0..10 {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        // Buffered frames from 50 ms on, then live ones up to 150 ms.
+        let (sent, lost) = c.begin_recording(
+            7,
+            &tx,
+            LslTime::from_nanos(50_000_000),
+            Some(LslTime::from_nanos(150_000_000)),
+        );
+        assert_eq!((sent, lost), (5, 0));
+        for seq in 10..20 {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        assert!(c.end_recording(7));
+        step.frame(&c, meta(20), b"jpeg");
+        let seqs: Vec<u64> = rx
+            .try_iter()
+            .map(|m| match m {
+                WriterMsg::Frame(f) => f.meta.seq,
+                _ => panic!("only frames"),
+            })
+            .collect();
+        assert_eq!(seqs, (5..=15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_writer_queue_counts_drops_and_never_blocks() {
+        let c = cam();
+        let mut step = CaptureStep::default();
+        let (tx, _rx) = crossbeam_channel::bounded(3);
+        c.begin_recording(1, &tx, LslTime::from_nanos(0), None);
+        for seq in 0..10 {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        assert_eq!(c.status(None).drops.writer_queue_full, 7);
+    }
+
+    #[test]
+    fn fps_is_measured_from_capture_times() {
+        let c = cam();
+        let mut step = CaptureStep::default();
+        for seq in 0..=150 {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        assert!((c.status(None).fps - 100.0).abs() < 0.01);
+    }
+}

@@ -1,0 +1,110 @@
+//! Command-line interface (SPEC section 8a): the names users' scripts rely on.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hindsight",
+    version,
+    about = "Event-triggered scientific recorder: \
+    keeps the last seconds of video in RAM and writes them, and everything after, when told to start."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the recorder (the service).
+    Run(RunArgs),
+    /// Control a running recorder through its local API.
+    Ctl(CtlArgs),
+    /// Check the configuration and the recordings folder.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Finish recordings that a crash or power cut left unfinished.
+    Repair {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure the pipeline (ring, muxer, sidecar) and compare with `ffmpeg -c copy`.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Config file. Default: $HINDSIGHT_CONFIG, else /etc/hindsight/config.yaml if it
+    /// exists, else the built-in defaults (a synthetic camera).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Use this source for every camera (synthetic, v4l2, libcamera, http-mjpeg, command).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Recordings root (storage.root).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// API address (api.listen), e.g. 127.0.0.1:8787.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Rig name (rig).
+    #[arg(long)]
+    pub rig: Option<String>,
+    /// Override any config key: `--set buffer.duration=5 --set cameras.0.fps=30`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Do not show the terminal dashboard (it arrives with the dashboard issue; hindsight
+    /// logs to stderr until then).
+    #[arg(long)]
+    pub no_dashboard: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CtlArgs {
+    /// API address of the running recorder. Default: $HINDSIGHT_API, else 127.0.0.1:8787.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Environment variable holding the API token, if the API needs one.
+    #[arg(long, default_value = "HINDSIGHT_API_TOKEN")]
+    pub token_env: String,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Start recording (the buffer, then live); with SECONDS, stop by itself after that long.
+    Start { seconds: Option<f64> },
+    /// Stop recording.
+    Stop,
+    /// Write the last SECONDS from the buffer to a file; keep buffering.
+    Clip { seconds: f64 },
+    /// Put TEXT on the event stream and in the current recording's events.
+    Mark {
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Show the recorder's status.
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer frames: a quick look rather than stable figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for the benchmark's files (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Skip the `ffmpeg -c copy` comparison.
+    #[arg(long)]
+    pub no_ffmpeg: bool,
+}

@@ -1,0 +1,309 @@
+//! Clocks. One type per clock, conversions in one place (see `design/time.md`).
+//!
+//! * [`LslTime`]: the master clock. CLOCK_MONOTONIC in integer nanoseconds, which is what
+//!   liblsl's `local_clock()` reads on Linux (`std::chrono::steady_clock`). Every frame's
+//!   capture time, every command's arrival time and every timestamp pushed to LSL is an
+//!   `LslTime`. Integer nanoseconds so that sums and differences are exact; converted to
+//!   `f64` seconds only at the LSL and file boundaries.
+//! * [`WallTime`]: CLOCK_REALTIME in nanoseconds since the Unix epoch. For humans and file
+//!   names only; it can jump (NTP), so nothing is ordered or measured with it.
+//!
+//! Sources with their own device clock convert to `LslTime` in their own module, through
+//! [`ClockPair`], which samples both clocks back to back.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A point on the LSL clock (CLOCK_MONOTONIC), in nanoseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LslTime(i64);
+
+impl LslTime {
+    pub const fn from_nanos(nanos: i64) -> Self {
+        LslTime(nanos)
+    }
+
+    pub fn from_secs_f64(secs: f64) -> Self {
+        LslTime((secs * 1e9).round() as i64)
+    }
+
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds, as liblsl wants them (`lsl::local_clock()` scale).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// Reads CLOCK_MONOTONIC now.
+    pub fn now() -> Self {
+        LslTime(read_clock(libc::CLOCK_MONOTONIC))
+    }
+
+    /// `self - earlier`, or zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: LslTime) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0).max(0) as u64)
+    }
+
+    /// Signed difference in nanoseconds.
+    pub const fn nanos_since(self, other: LslTime) -> i64 {
+        self.0 - other.0
+    }
+}
+
+/// Saturating: an LSL time plus a duration never wraps.
+impl std::ops::Add<Duration> for LslTime {
+    type Output = LslTime;
+    fn add(self, d: Duration) -> LslTime {
+        LslTime(
+            self.0
+                .saturating_add(d.as_nanos().min(i64::MAX as u128) as i64),
+        )
+    }
+}
+
+impl std::ops::Sub<Duration> for LslTime {
+    type Output = LslTime;
+    fn sub(self, d: Duration) -> LslTime {
+        LslTime(
+            self.0
+                .saturating_sub(d.as_nanos().min(i64::MAX as u128) as i64),
+        )
+    }
+}
+
+impl fmt::Debug for LslTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LslTime({})", fmt_secs(self.0))
+    }
+}
+
+impl fmt::Display for LslTime {
+    /// Seconds with nanosecond precision, the form written to sidecars and Tags.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fmt_secs(self.0))
+    }
+}
+
+/// A point on the wall clock (CLOCK_REALTIME), nanoseconds since 1970-01-01 UTC.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WallTime(i64);
+
+impl WallTime {
+    pub const fn from_nanos(nanos: i64) -> Self {
+        WallTime(nanos)
+    }
+
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    pub fn now() -> Self {
+        WallTime(read_clock(libc::CLOCK_REALTIME))
+    }
+
+    /// Local calendar time, for file and folder names.
+    pub fn to_local(self) -> chrono::DateTime<chrono::Local> {
+        let utc = chrono::DateTime::<chrono::Utc>::from_timestamp(
+            self.0.div_euclid(1_000_000_000),
+            self.0.rem_euclid(1_000_000_000) as u32,
+        )
+        .unwrap_or_default();
+        utc.with_timezone(&chrono::Local)
+    }
+}
+
+impl fmt::Debug for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WallTime({})", fmt_secs(self.0))
+    }
+}
+
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fmt_secs(self.0))
+    }
+}
+
+/// Both clocks read back to back; the pair maps one onto the other.
+///
+/// The LSL clock is read twice around the wall-clock read and the midpoint kept, so the
+/// pairing error is at most half the (sub-microsecond) gap between the reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockPair {
+    pub lsl: LslTime,
+    pub wall: WallTime,
+}
+
+impl ClockPair {
+    pub fn now() -> Self {
+        let a = LslTime::now();
+        let wall = WallTime::now();
+        let b = LslTime::now();
+        ClockPair {
+            lsl: LslTime((a.0 + b.0) / 2),
+            wall,
+        }
+    }
+
+    /// The wall-clock time at which the LSL clock read `t`, by this pairing.
+    pub fn wall_at(&self, t: LslTime) -> WallTime {
+        WallTime(self.wall.0 + (t.0 - self.lsl.0))
+    }
+}
+
+/// The clocks that time-dependent code reads, so that it can be driven by a simulated
+/// clock in tests instead of by sleeping.
+pub trait Clocks: Send + Sync + 'static {
+    fn now(&self) -> ClockPair;
+    /// Sleeps until the LSL clock reaches `t` (returns at once if it already has).
+    fn sleep_until(&self, t: LslTime);
+}
+
+/// The machine's clocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealClocks;
+
+impl Clocks for RealClocks {
+    fn now(&self) -> ClockPair {
+        ClockPair::now()
+    }
+
+    fn sleep_until(&self, t: LslTime) {
+        // clock_nanosleep with an absolute deadline: no drift from wake-up latency
+        // accumulating over a schedule.
+        let ts = libc::timespec {
+            tv_sec: t.0.div_euclid(1_000_000_000) as libc::time_t,
+            tv_nsec: t.0.rem_euclid(1_000_000_000) as libc::c_long,
+        };
+        loop {
+            // SAFETY: `ts` is a valid timespec; the remainder pointer may be null with
+            // TIMER_ABSTIME.
+            let rc = unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc != libc::EINTR {
+                return;
+            }
+        }
+    }
+}
+
+/// A clock that only moves when told to: for tests of time-dependent logic.
+#[derive(Debug)]
+pub struct SimulatedClocks {
+    now: parking_lot::Mutex<ClockPair>,
+}
+
+impl SimulatedClocks {
+    pub fn new(start: ClockPair) -> Self {
+        SimulatedClocks {
+            now: parking_lot::Mutex::new(start),
+        }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock();
+        now.lsl = now.lsl + d;
+        now.wall = WallTime(now.wall.0 + d.as_nanos() as i64);
+    }
+}
+
+impl Clocks for SimulatedClocks {
+    fn now(&self) -> ClockPair {
+        *self.now.lock()
+    }
+
+    /// Simulated time jumps straight to the deadline.
+    fn sleep_until(&self, t: LslTime) {
+        let mut now = self.now.lock();
+        if t > now.lsl {
+            let d = t.0 - now.lsl.0;
+            now.lsl = t;
+            now.wall = WallTime(now.wall.0 + d);
+        }
+    }
+}
+
+fn read_clock(id: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every Linux.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    // `time_t` and `c_long` are 32 bits on 32-bit Raspberry Pi OS.
+    #[allow(clippy::useless_conversion)]
+    let (secs, nanos) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
+    secs * 1_000_000_000 + nanos
+}
+
+fn fmt_secs(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    format!("{sign}{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsl_time_prints_exact_nanoseconds() {
+        assert_eq!(
+            LslTime::from_nanos(12_000_000_345).to_string(),
+            "12.000000345"
+        );
+        assert_eq!(
+            LslTime::from_nanos(-1_500_000_000).to_string(),
+            "-1.500000000"
+        );
+    }
+
+    #[test]
+    fn monotonic_clock_advances_and_pairs_with_wall_clock() {
+        let a = ClockPair::now();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = ClockPair::now();
+        let dl = b.lsl.nanos_since(a.lsl);
+        let dw = b.wall.as_nanos() - a.wall.as_nanos();
+        assert!(dl >= 5_000_000, "monotonic advanced {dl} ns");
+        // Both clocks tick at the same rate over 5 ms (no NTP step expected here).
+        assert!((dl - dw).abs() < 2_000_000, "lsl {dl} ns vs wall {dw} ns");
+        assert_eq!(a.wall_at(b.lsl).as_nanos() - a.wall.as_nanos(), dl);
+    }
+
+    #[test]
+    fn absolute_sleep_reaches_its_deadline() {
+        let clocks = RealClocks;
+        let deadline = LslTime::now() + Duration::from_millis(20);
+        clocks.sleep_until(deadline);
+        assert!(LslTime::now() >= deadline);
+    }
+
+    #[test]
+    fn simulated_clock_moves_only_when_told() {
+        let start = ClockPair {
+            lsl: LslTime::from_nanos(1_000),
+            wall: WallTime::from_nanos(5_000),
+        };
+        let c = SimulatedClocks::new(start);
+        assert_eq!(c.now(), start);
+        c.sleep_until(LslTime::from_nanos(3_000));
+        assert_eq!(c.now().lsl, LslTime::from_nanos(3_000));
+        assert_eq!(c.now().wall, WallTime::from_nanos(7_000));
+        c.advance(Duration::from_nanos(10));
+        assert_eq!(c.now().lsl, LslTime::from_nanos(3_010));
+    }
+}

@@ -1,0 +1,601 @@
+//! The control thread and the command bus.
+//!
+//! Every trigger source (the local API now; ntfy, keys and LSL markers later) sends the
+//! same [`Command`]s on the [`CommandBus`], stamped with the instant it received them. The
+//! control thread runs the [`Recorder`] state machine on each and carries out its actions:
+//! it names files, tells each camera's writer to open them, and hands the writer the
+//! buffered frames (references, not copies) before live frames follow. It also keeps the
+//! status that the API serves.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::capture::Camera;
+use crate::clock::{ClockPair, Clocks, LslTime};
+use crate::recorder::{
+    Action, ActiveRecording, Command, Decision, Origin, Outcome, Recorder, State,
+};
+use crate::status::{CommandStatus, FileSummary, RecordingStatus, Status};
+use crate::writer::files::{RecordingPaths, StemAllocator};
+use crate::writer::{FileKind, OpenSpec, WriterEvent, WriterMsg};
+
+/// The answer to a command.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub state: State,
+    /// Files opened by this command.
+    pub files: Vec<String>,
+}
+
+/// A command on its way to the control thread.
+pub struct Envelope {
+    pub command: Command,
+    pub origin: Origin,
+    /// When the trigger source received it: the command's time.
+    pub received: ClockPair,
+    pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+}
+
+enum ControlMsg {
+    Command(Envelope),
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the recorder is shutting down")]
+    Closed,
+    #[error("no answer from the recorder within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Where every trigger source sends commands. Cheap to clone.
+#[derive(Clone)]
+pub struct CommandBus {
+    tx: Sender<ControlMsg>,
+}
+
+impl CommandBus {
+    /// Sends a command stamped now; the outcome is logged, not returned.
+    pub fn send(&self, command: Command, origin: Origin) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: ClockPair::now(),
+                reply: None,
+            }))
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Sends a command stamped now and waits for its outcome.
+    pub async fn request(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: ClockPair::now(),
+                reply: Some(tx),
+            }))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(BusError::Closed),
+            Err(_) => Err(BusError::Timeout(limit)),
+        }
+    }
+
+    /// Asks for a graceful shutdown: recordings are finished, then threads stop.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(ControlMsg::Shutdown);
+    }
+}
+
+/// What the control thread needs to name and tag files.
+#[derive(Clone, Debug)]
+pub struct ControlSettings {
+    pub root: PathBuf,
+    pub prefix: String,
+    pub fsync_interval: Option<Duration>,
+    pub rig: String,
+    pub host: String,
+    pub pre_trigger: Duration,
+}
+
+/// The parts of the status the control thread owns; camera counters are read live.
+#[derive(Default)]
+struct ControlView {
+    state: Option<State>,
+    recording: Option<ActiveRecording>,
+    current_files: Vec<String>,
+    last_command: Option<CommandStatus>,
+    last_files: BTreeMap<usize, FileSummary>,
+    warnings: Vec<String>,
+}
+
+/// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
+pub struct StatusHub {
+    started: Instant,
+    rig: String,
+    cameras: Vec<Arc<Camera>>,
+    unfinished: Vec<String>,
+    view: Mutex<ControlView>,
+}
+
+impl StatusHub {
+    pub fn new(rig: String, cameras: Vec<Arc<Camera>>, unfinished: Vec<String>) -> StatusHub {
+        StatusHub {
+            started: Instant::now(),
+            rig,
+            cameras,
+            unfinished,
+            view: Mutex::new(ControlView::default()),
+        }
+    }
+
+    pub fn snapshot(&self) -> Status {
+        let now = ClockPair::now();
+        let view = self.view.lock();
+        let state = view.state.unwrap_or(State::Idle);
+        let cameras = self
+            .cameras
+            .iter()
+            .map(|c| {
+                let file = view
+                    .current_files
+                    .iter()
+                    .find(|f| f.ends_with(&format!("_{}.mkv", c.name)))
+                    .cloned();
+                c.status(file)
+            })
+            .collect();
+        Status {
+            state: state.as_str().into(),
+            state_code: state.lsl_code(),
+            rig: self.rig.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            lsl_time: now.lsl.as_secs_f64(),
+            unix_time: now.wall.as_secs_f64(),
+            current_files: view.current_files.clone(),
+            recording: view.recording.as_ref().map(|r| RecordingStatus {
+                id: r.id,
+                trigger_lsl_time: r.trigger.as_secs_f64(),
+                elapsed_s: now.lsl.saturating_since(r.trigger).as_secs_f64(),
+                pre_trigger_s: r.pre_trigger.as_secs_f64(),
+                remaining_s: r.until.map(|u| u.saturating_since(now.lsl).as_secs_f64()),
+                trigger_source: r.origin.source.clone(),
+                trigger_text: r.origin.text.clone(),
+            }),
+            last_command: view.last_command.clone(),
+            last_files: view.last_files.values().cloned().collect(),
+            cameras,
+            unfinished_files: self.unfinished.clone(),
+            warnings: view.warnings.clone(),
+        }
+    }
+}
+
+/// Files of one recording or clip that are still open, per camera.
+struct OpenFiles {
+    paths: BTreeMap<usize, String>,
+    failed: usize,
+}
+
+/// See the module documentation.
+pub struct Control {
+    recorder: Recorder,
+    cameras: Vec<Arc<Camera>>,
+    writers: Vec<Sender<WriterMsg>>,
+    settings: ControlSettings,
+    stems: StemAllocator,
+    open: BTreeMap<u64, OpenFiles>,
+    hub: Arc<StatusHub>,
+    clocks: Arc<dyn Clocks>,
+}
+
+/// Creates the bus and its receiving end.
+pub fn command_bus() -> (CommandBus, ControlInbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (CommandBus { tx }, ControlInbox { rx })
+}
+
+/// The control thread's end of the bus.
+pub struct ControlInbox {
+    rx: Receiver<ControlMsg>,
+}
+
+impl Control {
+    pub fn new(
+        settings: ControlSettings,
+        cameras: Vec<Arc<Camera>>,
+        writers: Vec<Sender<WriterMsg>>,
+        hub: Arc<StatusHub>,
+        clocks: Arc<dyn Clocks>,
+    ) -> Control {
+        Control {
+            recorder: Recorder::new(settings.pre_trigger),
+            cameras,
+            writers,
+            settings,
+            stems: StemAllocator::default(),
+            open: BTreeMap::new(),
+            hub,
+            clocks,
+        }
+    }
+
+    /// Runs until a shutdown is asked for (or every bus handle is gone) and every open
+    /// file is finished.
+    pub fn run(mut self, inbox: ControlInbox, writer_events: Receiver<WriterEvent>) {
+        let mut shutdown_since: Option<Instant> = None;
+        loop {
+            self.update_buffering();
+            let now = self.clocks.now().lsl;
+            let mut wait = Duration::from_millis(100);
+            if let Some(d) = self.recorder.next_deadline() {
+                wait = wait.min(d.saturating_since(now));
+            }
+            select! {
+                recv(inbox.rx) -> msg => match msg {
+                    Ok(ControlMsg::Command(env)) if shutdown_since.is_none() => self.command(env),
+                    Ok(ControlMsg::Command(env)) => {
+                        if let Some(tx) = env.reply {
+                            let _ = tx.send(Reply {
+                                outcome: Outcome::Rejected("shutting down".into()),
+                                state: self.recorder.state(),
+                                files: Vec::new(),
+                            });
+                        }
+                    }
+                    Ok(ControlMsg::Shutdown) | Err(_) => {
+                        if shutdown_since.is_none() {
+                            tracing::info!("shutting down: finishing open files");
+                            shutdown_since = Some(Instant::now());
+                            let now = self.clocks.now();
+                            if let Some(a) = self.recorder.shutdown(now.lsl) {
+                                self.execute(vec![a], now);
+                            }
+                        }
+                        if msg.is_err() {
+                            // Nobody can send any more; keep draining writer events only.
+                            self.drain_until_closed(&writer_events, shutdown_since.expect("set"));
+                            self.publish();
+                            return;
+                        }
+                    }
+                },
+                recv(writer_events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.writer_event(ev);
+                    }
+                }
+                default(wait) => {}
+            }
+            let now = self.clocks.now();
+            if let Some(d) = self.recorder.tick(now.lsl) {
+                tracing::info!("{}", d.outcome.message());
+                self.execute(d.actions, now);
+            }
+            self.publish();
+            if let Some(since) = shutdown_since {
+                self.drain_until_closed(&writer_events, since);
+                self.publish();
+                return;
+            }
+        }
+    }
+
+    fn drain_until_closed(&mut self, events: &Receiver<WriterEvent>, since: Instant) {
+        let limit = Duration::from_secs(30);
+        while !self.open.is_empty() {
+            let left = limit.saturating_sub(since.elapsed());
+            match events.recv_timeout(left) {
+                Ok(ev) => self.writer_event(ev),
+                Err(_) => {
+                    tracing::error!(
+                        "files still open after {limit:?}: {:?}",
+                        self.open
+                            .values()
+                            .flat_map(|o| o.paths.values())
+                            .collect::<Vec<_>>()
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn update_buffering(&mut self) {
+        let delivering = self.cameras.iter().all(|c| {
+            c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed) > 0
+                && c.stats.running.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        self.recorder.set_buffering(delivering);
+    }
+
+    fn command(&mut self, env: Envelope) {
+        let Envelope {
+            command,
+            origin,
+            received,
+            reply,
+        } = env;
+        let decision: Decision = self.recorder.handle(&command, &origin, received.lsl);
+        let files = self.execute(decision.actions, received);
+        match &decision.outcome {
+            Outcome::Done(m) => tracing::info!(source = %origin.source, "{command}: {m}"),
+            Outcome::NoOp(m) => tracing::info!(source = %origin.source, "{command}: no-op: {m}"),
+            Outcome::Rejected(m) => {
+                tracing::warn!(source = %origin.source, "{command}: rejected: {m}")
+            }
+        }
+        {
+            let mut view = self.hub.view.lock();
+            view.last_command = Some(CommandStatus {
+                command: command.to_string(),
+                source: origin.source.clone(),
+                text: origin.text.clone(),
+                unix_time: received.wall.as_secs_f64(),
+                outcome: decision.outcome.kind().into(),
+                message: decision.outcome.message().into(),
+            });
+        }
+        if let Some(tx) = reply {
+            let _ = tx.send(Reply {
+                outcome: decision.outcome,
+                state: self.recorder.state(),
+                files,
+            });
+        }
+    }
+
+    /// Carries out actions; returns the MKV paths opened.
+    fn execute(&mut self, actions: Vec<Action>, at: ClockPair) -> Vec<String> {
+        let mut opened = Vec::new();
+        for action in actions {
+            match action {
+                Action::StartRecording {
+                    id,
+                    trigger,
+                    pre_trigger,
+                    until,
+                    origin,
+                } => {
+                    let paths =
+                        self.open_files(id, FileKind::Recording, trigger, at, pre_trigger, &origin);
+                    match paths {
+                        Ok(paths) => {
+                            for cam in &self.cameras {
+                                let (sent, lost) = cam.begin_recording(
+                                    id,
+                                    &self.writers[cam.index],
+                                    trigger - pre_trigger,
+                                    until,
+                                );
+                                tracing::info!(
+                                    camera = %cam.name,
+                                    "recording {id}: {sent} buffered frames queued{}",
+                                    if lost > 0 { format!(", {lost} did not fit the writer queue") } else { String::new() }
+                                );
+                            }
+                            opened.extend(paths);
+                        }
+                        Err(e) => {
+                            self.warn(format!("recording {id} could not start: {e}"));
+                            if let Some(d) = self.recorder.recording_failed(id, &e, at.lsl) {
+                                self.execute(d.actions, at);
+                            }
+                        }
+                    }
+                }
+                Action::StopRecording {
+                    id,
+                    at: end,
+                    reason,
+                } => {
+                    for cam in &self.cameras {
+                        cam.end_recording(id);
+                        let _ = self.writers[cam.index].send(WriterMsg::Close {
+                            id,
+                            end: Some(end),
+                            reason: reason.to_string(),
+                        });
+                    }
+                }
+                Action::Clip {
+                    id,
+                    from,
+                    to,
+                    origin,
+                } => {
+                    let pre = to.saturating_since(from);
+                    match self.open_files(id, FileKind::Clip, to, at, pre, &origin) {
+                        Ok(paths) => {
+                            for cam in &self.cameras {
+                                let w = &self.writers[cam.index];
+                                cam.send_buffered(w, from, to);
+                                let _ = w.send(WriterMsg::Close {
+                                    id,
+                                    end: Some(to),
+                                    reason: "clip complete".into(),
+                                });
+                            }
+                            opened.extend(paths);
+                        }
+                        Err(e) => self.warn(format!("clip {id} could not be written: {e}")),
+                    }
+                }
+                Action::Mark {
+                    text,
+                    at: when,
+                    recording,
+                    origin,
+                } => {
+                    tracing::info!(source = %origin.source, "mark: {text}");
+                    if let Some(id) = recording {
+                        for w in &self.writers {
+                            let _ = w.send(WriterMsg::Mark {
+                                id,
+                                text: text.clone(),
+                                at: when,
+                                wall: at.wall_at(when),
+                                origin: origin.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        opened
+    }
+
+    /// Names the files of recording `id` and tells every camera's writer to open them.
+    fn open_files(
+        &mut self,
+        id: u64,
+        kind: FileKind,
+        trigger: LslTime,
+        at: ClockPair,
+        pre_trigger: Duration,
+        origin: &Origin,
+    ) -> Result<Vec<String>, String> {
+        let trigger_wall = at.wall_at(trigger);
+        let names: Vec<&str> = self.cameras.iter().map(|c| c.name.as_str()).collect();
+        let (dir, stem) = self
+            .stems
+            .allocate(
+                &self.settings.root,
+                &self.settings.prefix,
+                trigger_wall,
+                &names,
+            )
+            .map_err(|e| format!("cannot create the folder for recordings: {e}"))?;
+        let mut files = OpenFiles {
+            paths: BTreeMap::new(),
+            failed: 0,
+        };
+        let mut opened = Vec::new();
+        for cam in &self.cameras {
+            let paths = RecordingPaths::new(&dir, &stem, &cam.name);
+            let mkv = paths.mkv.display().to_string();
+            let spec = OpenSpec {
+                id,
+                kind,
+                paths,
+                trigger,
+                trigger_wall,
+                pre_trigger,
+                origin: origin.clone(),
+                tags: vec![
+                    ("CAMERA".into(), cam.name.clone()),
+                    ("SOURCE".into(), cam.info.to_string()),
+                    ("SOURCE_ID".into(), cam.source_id.clone()),
+                    ("HOST".into(), self.settings.host.clone()),
+                    ("RIG".into(), self.settings.rig.clone()),
+                    (
+                        "ENCODER".into(),
+                        format!("hindsight {}", env!("CARGO_PKG_VERSION")),
+                    ),
+                ],
+                fsync_interval: self.settings.fsync_interval,
+            };
+            if self.writers[cam.index]
+                .send(WriterMsg::Open(Box::new(spec)))
+                .is_err()
+            {
+                return Err(format!("the writer of camera {} is gone", cam.name));
+            }
+            files.paths.insert(cam.index, mkv.clone());
+            opened.push(mkv);
+        }
+        self.open.insert(id, files);
+        Ok(opened)
+    }
+
+    fn writer_event(&mut self, ev: WriterEvent) {
+        match ev {
+            WriterEvent::Opened {
+                camera,
+                id,
+                path,
+                first_frame,
+                first_lsl,
+            } => {
+                tracing::info!(
+                    camera = %self.cameras[camera].name,
+                    "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl})"
+                );
+            }
+            WriterEvent::Closed {
+                camera,
+                id,
+                summary,
+            } => {
+                if let Some(e) = &summary.error {
+                    self.warn(format!("{}: {e}", summary.path));
+                }
+                self.hub.view.lock().last_files.insert(camera, summary);
+                self.file_done(id, camera, false);
+            }
+            WriterEvent::Failed {
+                camera,
+                id,
+                path,
+                error,
+            } => {
+                self.warn(format!("{path}: {error}"));
+                self.cameras[camera].end_recording(id);
+                self.file_done(id, camera, true);
+                let all_failed = self
+                    .open
+                    .get(&id)
+                    .is_none_or(|o| o.paths.is_empty() || o.failed == self.cameras.len());
+                if all_failed {
+                    let now = self.clocks.now();
+                    if let Some(d) = self.recorder.recording_failed(id, &error, now.lsl) {
+                        tracing::error!("{}", d.outcome.message());
+                        self.execute(d.actions, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn file_done(&mut self, id: u64, camera: usize, failed: bool) {
+        if let Some(o) = self.open.get_mut(&id) {
+            o.paths.remove(&camera);
+            o.failed += failed as usize;
+            if o.paths.is_empty() {
+                self.open.remove(&id);
+            }
+        }
+    }
+
+    fn warn(&self, msg: String) {
+        tracing::warn!("{msg}");
+        let mut view = self.hub.view.lock();
+        view.warnings.push(msg);
+        let excess = view.warnings.len().saturating_sub(10);
+        view.warnings.drain(..excess);
+    }
+
+    fn publish(&self) {
+        let mut view = self.hub.view.lock();
+        view.state = Some(self.recorder.state());
+        view.recording = self.recorder.recording().cloned();
+        view.current_files = self
+            .open
+            .values()
+            .flat_map(|o| o.paths.values().cloned())
+            .collect();
+    }
+}

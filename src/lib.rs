@@ -1,0 +1,37 @@
+//! hindsight: an event-triggered scientific recorder.
+//!
+//! One box per thread; the file tree follows the data:
+//!
+//! ```text
+//!  source/ ──► capture (pinned thread) ──► ring (pre-trigger, RAM) ──┐
+//!  camera      seq numbers, capture time                            │ on start: buffered
+//!              on the LSL clock (clock)                             │ frames, then live
+//!                                                                   ▼
+//!  api/ (and later ntfy, keys, LSL markers) ──► control ──► writer/ thread per camera
+//!       CommandBus: same commands from        (recorder         ├─ mkv   (sans-IO muxer)
+//!       every trigger source                  state machine)    ├─ sidecar (frames.csv)
+//!                                                    │          └─ files  (names, fsync)
+//!  status snapshot ◄─────────────────────────────────┘
+//!  (API JSON; later dashboard and LSL status outlets)
+//! ```
+//!
+//! Frames are immutable after capture and their JPEG bytes live in the ring's
+//! preallocated storage; the writer receives references, never copies. See
+//! `design/time.md` for what a timestamp means and `design/files.md` for the files.
+
+pub mod api;
+pub mod bench;
+pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod frame;
+pub mod recorder;
+pub mod repair;
+pub mod ring;
+pub mod run;
+pub mod source;
+pub mod status;
+pub mod writer;

@@ -1,0 +1,194 @@
+//! The `hindsight` command: parses the command line and hands over to the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use hindsight::api::client::ApiClient;
+use hindsight::cli::{Cli, Cmd, CtlAction, CtlArgs, RunArgs};
+use hindsight::config::{self, Config};
+use serde_norway::Value;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Cmd::Run(args) => match load_for_run(&args) {
+            Ok((config, origin)) => match hindsight::run::run(config, &origin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("hindsight: {e:#}");
+                    ExitCode::from(2)
+                }
+            },
+            Err(e) => {
+                eprintln!("hindsight: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Ctl(args) => ctl(args),
+        Cmd::Check { config } => {
+            let path = config_path(config);
+            hindsight::check::run(path.as_deref())
+        }
+        Cmd::Repair { files } => hindsight::repair::run(&files),
+        Cmd::Bench(args) => match hindsight::bench::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hindsight bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HINDSIGHT_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_thread_names(true)
+        .init();
+}
+
+/// `--config`, else $HINDSIGHT_CONFIG, else /etc/hindsight/config.yaml if present.
+fn config_path(arg: Option<PathBuf>) -> Option<PathBuf> {
+    arg.or_else(|| std::env::var_os("HINDSIGHT_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let etc = Path::new("/etc/hindsight/config.yaml");
+            etc.exists().then(|| etc.to_path_buf())
+        })
+}
+
+fn load_for_run(args: &RunArgs) -> Result<(Config, String), String> {
+    let loaded =
+        Config::load(config_path(args.config.clone()).as_deref()).map_err(|e| e.to_string())?;
+    let mut sets: Vec<(String, Value)> = Vec::new();
+    if let Some(s) = &args.source {
+        s.parse::<config::SourceKind>()?;
+        sets.push(("cameras.*.source".into(), Value::String(s.clone())));
+    }
+    if let Some(r) = &args.root {
+        sets.push((
+            "storage.root".into(),
+            Value::String(r.display().to_string()),
+        ));
+    }
+    if let Some(a) = &args.api {
+        sets.push(("api.listen".into(), Value::String(a.clone())));
+    }
+    if let Some(r) = &args.rig {
+        sets.push(("rig".into(), Value::String(r.clone())));
+    }
+    for s in &args.set {
+        sets.push(config::parse_override(s).map_err(|e| e.to_string())?);
+    }
+    let config = loaded
+        .config
+        .with_overrides(&sets)
+        .map_err(|e| e.to_string())?;
+    Ok((config, loaded.origin))
+}
+
+fn ctl(args: CtlArgs) -> ExitCode {
+    let addr = args
+        .api
+        .or_else(|| std::env::var("HINDSIGHT_API").ok())
+        .unwrap_or_else(|| "127.0.0.1:8787".into());
+    let token = std::env::var(&args.token_env).ok();
+    let client = match ApiClient::new(&addr, token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hindsight ctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.action {
+        CtlAction::Status { json } => {
+            return match client.status() {
+                Ok(s) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&s).expect("status serializes")
+                        );
+                    } else {
+                        print_status(&s);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hindsight ctl: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        CtlAction::Start { seconds } => client.start(seconds),
+        CtlAction::Stop => client.stop(),
+        CtlAction::Clip { seconds } => client.clip(seconds),
+        CtlAction::Mark { text } => client.mark(&text.join(" ")),
+    };
+    match result {
+        Ok(r) => {
+            println!("{} ({}): {}", r.outcome, r.state, r.message);
+            for f in &r.files {
+                println!("  {f}");
+            }
+            if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("hindsight ctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_status(s: &hindsight::status::Status) {
+    println!("state: {} (rig {}, up {:.0} s)", s.state, s.rig, s.uptime_s);
+    if let Some(r) = &s.recording {
+        println!(
+            "recording {}: {:.1} s, {:.1} s before trigger, from {} ({})",
+            r.id, r.elapsed_s, r.pre_trigger_s, r.trigger_source, r.trigger_text
+        );
+    }
+    for f in &s.current_files {
+        println!("writing: {f}");
+    }
+    for c in &s.cameras {
+        println!(
+            "{}: {} {}x{} {:.1}/{} fps, captured {}, written {}, dropped {}, buffer {:.1} s ({:.0}%)",
+            c.name,
+            c.source,
+            c.width,
+            c.height,
+            c.fps,
+            c.target_fps,
+            c.frames_captured,
+            c.frames_written,
+            c.frames_dropped,
+            c.buffered_seconds,
+            c.buffer_fill * 100.0
+        );
+    }
+    if let Some(c) = &s.last_command {
+        println!(
+            "last command: {} from {}: {} {}",
+            c.command, c.source, c.outcome, c.message
+        );
+    }
+    for f in &s.unfinished_files {
+        println!("unfinished: {f} (hindsight repair {f})");
+    }
+    for w in &s.warnings {
+        println!("warning: {w}");
+    }
+}

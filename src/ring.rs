@@ -1,0 +1,404 @@
+//! The pre-trigger ring: the last `buffer.duration` seconds of one camera's JPEG frames, in RAM.
+//!
+//! Storage is a fixed set of equal chunks (`bytes::BytesMut`), allocated and touched when
+//! the ring is made. A frame's bytes are copied once, from the source's scratch buffer into
+//! the current chunk, and split off as a reference-counted `Bytes`: the ring and the writer
+//! share that payload and nothing copies it again. When the current chunk is full the ring
+//! moves to the next one, evicting the frames still stored there (they are the oldest) and
+//! reclaiming the chunk in place. `BytesMut::try_reclaim` never allocates: it succeeds only
+//! when no `Bytes` into the chunk is alive any more. A chunk still held by the writer (a
+//! recording far behind) cannot be reused, and the new frame is dropped and counted.
+//!
+//! Eviction is O(1) per frame (pop from the front of a preallocated `VecDeque`); push is
+//! O(1) amortized (one memcpy). In steady state nothing is allocated.
+//!
+//! Bounds: frames older than `duration` (relative to the newest) go; the byte budget holds
+//! between (chunks − 1)/chunks and all of `max_bytes` of JPEG data, because space is
+//! recycled a chunk at a time; the slot budget (`max_frames`) bounds the metadata.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use crate::clock::LslTime;
+use crate::frame::{Frame, FrameMeta};
+
+/// Size limits of a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingLimits {
+    /// Keep frames captured no more than this long before the newest.
+    pub duration: Duration,
+    /// JPEG bytes the ring may hold; allocated up front.
+    pub max_bytes: usize,
+    /// Frame slots; allocated up front.
+    pub max_frames: usize,
+}
+
+impl RingLimits {
+    /// Limits for `duration` at a nominal `fps`: slots for 25 % more frames than the
+    /// nominal rate gives, so a camera running slightly fast never shortens the buffer.
+    pub fn for_rate(duration: Duration, fps: f64, max_bytes: usize) -> RingLimits {
+        let nominal = (duration.as_secs_f64() * fps).ceil() as usize;
+        RingLimits {
+            duration,
+            max_bytes,
+            max_frames: nominal + nominal / 4 + 64,
+        }
+    }
+}
+
+/// Why a frame could not be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropCause {
+    /// The space it needs is still held by the writer: a recording has fallen far behind.
+    WriterBehind,
+    /// The frame is larger than one storage chunk (`max_bytes` / chunks).
+    TooLarge,
+}
+
+/// What the ring did with frames, by cause. Monotonic counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    pub stored: u64,
+    /// Frames evicted before they were `duration` old because the byte budget was full:
+    /// the pre-trigger buffer was shorter than configured for them.
+    pub evicted_early_bytes: u64,
+    /// Same, because all frame slots were in use.
+    pub evicted_early_slots: u64,
+    pub dropped_writer_behind: u64,
+    pub dropped_too_large: u64,
+}
+
+/// See the module documentation.
+pub struct PreTriggerRing {
+    limits: RingLimits,
+    chunks: Vec<BytesMut>,
+    /// Start address of each chunk's allocation, to tell which chunk a frame lives in.
+    chunk_bases: Vec<usize>,
+    chunk_size: usize,
+    current: usize,
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    counters: RingCounters,
+}
+
+impl PreTriggerRing {
+    /// Allocates and touches all storage now, so that capture never waits on a page fault
+    /// or the allocator later.
+    pub fn new(limits: RingLimits) -> PreTriggerRing {
+        assert!(limits.max_frames > 0, "a ring needs frame slots");
+        let n_chunks = (limits.max_bytes / (4 << 20)).clamp(4, 64);
+        let chunk_size = limits.max_bytes / n_chunks;
+        let mut chunks = Vec::with_capacity(n_chunks);
+        let mut chunk_bases = Vec::with_capacity(n_chunks);
+        for _ in 0..n_chunks {
+            let mut c = BytesMut::with_capacity(chunk_size);
+            // Writing every byte faults every page in now.
+            c.resize(chunk_size, 0);
+            c.clear();
+            // Splitting once turns the chunk into a shared buffer; later splits only bump a
+            // reference count instead of allocating the shared header on first use.
+            drop(c.split());
+            chunk_bases.push(c.as_ptr() as usize);
+            chunks.push(c);
+        }
+        PreTriggerRing {
+            limits,
+            chunks,
+            chunk_bases,
+            chunk_size,
+            current: 0,
+            frames: VecDeque::with_capacity(limits.max_frames),
+            bytes: 0,
+            counters: RingCounters::default(),
+        }
+    }
+
+    /// Stores a frame (copying `jpeg` into ring storage) and evicts what is now too old.
+    /// Returns the stored frame, sharing its payload, or why it could not be stored.
+    pub fn push(&mut self, meta: FrameMeta, jpeg: &[u8]) -> Result<&Frame, DropCause> {
+        let len = jpeg.len();
+        if len > self.chunk_size {
+            self.counters.dropped_too_large += 1;
+            return Err(DropCause::TooLarge);
+        }
+        if self.chunks[self.current].capacity() < len {
+            let next = (self.current + 1) % self.chunks.len();
+            while self
+                .frames
+                .front()
+                .is_some_and(|f| self.chunk_of(f) == next)
+            {
+                self.pop_front();
+                self.counters.evicted_early_bytes += 1;
+            }
+            if !self.chunks[next].try_reclaim(self.chunk_size) {
+                self.counters.dropped_writer_behind += 1;
+                return Err(DropCause::WriterBehind);
+            }
+            self.current = next;
+        }
+        if self.frames.len() == self.frames.capacity() {
+            self.pop_front();
+            self.counters.evicted_early_slots += 1;
+        }
+        let chunk = &mut self.chunks[self.current];
+        chunk.extend_from_slice(jpeg);
+        let data = chunk.split().freeze();
+        self.frames.push_back(Frame { meta, data });
+        self.bytes += len;
+        self.counters.stored += 1;
+
+        let horizon = meta.capture - self.limits.duration;
+        while self
+            .frames
+            .front()
+            .is_some_and(|f| f.meta.capture < horizon)
+        {
+            self.pop_front();
+        }
+        debug_assert!(self.bytes <= self.limits.max_bytes);
+        Ok(self.frames.back().expect("just pushed"))
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(f) = self.frames.pop_front() {
+            self.bytes -= f.len();
+        }
+    }
+
+    fn chunk_of(&self, f: &Frame) -> usize {
+        let p = f.data.as_ptr() as usize;
+        self.chunk_bases
+            .iter()
+            .position(|&b| p >= b && p < b + self.chunk_size)
+            .expect("every buffered frame lives in a chunk")
+    }
+
+    /// Buffered frames captured at or after `t`, oldest first.
+    pub fn frames_since(&self, t: LslTime) -> impl Iterator<Item = &Frame> + '_ {
+        let start = self.frames.partition_point(|f| f.meta.capture < t);
+        self.frames.range(start..)
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// JPEG bytes currently buffered.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Bytes allocated for JPEG data.
+    pub fn capacity_bytes(&self) -> usize {
+        self.chunk_size * self.chunks.len()
+    }
+
+    /// Largest frame the ring can hold.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.chunk_size
+    }
+
+    pub fn limits(&self) -> RingLimits {
+        self.limits
+    }
+
+    /// Time from the oldest to the newest buffered frame.
+    pub fn span(&self) -> Duration {
+        match (self.frames.front(), self.frames.back()) {
+            (Some(a), Some(b)) => b.meta.capture.saturating_since(a.meta.capture),
+            _ => Duration::ZERO,
+        }
+    }
+
+    pub fn newest(&self) -> Option<&Frame> {
+        self.frames.back()
+    }
+
+    pub fn oldest(&self) -> Option<&Frame> {
+        self.frames.front()
+    }
+
+    pub fn counters(&self) -> RingCounters {
+        self.counters
+    }
+
+    /// Memory the ring allocated up front: chunk storage plus frame slots.
+    pub fn allocated_bytes(&self) -> usize {
+        self.capacity_bytes() + self.frames.capacity() * std::mem::size_of::<Frame>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::WallTime;
+
+    const MS: i64 = 1_000_000;
+
+    fn meta(seq: u64, t_ms: i64) -> FrameMeta {
+        FrameMeta {
+            seq,
+            capture: LslTime::from_nanos(t_ms * MS),
+            wall: WallTime::from_nanos(t_ms * MS),
+            width: 16,
+            height: 16,
+            keyframe: true,
+        }
+    }
+
+    fn payload(seq: u64, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (seq as usize + i) as u8).collect()
+    }
+
+    fn ring(duration_ms: u64, max_bytes: usize, max_frames: usize) -> PreTriggerRing {
+        PreTriggerRing::new(RingLimits {
+            duration: Duration::from_millis(duration_ms),
+            max_bytes,
+            max_frames,
+        })
+    }
+
+    #[test]
+    fn keeps_exactly_the_last_duration() {
+        let mut r = ring(1000, 4 << 20, 1000);
+        for i in 0..300u64 {
+            r.push(meta(i, i as i64 * 10), &payload(i, 100)).unwrap();
+        }
+        // Newest at 2990 ms: frames from 1990 ms on are kept (101 frames).
+        assert_eq!(r.oldest().unwrap().meta.seq, 199);
+        assert_eq!(r.newest().unwrap().meta.seq, 299);
+        assert_eq!(r.len(), 101);
+        assert_eq!(r.span(), Duration::from_millis(1000));
+        assert_eq!(r.bytes(), 101 * 100);
+        let c = r.counters();
+        assert_eq!(c.stored, 300);
+        assert_eq!(c.evicted_early_bytes + c.evicted_early_slots, 0);
+    }
+
+    #[test]
+    fn payloads_are_stored_intact() {
+        let mut r = ring(10_000, 1 << 20, 1000);
+        for i in 0..50u64 {
+            r.push(meta(i, i as i64), &payload(i, 1000 + i as usize))
+                .unwrap();
+        }
+        for f in r.frames_since(LslTime::from_nanos(0)) {
+            assert_eq!(
+                &f.data[..],
+                &payload(f.meta.seq, 1000 + f.meta.seq as usize)[..]
+            );
+        }
+    }
+
+    #[test]
+    fn byte_budget_evicts_oldest_and_counts_it() {
+        // 1 MiB in 4 chunks of 256 KiB; 10 kB frames, all within the duration.
+        let mut r = ring(1_000_000, 1 << 20, 10_000);
+        for i in 0..500u64 {
+            r.push(meta(i, i as i64), &payload(i, 10_000)).unwrap();
+        }
+        assert!(r.bytes() <= 1 << 20);
+        // At least three of four chunks are full of frames.
+        assert!(r.bytes() >= 3 * (1 << 18) - 3 * 10_000, "{}", r.bytes());
+        let c = r.counters();
+        assert_eq!(c.evicted_early_bytes, 500 - r.len() as u64);
+        // The survivors are the newest, in order, with no holes.
+        let seqs: Vec<u64> = r
+            .frames_since(LslTime::from_nanos(0))
+            .map(|f| f.meta.seq)
+            .collect();
+        assert_eq!(*seqs.last().unwrap(), 499);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn slot_budget_evicts_oldest_and_counts_it() {
+        let mut r = ring(1_000_000, 1 << 20, 10);
+        let slots = r.frames.capacity();
+        for i in 0..(slots as u64 + 5) {
+            r.push(meta(i, i as i64), &payload(i, 10)).unwrap();
+        }
+        assert_eq!(r.len(), slots);
+        assert_eq!(r.counters().evicted_early_slots, 5);
+        assert_eq!(r.oldest().unwrap().meta.seq, 5);
+    }
+
+    #[test]
+    fn a_chunk_held_by_the_writer_is_not_overwritten() {
+        let mut r = ring(1_000_000, 1 << 20, 10_000);
+        // The "writer" holds the first frame, pinning chunk 0.
+        let held = r.push(meta(0, 0), &payload(0, 10_000)).unwrap().clone();
+        let mut dropped = 0;
+        for i in 1..200u64 {
+            if r.push(meta(i, i as i64), &payload(i, 10_000)).err() == Some(DropCause::WriterBehind)
+            {
+                dropped += 1;
+            }
+        }
+        assert!(dropped > 0, "the ring must refuse rather than overwrite");
+        assert_eq!(r.counters().dropped_writer_behind, dropped);
+        assert_eq!(
+            &held.data[..],
+            &payload(0, 10_000)[..],
+            "held payload intact"
+        );
+        // Once the writer lets go, storing works again.
+        drop(held);
+        assert!(r.push(meta(500, 500), &payload(500, 10_000)).is_ok());
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_and_counted() {
+        let mut r = ring(1000, 1 << 20, 100);
+        let too_big = vec![0u8; r.max_frame_bytes() + 1];
+        assert_eq!(
+            r.push(meta(0, 0), &too_big).unwrap_err(),
+            DropCause::TooLarge
+        );
+        assert_eq!(r.counters().dropped_too_large, 1);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn frames_since_finds_the_pre_trigger_start() {
+        let mut r = ring(10_000, 1 << 20, 1000);
+        for i in 0..100u64 {
+            r.push(meta(i, i as i64 * 10), &payload(i, 10)).unwrap();
+        }
+        let first = r
+            .frames_since(LslTime::from_nanos(455 * MS))
+            .next()
+            .unwrap();
+        assert_eq!(first.meta.seq, 46);
+        assert_eq!(r.frames_since(LslTime::from_nanos(2000 * MS)).count(), 0);
+    }
+
+    #[test]
+    fn a_zero_duration_ring_keeps_only_the_newest_frame() {
+        let mut r = ring(0, 1 << 20, 100);
+        for i in 0..10u64 {
+            r.push(meta(i, i as i64), &payload(i, 10)).unwrap();
+        }
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.newest().unwrap().meta.seq, 9);
+    }
+
+    #[test]
+    fn storage_is_reused_not_reallocated() {
+        let mut r = ring(1_000_000, 1 << 20, 100_000);
+        let bases = r.chunk_bases.clone();
+        for i in 0..5_000u64 {
+            let f = r.push(meta(i, i as i64), &payload(i, 3_000)).unwrap();
+            let p = f.data.as_ptr() as usize;
+            assert!(bases.iter().any(|&b| p >= b && p < b + r.chunk_size));
+        }
+        assert_eq!(r.chunk_bases, bases);
+    }
+}

@@ -1,0 +1,204 @@
+//! `hindsight run`: wires the pipeline together and runs it until SIGTERM.
+//!
+//! Everything that can fail on bad input (config, recordings root, sources, API port) is
+//! checked before the first thread starts: a bad start leaves nothing half-running.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use crate::capture::{self, Camera};
+use crate::clock::{Clocks, RealClocks};
+use crate::config::{Config, CpuCore};
+use crate::control::{self, Control, ControlSettings, StatusHub};
+use crate::ring::{PreTriggerRing, RingLimits};
+use crate::writer::{self, files};
+
+/// Bytes for the ring when the pre-trigger buffer is disabled: room for the newest frames.
+const NO_BUFFER_BYTES: usize = 16 << 20;
+
+pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
+    tracing::info!(
+        "hindsight {} starting with {origin}",
+        env!("CARGO_PKG_VERSION")
+    );
+    warn_not_in_this_build(&config);
+    let root = config.storage.root.clone();
+    files::check_writable(&root).map_err(|e| anyhow!("{e} (storage.root)"))?;
+    let unfinished: Vec<String> = files::find_unfinished(&root)
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    for f in &unfinished {
+        tracing::warn!(
+            "unfinished recording from an earlier run: {f} (finish it with `hindsight repair {f}`)"
+        );
+    }
+
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+    let mut sources = Vec::new();
+    for cam in &config.cameras {
+        let s = crate::source::open(cam, clocks.clone()).map_err(|e| anyhow!(e))?;
+        if s.info().kind == "synthetic" {
+            tracing::warn!(
+                "camera {}: SYNTHETIC test pattern {}x{} @ {} fps, not a real camera",
+                cam.name,
+                cam.resolution.width.0,
+                cam.resolution.height.0,
+                cam.fps.0
+            );
+        }
+        sources.push(s);
+    }
+    let listener = crate::api::bind(config.api.listen).map_err(|e| anyhow!(e))?;
+    let token = match &config.api.token_env {
+        Some(var) => Some(std::env::var(var).with_context(|| {
+            format!("api.token_env names {var}, but that environment variable is not set")
+        })?),
+        None => None,
+    };
+
+    let rig = config.rig_name();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let pre_trigger = config.buffer.pre_trigger();
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let mut cameras = Vec::new();
+    for (i, (cfg, src)) in config.cameras.iter().zip(&sources).enumerate() {
+        let max_bytes = if pre_trigger.is_zero() {
+            NO_BUFFER_BYTES
+        } else {
+            config.buffer.max_bytes.0 as usize
+        };
+        let limits = RingLimits::for_rate(pre_trigger, src.info().fps, max_bytes);
+        let ring = PreTriggerRing::new(limits);
+        tracing::info!(
+            camera = %cfg.name,
+            "pre-trigger buffer: {:.1} s, {} MiB and {} frame slots allocated",
+            pre_trigger.as_secs_f64(),
+            ring.allocated_bytes() >> 20,
+            limits.max_frames
+        );
+        let core = match cfg.cpu_core {
+            CpuCore::Core(n) => Some(n),
+            CpuCore::Unpinned => None,
+            CpuCore::Auto if cores.is_empty() => None,
+            // The last core first: core 0 takes most interrupts.
+            CpuCore::Auto => Some(cores[cores.len() - 1 - i % cores.len()]),
+        };
+        cameras.push(Arc::new(Camera::new(
+            i,
+            cfg.name.0.clone(),
+            src.info().clone(),
+            format!("{rig}_{}", cfg.name),
+            core,
+            ring,
+        )));
+    }
+
+    // Threads from here on.
+    let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let mut writers = Vec::new();
+    for cam in &cameras {
+        let slots = cam.state.lock().ring.limits().max_frames;
+        writers.push(writer::spawn_writer(
+            cam.clone(),
+            event_tx.clone(),
+            2 * slots + 256,
+        ));
+    }
+    drop(event_tx);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut captures = Vec::new();
+    for (cam, src) in cameras.iter().zip(sources) {
+        let (cam, stop) = (cam.clone(), stop.clone());
+        captures.push(
+            std::thread::Builder::new()
+                .name(format!("capture-{}", cam.name))
+                .spawn(move || capture::run_capture(src, cam, stop))?,
+        );
+    }
+    let hub = Arc::new(StatusHub::new(rig.clone(), cameras.clone(), unfinished));
+    let (bus, inbox) = control::command_bus();
+    let settings = ControlSettings {
+        root,
+        prefix: config.storage.prefix.0.clone(),
+        fsync_interval: config
+            .storage
+            .fsync_interval
+            .map(|s| Duration::from_secs_f64(s.0)),
+        rig,
+        host,
+        pre_trigger,
+    };
+    let control = Control::new(
+        settings,
+        cameras.clone(),
+        writers.iter().map(|w| w.tx.clone()).collect(),
+        hub.clone(),
+        clocks,
+    );
+    let control = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || control.run(inbox, event_rx))?;
+    crate::api::spawn(listener, bus.clone(), hub, token)?;
+    tracing::info!("control API on http://{}/api/status", config.api.listen);
+    spawn_signal_thread(bus.clone())?;
+
+    let _ = control.join();
+    drop(bus);
+    stop.store(true, Ordering::Relaxed);
+    for c in captures {
+        let _ = c.join();
+    }
+    for w in writers {
+        drop(w.tx);
+        let _ = w.join.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// First SIGTERM/SIGINT: finish files and exit. Second: exit at once (files stay
+/// playable up to their last cluster; `hindsight repair` finishes them).
+fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut count = 0;
+            for sig in signals.forever() {
+                count += 1;
+                if count == 1 {
+                    tracing::info!(
+                        "signal {sig}: stopping gracefully (send it again to exit at once)"
+                    );
+                    bus.shutdown();
+                } else {
+                    eprintln!("second signal {sig}: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn warn_not_in_this_build(config: &Config) {
+    let pending = [
+        (config.audio.enabled, "audio"),
+        (config.trigger.ntfy.enabled, "trigger.ntfy"),
+        (config.trigger.lsl_markers.enabled, "trigger.lsl_markers"),
+        (config.lsl.enabled, "lsl"),
+    ];
+    for (on, key) in pending {
+        if on {
+            tracing::warn!("{key} is enabled, but this build does not have it yet: ignored");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Camera sources: where frames come from. Each yields JPEG frames with their
+//! [`FrameMeta`]; the capture thread (`crate::capture`) drives one source.
+
+pub mod synthetic;
+
+use std::fmt;
+
+use crate::frame::FrameMeta;
+
+/// What a source delivers, for file headers, LSL `desc()` and the status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceInfo {
+    /// Source kind as in the config (`synthetic`, `v4l2`, ...).
+    pub kind: &'static str,
+    /// Human-readable device description ("synthetic test pattern", camera model, URL).
+    pub model: String,
+    pub width: u32,
+    pub height: u32,
+    /// Nominal frames per second (what was asked for or granted; actual rates are measured).
+    pub fps: f64,
+    /// Always "mjpg" for now: every source yields JPEG frames.
+    pub codec: &'static str,
+}
+
+/// Why a source could not deliver a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The frame was unusable (corrupt or truncated JPEG). Counted and skipped.
+    #[error("corrupt frame: {0}")]
+    Corrupt(String),
+    /// The device went away or the stream closed. The capture thread reports it and
+    /// reopens the source with backoff.
+    #[error("source lost: {0}")]
+    Lost(String),
+    /// The source was told to stop.
+    #[error("source stopped")]
+    Stopped,
+}
+
+/// A camera. Implementations must not block the pipeline on network or disk: `next_frame`
+/// blocks only until the device has the next frame.
+pub trait FrameSource: Send {
+    fn info(&self) -> &SourceInfo;
+
+    /// Waits for the next frame, writes its JPEG bytes into `jpeg` (cleared first; its
+    /// capacity is reused, so steady state allocates nothing) and returns its metadata.
+    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError>;
+}
+
+impl fmt::Display for SourceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}) {}x{} @ {} fps {}",
+            self.kind, self.model, self.width, self.height, self.fps, self.codec
+        )
+    }
+}
+
+/// Opens the source a camera's config asks for.
+pub fn open(
+    cam: &crate::config::CameraConfig,
+    clocks: std::sync::Arc<dyn crate::clock::Clocks>,
+) -> Result<Box<dyn FrameSource>, String> {
+    use crate::config::SourceKind;
+    match cam.source {
+        SourceKind::Synthetic => {
+            let cfg = synthetic::SyntheticConfig {
+                width: cam.resolution.width.0,
+                height: cam.resolution.height.0,
+                fps: cam.fps.0,
+                quality: cam.quality.0,
+                pacing: synthetic::Pacing::RealTime,
+                pool: None,
+            };
+            synthetic::SyntheticSource::new(cfg, clocks)
+                .map(|s| Box::new(s) as Box<dyn FrameSource>)
+                .map_err(|e| format!("camera {}: {e}", cam.name))
+        }
+        other => Err(format!(
+            "camera {}: source `{}` is not available in this build yet; use `synthetic`",
+            cam.name,
+            other.as_str()
+        )),
+    }
+}

@@ -1,0 +1,641 @@
+//! The synthetic camera: a deterministic moving test pattern, JPEG-encoded with
+//! libjpeg-turbo, at any size and rate.
+//!
+//! It is how a newcomer tries hindsight on a machine without a camera, and how every test
+//! and benchmark runs: each frame carries its frame number both as digits and as a bar
+//! code ([`decode_frame_number`]), so a test can decode any frame of a recording and
+//! know exactly which frame it is, and so whether anything was lost, repeated or
+//! reordered on the way to the file.
+//!
+//! The picture is drawn straight into YUV 4:2:0 planes (see `pattern`) and compressed
+//! from them into a buffer sized once for the worst case, so steady state makes no Rust
+//! heap allocation per frame. libjpeg-turbo allocates its own per-image working memory
+//! with `malloc` inside `tj3CompressFromYUV8`; that is out of our control.
+//!
+//! For benchmarks, [`SyntheticConfig::pool`] precomputes a few frames and cycles through
+//! them, so throughput is not limited by the encoder.
+
+mod pattern;
+
+use std::sync::Arc;
+
+use turbojpeg::{Compressor, Subsamp};
+
+use crate::clock::{Clocks, LslTime};
+use crate::frame::FrameMeta;
+use crate::source::{FrameSource, SourceError, SourceInfo};
+
+pub use pattern::{
+    decode_frame_number, size_supported, FRAME_NUMBER_BITS, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT,
+    MIN_WIDTH,
+};
+
+/// Slowest rate: one frame every 1000 s. The schedule counts in micro-hertz.
+pub const MIN_FPS: f64 = 0.001;
+/// Fastest rate; the fastest real camera mode is 536 fps.
+pub const MAX_FPS: f64 = 10_000.0;
+
+/// How the source spaces its frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// Like a camera: frame n is due at `t0 + n·period` on the given clocks, and the
+    /// source sleeps until then. `t0` is the moment of the first `next_frame` call.
+    RealTime,
+    /// As fast as the caller asks (benchmarks): no sleeping, capture time = clock now.
+    Unpaced,
+}
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntheticConfig {
+    /// Frame size in pixels: `MIN_WIDTH..=MAX_WIDTH` by `MIN_HEIGHT..=MAX_HEIGHT`.
+    pub width: u32,
+    pub height: u32,
+    /// Nominal frame rate, `MIN_FPS..=MAX_FPS`; used for pacing and reported in the info.
+    pub fps: f64,
+    /// JPEG quality, 1..=100 (chroma is always subsampled 4:2:0, like most cameras).
+    pub quality: u8,
+    pub pacing: Pacing,
+    /// `Some(k)`: encode frames 0..k once at construction and send frame n as picture
+    /// n % k (its sequence number still counts n). Memory: k encoded frames.
+    pub pool: Option<usize>,
+}
+
+/// Why a synthetic source could not be made or could not encode.
+#[derive(Debug, thiserror::Error)]
+pub enum SyntheticError {
+    #[error(
+        "synthetic frame size {width}x{height} is not supported: width must be \
+         {MIN_WIDTH} to {MAX_WIDTH} and height {MIN_HEIGHT} to {MAX_HEIGHT} pixels"
+    )]
+    BadSize { width: u32, height: u32 },
+    #[error(
+        "synthetic frame rate {0} fps is not supported: it must be from {MIN_FPS} to {MAX_FPS}"
+    )]
+    BadFps(f64),
+    #[error("JPEG quality {0} is out of range: it must be from 1 to 100")]
+    BadQuality(u8),
+    #[error("a frame pool of 0 frames cannot be cycled: give at least 1 or no pool")]
+    EmptyPool,
+    #[error("JPEG encoder failed: {0}")]
+    Encoder(#[from] turbojpeg::Error),
+}
+
+/// Draws and encodes test-pattern frames of one size and quality. Reuses its planes and
+/// output buffer, so encoding allocates nothing on the Rust heap. Public so that tests
+/// can make the exact frames a synthetic source would send.
+pub struct PatternEncoder {
+    canvas: pattern::Canvas,
+    compressor: Compressor,
+    /// `buf_len` bytes: libjpeg-turbo's worst case for this size, so it never needs to
+    /// reallocate (it is told not to: the slice is borrowed).
+    out: Vec<u8>,
+}
+
+impl PatternEncoder {
+    pub fn new(width: u32, height: u32, quality: u8) -> Result<Self, SyntheticError> {
+        if !size_supported(width, height) {
+            return Err(SyntheticError::BadSize { width, height });
+        }
+        if !(1..=100).contains(&quality) {
+            return Err(SyntheticError::BadQuality(quality));
+        }
+        let (w, h) = (width as usize, height as usize);
+        let mut compressor = Compressor::new()?;
+        compressor.set_quality(i32::from(quality))?;
+        // Before buf_len: the worst-case size depends on the subsampling.
+        compressor.set_subsamp(Subsamp::Sub2x2)?;
+        let out = vec![0; compressor.buf_len(w, h)?];
+        Ok(PatternEncoder {
+            canvas: pattern::Canvas::new(w, h),
+            compressor,
+            out,
+        })
+    }
+
+    /// Frame `n` as a JPEG (valid until the next call). The picture shows `n` modulo
+    /// 2^[`FRAME_NUMBER_BITS`].
+    pub fn encode(&mut self, n: u64) -> Result<&[u8], SyntheticError> {
+        self.canvas.draw(n);
+        let len = self
+            .compressor
+            .compress_yuv_to_slice(self.canvas.image(), &mut self.out)?;
+        Ok(&self.out[..len])
+    }
+}
+
+/// The synthetic camera. See the module documentation.
+pub struct SyntheticSource {
+    info: SourceInfo,
+    clocks: Arc<dyn Clocks>,
+    pacing: Pacing,
+    /// The frame rate rounded to the micro-hertz, so that slot times are exact integer
+    /// arithmetic.
+    fps_micro: u64,
+    /// Slot 0's due time: set by the first `next_frame` call (RealTime only).
+    t0: Option<LslTime>,
+    /// The sequence number (= slot) of the next frame, unless slots are skipped.
+    next_seq: u64,
+    frames: Frames,
+}
+
+enum Frames {
+    Live(PatternEncoder),
+    Pool(Vec<Vec<u8>>),
+}
+
+impl SyntheticSource {
+    pub fn new(cfg: SyntheticConfig, clocks: Arc<dyn Clocks>) -> Result<Self, SyntheticError> {
+        // `contains` is false for NaN too.
+        if !(MIN_FPS..=MAX_FPS).contains(&cfg.fps) {
+            return Err(SyntheticError::BadFps(cfg.fps));
+        }
+        let mut encoder = PatternEncoder::new(cfg.width, cfg.height, cfg.quality)?;
+        let frames = match cfg.pool {
+            None => Frames::Live(encoder),
+            Some(0) => return Err(SyntheticError::EmptyPool),
+            Some(len) => Frames::Pool(
+                (0..len as u64)
+                    .map(|n| encoder.encode(n).map(<[u8]>::to_vec))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(SyntheticSource {
+            info: SourceInfo {
+                kind: "synthetic",
+                model: "synthetic test pattern".to_string(),
+                width: cfg.width,
+                height: cfg.height,
+                fps: cfg.fps,
+                codec: "mjpg",
+            },
+            clocks,
+            pacing: cfg.pacing,
+            fps_micro: (cfg.fps * 1e6).round() as u64,
+            t0: None,
+            next_seq: 0,
+            frames,
+        })
+    }
+
+    /// Nanoseconds from slot 0 to slot `n`: `round(n · 10^15 / fps_µHz)`, computed per
+    /// slot from integers, so rounding never accumulates over a long run.
+    fn slot_offset(&self, n: u64) -> i64 {
+        let nanos = (u128::from(n) * 1_000_000_000_000_000 + u128::from(self.fps_micro / 2))
+            / u128::from(self.fps_micro);
+        i64::try_from(nanos).unwrap_or(i64::MAX)
+    }
+
+    /// The last slot due at or before `elapsed` ns after slot 0 (`elapsed` >= 0).
+    fn last_slot_due(&self, elapsed: i64) -> u64 {
+        let elapsed = elapsed.max(0);
+        // The estimate is within one slot of the answer (rounding); settle it exactly.
+        let mut n = (elapsed as u128 * u128::from(self.fps_micro) / 1_000_000_000_000_000)
+            .min(u128::from(u64::MAX - 1)) as u64;
+        while n > 0 && self.slot_offset(n) > elapsed {
+            n -= 1;
+        }
+        while self.slot_offset(n + 1) <= elapsed {
+            n += 1;
+        }
+        n
+    }
+}
+
+impl FrameSource for SyntheticSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    /// RealTime: waits for the next slot, then draws and encodes. The capture time is the
+    /// slot's due instant, not the moment this thread woke: a real camera's exposures are
+    /// crystal-timed, and the scheduler's wake-up delay is delivery jitter, not exposure
+    /// jitter. If the call comes more than one period after the slot was due (an
+    /// overloaded machine or a stalled caller), the missed slots are skipped and the
+    /// sequence number jumps over them, exactly as a camera that dropped frames: the
+    /// caller sees the loss as the gap in `seq`.
+    ///
+    /// Unpaced: returns at once; the capture time is the clock read at the call.
+    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        let now = self.clocks.now();
+        let (seq, capture) = match self.pacing {
+            Pacing::Unpaced => (self.next_seq, now.lsl),
+            Pacing::RealTime => {
+                let t0 = *self.t0.get_or_insert(now.lsl);
+                let seq = self
+                    .next_seq
+                    .max(self.last_slot_due(now.lsl.nanos_since(t0)));
+                let due = LslTime::from_nanos(t0.as_nanos().saturating_add(self.slot_offset(seq)));
+                self.clocks.sleep_until(due);
+                (seq, due)
+            }
+        };
+        let bytes = match &mut self.frames {
+            Frames::Live(encoder) => encoder
+                .encode(seq)
+                .map_err(|e| SourceError::Lost(format!("synthetic source: {e}")))?,
+            Frames::Pool(pool) => &pool[(seq % pool.len() as u64) as usize],
+        };
+        jpeg.clear();
+        jpeg.extend_from_slice(bytes);
+        self.next_seq = seq + 1;
+        Ok(FrameMeta {
+            seq,
+            capture,
+            // One pairing of the two clocks per frame; valid for any instant near it.
+            wall: now.wall_at(capture),
+            width: self.info.width as u16,
+            height: self.info.height as u16,
+            keyframe: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use turbojpeg::PixelFormat;
+
+    use super::*;
+    use crate::clock::{ClockPair, SimulatedClocks, WallTime};
+
+    /// The camera modes the project uses, the size limits, and odd sizes.
+    const SIZES: [(u32, u32); 11] = [
+        (64, 48),
+        (65, 49),
+        (224, 96),
+        (400, 400),
+        (688, 136),
+        (1456, 96),
+        (641, 479),
+        (1280, 720),
+        (1920, 1080),
+        (3840, 2160),
+        (4096, 4096),
+    ];
+    const NUMBERS: [u64; 7] = [
+        0,
+        1,
+        99,
+        12345,
+        (1 << 32) + 7,
+        (1 << 40) - 1,
+        (1 << FRAME_NUMBER_BITS) - 1,
+    ];
+
+    fn gray(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
+        let image = turbojpeg::decompress(jpeg, PixelFormat::GRAY).expect("decodable JPEG");
+        assert_eq!(image.pitch, image.width);
+        (image.pixels, image.width, image.height)
+    }
+
+    fn start() -> ClockPair {
+        ClockPair {
+            lsl: LslTime::from_nanos(5_000_000_000),
+            wall: WallTime::from_nanos(1_700_000_000_123_456_789),
+        }
+    }
+
+    fn source(
+        fps: f64,
+        pacing: Pacing,
+        pool: Option<usize>,
+    ) -> (SyntheticSource, Arc<SimulatedClocks>) {
+        let clocks = Arc::new(SimulatedClocks::new(start()));
+        let cfg = SyntheticConfig {
+            width: 224,
+            height: 96,
+            fps,
+            quality: 75,
+            pacing,
+            pool,
+        };
+        let source = SyntheticSource::new(cfg, clocks.clone()).expect("source");
+        (source, clocks)
+    }
+
+    /// Exact slot offset in ns, computed independently: round(n · 10^9 / fps).
+    fn expected_offset(n: u64, fps: u64) -> i64 {
+        ((u128::from(n) * 1_000_000_000 + u128::from(fps) / 2) / u128::from(fps)) as i64
+    }
+
+    #[test]
+    fn every_size_and_number_survives_jpeg_at_quality_50_and_90() {
+        for (width, height) in SIZES {
+            for quality in [50, 90] {
+                let mut encoder = PatternEncoder::new(width, height, quality).unwrap();
+                for n in NUMBERS {
+                    let (luma, w, h) = gray(encoder.encode(n).unwrap());
+                    assert_eq!((w, h), (width as usize, height as usize));
+                    assert_eq!(
+                        decode_frame_number(&luma, w, h),
+                        Some(n),
+                        "{width}x{height} q{quality} frame {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_wrap_at_48_bits() {
+        let mut encoder = PatternEncoder::new(400, 400, 75).unwrap();
+        let (luma, w, h) = gray(encoder.encode((1 << FRAME_NUMBER_BITS) + 5).unwrap());
+        assert_eq!(decode_frame_number(&luma, w, h), Some(5));
+    }
+
+    #[test]
+    fn picture_depends_only_on_the_frame_number() {
+        let mut a = PatternEncoder::new(688, 136, 80).unwrap();
+        let mut b = PatternEncoder::new(688, 136, 80).unwrap();
+        let first = a.encode(42).unwrap().to_vec();
+        for n in [7, 1 << 40, 3] {
+            b.encode(n).unwrap();
+        }
+        assert_eq!(b.encode(42).unwrap(), &first[..]);
+        assert_ne!(
+            a.encode(43).unwrap(),
+            &first[..],
+            "consecutive frames differ"
+        );
+    }
+
+    #[test]
+    fn a_damaged_strip_reads_as_none_never_as_a_wrong_number() {
+        let mut encoder = PatternEncoder::new(400, 400, 50).unwrap();
+        let n = (1 << 40) - 1;
+        let (luma, w, h) = gray(encoder.encode(n).unwrap());
+        assert_eq!(decode_frame_number(&luma, w, h), Some(n));
+
+        // Each single cell inverted (8-pixel cells, 50 to a row at this size).
+        for cell in 0..64 {
+            let mut bad = luma.clone();
+            let (x0, y0) = ((cell % 50) * 8, (cell / 50) * 8);
+            for y in y0..y0 + 8 {
+                for v in &mut bad[y * w + x0..y * w + x0 + 8] {
+                    *v = 255 - *v;
+                }
+            }
+            assert_eq!(
+                decode_frame_number(&bad, w, h),
+                None,
+                "cell {cell} inverted"
+            );
+        }
+        // A cell washed out to grey: no longer decisive.
+        let mut bad = luma.clone();
+        for y in 0..8 {
+            bad[y * w + 80..y * w + 88].fill(128);
+        }
+        assert_eq!(decode_frame_number(&bad, w, h), None);
+        // Uniform pictures, a wrong size, a short buffer.
+        assert_eq!(decode_frame_number(&vec![0; w * h], w, h), None);
+        assert_eq!(decode_frame_number(&vec![255; w * h], w, h), None);
+        assert_eq!(decode_frame_number(&vec![128; w * h], w, h), None);
+        assert_eq!(decode_frame_number(&luma, 200, 800), None);
+        assert_eq!(decode_frame_number(&luma[..w * h - 1], w, h), None);
+        assert_eq!(decode_frame_number(&luma, 32, 32), None);
+    }
+
+    #[test]
+    fn paced_capture_times_are_exact_slots_without_drift() {
+        for fps in [30, 536] {
+            let (mut source, clocks) = source(fps as f64, Pacing::RealTime, None);
+            let mut jpeg = Vec::new();
+            for n in 0..1000 {
+                let meta = source.next_frame(&mut jpeg).unwrap();
+                assert_eq!(meta.seq, n);
+                let offset = expected_offset(n, fps);
+                assert_eq!(
+                    meta.capture.nanos_since(start().lsl),
+                    offset,
+                    "{fps} fps frame {n}"
+                );
+                assert_eq!(meta.wall.as_nanos(), start().wall.as_nanos() + offset);
+                // The source slept until the slot (the simulated clock jumped there).
+                assert_eq!(clocks.now().lsl, meta.capture);
+                assert!(meta.keyframe);
+                assert_eq!((meta.width, meta.height), (224, 96));
+            }
+            // Far into a run, still exact: slot n + 1 after a long quiet stretch.
+            let n = 10_000_000;
+            clocks.sleep_until(start().lsl + Duration::from_nanos(expected_offset(n, fps) as u64));
+            let meta = source.next_frame(&mut jpeg).unwrap();
+            assert_eq!(meta.seq, n);
+            assert_eq!(
+                meta.capture.nanos_since(start().lsl),
+                expected_offset(n, fps)
+            );
+        }
+    }
+
+    #[test]
+    fn a_stall_longer_than_a_period_skips_the_missed_slots() {
+        let fps = 30;
+        let (mut source, clocks) = source(fps as f64, Pacing::RealTime, None);
+        let mut jpeg = Vec::new();
+        let period = Duration::from_nanos(expected_offset(1, fps) as u64);
+        let mut step = |late: Duration| {
+            clocks.advance(late);
+            let meta = source.next_frame(&mut jpeg).unwrap();
+            let (luma, w, h) = gray(&jpeg);
+            assert_eq!(
+                decode_frame_number(&luma, w, h),
+                Some(meta.seq),
+                "picture = seq"
+            );
+            assert_eq!(
+                meta.capture.nanos_since(start().lsl),
+                expected_offset(meta.seq, fps)
+            );
+            meta.seq
+        };
+        assert_eq!(step(Duration::ZERO), 0);
+        assert_eq!(step(Duration::ZERO), 1);
+        // Slot 2 is due one period after slot 1: the caller returning within the period
+        // (here at half of it) is on time, and even half a period after the due time the
+        // frame is merely delivered late, not dropped.
+        assert_eq!(step(period / 2), 2);
+        assert_eq!(step(period * 3 / 2), 3);
+        // That left the clock half a period past slot 3. Three more periods of stall: slots
+        // 4, 5 and 6 are all due, 4 and 5 more than a period late, so they are skipped
+        // (the seq jumps by 3) and 6 is sent at once, stamped with its due time.
+        assert_eq!(step(period * 3), 6);
+        // And the schedule carries on from there.
+        assert_eq!(step(Duration::ZERO), 7);
+    }
+
+    #[test]
+    fn unpaced_frames_count_up_and_take_the_clock_now() {
+        let (mut source, clocks) = source(30.0, Pacing::Unpaced, None);
+        let mut jpeg = Vec::new();
+        for n in 0..5 {
+            clocks.advance(Duration::from_micros(7));
+            let before = clocks.now();
+            let meta = source.next_frame(&mut jpeg).unwrap();
+            assert_eq!(meta.seq, n);
+            assert_eq!((meta.capture, meta.wall), (before.lsl, before.wall));
+            // No sleeping.
+            assert_eq!(clocks.now(), before);
+            let (luma, w, h) = gray(&jpeg);
+            assert_eq!(decode_frame_number(&luma, w, h), Some(n));
+        }
+    }
+
+    #[test]
+    fn a_pool_cycles_its_pictures_while_seq_counts_on() {
+        let (mut source, _clocks) = source(100.0, Pacing::Unpaced, Some(3));
+        let mut reference = PatternEncoder::new(224, 96, 75).unwrap();
+        let mut jpeg = Vec::new();
+        for n in 0..8 {
+            let meta = source.next_frame(&mut jpeg).unwrap();
+            assert_eq!(meta.seq, n);
+            assert_eq!(jpeg, reference.encode(n % 3).unwrap());
+            let (luma, w, h) = gray(&jpeg);
+            assert_eq!(decode_frame_number(&luma, w, h), Some(n % 3));
+        }
+    }
+
+    #[test]
+    fn the_callers_buffer_and_the_sources_own_are_reused() {
+        let (mut source, _clocks) = source(100.0, Pacing::Unpaced, None);
+        let mut jpeg = Vec::with_capacity(1 << 20);
+        let ptr = jpeg.as_ptr();
+        source.next_frame(&mut jpeg).unwrap();
+        let Frames::Live(encoder) = &source.frames else {
+            unreachable!("no pool configured")
+        };
+        let out = (encoder.out.as_ptr(), encoder.out.capacity());
+        for _ in 0..50 {
+            source.next_frame(&mut jpeg).unwrap();
+        }
+        assert_eq!(jpeg.as_ptr(), ptr);
+        assert_eq!(jpeg.capacity(), 1 << 20);
+        let Frames::Live(encoder) = &source.frames else {
+            unreachable!("no pool configured")
+        };
+        assert_eq!((encoder.out.as_ptr(), encoder.out.capacity()), out);
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_the_limits() {
+        let clocks: Arc<dyn Clocks> = Arc::new(SimulatedClocks::new(start()));
+        let cfg = SyntheticConfig {
+            width: 400,
+            height: 400,
+            fps: 100.0,
+            quality: 80,
+            pacing: Pacing::RealTime,
+            pool: None,
+        };
+        let error = |change: &dyn Fn(&mut SyntheticConfig)| {
+            let mut cfg = cfg.clone();
+            change(&mut cfg);
+            match SyntheticSource::new(cfg, clocks.clone()) {
+                Ok(_) => panic!("accepted"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let too_small = error(&|c| c.height = 47);
+        assert_eq!(
+            too_small,
+            "synthetic frame size 400x47 is not supported: width must be 64 to 4096 and \
+             height 48 to 4096 pixels"
+        );
+        assert!(error(&|c| c.width = 4097).contains("4097x400"));
+        for fps in [0.0, -1.0, f64::NAN, 10_000.5, f64::INFINITY] {
+            let e = error(&|c| c.fps = fps);
+            assert!(e.contains("from 0.001 to 10000"), "{e}");
+        }
+        assert!(error(&|c| c.quality = 0).contains("quality 0 is out of range"));
+        assert!(error(&|c| c.quality = 101).contains("from 1 to 100"));
+        assert!(error(&|c| c.pool = Some(0)).contains("at least 1"));
+        assert!(SyntheticSource::new(cfg, clocks.clone()).is_ok());
+    }
+
+    #[test]
+    fn info_describes_the_source() {
+        let (source, _clocks) = source(536.0, Pacing::RealTime, None);
+        let info = source.info();
+        assert_eq!(
+            (info.kind, info.model.as_str(), info.codec),
+            ("synthetic", "synthetic test pattern", "mjpg")
+        );
+        assert_eq!((info.width, info.height, info.fps), (224, 96, 536.0));
+    }
+
+    /// The end-to-end tests read recordings through ffmpeg exactly like this; prove that
+    /// every frame number comes back through ffmpeg's own JPEG decoder and gray
+    /// conversion.
+    #[test]
+    fn ffmpeg_reads_every_frame_number_of_an_mjpeg_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        for (width, height) in [
+            (64, 48),
+            (224, 96),
+            (400, 400),
+            (688, 136),
+            (1456, 96),
+            (1920, 1080),
+        ] {
+            let path = dir.path().join(format!("{width}x{height}.mjpeg"));
+            let mut file = std::fs::File::create(&path).unwrap();
+            let mut encoder = PatternEncoder::new(width, height, 50).unwrap();
+            let numbers: Vec<u64> = (0..20).map(|i| i * 1_000_003 + (1 << 40) - 20).collect();
+            for &n in &numbers {
+                file.write_all(encoder.encode(n).unwrap()).unwrap();
+            }
+            drop(file);
+            let output = Command::new("ffmpeg")
+                .args(["-v", "error", "-f", "mjpeg", "-i"])
+                .arg(&path)
+                .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+                .output()
+                .expect("ffmpeg must be installed to run this test");
+            assert!(
+                output.status.success(),
+                "ffmpeg: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let frame_len = (width * height) as usize;
+            assert_eq!(
+                output.stdout.len(),
+                numbers.len() * frame_len,
+                "{width}x{height}"
+            );
+            let decoded: Vec<Option<u64>> = output
+                .stdout
+                .chunks_exact(frame_len)
+                .map(|luma| decode_frame_number(luma, width as usize, height as usize))
+                .collect();
+            let expected: Vec<Option<u64>> = numbers.iter().map(|&n| Some(n)).collect();
+            assert_eq!(decoded, expected, "{width}x{height}");
+        }
+    }
+
+    /// Draw + encode time per frame. Run with
+    /// `cargo test --release encode_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn encode_timing() {
+        for (width, height) in [(400, 400), (1456, 96), (1920, 1080)] {
+            for quality in [50, 80, 90] {
+                let mut encoder = PatternEncoder::new(width, height, quality).unwrap();
+                let frames = if width >= 1920 { 200 } else { 2000 };
+                let mut bytes = 0;
+                let start = Instant::now();
+                for n in 0..frames {
+                    bytes += encoder.encode(n).unwrap().len();
+                }
+                let per_frame = start.elapsed() / frames as u32;
+                println!(
+                    "{width}x{height} q{quality}: {per_frame:?} per frame, {} bytes average",
+                    bytes / frames as usize
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The status snapshot: one consistent picture of the recorder, served by the API as JSON
+//! and read by the dashboard and the LSL status outlets. Field names are part of the
+//! interface users' scripts rely on (SPEC section 8a).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// "idle" | "buffering" | "recording"
+    pub state: String,
+    /// LSL status code of `state`: 0 idle, 1 recording, 2 buffering.
+    pub state_code: u8,
+    pub rig: String,
+    pub version: String,
+    pub uptime_s: f64,
+    /// When this snapshot was taken, on the LSL clock and the wall clock.
+    pub lsl_time: f64,
+    pub unix_time: f64,
+    /// Files being written now.
+    pub current_files: Vec<String>,
+    pub recording: Option<RecordingStatus>,
+    pub last_command: Option<CommandStatus>,
+    /// The most recently finished file per camera.
+    pub last_files: Vec<FileSummary>,
+    pub cameras: Vec<CameraStatus>,
+    /// Recordings found at start-up that were never finalized (`hindsight repair FILE`).
+    pub unfinished_files: Vec<String>,
+    /// Problems worth a human's attention (writer errors, lost cameras).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordingStatus {
+    pub id: u64,
+    pub trigger_lsl_time: f64,
+    pub elapsed_s: f64,
+    pub pre_trigger_s: f64,
+    /// Seconds left of a `start N`.
+    pub remaining_s: Option<f64>,
+    pub trigger_source: String,
+    pub trigger_text: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandStatus {
+    pub command: String,
+    pub source: String,
+    pub text: String,
+    pub unix_time: f64,
+    /// "done" | "no-op" | "rejected"
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CameraStatus {
+    pub name: String,
+    pub source: String,
+    pub model: String,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub target_fps: f64,
+    /// Measured over the last second of capture times.
+    pub fps: f64,
+    pub frames_captured: u64,
+    pub frames_written: u64,
+    /// Frames lost before reaching a file, all causes (see `drops`).
+    pub frames_dropped: u64,
+    pub drops: DropCounts,
+    /// Frames evicted from the buffer before they were `buffer.duration` old (budget full):
+    /// the pre-trigger was shorter than configured for them. Not lost from a recording.
+    pub buffer_evicted_early: u64,
+    pub buffered_seconds: f64,
+    pub buffered_frames: u64,
+    pub buffered_bytes: u64,
+    pub buffer_capacity_bytes: u64,
+    /// `buffered_seconds / buffer.duration`, 0..1.
+    pub buffer_fill: f64,
+    pub last_frame_number: Option<u64>,
+    pub current_file: Option<String>,
+    pub cpu_core: Option<usize>,
+    pub last_error: Option<String>,
+}
+
+/// Frames lost, by cause.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DropCounts {
+    /// Gaps in the source's frame numbers (camera or driver dropped them).
+    pub source_gaps: u64,
+    /// Corrupt or truncated JPEGs from the source.
+    pub corrupt: u64,
+    /// Buffer storage still held by a writer that fell far behind.
+    pub buffer_held_by_writer: u64,
+    /// Frames bigger than a buffer chunk.
+    pub too_large: u64,
+    /// The writer's queue was full while recording.
+    pub writer_queue_full: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.source_gaps
+            + self.corrupt
+            + self.buffer_held_by_writer
+            + self.too_large
+            + self.writer_queue_full
+    }
+}
+
+/// What a finished file holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    pub camera: String,
+    pub path: String,
+    pub recording_id: u64,
+    /// "recording" or "clip"
+    pub kind: String,
+    pub frames: u64,
+    pub pre_trigger_frames: u64,
+    pub first_frame_number: Option<u64>,
+    pub last_frame_number: Option<u64>,
+    /// Frames missing between first and last (gaps in frame numbers inside the file).
+    pub missing_frames: u64,
+    pub duration_s: f64,
+    pub bytes: u64,
+    /// Set when the file could not be completed normally.
+    pub error: Option<String>,
+}

@@ -1,0 +1,184 @@
+//! Where recordings go and what they are called (see `design/files.md`).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::clock::WallTime;
+
+/// The files of one camera's recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingPaths {
+    pub dir: PathBuf,
+    pub mkv: PathBuf,
+    pub frames_csv: PathBuf,
+    pub events_csv: PathBuf,
+}
+
+impl RecordingPaths {
+    pub fn new(video_dir: &Path, stem: &str, camera: &str) -> RecordingPaths {
+        let base = format!("{stem}_{camera}");
+        RecordingPaths {
+            dir: video_dir.to_path_buf(),
+            mkv: video_dir.join(format!("{base}.mkv")),
+            frames_csv: video_dir.join(format!("{base}.frames.csv")),
+            events_csv: video_dir.join(format!("{base}.events.csv")),
+        }
+    }
+
+    pub fn all(&self) -> [&Path; 3] {
+        [&self.mkv, &self.frames_csv, &self.events_csv]
+    }
+}
+
+/// `<root>/<YYYY_MM_DD>/video` for a recording started at `start`.
+pub fn video_dir(root: &Path, start: WallTime) -> PathBuf {
+    let local = start.to_local();
+    root.join(local.format("%Y_%m_%d").to_string())
+        .join("video")
+}
+
+/// Picks file stems: `<prefix>_<YYYY-MM-DD_HH-MM-SS>`, with `-2`, `-3`, ... appended when
+/// that name is taken on disk or was handed out earlier in this process (a file may not
+/// exist yet when the next command comes).
+#[derive(Debug, Default)]
+pub struct StemAllocator {
+    issued: HashSet<PathBuf>,
+}
+
+impl StemAllocator {
+    /// Returns the video directory (created) and a stem free for every camera in `cameras`.
+    pub fn allocate(
+        &mut self,
+        root: &Path,
+        prefix: &str,
+        start: WallTime,
+        cameras: &[&str],
+    ) -> io::Result<(PathBuf, String)> {
+        let dir = video_dir(root, start);
+        fs::create_dir_all(&dir)?;
+        let base = format!("{prefix}_{}", start.to_local().format("%Y-%m-%d_%H-%M-%S"));
+        for n in 1u32.. {
+            let stem = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let key = dir.join(&stem);
+            let taken = self.issued.contains(&key)
+                || cameras.iter().any(|cam| {
+                    RecordingPaths::new(&dir, &stem, cam)
+                        .all()
+                        .iter()
+                        .any(|p| p.exists())
+                });
+            if !taken {
+                self.issued.insert(key);
+                return Ok((dir, stem));
+            }
+        }
+        unreachable!("u32 stems exhausted")
+    }
+}
+
+/// Creates a new file, refusing to overwrite an existing one.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// `fsync`s a directory so that a new file's name survives a power cut.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Checks that `root` exists (creating it) and that a file can be created in it.
+pub fn check_writable(root: &Path) -> Result<(), String> {
+    fs::create_dir_all(root)
+        .map_err(|e| format!("cannot create recordings root {}: {e}", root.display()))?;
+    let probe = root.join(format!(".hindsight-write-test-{}", std::process::id()));
+    create_new(&probe)
+        .map_err(|e| format!("cannot write in recordings root {}: {e}", root.display()))?;
+    fs::remove_file(&probe)
+        .map_err(|e| format!("cannot remove test file in {}: {e}", root.display()))?;
+    Ok(())
+}
+
+/// Matroska files under `<root>/*/video/` whose Segment was never finalized.
+pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(days) = fs::read_dir(root) else {
+        return found;
+    };
+    for day in days.flatten() {
+        let Ok(files) = fs::read_dir(day.path().join("video")) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "mkv") {
+                let unfinished = File::open(&p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut file| {
+                        super::mkv_read::is_unfinished(&mut file).map_err(|e| e.to_string())
+                    });
+                match unfinished {
+                    Ok(true) => found.push(p),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("cannot read {}: {e}", p.display()),
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_follow_the_layout_and_never_repeat() {
+        let tmp = tempfile::tempdir().unwrap();
+        let start = WallTime::now();
+        let mut alloc = StemAllocator::default();
+        let (dir, a) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+        let local = start.to_local();
+        assert_eq!(
+            dir,
+            tmp.path()
+                .join(local.format("%Y_%m_%d").to_string())
+                .join("video")
+        );
+        assert_eq!(a, format!("rec_{}", local.format("%Y-%m-%d_%H-%M-%S")));
+        let (_, b) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+        assert_eq!(b, format!("{a}-2"));
+        // A file on disk from an earlier run also takes the name.
+        let mut fresh = StemAllocator::default();
+        fs::write(RecordingPaths::new(&dir, &a, "cam1").mkv, b"x").unwrap();
+        let (_, c) = fresh
+            .allocate(tmp.path(), "rec", start, &["cam0", "cam1"])
+            .unwrap();
+        assert_eq!(c, format!("{a}-2"));
+    }
+
+    #[test]
+    fn create_new_never_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x.mkv");
+        fs::write(&p, b"data").unwrap();
+        assert!(create_new(&p).is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"data");
+    }
+
+    #[test]
+    fn an_unwritable_root_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        fs::write(&file, b"").unwrap();
+        let e = check_writable(&file.join("recordings")).unwrap_err();
+        assert!(e.contains("cannot create recordings root"), "{e}");
+        assert!(check_writable(&tmp.path().join("ok")).is_ok());
+    }
+}

@@ -1,0 +1,586 @@
+//! The writer: one thread per camera that turns frame references into files.
+//!
+//! It receives [`WriterMsg`]s on a bounded queue (frames are references into the ring's
+//! storage: nothing is copied on the way), muxes them with the sans-IO Matroska muxer
+//! ([`mkv`]), and writes the MKV and its sidecar. All file I/O of a recording happens on
+//! this thread. Pending messages are drained into one batch per `write`, so a writer that
+//! keeps up writes each frame as it arrives and a writer that fell behind catches up with
+//! large writes. Write order and durability: `design/files.md`.
+
+pub mod ebml;
+pub mod files;
+pub mod mkv;
+pub mod mkv_read;
+pub mod sidecar;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::capture::Camera;
+use crate::clock::{LslTime, WallTime};
+use crate::frame::Frame;
+use crate::recorder::Origin;
+use crate::status::FileSummary;
+use files::RecordingPaths;
+use mkv::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
+
+/// Matroska TimestampScale: 100 µs (see `design/time.md`).
+pub const TIMESTAMP_UNIT_NS: u64 = 100_000;
+/// Longest cluster: what a crash can cost at most, before fsync policy.
+pub const MAX_CLUSTER_NS: u64 = 1_000_000_000;
+/// Bytes gathered before a write even if more messages are waiting.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Recording,
+    Clip,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Recording => "recording",
+            FileKind::Clip => "clip",
+        }
+    }
+}
+
+/// Everything needed to open one camera's files for a recording or clip.
+#[derive(Clone, Debug)]
+pub struct OpenSpec {
+    pub id: u64,
+    pub kind: FileKind,
+    pub paths: RecordingPaths,
+    pub trigger: LslTime,
+    pub trigger_wall: WallTime,
+    /// Configured pre-trigger length (what was asked for).
+    pub pre_trigger: Duration,
+    pub origin: Origin,
+    /// Extra Matroska tags (camera, host, rig, source id, version).
+    pub tags: Vec<(String, String)>,
+    pub fsync_interval: Option<Duration>,
+}
+
+/// Messages to a writer, in the order they must be applied.
+#[derive(Debug)]
+pub enum WriterMsg {
+    Open(Box<OpenSpec>),
+    Frame(Frame),
+    Mark {
+        id: u64,
+        text: String,
+        at: LslTime,
+        wall: WallTime,
+        origin: Origin,
+    },
+    /// Finish recording `id`; frames captured after `end` are not written.
+    Close {
+        id: u64,
+        end: Option<LslTime>,
+        reason: String,
+    },
+}
+
+/// What the writer tells the control thread.
+#[derive(Clone, Debug)]
+pub enum WriterEvent {
+    /// The file got its first frame (header written).
+    Opened {
+        camera: usize,
+        id: u64,
+        path: String,
+        first_frame: u64,
+        first_lsl: LslTime,
+    },
+    Closed {
+        camera: usize,
+        id: u64,
+        summary: FileSummary,
+    },
+    /// Writing failed; the file was finished as far as possible, frames of `id` are dropped.
+    Failed {
+        camera: usize,
+        id: u64,
+        path: String,
+        error: String,
+    },
+}
+
+/// A writer thread and its queue.
+pub struct WriterHandle {
+    pub tx: Sender<WriterMsg>,
+    pub join: JoinHandle<()>,
+}
+
+/// Starts camera `cam`'s writer thread with a queue of `capacity` messages.
+pub fn spawn_writer(
+    cam: Arc<Camera>,
+    events: Sender<WriterEvent>,
+    capacity: usize,
+) -> WriterHandle {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let name = format!("writer-{}", cam.name);
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || Writer::new(cam, events).run(rx))
+        .expect("spawn writer thread");
+    WriterHandle { tx, join }
+}
+
+struct Writer {
+    cam: Arc<Camera>,
+    events: Sender<WriterEvent>,
+    file: Option<OpenFile>,
+    /// Recording whose messages are discarded after a failure.
+    failed: Option<u64>,
+}
+
+struct OpenFile {
+    spec: OpenSpec,
+    mkv: File,
+    frames_csv: File,
+    events_csv: File,
+    /// Made with the first frame, whose LSL time is the file's time origin.
+    muxer: Option<MkvMuxer>,
+    origin: Option<LslTime>,
+    last_capture: LslTime,
+    end: Option<LslTime>,
+    out: Vec<u8>,
+    patches: Vec<Patch>,
+    csv: String,
+    events: String,
+    frames: u64,
+    pre_trigger_frames: u64,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    missing: u64,
+    last_sync: Instant,
+    dirty_since_sync: bool,
+}
+
+impl Writer {
+    fn new(cam: Arc<Camera>, events: Sender<WriterEvent>) -> Writer {
+        Writer {
+            cam,
+            events,
+            file: None,
+            failed: None,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<WriterMsg>) {
+        while let Ok(msg) = rx.recv() {
+            self.handle(msg);
+            // Batch whatever else is already waiting into the same write.
+            while self
+                .file
+                .as_ref()
+                .is_none_or(|f| f.out.len() < MAX_BATCH_BYTES)
+            {
+                match rx.try_recv() {
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => break,
+                }
+            }
+            self.flush();
+        }
+        // Queue closed: the process is exiting. Finish whatever is open.
+        if self.file.is_some() {
+            self.close("writer shut down".into());
+        }
+    }
+
+    fn handle(&mut self, msg: WriterMsg) {
+        match msg {
+            WriterMsg::Open(spec) => {
+                if let Some(f) = &self.file {
+                    let id = f.spec.id;
+                    tracing::error!(camera = %self.cam.name, "recording {id} was still open when recording {} started; closing it", spec.id);
+                    self.close("superseded".into());
+                }
+                self.failed = None;
+                self.open(*spec);
+            }
+            WriterMsg::Frame(frame) => {
+                if self.file.is_some() {
+                    self.frame(&frame);
+                }
+            }
+            WriterMsg::Mark {
+                id,
+                text,
+                at,
+                wall,
+                origin,
+            } => {
+                if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
+                    sidecar::event_row(&mut f.events, at, wall, "mark", &origin, &text);
+                    if let (Some(o), Some(m)) = (f.origin, f.muxer.as_mut()) {
+                        m.add_chapter(at.nanos_since(o).max(0), &text);
+                    }
+                }
+            }
+            WriterMsg::Close { id, end, reason } => {
+                if self.failed == Some(id) {
+                    self.failed = None;
+                    return;
+                }
+                match &mut self.file {
+                    Some(f) if f.spec.id == id => {
+                        f.end = end;
+                        self.close(reason);
+                    }
+                    _ => {
+                        tracing::warn!(camera = %self.cam.name, "close for recording {id}, which is not open")
+                    }
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, spec: OpenSpec) {
+        let id = spec.id;
+        let path = spec.paths.mkv.display().to_string();
+        match OpenFile::create(spec) {
+            Ok(f) => self.file = Some(f),
+            Err(e) => {
+                let error = format!("cannot create {path}: {e}");
+                tracing::error!(camera = %self.cam.name, "{error}");
+                self.failed = Some(id);
+                let _ = self.events.send(WriterEvent::Failed {
+                    camera: self.cam.index,
+                    id,
+                    path,
+                    error,
+                });
+            }
+        }
+    }
+
+    fn frame(&mut self, frame: &Frame) {
+        let f = self.file.as_mut().expect("checked by caller");
+        if f.end.is_some_and(|e| frame.meta.capture > e) {
+            return;
+        }
+        let first = f.origin.is_none();
+        match f.write_frame(frame) {
+            Ok(()) => {
+                self.cam.stats.frames_written.fetch_add(1, Relaxed);
+                if first {
+                    let _ = self.events.send(WriterEvent::Opened {
+                        camera: self.cam.index,
+                        id: f.spec.id,
+                        path: f.spec.paths.mkv.display().to_string(),
+                        first_frame: frame.meta.seq,
+                        first_lsl: frame.meta.capture,
+                    });
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        if let Err(e) = f.flush() {
+            self.fail(e);
+        }
+    }
+
+    fn close(&mut self, reason: String) {
+        let Some(mut f) = self.file.take() else {
+            return;
+        };
+        let camera = self.cam.index;
+        let id = f.spec.id;
+        match f.finish(&reason) {
+            Ok(mut summary) => {
+                summary.camera = self.cam.name.clone();
+                tracing::info!(
+                    camera = %self.cam.name,
+                    "closed {} ({} frames, {:.1} s, {} missing)",
+                    summary.path, summary.frames, summary.duration_s, summary.missing_frames
+                );
+                let _ = self.events.send(WriterEvent::Closed {
+                    camera,
+                    id,
+                    summary,
+                });
+            }
+            Err(e) => {
+                let path = f.spec.paths.mkv.display().to_string();
+                let error = format!("cannot finish {path}: {e}");
+                tracing::error!(camera = %self.cam.name, "{error}");
+                let _ = self.events.send(WriterEvent::Failed {
+                    camera,
+                    id,
+                    path,
+                    error,
+                });
+            }
+        }
+    }
+
+    /// A write failed (disk full, device gone): finish the file as far as possible so that
+    /// what is on disk stays playable, report, and drop the rest of this recording.
+    fn fail(&mut self, e: io::Error) {
+        let Some(mut f) = self.file.take() else {
+            return;
+        };
+        let id = f.spec.id;
+        let path = f.spec.paths.mkv.display().to_string();
+        let error = format!("writing {path} failed: {e}");
+        tracing::error!(camera = %self.cam.name, "{error}; the file keeps what was written");
+        // Best effort: drop what did not fit and try to finalize in place.
+        f.out.clear();
+        f.csv.clear();
+        if let Err(e2) = f.finish("write failed") {
+            tracing::error!(camera = %self.cam.name, "could not finalize {path} ({e2}); `hindsight repair` can, once there is space");
+        }
+        self.failed = Some(id);
+        *self.cam.last_error.lock() = Some(error.clone());
+        let _ = self.events.send(WriterEvent::Failed {
+            camera: self.cam.index,
+            id,
+            path,
+            error,
+        });
+    }
+}
+
+impl OpenFile {
+    fn create(spec: OpenSpec) -> io::Result<OpenFile> {
+        std::fs::create_dir_all(&spec.paths.dir)?;
+        let mkv = files::create_new(&spec.paths.mkv)?;
+        let mut frames_csv = files::create_new(&spec.paths.frames_csv)?;
+        let mut events_csv = files::create_new(&spec.paths.events_csv)?;
+        frames_csv.write_all(sidecar::FRAMES_HEADER.as_bytes())?;
+        let mut events = String::from(sidecar::EVENTS_HEADER);
+        sidecar::event_row(
+            &mut events,
+            spec.trigger,
+            spec.trigger_wall,
+            "start",
+            &spec.origin,
+            &format!("{} {}", spec.kind.as_str(), spec.id),
+        );
+        events_csv.write_all(events.as_bytes())?;
+        events.clear();
+        files::sync_dir(&spec.paths.dir)?;
+        Ok(OpenFile {
+            mkv,
+            frames_csv,
+            events_csv,
+            muxer: None,
+            origin: None,
+            last_capture: LslTime::from_nanos(i64::MIN),
+            end: None,
+            out: Vec::with_capacity(MAX_BATCH_BYTES + (1 << 20)),
+            patches: Vec::new(),
+            csv: String::with_capacity(64 << 10),
+            events,
+            frames: 0,
+            pre_trigger_frames: 0,
+            first_seq: None,
+            last_seq: None,
+            missing: 0,
+            last_sync: Instant::now(),
+            dirty_since_sync: false,
+            spec,
+        })
+    }
+
+    /// The header goes out with the first frame: its Tags carry that frame's LSL time.
+    fn write_header(&mut self, first: &Frame) {
+        let s = &self.spec;
+        let mut tags: Vec<(String, String)> = vec![
+            (
+                "LSL_FIRST_FRAME_TIME".into(),
+                first.meta.capture.to_string(),
+            ),
+            (
+                "LSL_CLOCK".into(),
+                "CLOCK_MONOTONIC (lsl::local_clock)".into(),
+            ),
+            ("FIRST_FRAME_NUMBER".into(), first.meta.seq.to_string()),
+            ("FIRST_FRAME_UNIX_TIME".into(), first.meta.wall.to_string()),
+            ("TRIGGER_LSL_TIME".into(), s.trigger.to_string()),
+            ("TRIGGER_SOURCE".into(), s.origin.source.clone()),
+            ("TRIGGER_MESSAGE".into(), s.origin.text.clone()),
+            (
+                "PRE_TRIGGER_SECONDS".into(),
+                format!("{:.3}", s.pre_trigger.as_secs_f64()),
+            ),
+            (
+                "PRE_TRIGGER_SECONDS_ACTUAL".into(),
+                format!(
+                    "{:.6}",
+                    s.trigger.nanos_since(first.meta.capture).max(0) as f64 / 1e9
+                ),
+            ),
+            ("RECORDING_KIND".into(), s.kind.as_str().into()),
+            ("RECORDING_ID".into(), s.id.to_string()),
+            ("TIMESTAMP_UNIT_NS".into(), TIMESTAMP_UNIT_NS.to_string()),
+        ];
+        tags.extend(s.tags.iter().cloned());
+        let mut muxer = MkvMuxer::new(MuxerConfig {
+            timestamp_unit_ns: TIMESTAMP_UNIT_NS,
+            max_cluster_ns: MAX_CLUSTER_NS,
+            tracks: vec![TrackSpec {
+                number: 1,
+                uid: 1,
+                name: "video".into(),
+                kind: TrackKind::VideoMjpeg {
+                    width: first.meta.width as u32,
+                    height: first.meta.height as u32,
+                },
+            }],
+            tags,
+            writing_app: format!("hindsight {}", env!("CARGO_PKG_VERSION")),
+            date_utc_unix_ns: Some(first.meta.wall.as_nanos()),
+            title: Some(format!("{} {}", s.kind.as_str(), s.id)),
+        });
+        muxer.header(&mut self.out);
+        self.muxer = Some(muxer);
+        self.origin = Some(first.meta.capture);
+    }
+
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        if self.origin.is_none() {
+            self.write_header(frame);
+        }
+        let origin = self.origin.expect("set above");
+        let mut capture = frame.meta.capture;
+        if capture < self.last_capture {
+            tracing::warn!(
+                "frame {} is stamped before the previous frame; written at the previous time",
+                frame.meta.seq
+            );
+            capture = self.last_capture;
+        }
+        self.last_capture = capture;
+        let pts = self
+            .muxer
+            .as_mut()
+            .expect("header written")
+            .write_block(
+                1,
+                capture.nanos_since(origin),
+                frame.meta.keyframe,
+                &frame.data,
+                &mut self.out,
+                &mut self.patches,
+            )
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let pre = frame.meta.capture < self.spec.trigger;
+        sidecar::frame_row(
+            &mut self.csv,
+            &frame.meta,
+            pts * TIMESTAMP_UNIT_NS as i64,
+            frame.data.len(),
+            pre,
+        );
+        if let Some(last) = self.last_seq {
+            self.missing += frame.meta.seq.saturating_sub(last + 1);
+        }
+        self.first_seq.get_or_insert(frame.meta.seq);
+        self.last_seq = Some(frame.meta.seq);
+        self.frames += 1;
+        self.pre_trigger_frames += pre as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.mkv.write_all(&self.out)?;
+            self.out.clear();
+            self.dirty_since_sync = true;
+        }
+        for p in self.patches.drain(..) {
+            self.mkv.write_all_at(&p.bytes, p.offset)?;
+        }
+        if !self.csv.is_empty() {
+            self.frames_csv.write_all(self.csv.as_bytes())?;
+            self.csv.clear();
+        }
+        if !self.events.is_empty() {
+            self.events_csv.write_all(self.events.as_bytes())?;
+            self.events.clear();
+        }
+        if let Some(interval) = self.spec.fsync_interval {
+            if self.dirty_since_sync && self.last_sync.elapsed() >= interval {
+                self.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.mkv.sync_data()?;
+        self.frames_csv.sync_data()?;
+        self.events_csv.sync_data()?;
+        self.last_sync = Instant::now();
+        self.dirty_since_sync = false;
+        Ok(())
+    }
+
+    fn finish(&mut self, reason: &str) -> io::Result<FileSummary> {
+        let stop_at = self.end.unwrap_or(self.last_capture);
+        let stop_wall = WallTime::now();
+        let mut summary = FileSummary {
+            camera: String::new(),
+            path: self.spec.paths.mkv.display().to_string(),
+            recording_id: self.spec.id,
+            kind: self.spec.kind.as_str().into(),
+            frames: self.frames,
+            pre_trigger_frames: self.pre_trigger_frames,
+            first_frame_number: self.first_seq,
+            last_frame_number: self.last_seq,
+            missing_frames: self.missing,
+            duration_s: 0.0,
+            bytes: 0,
+            error: None,
+        };
+        sidecar::event_row(
+            &mut self.events,
+            stop_at,
+            stop_wall,
+            "stop",
+            &Origin::new("writer", reason),
+            &format!("{} frames", self.frames),
+        );
+        if let Some(muxer) = self.muxer.as_mut() {
+            let fin = muxer
+                .finish(&mut self.out, &mut self.patches)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            summary.duration_s = fin.duration_ns as f64 / 1e9;
+        }
+        // Written even when the batch is not due, and synced whatever the policy:
+        // a finished file is durable.
+        let interval = self.spec.fsync_interval.take();
+        let flushed = self.flush();
+        self.spec.fsync_interval = interval;
+        flushed?;
+        self.sync()?;
+        summary.bytes = self.mkv.metadata().map(|m| m.len()).unwrap_or(0);
+        if self.origin.is_none() {
+            // Not one frame arrived (an empty buffer, or a stop right after start): an
+            // empty Matroska file would only confuse; the events file says what happened.
+            let _ = std::fs::remove_file(&self.spec.paths.mkv);
+            let _ = std::fs::remove_file(&self.spec.paths.frames_csv);
+            summary.error = Some("no frames: nothing was written".into());
+        }
+        files::sync_dir(&self.spec.paths.dir)?;
+        Ok(summary)
+    }
+}

@@ -1,0 +1,109 @@
+//! The text files beside each MKV (`design/files.md`): `<stem>.frames.csv`, one row per
+//! frame as it is written, and `<stem>.events.csv`. Rows are formatted into a reused
+//! `String` without allocating; times are printed exactly (integer nanoseconds).
+
+use std::fmt::Write;
+
+use crate::clock::{LslTime, WallTime};
+use crate::frame::FrameMeta;
+use crate::recorder::Origin;
+
+pub const FRAMES_HEADER: &str = "frame_number,lsl_time,unix_time,pts,bytes,pre_trigger\n";
+pub const EVENTS_HEADER: &str = "lsl_time,unix_time,event,source,detail\n";
+
+/// Appends one frame row. `pts_ns` is the block's timestamp in the file (a multiple of
+/// the timestamp unit), printed in seconds.
+pub fn frame_row(buf: &mut String, m: &FrameMeta, pts_ns: i64, bytes: usize, pre_trigger: bool) {
+    let _ = write!(buf, "{},", m.seq);
+    secs(buf, m.capture.as_nanos());
+    buf.push(',');
+    secs(buf, m.wall.as_nanos());
+    buf.push(',');
+    secs(buf, pts_ns);
+    let _ = writeln!(buf, ",{},{}", bytes, pre_trigger as u8);
+}
+
+/// Appends one event row; text fields are quoted as CSV requires.
+pub fn event_row(
+    buf: &mut String,
+    at: LslTime,
+    wall: WallTime,
+    event: &str,
+    origin: &Origin,
+    detail: &str,
+) {
+    secs(buf, at.as_nanos());
+    buf.push(',');
+    secs(buf, wall.as_nanos());
+    buf.push(',');
+    quoted(buf, event);
+    buf.push(',');
+    quoted(buf, &format!("{}: {}", origin.source, origin.text));
+    buf.push(',');
+    quoted(buf, detail);
+    buf.push('\n');
+}
+
+/// Seconds with 9 decimals from integer nanoseconds: exact, no float rounding.
+fn secs(buf: &mut String, nanos: i64) {
+    if nanos < 0 {
+        buf.push('-');
+    }
+    let n = nanos.unsigned_abs();
+    let _ = write!(buf, "{}.{:09}", n / 1_000_000_000, n % 1_000_000_000);
+}
+
+fn quoted(buf: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        buf.push('"');
+        for c in s.chars() {
+            if c == '"' {
+                buf.push('"');
+            }
+            buf.push(c);
+        }
+        buf.push('"');
+    } else {
+        buf.push_str(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rows_are_exact() {
+        let m = FrameMeta {
+            seq: 42,
+            capture: LslTime::from_nanos(8_123_456_789_012),
+            wall: WallTime::from_nanos(1_763_722_451_123_456_789),
+            width: 400,
+            height: 400,
+            keyframe: true,
+        };
+        let mut s = String::new();
+        frame_row(&mut s, &m, 1_234_500_000, 25_012, true);
+        assert_eq!(
+            s,
+            "42,8123.456789012,1763722451.123456789,1.234500000,25012,1\n"
+        );
+    }
+
+    #[test]
+    fn event_text_is_quoted_when_needed() {
+        let mut s = String::new();
+        event_row(
+            &mut s,
+            LslTime::from_nanos(1_500_000_000),
+            WallTime::from_nanos(2_000_000_000),
+            "mark",
+            &Origin::new("api", "mark"),
+            "trial 3, \"reward\"",
+        );
+        assert_eq!(
+            s,
+            "1.500000000,2.000000000,mark,api: mark,\"trial 3, \"\"reward\"\"\"\n"
+        );
+    }
+}

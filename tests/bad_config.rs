@@ -1,0 +1,178 @@
+//! Bad configuration: the real binary must refuse to start, say what is wrong (key and
+//! line), and start nothing: no recordings folder made, no API port opened.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+struct Refusal {
+    code: Option<i32>,
+    stderr: String,
+    root_created: bool,
+    api_opened: bool,
+}
+
+fn run_with(config: &str, root: Option<&Path>) -> Refusal {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let default_root = dir.path().join("recordings");
+    let root = root.unwrap_or(&default_root);
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--root")
+        .arg(root)
+        .args(["--api", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refusal is quick; a process still running after 10 s has started.
+    let mut api_opened = false;
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        api_opened |= TcpStream::connect(("127.0.0.1", port)).is_ok();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    Refusal {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        root_created: root.exists(),
+        api_opened,
+    }
+}
+
+fn assert_refused(r: &Refusal, expect: &[&str]) {
+    assert_eq!(r.code, Some(2), "exit code; stderr:\n{}", r.stderr);
+    for e in expect {
+        assert!(r.stderr.contains(e), "stderr lacks `{e}`:\n{}", r.stderr);
+    }
+    assert!(!r.api_opened, "the API was opened before the refusal");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let r = run_with("buffer:\n  duration: 5\n  durration: 6\n", None);
+    assert_refused(&r, &["buffer", "unknown field `durration`", "line 3"]);
+    assert!(!r.root_created, "nothing may be created on a refused start");
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_line() {
+    let r = run_with("cameras:\n  - name: cam0\n    fps: fast\n", None);
+    assert_refused(&r, &["cameras[0].fps", "line 3"]);
+    assert!(!r.root_created);
+}
+
+#[test]
+fn impossible_frame_rates_and_sizes_are_refused() {
+    let r = run_with("cameras:\n  - fps: 0\n", None);
+    assert_refused(&r, &["cameras[0].fps", "must be > 0"]);
+    let r = run_with(
+        "cameras:\n  - resolution: {width: 100000, height: 400}\n",
+        None,
+    );
+    assert_refused(&r, &["cameras[0].resolution.width", "16384"]);
+    let r = run_with("cameras:\n  - resolution: {width: 400, height: 4}\n", None);
+    assert_refused(&r, &["height", "16 to 16384"]);
+    assert!(!r.root_created);
+}
+
+#[test]
+fn an_unwritable_root_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let r = run_with("", Some(&file.join("recordings")));
+    assert_refused(&r, &["recordings root", "storage.root"]);
+}
+
+#[test]
+fn a_source_this_build_lacks_is_refused_before_anything_starts() {
+    let r = run_with("cameras:\n  - source: v4l2\n", None);
+    assert_refused(&r, &["cam0", "v4l2", "not available"]);
+}
+
+#[test]
+fn a_bad_override_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--root"])
+        .arg(dir.path().join("r"))
+        .args(["--set", "buffer.duration=-3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("buffer.duration") && err.contains("0 to 3600"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r").exists());
+}
+
+#[test]
+fn a_taken_api_port_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["run", "--root"])
+        .arg(dir.path().join("r"))
+        .args(["--api", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr) && err.contains("api.listen"), "{err}");
+}
+
+#[test]
+fn check_reports_each_problem_with_an_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        format!("storage:\n  root: {}\n", dir.path().join("rec").display()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("pass  config"), "{text}");
+    assert!(
+        text.contains("warn  camera cam0") && text.contains("test pattern"),
+        "{text}"
+    );
+    assert!(text.contains("pass  recordings root"), "{text}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "cameras:\n  - fps: 0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  config") && text.contains("line 2"),
+        "{text}"
+    );
+}

@@ -1,0 +1,435 @@
+//! Helpers for end-to-end tests: run the real `hindsight` binary, drive it through its
+//! API, and judge its files with ffprobe, ffmpeg, mkvmerge and mkvinfo.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hindsight");
+
+/// Tests that run a recorder at 100 fps take turns: two at once on a 2-core machine would
+/// measure the machine, not hindsight.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Checks that an external tool the tests need is installed (they are required: CI
+/// installs them; a missing tool fails the test with this message).
+pub fn require_tool(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+        || Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+    assert!(
+        ok,
+        "`{tool}` is needed by this test: run scripts/install-deps.sh"
+    );
+}
+
+/// A running `hindsight run`.
+pub struct Hindsight {
+    pub child: Option<Child>,
+    pub api: String,
+    pub root: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Hindsight {
+    /// Starts hindsight with `config` (YAML) in a fresh directory; `storage.root` and
+    /// `api.listen` are set here. Waits until the API answers.
+    pub fn start(config: &str) -> Hindsight {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("recordings");
+        Self::start_in(dir, root, config)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, root: PathBuf, config: &str) -> Hindsight {
+        let port = free_port();
+        let api = format!("127.0.0.1:{port}");
+        let cfg_path = dir.path().join("config.yaml");
+        std::fs::write(&cfg_path, config).unwrap();
+        let log = dir.path().join(format!("hindsight-{port}.log"));
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .arg("--root")
+            .arg(&root)
+            .args(["--api", &api])
+            .env("HINDSIGHT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start hindsight");
+        let mut h = Hindsight {
+            child: Some(child),
+            api,
+            root,
+            dir,
+            log,
+        };
+        h.wait_until("the API answers", Duration::from_secs(20), |h| {
+            h.try_status().is_some()
+        });
+        h
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn try_status(&mut self) -> Option<Value> {
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                panic!("hindsight exited ({st}):\n{}", self.log_text());
+            }
+        }
+        let r = reqwest::blocking::Client::new()
+            .get(format!("http://{}/api/status", self.api))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .ok()?;
+        r.json().ok()
+    }
+
+    pub fn status(&mut self) -> Value {
+        self.try_status().expect("status")
+    }
+
+    /// POSTs a command; returns (HTTP status, JSON body).
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("http://{}/api/{path}", self.api))
+            .json(&body)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .expect("API reachable");
+        let code = r.status().as_u16();
+        (code, r.json().expect("JSON answer"))
+    }
+
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut f: impl FnMut(&mut Self) -> bool,
+    ) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out after {limit:?} waiting until {what}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Waits until camera 0 has at least `secs` buffered.
+    pub fn wait_buffered(&mut self, secs: f64) {
+        self.wait_until(
+            &format!("{secs} s are buffered"),
+            Duration::from_secs(60),
+            |h| {
+                h.status()["cameras"][0]["buffered_seconds"]
+                    .as_f64()
+                    .unwrap()
+                    >= secs
+            },
+        );
+    }
+
+    /// Waits until no file is open.
+    pub fn wait_idle_files(&mut self) {
+        self.wait_until("all files are closed", Duration::from_secs(30), |h| {
+            h.status()["current_files"].as_array().unwrap().is_empty()
+        });
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("ctl")
+            .args(["--api", &self.api])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "hindsight did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Every MKV under the root, sorted.
+    pub fn mkv_files(&self) -> Vec<PathBuf> {
+        mkv_files(&self.root)
+    }
+}
+
+impl Drop for Hindsight {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn mkv_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(days) = std::fs::read_dir(root) {
+        for d in days.flatten() {
+            if let Ok(files) = std::fs::read_dir(d.path().join("video")) {
+                for f in files.flatten() {
+                    if f.path().extension().is_some_and(|e| e == "mkv") {
+                        out.push(f.path());
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A row of `<stem>.frames.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SidecarRow {
+    pub frame_number: u64,
+    /// Kept as text too: it must equal the file's Tag exactly.
+    pub lsl_text: String,
+    pub lsl_time: f64,
+    pub unix_time: f64,
+    pub pts: f64,
+    pub bytes: u64,
+    pub pre_trigger: bool,
+}
+
+pub fn sidecar_of(mkv: &Path) -> PathBuf {
+    mkv.with_extension("frames.csv")
+}
+
+pub fn events_of(mkv: &Path) -> PathBuf {
+    mkv.with_extension("events.csv")
+}
+
+pub fn read_sidecar(mkv: &Path) -> Vec<SidecarRow> {
+    let text = std::fs::read_to_string(sidecar_of(mkv)).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("frame_number,lsl_time,unix_time,pts,bytes,pre_trigger")
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 6, "row {l}");
+            SidecarRow {
+                frame_number: f[0].parse().unwrap(),
+                lsl_text: f[1].to_string(),
+                lsl_time: f[1].parse().unwrap(),
+                unix_time: f[2].parse().unwrap(),
+                pts: f[3].parse().unwrap(),
+                bytes: f[4].parse().unwrap(),
+                pre_trigger: f[5] == "1",
+            }
+        })
+        .collect()
+}
+
+fn run_tool(tool: &str, args: &[&str], file: &Path) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e} (run scripts/install-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Frame count as ffprobe counts it by reading every frame.
+pub fn ffprobe_frame_count(mkv: &Path) -> u64 {
+    run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ],
+        mkv,
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// Every video packet's pts in seconds, in file order.
+pub fn ffprobe_pts(mkv: &Path) -> Vec<f64> {
+    run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ],
+        mkv,
+    )
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .map(|l| l.trim().trim_end_matches(',').parse().unwrap())
+    .collect()
+}
+
+/// The container's tags and duration, from ffprobe.
+pub fn ffprobe_format(mkv: &Path) -> Value {
+    let text = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_format",
+            "-show_chapters",
+            "-of",
+            "json",
+        ],
+        mkv,
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `mkvmerge -J`, asserting it found no errors and no warnings.
+pub fn mkvmerge_clean(mkv: &Path) -> Value {
+    let out = Command::new("mkvmerge")
+        .arg("-J")
+        .arg(mkv)
+        .output()
+        .expect("mkvmerge (apt install mkvtoolnix)");
+    let j: Value = serde_json::from_slice(&out.stdout).expect("mkvmerge -J prints JSON");
+    assert_eq!(j["errors"], Value::Array(vec![]), "mkvmerge errors: {j}");
+    assert_eq!(
+        j["warnings"],
+        Value::Array(vec![]),
+        "mkvmerge warnings: {j}"
+    );
+    assert_eq!(j["container"]["recognized"], true);
+    j
+}
+
+/// Number of cue points mkvinfo finds.
+pub fn mkvinfo_cue_points(mkv: &Path) -> usize {
+    let text = run_tool("mkvinfo", &[], mkv);
+    text.lines().filter(|l| l.contains("Cue point")).count()
+}
+
+/// Decodes every frame of the file with ffmpeg and reads the frame number drawn in it.
+pub fn decoded_frame_numbers(mkv: &Path, width: usize, height: usize) -> Vec<Option<u64>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg could not decode {}: {}",
+        mkv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = width * height;
+    assert_eq!(out.stdout.len() % size, 0);
+    out.stdout
+        .chunks(size)
+        .map(|f| hindsight::source::synthetic::decode_frame_number(f, width, height))
+        .collect()
+}
+
+/// The tags of a file as a map, from ffprobe.
+pub fn tags(mkv: &Path) -> BTreeMap<String, String> {
+    let f = ffprobe_format(mkv);
+    f["format"]["tags"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_uppercase(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A config for the synthetic camera, with a short buffer.
+pub fn synthetic_config(width: u32, height: u32, fps: u32, buffer_s: f64) -> String {
+    format!(
+        "buffer:\n  duration: {buffer_s}\n  max_bytes: 256MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: {width}, height: {height}}}\n    fps: {fps}\n"
+    )
+}

@@ -1,0 +1,481 @@
+//! End to end: the real binary with the synthetic camera, driven through the local API,
+//! its files judged by ffprobe, ffmpeg, mkvmerge, mkvinfo and two Matroska parsers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const W: usize = 400;
+const H: usize = 400;
+/// One frame period at 100 fps.
+const PERIOD: f64 = 0.01;
+
+/// The acceptance test of the core recorder: a 3 s ring, start once it is full, stop 2 s
+/// later; the file must hold every frame from (start − 3 s) to stop, exactly once, with
+/// the timestamps the sidecar gives, and be a clean, seekable Matroska file.
+#[test]
+fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
+    let _g = serial();
+    for t in ["ffprobe", "ffmpeg", "mkvmerge", "mkvinfo"] {
+        require_tool(t);
+    }
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 3.0));
+    h.wait_buffered(2.95);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.status()["state"], "buffering");
+
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["outcome"], "done");
+    assert_eq!(r["state"], "recording");
+    let opened = r["files"][0].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    let s = h.status();
+    assert_eq!(s["state"], "recording");
+    assert_eq!(s["current_files"][0], opened.as_str());
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!((code, r["outcome"].as_str()), (200, Some("done")), "{r}");
+    h.wait_idle_files();
+    assert_eq!(
+        h.status()["state"],
+        "buffering",
+        "buffering continues after stop"
+    );
+
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "exactly one recording: {files:?}");
+    let mkv = &files[0];
+    assert_eq!(mkv.display().to_string(), opened);
+    let name = mkv.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("rec_") && name.ends_with("_cam0.mkv"),
+        "{name}"
+    );
+
+    let rows = read_sidecar(mkv);
+    let tags = tags(mkv);
+    let trigger: f64 = tags["TRIGGER_LSL_TIME"].parse().unwrap();
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    let stop_row = events
+        .lines()
+        .find(|l| l.contains(",stop,"))
+        .expect("stop event");
+    let stop: f64 = stop_row.split(',').next().unwrap().parse().unwrap();
+
+    // Every frame once, consecutive, from (trigger − 3 s) to the stop.
+    let numbers: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap in frame numbers"
+    );
+    let first = &rows[0];
+    let last = rows.last().unwrap();
+    assert!(
+        first.lsl_time >= trigger - 3.0 && first.lsl_time < trigger - 3.0 + 2.0 * PERIOD,
+        "first frame {} vs trigger {trigger}",
+        first.lsl_time
+    );
+    assert!(
+        last.lsl_time <= stop && last.lsl_time > stop - 3.0 * PERIOD,
+        "last frame {} vs stop {stop}",
+        last.lsl_time
+    );
+    let pre = rows.iter().filter(|r| r.pre_trigger).count();
+    assert!(
+        (299..=301).contains(&pre),
+        "{pre} pre-trigger frames for a 3 s ring at 100 fps"
+    );
+    assert!(rows
+        .iter()
+        .take(pre)
+        .all(|r| r.pre_trigger && r.lsl_time < trigger));
+    assert!(rows
+        .iter()
+        .skip(pre)
+        .all(|r| !r.pre_trigger && r.lsl_time >= trigger));
+
+    // ffmpeg decodes every frame, and the numbers drawn in them are the sidecar's.
+    assert_eq!(ffprobe_frame_count(mkv), rows.len() as u64);
+    let decoded = decoded_frame_numbers(mkv, W, H);
+    let decoded: Vec<u64> = decoded
+        .iter()
+        .map(|n| n.expect("every frame's number is readable"))
+        .collect();
+    assert_eq!(decoded, numbers);
+
+    // Block timestamps: the sidecar's pts, and the capture times relative to the first
+    // frame (whose LSL time the Tags carry exactly) within the 100 µs unit.
+    assert_eq!(tags["LSL_FIRST_FRAME_TIME"], first.lsl_text);
+    let pts = ffprobe_pts(mkv);
+    assert_eq!(pts.len(), rows.len());
+    for (p, r) in pts.iter().zip(&rows) {
+        assert!(
+            (p - r.pts).abs() < 1e-6,
+            "frame {}: ffprobe pts {p} vs sidecar {}",
+            r.frame_number,
+            r.pts
+        );
+        let from_lsl = r.lsl_time - first.lsl_time;
+        assert!(
+            (p - from_lsl).abs() <= 0.00005 + 1e-9,
+            "frame {}: pts {p} vs LSL offset {from_lsl}",
+            r.frame_number
+        );
+    }
+
+    // A clean, finished Matroska file: no complaints, Duration, Cues, our Tags.
+    let j = mkvmerge_clean(mkv);
+    assert_eq!(j["tracks"][0]["properties"]["codec_id"], "V_MJPEG");
+    let fmt = ffprobe_format(mkv);
+    let duration: f64 = fmt["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let span = last.lsl_time - first.lsl_time;
+    assert!(
+        duration >= span && duration <= span + 2.0 * PERIOD,
+        "duration {duration} vs span {span}"
+    );
+    assert!(
+        mkvinfo_cue_points(mkv) >= 5,
+        "one cue point per ≤1 s cluster"
+    );
+    for key in [
+        "CAMERA",
+        "HOST",
+        "SOURCE_ID",
+        "TRIGGER_SOURCE",
+        "PRE_TRIGGER_SECONDS",
+        "ENCODER",
+    ] {
+        assert!(tags.contains_key(key), "tag {key} missing: {tags:?}");
+    }
+    assert_eq!(tags["TRIGGER_SOURCE"], "api");
+    assert_eq!(tags["PRE_TRIGGER_SECONDS"], "3.000");
+
+    // Two independent parsers agree.
+    let m = matroska::open(mkv).expect("matroska crate opens the file");
+    assert!(m.info.duration.is_some());
+    assert_eq!(m.tracks[0].codec_id, "V_MJPEG");
+    let mut demux =
+        matroska_demuxer::MatroskaFile::open(std::fs::File::open(mkv).unwrap()).unwrap();
+    let mut frame = matroska_demuxer::Frame::default();
+    let mut sizes = Vec::new();
+    while demux.next_frame(&mut frame).unwrap() {
+        sizes.push(frame.data.len() as u64);
+    }
+    assert_eq!(sizes, rows.iter().map(|r| r.bytes).collect::<Vec<_>>());
+
+    let s = h.status();
+    let cam = &s["cameras"][0];
+    assert_eq!(cam["frames_dropped"], 0, "{cam}");
+    assert_eq!(s["last_files"][0]["frames"], rows.len() as u64);
+    assert_eq!(s["last_files"][0]["missing_frames"], 0);
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn start_n_stops_by_itself_and_clip_keeps_buffering() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 2.0));
+    h.wait_buffered(1.9);
+
+    // start 2: stops by itself 2 s after the trigger.
+    let (code, r) = h.post("start", json!({"seconds": 2}));
+    assert_eq!(code, 200, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("stops after 2"),
+        "{r}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.status()["state"], "recording");
+    h.wait_until(
+        "the timer stops the recording",
+        Duration::from_secs(5),
+        |h| h.status()["state"] == "buffering",
+    );
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1);
+    let rows = read_sidecar(&files[0]);
+    let trigger: f64 = tags(&files[0])["TRIGGER_LSL_TIME"].parse().unwrap();
+    let live = rows.last().unwrap().lsl_time - trigger;
+    assert!(
+        (2.0 - PERIOD - 1e-6..=2.0).contains(&live),
+        "live part {live} s"
+    );
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+
+    // clip 1: about one second from the buffer, written while buffering goes on.
+    let captured_before = h.status()["cameras"][0]["frames_captured"]
+        .as_u64()
+        .unwrap();
+    let (code, r) = h.post("clip", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["state"], "buffering");
+    h.wait_idle_files();
+    let s = h.status();
+    assert_eq!(s["state"], "buffering");
+    assert!(s["cameras"][0]["frames_captured"].as_u64().unwrap() > captured_before);
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let clip = files
+        .iter()
+        .find(|f| tags(f)["RECORDING_KIND"] == "clip")
+        .expect("clip file");
+    let rows = read_sidecar(clip);
+    assert!(
+        (99..=101).contains(&rows.len()),
+        "{} frames in a 1 s clip at 100 fps",
+        rows.len()
+    );
+    assert!(rows.iter().all(|r| r.pre_trigger));
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    assert_eq!(ffprobe_frame_count(clip), rows.len() as u64);
+    mkvmerge_clean(clip);
+
+    // And the recorder still records afterwards.
+    let (code, _) = h.post("start", json!({"seconds": 0.5}));
+    assert_eq!(code, 200);
+    h.wait_until("the second recording ends", Duration::from_secs(5), |h| {
+        h.status()["state"] == "buffering"
+            && h.status()["current_files"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(h.mkv_files().len(), 3);
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn marks_are_recorded_in_the_events_and_as_chapters() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(320, 240, 50, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(400));
+    let (code, r) = h.post("mark", json!({"text": "trial 1"}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = h.ctl(&["mark", "reward,", "large"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let mkv = &h.mkv_files()[0];
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    assert!(
+        events.contains(",mark,api: mark trial 1,trial 1\n"),
+        "{events}"
+    );
+    assert!(events.contains("\"reward, large\""), "{events}");
+    let fmt = ffprobe_format(mkv);
+    let chapters: Vec<&str> = fmt["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tags"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(chapters, ["trial 1", "reward, large"]);
+    // The chapter sits where the mark was given: about 1.4 s into the file (1 s buffer).
+    let at: f64 = fmt["chapters"][0]["start_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1.2..1.8).contains(&at), "chapter at {at}");
+    // A mark while not recording is accepted (it goes to the event stream only).
+    let (code, r) = h.post("mark", json!({"text": "between trials"}));
+    assert_eq!(code, 200, "{r}");
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn commands_that_make_no_sense_are_answered_and_change_nothing() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 30, 1.0));
+    h.wait_buffered(0.5);
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!((code, r["outcome"].as_str()), (200, Some("no-op")), "{r}");
+    assert_eq!(h.post("start", json!({})).0, 200);
+    let (code, r) = h.post("start", json!({"seconds": 5}));
+    assert_eq!((code, r["outcome"].as_str()), (200, Some("no-op")), "{r}");
+    let (code, r) = h.post("clip", json!({"seconds": -1}));
+    assert_eq!(
+        (code, r["outcome"].as_str()),
+        (400, Some("rejected")),
+        "{r}"
+    );
+    let (code, r) = h.post("clip", json!({}));
+    assert_eq!(code, 400, "{r}");
+    let (code, r) = h.post("mark", json!({"text": "   "}));
+    assert_eq!(code, 400, "{r}");
+    let (code, _) = h.post("start", json!({"seconds": "soon"}));
+    assert_eq!(code, 400);
+    // The recording started above is untouched by all of that.
+    let s = h.status();
+    assert_eq!(s["state"], "recording");
+    assert_eq!(s["recording"]["id"], 1);
+    assert_eq!(s["current_files"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s["last_command"]["outcome"], "done",
+        "a bad request never reaches the recorder: {s}"
+    );
+
+    // The same through `hindsight ctl`.
+    let out = h.ctl(&["status"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state: recording"));
+    let out = h.ctl(&["stop"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("done (buffering)"));
+    let out = h.ctl(&["clip", "0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejected command fails the ctl call"
+    );
+    let out = h.ctl(&["status", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["state", "current_files", "cameras"] {
+        assert!(j.get(key).is_some(), "status lacks {key}");
+    }
+    for key in [
+        "fps",
+        "frames_captured",
+        "frames_written",
+        "frames_dropped",
+        "buffered_seconds",
+    ] {
+        assert!(
+            j["cameras"][0].get(key).is_some(),
+            "camera status lacks {key}"
+        );
+    }
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn ctl_says_clearly_when_nothing_is_running() {
+    let port = free_port();
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--api", &format!("127.0.0.1:{port}"), "start"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach hindsight") && err.contains("running"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_open_recording() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = h.terminate();
+    assert!(st.success(), "exit {st}:\n{}", h.log_text());
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1);
+    let rows = read_sidecar(&files[0]);
+    assert!(rows.len() >= 240, "{} frames", rows.len());
+    mkvmerge_clean(&files[0]);
+    assert!(mkvinfo_cue_points(&files[0]) >= 2);
+    assert_eq!(ffprobe_frame_count(&files[0]), rows.len() as u64);
+    assert!(ffprobe_format(&files[0])["format"]["duration"].is_string());
+    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    assert!(events.contains("shutdown"), "{events}");
+}
+
+/// kill -9 while recording: the file plays up to its last cluster; the next start reports
+/// it; `hindsight repair` makes it a finished, seekable file with the right duration.
+#[test]
+fn a_killed_recording_plays_and_repair_finishes_it() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(3200));
+    let last_captured = h.status()["cameras"][0]["last_frame_number"]
+        .as_u64()
+        .unwrap();
+    h.kill9();
+    let mkv = h.mkv_files().pop().expect("a file");
+
+    // Playable as it stands: ffmpeg decodes it, and it holds all but the last moments.
+    let decoded: Vec<u64> = decoded_frame_numbers(&mkv, W, H)
+        .into_iter()
+        .map(|n| n.unwrap())
+        .collect();
+    assert!(
+        decoded.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap in a killed file"
+    );
+    let lost = last_captured.saturating_sub(*decoded.last().unwrap());
+    assert!(lost <= 100, "{lost} frames (more than 1 s) lost by kill -9");
+
+    // The next start finds it unfinished and says how to finish it.
+    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().unwrap());
+    let root = h.root.clone();
+    let mut h2 = Hindsight::start_in(dir, root, &synthetic_config(400, 400, 100, 1.0));
+    let s = h2.status();
+    let unfinished: Vec<&str> = s["unfinished_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(unfinished, [mkv.to_str().unwrap()]);
+    assert!(h2.log_text().contains("hindsight repair"));
+    assert!(h2.terminate().success());
+
+    let out = std::process::Command::new(BIN)
+        .arg("repair")
+        .arg(&mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("repaired"));
+    mkvmerge_clean(&mkv);
+    assert!(mkvinfo_cue_points(&mkv) >= 3);
+    let frames = ffprobe_frame_count(&mkv);
+    assert!(
+        frames as usize >= decoded.len(),
+        "repair kept {frames} of {} frames",
+        decoded.len()
+    );
+    let pts = ffprobe_pts(&mkv);
+    let duration: f64 = ffprobe_format(&mkv)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last_pts = *pts.last().unwrap();
+    assert!(
+        duration >= last_pts && duration <= last_pts + 2.0 * PERIOD,
+        "duration {duration}, last pts {last_pts}"
+    );
+    // The sidecar agrees with the repaired file up to its last frame.
+    let rows = read_sidecar(&mkv);
+    assert!(rows.len() as u64 >= frames);
+    let again = std::process::Command::new(BIN)
+        .arg("repair")
+        .arg(&mkv)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
+}
