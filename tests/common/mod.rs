@@ -386,9 +386,9 @@ pub fn mkvmerge_clean(mkv: &Path) -> Value {
     j
 }
 
-/// Number of cue points mkvinfo finds.
+/// Number of cue points mkvinfo finds (`-a`: it stops at the first cluster otherwise).
 pub fn mkvinfo_cue_points(mkv: &Path) -> usize {
-    let text = run_tool("mkvinfo", &[], mkv);
+    let text = run_tool("mkvinfo", &["-a"], mkv);
     text.lines().filter(|l| l.contains("Cue point")).count()
 }
 
