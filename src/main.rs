@@ -11,7 +11,12 @@ use serde_norway::Value;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The benchmark prints figures; routine log lines would only get in their way.
+    init_logging(if matches!(cli.command, Cmd::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     match cli.command {
         Cmd::Run(args) => match load_for_run(&args) {
             Ok((config, origin)) => match hindsight::run::run(config, &origin) {
@@ -43,11 +48,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HINDSIGHT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -139,8 +139,29 @@ struct Writer {
     cam: Arc<Camera>,
     events: Sender<WriterEvent>,
     file: Option<OpenFile>,
+    /// Batch buffers, allocated and touched once per thread and lent to each file, so that
+    /// opening a file costs no allocation and no page faults.
+    spare: Option<Buffers>,
     /// Recording whose messages are discarded after a failure.
     failed: Option<u64>,
+}
+
+struct Buffers {
+    out: Vec<u8>,
+    csv: String,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        // Filled with a non-zero byte so that every page is really written now (zeroed
+        // memory from the allocator may be mapped lazily).
+        let mut out = vec![0xFF_u8; MAX_BATCH_BYTES + (1 << 20)];
+        out.clear();
+        Buffers {
+            out,
+            csv: String::with_capacity(256 << 10),
+        }
+    }
 }
 
 struct OpenFile {
@@ -164,6 +185,9 @@ struct OpenFile {
     missing: u64,
     last_sync: Instant,
     dirty_since_sync: bool,
+    /// Something reached the file already. Until then each batch is written at once, so
+    /// that a trigger's first bytes are on their way within a frame.
+    flushed: bool,
 }
 
 impl Writer {
@@ -172,6 +196,7 @@ impl Writer {
             cam,
             events,
             file: None,
+            spare: Some(Buffers::new()),
             failed: None,
         }
     }
@@ -183,7 +208,7 @@ impl Writer {
             while self
                 .file
                 .as_ref()
-                .is_none_or(|f| f.out.len() < MAX_BATCH_BYTES)
+                .is_none_or(|f| f.out.len() < MAX_BATCH_BYTES && (f.flushed || f.out.is_empty()))
             {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),
@@ -249,9 +274,11 @@ impl Writer {
     fn open(&mut self, spec: OpenSpec) {
         let id = spec.id;
         let path = spec.paths.mkv.display().to_string();
-        match OpenFile::create(spec) {
+        let buffers = self.spare.take().unwrap_or_else(Buffers::new);
+        match OpenFile::create(spec, buffers) {
             Ok(f) => self.file = Some(f),
-            Err(e) => {
+            Err((e, buffers)) => {
+                self.spare = Some(buffers);
                 let error = format!("cannot create {path}: {e}");
                 tracing::error!(camera = %self.cam.name, "{error}");
                 self.failed = Some(id);
@@ -303,7 +330,10 @@ impl Writer {
         };
         let camera = self.cam.index;
         let id = f.spec.id;
-        match f.finish(&reason) {
+        let path = f.spec.paths.mkv.display().to_string();
+        let result = f.finish(&reason);
+        self.spare = Some(f.into_buffers());
+        match result {
             Ok(mut summary) => {
                 summary.camera = self.cam.name.clone();
                 tracing::info!(
@@ -318,7 +348,6 @@ impl Writer {
                 });
             }
             Err(e) => {
-                let path = f.spec.paths.mkv.display().to_string();
                 let error = format!("cannot finish {path}: {e}");
                 tracing::error!(camera = %self.cam.name, "{error}");
                 let _ = self.events.send(WriterEvent::Failed {
@@ -347,6 +376,7 @@ impl Writer {
         if let Err(e2) = f.finish("write failed") {
             tracing::error!(camera = %self.cam.name, "could not finalize {path} ({e2}); `hindsight repair` can, once there is space");
         }
+        self.spare = Some(f.into_buffers());
         self.failed = Some(id);
         *self.cam.last_error.lock() = Some(error.clone());
         let _ = self.events.send(WriterEvent::Failed {
@@ -359,12 +389,22 @@ impl Writer {
 }
 
 impl OpenFile {
-    fn create(spec: OpenSpec) -> io::Result<OpenFile> {
-        std::fs::create_dir_all(&spec.paths.dir)?;
-        let mkv = files::create_new(&spec.paths.mkv)?;
-        let mut frames_csv = files::create_new(&spec.paths.frames_csv)?;
-        let mut events_csv = files::create_new(&spec.paths.events_csv)?;
-        frames_csv.write_all(sidecar::FRAMES_HEADER.as_bytes())?;
+    /// Creates the files (never overwriting). On failure the buffers come back.
+    fn create(spec: OpenSpec, mut buffers: Buffers) -> Result<OpenFile, (io::Error, Buffers)> {
+        buffers.out.clear();
+        buffers.csv.clear();
+        let created = (|| -> io::Result<(File, File, File)> {
+            std::fs::create_dir_all(&spec.paths.dir)?;
+            let mkv = files::create_new(&spec.paths.mkv)?;
+            let frames_csv = files::create_new(&spec.paths.frames_csv)?;
+            let events_csv = files::create_new(&spec.paths.events_csv)?;
+            Ok((mkv, frames_csv, events_csv))
+        })();
+        let (mkv, frames_csv, events_csv) = match created {
+            Ok(files) => files,
+            Err(e) => return Err((e, buffers)),
+        };
+        buffers.csv.push_str(sidecar::FRAMES_HEADER);
         let mut events = String::from(sidecar::EVENTS_HEADER);
         sidecar::event_row(
             &mut events,
@@ -374,9 +414,6 @@ impl OpenFile {
             &spec.origin,
             &format!("{} {}", spec.kind.as_str(), spec.id),
         );
-        events_csv.write_all(events.as_bytes())?;
-        events.clear();
-        files::sync_dir(&spec.paths.dir)?;
         Ok(OpenFile {
             mkv,
             frames_csv,
@@ -385,9 +422,9 @@ impl OpenFile {
             origin: None,
             last_capture: LslTime::from_nanos(i64::MIN),
             end: None,
-            out: Vec::with_capacity(MAX_BATCH_BYTES + (1 << 20)),
+            out: buffers.out,
             patches: Vec::new(),
-            csv: String::with_capacity(64 << 10),
+            csv: buffers.csv,
             events,
             frames: 0,
             pre_trigger_frames: 0,
@@ -396,6 +433,7 @@ impl OpenFile {
             missing: 0,
             last_sync: Instant::now(),
             dirty_since_sync: false,
+            flushed: false,
             spec,
         })
     }
@@ -505,6 +543,14 @@ impl OpenFile {
             self.mkv.write_all(&self.out)?;
             self.out.clear();
             self.dirty_since_sync = true;
+            if !self.flushed {
+                // The first bytes are out: make the new file's name durable (design/files.md).
+                self.flushed = true;
+                if self.spec.fsync_interval.is_some() {
+                    self.mkv.sync_data()?;
+                }
+                files::sync_dir(&self.spec.paths.dir)?;
+            }
         }
         for p in self.patches.drain(..) {
             self.mkv.write_all_at(&p.bytes, p.offset)?;
@@ -523,6 +569,13 @@ impl OpenFile {
             }
         }
         Ok(())
+    }
+
+    fn into_buffers(self) -> Buffers {
+        Buffers {
+            out: self.out,
+            csv: self.csv,
+        }
     }
 
     fn sync(&mut self) -> io::Result<()> {
