@@ -547,12 +547,9 @@ impl Control {
                 self.file_done(id, camera, false);
             }
             WriterEvent::Failed {
-                camera,
-                id,
-                path,
-                error,
+                camera, id, error, ..
             } => {
-                self.warn(format!("{path}: {error}"));
+                self.warn(error.clone());
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
                 let all_failed = self

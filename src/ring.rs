@@ -94,8 +94,9 @@ impl PreTriggerRing {
         let mut chunk_bases = Vec::with_capacity(n_chunks);
         for _ in 0..n_chunks {
             let mut c = BytesMut::with_capacity(chunk_size);
-            // Writing every byte faults every page in now.
-            c.resize(chunk_size, 0);
+            // Writing every byte faults every page in now (a non-zero byte, so that no
+            // allocator or compiler can turn this into lazily mapped zero pages).
+            c.resize(chunk_size, 0xFF);
             c.clear();
             // Splitting once turns the chunk into a shared buffer; later splits only bump a
             // reference count instead of allocating the shared header on first use.

@@ -558,6 +558,23 @@ impl MkvMuxer {
         out: &mut Vec<u8>,
         patches: &mut Vec<Patch>,
     ) -> Result<i64, MuxError> {
+        let ts = self.write_block_header(track, time_ns, keyframe, data.len(), out, patches)?;
+        out.extend_from_slice(data);
+        Ok(ts)
+    }
+
+    /// As [`MkvMuxer::write_block`], but appends everything except the `len` payload
+    /// bytes, which the caller must write right after what `out` holds (e.g. with
+    /// `writev`, straight from where the frame already is: one copy fewer).
+    pub fn write_block_header(
+        &mut self,
+        track: u64,
+        time_ns: i64,
+        keyframe: bool,
+        len: usize,
+        out: &mut Vec<u8>,
+        patches: &mut Vec<Patch>,
+    ) -> Result<i64, MuxError> {
         self.check_writable()?;
         let slot = *self
             .tracks
@@ -571,9 +588,9 @@ impl MkvMuxer {
         // Round half up; cannot overflow: time_ns < 2^63 and unit / 2 < 2^63.
         let ts = ((time_ns as u64 + unit / 2) / unit) as i64;
         // track number + 2-byte relative timestamp + flags
-        let block_len = slot.encoded.as_bytes().len() + 3 + data.len();
+        let block_len = slot.encoded.as_bytes().len() + 3 + len;
         if block_len as u64 > ebml::MAX_SIZE {
-            return Err(MuxError::BlockTooLarge(data.len()));
+            return Err(MuxError::BlockTooLarge(len));
         }
 
         let start = out.len();
@@ -620,11 +637,10 @@ impl MkvMuxer {
         out.extend_from_slice(slot.encoded.as_bytes());
         out.extend_from_slice(&rel.to_be_bytes());
         out.push(if keyframe { KEYFRAME_FLAG } else { 0 });
-        out.extend_from_slice(data);
         self.layout
             .record_block(&mut cluster.cues, track, ts, slot.reference, keyframe);
         self.cluster = Some(cluster);
-        self.pos += (out.len() - start) as u64;
+        self.pos += (out.len() - start + len) as u64;
         Ok(ts)
     }
 
@@ -947,6 +963,35 @@ mod tests {
         expect.extend(b"data");
         assert_eq!(&run.file[header_len..], &expect[..]);
         assert!(run.patches.is_empty(), "the open cluster is not patched");
+    }
+
+    #[test]
+    fn header_then_payload_is_byte_identical_to_a_whole_block() {
+        let frames: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 100 + i * 37]).collect();
+        let (mut a, mut b) = (
+            MkvMuxer::new(video_cfg(100_000)),
+            MkvMuxer::new(video_cfg(100_000)),
+        );
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        let (mut pa, mut pb) = (Vec::new(), Vec::new());
+        a.header(&mut out_a);
+        b.header(&mut out_b);
+        for (i, f) in frames.iter().enumerate() {
+            let t = i as i64 * 70_000_000;
+            let ta = a.write_block(1, t, true, f, &mut out_a, &mut pa).unwrap();
+            let tb = b
+                .write_block_header(1, t, true, f.len(), &mut out_b, &mut pb)
+                .unwrap();
+            out_b.extend_from_slice(f);
+            assert_eq!(ta, tb);
+            assert_eq!(a.position(), b.position());
+            assert_eq!(b.position(), out_b.len() as u64);
+        }
+        a.finish(&mut out_a, &mut pa).unwrap();
+        b.finish(&mut out_b, &mut pb).unwrap();
+        apply(&mut out_a, &pa);
+        apply(&mut out_b, &pb);
+        assert_eq!(out_a, out_b);
     }
 
     #[test]

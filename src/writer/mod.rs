@@ -14,13 +14,14 @@ pub mod mkv_read;
 pub mod sidecar;
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::capture::Camera;
@@ -37,6 +38,8 @@ pub const TIMESTAMP_UNIT_NS: u64 = 100_000;
 pub const MAX_CLUSTER_NS: u64 = 1_000_000_000;
 /// Bytes gathered before a write even if more messages are waiting.
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Pieces (muxed bytes or frame payloads) gathered before a write.
+const MAX_BATCH_PIECES: usize = 2048;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -148,6 +151,7 @@ struct Writer {
 
 struct Buffers {
     out: Vec<u8>,
+    pieces: Vec<Piece>,
     csv: String,
 }
 
@@ -155,13 +159,22 @@ impl Buffers {
     fn new() -> Buffers {
         // Filled with a non-zero byte so that every page is really written now (zeroed
         // memory from the allocator may be mapped lazily).
-        let mut out = vec![0xFF_u8; MAX_BATCH_BYTES + (1 << 20)];
+        let mut out = vec![0xFF_u8; 1 << 20];
         out.clear();
         Buffers {
             out,
+            pieces: Vec::with_capacity(MAX_BATCH_PIECES + 16),
             csv: String::with_capacity(256 << 10),
         }
     }
+}
+
+/// A batch is written with one `writev`: the bytes the muxer made (`out`, in ranges) and,
+/// between them, the frames' JPEG bytes straight from the ring's storage, uncopied.
+enum Piece {
+    /// `out[previous Muxed end .. this end]`.
+    Muxed(usize),
+    Payload(Bytes),
 }
 
 struct OpenFile {
@@ -175,6 +188,11 @@ struct OpenFile {
     last_capture: LslTime,
     end: Option<LslTime>,
     out: Vec<u8>,
+    pieces: Vec<Piece>,
+    /// End of the part of `out` already listed in `pieces`.
+    muxed_end: usize,
+    /// Payload bytes listed in `pieces`.
+    payload_bytes: usize,
     patches: Vec<Patch>,
     csv: String,
     events: String,
@@ -208,7 +226,7 @@ impl Writer {
             while self
                 .file
                 .as_ref()
-                .is_none_or(|f| f.out.len() < MAX_BATCH_BYTES && (f.flushed || f.out.is_empty()))
+                .is_none_or(|f| !f.batch_full() && (f.flushed || f.out.is_empty()))
             {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),
@@ -370,13 +388,21 @@ impl Writer {
         let path = f.spec.paths.mkv.display().to_string();
         let error = format!("writing {path} failed: {e}");
         tracing::error!(camera = %self.cam.name, "{error}; the file keeps what was written");
-        // Best effort: drop what did not fit and try to finalize in place.
-        f.out.clear();
-        f.csv.clear();
-        if let Err(e2) = f.finish("write failed") {
-            tracing::error!(camera = %self.cam.name, "could not finalize {path} ({e2}); `hindsight repair` can, once there is space");
-        }
+        // What reached the disk is not what the muxer thinks it wrote, so the file is
+        // finished from what is actually in it, as `hindsight repair` does.
+        f.discard_pending();
+        let mkv = f.spec.paths.mkv.clone();
         self.spare = Some(f.into_buffers());
+        match crate::repair::repair_file(&mkv) {
+            Ok(r) => tracing::warn!(
+                camera = %self.cam.name,
+                "{path} finished as written: {} frames, {:.1} s", r.blocks, r.duration_s
+            ),
+            Err(e2) => tracing::error!(
+                camera = %self.cam.name,
+                "could not finish {path} ({e2}); it plays as it is, and `hindsight repair {path}` finishes it once there is space"
+            ),
+        }
         self.failed = Some(id);
         *self.cam.last_error.lock() = Some(error.clone());
         let _ = self.events.send(WriterEvent::Failed {
@@ -392,6 +418,7 @@ impl OpenFile {
     /// Creates the files (never overwriting). On failure the buffers come back.
     fn create(spec: OpenSpec, mut buffers: Buffers) -> Result<OpenFile, (io::Error, Buffers)> {
         buffers.out.clear();
+        buffers.pieces.clear();
         buffers.csv.clear();
         let created = (|| -> io::Result<(File, File, File)> {
             std::fs::create_dir_all(&spec.paths.dir)?;
@@ -423,6 +450,9 @@ impl OpenFile {
             last_capture: LslTime::from_nanos(i64::MIN),
             end: None,
             out: buffers.out,
+            pieces: buffers.pieces,
+            muxed_end: 0,
+            payload_bytes: 0,
             patches: Vec::new(),
             csv: buffers.csv,
             events,
@@ -511,15 +541,18 @@ impl OpenFile {
             .muxer
             .as_mut()
             .expect("header written")
-            .write_block(
+            .write_block_header(
                 1,
                 capture.nanos_since(origin),
                 frame.meta.keyframe,
-                &frame.data,
+                frame.data.len(),
                 &mut self.out,
                 &mut self.patches,
             )
             .map_err(|e| io::Error::other(e.to_string()))?;
+        self.close_muxed_piece();
+        self.pieces.push(Piece::Payload(frame.data.clone()));
+        self.payload_bytes += frame.data.len();
         let pre = frame.meta.capture < self.spec.trigger;
         sidecar::frame_row(
             &mut self.csv,
@@ -538,10 +571,61 @@ impl OpenFile {
         Ok(())
     }
 
+    fn close_muxed_piece(&mut self) {
+        if self.out.len() > self.muxed_end {
+            self.muxed_end = self.out.len();
+            self.pieces.push(Piece::Muxed(self.muxed_end));
+        }
+    }
+
+    fn batch_full(&self) -> bool {
+        self.out.len() + self.payload_bytes >= MAX_BATCH_BYTES
+            || self.pieces.len() >= MAX_BATCH_PIECES
+    }
+
+    /// Drops what was muxed but not written (after a failed write).
+    fn discard_pending(&mut self) {
+        self.out.clear();
+        self.pieces.clear();
+        self.muxed_end = 0;
+        self.payload_bytes = 0;
+        self.csv.clear();
+    }
+
+    /// Writes the batch: one `writev` (more if the kernel takes it in parts).
+    fn write_pieces(&mut self) -> io::Result<()> {
+        self.close_muxed_piece();
+        let mut slices = Vec::with_capacity(self.pieces.len());
+        let mut start = 0;
+        for p in &self.pieces {
+            match p {
+                Piece::Muxed(end) => {
+                    slices.push(IoSlice::new(&self.out[start..*end]));
+                    start = *end;
+                }
+                Piece::Payload(b) => slices.push(IoSlice::new(b)),
+            }
+        }
+        let mut bufs = &mut slices[..];
+        while !bufs.is_empty() {
+            match self.mkv.write_vectored(bufs) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(slices);
+        self.pieces.clear();
+        self.out.clear();
+        self.muxed_end = 0;
+        self.payload_bytes = 0;
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            self.mkv.write_all(&self.out)?;
-            self.out.clear();
+        if !self.out.is_empty() || !self.pieces.is_empty() {
+            self.write_pieces()?;
             self.dirty_since_sync = true;
             if !self.flushed {
                 // The first bytes are out: make the new file's name durable (design/files.md).
@@ -571,9 +655,11 @@ impl OpenFile {
         Ok(())
     }
 
-    fn into_buffers(self) -> Buffers {
+    fn into_buffers(mut self) -> Buffers {
+        self.discard_pending();
         Buffers {
             out: self.out,
+            pieces: self.pieces,
             csv: self.csv,
         }
     }

@@ -69,22 +69,32 @@ impl Hindsight {
     }
 
     pub fn start_in(dir: tempfile::TempDir, root: PathBuf, config: &str) -> Hindsight {
+        Self::start_with(dir, root, config, |_| {})
+    }
+
+    /// As `start_in`, with a chance to adjust the command (environment, limits).
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        root: PathBuf,
+        config: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Hindsight {
         let port = free_port();
         let api = format!("127.0.0.1:{port}");
         let cfg_path = dir.path().join("config.yaml");
         std::fs::write(&cfg_path, config).unwrap();
         let log = dir.path().join(format!("hindsight-{port}.log"));
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
             .arg(&cfg_path)
             .arg("--root")
             .arg(&root)
             .args(["--api", &api])
             .env("HINDSIGHT_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start hindsight");
+            .stderr(std::fs::File::create(&log).unwrap());
+        adjust(&mut cmd);
+        let child = cmd.spawn().expect("start hindsight");
         let mut h = Hindsight {
             child: Some(child),
             api,
