@@ -6,6 +6,7 @@ fn main() {
         quick: std::env::var_os("HINDSIGHT_BENCH_QUICK").is_some(),
         dir: None,
         no_ffmpeg: false,
+        soak: None,
     };
     if let Err(e) = hindsight::bench::run(&args) {
         eprintln!("bench failed: {e:#}");

@@ -107,4 +107,9 @@ pub struct BenchArgs {
     /// Skip the `ffmpeg -c copy` comparison.
     #[arg(long)]
     pub no_ffmpeg: bool,
+    /// Instead of the figures: run the real recorder for SECONDS with synthetic cameras at
+    /// 400x400@100 and 1456x96@536, starting and stopping recordings every few seconds,
+    /// and report drops, missing frames and CPU use (SPEC section 10: 600 s).
+    #[arg(long, value_name = "SECONDS")]
+    pub soak: Option<u64>,
 }

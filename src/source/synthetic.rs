@@ -202,6 +202,11 @@ impl SyntheticSource {
     }
 }
 
+/// Frames a late caller can still get: a V4L2 driver typically queues 4 buffers, so a
+/// capture thread held up for a few frame periods loses nothing, and one held up longer
+/// loses the oldest.
+pub const QUEUE_DEPTH: u64 = 4;
+
 impl FrameSource for SyntheticSource {
     fn info(&self) -> &SourceInfo {
         &self.info
@@ -210,10 +215,10 @@ impl FrameSource for SyntheticSource {
     /// RealTime: waits for the next slot, then draws and encodes. The capture time is the
     /// slot's due instant, not the moment this thread woke: a real camera's exposures are
     /// crystal-timed, and the scheduler's wake-up delay is delivery jitter, not exposure
-    /// jitter. If the call comes more than one period after the slot was due (an
-    /// overloaded machine or a stalled caller), the missed slots are skipped and the
-    /// sequence number jumps over them, exactly as a camera that dropped frames: the
-    /// caller sees the loss as the gap in `seq`.
+    /// jitter. A late caller gets the frames it missed, back to back, as a camera driver
+    /// hands over the [`QUEUE_DEPTH`] frames its buffer queue holds; slots older than that
+    /// are skipped and the sequence number jumps over them, exactly as a camera that
+    /// dropped frames: the caller sees the loss as the gap in `seq`.
     ///
     /// Unpaced: returns at once; the capture time is the clock read at the call.
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
@@ -222,9 +227,8 @@ impl FrameSource for SyntheticSource {
             Pacing::Unpaced => (self.next_seq, now.lsl),
             Pacing::RealTime => {
                 let t0 = *self.t0.get_or_insert(now.lsl);
-                let seq = self
-                    .next_seq
-                    .max(self.last_slot_due(now.lsl.nanos_since(t0)));
+                let latest = self.last_slot_due(now.lsl.nanos_since(t0));
+                let seq = self.next_seq.max(latest.saturating_sub(QUEUE_DEPTH - 1));
                 let due = LslTime::from_nanos(t0.as_nanos().saturating_add(self.slot_offset(seq)));
                 self.clocks.sleep_until(due);
                 (seq, due)
@@ -420,20 +424,23 @@ mod tests {
                 assert!(meta.keyframe);
                 assert_eq!((meta.width, meta.height), (224, 96));
             }
-            // Far into a run, still exact: slot n + 1 after a long quiet stretch.
+            // Far into a run, still exact: after a long quiet stretch up to slot n, the
+            // queued slots n-3..=n come, each at its own exact time.
             let n = 10_000_000;
             clocks.sleep_until(start().lsl + Duration::from_nanos(expected_offset(n, fps) as u64));
-            let meta = source.next_frame(&mut jpeg).unwrap();
-            assert_eq!(meta.seq, n);
-            assert_eq!(
-                meta.capture.nanos_since(start().lsl),
-                expected_offset(n, fps)
-            );
+            for k in n + 1 - QUEUE_DEPTH..=n {
+                let meta = source.next_frame(&mut jpeg).unwrap();
+                assert_eq!(meta.seq, k);
+                assert_eq!(
+                    meta.capture.nanos_since(start().lsl),
+                    expected_offset(k, fps)
+                );
+            }
         }
     }
 
     #[test]
-    fn a_stall_longer_than_a_period_skips_the_missed_slots() {
+    fn a_late_caller_gets_the_queued_frames_and_loses_older_ones() {
         let fps = 30;
         let (mut source, clocks) = source(fps as f64, Pacing::RealTime, None);
         let mut jpeg = Vec::new();
@@ -461,11 +468,19 @@ mod tests {
         assert_eq!(step(period / 2), 2);
         assert_eq!(step(period * 3 / 2), 3);
         // That left the clock half a period past slot 3. Three more periods of stall: slots
-        // 4, 5 and 6 are all due, 4 and 5 more than a period late, so they are skipped
-        // (the seq jumps by 3) and 6 is sent at once, stamped with its due time.
-        assert_eq!(step(period * 3), 6);
+        // 4, 5 and 6 are all due; they fit the driver queue, so all come, back to back,
+        // each stamped with its own due time.
+        assert_eq!(step(period * 3), 4);
+        assert_eq!(step(Duration::ZERO), 5);
+        assert_eq!(step(Duration::ZERO), 6);
+        // Ten periods of stall: slots 7 to 16 are due, the queue holds the last four (13
+        // to 16), so 7 to 12 are lost and the seq jumps.
+        assert_eq!(step(period * 10), 13);
+        assert_eq!(step(Duration::ZERO), 14);
+        assert_eq!(step(Duration::ZERO), 15);
+        assert_eq!(step(Duration::ZERO), 16);
         // And the schedule carries on from there.
-        assert_eq!(step(Duration::ZERO), 7);
+        assert_eq!(step(Duration::ZERO), 17);
     }
 
     #[test]
