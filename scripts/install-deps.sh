@@ -2,10 +2,11 @@
 # Installs the system packages hindsight needs to build and to be tested, on Debian 12 or
 # Raspberry Pi OS (bookworm). Idempotent. Run as root or with sudo available.
 #   build:  cmake, nasm (libjpeg-turbo, built by the turbojpeg crate), pkg-config, a C/C++ compiler
-#   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge) judge the recordings
+#   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge, mkvinfo) judge the recordings;
+#           python3 runs tools/check-recording.py
 set -euo pipefail
 
-packages=(build-essential cmake nasm pkg-config ffmpeg mkvtoolnix)
+packages=(build-essential cmake nasm pkg-config ffmpeg mkvtoolnix python3)
 
 missing=()
 for p in "${packages[@]}"; do

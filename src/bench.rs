@@ -559,6 +559,7 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let mut recordings = 0;
         let mut n = 0u64;
+        let (mut files, mut frames, mut missing) = (0, 0u64, 0u64);
         while t0.elapsed() < length {
             // Deterministic but uneven: 2 to 5 s recording, 1 to 3 s between.
             n += 1;
@@ -570,10 +571,20 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(2000 + (n * 7919 % 3000)));
             client.stop().map_err(|e| anyhow::anyhow!(e))?;
             std::thread::sleep(Duration::from_millis(1000 + (n * 104_729 % 2000)));
+            // Check the finished files and delete them, so that a long soak does not fill
+            // the disk (or RAM, on tmpfs).
+            let (f, fr, m) = check_and_remove_finished(&root, &client)?;
+            files += f;
+            frames += fr;
+            missing += m;
         }
         let cpu = cpu_of(child.id())? - cpu0;
         let wall = t0.elapsed();
         std::thread::sleep(Duration::from_secs(2));
+        let (f, fr, m) = check_and_remove_finished(&root, &client)?;
+        files += f;
+        frames += fr;
+        missing += m;
         let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
         println!(
             "  {recordings} recordings; recorder CPU {:.1}% of one core (both cameras, including synthetic JPEG encoding)",
@@ -592,27 +603,6 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
                 cam.buffer_evicted_early
             );
         }
-        // Every file: frame numbers without gaps (from its sidecar).
-        let (mut files, mut frames, mut missing) = (0, 0u64, 0u64);
-        for day in std::fs::read_dir(&root)? {
-            for f in std::fs::read_dir(day?.path().join("video"))? {
-                let p = f?.path();
-                if p.to_string_lossy().ends_with(".frames.csv") {
-                    files += 1;
-                    let text = std::fs::read_to_string(&p)?;
-                    let numbers: Vec<u64> = text
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split(',').next()?.parse().ok())
-                        .collect();
-                    frames += numbers.len() as u64;
-                    missing += numbers
-                        .windows(2)
-                        .map(|w| w[1].saturating_sub(w[0] + 1))
-                        .sum::<u64>();
-                }
-            }
-        }
         println!("  {files} files, {frames} frames written, {missing} missing inside files");
         Ok(())
     })();
@@ -620,4 +610,44 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     result
+}
+
+/// Counts the frames and the gaps in frame numbers of every finished recording under
+/// `root` (from the sidecars), then deletes those recordings.
+fn check_and_remove_finished(
+    root: &Path,
+    client: &crate::api::client::ApiClient,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let open: Vec<String> = client
+        .status()
+        .map_err(|e| anyhow::anyhow!(e))?
+        .current_files;
+    let (mut files, mut frames, mut missing) = (0, 0u64, 0u64);
+    for day in std::fs::read_dir(root)? {
+        for f in std::fs::read_dir(day?.path().join("video"))? {
+            let mkv = f?.path();
+            if mkv.extension().is_none_or(|e| e != "mkv")
+                || open.iter().any(|o| Path::new(o) == mkv)
+            {
+                continue;
+            }
+            let sidecar = mkv.with_extension("frames.csv");
+            let text = std::fs::read_to_string(&sidecar)?;
+            let numbers: Vec<u64> = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split(',').next()?.parse().ok())
+                .collect();
+            files += 1;
+            frames += numbers.len() as u64;
+            missing += numbers
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0] + 1))
+                .sum::<u64>();
+            for p in [&mkv, &sidecar, &mkv.with_extension("events.csv")] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    Ok((files, frames, missing))
 }

@@ -30,6 +30,8 @@ pub struct Camera {
     /// Stable across restarts: rig + camera name.
     pub source_id: String,
     pub cpu_core: Option<usize>,
+    /// Ask for real-time priority for the capture thread.
+    pub realtime: bool,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -72,6 +74,8 @@ pub struct CameraStats {
     pub next_seq: AtomicU64,
     pub last_capture_ns: AtomicI64,
     pub running: AtomicBool,
+    /// The capture thread got real-time priority.
+    pub realtime: AtomicBool,
 }
 
 impl Camera {
@@ -81,6 +85,19 @@ impl Camera {
         info: SourceInfo,
         source_id: String,
         cpu_core: Option<usize>,
+        ring: PreTriggerRing,
+    ) -> Camera {
+        Camera::with_priority(index, name, info, source_id, cpu_core, false, ring)
+    }
+
+    /// As [`Camera::new`], asking for a real-time capture thread when `realtime`.
+    pub fn with_priority(
+        index: usize,
+        name: String,
+        info: SourceInfo,
+        source_id: String,
+        cpu_core: Option<usize>,
+        realtime: bool,
         ring: PreTriggerRing,
     ) -> Camera {
         let stats = CameraStats::default();
@@ -94,6 +111,7 @@ impl Camera {
             info,
             source_id,
             cpu_core,
+            realtime,
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -120,6 +138,26 @@ impl Camera {
             until,
         });
         (sent, lost)
+    }
+
+    /// Recording `id` takes no frame captured after `at`. Frames captured up to `at` may
+    /// still be on their way from the camera; [`Camera::has_frame_after`] says when they
+    /// are all in. Returns whether the recording is live here.
+    pub fn stop_at(&self, id: u64, at: LslTime) -> bool {
+        let mut st = self.state.lock();
+        match st.live.as_mut() {
+            Some(l) if l.id == id => {
+                l.until = Some(l.until.map_or(at, |u| u.min(at)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a frame captured after `t` has come in: then every frame up to `t` has.
+    pub fn has_frame_after(&self, t: LslTime) -> bool {
+        self.stats.next_seq.load(Relaxed) > 0
+            && self.stats.last_capture_ns.load(Relaxed) > t.as_nanos()
     }
 
     /// Stops forwarding live frames to recording `id`. Returns whether it was live here.
@@ -187,6 +225,7 @@ impl Camera {
             last_frame_number: next_seq.checked_sub(1),
             current_file,
             cpu_core: self.cpu_core,
+            realtime: s.realtime.load(Relaxed),
             last_error: self.last_error.lock().clone(),
         }
     }
@@ -243,6 +282,19 @@ pub fn run_capture(mut source: Box<dyn FrameSource>, cam: Arc<Camera>, stop: Arc
             tracing::warn!(camera = %cam.name, core, "could not pin the capture thread to its core");
         }
     }
+    if cam.realtime {
+        match set_realtime(REALTIME_PRIORITY) {
+            Ok(()) => {
+                cam.stats.realtime.store(true, Relaxed);
+                tracing::info!(camera = %cam.name, "capture thread at real-time priority (SCHED_FIFO {REALTIME_PRIORITY})");
+            }
+            Err(e) => tracing::info!(
+                camera = %cam.name,
+                "real-time priority not permitted ({e}); capturing at normal priority \
+                 (allow it with CAP_SYS_NICE or LimitRTPRIO= under systemd)"
+            ),
+        }
+    }
     let max_frame = cam.state.lock().ring.max_frame_bytes();
     let mut jpeg: Vec<u8> = Vec::with_capacity(max_frame.min(8 << 20));
     let mut fps = FpsMeter {
@@ -274,6 +326,23 @@ pub fn run_capture(mut source: Box<dyn FrameSource>, cam: Arc<Camera>, stop: Arc
     }
     cam.stats.running.store(false, Relaxed);
     tracing::info!(camera = %cam.name, "capture stopped");
+}
+
+/// SCHED_FIFO priority of capture threads: above every normal thread, far below the
+/// kernel's own real-time threads (50 and up), and the thread sleeps between frames.
+const REALTIME_PRIORITY: i32 = 10;
+
+fn set_realtime(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Everything the capture thread does with one frame. Split out so the benchmark measures

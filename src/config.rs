@@ -181,6 +181,9 @@ pub struct CameraConfig {
     /// Core the capture thread is pinned to: a number, `auto` (the last core, then the
     /// ones before it for further cameras), or `none`.
     pub cpu_core: CpuCore,
+    /// Run the capture thread at real-time priority (SCHED_FIFO) when the system allows
+    /// it (root, CAP_SYS_NICE, or systemd's LimitRTPRIO=); otherwise normal priority, logged.
+    pub realtime: bool,
 }
 
 impl Default for CameraConfig {
@@ -199,6 +202,7 @@ impl Default for CameraConfig {
             codec: Codec::Mjpg,
             quality: Quality(80),
             cpu_core: CpuCore::Auto,
+            realtime: true,
         }
     }
 }

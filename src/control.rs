@@ -184,6 +184,20 @@ impl StatusHub {
     }
 }
 
+/// How long a stop waits for the frames exposed before it to come in from a camera that
+/// has gone quiet (lost, or a very low frame rate).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// A stop waiting for the frames captured before it: a camera delivers a frame some time
+/// after its exposure, and a recording must end with the last frame exposed before the stop.
+struct PendingStop {
+    id: u64,
+    at: LslTime,
+    reason: String,
+    cameras: Vec<usize>,
+    since: Instant,
+}
+
 /// Files of one recording or clip that are still open, per camera.
 struct OpenFiles {
     paths: BTreeMap<usize, String>,
@@ -198,6 +212,7 @@ pub struct Control {
     settings: ControlSettings,
     stems: StemAllocator,
     open: BTreeMap<u64, OpenFiles>,
+    stops: Vec<PendingStop>,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
 }
@@ -228,6 +243,7 @@ impl Control {
             settings,
             stems: StemAllocator::default(),
             open: BTreeMap::new(),
+            stops: Vec::new(),
             hub,
             clocks,
         }
@@ -243,6 +259,9 @@ impl Control {
             let mut wait = Duration::from_millis(100);
             if let Some(d) = self.recorder.next_deadline() {
                 wait = wait.min(d.saturating_since(now));
+            }
+            if !self.stops.is_empty() {
+                wait = wait.min(Duration::from_millis(2));
             }
             select! {
                 recv(inbox.rx) -> msg => match msg {
@@ -285,6 +304,7 @@ impl Control {
                 tracing::info!("{}", d.outcome.message());
                 self.execute(d.actions, now);
             }
+            self.close_due_stops();
             self.publish();
             if let Some(since) = shutdown_since {
                 self.drain_until_closed(&writer_events, since);
@@ -297,17 +317,23 @@ impl Control {
     fn drain_until_closed(&mut self, events: &Receiver<WriterEvent>, since: Instant) {
         let limit = Duration::from_secs(30);
         while !self.open.is_empty() {
+            self.close_due_stops();
             let left = limit.saturating_sub(since.elapsed());
-            match events.recv_timeout(left) {
+            if left.is_zero() {
+                tracing::error!(
+                    "files still open after {limit:?}: {:?}",
+                    self.open
+                        .values()
+                        .flat_map(|o| o.paths.values())
+                        .collect::<Vec<_>>()
+                );
+                return;
+            }
+            match events.recv_timeout(left.min(Duration::from_millis(5))) {
                 Ok(ev) => self.writer_event(ev),
-                Err(_) => {
-                    tracing::error!(
-                        "files still open after {limit:?}: {:?}",
-                        self.open
-                            .values()
-                            .flat_map(|o| o.paths.values())
-                            .collect::<Vec<_>>()
-                    );
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    tracing::error!("every writer is gone with files still open");
                     return;
                 }
             }
@@ -403,13 +429,16 @@ impl Control {
                     reason,
                 } => {
                     for cam in &self.cameras {
-                        cam.end_recording(id);
-                        let _ = self.writers[cam.index].send(WriterMsg::Close {
-                            id,
-                            end: Some(end),
-                            reason: reason.to_string(),
-                        });
+                        cam.stop_at(id, end);
                     }
+                    self.stops.push(PendingStop {
+                        id,
+                        at: end,
+                        reason: reason.to_string(),
+                        cameras: self.cameras.iter().map(|c| c.index).collect(),
+                        since: Instant::now(),
+                    });
+                    self.close_due_stops();
                 }
                 Action::Clip {
                     id,
@@ -521,6 +550,28 @@ impl Control {
         Ok(opened)
     }
 
+    /// Closes each pending stop's files on the cameras that have delivered every frame
+    /// exposed before the stop (or have been quiet for [`STOP_GRACE`]).
+    fn close_due_stops(&mut self) {
+        for stop in &mut self.stops {
+            let overdue = stop.since.elapsed() >= STOP_GRACE;
+            stop.cameras.retain(|&i| {
+                let cam = &self.cameras[i];
+                if !overdue && !cam.has_frame_after(stop.at) {
+                    return true;
+                }
+                cam.end_recording(stop.id);
+                let _ = self.writers[i].send(WriterMsg::Close {
+                    id: stop.id,
+                    end: Some(stop.at),
+                    reason: stop.reason.clone(),
+                });
+                false
+            });
+        }
+        self.stops.retain(|s| !s.cameras.is_empty());
+    }
+
     fn writer_event(&mut self, ev: WriterEvent) {
         match ev {
             WriterEvent::Opened {
@@ -594,5 +645,138 @@ impl Control {
             .values()
             .flat_map(|o| o.paths.values().cloned())
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureStep;
+    use crate::frame::FrameMeta;
+    use crate::ring::{PreTriggerRing, RingLimits};
+    use crate::source::SourceInfo;
+
+    fn meta(seq: u64, capture: LslTime) -> FrameMeta {
+        FrameMeta {
+            seq,
+            capture,
+            wall: ClockPair::now().wall_at(capture),
+            width: 16,
+            height: 16,
+            keyframe: true,
+        }
+    }
+
+    /// A stop ends the recording with the last frame exposed before it, even when that
+    /// frame reaches us after the stop command did (cameras deliver after exposure).
+    #[test]
+    fn a_stop_waits_for_frames_exposed_before_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ring =
+            PreTriggerRing::new(RingLimits::for_rate(Duration::from_secs(1), 100.0, 4 << 20));
+        let info = SourceInfo {
+            kind: "synthetic",
+            model: "test".into(),
+            width: 16,
+            height: 16,
+            fps: 100.0,
+            codec: "mjpg",
+        };
+        let cam = Arc::new(Camera::new(
+            0,
+            "cam0".into(),
+            info,
+            "r_cam0".into(),
+            None,
+            ring,
+        ));
+        let (wtx, wrx) = crossbeam_channel::bounded(1000);
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let hub = Arc::new(StatusHub::new("r".into(), vec![cam.clone()], Vec::new()));
+        let settings = ControlSettings {
+            root: tmp.path().to_path_buf(),
+            prefix: "rec".into(),
+            fsync_interval: None,
+            rig: "r".into(),
+            host: "h".into(),
+            pre_trigger: Duration::from_secs(1),
+        };
+        let control = Control::new(
+            settings,
+            vec![cam.clone()],
+            vec![wtx],
+            hub,
+            Arc::new(crate::clock::RealClocks),
+        );
+        let (bus, inbox) = command_bus();
+        let thread = std::thread::spawn(move || control.run(inbox, erx));
+
+        let mut step = CaptureStep::default();
+        let start = LslTime::now();
+        for n in 0..50u64 {
+            step.frame(
+                &cam,
+                meta(
+                    n,
+                    start - Duration::from_millis(500) + Duration::from_millis(10 * n),
+                ),
+                b"jpeg",
+            );
+        }
+        bus.send(
+            Command::Start { seconds: None },
+            Origin::new("test", "start"),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        bus.send(Command::Stop, Origin::new("test", "stop"))
+            .unwrap();
+        let stop_sent = LslTime::now();
+        std::thread::sleep(Duration::from_millis(50));
+        // Open and the buffered frames; no Close yet: frames exposed before the stop may
+        // still come.
+        let early: Vec<WriterMsg> = wrx.try_iter().collect();
+        assert!(matches!(early.first(), Some(WriterMsg::Open(_))));
+        assert_eq!(early.len(), 51, "Open and the 50 buffered frames");
+        // Exposed before the stop, delivered 50 ms after it: belongs in the recording.
+        step.frame(
+            &cam,
+            meta(50, stop_sent - Duration::from_millis(1)),
+            b"jpeg",
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        // The first frame exposed after the stop: the recording is complete, it closes.
+        step.frame(
+            &cam,
+            meta(51, stop_sent + Duration::from_millis(9)),
+            b"jpeg",
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let msgs: Vec<WriterMsg> = wrx.try_iter().collect();
+        let frames: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                WriterMsg::Frame(f) => Some(f.meta.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            frames,
+            vec![50],
+            "the late frame is forwarded, the one after the stop is not"
+        );
+        assert!(
+            matches!(msgs.last(), Some(WriterMsg::Close { .. })),
+            "{msgs:?}"
+        );
+        // Play the writer's answer, so that shutdown finds nothing open.
+        etx.send(WriterEvent::Closed {
+            camera: 0,
+            id: 1,
+            summary: FileSummary::default(),
+        })
+        .unwrap();
+        bus.shutdown();
+        thread.join().unwrap();
     }
 }

@@ -91,12 +91,13 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             // The last core first: core 0 takes most interrupts.
             CpuCore::Auto => Some(cores[cores.len() - 1 - i % cores.len()]),
         };
-        cameras.push(Arc::new(Camera::new(
+        cameras.push(Arc::new(Camera::with_priority(
             i,
             cfg.name.0.clone(),
             src.info().clone(),
             format!("{rig}_{}", cfg.name),
             core,
+            cfg.realtime,
             ring,
         )));
     }

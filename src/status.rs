@@ -80,6 +80,8 @@ pub struct CameraStatus {
     pub last_frame_number: Option<u64>,
     pub current_file: Option<String>,
     pub cpu_core: Option<usize>,
+    /// The capture thread runs at real-time priority.
+    pub realtime: bool,
     pub last_error: Option<String>,
 }
 

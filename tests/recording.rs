@@ -19,7 +19,7 @@ const PERIOD: f64 = 0.01;
 #[test]
 fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
     let _g = serial();
-    for t in ["ffprobe", "ffmpeg", "mkvmerge", "mkvinfo"] {
+    for t in ["ffprobe", "ffmpeg", "mkvmerge", "mkvinfo", "python3"] {
         require_tool(t);
     }
     let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 3.0));
@@ -165,6 +165,38 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
         sizes.push(frame.data.len() as u64);
     }
     assert_eq!(sizes, rows.iter().map(|r| r.bytes).collect::<Vec<_>>());
+
+    // The checker users run on their own recordings agrees, and catches a damaged sidecar.
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/check-recording.py");
+    let out = std::process::Command::new("python3")
+        .arg(tool)
+        .arg(mkv)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("OK"), "{text}");
+    let copy = tempfile::tempdir().unwrap();
+    let mkv2 = copy.path().join(mkv.file_name().unwrap());
+    std::fs::copy(mkv, &mkv2).unwrap();
+    let csv = std::fs::read_to_string(sidecar_of(mkv)).unwrap();
+    let damaged: Vec<&str> = csv
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 50)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(sidecar_of(&mkv2), damaged.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(tool)
+        .arg(&mkv2)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("sidecar lists"),
+        "{text}"
+    );
 
     let s = h.status();
     let cam = &s["cameras"][0];
