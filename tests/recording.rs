@@ -22,7 +22,7 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
     for t in ["ffprobe", "ffmpeg", "mkvmerge", "mkvinfo", "python3"] {
         require_tool(t);
     }
-    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 3.0));
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 3.0));
     h.wait_buffered(2.95);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(h.status()["state"], "buffering");
@@ -209,7 +209,7 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
 #[test]
 fn start_n_stops_by_itself_and_clip_keeps_buffering() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 2.0));
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 2.0));
     h.wait_buffered(1.9);
 
     // start 2: stops by itself 2 s after the trigger.
@@ -284,7 +284,7 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
 #[test]
 fn marks_are_recorded_in_the_events_and_as_chapters() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(320, 240, 50, 1.0));
+    let mut h = Hindsight::start(&synthetic_config(320, 240, 50.0, 1.0));
     h.wait_buffered(0.9);
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_millis(400));
@@ -331,7 +331,7 @@ fn marks_are_recorded_in_the_events_and_as_chapters() {
 #[test]
 fn commands_that_make_no_sense_are_answered_and_change_nothing() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(160, 120, 30, 1.0));
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 30.0, 1.0));
     h.wait_buffered(0.5);
     let (code, r) = h.post("stop", json!({}));
     assert_eq!((code, r["outcome"].as_str()), (200, Some("no-op")), "{r}");
@@ -415,7 +415,7 @@ fn ctl_says_clearly_when_nothing_is_running() {
 #[test]
 fn sigterm_finishes_the_open_recording() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 1.0));
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
     h.wait_buffered(0.9);
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_millis(1500));
@@ -438,7 +438,7 @@ fn sigterm_finishes_the_open_recording() {
 #[test]
 fn a_killed_recording_plays_and_repair_finishes_it() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(400, 400, 100, 1.0));
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
     h.wait_buffered(0.9);
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_millis(3200));
@@ -463,7 +463,7 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     // The next start finds it unfinished and says how to finish it.
     let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().unwrap());
     let root = h.root.clone();
-    let mut h2 = Hindsight::start_in(dir, root, &synthetic_config(400, 400, 100, 1.0));
+    let mut h2 = Hindsight::start_in(dir, root, &synthetic_config(400, 400, 100.0, 1.0));
     let s = h2.status();
     let unfinished: Vec<&str> = s["unfinished_files"]
         .as_array()
@@ -514,4 +514,46 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
+}
+
+/// The first SIGTERM finishes files gracefully; a second one, while that is under way,
+/// exits at once, and what was written still plays and can be finished by repair.
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let _g = serial();
+    // One frame every 2 s: a graceful stop waits (up to a second) for the frames exposed
+    // before it, which leaves time for the second signal to arrive mid-shutdown.
+    let mut h = Hindsight::start(&synthetic_config(320, 240, 0.5, 5.0));
+    h.wait_until("two frames are buffered", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["frames_captured"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    });
+    h.post("start", json!({}));
+    h.wait_until("the header is written", Duration::from_secs(10), |h| {
+        h.mkv_files()
+            .first()
+            .is_some_and(|f| std::fs::metadata(f).unwrap().len() > 0)
+    });
+    h.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(150));
+    h.signal(libc::SIGTERM);
+    let st = h.wait_exit(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(130), "{}", h.log_text());
+    assert!(h.log_text().contains("second signal"));
+    let mkv = &h.mkv_files()[0];
+    let decoded = decoded_frame_numbers(mkv, 320, 240);
+    assert!(!decoded.is_empty() && decoded.iter().all(Option::is_some));
+    let out = std::process::Command::new(BIN)
+        .arg("repair")
+        .arg(mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mkvmerge_clean(mkv);
 }

@@ -19,7 +19,7 @@ fn a_failing_write_stops_the_recording_cleanly_and_keeps_what_was_written() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
-    let mut h = Hindsight::start_with(dir, root, &synthetic_config(400, 400, 100, 1.0), |cmd| {
+    let mut h = Hindsight::start_with(dir, root, &synthetic_config(400, 400, 100.0, 1.0), |cmd| {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {

@@ -438,7 +438,7 @@ pub fn tags(mkv: &Path) -> BTreeMap<String, String> {
 }
 
 /// A config for the synthetic camera, with a short buffer.
-pub fn synthetic_config(width: u32, height: u32, fps: u32, buffer_s: f64) -> String {
+pub fn synthetic_config(width: u32, height: u32, fps: f64, buffer_s: f64) -> String {
     format!(
         "buffer:\n  duration: {buffer_s}\n  max_bytes: 256MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: {width}, height: {height}}}\n    fps: {fps}\n"
     )
