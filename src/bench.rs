@@ -559,7 +559,8 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let mut recordings = 0;
         let mut n = 0u64;
-        let (mut files, mut frames, mut missing) = (0, 0u64, 0u64);
+        let (mut files, mut frames) = (0, 0u64);
+        let mut missing = std::collections::BTreeSet::new();
         while t0.elapsed() < length {
             // Deterministic but uneven: 2 to 5 s recording, 1 to 3 s between.
             n += 1;
@@ -573,18 +574,16 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(1000 + (n * 104_729 % 2000)));
             // Check the finished files and delete them, so that a long soak does not fill
             // the disk (or RAM, on tmpfs).
-            let (f, fr, m) = check_and_remove_finished(&root, &client)?;
+            let (f, fr) = check_and_remove_finished(&root, &client, &mut missing)?;
             files += f;
             frames += fr;
-            missing += m;
         }
         let cpu = cpu_of(child.id())? - cpu0;
         let wall = t0.elapsed();
         std::thread::sleep(Duration::from_secs(2));
-        let (f, fr, m) = check_and_remove_finished(&root, &client)?;
+        let (f, fr) = check_and_remove_finished(&root, &client, &mut missing)?;
         files += f;
         frames += fr;
-        missing += m;
         let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
         println!(
             "  {recordings} recordings; recorder CPU {:.1}% of one core (both cameras, including synthetic JPEG encoding)",
@@ -603,7 +602,11 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
                 cam.buffer_evicted_early
             );
         }
-        println!("  {files} files, {frames} frames written, {missing} missing inside files");
+        println!(
+            "  {files} files, {frames} frames written; distinct frames missing inside files: {} {:?}",
+            missing.len(),
+            missing.iter().take(10).collect::<Vec<_>>()
+        );
         Ok(())
     })();
     // SAFETY: signalling our own child.
@@ -612,22 +615,21 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
     result
 }
 
-/// Counts the frames and the gaps in frame numbers of every finished recording under
-/// `root` (from the sidecars), then deletes those recordings.
+/// Counts the frames of every finished recording under `root` and collects the gaps in
+/// their frame numbers as (camera, frame number) (from the sidecars), so that a frame lost
+/// in several overlapping recordings counts once; then deletes those recordings.
 fn check_and_remove_finished(
     root: &Path,
     client: &crate::api::client::ApiClient,
-) -> anyhow::Result<(u64, u64, u64)> {
-    let open: Vec<String> = client
-        .status()
-        .map_err(|e| anyhow::anyhow!(e))?
-        .current_files;
-    let (mut files, mut frames, mut missing) = (0, 0u64, 0u64);
+    missing: &mut std::collections::BTreeSet<(String, u64)>,
+) -> anyhow::Result<(u64, u64)> {
+    let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
+    let (mut files, mut frames) = (0, 0u64);
     for day in std::fs::read_dir(root)? {
         for f in std::fs::read_dir(day?.path().join("video"))? {
             let mkv = f?.path();
             if mkv.extension().is_none_or(|e| e != "mkv")
-                || open.iter().any(|o| Path::new(o) == mkv)
+                || status.current_files.iter().any(|o| Path::new(o) == mkv)
             {
                 continue;
             }
@@ -640,14 +642,21 @@ fn check_and_remove_finished(
                 .collect();
             files += 1;
             frames += numbers.len() as u64;
-            missing += numbers
-                .windows(2)
-                .map(|w| w[1].saturating_sub(w[0] + 1))
-                .sum::<u64>();
+            let camera = mkv
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('_').next())
+                .unwrap_or_default()
+                .to_string();
+            for w in numbers.windows(2) {
+                for n in w[0] + 1..w[1] {
+                    missing.insert((camera.clone(), n));
+                }
+            }
             for p in [&mkv, &sidecar, &mkv.with_extension("events.csv")] {
                 let _ = std::fs::remove_file(p);
             }
         }
     }
-    Ok((files, frames, missing))
+    Ok((files, frames))
 }
