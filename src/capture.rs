@@ -393,6 +393,27 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
         .store(st.ring.span().as_nanos() as u64, Relaxed);
 }
 
+/// A 16x16 synthetic camera `cam0` with a ring of `limits`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_camera(limits: crate::ring::RingLimits) -> Camera {
+    let info = SourceInfo {
+        kind: "synthetic",
+        model: "test".into(),
+        width: 16,
+        height: 16,
+        fps: 100.0,
+        codec: "mjpg",
+    };
+    Camera::new(
+        0,
+        "cam0".into(),
+        info,
+        "rig_cam0".into(),
+        None,
+        PreTriggerRing::new(limits),
+    )
+}
+
 /// For the benchmark: the capture thread's per-frame work on a given camera.
 #[doc(hidden)]
 pub struct CaptureStep {
@@ -423,20 +444,11 @@ mod tests {
     use crate::ring::RingLimits;
 
     fn cam() -> Camera {
-        let ring = PreTriggerRing::new(RingLimits {
+        test_camera(RingLimits {
             duration: Duration::from_secs(1),
             max_bytes: 1 << 20,
             max_frames: 1000,
-        });
-        let info = SourceInfo {
-            kind: "synthetic",
-            model: "test".into(),
-            width: 16,
-            height: 16,
-            fps: 100.0,
-            codec: "mjpg",
-        };
-        Camera::new(0, "cam0".into(), info, "rig:cam0".into(), None, ring)
+        })
     }
 
     fn meta(seq: u64) -> FrameMeta {

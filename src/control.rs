@@ -116,6 +116,8 @@ struct ControlView {
     state: Option<State>,
     recording: Option<ActiveRecording>,
     current_files: Vec<String>,
+    /// The file each camera writes now (the newest, if a clip and a recording overlap).
+    current_by_camera: BTreeMap<usize, String>,
     last_command: Option<CommandStatus>,
     last_files: BTreeMap<usize, FileSummary>,
     warnings: Vec<String>,
@@ -148,14 +150,7 @@ impl StatusHub {
         let cameras = self
             .cameras
             .iter()
-            .map(|c| {
-                let file = view
-                    .current_files
-                    .iter()
-                    .find(|f| f.ends_with(&format!("_{}.mkv", c.name)))
-                    .cloned();
-                c.status(file)
-            })
+            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned()))
             .collect();
         Status {
             state: state.as_str().into(),
@@ -304,7 +299,7 @@ impl Control {
                 tracing::info!("{}", d.outcome.message());
                 self.execute(d.actions, now);
             }
-            self.close_due_stops();
+            self.close_stops(false);
             self.publish();
             if let Some(since) = shutdown_since {
                 self.drain_until_closed(&writer_events, since);
@@ -317,7 +312,7 @@ impl Control {
     fn drain_until_closed(&mut self, events: &Receiver<WriterEvent>, since: Instant) {
         let limit = Duration::from_secs(30);
         while !self.open.is_empty() {
-            self.close_due_stops();
+            self.close_stops(false);
             let left = limit.saturating_sub(since.elapsed());
             if left.is_zero() {
                 tracing::error!(
@@ -438,7 +433,7 @@ impl Control {
                         cameras: self.cameras.iter().map(|c| c.index).collect(),
                         since: Instant::now(),
                     });
-                    self.close_due_stops();
+                    self.close_stops(false);
                 }
                 Action::Clip {
                     id,
@@ -497,6 +492,9 @@ impl Control {
         pre_trigger: Duration,
         origin: &Origin,
     ) -> Result<Vec<String>, String> {
+        // A recording still waiting for its last frames is closed first: its writer must
+        // see its Close before the next Open.
+        self.close_stops(true);
         let trigger_wall = at.wall_at(trigger);
         let names: Vec<&str> = self.cameras.iter().map(|c| c.name.as_str()).collect();
         let (dir, stem) = self
@@ -551,10 +549,11 @@ impl Control {
     }
 
     /// Closes each pending stop's files on the cameras that have delivered every frame
-    /// exposed before the stop (or have been quiet for [`STOP_GRACE`]).
-    fn close_due_stops(&mut self) {
+    /// exposed before the stop (or have been quiet for [`STOP_GRACE`]), or on every camera
+    /// when `now` (a new file is about to open and must follow the old one's close).
+    fn close_stops(&mut self, now: bool) {
         for stop in &mut self.stops {
-            let overdue = stop.since.elapsed() >= STOP_GRACE;
+            let overdue = now || stop.since.elapsed() >= STOP_GRACE;
             stop.cameras.retain(|&i| {
                 let cam = &self.cameras[i];
                 if !overdue && !cam.has_frame_after(stop.at) {
@@ -645,6 +644,11 @@ impl Control {
             .values()
             .flat_map(|o| o.paths.values().cloned())
             .collect();
+        view.current_by_camera = self
+            .open
+            .values()
+            .flat_map(|o| o.paths.iter().map(|(&cam, p)| (cam, p.clone())))
+            .collect();
     }
 }
 
@@ -653,8 +657,7 @@ mod tests {
     use super::*;
     use crate::capture::CaptureStep;
     use crate::frame::FrameMeta;
-    use crate::ring::{PreTriggerRing, RingLimits};
-    use crate::source::SourceInfo;
+    use crate::ring::RingLimits;
 
     fn meta(seq: u64, capture: LslTime) -> FrameMeta {
         FrameMeta {
@@ -667,29 +670,23 @@ mod tests {
         }
     }
 
-    /// A stop ends the recording with the last frame exposed before it, even when that
-    /// frame reaches us after the stop command did (cameras deliver after exposure).
-    #[test]
-    fn a_stop_waits_for_frames_exposed_before_it() {
+    struct Rig {
+        _tmp: tempfile::TempDir,
+        cam: Arc<Camera>,
+        writer: Receiver<WriterMsg>,
+        events: Sender<WriterEvent>,
+        bus: CommandBus,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    /// A control thread with one camera whose writer queue the test reads.
+    fn rig() -> Rig {
         let tmp = tempfile::tempdir().unwrap();
-        let ring =
-            PreTriggerRing::new(RingLimits::for_rate(Duration::from_secs(1), 100.0, 4 << 20));
-        let info = SourceInfo {
-            kind: "synthetic",
-            model: "test".into(),
-            width: 16,
-            height: 16,
-            fps: 100.0,
-            codec: "mjpg",
-        };
-        let cam = Arc::new(Camera::new(
-            0,
-            "cam0".into(),
-            info,
-            "r_cam0".into(),
-            None,
-            ring,
-        ));
+        let cam = Arc::new(crate::capture::test_camera(RingLimits::for_rate(
+            Duration::from_secs(1),
+            100.0,
+            4 << 20,
+        )));
         let (wtx, wrx) = crossbeam_channel::bounded(1000);
         let (etx, erx) = crossbeam_channel::unbounded();
         let hub = Arc::new(StatusHub::new("r".into(), vec![cam.clone()], Vec::new()));
@@ -711,6 +708,28 @@ mod tests {
         let (bus, inbox) = command_bus();
         let thread = std::thread::spawn(move || control.run(inbox, erx));
 
+        Rig {
+            _tmp: tmp,
+            cam,
+            writer: wrx,
+            events: etx,
+            bus,
+            thread,
+        }
+    }
+
+    /// A stop ends the recording with the last frame exposed before it, even when that
+    /// frame reaches us after the stop command did (cameras deliver after exposure).
+    #[test]
+    fn a_stop_waits_for_frames_exposed_before_it() {
+        let Rig {
+            _tmp,
+            cam,
+            writer: wrx,
+            events: etx,
+            bus,
+            thread,
+        } = rig();
         let mut step = CaptureStep::default();
         let start = LslTime::now();
         for n in 0..50u64 {
@@ -778,5 +797,64 @@ mod tests {
         .unwrap();
         bus.shutdown();
         thread.join().unwrap();
+    }
+
+    /// A start that comes while the last recording still waits for its last frames closes
+    /// that recording first: its writer sees Close before the new Open.
+    #[test]
+    fn a_quick_restart_closes_the_previous_file_first() {
+        let r = rig();
+        let mut step = CaptureStep::default();
+        let t0 = LslTime::now();
+        for n in 0..10u64 {
+            step.frame(
+                &r.cam,
+                meta(
+                    n,
+                    t0 - Duration::from_millis(100) + Duration::from_millis(10 * n),
+                ),
+                b"jpeg",
+            );
+        }
+        r.bus
+            .send(
+                Command::Start { seconds: None },
+                Origin::new("test", "start"),
+            )
+            .unwrap();
+        r.bus
+            .send(Command::Stop, Origin::new("test", "stop"))
+            .unwrap();
+        r.bus
+            .send(
+                Command::Start { seconds: None },
+                Origin::new("test", "start"),
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let order: Vec<String> = r
+            .writer
+            .try_iter()
+            .filter_map(|m| match m {
+                WriterMsg::Open(spec) => Some(format!("open {}", spec.id)),
+                WriterMsg::Close { id, .. } => Some(format!("close {id}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, ["open 1", "close 1", "open 2"]);
+        for id in [1, 2] {
+            r.events
+                .send(WriterEvent::Closed {
+                    camera: 0,
+                    id,
+                    summary: FileSummary::default(),
+                })
+                .unwrap();
+        }
+        r.bus
+            .send(Command::Stop, Origin::new("test", "stop"))
+            .unwrap();
+        r.bus.shutdown();
+        r.thread.join().unwrap();
     }
 }

@@ -293,19 +293,11 @@ impl Recording {
 }
 
 fn apply(file: &mut [u8], patches: &[Patch]) {
-    for p in patches {
-        let at = p.offset as usize;
-        file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-    }
+    Patch::apply_all(file, patches);
 }
 
-/// What `apply_plan` does to a file, done to a buffer (for the property tests).
 fn apply_in_memory(file: &mut Vec<u8>, plan: &RepairPlan) {
-    if !plan.already_final {
-        file.truncate(plan.truncate_to as usize);
-        file.extend_from_slice(&plan.tail);
-        apply(file, &plan.patches);
-    }
+    plan.apply_in_memory(file);
 }
 
 fn record(audio: bool, chapters: &[(i64, &str)]) -> Recording {

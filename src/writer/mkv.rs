@@ -103,6 +103,15 @@ pub struct Patch {
 }
 
 impl Patch {
+    /// Applies patches to a file held in memory (tests, tools): what the writer does with
+    /// `pwrite`. Panics if a patch lies beyond `file`.
+    pub fn apply_all(file: &mut [u8], patches: &[Patch]) {
+        for p in patches {
+            let at = p.offset as usize;
+            file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+    }
+
     /// Writes `size` into the 8-byte size field at `field_offset`.
     pub fn size8(field_offset: u64, size: u64) -> Patch {
         Patch {
@@ -834,10 +843,7 @@ mod tests {
     }
 
     fn apply(file: &mut [u8], patches: &[Patch]) {
-        for p in patches {
-            let at = p.offset as usize;
-            file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-        }
+        Patch::apply_all(file, patches);
     }
 
     /// Muxer plus the file it produced, with patches applied as the writer would.

@@ -95,6 +95,17 @@ pub struct RepairPlan {
     pub dropped_bytes: u64,
 }
 
+impl RepairPlan {
+    /// What [`apply_plan`] does to a file, done to a file held in memory (tests, tools).
+    pub fn apply_in_memory(&self, file: &mut Vec<u8>) {
+        if !self.already_final {
+            file.truncate(self.truncate_to as usize);
+            file.extend_from_slice(&self.tail);
+            Patch::apply_all(file, &self.patches);
+        }
+    }
+}
+
 /// True if the file's Segment has unknown size: a recording that was never finished.
 /// Reads only the first few dozen bytes, so it is cheap enough to run over a whole
 /// directory at start-up.
@@ -217,6 +228,7 @@ pub fn plan_repair<R: Read + Seek>(r: &mut R) -> Result<RepairPlan, ReadError> {
 /// reaches the disk before the index it covers, and a repair interrupted at any point
 /// can simply be planned and applied again.
 pub fn apply_plan(file: &mut File, plan: &RepairPlan) -> io::Result<()> {
+    // Same steps as `RepairPlan::apply_in_memory`, on a file.
     if plan.already_final {
         return Ok(());
     }
@@ -927,18 +939,11 @@ mod tests {
     }
 
     fn apply(file: &mut [u8], patches: &[Patch]) {
-        for p in patches {
-            let at = p.offset as usize;
-            file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-        }
+        Patch::apply_all(file, patches);
     }
 
     fn apply_plan_in_memory(file: &mut Vec<u8>, plan: &RepairPlan) {
-        if !plan.already_final {
-            file.truncate(plan.truncate_to as usize);
-            file.extend_from_slice(&plan.tail);
-            apply(file, &plan.patches);
-        }
+        plan.apply_in_memory(file);
     }
 
     /// Position of the first top-level header element `element`.

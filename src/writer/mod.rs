@@ -299,13 +299,7 @@ impl Writer {
                 self.spare = Some(buffers);
                 let error = format!("cannot create {path}: {e}");
                 tracing::error!(camera = %self.cam.name, "{error}");
-                self.failed = Some(id);
-                let _ = self.events.send(WriterEvent::Failed {
-                    camera: self.cam.index,
-                    id,
-                    path,
-                    error,
-                });
+                self.report_failure(id, path, error);
             }
         }
     }
@@ -368,12 +362,7 @@ impl Writer {
             Err(e) => {
                 let error = format!("cannot finish {path}: {e}");
                 tracing::error!(camera = %self.cam.name, "{error}");
-                let _ = self.events.send(WriterEvent::Failed {
-                    camera,
-                    id,
-                    path,
-                    error,
-                });
+                self.report_failure(id, path, error);
             }
         }
     }
@@ -403,6 +392,12 @@ impl Writer {
                 "could not finish {path} ({e2}); it plays as it is, and `hindsight repair {path}` finishes it once there is space"
             ),
         }
+        self.report_failure(id, path, error);
+    }
+
+    /// Recording `id` failed on this camera: its frames are dropped from now on, and the
+    /// status and the control thread hear why.
+    fn report_failure(&mut self, id: u64, path: String, error: String) {
         self.failed = Some(id);
         *self.cam.last_error.lock() = Some(error.clone());
         let _ = self.events.send(WriterEvent::Failed {
