@@ -557,3 +557,68 @@ fn a_second_sigterm_exits_at_once() {
     );
     mkvmerge_clean(mkv);
 }
+
+/// Several cameras: one command starts and stops them all; each writes its own file, all
+/// with the same stem, each complete.
+#[test]
+fn one_command_records_every_camera_into_files_sharing_a_stem() {
+    let _g = serial();
+    let config = "buffer:\n  duration: 1\n  max_bytes: 64MiB\ncameras:\n\
+        \x20 - {name: top, source: synthetic, resolution: {width: 320, height: 240}, fps: 50}\n\
+        \x20 - {name: side, source: synthetic, resolution: {width: 224, height: 96}, fps: 200}\n";
+    let mut h = Hindsight::start(config);
+    h.wait_until("both buffers fill", Duration::from_secs(20), |h| {
+        let s = h.status();
+        s["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["buffered_seconds"].as_f64().unwrap() > 0.9)
+    });
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["files"].as_array().unwrap().len(), 2, "{r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let stems: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            name[..name.rfind('_').unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(stems[0], stems[1], "one stem for the recording");
+    for (f, (w, h_, fps)) in files.iter().zip([(224, 96, 200.0), (320, 240, 50.0)]) {
+        assert!(f
+            .to_str()
+            .unwrap()
+            .ends_with(if w == 224 { "_side.mkv" } else { "_top.mkv" }));
+        let rows = read_sidecar(f);
+        let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+        assert!(span > 2.3 && span < 2.7, "{}: {span} s", f.display());
+        assert!(
+            (rows.len() as f64 - span * fps).abs() <= 1.5,
+            "{}: {} frames in {span} s at {fps} fps",
+            f.display(),
+            rows.len()
+        );
+        let decoded: Vec<u64> = decoded_frame_numbers(f, w, h_)
+            .into_iter()
+            .map(|n| n.unwrap())
+            .collect();
+        assert_eq!(
+            decoded,
+            rows.iter().map(|r| r.frame_number).collect::<Vec<_>>()
+        );
+        assert!(decoded.windows(2).all(|p| p[1] == p[0] + 1));
+        mkvmerge_clean(f);
+    }
+    let s = h.status();
+    for c in s["cameras"].as_array().unwrap() {
+        assert_eq!(c["frames_dropped"], 0, "{c}");
+    }
+    assert!(h.terminate().success());
+}
