@@ -67,14 +67,22 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
         }
     }
     let root = &c.storage.root;
-    match files::check_writable(root) {
+    // A check changes nothing: a root that does not exist yet is judged by the folder it
+    // would be created in.
+    let existing = root.ancestors().find(|p| p.exists()).unwrap_or(root);
+    match files::check_writable(existing) {
         Ok(()) => {
-            out.push(CheckLine::new(
-                Level::Pass,
-                "recordings root",
-                format!("{} is writable", root.display()),
-            ));
-            match free_bytes(root) {
+            let detail = if existing == root.as_path() {
+                format!("{} is writable", root.display())
+            } else {
+                format!(
+                    "{} will be created in {}",
+                    root.display(),
+                    existing.display()
+                )
+            };
+            out.push(CheckLine::new(Level::Pass, "recordings root", detail));
+            match free_bytes(existing) {
                 Some(free) if free < 1 << 30 => out.push(CheckLine::new(
                     Level::Warn,
                     "disk space",

@@ -161,6 +161,7 @@ fn check_reports_each_problem_with_an_exit_code() {
         "{text}"
     );
     assert!(text.contains("pass  recordings root"), "{text}");
+    assert!(!dir.path().join("rec").exists(), "check creates nothing");
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "cameras:\n  - fps: 0\n").unwrap();
