@@ -120,16 +120,17 @@ impl Camera {
     }
 
     /// Sends buffered frames captured at or after `from` to `writer`, then makes live
-    /// frames follow. Returns how many buffered frames went, and how many did not fit the
-    /// writer's queue.
+    /// frames follow. Returns how many buffered frames went, how many did not fit the
+    /// writer's queue, and the capture time of the first.
     pub fn begin_recording(
         &self,
         id: u64,
         writer: &Sender<WriterMsg>,
         from: LslTime,
         until: Option<LslTime>,
-    ) -> (u64, u64) {
+    ) -> (u64, u64, Option<LslTime>) {
         let mut st = self.state.lock();
+        let first = st.ring.frames_since(from).next().map(|f| f.meta.capture);
         let (sent, lost) = send_frames(writer, st.ring.frames_since(from), None);
         self.stats.writer_queue_full.fetch_add(lost, Relaxed);
         st.live = Some(LiveRecording {
@@ -137,7 +138,7 @@ impl Camera {
             writer: writer.clone(),
             until,
         });
-        (sent, lost)
+        (sent, lost, first)
     }
 
     /// Recording `id` takes no frame captured after `at`. Frames captured up to `at` may
@@ -484,7 +485,7 @@ mod tests {
             step.frame(&c, meta(seq), b"jpeg");
         }
         // Buffered frames from 50 ms on, then live ones up to 150 ms.
-        let (sent, lost) = c.begin_recording(
+        let (sent, lost, _) = c.begin_recording(
             7,
             &tx,
             LslTime::from_nanos(50_000_000),

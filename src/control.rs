@@ -208,6 +208,8 @@ pub struct Control {
     stems: StemAllocator,
     open: BTreeMap<u64, OpenFiles>,
     stops: Vec<PendingStop>,
+    /// Something the reply to the command being handled should add.
+    note: Option<String>,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
 }
@@ -239,6 +241,7 @@ impl Control {
             stems: StemAllocator::default(),
             open: BTreeMap::new(),
             stops: Vec::new(),
+            note: None,
             hub,
             clocks,
         }
@@ -350,8 +353,12 @@ impl Control {
             received,
             reply,
         } = env;
-        let decision: Decision = self.recorder.handle(&command, &origin, received.lsl);
+        let mut decision: Decision = self.recorder.handle(&command, &origin, received.lsl);
         let files = self.execute(decision.actions, received);
+        if let (Outcome::Done(m), Some(note)) = (&mut decision.outcome, self.note.take()) {
+            m.push_str("; ");
+            m.push_str(&note);
+        }
         match &decision.outcome {
             Outcome::Done(m) => tracing::info!(source = %origin.source, "{command}: {m}"),
             Outcome::NoOp(m) => tracing::info!(source = %origin.source, "{command}: no-op: {m}"),
@@ -391,16 +398,20 @@ impl Control {
                     until,
                     origin,
                 } => {
+                    let mut held = pre_trigger;
                     let paths =
                         self.open_files(id, FileKind::Recording, trigger, at, pre_trigger, &origin);
                     match paths {
                         Ok(paths) => {
                             for cam in &self.cameras {
-                                let (sent, lost) = cam.begin_recording(
+                                let (sent, lost, first) = cam.begin_recording(
                                     id,
                                     &self.writers[cam.index],
                                     trigger - pre_trigger,
                                     until,
+                                );
+                                held = held.min(
+                                    first.map_or(Duration::ZERO, |f| trigger.saturating_since(f)),
                                 );
                                 tracing::info!(
                                     camera = %cam.name,
@@ -409,6 +420,15 @@ impl Control {
                                 );
                             }
                             opened.extend(paths);
+                            // A buffer not yet full (just started, or a camera just back)
+                            // holds less than was asked for: say so in the reply.
+                            if held + Duration::from_millis(100) < pre_trigger {
+                                self.note = Some(format!(
+                                    "the buffer held only {:.1} s of the {:.1} s asked for",
+                                    held.as_secs_f64(),
+                                    pre_trigger.as_secs_f64()
+                                ));
+                            }
                         }
                         Err(e) => {
                             self.warn(format!("recording {id} could not start: {e}"));

@@ -174,7 +174,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
     );
     assert_eq!(s.frames_dropped, 0);
 
-    let (sent, _) = cam.begin_recording(1, &tx, LslTime::from_nanos(0), None);
+    let (sent, _, _) = cam.begin_recording(1, &tx, LslTime::from_nanos(0), None);
     let buffered_sent = rx.try_iter().count() as u64;
     assert_eq!(buffered_sent, sent);
     run(500, &mut step);
