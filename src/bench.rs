@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use crossbeam_channel::Receiver;
 
-use crate::capture::{Camera, CaptureStep};
+use crate::capture::{Camera, CameraSetup, CaptureStep};
 use crate::cli::BenchArgs;
 use crate::clock::{ClockPair, LslTime, RealClocks};
 use crate::frame::{Frame, FrameMeta};
@@ -95,14 +95,7 @@ fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
         fps: set.fps,
         codec: "mjpg",
     };
-    Arc::new(Camera::new(
-        0,
-        "bench".into(),
-        info,
-        "bench".into(),
-        None,
-        ring,
-    ))
+    Arc::new(Camera::new(CameraSetup::plain(0, "bench", info), ring))
 }
 
 fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec {

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::clock::LslTime;
 use crate::frame::{Frame, FrameMeta};
+use crate::lsl::{FrameRecord, LslMsg};
 use crate::ring::{DropCause, PreTriggerRing};
 use crate::source::{FrameSource, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
@@ -32,6 +33,8 @@ pub struct Camera {
     pub cpu_core: Option<usize>,
     /// Ask for real-time priority for the capture thread.
     pub realtime: bool,
+    /// Where each frame's metadata goes for the LSL frame stream.
+    pub lsl: Option<Sender<LslMsg>>,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -76,35 +79,54 @@ pub struct CameraStats {
     pub running: AtomicBool,
     /// The capture thread got real-time priority.
     pub realtime: AtomicBool,
+    /// Frame records the LSL thread's queue had no room for (the LSL frame stream misses
+    /// them; files do not).
+    pub lsl_queue_full: AtomicU64,
+}
+
+/// How a camera is set up, from its configuration.
+pub struct CameraSetup {
+    pub index: usize,
+    pub name: String,
+    pub info: SourceInfo,
+    /// Stable across restarts: rig + camera name.
+    pub source_id: String,
+    pub cpu_core: Option<usize>,
+    pub realtime: bool,
+    pub lsl: Option<Sender<LslMsg>>,
+}
+
+impl CameraSetup {
+    /// Camera `index` called `name`: not pinned, normal priority, no LSL.
+    pub fn plain(index: usize, name: &str, info: SourceInfo) -> CameraSetup {
+        CameraSetup {
+            index,
+            name: name.to_string(),
+            info,
+            source_id: name.to_string(),
+            cpu_core: None,
+            realtime: false,
+            lsl: None,
+        }
+    }
 }
 
 impl Camera {
-    pub fn new(
-        index: usize,
-        name: String,
-        info: SourceInfo,
-        source_id: String,
-        cpu_core: Option<usize>,
-        ring: PreTriggerRing,
-    ) -> Camera {
-        Camera::with_priority(index, name, info, source_id, cpu_core, false, ring)
-    }
-
-    /// As [`Camera::new`], asking for a real-time capture thread when `realtime`.
-    pub fn with_priority(
-        index: usize,
-        name: String,
-        info: SourceInfo,
-        source_id: String,
-        cpu_core: Option<usize>,
-        realtime: bool,
-        ring: PreTriggerRing,
-    ) -> Camera {
+    pub fn new(setup: CameraSetup, ring: PreTriggerRing) -> Camera {
         let stats = CameraStats::default();
         stats
             .buffer_capacity
             .store(ring.capacity_bytes() as u64, Relaxed);
         let buffer_duration = ring.limits().duration;
+        let CameraSetup {
+            index,
+            name,
+            info,
+            source_id,
+            cpu_core,
+            realtime,
+            lsl,
+        } = setup;
         Camera {
             index,
             name,
@@ -112,6 +134,7 @@ impl Camera {
             source_id,
             cpu_core,
             realtime,
+            lsl,
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -227,6 +250,7 @@ impl Camera {
             current_file,
             cpu_core: self.cpu_core,
             realtime: s.realtime.load(Relaxed),
+            lsl_samples_dropped: s.lsl_queue_full.load(Relaxed),
             last_error: self.last_error.lock().clone(),
         }
     }
@@ -351,6 +375,18 @@ fn set_realtime(priority: i32) -> std::io::Result<()> {
 fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
     let s = &cam.stats;
     s.frames_captured.fetch_add(1, Relaxed);
+    if let Some(lsl) = &cam.lsl {
+        let record = FrameRecord {
+            camera: cam.index as u16,
+            seq: meta.seq,
+            capture: meta.capture,
+            wall: meta.wall,
+            keyframe: meta.keyframe,
+        };
+        if lsl.try_send(LslMsg::Frame(record)).is_err() {
+            s.lsl_queue_full.fetch_add(1, Relaxed);
+        }
+    }
     let expected = s.next_seq.swap(meta.seq + 1, Relaxed);
     if expected != 0 && meta.seq > expected {
         s.source_gaps.fetch_add(meta.seq - expected, Relaxed);
@@ -406,11 +442,7 @@ pub(crate) fn test_camera(limits: crate::ring::RingLimits) -> Camera {
         codec: "mjpg",
     };
     Camera::new(
-        0,
-        "cam0".into(),
-        info,
-        "rig_cam0".into(),
-        None,
+        CameraSetup::plain(0, "cam0", info),
         PreTriggerRing::new(limits),
     )
 }

@@ -86,7 +86,7 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
                 Some(free) if free < 1 << 30 => out.push(CheckLine::new(
                     Level::Warn,
                     "disk space",
-                    format!("only {} MiB free under {}", free >> 20, root.display()),
+                    format!("only {} MiB free under {}", free >> 20, existing.display()),
                 )),
                 Some(free) => out.push(CheckLine::new(
                     Level::Pass,
@@ -108,6 +108,17 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
             Level::Fail,
             "recordings root",
             format!("{e}: set storage.root to a folder this user can write"),
+        )),
+    }
+    let lsl_used = c.lsl.enabled || c.trigger.lsl_markers.enabled;
+    match crate::lsl::self_test() {
+        Ok(msg) => out.push(CheckLine::new(Level::Pass, "lsl", msg)),
+        Err(e) => out.push(CheckLine::new(
+            if lsl_used { Level::Fail } else { Level::Warn },
+            "lsl",
+            format!(
+                "{e}: LSL needs multicast (or KnownPeers in lsl_api.cfg) on this machine's network"
+            ),
         )),
     }
     match std::net::TcpListener::bind(c.api.listen) {

@@ -99,8 +99,10 @@ impl WallTime {
         self.0
     }
 
+    /// Seconds since 1970. Whole seconds and the fraction are converted apart: the
+    /// nanosecond count itself is too large for an f64 to hold exactly.
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
+        self.0.div_euclid(1_000_000_000) as f64 + self.0.rem_euclid(1_000_000_000) as f64 / 1e9
     }
 
     pub fn now() -> Self {

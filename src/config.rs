@@ -263,11 +263,18 @@ impl Default for NtfyConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LslMarkersConfig {
-    /// Follow an LSL marker stream (issue 3; not in this build yet).
+    /// Follow an LSL string marker stream and turn markers into commands.
     pub enabled: bool,
+    /// Name of the marker stream (looked up again whenever it goes away).
     pub stream: String,
+    /// Markers that start a recording (exact strings).
     pub start: Vec<String>,
+    /// Markers that stop it.
     pub stop: Vec<String>,
+    /// Markers recorded as marks (events and chapters) in the running recording.
+    pub mark: Vec<String>,
+    /// Record every other marker as a mark too.
+    pub mark_all: bool,
 }
 
 impl Default for LslMarkersConfig {
@@ -277,6 +284,8 @@ impl Default for LslMarkersConfig {
             stream: "Markers".into(),
             start: vec!["start".into()],
             stop: vec!["stop".into()],
+            mark: Vec::new(),
+            mark_all: false,
         }
     }
 }
@@ -284,16 +293,32 @@ impl Default for LslMarkersConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LslConfig {
-    /// LSL outlets (issue 3; not in this build yet).
+    /// Publish the frame, status and events streams.
     pub enabled: bool,
+    /// Frame stream name; `<name>_Status` and `<name>_Events` follow it. With several
+    /// cameras: `<name>_<camera>`.
     pub name: String,
+    /// Content type of the frame stream (the old tool's `Markers`).
+    #[serde(rename = "type")]
+    pub frames_type: String,
+    pub status_type: String,
+    pub events_type: String,
+    /// Samples per transmitted chunk; 0 = each sample as it is pushed.
+    pub chunk_size: u32,
+    /// Seconds of samples an outlet keeps for a slow consumer.
+    pub max_buffered: u32,
 }
 
 impl Default for LslConfig {
     fn default() -> Self {
         LslConfig {
-            enabled: false,
+            enabled: true,
             name: "VideoStream".into(),
+            frames_type: "Markers".into(),
+            status_type: "RecordingStatus".into(),
+            events_type: "Markers".into(),
+            chunk_size: 0,
+            max_buffered: 360,
         }
     }
 }

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::capture::Camera;
 use crate::clock::{ClockPair, Clocks, LslTime};
+use crate::lsl::{LslMsg, LslStatus};
 use crate::recorder::{
     Action, ActiveRecording, Command, Decision, Origin, Outcome, Recorder, State,
 };
@@ -69,6 +70,19 @@ impl CommandBus {
                 command,
                 origin,
                 received: ClockPair::now(),
+                reply: None,
+            }))
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Sends a command that happened at `at` (a marker's own timestamp, say); the outcome
+    /// is logged, not returned.
+    pub fn send_at(&self, command: Command, origin: Origin, at: ClockPair) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: at,
                 reply: None,
             }))
             .map_err(|_| BusError::Closed)
@@ -130,6 +144,7 @@ pub struct StatusHub {
     cameras: Vec<Arc<Camera>>,
     unfinished: Vec<String>,
     view: Mutex<ControlView>,
+    lsl: Option<Arc<Mutex<LslStatus>>>,
 }
 
 impl StatusHub {
@@ -140,7 +155,14 @@ impl StatusHub {
             cameras,
             unfinished,
             view: Mutex::new(ControlView::default()),
+            lsl: None,
         }
+    }
+
+    /// Includes what the LSL threads report.
+    pub fn with_lsl(mut self, lsl: Arc<Mutex<LslStatus>>) -> StatusHub {
+        self.lsl = Some(lsl);
+        self
     }
 
     pub fn snapshot(&self) -> Status {
@@ -175,6 +197,7 @@ impl StatusHub {
             cameras,
             unfinished_files: self.unfinished.clone(),
             warnings: view.warnings.clone(),
+            lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
         }
     }
 }
@@ -208,6 +231,7 @@ pub struct Control {
     stems: StemAllocator,
     open: BTreeMap<u64, OpenFiles>,
     stops: Vec<PendingStop>,
+    lsl: Option<Sender<LslMsg>>,
     /// Something the reply to the command being handled should add.
     note: Option<String>,
     hub: Arc<StatusHub>,
@@ -232,6 +256,7 @@ impl Control {
         writers: Vec<Sender<WriterMsg>>,
         hub: Arc<StatusHub>,
         clocks: Arc<dyn Clocks>,
+        lsl: Option<Sender<LslMsg>>,
     ) -> Control {
         Control {
             recorder: Recorder::new(settings.pre_trigger),
@@ -241,6 +266,7 @@ impl Control {
             stems: StemAllocator::default(),
             open: BTreeMap::new(),
             stops: Vec::new(),
+            lsl,
             note: None,
             hub,
             clocks,
@@ -359,6 +385,18 @@ impl Control {
             m.push_str("; ");
             m.push_str(&note);
         }
+        self.lsl_event(
+            None,
+            received.lsl,
+            serde_json::json!({
+                "event": "command",
+                "command": command.to_string(),
+                "source": origin.source,
+                "text": origin.text,
+                "outcome": decision.outcome.kind(),
+                "message": decision.outcome.message(),
+            }),
+        );
         match &decision.outcome {
             Outcome::Done(m) => tracing::info!(source = %origin.source, "{command}: {m}"),
             Outcome::NoOp(m) => tracing::info!(source = %origin.source, "{command}: no-op: {m}"),
@@ -398,6 +436,11 @@ impl Control {
                     until,
                     origin,
                 } => {
+                    self.lsl_send(LslMsg::RecordingStarted {
+                        id,
+                        start: trigger,
+                        end: until,
+                    });
                     let mut held = pre_trigger;
                     let paths =
                         self.open_files(id, FileKind::Recording, trigger, at, pre_trigger, &origin);
@@ -443,6 +486,7 @@ impl Control {
                     at: end,
                     reason,
                 } => {
+                    self.lsl_send(LslMsg::RecordingStopped { id, end });
                     for cam in &self.cameras {
                         cam.stop_at(id, end);
                     }
@@ -485,6 +529,16 @@ impl Control {
                     origin,
                 } => {
                     tracing::info!(source = %origin.source, "mark: {text}");
+                    self.lsl_event(
+                        None,
+                        when,
+                        serde_json::json!({
+                            "event": "mark",
+                            "text": text,
+                            "source": origin.source,
+                            "recording": recording,
+                        }),
+                    );
                     if let Some(id) = recording {
                         for w in &self.writers {
                             let _ = w.send(WriterMsg::Mark {
@@ -604,6 +658,17 @@ impl Control {
                     camera = %self.cameras[camera].name,
                     "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl})"
                 );
+                self.lsl_event(
+                    Some(camera),
+                    self.clocks.now().lsl,
+                    serde_json::json!({
+                        "event": "file_opened",
+                        "recording": id,
+                        "path": path,
+                        "first_frame": first_frame,
+                        "first_frame_lsl_time": first_lsl.as_secs_f64(),
+                    }),
+                );
             }
             WriterEvent::Closed {
                 camera,
@@ -613,6 +678,22 @@ impl Control {
                 if let Some(e) = &summary.error {
                     self.warn(format!("{}: {e}", summary.path));
                 }
+                self.lsl_event(
+                    Some(camera),
+                    self.clocks.now().lsl,
+                    serde_json::json!({
+                        "event": "file_closed",
+                        "recording": id,
+                        "kind": summary.kind,
+                        "path": summary.path,
+                        "frames": summary.frames,
+                        "first_frame": summary.first_frame_number,
+                        "last_frame": summary.last_frame_number,
+                        "missing_frames": summary.missing_frames,
+                        "duration_s": summary.duration_s,
+                        "error": summary.error,
+                    }),
+                );
                 self.hub.view.lock().last_files.insert(camera, summary);
                 self.file_done(id, camera, false);
             }
@@ -620,6 +701,11 @@ impl Control {
                 camera, id, error, ..
             } => {
                 self.warn(error.clone());
+                self.lsl_event(
+                    Some(camera),
+                    self.clocks.now().lsl,
+                    serde_json::json!({"event": "error", "recording": id, "message": error}),
+                );
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
                 let all_failed = self
@@ -644,6 +730,25 @@ impl Control {
             if o.paths.is_empty() {
                 self.open.remove(&id);
             }
+        }
+    }
+
+    /// Never blocks the control thread: a full LSL queue loses the message (logged).
+    fn lsl_send(&self, msg: LslMsg) {
+        if let Some(tx) = &self.lsl {
+            if let Err(e) = tx.try_send(msg) {
+                tracing::warn!("LSL queue full; not published: {:?}", e.into_inner());
+            }
+        }
+    }
+
+    fn lsl_event(&self, camera: Option<usize>, at: LslTime, json: serde_json::Value) {
+        if self.lsl.is_some() {
+            self.lsl_send(LslMsg::Event {
+                camera,
+                at,
+                json: json.to_string(),
+            });
         }
     }
 
@@ -724,6 +829,7 @@ mod tests {
             vec![wtx],
             hub,
             Arc::new(crate::clock::RealClocks),
+            None,
         );
         let (bus, inbox) = command_bus();
         let thread = std::thread::spawn(move || control.run(inbox, erx));

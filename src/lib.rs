@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod frame;
+pub mod lsl;
 pub mod recorder;
 pub mod repair;
 pub mod ring;

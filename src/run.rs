@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
-use crate::capture::{self, Camera};
+use crate::capture::{self, Camera, CameraSetup};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::{Config, CpuCore};
 use crate::control::{self, Control, ControlSettings, StatusHub};
+use crate::lsl;
 use crate::ring::{PreTriggerRing, RingLimits};
 use crate::writer::{self, files};
+use parking_lot::Mutex;
 
 /// Bytes for the ring when the pre-trigger buffer is disabled: room for the newest frames.
 const NO_BUFFER_BYTES: usize = 16 << 20;
@@ -68,6 +70,11 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         .into_iter()
         .map(|c| c.id)
         .collect();
+    // One queue to the LSL thread, made first: the capture threads send to it.
+    let lsl_channel = config
+        .lsl
+        .enabled
+        .then(|| crossbeam_channel::bounded(lsl::QUEUE_CAPACITY));
     let mut cameras = Vec::new();
     for (i, (cfg, src)) in config.cameras.iter().zip(&sources).enumerate() {
         let max_bytes = if pre_trigger.is_zero() {
@@ -91,18 +98,49 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             // The last core first: core 0 takes most interrupts.
             CpuCore::Auto => Some(cores[cores.len() - 1 - i % cores.len()]),
         };
-        cameras.push(Arc::new(Camera::with_priority(
-            i,
-            cfg.name.0.clone(),
-            src.info().clone(),
-            format!("{rig}_{}", cfg.name),
-            core,
-            cfg.realtime,
-            ring,
-        )));
+        let setup = CameraSetup {
+            index: i,
+            name: cfg.name.0.clone(),
+            info: src.info().clone(),
+            source_id: format!("hindsight_{rig}_{}", cfg.name),
+            cpu_core: core,
+            realtime: cfg.realtime,
+            lsl: lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
+        };
+        cameras.push(Arc::new(Camera::new(setup, ring)));
     }
+    let lsl_status = Arc::new(Mutex::new(lsl::LslStatus::default()));
+    let hub = Arc::new(
+        StatusHub::new(rig.clone(), cameras.clone(), unfinished).with_lsl(lsl_status.clone()),
+    );
 
-    // Threads from here on.
+    // Threads from here on. LSL first: a refusal to create outlets stops the start.
+    let lsl_thread = match lsl_channel {
+        Some((tx, rx)) => {
+            let streams = cameras
+                .iter()
+                .map(|c| lsl::CameraStreams {
+                    camera: c.name.clone(),
+                    info: c.info.clone(),
+                    name: lsl::stream_name(&config.lsl.name, &c.name, cameras.len()),
+                    source_id: c.source_id.clone(),
+                })
+                .collect();
+            let settings = lsl::LslSettings {
+                frames_type: config.lsl.frames_type.clone(),
+                status_type: config.lsl.status_type.clone(),
+                events_type: config.lsl.events_type.clone(),
+                chunk_size: config.lsl.chunk_size.min(i32::MAX as u32) as i32,
+                max_buffered: config.lsl.max_buffered.min(i32::MAX as u32) as i32,
+                rig: rig.clone(),
+                host: host.clone(),
+            };
+            let join = lsl::spawn(settings, streams, hub.clone(), lsl_status.clone(), rx)
+                .map_err(|e| anyhow!(e))?;
+            Some((tx, join))
+        }
+        None => None,
+    };
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let mut writers = Vec::new();
     for cam in &cameras {
@@ -124,7 +162,6 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
                 .spawn(move || capture::run_capture(src, cam, stop))?,
         );
     }
-    let hub = Arc::new(StatusHub::new(rig.clone(), cameras.clone(), unfinished));
     let (bus, inbox) = control::command_bus();
     let settings = ControlSettings {
         root,
@@ -143,10 +180,21 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         writers.iter().map(|w| w.tx.clone()).collect(),
         hub.clone(),
         clocks,
+        lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
     );
     let control = std::thread::Builder::new()
         .name("control".into())
         .spawn(move || control.run(inbox, event_rx))?;
+    let markers = if config.trigger.lsl_markers.enabled {
+        Some(lsl::markers::spawn(
+            config.trigger.lsl_markers.clone(),
+            bus.clone(),
+            lsl_status,
+            stop.clone(),
+        )?)
+    } else {
+        None
+    };
     crate::api::spawn(listener, bus.clone(), hub, token)?;
     tracing::info!("control API on http://{}/api/status", config.api.listen);
     spawn_signal_thread(bus.clone())?;
@@ -160,6 +208,15 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     for w in writers {
         drop(w.tx);
         let _ = w.join.join();
+    }
+    if let Some(m) = markers {
+        let _ = m.join();
+    }
+    // Capture has ended: the LSL thread pushes what it still holds and closes its outlets
+    // (told so: the status hub, still shared with the API, keeps senders alive).
+    if let Some((tx, join)) = lsl_thread {
+        let _ = tx.send(lsl::LslMsg::Shutdown);
+        let _ = join.join();
     }
     tracing::info!("stopped");
     Ok(())
@@ -194,8 +251,6 @@ fn warn_not_in_this_build(config: &Config) {
     let pending = [
         (config.audio.enabled, "audio"),
         (config.trigger.ntfy.enabled, "trigger.ntfy"),
-        (config.trigger.lsl_markers.enabled, "trigger.lsl_markers"),
-        (config.lsl.enabled, "lsl"),
     ];
     for (on, key) in pending {
         if on {

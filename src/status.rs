@@ -27,6 +27,8 @@ pub struct Status {
     pub unfinished_files: Vec<String>,
     /// Problems worth a human's attention (writer errors, lost cameras).
     pub warnings: Vec<String>,
+    /// LSL streams and the marker trigger, when LSL is enabled.
+    pub lsl: Option<crate::lsl::LslStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -82,6 +84,8 @@ pub struct CameraStatus {
     pub cpu_core: Option<usize>,
     /// The capture thread runs at real-time priority.
     pub realtime: bool,
+    /// Frame samples the LSL frame stream missed because its queue was full.
+    pub lsl_samples_dropped: u64,
     pub last_error: Option<String>,
 }
 

@@ -141,6 +141,8 @@ fn a_taken_api_port_is_refused() {
 
 #[test]
 fn check_reports_each_problem_with_an_exit_code() {
+    // `check` runs the LSL self-test: keep it on this machine, in this run's session.
+    lsl_session();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
     std::fs::write(
@@ -161,6 +163,7 @@ fn check_reports_each_problem_with_an_exit_code() {
         "{text}"
     );
     assert!(text.contains("pass  recordings root"), "{text}");
+    assert!(text.contains("pass  lsl") && text.contains("read a sample back"), "{text}");
     assert!(!dir.path().join("rec").exists(), "check creates nothing");
 
     let bad = dir.path().join("bad.yaml");

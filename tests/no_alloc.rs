@@ -123,7 +123,7 @@ fn pooled_source_allocates_nothing_per_frame() {
 /// frame to a writer queue drained by another thread.
 #[test]
 fn the_capture_step_allocates_nothing_per_frame() {
-    use hindsight::capture::{Camera, CaptureStep};
+    use hindsight::capture::{Camera, CameraSetup, CaptureStep};
     use hindsight::frame::FrameMeta;
     use hindsight::ring::{PreTriggerRing, RingLimits};
     use std::time::Duration;
@@ -139,7 +139,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
         fps: 100.0,
         codec: "mjpg",
     };
-    let cam = Camera::new(0, "cam0".into(), info, "rig_cam0".into(), None, ring);
+    let cam = Camera::new(CameraSetup::plain(0, "cam0", info), ring);
     let jpegs: Vec<Vec<u8>> = (0..7).map(|i| vec![i as u8; 20_000 + i * 3_001]).collect();
     let meta = |n: u64| FrameMeta {
         seq: n,

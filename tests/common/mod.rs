@@ -79,6 +79,8 @@ impl Hindsight {
         config: &str,
         adjust: impl FnOnce(&mut Command),
     ) -> Hindsight {
+        // Its LSL streams stay on this machine, in this run's session.
+        lsl_session();
         let port = free_port();
         let api = format!("127.0.0.1:{port}");
         let cfg_path = dir.path().join("config.yaml");
@@ -442,4 +444,32 @@ pub fn synthetic_config(width: u32, height: u32, fps: f64, buffer_s: f64) -> Str
     format!(
         "buffer:\n  duration: {buffer_s}\n  max_bytes: 256MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: {width}, height: {height}}}\n    fps: {fps}\n"
     )
+}
+
+/// Sets up liblsl for this test process and the recorders it starts: discovery limited to
+/// this machine, and a SessionID of its own, so that parallel runs never see each other's
+/// streams. Call before any liblsl call; the child processes inherit it (LSLAPICFG).
+pub fn lsl_session() -> &'static str {
+    static SESSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SESSION.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let session = format!("hindsight-test-{}-{nanos}", std::process::id());
+        let path = std::env::temp_dir().join(format!("{session}.cfg"));
+        std::fs::write(
+            &path,
+            // Machine scope over an IPv4 multicast group with TTL 0: every socket on this
+            // machine hears a query, nothing leaves it. (Machine scope's default address
+            // is IPv6, and plain 127.0.0.1 reaches only one of several outlets.)
+            format!(
+                "[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n\
+                 MachineAddresses = {{224.0.0.183}}\nTTLOverride = 0\n[lab]\nSessionID = {session}\n"
+            ),
+        )
+        .unwrap();
+        std::env::set_var("LSLAPICFG", &path);
+        session
+    })
 }

@@ -1,0 +1,245 @@
+//! The LSL marker trigger: follows a named string marker stream (e.g. from PsychoPy) and
+//! turns configured marker strings into commands on the bus.
+//!
+//! A command takes the marker's own timestamp, mapped onto this machine's LSL clock with
+//! the inlet's clock correction: a recording starts at the instant the experiment said so,
+//! not when the marker happened to arrive. The stream is looked up by name; when it goes
+//! away (the experiment script ends) the trigger looks for it again, so a stream re-created
+//! with a new source id is followed too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lsl::Pullable;
+use parking_lot::Mutex;
+
+use super::LslStatus;
+use crate::clock::{ClockPair, LslTime};
+use crate::config::LslMarkersConfig;
+use crate::control::CommandBus;
+use crate::recorder::{Command, Origin};
+
+/// What a marker string means.
+pub fn command_for(cfg: &LslMarkersConfig, marker: &str) -> Option<Command> {
+    let m = marker.trim();
+    if cfg.start.iter().any(|s| s == m) {
+        Some(Command::Start { seconds: None })
+    } else if cfg.stop.iter().any(|s| s == m) {
+        Some(Command::Stop)
+    } else if cfg.mark_all || cfg.mark.iter().any(|s| s == m) {
+        (!m.is_empty()).then(|| Command::Mark {
+            text: m.to_string(),
+        })
+    } else {
+        None
+    }
+}
+
+/// A marker's time on this machine's clocks: its timestamp plus the clock correction,
+/// unless that lies in the future or more than `max_age` back (a sender with a broken
+/// clock), then the arrival time.
+pub fn command_time(
+    stamp: f64,
+    correction: f64,
+    arrived: ClockPair,
+    max_age: Duration,
+) -> ClockPair {
+    let at = LslTime::from_secs_f64(stamp + correction);
+    if at <= arrived.lsl && arrived.lsl.saturating_since(at) <= max_age {
+        ClockPair {
+            lsl: at,
+            wall: arrived.wall_at(at),
+        }
+    } else {
+        arrived
+    }
+}
+
+/// Starts the trigger thread. It runs until `stop` is set.
+pub fn spawn(
+    cfg: LslMarkersConfig,
+    bus: CommandBus,
+    status: Arc<Mutex<LslStatus>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lsl-markers".into())
+        .spawn(move || run(&cfg, &bus, &status, &stop))
+}
+
+fn set_state(status: &Mutex<LslStatus>, state: String) {
+    let mut s = status.lock();
+    if s.marker_trigger.as_deref() != Some(&state) {
+        tracing::info!("LSL marker trigger: {state}");
+        s.marker_trigger = Some(state);
+    }
+}
+
+fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        set_state(
+            status,
+            format!("looking for marker stream `{}`", cfg.stream),
+        );
+        let found = match lsl::resolve_byprop("name", &cfg.stream, 1, 1.0) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("LSL resolve failed: {e:?}");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Some(info) = found.into_iter().next() else {
+            continue;
+        };
+        if info.channel_format() != lsl::ChannelFormat::String {
+            set_state(
+                status,
+                format!(
+                    "stream `{}` is not a string marker stream; waiting for one",
+                    cfg.stream
+                ),
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            continue;
+        }
+        // No automatic recovery: a lost stream is looked up again by name, which also
+        // finds an experiment script that restarted with a new source id.
+        let inlet = match lsl::StreamInlet::new(&info, 360, 0, false) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("cannot open an inlet on `{}`: {e:?}", cfg.stream);
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = inlet.open_stream(5.0) {
+            tracing::warn!("cannot connect to `{}`: {e:?}", cfg.stream);
+            continue;
+        }
+        set_state(
+            status,
+            format!(
+                "following `{}` from {} ({})",
+                cfg.stream,
+                info.hostname(),
+                info.source_id()
+            ),
+        );
+        follow(cfg, bus, &inlet, stop);
+    }
+}
+
+/// Pulls markers until the stream is lost or `stop` is set.
+fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, stop: &AtomicBool) {
+    let mut correction = inlet.time_correction(2.0).unwrap_or(0.0);
+    let mut since_correction = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(0.5);
+        match pulled {
+            Ok((sample, stamp)) if !sample.is_empty() && stamp != 0.0 => {
+                let arrived = ClockPair::now();
+                let marker = sample[0].clone();
+                let Some(command) = command_for(cfg, &marker) else {
+                    tracing::info!("LSL marker `{marker}` is not mapped to a command; ignored");
+                    continue;
+                };
+                if since_correction.elapsed() > Duration::from_secs(5) {
+                    correction = inlet.time_correction(0.5).unwrap_or(correction);
+                    since_correction = std::time::Instant::now();
+                }
+                let at = command_time(stamp, correction, arrived, Duration::from_secs(5));
+                if bus
+                    .send_at(command, Origin::new("lsl", marker), at)
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "marker stream `{}` lost ({e:?}); looking for it again",
+                    cfg.stream
+                );
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::WallTime;
+
+    fn cfg() -> LslMarkersConfig {
+        LslMarkersConfig {
+            enabled: true,
+            stream: "Markers".into(),
+            start: vec!["start".into(), "trial_begin".into()],
+            stop: vec!["stop".into()],
+            mark: vec!["reward".into()],
+            mark_all: false,
+        }
+    }
+
+    #[test]
+    fn configured_strings_map_to_commands() {
+        let c = cfg();
+        assert_eq!(
+            command_for(&c, "start"),
+            Some(Command::Start { seconds: None })
+        );
+        assert_eq!(
+            command_for(&c, " trial_begin "),
+            Some(Command::Start { seconds: None })
+        );
+        assert_eq!(command_for(&c, "stop"), Some(Command::Stop));
+        assert_eq!(
+            command_for(&c, "reward"),
+            Some(Command::Mark {
+                text: "reward".into()
+            })
+        );
+        assert_eq!(
+            command_for(&c, "Start"),
+            None,
+            "exact strings, as configured"
+        );
+        assert_eq!(command_for(&c, "stimulus 3"), None);
+        let all = LslMarkersConfig {
+            mark_all: true,
+            ..cfg()
+        };
+        assert_eq!(
+            command_for(&all, "stimulus 3"),
+            Some(Command::Mark {
+                text: "stimulus 3".into()
+            })
+        );
+        assert_eq!(command_for(&all, "  "), None);
+    }
+
+    #[test]
+    fn a_marker_keeps_its_own_time_unless_that_time_is_implausible() {
+        let arrived = ClockPair {
+            lsl: LslTime::from_secs_f64(100.0),
+            wall: WallTime::from_nanos(1_000_000_000_000),
+        };
+        let max = Duration::from_secs(5);
+        let t = command_time(99.9, 0.0, arrived, max);
+        assert_eq!(t.lsl, LslTime::from_secs_f64(99.9));
+        assert_eq!(t.wall.as_nanos(), 1_000_000_000_000 - 100_000_000);
+        // The sender's clock is 10 s behind ours; the correction puts it right.
+        assert_eq!(
+            command_time(89.95, 10.0, arrived, max).lsl,
+            LslTime::from_secs_f64(99.95)
+        );
+        // In the future, or far in the past: the arrival time.
+        assert_eq!(command_time(100.5, 0.0, arrived, max), arrived);
+        assert_eq!(command_time(50.0, 0.0, arrived, max), arrived);
+    }
+}

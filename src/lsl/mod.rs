@@ -1,0 +1,537 @@
+//! Lab Streaming Layer: per-frame metadata, 10 Hz status and event markers, so that every
+//! video frame sits on the lab's common clock (SPEC section 5).
+//!
+//! liblsl outlets are not `Send`, so all of them live on one thread of their own (`lsl`),
+//! fed by a channel: the capture threads send a small [`FrameRecord`] per frame (never
+//! blocking: a full queue is counted), the control thread sends recording windows and
+//! events. Per camera there are three streams:
+//!
+//! * **frames** (`<name>`, the old tool's layout): 4 doubles `frame_number`, `unix_time`,
+//!   `is_keyframe`, `recording_active`, one sample per captured frame, stamped with the
+//!   frame's capture time (`design/time.md`), nominal rate = the camera's, and
+//!   `desc/synchronization/can_drop_samples = true` so that importers do not smooth
+//!   timestamps across dropped frames.
+//! * **status** (`<name>_Status`): 10 Hz from a monotonic schedule: `status` (0 idle,
+//!   1 recording, 2 buffering), `unix_time`, `fps`, `dropped_frames`, `buffered_seconds`.
+//! * **events** (`<name>_Events`): one JSON string per command, mark, file opened or closed
+//!   (with its first and last frame numbers) and error.
+//!
+//! `recording_active` is 1 exactly for frames captured inside a recording: from the
+//! trigger instant to the stop instant. Those instants reach this thread from the control
+//! thread a little after the frames around them, so frame samples are held for
+//! [`RELEASE_DELAY`] before they are pushed; their timestamps are explicit, so the delay
+//! changes nothing for a consumer but latency.
+
+pub mod markers;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use lsl::ExPushable;
+use parking_lot::Mutex;
+
+use crate::clock::{ClockPair, LslTime, WallTime};
+use crate::control::StatusHub;
+use crate::source::SourceInfo;
+
+/// How long frame samples wait for the recording state around them to be known.
+pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
+/// Status stream period (10 Hz).
+pub const STATUS_PERIOD: Duration = Duration::from_millis(100);
+/// Messages the LSL thread's queue holds.
+pub const QUEUE_CAPACITY: usize = 16_384;
+
+/// One captured frame, as the frame stream needs it. Small and `Copy`: the capture
+/// thread sends it by value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameRecord {
+    pub camera: u16,
+    pub seq: u64,
+    pub capture: LslTime,
+    pub wall: WallTime,
+    pub keyframe: bool,
+}
+
+/// What the LSL thread is told.
+#[derive(Debug)]
+pub enum LslMsg {
+    Frame(FrameRecord),
+    /// Recording `id` is active from `start` (the trigger), until `end` if known.
+    RecordingStarted {
+        id: u64,
+        start: LslTime,
+        end: Option<LslTime>,
+    },
+    RecordingStopped {
+        id: u64,
+        end: LslTime,
+    },
+    /// A marker on the events stream of `camera` (every camera when `None`).
+    Event {
+        camera: Option<usize>,
+        at: LslTime,
+        json: String,
+    },
+    /// Push what is held and close the outlets.
+    Shutdown,
+}
+
+/// What the LSL thread needs to know about a camera to describe its streams.
+#[derive(Clone, Debug)]
+pub struct CameraStreams {
+    pub camera: String,
+    pub info: SourceInfo,
+    /// Frame stream name; `_Status` and `_Events` are appended for the others.
+    pub name: String,
+    /// Stable across restarts (rig + camera), so that recorders recover the stream.
+    pub source_id: String,
+}
+
+/// Stream settings from the config.
+#[derive(Clone, Debug)]
+pub struct LslSettings {
+    pub frames_type: String,
+    pub status_type: String,
+    pub events_type: String,
+    pub chunk_size: i32,
+    pub max_buffered: i32,
+    pub rig: String,
+    pub host: String,
+}
+
+/// The frame stream's name for camera `camera` of `count`: `name` alone for a single
+/// camera (the old tool's `VideoStream`), `name_camera` for several.
+pub fn stream_name(base: &str, camera: &str, count: usize) -> String {
+    if count == 1 {
+        base.to_string()
+    } else {
+        format!("{base}_{camera}")
+    }
+}
+
+/// What the status shows about LSL.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LslStatus {
+    /// Stream names this process publishes.
+    pub streams: Vec<String>,
+    /// Whether any inlet (LabRecorder, a viewer) is connected to each frame stream.
+    pub consumers: Vec<bool>,
+    /// The marker trigger's state, when it is enabled.
+    pub marker_trigger: Option<String>,
+}
+
+/// Starts the LSL thread on the receiving end of a queue made with
+/// `crossbeam_channel::bounded(QUEUE_CAPACITY)`. Its outlets exist once this returns Ok:
+/// a failure to create them is reported here, before anything else starts.
+pub fn spawn(
+    settings: LslSettings,
+    cameras: Vec<CameraStreams>,
+    hub: Arc<StatusHub>,
+    status: Arc<Mutex<LslStatus>>,
+    rx: Receiver<LslMsg>,
+) -> Result<JoinHandle<()>, String> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let join = std::thread::Builder::new()
+        .name("lsl".into())
+        .spawn(
+            move || match Publisher::new(&settings, &cameras, hub, status) {
+                Ok(p) => {
+                    let _ = ready_tx.send(Ok(()));
+                    p.run(rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            },
+        )
+        .map_err(|e| format!("cannot start the LSL thread: {e}"))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(join),
+        Ok(Err(e)) => {
+            let _ = join.join();
+            Err(e)
+        }
+        Err(_) => Err("the LSL thread ended before creating its outlets".into()),
+    }
+}
+
+struct Outlets {
+    frames: lsl::StreamOutlet,
+    status: lsl::StreamOutlet,
+    events: lsl::StreamOutlet,
+}
+
+struct Window {
+    id: u64,
+    start: LslTime,
+    end: Option<LslTime>,
+}
+
+struct Publisher {
+    outlets: Vec<Outlets>,
+    hub: Arc<StatusHub>,
+    status: Arc<Mutex<LslStatus>>,
+    held: VecDeque<FrameRecord>,
+    windows: Vec<Window>,
+    next_status: LslTime,
+    frame_sample: Vec<f64>,
+    status_sample: Vec<f64>,
+}
+
+impl Publisher {
+    fn new(
+        settings: &LslSettings,
+        cameras: &[CameraStreams],
+        hub: Arc<StatusHub>,
+        status: Arc<Mutex<LslStatus>>,
+    ) -> Result<Publisher, String> {
+        let mut outlets = Vec::new();
+        let mut names = Vec::new();
+        for cam in cameras {
+            let frames = frame_info(settings, cam)?;
+            let status_info = status_info(settings, cam)?;
+            let events = events_info(settings, cam)?;
+            let make = |info: &lsl::StreamInfo, what: &str| {
+                lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered).map_err(
+                    |e| {
+                        format!(
+                            "cannot create the LSL {what} outlet of camera {}: {e:?}",
+                            cam.camera
+                        )
+                    },
+                )
+            };
+            outlets.push(Outlets {
+                frames: make(&frames, "frame")?,
+                status: make(&status_info, "status")?,
+                events: make(&events, "events")?,
+            });
+            names.extend([
+                cam.name.clone(),
+                format!("{}_Status", cam.name),
+                format!("{}_Events", cam.name),
+            ]);
+        }
+        tracing::info!("LSL streams: {}", names.join(", "));
+        status.lock().streams = names;
+        let now = LslTime::now();
+        Ok(Publisher {
+            outlets,
+            hub,
+            status,
+            held: VecDeque::with_capacity(QUEUE_CAPACITY),
+            windows: Vec::new(),
+            next_status: now + STATUS_PERIOD,
+            frame_sample: vec![0.0; 4],
+            status_sample: vec![0.0; 5],
+        })
+    }
+
+    fn run(mut self, rx: Receiver<LslMsg>) {
+        'run: loop {
+            let now = LslTime::now();
+            let mut deadline = self.next_status;
+            if let Some(f) = self.held.front() {
+                deadline = deadline.min(f.capture + RELEASE_DELAY);
+            }
+            let wait = deadline.saturating_since(now);
+            match rx.recv_timeout(wait) {
+                Ok(LslMsg::Shutdown) => break 'run,
+                Ok(msg) => {
+                    self.handle(msg);
+                    // Take whatever else is waiting before pushing.
+                    while let Ok(msg) = rx.try_recv() {
+                        if matches!(msg, LslMsg::Shutdown) {
+                            break 'run;
+                        }
+                        self.handle(msg);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break 'run,
+            }
+            let now = LslTime::now();
+            self.release(now - RELEASE_DELAY);
+            self.push_status(now);
+        }
+        // Shutting down: everything still held is pushed, with what is known.
+        self.release(LslTime::from_nanos(i64::MAX));
+        tracing::info!("LSL outlets closed");
+    }
+
+    fn handle(&mut self, msg: LslMsg) {
+        match msg {
+            LslMsg::Frame(f) => self.held.push_back(f),
+            LslMsg::RecordingStarted { id, start, end } => {
+                self.windows.push(Window { id, start, end })
+            }
+            LslMsg::RecordingStopped { id, end } => {
+                for w in self.windows.iter_mut().filter(|w| w.id == id) {
+                    w.end = Some(w.end.map_or(end, |e| e.min(end)));
+                }
+            }
+            LslMsg::Shutdown => {}
+            LslMsg::Event { camera, at, json } => {
+                let sample = vec![json];
+                for (i, o) in self.outlets.iter().enumerate() {
+                    if camera.is_none_or(|c| c == i) {
+                        if let Err(e) = o.events.push_sample_ex(&sample, at.as_secs_f64(), true) {
+                            tracing::warn!("LSL event not pushed: {e:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes held frames captured up to `until`.
+    fn release(&mut self, until: LslTime) {
+        while let Some(f) = self.held.front().copied() {
+            if f.capture > until {
+                break;
+            }
+            self.held.pop_front();
+            let active = self
+                .windows
+                .iter()
+                .any(|w| f.capture >= w.start && w.end.is_none_or(|e| f.capture <= e));
+            self.frame_sample[0] = f.seq as f64;
+            self.frame_sample[1] = f.wall.as_secs_f64();
+            self.frame_sample[2] = f64::from(u8::from(f.keyframe));
+            self.frame_sample[3] = f64::from(u8::from(active));
+            if let Some(o) = self.outlets.get(f.camera as usize) {
+                if let Err(e) =
+                    o.frames
+                        .push_sample_ex(&self.frame_sample, f.capture.as_secs_f64(), true)
+                {
+                    tracing::warn!("LSL frame sample not pushed: {e:?}");
+                }
+            }
+        }
+        // Windows that ended before anything still held cannot matter any more.
+        let oldest = self.held.front().map_or(until, |f| f.capture);
+        self.windows.retain(|w| w.end.is_none_or(|e| e >= oldest));
+    }
+
+    /// One status sample per camera for every tick of the schedule that has come.
+    fn push_status(&mut self, now: LslTime) {
+        if self.next_status > now {
+            return;
+        }
+        // A thread held up for long does not send a burst of stale ticks.
+        let behind = now.nanos_since(self.next_status) / STATUS_PERIOD.as_nanos() as i64;
+        if behind > 10 {
+            tracing::warn!("LSL status fell {behind} periods behind; skipping ahead");
+            self.next_status = self.next_status + STATUS_PERIOD * behind as u32;
+        }
+        let snapshot = self.hub.snapshot();
+        let pair = ClockPair::now();
+        let mut consumers = Vec::with_capacity(self.outlets.len());
+        while self.next_status <= now {
+            let tick = self.next_status;
+            for (i, o) in self.outlets.iter().enumerate() {
+                let cam = snapshot.cameras.get(i);
+                self.status_sample[0] = f64::from(snapshot.state_code);
+                self.status_sample[1] = pair.wall_at(tick).as_secs_f64();
+                self.status_sample[2] = cam.map_or(0.0, |c| c.fps);
+                self.status_sample[3] = cam.map_or(0.0, |c| c.frames_dropped as f64);
+                self.status_sample[4] = cam.map_or(0.0, |c| c.buffered_seconds);
+                if let Err(e) =
+                    o.status
+                        .push_sample_ex(&self.status_sample, tick.as_secs_f64(), true)
+                {
+                    tracing::warn!("LSL status sample not pushed: {e:?}");
+                }
+            }
+            self.next_status = tick + STATUS_PERIOD;
+        }
+        for o in &self.outlets {
+            consumers.push(o.frames.have_consumers());
+        }
+        self.status.lock().consumers = consumers;
+    }
+}
+
+fn new_info(
+    name: &str,
+    kind: &str,
+    channels: u32,
+    rate: f64,
+    format: lsl::ChannelFormat,
+    source_id: &str,
+) -> Result<lsl::StreamInfo, String> {
+    lsl::StreamInfo::new(name, kind, channels, rate, format, source_id)
+        .map_err(|e| format!("cannot describe LSL stream {name}: {e:?}"))
+}
+
+fn channels(desc: &mut lsl::XMLElement, list: &[(&str, &str, &str)]) {
+    let mut chans = desc.append_child("channels");
+    for (label, unit, kind) in list {
+        let mut c = chans.append_child("channel");
+        c.append_child_value("label", label);
+        c.append_child_value("unit", unit);
+        c.append_child_value("type", kind);
+    }
+}
+
+fn common_desc(desc: &mut lsl::XMLElement, settings: &LslSettings, cam: &CameraStreams) {
+    let mut acq = desc.append_child("acquisition");
+    acq.append_child_value(
+        "software",
+        &format!("hindsight {}", env!("CARGO_PKG_VERSION")),
+    );
+    acq.append_child_value("rig", &settings.rig);
+    acq.append_child_value("host", &settings.host);
+    acq.append_child_value("camera", &cam.camera);
+}
+
+fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+    let mut info = new_info(
+        &cam.name,
+        &settings.frames_type,
+        4,
+        cam.info.fps,
+        lsl::ChannelFormat::Double64,
+        &format!("{}_frames", cam.source_id),
+    )?;
+    let mut desc = info.desc();
+    channels(
+        &mut desc,
+        &[
+            ("frame_number", "count", "FrameNumber"),
+            ("unix_time", "seconds", "Timestamp"),
+            ("is_keyframe", "boolean", "Flag"),
+            ("recording_active", "boolean", "Flag"),
+        ],
+    );
+    let mut camera = desc.append_child("camera");
+    camera.append_child_value("name", &cam.camera);
+    camera.append_child_value("source", cam.info.kind);
+    camera.append_child_value("model", &cam.info.model);
+    camera.append_child_value("width", &cam.info.width.to_string());
+    camera.append_child_value("height", &cam.info.height.to_string());
+    camera.append_child_value("fps", &cam.info.fps.to_string());
+    camera.append_child_value("codec", cam.info.codec);
+    let mut sync = desc.append_child("synchronization");
+    // Frames can be dropped (by the camera, or by this stream's queue): importers must
+    // not smooth timestamps across gaps as for a gap-free regular stream.
+    sync.append_child_value("can_drop_samples", "true");
+    sync.append_child_value(
+        "timestamp",
+        "start of the frame's exposure on the LSL clock, as close as the camera tells it",
+    );
+    common_desc(&mut desc, settings, cam);
+    Ok(info)
+}
+
+fn status_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+    let mut info = new_info(
+        &format!("{}_Status", cam.name),
+        &settings.status_type,
+        5,
+        1.0 / STATUS_PERIOD.as_secs_f64(),
+        lsl::ChannelFormat::Double64,
+        &format!("{}_status", cam.source_id),
+    )?;
+    let mut desc = info.desc();
+    channels(
+        &mut desc,
+        &[
+            ("status", "0 idle, 1 recording, 2 buffering", "State"),
+            ("unix_time", "seconds", "Timestamp"),
+            ("fps", "frames/second", "Rate"),
+            ("dropped_frames", "count", "Counter"),
+            ("buffered_seconds", "seconds", "Duration"),
+        ],
+    );
+    common_desc(&mut desc, settings, cam);
+    Ok(info)
+}
+
+fn events_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+    let mut info = new_info(
+        &format!("{}_Events", cam.name),
+        &settings.events_type,
+        1,
+        0.0,
+        lsl::ChannelFormat::String,
+        &format!("{}_events", cam.source_id),
+    )?;
+    let mut desc = info.desc();
+    channels(&mut desc, &[("event", "JSON", "Marker")]);
+    common_desc(&mut desc, settings, cam);
+    Ok(info)
+}
+
+/// `hindsight check`'s LSL self-test: an outlet this process creates is found, an inlet
+/// connects to it, and a sample pushed with an explicit timestamp comes back unchanged.
+pub fn self_test() -> Result<String, String> {
+    use lsl::Pullable;
+    let start = std::time::Instant::now();
+    let id = format!(
+        "hindsight-selftest-{}-{}",
+        std::process::id(),
+        LslTime::now().as_nanos()
+    );
+    let info = lsl::StreamInfo::new(&id, "SelfTest", 1, 0.0, lsl::ChannelFormat::Double64, &id)
+        .map_err(|e| format!("cannot describe a stream: {e:?}"))?;
+    let outlet = lsl::StreamOutlet::new(&info, 0, 10)
+        .map_err(|e| format!("cannot create an outlet: {e:?}"))?;
+    let found = lsl::resolve_byprop("source_id", &id, 1, 5.0)
+        .map_err(|e| format!("resolving failed: {e:?}"))?;
+    let Some(stream) = found.first() else {
+        return Err("this machine's own stream was not found within 5 s (multicast on loopback blocked? see lsl_api.cfg)".into());
+    };
+    let inlet = lsl::StreamInlet::new(stream, 10, 0, false)
+        .map_err(|e| format!("cannot create an inlet: {e:?}"))?;
+    inlet
+        .open_stream(5.0)
+        .map_err(|e| format!("cannot connect to the stream: {e:?}"))?;
+    outlet.wait_for_consumers(5.0);
+    let stamp = lsl::local_clock() - 0.5;
+    outlet
+        .push_sample_ex(&vec![42.0_f64], stamp, true)
+        .map_err(|e| format!("cannot push: {e:?}"))?;
+    let (sample, ts): (Vec<f64>, f64) = inlet
+        .pull_sample(5.0)
+        .map_err(|e| format!("cannot pull: {e:?}"))?;
+    if sample != [42.0] || ts != stamp {
+        return Err(format!(
+            "sample came back as {sample:?} at {ts}, not [42.0] at {stamp}"
+        ));
+    }
+    let clock_gap = (lsl::local_clock() - LslTime::now().as_secs_f64()).abs();
+    if clock_gap > 0.01 {
+        return Err(format!(
+            "liblsl's clock differs from CLOCK_MONOTONIC by {clock_gap:.3} s: frame times would be off"
+        ));
+    }
+    Ok(format!(
+        "liblsl {} found its own stream and read a sample back in {:.2} s",
+        lsl::library_version(),
+        start.elapsed().as_secs_f64()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frame timestamps are CLOCK_MONOTONIC; liblsl must read the same clock.
+    #[test]
+    fn liblsl_reads_the_same_clock_as_lsl_time() {
+        let a = LslTime::now().as_secs_f64();
+        let l = lsl::local_clock();
+        let b = LslTime::now().as_secs_f64();
+        assert!(l >= a - 1e-6 && l <= b + 1e-6, "{a} <= {l} <= {b}");
+    }
+
+    #[test]
+    fn one_camera_keeps_the_old_tools_stream_name() {
+        assert_eq!(stream_name("VideoStream", "cam0", 1), "VideoStream");
+        assert_eq!(stream_name("VideoStream", "top", 2), "VideoStream_top");
+    }
+}

@@ -1,0 +1,382 @@
+//! LSL, judged by real liblsl inlets over loopback (discovery limited to this machine, a
+//! SessionID per test run): every frame on the common clock, 10 Hz status, events, the
+//! marker trigger, and recovery after a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lsl::{ExPushable, Pullable};
+use serde_json::{json, Value};
+
+/// A stream name no other test (or run) uses.
+fn unique(base: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{base}_{}_{n}", std::process::id())
+}
+
+fn config(name: &str, extra: &str) -> String {
+    format!(
+        "rig: testrig\nbuffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 400, height: 400}}\n    fps: 100\nlsl:\n  name: {name}\n{extra}"
+    )
+}
+
+/// Finds a stream by name (waiting for it to appear) and connects an inlet to it.
+fn connect(name: &str, recover: bool) -> (lsl::StreamInlet, lsl::StreamInfo) {
+    let start = Instant::now();
+    loop {
+        let found = lsl::resolve_byprop("name", name, 1, 2.0).unwrap();
+        if let Some(info) = found.into_iter().next() {
+            let inlet = lsl::StreamInlet::new(&info, 360, 0, recover).unwrap();
+            inlet.open_stream(10.0).unwrap();
+            let full = inlet.info(10.0).unwrap();
+            return (inlet, full);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stream {name} not found"
+        );
+    }
+}
+
+fn pull_numbers(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((v, ts));
+    }
+}
+
+fn pull_events(inlet: &lsl::StreamInlet) -> Vec<(Value, f64)> {
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<String>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((serde_json::from_str(&v[0]).unwrap(), ts));
+    }
+}
+
+#[test]
+fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_happened() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_frames");
+    let mut h = Hindsight::start(&config(&name, ""));
+    let (frames, mut info) = connect(&name, false);
+    let (events, _) = connect(&format!("{name}_Events"), false);
+
+    // The stream says what it is.
+    assert_eq!(info.channel_count(), 4);
+    assert_eq!(info.nominal_srate(), 100.0);
+    assert_eq!(info.stream_type(), "Markers");
+    assert_eq!(info.source_id(), "hindsight_testrig_cam0_frames");
+    let desc = info.desc();
+    let mut labels = Vec::new();
+    let mut ch = desc.child("channels").child("channel");
+    while ch.is_valid() && !ch.empty() {
+        labels.push(ch.child_value_named("label"));
+        ch = ch.next_sibling_named("channel");
+    }
+    assert_eq!(
+        labels,
+        [
+            "frame_number",
+            "unix_time",
+            "is_keyframe",
+            "recording_active"
+        ]
+    );
+    assert_eq!(
+        desc.child("synchronization")
+            .child_value_named("can_drop_samples"),
+        "true"
+    );
+    assert_eq!(desc.child("camera").child_value_named("width"), "400");
+    assert_eq!(desc.child("camera").child_value_named("codec"), "mjpg");
+
+    // The whole 2 s buffer is captured after the inlets connected.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    std::thread::sleep(Duration::from_millis(800));
+    let samples = pull_numbers(&frames);
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = read_sidecar(&mkv);
+    let first_lsl: f64 = tags(&mkv)["LSL_FIRST_FRAME_TIME"].parse().unwrap();
+    let pts = ffprobe_pts(&mkv);
+
+    // One sample per captured frame, none missing.
+    let numbers: Vec<u64> = samples.iter().map(|(v, _)| v[0] as u64).collect();
+    assert!(numbers.len() > 500, "{} samples", numbers.len());
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap in the frame stream"
+    );
+    // Each frame of the file: its LSL timestamp is its sidecar time, exactly, and its
+    // pts plus the first frame's LSL time, to the file's 100 µs unit.
+    let by_number: std::collections::HashMap<u64, &(Vec<f64>, f64)> =
+        samples.iter().map(|s| (s.0[0] as u64, s)).collect();
+    for (row, p) in rows.iter().zip(&pts) {
+        let (v, ts) = by_number
+            .get(&row.frame_number)
+            .unwrap_or_else(|| panic!("frame {} not on the LSL stream", row.frame_number));
+        assert_eq!(*ts, row.lsl_time, "frame {}", row.frame_number);
+        // Unix time in f64 seconds resolves ~0.24 µs today.
+        assert!(
+            (v[1] - row.unix_time).abs() < 1e-6,
+            "frame {}",
+            row.frame_number
+        );
+        assert_eq!(v[2], 1.0, "every MJPEG frame is a keyframe");
+        assert_eq!(
+            v[3] == 1.0,
+            !row.pre_trigger,
+            "recording_active of frame {}",
+            row.frame_number
+        );
+        assert!(
+            (first_lsl + p - ts).abs() <= 0.00005 + 1e-9,
+            "frame {}",
+            row.frame_number
+        );
+    }
+    // Frames outside the recording are not marked active.
+    let (first, last) = (rows[0].frame_number, rows.last().unwrap().frame_number);
+    assert!(samples
+        .iter()
+        .filter(|(v, _)| (v[0] as u64) < first || (v[0] as u64) > last)
+        .all(|(v, _)| v[3] == 0.0));
+    assert!(
+        samples.iter().any(|(v, _)| (v[0] as u64) > last),
+        "frames after the stop were sampled"
+    );
+
+    // Events: the start command, the file with its first frame, the stop, the file with
+    // its last frame.
+    let ev = pull_events(&events);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|(e, _)| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["command", "file_opened", "command", "file_closed"],
+        "{ev:?}"
+    );
+    let trigger: f64 = tags(&mkv)["TRIGGER_LSL_TIME"].parse().unwrap();
+    assert_eq!(ev[0].0["command"], "start");
+    assert!(
+        (ev[0].1 - trigger).abs() < 1e-6,
+        "the command event is stamped with the trigger"
+    );
+    assert_eq!(ev[1].0["first_frame"], first);
+    assert_eq!(ev[1].0["path"], mkv.to_str().unwrap());
+    assert_eq!(ev[2].0["command"], "stop");
+    assert_eq!(ev[3].0["last_frame"], last);
+    assert_eq!(ev[3].0["frames"], rows.len());
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_status");
+    let mut h = Hindsight::start(&config(&name, ""));
+    let (status, info) = connect(&format!("{name}_Status"), false);
+    assert_eq!(info.nominal_srate(), 10.0);
+    h.wait_buffered(1.9);
+    let t0 = Instant::now();
+    let at = |s: f64| t0 + Duration::from_secs_f64(s);
+    while Instant::now() < at(3.0) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.post("start", json!({}));
+    while Instant::now() < at(6.0) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.post("stop", json!({}));
+    while Instant::now() < at(11.0) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let samples = pull_numbers(&status);
+    let begin = samples
+        .iter()
+        .map(|s| s.1)
+        .find(|&t| t > samples[0].1 + 0.5)
+        .unwrap();
+    let in_10s = samples
+        .iter()
+        .filter(|s| s.1 >= begin && s.1 < begin + 10.0)
+        .count();
+    assert!(
+        (95..=105).contains(&in_10s),
+        "{in_10s} status samples in 10 s"
+    );
+    // Regular: consecutive timestamps 100 ms apart.
+    for w in samples.windows(2) {
+        assert!(
+            (w[1].1 - w[0].1 - 0.1).abs() < 1e-6,
+            "status ticks {} -> {}",
+            w[0].1,
+            w[1].1
+        );
+    }
+    let mut states: Vec<f64> = samples.iter().map(|s| s.0[0]).collect();
+    states.dedup();
+    assert_eq!(
+        states,
+        [2.0, 1.0, 2.0],
+        "buffering -> recording -> buffering"
+    );
+    let last = &samples.last().unwrap().0;
+    assert!((last[2] - 100.0).abs() < 2.0, "fps channel {}", last[2]);
+    assert_eq!(last[3], 0.0, "dropped frames");
+    assert!((last[4] - 2.0).abs() < 0.05, "buffered seconds {}", last[4]);
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn markers_from_an_experiment_start_and_stop_recordings_and_are_followed_across_restarts() {
+    lsl_session();
+    let _g = serial();
+    let markers = unique("HS_Markers");
+    let name = unique("VS_markers");
+    let extra = format!(
+        "trigger:\n  lsl_markers:\n    enabled: true\n    stream: {markers}\n    start: [begin_trial]\n    stop: [end_trial]\n    mark: [reward]\n"
+    );
+    let make_outlet = |id: &str| {
+        let info =
+            lsl::StreamInfo::new(&markers, "Markers", 1, 0.0, lsl::ChannelFormat::String, id)
+                .unwrap();
+        lsl::StreamOutlet::new(&info, 0, 360).unwrap()
+    };
+    let outlet = make_outlet("experiment-1");
+    let mut h = Hindsight::start(&config(&name, &extra));
+    assert!(
+        outlet.wait_for_consumers(30.0),
+        "hindsight never connected to the marker stream"
+    );
+    h.wait_buffered(1.9);
+    let push = |o: &lsl::StreamOutlet, m: &str| -> f64 {
+        let t = lsl::local_clock();
+        o.push_sample_ex(&vec![m.to_string()], t, true).unwrap();
+        t
+    };
+
+    push(&outlet, "fixation");
+    let started = push(&outlet, "begin_trial");
+    h.wait_until(
+        "the marker starts a recording",
+        Duration::from_secs(10),
+        |h| h.status()["state"] == "recording",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    push(&outlet, "reward");
+    std::thread::sleep(Duration::from_millis(500));
+    push(&outlet, "end_trial");
+    h.wait_until("the marker stops it", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let t = tags(&files[0]);
+    assert_eq!(t["TRIGGER_SOURCE"], "lsl");
+    assert_eq!(t["TRIGGER_MESSAGE"], "begin_trial");
+    let trigger: f64 = t["TRIGGER_LSL_TIME"].parse().unwrap();
+    // The marker's own time, clock-corrected (on one machine the correction is ~0, within
+    // the round-trip time of liblsl's clock probes).
+    assert!(
+        (trigger - started).abs() < 0.001,
+        "the recording starts at the marker's own time: {trigger} vs {started}"
+    );
+    let chapters = ffprobe_format(&files[0])["chapters"].clone();
+    assert_eq!(chapters[0]["tags"]["title"], "reward");
+    assert!(
+        h.log_text().contains("`fixation` is not mapped"),
+        "unmapped markers are logged"
+    );
+
+    // The experiment script ends, and starts again with a new source id: the trigger
+    // finds the new stream.
+    drop(outlet);
+    let outlet = make_outlet("experiment-2");
+    assert!(
+        outlet.wait_for_consumers(30.0),
+        "hindsight did not find the new marker stream"
+    );
+    push(&outlet, "begin_trial");
+    h.wait_until(
+        "the new stream's marker starts a recording",
+        Duration::from_secs(10),
+        |h| h.status()["state"] == "recording",
+    );
+    push(&outlet, "end_trial");
+    h.wait_until("and stops it", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    assert_eq!(h.mkv_files().len(), 2);
+    let s = h.status();
+    assert!(
+        s["lsl"]["marker_trigger"]
+            .as_str()
+            .unwrap()
+            .contains("experiment-2"),
+        "{s}"
+    );
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn an_inlet_with_recovery_resumes_after_a_restart() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_restart");
+    let cfg = config(&name, "");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let mut h = Hindsight::start_with(tempfile::tempdir().unwrap(), root.clone(), &cfg, |_| {});
+    let (frames, info) = connect(&name, true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut before = Vec::new();
+    while before.len() < 50 && Instant::now() < deadline {
+        before.extend(pull_numbers(&frames));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(before.len() >= 50);
+    assert!(h.terminate().success());
+
+    let mut h2 = Hindsight::start_with(tempfile::tempdir().unwrap(), root, &cfg, |_| {});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = Vec::new();
+    while after.is_empty() && Instant::now() < deadline {
+        after = pull_numbers(&frames)
+            .into_iter()
+            .filter(|(_, ts)| *ts > before.last().unwrap().1)
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!after.is_empty(), "the inlet did not resume");
+    assert!(
+        after[0].0[0] < 500.0,
+        "samples of the new process (frame numbers start again)"
+    );
+    assert_eq!(
+        frames.info(5.0).unwrap().source_id(),
+        info.source_id(),
+        "same source id"
+    );
+    assert!(h2.terminate().success());
+}
