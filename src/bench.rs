@@ -447,6 +447,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!();
+    match lsl_push_cost(n(50_000.0)) {
+        Ok(us) => println!(
+            "LSL frame sample push: {us:.2} µs on the lsl thread = {:.3}% of a core at 536 fps \
+             (one inlet connected; liblsl transmits from threads of its own)",
+            us * 536.0 / 1e4
+        ),
+        Err(e) => println!("LSL frame sample push: not measured ({e})"),
+    }
+    println!();
     println!("capture thread per frame while buffering (ring push, counters):");
     for set in &sets {
         let ns = capture_cost(set, n(100_000.0));
@@ -652,4 +661,66 @@ fn check_and_remove_finished(
         }
     }
     Ok((files, frames))
+}
+
+/// What the LSL thread spends per frame sample: `push_sample_ex` of the 4-double frame
+/// sample with its explicit timestamp, with one inlet connected and drained meanwhile.
+fn lsl_push_cost(samples: u64) -> anyhow::Result<f64> {
+    use lsl::{ExPushable, Pullable};
+    let name = format!("hindsight-bench-{}", std::process::id());
+    let info = lsl::StreamInfo::new(
+        &name,
+        "Markers",
+        4,
+        100.0,
+        lsl::ChannelFormat::Double64,
+        &name,
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let outlet = lsl::StreamOutlet::new(&info, 0, 360).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // liblsl handles are not Send: the consumer finds the stream on its own thread.
+    let drain = {
+        let (stop, name) = (stop.clone(), name.clone());
+        std::thread::spawn(move || -> anyhow::Result<u64> {
+            let found = lsl::resolve_byprop("source_id", &name, 1, 5.0)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let info = found
+                .into_iter()
+                .next()
+                .context("the bench's own stream was not found")?;
+            let inlet = lsl::StreamInlet::new(&info, 360, 0, false)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            inlet
+                .open_stream(5.0)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut got = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r: Result<(Vec<f64>, f64), _> = inlet.pull_sample(0.1);
+                if matches!(r, Ok((_, ts)) if ts != 0.0) {
+                    got += 1;
+                }
+            }
+            Ok(got)
+        })
+    };
+    if !outlet.wait_for_consumers(5.0) {
+        bail!("no consumer connected");
+    }
+    let mut sample = vec![0.0_f64; 4];
+    let t0 = lsl::local_clock();
+    let start = Instant::now();
+    for i in 0..samples {
+        sample[0] = i as f64;
+        outlet
+            .push_sample_ex(&sample, t0 + i as f64 * 0.01, true)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drain
+        .join()
+        .map_err(|_| anyhow::anyhow!("drain thread panicked"))??;
+    Ok(us)
 }

@@ -163,7 +163,10 @@ fn check_reports_each_problem_with_an_exit_code() {
         "{text}"
     );
     assert!(text.contains("pass  recordings root"), "{text}");
-    assert!(text.contains("pass  lsl") && text.contains("read a sample back"), "{text}");
+    assert!(
+        text.contains("pass  lsl") && text.contains("read a sample back"),
+        "{text}"
+    );
     assert!(!dir.path().join("rec").exists(), "check creates nothing");
 
     let bad = dir.path().join("bad.yaml");
