@@ -380,3 +380,41 @@ fn an_inlet_with_recovery_resumes_after_a_restart() {
     );
     assert!(h2.terminate().success());
 }
+
+/// The rig-checking tool lists hindsight's streams and summarizes them live.
+#[test]
+fn the_listener_shows_a_running_recorders_streams() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_listen");
+    let mut h = Hindsight::start(&config(&name, ""));
+    connect(&name, false);
+    h.wait_buffered(1.0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hindsight-lsl-listen"))
+        .args(["--name", &name, "--seconds", "2.5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stream in [
+        name.clone(),
+        format!("{name}_Status"),
+        format!("{name}_Events"),
+    ] {
+        assert!(
+            text.contains(&format!("{stream}: type")),
+            "{stream} not listed:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("source_id hindsight_testrig_cam0_frames"),
+        "{text}"
+    );
+    assert!(text.contains("0 gaps so far"), "{text}");
+    assert!(text.contains("buffering, "), "{text}");
+    assert!(h.terminate().success());
+}
