@@ -6,7 +6,7 @@
 #           python3 runs tools/check-recording.py
 set -euo pipefail
 
-packages=(build-essential cmake nasm pkg-config ffmpeg mkvtoolnix python3)
+packages=(build-essential cmake nasm pkg-config ffmpeg mkvtoolnix python3 curl debian-archive-keyring)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -240,12 +240,30 @@ pub struct TriggerConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NtfyConfig {
-    /// ntfy subscription (issue 4; not in this build yet).
+    /// Subscribe to `server/topic` and take commands from its messages.
     pub enabled: bool,
     pub server: String,
     pub topic: String,
+    /// Access token written here (prefer `token_env` or `token_file`).
+    pub token: Option<String>,
+    /// Environment variable holding an access token (`tk_...`).
     pub token_env: Option<String>,
+    /// File holding an access token.
+    pub token_file: Option<PathBuf>,
+    /// User name, for a password instead of a token.
+    pub user: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Topic to publish what happened to (null = no replies).
     pub reply_topic: Option<String>,
+    /// Also answer messages that are not commands.
+    pub reply_unknown: bool,
+    /// The server's keepalive interval (s); a connection quiet for twice this plus 5 s
+    /// is taken as dead and replaced.
+    pub keepalive_interval: Seconds,
+    /// First wait before reconnecting (s); doubles up to `reconnect_max`.
+    pub reconnect_initial: Seconds,
+    pub reconnect_max: Seconds,
 }
 
 impl Default for NtfyConfig {
@@ -254,10 +272,27 @@ impl Default for NtfyConfig {
             enabled: false,
             server: "https://ntfy.sh".into(),
             topic: "change-me".into(),
+            token: None,
             token_env: Some("HINDSIGHT_NTFY_TOKEN".into()),
+            token_file: None,
+            user: None,
+            password_env: Some("HINDSIGHT_NTFY_PASSWORD".into()),
+            password_file: None,
             reply_topic: None,
+            reply_unknown: false,
+            keepalive_interval: Seconds(45.0),
+            reconnect_initial: Seconds(1.0),
+            reconnect_max: Seconds(60.0),
         }
     }
+}
+
+/// An ntfy topic name: 1 to 64 of `A-Z a-z 0-9 - _`.
+fn valid_topic(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -855,6 +890,52 @@ impl Config {
                 ));
             }
         }
+        let n = &self.trigger.ntfy;
+        if n.enabled {
+            let line_n = |k: &str| line(&["trigger", "ntfy", k]);
+            if n.topic == "change-me" {
+                return Err(ConfigError::at(
+                    origin,
+                    line_n("topic"),
+                    "trigger.ntfy.topic",
+                    "choose a topic of your own: anyone who knows a topic can publish to it",
+                ));
+            }
+            for (key, topic) in [
+                ("topic", Some(&n.topic)),
+                ("reply_topic", n.reply_topic.as_ref()),
+            ] {
+                if let Some(t) = topic {
+                    if !valid_topic(t) {
+                        return Err(ConfigError::at(
+                            origin,
+                            line_n(key),
+                            &format!("trigger.ntfy.{key}"),
+                            format!("`{t}` is not an ntfy topic: use 1 to 64 letters, digits, `-` or `_`"),
+                        ));
+                    }
+                }
+            }
+            if !(n.server.starts_with("http://") || n.server.starts_with("https://")) {
+                return Err(ConfigError::at(
+                    origin,
+                    line_n("server"),
+                    "trigger.ntfy.server",
+                    format!("`{}` must start with https:// (or http://)", n.server),
+                ));
+            }
+            if n.keepalive_interval.0 < 1.0
+                || n.reconnect_initial.0 <= 0.0
+                || n.reconnect_max.0 < n.reconnect_initial.0
+            {
+                return Err(ConfigError::at(
+                    origin,
+                    line_n("reconnect_max"),
+                    "trigger.ntfy",
+                    "keepalive_interval must be at least 1 s, reconnect_initial more than 0 s, and reconnect_max at least reconnect_initial",
+                ));
+            }
+        }
         if !self.api.listen.ip().is_loopback() && self.api.token_env.is_none() {
             return Err(ConfigError::at(
                 origin,
@@ -1082,6 +1163,27 @@ mod tests {
         assert!(e.contains("core 4096 does not exist"), "{e}");
         let e = err("api:\n  listen: 0.0.0.0:8787\n");
         assert!(e.contains("api.listen") && e.contains("token"), "{e}");
+    }
+
+    #[test]
+    fn an_enabled_ntfy_trigger_needs_a_topic_of_its_own() {
+        let e = err("trigger:\n  ntfy:\n    enabled: true\n");
+        assert!(
+            e.contains("trigger.ntfy.topic") && e.contains("of your own"),
+            "{e}"
+        );
+        let e = err("trigger:\n  ntfy:\n    enabled: true\n    topic: a/b\n");
+        assert!(
+            e.contains("not an ntfy topic") && e.contains("line 4"),
+            "{e}"
+        );
+        let e = err("trigger:\n  ntfy:\n    enabled: true\n    topic: lab\n    server: ntfy.sh\n");
+        assert!(e.contains("https://"), "{e}");
+        assert!(Config::from_yaml(
+            "trigger:\n  ntfy:\n    enabled: true\n    topic: lab-7\n",
+            "x"
+        )
+        .is_ok());
     }
 
     #[test]

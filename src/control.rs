@@ -22,6 +22,7 @@ use crate::recorder::{
     Action, ActiveRecording, Command, Decision, Origin, Outcome, Recorder, State,
 };
 use crate::status::{CommandStatus, FileSummary, RecordingStatus, Status};
+use crate::trigger::ntfy::NtfyStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::{FileKind, OpenSpec, WriterEvent, WriterMsg};
 
@@ -90,12 +91,22 @@ impl CommandBus {
 
     /// Sends a command stamped now and waits for its outcome.
     pub async fn request(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
+        self.request_at(command, origin, ClockPair::now()).await
+    }
+
+    /// Sends a command that happened at `at` and waits for its outcome.
+    pub async fn request_at(
+        &self,
+        command: Command,
+        origin: Origin,
+        at: ClockPair,
+    ) -> Result<Reply, BusError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(ControlMsg::Command(Envelope {
                 command,
                 origin,
-                received: ClockPair::now(),
+                received: at,
                 reply: Some(tx),
             }))
             .map_err(|_| BusError::Closed)?;
@@ -145,6 +156,7 @@ pub struct StatusHub {
     unfinished: Vec<String>,
     view: Mutex<ControlView>,
     lsl: Option<Arc<Mutex<LslStatus>>>,
+    ntfy: Option<Arc<Mutex<NtfyStatus>>>,
 }
 
 impl StatusHub {
@@ -156,7 +168,14 @@ impl StatusHub {
             unfinished,
             view: Mutex::new(ControlView::default()),
             lsl: None,
+            ntfy: None,
         }
+    }
+
+    /// Includes the ntfy subscription's state.
+    pub fn with_ntfy(mut self, ntfy: Arc<Mutex<NtfyStatus>>) -> StatusHub {
+        self.ntfy = Some(ntfy);
+        self
     }
 
     /// Includes what the LSL threads report.
@@ -198,6 +217,7 @@ impl StatusHub {
             unfinished_files: self.unfinished.clone(),
             warnings: view.warnings.clone(),
             lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
+            ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),
         }
     }
 }
@@ -232,10 +252,20 @@ pub struct Control {
     open: BTreeMap<u64, OpenFiles>,
     stops: Vec<PendingStop>,
     lsl: Option<Sender<LslMsg>>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Something the reply to the command being handled should add.
     note: Option<String>,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
+}
+
+/// Where the control thread tells others what happened.
+#[derive(Default)]
+pub struct ControlLinks {
+    /// LSL events and recording windows.
+    pub lsl: Option<Sender<LslMsg>>,
+    /// Short texts for people (files finished, errors): the ntfy reply topic.
+    pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// Creates the bus and its receiving end.
@@ -256,8 +286,9 @@ impl Control {
         writers: Vec<Sender<WriterMsg>>,
         hub: Arc<StatusHub>,
         clocks: Arc<dyn Clocks>,
-        lsl: Option<Sender<LslMsg>>,
+        links: ControlLinks,
     ) -> Control {
+        let ControlLinks { lsl, notices } = links;
         Control {
             recorder: Recorder::new(settings.pre_trigger),
             cameras,
@@ -267,6 +298,7 @@ impl Control {
             open: BTreeMap::new(),
             stops: Vec::new(),
             lsl,
+            notices,
             note: None,
             hub,
             clocks,
@@ -694,6 +726,17 @@ impl Control {
                         "error": summary.error,
                     }),
                 );
+                self.notice(match &summary.error {
+                    Some(e) => format!("{}: {e}", summary.path),
+                    None => format!(
+                        "{} finished: {}, {} frames, {} missing, {:.1} s",
+                        summary.kind,
+                        summary.path,
+                        summary.frames,
+                        summary.missing_frames,
+                        summary.duration_s
+                    ),
+                });
                 self.hub.view.lock().last_files.insert(camera, summary);
                 self.file_done(id, camera, false);
             }
@@ -701,6 +744,7 @@ impl Control {
                 camera, id, error, ..
             } => {
                 self.warn(error.clone());
+                self.notice(format!("error: {error}"));
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
@@ -730,6 +774,12 @@ impl Control {
             if o.paths.is_empty() {
                 self.open.remove(&id);
             }
+        }
+    }
+
+    fn notice(&self, text: String) {
+        if let Some(n) = &self.notices {
+            let _ = n.send(text);
         }
     }
 
@@ -829,7 +879,7 @@ mod tests {
             vec![wtx],
             hub,
             Arc::new(crate::clock::RealClocks),
-            None,
+            ControlLinks::default(),
         );
         let (bus, inbox) = command_bus();
         let thread = std::thread::spawn(move || control.run(inbox, erx));

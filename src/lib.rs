@@ -35,4 +35,5 @@ pub mod ring;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod trigger;
 pub mod writer;

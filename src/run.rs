@@ -12,9 +12,10 @@ use anyhow::{anyhow, Context};
 use crate::capture::{self, Camera, CameraSetup};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::{Config, CpuCore};
-use crate::control::{self, Control, ControlSettings, StatusHub};
+use crate::control::{self, Control, ControlLinks, ControlSettings, StatusHub};
 use crate::lsl;
 use crate::ring::{PreTriggerRing, RingLimits};
+use crate::trigger::ntfy;
 use crate::writer::{self, files};
 use parking_lot::Mutex;
 
@@ -22,6 +23,7 @@ use parking_lot::Mutex;
 const NO_BUFFER_BYTES: usize = 16 << 20;
 
 pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
+    let started = crate::clock::WallTime::now();
     tracing::info!(
         "hindsight {} starting with {origin}",
         env!("CARGO_PKG_VERSION")
@@ -60,6 +62,12 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             format!("api.token_env names {var}, but that environment variable is not set")
         })?),
         None => None,
+    };
+
+    let ntfy_auth = if config.trigger.ntfy.enabled {
+        ntfy::resolve_auth(&config.trigger.ntfy).map_err(|e| anyhow!(e))?
+    } else {
+        None
     };
 
     let rig = config.rig_name();
@@ -110,9 +118,15 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         cameras.push(Arc::new(Camera::new(setup, ring)));
     }
     let lsl_status = Arc::new(Mutex::new(lsl::LslStatus::default()));
-    let hub = Arc::new(
-        StatusHub::new(rig.clone(), cameras.clone(), unfinished).with_lsl(lsl_status.clone()),
-    );
+    let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
+    let mut hub = StatusHub::new(rig.clone(), cameras.clone(), unfinished);
+    if config.lsl.enabled || config.trigger.lsl_markers.enabled {
+        hub = hub.with_lsl(lsl_status.clone());
+    }
+    if config.trigger.ntfy.enabled {
+        hub = hub.with_ntfy(ntfy_status.clone());
+    }
+    let hub = Arc::new(hub);
 
     // Threads from here on. LSL first: a refusal to create outlets stops the start.
     let lsl_thread = match lsl_channel {
@@ -170,17 +184,22 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             .storage
             .fsync_interval
             .map(|s| Duration::from_secs_f64(s.0)),
-        rig,
+        rig: rig.clone(),
         host,
         pre_trigger,
     };
+    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
         settings,
         cameras.clone(),
         writers.iter().map(|w| w.tx.clone()).collect(),
         hub.clone(),
         clocks,
-        lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
+        ControlLinks {
+            lsl: lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
+            notices: ntfy_on.then_some(notices_tx),
+        },
     );
     let control = std::thread::Builder::new()
         .name("control".into())
@@ -190,6 +209,31 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             config.trigger.lsl_markers.clone(),
             bus.clone(),
             lsl_status,
+            stop.clone(),
+        )?)
+    } else {
+        None
+    };
+    let ntfy_thread = if ntfy_on {
+        let n = &config.trigger.ntfy;
+        let settings = ntfy::NtfySettings {
+            server: n.server.trim_end_matches('/').to_string(),
+            topic: n.topic.clone(),
+            auth: ntfy_auth,
+            reply_topic: n.reply_topic.clone(),
+            reply_unknown: n.reply_unknown,
+            rig,
+            keepalive: Duration::from_secs_f64(n.keepalive_interval.0),
+            backoff_initial: Duration::from_secs_f64(n.reconnect_initial.0),
+            backoff_max: Duration::from_secs_f64(n.reconnect_max.0),
+            start_unix_secs: started.as_nanos().div_euclid(1_000_000_000),
+        };
+        Some(ntfy::spawn(
+            settings,
+            bus.clone(),
+            ntfy_status,
+            notices_rx,
+            lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
             stop.clone(),
         )?)
     } else {
@@ -211,6 +255,9 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     }
     if let Some(m) = markers {
         let _ = m.join();
+    }
+    if let Some(n) = ntfy_thread {
+        let _ = n.join();
     }
     // Capture has ended: the LSL thread pushes what it still holds and closes its outlets
     // (told so: the status hub, still shared with the API, keeps senders alive).
@@ -248,10 +295,7 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
 }
 
 fn warn_not_in_this_build(config: &Config) {
-    let pending = [
-        (config.audio.enabled, "audio"),
-        (config.trigger.ntfy.enabled, "trigger.ntfy"),
-    ];
+    let pending = [(config.audio.enabled, "audio")];
     for (on, key) in pending {
         if on {
             tracing::warn!("{key} is enabled, but this build does not have it yet: ignored");

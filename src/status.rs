@@ -29,6 +29,8 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// LSL streams and the marker trigger, when LSL is enabled.
     pub lsl: Option<crate::lsl::LslStatus>,
+    /// The ntfy subscription, when enabled: connection state, last message and its time.
+    pub ntfy: Option<crate::trigger::ntfy::NtfyStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,633 @@
+//! The ntfy trigger: start and stop from a phone (`curl -d "Start Recording" ntfy.sh/topic`
+//! or the ntfy app), over Server-Sent Events.
+//!
+//! Reliability is the point (the old tool's subscriber timed out every 10 s, never resumed
+//! and ran twice):
+//! - one subscription at a time, reconnected with capped exponential backoff;
+//! - resumed with `since=<last message id>`, so commands sent while it was down are
+//!   applied once, in order; the first connection asks only for messages from the second
+//!   the process started in (ntfy's times have one-second resolution), so older ones are
+//!   never replayed;
+//! - message ids already applied are ignored;
+//! - a connection with no event and no keepalive for twice the server's keepalive interval
+//!   (plus 5 s) is taken as dead and replaced;
+//! - a refused token or password (401/403) is reported clearly and retried slowly.
+//!
+//! A command takes the time it arrived, unless it arrives late (replayed after a
+//! reconnection): then the time the message was sent, so a late start still takes the
+//! buffer from when the user asked.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use reqwest_eventsource::{Event, EventSource};
+use serde::{Deserialize, Serialize};
+
+use super::grammar::{self, Parsed};
+use crate::clock::{ClockPair, LslTime, WallTime};
+use crate::control::CommandBus;
+use crate::lsl::LslMsg;
+use crate::recorder::{Command, Origin, Outcome};
+
+/// How hindsight proves who it is to the server.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    // Secrets never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(…)"),
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, …)"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NtfySettings {
+    /// e.g. `https://ntfy.sh` (no trailing slash).
+    pub server: String,
+    pub topic: String,
+    pub auth: Option<Auth>,
+    pub reply_topic: Option<String>,
+    /// Answer messages that are not commands (on the reply topic).
+    pub reply_unknown: bool,
+    /// The rig name commands may address (`start @rig`).
+    pub rig: String,
+    /// The server's keepalive interval.
+    pub keepalive: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Messages sent before this second are never applied.
+    pub start_unix_secs: i64,
+}
+
+/// What the status shows about ntfy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NtfyStatus {
+    pub server: String,
+    pub topic: String,
+    /// "connecting", "connected", "disconnected: …; retrying in N s", "refused: …".
+    pub state: String,
+    pub connected: bool,
+    pub last_message: Option<String>,
+    /// When the last message was received (Unix time).
+    pub last_message_time: Option<f64>,
+    pub last_message_id: Option<String>,
+    pub commands_applied: u64,
+    pub last_error: Option<String>,
+}
+
+/// One event of ntfy's SSE stream (the `data:` JSON).
+#[derive(Debug, Deserialize)]
+struct NtfyEvent {
+    id: String,
+    time: i64,
+    event: String,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Message ids already applied: the newest 4096.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Seen {
+    /// True if `id` is new.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == 4096 {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_string());
+        self.set.insert(id.to_string());
+        true
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Debug)]
+enum Ended {
+    Refused(String),
+    Failed(String),
+}
+
+/// Credentials from the config: a token (written in, from a file, or from an environment
+/// variable, in that order), else a user and password. Errors name the key.
+pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, String> {
+    let read = |key: &str, path: &std::path::Path| -> Result<String, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("trigger.ntfy.{key}: cannot read {}: {e}", path.display()))?;
+        let t = text.trim().to_string();
+        if t.is_empty() {
+            return Err(format!("trigger.ntfy.{key}: {} is empty", path.display()));
+        }
+        Ok(t)
+    };
+    let env = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|n| std::env::var(n).ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(t) = &cfg.token {
+        return Ok(Some(Auth::Bearer(t.clone())));
+    }
+    if let Some(p) = &cfg.token_file {
+        return Ok(Some(Auth::Bearer(read("token_file", p)?)));
+    }
+    if let Some(t) = env(&cfg.token_env) {
+        return Ok(Some(Auth::Bearer(t)));
+    }
+    if let Some(user) = &cfg.user {
+        let password = match &cfg.password_file {
+            Some(p) => read("password_file", p)?,
+            None => env(&cfg.password_env).ok_or_else(|| {
+                format!(
+                    "trigger.ntfy.user is set, but no password: set password_file, or the variable {}",
+                    cfg.password_env.as_deref().unwrap_or("named by password_env")
+                )
+            })?,
+        };
+        return Ok(Some(Auth::Basic {
+            user: user.clone(),
+            password,
+        }));
+    }
+    Ok(None)
+}
+
+/// Starts the subscriber (and the reply publisher) on a thread of their own, with a small
+/// tokio runtime. `notices` are texts to publish on the reply topic (files closed, errors).
+pub fn spawn(
+    settings: NtfySettings,
+    bus: CommandBus,
+    status: Arc<Mutex<NtfyStatus>>,
+    notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+    lsl: Option<crossbeam_channel::Sender<LslMsg>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    {
+        let mut s = status.lock();
+        s.server = settings.server.clone();
+        s.topic = settings.topic.clone();
+    }
+    std::thread::Builder::new()
+        .name("ntfy".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime for ntfy");
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("HTTP client");
+                let sub = Subscriber {
+                    settings: &settings,
+                    client: &client,
+                    bus: &bus,
+                    status: &status,
+                    lsl: lsl.as_ref(),
+                    stop: &stop,
+                };
+                tokio::join!(
+                    sub.run(),
+                    publish_notices(&settings, &client, notices, &stop)
+                );
+            });
+        })
+}
+
+struct Subscriber<'a> {
+    settings: &'a NtfySettings,
+    client: &'a reqwest::Client,
+    bus: &'a CommandBus,
+    status: &'a Mutex<NtfyStatus>,
+    lsl: Option<&'a crossbeam_channel::Sender<LslMsg>>,
+    stop: &'a AtomicBool,
+}
+
+impl Subscriber<'_> {
+    fn set_state(&self, state: String, connected: bool, error: Option<String>) {
+        let changed = {
+            let mut s = self.status.lock();
+            let changed = s.state != state;
+            s.state = state.clone();
+            s.connected = connected;
+            if error.is_some() {
+                s.last_error = error;
+            }
+            changed
+        };
+        if changed {
+            if connected || state == "connecting" {
+                tracing::info!("ntfy: {state}");
+            } else {
+                tracing::warn!("ntfy: {state}");
+            }
+            if let Some(lsl) = self.lsl {
+                let json = serde_json::json!({
+                    "event": "ntfy",
+                    "state": state,
+                    "topic": self.settings.topic,
+                })
+                .to_string();
+                let _ = lsl.try_send(LslMsg::Event {
+                    camera: None,
+                    at: LslTime::now(),
+                    json,
+                });
+            }
+        }
+    }
+
+    async fn run(&self) {
+        let s = self.settings;
+        let mut since = s.start_unix_secs.to_string();
+        let mut seen = Seen::default();
+        let mut backoff = s.backoff_initial;
+        while !self.stop.load(Ordering::Relaxed) {
+            self.set_state("connecting".into(), false, None);
+            let (ended, was_open) = self.subscribe(&mut since, &mut seen).await;
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if was_open {
+                backoff = s.backoff_initial;
+            }
+            let (wait, state, error) = match ended {
+                // A refusal will not go away by itself soon: retry slowly.
+                Ended::Refused(why) => (s.backoff_max, format!("refused: {why}"), why),
+                Ended::Failed(why) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(s.backoff_max);
+                    (wait, format!("disconnected: {why}"), why)
+                }
+            };
+            self.set_state(
+                format!("{state}; retrying in {:.0} s", wait.as_secs_f64()),
+                false,
+                Some(error),
+            );
+            self.sleep(wait).await;
+        }
+    }
+
+    /// Sleeps `d`, or less if asked to stop.
+    async fn sleep(&self, d: Duration) {
+        let end = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < end && !self.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep_until(
+                end.min(tokio::time::Instant::now() + Duration::from_millis(200)),
+            )
+            .await;
+        }
+    }
+
+    /// One subscription, until it ends. Returns why, and whether it ever opened.
+    async fn subscribe(&self, since: &mut String, seen: &mut Seen) -> (Ended, bool) {
+        let s = self.settings;
+        let url = format!("{}/{}/sse?since={}", s.server, s.topic, since);
+        let mut req = self.client.get(&url);
+        req = with_auth(req, s.auth.as_ref());
+        let mut es = match EventSource::new(req) {
+            Ok(es) => es,
+            Err(e) => return (Ended::Failed(e.to_string()), false),
+        };
+        es.set_retry_policy(Box::new(reqwest_eventsource::retry::Never));
+        // Dead if neither a message nor a keepalive comes for this long.
+        let dead_after = s.keepalive * 2 + Duration::from_secs(5);
+        let mut opened = false;
+        let ended = loop {
+            match next_item(&mut es, dead_after, self.stop).await {
+                Next::Stop => break Ended::Failed("stopping".into()),
+                Next::Dead => {
+                    break Ended::Failed(format!(
+                        "no event or keepalive for {:.0} s (dead connection)",
+                        dead_after.as_secs_f64()
+                    ))
+                }
+                Next::Error(e) => break classify(e),
+                Next::Event(Event::Open) => {
+                    opened = true;
+                    self.set_state(format!("connected to {}/{}", s.server, s.topic), true, None);
+                }
+                Next::Event(Event::Message(m)) => self.on_data(&m.data, since, seen).await,
+            }
+        };
+        es.close();
+        (ended, opened)
+    }
+
+    /// One SSE `data:` payload.
+    async fn on_data(&self, data: &str, since: &mut String, seen: &mut Seen) {
+        let ev: NtfyEvent = match serde_json::from_str(data) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(
+                    "ntfy: ignoring an event that is not ntfy JSON ({e}): {:.200}",
+                    data
+                );
+                return;
+            }
+        };
+        if ev.event != "message" {
+            return; // open, keepalive, poll_request
+        }
+        if !seen.insert(&ev.id) {
+            tracing::info!("ntfy: message {} already applied; ignored", ev.id);
+            return;
+        }
+        *since = ev.id.clone();
+        let text = ev.message.unwrap_or_default();
+        let arrived = ClockPair::now();
+        {
+            let mut st = self.status.lock();
+            st.last_message = Some(text.chars().take(200).collect());
+            st.last_message_time = Some(arrived.wall.as_secs_f64());
+            st.last_message_id = Some(ev.id.clone());
+        }
+        if ev.time < self.settings.start_unix_secs {
+            tracing::info!(
+                "ntfy: message {} was sent before hindsight started; not applied",
+                ev.id
+            );
+            return;
+        }
+        match grammar::parse(&text, &self.settings.rig) {
+            Parsed::Command(command) => {
+                let at = command_time(ev.time, arrived);
+                self.apply(command, &text, at).await;
+            }
+            Parsed::NotForUs { to } => {
+                tracing::info!(
+                    "ntfy: `{:.80}` is for {}; not this rig",
+                    text,
+                    to.join(", ")
+                );
+            }
+            Parsed::Unknown(why) => {
+                tracing::info!("ntfy: `{:.80}` is not a command ({why}); ignored", text);
+                if self.settings.reply_unknown {
+                    self.reply(format!(
+                        "not understood: \"{:.80}\" ({why}). Commands: start [SECONDS], stop, clip SECONDS, mark TEXT, status",
+                        text
+                    ))
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, command: Command, text: &str, at: ClockPair) {
+        let origin = Origin::new("ntfy", text.chars().take(200).collect::<String>());
+        match self.bus.request_at(command, origin, at).await {
+            Ok(reply) => {
+                self.status.lock().commands_applied += 1;
+                let mut msg = match &reply.outcome {
+                    Outcome::Done(m) => m.clone(),
+                    Outcome::NoOp(m) => format!("nothing done: {m}"),
+                    Outcome::Rejected(m) => format!("refused: {m}"),
+                };
+                if !reply.files.is_empty() {
+                    msg.push_str(": ");
+                    msg.push_str(&reply.files.join(", "));
+                }
+                self.reply(msg).await;
+            }
+            Err(e) => tracing::error!("ntfy: command not applied: {e}"),
+        }
+    }
+
+    async fn reply(&self, text: String) {
+        publish(self.settings, self.client, text).await;
+    }
+}
+
+enum Next {
+    Event(Event),
+    Error(reqwest_eventsource::Error),
+    /// Nothing came for the dead-connection bound.
+    Dead,
+    Stop,
+}
+
+/// The next SSE item, waiting in short steps so that `stop` is noticed.
+async fn next_item(es: &mut EventSource, dead_after: Duration, stop: &AtomicBool) -> Next {
+    let step = Duration::from_millis(250);
+    let mut quiet = Duration::ZERO;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Next::Stop;
+        }
+        if quiet >= dead_after {
+            return Next::Dead;
+        }
+        match tokio::time::timeout(step, es.next()).await {
+            Err(_) => quiet += step,
+            Ok(None) => return Next::Error(reqwest_eventsource::Error::StreamEnded),
+            Ok(Some(Ok(ev))) => return Next::Event(ev),
+            Ok(Some(Err(e))) => return Next::Error(e),
+        }
+    }
+}
+
+/// Why a subscription failed, for the state line: a refusal is told apart.
+fn classify(e: reqwest_eventsource::Error) -> Ended {
+    use reqwest_eventsource::Error as E;
+    match e {
+        E::InvalidStatusCode(code, _) if code == 401 || code == 403 => Ended::Refused(format!(
+            "{code}: the server refuses this topic to hindsight's credentials \
+             (check trigger.ntfy.token_env, token_file or user)"
+        )),
+        E::InvalidStatusCode(code, _) => Ended::Failed(format!("the server answered {code}")),
+        E::Transport(t) => Ended::Failed(format!("cannot reach the server ({t})")),
+        E::StreamEnded => Ended::Failed("the server closed the stream".into()),
+        other => Ended::Failed(other.to_string()),
+    }
+}
+
+/// The time a command counts from: when it arrived, unless it is more than 2 s late
+/// (replayed after a reconnection): then when it was sent (whole seconds).
+fn command_time(sent_unix_secs: i64, arrived: ClockPair) -> ClockPair {
+    let sent = WallTime::from_nanos(sent_unix_secs.saturating_mul(1_000_000_000));
+    let late_ns = arrived.wall.as_nanos() - sent.as_nanos();
+    if late_ns > 2_000_000_000 {
+        let lsl = LslTime::from_nanos(arrived.lsl.as_nanos() - late_ns);
+        ClockPair { lsl, wall: sent }
+    } else {
+        arrived
+    }
+}
+
+fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
+    match auth {
+        Some(Auth::Bearer(t)) => req.bearer_auth(t),
+        Some(Auth::Basic { user, password }) => req.basic_auth(user, Some(password)),
+        None => req,
+    }
+}
+
+/// Publishes `text` on the reply topic, if there is one. Failures are logged, never fatal.
+async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String) {
+    let Some(topic) = &settings.reply_topic else {
+        return;
+    };
+    let req = client
+        .post(format!("{}/{}", settings.server, topic))
+        .header("Title", format!("hindsight {}", settings.rig))
+        .timeout(Duration::from_secs(10))
+        .body(text);
+    match with_auth(req, settings.auth.as_ref()).send().await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::warn!("ntfy: reply not published: {}", r.status()),
+        Err(e) => tracing::warn!("ntfy: reply not published: {e}"),
+    }
+}
+
+async fn publish_notices(
+    settings: &NtfySettings,
+    client: &reqwest::Client,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stop: &AtomicBool,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), notices.recv()).await {
+            Ok(Some(text)) => publish(settings, client, text).await,
+            Ok(None) => return,
+            Err(_) if stop.load(Ordering::Relaxed) => return,
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_applied_once() {
+        let mut s = Seen::default();
+        assert!(s.insert("a"));
+        assert!(!s.insert("a"));
+        for i in 0..5000 {
+            s.insert(&i.to_string());
+        }
+        assert_eq!(s.order.len(), 4096);
+        assert!(
+            s.insert("a"),
+            "the oldest ids are forgotten, the newest kept"
+        );
+        assert!(!s.insert("4999"));
+    }
+
+    #[test]
+    fn late_commands_take_the_time_they_were_sent() {
+        let arrived = ClockPair {
+            lsl: LslTime::from_secs_f64(500.0),
+            wall: WallTime::from_nanos(1_000_000_000_500_000_000),
+        };
+        // On time (within 2 s): the arrival.
+        assert_eq!(command_time(999_999_999, arrived), arrived);
+        // 10.5 s late (replayed after a reconnection): when it was sent.
+        let t = command_time(999_999_990, arrived);
+        assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
+        assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
+    }
+
+    #[test]
+    fn credentials_come_from_the_config_a_file_or_the_environment() {
+        use crate::config::NtfyConfig;
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("token");
+        std::fs::write(&file, "tk_fromfile\n").unwrap();
+        let none = NtfyConfig {
+            token_env: Some("HINDSIGHT_TEST_UNSET_VARIABLE".into()),
+            password_env: None,
+            ..NtfyConfig::default()
+        };
+        assert_eq!(resolve_auth(&none).unwrap(), None);
+        let literal = NtfyConfig {
+            token: Some("tk_literal".into()),
+            token_file: Some(file.clone()),
+            ..none.clone()
+        };
+        assert_eq!(
+            resolve_auth(&literal).unwrap(),
+            Some(Auth::Bearer("tk_literal".into()))
+        );
+        let from_file = NtfyConfig {
+            token_file: Some(file.clone()),
+            ..none.clone()
+        };
+        assert_eq!(
+            resolve_auth(&from_file).unwrap(),
+            Some(Auth::Bearer("tk_fromfile".into()))
+        );
+        std::env::set_var("HINDSIGHT_TEST_TOKEN_VAR", "tk_fromenv");
+        let from_env = NtfyConfig {
+            token_env: Some("HINDSIGHT_TEST_TOKEN_VAR".into()),
+            ..none.clone()
+        };
+        assert_eq!(
+            resolve_auth(&from_env).unwrap(),
+            Some(Auth::Bearer("tk_fromenv".into()))
+        );
+        let missing = NtfyConfig {
+            token_file: Some(tmp.path().join("nope")),
+            ..none.clone()
+        };
+        let e = resolve_auth(&missing).unwrap_err();
+        assert!(
+            e.contains("trigger.ntfy.token_file") && e.contains("nope"),
+            "{e}"
+        );
+        let user = NtfyConfig {
+            user: Some("alice".into()),
+            password_file: Some(file),
+            ..none.clone()
+        };
+        assert_eq!(
+            resolve_auth(&user).unwrap(),
+            Some(Auth::Basic {
+                user: "alice".into(),
+                password: "tk_fromfile".into()
+            })
+        );
+        let no_password = NtfyConfig {
+            user: Some("alice".into()),
+            ..none
+        };
+        assert!(resolve_auth(&no_password)
+            .unwrap_err()
+            .contains("no password"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_logs() {
+        let a = Auth::Bearer("tk_secret".into());
+        assert!(!format!("{a:?}").contains("secret"));
+        let b = Auth::Basic {
+            user: "alice".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+}

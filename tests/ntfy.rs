@@ -1,0 +1,523 @@
+//! The ntfy trigger against the real ntfy server (the Go server from Debian, run here on
+//! loopback with its own cache and access control): start/stop from messages, resuming
+//! after the server goes away, many commands in a row, protected topics, messages that are
+//! not commands, rig addresses, and dead connections.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A real ntfy server on loopback.
+struct Ntfy {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    auth: bool,
+}
+
+impl Ntfy {
+    fn bin() -> PathBuf {
+        let p = std::env::var_os("NTFY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap())
+                    .join(".cache/ntfy-server/root/usr/bin/ntfy")
+            });
+        assert!(
+            p.exists(),
+            "the ntfy server is needed: run `bash scripts/ntfy-server.sh install` (or set NTFY_BIN)"
+        );
+        p
+    }
+
+    fn start(auth: bool) -> Ntfy {
+        let mut n = Ntfy {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            auth,
+        };
+        n.spawn();
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(Self::bin());
+        cmd.args([
+            "serve",
+            "--listen-http",
+            &format!("127.0.0.1:{}", self.port),
+        ])
+        .args(["--base-url", &self.url()])
+        .arg("--cache-file")
+        .arg(self.dir.path().join("cache.db"))
+        // The shortest keepalive ntfy allows.
+        .args(["--keepalive-interval", "5s"])
+        // Loopback publishes many messages fast in these tests: no rate limit for it.
+        .args(["--visitor-request-limit-exempt-hosts", "127.0.0.1"])
+        // Messages over 4 KiB become attachments, as on ntfy.sh.
+        .arg("--attachment-cache-dir")
+        .arg(self.dir.path().join("attachments"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(self.dir.path().join("server.log")).unwrap());
+        if self.auth {
+            cmd.arg("--auth-file")
+                .arg(self.dir.path().join("auth.db"))
+                .args(["--auth-default-access", "deny-all"]);
+        }
+        self.child = Some(cmd.spawn().unwrap());
+        let start = Instant::now();
+        while reqwest::blocking::get(format!("{}/v1/health", self.url())).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "ntfy did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.as_ref().unwrap().id() as i32, sig) };
+    }
+
+    /// Publishes `text` on `topic`; returns the message id.
+    fn publish(&self, topic: &str, text: &str) -> String {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/{topic}", self.url()))
+            .body(text.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "publish: {}", r.status());
+        let v: Value = r.json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Messages on `topic` so far.
+    fn messages(&self, topic: &str, token: Option<&str>) -> Vec<String> {
+        let mut req =
+            reqwest::blocking::Client::new().get(format!("{}/{topic}/json?poll=1", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+            .unwrap()
+            .text()
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// `ntfy user add` + `access` + `token add`: a user who may read and write `topic`.
+    fn user_with_token(&self, user: &str, topic: &str) -> String {
+        let run = |args: &[&str]| {
+            let out = Command::new(Self::bin())
+                .args(args)
+                .env("NTFY_AUTH_FILE", self.dir.path().join("auth.db"))
+                .env("NTFY_PASSWORD", "not-used-here-1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ntfy {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        };
+        run(&["user", "add", "--role=user", user]);
+        run(&["access", user, topic, "rw"]);
+        let out = run(&["token", "add", user]);
+        out.split_whitespace()
+            .find(|w| w.starts_with("tk_"))
+            .expect("a token")
+            .to_string()
+    }
+}
+
+impl Drop for Ntfy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn config(server: &str, topic: &str, extra: &str) -> String {
+    format!(
+        "rig: rig-a\nbuffer:\n  duration: 1\n  max_bytes: 32MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 30\nlsl:\n  enabled: false\ntrigger:\n  ntfy:\n    enabled: true\n    server: {server}\n    topic: {topic}\n    keepalive_interval: 5\n{extra}"
+    )
+}
+
+fn ntfy_status(h: &mut Hindsight) -> Value {
+    h.status()["ntfy"].clone()
+}
+
+fn wait_connected(h: &mut Hindsight) {
+    h.wait_until("ntfy is connected", Duration::from_secs(30), |h| {
+        ntfy_status(h)["connected"] == true
+    });
+}
+
+#[test]
+fn start_and_stop_recording_from_ntfy_messages() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    // Sent before hindsight started: never applied.
+    server.publish("lab1", "Start Recording");
+    std::thread::sleep(Duration::from_millis(1100));
+    let cfg = config(&server.url(), "lab1", "    reply_topic: lab1-replies\n");
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        h.status()["state"],
+        "buffering",
+        "the old message was not applied"
+    );
+
+    server.publish("lab1", "Start Recording");
+    h.wait_until("recording", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    server.publish("lab1", "Stop Recording");
+    h.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let rows = read_sidecar(&files[0]);
+    let pre = rows.iter().filter(|r| r.pre_trigger).count();
+    assert!(
+        (28..=31).contains(&pre),
+        "{pre} pre-trigger frames (1 s at 30 fps)"
+    );
+    assert!(rows.len() > pre + 20, "live frames follow");
+    let t = tags(&files[0]);
+    assert_eq!(t["TRIGGER_SOURCE"], "ntfy");
+    assert_eq!(t["TRIGGER_MESSAGE"], "Start Recording");
+    mkvmerge_clean(&files[0]);
+
+    // The phone sees what happened.
+    h.wait_until("the replies are published", Duration::from_secs(10), |_| {
+        server.messages("lab1-replies", None).len() >= 3
+    });
+    let replies = server.messages("lab1-replies", None);
+    assert!(
+        replies[0].starts_with("recording 1 started (1.0 s before trigger)"),
+        "{replies:?}"
+    );
+    assert!(replies[0].contains(files[0].to_str().unwrap()));
+    assert!(replies[1].starts_with("stopped recording 1"), "{replies:?}");
+    assert!(
+        replies[2].starts_with("recording finished") && replies[2].contains("0 missing"),
+        "{replies:?}"
+    );
+    let s = ntfy_status(&mut h);
+    assert_eq!(s["last_message"], "Stop Recording");
+    assert_eq!(s["commands_applied"], 2);
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting() {
+    let _g = serial();
+    let mut server = Ntfy::start(false);
+    let cfg = config(
+        &server.url(),
+        "lab2",
+        "    reconnect_initial: 4\n    reconnect_max: 8\n",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    // A message while connected, so that the resume is by message id.
+    server.publish("lab2", "status");
+    h.wait_until("status applied", Duration::from_secs(10), |h| {
+        ntfy_status(h)["commands_applied"] == 1
+    });
+
+    server.stop();
+    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
+        ntfy_status(h)["state"]
+            .as_str()
+            .unwrap()
+            .contains("retrying in")
+    });
+    server.spawn();
+    // Sent while hindsight waits to reconnect.
+    server.publish("lab2", "start");
+    server.publish("lab2", "stop");
+    assert_eq!(
+        h.status()["state"],
+        "buffering",
+        "nothing applied yet: still in backoff"
+    );
+    h.wait_until(
+        "reconnected and both applied",
+        Duration::from_secs(30),
+        |h| ntfy_status(h)["commands_applied"] == 3,
+    );
+    h.wait_idle_files();
+    assert_eq!(h.mkv_files().len(), 1, "start then stop: one file");
+    assert_eq!(h.status()["state"], "buffering");
+    let log = h.log_text();
+    let (a, b) = (
+        log.find("start: recording 1 started").unwrap(),
+        log.find("stop: stopped recording 1").unwrap(),
+    );
+    assert!(a < b, "in order");
+    assert_eq!(log.matches("source=ntfy").count(), 3, "each applied once");
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn fifty_start_stop_pairs_make_fifty_files() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let mut h = Hindsight::start(&config(&server.url(), "lab3", ""));
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    for _ in 0..50 {
+        server.publish("lab3", "start");
+        server.publish("lab3", "stop");
+    }
+    h.wait_until("100 commands applied", Duration::from_secs(60), |h| {
+        ntfy_status(h)["commands_applied"] == 100
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 50, "no duplicates, none missed");
+    let mut ids: Vec<String> = files
+        .iter()
+        .map(|f| tags(f)["RECORDING_ID"].clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    assert!(
+        !h.log_text().contains("no-op"),
+        "no start ever found a recording running"
+    );
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn a_protected_topic_works_with_its_token_and_is_refused_clearly_without() {
+    let _g = serial();
+    let server = Ntfy::start(true);
+    let token = server.user_with_token("alice", "lab4");
+    // Without a token: a clear refusal, retried slowly, and the recorder keeps buffering.
+    let mut without = Hindsight::start(&config(&server.url(), "lab4", "    reconnect_max: 30\n"));
+    without.wait_until("the refusal is reported", Duration::from_secs(20), |h| {
+        ntfy_status(h)["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: 403")
+    });
+    without.wait_buffered(0.9);
+    let s = without.status();
+    assert_eq!(s["state"], "buffering");
+    assert!(
+        s["ntfy"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("credentials"),
+        "{s}"
+    );
+    assert!(without.log_text().contains("refused: 403"));
+    assert!(without.terminate().success());
+
+    // With the token (from an environment variable, as under systemd).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let cfg = config(&server.url(), "lab4", "    token_env: LAB4_TOKEN\n");
+    let mut with = Hindsight::start_with(dir, root, &cfg, |cmd| {
+        cmd.env("LAB4_TOKEN", &token);
+    });
+    wait_connected(&mut with);
+    with.wait_buffered(0.9);
+    let publish = |text: &str| {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/lab4", server.url()))
+            .bearer_auth(&token)
+            .body(text.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    };
+    publish("start");
+    with.wait_until("recording", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    publish("stop");
+    with.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    with.wait_idle_files();
+    assert_eq!(with.mkv_files().len(), 1);
+    assert!(
+        !with.log_text().contains(&token),
+        "the token never reaches the log"
+    );
+    assert!(with.terminate().success());
+}
+
+#[test]
+fn messages_that_are_not_commands_are_logged_and_change_nothing() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let cfg = config(
+        &server.url(),
+        "lab5",
+        "    reply_topic: lab5-replies\n    reply_unknown: true\n",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    // 3 kB: still a message, too long to be a command; 20 kB: ntfy makes it an attachment.
+    let long = "start ".repeat(500);
+    let huge = "start ".repeat(3500);
+    for text in [
+        "hello",
+        "please start the camera",
+        "start stop",
+        "{\"json\": true}",
+        &long,
+        &huge,
+        "restart",
+        "stop",
+    ] {
+        server.publish("lab5", text);
+    }
+    h.wait_until("all eight seen", Duration::from_secs(20), |h| {
+        ntfy_status(h)["last_message"] == "stop"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let s = h.status();
+    assert_eq!(s["state"], "buffering");
+    assert!(h.mkv_files().is_empty());
+    let log = h.log_text();
+    assert!(log.contains("`hello` is not a command"), "{log}");
+    assert!(log.contains("`start stop` is not a command"), "{log}");
+    assert!(log.contains("is too long for a command"), "{log}");
+    assert!(
+        log.contains("You received a file"),
+        "the attachment's notice text is not a command: {log}"
+    );
+    assert!(log.contains("stop: no-op"), "{log}");
+    let replies = server.messages("lab5-replies", None);
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("not understood: \"hello\"")),
+        "{replies:?}"
+    );
+    // And the recorder still takes commands.
+    server.publish("lab5", "start 1");
+    h.wait_until("a recording of 1 s", Duration::from_secs(10), |h| {
+        h.mkv_files().len() == 1
+    });
+    h.wait_until("it ends", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn rig_addresses_pick_which_recorders_act() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let mut a = Hindsight::start(&config(&server.url(), "lab6", ""));
+    let mut b =
+        Hindsight::start(&config(&server.url(), "lab6", "").replace("rig: rig-a", "rig: rig-b"));
+    wait_connected(&mut a);
+    wait_connected(&mut b);
+    a.wait_buffered(0.9);
+    b.wait_buffered(0.9);
+    server.publish("lab6", "start @rig-a");
+    a.wait_until("a records", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.status()["state"], "buffering", "b was not addressed");
+    server.publish("lab6", "stop @RIG-A");
+    a.wait_until("a stops", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    server.publish("lab6", "start");
+    a.wait_until("a records again", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    b.wait_until("b records", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    server.publish("lab6", "stop");
+    a.wait_until("a stops", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    b.wait_until("b stops", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    a.wait_idle_files();
+    b.wait_idle_files();
+    assert_eq!(a.mkv_files().len(), 2);
+    assert_eq!(b.mkv_files().len(), 1);
+    assert!(b.log_text().contains("is for rig-a; not this rig"));
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+/// A server that stops answering without closing the connection (frozen, or a network
+/// that silently drops packets): no keepalive comes, hindsight gives up on the
+/// connection, and reconnects when the server answers again.
+#[test]
+fn a_dead_connection_is_noticed_and_replaced() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let cfg = config(
+        &server.url(),
+        "lab7",
+        "    reconnect_initial: 1\n    reconnect_max: 2\n",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    server.signal(libc::SIGSTOP);
+    h.wait_until(
+        "the silence is taken as a dead connection",
+        Duration::from_secs(30),
+        |h| {
+            ntfy_status(h)["state"]
+                .as_str()
+                .unwrap()
+                .contains("dead connection")
+        },
+    );
+    server.signal(libc::SIGCONT);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    server.publish("lab7", "start 1");
+    h.wait_until("commands work again", Duration::from_secs(20), |h| {
+        h.mkv_files().len() == 1
+    });
+    assert!(h.terminate().success());
+}
