@@ -1,8 +1,8 @@
 //! `hindsight check`: is this machine ready to record? One line per check with
 //! pass / warn / fail and a hint, and a non-zero exit code on any fail.
 //!
-//! This covers the configuration, the sources and the recordings folder; camera formats,
-//! audio devices, LSL and ntfy checks join them with the issues that bring those parts.
+//! This covers the configuration, the sources, the recordings folder and LSL; camera
+//! formats, audio devices and ntfy reachability join them with the issues that bring them.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
