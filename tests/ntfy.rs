@@ -21,13 +21,15 @@ struct Ntfy {
 }
 
 impl Ntfy {
+    /// Where `scripts/ntfy-server.sh install` put it (or NTFY_BIN).
     fn bin() -> PathBuf {
-        let p = std::env::var_os("NTFY_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap())
-                    .join(".cache/ntfy-server/root/usr/bin/ntfy")
-            });
+        let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        let p = env("NTFY_BIN").unwrap_or_else(|| {
+            env("NTFY_HOME")
+                .or_else(|| env("XDG_CACHE_HOME").map(|c| c.join("ntfy-server")))
+                .unwrap_or_else(|| env("HOME").unwrap().join(".cache/ntfy-server"))
+                .join("root/usr/bin/ntfy")
+        });
         assert!(
             p.exists(),
             "the ntfy server is needed: run `bash scripts/ntfy-server.sh install` (or set NTFY_BIN)"
