@@ -248,7 +248,7 @@ fn trigger_latency(
     let mkv = spec.paths.mkv.clone();
     let start = Instant::now();
     tx.send(WriterMsg::Open(Box::new(spec)))?;
-    let (sent, _) = cam.send_buffered(&tx, trigger - Duration::from_secs(21), trigger);
+    let (sent, _, _) = cam.send_buffered(&tx, trigger - Duration::from_secs(21), trigger);
     tx.send(WriterMsg::Close {
         id,
         end: Some(trigger),

@@ -201,11 +201,12 @@ impl Camera {
         writer: &Sender<WriterMsg>,
         from: LslTime,
         to: LslTime,
-    ) -> (u64, u64) {
+    ) -> (u64, u64, Option<LslTime>) {
         let st = self.state.lock();
+        let first = st.ring.frames_since(from).next().map(|f| f.meta.capture);
         let (sent, lost) = send_frames(writer, st.ring.frames_since(from), Some(to));
         self.stats.writer_queue_full.fetch_add(lost, Relaxed);
-        (sent, lost)
+        (sent, lost, first)
     }
 
     pub fn is_live(&self, id: u64) -> bool {

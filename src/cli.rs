@@ -27,6 +27,8 @@ pub enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// List the cameras and audio inputs this machine has.
+    Devices,
     /// Finish recordings that a crash or power cut left unfinished.
     Repair {
         #[arg(required = true)]

@@ -210,21 +210,27 @@ impl Default for CameraConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
-    /// Microphone capture (issue 5; not in this build yet).
+    /// Record audio beside the video.
     pub enabled: bool,
+    /// `default` (the system's default input; the synthetic tone when there is none),
+    /// a device name as `hindsight devices` lists it, or `synthetic`.
     pub source: String,
     pub sample_rate: u32,
     pub channels: u16,
+    /// How samples are written: `s16` or `f32`.
+    pub sample_format: crate::audio::SampleFormat,
+    /// Also put the audio into the (first camera's) MKV as a PCM track.
     pub mux_into_video: bool,
 }
 
 impl Default for AudioConfig {
     fn default() -> Self {
         AudioConfig {
-            enabled: false,
+            enabled: true,
             source: "default".into(),
             sample_rate: 48000,
             channels: 1,
+            sample_format: crate::audio::SampleFormat::S16,
             mux_into_video: false,
         }
     }
@@ -889,6 +895,26 @@ impl Config {
                     format!("`{rig}`: use letters, digits, `-`, `_` or `.`"),
                 ));
             }
+        }
+        let a = &self.audio;
+        if a.enabled && !(1_000..=384_000).contains(&a.sample_rate) {
+            return Err(ConfigError::at(
+                origin,
+                line(&["audio", "sample_rate"]),
+                "audio.sample_rate",
+                format!(
+                    "{} Hz is not an audio sample rate (1000 to 384000)",
+                    a.sample_rate
+                ),
+            ));
+        }
+        if a.enabled && !(1..=32).contains(&a.channels) {
+            return Err(ConfigError::at(
+                origin,
+                line(&["audio", "channels"]),
+                "audio.channels",
+                format!("{} channels: use 1 to 32", a.channels),
+            ));
         }
         let n = &self.trigger.ntfy;
         if n.enabled {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::audio::{AudioCmd, AudioStatus};
 use crate::capture::Camera;
 use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::lsl::{LslMsg, LslStatus};
@@ -157,6 +158,7 @@ pub struct StatusHub {
     view: Mutex<ControlView>,
     lsl: Option<Arc<Mutex<LslStatus>>>,
     ntfy: Option<Arc<Mutex<NtfyStatus>>>,
+    audio: Option<Arc<Mutex<AudioStatus>>>,
 }
 
 impl StatusHub {
@@ -169,7 +171,14 @@ impl StatusHub {
             view: Mutex::new(ControlView::default()),
             lsl: None,
             ntfy: None,
+            audio: None,
         }
+    }
+
+    /// Includes the audio capture's state.
+    pub fn with_audio(mut self, audio: Arc<Mutex<AudioStatus>>) -> StatusHub {
+        self.audio = Some(audio);
+        self
     }
 
     /// Includes the ntfy subscription's state.
@@ -218,6 +227,7 @@ impl StatusHub {
             warnings: view.warnings.clone(),
             lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
             ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),
+            audio: self.audio.as_ref().map(|a| a.lock().clone()),
         }
     }
 }
@@ -252,6 +262,7 @@ pub struct Control {
     open: BTreeMap<u64, OpenFiles>,
     stops: Vec<PendingStop>,
     lsl: Option<Sender<LslMsg>>,
+    audio: Option<Sender<AudioCmd>>,
     notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Something the reply to the command being handled should add.
     note: Option<String>,
@@ -266,6 +277,8 @@ pub struct ControlLinks {
     pub lsl: Option<Sender<LslMsg>>,
     /// Short texts for people (files finished, errors): the ntfy reply topic.
     pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The audio thread: WAV files follow the recordings.
+    pub audio: Option<Sender<AudioCmd>>,
 }
 
 /// Creates the bus and its receiving end.
@@ -288,7 +301,11 @@ impl Control {
         clocks: Arc<dyn Clocks>,
         links: ControlLinks,
     ) -> Control {
-        let ControlLinks { lsl, notices } = links;
+        let ControlLinks {
+            lsl,
+            audio,
+            notices,
+        } = links;
         Control {
             recorder: Recorder::new(settings.pre_trigger),
             cameras,
@@ -298,6 +315,7 @@ impl Control {
             open: BTreeMap::new(),
             stops: Vec::new(),
             lsl,
+            audio,
             notices,
             note: None,
             hub,
@@ -477,7 +495,8 @@ impl Control {
                     let paths =
                         self.open_files(id, FileKind::Recording, trigger, at, pre_trigger, &origin);
                     match paths {
-                        Ok(paths) => {
+                        Ok((paths, wav)) => {
+                            let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let (sent, lost, first) = cam.begin_recording(
                                     id,
@@ -488,6 +507,10 @@ impl Control {
                                 held = held.min(
                                     first.map_or(Duration::ZERO, |f| trigger.saturating_since(f)),
                                 );
+                                first_video = match (first_video, first) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
                                 tracing::info!(
                                     camera = %cam.name,
                                     "recording {id}: {sent} buffered frames queued{}",
@@ -495,6 +518,13 @@ impl Control {
                                 );
                             }
                             opened.extend(paths);
+                            // The WAV's first sample is the first video frame's instant.
+                            self.audio_send(AudioCmd::Start {
+                                id,
+                                path: wav,
+                                from: first_video.unwrap_or(trigger),
+                                until,
+                            });
                             // A buffer not yet full (just started, or a camera just back)
                             // holds less than was asked for: say so in the reply.
                             if held + Duration::from_millis(100) < pre_trigger {
@@ -519,6 +549,7 @@ impl Control {
                     reason,
                 } => {
                     self.lsl_send(LslMsg::RecordingStopped { id, end });
+                    self.audio_send(AudioCmd::Stop { id, at: end });
                     for cam in &self.cameras {
                         cam.stop_at(id, end);
                     }
@@ -539,16 +570,27 @@ impl Control {
                 } => {
                     let pre = to.saturating_since(from);
                     match self.open_files(id, FileKind::Clip, to, at, pre, &origin) {
-                        Ok(paths) => {
+                        Ok((paths, wav)) => {
+                            let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let w = &self.writers[cam.index];
-                                cam.send_buffered(w, from, to);
+                                let (_, _, first) = cam.send_buffered(w, from, to);
+                                first_video = match (first_video, first) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
                                 let _ = w.send(WriterMsg::Close {
                                     id,
                                     end: Some(to),
                                     reason: "clip complete".into(),
                                 });
                             }
+                            self.audio_send(AudioCmd::Clip {
+                                id,
+                                path: wav,
+                                from: first_video.unwrap_or(from),
+                                to,
+                            });
                             opened.extend(paths);
                         }
                         Err(e) => self.warn(format!("clip {id} could not be written: {e}")),
@@ -597,7 +639,7 @@ impl Control {
         at: ClockPair,
         pre_trigger: Duration,
         origin: &Origin,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<(Vec<String>, std::path::PathBuf), String> {
         // A recording still waiting for its last frames is closed first: its writer must
         // see its Close before the next Open.
         self.close_stops(true);
@@ -651,7 +693,7 @@ impl Control {
             opened.push(mkv);
         }
         self.open.insert(id, files);
-        Ok(opened)
+        Ok((opened, crate::writer::files::audio_path(&dir, &stem)))
     }
 
     /// Closes each pending stop's files on the cameras that have delivered every frame
@@ -774,6 +816,12 @@ impl Control {
             if o.paths.is_empty() {
                 self.open.remove(&id);
             }
+        }
+    }
+
+    fn audio_send(&self, cmd: AudioCmd) {
+        if let Some(a) = &self.audio {
+            let _ = a.send(cmd);
         }
     }
 

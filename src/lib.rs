@@ -20,6 +20,7 @@
 //! `design/time.md` for what a timestamp means and `design/files.md` for the files.
 
 pub mod api;
+pub mod audio;
 pub mod bench;
 pub mod capture;
 pub mod check;
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod devices;
 pub mod frame;
 pub mod lsl;
 pub mod recorder;

@@ -38,6 +38,12 @@ fn main() -> ExitCode {
             hindsight::check::run(path.as_deref())
         }
         Cmd::Repair { files } => hindsight::repair::run(&files),
+        Cmd::Devices => {
+            for line in hindsight::devices::list() {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
         Cmd::Bench(args) => match hindsight::bench::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

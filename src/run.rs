@@ -28,7 +28,6 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         "hindsight {} starting with {origin}",
         env!("CARGO_PKG_VERSION")
     );
-    warn_not_in_this_build(&config);
     let root = config.storage.root.clone();
     files::check_writable(&root).map_err(|e| anyhow!("{e} (storage.root)"))?;
     let unfinished: Vec<String> = files::find_unfinished(&root)
@@ -119,7 +118,17 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     }
     let lsl_status = Arc::new(Mutex::new(lsl::LslStatus::default()));
     let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
+    let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));
+    let audio_source = config.audio.enabled.then(|| audio_source(&config));
+    if config.audio.enabled && config.audio.mux_into_video {
+        tracing::warn!(
+            "audio.mux_into_video is not supported yet: the audio goes to the WAV file only"
+        );
+    }
     let mut hub = StatusHub::new(rig.clone(), cameras.clone(), unfinished);
+    if config.audio.enabled {
+        hub = hub.with_audio(audio_status.clone());
+    }
     if config.lsl.enabled || config.trigger.lsl_markers.enabled {
         hub = hub.with_lsl(lsl_status.clone());
     }
@@ -148,6 +157,13 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
                 max_buffered: config.lsl.max_buffered.min(i32::MAX as u32) as i32,
                 rig: rig.clone(),
                 host: host.clone(),
+                audio: audio_source.as_ref().map(|src| lsl::AudioStreams {
+                    name: format!("{}_Audio", config.lsl.name),
+                    source_id: format!("hindsight_{rig}_audio"),
+                    rate: config.audio.sample_rate,
+                    channels: config.audio.channels,
+                    device: src.clone(),
+                }),
             };
             let join = lsl::spawn(settings, streams, hub.clone(), lsl_status.clone(), rx)
                 .map_err(|e| anyhow!(e))?;
@@ -188,6 +204,21 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         host,
         pre_trigger,
     };
+    let audio = match audio_source {
+        Some(source) => Some(crate::audio::spawn(
+            crate::audio::AudioSettings {
+                source,
+                rate: config.audio.sample_rate,
+                channels: config.audio.channels,
+                format: config.audio.sample_format,
+                pre_trigger: config.buffer.pre_trigger(),
+            },
+            clocks.clone(),
+            audio_status,
+            lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
+        )?),
+        None => None,
+    };
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
     let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
@@ -198,6 +229,7 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         clocks,
         ControlLinks {
             lsl: lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
+            audio: audio.as_ref().map(|a| a.tx.clone()),
             notices: ntfy_on.then_some(notices_tx),
         },
     );
@@ -259,6 +291,11 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     if let Some(n) = ntfy_thread {
         let _ = n.join();
     }
+    // Video is finished; the WAV files end with what has arrived.
+    if let Some(a) = audio {
+        let _ = a.tx.send(crate::audio::AudioCmd::Shutdown);
+        let _ = a.join.join();
+    }
     // Capture has ended: the LSL thread pushes what it still holds and closes its outlets
     // (told so: the status hub, still shared with the API, keeps senders alive).
     if let Some((tx, join)) = lsl_thread {
@@ -294,11 +331,19 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
     Ok(())
 }
 
-fn warn_not_in_this_build(config: &Config) {
-    let pending = [(config.audio.enabled, "audio")];
-    for (on, key) in pending {
-        if on {
-            tracing::warn!("{key} is enabled, but this build does not have it yet: ignored");
-        }
+/// The audio source to open: `default` becomes the synthetic tone, loudly, on a machine
+/// without an input device.
+fn audio_source(config: &Config) -> String {
+    let a = &config.audio;
+    if a.source == "default" && !crate::audio::input::default_device_available() {
+        tracing::warn!(
+            "audio: NO INPUT DEVICE on this machine: recording a SYNTHETIC 440 Hz TONE instead \
+             (set audio.source, or audio.enabled: false)"
+        );
+        return "synthetic".into();
     }
+    if a.source == "synthetic" {
+        tracing::warn!("audio: SYNTHETIC 440 Hz tone, not a microphone");
+    }
+    a.source.clone()
 }

@@ -31,6 +31,8 @@ pub struct Status {
     pub lsl: Option<crate::lsl::LslStatus>,
     /// The ntfy subscription, when enabled: connection state, last message and its time.
     pub ntfy: Option<crate::trigger::ntfy::NtfyStatus>,
+    /// Audio capture, when enabled.
+    pub audio: Option<crate::audio::AudioStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

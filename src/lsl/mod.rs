@@ -75,6 +75,12 @@ pub enum LslMsg {
         at: LslTime,
         json: String,
     },
+    /// An audio chunk: its index, its first sample's index, and that sample's capture time.
+    AudioChunk {
+        index: u64,
+        first_sample: u64,
+        at: LslTime,
+    },
     /// Push what is held and close the outlets.
     Shutdown,
 }
@@ -90,6 +96,18 @@ pub struct CameraStreams {
     pub source_id: String,
 }
 
+/// The audio streams, when audio is recorded.
+#[derive(Clone, Debug)]
+pub struct AudioStreams {
+    /// Chunk marker stream name; `<name>Status` follows it (`VideoStream_Audio`,
+    /// `VideoStream_AudioStatus`).
+    pub name: String,
+    pub source_id: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub device: String,
+}
+
 /// Stream settings from the config.
 #[derive(Clone, Debug)]
 pub struct LslSettings {
@@ -100,6 +118,7 @@ pub struct LslSettings {
     pub max_buffered: i32,
     pub rig: String,
     pub host: String,
+    pub audio: Option<AudioStreams>,
 }
 
 /// The frame stream's name for camera `camera` of `count`: `name` alone for a single
@@ -170,8 +189,14 @@ struct Window {
     end: Option<LslTime>,
 }
 
+struct AudioOutlets {
+    chunks: lsl::StreamOutlet,
+    status: lsl::StreamOutlet,
+}
+
 struct Publisher {
     outlets: Vec<Outlets>,
+    audio: Option<AudioOutlets>,
     hub: Arc<StatusHub>,
     status: Arc<Mutex<LslStatus>>,
     held: VecDeque<FrameRecord>,
@@ -215,11 +240,27 @@ impl Publisher {
                 format!("{}_Events", cam.name),
             ]);
         }
+        let audio = match &settings.audio {
+            Some(a) => {
+                let make = |info: &lsl::StreamInfo, what: &str| {
+                    lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered)
+                        .map_err(|e| format!("cannot create the LSL audio {what} outlet: {e:?}"))
+                };
+                let outlets = AudioOutlets {
+                    chunks: make(&audio_chunk_info(settings, a)?, "chunk")?,
+                    status: make(&audio_status_info(settings, a)?, "status")?,
+                };
+                names.extend([a.name.clone(), format!("{}Status", a.name)]);
+                Some(outlets)
+            }
+            None => None,
+        };
         tracing::info!("LSL streams: {}", names.join(", "));
         status.lock().streams = names;
         let now = LslTime::now();
         Ok(Publisher {
             outlets,
+            audio,
             hub,
             status,
             held: VecDeque::with_capacity(QUEUE_CAPACITY),
@@ -274,6 +315,18 @@ impl Publisher {
                 }
             }
             LslMsg::Shutdown => {}
+            LslMsg::AudioChunk {
+                index,
+                first_sample,
+                at,
+            } => {
+                if let Some(a) = &self.audio {
+                    let sample = vec![index as f64, first_sample as f64];
+                    if let Err(e) = a.chunks.push_sample_ex(&sample, at.as_secs_f64(), true) {
+                        tracing::warn!("LSL audio chunk marker not pushed: {e:?}");
+                    }
+                }
+            }
             LslMsg::Event { camera, at, json } => {
                 let sample = vec![json];
                 for (i, o) in self.outlets.iter().enumerate() {
@@ -344,6 +397,23 @@ impl Publisher {
                         .push_sample_ex(&self.status_sample, tick.as_secs_f64(), true)
                 {
                     tracing::warn!("LSL status sample not pushed: {e:?}");
+                }
+            }
+            if let (Some(a), Some(audio)) = (&self.audio, &snapshot.audio) {
+                let state = if audio.capturing {
+                    snapshot.state_code
+                } else {
+                    0
+                };
+                let sample = vec![
+                    f64::from(state),
+                    pair.wall_at(tick).as_secs_f64(),
+                    audio.level_dbfs,
+                    audio.overrun_frames as f64,
+                    audio.buffered_seconds,
+                ];
+                if let Err(e) = a.status.push_sample_ex(&sample, tick.as_secs_f64(), true) {
+                    tracing::warn!("LSL audio status sample not pushed: {e:?}");
                 }
             }
             self.next_status = tick + STATUS_PERIOD;
@@ -463,6 +533,57 @@ fn events_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Strea
     let mut desc = info.desc();
     channels(&mut desc, &[("event", "JSON", "Marker")]);
     common_desc(&mut desc, settings, cam);
+    Ok(info)
+}
+
+fn audio_chunk_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::StreamInfo, String> {
+    let mut info = new_info(
+        &a.name,
+        &settings.events_type,
+        2,
+        0.0,
+        lsl::ChannelFormat::Double64,
+        &format!("{}_chunks", a.source_id),
+    )?;
+    let mut desc = info.desc();
+    channels(
+        &mut desc,
+        &[
+            ("chunk_index", "count", "Counter"),
+            ("first_sample_index", "samples", "SampleIndex"),
+        ],
+    );
+    let mut audio = desc.append_child("audio");
+    audio.append_child_value("device", &a.device);
+    audio.append_child_value("sample_rate", &a.rate.to_string());
+    audio.append_child_value("channels", &a.channels.to_string());
+    audio.append_child_value(
+        "timestamp",
+        "capture time of the chunk's first sample on the LSL clock; sample k of the WAV is at the file's first sample time + k / sample_rate",
+    );
+    Ok(info)
+}
+
+fn audio_status_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::StreamInfo, String> {
+    let mut info = new_info(
+        &format!("{}Status", a.name),
+        &settings.status_type,
+        5,
+        1.0 / STATUS_PERIOD.as_secs_f64(),
+        lsl::ChannelFormat::Double64,
+        &format!("{}_status", a.source_id),
+    )?;
+    let mut desc = info.desc();
+    channels(
+        &mut desc,
+        &[
+            ("status", "0 idle, 1 recording, 2 buffering", "State"),
+            ("unix_time", "seconds", "Timestamp"),
+            ("level", "dBFS", "Level"),
+            ("overrun_frames", "count", "Counter"),
+            ("buffered_seconds", "seconds", "Duration"),
+        ],
+    );
     Ok(info)
 }
 

@@ -32,6 +32,15 @@ impl RecordingPaths {
     }
 }
 
+/// `<root>/<YYYY_MM_DD>/audio/<stem>.wav`, beside `video_dir`.
+pub fn audio_path(video_dir: &Path, stem: &str) -> PathBuf {
+    video_dir
+        .parent()
+        .unwrap_or(video_dir)
+        .join("audio")
+        .join(format!("{stem}.wav"))
+}
+
 /// `<root>/<YYYY_MM_DD>/video` for a recording started at `start`.
 pub fn video_dir(root: &Path, start: WallTime) -> PathBuf {
     let local = start.to_local();
@@ -67,6 +76,7 @@ impl StemAllocator {
             };
             let key = dir.join(&stem);
             let taken = self.issued.contains(&key)
+                || audio_path(&dir, &stem).exists()
                 || cameras.iter().any(|cam| {
                     RecordingPaths::new(&dir, &stem, cam)
                         .all()

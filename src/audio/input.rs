@@ -1,0 +1,450 @@
+//! Where audio comes from: a cpal input device, or a synthetic tone.
+//!
+//! Both hand samples to the audio thread the same way, through two wait-free
+//! single-producer rings (`rtrb`): the interleaved samples (converted to f32), and one
+//! [`ChunkInfo`] per chunk. The cpal callback does nothing else: no locks, no allocation,
+//! no I/O (cpal's `examples/feedback.rs` pattern). What does not fit is counted as an
+//! overrun and later filled with silence, so that later samples keep their place in time.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use parking_lot::Mutex;
+
+use crate::clock::{Clocks, LslTime};
+
+/// One chunk as delivered: how many frames, how many of them did not fit (dropped), and
+/// the estimated capture time of its first frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkInfo {
+    pub frames: u32,
+    pub dropped_frames: u32,
+    pub first_capture: LslTime,
+}
+
+/// The producer side, owned by the callback (or the synthetic thread).
+pub struct Feed {
+    samples: rtrb::Producer<f32>,
+    chunks: rtrb::Producer<ChunkInfo>,
+    channels: usize,
+    rate: u32,
+    /// Chunks whose info itself did not fit (the audio thread is far behind).
+    pub lost_chunks: Arc<AtomicU64>,
+}
+
+/// The consumer side, owned by the audio thread.
+pub struct Drain {
+    pub samples: rtrb::Consumer<f32>,
+    pub chunks: rtrb::Consumer<ChunkInfo>,
+    pub lost_chunks: Arc<AtomicU64>,
+}
+
+/// Rings for `seconds` of audio at `rate` × `channels`.
+pub fn rings(rate: u32, channels: u16, seconds: f64) -> (Feed, Drain) {
+    let samples = (rate as f64 * channels as f64 * seconds).ceil() as usize;
+    let (sp, sc) = rtrb::RingBuffer::new(samples.max(1024));
+    let (cp, cc) = rtrb::RingBuffer::new(4096);
+    let lost = Arc::new(AtomicU64::new(0));
+    (
+        Feed {
+            samples: sp,
+            chunks: cp,
+            channels: channels.max(1) as usize,
+            rate: rate.max(1),
+            lost_chunks: lost.clone(),
+        },
+        Drain {
+            samples: sc,
+            chunks: cc,
+            lost_chunks: lost,
+        },
+    )
+}
+
+impl Feed {
+    /// Hands over one chunk of interleaved samples, converting each with `to_f32`.
+    pub fn push<T: Copy>(&mut self, data: &[T], first_capture: LslTime, to_f32: impl Fn(T) -> f32) {
+        let frames = data.len() / self.channels;
+        self.push_frames(data, frames, first_capture, to_f32);
+    }
+
+    /// As `push`, for a device callback: the first sample's capture time is the callback's
+    /// clock reading minus what the driver says was buffered (`held`), but never later
+    /// than the chunk's own length before the callback (its last sample cannot have been
+    /// captured after it arrived: drivers that prefill report `held` = 0).
+    pub fn push_from_device<T: Copy>(
+        &mut self,
+        data: &[T],
+        now: LslTime,
+        held: Duration,
+        to_f32: impl Fn(T) -> f32,
+    ) {
+        let frames = data.len() / self.channels;
+        let length =
+            Duration::from_nanos((frames as u128 * 1_000_000_000 / self.rate as u128) as u64);
+        let first_capture = (now - held).min(now - length);
+        self.push_frames(data, frames, first_capture, to_f32);
+    }
+
+    fn push_frames<T: Copy>(
+        &mut self,
+        data: &[T],
+        frames: usize,
+        first_capture: LslTime,
+        to_f32: impl Fn(T) -> f32,
+    ) {
+        let fit = self.samples.slots().min(data.len()) / self.channels * self.channels;
+        if let Ok(mut chunk) = self.samples.write_chunk_uninit(fit) {
+            let (a, b) = chunk.as_mut_slices();
+            for (slot, &s) in a.iter_mut().chain(b.iter_mut()).zip(data) {
+                slot.write(to_f32(s));
+            }
+            // SAFETY: every slot of the chunk was just written.
+            unsafe { chunk.commit_all() };
+        }
+        let info = ChunkInfo {
+            frames: frames as u32,
+            dropped_frames: (frames - fit / self.channels) as u32,
+            first_capture,
+        };
+        if self.chunks.push(info).is_err() {
+            self.lost_chunks.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// What an input reports back.
+#[derive(Default)]
+pub struct InputHealth {
+    /// Set by the device's error callback: the stream must be rebuilt.
+    pub failed: AtomicBool,
+    pub error: Mutex<Option<String>>,
+}
+
+/// A running input: dropping it stops the capture.
+pub enum Input {
+    Device(cpal::Stream),
+    Synthetic {
+        stop: Arc<AtomicBool>,
+        join: Option<std::thread::JoinHandle<()>>,
+    },
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if let Input::Synthetic { stop, join } = self {
+            stop.store(true, Relaxed);
+            if let Some(j) = join.take() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+/// The format an input delivers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputFormat {
+    pub device: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub synthetic: bool,
+}
+
+/// Finds the cpal input device `name` ("default" = the system's default input).
+fn find_device(name: &str) -> Result<cpal::Device, String> {
+    let host = cpal::default_host();
+    if name == "default" {
+        return host
+            .default_input_device()
+            .ok_or_else(|| "there is no default audio input device".to_string());
+    }
+    let devices = host
+        .input_devices()
+        .map_err(|e| format!("cannot list audio input devices: {e}"))?;
+    let mut names = Vec::new();
+    for d in devices {
+        let n = d.name().unwrap_or_default();
+        if n == name {
+            return Ok(d);
+        }
+        names.push(n);
+    }
+    Err(format!(
+        "no audio input device called `{name}` (there are: {})",
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
+/// Whether a usable default input device exists (the built-in defaults fall back to the
+/// synthetic tone when not).
+pub fn default_device_available() -> bool {
+    cpal::default_host()
+        .default_input_device()
+        .is_some_and(|d| d.default_input_config().is_ok())
+}
+
+/// Opens device `name` at `rate` × `channels` and starts it, feeding `feed`.
+pub fn open_device(
+    name: &str,
+    rate: u32,
+    channels: u16,
+    mut feed: Feed,
+    health: Arc<InputHealth>,
+) -> Result<(Input, InputFormat), String> {
+    let device = find_device(name)?;
+    let device_name = device.name().unwrap_or_else(|_| name.to_string());
+    let supported = device
+        .supported_input_configs()
+        .map_err(|e| format!("audio device `{device_name}`: {e}"))?
+        .find(|c| {
+            c.channels() == channels
+                && c.min_sample_rate().0 <= rate
+                && c.max_sample_rate().0 >= rate
+                && matches!(
+                    c.sample_format(),
+                    cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
+                )
+        })
+        .ok_or_else(|| {
+            format!("audio device `{device_name}` cannot record {channels} channel(s) at {rate} Hz")
+        })?
+        .with_sample_rate(cpal::SampleRate(rate));
+    let format = supported.sample_format();
+    let config: cpal::StreamConfig = supported.into();
+    let on_error = {
+        let health = health.clone();
+        move |e: cpal::StreamError| {
+            *health.error.lock() = Some(e.to_string());
+            health.failed.store(true, Relaxed);
+        }
+    };
+    // What the driver reported as captured but not yet handed over (cpal's callback −
+    // capture), read with the clock inside the callback.
+    fn held(info: &cpal::InputCallbackInfo) -> Duration {
+        let ts = info.timestamp();
+        ts.callback.duration_since(&ts.capture).unwrap_or_default()
+    }
+    let stream = match format {
+        cpal::SampleFormat::F32 => device.build_input_stream(
+            &config,
+            move |data: &[f32], info: &cpal::InputCallbackInfo| {
+                feed.push_from_device(data, LslTime::now(), held(info), |s| s)
+            },
+            on_error,
+            None,
+        ),
+        cpal::SampleFormat::I16 => device.build_input_stream(
+            &config,
+            move |data: &[i16], info: &cpal::InputCallbackInfo| {
+                feed.push_from_device(data, LslTime::now(), held(info), |s| s as f32 / 32768.0)
+            },
+            on_error,
+            None,
+        ),
+        _ => device.build_input_stream(
+            &config,
+            move |data: &[i32], info: &cpal::InputCallbackInfo| {
+                feed.push_from_device(data, LslTime::now(), held(info), |s| {
+                    s as f32 / 2_147_483_648.0
+                })
+            },
+            on_error,
+            None,
+        ),
+    }
+    .map_err(|e| format!("audio device `{device_name}`: {e}"))?;
+    stream
+        .play()
+        .map_err(|e| format!("audio device `{device_name}` does not start: {e}"))?;
+    Ok((
+        Input::Device(stream),
+        InputFormat {
+            device: device_name,
+            rate,
+            channels,
+            synthetic: false,
+        },
+    ))
+}
+
+/// A synthetic input: a 440 Hz tone at −12 dBFS on every channel, in 10 ms chunks paced
+/// on `clocks`, each stamped with its exact due time.
+pub fn open_synthetic(
+    rate: u32,
+    channels: u16,
+    mut feed: Feed,
+    clocks: Arc<dyn Clocks>,
+) -> Result<(Input, InputFormat), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let frames = (rate / 100).max(1) as usize;
+    let join = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("audio-synthetic".into())
+            .spawn(move || {
+                let mut chunk = vec![0.0f32; frames * channels as usize];
+                let t0 = clocks.now().lsl;
+                let mut n: u64 = 0;
+                let amplitude = 10f32.powf(-12.0 / 20.0);
+                while !stop.load(Relaxed) {
+                    let first = n * frames as u64;
+                    let due = t0
+                        + Duration::from_nanos(
+                            (first as u128 * 1_000_000_000 / rate as u128) as u64,
+                        );
+                    for (f, frame) in chunk.chunks_exact_mut(channels as usize).enumerate() {
+                        let k = first + f as u64;
+                        // Phase from the integer sample index: no accumulated error.
+                        let phase = (k % rate as u64) as f64 * 440.0 / rate as f64;
+                        let v = amplitude * (std::f64::consts::TAU * phase).sin() as f32;
+                        frame.fill(v);
+                    }
+                    // The chunk is complete once its last sample is due.
+                    let last_due = due
+                        + Duration::from_nanos(
+                            (frames as u128 * 1_000_000_000 / rate as u128) as u64,
+                        );
+                    clocks.sleep_until(last_due);
+                    feed.push(&chunk, due, |s| s);
+                    n += 1;
+                }
+            })
+            .map_err(|e| format!("cannot start the synthetic audio thread: {e}"))?
+    };
+    Ok((
+        Input::Synthetic {
+            stop,
+            join: Some(join),
+        },
+        InputFormat {
+            device: "synthetic 440 Hz tone".into(),
+            rate,
+            channels,
+            synthetic: true,
+        },
+    ))
+}
+
+/// `hindsight devices`: the audio inputs and what they can do.
+pub fn describe_devices() -> Vec<String> {
+    let host = cpal::default_host();
+    let default = host.default_input_device().and_then(|d| d.name().ok());
+    let mut out = Vec::new();
+    match host.input_devices() {
+        Ok(devices) => {
+            for d in devices {
+                let name = d.name().unwrap_or_else(|_| "?".into());
+                let mut line = format!(
+                    "audio input `{name}`{}",
+                    if Some(&name) == default.as_ref() {
+                        " (default)"
+                    } else {
+                        ""
+                    }
+                );
+                if let Ok(c) = d.default_input_config() {
+                    line.push_str(&format!(
+                        ": default {} Hz, {} channel(s), {:?}",
+                        c.sample_rate().0,
+                        c.channels(),
+                        c.sample_format()
+                    ));
+                }
+                if let Ok(configs) = d.supported_input_configs() {
+                    let configs: Vec<_> = configs.collect();
+                    if !configs.is_empty() {
+                        let ch = configs.iter().map(|c| c.channels());
+                        let (ch_min, ch_max) =
+                            (ch.clone().min().unwrap_or(0), ch.max().unwrap_or(0));
+                        let rate_min = configs
+                            .iter()
+                            .map(|c| c.min_sample_rate().0)
+                            .min()
+                            .unwrap_or(0);
+                        let rate_max = configs
+                            .iter()
+                            .map(|c| c.max_sample_rate().0)
+                            .max()
+                            .unwrap_or(0);
+                        let mut formats: Vec<String> = configs
+                            .iter()
+                            .map(|c| format!("{:?}", c.sample_format()))
+                            .collect();
+                        formats.sort();
+                        formats.dedup();
+                        line.push_str(&format!(
+                            "; supports {ch_min}-{ch_max} channel(s), {rate_min}-{rate_max} Hz, {}",
+                            formats.join("/")
+                        ));
+                    }
+                }
+                out.push(line);
+            }
+        }
+        Err(e) => out.push(format!("audio inputs cannot be listed: {e}")),
+    }
+    if out.is_empty() {
+        out.push(
+            "no audio input devices (the synthetic tone stands in: audio.source: synthetic)".into(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_does_not_fit_is_counted_as_dropped() {
+        let (mut feed, mut drain) = rings(1000, 2, 0.0); // the smallest ring: 1024 samples
+        let data = vec![0.5f32; 1000];
+        feed.push(&data, LslTime::from_nanos(1), |s| s);
+        feed.push(&data, LslTime::from_nanos(2), |s| s);
+        let a = drain.chunks.pop().unwrap();
+        let b = drain.chunks.pop().unwrap();
+        assert_eq!((a.frames, a.dropped_frames), (500, 0));
+        // 24 samples (12 frames) were left in the ring.
+        assert_eq!((b.frames, b.dropped_frames), (500, 488));
+        assert_eq!(drain.samples.slots(), 1024);
+    }
+
+    #[test]
+    fn the_synthetic_tone_is_paced_and_stamped_exactly() {
+        use crate::clock::{ClockPair, SimulatedClocks, WallTime};
+        let clocks = Arc::new(SimulatedClocks::new(ClockPair {
+            lsl: LslTime::from_nanos(1_000_000_000),
+            wall: WallTime::from_nanos(0),
+        }));
+        let (feed, mut drain) = rings(48_000, 1, 1.0);
+        let (input, format) = open_synthetic(48_000, 1, feed, clocks).unwrap();
+        assert!(format.synthetic);
+        let mut infos = Vec::new();
+        let start = std::time::Instant::now();
+        while infos.len() < 5 && start.elapsed() < Duration::from_secs(5) {
+            if let Ok(i) = drain.chunks.pop() {
+                infos.push(i);
+            }
+        }
+        drop(input);
+        for (n, i) in infos.iter().enumerate() {
+            assert_eq!(i.frames, 480);
+            assert_eq!(
+                i.first_capture.as_nanos(),
+                1_000_000_000 + n as i64 * 10_000_000
+            );
+        }
+        // −12 dBFS peak.
+        let mut peak = 0f32;
+        while let Ok(s) = drain.samples.pop() {
+            peak = peak.max(s.abs());
+        }
+        assert!((peak - 0.2512).abs() < 0.001, "{peak}");
+    }
+}

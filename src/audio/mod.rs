@@ -1,0 +1,681 @@
+//! Audio: a microphone (or a synthetic tone) with its own pre-trigger buffer, written as a
+//! WAV file beside the video, on the same clock (SPEC section 7).
+//!
+//! ```text
+//!  cpal callback ──(rtrb: samples, chunk infos)──► audio thread ──► AudioRing (pre-trigger)
+//!                                                      │  Timeline: sample index ↔ LSL time
+//!                                                      ├─► WAV (hound), header kept valid
+//!                                                      └─► LSL chunk markers, status
+//! ```
+//! A recording's WAV starts at the capture time of the recording's first video frame and
+//! ends at the stop: its sample 0 is that instant (`design/time.md`). Samples the device
+//! did not deliver (overruns, a lost device) are written as silence, so that every later
+//! sample keeps its place in time. If the device is lost, it is reopened with backoff;
+//! video is never held up by audio.
+
+pub mod input;
+pub mod ring;
+pub mod timeline;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clocks, LslTime};
+use crate::lsl::LslMsg;
+use input::{Drain, Input, InputHealth};
+use ring::AudioRing;
+use timeline::Timeline;
+
+/// An input that delivers nothing for this long is taken as lost and reopened. (Long
+/// enough for devices and servers that deliver in bursts of up to a couple of seconds.)
+const STALL: Duration = Duration::from_secs(5);
+
+/// How samples are stored in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleFormat {
+    /// 16-bit signed integers (WAV PCM, MKV `A_PCM/INT/LIT`).
+    S16,
+    /// 32-bit floats (WAV IEEE float).
+    F32,
+}
+
+#[derive(Clone, Debug)]
+pub struct AudioSettings {
+    /// `default`, a cpal device name, or `synthetic`.
+    pub source: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub format: SampleFormat,
+    pub pre_trigger: Duration,
+}
+
+/// What the audio thread is told.
+#[derive(Debug)]
+pub enum AudioCmd {
+    /// Write a WAV from `from` (the recording's first video frame) on, until `until` or a Stop.
+    Start {
+        id: u64,
+        path: PathBuf,
+        from: LslTime,
+        until: Option<LslTime>,
+    },
+    Stop {
+        id: u64,
+        at: LslTime,
+    },
+    /// Write `[from, to]` from the buffer.
+    Clip {
+        id: u64,
+        path: PathBuf,
+        from: LslTime,
+        to: LslTime,
+    },
+    Shutdown,
+}
+
+/// What the status shows about audio.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioStatus {
+    pub device: String,
+    pub synthetic: bool,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub format: String,
+    /// "capturing", "lost: …; retrying in N s", "starting".
+    pub state: String,
+    pub capturing: bool,
+    /// RMS level of the last 100 ms, dBFS.
+    pub level_dbfs: f64,
+    /// Frames the input could not hand over in time (filled with silence).
+    pub overrun_frames: u64,
+    /// Frames of silence put in for gaps (lost device, overruns).
+    pub silence_frames: u64,
+    pub buffered_seconds: f64,
+    pub current_file: Option<String>,
+    pub last_file: Option<AudioFileSummary>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioFileSummary {
+    pub path: String,
+    pub recording_id: u64,
+    pub frames: u64,
+    pub duration_s: f64,
+    /// LSL time of the file's first sample.
+    pub first_sample_lsl_time: f64,
+    pub error: Option<String>,
+}
+
+/// The audio thread and its command queue.
+pub struct AudioHandle {
+    pub tx: Sender<AudioCmd>,
+    pub join: JoinHandle<()>,
+}
+
+/// Starts the audio thread. The input is opened on it (cpal streams stay on the thread
+/// that made them); a failure to open is reported in the status and retried.
+pub fn spawn(
+    settings: AudioSettings,
+    clocks: Arc<dyn Clocks>,
+    status: Arc<Mutex<AudioStatus>>,
+    lsl: Option<Sender<LslMsg>>,
+) -> std::io::Result<AudioHandle> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let join = std::thread::Builder::new()
+        .name("audio".into())
+        .spawn(move || Engine::new(settings, clocks, status, lsl).run(rx))?;
+    Ok(AudioHandle { tx, join })
+}
+
+/// A WAV file being written.
+struct Output {
+    id: u64,
+    path: PathBuf,
+    wav: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    /// Index of the next frame to write.
+    next: u64,
+    /// Write frames before this index, then close (None: until a Stop says where).
+    end: Option<u64>,
+    /// End time not yet mapped to an index (the timeline did not reach it yet).
+    end_time: Option<LslTime>,
+    first_index: u64,
+    first_time: LslTime,
+    frames: u64,
+    last_flush: Instant,
+    /// When the end was set: if the device is gone, the end is padded after a while.
+    end_since: Option<Instant>,
+}
+
+struct Engine {
+    settings: AudioSettings,
+    clocks: Arc<dyn Clocks>,
+    status: Arc<Mutex<AudioStatus>>,
+    lsl: Option<Sender<LslMsg>>,
+    ring: AudioRing,
+    timeline: Timeline,
+    input: Option<(Input, Arc<InputHealth>, Drain)>,
+    next_open: Instant,
+    backoff: Duration,
+    /// The input was (re)opened: its first chunk may come after a gap.
+    fresh_input: bool,
+    /// When the input last delivered (or was opened): a silent stream is a lost one.
+    last_chunk: Instant,
+    outputs: Vec<Output>,
+    chunk_index: u64,
+    /// Expected capture time of the next chunk's first frame, to find gaps.
+    scratch: Vec<f32>,
+    level_sum: f64,
+    level_n: u64,
+    overruns: u64,
+    silence: u64,
+    last_lost_chunks: u64,
+}
+
+impl Engine {
+    fn new(
+        settings: AudioSettings,
+        clocks: Arc<dyn Clocks>,
+        status: Arc<Mutex<AudioStatus>>,
+        lsl: Option<Sender<LslMsg>>,
+    ) -> Engine {
+        // The buffer holds the pre-trigger plus slack for the time a start takes to arrive.
+        let frames =
+            (settings.pre_trigger + Duration::from_secs(5)).as_secs_f64() * settings.rate as f64;
+        let ring = AudioRing::new(settings.channels, frames as u64);
+        {
+            let mut s = status.lock();
+            s.sample_rate = settings.rate;
+            s.channels = settings.channels;
+            s.format = format!("{:?}", settings.format).to_lowercase();
+            s.state = "starting".into();
+        }
+        Engine {
+            timeline: Timeline::new(settings.rate),
+            ring,
+            clocks,
+            status,
+            lsl,
+            input: None,
+            next_open: Instant::now(),
+            backoff: Duration::from_secs(1),
+            fresh_input: false,
+            last_chunk: Instant::now(),
+            outputs: Vec::new(),
+            chunk_index: 0,
+            scratch: Vec::with_capacity(1 << 16),
+            level_sum: 0.0,
+            level_n: 0,
+            overruns: 0,
+            silence: 0,
+            last_lost_chunks: 0,
+            settings,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<AudioCmd>) {
+        let mut last_status = Instant::now();
+        loop {
+            if self.input.is_none() && Instant::now() >= self.next_open {
+                self.open();
+            }
+            self.check_health();
+            self.drain_input();
+            loop {
+                match rx.try_recv() {
+                    Ok(AudioCmd::Shutdown) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        self.finish_all();
+                        // The process is ending: a stream stuck in its driver must not keep
+                        // it from ending (dropping a stream joins its reader thread).
+                        if let Some((input, _, _)) = self.input.take() {
+                            std::mem::forget(input);
+                        }
+                        return;
+                    }
+                    Ok(cmd) => self.command(cmd),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                }
+            }
+            self.write_outputs();
+            if last_status.elapsed() >= Duration::from_millis(100) {
+                self.publish_status();
+                last_status = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn open(&mut self) {
+        let s = &self.settings;
+        // Enough room for a second of the audio thread being held up.
+        let (feed, drain) = input::rings(s.rate, s.channels, 2.0);
+        let health = Arc::new(InputHealth::default());
+        let opened = if s.source == "synthetic" {
+            input::open_synthetic(s.rate, s.channels, feed, self.clocks.clone())
+        } else {
+            input::open_device(&s.source, s.rate, s.channels, feed, health.clone())
+        };
+        match opened {
+            Ok((input, format)) => {
+                tracing::info!(
+                    "audio: capturing from {} at {} Hz, {} channel(s)",
+                    format.device,
+                    format.rate,
+                    format.channels
+                );
+                let mut st = self.status.lock();
+                st.device = format.device;
+                st.synthetic = format.synthetic;
+                st.state = "capturing".into();
+                st.capturing = true;
+                drop(st);
+                self.input = Some((input, health, drain));
+                self.backoff = Duration::from_secs(1);
+                self.fresh_input = true;
+                self.last_chunk = Instant::now();
+            }
+            Err(e) => self.lost(e),
+        }
+    }
+
+    fn lost(&mut self, why: String) {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
+        self.next_open = Instant::now() + wait;
+        if let Some((input, _, _)) = self.input.take() {
+            // A dead device can leave the stream's reader thread blocked, and dropping the
+            // stream waits for that thread: let another thread wait, not this one.
+            let _ = std::thread::Builder::new()
+                .name("audio-drop".into())
+                .spawn(move || drop(input));
+        }
+        tracing::error!(
+            "audio: {why}; retrying in {} s (video goes on)",
+            wait.as_secs()
+        );
+        let mut st = self.status.lock();
+        st.state = format!("lost: {why}; retrying in {} s", wait.as_secs());
+        st.capturing = false;
+        st.last_error = Some(why.clone());
+        drop(st);
+        self.lsl_event(serde_json::json!({"event": "audio_error", "message": why}));
+    }
+
+    fn check_health(&mut self) {
+        // Some backends stall instead of reporting an error when the device goes away.
+        if self.input.is_some() && self.last_chunk.elapsed() > STALL {
+            self.lost(format!("no audio for {} s", STALL.as_secs()));
+            return;
+        }
+        let failed = self
+            .input
+            .as_ref()
+            .is_some_and(|(_, h, _)| h.failed.load(Relaxed));
+        if failed {
+            let why = self
+                .input
+                .as_ref()
+                .and_then(|(_, h, _)| h.error.lock().clone())
+                .unwrap_or_else(|| "the audio device failed".into());
+            self.lost(format!("audio device lost: {why}"));
+        }
+    }
+
+    /// Moves what the input delivered into the ring, chunk by chunk.
+    fn drain_input(&mut self) {
+        let Some((_, _, drain)) = self.input.as_mut() else {
+            return;
+        };
+        let channels = self.settings.channels as usize;
+        let rate = self.settings.rate;
+        let mut infos = Vec::new();
+        while let Ok(info) = drain.chunks.pop() {
+            let have = info.frames.saturating_sub(info.dropped_frames) as usize * channels;
+            self.scratch.clear();
+            if let Ok(chunk) = drain.samples.read_chunk(have.min(drain.samples.slots())) {
+                let (a, b) = chunk.as_slices();
+                self.scratch.extend_from_slice(a);
+                self.scratch.extend_from_slice(b);
+                chunk.commit_all();
+            }
+            infos.push((info, std::mem::take(&mut self.scratch)));
+        }
+        let lost_chunks = drain.lost_chunks.load(Relaxed);
+        if lost_chunks > self.last_lost_chunks {
+            tracing::warn!(
+                "audio: {} chunk(s) lost: the audio thread fell behind",
+                lost_chunks - self.last_lost_chunks
+            );
+            self.last_lost_chunks = lost_chunks;
+        }
+        if !infos.is_empty() {
+            self.last_chunk = Instant::now();
+        }
+        // Within one stream the samples are contiguous (drops are counted per chunk). A
+        // reopened stream starts after a gap: silence until its first sample's time, so
+        // that its samples land where they belong. That time is the earliest any chunk of
+        // this batch implies (a stream may start with a burst of buffered audio whose
+        // per-chunk times are all "now").
+        if !infos.is_empty() && std::mem::take(&mut self.fresh_input) {
+            if let Some(expected) = self.timeline.time_of(self.ring.end()) {
+                let mut before = 0u64;
+                let mut start = LslTime::from_nanos(i64::MAX);
+                for (info, _) in &infos {
+                    let ns = (before as i128 * 1_000_000_000 / rate as i128) as i64;
+                    start = start.min(LslTime::from_nanos(info.first_capture.as_nanos() - ns));
+                    before += u64::from(info.frames);
+                }
+                let late = start.nanos_since(expected);
+                if late > 20_000_000 {
+                    let gap = (late as i128 * rate as i128 / 1_000_000_000) as u64;
+                    tracing::warn!(
+                        "audio: {gap} frames of silence for a gap of {:.3} s",
+                        late as f64 / 1e9
+                    );
+                    self.ring.push_silence(gap);
+                    self.silence += gap;
+                }
+            }
+        }
+        for (info, samples) in infos {
+            let first = self.ring.end();
+            self.timeline.observe(first, info.first_capture);
+            self.ring
+                .push(&samples[..samples.len() / channels * channels]);
+            if info.dropped_frames > 0 {
+                self.ring.push_silence(u64::from(info.dropped_frames));
+                self.overruns += u64::from(info.dropped_frames);
+                self.silence += u64::from(info.dropped_frames);
+            }
+            for s in &samples {
+                self.level_sum += f64::from(*s) * f64::from(*s);
+            }
+            self.level_n += samples.len() as u64;
+            if let (Some(lsl), Some(at)) = (&self.lsl, self.timeline.time_of(first)) {
+                let _ = lsl.try_send(LslMsg::AudioChunk {
+                    index: self.chunk_index,
+                    first_sample: first,
+                    at,
+                });
+            }
+            self.chunk_index += 1;
+            self.scratch = samples;
+        }
+    }
+
+    fn command(&mut self, cmd: AudioCmd) {
+        match cmd {
+            AudioCmd::Start {
+                id,
+                path,
+                from,
+                until,
+            } => self.open_output(id, path, from, until),
+            AudioCmd::Clip { id, path, from, to } => self.open_output(id, path, from, Some(to)),
+            AudioCmd::Stop { id, at } => {
+                for o in self.outputs.iter_mut().filter(|o| o.id == id) {
+                    o.end_time = Some(o.end_time.map_or(at, |e| e.min(at)));
+                    o.end = None;
+                    o.end_since = Some(Instant::now());
+                }
+            }
+            AudioCmd::Shutdown => {}
+        }
+    }
+
+    fn open_output(&mut self, id: u64, path: PathBuf, from: LslTime, until: Option<LslTime>) {
+        let spec = hound::WavSpec {
+            channels: self.settings.channels,
+            sample_rate: self.settings.rate,
+            bits_per_sample: match self.settings.format {
+                SampleFormat::S16 => 16,
+                SampleFormat::F32 => 32,
+            },
+            sample_format: match self.settings.format {
+                SampleFormat::S16 => hound::SampleFormat::Int,
+                SampleFormat::F32 => hound::SampleFormat::Float,
+            },
+        };
+        let created = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| crate::writer::files::create_new(&path))
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                hound::WavWriter::new(std::io::BufWriter::new(f), spec).map_err(|e| e.to_string())
+            });
+        let wav = match created {
+            Ok(w) => w,
+            Err(e) => {
+                let error = format!("cannot create {}: {e}", path.display());
+                tracing::error!("audio: {error}");
+                self.status.lock().last_error = Some(error.clone());
+                self.lsl_event(
+                    serde_json::json!({"event": "audio_error", "recording": id, "message": error}),
+                );
+                return;
+            }
+        };
+        // Sample 0 of the file is the sample captured at `from`; if the timeline is not
+        // known yet (no audio so far), the file starts with the first sample that comes.
+        let first_index = self.timeline.index_at(from).unwrap_or(self.ring.end());
+        let first_time = self.timeline.time_of(first_index).unwrap_or(from);
+        let _ = crate::writer::files::sync_dir(path.parent().unwrap_or(std::path::Path::new(".")));
+        tracing::info!("audio: writing {} from {first_time}", path.display());
+        self.status.lock().current_file = Some(path.display().to_string());
+        self.lsl_event(serde_json::json!({
+            "event": "audio_file_opened",
+            "recording": id,
+            "path": path.display().to_string(),
+            "first_sample_lsl_time": first_time.as_secs_f64(),
+        }));
+        self.outputs.push(Output {
+            id,
+            path,
+            wav,
+            next: first_index,
+            end: None,
+            end_time: until,
+            first_index,
+            first_time,
+            frames: 0,
+            last_flush: Instant::now(),
+            end_since: until.map(|_| Instant::now()),
+        });
+    }
+
+    /// Writes what each output can take now, and finishes those that reached their end.
+    fn write_outputs(&mut self) {
+        let mut done = Vec::new();
+        for (i, o) in self.outputs.iter_mut().enumerate() {
+            if o.end.is_none() {
+                if let Some(t) = o.end_time {
+                    o.end = self.timeline.index_at(t);
+                }
+            }
+            let limit = o.end.map_or(self.ring.end(), |e| e.min(self.ring.end()));
+            // Frames the ring no longer (or never) held: silence, to keep the timing.
+            if o.next < self.ring.start() && o.next < limit {
+                let gap = self.ring.start().min(limit) - o.next;
+                write_silence(
+                    &mut o.wav,
+                    gap * u64::from(self.settings.channels),
+                    self.settings.format,
+                );
+                o.frames += gap;
+                o.next += gap;
+            }
+            if o.next < limit {
+                let format = self.settings.format;
+                let wav = &mut o.wav;
+                self.ring
+                    .read(o.next, limit, |s| write_samples(wav, s, format));
+                o.frames += limit - o.next;
+                o.next = limit;
+            }
+            // Still waiting for the end's samples from a device that is gone: pad.
+            let stalled = o
+                .end_since
+                .is_some_and(|s| s.elapsed() > Duration::from_secs(3));
+            if let (Some(end), true) = (o.end, stalled) {
+                if o.next < end {
+                    let gap = end - o.next;
+                    write_silence(
+                        &mut o.wav,
+                        gap * u64::from(self.settings.channels),
+                        self.settings.format,
+                    );
+                    o.frames += gap;
+                    o.next = end;
+                }
+            }
+            if o.end.is_some_and(|e| o.next >= e) {
+                done.push(i);
+            } else if o.last_flush.elapsed() >= Duration::from_millis(500) {
+                // hound's flush rewrites the header sizes: a crash loses at most this long.
+                if let Err(e) = o.wav.flush() {
+                    tracing::error!("audio: writing {} failed: {e}", o.path.display());
+                }
+                o.last_flush = Instant::now();
+            }
+        }
+        for i in done.into_iter().rev() {
+            let o = self.outputs.remove(i);
+            self.finish(o);
+        }
+    }
+
+    fn finish(&mut self, o: Output) {
+        let rate = self.settings.rate;
+        let path = o.path.display().to_string();
+        let result = o.wav.finalize().map_err(|e| e.to_string());
+        let summary = AudioFileSummary {
+            path: path.clone(),
+            recording_id: o.id,
+            frames: o.frames,
+            duration_s: o.frames as f64 / rate as f64,
+            first_sample_lsl_time: o.first_time.as_secs_f64(),
+            error: result.err(),
+        };
+        let _ = o.first_index;
+        tracing::info!(
+            "audio: closed {path} ({} frames, {:.3} s)",
+            summary.frames,
+            summary.duration_s
+        );
+        self.lsl_event(serde_json::json!({
+            "event": "audio_file_closed",
+            "recording": o.id,
+            "path": path,
+            "frames": summary.frames,
+            "duration_s": summary.duration_s,
+        }));
+        let mut st = self.status.lock();
+        if st.current_file.as_deref() == Some(&path) {
+            st.current_file = None;
+        }
+        st.last_file = Some(summary);
+    }
+
+    /// Shutdown: every open file ends with what has arrived.
+    fn finish_all(&mut self) {
+        self.drain_input();
+        for o in &mut self.outputs {
+            o.end = Some(
+                o.end
+                    .unwrap_or(self.ring.end())
+                    .min(self.ring.end())
+                    .max(o.next),
+            );
+        }
+        self.write_outputs();
+        let rest: Vec<Output> = self.outputs.drain(..).collect();
+        for o in rest {
+            self.finish(o);
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let level = if self.level_n > 0 {
+            10.0 * (self.level_sum / self.level_n as f64).max(1e-12).log10()
+        } else {
+            -120.0
+        };
+        self.level_sum = 0.0;
+        self.level_n = 0;
+        let buffered = (self.ring.end() - self.ring.start()) as f64 / self.settings.rate as f64;
+        let mut st = self.status.lock();
+        st.level_dbfs = (level * 10.0).round() / 10.0;
+        st.overrun_frames = self.overruns;
+        st.silence_frames = self.silence;
+        st.buffered_seconds = buffered.min(self.settings.pre_trigger.as_secs_f64());
+    }
+
+    fn lsl_event(&self, json: serde_json::Value) {
+        if let Some(lsl) = &self.lsl {
+            let _ = lsl.try_send(LslMsg::Event {
+                camera: None,
+                at: self.clocks.now().lsl,
+                json: json.to_string(),
+            });
+        }
+    }
+}
+
+fn write_samples<W: std::io::Write + std::io::Seek>(
+    wav: &mut hound::WavWriter<W>,
+    samples: &[f32],
+    format: SampleFormat,
+) {
+    let mut failed = false;
+    for &s in samples {
+        let r = match format {
+            SampleFormat::S16 => wav.write_sample(to_i16(s)),
+            SampleFormat::F32 => wav.write_sample(s),
+        };
+        failed |= r.is_err();
+    }
+    if failed {
+        tracing::error!("audio: a write to the WAV file failed");
+    }
+}
+
+fn write_silence<W: std::io::Write + std::io::Seek>(
+    wav: &mut hound::WavWriter<W>,
+    samples: u64,
+    format: SampleFormat,
+) {
+    for _ in 0..samples {
+        let _ = match format {
+            SampleFormat::S16 => wav.write_sample(0i16),
+            SampleFormat::F32 => wav.write_sample(0f32),
+        };
+    }
+}
+
+/// f32 in [-1, 1] to i16, rounded and clipped.
+pub fn to_i16(s: f32) -> i16 {
+    (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_convert_to_16_bits_with_clipping() {
+        assert_eq!(to_i16(0.0), 0);
+        assert_eq!(to_i16(0.5), 16384);
+        assert_eq!(to_i16(-1.0), -32768);
+        assert_eq!(to_i16(1.0), 32767);
+        assert_eq!(to_i16(2.0), 32767);
+    }
+}

@@ -1,0 +1,385 @@
+//! Audio with a real capture device: a PulseAudio server with a 440 Hz sine source, reached
+//! through ALSA's default device exactly as a USB microphone would be
+//! (`scripts/audio-loopback.sh`). WAV files are judged with ffprobe, sox and their samples.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/audio-loopback.sh");
+
+/// The sine source, running while this lives. Its environment is what a client needs.
+struct Loopback {
+    env: Vec<(String, String)>,
+}
+
+impl Loopback {
+    fn start() -> Loopback {
+        let out = Command::new("bash")
+            .args([SCRIPT, "start", "440"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the audio loopback needs pulseaudio (bash scripts/audio-loopback.sh deps): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Loopback { env }
+    }
+
+    fn stop(&self) {
+        let _ = Command::new("bash").args([SCRIPT, "stop"]).status();
+    }
+
+    fn apply(&self, cmd: &mut Command) {
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+    }
+
+    /// RMS of the source itself, read straight from PulseAudio (not through hindsight).
+    fn source_rms(&self) -> f64 {
+        let mut cmd = Command::new("timeout");
+        cmd.args([
+            "3",
+            "parec",
+            "--raw",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=1",
+            "-d",
+            "sine",
+        ]);
+        self.apply(&mut cmd);
+        let out = cmd.output().unwrap();
+        let samples: Vec<f64> = out
+            .stdout
+            .chunks_exact(2)
+            .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+            .collect();
+        assert!(
+            samples.len() > 48_000,
+            "parec read {} samples",
+            samples.len()
+        );
+        rms(&samples[samples.len() / 2..])
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn rms(s: &[f64]) -> f64 {
+    (s.iter().map(|x| x * x).sum::<f64>() / s.len() as f64).sqrt()
+}
+
+/// The frequency (10 Hz steps, 100 to 2000 Hz) with the most energy (Goertzel).
+fn dominant_frequency(s: &[f64], rate: f64) -> f64 {
+    let mut best = (0.0, 0.0);
+    for f in (10..=200).map(|k| k as f64 * 10.0) {
+        let w = 2.0 * (std::f64::consts::TAU * f / rate).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for x in s {
+            let s0 = x + w * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - w * s1 * s2;
+        if power > best.1 {
+            best = (f, power);
+        }
+    }
+    best.0
+}
+
+fn wav_samples(path: &std::path::Path) -> (hound::WavSpec, Vec<f64>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    let s = r
+        .samples::<i16>()
+        .map(|v| f64::from(v.unwrap()) / 32768.0)
+        .collect();
+    (spec, s)
+}
+
+fn ffprobe_duration(path: &std::path::Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  sample_rate: 48000\n  channels: 1\n{extra}"
+    )
+}
+
+fn start_with_audio(lb: &Loopback, cfg: &str) -> Hindsight {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let mut h = Hindsight::start_with(dir, root, cfg, |cmd| lb.apply(cmd));
+    h.wait_buffered(1.9);
+    // The loopback's first audio arrives about 1.5 s late, then in bursts.
+    h.wait_until("2 s of audio are buffered", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
+    });
+    h
+}
+
+fn audio_dir_wav(h: &Hindsight) -> std::path::PathBuf {
+    let mkv = h.mkv_files().pop().unwrap();
+    let name = mkv.file_name().unwrap().to_str().unwrap();
+    let stem = &name[..name.rfind('_').unwrap()];
+    mkv.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("audio")
+        .join(format!("{stem}.wav"))
+}
+
+#[test]
+fn a_recording_gets_a_wav_of_the_same_span_from_a_real_capture_device() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let source_rms = lb.source_rms();
+    let mut h = start_with_audio(&lb, &config(""));
+    let s = h.status();
+    assert_eq!(s["audio"]["synthetic"], false, "{s}");
+    assert_eq!(s["audio"]["capturing"], true);
+
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    let mkv = h.mkv_files().pop().unwrap();
+    let wav = audio_dir_wav(&h);
+    assert!(wav.exists(), "{} missing", wav.display());
+
+    // The span: from the first video frame to the stop.
+    let rows = read_sidecar(&mkv);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let stop: f64 = events
+        .lines()
+        .find(|l| l.contains(",stop,"))
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let span = stop - rows[0].lsl_time;
+    let wav_s = ffprobe_duration(&wav);
+    let chunk = 0.1; // the loopback's chunks are 100 ms
+    assert!(
+        (wav_s - span).abs() <= chunk,
+        "WAV {wav_s} s vs {span} s from the first frame to the stop"
+    );
+    assert!(span > 3.9, "pre-trigger (2 s) + 2 s: {span}");
+    let mkv_s = ffprobe_duration(&mkv);
+    assert!(
+        (wav_s - mkv_s).abs() <= 0.05,
+        "WAV {wav_s} s vs MKV {mkv_s} s"
+    );
+    let first: f64 = h.status()["audio"]["last_file"]["first_sample_lsl_time"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (first - rows[0].lsl_time).abs() < 0.001,
+        "the WAV starts with the first video frame"
+    );
+
+    // It is the source: 440 Hz, at the source's level.
+    let (spec, samples) = wav_samples(&wav);
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (48_000, 1, 16)
+    );
+    let tail = &samples[samples.len() / 2..];
+    assert_eq!(dominant_frequency(&tail[..24_000], 48_000.0), 440.0);
+    let level_db = 20.0 * (rms(tail) / source_rms).log10();
+    assert!(
+        level_db.abs() < 0.5,
+        "level differs from the source by {level_db:.2} dB"
+    );
+    // sox reads it as well.
+    let out = Command::new("sox")
+        .arg("--i")
+        .arg("-D")
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn a_killed_recording_leaves_a_readable_wav_missing_at_most_a_second() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_secs(4));
+    h.kill9();
+    let wav = audio_dir_wav(&h);
+    let rows = read_sidecar(&h.mkv_files().pop().unwrap());
+    let video_span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+    let out = Command::new("sox")
+        .arg("--i")
+        .arg("-D")
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sox cannot read the WAV: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sox_s: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let ff_s = ffprobe_duration(&wav);
+    assert!((sox_s - ff_s).abs() < 0.01);
+    // The loopback delivers audio in bursts of 2 s: what was not delivered yet cannot be
+    // written; of what hindsight had, at most ~1 s (the header refresh interval) is lost.
+    assert!(
+        ff_s > video_span - 3.0,
+        "WAV {ff_s} s of a {video_span} s recording"
+    );
+    assert!(ff_s <= video_span + 0.1);
+}
+
+#[test]
+fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
+    use lsl::Pullable;
+    lsl_session();
+    let _g = serial();
+    let lb = Loopback::start();
+    let name = format!("VS_audio_{}", std::process::id());
+    let mut h = start_with_audio(&lb, &config(&format!("lsl:\n  name: {name}\n")));
+    let found = lsl::resolve_byprop("name", &format!("{name}_Audio"), 1, 10.0).unwrap();
+    let inlet = lsl::StreamInlet::new(&found[0], 360, 0, false).unwrap();
+    inlet.open_stream(10.0).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let mut samples = Vec::new();
+    loop {
+        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            break;
+        }
+        samples.push((v[0], v[1], ts));
+    }
+    assert!(samples.len() > 20, "{} chunk markers", samples.len());
+    for w in samples.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + 1.0, "chunk indices are consecutive");
+        assert!(
+            w[1].1 > w[0].1 && w[1].2 > w[0].2,
+            "sample indices and times increase"
+        );
+    }
+    // Time against sample index: a line whose slope is one over the sample rate.
+    let n = samples.len() as f64;
+    let (mx, my) = samples
+        .iter()
+        .fold((0.0, 0.0), |a, s| (a.0 + s.1 / n, a.1 + s.2 / n));
+    let (sxy, sxx) = samples.iter().fold((0.0, 0.0), |a, s| {
+        (a.0 + (s.1 - mx) * (s.2 - my), a.1 + (s.1 - mx) * (s.1 - mx))
+    });
+    let rate = sxx / sxy;
+    assert!(
+        (rate - 48_000.0).abs() < 48.0,
+        "timestamps advance at {rate:.1} samples/s"
+    );
+    let status = lsl::resolve_byprop("name", &format!("{name}_AudioStatus"), 1, 10.0).unwrap();
+    assert_eq!(status.len(), 1);
+    assert!(h.terminate().success());
+}
+
+/// `pactl suspend-source`: the device stops delivering, as a microphone that is pulled
+/// out or hangs. (Killing the PulseAudio server instead leaves the ALSA pulse plugin's
+/// reader threads blocked for good, in the driver, which no program can recover from.)
+fn suspend(lb: &Loopback, on: bool) {
+    let mut cmd = Command::new("pactl");
+    cmd.args(["suspend-source", "sine", if on { "1" } else { "0" }]);
+    lb.apply(&mut cmd);
+    assert!(cmd.status().unwrap().success());
+}
+
+#[test]
+fn losing_the_audio_device_never_stops_the_video() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_secs(1));
+    suspend(&lb, true);
+    h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
+        h.status()["audio"]["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("lost")
+    });
+    assert_eq!(h.status()["state"], "recording", "video goes on");
+    suspend(&lb, false);
+    h.wait_until("audio is back", Duration::from_secs(40), |h| {
+        let a = &h.status()["audio"];
+        a["capturing"] == true && a["level_dbfs"].as_f64().unwrap() > -30.0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    let mkv = h.mkv_files().pop().unwrap();
+    let s = h.status();
+    assert_eq!(s["cameras"][0]["frames_dropped"], 0);
+    let rows = read_sidecar(&mkv);
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    // The WAV keeps its timing across the gap: silence where the device was missing, and
+    // the tone again after it came back.
+    let wav = audio_dir_wav(&h);
+    let (wav_s, mkv_s) = (ffprobe_duration(&wav), ffprobe_duration(&mkv));
+    assert!(
+        (wav_s - mkv_s).abs() <= 0.15,
+        "WAV {wav_s} s vs MKV {mkv_s} s"
+    );
+    assert!(s["audio"]["silence_frames"].as_u64().unwrap() > 0);
+    let (_, samples) = wav_samples(&wav);
+    let end = samples.len() - 24_000;
+    let last = &samples[end - 48_000..end];
+    assert!(
+        rms(last) > 0.05,
+        "the tone is back before the stop: rms {}",
+        rms(last)
+    );
+    assert_eq!(dominant_frequency(last, 48_000.0), 440.0);
+    assert!(h.terminate().success());
+}
