@@ -109,6 +109,7 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         origin: Origin::new("bench", "bench"),
         tags: Vec::new(),
         fsync_interval: None,
+        audio: None,
     }
 }
 

@@ -134,6 +134,8 @@ pub struct ControlSettings {
     pub rig: String,
     pub host: String,
     pub pre_trigger: Duration,
+    /// The first camera's MKV also gets the audio, as this track.
+    pub audio_track: Option<crate::writer::AudioTrackSpec>,
 }
 
 /// The parts of the status the control thread owns; camera counters are read live.
@@ -524,6 +526,7 @@ impl Control {
                                 path: wav,
                                 from: first_video.unwrap_or(trigger),
                                 until,
+                                mkv: self.audio_mkv(),
                             });
                             // A buffer not yet full (just started, or a camera just back)
                             // holds less than was asked for: say so in the reply.
@@ -590,6 +593,7 @@ impl Control {
                                 path: wav,
                                 from: first_video.unwrap_or(from),
                                 to,
+                                mkv: self.audio_mkv(),
                             });
                             opened.extend(paths);
                         }
@@ -682,6 +686,7 @@ impl Control {
                     ),
                 ],
                 fsync_interval: self.settings.fsync_interval,
+                audio: self.settings.audio_track.filter(|_| cam.index == 0),
             };
             if self.writers[cam.index]
                 .send(WriterMsg::Open(Box::new(spec)))
@@ -819,6 +824,11 @@ impl Control {
         }
     }
 
+    /// Where the audio thread sends the audio track's blocks (the first camera's writer).
+    fn audio_mkv(&self) -> Option<Sender<WriterMsg>> {
+        self.settings.audio_track.and(self.writers.first().cloned())
+    }
+
     fn audio_send(&self, cmd: AudioCmd) {
         if let Some(a) = &self.audio {
             let _ = a.send(cmd);
@@ -920,6 +930,7 @@ mod tests {
             rig: "r".into(),
             host: "h".into(),
             pre_trigger: Duration::from_secs(1),
+            audio_track: None,
         };
         let control = Control::new(
             settings,

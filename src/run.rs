@@ -120,11 +120,6 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
     let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));
     let audio_source = config.audio.enabled.then(|| audio_source(&config));
-    if config.audio.enabled && config.audio.mux_into_video {
-        tracing::warn!(
-            "audio.mux_into_video is not supported yet: the audio goes to the WAV file only"
-        );
-    }
     let mut hub = StatusHub::new(rig.clone(), cameras.clone(), unfinished);
     if config.audio.enabled {
         hub = hub.with_audio(audio_status.clone());
@@ -203,6 +198,12 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         rig: rig.clone(),
         host,
         pre_trigger,
+        audio_track: (config.audio.enabled && config.audio.mux_into_video).then_some(
+            crate::writer::AudioTrackSpec {
+                rate: config.audio.sample_rate,
+                channels: config.audio.channels,
+            },
+        ),
     };
     let audio = match audio_source {
         Some(source) => Some(crate::audio::spawn(

@@ -383,3 +383,125 @@ fn losing_the_audio_device_never_stops_the_video() {
     assert_eq!(dominant_frequency(last, 48_000.0), 440.0);
     assert!(h.terminate().success());
 }
+
+/// The streams ffprobe sees in a file: (codec_type, codec_name, sample_rate, channels).
+fn ffprobe_streams(path: &std::path::Path) -> Vec<(String, String, String, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    j["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["codec_type"].as_str().unwrap().to_string(),
+                s["codec_name"].as_str().unwrap().to_string(),
+                s["sample_rate"].as_str().unwrap_or("").to_string(),
+                s["channels"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The MKV's audio track decoded by ffmpeg, and the time of its first packet.
+fn mkv_audio(mkv: &std::path::Path) -> (f64, Vec<f64>) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args(["-map", "0:a:0", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg cannot decode the audio track: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let first = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-read_intervals",
+            "%+#1",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    let first = String::from_utf8_lossy(&first.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    (first, samples)
+}
+
+#[test]
+fn the_mkv_carries_the_same_audio_as_a_second_track() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config("  mux_into_video: true\n"));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    let mkv = h.mkv_files().pop().unwrap();
+    let wav = audio_dir_wav(&h);
+
+    // Both streams, as ffprobe and mkvmerge see them.
+    let streams = ffprobe_streams(&mkv);
+    assert_eq!(
+        streams,
+        [
+            ("video".into(), "mjpeg".into(), "".into(), 0),
+            ("audio".into(), "pcm_s16le".into(), "48000".into(), 1)
+        ]
+    );
+    let j = mkvmerge_clean(&mkv);
+    let kinds: Vec<&str> = j["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["video", "audio"]);
+
+    // Matching durations: the audio track starts with the first frame and ends with the
+    // video, and it is the WAV's audio, sample for sample.
+    let (first, audio) = mkv_audio(&mkv);
+    assert!(first.abs() < 0.001, "audio starts at {first} s");
+    let audio_s = first + audio.len() as f64 / 48_000.0;
+    let pts = ffprobe_pts(&mkv);
+    let video_s = pts.last().unwrap() + 1.0 / 50.0;
+    assert!(
+        (audio_s - video_s).abs() <= 0.05,
+        "audio track {audio_s} s vs video {video_s} s"
+    );
+    assert!(video_s > 3.9, "pre-trigger (2 s) + 2 s: {video_s}");
+    let (_, wav) = wav_samples(&wav);
+    assert_eq!(
+        audio.len(),
+        wav.len(),
+        "the MKV and the WAV hold as much audio"
+    );
+    assert!(audio == wav, "the MKV's audio differs from the WAV's");
+    assert_eq!(dominant_frequency(&audio[48_000..72_000], 48_000.0), 440.0);
+    assert!(h.terminate().success());
+}

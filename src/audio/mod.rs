@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clocks, LslTime};
 use crate::lsl::LslMsg;
+use crate::writer::interleave::AudioBlock;
+use crate::writer::WriterMsg;
 use input::{Drain, Input, InputHealth};
 use ring::AudioRing;
 use timeline::Timeline;
@@ -66,6 +68,8 @@ pub enum AudioCmd {
         path: PathBuf,
         from: LslTime,
         until: Option<LslTime>,
+        /// Also send the samples to this writer, for the MKV's audio track.
+        mkv: Option<Sender<WriterMsg>>,
     },
     Stop {
         id: u64,
@@ -77,6 +81,7 @@ pub enum AudioCmd {
         path: PathBuf,
         from: LslTime,
         to: LslTime,
+        mkv: Option<Sender<WriterMsg>>,
     },
     Shutdown,
 }
@@ -153,6 +158,40 @@ struct Output {
     last_flush: Instant,
     /// When the end was set: if the device is gone, the end is padded after a while.
     end_since: Option<Instant>,
+    /// The MKV writer that also gets these samples.
+    mkv: Option<Sender<WriterMsg>>,
+    /// 16-bit PCM for the MKV, reused.
+    pcm: Vec<u8>,
+}
+
+impl Output {
+    /// `frames` frames of silence, in the WAV and the MKV.
+    fn silence(&mut self, frames: u64, channels: u64, format: SampleFormat, rate: u32) {
+        write_silence(&mut self.wav, frames * channels, format);
+        let first = self.next;
+        self.frames += frames;
+        self.next += frames;
+        if self.mkv.is_some() {
+            self.pcm.clear();
+            self.pcm.resize((frames * channels * 2) as usize, 0);
+            self.send_pcm(rate, first);
+        }
+    }
+
+    /// Sends `self.pcm` (frames from `first_frame` on) to the MKV's audio track.
+    fn send_pcm(&mut self, rate: u32, first_frame: u64) {
+        let Some(mkv) = &self.mkv else {
+            return;
+        };
+        let offset = first_frame - self.first_index;
+        let at = self.first_time
+            + Duration::from_nanos((offset as u128 * 1_000_000_000 / rate as u128) as u64);
+        let pcm = std::mem::take(&mut self.pcm);
+        let _ = mkv.try_send(WriterMsg::Audio {
+            id: self.id,
+            block: AudioBlock { at, pcm },
+        });
+    }
 }
 
 struct Engine {
@@ -418,8 +457,15 @@ impl Engine {
                 path,
                 from,
                 until,
-            } => self.open_output(id, path, from, until),
-            AudioCmd::Clip { id, path, from, to } => self.open_output(id, path, from, Some(to)),
+                mkv,
+            } => self.open_output(id, path, from, until, mkv),
+            AudioCmd::Clip {
+                id,
+                path,
+                from,
+                to,
+                mkv,
+            } => self.open_output(id, path, from, Some(to), mkv),
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
                     o.end_time = Some(o.end_time.map_or(at, |e| e.min(at)));
@@ -431,7 +477,14 @@ impl Engine {
         }
     }
 
-    fn open_output(&mut self, id: u64, path: PathBuf, from: LslTime, until: Option<LslTime>) {
+    fn open_output(
+        &mut self,
+        id: u64,
+        path: PathBuf,
+        from: LslTime,
+        until: Option<LslTime>,
+        mkv: Option<Sender<WriterMsg>>,
+    ) {
         let spec = hound::WavSpec {
             channels: self.settings.channels,
             sample_rate: self.settings.rate,
@@ -461,6 +514,9 @@ impl Engine {
                 self.lsl_event(
                     serde_json::json!({"event": "audio_error", "recording": id, "message": error}),
                 );
+                if let Some(mkv) = mkv {
+                    let _ = mkv.try_send(WriterMsg::AudioEnd { id });
+                }
                 return;
             }
         };
@@ -489,11 +545,16 @@ impl Engine {
             frames: 0,
             last_flush: Instant::now(),
             end_since: until.map(|_| Instant::now()),
+            mkv,
+            pcm: Vec::new(),
         });
     }
 
     /// Writes what each output can take now, and finishes those that reached their end.
     fn write_outputs(&mut self) {
+        let rate = self.settings.rate;
+        let channels = u64::from(self.settings.channels);
+        let format = self.settings.format;
         let mut done = Vec::new();
         for (i, o) in self.outputs.iter_mut().enumerate() {
             if o.end.is_none() {
@@ -505,21 +566,21 @@ impl Engine {
             // Frames the ring no longer (or never) held: silence, to keep the timing.
             if o.next < self.ring.start() && o.next < limit {
                 let gap = self.ring.start().min(limit) - o.next;
-                write_silence(
-                    &mut o.wav,
-                    gap * u64::from(self.settings.channels),
-                    self.settings.format,
-                );
-                o.frames += gap;
-                o.next += gap;
+                o.silence(gap, channels, format, rate);
             }
             if o.next < limit {
-                let format = self.settings.format;
-                let wav = &mut o.wav;
-                self.ring
-                    .read(o.next, limit, |s| write_samples(wav, s, format));
-                o.frames += limit - o.next;
+                let first = o.next;
+                o.pcm.clear();
+                let (wav, pcm, mux) = (&mut o.wav, &mut o.pcm, o.mkv.is_some());
+                self.ring.read(first, limit, |s| {
+                    write_samples(wav, s, format);
+                    if mux {
+                        pcm.extend(s.iter().flat_map(|&v| to_i16(v).to_le_bytes()));
+                    }
+                });
+                o.frames += limit - first;
                 o.next = limit;
+                o.send_pcm(rate, first);
             }
             // Still waiting for the end's samples from a device that is gone: pad.
             let stalled = o
@@ -527,14 +588,7 @@ impl Engine {
                 .is_some_and(|s| s.elapsed() > Duration::from_secs(3));
             if let (Some(end), true) = (o.end, stalled) {
                 if o.next < end {
-                    let gap = end - o.next;
-                    write_silence(
-                        &mut o.wav,
-                        gap * u64::from(self.settings.channels),
-                        self.settings.format,
-                    );
-                    o.frames += gap;
-                    o.next = end;
+                    o.silence(end - o.next, channels, format, rate);
                 }
             }
             if o.end.is_some_and(|e| o.next >= e) {
@@ -556,6 +610,9 @@ impl Engine {
     fn finish(&mut self, o: Output) {
         let rate = self.settings.rate;
         let path = o.path.display().to_string();
+        if let Some(mkv) = &o.mkv {
+            let _ = mkv.try_send(WriterMsg::AudioEnd { id: o.id });
+        }
         let result = o.wav.finalize().map_err(|e| e.to_string());
         let summary = AudioFileSummary {
             path: path.clone(),
@@ -565,7 +622,6 @@ impl Engine {
             first_sample_lsl_time: o.first_time.as_secs_f64(),
             error: result.err(),
         };
-        let _ = o.first_index;
         tracing::info!(
             "audio: closed {path} ({} frames, {:.3} s)",
             summary.frames,

@@ -9,6 +9,7 @@
 
 pub mod ebml;
 pub mod files;
+pub mod interleave;
 pub mod mkv;
 pub mod mkv_read;
 pub mod sidecar;
@@ -30,6 +31,7 @@ use crate::frame::Frame;
 use crate::recorder::Origin;
 use crate::status::FileSummary;
 use files::RecordingPaths;
+use interleave::{AudioBlock, Interleaver, Item};
 use mkv::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
 
 /// Matroska TimestampScale: 100 µs (see `design/time.md`).
@@ -70,7 +72,19 @@ pub struct OpenSpec {
     /// Extra Matroska tags (camera, host, rig, source id, version).
     pub tags: Vec<(String, String)>,
     pub fsync_interval: Option<Duration>,
+    /// An audio track in this file (16-bit PCM), fed by `WriterMsg::Audio`.
+    pub audio: Option<AudioTrackSpec>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AudioTrackSpec {
+    pub rate: u32,
+    pub channels: u16,
+}
+
+/// How long video waits for its audio, and how long a close waits for the audio's end.
+const AUDIO_HOLD: Duration = Duration::from_secs(3);
+const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
 
 /// Messages to a writer, in the order they must be applied.
 #[derive(Debug)]
@@ -89,6 +103,15 @@ pub enum WriterMsg {
         id: u64,
         end: Option<LslTime>,
         reason: String,
+    },
+    /// Audio for recording `id`'s audio track.
+    Audio {
+        id: u64,
+        block: AudioBlock,
+    },
+    /// No more audio will come for recording `id`.
+    AudioEnd {
+        id: u64,
     },
 }
 
@@ -206,6 +229,12 @@ struct OpenFile {
     /// Something reached the file already. Until then each batch is written at once, so
     /// that a trigger's first bytes are on their way within a frame.
     flushed: bool,
+    /// With an audio track: video and audio in time order.
+    mux: Option<Interleaver>,
+    /// A close that waits for the audio's end: its reason, and since when.
+    waiting_close: Option<(String, Instant)>,
+    audio_blocks: u64,
+    audio_blocks_dropped: u64,
 }
 
 impl Writer {
@@ -220,7 +249,15 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<WriterMsg>) {
-        while let Ok(msg) = rx.recv() {
+        loop {
+            let msg = match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(msg) => msg,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    self.close_if_audio_is_late();
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
             self.handle(msg);
             // Batch whatever else is already waiting into the same write.
             while self
@@ -244,10 +281,16 @@ impl Writer {
     fn handle(&mut self, msg: WriterMsg) {
         match msg {
             WriterMsg::Open(spec) => {
-                if let Some(f) = &self.file {
+                if let Some(f) = self.file.as_mut() {
                     let id = f.spec.id;
-                    tracing::error!(camera = %self.cam.name, "recording {id} was still open when recording {} started; closing it", spec.id);
-                    self.close("superseded".into());
+                    if let Some((reason, _)) = f.waiting_close.take() {
+                        // Stopped, waiting for its audio: the next recording cannot wait.
+                        tracing::info!(camera = %self.cam.name, "recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
+                        self.close(reason);
+                    } else {
+                        tracing::error!(camera = %self.cam.name, "recording {id} was still open when recording {} started; closing it", spec.id);
+                        self.close("superseded".into());
+                    }
                 }
                 self.failed = None;
                 self.open(*spec);
@@ -271,6 +314,8 @@ impl Writer {
                     }
                 }
             }
+            WriterMsg::Audio { id, block } => self.audio(id, block),
+            WriterMsg::AudioEnd { id } => self.audio_end(id),
             WriterMsg::Close { id, end, reason } => {
                 if self.failed == Some(id) {
                     self.failed = None;
@@ -279,12 +324,86 @@ impl Writer {
                 match &mut self.file {
                     Some(f) if f.spec.id == id => {
                         f.end = end;
-                        self.close(reason);
+                        if f.mux.as_ref().is_some_and(|m| !m.audio_done) {
+                            // The audio of the last moments is still on its way.
+                            f.waiting_close = Some((reason, Instant::now()));
+                        } else {
+                            self.close(reason);
+                        }
                     }
                     _ => {
                         tracing::warn!(camera = %self.cam.name, "close for recording {id}, which is not open")
                     }
                 }
+            }
+        }
+    }
+
+    fn audio(&mut self, id: u64, block: AudioBlock) {
+        if let Some(m) = self
+            .file
+            .as_mut()
+            .filter(|f| f.spec.id == id)
+            .and_then(|f| f.mux.as_mut())
+        {
+            m.push_audio(block);
+            self.drain_mux(false);
+        }
+    }
+
+    fn audio_end(&mut self, id: u64) {
+        let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) else {
+            return;
+        };
+        if let Some(m) = f.mux.as_mut() {
+            m.audio_done = true;
+        }
+        if let Some((reason, _)) = f.waiting_close.take() {
+            self.close(reason);
+        } else {
+            self.drain_mux(false);
+        }
+    }
+
+    /// A close has waited long enough for the audio's end: the file ends without it.
+    fn close_if_audio_is_late(&mut self) {
+        let late = self
+            .file
+            .as_ref()
+            .and_then(|f| f.waiting_close.as_ref())
+            .is_some_and(|(_, since)| since.elapsed() >= AUDIO_END_WAIT);
+        if late {
+            let (reason, _) = self
+                .file
+                .as_mut()
+                .and_then(|f| f.waiting_close.take())
+                .expect("checked");
+            tracing::warn!(camera = %self.cam.name, "the audio track's end did not come in time; closing without it");
+            self.close(reason);
+        }
+    }
+
+    /// Writes what the interleaver lets go.
+    fn drain_mux(&mut self, closing: bool) {
+        loop {
+            let Some(item) = self
+                .file
+                .as_mut()
+                .and_then(|f| f.mux.as_mut())
+                .and_then(|m| m.next(closing))
+            else {
+                return;
+            };
+            match item {
+                Item::Video(frame) => self.write_video(&frame),
+                Item::Audio(block) => {
+                    if let Some(f) = self.file.as_mut() {
+                        f.write_audio(&block);
+                    }
+                }
+            }
+            if self.file.is_none() {
+                return;
             }
         }
     }
@@ -309,6 +428,18 @@ impl Writer {
         if f.end.is_some_and(|e| frame.meta.capture > e) {
             return;
         }
+        if let Some(m) = f.mux.as_mut() {
+            m.push_video(frame.clone());
+            self.drain_mux(false);
+        } else {
+            self.write_video(frame);
+        }
+    }
+
+    fn write_video(&mut self, frame: &Frame) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
         let first = f.origin.is_none();
         match f.write_frame(frame) {
             Ok(()) => {
@@ -337,9 +468,19 @@ impl Writer {
     }
 
     fn close(&mut self, reason: String) {
+        // Whatever video and audio still wait go in, in order.
+        self.drain_mux(true);
         let Some(mut f) = self.file.take() else {
             return;
         };
+        if f.audio_blocks_dropped > 0 {
+            tracing::warn!(
+                camera = %self.cam.name,
+                "{} of {} audio blocks came too late for the MKV's audio track (the WAV has them)",
+                f.audio_blocks_dropped,
+                f.audio_blocks + f.audio_blocks_dropped
+            );
+        }
         let camera = self.cam.index;
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
@@ -459,6 +600,10 @@ impl OpenFile {
             last_sync: Instant::now(),
             dirty_since_sync: false,
             flushed: false,
+            mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD)),
+            waiting_close: None,
+            audio_blocks: 0,
+            audio_blocks_dropped: 0,
             spec,
         })
     }
@@ -499,7 +644,7 @@ impl OpenFile {
         let mut muxer = MkvMuxer::new(MuxerConfig {
             timestamp_unit_ns: TIMESTAMP_UNIT_NS,
             max_cluster_ns: MAX_CLUSTER_NS,
-            tracks: vec![TrackSpec {
+            tracks: std::iter::once(TrackSpec {
                 number: 1,
                 uid: 1,
                 name: "video".into(),
@@ -507,7 +652,18 @@ impl OpenFile {
                     width: first.meta.width as u32,
                     height: first.meta.height as u32,
                 },
-            }],
+            })
+            .chain(s.audio.map(|a| TrackSpec {
+                number: 2,
+                uid: 2,
+                name: "audio".into(),
+                kind: TrackKind::AudioPcmLe {
+                    sample_rate: f64::from(a.rate),
+                    channels: a.channels,
+                    bit_depth: 16,
+                },
+            }))
+            .collect(),
             tags,
             writing_app: format!("hindsight {}", env!("CARGO_PKG_VERSION")),
             date_utc_unix_ns: Some(first.meta.wall.as_nanos()),
@@ -564,6 +720,20 @@ impl OpenFile {
         self.frames += 1;
         self.pre_trigger_frames += pre as u64;
         Ok(())
+    }
+
+    /// One block of the audio track. Audio that cannot go in (before the first frame, or
+    /// too far behind the video already written) is counted; the WAV file has it.
+    fn write_audio(&mut self, block: &AudioBlock) {
+        let (Some(origin), Some(muxer)) = (self.origin, self.muxer.as_mut()) else {
+            self.audio_blocks_dropped += 1;
+            return;
+        };
+        let t = block.at.nanos_since(origin).max(0);
+        match muxer.write_block(2, t, true, &block.pcm, &mut self.out, &mut self.patches) {
+            Ok(_) => self.audio_blocks += 1,
+            Err(_) => self.audio_blocks_dropped += 1,
+        }
     }
 
     fn close_muxed_piece(&mut self) {

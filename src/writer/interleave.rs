@@ -1,0 +1,192 @@
+//! Puts video frames and audio blocks into one file in time order.
+//!
+//! Video reaches the writer at once (the buffered frames, then each live frame), audio a
+//! little later (the sound card's and the audio thread's latency: up to a couple of
+//! seconds with some servers). So video is held back until the audio covering it has
+//! come, but never more than `hold` of capture time: a missing or late microphone must
+//! not stall the video file. Audio that comes later than the video already written is
+//! written when it comes (Matroska allows it within a cluster's reach).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::clock::LslTime;
+use crate::frame::Frame;
+
+/// PCM samples (16-bit little-endian, interleaved) whose first sample was captured at `at`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioBlock {
+    pub at: LslTime,
+    pub pcm: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum Item {
+    Video(Frame),
+    Audio(AudioBlock),
+}
+
+#[derive(Debug)]
+pub struct Interleaver {
+    video: VecDeque<Frame>,
+    audio: VecDeque<AudioBlock>,
+    /// No more audio will come for this file.
+    pub audio_done: bool,
+    /// Time of the newest video frame handed out.
+    last_video: Option<LslTime>,
+    hold: Duration,
+}
+
+impl Interleaver {
+    pub fn new(hold: Duration) -> Interleaver {
+        Interleaver {
+            video: VecDeque::new(),
+            audio: VecDeque::new(),
+            audio_done: false,
+            last_video: None,
+            hold,
+        }
+    }
+
+    pub fn push_video(&mut self, f: Frame) {
+        self.video.push_back(f);
+    }
+
+    pub fn push_audio(&mut self, b: AudioBlock) {
+        self.audio.push_back(b);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.video.is_empty() && self.audio.is_empty()
+    }
+
+    /// The next item to write, in time order; `closing`: everything goes, in order.
+    pub fn next(&mut self, closing: bool) -> Option<Item> {
+        match (self.video.front(), self.audio.front()) {
+            (Some(v), Some(a)) => {
+                // The file's first block is a video frame: it sets the file's time
+                // origin (and audio from just before it goes in at time 0).
+                if self.last_video.is_some() && a.at <= v.meta.capture {
+                    self.audio.pop_front().map(Item::Audio)
+                } else {
+                    self.pop_video()
+                }
+            }
+            (Some(v), None) => {
+                let newest = self.video.back().map_or(v.meta.capture, |b| b.meta.capture);
+                let waited = newest.saturating_since(v.meta.capture);
+                if closing || self.audio_done || waited >= self.hold {
+                    self.pop_video()
+                } else {
+                    None
+                }
+            }
+            (None, Some(a)) => {
+                // Audio that the written video has already passed goes now; audio ahead
+                // of it waits for the video that covers it.
+                if closing || self.last_video.is_some_and(|t| a.at <= t) {
+                    self.audio.pop_front().map(Item::Audio)
+                } else {
+                    None
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn pop_video(&mut self) -> Option<Item> {
+        let f = self.video.pop_front()?;
+        self.last_video = Some(f.meta.capture);
+        Some(Item::Video(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::WallTime;
+    use crate::frame::FrameMeta;
+
+    fn frame(ms: i64) -> Frame {
+        Frame {
+            meta: FrameMeta {
+                seq: ms as u64,
+                capture: LslTime::from_nanos(ms * 1_000_000),
+                wall: WallTime::from_nanos(0),
+                width: 1,
+                height: 1,
+                keyframe: true,
+            },
+            data: bytes::Bytes::from_static(b"f"),
+        }
+    }
+
+    fn audio(ms: i64) -> AudioBlock {
+        AudioBlock {
+            at: LslTime::from_nanos(ms * 1_000_000),
+            pcm: vec![0; 4],
+        }
+    }
+
+    fn drain(i: &mut Interleaver, closing: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(item) = i.next(closing) {
+            out.push(match item {
+                Item::Video(f) => format!("v{}", f.meta.capture.as_nanos() / 1_000_000),
+                Item::Audio(a) => format!("a{}", a.at.as_nanos() / 1_000_000),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn video_waits_for_the_audio_that_covers_it() {
+        let mut i = Interleaver::new(Duration::from_secs(3));
+        for ms in [0, 10, 20, 30] {
+            i.push_video(frame(ms));
+        }
+        assert!(drain(&mut i, false).is_empty(), "no audio yet: video waits");
+        i.push_audio(audio(0));
+        i.push_audio(audio(15));
+        assert_eq!(drain(&mut i, false), ["v0", "a0", "v10", "a15"]);
+        i.audio_done = true;
+        assert_eq!(drain(&mut i, false), ["v20", "v30"]);
+    }
+
+    #[test]
+    fn video_does_not_wait_longer_than_the_hold() {
+        let mut i = Interleaver::new(Duration::from_millis(100));
+        for ms in (0..=200).step_by(50) {
+            i.push_video(frame(ms));
+        }
+        // Frames more than 100 ms older than the newest go without audio.
+        assert_eq!(drain(&mut i, false), ["v0", "v50", "v100"]);
+        // Late audio for the time already written goes at once.
+        i.push_audio(audio(40));
+        i.push_audio(audio(160));
+        assert_eq!(drain(&mut i, false), ["a40", "v150", "a160"]);
+    }
+
+    #[test]
+    fn the_first_frame_goes_before_audio_from_the_same_instant() {
+        let mut i = Interleaver::new(Duration::from_secs(3));
+        i.push_audio(audio(0));
+        i.push_video(frame(0));
+        i.push_video(frame(10));
+        i.push_audio(audio(5));
+        assert_eq!(drain(&mut i, false), ["v0", "a0", "a5"]);
+        i.audio_done = true;
+        assert_eq!(drain(&mut i, false), ["v10"]);
+    }
+
+    #[test]
+    fn closing_writes_everything_in_order() {
+        let mut i = Interleaver::new(Duration::from_secs(3));
+        i.push_video(frame(0));
+        i.push_video(frame(20));
+        i.push_audio(audio(10));
+        i.push_audio(audio(30));
+        assert_eq!(drain(&mut i, true), ["v0", "a10", "v20", "a30"]);
+        assert!(i.is_empty());
+    }
+}
