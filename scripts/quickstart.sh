@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Try hindsight on this machine in one command: install what is missing, build, run the
-# recorder on its built-in defaults (a synthetic camera: no hardware needed), let it fill
+# recorder on its built-in defaults (a synthetic camera, and a synthetic tone when there is
+# no microphone: no hardware needed), let it fill
 # its pre-trigger buffer, trigger a recording through the local API (the same path
 # `hindsight ctl`, scripts and the dashboard use), stop it, and show the file.
 #
@@ -54,6 +55,12 @@ duration=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$file")
 first=$(ffprobe -v error -show_entries format_tags=LSL_FIRST_FRAME_TIME -of csv=p=0 "$file")
 echo "frames: $frames (sidecar rows: $(($(wc -l < "${file%.mkv}.frames.csv") - 1)))"
 echo "duration: $duration s; first frame on the LSL clock: $first s"
+# The audio beside it (the microphone, or the synthetic tone on a machine without one).
+stem=$(basename "${file%.mkv}"); stem=${stem%_*}
+wav="$(dirname "$(dirname "$file")")/audio/$stem.wav"
+if [ -f "$wav" ]; then
+  echo "audio: $wav, $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$wav") s"
+fi
 echo
 echo "Play it with any player (e.g. ffplay or vlc). Run it yourself with"
 echo "  $bin run                      # and in another terminal:"
