@@ -1,6 +1,7 @@
 //! Camera sources: where frames come from. Each yields JPEG frames with their
 //! [`FrameMeta`]; the capture thread (`crate::capture`) drives one source.
 
+pub mod mjpeg;
 pub mod synthetic;
 
 use std::fmt;
