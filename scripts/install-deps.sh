@@ -3,13 +3,15 @@
 # Raspberry Pi OS (bookworm). Idempotent. Run as root or with sudo available.
 #   build:  cmake, nasm (libjpeg-turbo, built by the turbojpeg crate), pkg-config, a C/C++ compiler
 #           libasound2-dev (ALSA, for cpal's audio input)
+#           libclang-dev (bindgen generates the V4L2 bindings of the v4l crate from the
+#           kernel's videodev2.h, which linux-libc-dev provides)
 #   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge, mkvinfo) judge the recordings;
 #           python3 runs tools/check-recording.py; sox reads WAV files;
 #           pulseaudio, pulseaudio-utils and libasound2-plugins give a machine without a
 #           sound card a real capture device (scripts/audio-loopback.sh)
 set -euo pipefail
 
-packages=(build-essential cmake nasm pkg-config libasound2-dev ffmpeg mkvtoolnix python3 curl
+packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 curl
           debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing=()
