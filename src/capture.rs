@@ -19,7 +19,7 @@ use crate::clock::LslTime;
 use crate::frame::{Frame, FrameMeta};
 use crate::lsl::{FrameRecord, LslMsg};
 use crate::ring::{DropCause, PreTriggerRing};
-use crate::source::{FrameSource, SourceError, SourceInfo};
+use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
 use crate::writer::WriterMsg;
 
@@ -82,6 +82,11 @@ pub struct CameraStats {
     /// Frame records the LSL thread's queue had no room for (the LSL frame stream misses
     /// them; files do not).
     pub lsl_queue_full: AtomicU64,
+    /// The source is lost and being reopened.
+    pub lost: AtomicBool,
+    /// Times the source was lost, and reopened.
+    pub losses: AtomicU64,
+    pub reopened: AtomicU64,
 }
 
 /// How a camera is set up, from its configuration.
@@ -209,6 +214,24 @@ impl Camera {
         (sent, lost, first)
     }
 
+    /// The source is gone: say so, and finish the file it was feeding as it stands (the
+    /// writer finalizes it; the control thread hears of it as of any closed file).
+    pub fn lost(&self, why: &str) {
+        self.stats.lost.store(true, Relaxed);
+        self.stats.losses.fetch_add(1, Relaxed);
+        tracing::error!(camera = %self.name, "camera lost: {why}");
+        *self.last_error.lock() = Some(format!("camera lost: {why}"));
+        let live = self.state.lock().live.take();
+        if let Some(l) = live {
+            tracing::error!(camera = %self.name, "recording {}: finishing the file as it stands", l.id);
+            let _ = l.writer.send(WriterMsg::Close {
+                id: l.id,
+                end: None,
+                reason: format!("camera lost: {why}"),
+            });
+        }
+    }
+
     pub fn is_live(&self, id: u64) -> bool {
         self.state.lock().live.as_ref().is_some_and(|l| l.id == id)
     }
@@ -252,6 +275,9 @@ impl Camera {
             cpu_core: self.cpu_core,
             realtime: s.realtime.load(Relaxed),
             lsl_samples_dropped: s.lsl_queue_full.load(Relaxed),
+            lost: s.lost.load(Relaxed),
+            losses: s.losses.load(Relaxed),
+            reopened: s.reopened.load(Relaxed),
             last_error: self.last_error.lock().clone(),
         }
     }
@@ -299,8 +325,15 @@ impl FpsMeter {
     }
 }
 
-/// The capture loop. Returns when `stop` is set or the source stops.
-pub fn run_capture(mut source: Box<dyn FrameSource>, cam: Arc<Camera>, stop: Arc<AtomicBool>) {
+/// The capture loop. Returns when `stop` is set or the source stops. A lost source is
+/// reported, the recording it was feeding is finished as it stands, and the source is
+/// opened again (`reopen`) with backoff.
+pub fn run_capture(
+    mut source: Box<dyn FrameSource>,
+    mut reopen: Option<Reopen>,
+    cam: Arc<Camera>,
+    stop: Arc<AtomicBool>,
+) {
     if let Some(core) = cam.cpu_core {
         if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             tracing::info!(camera = %cam.name, core, "capture thread pinned");
@@ -327,31 +360,101 @@ pub fn run_capture(mut source: Box<dyn FrameSource>, cam: Arc<Camera>, stop: Arc
         window_start: None,
         frames: 0,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut seq = SeqRebase::default();
     cam.stats.running.store(true, Relaxed);
     tracing::info!(camera = %cam.name, source = %source.info(), "capturing");
     while !stop.load(Relaxed) {
-        let meta = match source.next_frame(&mut jpeg) {
+        let mut meta = match source.next_frame(&mut jpeg) {
             Ok(m) => m,
+            Err(SourceError::Idle) => continue,
             Err(SourceError::Corrupt(why)) => {
                 cam.stats.corrupt.fetch_add(1, Relaxed);
                 tracing::warn!(camera = %cam.name, "dropped a corrupt frame: {why}");
                 continue;
             }
             Err(SourceError::Lost(why)) => {
-                tracing::error!(camera = %cam.name, "camera lost: {why}; retrying in {backoff:?}");
-                *cam.last_error.lock() = Some(format!("camera lost: {why}"));
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
+                let Some(open) = reopen.as_mut() else {
+                    cam.lost(&why);
+                    break;
+                };
+                match recover(&cam, &why, open, &stop) {
+                    Some(s) => {
+                        source = s;
+                        seq.reopened();
+                        continue;
+                    }
+                    None => break,
+                }
             }
             Err(SourceError::Stopped) => break,
         };
-        backoff = Duration::from_millis(100);
+        meta.seq = seq.map(meta.seq);
         on_frame(&cam, meta, &jpeg, &mut fps);
     }
     cam.stats.running.store(false, Relaxed);
     tracing::info!(camera = %cam.name, "capture stopped");
+}
+
+/// After a loss: report it, finish the recording it was feeding, and open the source
+/// again with backoff (100 ms doubling to 5 s) until it works or `stop` is set.
+fn recover(
+    cam: &Camera,
+    why: &str,
+    open: &mut Reopen,
+    stop: &AtomicBool,
+) -> Option<Box<dyn FrameSource>> {
+    cam.lost(why);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let until = std::time::Instant::now() + backoff;
+        while std::time::Instant::now() < until {
+            if stop.load(Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(backoff));
+        }
+        match open() {
+            Ok(s) => {
+                cam.stats.reopened.fetch_add(1, Relaxed);
+                cam.stats.lost.store(false, Relaxed);
+                tracing::info!(camera = %cam.name, source = %s.info(), "camera back");
+                *cam.last_error.lock() = Some(format!("camera was lost ({why}); back"));
+                return Some(s);
+            }
+            Err(e) => {
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::warn!(camera = %cam.name, "camera still lost: {e}; retrying in {backoff:?}");
+                *cam.last_error.lock() = Some(format!("camera lost: {why}; reopening: {e}"));
+            }
+        }
+    }
+}
+
+/// Keeps frame numbers increasing across a reopened source, whose own counter restarts:
+/// the first frame after a reopen follows the last one before it. (How many frames the
+/// outage cost is unknown; it is visible in the capture times, not counted as drops.)
+#[derive(Default)]
+struct SeqRebase {
+    offset: i64,
+    last: Option<u64>,
+    rebase: bool,
+}
+
+impl SeqRebase {
+    fn reopened(&mut self) {
+        self.rebase = true;
+    }
+
+    fn map(&mut self, source_seq: u64) -> u64 {
+        if self.rebase {
+            self.rebase = false;
+            let next = self.last.map_or(0, |l| l + 1);
+            self.offset = next as i64 - source_seq as i64;
+        }
+        let out = (source_seq as i64 + self.offset).max(0) as u64;
+        self.last = Some(out);
+        out
+    }
 }
 
 /// SCHED_FIFO priority of capture threads: above every normal thread, far below the

@@ -179,12 +179,15 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     drop(event_tx);
     let stop = Arc::new(AtomicBool::new(false));
     let mut captures = Vec::new();
-    for (cam, src) in cameras.iter().zip(sources) {
+    for ((cam, src), cfg) in cameras.iter().zip(sources).zip(&config.cameras) {
         let (cam, stop) = (cam.clone(), stop.clone());
+        let (cfg, clocks) = (cfg.clone(), clocks.clone());
+        let reopen: crate::source::Reopen =
+            Box::new(move || crate::source::open(&cfg, clocks.clone()));
         captures.push(
             std::thread::Builder::new()
                 .name(format!("capture-{}", cam.name))
-                .spawn(move || capture::run_capture(src, cam, stop))?,
+                .spawn(move || capture::run_capture(src, Some(reopen), cam, stop))?,
         );
     }
     let (bus, inbox) = control::command_bus();

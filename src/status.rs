@@ -90,6 +90,11 @@ pub struct CameraStatus {
     pub realtime: bool,
     /// Frame samples the LSL frame stream missed because its queue was full.
     pub lsl_samples_dropped: u64,
+    /// The camera is lost (unplugged, stream closed, program exited) and being reopened.
+    pub lost: bool,
+    /// Times it was lost, and opened again.
+    pub losses: u64,
+    pub reopened: u64,
     pub last_error: Option<String>,
 }
 

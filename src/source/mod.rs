@@ -1,7 +1,10 @@
 //! Camera sources: where frames come from. Each yields JPEG frames with their
 //! [`FrameMeta`]; the capture thread (`crate::capture`) drives one source.
 
+pub mod command;
+pub mod http_mjpeg;
 pub mod mjpeg;
+pub mod stream;
 pub mod synthetic;
 
 use std::fmt;
@@ -33,10 +36,17 @@ pub enum SourceError {
     /// reopens the source with backoff.
     #[error("source lost: {0}")]
     Lost(String),
+    /// Nothing arrived within the source's poll interval (≤ 250 ms); ask again. Lets the
+    /// capture thread notice shutdown while a network camera or a program is silent.
+    #[error("no frame yet")]
+    Idle,
     /// The source was told to stop.
     #[error("source stopped")]
     Stopped,
 }
+
+/// Opens a camera's source again after it was lost.
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, String> + Send>;
 
 /// A camera. Implementations must not block the pipeline on network or disk: `next_frame`
 /// blocks only until the device has the next frame.
@@ -78,6 +88,24 @@ pub fn open(
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)
                 .map_err(|e| format!("camera {}: {e}", cam.name))
         }
+        SourceKind::Command => {
+            let command = cam
+                .command
+                .as_deref()
+                .ok_or_else(|| format!("camera {}: source command needs `command`", cam.name))?;
+            command::CommandSource::open(&cam.name.0, command, cam.fps.0, MAX_FRAME, clocks)
+                .map(|s| Box::new(s) as Box<dyn FrameSource>)
+                .map_err(|e| format!("camera {}: {e}", cam.name))
+        }
+        SourceKind::HttpMjpeg => {
+            let url = cam
+                .url
+                .as_deref()
+                .ok_or_else(|| format!("camera {}: source http-mjpeg needs `url`", cam.name))?;
+            http_mjpeg::HttpMjpegSource::open(url, cam.fps.0, MAX_FRAME, clocks)
+                .map(|s| Box::new(s) as Box<dyn FrameSource>)
+                .map_err(|e| format!("camera {}: {e}", cam.name))
+        }
         other => Err(format!(
             "camera {}: source `{}` is not available in this build yet; use `synthetic`",
             cam.name,
@@ -85,3 +113,7 @@ pub fn open(
         )),
     }
 }
+
+/// The largest JPEG frame a network or program source may deliver (a 4K frame at high
+/// quality is ~3 MB); anything larger is taken as a broken stream.
+pub const MAX_FRAME: usize = 16 << 20;

@@ -1,0 +1,190 @@
+//! `http-mjpeg`: network cameras serving `multipart/x-mixed-replace` MJPEG over HTTP(S).
+//!
+//! The body is split by the JPEG markers themselves ([`super::mjpeg`]), so part headers
+//! and boundaries (with or without Content-Length, which cameras get wrong often enough)
+//! are skipped as what they are. Credentials in the URL (`http://user:pass@host/...`) are
+//! sent as basic auth. A refused login, a closed stream or 5 s without a frame make the
+//! source lost; the capture thread reconnects with backoff. A frame's capture time is
+//! when its first byte arrived: the camera's clock does not reach us
+//! (`design/time.md`).
+
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clocks;
+use crate::frame::FrameMeta;
+use crate::source::stream::{FrameStream, Read, POLL};
+use crate::source::{FrameSource, SourceError, SourceInfo};
+
+pub struct HttpMjpegSource {
+    info: SourceInfo,
+    response: reqwest::blocking::Response,
+    stream: FrameStream,
+    first: Option<(FrameMeta, Vec<u8>)>,
+}
+
+/// The URL without its password, for logs and file tags.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => url.to_string(),
+    }
+}
+
+impl HttpMjpegSource {
+    /// Connects and waits for the first frame (which fixes the frame size).
+    pub fn open(
+        url: &str,
+        fps: f64,
+        max_frame: usize,
+        clocks: Arc<dyn Clocks>,
+    ) -> Result<HttpMjpegSource, String> {
+        let shown = redacted(url);
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{shown}: bad URL: {e}"))?;
+        // Reads time out after POLL so that shutdown is noticed; connecting gets longer.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(POLL)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let mut req = client.get(parsed.clone()).timeout(Duration::from_secs(10));
+        if !parsed.username().is_empty() {
+            let user = percent_decode(parsed.username());
+            let pass = parsed.password().map(percent_decode);
+            req = req.basic_auth(user, pass);
+        }
+        let response = req
+            .send()
+            .map_err(|e| format!("{shown}: {}", describe(&e)))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(format!(
+                "{shown}: the camera refused the login ({status}); check the user and password in the URL"
+            ));
+        }
+        if !status.is_success() {
+            return Err(format!("{shown}: HTTP {status}"));
+        }
+        let ctype = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !(ctype.starts_with("multipart/") || ctype.starts_with("image/jpeg") || ctype.is_empty())
+        {
+            return Err(format!(
+                "{shown}: not an MJPEG stream (Content-Type: {ctype}); hindsight needs multipart/x-mixed-replace JPEG"
+            ));
+        }
+        let mut src = HttpMjpegSource {
+            info: SourceInfo {
+                kind: "http-mjpeg",
+                model: shown.clone(),
+                width: 0,
+                height: 0,
+                fps,
+                codec: "mjpg",
+            },
+            response,
+            stream: FrameStream::new(max_frame, clocks),
+            first: None,
+        };
+        let mut jpeg = Vec::new();
+        let response = &mut src.response;
+        let meta = src
+            .stream
+            .first_frame(&mut jpeg, |buf| read_body(response, buf))
+            .map_err(|e| format!("{shown}: {e}"))?;
+        src.info.width = u32::from(meta.width);
+        src.info.height = u32::from(meta.height);
+        src.first = Some((meta, jpeg));
+        Ok(src)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn read_body(response: &mut reqwest::blocking::Response, buf: &mut [u8]) -> Read {
+    match response.read(buf) {
+        Ok(0) => Read::End("the camera closed the stream".into()),
+        Ok(k) => Read::Bytes(k),
+        Err(e) if is_timeout(&e) => Read::Idle,
+        Err(e) => Read::End(format!("reading the stream: {e}")),
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return true;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(inner) = src {
+        if let Some(re) = inner.downcast_ref::<reqwest::Error>() {
+            if re.is_timeout() {
+                return true;
+            }
+        }
+        src = inner.source();
+    }
+    false
+}
+
+impl FrameSource for HttpMjpegSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        if let Some((meta, data)) = self.first.take() {
+            jpeg.clear();
+            jpeg.extend_from_slice(&data);
+            return Ok(meta);
+        }
+        let response = &mut self.response;
+        let shown = &self.info.model;
+        self.stream
+            .next_frame(jpeg, |buf| read_body(response, buf))
+            .map_err(|e| match e {
+                SourceError::Lost(why) => SourceError::Lost(format!("{shown}: {why}")),
+                other => other,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs_and_are_decoded_for_the_login() {
+        assert_eq!(
+            redacted("http://admin:s%40cret@10.0.0.5/video.mjpg"),
+            "http://admin:***@10.0.0.5/video.mjpg"
+        );
+        assert_eq!(redacted("http://10.0.0.5/v"), "http://10.0.0.5/v");
+        assert_eq!(percent_decode("s%40cret%"), "s@cret%");
+        assert_eq!(percent_decode("plain"), "plain");
+    }
+}

@@ -1,0 +1,141 @@
+//! What the `command` and `http-mjpeg` sources share: bytes from a pipe or a socket,
+//! split into JPEG frames, numbered, and stamped with the time their first byte arrived.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clock::{Clocks, LslTime};
+use crate::frame::FrameMeta;
+use crate::source::mjpeg::{JpegSplitter, Split};
+use crate::source::SourceError;
+
+/// How long a stream may stay silent before it is taken as lost.
+pub const STALL: Duration = Duration::from_secs(5);
+/// How long opening waits for the first frame.
+pub const FIRST_FRAME: Duration = Duration::from_secs(15);
+/// How long one read may block, so that shutdown is noticed.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// One read from the byte source.
+pub enum Read {
+    /// `n` bytes were read.
+    Bytes(usize),
+    /// Nothing within [`POLL`].
+    Idle,
+    /// The stream ended (with why).
+    End(String),
+}
+
+/// Frames out of a byte stream.
+pub struct FrameStream {
+    splitter: JpegSplitter,
+    clocks: Arc<dyn Clocks>,
+    seq: u64,
+    /// The stream's frame size, from its first frame; frames of another size are corrupt.
+    pub size: Option<(u16, u16)>,
+    last_frame: Instant,
+    ended: Option<String>,
+}
+
+impl FrameStream {
+    pub fn new(max_frame: usize, clocks: Arc<dyn Clocks>) -> FrameStream {
+        FrameStream {
+            splitter: JpegSplitter::new(max_frame),
+            clocks,
+            seq: 0,
+            size: None,
+            last_frame: Instant::now(),
+            ended: None,
+        }
+    }
+
+    /// The next frame, reading with `read` (which fills the buffer it is given) as needed.
+    pub fn next_frame(
+        &mut self,
+        jpeg: &mut Vec<u8>,
+        mut read: impl FnMut(&mut [u8]) -> Read,
+    ) -> Result<FrameMeta, SourceError> {
+        loop {
+            match self.splitter.next_split() {
+                Some(Split::Frame(f)) => {
+                    let size = (f.width, f.height);
+                    if *self.size.get_or_insert(size) != size {
+                        let want = self.size.expect("set");
+                        return Err(SourceError::Corrupt(format!(
+                            "a {}x{} frame in a {}x{} stream",
+                            size.0, size.1, want.0, want.1
+                        )));
+                    }
+                    jpeg.clear();
+                    jpeg.extend_from_slice(f.data);
+                    let capture: LslTime = f.arrived;
+                    let now = self.clocks.now();
+                    let meta = FrameMeta {
+                        seq: self.seq,
+                        capture,
+                        wall: now.wall_at(capture),
+                        width: size.0,
+                        height: size.1,
+                        keyframe: true,
+                    };
+                    self.seq += 1;
+                    self.last_frame = Instant::now();
+                    return Ok(meta);
+                }
+                Some(Split::Corrupt(why)) => return Err(SourceError::Corrupt(why)),
+                None => {}
+            }
+            if let Some(why) = &self.ended {
+                return Err(SourceError::Lost(why.clone()));
+            }
+            const CHUNK: usize = 64 * 1024;
+            let buf = self.splitter.spare(CHUNK);
+            match read(buf) {
+                Read::Bytes(k) => {
+                    let at = self.clocks.now().lsl;
+                    self.splitter.commit(CHUNK, k, at);
+                }
+                Read::Idle => {
+                    self.splitter.commit(CHUNK, 0, LslTime::from_nanos(0));
+                    if self.last_frame.elapsed() >= STALL {
+                        return Err(SourceError::Lost(format!(
+                            "no frame for {} s",
+                            STALL.as_secs()
+                        )));
+                    }
+                    return Err(SourceError::Idle);
+                }
+                Read::End(why) => {
+                    self.splitter.commit(CHUNK, 0, LslTime::from_nanos(0));
+                    self.splitter.finish();
+                    self.ended = Some(why);
+                }
+            }
+        }
+    }
+
+    /// Reads until the first frame, for opening: its size becomes the stream's.
+    pub fn first_frame(
+        &mut self,
+        jpeg: &mut Vec<u8>,
+        mut read: impl FnMut(&mut [u8]) -> Read,
+    ) -> Result<FrameMeta, String> {
+        let deadline = Instant::now() + FIRST_FRAME;
+        self.last_frame = Instant::now();
+        let mut corrupt = 0;
+        loop {
+            match self.next_frame(jpeg, &mut read) {
+                Ok(m) => return Ok(m),
+                Err(SourceError::Idle) if Instant::now() < deadline => {
+                    // Slow starters (rpicam-vid takes a second or two) get the full wait.
+                    self.last_frame = Instant::now();
+                }
+                Err(SourceError::Corrupt(_)) if corrupt < 100 => corrupt += 1,
+                Err(SourceError::Idle) => {
+                    return Err(format!("no JPEG frame within {} s", FIRST_FRAME.as_secs()))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
