@@ -656,6 +656,17 @@ mod tests {
     }
 
     #[test]
+    fn frame_numbers_keep_increasing_across_a_reopened_source() {
+        let mut r = SeqRebase::default();
+        assert_eq!([5, 6, 8].map(|s| r.map(s)), [5, 6, 8], "gaps stay gaps");
+        r.reopened();
+        // The new stream counts from 0 again: it follows on.
+        assert_eq!([0, 1, 3].map(|s| r.map(s)), [9, 10, 12]);
+        r.reopened();
+        assert_eq!(r.map(100), 13);
+    }
+
+    #[test]
     fn fps_is_measured_from_capture_times() {
         let c = cam();
         let mut step = CaptureStep::default();

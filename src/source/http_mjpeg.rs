@@ -77,8 +77,9 @@ impl HttpMjpegSource {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        if !(ctype.starts_with("multipart/") || ctype.starts_with("image/jpeg") || ctype.is_empty())
-        {
+        // A web page (a login form, an error page) is not a stream. Anything else is given
+        // the chance to carry JPEG frames (some servers say application/octet-stream).
+        if ctype.starts_with("text/") || ctype.contains("json") {
             return Err(format!(
                 "{shown}: not an MJPEG stream (Content-Type: {ctype}); hindsight needs multipart/x-mixed-replace JPEG"
             ));

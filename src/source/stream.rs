@@ -34,8 +34,12 @@ pub struct FrameStream {
     /// The stream's frame size, from its first frame; frames of another size are corrupt.
     pub size: Option<(u16, u16)>,
     last_frame: Instant,
+    last_capture: Option<LslTime>,
     ended: Option<String>,
 }
+
+/// The smallest step between two frames' capture times: the MKV timestamp unit.
+const MIN_STEP_NS: i64 = crate::writer::TIMESTAMP_UNIT_NS as i64;
 
 impl FrameStream {
     pub fn new(max_frame: usize, clocks: Arc<dyn Clocks>) -> FrameStream {
@@ -45,6 +49,7 @@ impl FrameStream {
             seq: 0,
             size: None,
             last_frame: Instant::now(),
+            last_capture: None,
             ended: None,
         }
     }
@@ -68,7 +73,16 @@ impl FrameStream {
                     }
                     jpeg.clear();
                     jpeg.extend_from_slice(f.data);
-                    let capture: LslTime = f.arrived;
+                    // Frames that arrive in one read share its time; they were sent in
+                    // order, so each gets at least the file's timestamp unit more than the
+                    // one before (`design/time.md`).
+                    let capture = match self.last_capture {
+                        Some(p) if f.arrived.as_nanos() < p.as_nanos() + MIN_STEP_NS => {
+                            LslTime::from_nanos(p.as_nanos() + MIN_STEP_NS)
+                        }
+                        _ => f.arrived,
+                    };
+                    self.last_capture = Some(capture);
                     let now = self.clocks.now();
                     let meta = FrameMeta {
                         seq: self.seq,

@@ -1,0 +1,365 @@
+//! Real camera sources that can run on this machine: a program writing MJPEG to stdout
+//! (ffmpeg) and a network camera (ffmpeg serving multipart MJPEG over HTTP on loopback).
+//! Files are judged with ffprobe, ffmpeg and mkvmerge.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const TESTSRC: &str =
+    "ffmpeg -v error -re -f lavfi -i testsrc2=size=640x480:rate=30 -c:v mjpeg -q:v 5 -f mjpeg -";
+
+fn camera_config(cams: &str) -> String {
+    format!(
+        "buffer:\n  duration: 2\n  max_bytes: 256MiB\naudio:\n  enabled: false\ncameras:\n{cams}"
+    )
+}
+
+/// Decodes every frame with ffmpeg: the errors it prints (none for a good file). Frames
+/// keep their own times (`passthrough`): a network camera's frames come in bursts.
+fn decode_errors(mkv: &std::path::Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn video_size(mkv: &std::path::Path) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The recording is complete and consistent: ffprobe's frame count equals the sidecar's
+/// rows, frame numbers are consecutive, every frame decodes, mkvmerge is content.
+fn check_file(mkv: &std::path::Path) -> Vec<SidecarRow> {
+    let rows = read_sidecar(mkv);
+    assert_eq!(
+        ffprobe_frame_count(mkv),
+        rows.len() as u64,
+        "{}",
+        mkv.display()
+    );
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    assert_eq!(decode_errors(mkv), "", "ffmpeg decodes every frame");
+    mkvmerge_clean(mkv);
+    rows
+}
+
+#[test]
+fn a_program_writing_mjpeg_to_stdout_is_a_camera() {
+    let _g = serial();
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{TESTSRC}\"\n    fps: 30\n"
+    )));
+    h.wait_buffered(1.9);
+    let s = h.status();
+    assert_eq!(s["cameras"][0]["source"], "command");
+    assert_eq!(s["cameras"][0]["width"], 640);
+    assert_eq!(s["cameras"][0]["height"], 480);
+    let (code, r) = h.post("start", json!({"seconds": 2}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = check_file(&mkv);
+    assert_eq!(video_size(&mkv), "640,480");
+    // 2 s buffered + 2 s live at 30 fps, give or take the edges.
+    let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+    let expected = (span * 30.0).round() as i64 + 1;
+    assert!(
+        (rows.len() as i64 - expected).abs() <= 2,
+        "{} frames over {span:.3} s at 30 fps",
+        rows.len()
+    );
+    assert!((3.8..4.4).contains(&span), "span {span}");
+    assert_eq!(h.status()["cameras"][0]["frames_dropped"], 0);
+    assert!(h.terminate().success());
+    // The program is stopped with hindsight.
+    let left = Command::new("pgrep")
+        .args(["-f", "testsrc2=size=640x480"])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "ffmpeg left running");
+}
+
+#[test]
+fn truncated_and_corrupt_frames_are_counted_and_never_written() {
+    let _g = serial();
+    // Every 7th frame cut in half, and garbage between frames.
+    let mangle = "import sys\nb=sys.stdin.buffer\no=sys.stdout.buffer\nbuf=b''\nn=0\nwhile True:\n d=b.read1(65536)\n if not d: break\n buf+=d\n while True:\n  s=buf.find(b'\\xff\\xd8')\n  e=buf.find(b'\\xff\\xd9',s+2)\n  if s<0 or e<0: break\n  f=buf[s:e+2]; buf=buf[e+2:]; n+=1\n  o.write(f[:len(f)//2] if n%7==0 else f)\n  o.write(b'--junk--\\r\\n')\n  o.flush()\n";
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("mangle.py");
+    std::fs::write(&script, mangle).unwrap();
+    let cmd = format!("{TESTSRC} | python3 -u {}", script.display());
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    h.wait_buffered(1.9);
+    h.post("start", json!({"seconds": 1}));
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let s = h.status();
+    let corrupt = s["cameras"][0]["drops"]["corrupt"].as_u64().unwrap();
+    let captured = s["cameras"][0]["frames_captured"].as_u64().unwrap();
+    assert!(
+        corrupt * 7 >= captured.saturating_sub(7),
+        "{corrupt} corrupt of {captured} good"
+    );
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = read_sidecar(&mkv);
+    assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
+    assert_eq!(decode_errors(&mkv), "", "no broken frame reached the file");
+    assert!(rows.len() > 60);
+    assert!(h.terminate().success());
+}
+
+/// Whether something listens on 127.0.0.1:`port` (read from /proc: connecting would use
+/// up ffmpeg's one client).
+fn listening(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == want && f[3] == "0A"
+        })
+}
+
+/// ffmpeg serving multipart MJPEG on `port` to one client (`-listen 1`), as a network
+/// camera does.
+fn serving_camera(port: u16) -> Child {
+    let child = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-f",
+            "mpjpeg",
+            "-content_type",
+            "multipart/x-mixed-replace;boundary=ffmpeg",
+            "-listen",
+            "1",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/cam.mjpg"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ffmpeg does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn stop(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn a_network_camera_is_recorded_and_reconnected_after_it_goes_away() {
+    let _g = serial();
+    let port = free_port();
+    let server = serving_camera(port);
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: net\n    source: http-mjpeg\n    url: http://127.0.0.1:{port}/cam.mjpg\n    fps: 25\n"
+    )));
+    h.wait_buffered(1.9);
+    assert_eq!(h.status()["cameras"][0]["width"], 320);
+
+    // A recording that the camera's loss cuts short: the file is finished as it stands.
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop(server);
+    h.wait_until("the loss is reported", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    h.wait_idle_files();
+    let first = h.mkv_files().pop().unwrap();
+    let rows = check_file(&first);
+    assert!(rows.len() >= 70, "{} frames before the loss", rows.len());
+    let s = h.status();
+    assert!(
+        s["cameras"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("camera lost"),
+        "{s}"
+    );
+    h.post("stop", json!({}));
+
+    // The camera comes back: hindsight reconnects by itself and records again.
+    let server = serving_camera(port);
+    h.wait_until("the camera is back", Duration::from_secs(30), |h| {
+        let c = &h.status()["cameras"][0];
+        c["lost"] == false && c["reopened"].as_u64().unwrap() >= 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, r) = h.post("start", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the second recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let second = files.iter().find(|f| **f != first).unwrap();
+    let rows2 = check_file(second);
+    assert!(rows2.len() >= 50, "{} frames", rows2.len());
+    // Frame numbers keep increasing across the reconnect.
+    assert!(rows2[0].frame_number > rows.last().unwrap().frame_number);
+    assert!(h.terminate().success());
+    stop(server);
+}
+
+#[test]
+fn a_network_camera_that_refuses_to_start_is_a_clear_error() {
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["run", "--root"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .args(["--api", &format!("127.0.0.1:{}", free_port())])
+        .args(["--set", "audio.enabled=false"])
+        .args(["--set", "cameras.0.source=http-mjpeg"])
+        .args([
+            "--set",
+            &format!("cameras.0.url=http://127.0.0.1:{port}/nothing"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/nothing")) && err.contains("cam0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_synthetic_and_a_program_camera_record_together() {
+    let _g = serial();
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: synth\n    source: synthetic\n    resolution: {{width: 320, height: 240}}\n    fps: 50\n  - name: pipe\n    source: command\n    command: \"{TESTSRC}\"\n    fps: 30\n"
+    )));
+    h.wait_until("both buffered", Duration::from_secs(30), |h| {
+        let s = h.status();
+        (0..2).all(|i| s["cameras"][i]["buffered_seconds"].as_f64().unwrap() >= 1.9)
+    });
+    h.post("start", json!({"seconds": 1}));
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let stems: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let n = f.file_name().unwrap().to_str().unwrap();
+            n[..n.rfind('_').unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(stems[0], stems[1], "one stem for one recording");
+    let synth = files
+        .iter()
+        .find(|f| f.to_str().unwrap().ends_with("_synth.mkv"))
+        .unwrap();
+    let pipe = files
+        .iter()
+        .find(|f| f.to_str().unwrap().ends_with("_pipe.mkv"))
+        .unwrap();
+    let a = check_file(synth);
+    let b = check_file(pipe);
+    assert_eq!(video_size(synth), "320,240");
+    assert_eq!(video_size(pipe), "640,480");
+    // Both cover the same span: the 2 s buffer and 1 s live.
+    let span = |r: &[SidecarRow]| r.last().unwrap().lsl_time - r[0].lsl_time;
+    assert!(
+        (span(&a) - span(&b)).abs() < 0.1,
+        "{} vs {}",
+        span(&a),
+        span(&b)
+    );
+    assert!((a.len() as f64 - span(&a) * 50.0).abs() <= 3.0);
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn a_program_that_exits_is_started_again() {
+    let _g = serial();
+    // Runs for 2 s, then exits: as rpicam-vid does when the camera hiccups.
+    let cmd =
+        "ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -c:v mjpeg -f mjpeg -";
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    h.wait_until("restarted twice", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["reopened"].as_u64().unwrap() >= 2
+    });
+    let s = h.status();
+    assert!(
+        s["cameras"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited"),
+        "{s}"
+    );
+    h.post("start", json!({"seconds": 1}));
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let rows = check_file(&h.mkv_files().pop().unwrap());
+    assert!(rows.len() > 30, "{} frames", rows.len());
+    assert!(h.terminate().success());
+}
