@@ -363,3 +363,27 @@ fn a_program_that_exits_is_started_again() {
     assert!(rows.len() > 30, "{} frames", rows.len());
     assert!(h.terminate().success());
 }
+
+#[test]
+fn a_v4l2_camera_that_is_not_there_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["run", "--root"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .args(["--api", &format!("127.0.0.1:{}", free_port())])
+        .args(["--set", "audio.enabled=false"])
+        .args(["--set", "cameras.0.source=v4l2"])
+        .args(["--set", "cameras.0.device=/dev/video97"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("camera cam0: cannot open /dev/video97") && err.contains("plugged in"),
+        "{err}"
+    );
+    // `hindsight devices` says what there is.
+    let out = Command::new(BIN).arg("devices").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("camera: synthetic"), "{text}");
+}

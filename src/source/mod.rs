@@ -6,6 +6,7 @@ pub mod http_mjpeg;
 pub mod mjpeg;
 pub mod stream;
 pub mod synthetic;
+pub mod v4l2;
 
 use std::fmt;
 
@@ -105,6 +106,9 @@ pub fn open(
             http_mjpeg::HttpMjpegSource::open(url, cam.fps.0, MAX_FRAME, clocks)
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)
                 .map_err(|e| format!("camera {}: {e}", cam.name))
+        }
+        SourceKind::V4l2 => {
+            v4l2::open(cam, clocks).map_err(|e| format!("camera {}: {e}", cam.name))
         }
         other => Err(format!(
             "camera {}: source `{}` is not available in this build yet; use `synthetic`",

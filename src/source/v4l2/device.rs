@@ -1,0 +1,243 @@
+//! The real V4L2 device, on the `v4l` crate: memory-mapped buffers, poll with a timeout.
+
+use std::time::Duration;
+
+use v4l::buffer::{Flags, Type};
+use v4l::frameinterval::FrameIntervalEnum;
+use v4l::framesize::FrameSizeEnum;
+use v4l::io::mmap::Stream;
+use v4l::io::traits::CaptureStream;
+use v4l::video::Capture;
+use v4l::{Device, Format, FourCC, Fraction};
+
+use super::negotiate::{Choice, FormatCaps, Granted, Rates, SizeCaps, Want};
+use super::{BufferMeta, CaptureDevice, DequeueError, BUFFERS};
+
+pub struct LinuxDevice {
+    path: String,
+    dev: Device,
+    name: String,
+    stream: Option<Stream<'static>>,
+}
+
+impl LinuxDevice {
+    /// `spec`: a path (`/dev/video2`, `/dev/v4l/by-id/...`) or an index (`2`).
+    pub fn open(spec: &str) -> Result<LinuxDevice, String> {
+        let path = match spec.parse::<usize>() {
+            Ok(i) => format!("/dev/video{i}"),
+            Err(_) => spec.to_string(),
+        };
+        let dev = Device::with_path(&path).map_err(|e| {
+            format!("cannot open {path}: {e} (is the camera plugged in, and is the user in the `video` group?)")
+        })?;
+        let caps = dev
+            .query_caps()
+            .map_err(|e| format!("{path}: not a V4L2 device: {e}"))?;
+        if !caps
+            .capabilities
+            .contains(v4l::capability::Flags::VIDEO_CAPTURE)
+        {
+            return Err(format!(
+                "{path} ({}) cannot capture video (it may be the metadata node of a camera: try the next /dev/video number)",
+                caps.card
+            ));
+        }
+        let name = format!("{} {} ({})", path, caps.card, caps.driver);
+        Ok(LinuxDevice {
+            path,
+            dev,
+            name,
+            stream: None,
+        })
+    }
+}
+
+fn fps_of(f: Fraction) -> f64 {
+    if f.numerator == 0 {
+        0.0
+    } else {
+        f64::from(f.denominator) / f64::from(f.numerator)
+    }
+}
+
+impl CaptureDevice for LinuxDevice {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn capabilities(&mut self, want: Want) -> Result<Vec<FormatCaps>, String> {
+        let formats = self.dev.enum_formats().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for f in formats {
+            let mut sizes = Vec::new();
+            for fs in self.dev.enum_framesizes(f.fourcc).unwrap_or_default() {
+                let candidates: Vec<(u32, u32)> = match fs.size {
+                    FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
+                    FrameSizeEnum::Stepwise(s) => {
+                        let fits = |v: u32, min: u32, max: u32, step: u32| {
+                            v >= min && v <= max && (step == 0 || (v - min) % step == 0)
+                        };
+                        let ok = fits(want.width, s.min_width, s.max_width, s.step_width)
+                            && fits(want.height, s.min_height, s.max_height, s.step_height);
+                        let mut v = vec![(s.max_width, s.max_height)];
+                        if ok {
+                            v.insert(0, (want.width, want.height));
+                        }
+                        v
+                    }
+                };
+                for (w, h) in candidates {
+                    let intervals = self
+                        .dev
+                        .enum_frameintervals(f.fourcc, w, h)
+                        .unwrap_or_default();
+                    let mut discrete = Vec::new();
+                    let mut range = None;
+                    for i in intervals {
+                        match i.interval {
+                            FrameIntervalEnum::Discrete(fr) => discrete.push(fps_of(fr)),
+                            FrameIntervalEnum::Stepwise(st) => {
+                                // The shortest interval is the highest rate.
+                                range = Some((fps_of(st.max), fps_of(st.min)));
+                            }
+                        }
+                    }
+                    let rates = match range {
+                        Some((min, max)) => Rates::Range { min, max },
+                        None => Rates::Discrete(discrete),
+                    };
+                    sizes.push(SizeCaps {
+                        width: w,
+                        height: h,
+                        rates,
+                    });
+                }
+            }
+            out.push(FormatCaps {
+                fourcc: f.fourcc.repr,
+                sizes,
+            });
+        }
+        Ok(out)
+    }
+
+    fn configure(&mut self, c: Choice) -> Result<Granted, String> {
+        let fmt = Format::new(c.width, c.height, FourCC::new(&c.pixel.fourcc()));
+        let set = self
+            .dev
+            .set_format(&fmt)
+            .map_err(|e| format!("setting {c}: {e}"))?;
+        // The interval as a fraction: 1000/30000 for 30 fps, 1001/30000 for 29.97.
+        let denominator = (c.fps * 1000.0).round() as u32;
+        let params = v4l::video::capture::Parameters::new(Fraction::new(1000, denominator));
+        let granted = self
+            .dev
+            .set_params(&params)
+            .map_err(|e| format!("setting {} fps: {e}", c.fps))?;
+        Ok(Granted {
+            fourcc: set.fourcc.repr,
+            width: set.width,
+            height: set.height,
+            fps: fps_of(granted.interval),
+            stride: set.stride,
+        })
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        let mut stream = Stream::with_buffers(&self.dev, Type::VideoCapture, BUFFERS)
+            .map_err(|e| format!("{}: cannot map buffers: {e}", self.path))?;
+        stream.set_timeout(super::POLL);
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    fn dequeue(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&[u8], BufferMeta),
+    ) -> Result<(), DequeueError> {
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| DequeueError::Lost("not started".into()))?;
+        stream.set_timeout(timeout);
+        match stream.next() {
+            Ok((buf, meta)) => {
+                let used = (meta.bytesused as usize).min(buf.len());
+                let ts = meta.timestamp;
+                let bm = BufferMeta {
+                    sequence: meta.sequence,
+                    timestamp_us: ts.sec * 1_000_000 + ts.usec,
+                    monotonic: meta.flags & Flags::TIMESTAMP_MASK == Flags::TIMESTAMP_MONOTONIC,
+                    error: meta.flags.contains(Flags::ERROR),
+                };
+                f(&buf[..used], bm);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(DequeueError::Timeout),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(DequeueError::Timeout),
+            Err(e) => Err(DequeueError::Lost(e.to_string())),
+        }
+    }
+}
+
+/// `hindsight devices`: each capture node with its formats, sizes and rates.
+pub fn list() -> Vec<String> {
+    let mut nodes: Vec<String> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("video"))
+                .collect()
+        })
+        .unwrap_or_default();
+    nodes.sort_by_key(|n| n[5..].parse::<u32>().unwrap_or(u32::MAX));
+    let mut out = Vec::new();
+    for n in nodes {
+        let path = format!("/dev/{n}");
+        match LinuxDevice::open(&path) {
+            Ok(mut d) => {
+                out.push(format!("camera: {}", d.describe()));
+                let want = Want {
+                    width: 0,
+                    height: 0,
+                    fps: 0.0,
+                };
+                match d.capabilities(want) {
+                    Ok(caps) => {
+                        for f in caps {
+                            let sizes: Vec<String> = f
+                                .sizes
+                                .iter()
+                                .map(|s| {
+                                    let rates = match &s.rates {
+                                        Rates::Discrete(r) => r
+                                            .iter()
+                                            .map(|x| {
+                                                format!("{x:.4}")
+                                                    .trim_end_matches('0')
+                                                    .trim_end_matches('.')
+                                                    .to_string()
+                                            })
+                                            .collect::<Vec<_>>()
+                                            .join("/"),
+                                        Rates::Range { min, max } => format!("{min:.1}-{max:.1}"),
+                                    };
+                                    format!("{}x{}@{rates}", s.width, s.height)
+                                })
+                                .collect();
+                            out.push(format!(
+                                "    {}: {}",
+                                super::negotiate::fourcc_str(f.fourcc),
+                                sizes.join(", ")
+                            ));
+                        }
+                    }
+                    Err(e) => out.push(format!("    (cannot list formats: {e})")),
+                }
+            }
+            Err(e) => out.push(format!("camera: {path}: {e}")),
+        }
+    }
+    out
+}

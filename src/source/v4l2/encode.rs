@@ -1,0 +1,212 @@
+//! JPEG encoding for cameras that deliver raw YUV: YUYV (packed 4:2:2) and NV12
+//! (semi-planar 4:2:0) are de-interleaved into planes (buffers allocated once) and
+//! compressed by libjpeg-turbo, without a detour through RGB.
+
+use turbojpeg::{Compressor, Subsamp, YuvPlanesImage};
+
+use super::negotiate::Pixel;
+
+pub struct RawEncoder {
+    pixel: Pixel,
+    width: usize,
+    height: usize,
+    stride: usize,
+    compressor: Compressor,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    /// YUYV only: the Y plane (NV12's is used in place).
+    y: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl RawEncoder {
+    pub fn new(
+        pixel: Pixel,
+        width: u32,
+        height: u32,
+        stride: u32,
+        quality: u8,
+    ) -> Result<RawEncoder, String> {
+        let (w, h) = (width as usize, height as usize);
+        if w % 2 != 0 || h % 2 != 0 {
+            return Err(format!("{width}x{height}: raw formats need even sizes"));
+        }
+        let min_stride = match pixel {
+            Pixel::Yuyv => 2 * w,
+            Pixel::Nv12 => w,
+            Pixel::Mjpeg => return Err("MJPEG needs no encoder".into()),
+        };
+        let stride = (stride as usize).max(min_stride);
+        let mut compressor = Compressor::new().map_err(|e| e.to_string())?;
+        compressor
+            .set_quality(i32::from(quality))
+            .map_err(|e| e.to_string())?;
+        let subsamp = if pixel == Pixel::Yuyv {
+            Subsamp::Sub2x1
+        } else {
+            Subsamp::Sub2x2
+        };
+        compressor.set_subsamp(subsamp).map_err(|e| e.to_string())?;
+        let chroma = if pixel == Pixel::Yuyv {
+            w / 2 * h
+        } else {
+            w / 2 * h / 2
+        };
+        let out = vec![0; compressor.buf_len(w, h).map_err(|e| e.to_string())?];
+        Ok(RawEncoder {
+            pixel,
+            width: w,
+            height: h,
+            stride,
+            compressor,
+            u: vec![0; chroma],
+            v: vec![0; chroma],
+            y: if pixel == Pixel::Yuyv {
+                vec![0; w * h]
+            } else {
+                Vec::new()
+            },
+            out,
+        })
+    }
+
+    /// Bytes a whole frame takes.
+    pub fn frame_bytes(&self) -> usize {
+        match self.pixel {
+            Pixel::Yuyv => self.stride * self.height,
+            _ => self.stride * self.height * 3 / 2,
+        }
+    }
+
+    /// Encodes one raw frame into `jpeg`.
+    pub fn encode(&mut self, raw: &[u8], jpeg: &mut Vec<u8>) -> Result<(), String> {
+        if raw.len() < self.frame_bytes() {
+            return Err(format!(
+                "short frame: {} of {} bytes",
+                raw.len(),
+                self.frame_bytes()
+            ));
+        }
+        let (w, h, s) = (self.width, self.height, self.stride);
+        let image = match self.pixel {
+            Pixel::Yuyv => {
+                for row in 0..h {
+                    let line = &raw[row * s..row * s + 2 * w];
+                    let (y, u, v) = (
+                        &mut self.y[row * w..(row + 1) * w],
+                        &mut self.u[row * w / 2..(row + 1) * w / 2],
+                        &mut self.v[row * w / 2..(row + 1) * w / 2],
+                    );
+                    for (i, px) in line.chunks_exact(4).enumerate() {
+                        y[2 * i] = px[0];
+                        u[i] = px[1];
+                        y[2 * i + 1] = px[2];
+                        v[i] = px[3];
+                    }
+                }
+                YuvPlanesImage {
+                    y_plane: &self.y[..],
+                    u_plane: &self.u[..],
+                    v_plane: &self.v[..],
+                    width: w,
+                    height: h,
+                    y_stride: w,
+                    u_stride: w / 2,
+                    v_stride: w / 2,
+                    subsamp: Subsamp::Sub2x1,
+                }
+            }
+            _ => {
+                let uv = &raw[s * h..];
+                for row in 0..h / 2 {
+                    let line = &uv[row * s..row * s + w];
+                    for (i, px) in line.chunks_exact(2).enumerate() {
+                        self.u[row * w / 2 + i] = px[0];
+                        self.v[row * w / 2 + i] = px[1];
+                    }
+                }
+                YuvPlanesImage {
+                    y_plane: &raw[..s * h],
+                    u_plane: &self.u[..],
+                    v_plane: &self.v[..],
+                    width: w,
+                    height: h,
+                    y_stride: s,
+                    u_stride: w / 2,
+                    v_stride: w / 2,
+                    subsamp: Subsamp::Sub2x2,
+                }
+            }
+        };
+        let n = self
+            .compressor
+            .compress_yuv_planes_to_slice(&image, &mut self.out)
+            .map_err(|e| format!("JPEG encoding: {e}"))?;
+        jpeg.clear();
+        jpeg.extend_from_slice(&self.out[..n]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw frame: left half dark, right half bright; red-ish chroma.
+    fn raw(pixel: Pixel, w: usize, h: usize, stride: usize) -> Vec<u8> {
+        match pixel {
+            Pixel::Yuyv => {
+                let mut v = vec![0u8; stride * h];
+                for row in 0..h {
+                    for x in (0..w).step_by(2) {
+                        let luma = if x < w / 2 { 40 } else { 220 };
+                        let o = row * stride + 2 * x;
+                        v[o..o + 4].copy_from_slice(&[luma, 100, luma, 200]);
+                    }
+                }
+                v
+            }
+            _ => {
+                let mut v = vec![0u8; stride * h * 3 / 2];
+                for row in 0..h {
+                    for x in 0..w {
+                        v[row * stride + x] = if x < w / 2 { 40 } else { 220 };
+                    }
+                }
+                for row in 0..h / 2 {
+                    for x in (0..w).step_by(2) {
+                        let o = stride * h + row * stride + x;
+                        v[o] = 100;
+                        v[o + 1] = 200;
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    fn check(pixel: Pixel, stride: usize) {
+        let (w, h) = (64, 48);
+        let mut enc = RawEncoder::new(pixel, w as u32, h as u32, stride as u32, 90).unwrap();
+        let mut jpeg = Vec::new();
+        enc.encode(&raw(pixel, w, h, stride), &mut jpeg).unwrap();
+        let img = turbojpeg::decompress_to_yuv(&jpeg).unwrap();
+        assert_eq!((img.width, img.height), (w, h));
+        // Y plane: dark left, bright right (within JPEG's error).
+        let y = |x: usize, row: usize| img.pixels[row * img.width + x] as i32;
+        assert!((y(5, 10) - 40).abs() < 6, "{}", y(5, 10));
+        assert!((y(60, 40) - 220).abs() < 6, "{}", y(60, 40));
+        // Short buffers are refused, not encoded.
+        assert!(enc
+            .encode(&raw(pixel, w, h, stride)[..100], &mut jpeg)
+            .is_err());
+    }
+
+    #[test]
+    fn yuyv_and_nv12_frames_become_jpegs_of_the_same_picture() {
+        check(Pixel::Yuyv, 128);
+        check(Pixel::Yuyv, 160); // padded lines
+        check(Pixel::Nv12, 64);
+        check(Pixel::Nv12, 96);
+    }
+}
