@@ -184,6 +184,10 @@ pub struct CameraConfig {
     /// Run the capture thread at real-time priority (SCHED_FIFO) when the system allows
     /// it (root, CAP_SYS_NICE, or systemd's LimitRTPRIO=); otherwise normal priority, logged.
     pub realtime: bool,
+    /// Raspberry Pi Global Shutter camera (IMX296): before the camera starts, set the
+    /// sensor's crop to `resolution`, centred, with media-ctl, for high frame rates
+    /// (libcamera and command sources, e.g. rpicam-vid).
+    pub imx296_crop: bool,
 }
 
 impl Default for CameraConfig {
@@ -203,6 +207,7 @@ impl Default for CameraConfig {
             quality: Quality(80),
             cpu_core: CpuCore::Auto,
             realtime: true,
+            imx296_crop: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod http_mjpeg;
+pub mod imx296;
 pub mod mjpeg;
 pub mod stream;
 pub mod synthetic;
@@ -75,6 +76,11 @@ pub fn open(
     clocks: std::sync::Arc<dyn crate::clock::Clocks>,
 ) -> Result<Box<dyn FrameSource>, String> {
     use crate::config::SourceKind;
+    if cam.imx296_crop {
+        let done = imx296::apply(cam.resolution.width.0, cam.resolution.height.0)
+            .map_err(|e| format!("camera {}: {e}", cam.name))?;
+        tracing::info!(camera = %cam.name, "IMX296 crop set: {done}");
+    }
     match cam.source {
         SourceKind::Synthetic => {
             let cfg = synthetic::SyntheticConfig {
