@@ -4,6 +4,7 @@
 pub mod command;
 pub mod http_mjpeg;
 pub mod imx296;
+pub mod libcamera;
 pub mod mjpeg;
 pub mod stream;
 pub mod synthetic;
@@ -116,10 +117,16 @@ pub fn open(
         SourceKind::V4l2 => {
             v4l2::open(cam, clocks).map_err(|e| format!("camera {}: {e}", cam.name))
         }
-        other => Err(format!(
-            "camera {}: source `{}` is not available in this build yet; use `synthetic`",
-            cam.name,
-            other.as_str()
+        #[cfg(feature = "libcamera")]
+        SourceKind::Libcamera => {
+            libcamera::open(cam, clocks).map_err(|e| format!("camera {}: {e}", cam.name))
+        }
+        #[cfg(not(feature = "libcamera"))]
+        SourceKind::Libcamera => Err(format!(
+            "camera {}: this hindsight was built without libcamera support: build it with \
+             `cargo build --release --features libcamera` on Raspberry Pi OS (libcamera ≥ 0.4), \
+             or use source: command with `rpicam-vid -t 0 --codec mjpeg -o -`",
+            cam.name
         )),
     }
 }

@@ -1,6 +1,7 @@
 //! JPEG encoding for cameras that deliver raw YUV: YUYV (packed 4:2:2) and NV12
-//! (semi-planar 4:2:0) are de-interleaved into planes (buffers allocated once) and
-//! compressed by libjpeg-turbo, without a detour through RGB.
+//! (semi-planar 4:2:0) are de-interleaved into planes (buffers allocated once), planar
+//! YUV 4:2:0 (libcamera) is used in place, and libjpeg-turbo compresses the planes,
+//! without a detour through RGB.
 
 use turbojpeg::{Compressor, Subsamp, YuvPlanesImage};
 
@@ -33,7 +34,7 @@ impl RawEncoder {
         }
         let min_stride = match pixel {
             Pixel::Yuyv => 2 * w,
-            Pixel::Nv12 => w,
+            Pixel::Nv12 | Pixel::Yuv420 => w,
             Pixel::Mjpeg => return Err("MJPEG needs no encoder".into()),
         };
         let stride = (stride as usize).max(min_stride);
@@ -74,7 +75,7 @@ impl RawEncoder {
     pub fn frame_bytes(&self) -> usize {
         match self.pixel {
             Pixel::Yuyv => self.stride * self.height,
-            _ => self.stride * self.height * 3 / 2,
+            _ => self.stride * self.height + 2 * (self.stride / 2) * (self.height / 2),
         }
     }
 
@@ -114,6 +115,20 @@ impl RawEncoder {
                     u_stride: w / 2,
                     v_stride: w / 2,
                     subsamp: Subsamp::Sub2x1,
+                }
+            }
+            Pixel::Yuv420 => {
+                let (cs, ch) = (s / 2, h / 2);
+                YuvPlanesImage {
+                    y_plane: &raw[..s * h],
+                    u_plane: &raw[s * h..s * h + cs * ch],
+                    v_plane: &raw[s * h + cs * ch..s * h + 2 * cs * ch],
+                    width: w,
+                    height: h,
+                    y_stride: s,
+                    u_stride: cs,
+                    v_stride: cs,
+                    subsamp: Subsamp::Sub2x2,
                 }
             }
             _ => {
@@ -166,6 +181,15 @@ mod tests {
                 }
                 v
             }
+            Pixel::Yuv420 => {
+                let mut v = vec![128u8; stride * h + 2 * (stride / 2) * (h / 2)];
+                for row in 0..h {
+                    for x in 0..w {
+                        v[row * stride + x] = if x < w / 2 { 40 } else { 220 };
+                    }
+                }
+                v
+            }
             _ => {
                 let mut v = vec![0u8; stride * h * 3 / 2];
                 for row in 0..h {
@@ -208,5 +232,7 @@ mod tests {
         check(Pixel::Yuyv, 160); // padded lines
         check(Pixel::Nv12, 64);
         check(Pixel::Nv12, 96);
+        check(Pixel::Yuv420, 64);
+        check(Pixel::Yuv420, 128);
     }
 }

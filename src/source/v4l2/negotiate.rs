@@ -15,6 +15,8 @@ pub enum Pixel {
     Mjpeg,
     Yuyv,
     Nv12,
+    /// Planar YUV 4:2:0 (I420), as libcamera delivers it.
+    Yuv420,
 }
 
 impl Pixel {
@@ -23,6 +25,7 @@ impl Pixel {
             Pixel::Mjpeg => *b"MJPG",
             Pixel::Yuyv => *b"YUYV",
             Pixel::Nv12 => *b"NV12",
+            Pixel::Yuv420 => *b"YU12",
         }
     }
 
@@ -31,12 +34,13 @@ impl Pixel {
             b"MJPG" | b"JPEG" => Some(Pixel::Mjpeg),
             b"YUYV" => Some(Pixel::Yuyv),
             b"NV12" => Some(Pixel::Nv12),
+            b"YU12" => Some(Pixel::Yuv420),
             _ => None,
         }
     }
 
     /// In order of preference.
-    const ALL: [Pixel; 3] = [Pixel::Mjpeg, Pixel::Yuyv, Pixel::Nv12];
+    const ALL: [Pixel; 4] = [Pixel::Mjpeg, Pixel::Yuyv, Pixel::Nv12, Pixel::Yuv420];
 }
 
 /// Frame rates a size is offered at.
@@ -156,7 +160,7 @@ pub fn choose(caps: &[FormatCaps], want: Want) -> Result<Choice, String> {
         .collect();
     if usable.is_empty() {
         return Err(format!(
-            "the camera offers none of MJPG, YUYV, NV12 (it offers {})",
+            "the camera offers none of MJPG, YUYV, NV12, YU12 (it offers {})",
             summary(caps)
         ));
     }
