@@ -101,8 +101,17 @@ fn an_unwritable_root_is_refused() {
 
 #[test]
 fn a_source_this_build_lacks_is_refused_before_anything_starts() {
-    let r = run_with("cameras:\n  - source: v4l2\n", None);
-    assert_refused(&r, &["cam0", "v4l2", "not available"]);
+    let r = run_with("cameras:\n  - source: libcamera\n", None);
+    assert_refused(
+        &r,
+        &["cam0", "built without libcamera", "--features libcamera"],
+    );
+    // A camera that is not there: refused the same way, nothing started.
+    let r = run_with(
+        "cameras:\n  - source: v4l2\n    device: /dev/video93\n",
+        None,
+    );
+    assert_refused(&r, &["cam0", "cannot open /dev/video93"]);
 }
 
 #[test]
