@@ -334,18 +334,21 @@ pub fn run_capture(
     cam: Arc<Camera>,
     stop: Arc<AtomicBool>,
 ) {
+    let _span = tracing::info_span!("capture", camera = %cam.name).entered();
     if let Some(core) = cam.cpu_core {
         if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-            tracing::info!(camera = %cam.name, core, "capture thread pinned");
+            tracing::info!(core, "capture thread pinned");
         } else {
-            tracing::warn!(camera = %cam.name, core, "could not pin the capture thread to its core");
+            tracing::warn!(core, "could not pin the capture thread to its core");
         }
     }
     if cam.realtime {
         match set_realtime(REALTIME_PRIORITY) {
             Ok(()) => {
                 cam.stats.realtime.store(true, Relaxed);
-                tracing::info!(camera = %cam.name, "capture thread at real-time priority (SCHED_FIFO {REALTIME_PRIORITY})");
+                tracing::info!(
+                    "capture thread at real-time priority (SCHED_FIFO {REALTIME_PRIORITY})"
+                );
             }
             Err(e) => tracing::info!(
                 camera = %cam.name,
@@ -362,14 +365,14 @@ pub fn run_capture(
     };
     let mut seq = SeqRebase::default();
     cam.stats.running.store(true, Relaxed);
-    tracing::info!(camera = %cam.name, source = %source.info(), "capturing");
+    tracing::info!(source = %source.info(), "capturing");
     while !stop.load(Relaxed) {
         let mut meta = match source.next_frame(&mut jpeg) {
             Ok(m) => m,
             Err(SourceError::Idle) => continue,
             Err(SourceError::Corrupt(why)) => {
                 cam.stats.corrupt.fetch_add(1, Relaxed);
-                tracing::warn!(camera = %cam.name, "dropped a corrupt frame: {why}");
+                tracing::warn!("dropped a corrupt frame: {why}");
                 continue;
             }
             Err(SourceError::Lost(why)) => {
@@ -392,7 +395,7 @@ pub fn run_capture(
         on_frame(&cam, meta, &jpeg, &mut fps);
     }
     cam.stats.running.store(false, Relaxed);
-    tracing::info!(camera = %cam.name, "capture stopped");
+    tracing::info!("capture stopped");
 }
 
 /// After a loss: report it, finish the recording it was feeding, and open the source
@@ -417,13 +420,13 @@ fn recover(
             Ok(s) => {
                 cam.stats.reopened.fetch_add(1, Relaxed);
                 cam.stats.lost.store(false, Relaxed);
-                tracing::info!(camera = %cam.name, source = %s.info(), "camera back");
+                tracing::info!(source = %s.info(), "camera back");
                 *cam.last_error.lock() = Some(format!("camera was lost ({why}); back"));
                 return Some(s);
             }
             Err(e) => {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                tracing::warn!(camera = %cam.name, "camera still lost: {e}; retrying in {backoff:?}");
+                tracing::warn!("camera still lost: {e}; retrying in {backoff:?}");
                 *cam.last_error.lock() = Some(format!("camera lost: {why}; reopening: {e}"));
             }
         }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod devices;
 pub mod frame;
+pub mod logging;
 pub mod lsl;
 pub mod recorder;
 pub mod repair;

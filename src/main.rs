@@ -12,7 +12,7 @@ use serde_norway::Value;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The benchmark prints figures; routine log lines would only get in their way.
-    init_logging(if matches!(cli.command, Cmd::Bench(_)) {
+    hindsight::logging::init(if matches!(cli.command, Cmd::Bench(_)) {
         "warn"
     } else {
         "info"
@@ -52,19 +52,6 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-fn init_logging(default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HINDSIGHT_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_thread_names(true)
-        .init();
 }
 
 /// `--config`, else $HINDSIGHT_CONFIG, else /etc/hindsight/config.yaml if present.

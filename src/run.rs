@@ -3,6 +3,7 @@
 //! Everything that can fail on bad input (config, recordings root, sources, API port) is
 //! checked before the first thread starts: a bad start leaves nothing half-running.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,7 +240,10 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     );
     let control = std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || control.run(inbox, event_rx))?;
+        .spawn(move || {
+            let _span = tracing::info_span!("control").entered();
+            control.run(inbox, event_rx)
+        })?;
     let markers = if config.trigger.lsl_markers.enabled {
         Some(lsl::markers::spawn(
             config.trigger.lsl_markers.clone(),
@@ -318,6 +322,7 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            let _span = tracing::info_span!("signals").entered();
             let mut count = 0;
             for sig in signals.forever() {
                 count += 1;
@@ -327,7 +332,8 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
                     );
                     bus.shutdown();
                 } else {
-                    eprintln!("second signal {sig}: exiting now");
+                    // Never a panic here, even if stderr is gone (a closed pipe).
+                    let _ = writeln!(std::io::stderr(), "second signal {sig}: exiting now");
                     std::process::exit(130);
                 }
             }

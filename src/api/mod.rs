@@ -77,6 +77,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("api".into())
         .spawn(move || {
+            let _span = tracing::info_span!("api").entered();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

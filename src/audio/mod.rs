@@ -137,7 +137,10 @@ pub fn spawn(
     let (tx, rx) = crossbeam_channel::unbounded();
     let join = std::thread::Builder::new()
         .name("audio".into())
-        .spawn(move || Engine::new(settings, clocks, status, lsl).run(rx))?;
+        .spawn(move || {
+            let _span = tracing::info_span!("audio").entered();
+            Engine::new(settings, clocks, status, lsl).run(rx)
+        })?;
     Ok(AudioHandle { tx, join })
 }
 

@@ -66,7 +66,10 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("lsl-markers".into())
-        .spawn(move || run(&cfg, &bus, &status, &stop))
+        .spawn(move || {
+            let _span = tracing::info_span!("lsl-markers").entered();
+            run(&cfg, &bus, &status, &stop)
+        })
 }
 
 fn set_state(status: &Mutex<LslStatus>, state: String) {

@@ -155,8 +155,9 @@ pub fn spawn(
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     let join = std::thread::Builder::new()
         .name("lsl".into())
-        .spawn(
-            move || match Publisher::new(&settings, &cameras, hub, status) {
+        .spawn(move || {
+            let _span = tracing::info_span!("lsl").entered();
+            match Publisher::new(&settings, &cameras, hub, status) {
                 Ok(p) => {
                     let _ = ready_tx.send(Ok(()));
                     p.run(rx);
@@ -164,8 +165,8 @@ pub fn spawn(
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                 }
-            },
-        )
+            }
+        })
         .map_err(|e| format!("cannot start the LSL thread: {e}"))?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(join),

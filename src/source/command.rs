@@ -57,6 +57,7 @@ impl CommandSource {
             let _ = std::thread::Builder::new()
                 .name(format!("stderr-{camera}"))
                 .spawn(move || {
+                    let _span = tracing::info_span!("command", camera = %camera).entered();
                     for line in std::io::BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
                         tracing::debug!(camera = %camera, "command: {line}");

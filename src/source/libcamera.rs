@@ -137,6 +137,7 @@ mod imp {
         std::thread::Builder::new()
             .name(format!("libcamera-{}", cam.name))
             .spawn(move || {
+                let _span = tracing::info_span!("libcamera").entered();
                 if let Err(e) = run(device, w, h, fps, quality, clocks, &tx, &ready_tx, &stop2) {
                     let _ = ready_tx.try_send(Err(e.clone()));
                     let _ = tx.send(Err(e));

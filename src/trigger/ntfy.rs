@@ -190,6 +190,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("ntfy".into())
         .spawn(move || {
+            let _span = tracing::info_span!("ntfy").entered();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -156,7 +156,10 @@ pub fn spawn_writer(
     let name = format!("writer-{}", cam.name);
     let join = std::thread::Builder::new()
         .name(name)
-        .spawn(move || Writer::new(cam, events).run(rx))
+        .spawn(move || {
+            let _span = tracing::info_span!("writer", camera = %cam.name).entered();
+            Writer::new(cam, events).run(rx)
+        })
         .expect("spawn writer thread");
     WriterHandle { tx, join }
 }
@@ -285,10 +288,13 @@ impl Writer {
                     let id = f.spec.id;
                     if let Some((reason, _)) = f.waiting_close.take() {
                         // Stopped, waiting for its audio: the next recording cannot wait.
-                        tracing::info!(camera = %self.cam.name, "recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
+                        tracing::info!("recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
                         self.close(reason);
                     } else {
-                        tracing::error!(camera = %self.cam.name, "recording {id} was still open when recording {} started; closing it", spec.id);
+                        tracing::error!(
+                            "recording {id} was still open when recording {} started; closing it",
+                            spec.id
+                        );
                         self.close("superseded".into());
                     }
                 }
@@ -332,7 +338,7 @@ impl Writer {
                         }
                     }
                     _ => {
-                        tracing::warn!(camera = %self.cam.name, "close for recording {id}, which is not open")
+                        tracing::warn!("close for recording {id}, which is not open")
                     }
                 }
             }
@@ -378,7 +384,7 @@ impl Writer {
                 .as_mut()
                 .and_then(|f| f.waiting_close.take())
                 .expect("checked");
-            tracing::warn!(camera = %self.cam.name, "the audio track's end did not come in time; closing without it");
+            tracing::warn!("the audio track's end did not come in time; closing without it");
             self.close(reason);
         }
     }
@@ -417,7 +423,7 @@ impl Writer {
             Err((e, buffers)) => {
                 self.spare = Some(buffers);
                 let error = format!("cannot create {path}: {e}");
-                tracing::error!(camera = %self.cam.name, "{error}");
+                tracing::error!("{error}");
                 self.report_failure(id, path, error);
             }
         }
@@ -502,7 +508,7 @@ impl Writer {
             }
             Err(e) => {
                 let error = format!("cannot finish {path}: {e}");
-                tracing::error!(camera = %self.cam.name, "{error}");
+                tracing::error!("{error}");
                 self.report_failure(id, path, error);
             }
         }
@@ -517,7 +523,7 @@ impl Writer {
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
         let error = format!("writing {path} failed: {e}");
-        tracing::error!(camera = %self.cam.name, "{error}; the file keeps what was written");
+        tracing::error!("{error}; the file keeps what was written");
         // What reached the disk is not what the muxer thinks it wrote, so the file is
         // finished from what is actually in it, as `hindsight repair` does.
         f.discard_pending();
