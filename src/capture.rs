@@ -87,6 +87,12 @@ pub struct CameraStats {
     /// Times the source was lost, and reopened.
     pub losses: AtomicU64,
     pub reopened: AtomicU64,
+    /// When the capture loop last came round (LSL clock, ns; 0 = not started): the
+    /// systemd watchdog is fed only while every loop keeps coming round.
+    pub heartbeat_ns: AtomicI64,
+    /// MKV bytes written by this camera's writer, in all, and to its current file.
+    pub bytes_written: AtomicU64,
+    pub file_bytes: AtomicU64,
 }
 
 /// How a camera is set up, from its configuration.
@@ -271,7 +277,9 @@ impl Camera {
                 (buffered_seconds / self.buffer_duration.as_secs_f64()).min(1.0)
             },
             last_frame_number: next_seq.checked_sub(1),
+            current_file_bytes: current_file.as_ref().map(|_| s.file_bytes.load(Relaxed)),
             current_file,
+            bytes_written: s.bytes_written.load(Relaxed),
             cpu_core: self.cpu_core,
             realtime: s.realtime.load(Relaxed),
             lsl_samples_dropped: s.lsl_queue_full.load(Relaxed),
@@ -367,6 +375,9 @@ pub fn run_capture(
     cam.stats.running.store(true, Relaxed);
     tracing::info!(source = %source.info(), "capturing");
     while !stop.load(Relaxed) {
+        cam.stats
+            .heartbeat_ns
+            .store(LslTime::now().as_nanos(), Relaxed);
         let mut meta = match source.next_frame(&mut jpeg) {
             Ok(m) => m,
             Err(SourceError::Idle) => continue,
@@ -414,6 +425,9 @@ fn recover(
             if stop.load(Relaxed) {
                 return None;
             }
+            cam.stats
+                .heartbeat_ns
+                .store(LslTime::now().as_nanos(), Relaxed);
             std::thread::sleep(Duration::from_millis(20).min(backoff));
         }
         match open() {

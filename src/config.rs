@@ -70,6 +70,11 @@ pub struct StorageConfig {
     /// Seconds between `fdatasync`s of open files; 0 = after every write; null = never
     /// (the kernel decides). What a power cut can lose.
     pub fsync_interval: Option<Seconds>,
+    /// Disk guard: below this much free space under `root` a recording is stopped (its
+    /// files finished) and new ones are refused, before the disk fills. null = no guard.
+    pub min_free: Option<ByteSize>,
+    /// Deleting old recordings (off unless a limit is set).
+    pub retention: RetentionConfig,
 }
 
 impl Default for StorageConfig {
@@ -78,8 +83,22 @@ impl Default for StorageConfig {
             root: PathBuf::from("./recordings"),
             prefix: FileNamePart("rec".into()),
             fsync_interval: Some(Seconds(1.0)),
+            min_free: Some(ByteSize(512 << 20)),
+            retention: RetentionConfig::default(),
         }
     }
+}
+
+/// Which recordings are deleted, oldest first. Only hindsight's own recordings (names in
+/// its layout) are ever deleted, never a file being written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delete recordings whose newest file is older than this many days. null = keep.
+    pub max_age_days: Option<Days>,
+    /// Delete the oldest recordings while all of them together take more than this.
+    /// null = no limit.
+    pub max_total: Option<ByteSize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -483,6 +502,28 @@ impl From<Seconds> for f64 {
     }
 }
 
+/// A number of days, more than 0.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+#[serde(into = "f64")]
+pub struct Days(pub f64);
+
+impl Checked for Days {
+    fn check(v: Value) -> Result<Self, String> {
+        let v = number(&v)?;
+        if v.is_finite() && v > 0.0 && v <= 36_500.0 {
+            Ok(Days(v))
+        } else {
+            Err(format!("must be a number of days above 0, got {v}"))
+        }
+    }
+}
+
+impl From<Days> for f64 {
+    fn from(v: Days) -> f64 {
+        v.0
+    }
+}
+
 /// The pre-trigger length: 0 to 3600 s (the ring lives in RAM).
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
 #[serde(into = "f64")]
@@ -732,6 +773,7 @@ deserialize_checked!(
     Toggle,
     Fps,
     Seconds,
+    Days,
     BufferSeconds,
     Dimension,
     Quality,

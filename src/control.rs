@@ -22,7 +22,7 @@ use crate::lsl::{LslMsg, LslStatus};
 use crate::recorder::{
     Action, ActiveRecording, Command, Decision, Origin, Outcome, Recorder, State,
 };
-use crate::status::{CommandStatus, FileSummary, RecordingStatus, Status};
+use crate::status::{CommandStatus, DiskStatus, FileSummary, RecordingStatus, Status};
 use crate::trigger::ntfy::NtfyStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::{FileKind, OpenSpec, WriterEvent, WriterMsg};
@@ -136,6 +136,8 @@ pub struct ControlSettings {
     pub pre_trigger: Duration,
     /// The first camera's MKV also gets the audio, as this track.
     pub audio_track: Option<crate::writer::AudioTrackSpec>,
+    /// `storage.min_free`: below it no recording or clip starts.
+    pub min_free: Option<u64>,
 }
 
 /// The parts of the status the control thread owns; camera counters are read live.
@@ -161,6 +163,7 @@ pub struct StatusHub {
     lsl: Option<Arc<Mutex<LslStatus>>>,
     ntfy: Option<Arc<Mutex<NtfyStatus>>>,
     audio: Option<Arc<Mutex<AudioStatus>>>,
+    disk: Option<Arc<Mutex<DiskStatus>>>,
 }
 
 impl StatusHub {
@@ -174,7 +177,14 @@ impl StatusHub {
             lsl: None,
             ntfy: None,
             audio: None,
+            disk: None,
         }
+    }
+
+    /// Includes the disk guard's view of the recordings root.
+    pub fn with_disk(mut self, disk: Arc<Mutex<DiskStatus>>) -> StatusHub {
+        self.disk = Some(disk);
+        self
     }
 
     /// Includes the audio capture's state.
@@ -230,6 +240,7 @@ impl StatusHub {
             lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
             ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),
             audio: self.audio.as_ref().map(|a| a.lock().clone()),
+            disk: self.disk.as_ref().map(|d| d.lock().clone()),
         }
     }
 }
@@ -431,7 +442,25 @@ impl Control {
             received,
             reply,
         } = env;
-        let mut decision: Decision = self.recorder.handle(&command, &origin, received.lsl);
+        let refused = match command {
+            Command::Start { .. } | Command::Clip { .. } => {
+                crate::disk::refusal(&self.settings.root, self.settings.min_free)
+            }
+            _ => None,
+        };
+        let mut decision: Decision = match refused {
+            Some(why) => Decision {
+                actions: Vec::new(),
+                outcome: Outcome::Rejected(why),
+            },
+            None => self.recorder.handle(&command, &origin, received.lsl),
+        };
+        if origin.source == "disk-guard" {
+            if let Outcome::Done(m) = &decision.outcome {
+                self.warn(format!("{}; {m}", origin.text));
+                self.notice(format!("recording stopped: {}", origin.text));
+            }
+        }
         let files = self.execute(decision.actions, received);
         if let (Outcome::Done(m), Some(note)) = (&mut decision.outcome, self.note.take()) {
             m.push_str("; ");
@@ -931,6 +960,7 @@ mod tests {
             host: "h".into(),
             pre_trigger: Duration::from_secs(1),
             audio_track: None,
+            min_free: None,
         };
         let control = Control::new(
             settings,

@@ -121,7 +121,9 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
     let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));
     let audio_source = config.audio.enabled.then(|| audio_source(&config));
-    let mut hub = StatusHub::new(rig.clone(), cameras.clone(), unfinished);
+    let disk_status = Arc::new(Mutex::new(crate::status::DiskStatus::default()));
+    let mut hub =
+        StatusHub::new(rig.clone(), cameras.clone(), unfinished).with_disk(disk_status.clone());
     if config.audio.enabled {
         hub = hub.with_audio(audio_status.clone());
     }
@@ -208,6 +210,7 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
                 channels: config.audio.channels,
             },
         ),
+        min_free: config.storage.min_free.map(|b| b.0),
     };
     let audio = match audio_source {
         Some(source) => Some(crate::audio::spawn(
@@ -279,6 +282,24 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     } else {
         None
     };
+    let disk = crate::disk::spawn(
+        crate::disk::DiskSettings {
+            root: config.storage.root.clone(),
+            min_free: config.storage.min_free.map(|b| b.0),
+            retention: config.storage.retention.clone(),
+        },
+        cameras.clone(),
+        hub.clone(),
+        bus.clone(),
+        disk_status,
+        stop.clone(),
+    )?;
+    let systemd = crate::service::spawn(
+        crate::service::Service::from_env(),
+        cameras.clone(),
+        hub.clone(),
+        stop.clone(),
+    )?;
     crate::api::spawn(listener, bus.clone(), hub, token)?;
     tracing::info!("control API on http://{}/api/status", config.api.listen);
     spawn_signal_thread(bus.clone())?;
@@ -299,6 +320,8 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
     if let Some(n) = ntfy_thread {
         let _ = n.join();
     }
+    let _ = disk.join();
+    let _ = systemd.join();
     // Video is finished; the WAV files end with what has arrived.
     if let Some(a) = audio {
         let _ = a.tx.send(crate::audio::AudioCmd::Shutdown);
@@ -330,6 +353,7 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
                     tracing::info!(
                         "signal {sig}: stopping gracefully (send it again to exit at once)"
                     );
+                    crate::service::stopping();
                     bus.shutdown();
                 } else {
                     // Never a panic here, even if stderr is gone (a closed pipe).

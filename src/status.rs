@@ -33,6 +33,30 @@ pub struct Status {
     pub ntfy: Option<crate::trigger::ntfy::NtfyStatus>,
     /// Audio capture, when enabled.
     pub audio: Option<crate::audio::AudioStatus>,
+    /// The recordings root's filesystem: free space, write rate, the disk guard, retention.
+    pub disk: Option<DiskStatus>,
+}
+
+/// The recordings root's filesystem, as the disk guard sees it (every 0.5 s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    pub root: String,
+    /// Bytes this user may still write there, and the filesystem's size.
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    /// `storage.min_free` (null: no guard).
+    pub min_free_bytes: Option<u64>,
+    /// Bytes per second hindsight is writing now (video files, over the last 5 s).
+    pub write_rate_bytes_per_s: f64,
+    /// Seconds of recording left at that rate before the guard stops it (null when
+    /// nothing is being written).
+    pub seconds_left: Option<f64>,
+    /// Set while free space is below `min_free`: why recordings are stopped and refused.
+    pub guard: Option<String>,
+    /// What retention last deleted, and when (unix time).
+    pub retention_last: Option<String>,
+    /// Free space could not be read (the message), if so.
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -85,6 +109,10 @@ pub struct CameraStatus {
     pub buffer_fill: f64,
     pub last_frame_number: Option<u64>,
     pub current_file: Option<String>,
+    /// Bytes of `current_file` written so far.
+    pub current_file_bytes: Option<u64>,
+    /// MKV bytes this camera has written since start.
+    pub bytes_written: u64,
     pub cpu_core: Option<usize>,
     /// The capture thread runs at real-time priority.
     pub realtime: bool,

@@ -203,6 +203,17 @@ enum Piece {
     Payload(Bytes),
 }
 
+/// Tells the camera's counters how many bytes reached the current file (for the write
+/// rate, the disk guard's time left and the dashboard's file size).
+fn publish_bytes(cam: &Camera, f: &mut OpenFile) {
+    let new = f.written - f.published;
+    if new > 0 {
+        f.published = f.written;
+        cam.stats.bytes_written.fetch_add(new, Relaxed);
+        cam.stats.file_bytes.store(f.written, Relaxed);
+    }
+}
+
 struct OpenFile {
     spec: OpenSpec,
     mkv: File,
@@ -238,6 +249,9 @@ struct OpenFile {
     waiting_close: Option<(String, Instant)>,
     audio_blocks: u64,
     audio_blocks_dropped: u64,
+    /// MKV bytes written so far, and how many of them the camera's counters know of.
+    written: u64,
+    published: u64,
 }
 
 impl Writer {
@@ -450,6 +464,7 @@ impl Writer {
         match f.write_frame(frame) {
             Ok(()) => {
                 self.cam.stats.frames_written.fetch_add(1, Relaxed);
+                publish_bytes(&self.cam, f);
                 if first {
                     let _ = self.events.send(WriterEvent::Opened {
                         camera: self.cam.index,
@@ -468,8 +483,9 @@ impl Writer {
         let Some(f) = self.file.as_mut() else {
             return;
         };
-        if let Err(e) = f.flush() {
-            self.fail(e);
+        match f.flush() {
+            Ok(()) => publish_bytes(&self.cam, f),
+            Err(e) => self.fail(e),
         }
     }
 
@@ -479,6 +495,7 @@ impl Writer {
         let Some(mut f) = self.file.take() else {
             return;
         };
+        self.cam.stats.file_bytes.store(0, Relaxed);
         if f.audio_blocks_dropped > 0 {
             tracing::warn!(
                 camera = %self.cam.name,
@@ -520,6 +537,7 @@ impl Writer {
         let Some(mut f) = self.file.take() else {
             return;
         };
+        self.cam.stats.file_bytes.store(0, Relaxed);
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
         let error = format!("writing {path} failed: {e}");
@@ -610,6 +628,8 @@ impl OpenFile {
             waiting_close: None,
             audio_blocks: 0,
             audio_blocks_dropped: 0,
+            written: 0,
+            published: 0,
             spec,
         })
     }
@@ -781,7 +801,10 @@ impl OpenFile {
         while !bufs.is_empty() {
             match self.mkv.write_vectored(bufs) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+                Ok(n) => {
+                    self.written += n as u64;
+                    IoSlice::advance_slices(&mut bufs, n)
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

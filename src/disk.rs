@@ -1,0 +1,568 @@
+//! The recordings root's disk: free space, the disk guard, and retention.
+//!
+//! The `disk` thread reads the filesystem's free space every half second. Below
+//! `storage.min_free` it stops the recording that is running (an ordinary stop from the
+//! source `disk-guard`: the files are finished and playable, the status, the log, the LSL
+//! events and the ntfy reply say why), and the control thread refuses new recordings and
+//! clips ([`refusal`]) until there is room again. Buffering goes on throughout: nothing in
+//! RAM is lost, and the next recording after space is freed has its full pre-trigger.
+//!
+//! Retention (off unless `storage.retention` sets a limit) deletes the oldest recordings,
+//! whole (every camera's MKV and sidecars, and the WAV), by age or to keep the total under
+//! a size, at start-up and every 10 minutes. It deletes only files named in hindsight's
+//! layout and never a recording with a file open or touched in the last minute.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+use crate::capture::Camera;
+use crate::config::RetentionConfig;
+use crate::control::{CommandBus, StatusHub};
+use crate::recorder::{Command, Origin};
+use crate::status::DiskStatus;
+
+const POLL: Duration = Duration::from_millis(500);
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// A recording with a file modified this recently is never deleted.
+const RECENT: Duration = Duration::from_secs(60);
+
+/// Free and total bytes of the filesystem holding `path` (free: what this user may use).
+pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+    // SAFETY: statvfs writes into the zeroed struct; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let unit = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
+pub fn mib(bytes: u64) -> String {
+    if bytes >= 10 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
+/// What the guard says when free space is below `min_free`, else `None`.
+pub fn below_guard(root: &Path, free: u64, min_free: u64) -> Option<String> {
+    (free < min_free).then(|| {
+        format!(
+            "disk nearly full: {} free under {}, below storage.min_free {}",
+            mib(free),
+            root.display(),
+            mib(min_free)
+        )
+    })
+}
+
+/// Why a new recording must not start now (the disk is below the guard), else `None`.
+pub fn refusal(root: &Path, min_free: Option<u64>) -> Option<String> {
+    let min_free = min_free?;
+    match free_space(root) {
+        Ok((free, _)) => below_guard(root, free, min_free).map(|why| {
+            format!("{why}: not recording (free space first, or lower storage.min_free)")
+        }),
+        // Unknown free space is not a reason to lose a recording: try, and let a write
+        // failure finish the file if the disk really is full.
+        Err(_) => None,
+    }
+}
+
+/// How much hindsight writes per second, over a sliding window.
+#[derive(Default)]
+pub struct RateMeter {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl RateMeter {
+    /// Adds the running total `bytes` at `now`; returns bytes per second over the window.
+    pub fn add(&mut self, now: Instant, bytes: u64) -> f64 {
+        self.samples.push_back((now, bytes));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, b0) = self.samples[0];
+        let dt = now.duration_since(t0).as_secs_f64();
+        if dt <= 0.0 {
+            0.0
+        } else {
+            bytes.saturating_sub(b0) as f64 / dt
+        }
+    }
+}
+
+/// Seconds of writing at `rate` before free space reaches `min_free`.
+pub fn seconds_left(free: u64, min_free: u64, rate: f64) -> Option<f64> {
+    (rate > 1.0).then(|| free.saturating_sub(min_free) as f64 / rate)
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention
+
+/// One recording on disk: every file of one stem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecording {
+    /// `<day>/<stem>`, e.g. `2026_12_01/rec_2026-12-01_10-00-00`.
+    pub key: String,
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    /// Its newest file's modification time.
+    pub modified: SystemTime,
+}
+
+/// The recording a file in `<root>/<day>/video|audio/` belongs to: the name up to its
+/// `_<YYYY-MM-DD_HH-MM-SS>` (and a `-N` that made it unique), if it is one of ours.
+pub fn recording_stem(file_name: &str) -> Option<&str> {
+    const EXT: [&str; 4] = [".mkv", ".frames.csv", ".events.csv", ".wav"];
+    if !EXT.iter().any(|e| file_name.ends_with(e)) {
+        return None;
+    }
+    let b = file_name.as_bytes();
+    // `_YYYY-MM-DD_HH-MM-SS`: 20 bytes after the prefix.
+    let shape = b"_dddd-dd-dd_dd-dd-dd";
+    (1..b.len().saturating_sub(shape.len() - 1)).find_map(|i| {
+        let window = &b[i..i + shape.len()];
+        let fits = window.iter().zip(shape).all(|(&c, &s)| match s {
+            b'd' => c.is_ascii_digit(),
+            s => c == s,
+        });
+        if !fits {
+            return None;
+        }
+        let mut end = i + shape.len();
+        // A `-N` suffix (a second recording in the same second).
+        if b.get(end) == Some(&b'-') {
+            let digits = b[end + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                end += 1 + digits;
+            }
+        }
+        // Then the camera (`_name`) or the extension.
+        matches!(b.get(end), Some(b'_') | Some(b'.')).then(|| &file_name[..end])
+    })
+}
+
+/// hindsight's recordings under `root`, oldest first.
+pub fn scan(root: &Path) -> Vec<StoredRecording> {
+    let mut found: BTreeMap<String, StoredRecording> = BTreeMap::new();
+    let Ok(days) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    for day in days.flatten() {
+        let day_name = day.file_name().to_string_lossy().into_owned();
+        if !is_day_folder(&day_name) {
+            continue;
+        }
+        for sub in ["video", "audio"] {
+            let Ok(files) = std::fs::read_dir(day.path().join(sub)) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(stem) = recording_stem(&name) else {
+                    continue;
+                };
+                let Ok(meta) = f.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                let key = format!("{day_name}/{stem}");
+                let r = found.entry(key.clone()).or_insert_with(|| StoredRecording {
+                    key,
+                    files: Vec::new(),
+                    bytes: 0,
+                    modified: SystemTime::UNIX_EPOCH,
+                });
+                r.files.push(f.path());
+                r.bytes += meta.len();
+                r.modified = r.modified.max(modified);
+            }
+        }
+    }
+    let mut out: Vec<StoredRecording> = found.into_values().collect();
+    out.sort_by_key(|r| r.modified);
+    out
+}
+
+/// `<day>/<stem>` of a file at `<root>/<day>/video|audio/<name>`.
+fn recording_key(file: &Path) -> Option<String> {
+    let name = file.file_name()?.to_str()?;
+    let day = file.parent()?.parent()?.file_name()?.to_str()?;
+    Some(format!("{day}/{}", recording_stem(name)?))
+}
+
+fn is_day_folder(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'_',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Which recordings (indices into `recordings`, oldest first) retention deletes at `now`.
+/// `protected` ones (a file open, or touched within a minute) are never chosen, and
+/// do count towards the total.
+pub fn plan(
+    recordings: &[StoredRecording],
+    policy: &RetentionConfig,
+    now: SystemTime,
+    protected: &dyn Fn(&StoredRecording) -> bool,
+) -> Vec<usize> {
+    let max_age = policy
+        .max_age_days
+        .map(|d| Duration::from_secs_f64(d.0 * 86_400.0));
+    let mut total: u64 = recordings.iter().map(|r| r.bytes).sum();
+    let mut out = Vec::new();
+    for (i, r) in recordings.iter().enumerate() {
+        if protected(r) {
+            continue;
+        }
+        let age = now.duration_since(r.modified).unwrap_or(Duration::ZERO);
+        let too_old = max_age.is_some_and(|m| age > m);
+        let too_much = policy.max_total.is_some_and(|m| total > m.0);
+        if too_old || too_much {
+            out.push(i);
+            total -= r.bytes;
+        }
+    }
+    out
+}
+
+/// Deletes what [`plan`] chooses; returns a summary for the log and status, if anything
+/// was deleted.
+pub fn apply_retention(
+    root: &Path,
+    policy: &RetentionConfig,
+    open_files: &[String],
+) -> Option<String> {
+    if policy.max_age_days.is_none() && policy.max_total.is_none() {
+        return None;
+    }
+    let recordings = scan(root);
+    let now = SystemTime::now();
+    // An open file protects its whole recording (its other cameras, sidecars and WAV).
+    let open: Vec<String> = open_files
+        .iter()
+        .filter_map(|f| recording_key(Path::new(f)))
+        .collect();
+    let protected = |r: &StoredRecording| {
+        now.duration_since(r.modified).unwrap_or(Duration::ZERO) < RECENT || open.contains(&r.key)
+    };
+    let chosen = plan(&recordings, policy, now, &protected);
+    if chosen.is_empty() {
+        return None;
+    }
+    let (mut n, mut bytes, mut failed) = (0, 0u64, Vec::new());
+    for i in chosen {
+        let r = &recordings[i];
+        let mut ok = true;
+        for f in &r.files {
+            if let Err(e) = std::fs::remove_file(f) {
+                ok = false;
+                failed.push(format!("{}: {e}", f.display()));
+            }
+        }
+        if ok {
+            n += 1;
+            bytes += r.bytes;
+            tracing::warn!(
+                "retention: deleted recording {} ({} files, {})",
+                r.key,
+                r.files.len(),
+                mib(r.bytes)
+            );
+        }
+        for f in &r.files {
+            // Empty folders go too (video/, audio/, then the day).
+            if let Some(dir) = f.parent() {
+                let _ = std::fs::remove_dir(dir);
+                if let Some(day) = dir.parent() {
+                    let _ = std::fs::remove_dir(day);
+                }
+            }
+        }
+    }
+    for f in &failed {
+        tracing::error!("retention: cannot delete {f}");
+    }
+    let mut summary = format!(
+        "deleted {n} recording{} ({}) by storage.retention",
+        if n == 1 { "" } else { "s" },
+        mib(bytes)
+    );
+    if !failed.is_empty() {
+        summary.push_str(&format!("; {} files could not be deleted", failed.len()));
+    }
+    Some(summary)
+}
+
+// ---------------------------------------------------------------------------------------
+// The thread
+
+pub struct DiskSettings {
+    pub root: PathBuf,
+    pub min_free: Option<u64>,
+    pub retention: RetentionConfig,
+}
+
+/// Starts the `disk` thread; it ends when `stop` is set.
+pub fn spawn(
+    settings: DiskSettings,
+    cameras: Vec<Arc<Camera>>,
+    hub: Arc<StatusHub>,
+    bus: CommandBus,
+    status: Arc<Mutex<DiskStatus>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    {
+        let mut s = status.lock();
+        s.root = settings.root.display().to_string();
+        s.min_free_bytes = settings.min_free;
+    }
+    std::thread::Builder::new()
+        .name("disk".into())
+        .spawn(move || {
+            let _span = tracing::info_span!("disk").entered();
+            run(&settings, &cameras, &hub, &bus, &status, &stop)
+        })
+}
+
+fn run(
+    settings: &DiskSettings,
+    cameras: &[Arc<Camera>],
+    hub: &StatusHub,
+    bus: &CommandBus,
+    status: &Mutex<DiskStatus>,
+    stop: &AtomicBool,
+) {
+    let mut rate = RateMeter::default();
+    let mut stopped_recording: Option<u64> = None;
+    let mut was_low = false;
+    // The first retention pass waits a little: the recorder is still starting.
+    let mut next_retention = Instant::now() + Duration::from_secs(2);
+    while !stop.load(Relaxed) {
+        let now = Instant::now();
+        let written: u64 = cameras
+            .iter()
+            .map(|c| c.stats.bytes_written.load(Relaxed))
+            .sum();
+        let bps = rate.add(now, written);
+        let snapshot = hub.snapshot();
+        let writing = !snapshot.current_files.is_empty();
+        match free_space(&settings.root) {
+            Ok((free, total)) => {
+                let guard = settings
+                    .min_free
+                    .and_then(|m| below_guard(&settings.root, free, m));
+                if let Some(why) = &guard {
+                    if !was_low {
+                        tracing::error!("{why}: stopping any recording, refusing new ones");
+                    }
+                    if let Some(r) = &snapshot.recording {
+                        if stopped_recording != Some(r.id) {
+                            stopped_recording = Some(r.id);
+                            let _ = bus.send(Command::Stop, Origin::new("disk-guard", why.clone()));
+                        }
+                    }
+                } else if was_low {
+                    tracing::info!(
+                        "disk: {} free under {} again; recordings can start",
+                        mib(free),
+                        settings.root.display()
+                    );
+                }
+                was_low = guard.is_some();
+                let mut s = status.lock();
+                s.free_bytes = free;
+                s.total_bytes = total;
+                s.write_rate_bytes_per_s = if writing { bps } else { 0.0 };
+                s.seconds_left = if writing {
+                    seconds_left(free, settings.min_free.unwrap_or(0), bps)
+                } else {
+                    None
+                };
+                s.guard = guard;
+                s.error = None;
+            }
+            Err(e) => {
+                let mut s = status.lock();
+                if s.error.is_none() {
+                    tracing::warn!(
+                        "cannot read free space under {}: {e}",
+                        settings.root.display()
+                    );
+                }
+                s.error = Some(format!("cannot read free space: {e}"));
+            }
+        }
+        if now >= next_retention {
+            next_retention = now + RETENTION_EVERY;
+            if let Some(summary) =
+                apply_retention(&settings.root, &settings.retention, &snapshot.current_files)
+            {
+                tracing::warn!("retention: {summary}");
+                let unix = crate::clock::WallTime::now().as_secs_f64();
+                status.lock().retention_last = Some(format!("{summary} (unix time {unix:.0})"));
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ByteSize, Days};
+
+    #[test]
+    fn our_file_names_give_their_recording() {
+        let cases = [
+            (
+                "rec_2026-12-01_10-00-00_top.mkv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00_top.frames.csv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00_my_cam.events.csv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00.wav",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00-2_top.mkv",
+                Some("rec_2026-12-01_10-00-00-2"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00-2.wav",
+                Some("rec_2026-12-01_10-00-00-2"),
+            ),
+            (
+                "my_lab_2026-12-01_10-00-00_top.mkv",
+                Some("my_lab_2026-12-01_10-00-00"),
+            ),
+            // Not ours: other extensions, other names.
+            ("rec_2026-12-01_10-00-00_top.mp4", None),
+            ("notes.txt", None),
+            ("analysis.csv", None),
+            ("2026-12-01_10-00-00.mkv", None),
+            ("rec_2026-12-01_10-00_top.mkv", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(recording_stem(name), want, "{name}");
+        }
+        assert_eq!(
+            recording_key(Path::new(
+                "/r/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv"
+            ))
+            .unwrap(),
+            "2026_12_01/rec_2026-12-01_10-00-00"
+        );
+        assert!(is_day_folder("2026_12_01"));
+        assert!(!is_day_folder("2026-12-01"));
+        assert!(!is_day_folder("backup"));
+    }
+
+    fn rec(key: &str, mb: u64, days_old: f64, now: SystemTime) -> StoredRecording {
+        StoredRecording {
+            key: key.into(),
+            files: vec![PathBuf::from(format!("/r/{key}.mkv"))],
+            bytes: mb << 20,
+            modified: now - Duration::from_secs_f64(days_old * 86_400.0),
+        }
+    }
+
+    #[test]
+    fn retention_deletes_the_oldest_by_age_and_by_total() {
+        let now = SystemTime::now();
+        let recs = vec![
+            rec("a", 100, 40.0, now),
+            rec("b", 100, 35.0, now),
+            rec("c", 100, 10.0, now),
+            rec("d", 100, 1.0, now),
+        ];
+        let none = |_: &StoredRecording| false;
+        let by_age = RetentionConfig {
+            max_age_days: Some(Days(30.0)),
+            max_total: None,
+        };
+        assert_eq!(plan(&recs, &by_age, now, &none), [0, 1]);
+        let by_size = RetentionConfig {
+            max_age_days: None,
+            max_total: Some(ByteSize(250 << 20)),
+        };
+        assert_eq!(plan(&recs, &by_size, now, &none), [0, 1]);
+        let tight = RetentionConfig {
+            max_age_days: None,
+            max_total: Some(ByteSize(100 << 20)),
+        };
+        assert_eq!(plan(&recs, &tight, now, &none), [0, 1, 2]);
+        // A protected recording is skipped and still counts: the next oldest goes instead.
+        let b_open = |r: &StoredRecording| r.key == "a";
+        assert_eq!(plan(&recs, &by_size, now, &b_open), [1, 2]);
+        assert!(plan(&recs, &RetentionConfig::default(), now, &none).is_empty());
+    }
+
+    #[test]
+    fn the_write_rate_is_measured_over_the_window() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        assert_eq!(m.add(t0, 0), 0.0);
+        let r = m.add(t0 + Duration::from_secs(2), 4_000_000);
+        assert!((r - 2_000_000.0).abs() < 1.0, "{r}");
+        // Older samples leave the window: the rate follows what is written now.
+        let r = m.add(t0 + Duration::from_secs(8), 4_000_000);
+        assert_eq!(r, 0.0);
+        assert_eq!(
+            seconds_left(600 << 20, 100 << 20, (1 << 20) as f64),
+            Some(500.0)
+        );
+        assert_eq!(
+            seconds_left(50 << 20, 100 << 20, (1 << 20) as f64),
+            Some(0.0)
+        );
+        assert_eq!(seconds_left(600 << 20, 100 << 20, 0.0), None);
+    }
+
+    #[test]
+    fn the_guard_names_the_free_space_and_the_limit() {
+        let root = Path::new("/data/rec");
+        assert_eq!(below_guard(root, 600 << 20, 512 << 20), None);
+        assert_eq!(
+            below_guard(root, 100 << 20, 512 << 20).unwrap(),
+            "disk nearly full: 100 MiB free under /data/rec, below storage.min_free 512 MiB"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(refusal(tmp.path(), None), None);
+        assert_eq!(refusal(tmp.path(), Some(1 << 20)), None);
+        let r = refusal(tmp.path(), Some(u64::MAX)).unwrap();
+        assert!(r.contains("not recording"), "{r}");
+    }
+}
