@@ -47,6 +47,10 @@ impl CommandSource {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
+            // systemd's notify socket and watchdog are hindsight's, not the camera program's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .spawn()
             .map_err(|e| format!("cannot start `{command}`: {e}"))?;
         let stdout = child.stdout.take().expect("piped");

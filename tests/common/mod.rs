@@ -79,6 +79,18 @@ impl Hindsight {
         config: &str,
         adjust: impl FnOnce(&mut Command),
     ) -> Hindsight {
+        Self::start_wrapped(dir, root, config, &[], adjust)
+    }
+
+    /// As `start_with`, run through `wrapper` (a program and its arguments that end by
+    /// exec'ing the rest of the command line, e.g. `unshare ... sh -c '... exec "$@"'`).
+    pub fn start_wrapped(
+        dir: tempfile::TempDir,
+        root: PathBuf,
+        config: &str,
+        wrapper: &[std::ffi::OsString],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Hindsight {
         // Its LSL streams stay on this machine, in this run's session.
         lsl_session();
         let port = free_port();
@@ -86,7 +98,14 @@ impl Hindsight {
         let cfg_path = dir.path().join("config.yaml");
         std::fs::write(&cfg_path, config).unwrap();
         let log = dir.path().join(format!("hindsight-{port}.log"));
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["run", "--config"])
             .arg(&cfg_path)
             .arg("--root")

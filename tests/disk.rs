@@ -1,0 +1,234 @@
+//! The disk guard on a real, tiny filesystem, and retention on real recordings.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use serde_json::json;
+
+/// A recorder whose recordings root is a tmpfs of `mib` MiB, mounted in a mount namespace
+/// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
+/// sees the files through `/proc/<pid>/root`.
+fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("fs");
+    std::fs::create_dir(&mount).unwrap();
+    let root = mount.join("rec");
+    let wrapper: Vec<OsString> = vec![
+        "unshare".into(),
+        "--user".into(),
+        "--map-root-user".into(),
+        "--mount".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("mount -t tmpfs -o size={mib}m hindsight-test \"$0\" && exec \"$@\"").into(),
+        mount.clone().into(),
+    ];
+    Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
+}
+
+/// `path` as the recorder (in its mount namespace) sees it.
+fn inside(h: &Hindsight, path: &str) -> PathBuf {
+    let pid = h.child.as_ref().unwrap().id();
+    PathBuf::from(format!("/proc/{pid}/root{path}"))
+}
+
+/// Checks that `mkv` is finished and playable; returns its frames. Frames missing inside
+/// it must be frames the camera never delivered (`source_gaps` of `status`), none lost
+/// on the way to the file.
+fn check_finished(mkv: &Path, status: &serde_json::Value) -> usize {
+    let rows = read_sidecar(mkv);
+    assert!(!rows.is_empty());
+    assert_eq!(
+        ffprobe_frame_count(mkv),
+        rows.len() as u64,
+        "{}",
+        mkv.display()
+    );
+    mkvmerge_clean(mkv);
+    assert!(mkvinfo_cue_points(mkv) > 0, "a finished file has Cues");
+    let missing: u64 = rows
+        .windows(2)
+        .map(|w| w[1].frame_number - w[0].frame_number - 1)
+        .sum();
+    let gaps = status["cameras"][0]["drops"]["source_gaps"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        missing <= gaps,
+        "{missing} frames missing, the camera skipped {gaps}"
+    );
+    rows.len()
+}
+
+#[test]
+fn a_filling_disk_stops_the_recording_cleanly_and_buffering_goes_on() {
+    let _g = serial();
+    // ~3 MB/s of video onto a 48 MiB filesystem that must keep 28 MiB free.
+    let config = "storage:\n  min_free: 28MiB\nbuffer:\n  duration: 3\n  max_bytes: 64MiB\n\
+                  cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 640, height: 480}\n    fps: 60\n    quality: 95\n\
+                  audio:\n  enabled: false\n";
+    let mut h = start_on_tiny_disk(48, config);
+    h.wait_buffered(2.9);
+    let s = h.status();
+    assert!(s["disk"]["free_bytes"].as_u64().unwrap() > 40 << 20, "{s}");
+    assert_eq!(s["disk"]["min_free_bytes"], 28u64 << 20);
+    assert_eq!(s["disk"]["guard"], json!(null));
+
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let file = r["files"][0].as_str().unwrap().to_string();
+    h.wait_until(
+        "the recording is written with a rate",
+        Duration::from_secs(10),
+        |h| {
+            let d = &h.status()["disk"];
+            d["write_rate_bytes_per_s"].as_f64().unwrap() > 100_000.0
+                && d["seconds_left"].is_number()
+        },
+    );
+    // The guard stops it by itself, before the disk is full.
+    h.wait_until(
+        "the disk guard stops the recording",
+        Duration::from_secs(60),
+        |h| h.status()["state"] == "buffering",
+    );
+    h.wait_idle_files();
+    let s = h.status();
+    let guard = s["disk"]["guard"].as_str().unwrap_or_default();
+    assert!(
+        guard.contains("disk nearly full") && guard.contains("storage.min_free"),
+        "{s}"
+    );
+    assert!(
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("stopped recording 1")),
+        "{s}"
+    );
+    assert_eq!(s["last_files"][0]["error"], json!(null), "{s}");
+    assert!(
+        s["disk"]["free_bytes"].as_u64().unwrap() > 10 << 20,
+        "never filled: {s}"
+    );
+    let mkv = inside(&h, &file);
+    let frames = check_finished(&mkv, &s);
+    assert!(frames > 200, "{frames} frames before the guard stopped it");
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    assert!(events.contains("disk-guard"), "{events}");
+
+    // New recordings are refused while the disk is this full, and buffering goes on.
+    let captured = h.status()["cameras"][0]["frames_captured"]
+        .as_u64()
+        .unwrap();
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 400, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("disk nearly full"),
+        "{r}"
+    );
+    let (code, r) = h.post("clip", json!({"seconds": 1}));
+    assert_eq!(code, 400, "{r}");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = h.status();
+    assert_eq!(s["state"], "buffering");
+    assert!(s["cameras"][0]["frames_captured"].as_u64().unwrap() > captured + 20);
+    assert!(s["cameras"][0]["buffered_seconds"].as_f64().unwrap() > 2.9);
+
+    // Room again (the scientist moved the file away): recording works again.
+    std::fs::remove_file(&mkv).unwrap();
+    h.wait_until("the guard lifts", Duration::from_secs(10), |h| {
+        h.status()["disk"]["guard"].is_null()
+    });
+    let (code, r) = h.post("start", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    let second = inside(&h, r["files"][0].as_str().unwrap());
+    h.wait_until("the second recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let s = h.status();
+    let frames = check_finished(&second, &s);
+    assert!(frames >= 200, "{frames}: 3 s buffered + 1 s live at 60 fps");
+    assert!(h.terminate().success());
+}
+
+/// Makes a recording's files look `days` old.
+fn age_files(files: &[PathBuf], days: u64) {
+    let t = SystemTime::now() - Duration::from_secs(days * 86_400);
+    for f in files {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+}
+
+fn files_of(mkv: &Path) -> Vec<PathBuf> {
+    vec![mkv.to_path_buf(), sidecar_of(mkv), events_of(mkv)]
+}
+
+#[test]
+fn retention_deletes_old_recordings_whole_and_nothing_else() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config =
+        synthetic_config(160, 120, 50.0, 2.0) + "audio:\n  enabled: true\n  source: synthetic\n";
+    let mut h = Hindsight::start_in(dir, root.clone(), &config);
+    h.wait_buffered(1.9);
+    for _ in 0..2 {
+        let (code, r) = h.post("clip", json!({"seconds": 1}));
+        assert_eq!(code, 200, "{r}");
+        h.wait_idle_files();
+        std::thread::sleep(Duration::from_millis(1100)); // another stem (names carry seconds)
+    }
+    assert!(h.terminate().success());
+    let mkvs = mkv_files(&root);
+    assert_eq!(mkvs.len(), 2, "{mkvs:?}");
+    let (old, new) = (&mkvs[0], &mkvs[1]);
+    let day = old.parent().unwrap().parent().unwrap().to_path_buf();
+    let old_wav = std::fs::read_dir(day.join("audio"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .min()
+        .unwrap();
+    let mut old_files = files_of(old);
+    old_files.push(old_wav.clone());
+    age_files(&old_files, 40);
+    // Someone's notes beside the videos, just as old: not a recording, never deleted.
+    let notes = old.parent().unwrap().join("notes.txt");
+    std::fs::write(&notes, "animal 3 moved at 10:02").unwrap();
+    age_files(std::slice::from_ref(&notes), 40);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config + "storage:\n  retention:\n    max_age_days: 30\n";
+    let mut h = Hindsight::start_in(dir, root.clone(), &config);
+    h.wait_until("retention has run", Duration::from_secs(20), |h| {
+        h.status()["disk"]["retention_last"].is_string()
+    });
+    let s = h.status();
+    let said = s["disk"]["retention_last"].as_str().unwrap();
+    assert!(said.starts_with("deleted 1 recording "), "{said}");
+    for f in &old_files {
+        assert!(!f.exists(), "{} should be deleted", f.display());
+    }
+    for f in files_of(new) {
+        assert!(f.exists(), "{} must stay", f.display());
+    }
+    assert!(notes.exists(), "notes are not a recording");
+    assert!(
+        h.log_text().contains("retention: deleted recording"),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.terminate().success());
+}
