@@ -8,11 +8,13 @@
 #   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge, mkvinfo) judge the recordings;
 #           python3 runs tools/check-recording.py; sox reads WAV files;
 #           pulseaudio, pulseaudio-utils and libasound2-plugins give a machine without a
-#           sound card a real capture device (scripts/audio-loopback.sh)
+#           sound card a real capture device (scripts/audio-loopback.sh);
+#           systemd (systemd-analyze verify checks the unit file); tmux drives the
+#           dashboard in a real terminal
 set -euo pipefail
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 curl
-          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins)
+          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux)
 
 missing=()
 for p in "${packages[@]}"; do
