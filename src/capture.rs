@@ -478,6 +478,12 @@ impl SeqRebase {
 /// kernel's own real-time threads (50 and up), and the thread sleeps between frames.
 const REALTIME_PRIORITY: i32 = 10;
 
+/// Puts the calling thread at the capture threads' real-time priority, if permitted
+/// (`hindsight check` asks on a thread of its own).
+pub fn try_realtime() -> std::io::Result<()> {
+    set_realtime(REALTIME_PRIORITY)
+}
+
 fn set_realtime(priority: i32) -> std::io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,

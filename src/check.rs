@@ -1,15 +1,21 @@
-//! `hindsight check`: is this machine ready to record? One line per check with
-//! pass / warn / fail and a hint, and a non-zero exit code on any fail.
+//! `hindsight check`: is this machine ready to record? One line per check with pass /
+//! warn / FAIL, what was found, and for a warning or a failure a hint how to fix it; the
+//! exit code is non-zero when anything fails. It changes nothing (a recordings root that
+//! does not exist yet is judged by the folder it would be created in).
 //!
-//! This covers the configuration, the sources, the recordings folder and LSL; camera
-//! formats, audio devices and ntfy reachability join them with the issues that bring them.
+//! Checked: the configuration; each camera (opened, and a frame read: its real size gives
+//! the data rate); the audio input; LSL (an outlet found and a sample read back); the ntfy
+//! server (reached, the topic readable with the configured credentials); the recordings
+//! root (writable, free space against the data rate and the disk guard); real-time
+//! priority for the capture threads; the system clock's synchronization (NTP); the API port.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
+use crate::disk::{free_space, mib};
+use crate::source::SourceError;
 use crate::writer::files;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,15 +30,59 @@ pub struct CheckLine {
     pub level: Level,
     pub what: String,
     pub detail: String,
+    /// How to fix it (warnings and failures).
+    pub hint: Option<String>,
 }
 
 impl CheckLine {
-    fn new(level: Level, what: impl Into<String>, detail: impl Into<String>) -> CheckLine {
+    fn pass(what: impl Into<String>, detail: impl Into<String>) -> CheckLine {
         CheckLine {
-            level,
+            level: Level::Pass,
             what: what.into(),
             detail: detail.into(),
+            hint: None,
         }
+    }
+
+    fn warn(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> CheckLine {
+        CheckLine {
+            level: Level::Warn,
+            what: what.into(),
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn fail(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> CheckLine {
+        CheckLine {
+            level: Level::Fail,
+            what: what.into(),
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// `pass  camera cam0       detail → hint`
+    pub fn render(&self) -> String {
+        let tag = match self.level {
+            Level::Pass => "pass",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        let mut line = format!("{tag:4}  {:16} {}", self.what, self.detail);
+        if let Some(h) = &self.hint {
+            line.push_str(" → ");
+            line.push_str(h);
+        }
+        line
     }
 }
 
@@ -41,110 +91,44 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
     let mut out = Vec::new();
     let loaded = match Config::load(path) {
         Ok(l) => {
-            out.push(CheckLine::new(
-                Level::Pass,
-                "config",
-                format!("{} is valid", l.origin),
-            ));
+            out.push(CheckLine::pass("config", format!("{} is valid", l.origin)));
             l
         }
         Err(e) => {
-            out.push(CheckLine::new(Level::Fail, "config", e.to_string()));
+            out.push(CheckLine::fail(
+                "config",
+                e.to_string(),
+                "fix that key (config.yaml in the repository documents every key with its default)",
+            ));
             return out;
         }
     };
     let c = &loaded.config;
+    let mut rate = Some(0.0f64);
     for cam in &c.cameras {
-        let what = format!("camera {}", cam.name);
-        match crate::source::open(cam, std::sync::Arc::new(crate::clock::RealClocks)) {
-            Ok(s) if s.info().kind == "synthetic" => out.push(CheckLine::new(
-                Level::Warn,
-                what,
-                format!("{}: a test pattern, not a real camera", s.info()),
-            )),
-            Ok(s) => out.push(CheckLine::new(Level::Pass, what, s.info().to_string())),
-            Err(e) => out.push(CheckLine::new(Level::Fail, what, e)),
-        }
+        let (line, bytes_per_s) = camera(cam);
+        out.push(line);
+        rate = match (rate, bytes_per_s) {
+            (Some(r), Some(b)) => Some(r + b),
+            _ => None,
+        };
     }
-    let root = &c.storage.root;
-    // A check changes nothing: a root that does not exist yet is judged by the folder it
-    // would be created in.
-    let existing = root.ancestors().find(|p| p.exists()).unwrap_or(root);
-    match files::check_writable(existing) {
-        Ok(()) => {
-            let detail = if existing == root.as_path() {
-                format!("{} is writable", root.display())
-            } else {
-                format!(
-                    "{} will be created in {}",
-                    root.display(),
-                    existing.display()
-                )
-            };
-            out.push(CheckLine::new(Level::Pass, "recordings root", detail));
-            match free_bytes(existing) {
-                Some(free) if free < 1 << 30 => out.push(CheckLine::new(
-                    Level::Warn,
-                    "disk space",
-                    format!("only {} MiB free under {}", free >> 20, existing.display()),
-                )),
-                Some(free) => out.push(CheckLine::new(
-                    Level::Pass,
-                    "disk space",
-                    format!(
-                        "{:.1} GiB free under {}",
-                        free as f64 / (1u64 << 30) as f64,
-                        root.display()
-                    ),
-                )),
-                None => out.push(CheckLine::new(
-                    Level::Warn,
-                    "disk space",
-                    "cannot read free space",
-                )),
-            }
-        }
-        Err(e) => out.push(CheckLine::new(
-            Level::Fail,
-            "recordings root",
-            format!("{e}: set storage.root to a folder this user can write"),
-        )),
+    out.push(audio(c));
+    out.push(lsl(c));
+    out.push(ntfy(c));
+    out.extend(storage(c, rate));
+    if c.cameras.iter().any(|cam| cam.realtime) {
+        out.push(realtime());
     }
-    let lsl_used = c.lsl.enabled || c.trigger.lsl_markers.enabled;
-    match crate::lsl::self_test() {
-        Ok(msg) => out.push(CheckLine::new(Level::Pass, "lsl", msg)),
-        Err(e) => out.push(CheckLine::new(
-            if lsl_used { Level::Fail } else { Level::Warn },
-            "lsl",
-            format!(
-                "{e}: LSL needs multicast (or KnownPeers in lsl_api.cfg) on this machine's network"
-            ),
-        )),
-    }
-    match std::net::TcpListener::bind(c.api.listen) {
-        Ok(_) => out.push(CheckLine::new(
-            Level::Pass,
-            "api",
-            format!("{} is free", c.api.listen),
-        )),
-        Err(e) => out.push(CheckLine::new(
-            Level::Warn,
-            "api",
-            format!("{}: {e} (is hindsight already running?)", c.api.listen),
-        )),
-    }
+    out.push(time_sync());
+    out.push(api(c));
     out
 }
 
 pub fn run(path: Option<&Path>) -> ExitCode {
     let lines = checks(path);
     for l in &lines {
-        let tag = match l.level {
-            Level::Pass => "pass",
-            Level::Warn => "warn",
-            Level::Fail => "FAIL",
-        };
-        println!("{tag:4}  {:16} {}", l.what, l.detail);
+        println!("{}", l.render());
     }
     if lines.iter().any(|l| l.level == Level::Fail) {
         ExitCode::FAILURE
@@ -153,11 +137,388 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Bytes available to this user on the filesystem holding `path`.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct; `c` is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+/// Opens the camera and waits for a frame; returns the line and the data rate (bytes/s).
+fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
+    let what = format!("camera {}", cam.name);
+    let clocks = std::sync::Arc::new(crate::clock::RealClocks);
+    let mut source = match crate::source::open(cam, clocks) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = e
+                .strip_prefix(&format!("camera {}: ", cam.name))
+                .map(str::to_string)
+                .unwrap_or(e);
+            return (CheckLine::fail(what, e, camera_hint(cam)), None);
+        }
+    };
+    let info = source.info().clone();
+    let mut jpeg = Vec::new();
+    let started = Instant::now();
+    let mut corrupt = 0;
+    // The first frame, then up to 10 more within half a second: their mean size.
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut first_after = Duration::ZERO;
+    let frame = loop {
+        let waited = started.elapsed();
+        if sizes.is_empty() && waited > Duration::from_secs(5) {
+            break Err("opened, but no frame arrived within 5 s".to_string());
+        }
+        if !sizes.is_empty()
+            && (sizes.len() > 10 || waited > first_after + Duration::from_millis(500))
+        {
+            break Ok(sizes.iter().sum::<usize>() / sizes.len());
+        }
+        match source.next_frame(&mut jpeg) {
+            Ok(_) => {
+                if sizes.is_empty() {
+                    first_after = started.elapsed();
+                }
+                sizes.push(jpeg.len());
+            }
+            Err(SourceError::Idle) => {}
+            Err(SourceError::Corrupt(_)) => corrupt += 1,
+            Err(e) if !sizes.is_empty() => {
+                tracing::debug!("after {} frames: {e}", sizes.len());
+                break Ok(sizes.iter().sum::<usize>() / sizes.len());
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    drop(source);
+    match frame {
+        Ok(bytes) => {
+            let mut detail = format!(
+                "{info}: first frame after {:.2} s, {:.1} kB a frame",
+                first_after.as_secs_f64(),
+                bytes as f64 / 1000.0,
+            );
+            if info.kind == "synthetic" {
+                detail.push_str(" (a test pattern: no camera needed)");
+            }
+            if corrupt > 0 {
+                detail.push_str(&format!(", {corrupt} corrupt before it"));
+            }
+            (CheckLine::pass(what, detail), Some(bytes as f64 * info.fps))
+        }
+        Err(e) => (
+            CheckLine::fail(what, format!("{info}: {e}"), camera_hint(cam)),
+            None,
+        ),
+    }
+}
+
+fn camera_hint(cam: &crate::config::CameraConfig) -> String {
+    match cam.source {
+        SourceKind::V4l2 => {
+            let any = std::fs::read_dir("/dev")
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("video"))
+                })
+                .unwrap_or(false);
+            if any {
+                "`hindsight devices` lists each camera's formats, sizes and rates; a camera \
+                 in use by another program (hindsight itself under systemd?) cannot be opened: \
+                 `systemctl stop hindsight` first"
+                    .into()
+            } else {
+                "no camera is connected (no /dev/video*): plug one in and see `hindsight devices`, \
+                 or record the test pattern with source: synthetic"
+                    .into()
+            }
+        }
+        SourceKind::HttpMjpeg => {
+            "is the camera on the network and the URL right? Try it with `ffplay URL` or a browser"
+                .into()
+        }
+        SourceKind::Command => {
+            "does the command run by itself? Try it in a shell: `COMMAND | head -c 64 | xxd` \
+             should start with ff d8"
+                .into()
+        }
+        SourceKind::Libcamera => {
+            "`rpicam-hello --list-cameras` shows the cameras libcamera sees".into()
+        }
+        SourceKind::Synthetic => "check resolution and fps".into(),
+    }
+}
+
+fn audio(c: &Config) -> CheckLine {
+    let a = &c.audio;
+    if !a.enabled {
+        return CheckLine::pass("audio", "disabled (audio.enabled: false)");
+    }
+    match a.source.as_str() {
+        "synthetic" => CheckLine::warn(
+            "audio",
+            "audio.source: synthetic records a 440 Hz tone, not a microphone",
+            "set audio.source to default or a device from `hindsight devices`",
+        ),
+        "default" => {
+            if crate::audio::input::default_device_available() {
+                let name = crate::audio::input::default_device_name().unwrap_or_default();
+                CheckLine::pass("audio", format!("default input `{name}`"))
+            } else {
+                CheckLine::warn(
+                    "audio",
+                    "no audio input device: hindsight would record a synthetic 440 Hz tone instead",
+                    "plug in a microphone (`hindsight devices` lists inputs), or set audio.enabled: false",
+                )
+            }
+        }
+        name => match crate::audio::input::find_input(name) {
+            Ok(()) => CheckLine::pass("audio", format!("input `{name}`")),
+            Err(e) => CheckLine::fail(
+                "audio",
+                e,
+                "set audio.source to a name `hindsight devices` lists, or default",
+            ),
+        },
+    }
+}
+
+fn lsl(c: &Config) -> CheckLine {
+    let used = c.lsl.enabled || c.trigger.lsl_markers.enabled;
+    match crate::lsl::self_test() {
+        Ok(msg) => CheckLine::pass("lsl", msg),
+        Err(e) => {
+            let hint =
+                "LSL needs multicast on this machine's network, or KnownPeers in lsl_api.cfg";
+            if used {
+                CheckLine::fail("lsl", e, hint)
+            } else {
+                CheckLine::warn("lsl", format!("{e} (LSL is disabled in the config)"), hint)
+            }
+        }
+    }
+}
+
+fn ntfy(c: &Config) -> CheckLine {
+    let n = &c.trigger.ntfy;
+    if !n.enabled {
+        return CheckLine::pass(
+            "ntfy",
+            "disabled: no phone trigger (trigger.ntfy.enabled: false)",
+        );
+    }
+    let auth = match crate::trigger::ntfy::resolve_auth(n) {
+        Ok(a) => a,
+        Err(e) => {
+            return CheckLine::fail(
+                "ntfy",
+                e,
+                "give the token or password as trigger.ntfy documents",
+            )
+        }
+    };
+    let server = n.server.trim_end_matches('/');
+    // A poll for messages newer than now: it reads nothing and publishes nothing.
+    let now = crate::clock::WallTime::now().as_secs_f64() as i64;
+    let url = format!("{server}/{}/json?poll=1&since={now}", n.topic);
+    let client = match reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return CheckLine::fail("ntfy", e.to_string(), "report this as a bug"),
+    };
+    let req = crate::trigger::ntfy::with_auth_blocking(client.get(&url), auth.as_ref());
+    let who = match &auth {
+        Some(crate::trigger::ntfy::Auth::Bearer(_)) => ", token accepted",
+        Some(crate::trigger::ntfy::Auth::Basic { .. }) => ", user and password accepted",
+        None => "",
+    };
+    match req.send() {
+        Ok(r) if r.status().is_success() => CheckLine::pass(
+            "ntfy",
+            format!("{server}/{} reachable and readable{who}", n.topic),
+        ),
+        Ok(r) if r.status().as_u16() == 401 || r.status().as_u16() == 403 => CheckLine::fail(
+            "ntfy",
+            format!(
+                "{server} refused to let hindsight read {} ({})",
+                n.topic,
+                r.status()
+            ),
+            if auth.is_some() {
+                "check the token (or user and password) and that this user may read the topic (`ntfy access`)"
+            } else {
+                "the topic is protected: set trigger.ntfy.token_env or token_file (a tk_... token)"
+            },
+        ),
+        Ok(r) => CheckLine::fail(
+            "ntfy",
+            format!("{server} answered {}", r.status()),
+            "is trigger.ntfy.server an ntfy server?",
+        ),
+        Err(e) => CheckLine::fail(
+            "ntfy",
+            format!("cannot reach {server}: {}", error_chain(&e)),
+            "check the network and trigger.ntfy.server (a running hindsight keeps retrying)",
+        ),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The recordings root: writable, and free space against the data rate and the guard.
+fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
+    let mut out = Vec::new();
+    let root = &c.storage.root;
+    let existing = root.ancestors().find(|p| p.exists()).unwrap_or(root);
+    if let Err(e) = files::check_writable(existing) {
+        out.push(CheckLine::fail(
+            "recordings root",
+            e,
+            "set storage.root to a folder this user can write (under systemd: the hindsight user, and ReadWritePaths=)",
+        ));
+        return out;
+    }
+    out.push(CheckLine::pass(
+        "recordings root",
+        if existing == root.as_path() {
+            format!("{} is writable", root.display())
+        } else {
+            format!(
+                "{} will be created in {}",
+                root.display(),
+                existing.display()
+            )
+        },
+    ));
+    let (free, _) = match free_space(existing) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push(CheckLine::warn(
+                "disk space",
+                format!("cannot read free space under {}: {e}", existing.display()),
+                "check the filesystem",
+            ));
+            return out;
+        }
+    };
+    let min_free = c.storage.min_free.map_or(0, |b| b.0);
+    if free < min_free {
+        out.push(CheckLine::fail(
+            "disk space",
+            format!(
+                "{} free under {}, below storage.min_free {}: recordings would be refused",
+                mib(free),
+                existing.display(),
+                mib(min_free)
+            ),
+            "free space (or move storage.root to a bigger disk), or lower storage.min_free",
+        ));
+        return out;
+    }
+    let usable = free - min_free;
+    match rate.filter(|r| *r > 0.0) {
+        Some(r) => {
+            let secs = usable as f64 / r;
+            let detail = format!(
+                "{} free under {}: about {} of recording at {:.1} MB/s (frames as measured)",
+                mib(free),
+                existing.display(),
+                human_duration(secs),
+                r / 1e6
+            );
+            if secs < 3600.0 {
+                out.push(CheckLine::warn(
+                    "disk space",
+                    detail,
+                    "free space or use a bigger disk before a long session",
+                ));
+            } else {
+                out.push(CheckLine::pass("disk space", detail));
+            }
+        }
+        None => out.push(CheckLine::pass(
+            "disk space",
+            format!(
+                "{} free under {} (data rate unknown: a camera gave no frame)",
+                mib(free),
+                existing.display()
+            ),
+        )),
+    }
+    out
+}
+
+fn human_duration(secs: f64) -> String {
+    if secs >= 2.0 * 86_400.0 {
+        format!("{:.0} days", secs / 86_400.0)
+    } else if secs >= 3600.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else {
+        format!("{:.0} min", secs / 60.0)
+    }
+}
+
+fn realtime() -> CheckLine {
+    let result = std::thread::spawn(crate::capture::try_realtime)
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the test thread panicked")));
+    match result {
+        Ok(()) => CheckLine::pass("real-time", "capture threads can run at real-time priority"),
+        Err(e) => CheckLine::warn(
+            "real-time",
+            format!("real-time priority not permitted ({e}): capture would run at normal priority"),
+            "under systemd the unit's LimitRTPRIO=10 allows it; by hand: root, CAP_SYS_NICE, or an rtprio limit in /etc/security/limits.d",
+        ),
+    }
+}
+
+/// Whether the kernel says the system clock is synchronized (what NTP clients set).
+fn time_sync() -> CheckLine {
+    // SAFETY: adjtimex with modes 0 only reads; the struct is zeroed.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    let hint =
+        "file and folder names and unix_time come from the system clock (LSL times do not): \
+                enable time sync with `sudo timedatectl set-ntp true` or install chrony";
+    if state < 0 {
+        return CheckLine::warn(
+            "time sync",
+            format!(
+                "cannot read the clock's state: {}",
+                std::io::Error::last_os_error()
+            ),
+            hint,
+        );
+    }
+    if tx.status & libc::STA_UNSYNC != 0 || state == libc::TIME_ERROR {
+        CheckLine::warn(
+            "time sync",
+            "the system clock is not synchronized (NTP)",
+            hint,
+        )
+    } else {
+        CheckLine::pass(
+            "time sync",
+            format!(
+                "the system clock is synchronized (estimated error {:.1} ms)",
+                tx.esterror as f64 / 1000.0
+            ),
+        )
+    }
+}
+
+fn api(c: &Config) -> CheckLine {
+    match std::net::TcpListener::bind(c.api.listen) {
+        Ok(_) => CheckLine::pass("api", format!("{} is free", c.api.listen)),
+        Err(e) => CheckLine::warn(
+            "api",
+            format!("{}: {e}", c.api.listen),
+            "is hindsight already running? (`hindsight ctl status`), else choose another api.listen",
+        ),
+    }
 }

@@ -181,6 +181,18 @@ fn find_device(name: &str) -> Result<cpal::Device, String> {
     ))
 }
 
+/// The default input device's name, if there is one.
+pub fn default_device_name() -> Option<String> {
+    cpal::default_host()
+        .default_input_device()
+        .and_then(|d| d.name().ok())
+}
+
+/// Whether an input device called `name` exists (the error lists those that do).
+pub fn find_input(name: &str) -> Result<(), String> {
+    find_device(name).map(|_| ())
+}
+
 /// Whether a usable default input device exists (the built-in defaults fall back to the
 /// synthetic tone when not).
 pub fn default_device_available() -> bool {

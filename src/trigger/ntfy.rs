@@ -486,6 +486,18 @@ fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::Requ
     }
 }
 
+/// As the subscriber authenticates, for a blocking request (`hindsight check`).
+pub fn with_auth_blocking(
+    req: reqwest::blocking::RequestBuilder,
+    auth: Option<&Auth>,
+) -> reqwest::blocking::RequestBuilder {
+    match auth {
+        Some(Auth::Bearer(t)) => req.bearer_auth(t),
+        Some(Auth::Basic { user, password }) => req.basic_auth(user, Some(password)),
+        None => req,
+    }
+}
+
 /// Publishes `text` on the reply topic, if there is one. Failures are logged, never fatal.
 async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String) {
     let Some(topic) = &settings.reply_topic else {

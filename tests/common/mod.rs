@@ -2,6 +2,8 @@
 //! API, and judge its files with ffprobe, ffmpeg, mkvmerge and mkvinfo.
 #![allow(dead_code)]
 
+pub mod ntfy;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

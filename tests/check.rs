@@ -1,0 +1,229 @@
+//! `hindsight check` on this machine (no camera, no sound card): what passes, what fails
+//! with which hint, and the exit code; ntfy against the real server.
+
+mod common;
+
+use std::process::Command;
+
+use common::ntfy::Ntfy;
+use common::*;
+
+struct Checked {
+    code: i32,
+    lines: Vec<String>,
+}
+
+impl Checked {
+    /// The line for `what` (e.g. "camera cam0").
+    fn line(&self, what: &str) -> &str {
+        self.lines
+            .iter()
+            .find(|l| {
+                l.get(6..)
+                    .is_some_and(|r| r.starts_with(&format!("{what} ")))
+            })
+            .unwrap_or_else(|| panic!("no `{what}` line in:\n{}", self.lines.join("\n")))
+    }
+
+    fn level(&self, what: &str) -> &str {
+        &self.line(what)[..4]
+    }
+}
+
+/// Runs `hindsight check` on a config of `rest`, with a recordings root in a fresh
+/// folder (or `root`) and `storage:` keys of `storage_keys`.
+struct Check<'a> {
+    root: Option<&'a str>,
+    storage_keys: &'a str,
+    rest: &'a str,
+    envs: &'a [(&'a str, &'a str)],
+}
+
+impl Check<'_> {
+    fn run(&self) -> Checked {
+        lsl_session();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let root = self
+            .root
+            .map(str::to_string)
+            .unwrap_or_else(|| dir.path().join("recordings").display().to_string());
+        let config = format!(
+            "storage:\n  root: {root}\n{}api:\n  listen: 127.0.0.1:{}\n{}",
+            self.storage_keys,
+            free_port(),
+            self.rest
+        );
+        std::fs::write(&path, config).unwrap();
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&path)
+            .envs(self.envs.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Checked {
+            code: out.status.code().unwrap(),
+            lines: text.lines().map(str::to_string).collect(),
+        }
+    }
+}
+
+fn check(rest: &str, envs: &[(&str, &str)]) -> Checked {
+    Check {
+        root: None,
+        storage_keys: "",
+        rest,
+        envs,
+    }
+    .run()
+}
+
+#[test]
+fn the_synthetic_camera_passes_and_nothing_fails() {
+    let c = check("", &[]);
+    let all = c.lines.join("\n");
+    assert_eq!(c.code, 0, "{all}");
+    assert_eq!(c.level("config"), "pass", "{all}");
+    let cam = c.line("camera cam0");
+    assert!(cam.starts_with("pass"), "{all}");
+    assert!(
+        cam.contains("400x400 @ 100 fps") && cam.contains("kB a frame"),
+        "{cam}"
+    );
+    assert_eq!(c.level("lsl"), "pass", "{all}");
+    assert_eq!(c.level("recordings root"), "pass", "{all}");
+    // Free space is judged against what the camera really delivers.
+    let disk = c.line("disk space");
+    assert!(
+        disk.contains("of recording at") && disk.contains("MB/s"),
+        "{disk}"
+    );
+    assert!(c.line("ntfy").contains("disabled"), "{all}");
+    // One line per check, each with pass, warn or FAIL; a warning says how to fix it.
+    for l in &c.lines {
+        let tag = &l[..4];
+        assert!(["pass", "warn", "FAIL"].contains(&tag), "{l}");
+        if tag != "pass" {
+            assert!(l.contains(" → "), "a warning without a hint: {l}");
+        }
+    }
+    let time = c.line("time sync");
+    assert!(time.contains("synchronized"), "{time}");
+}
+
+#[test]
+fn a_camera_that_is_not_there_fails_with_a_hint() {
+    let c = check(
+        "cameras:\n  - name: top\n    source: v4l2\n    device: /dev/video0\n",
+        &[],
+    );
+    let all = c.lines.join("\n");
+    assert_eq!(c.code, 1, "{all}");
+    let cam = c.line("camera top");
+    assert!(cam.starts_with("FAIL"), "{all}");
+    assert!(cam.contains("/dev/video0"), "{cam}");
+    assert!(
+        cam.contains("→") && cam.contains("hindsight devices"),
+        "{cam}"
+    );
+    // The other checks still run.
+    assert_eq!(c.level("lsl"), "pass", "{all}");
+    assert!(c.line("disk space").contains("data rate unknown"), "{all}");
+}
+
+#[test]
+fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
+    let c = check("cameras:\n  - name: top\n    fpx: 30\n", &[]);
+    assert_eq!(c.code, 1);
+    assert_eq!(c.lines.len(), 1, "nothing else is checked: {:?}", c.lines);
+    assert!(c.line("config").contains("fpx") && c.line("config").contains("line"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let root = file.join("recordings").display().to_string();
+    let c = Check {
+        root: Some(&root),
+        storage_keys: "",
+        rest: "",
+        envs: &[],
+    }
+    .run();
+    assert_eq!(c.code, 1);
+    let line = c.line("recordings root");
+    assert!(line.starts_with("FAIL") && line.contains("→"), "{line}");
+
+    let c = Check {
+        root: None,
+        storage_keys: "  min_free: 100000GiB\n",
+        rest: "",
+        envs: &[],
+    }
+    .run();
+    assert_eq!(c.code, 1);
+    let disk = c.line("disk space");
+    assert!(
+        disk.starts_with("FAIL") && disk.contains("below storage.min_free"),
+        "{disk}"
+    );
+
+    let c = check("audio:\n  source: no-such-microphone\n", &[]);
+    assert_eq!(c.code, 1);
+    let audio = c.line("audio");
+    assert!(
+        audio.starts_with("FAIL") && audio.contains("no-such-microphone"),
+        "{audio}"
+    );
+}
+
+#[test]
+fn ntfy_reachability_and_auth_against_the_real_server() {
+    let ntfy = |url: &str, extra: &str| {
+        format!("trigger:\n  ntfy:\n    enabled: true\n    server: {url}\n    topic: lab4\n{extra}")
+    };
+    // An open server.
+    let open = Ntfy::start(false);
+    let c = check(&ntfy(&open.url(), ""), &[]);
+    let line = c.line("ntfy");
+    assert!(
+        line.starts_with("pass") && line.contains("reachable"),
+        "{line}"
+    );
+
+    // A protected topic: refused without a token, accepted with one.
+    let protected = Ntfy::start(true);
+    let token = protected.user_with_token("alice", "lab4");
+    let c = check(&ntfy(&protected.url(), ""), &[]);
+    assert_eq!(c.code, 1);
+    let line = c.line("ntfy");
+    assert!(
+        line.starts_with("FAIL") && line.contains("refused"),
+        "{line}"
+    );
+    assert!(line.contains("token"), "{line}");
+    let c = check(
+        &ntfy(&protected.url(), ""),
+        &[("HINDSIGHT_NTFY_TOKEN", token.as_str())],
+    );
+    let line = c.line("ntfy");
+    assert!(
+        line.starts_with("pass") && line.contains("token accepted"),
+        "{line}"
+    );
+    let c = check(
+        &ntfy(&protected.url(), ""),
+        &[("HINDSIGHT_NTFY_TOKEN", "tk_notavalidtokenatall00000000")],
+    );
+    assert!(c.line("ntfy").starts_with("FAIL"), "{:?}", c.lines);
+
+    // A server that is not there.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let c = check(&ntfy(&url, ""), &[]);
+    assert_eq!(c.code, 1);
+    let line = c.line("ntfy");
+    assert!(
+        line.starts_with("FAIL") && line.contains("cannot reach"),
+        "{line}"
+    );
+}
