@@ -29,6 +29,15 @@ pub enum Cmd {
     },
     /// List the cameras and audio inputs this machine has.
     Devices,
+    /// Watch a running recorder in the terminal (S start, X stop, Q detach).
+    Dashboard {
+        /// API address of the running recorder. Default: $HINDSIGHT_API, else 127.0.0.1:8787.
+        #[arg(long)]
+        api: Option<String>,
+        /// Environment variable holding the API token, if the API needs one.
+        #[arg(long, default_value = "HINDSIGHT_API_TOKEN")]
+        token_env: String,
+    },
     /// Finish recordings that a crash or power cut left unfinished.
     Repair {
         #[arg(required = true)]
@@ -59,8 +68,8 @@ pub struct RunArgs {
     /// Override any config key: `--set buffer.duration=5 --set cameras.0.fps=30`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Do not show the terminal dashboard (it arrives with the dashboard issue; hindsight
-    /// logs to stderr until then).
+    /// Do not show the terminal dashboard (dashboard.enabled: auto shows it when
+    /// `hindsight run` is on a terminal); log to stderr instead.
     #[arg(long)]
     pub no_dashboard: bool,
 }

@@ -119,6 +119,35 @@ impl CommandBus {
         }
     }
 
+    /// Sends a command stamped now and waits (on this thread, outside any async runtime)
+    /// up to 10 s for its outcome: for the in-process dashboard's keys.
+    pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: ClockPair::now(),
+                reply: Some(tx),
+            }))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        let start = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(r) => return Ok(r),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(BusError::Closed)
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            if start.elapsed() > limit {
+                return Err(BusError::Timeout(limit));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Asks for a graceful shutdown: recordings are finished, then threads stop.
     pub fn shutdown(&self) {
         let _ = self.tx.send(ControlMsg::Shutdown);
@@ -303,6 +332,17 @@ pub fn command_bus() -> (CommandBus, ControlInbox) {
 /// The control thread's end of the bus.
 pub struct ControlInbox {
     rx: Receiver<ControlMsg>,
+}
+
+#[cfg(test)]
+impl ControlInbox {
+    /// The next command sent on the bus (for tests of trigger sources).
+    pub(crate) fn next_command(&self, timeout: Duration) -> Option<Envelope> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(ControlMsg::Command(env)) => Some(env),
+            _ => None,
+        }
+    }
 }
 
 impl Control {

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod devices;
 pub mod disk;
 pub mod frame;

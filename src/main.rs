@@ -19,7 +19,13 @@ fn main() -> ExitCode {
     });
     match cli.command {
         Cmd::Run(args) => match load_for_run(&args) {
-            Ok((config, origin)) => match hindsight::run::run(config, &origin) {
+            Ok((config, origin)) => match hindsight::run::run(
+                config,
+                &origin,
+                hindsight::run::RunOptions {
+                    no_dashboard: args.no_dashboard,
+                },
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -33,6 +39,28 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Ctl(args) => ctl(args),
+        Cmd::Dashboard { api, token_env } => {
+            let addr = api_addr(api);
+            let client = match ApiClient::new_with_timeout(
+                &addr,
+                std::env::var(&token_env).ok(),
+                std::time::Duration::from_secs(2),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("hindsight dashboard: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut link = hindsight::dashboard::Attached { client };
+            match hindsight::dashboard::run(&mut link, Some(addr)) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hindsight dashboard: cannot use this terminal: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Check { config } => {
             let path = config_path(config);
             hindsight::check::run(path.as_deref())
@@ -93,11 +121,14 @@ fn load_for_run(args: &RunArgs) -> Result<(Config, String), String> {
     Ok((config, loaded.origin))
 }
 
+/// `--api`, else $HINDSIGHT_API, else the default address.
+fn api_addr(arg: Option<String>) -> String {
+    arg.or_else(|| std::env::var("HINDSIGHT_API").ok())
+        .unwrap_or_else(|| "127.0.0.1:8787".into())
+}
+
 fn ctl(args: CtlArgs) -> ExitCode {
-    let addr = args
-        .api
-        .or_else(|| std::env::var("HINDSIGHT_API").ok())
-        .unwrap_or_else(|| "127.0.0.1:8787".into());
+    let addr = api_addr(args.api);
     let token = std::env::var(&args.token_env).ok();
     let client = match ApiClient::new(&addr, token) {
         Ok(c) => c,

@@ -23,7 +23,29 @@ use parking_lot::Mutex;
 /// Bytes for the ring when the pre-trigger buffer is disabled: room for the newest frames.
 const NO_BUFFER_BYTES: usize = 16 << 20;
 
-pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
+/// How `hindsight run` was started, beyond the config.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// `--no-dashboard`.
+    pub no_dashboard: bool,
+}
+
+/// Whether to show the in-process dashboard.
+fn wants_dashboard(config: &Config, options: RunOptions) -> bool {
+    use std::io::IsTerminal;
+    if options.no_dashboard {
+        return false;
+    }
+    match config.dashboard.enabled {
+        crate::config::Toggle::On => true,
+        crate::config::Toggle::Off => false,
+        crate::config::Toggle::Auto => {
+            std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<()> {
     let started = crate::clock::WallTime::now();
     tracing::info!(
         "hindsight {} starting with {origin}",
@@ -194,6 +216,7 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         );
     }
     let (bus, inbox) = control::command_bus();
+    let control_done = Arc::new(AtomicBool::new(false));
     let settings = ControlSettings {
         root,
         prefix: config.storage.prefix.0.clone(),
@@ -241,12 +264,14 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
             notices: ntfy_on.then_some(notices_tx),
         },
     );
-    let control = std::thread::Builder::new()
-        .name("control".into())
-        .spawn(move || {
+    let control = std::thread::Builder::new().name("control".into()).spawn({
+        let done = control_done.clone();
+        move || {
             let _span = tracing::info_span!("control").entered();
-            control.run(inbox, event_rx)
-        })?;
+            control.run(inbox, event_rx);
+            done.store(true, Ordering::Relaxed);
+        }
+    })?;
     let markers = if config.trigger.lsl_markers.enabled {
         Some(lsl::markers::spawn(
             config.trigger.lsl_markers.clone(),
@@ -300,9 +325,32 @@ pub fn run(config: Config, origin: &str) -> anyhow::Result<()> {
         hub.clone(),
         stop.clone(),
     )?;
-    crate::api::spawn(listener, bus.clone(), hub, token)?;
+    crate::api::spawn(listener, bus.clone(), hub.clone(), token)?;
     tracing::info!("control API on http://{}/api/status", config.api.listen);
     spawn_signal_thread(bus.clone())?;
+
+    if wants_dashboard(&config, options) {
+        crate::logging::hold();
+        let done = control_done.clone();
+        let mut link = crate::dashboard::InProcess {
+            hub: hub.clone(),
+            bus: bus.clone(),
+            finished: Box::new(move || done.load(Ordering::Relaxed)),
+        };
+        let quit = crate::dashboard::run(&mut link, None);
+        crate::logging::release();
+        match quit {
+            Ok(true) => {
+                tracing::info!("dashboard: Q: stopping gracefully");
+                crate::service::stopping();
+                bus.shutdown();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                "cannot show the dashboard on this terminal ({e}); logging here instead"
+            ),
+        }
+    }
 
     let _ = control.join();
     drop(bus);

@@ -17,13 +17,22 @@ pub struct ApiClient {
 impl ApiClient {
     /// `addr` is `host:port` or a URL.
     pub fn new(addr: &str, token: Option<String>) -> Result<ApiClient, String> {
+        Self::new_with_timeout(addr, token, Duration::from_secs(15))
+    }
+
+    /// As [`ApiClient::new`], giving up on a request after `timeout`.
+    pub fn new_with_timeout(
+        addr: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<ApiClient, String> {
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {
             format!("http://{addr}")
         };
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(ApiClient { base, token, http })

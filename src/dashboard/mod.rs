@@ -1,0 +1,203 @@
+//! The terminal dashboard (ratatui): the recorder's state at a glance, and S / X / Q.
+//!
+//! It redraws four times a second from a status snapshot, the same [`Status`] the API
+//! serves, so that it looks the same whether it runs inside `hindsight run` (on a
+//! terminal: it reads the status hub and sends keys on the command bus) or as
+//! `hindsight dashboard`, attached to a running service through the local API. Keys:
+//! `S` start, `X` stop, `Q` (or Ctrl-C) quit. Attached, `Q` only detaches: the service
+//! goes on recording. In-process, `Q` stops hindsight gracefully (files are finished).
+//! The terminal is restored on exit and on a panic (`ratatui::init`).
+
+pub mod view;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
+use crate::api::client::ApiClient;
+use crate::control::{CommandBus, StatusHub};
+use crate::recorder::{Command, Origin};
+use crate::status::Status;
+use view::View;
+
+/// How often the dashboard redraws.
+pub const TICK: Duration = Duration::from_millis(250);
+/// How long the answer to a key stays on screen.
+const MESSAGE_FOR: Duration = Duration::from_secs(6);
+
+/// What the dashboard reads and where its keys go.
+pub trait Link {
+    fn status(&mut self) -> Result<Status, String>;
+    /// Sends `command`; returns the recorder's answer, for the screen.
+    fn command(&mut self, command: Command) -> Result<String, String>;
+    /// Whether the recorder this link reaches is still running (in-process: not shut down).
+    fn alive(&self) -> bool {
+        true
+    }
+}
+
+/// Inside `hindsight run`: the status hub and the command bus.
+pub struct InProcess {
+    pub hub: Arc<StatusHub>,
+    pub bus: CommandBus,
+    /// The control thread has ended (a signal stopped hindsight).
+    pub finished: Box<dyn Fn() -> bool>,
+}
+
+impl Link for InProcess {
+    fn status(&mut self) -> Result<Status, String> {
+        Ok(self.hub.snapshot())
+    }
+
+    fn command(&mut self, command: Command) -> Result<String, String> {
+        let text = key_text(&command);
+        let reply = self
+            .bus
+            .request_blocking(command, Origin::new("key", text))
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{}: {}",
+            reply.outcome.kind(),
+            reply.outcome.message()
+        ))
+    }
+
+    fn alive(&self) -> bool {
+        !(self.finished)()
+    }
+}
+
+/// `hindsight dashboard`: a running service, through its API.
+pub struct Attached {
+    pub client: ApiClient,
+}
+
+impl Link for Attached {
+    fn status(&mut self) -> Result<Status, String> {
+        self.client.status()
+    }
+
+    fn command(&mut self, command: Command) -> Result<String, String> {
+        let r = match command {
+            Command::Start { seconds } => self.client.start(seconds),
+            Command::Stop => self.client.stop(),
+            other => return Err(format!("{other}: not a dashboard key")),
+        }?;
+        Ok(format!("{}: {}", r.outcome, r.message))
+    }
+}
+
+fn key_text(c: &Command) -> &'static str {
+    match c {
+        Command::Start { .. } => "S",
+        Command::Stop => "X",
+        _ => "",
+    }
+}
+
+/// What a key asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+/// The dashboard's state between frames.
+pub struct App {
+    view: View,
+    message_at: Option<Instant>,
+    /// The last good status, kept on screen (marked stale) while the link fails.
+    last: Option<Status>,
+}
+
+impl App {
+    pub fn new(attached: Option<String>) -> App {
+        App {
+            view: View {
+                attached,
+                ..View::default()
+            },
+            message_at: None,
+            last: None,
+        }
+    }
+
+    /// Reads a fresh snapshot (and, in-process, the newest log lines).
+    pub fn refresh(&mut self, link: &mut dyn Link) {
+        match link.status() {
+            Ok(s) => {
+                self.last = Some(s);
+                self.view.error = None;
+            }
+            Err(e) => self.view.error = Some(e),
+        }
+        self.view.status = self.last.clone();
+        self.view.now_unix = crate::clock::WallTime::now().as_secs_f64();
+        if self.view.attached.is_none() {
+            self.view.log = crate::logging::held_tail(50);
+        }
+        if self.message_at.is_some_and(|t| t.elapsed() > MESSAGE_FOR) {
+            self.view.message = None;
+            self.message_at = None;
+        }
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// S starts, X stops, Q or Ctrl-C quits.
+    pub fn key(&mut self, code: KeyCode, modifiers: KeyModifiers, link: &mut dyn Link) -> Flow {
+        let command = match code {
+            KeyCode::Char('c') if modifiers.contains(KeyModifiers::CONTROL) => return Flow::Quit,
+            KeyCode::Char('q' | 'Q') | KeyCode::Esc => return Flow::Quit,
+            KeyCode::Char('s' | 'S') => Command::Start { seconds: None },
+            KeyCode::Char('x' | 'X') => Command::Stop,
+            _ => return Flow::Continue,
+        };
+        let name = command.to_string();
+        self.view.message = Some(match link.command(command) {
+            Ok(m) => format!("{name}: {m}"),
+            Err(e) => format!("{name} failed: {e}"),
+        });
+        self.message_at = Some(Instant::now());
+        self.refresh(link);
+        Flow::Continue
+    }
+}
+
+/// Runs the dashboard on this terminal until Q (or, in-process, until hindsight stops).
+/// Returns whether the user quit (rather than the recorder ending by itself).
+pub fn run(link: &mut dyn Link, attached: Option<String>) -> std::io::Result<bool> {
+    let mut terminal = ratatui::try_init()?;
+    let mut app = App::new(attached);
+    let result = (|| -> std::io::Result<bool> {
+        loop {
+            if !link.alive() {
+                return Ok(false);
+            }
+            app.refresh(link);
+            terminal.draw(|f| view::render(f, app.view()))?;
+            let until = Instant::now() + TICK;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                if !event::poll(left)? {
+                    break;
+                }
+                if let Event::Key(k) = event::read()? {
+                    if k.kind == KeyEventKind::Press
+                        && app.key(k.code, k.modifiers, link) == Flow::Quit
+                    {
+                        return Ok(true);
+                    }
+                    terminal.draw(|f| view::render(f, app.view()))?;
+                }
+            }
+        }
+    })();
+    ratatui::restore();
+    result
+}
+
+#[cfg(test)]
+mod tests;

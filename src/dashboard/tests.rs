@@ -1,0 +1,311 @@
+//! The dashboard drawn into ratatui's `TestBackend` for each state, and its keys.
+
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+use super::view::{self, View};
+use super::*;
+use crate::audio::AudioStatus;
+use crate::status::{CameraStatus, DiskStatus, RecordingStatus};
+use crate::trigger::ntfy::NtfyStatus;
+
+fn camera() -> CameraStatus {
+    CameraStatus {
+        name: "top".into(),
+        source: "v4l2".into(),
+        model: "HD USB Camera".into(),
+        codec: "mjpg".into(),
+        width: 400,
+        height: 400,
+        target_fps: 100.0,
+        fps: 98.2,
+        frames_captured: 32154,
+        frames_written: 0,
+        frames_dropped: 0,
+        buffered_seconds: 15.2,
+        buffered_frames: 1498,
+        buffer_fill: 0.76,
+        ..Default::default()
+    }
+}
+
+fn buffering() -> Status {
+    Status {
+        state: "buffering".into(),
+        state_code: 2,
+        rig: "lab-a".into(),
+        version: "0.1.0".into(),
+        uptime_s: 332.0,
+        unix_time: 1_700_000_000.0,
+        cameras: vec![camera()],
+        ntfy: Some(NtfyStatus {
+            server: "https://ntfy.sh".into(),
+            topic: "lab-a-7f3k".into(),
+            state: "connected".into(),
+            connected: true,
+            last_message: Some("Stop Recording".into()),
+            last_message_time: Some(1_700_000_000.0 - 120.0),
+            ..Default::default()
+        }),
+        audio: Some(AudioStatus {
+            device: "USB Microphone".into(),
+            sample_rate: 48000,
+            channels: 1,
+            state: "capturing".into(),
+            capturing: true,
+            level_dbfs: -30.0,
+            ..Default::default()
+        }),
+        disk: Some(DiskStatus {
+            free_bytes: 71_900_000_000,
+            total_bytes: 250_000_000_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn recording() -> Status {
+    let mut s = buffering();
+    s.state = "recording".into();
+    s.state_code = 1;
+    s.recording = Some(RecordingStatus {
+        id: 3,
+        elapsed_s: 12.3,
+        pre_trigger_s: 20.0,
+        trigger_source: "ntfy".into(),
+        trigger_text: "Start Recording".into(),
+        ..Default::default()
+    });
+    let file = "/data/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv";
+    s.current_files = vec![file.into()];
+    s.cameras[0].current_file = Some(file.into());
+    s.cameras[0].current_file_bytes = Some(12_300_000);
+    s.cameras[0].frames_written = 3230;
+    s.disk.as_mut().unwrap().seconds_left = Some(20.5 * 3600.0);
+    s.disk.as_mut().unwrap().write_rate_bytes_per_s = 1_000_000.0;
+    s
+}
+
+fn draw(view: &View) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(110, 34)).unwrap();
+    t.draw(|f| view::render(f, view)).unwrap();
+    t.backend().buffer().clone()
+}
+
+fn text(b: &Buffer) -> String {
+    let area = b.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .map(|x| b[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn view_of(s: Status) -> View {
+    View {
+        now_unix: s.unix_time,
+        status: Some(s),
+        ..View::default()
+    }
+}
+
+/// The background colour of the first cell of `word` on screen.
+fn bg_of(b: &Buffer, word: &str) -> Color {
+    let t = text(b);
+    for (y, line) in t.lines().enumerate() {
+        if let Some(byte) = line.find(word) {
+            let x = line[..byte].chars().count();
+            return b[(x as u16, y as u16)].bg;
+        }
+    }
+    panic!("{word} not on screen:\n{t}");
+}
+
+#[test]
+fn buffering_shows_the_buffer_rates_ntfy_audio_and_disk() {
+    let b = draw(&view_of(buffering()));
+    let t = text(&b);
+    assert!(t.contains(" BUFFERING "), "{t}");
+    assert_eq!(bg_of(&b, "BUFFERING"), Color::Green);
+    assert!(t.contains("rig lab-a  up 00:05:32"), "{t}");
+    assert!(t.contains("top v4l2 400x400 mjpg"), "{t}");
+    assert!(t.contains("fps 98.2 / 100"), "{t}");
+    assert!(t.contains("captured 32154  written 0  dropped 0"), "{t}");
+    assert!(
+        t.contains("[███████████████░░░░░] 76%  15.2 s  1498 frames"),
+        "{t}"
+    );
+    assert!(
+        t.contains("ntfy  connected https://ntfy.sh/lab-a-7f3k"),
+        "{t}"
+    );
+    assert!(t.contains("last message \"Stop Recording\" at"), "{t}");
+    assert!(t.contains("(2 min ago)"), "{t}");
+    assert!(t.contains("-30 dBFS  USB Microphone  48000 Hz 1 ch"), "{t}");
+    assert!(t.contains("disk  71.9 GB free of 250.0 GB"), "{t}");
+    assert!(t.contains("file  none open"), "{t}");
+    assert!(t.contains(" S  start"), "{t}");
+    assert!(t.contains(" Q  quit (files are finished first)"), "{t}");
+    assert!(t.contains(" log "), "in-process: the log pane: {t}");
+}
+
+#[test]
+fn recording_shows_the_file_its_size_and_time_left() {
+    let b = draw(&view_of(recording()));
+    let t = text(&b);
+    assert!(t.contains(" RECORDING "), "{t}");
+    assert_eq!(bg_of(&b, "RECORDING"), Color::Red);
+    assert!(
+        t.contains("recording 3: 12.3 s, 20.0 s before the trigger, from ntfy \"Start Recording\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("file  rec_2026-12-01_10-00-00_top.mkv 12.3 MB"),
+        "{t}"
+    );
+    assert!(t.contains("20.5 h left at 1.0 MB/s"), "{t}");
+    assert!(t.contains("written 3230"), "{t}");
+}
+
+#[test]
+fn a_lost_ntfy_connection_and_audio_off_are_plain_to_see() {
+    let mut s = buffering();
+    let n = s.ntfy.as_mut().unwrap();
+    n.connected = false;
+    n.state = "disconnected: connection refused; retrying in 4 s".into();
+    s.audio = None;
+    s.cameras[0].lost = true;
+    s.cameras[0].last_error = Some("camera lost: no frame for 5 s".into());
+    s.cameras[0].frames_dropped = 7;
+    let b = draw(&view_of(s));
+    let t = text(&b);
+    assert!(
+        t.contains("ntfy  DISCONNECTED https://ntfy.sh/lab-a-7f3k (disconnected: connection refused; retrying in 4 s)"),
+        "{t}"
+    );
+    assert!(t.contains("audio off"), "{t}");
+    assert!(t.contains("LOST camera lost: no frame for 5 s"), "{t}");
+    assert!(t.contains("dropped 7"), "{t}");
+}
+
+#[test]
+fn attached_it_says_where_and_q_only_detaches() {
+    let mut v = view_of(buffering());
+    v.attached = Some("127.0.0.1:8787".into());
+    v.error = Some("cannot reach hindsight at http://127.0.0.1:8787".into());
+    let t = text(&draw(&v));
+    assert!(t.contains("hindsight — attached to 127.0.0.1:8787"), "{t}");
+    assert!(t.contains("Q  detach (the service keeps running)"), "{t}");
+    assert!(t.contains("(status is stale)"), "{t}");
+    assert!(t.contains("cannot reach hindsight"), "{t}");
+    assert!(!t.contains(" log "), "{t}");
+    // Before the first status.
+    let t = text(&draw(&View::default()));
+    assert!(t.contains("CONNECTING"), "{t}");
+}
+
+#[test]
+fn the_disk_guard_is_shown() {
+    let mut s = buffering();
+    s.disk.as_mut().unwrap().guard =
+        Some("disk nearly full: 300 MiB free under /data, below storage.min_free 512 MiB".into());
+    let t = text(&draw(&view_of(s)));
+    assert!(t.contains("disk nearly full: 300 MiB free"), "{t}");
+}
+
+/// Remembers the commands it is sent.
+#[derive(Default)]
+struct FakeLink {
+    sent: Vec<String>,
+}
+
+impl Link for FakeLink {
+    fn status(&mut self) -> Result<Status, String> {
+        Ok(buffering())
+    }
+    fn command(&mut self, command: Command) -> Result<String, String> {
+        self.sent.push(command.to_string());
+        Ok("done: ok".into())
+    }
+}
+
+#[test]
+fn s_starts_x_stops_q_quits() {
+    let mut link = FakeLink::default();
+    let mut app = App::new(None);
+    let none = KeyModifiers::NONE;
+    assert_eq!(app.key(KeyCode::Char('s'), none, &mut link), Flow::Continue);
+    assert_eq!(app.view().message.as_deref(), Some("start: done: ok"));
+    assert_eq!(app.key(KeyCode::Char('X'), none, &mut link), Flow::Continue);
+    assert_eq!(app.key(KeyCode::Char('a'), none, &mut link), Flow::Continue);
+    assert_eq!(app.key(KeyCode::Enter, none, &mut link), Flow::Continue);
+    assert_eq!(link.sent, ["start", "stop"]);
+    assert_eq!(app.key(KeyCode::Char('q'), none, &mut link), Flow::Quit);
+    assert_eq!(
+        app.key(KeyCode::Char('c'), KeyModifiers::CONTROL, &mut link),
+        Flow::Quit
+    );
+    assert_eq!(link.sent.len(), 2, "quitting sends nothing");
+}
+
+#[test]
+fn in_process_keys_go_on_the_command_bus_as_key_commands() {
+    let (bus, inbox) = crate::control::command_bus();
+    let hub = Arc::new(StatusHub::new("r".into(), Vec::new(), Vec::new()));
+    let answer = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let env = inbox
+                .next_command(Duration::from_secs(10))
+                .expect("a command");
+            got.push((
+                env.command.to_string(),
+                env.origin.source.clone(),
+                env.origin.text.clone(),
+            ));
+            let _ = env.reply.unwrap().send(crate::control::Reply {
+                outcome: crate::recorder::Outcome::Done("recording 1 started".into()),
+                state: crate::recorder::State::Recording,
+                files: Vec::new(),
+            });
+        }
+        got
+    });
+    let mut link = InProcess {
+        hub,
+        bus,
+        finished: Box::new(|| false),
+    };
+    let mut app = App::new(None);
+    app.key(KeyCode::Char('S'), KeyModifiers::NONE, &mut link);
+    assert_eq!(
+        app.view().message.as_deref(),
+        Some("start: done: recording 1 started")
+    );
+    app.key(KeyCode::Char('x'), KeyModifiers::NONE, &mut link);
+    let got = answer.join().unwrap();
+    assert_eq!(
+        got,
+        [
+            ("start".to_string(), "key".to_string(), "S".to_string()),
+            ("stop".to_string(), "key".to_string(), "X".to_string())
+        ]
+    );
+}
+
+#[test]
+fn log_lines_show_the_time_of_day() {
+    assert_eq!(
+        view::short_log_line("2026-12-01T20:02:25.614605Z  INFO capture{camera=cam0}: pinned"),
+        "20:02:25.614  INFO capture{camera=cam0}: pinned"
+    );
+    assert_eq!(view::short_log_line("no time here"), "no time here");
+}

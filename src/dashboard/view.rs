@@ -1,0 +1,435 @@
+//! What the dashboard draws, from one status snapshot: plain functions of the snapshot
+//! (and the clock), tested with ratatui's `TestBackend`.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::status::{CameraStatus, Status};
+
+/// Everything one frame of the dashboard shows.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub status: Option<Status>,
+    /// Why there is no fresh status (attached: the service cannot be reached).
+    pub error: Option<String>,
+    /// The answer to the last key, shown for a few seconds.
+    pub message: Option<String>,
+    /// Attached to a service (`hindsight dashboard`) at this address, or in-process.
+    pub attached: Option<String>,
+    /// The newest log lines (in-process only: the log cannot go to the terminal).
+    pub log: Vec<String>,
+    /// Unix time now, for "3 min ago".
+    pub now_unix: f64,
+}
+
+pub fn state_style(state: &str) -> Style {
+    let color = match state {
+        "recording" => Color::Red,
+        "buffering" => Color::Green,
+        _ => Color::Yellow,
+    };
+    Style::default()
+        .fg(Color::Black)
+        .bg(color)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// `[██████░░░░]`, `width` cells, for `fill` in 0..=1.
+pub fn bar(fill: f64, width: usize) -> String {
+    let fill = if fill.is_finite() {
+        fill.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let full = (fill * width as f64).round() as usize;
+    format!("[{}{}]", "█".repeat(full), "░".repeat(width - full))
+}
+
+pub fn clock(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+fn ago(now: f64, then: f64) -> String {
+    let d = (now - then).max(0.0);
+    if d < 90.0 {
+        format!("{d:.0} s ago")
+    } else if d < 5400.0 {
+        format!("{:.0} min ago", d / 60.0)
+    } else {
+        format!("{:.1} h ago", d / 3600.0)
+    }
+}
+
+fn local_time(unix: f64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(unix as i64, 0)
+        .single()
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn label(text: &str) -> Span<'static> {
+    Span::styled(format!("{text} "), Style::default().fg(Color::DarkGray))
+}
+
+/// Draws the whole dashboard.
+pub fn render(frame: &mut Frame, view: &View) {
+    let area = frame.area();
+    let cams = view.status.as_ref().map_or(1, |s| s.cameras.len().max(1)) as u16;
+    let log_height = if view.attached.is_none() { 6 } else { 0 };
+    let [head, cameras, rest, log, keys] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(2 + 3 * cams),
+        Constraint::Length(6),
+        Constraint::Min(log_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_head(frame, head, view);
+    render_cameras(frame, cameras, view);
+    render_rest(frame, rest, view);
+    if view.attached.is_none() && log.height > 2 {
+        render_log(frame, log, view);
+    }
+    render_keys(frame, keys, view);
+}
+
+fn render_head(frame: &mut Frame, area: Rect, view: &View) {
+    let title = match &view.attached {
+        Some(addr) => format!(" hindsight — attached to {addr} "),
+        None => " hindsight ".to_string(),
+    };
+    let mut lines = Vec::new();
+    match &view.status {
+        Some(s) => {
+            let mut first = vec![
+                Span::styled(
+                    format!(" {} ", s.state.to_uppercase()),
+                    state_style(&s.state),
+                ),
+                Span::raw(format!(
+                    "  rig {}  up {}  v{}",
+                    s.rig,
+                    clock(s.uptime_s),
+                    s.version
+                )),
+            ];
+            if view.error.is_some() {
+                first.push(Span::styled(
+                    "  (status is stale)",
+                    Style::default().fg(Color::Yellow),
+                ));
+            }
+            lines.push(Line::from(first));
+            match &s.recording {
+                Some(r) => {
+                    let mut l = format!(
+                        "recording {}: {:.1} s, {:.1} s before the trigger, from {}",
+                        r.id, r.elapsed_s, r.pre_trigger_s, r.trigger_source
+                    );
+                    if !r.trigger_text.is_empty() {
+                        l.push_str(&format!(" \"{}\"", r.trigger_text));
+                    }
+                    if let Some(left) = r.remaining_s {
+                        l.push_str(&format!(", stops in {left:.0} s"));
+                    }
+                    lines.push(Line::from(l));
+                }
+                None => lines.push(Line::from(match s.last_files.last() {
+                    Some(f) => format!(
+                        "last file: {} ({} frames, {:.1} s)",
+                        file_name(&f.path),
+                        f.frames,
+                        f.duration_s
+                    ),
+                    None => "no recording yet".to_string(),
+                })),
+            }
+        }
+        None => lines.push(Line::from(Span::styled(
+            " CONNECTING ",
+            state_style("idle"),
+        ))),
+    }
+    if let Some(e) = &view.error {
+        lines.push(Line::from(Span::styled(
+            e.clone(),
+            Style::default().fg(Color::Red),
+        )));
+    } else if let Some(w) = view.status.as_ref().and_then(|s| s.warnings.last()) {
+        lines.push(Line::from(Span::styled(
+            format!("! {w}"),
+            Style::default().fg(Color::Yellow),
+        )));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(title)),
+        area,
+    );
+}
+
+fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
+    let mut head = vec![
+        Span::styled(
+            format!("{} ", c.name),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("{} {}x{} {}", c.source, c.width, c.height, c.codec)),
+    ];
+    if c.lost {
+        head.push(Span::styled(
+            "  LOST",
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+        if let Some(e) = &c.last_error {
+            head.push(Span::raw(format!(" {e}")));
+        }
+    }
+    let dropped_style = if c.frames_dropped > 0 {
+        Style::default().fg(Color::Yellow)
+    } else {
+        Style::default()
+    };
+    let counters = vec![
+        label("  fps"),
+        Span::raw(format!("{:.1} / {}", c.fps, c.target_fps)),
+        label("  captured"),
+        Span::raw(c.frames_captured.to_string()),
+        label("  written"),
+        Span::raw(c.frames_written.to_string()),
+        label("  dropped"),
+        Span::styled(c.frames_dropped.to_string(), dropped_style),
+    ];
+    let buffer = vec![
+        label("  buffer"),
+        Span::styled(bar(c.buffer_fill, 20), Style::default().fg(Color::Cyan)),
+        Span::raw(format!(
+            " {:.0}%  {:.1} s  {} frames",
+            c.buffer_fill * 100.0,
+            c.buffered_seconds,
+            c.buffered_frames
+        )),
+    ];
+    vec![Line::from(head), Line::from(counters), Line::from(buffer)]
+}
+
+fn render_cameras(frame: &mut Frame, area: Rect, view: &View) {
+    let lines: Vec<Line> = view
+        .status
+        .iter()
+        .flat_map(|s| s.cameras.iter().flat_map(camera_lines))
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(" cameras ")),
+        area,
+    );
+}
+
+fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
+    let Some(s) = &view.status else {
+        frame.render_widget(Block::default().borders(Borders::TOP), area);
+        return;
+    };
+    let mut lines = Vec::new();
+    // ntfy
+    match &s.ntfy {
+        Some(n) => {
+            let (word, style) = if n.connected {
+                ("connected", Style::default().fg(Color::Green))
+            } else {
+                (
+                    "DISCONNECTED",
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )
+            };
+            let mut l = vec![label("ntfy "), Span::styled(word, style)];
+            l.push(Span::raw(format!(" {}/{}", n.server, n.topic)));
+            if !n.connected {
+                l.push(Span::raw(format!(" ({})", n.state)));
+            }
+            lines.push(Line::from(l));
+            lines.push(Line::from(match (&n.last_message, n.last_message_time) {
+                (Some(m), Some(t)) => format!(
+                    "     last message \"{m}\" at {} ({})",
+                    local_time(t),
+                    ago(view.now_unix, t)
+                ),
+                (Some(m), None) => format!("     last message \"{m}\""),
+                _ => "     no message yet".to_string(),
+            }));
+        }
+        None => lines.push(Line::from(vec![label("ntfy "), Span::raw("off")])),
+    }
+    // audio
+    match &s.audio {
+        Some(a) => {
+            // -60 dBFS .. 0 dBFS
+            let fill = ((a.level_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
+            let mut l = vec![
+                label("audio"),
+                Span::styled(bar(fill, 20), Style::default().fg(Color::Magenta)),
+                Span::raw(format!(
+                    " {:.0} dBFS  {}  {} Hz {} ch",
+                    a.level_dbfs.max(-99.0),
+                    a.device,
+                    a.sample_rate,
+                    a.channels
+                )),
+            ];
+            if a.synthetic {
+                l.push(Span::styled(
+                    "  SYNTHETIC TONE",
+                    Style::default().fg(Color::Yellow),
+                ));
+            }
+            if !a.capturing {
+                l.push(Span::styled(
+                    format!("  {}", a.state),
+                    Style::default().fg(Color::Red),
+                ));
+            }
+            lines.push(Line::from(l));
+        }
+        None => lines.push(Line::from(vec![label("audio"), Span::raw("off")])),
+    }
+    // disk and file
+    if let Some(d) = &s.disk {
+        let mut l = vec![
+            label("disk "),
+            Span::raw(format!(
+                "{} free of {}",
+                bytes(d.free_bytes),
+                bytes(d.total_bytes)
+            )),
+        ];
+        if let Some(left) = d.seconds_left {
+            l.push(Span::raw(format!(
+                ", {} left at {}/s",
+                human_left(left),
+                bytes(d.write_rate_bytes_per_s as u64)
+            )));
+        }
+        if let Some(g) = &d.guard {
+            l.push(Span::styled(
+                format!("  {g}"),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
+        }
+        lines.push(Line::from(l));
+    }
+    let files: Vec<String> = s
+        .cameras
+        .iter()
+        .filter_map(|c| {
+            c.current_file.as_ref().map(|f| {
+                format!(
+                    "{} {}",
+                    file_name(f),
+                    bytes(c.current_file_bytes.unwrap_or(0))
+                )
+            })
+        })
+        .collect();
+    lines.push(Line::from(vec![
+        label("file "),
+        Span::raw(if files.is_empty() {
+            "none open".to_string()
+        } else {
+            files.join(", ")
+        }),
+    ]));
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP)),
+        area,
+    );
+}
+
+fn human_left(secs: f64) -> String {
+    if secs >= 7200.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else if secs >= 120.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{secs:.0} s")
+    }
+}
+
+fn render_log(frame: &mut Frame, area: Rect, view: &View) {
+    let room = area.height.saturating_sub(1) as usize;
+    let skip = view.log.len().saturating_sub(room);
+    let lines: Vec<Line> = view.log[skip..]
+        .iter()
+        .map(|l| {
+            Line::from(Span::styled(
+                short_log_line(l),
+                Style::default().fg(Color::DarkGray),
+            ))
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::TOP).title(" log ")),
+        area,
+    );
+}
+
+/// A log line with its timestamp cut to the time of day (`20:02:25.614`).
+pub fn short_log_line(line: &str) -> String {
+    let b = line.as_bytes();
+    let iso =
+        b.len() > 27 && b[4] == b'-' && b[10] == b'T' && b[..4].iter().all(u8::is_ascii_digit);
+    match (iso, line.find('Z')) {
+        (true, Some(z)) if z > 19 => format!("{}{}", &line[11..23.min(z)], &line[z + 1..]),
+        _ => line.to_string(),
+    }
+}
+
+fn render_keys(frame: &mut Frame, area: Rect, view: &View) {
+    let key = |k: &str| {
+        Span::styled(
+            format!(" {k} "),
+            Style::default().fg(Color::Black).bg(Color::Gray),
+        )
+    };
+    let quit = if view.attached.is_some() {
+        " detach (the service keeps running)"
+    } else {
+        " quit (files are finished first)"
+    };
+    let mut spans = vec![
+        key("S"),
+        Span::raw(" start  "),
+        key("X"),
+        Span::raw(" stop  "),
+        key("Q"),
+        Span::raw(quit),
+    ];
+    if let Some(m) = &view.message {
+        spans.push(Span::styled(
+            format!("   {m}"),
+            Style::default().add_modifier(Modifier::BOLD),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
