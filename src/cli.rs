@@ -29,6 +29,16 @@ pub enum Cmd {
     },
     /// List the cameras and audio inputs this machine has.
     Devices,
+    /// Print the configuration in effect (defaults, file, --set), or one key's value:
+    /// `hindsight config --config FILE trigger.ntfy.topic`.
+    Config {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A key path such as storage.root or cameras.0.fps; none = everything.
+        key: Option<String>,
+    },
     /// Watch a running recorder in the terminal (S start, X stop, Q detach).
     Dashboard {
         /// API address of the running recorder. Default: $HINDSIGHT_API, else 127.0.0.1:8787.

@@ -1046,6 +1046,37 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The value of `key.path` (`storage.root`, `cameras.0.fps`, `trigger.ntfy`), as YAML.
+    pub fn get(&self, key: &str) -> Result<Value, ConfigError> {
+        let mut v = serde_norway::to_value(self).expect("config serializes");
+        if key.is_empty() {
+            return Ok(v);
+        }
+        for part in key.split('.') {
+            v = match v {
+                Value::Mapping(mut m) => m
+                    .remove(Value::String(part.to_string()))
+                    .ok_or_else(|| ConfigError(format!("{key}: no key `{part}` here")))?,
+                Value::Sequence(mut s) => {
+                    let i: usize = part
+                        .parse()
+                        .map_err(|_| ConfigError(format!("{key}: `{part}` is not a list index")))?;
+                    if i >= s.len() {
+                        return Err(ConfigError(format!(
+                            "{key}: index {i} is out of range: the list has {} entries",
+                            s.len()
+                        )));
+                    }
+                    s.swap_remove(i)
+                }
+                _ => return Err(ConfigError(format!("{key}: `{part}` is below a value"))),
+            };
+        }
+        Ok(v)
+    }
+}
+
 /// Parses a `--set key.path=value` argument; the value is YAML (`5`, `true`, `"text"`,
 /// `{width: 640, height: 480}`).
 pub fn parse_override(arg: &str) -> Result<(String, Value), ConfigError> {

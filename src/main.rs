@@ -39,6 +39,31 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Ctl(args) => ctl(args),
+        Cmd::Config { config, set, key } => {
+            let args = RunArgs {
+                config,
+                source: None,
+                root: None,
+                api: None,
+                rig: None,
+                set,
+                no_dashboard: true,
+            };
+            let value = load_for_run(&args).and_then(|(c, _)| {
+                c.get(key.as_deref().unwrap_or_default())
+                    .map_err(|e| e.to_string())
+            });
+            match value {
+                // A text plainly (for scripts), anything else as YAML.
+                Ok(Value::String(s)) => println!("{s}"),
+                Ok(v) => print!("{}", serde_norway::to_string(&v).unwrap_or_default()),
+                Err(e) => {
+                    eprintln!("hindsight config: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Cmd::Dashboard { api, token_env } => {
             let addr = api_addr(api);
             let client = match ApiClient::new_with_timeout(
