@@ -17,8 +17,8 @@ root="${HINDSIGHT_ROOT:-$PWD/recordings}"
 api="127.0.0.1:${HINDSIGHT_PORT:-8787}"
 
 echo
-echo "== starting: $bin run --root $root --api $api"
-"$bin" run --root "$root" --api "$api" &
+echo "== starting: $bin run --no-dashboard --root $root --api $api"
+"$bin" run --no-dashboard --root "$root" --api "$api" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 
@@ -63,5 +63,6 @@ if [ -f "$wav" ]; then
 fi
 echo
 echo "Play it with any player (e.g. ffplay or vlc). Run it yourself with"
-echo "  $bin run                      # and in another terminal:"
+echo "  $bin run                      # the dashboard: S start, X stop, Q quit; or in another terminal:"
 echo "  $bin ctl start | stop | clip 10 | mark 'trial 1' | status"
+echo "  $bin check                    # is this machine ready to record?"

@@ -409,7 +409,7 @@ impl Default for ApiConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardConfig {
-    /// Terminal dashboard (issue 7): `auto` = when `hindsight run` is on a terminal.
+    /// Terminal dashboard: `auto` = when `hindsight run` is on a terminal.
     pub enabled: Toggle,
 }
 

@@ -7,12 +7,14 @@
 //!  camera      seq numbers, capture time                            │ on start: buffered
 //!              on the LSL clock (clock)                             │ frames, then live
 //!                                                                   ▼
-//!  api/ (and later ntfy, keys, LSL markers) ──► control ──► writer/ thread per camera
-//!       CommandBus: same commands from        (recorder         ├─ mkv   (sans-IO muxer)
-//!       every trigger source                  state machine)    ├─ sidecar (frames.csv)
-//!                                                    │          └─ files  (names, fsync)
-//!  status snapshot ◄─────────────────────────────────┘
-//!  (API JSON; later dashboard and LSL status outlets)
+//!  api/, trigger/ (ntfy), ──► control ──► writer/ thread per camera
+//!  dashboard/ (keys),          (recorder        ├─ mkv   (sans-IO muxer)
+//!  lsl/markers                 state machine)   ├─ sidecar (frames.csv)
+//!       CommandBus: same commands      │        └─ files  (names, fsync)
+//!       from every trigger source      │
+//!  disk (guard, retention) ──► stop    │
+//!  status snapshot ◄───────────────────┘
+//!  (API JSON, dashboard, LSL status outlets, systemd STATUS=; service: notify, watchdog)
 //! ```
 //!
 //! Frames are immutable after capture and their JPEG bytes live in the ring's

@@ -248,5 +248,8 @@ fn start_daily_recording_makes_todays_folders_starts_and_prints_ntfy_commands_th
     );
     mkvmerge_clean(&files[0]);
     let log = std::fs::read_to_string(&h.log).unwrap();
-    assert!(log.contains("recording 1 started") && log.contains("source=ntfy"), "{log}");
+    assert!(
+        log.contains("recording 1 started") && log.contains("source=ntfy"),
+        "{log}"
+    );
 }
