@@ -148,8 +148,9 @@ fn truncated_and_corrupt_frames_are_counted_and_never_written() {
     assert!(h.terminate().success());
 }
 
-/// Whether something listens on 127.0.0.1:`port` (read from /proc: connecting would use
-/// up ffmpeg's one client).
+/// Whether something listens on 127.0.0.1:`port`, or already took its client there (read
+/// from /proc: connecting would use up ffmpeg's one client; and hindsight, reconnecting
+/// with backoff, may be accepted before the listening socket is ever seen).
 fn listening(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/tcp")
@@ -158,7 +159,8 @@ fn listening(port: u16) -> bool {
         .skip(1)
         .any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1] == want && f[3] == "0A"
+            // 0A: listening; 01: a connection accepted on that port.
+            f.len() > 3 && f[1] == want && (f[3] == "0A" || f[3] == "01")
         })
 }
 

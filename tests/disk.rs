@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use common::ntfy::Ntfy;
 use common::*;
 use serde_json::json;
 
@@ -67,11 +68,17 @@ fn check_finished(mkv: &Path, status: &serde_json::Value) -> usize {
 #[test]
 fn a_filling_disk_stops_the_recording_cleanly_and_buffering_goes_on() {
     let _g = serial();
+    // The scientist's phone follows the reply topic.
+    let ntfy = Ntfy::start(false);
     // ~3 MB/s of video onto a 48 MiB filesystem that must keep 28 MiB free.
-    let config = "storage:\n  min_free: 28MiB\nbuffer:\n  duration: 3\n  max_bytes: 64MiB\n\
-                  cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 640, height: 480}\n    fps: 60\n    quality: 95\n\
-                  audio:\n  enabled: false\n";
-    let mut h = start_on_tiny_disk(48, config);
+    let config = format!(
+        "storage:\n  min_free: 28MiB\nbuffer:\n  duration: 3\n  max_bytes: 64MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 640, height: 480}}\n    fps: 60\n    quality: 95\n\
+         audio:\n  enabled: false\n\
+         trigger:\n  ntfy:\n    enabled: true\n    server: {}\n    topic: rig-disk\n    reply_topic: rig-disk-log\n",
+        ntfy.url()
+    );
+    let mut h = start_on_tiny_disk(48, &config);
     h.wait_buffered(2.9);
     let s = h.status();
     assert!(s["disk"]["free_bytes"].as_u64().unwrap() > 40 << 20, "{s}");
@@ -121,6 +128,12 @@ fn a_filling_disk_stops_the_recording_cleanly_and_buffering_goes_on() {
     assert!(frames > 200, "{frames} frames before the guard stopped it");
     let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
     assert!(events.contains("disk-guard"), "{events}");
+    // The phone hears why.
+    h.wait_until("the reply says why", Duration::from_secs(10), |_| {
+        ntfy.messages("rig-disk-log", None)
+            .iter()
+            .any(|m| m.starts_with("recording stopped: disk nearly full"))
+    });
 
     // New recordings are refused while the disk is this full, and buffering goes on.
     let captured = h.status()["cameras"][0]["frames_captured"]
