@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceKind};
-use crate::disk::{free_space, mib};
+use crate::disk::{duration, free_space, size};
 use crate::source::SourceError;
 use crate::writer::files;
 
@@ -412,9 +412,9 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
             "disk space",
             format!(
                 "{} free under {}, below storage.min_free {}: recordings would be refused",
-                mib(free),
+                size(free),
                 existing.display(),
-                mib(min_free)
+                size(min_free)
             ),
             "free space (or move storage.root to a bigger disk), or lower storage.min_free",
         ));
@@ -425,11 +425,11 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         Some(r) => {
             let secs = usable as f64 / r;
             let detail = format!(
-                "{} free under {}: about {} of recording at {:.1} MB/s (frames as measured)",
-                mib(free),
+                "{} free under {}: about {} of recording at {}/s (frames as measured)",
+                size(free),
                 existing.display(),
-                human_duration(secs),
-                r / 1e6
+                duration(secs),
+                size(r as u64)
             );
             if secs < 3600.0 {
                 out.push(CheckLine::warn(
@@ -445,22 +445,12 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
             "disk space",
             format!(
                 "{} free under {} (data rate unknown: a camera gave no frame)",
-                mib(free),
+                size(free),
                 existing.display()
             ),
         )),
     }
     out
-}
-
-fn human_duration(secs: f64) -> String {
-    if secs >= 2.0 * 86_400.0 {
-        format!("{:.0} days", secs / 86_400.0)
-    } else if secs >= 3600.0 {
-        format!("{:.1} h", secs / 3600.0)
-    } else {
-        format!("{:.0} min", secs / 60.0)
-    }
 }
 
 fn realtime() -> CheckLine {

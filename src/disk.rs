@@ -49,11 +49,31 @@ pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
     Ok((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }
 
-pub fn mib(bytes: u64) -> String {
+/// A size for people, in binary units everywhere (check, guard, dashboard, retention):
+/// `67.0 GiB`, `512 MiB`, `1.5 MiB`, `977 KiB`.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
     if bytes >= 10 << 30 {
-        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-    } else {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if bytes >= 10 << 20 {
         format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", b / 1024.0)
+    }
+}
+
+/// A duration for people: `3 days`, `20.5 h`, `45 min`, `30 s`.
+pub fn duration(secs: f64) -> String {
+    if secs >= 2.0 * 86_400.0 {
+        format!("{:.0} days", secs / 86_400.0)
+    } else if secs >= 7200.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else if secs >= 120.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{:.0} s", secs.max(0.0))
     }
 }
 
@@ -62,9 +82,9 @@ pub fn below_guard(root: &Path, free: u64, min_free: u64) -> Option<String> {
     (free < min_free).then(|| {
         format!(
             "disk nearly full: {} free under {}, below storage.min_free {}",
-            mib(free),
+            size(free),
             root.display(),
-            mib(min_free)
+            size(min_free)
         )
     })
 }
@@ -292,7 +312,7 @@ pub fn apply_retention(
                 "retention: deleted recording {} ({} files, {})",
                 r.key,
                 r.files.len(),
-                mib(r.bytes)
+                size(r.bytes)
             );
         }
         for f in &r.files {
@@ -311,7 +331,7 @@ pub fn apply_retention(
     let mut summary = format!(
         "deleted {n} recording{} ({}) by storage.retention",
         if n == 1 { "" } else { "s" },
-        mib(bytes)
+        size(bytes)
     );
     if !failed.is_empty() {
         summary.push_str(&format!("; {} files could not be deleted", failed.len()));
@@ -390,7 +410,7 @@ fn run(
                 } else if was_low {
                     tracing::info!(
                         "disk: {} free under {} again; recordings can start",
-                        mib(free),
+                        size(free),
                         settings.root.display()
                     );
                 }
@@ -549,6 +569,19 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(seconds_left(600 << 20, 100 << 20, 0.0), None);
+    }
+
+    #[test]
+    fn sizes_and_durations_read_the_same_everywhere() {
+        assert_eq!(size(71_900_000_000), "67.0 GiB");
+        assert_eq!(size(512 << 20), "512 MiB");
+        assert_eq!(size(12_300_000), "11 MiB");
+        assert_eq!(size(1_500_000), "1.4 MiB");
+        assert_eq!(size(1_000_000), "977 KiB");
+        assert_eq!(duration(20.5 * 3600.0), "20.5 h");
+        assert_eq!(duration(3.0 * 86_400.0), "3 days");
+        assert_eq!(duration(45.0 * 60.0), "45 min");
+        assert_eq!(duration(30.0), "30 s");
     }
 
     #[test]

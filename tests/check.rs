@@ -96,7 +96,7 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
     // Free space is judged against what the camera really delivers.
     let disk = c.line("disk space");
     assert!(
-        disk.contains("of recording at") && disk.contains("MB/s"),
+        disk.contains("of recording at") && disk.contains("iB/s"),
         "{disk}"
     );
     assert!(c.line("ntfy").contains("disabled"), "{all}");

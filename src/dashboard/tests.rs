@@ -150,7 +150,7 @@ fn buffering_shows_the_buffer_rates_ntfy_audio_and_disk() {
     assert!(t.contains("last message \"Stop Recording\" at"), "{t}");
     assert!(t.contains("(2 min ago)"), "{t}");
     assert!(t.contains("-30 dBFS  USB Microphone  48000 Hz 1 ch"), "{t}");
-    assert!(t.contains("disk  71.9 GB free of 250.0 GB"), "{t}");
+    assert!(t.contains("disk  67.0 GiB free of 232.8 GiB"), "{t}");
     assert!(t.contains("file  none open"), "{t}");
     assert!(t.contains(" S  start"), "{t}");
     assert!(t.contains(" Q  quit (files are finished first)"), "{t}");
@@ -168,10 +168,10 @@ fn recording_shows_the_file_its_size_and_time_left() {
         "{t}"
     );
     assert!(
-        t.contains("file  rec_2026-12-01_10-00-00_top.mkv 12.3 MB"),
+        t.contains("file  rec_2026-12-01_10-00-00_top.mkv 11 MiB"),
         "{t}"
     );
-    assert!(t.contains("20.5 h left at 1.0 MB/s"), "{t}");
+    assert!(t.contains("20.5 h left at 977 KiB/s"), "{t}");
     assert!(t.contains("written 3230"), "{t}");
 }
 

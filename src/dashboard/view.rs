@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::disk::{duration, size};
 use crate::status::{CameraStatus, Status};
 
 /// Everything one frame of the dashboard shows.
@@ -51,17 +52,6 @@ pub fn bar(fill: f64, width: usize) -> String {
 pub fn clock(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-pub fn bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.1} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.0} kB", b / 1e3)
-    }
 }
 
 fn ago(now: f64, then: f64) -> String {
@@ -318,15 +308,15 @@ fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
             label("disk "),
             Span::raw(format!(
                 "{} free of {}",
-                bytes(d.free_bytes),
-                bytes(d.total_bytes)
+                size(d.free_bytes),
+                size(d.total_bytes)
             )),
         ];
         if let Some(left) = d.seconds_left {
             l.push(Span::raw(format!(
                 ", {} left at {}/s",
-                human_left(left),
-                bytes(d.write_rate_bytes_per_s as u64)
+                duration(left),
+                size(d.write_rate_bytes_per_s as u64)
             )));
         }
         if let Some(g) = &d.guard {
@@ -345,7 +335,7 @@ fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
                 format!(
                     "{} {}",
                     file_name(f),
-                    bytes(c.current_file_bytes.unwrap_or(0))
+                    size(c.current_file_bytes.unwrap_or(0))
                 )
             })
         })
@@ -362,16 +352,6 @@ fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
         Paragraph::new(lines).block(Block::default().borders(Borders::TOP)),
         area,
     );
-}
-
-fn human_left(secs: f64) -> String {
-    if secs >= 7200.0 {
-        format!("{:.1} h", secs / 3600.0)
-    } else if secs >= 120.0 {
-        format!("{:.0} min", secs / 60.0)
-    } else {
-        format!("{secs:.0} s")
-    }
 }
 
 fn render_log(frame: &mut Frame, area: Rect, view: &View) {
