@@ -116,7 +116,9 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut s = sink().lock();
         if !s.hold {
-            drop(s);
+            // Written under the sink's lock: once `hold` returns, no line that was already
+            // on its way can still land on the dashboard's screen (one did, and ratatui,
+            // which redraws only what changed, kept the garbage).
             // A log line that cannot be written (stderr closed: `hindsight run | head`, a
             // journald restart) is lost; it must never stop the thread that logged it.
             let _ = io::stderr().write_all(buf);
@@ -182,7 +184,7 @@ pub fn init(default: &str) {
 }
 
 /// From now on, keep log lines in memory instead of writing them: the dashboard owns the
-/// terminal. Held lines keep their colour codes for [`release`]; [`held_tail`] strips them.
+/// terminal. Returns once no line is being written to stderr any more. Held lines keep their colour codes for [`release`]; [`held_tail`] strips them.
 pub fn hold() {
     sink().lock().hold = true;
 }
