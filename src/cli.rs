@@ -48,7 +48,8 @@ pub enum Cmd {
         #[arg(long, default_value = "HINDSIGHT_API_TOKEN")]
         token_env: String,
     },
-    /// Finish recordings that a crash or power cut left unfinished.
+    /// Finish recordings (MKV files with their sidecars, WAV files) that a crash or power
+    /// cut left unfinished.
     Repair {
         #[arg(required = true)]
         files: Vec<PathBuf>,

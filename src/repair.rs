@@ -3,6 +3,8 @@
 //! The Matroska part is planned by the reader in `writer::mkv_read` (cut a partial block,
 //! size the last cluster, append Cues, write Duration and sizes) and then checked with an
 //! independent parser, the `matroska` crate. The sidecar loses a partial last line.
+//! A WAV file gets the sizes of the data actually in it (`audio::wav::repair`), checked
+//! with an independent reader (`hound`).
 
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -78,9 +80,42 @@ fn trim_partial_line(path: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+fn is_wav(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+}
+
 pub fn run(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for p in files {
+        if is_wav(p) {
+            match crate::audio::wav::repair(p) {
+                Ok(r) if r.already_final => println!(
+                    "{}: already complete ({} sample frames, {:.3} s)",
+                    p.display(),
+                    r.frames,
+                    r.duration_s
+                ),
+                Ok(r) => println!(
+                    "{}: repaired: {} sample frames, {:.3} s{}",
+                    p.display(),
+                    r.frames,
+                    r.duration_s,
+                    if r.dropped_bytes > 0 {
+                        format!(
+                            ", {} bytes of an incomplete last sample removed",
+                            r.dropped_bytes
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                Err(e) => {
+                    eprintln!("hindsight repair: {e}");
+                    failed = true;
+                }
+            }
+            continue;
+        }
         match repair_file(p) {
             Ok(r) if r.already_final => println!(
                 "{}: already complete ({} frames, {:.3} s){}",

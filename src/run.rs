@@ -243,6 +243,10 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
                 channels: config.audio.channels,
                 format: config.audio.sample_format,
                 pre_trigger: config.buffer.pre_trigger(),
+                fsync_interval: config
+                    .storage
+                    .fsync_interval
+                    .map(|s| Duration::from_secs_f64(s.0)),
             },
             clocks.clone(),
             audio_status,

@@ -505,3 +505,210 @@ fn the_mkv_carries_the_same_audio_as_a_second_track() {
     assert_eq!(dominant_frequency(&audio[48_000..72_000], 48_000.0), 440.0);
     assert!(h.terminate().success());
 }
+
+/// RMS of each 0.5 s window of `samples` at 48 kHz.
+fn window_levels(samples: &[f64]) -> Vec<f64> {
+    samples.chunks(24_000).map(rms).collect()
+}
+
+/// `start N`: the WAV holds the source's tone from its first sample to its last, like the
+/// video beside it (the end was once padded with silence from 3 s after the start on).
+#[test]
+fn start_n_keeps_the_audio_to_its_end() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let source_rms = lb.source_rms();
+    let mut h = start_with_audio(&lb, &config(""));
+    let (code, r) = h.post("start", json!({"seconds": 8}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until(
+        "the timer stops the recording",
+        Duration::from_secs(30),
+        |h| h.status()["state"] == "buffering",
+    );
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"].as_u64() == Some(1)
+    });
+    let wav = audio_dir_wav(&h);
+    let (_, samples) = wav_samples(&wav);
+    let secs = samples.len() as f64 / 48_000.0;
+    assert!(
+        (9.8..=10.2).contains(&secs),
+        "2 s before the trigger + 8 s: {secs} s"
+    );
+    let levels = window_levels(&samples);
+    let quiet: Vec<usize> = levels
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l < source_rms / 2.0)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        quiet.is_empty(),
+        "silent half-seconds in the WAV (source rms {source_rms:.3}): {quiet:?} of {} ({levels:.3?})",
+        levels.len()
+    );
+    assert!(h.terminate().success());
+}
+
+/// The sizes in a WAV's header, and the sample bytes actually in the file.
+fn wav_sizes(path: &std::path::Path) -> (u64, u64) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[0..4], b"RIFF");
+    let at = bytes.windows(4).position(|w| w == b"data").unwrap();
+    let declared = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as u64;
+    (declared, (bytes.len() - at - 8) as u64)
+}
+
+fn sox_seconds(path: &std::path::Path) -> f64 {
+    let out = Command::new("sox")
+        .arg("--i")
+        .arg("-D")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sox cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Kill -9 a moment after the start, on the second recording of a process: the WAV's
+/// header already declares the audio on disk, give or take its refresh interval (0.5 s);
+/// the next start lists it if its header lags, and `hindsight repair` finishes it.
+#[test]
+fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(1500));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the first WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"].as_u64() == Some(1)
+    });
+    let first = audio_dir_wav(&h);
+    let (declared, on_disk) = wav_sizes(&first);
+    assert_eq!(declared, on_disk, "a stopped WAV is complete");
+
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let wav = std::path::PathBuf::from(
+        h.status()["audio"]["current_file"]
+            .as_str()
+            .expect("the second WAV is being written"),
+    );
+    h.kill9();
+    assert_ne!(wav, first);
+    let (declared, on_disk) = wav_sizes(&wav);
+    let lag = (on_disk as f64 - declared as f64) / 96_000.0;
+    assert!(
+        declared > 96_000,
+        "the header declares {declared} bytes: the 2 s before the trigger are on disk ({on_disk} bytes)"
+    );
+    assert!(lag <= 0.55, "the header lags its data by {lag:.3} s");
+    let sox_before = sox_seconds(&wav);
+    assert!(sox_before >= 2.0 - 0.1, "sox reads {sox_before} s");
+
+    // The next start lists it if its header lags its data (a header that happens to be
+    // exact is a complete file); repair makes the header exact.
+    let dir = tempfile::tempdir().unwrap();
+    let root = h.root.clone();
+    let mut h2 = Hindsight::start_in(
+        dir,
+        root,
+        &config("").replace("enabled: true", "enabled: false"),
+    );
+    let unfinished = h2.status()["unfinished_files"].clone();
+    let listed = unfinished
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f.as_str() == Some(wav.to_str().unwrap()));
+    assert_eq!(
+        listed,
+        declared != on_disk,
+        "declared {declared}, on disk {on_disk}: {unfinished}"
+    );
+    assert!(h2.terminate().success());
+    let out = Command::new(BIN).arg("repair").arg(&wav).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = if declared != on_disk {
+        "repaired"
+    } else {
+        "already complete"
+    };
+    assert!(String::from_utf8_lossy(&out.stdout).contains(said));
+    let (declared, on_disk) = wav_sizes(&wav);
+    assert_eq!(declared, on_disk);
+    assert_eq!(on_disk % 2, 0);
+    let sox_after = sox_seconds(&wav);
+    assert!((sox_after - on_disk as f64 / 96_000.0).abs() < 0.001);
+    assert!((ffprobe_duration(&wav) - sox_after).abs() < 0.01);
+    let out = Command::new(BIN).arg("repair").arg(&wav).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
+}
+
+/// With `fsync_interval: 0.5`, the WAV is made durable as the video is: strace sees
+/// fdatasync on the WAV's file descriptor while it is recorded.
+#[test]
+fn the_wav_is_synced_like_the_video() {
+    let _g = serial();
+    require_tool("strace");
+    let lb = Loopback::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let trace = dir.path().join("strace.txt");
+    let wrapper: Vec<std::ffi::OsString> = vec![
+        "strace".into(),
+        "-f".into(),
+        "-qq".into(),
+        "-e".into(),
+        "trace=openat,fdatasync".into(),
+        "-o".into(),
+        trace.clone().into(),
+    ];
+    let cfg = config("storage:\n  fsync_interval: 0.5\n");
+    let mut h = Hindsight::start_wrapped(dir, root, &cfg, &wrapper, |cmd| lb.apply(cmd));
+    h.wait_until("audio is buffered", Duration::from_secs(60), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
+    });
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_secs(3));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // `PID openat(..., "....wav", ...) = FD`: the audio thread, which writes (and syncs)
+    // the WAV on a descriptor of its own (a dup of FD, so the number is not FD's).
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("openat(") && l.contains(".wav\""))
+        .expect("the WAV was opened");
+    let pid = lines[at].split_whitespace().next().unwrap();
+    let syncs = lines[at..]
+        .iter()
+        .filter(|l| l.starts_with(pid) && l.contains("fdatasync("))
+        .count();
+    assert!(
+        syncs >= 4,
+        "{syncs} fdatasync calls by the thread writing the WAV in 3 s"
+    );
+    h.post("stop", json!({}));
+    // SIGTERM to hindsight itself (strace, the child, would only detach); strace ends with it.
+    let tracer = h.child.as_ref().unwrap().id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children")).unwrap();
+    let pid: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signalling our own grandchild.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(h.wait_exit(Duration::from_secs(30)).success());
+}

@@ -16,6 +16,7 @@
 pub mod input;
 pub mod ring;
 pub mod timeline;
+pub mod wav;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,10 +35,14 @@ use crate::writer::WriterMsg;
 use input::{Drain, Input, InputHealth};
 use ring::AudioRing;
 use timeline::Timeline;
+use wav::{Durability, WavOutput};
 
 /// An input that delivers nothing for this long is taken as lost and reopened. (Long
 /// enough for devices and servers that deliver in bursts of up to a couple of seconds.)
 const STALL: Duration = Duration::from_secs(5);
+/// A file whose end has passed this long ago while the input delivers nothing is padded
+/// with silence to its end: the samples are not coming.
+const PAD_AFTER: Duration = Duration::from_secs(3);
 
 /// How samples are stored in files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +62,8 @@ pub struct AudioSettings {
     pub channels: u16,
     pub format: SampleFormat,
     pub pre_trigger: Duration,
+    /// `storage.fsync_interval`: how often WAV files are made durable.
+    pub fsync_interval: Option<Duration>,
 }
 
 /// What the audio thread is told.
@@ -148,7 +155,9 @@ pub fn spawn(
 struct Output {
     id: u64,
     path: PathBuf,
-    wav: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    wav: WavOutput,
+    /// The first write error, reported once.
+    failed: Option<String>,
     /// Index of the next frame to write.
     next: u64,
     /// Write frames before this index, then close (None: until a Stop says where).
@@ -158,9 +167,6 @@ struct Output {
     first_index: u64,
     first_time: LslTime,
     frames: u64,
-    last_flush: Instant,
-    /// When the end was set: if the device is gone, the end is padded after a while.
-    end_since: Option<Instant>,
     /// The MKV writer that also gets these samples.
     mkv: Option<Sender<WriterMsg>>,
     /// 16-bit PCM for the MKV, reused.
@@ -169,8 +175,9 @@ struct Output {
 
 impl Output {
     /// `frames` frames of silence, in the WAV and the MKV.
-    fn silence(&mut self, frames: u64, channels: u64, format: SampleFormat, rate: u32) {
-        write_silence(&mut self.wav, frames * channels, format);
+    fn silence(&mut self, frames: u64, channels: u64, rate: u32) {
+        let written = self.wav.write_silence(frames * channels);
+        self.check(written);
         let first = self.next;
         self.frames += frames;
         self.next += frames;
@@ -178,6 +185,15 @@ impl Output {
             self.pcm.clear();
             self.pcm.resize((frames * channels * 2) as usize, 0);
             self.send_pcm(rate, first);
+        }
+    }
+
+    /// Reports the first failed write to this file (disk full, device gone).
+    fn check(&mut self, result: std::io::Result<()>) {
+        if let (Err(e), None) = (result, &self.failed) {
+            let error = format!("writing {} failed: {e}", self.path.display());
+            tracing::error!("audio: {error}");
+            self.failed = Some(error);
         }
     }
 
@@ -473,7 +489,6 @@ impl Engine {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
                     o.end_time = Some(o.end_time.map_or(at, |e| e.min(at)));
                     o.end = None;
-                    o.end_since = Some(Instant::now());
                 }
             }
             AudioCmd::Shutdown => {}
@@ -488,26 +503,9 @@ impl Engine {
         until: Option<LslTime>,
         mkv: Option<Sender<WriterMsg>>,
     ) {
-        let spec = hound::WavSpec {
-            channels: self.settings.channels,
-            sample_rate: self.settings.rate,
-            bits_per_sample: match self.settings.format {
-                SampleFormat::S16 => 16,
-                SampleFormat::F32 => 32,
-            },
-            sample_format: match self.settings.format {
-                SampleFormat::S16 => hound::SampleFormat::Int,
-                SampleFormat::F32 => hound::SampleFormat::Float,
-            },
-        };
-        let created = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| crate::writer::files::create_new(&path))
-            .map_err(|e| e.to_string())
-            .and_then(|f| {
-                hound::WavWriter::new(std::io::BufWriter::new(f), spec).map_err(|e| e.to_string())
-            });
+        let policy = Durability::for_fsync_interval(self.settings.fsync_interval);
+        let s = &self.settings;
+        let created = WavOutput::create(&path, s.rate, s.channels, s.format, policy);
         let wav = match created {
             Ok(w) => w,
             Err(e) => {
@@ -527,7 +525,6 @@ impl Engine {
         // known yet (no audio so far), the file starts with the first sample that comes.
         let first_index = self.timeline.index_at(from).unwrap_or(self.ring.end());
         let first_time = self.timeline.time_of(first_index).unwrap_or(from);
-        let _ = crate::writer::files::sync_dir(path.parent().unwrap_or(std::path::Path::new(".")));
         tracing::info!("audio: writing {} from {first_time}", path.display());
         self.status.lock().current_file = Some(path.display().to_string());
         self.lsl_event(serde_json::json!({
@@ -540,14 +537,13 @@ impl Engine {
             id,
             path,
             wav,
+            failed: None,
             next: first_index,
             end: None,
             end_time: until,
             first_index,
             first_time,
             frames: 0,
-            last_flush: Instant::now(),
-            end_since: until.map(|_| Instant::now()),
             mkv,
             pcm: Vec::new(),
         });
@@ -557,7 +553,10 @@ impl Engine {
     fn write_outputs(&mut self) {
         let rate = self.settings.rate;
         let channels = u64::from(self.settings.channels);
-        let format = self.settings.format;
+        let now = self.clocks.now().lsl;
+        // Nothing has come from the input for a while (or there is none): samples that are
+        // due by now are not coming.
+        let silent = self.input.is_none() || self.last_chunk.elapsed() >= Duration::from_secs(1);
         let mut done = Vec::new();
         for (i, o) in self.outputs.iter_mut().enumerate() {
             if o.end.is_none() {
@@ -569,39 +568,38 @@ impl Engine {
             // Frames the ring no longer (or never) held: silence, to keep the timing.
             if o.next < self.ring.start() && o.next < limit {
                 let gap = self.ring.start().min(limit) - o.next;
-                o.silence(gap, channels, format, rate);
+                o.silence(gap, channels, rate);
             }
             if o.next < limit {
                 let first = o.next;
                 o.pcm.clear();
                 let (wav, pcm, mux) = (&mut o.wav, &mut o.pcm, o.mkv.is_some());
+                let mut written = Ok(());
                 self.ring.read(first, limit, |s| {
-                    write_samples(wav, s, format);
+                    if written.is_ok() {
+                        written = wav.write(s);
+                    }
                     if mux {
                         pcm.extend(s.iter().flat_map(|&v| to_i16(v).to_le_bytes()));
                     }
                 });
+                o.check(written);
                 o.frames += limit - first;
                 o.next = limit;
                 o.send_pcm(rate, first);
             }
-            // Still waiting for the end's samples from a device that is gone: pad.
-            let stalled = o
-                .end_since
-                .is_some_and(|s| s.elapsed() > Duration::from_secs(3));
-            if let (Some(end), true) = (o.end, stalled) {
+            // The end is long past and the input is silent (a device gone): pad to the end.
+            let overdue = o.end_time.is_some_and(|t| now > t + PAD_AFTER) && silent;
+            if let (Some(end), true) = (o.end, overdue) {
                 if o.next < end {
-                    o.silence(end - o.next, channels, format, rate);
+                    o.silence(end - o.next, channels, rate);
                 }
             }
             if o.end.is_some_and(|e| o.next >= e) {
                 done.push(i);
-            } else if o.last_flush.elapsed() >= Duration::from_millis(500) {
-                // hound's flush rewrites the header sizes: a crash loses at most this long.
-                if let Err(e) = o.wav.flush() {
-                    tracing::error!("audio: writing {} failed: {e}", o.path.display());
-                }
-                o.last_flush = Instant::now();
+            } else {
+                let settled = o.wav.settle();
+                o.check(settled);
             }
         }
         for i in done.into_iter().rev() {
@@ -616,15 +614,18 @@ impl Engine {
         if let Some(mkv) = &o.mkv {
             let _ = mkv.try_send(WriterMsg::AudioEnd { id: o.id });
         }
-        let result = o.wav.finalize().map_err(|e| e.to_string());
+        let finished = o.wav.finish().map_err(|e| format!("finishing {path}: {e}"));
         let summary = AudioFileSummary {
             path: path.clone(),
             recording_id: o.id,
             frames: o.frames,
             duration_s: o.frames as f64 / rate as f64,
             first_sample_lsl_time: o.first_time.as_secs_f64(),
-            error: result.err(),
+            error: o.failed.or(finished.err()),
         };
+        if let Some(e) = &summary.error {
+            self.status.lock().last_error = Some(e.clone());
+        }
         tracing::info!(
             "audio: closed {path} ({} frames, {:.3} s)",
             summary.frames,
@@ -686,37 +687,6 @@ impl Engine {
                 json: json.to_string(),
             });
         }
-    }
-}
-
-fn write_samples<W: std::io::Write + std::io::Seek>(
-    wav: &mut hound::WavWriter<W>,
-    samples: &[f32],
-    format: SampleFormat,
-) {
-    let mut failed = false;
-    for &s in samples {
-        let r = match format {
-            SampleFormat::S16 => wav.write_sample(to_i16(s)),
-            SampleFormat::F32 => wav.write_sample(s),
-        };
-        failed |= r.is_err();
-    }
-    if failed {
-        tracing::error!("audio: a write to the WAV file failed");
-    }
-}
-
-fn write_silence<W: std::io::Write + std::io::Seek>(
-    wav: &mut hound::WavWriter<W>,
-    samples: u64,
-    format: SampleFormat,
-) {
-    for _ in 0..samples {
-        let _ = match format {
-            SampleFormat::S16 => wav.write_sample(0i16),
-            SampleFormat::F32 => wav.write_sample(0f32),
-        };
     }
 }
 
