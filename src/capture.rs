@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::Mutex;
@@ -22,6 +22,27 @@ use crate::ring::{DropCause, PreTriggerRing};
 use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
 use crate::writer::WriterMsg;
+
+/// What a capture thread tells the control thread about its camera.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CameraEvent {
+    /// The camera stopped delivering usable frames (unplugged, stream closed, program
+    /// exited, only corrupt or wrong-size frames). A recording in progress goes on: its
+    /// file for this camera continues when the camera is back.
+    Lost {
+        camera: usize,
+        why: String,
+        /// When its last usable frame was captured (or when it was found lost, if none).
+        at: LslTime,
+    },
+    /// Usable frames again, the first captured at `at`.
+    Back {
+        camera: usize,
+        at: LslTime,
+        /// From the last usable frame before the loss to this one.
+        gap: Duration,
+    },
+}
 
 /// One camera as the threads share it.
 pub struct Camera {
@@ -35,6 +56,8 @@ pub struct Camera {
     pub realtime: bool,
     /// Where each frame's metadata goes for the LSL frame stream.
     pub lsl: Option<Sender<LslMsg>>,
+    /// Where losses and recoveries are reported (the control thread).
+    pub events: Option<Sender<CameraEvent>>,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -105,6 +128,7 @@ pub struct CameraSetup {
     pub cpu_core: Option<usize>,
     pub realtime: bool,
     pub lsl: Option<Sender<LslMsg>>,
+    pub events: Option<Sender<CameraEvent>>,
 }
 
 impl CameraSetup {
@@ -118,6 +142,7 @@ impl CameraSetup {
             cpu_core: None,
             realtime: false,
             lsl: None,
+            events: None,
         }
     }
 }
@@ -137,6 +162,7 @@ impl Camera {
             cpu_core,
             realtime,
             lsl,
+            events,
         } = setup;
         Camera {
             index,
@@ -146,6 +172,7 @@ impl Camera {
             cpu_core,
             realtime,
             lsl,
+            events,
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -220,21 +247,49 @@ impl Camera {
         (sent, lost, first)
     }
 
-    /// The source is gone: say so, and finish the file it was feeding as it stands (the
-    /// writer finalizes it; the control thread hears of it as of any closed file).
+    /// The source is gone: say so. A recording in progress keeps this camera: its frames
+    /// go on into the same file when the camera is back (the control thread tells the
+    /// files and the people).
     pub fn lost(&self, why: &str) {
         self.stats.lost.store(true, Relaxed);
         self.stats.losses.fetch_add(1, Relaxed);
         tracing::error!(camera = %self.name, "camera lost: {why}");
         *self.last_error.lock() = Some(format!("camera lost: {why}"));
-        let live = self.state.lock().live.take();
-        if let Some(l) = live {
-            tracing::error!(camera = %self.name, "recording {}: finishing the file as it stands", l.id);
-            let _ = l.writer.send(WriterMsg::Close {
-                id: l.id,
-                end: None,
-                reason: format!("camera lost: {why}"),
-            });
+        let at = match self.stats.last_capture_ns.load(Relaxed) {
+            0 => LslTime::now(),
+            ns => LslTime::from_nanos(ns),
+        };
+        self.send_event(CameraEvent::Lost {
+            camera: self.index,
+            why: why.to_string(),
+            at,
+        });
+    }
+
+    /// Usable frames again after a loss; the first was captured at `at`.
+    fn back(&self, at: LslTime, why: &str) {
+        self.stats.lost.store(false, Relaxed);
+        let last = self.stats.last_capture_ns.load(Relaxed);
+        let gap = Duration::from_nanos(at.as_nanos().saturating_sub(last).max(0) as u64);
+        tracing::info!(
+            camera = %self.name,
+            "camera back: usable frames again after {:.1} s",
+            gap.as_secs_f64()
+        );
+        *self.last_error.lock() = Some(format!(
+            "camera was lost for {:.1} s ({why}); back",
+            gap.as_secs_f64()
+        ));
+        self.send_event(CameraEvent::Back {
+            camera: self.index,
+            at,
+            gap,
+        });
+    }
+
+    fn send_event(&self, ev: CameraEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
         }
     }
 
@@ -242,7 +297,8 @@ impl Camera {
         self.state.lock().live.as_ref().is_some_and(|l| l.id == id)
     }
 
-    pub fn status(&self, current_file: Option<String>) -> CameraStatus {
+    /// The camera's status at `now`.
+    pub fn status(&self, current_file: Option<String>, now: LslTime) -> CameraStatus {
         let s = &self.stats;
         let drops = DropCounts {
             source_gaps: s.source_gaps.load(Relaxed),
@@ -253,6 +309,15 @@ impl Camera {
         };
         let buffered_seconds = s.buffered_ns.load(Relaxed) as f64 / 1e9;
         let next_seq = s.next_seq.load(Relaxed);
+        // The rate of usable frames: nothing for a while (a lost camera, or one sending only
+        // corrupt frames) is 0, not the last second that had frames.
+        let last = s.last_capture_ns.load(Relaxed);
+        let quiet = now.nanos_since(LslTime::from_nanos(last));
+        let fps = if next_seq == 0 || quiet > fps_window(self.info.fps).as_nanos() as i64 {
+            0.0
+        } else {
+            s.fps_milli.load(Relaxed) as f64 / 1000.0
+        };
         CameraStatus {
             name: self.name.clone(),
             source: self.info.kind.to_string(),
@@ -261,7 +326,7 @@ impl Camera {
             width: self.info.width,
             height: self.info.height,
             target_fps: self.info.fps,
-            fps: s.fps_milli.load(Relaxed) as f64 / 1000.0,
+            fps,
             frames_captured: s.frames_captured.load(Relaxed),
             frames_written: s.frames_written.load(Relaxed),
             frames_dropped: drops.total(),
@@ -333,9 +398,77 @@ impl FpsMeter {
     }
 }
 
-/// The capture loop. Returns when `stop` is set or the source stops. A lost source is
-/// reported, the recording it was feeding is finished as it stands, and the source is
-/// opened again (`reopen`) with backoff.
+/// How long the newest usable frame may be old before the measured rate is reported as 0:
+/// the meter's window plus three frame periods.
+fn fps_window(fps: f64) -> Duration {
+    Duration::from_secs(1)
+        + Duration::from_secs_f64(3.0 / fps.max(0.01)).min(Duration::from_secs(60))
+}
+
+/// A camera that delivers no usable frame for this long is lost: 5 s, or three frame
+/// periods of a slower camera.
+pub fn loss_timeout(fps: f64) -> Duration {
+    Duration::from_secs(5)
+        .max(Duration::from_secs_f64(3.0 / fps.max(0.01)).min(Duration::from_secs(600)))
+}
+
+/// Frames that could not be used, since the last usable one: counted, and logged without
+/// flooding the log (the first at once, then a summary at most every 5 s).
+#[derive(Default)]
+struct BadFrames {
+    run: u64,
+    unlogged: u64,
+    last_why: String,
+    last_log: Option<Instant>,
+}
+
+impl BadFrames {
+    fn frame(&mut self, cam: &Camera, why: String) {
+        cam.stats.corrupt.fetch_add(1, Relaxed);
+        self.run += 1;
+        self.unlogged += 1;
+        if self
+            .last_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            if self.unlogged == 1 {
+                tracing::warn!("dropped a corrupt frame: {why}");
+            } else {
+                tracing::warn!("dropped {} corrupt frames (the last: {why})", self.unlogged);
+            }
+            self.unlogged = 0;
+            self.last_log = Some(Instant::now());
+        }
+        self.last_why = why;
+    }
+
+    /// Why no frame was usable, for the loss message.
+    fn describe(&self) -> String {
+        match self.run {
+            0 => String::new(),
+            n => format!(
+                ": {n} corrupt or wrong-size frames (the last: {})",
+                self.last_why
+            ),
+        }
+    }
+
+    fn usable(&mut self) {
+        if self.unlogged > 0 {
+            tracing::warn!(
+                "dropped {} corrupt frames (the last: {})",
+                self.unlogged,
+                self.last_why
+            );
+        }
+        *self = BadFrames::default();
+    }
+}
+
+/// The capture loop. Returns when `stop` is set or the source stops. A camera that
+/// stops delivering usable frames (an error, the stream's end, or nothing but corrupt or
+/// wrong-size frames for [`loss_timeout`]) is reported lost and opened again (`reopen`)
+/// with backoff; a recording in progress keeps it and gets its frames again once it is back.
 pub fn run_capture(
     mut source: Box<dyn FrameSource>,
     mut reopen: Option<Reopen>,
@@ -372,56 +505,97 @@ pub fn run_capture(
         frames: 0,
     };
     let mut seq = SeqRebase::default();
+    let loss_after = loss_timeout(cam.info.fps);
+    let size = (cam.info.width, cam.info.height);
+    let mut usable_at = Instant::now();
+    let mut bad = BadFrames::default();
+    // Set while the camera is lost: why. Cleared by its next usable frame.
+    let mut lost: Option<String> = None;
     cam.stats.running.store(true, Relaxed);
     tracing::info!(source = %source.info(), "capturing");
     while !stop.load(Relaxed) {
         cam.stats
             .heartbeat_ns
             .store(LslTime::now().as_nanos(), Relaxed);
-        let mut meta = match source.next_frame(&mut jpeg) {
-            Ok(m) => m,
-            Err(SourceError::Idle) => continue,
-            Err(SourceError::Corrupt(why)) => {
-                cam.stats.corrupt.fetch_add(1, Relaxed);
-                tracing::warn!("dropped a corrupt frame: {why}");
-                continue;
-            }
-            Err(SourceError::Lost(why)) => {
-                let Some(open) = reopen.as_mut() else {
-                    cam.lost(&why);
-                    break;
-                };
-                match recover(&cam, &why, open, &stop) {
-                    Some(s) => {
-                        source = s;
-                        seq.reopened();
-                        continue;
+        let mut gone = match source.next_frame(&mut jpeg) {
+            Ok(mut meta) => {
+                let got = (u32::from(meta.width), u32::from(meta.height));
+                if size.0 > 0 && got != size {
+                    bad.frame(
+                        &cam,
+                        format!(
+                            "a {}x{} frame from a camera recorded at {}x{}",
+                            got.0, got.1, size.0, size.1
+                        ),
+                    );
+                } else {
+                    usable_at = Instant::now();
+                    bad.usable();
+                    meta.seq = seq.map(meta.seq);
+                    if let Some(why) = lost.take() {
+                        cam.back(meta.capture, &why);
                     }
-                    None => break,
+                    on_frame(&cam, meta, &jpeg, &mut fps);
                 }
+                None
             }
+            Err(SourceError::Idle) => None,
+            Err(SourceError::Corrupt(why)) => {
+                bad.frame(&cam, why);
+                None
+            }
+            Err(SourceError::Lost(why)) => Some(why),
             Err(SourceError::Stopped) => break,
         };
-        meta.seq = seq.map(meta.seq);
-        on_frame(&cam, meta, &jpeg, &mut fps);
+        if gone.is_none() && usable_at.elapsed() >= loss_after {
+            gone = Some(format!(
+                "no usable frame for {:.0} s{}",
+                loss_after.as_secs_f64(),
+                bad.describe()
+            ));
+        }
+        let Some(why) = gone else { continue };
+        if lost.is_none() {
+            cam.lost(&why);
+        } else {
+            tracing::warn!("camera still lost: {why}");
+            *cam.last_error.lock() = Some(format!("camera lost: {why}"));
+        }
+        lost = Some(why);
+        let Some(open) = reopen.as_mut() else {
+            break;
+        };
+        match recover(&cam, open, &stop) {
+            Some(s) => {
+                let got = (s.info().width, s.info().height);
+                if size.0 > 0 && got != size {
+                    let e = format!(
+                        "the camera came back at {}x{}, but hindsight records it at {}x{} (its size at start-up): \
+                         its frames are refused; restart hindsight to record the new size",
+                        got.0, got.1, size.0, size.1
+                    );
+                    tracing::error!("{e}");
+                    *cam.last_error.lock() = Some(e);
+                }
+                source = s;
+                seq.reopened();
+                usable_at = Instant::now();
+                bad = BadFrames::default();
+            }
+            None => break,
+        }
     }
     cam.stats.running.store(false, Relaxed);
     tracing::info!("capture stopped");
 }
 
-/// After a loss: report it, finish the recording it was feeding, and open the source
-/// again with backoff (100 ms doubling to 5 s) until it works or `stop` is set.
-fn recover(
-    cam: &Camera,
-    why: &str,
-    open: &mut Reopen,
-    stop: &AtomicBool,
-) -> Option<Box<dyn FrameSource>> {
-    cam.lost(why);
+/// After a loss: open the source again with backoff (100 ms doubling to 5 s) until it
+/// opens or `stop` is set.
+fn recover(cam: &Camera, open: &mut Reopen, stop: &AtomicBool) -> Option<Box<dyn FrameSource>> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let until = std::time::Instant::now() + backoff;
-        while std::time::Instant::now() < until {
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
             if stop.load(Relaxed) {
                 return None;
             }
@@ -433,15 +607,15 @@ fn recover(
         match open() {
             Ok(s) => {
                 cam.stats.reopened.fetch_add(1, Relaxed);
-                cam.stats.lost.store(false, Relaxed);
-                tracing::info!(source = %s.info(), "camera back");
-                *cam.last_error.lock() = Some(format!("camera was lost ({why}); back"));
+                tracing::info!(source = %s.info(), "camera opened again");
                 return Some(s);
             }
             Err(e) => {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 tracing::warn!("camera still lost: {e}; retrying in {backoff:?}");
-                *cam.last_error.lock() = Some(format!("camera lost: {why}; reopening: {e}"));
+                let why = cam.last_error.lock().clone().unwrap_or_default();
+                let first = why.split("; reopening:").next().unwrap_or(&why).to_string();
+                *cam.last_error.lock() = Some(format!("{first}; reopening: {e}"));
             }
         }
     }
@@ -629,7 +803,7 @@ mod tests {
         for seq in [0, 1, 2, 5, 6, 10] {
             step.frame(&c, meta(seq), b"jpeg");
         }
-        let st = c.status(None);
+        let st = c.status(None, meta(10).capture);
         assert_eq!(st.frames_captured, 6);
         assert_eq!(st.drops.source_gaps, 2 + 3);
         assert_eq!(st.last_frame_number, Some(10));
@@ -675,7 +849,7 @@ mod tests {
         for seq in 0..10 {
             step.frame(&c, meta(seq), b"jpeg");
         }
-        assert_eq!(c.status(None).drops.writer_queue_full, 7);
+        assert_eq!(c.status(None, meta(9).capture).drops.writer_queue_full, 7);
     }
 
     #[test]
@@ -696,6 +870,10 @@ mod tests {
         for seq in 0..=150 {
             step.frame(&c, meta(seq), b"jpeg");
         }
-        assert!((c.status(None).fps - 100.0).abs() < 0.01);
+        assert!((c.status(None, meta(150).capture).fps - 100.0).abs() < 0.01);
+        // Frames stop coming (a camera lost, or sending only corrupt frames): the rate of
+        // usable frames falls to 0 once the meter's window and three periods have passed.
+        assert!((c.status(None, meta(230).capture).fps - 100.0).abs() < 0.01);
+        assert_eq!(c.status(None, meta(300).capture).fps, 0.0);
     }
 }

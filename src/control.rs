@@ -16,7 +16,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::audio::{AudioCmd, AudioStatus};
-use crate::capture::Camera;
+use crate::capture::{Camera, CameraEvent};
 use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::lsl::{LslMsg, LslStatus};
 use crate::recorder::{
@@ -25,14 +25,14 @@ use crate::recorder::{
 use crate::status::{CommandStatus, DiskStatus, FileSummary, RecordingStatus, Status};
 use crate::trigger::ntfy::NtfyStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
-use crate::writer::{FileKind, OpenSpec, WriterEvent, WriterMsg};
+use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg};
 
 /// The answer to a command.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub outcome: Outcome,
     pub state: State,
-    /// Files opened by this command.
+    /// Files this command made (each with its header and first frame written).
     pub files: Vec<String>,
 }
 
@@ -241,7 +241,7 @@ impl StatusHub {
         let cameras = self
             .cameras
             .iter()
-            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned()))
+            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned(), now.lsl))
             .collect();
         Status {
             state: state.as_str().into(),
@@ -294,6 +294,24 @@ struct OpenFiles {
     failed: usize,
 }
 
+/// How long the answer to a start or clip waits for its files to exist: the writers
+/// announce each file once its header and first frame are written.
+const REPLY_WAIT: Duration = Duration::from_millis(1500);
+
+/// The answer to a start or clip, held until its files exist (or cannot), so that it never
+/// names a file that was not made.
+struct PendingReply {
+    id: u64,
+    tx: tokio::sync::oneshot::Sender<Reply>,
+    outcome: Outcome,
+    /// Cameras whose file is not known to exist yet.
+    waiting: std::collections::BTreeSet<usize>,
+    files: Vec<String>,
+    /// Cameras that made no file, and why.
+    problems: Vec<String>,
+    deadline: Instant,
+}
+
 /// See the module documentation.
 pub struct Control {
     recorder: Recorder,
@@ -303,11 +321,14 @@ pub struct Control {
     stems: StemAllocator,
     open: BTreeMap<u64, OpenFiles>,
     stops: Vec<PendingStop>,
+    replies: Vec<PendingReply>,
     lsl: Option<Sender<LslMsg>>,
     audio: Option<Sender<AudioCmd>>,
     notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Something the reply to the command being handled should add.
     note: Option<String>,
+    /// Why the files of the command being handled could not be opened.
+    start_problems: Vec<String>,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
 }
@@ -367,10 +388,12 @@ impl Control {
             stems: StemAllocator::default(),
             open: BTreeMap::new(),
             stops: Vec::new(),
+            replies: Vec::new(),
             lsl,
             audio,
             notices,
             note: None,
+            start_problems: Vec::new(),
             hub,
             clocks,
         }
@@ -378,7 +401,12 @@ impl Control {
 
     /// Runs until a shutdown is asked for (or every bus handle is gone) and every open
     /// file is finished.
-    pub fn run(mut self, inbox: ControlInbox, writer_events: Receiver<WriterEvent>) {
+    pub fn run(
+        mut self,
+        inbox: ControlInbox,
+        writer_events: Receiver<WriterEvent>,
+        mut camera_events: Receiver<CameraEvent>,
+    ) {
         let mut shutdown_since: Option<Instant> = None;
         loop {
             self.update_buffering();
@@ -389,6 +417,9 @@ impl Control {
             }
             if !self.stops.is_empty() {
                 wait = wait.min(Duration::from_millis(2));
+            }
+            if let Some(d) = self.replies.iter().map(|r| r.deadline).min() {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
             select! {
                 recv(inbox.rx) -> msg => match msg {
@@ -414,6 +445,7 @@ impl Control {
                         if msg.is_err() {
                             // Nobody can send any more; keep draining writer events only.
                             self.drain_until_closed(&writer_events, shutdown_since.expect("set"));
+                            self.answer_due(true);
                             self.publish();
                             return;
                         }
@@ -424,8 +456,14 @@ impl Control {
                         self.writer_event(ev);
                     }
                 }
+                recv(camera_events) -> ev => match ev {
+                    Ok(ev) => self.camera_event(ev),
+                    // No camera can report any more (tests): stop listening.
+                    Err(_) => camera_events = crossbeam_channel::never(),
+                },
                 default(wait) => {}
             }
+            self.answer_due(false);
             let now = self.clocks.now();
             if let Some(d) = self.recorder.tick(now.lsl) {
                 tracing::info!("{}", d.outcome.message());
@@ -435,6 +473,7 @@ impl Control {
             self.publish();
             if let Some(since) = shutdown_since {
                 self.drain_until_closed(&writer_events, since);
+                self.answer_due(true);
                 self.publish();
                 return;
             }
@@ -501,7 +540,15 @@ impl Control {
                 self.notice(format!("recording stopped: {}", origin.text));
             }
         }
-        let files = self.execute(decision.actions, received);
+        let made: Vec<u64> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StartRecording { id, .. } | Action::Clip { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        self.execute(decision.actions, received);
         if let (Outcome::Done(m), Some(note)) = (&mut decision.outcome, self.note.take()) {
             m.push_str("; ");
             m.push_str(&note);
@@ -524,6 +571,9 @@ impl Control {
             Outcome::Rejected(m) => {
                 tracing::warn!(source = %origin.source, "{command}: rejected: {m}")
             }
+            Outcome::Failed(m) => {
+                tracing::error!(source = %origin.source, "{command}: failed: {m}")
+            }
         }
         {
             let mut view = self.hub.view.lock();
@@ -536,13 +586,99 @@ impl Control {
                 message: decision.outcome.message().into(),
             });
         }
-        if let Some(tx) = reply {
-            let _ = tx.send(Reply {
-                outcome: decision.outcome,
+        let Some(tx) = reply else { return };
+        match made.first() {
+            // The answer waits until the files exist.
+            Some(&id) if matches!(decision.outcome, Outcome::Done(_)) => {
+                let waiting = self
+                    .open
+                    .get(&id)
+                    .map(|o| o.paths.keys().copied().collect())
+                    .unwrap_or_default();
+                self.replies.push(PendingReply {
+                    id,
+                    tx,
+                    outcome: decision.outcome,
+                    waiting,
+                    files: Vec::new(),
+                    problems: self.start_problems.drain(..).collect(),
+                    deadline: Instant::now() + REPLY_WAIT,
+                });
+                self.answer_due(false);
+            }
+            _ => {
+                let _ = tx.send(Reply {
+                    outcome: decision.outcome,
+                    state: self.recorder.state(),
+                    files: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Sends the answers whose files all exist (or failed), or whose wait is over (all of
+    /// them, when `all`).
+    fn answer_due(&mut self, all: bool) {
+        let now = Instant::now();
+        let (due, wait): (Vec<PendingReply>, Vec<PendingReply>) = self
+            .replies
+            .drain(..)
+            .partition(|r| all || r.waiting.is_empty() || now >= r.deadline);
+        self.replies = wait;
+        for mut r in due {
+            for &cam in &r.waiting {
+                let c = &self.cameras[cam];
+                let why = if c.stats.lost.load(std::sync::atomic::Ordering::Relaxed) {
+                    let e = c.last_error.lock().clone().unwrap_or_default();
+                    format!(
+                        "camera {} is lost ({e}): its file starts when it is back",
+                        c.name
+                    )
+                } else {
+                    format!(
+                        "camera {}: no frame written yet; its file starts with its first frame",
+                        c.name
+                    )
+                };
+                r.problems.push(why);
+            }
+            let outcome = match r.outcome {
+                Outcome::Done(m) if r.files.is_empty() && !r.problems.is_empty() => {
+                    if self.open.contains_key(&r.id) {
+                        Outcome::Done(format!("{m}; but no file yet: {}", r.problems.join("; ")))
+                    } else {
+                        Outcome::Failed(format!("no file was made: {}", r.problems.join("; ")))
+                    }
+                }
+                Outcome::Done(m) if !r.problems.is_empty() => {
+                    Outcome::Done(format!("{m}; {}", r.problems.join("; ")))
+                }
+                other => other,
+            };
+            if let Outcome::Failed(m) = &outcome {
+                tracing::error!("recording {}: {m}", r.id);
+            }
+            let _ = r.tx.send(Reply {
+                outcome,
                 state: self.recorder.state(),
-                files,
+                files: r.files,
             });
         }
+    }
+
+    /// A file of recording `id` on `camera` exists (`Ok(path)`) or will not (`Err(why)`).
+    fn file_known(&mut self, id: u64, camera: usize, result: Result<String, String>) {
+        if let Some(r) = self.replies.iter_mut().find(|r| r.id == id) {
+            if r.waiting.remove(&camera) {
+                match result {
+                    Ok(path) => r.files.push(path),
+                    Err(why) => r
+                        .problems
+                        .push(format!("camera {}: {why}", self.cameras[camera].name)),
+                }
+            }
+        }
+        self.answer_due(false);
     }
 
     /// Carries out actions; returns the MKV paths opened.
@@ -609,6 +745,7 @@ impl Control {
                         }
                         Err(e) => {
                             self.warn(format!("recording {id} could not start: {e}"));
+                            self.start_problems.push(e.clone());
                             if let Some(d) = self.recorder.recording_failed(id, &e, at.lsl) {
                                 self.execute(d.actions, at);
                             }
@@ -666,7 +803,10 @@ impl Control {
                             });
                             opened.extend(paths);
                         }
-                        Err(e) => self.warn(format!("clip {id} could not be written: {e}")),
+                        Err(e) => {
+                            self.warn(format!("clip {id} could not be written: {e}"));
+                            self.start_problems.push(e);
+                        }
                     }
                 }
                 Action::Mark {
@@ -806,6 +946,7 @@ impl Control {
                     camera = %self.cameras[camera].name,
                     "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl})"
                 );
+                self.file_known(id, camera, Ok(path.clone()));
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
@@ -853,8 +994,13 @@ impl Control {
                         summary.duration_s
                     ),
                 });
+                let known = match &summary.error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(summary.path.clone()),
+                };
                 self.hub.view.lock().last_files.insert(camera, summary);
                 self.file_done(id, camera, false);
+                self.file_known(id, camera, known);
             }
             WriterEvent::Failed {
                 camera, id, error, ..
@@ -868,6 +1014,7 @@ impl Control {
                 );
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
+                self.file_known(id, camera, Err(error.clone()));
                 let all_failed = self
                     .open
                     .get(&id)
@@ -880,6 +1027,69 @@ impl Control {
                     }
                 }
             }
+        }
+    }
+
+    /// A camera was lost or is back: the people, the LSL events, and the events file of
+    /// every recording it is part of hear of it. Its recording goes on.
+    fn camera_event(&mut self, ev: CameraEvent) {
+        let (camera, at, kind, text) = match &ev {
+            CameraEvent::Lost { camera, why, at } => {
+                (*camera, *at, NoteKind::CameraLost, why.clone())
+            }
+            CameraEvent::Back { camera, at, gap } => (
+                *camera,
+                *at,
+                NoteKind::CameraBack { gap: *gap },
+                format!("after {:.1} s", gap.as_secs_f64()),
+            ),
+        };
+        let name = self.cameras[camera].name.clone();
+        let ids: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.paths.contains_key(&camera))
+            .map(|(&id, _)| id)
+            .collect();
+        let during = match ids.last() {
+            Some(id) => format!(" during recording {id}"),
+            None => String::new(),
+        };
+        let message = match kind {
+            NoteKind::CameraLost => format!(
+                "camera {name} lost{during}: {text}{}",
+                if ids.is_empty() {
+                    ""
+                } else {
+                    "; the recording goes on, and this camera's file continues when it is back"
+                }
+            ),
+            NoteKind::CameraBack { .. } => {
+                format!("camera {name} back{during}, {text} without frames")
+            }
+        };
+        // The capture thread logged it already.
+        self.add_warning(message.clone());
+        self.notice(message);
+        self.lsl_event(
+            Some(camera),
+            at,
+            serde_json::json!({
+                "event": kind.as_str(),
+                "camera": name,
+                "recording": ids.last(),
+                "message": text,
+            }),
+        );
+        let wall = self.clocks.now().wall_at(at);
+        for id in ids {
+            let _ = self.writers[camera].send(WriterMsg::Note {
+                id,
+                at,
+                wall,
+                event: kind,
+                detail: text.clone(),
+            });
         }
     }
 
@@ -931,6 +1141,11 @@ impl Control {
 
     fn warn(&self, msg: String) {
         tracing::warn!("{msg}");
+        self.add_warning(msg);
+    }
+
+    /// A warning for the status, already logged where it happened.
+    fn add_warning(&self, msg: String) {
         let mut view = self.hub.view.lock();
         view.warnings.push(msg);
         let excess = view.warnings.len().saturating_sub(10);
@@ -1011,7 +1226,8 @@ mod tests {
             ControlLinks::default(),
         );
         let (bus, inbox) = command_bus();
-        let thread = std::thread::spawn(move || control.run(inbox, erx));
+        let (_camera_tx, camera_rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn(move || control.run(inbox, erx, camera_rx));
 
         Rig {
             _tmp: tmp,

@@ -156,14 +156,18 @@ pub enum Outcome {
     Done(String),
     /// Nothing to do in this state (logged and reported, not an error).
     NoOp(String),
-    /// The command itself was bad (e.g. a negative duration).
+    /// The command itself was bad (e.g. a negative duration), or cannot be carried out now
+    /// (the disk guard).
     Rejected(String),
+    /// It was carried out and failed: no file could be made (a full disk, no camera
+    /// delivering). Nothing was recorded.
+    Failed(String),
 }
 
 impl Outcome {
     pub fn message(&self) -> &str {
         match self {
-            Outcome::Done(m) | Outcome::NoOp(m) | Outcome::Rejected(m) => m,
+            Outcome::Done(m) | Outcome::NoOp(m) | Outcome::Rejected(m) | Outcome::Failed(m) => m,
         }
     }
 
@@ -172,6 +176,7 @@ impl Outcome {
             Outcome::Done(_) => "done",
             Outcome::NoOp(_) => "no-op",
             Outcome::Rejected(_) => "rejected",
+            Outcome::Failed(_) => "failed",
         }
     }
 }

@@ -105,6 +105,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         .lsl
         .enabled
         .then(|| crossbeam_channel::bounded(lsl::QUEUE_CAPACITY));
+    // Capture threads report lost and recovered cameras to the control thread.
+    let (camera_tx, camera_rx) = crossbeam_channel::unbounded();
     let mut cameras = Vec::new();
     for (i, (cfg, src)) in config.cameras.iter().zip(&sources).enumerate() {
         let max_bytes = if pre_trigger.is_zero() {
@@ -136,6 +138,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             cpu_core: core,
             realtime: cfg.realtime,
             lsl: lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
+            events: Some(camera_tx.clone()),
         };
         cameras.push(Arc::new(Camera::new(setup, ring)));
     }
@@ -272,7 +275,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         let done = control_done.clone();
         move || {
             let _span = tracing::info_span!("control").entered();
-            control.run(inbox, event_rx);
+            control.run(inbox, event_rx, camera_rx);
             done.store(true, Ordering::Relaxed);
         }
     })?;

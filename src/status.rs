@@ -77,7 +77,7 @@ pub struct CommandStatus {
     pub source: String,
     pub text: String,
     pub unix_time: f64,
-    /// "done" | "no-op" | "rejected"
+    /// "done" | "no-op" | "rejected" | "failed"
     pub outcome: String,
     pub message: String,
 }
@@ -165,6 +165,10 @@ pub struct FileSummary {
     pub last_frame_number: Option<u64>,
     /// Frames missing between first and last (gaps in frame numbers inside the file).
     pub missing_frames: u64,
+    /// Times the camera was lost while this file was open, and for how long in all (the
+    /// frames around each loss are in the file; the gap shows in their times).
+    pub camera_losses: u64,
+    pub camera_lost_s: f64,
     pub duration_s: f64,
     pub bytes: u64,
     /// Set when the file could not be completed normally.

@@ -218,7 +218,8 @@ fn a_network_camera_is_recorded_and_reconnected_after_it_goes_away() {
     h.wait_buffered(1.9);
     assert_eq!(h.status()["cameras"][0]["width"], 320);
 
-    // A recording that the camera's loss cuts short: the file is finished as it stands.
+    // A recording during which the camera goes away: it goes on (its file stays open),
+    // and the status says what happened.
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
     std::thread::sleep(Duration::from_secs(1));
@@ -226,11 +227,8 @@ fn a_network_camera_is_recorded_and_reconnected_after_it_goes_away() {
     h.wait_until("the loss is reported", Duration::from_secs(20), |h| {
         h.status()["cameras"][0]["lost"] == true
     });
-    h.wait_idle_files();
-    let first = h.mkv_files().pop().unwrap();
-    let rows = check_file(&first);
-    assert!(rows.len() >= 70, "{} frames before the loss", rows.len());
     let s = h.status();
+    assert_eq!(s["state"], "recording", "{s}");
     assert!(
         s["cameras"][0]["last_error"]
             .as_str()
@@ -238,7 +236,17 @@ fn a_network_camera_is_recorded_and_reconnected_after_it_goes_away() {
             .contains("camera lost"),
         "{s}"
     );
+    assert!(
+        s["warnings"]
+            .to_string()
+            .contains("camera net lost during recording"),
+        "{s}"
+    );
     h.post("stop", json!({}));
+    h.wait_idle_files();
+    let first = h.mkv_files().pop().unwrap();
+    let rows = check_file(&first);
+    assert!(rows.len() >= 70, "{} frames before the loss", rows.len());
 
     // The camera comes back: hindsight reconnects by itself and records again.
     let server = serving_camera(port);
@@ -388,4 +396,204 @@ fn a_v4l2_camera_that_is_not_there_is_a_clear_error() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("camera: synthetic"), "{text}");
+}
+
+/// The rows of an events sidecar: (lsl_time, event, detail).
+fn events(mkv: &std::path::Path) -> Vec<(f64, String, String)> {
+    std::fs::read_to_string(events_of(mkv))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(5, ',').collect();
+            (f[0].parse().unwrap(), f[2].to_string(), f[4].to_string())
+        })
+        .collect()
+}
+
+/// A network camera that shows a web page for 8 s in the middle of a recording (as one
+/// does while it restarts) rejoins the recording when it serves video again: one file,
+/// with the frames before and after, the gap visible in their times, and the loss and
+/// return in the status, the events file and the file summary.
+#[test]
+fn a_camera_that_comes_back_rejoins_the_recording_in_progress() {
+    use common::camera_server::{jpeg_frames, CameraServer, Serve};
+    let _g = serial();
+    let server = CameraServer::start(jpeg_frames(320, 240, 25), 25.0, None);
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: net\n    source: http-mjpeg\n    url: {}\n    fps: 25\n",
+        server.url("")
+    )));
+    h.wait_buffered(1.9);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    server.set(Serve::Html);
+    let lost_at = Instant::now();
+    h.wait_until("the loss is reported", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    h.wait_until(
+        "its rate of usable frames is 0",
+        Duration::from_secs(3),
+        |h| h.status()["cameras"][0]["fps"] == 0.0,
+    );
+    let s = h.status();
+    assert_eq!(s["state"], "recording");
+    assert!(
+        s["warnings"]
+            .to_string()
+            .contains("camera net lost during recording 1"),
+        "{s}"
+    );
+    while lost_at.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.set(Serve::Mjpeg);
+    h.wait_until("the camera is back", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == false
+    });
+    assert!(
+        h.status()["warnings"]
+            .to_string()
+            .contains("camera net back during recording 1"),
+        "{}",
+        h.status()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "one recording, one file: {files:?}");
+    let rows = check_file(&files[0]);
+    let gaps: Vec<f64> = rows
+        .windows(2)
+        .map(|w| w[1].lsl_time - w[0].lsl_time)
+        .filter(|&d| d > 1.0)
+        .collect();
+    assert_eq!(gaps.len(), 1, "one gap: {gaps:?}");
+    assert!(
+        (7.5..15.0).contains(&gaps[0]),
+        "the camera was away {gaps:?} s"
+    );
+    let split = rows
+        .windows(2)
+        .position(|w| w[1].lsl_time - w[0].lsl_time > 1.0)
+        .unwrap();
+    assert!(
+        split >= 80,
+        "{split} frames before the loss (2 s buffered + 2 s)"
+    );
+    assert!(
+        rows.len() - split >= 35,
+        "{} frames after it",
+        rows.len() - split - 1
+    );
+    let ev = events(&files[0]);
+    let kinds: Vec<&str> = ev.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["start", "camera_lost", "camera_back", "stop"],
+        "{ev:?}"
+    );
+    let summary = &h.status()["last_files"][0];
+    assert_eq!(summary["camera_losses"], 1, "{summary}");
+    assert!(
+        summary["camera_lost_s"].as_f64().unwrap() > 7.5,
+        "{summary}"
+    );
+    assert!(h.terminate().success());
+}
+
+/// A program that exits every 2 s (as rpicam-vid does when the camera hiccups) is started
+/// again each time, and a recording spanning several restarts holds the frames of all.
+#[test]
+fn a_recording_keeps_a_program_camera_across_its_restarts() {
+    let _g = serial();
+    let cmd =
+        "ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -c:v mjpeg -f mjpeg -";
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    let (code, r) = h.post("start", json!({"seconds": 8}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the recording ends", Duration::from_secs(30), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = check_file(&mkv);
+    let live: Vec<&SidecarRow> = rows.iter().filter(|r| !r.pre_trigger).collect();
+    let span = live.last().unwrap().lsl_time - live[0].lsl_time;
+    assert!(span > 7.0, "live frames span {span:.1} of the 8 s");
+    // Three or more runs of the program, each 2 s at 30 fps: most of the 8 s is there.
+    assert!(
+        live.len() >= 150,
+        "{} live frames in 8 s of a 30 fps camera that restarts every 2 s",
+        live.len()
+    );
+    let ev = events(&mkv);
+    assert!(
+        ev.iter().filter(|e| e.1 == "camera_lost").count() >= 3,
+        "{ev:?}"
+    );
+    assert!(h.terminate().success());
+}
+
+/// A camera that keeps sending, but nothing usable (frames of another size, after a good
+/// start), is lost after 5 s, reported, and opened again; its rate is that of usable
+/// frames (0); a start while it delivers nothing names no file it did not make.
+#[test]
+fn a_camera_sending_only_unusable_frames_is_lost_and_reopened() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    // Its first run: 2 s of 320x240, then 640x480 for good; later runs: 640x480 only.
+    let good =
+        "ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -c:v mjpeg -f mjpeg -";
+    let bad = "ffmpeg -v error -re -f lavfi -i testsrc2=size=640x480:rate=30 -c:v mjpeg -f mjpeg -";
+    let cmd = format!(
+        "if [ -e {r} ]; then {bad}; else touch {r}; {good}; {bad}; fi",
+        r = ran.display()
+    );
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    h.wait_until("the bad frames start", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["drops"]["corrupt"]
+            .as_u64()
+            .unwrap()
+            > 10
+    });
+    // The rate is that of usable frames: none for a second, 0.
+    h.wait_until(
+        "its rate of usable frames is 0",
+        Duration::from_secs(3),
+        |h| h.status()["cameras"][0]["fps"] == 0.0,
+    );
+    assert_eq!(h.status()["cameras"][0]["lost"], false, "not yet lost");
+    h.wait_until("the loss is reported", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    let err = h.status()["cameras"][0]["last_error"].to_string();
+    assert!(err.contains("no usable frame for 5 s"), "{err}");
+    assert!(err.contains("640x480"), "{err}");
+    h.wait_until("it was opened again", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["reopened"].as_u64().unwrap() >= 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(r["files"], json!([]), "no file is claimed: {r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("camera pipe is lost"),
+        "{code} {r}"
+    );
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    assert!(h.mkv_files().is_empty(), "{:?}", h.mkv_files());
+    assert!(h.terminate().success());
 }

@@ -167,7 +167,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
     let before = allocations();
     run(1_000, &mut step);
     assert_eq!(allocations() - before, 0, "allocations while buffering");
-    let s = cam.status(None);
+    let s = cam.status(None, hindsight::clock::LslTime::now());
     assert!(
         s.buffer_evicted_early > 0,
         "the byte budget must have recycled chunks"
@@ -187,5 +187,9 @@ fn the_capture_step_allocates_nothing_per_frame() {
         sent + 2_500,
         "every frame reached the writer queue"
     );
-    assert_eq!(cam.status(None).frames_dropped, 0);
+    assert_eq!(
+        cam.status(None, hindsight::clock::LslTime::now())
+            .frames_dropped,
+        0
+    );
 }

@@ -31,11 +31,11 @@ use crate::recorder::{Command, Origin, Outcome};
 pub struct CommandResponse {
     /// True when the command was carried out or was a harmless no-op.
     pub ok: bool,
-    /// "done" | "no-op" | "rejected" | "error"
+    /// "done" | "no-op" | "rejected" | "failed" | "error"
     pub outcome: String,
     pub message: String,
     pub state: String,
-    /// Files opened by this command.
+    /// Files this command made: each has its header and first frame written.
     pub files: Vec<String>,
 }
 
@@ -184,10 +184,11 @@ async fn run(st: &AppState, command: Command) -> Response {
         Ok(reply) => {
             let code = match reply.outcome {
                 Outcome::Rejected(_) => StatusCode::BAD_REQUEST,
+                Outcome::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::OK,
             };
             let body = CommandResponse {
-                ok: !matches!(reply.outcome, Outcome::Rejected(_)),
+                ok: !matches!(reply.outcome, Outcome::Rejected(_) | Outcome::Failed(_)),
                 outcome: reply.outcome.kind().into(),
                 message: reply.outcome.message().into(),
                 state: reply.state.as_str().into(),

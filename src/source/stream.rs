@@ -55,11 +55,15 @@ impl FrameStream {
     }
 
     /// The next frame, reading with `read` (which fills the buffer it is given) as needed.
+    /// Returns [`SourceError::Idle`] after [`POLL`] without a frame even while bytes keep
+    /// coming (a stream of junk), so that the capture thread can tell a camera that sends
+    /// nothing usable from one that is slow.
     pub fn next_frame(
         &mut self,
         jpeg: &mut Vec<u8>,
         mut read: impl FnMut(&mut [u8]) -> Read,
     ) -> Result<FrameMeta, SourceError> {
+        let called = Instant::now();
         loop {
             match self.splitter.next_split() {
                 Some(Split::Frame(f)) => {
@@ -101,6 +105,10 @@ impl FrameStream {
             }
             if let Some(why) = &self.ended {
                 return Err(SourceError::Lost(why.clone()));
+            }
+            if called.elapsed() >= POLL {
+                // Bytes, but no frame in them for a while.
+                return Err(SourceError::Idle);
             }
             const CHUNK: usize = 64 * 1024;
             let buf = self.splitter.spare(CHUNK);

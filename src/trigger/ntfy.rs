@@ -406,6 +406,7 @@ impl Subscriber<'_> {
                     Outcome::Done(m) => m.clone(),
                     Outcome::NoOp(m) => format!("nothing done: {m}"),
                     Outcome::Rejected(m) => format!("refused: {m}"),
+                    Outcome::Failed(m) => format!("failed: {m}"),
                 };
                 if !reply.files.is_empty() {
                     msg.push_str(": ");

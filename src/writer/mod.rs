@@ -98,6 +98,14 @@ pub enum WriterMsg {
         wall: WallTime,
         origin: Origin,
     },
+    /// A row for recording `id`'s events file (a camera lost or back, ...).
+    Note {
+        id: u64,
+        at: LslTime,
+        wall: WallTime,
+        event: NoteKind,
+        detail: String,
+    },
     /// Finish recording `id`; frames captured after `end` are not written.
     Close {
         id: u64,
@@ -115,10 +123,29 @@ pub enum WriterMsg {
     },
 }
 
+/// What a [`WriterMsg::Note`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteKind {
+    CameraLost,
+    /// Carries how long the camera was gone.
+    CameraBack {
+        gap: Duration,
+    },
+}
+
+impl NoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::CameraLost => "camera_lost",
+            NoteKind::CameraBack { .. } => "camera_back",
+        }
+    }
+}
+
 /// What the writer tells the control thread.
 #[derive(Clone, Debug)]
 pub enum WriterEvent {
-    /// The file got its first frame (header written).
+    /// The file's header and first frame reached the file.
     Opened {
         camera: usize,
         id: u64,
@@ -243,6 +270,11 @@ struct OpenFile {
     /// Something reached the file already. Until then each batch is written at once, so
     /// that a trigger's first bytes are on their way within a frame.
     flushed: bool,
+    /// The control thread was told that the file exists (its first frame is written).
+    announced: bool,
+    /// Camera losses while this file was open, and the time the camera was gone.
+    camera_losses: u64,
+    camera_lost: Duration,
     /// With an audio track: video and audio in time order.
     mux: Option<Interleaver>,
     /// A close that waits for the audio's end: its reason, and since when.
@@ -331,6 +363,22 @@ impl Writer {
                     sidecar::event_row(&mut f.events, at, wall, "mark", &origin, &text);
                     if let (Some(o), Some(m)) = (f.origin, f.muxer.as_mut()) {
                         m.add_chapter(at.nanos_since(o).max(0), &text);
+                    }
+                }
+            }
+            WriterMsg::Note {
+                id,
+                at,
+                wall,
+                event,
+                detail,
+            } => {
+                if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
+                    let origin = Origin::new("camera", self.cam.name.clone());
+                    sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
+                    match event {
+                        NoteKind::CameraLost => f.camera_losses += 1,
+                        NoteKind::CameraBack { gap } => f.camera_lost += gap,
                     }
                 }
             }
@@ -460,20 +508,10 @@ impl Writer {
         let Some(f) = self.file.as_mut() else {
             return;
         };
-        let first = f.origin.is_none();
         match f.write_frame(frame) {
             Ok(()) => {
                 self.cam.stats.frames_written.fetch_add(1, Relaxed);
                 publish_bytes(&self.cam, f);
-                if first {
-                    let _ = self.events.send(WriterEvent::Opened {
-                        camera: self.cam.index,
-                        id: f.spec.id,
-                        path: f.spec.paths.mkv.display().to_string(),
-                        first_frame: frame.meta.seq,
-                        first_lsl: frame.meta.capture,
-                    });
-                }
             }
             Err(e) => self.fail(e),
         }
@@ -484,7 +522,22 @@ impl Writer {
             return;
         };
         match f.flush() {
-            Ok(()) => publish_bytes(&self.cam, f),
+            Ok(()) => {
+                publish_bytes(&self.cam, f);
+                // The header and the first frame are in the file: now it exists.
+                if f.flushed && !f.announced {
+                    if let (Some(first_frame), Some(first_lsl)) = (f.first_seq, f.origin) {
+                        f.announced = true;
+                        let _ = self.events.send(WriterEvent::Opened {
+                            camera: self.cam.index,
+                            id: f.spec.id,
+                            path: f.spec.paths.mkv.display().to_string(),
+                            first_frame,
+                            first_lsl,
+                        });
+                    }
+                }
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -624,6 +677,9 @@ impl OpenFile {
             last_sync: Instant::now(),
             dirty_since_sync: false,
             flushed: false,
+            announced: false,
+            camera_losses: 0,
+            camera_lost: Duration::ZERO,
             mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD)),
             waiting_close: None,
             audio_blocks: 0,
@@ -880,6 +936,8 @@ impl OpenFile {
             first_frame_number: self.first_seq,
             last_frame_number: self.last_seq,
             missing_frames: self.missing,
+            camera_losses: self.camera_losses,
+            camera_lost_s: self.camera_lost.as_secs_f64(),
             duration_s: 0.0,
             bytes: 0,
             error: None,

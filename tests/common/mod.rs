@@ -2,6 +2,7 @@
 //! API, and judge its files with ffprobe, ffmpeg, mkvmerge and mkvinfo.
 #![allow(dead_code)]
 
+pub mod camera_server;
 pub mod ntfy;
 
 use std::collections::BTreeMap;
