@@ -180,9 +180,10 @@ impl Camera {
         }
     }
 
-    /// Sends buffered frames captured at or after `from` to `writer`, then makes live
-    /// frames follow. Returns how many buffered frames went, how many did not fit the
-    /// writer's queue, and the capture time of the first.
+    /// Sends the buffered frames captured from `from` on (to `until`, if known) to
+    /// `writer` as one message, then makes live frames follow. Returns how many buffered
+    /// frames went, how many did not fit the writer's queue (all of them, or none), and
+    /// the capture time of the first.
     pub fn begin_recording(
         &self,
         id: u64,
@@ -190,9 +191,9 @@ impl Camera {
         from: LslTime,
         until: Option<LslTime>,
     ) -> (u64, u64, Option<LslTime>) {
+        let mut dump = self.dump_vec();
         let mut st = self.state.lock();
-        let first = st.ring.frames_since(from).next().map(|f| f.meta.capture);
-        let (sent, lost) = send_frames(writer, st.ring.frames_since(from), None);
+        let (sent, lost, first) = send_dump(writer, &mut dump, st.ring.frames_since(from), until);
         self.stats.writer_queue_full.fetch_add(lost, Relaxed);
         st.live = Some(LiveRecording {
             id,
@@ -200,6 +201,11 @@ impl Camera {
             until,
         });
         (sent, lost, first)
+    }
+
+    /// Room for a copy of the ring's frame references, made before the ring lock is taken.
+    fn dump_vec(&self) -> Vec<Frame> {
+        Vec::with_capacity(self.stats.buffered_frames.load(Relaxed) as usize + 64)
     }
 
     /// Recording `id` takes no frame captured after `at`. Frames captured up to `at` may
@@ -233,16 +239,17 @@ impl Camera {
         }
     }
 
-    /// Sends buffered frames captured in `[from, to]` to `writer` (a clip).
+    /// Sends buffered frames captured in `[from, to]` to `writer` (a clip), as one message.
     pub fn send_buffered(
         &self,
         writer: &Sender<WriterMsg>,
         from: LslTime,
         to: LslTime,
     ) -> (u64, u64, Option<LslTime>) {
+        let mut dump = self.dump_vec();
         let st = self.state.lock();
-        let first = st.ring.frames_since(from).next().map(|f| f.meta.capture);
-        let (sent, lost) = send_frames(writer, st.ring.frames_since(from), Some(to));
+        let (sent, lost, first) =
+            send_dump(writer, &mut dump, st.ring.frames_since(from), Some(to));
         self.stats.writer_queue_full.fetch_add(lost, Relaxed);
         (sent, lost, first)
     }
@@ -356,23 +363,30 @@ impl Camera {
     }
 }
 
-/// Queues frame references without blocking; frames that do not fit are counted, not waited for.
-fn send_frames<'a>(
+/// Queues the references of `frames` (up to `to`) as one [`WriterMsg::Buffered`], without
+/// blocking: a burst of commands costs the writer's queue one message each, however much
+/// the ring holds. Returns (sent, lost, first capture time); `lost` is all of them if even
+/// that one message did not fit (a writer far behind), and is counted as such.
+fn send_dump<'a>(
     writer: &Sender<WriterMsg>,
+    dump: &mut Vec<Frame>,
     frames: impl Iterator<Item = &'a Frame>,
     to: Option<LslTime>,
-) -> (u64, u64) {
-    let (mut sent, mut lost) = (0, 0);
-    for f in frames {
-        if to.is_some_and(|t| f.meta.capture > t) {
-            break;
-        }
-        match writer.try_send(WriterMsg::Frame(f.clone())) {
-            Ok(()) => sent += 1,
-            Err(_) => lost += 1,
-        }
+) -> (u64, u64, Option<LslTime>) {
+    dump.extend(
+        frames
+            .take_while(|f| to.is_none_or(|t| f.meta.capture <= t))
+            .cloned(),
+    );
+    let first = dump.first().map(|f| f.meta.capture);
+    let n = dump.len() as u64;
+    if n == 0 {
+        return (0, 0, first);
     }
-    (sent, lost)
+    match writer.try_send(WriterMsg::Buffered(std::mem::take(dump))) {
+        Ok(()) => (n, 0, first),
+        Err(_) => (0, n, first),
+    }
 }
 
 /// Frames per second over windows of at least one second of capture time.
@@ -832,8 +846,9 @@ mod tests {
         step.frame(&c, meta(20), b"jpeg");
         let seqs: Vec<u64> = rx
             .try_iter()
-            .map(|m| match m {
-                WriterMsg::Frame(f) => f.meta.seq,
+            .flat_map(|m| match m {
+                WriterMsg::Frame(f) => vec![f.meta.seq],
+                WriterMsg::Buffered(fs) => fs.iter().map(|f| f.meta.seq).collect(),
                 _ => panic!("only frames"),
             })
             .collect();
@@ -850,6 +865,38 @@ mod tests {
             step.frame(&c, meta(seq), b"jpeg");
         }
         assert_eq!(c.status(None, meta(9).capture).drops.writer_queue_full, 7);
+    }
+
+    /// However much the ring holds, a recording's buffered frames take one message: a
+    /// burst of starts cannot fill the writer's queue with them.
+    #[test]
+    fn buffered_frames_go_as_one_message_up_to_a_known_end() {
+        let c = cam();
+        let mut step = CaptureStep::default();
+        for seq in 0..50 {
+            step.frame(&c, meta(seq), b"jpeg");
+        }
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        for id in 1..=2 {
+            // A replayed start whose stop is known: nothing after the stop goes.
+            let (sent, lost, _) = c.begin_recording(
+                id,
+                &tx,
+                LslTime::from_nanos(100_000_000),
+                Some(LslTime::from_nanos(300_000_000)),
+            );
+            assert_eq!((sent, lost), (21, 0));
+            c.end_recording(id);
+        }
+        let msgs: Vec<WriterMsg> = rx.try_iter().collect();
+        assert_eq!(msgs.len(), 2);
+        for m in msgs {
+            let WriterMsg::Buffered(fs) = m else {
+                panic!("{m:?}")
+            };
+            let seqs: Vec<u64> = fs.iter().map(|f| f.meta.seq).collect();
+            assert_eq!(seqs, (10..=30).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -329,6 +329,9 @@ pub struct Control {
     note: Option<String>,
     /// Why the files of the command being handled could not be opened.
     start_problems: Vec<String>,
+    /// Each camera's drop counters when last looked at (source gaps, held by writer, too
+    /// large, writer queue full).
+    drops_seen: BTreeMap<usize, [u64; 4]>,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
 }
@@ -394,6 +397,7 @@ impl Control {
             notices,
             note: None,
             start_problems: Vec::new(),
+            drops_seen: BTreeMap::new(),
             hub,
             clocks,
         }
@@ -470,6 +474,7 @@ impl Control {
                 self.execute(d.actions, now);
             }
             self.close_stops(false);
+            self.watch_drops();
             self.publish();
             if let Some(since) = shutdown_since {
                 self.drain_until_closed(&writer_events, since);
@@ -718,11 +723,17 @@ impl Control {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
                                 };
-                                tracing::info!(
-                                    camera = %cam.name,
-                                    "recording {id}: {sent} buffered frames queued{}",
-                                    if lost > 0 { format!(", {lost} did not fit the writer queue") } else { String::new() }
-                                );
+                                if lost > 0 {
+                                    self.warn(format!(
+                                        "camera {}: recording {id} lost its {lost} buffered frames: the writer's queue was full",
+                                        cam.name
+                                    ));
+                                } else {
+                                    tracing::info!(
+                                        camera = %cam.name,
+                                        "recording {id}: {sent} buffered frames queued"
+                                    );
+                                }
                             }
                             opened.extend(paths);
                             // The WAV's first sample is the first video frame's instant.
@@ -1103,6 +1114,49 @@ impl Control {
         }
     }
 
+    /// Frames lost since the last look, by cause, each camera: a warning (in the log and
+    /// the status) whenever any were, so that no loss goes unseen. Corrupt frames are
+    /// reported where they are found (capture).
+    fn watch_drops(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for cam in &self.cameras {
+            let s = &cam.stats;
+            let now = [
+                s.source_gaps.load(Relaxed),
+                s.held_by_writer.load(Relaxed),
+                s.too_large.load(Relaxed),
+                s.writer_queue_full.load(Relaxed),
+            ];
+            let seen = self.drops_seen.entry(cam.index).or_insert(now);
+            let new: Vec<String> = now
+                .iter()
+                .zip(seen.iter())
+                .zip([
+                    "gaps in the camera's frame numbers",
+                    "buffer space still held by a writer far behind",
+                    "larger than a buffer chunk",
+                    "the writer's queue was full",
+                ])
+                .filter(|((n, s), _)| n > s)
+                .map(|((n, s), why)| format!("{} ({why})", n - s))
+                .collect();
+            *seen = now;
+            if !new.is_empty() {
+                let during = match self.recorder.recording() {
+                    Some(r) => format!(" during recording {}", r.id),
+                    None => String::new(),
+                };
+                let msg = format!(
+                    "camera {}: frames lost{during}: {}",
+                    cam.name,
+                    new.join(", ")
+                );
+                tracing::warn!("{msg}");
+                self.add_warning(msg);
+            }
+        }
+    }
+
     /// Where the audio thread sends the audio track's blocks (the first camera's writer).
     fn audio_mkv(&self) -> Option<Sender<WriterMsg>> {
         self.settings.audio_track.and(self.writers.first().cloned())
@@ -1277,7 +1331,10 @@ mod tests {
         // still come.
         let early: Vec<WriterMsg> = wrx.try_iter().collect();
         assert!(matches!(early.first(), Some(WriterMsg::Open(_))));
-        assert_eq!(early.len(), 51, "Open and the 50 buffered frames");
+        assert!(
+            matches!(&early[1..], [WriterMsg::Buffered(f)] if f.len() == 50),
+            "Open and the 50 buffered frames"
+        );
         // Exposed before the stop, delivered 50 ms after it: belongs in the recording.
         step.frame(
             &cam,

@@ -175,7 +175,13 @@ fn the_capture_step_allocates_nothing_per_frame() {
     assert_eq!(s.frames_dropped, 0);
 
     let (sent, _, _) = cam.begin_recording(1, &tx, LslTime::from_nanos(0), None);
-    let buffered_sent = rx.try_iter().count() as u64;
+    let buffered_sent = rx
+        .try_iter()
+        .map(|m| match m {
+            hindsight::writer::WriterMsg::Buffered(frames) => frames.len() as u64,
+            other => panic!("{other:?}"),
+        })
+        .sum::<u64>();
     assert_eq!(buffered_sent, sent);
     run(500, &mut step);
     let before = allocations();

@@ -643,3 +643,73 @@ fn one_command_records_every_camera_into_files_sharing_a_stem() {
     }
     assert!(h.terminate().success());
 }
+
+/// Fifty start and stop requests at once (a script gone wrong, a room full of phones):
+/// no frame is dropped, every start answered "done" names its file, and every file holds
+/// the whole buffer and is complete.
+#[test]
+fn a_burst_of_commands_drops_no_frame_and_every_answered_file_exists() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 10.0));
+    h.wait_buffered(9.9);
+    let api = h.api.clone();
+    let replies: Vec<(bool, u16, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let api = api.clone();
+                s.spawn(move || {
+                    let start = i % 2 == 0;
+                    let r = reqwest::blocking::Client::new()
+                        .post(format!(
+                            "http://{api}/api/{}",
+                            if start { "start" } else { "stop" }
+                        ))
+                        .json(&json!({}))
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .unwrap();
+                    (start, r.status().as_u16(), r.json().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let started: Vec<&serde_json::Value> = replies
+        .iter()
+        .filter(|(start, _, r)| *start && r["outcome"] == "done")
+        .map(|(_, _, r)| r)
+        .collect();
+    assert!(!started.is_empty(), "{replies:?}");
+    assert!(
+        replies.iter().all(|(_, code, _)| *code == 200),
+        "{replies:?}"
+    );
+    let s = h.status();
+    let cam = &s["cameras"][0];
+    assert_eq!(cam["frames_dropped"], 0, "{}", cam["drops"]);
+    assert_eq!(cam["drops"]["writer_queue_full"], 0);
+    for r in &started {
+        let files = r["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "a start answered done names its file: {r}");
+        let mkv = std::path::Path::new(files[0].as_str().unwrap());
+        assert!(mkv.exists(), "{} is missing", mkv.display());
+        let rows = read_sidecar(mkv);
+        assert!(
+            rows.windows(2)
+                .all(|w| w[1].frame_number == w[0].frame_number + 1),
+            "{}: frames missing",
+            mkv.display()
+        );
+        // The whole 10 s buffer, and the file holds exactly its sidecar's frames.
+        let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+        assert!(span >= 9.9, "{}: {span:.2} s", mkv.display());
+        assert_eq!(ffprobe_packet_count(mkv), rows.len() as u64);
+    }
+    mkvmerge_clean(std::path::Path::new(
+        started.last().unwrap()["files"][0].as_str().unwrap(),
+    ));
+    assert!(!h.log_text().contains("frames lost"), "{}", h.log_text());
+    assert!(h.terminate().success());
+}

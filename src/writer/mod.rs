@@ -91,6 +91,9 @@ const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
 pub enum WriterMsg {
     Open(Box<OpenSpec>),
     Frame(Frame),
+    /// The buffered frames a recording or clip starts with, oldest first: one message
+    /// however many, so that a burst of commands never fills the queue.
+    Buffered(Vec<Frame>),
     Mark {
         id: u64,
         text: String,
@@ -350,6 +353,18 @@ impl Writer {
             WriterMsg::Frame(frame) => {
                 if self.file.is_some() {
                     self.frame(&frame);
+                }
+            }
+            WriterMsg::Buffered(frames) => {
+                for frame in &frames {
+                    if self.file.is_none() {
+                        break;
+                    }
+                    self.frame(frame);
+                    // Written in batches of the usual size, not all at once.
+                    if self.file.as_ref().is_some_and(|f| f.batch_full()) {
+                        self.flush();
+                    }
                 }
             }
             WriterMsg::Mark {

@@ -495,3 +495,25 @@ pub fn lsl_session() -> &'static str {
         session
     })
 }
+
+/// Video packets in the file, counted by ffprobe from the container (no decoding).
+pub fn ffprobe_packet_count(mkv: &Path) -> u64 {
+    run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_packets",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ],
+        mkv,
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
