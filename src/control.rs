@@ -42,11 +42,26 @@ pub struct Envelope {
     pub origin: Origin,
     /// When the trigger source received it: the command's time.
     pub received: ClockPair,
+    /// How that time was found, when it is not the arrival (a replayed message whose send
+    /// time has a coarse resolution): said in the reply and the LSL event.
+    pub note: Option<String>,
     pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+}
+
+/// One command of a batch: what it is, where from, when, and how that time was found.
+pub struct Timed {
+    pub command: Command,
+    pub origin: Origin,
+    pub at: ClockPair,
+    pub note: Option<String>,
 }
 
 enum ControlMsg {
     Command(Envelope),
+    /// Commands that arrived together (replayed after a reconnection), carried out in
+    /// order as one step: a start learns of the stop that follows it, so that it records
+    /// the span that was asked for.
+    Batch(Vec<Envelope>),
     Shutdown,
 }
 
@@ -72,6 +87,7 @@ impl CommandBus {
                 command,
                 origin,
                 received: ClockPair::now(),
+                note: None,
                 reply: None,
             }))
             .map_err(|_| BusError::Closed)
@@ -85,6 +101,7 @@ impl CommandBus {
                 command,
                 origin,
                 received: at,
+                note: None,
                 reply: None,
             }))
             .map_err(|_| BusError::Closed)
@@ -108,6 +125,7 @@ impl CommandBus {
                 command,
                 origin,
                 received: at,
+                note: None,
                 reply: Some(tx),
             }))
             .map_err(|_| BusError::Closed)?;
@@ -119,6 +137,37 @@ impl CommandBus {
         }
     }
 
+    /// Sends commands that arrived together, to be carried out in order as one step, and
+    /// waits for each outcome.
+    pub async fn request_batch(&self, batch: Vec<Timed>) -> Result<Vec<Reply>, BusError> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut envelopes = Vec::with_capacity(batch.len());
+        for t in batch {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            answers.push(rx);
+            envelopes.push(Envelope {
+                command: t.command,
+                origin: t.origin,
+                received: t.at,
+                note: t.note,
+                reply: Some(tx),
+            });
+        }
+        self.tx
+            .send(ControlMsg::Batch(envelopes))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        let mut replies = Vec::with_capacity(answers.len());
+        for rx in answers {
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(r)) => replies.push(r),
+                Ok(Err(_)) => return Err(BusError::Closed),
+                Err(_) => return Err(BusError::Timeout(limit)),
+            }
+        }
+        Ok(replies)
+    }
+
     /// Sends a command stamped now and waits (on this thread, outside any async runtime)
     /// up to 10 s for its outcome: for the in-process dashboard's keys.
     pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
@@ -128,6 +177,7 @@ impl CommandBus {
                 command,
                 origin,
                 received: ClockPair::now(),
+                note: None,
                 reply: Some(tx),
             }))
             .map_err(|_| BusError::Closed)?;
@@ -427,14 +477,14 @@ impl Control {
             }
             select! {
                 recv(inbox.rx) -> msg => match msg {
-                    Ok(ControlMsg::Command(env)) if shutdown_since.is_none() => self.command(env),
-                    Ok(ControlMsg::Command(env)) => {
-                        if let Some(tx) = env.reply {
-                            let _ = tx.send(Reply {
-                                outcome: Outcome::Rejected("shutting down".into()),
-                                state: self.recorder.state(),
-                                files: Vec::new(),
-                            });
+                    Ok(ControlMsg::Command(env)) if shutdown_since.is_none() => {
+                        self.command(env, None)
+                    }
+                    Ok(ControlMsg::Batch(envs)) if shutdown_since.is_none() => self.batch(envs),
+                    Ok(ControlMsg::Command(env)) => self.refuse_shutting_down(env),
+                    Ok(ControlMsg::Batch(envs)) => {
+                        for env in envs {
+                            self.refuse_shutting_down(env);
                         }
                     }
                     Ok(ControlMsg::Shutdown) | Err(_) => {
@@ -519,11 +569,40 @@ impl Control {
         self.recorder.set_buffering(delivering);
     }
 
-    fn command(&mut self, env: Envelope) {
+    fn refuse_shutting_down(&self, env: Envelope) {
+        if let Some(tx) = env.reply {
+            let _ = tx.send(Reply {
+                outcome: Outcome::Rejected("shutting down".into()),
+                state: self.recorder.state(),
+                files: Vec::new(),
+            });
+        }
+    }
+
+    /// Commands that arrived together, in order, as one step: a start followed in the
+    /// batch by a stop knows its end before any frame is handed to a writer.
+    fn batch(&mut self, envs: Vec<Envelope>) {
+        let ends: Vec<Option<LslTime>> = (0..envs.len())
+            .map(|i| match envs[i].command {
+                Command::Start { .. } => envs[i + 1..]
+                    .iter()
+                    .find(|e| e.command == Command::Stop)
+                    .map(|e| e.received.lsl),
+                _ => None,
+            })
+            .collect();
+        for (env, end) in envs.into_iter().zip(ends) {
+            self.command(env, end);
+        }
+    }
+
+    /// Carries out one command. `known_end`: the stop that follows a start in its batch.
+    fn command(&mut self, env: Envelope, known_end: Option<LslTime>) {
         let Envelope {
             command,
             origin,
             received,
+            note: timing,
             reply,
         } = env;
         let refused = match command {
@@ -537,7 +616,9 @@ impl Control {
                 actions: Vec::new(),
                 outcome: Outcome::Rejected(why),
             },
-            None => self.recorder.handle(&command, &origin, received.lsl),
+            None => self
+                .recorder
+                .handle_until(&command, &origin, received.lsl, known_end),
         };
         if origin.source == "disk-guard" {
             if let Outcome::Done(m) = &decision.outcome {
@@ -558,6 +639,15 @@ impl Control {
             m.push_str("; ");
             m.push_str(&note);
         }
+        if let Some(t) = &timing {
+            match &mut decision.outcome {
+                Outcome::Done(m) | Outcome::NoOp(m) | Outcome::Rejected(m) | Outcome::Failed(m) => {
+                    m.push_str(" (");
+                    m.push_str(t);
+                    m.push(')');
+                }
+            }
+        }
         self.lsl_event(
             None,
             received.lsl,
@@ -568,6 +658,7 @@ impl Control {
                 "text": origin.text,
                 "outcome": decision.outcome.kind(),
                 "message": decision.outcome.message(),
+                "time_note": timing,
             }),
         );
         match &decision.outcome {
@@ -723,10 +814,20 @@ impl Control {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
                                 };
+                                let now = self.clocks.now().lsl;
                                 if lost > 0 {
                                     self.warn(format!(
                                         "camera {}: recording {id} lost its {lost} buffered frames: the writer's queue was full",
                                         cam.name
+                                    ));
+                                } else if sent == 0 && until.is_some_and(|u| u <= now) {
+                                    // A replayed start and stop whose whole span has left the buffer.
+                                    let ended = now.saturating_since(until.expect("checked"));
+                                    self.start_problems.push(format!(
+                                        "camera {}: the span asked for ended {:.1} s ago and is no longer in the buffer, which holds the last {:.1} s",
+                                        cam.name,
+                                        ended.as_secs_f64(),
+                                        pre_trigger.as_secs_f64()
                                     ));
                                 } else {
                                     tracing::info!(

@@ -252,8 +252,21 @@ impl Recorder {
     }
 
     pub fn handle(&mut self, cmd: &Command, origin: &Origin, now: LslTime) -> Decision {
+        self.handle_until(cmd, origin, now, None)
+    }
+
+    /// As [`Recorder::handle`], for a command whose stop is already known (`known_end`):
+    /// commands replayed together, a start followed by its stop. The recording takes no
+    /// frame captured after it; the stop itself still comes as a command.
+    pub fn handle_until(
+        &mut self,
+        cmd: &Command,
+        origin: &Origin,
+        now: LslTime,
+        known_end: Option<LslTime>,
+    ) -> Decision {
         match cmd {
-            Command::Start { seconds } => self.start(*seconds, origin, now),
+            Command::Start { seconds } => self.start(*seconds, origin, now, known_end),
             Command::Stop => match self.recording.take() {
                 Some(r) => Decision {
                     actions: vec![Action::StopRecording {
@@ -293,7 +306,13 @@ impl Recorder {
         }
     }
 
-    fn start(&mut self, seconds: Option<f64>, origin: &Origin, now: LslTime) -> Decision {
+    fn start(
+        &mut self,
+        seconds: Option<f64>,
+        origin: &Origin,
+        now: LslTime,
+        known_end: Option<LslTime>,
+    ) -> Decision {
         if let Some(r) = &self.recording {
             return Decision::only(Outcome::NoOp(format!(
                 "already recording (recording {}, for {:.1} s)",
@@ -301,12 +320,16 @@ impl Recorder {
                 now.saturating_since(r.trigger).as_secs_f64()
             )));
         }
-        let until = match seconds {
+        let timer = match seconds {
             None => None,
             Some(s) => match checked_seconds(s) {
                 Ok(d) => Some(now + d),
                 Err(e) => return Decision::only(Outcome::Rejected(format!("start {s}: {e}"))),
             },
+        };
+        let until = match (timer, known_end) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
         };
         let id = self.take_id();
         let rec = ActiveRecording {
@@ -513,6 +536,41 @@ mod tests {
                 reason: StopReason::Command(api()),
             }]
         );
+    }
+
+    /// A start replayed together with its stop takes no frame after the stop; the stop
+    /// ends it at its own time.
+    #[test]
+    fn a_start_whose_stop_is_known_records_exactly_that_span() {
+        let mut r = buffering();
+        let d = r.handle_until(
+            &Command::Start { seconds: None },
+            &api(),
+            t(10.0),
+            Some(t(11.2)),
+        );
+        assert!(matches!(
+            &d.actions[..],
+            [Action::StartRecording { trigger, until: Some(u), .. }] if *trigger == t(10.0) && *u == t(11.2)
+        ));
+        let d = r.handle(&Command::Stop, &api(), t(11.2));
+        assert!(matches!(
+            &d.actions[..],
+            [Action::StopRecording { at, .. }] if *at == t(11.2)
+        ));
+        // `start N` with a known stop before its N seconds: the earlier of the two.
+        let d = r.handle_until(
+            &Command::Start {
+                seconds: Some(60.0),
+            },
+            &api(),
+            t(20.0),
+            Some(t(21.0)),
+        );
+        assert!(matches!(
+            &d.actions[..],
+            [Action::StartRecording { until: Some(u), .. }] if *u == t(21.0)
+        ));
     }
 
     #[test]

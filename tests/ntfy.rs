@@ -90,6 +90,11 @@ fn start_and_stop_recording_from_ntfy_messages() {
     assert!(h.terminate().success());
 }
 
+/// Commands sent while hindsight could not hear them (the server restarted; hindsight
+/// waits to reconnect) are applied once, in order, when it is back; a start replayed with
+/// its stop records the span they asked for from the buffer (ntfy gives whole seconds:
+/// from the start of the start's second to the end of the stop's), nothing after it, and
+/// the reply says the times were replayed.
 #[test]
 fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting() {
     let _g = serial();
@@ -97,11 +102,18 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
     let cfg = config(
         &server.url(),
         "lab2",
-        "    reconnect_initial: 4\n    reconnect_max: 8\n",
+        "    reconnect_initial: 6
+    reconnect_max: 8
+    reply_topic: lab2-replies
+",
+    )
+    .replace(
+        "duration: 1\n  max_bytes: 32MiB",
+        "duration: 12\n  max_bytes: 64MiB",
     );
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    h.wait_buffered(11.9);
     // A message while connected, so that the resume is by message id.
     server.publish("lab2", "status");
     h.wait_until("status applied", Duration::from_secs(10), |h| {
@@ -115,10 +127,12 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
             .unwrap()
             .contains("retrying in")
     });
+    assert!(ntfy_status(&mut h)["last_error"].is_string());
     server.spawn();
     // Sent while hindsight waits to reconnect.
-    server.publish("lab2", "start");
-    server.publish("lab2", "stop");
+    let (_, start_sent) = server.publish_timed("lab2", "start");
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, stop_sent) = server.publish_timed("lab2", "stop");
     assert_eq!(
         h.status()["state"],
         "buffering",
@@ -132,6 +146,11 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
     h.wait_idle_files();
     assert_eq!(h.mkv_files().len(), 1, "start then stop: one file");
     assert_eq!(h.status()["state"], "buffering");
+    assert_eq!(
+        ntfy_status(&mut h)["last_error"],
+        Value::Null,
+        "connected again: no stale error"
+    );
     let log = h.log_text();
     let (a, b) = (
         log.find("start: recording 1 started").unwrap(),
@@ -139,7 +158,150 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
     );
     assert!(a < b, "in order");
     assert_eq!(log.matches("source=ntfy").count(), 3, "each applied once");
+
+    // The span asked for: from the start's second (with the buffer before it, as far as
+    // the buffer still reached back) to the end of the stop's second, and nothing later.
+    let mkv = &h.mkv_files()[0];
+    let rows = read_sidecar(mkv);
+    let (from, to) = (start_sent as f64, stop_sent as f64 + 1.0);
+    assert!(
+        rows.iter().any(|r| r.pre_trigger),
+        "frames from before the start"
+    );
+    assert!(
+        rows.iter().all(|r| r.pre_trigger == (r.unix_time < from)),
+        "pre_trigger marks the frames before {from}"
+    );
+    let last = rows.last().unwrap();
+    assert!(
+        last.unix_time <= to && last.unix_time > to - 0.1,
+        "the last frame ({}) is the last one before the stop's second ends ({to})",
+        last.unix_time
+    );
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    // The stop row pairs its LSL time with the same instant's unix time, as the frames do.
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    let stop: Vec<f64> = events
+        .lines()
+        .find(|l| l.contains(",stop,"))
+        .unwrap()
+        .split(',')
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let offset = |lsl: f64, unix: f64| unix - lsl;
+    assert!(
+        (offset(stop[0], stop[1]) - offset(last.lsl_time, last.unix_time)).abs() < 0.001,
+        "stop row {stop:?} against the frames' clock pairing"
+    );
+    assert!(
+        (stop[1] - to).abs() < 0.001,
+        "the stop is at {to}: {stop:?}"
+    );
+    // The phone hears that the times were replayed.
+    h.wait_until("the replies are published", Duration::from_secs(10), |_| {
+        server.messages("lab2-replies", None).len() >= 3
+    });
+    let replies = server.messages("lab2-replies", None);
+    let start_reply = replies
+        .iter()
+        .find(|r| r.contains("recording 1 started"))
+        .unwrap();
+    assert!(
+        start_reply.contains("replayed") && start_reply.contains("whole seconds"),
+        "{replies:?}"
+    );
     assert!(h.terminate().success());
+}
+
+/// A start and a stop replayed after the buffer has moved past them: nothing to record,
+/// and the answer says why.
+#[test]
+fn a_replayed_span_that_left_the_buffer_is_refused_clearly() {
+    let _g = serial();
+    let mut server = Ntfy::start(false);
+    let cfg = config(
+        &server.url(),
+        "lab9",
+        "    reconnect_initial: 5
+    reconnect_max: 5
+    reply_topic: lab9-replies
+",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    server.publish("lab9", "status");
+    h.wait_until("status applied", Duration::from_secs(10), |h| {
+        ntfy_status(h)["commands_applied"] == 1
+    });
+    server.stop();
+    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
+        ntfy_status(h)["state"]
+            .as_str()
+            .unwrap()
+            .contains("retrying in")
+    });
+    server.spawn();
+    server.publish("lab9", "start");
+    server.publish("lab9", "stop");
+    h.wait_until("both applied", Duration::from_secs(30), |h| {
+        ntfy_status(h)["commands_applied"] == 3
+    });
+    h.wait_until("the replies are published", Duration::from_secs(10), |_| {
+        server.messages("lab9-replies", None).len() >= 2
+    });
+    let replies = server.messages("lab9-replies", None);
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("failed:") && r.contains("no longer in the buffer")),
+        "{replies:?}"
+    );
+    h.wait_idle_files();
+    assert!(h.mkv_files().is_empty());
+    assert!(h.terminate().success());
+}
+
+/// A message published a moment before hindsight starts, in the same second, is never
+/// applied (ntfy's times are whole seconds: a time filter cannot tell; asking the server
+/// for its newest message at start-up can).
+#[test]
+fn a_message_sent_just_before_the_start_is_never_applied() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    for run in 0..3 {
+        let topic = format!("lab8-{run}");
+        // Early in a second, so that hindsight starts within the same one.
+        while std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis()
+            > 150
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (_, sent) = server.publish_timed(&topic, "Start Recording");
+        let mut h = Hindsight::start(&config(&server.url(), &topic, ""));
+        wait_connected(&mut h);
+        h.wait_buffered(0.9);
+        std::thread::sleep(Duration::from_millis(500));
+        let s = h.status();
+        assert_eq!(
+            s["state"], "buffering",
+            "run {run}: a start sent at {sent}, before hindsight started ({}), was applied",
+            s["unix_time"]
+        );
+        assert_eq!(ntfy_status(&mut h)["commands_applied"], 0);
+        // What is sent afterwards is applied.
+        server.publish(&topic, "start 1");
+        h.wait_until("a later start works", Duration::from_secs(10), |h| {
+            h.status()["state"] == "recording"
+        });
+        assert!(h.terminate().success());
+    }
 }
 
 #[test]

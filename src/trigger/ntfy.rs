@@ -5,9 +5,12 @@
 //! and ran twice):
 //! - one subscription at a time, reconnected with capped exponential backoff;
 //! - resumed with `since=<last message id>`, so commands sent while it was down are
-//!   applied once, in order; the first connection asks only for messages from the second
-//!   the process started in (ntfy's times have one-second resolution), so older ones are
-//!   never replayed;
+//!   applied once, in order;
+//! - at start-up it first asks the server for the topic's newest message (a poll) and
+//!   subscribes from that message's id: nothing the server had before that is ever
+//!   applied, whatever second it was sent in (ntfy's times are whole seconds). If the
+//!   server cannot be asked then, only messages sent in a later second than hindsight's
+//!   start are applied;
 //! - message ids already applied are ignored;
 //! - a connection with no event and no keepalive for twice the server's keepalive interval
 //!   (plus 5 s) is taken as dead and replaced;
@@ -15,7 +18,11 @@
 //!
 //! A command takes the time it arrived, unless it arrives late (replayed after a
 //! reconnection): then the time the message was sent, so a late start still takes the
-//! buffer from when the user asked.
+//! buffer from when the user asked. ntfy gives that time in whole seconds: a late start
+//! (clip, mark) takes the first instant of its second, a late stop the last (never after
+//! its arrival), so that nothing asked for is cut; the reply and the LSL event say so.
+//! Late messages that come together are handed to the recorder as one batch, so that a
+//! start replayed with its stop records exactly the span between them.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::grammar::{self, Parsed};
 use crate::clock::{ClockPair, LslTime, WallTime};
-use crate::control::CommandBus;
+use crate::control::{CommandBus, Timed};
 use crate::lsl::LslMsg;
 use crate::recorder::{Command, Origin, Outcome};
 
@@ -66,7 +73,8 @@ pub struct NtfySettings {
     pub keepalive: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// Messages sent before this second are never applied.
+    /// When hindsight started (whole seconds): if the newest message cannot be asked for
+    /// at start-up, messages sent in or before this second are not applied.
     pub start_unix_secs: i64,
 }
 
@@ -202,6 +210,7 @@ pub fn spawn(
                     .expect("HTTP client");
                 let sub = Subscriber {
                     settings: &settings,
+                    not_after: std::sync::atomic::AtomicI64::new(i64::MIN),
                     client: &client,
                     bus: &bus,
                     status: &status,
@@ -218,6 +227,9 @@ pub fn spawn(
 
 struct Subscriber<'a> {
     settings: &'a NtfySettings,
+    /// Messages sent in or before this second are not applied (i64::MIN: none); set when
+    /// the newest message could not be asked for at start-up.
+    not_after: std::sync::atomic::AtomicI64,
     client: &'a reqwest::Client,
     bus: &'a CommandBus,
     status: &'a Mutex<NtfyStatus>,
@@ -232,7 +244,10 @@ impl Subscriber<'_> {
             let changed = s.state != state;
             s.state = state.clone();
             s.connected = connected;
-            if error.is_some() {
+            if connected {
+                // Connected again: what went wrong before is over.
+                s.last_error = None;
+            } else if error.is_some() {
                 s.last_error = error;
             }
             changed
@@ -261,7 +276,27 @@ impl Subscriber<'_> {
 
     async fn run(&self) {
         let s = self.settings;
-        let mut since = s.start_unix_secs.to_string();
+        let (mut since, not_after) = match self.newest_message().await {
+            Ok(Some(id)) => {
+                tracing::info!(
+                    "ntfy: the topic's newest message is {id}; applying only later ones"
+                );
+                (id, None)
+            }
+            // Nothing there in the last minute: whatever comes later is new.
+            Ok(None) => ((s.start_unix_secs - 60).to_string(), None),
+            Err(e) => {
+                tracing::warn!(
+                    "ntfy: cannot ask {}/{} for its newest message ({e}); messages sent in the \
+                     second hindsight started or before will not be applied",
+                    s.server,
+                    s.topic
+                );
+                (s.start_unix_secs.to_string(), Some(s.start_unix_secs))
+            }
+        };
+        self.not_after
+            .store(not_after.unwrap_or(i64::MIN), Ordering::Relaxed);
         let mut seen = Seen::default();
         let mut backoff = s.backoff_initial;
         while !self.stop.load(Ordering::Relaxed) {
@@ -291,6 +326,31 @@ impl Subscriber<'_> {
         }
     }
 
+    /// The id of the topic's newest message of the last minute, if any (`poll=1`: the
+    /// cached messages, then the answer ends).
+    async fn newest_message(&self) -> Result<Option<String>, String> {
+        let s = self.settings;
+        let url = format!(
+            "{}/{}/json?poll=1&since={}",
+            s.server,
+            s.topic,
+            s.start_unix_secs - 60
+        );
+        let req =
+            with_auth(self.client.get(&url), s.auth.as_ref()).timeout(Duration::from_secs(10));
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("the server answered {}", resp.status()));
+        }
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<NtfyEvent>(l).ok())
+            .filter(|e| e.event == "message")
+            .map(|e| e.id)
+            .next_back())
+    }
+
     /// Sleeps `d`, or less if asked to stop.
     async fn sleep(&self, d: Duration) {
         let end = tokio::time::Instant::now() + d;
@@ -316,8 +376,12 @@ impl Subscriber<'_> {
         // Dead if neither a message nor a keepalive comes for this long.
         let dead_after = s.keepalive * 2 + Duration::from_secs(5);
         let mut opened = false;
+        // Late (replayed) commands, held until the replay is over: handed over together.
+        let mut batch: Vec<Late> = Vec::new();
         let ended = loop {
-            match next_item(&mut es, dead_after, self.stop).await {
+            let quiet = (!batch.is_empty()).then_some(REPLAY_QUIET);
+            match next_item(&mut es, dead_after, quiet, self.stop).await {
+                Next::Quiet => self.apply(std::mem::take(&mut batch)).await,
                 Next::Stop => break Ended::Failed("stopping".into()),
                 Next::Dead => {
                     break Ended::Failed(format!(
@@ -330,15 +394,25 @@ impl Subscriber<'_> {
                     opened = true;
                     self.set_state(format!("connected to {}/{}", s.server, s.topic), true, None);
                 }
-                Next::Event(Event::Message(m)) => self.on_data(&m.data, since, seen).await,
+                Next::Event(Event::Message(m)) => {
+                    if let Some(cmd) = self.on_data(&m.data, since, seen).await {
+                        let late = cmd.note.is_some();
+                        batch.push(cmd);
+                        if !late || batch.len() >= 100 {
+                            self.apply(std::mem::take(&mut batch)).await;
+                        }
+                    }
+                }
             }
         };
         es.close();
+        // What was replayed before the connection ended is still applied.
+        self.apply(batch).await;
         (ended, opened)
     }
 
-    /// One SSE `data:` payload.
-    async fn on_data(&self, data: &str, since: &mut String, seen: &mut Seen) {
+    /// One SSE `data:` payload: the command it carries, if any, with its time.
+    async fn on_data(&self, data: &str, since: &mut String, seen: &mut Seen) -> Option<Late> {
         let ev: NtfyEvent = match serde_json::from_str(data) {
             Ok(ev) => ev,
             Err(e) => {
@@ -346,15 +420,15 @@ impl Subscriber<'_> {
                     "ntfy: ignoring an event that is not ntfy JSON ({e}): {:.200}",
                     data
                 );
-                return;
+                return None;
             }
         };
         if ev.event != "message" {
-            return; // open, keepalive, poll_request
+            return None; // open, keepalive, poll_request
         }
         if !seen.insert(&ev.id) {
             tracing::info!("ntfy: message {} already applied; ignored", ev.id);
-            return;
+            return None;
         }
         *since = ev.id.clone();
         let text = ev.message.unwrap_or_default();
@@ -365,17 +439,23 @@ impl Subscriber<'_> {
             st.last_message_time = Some(arrived.wall.as_secs_f64());
             st.last_message_id = Some(ev.id.clone());
         }
-        if ev.time < self.settings.start_unix_secs {
+        if ev.time <= self.not_after.load(Ordering::Relaxed) {
             tracing::info!(
-                "ntfy: message {} was sent before hindsight started; not applied",
+                "ntfy: message {} was sent in or before the second hindsight started (and the \
+                 server could not be asked then what was already there); not applied",
                 ev.id
             );
-            return;
+            return None;
         }
         match grammar::parse(&text, &self.settings.rig) {
             Parsed::Command(command) => {
-                let at = command_time(ev.time, arrived);
-                self.apply(command, &text, at).await;
+                let (at, note) = command_time(&command, ev.time, arrived);
+                return Some(Late {
+                    command,
+                    text,
+                    at,
+                    note,
+                });
             }
             Parsed::NotForUs { to } => {
                 tracing::info!(
@@ -395,26 +475,41 @@ impl Subscriber<'_> {
                 }
             }
         }
+        None
     }
 
-    async fn apply(&self, command: Command, text: &str, at: ClockPair) {
-        let origin = Origin::new("ntfy", text.chars().take(200).collect::<String>());
-        match self.bus.request_at(command, origin, at).await {
-            Ok(reply) => {
-                self.status.lock().commands_applied += 1;
-                let mut msg = match &reply.outcome {
-                    Outcome::Done(m) => m.clone(),
-                    Outcome::NoOp(m) => format!("nothing done: {m}"),
-                    Outcome::Rejected(m) => format!("refused: {m}"),
-                    Outcome::Failed(m) => format!("failed: {m}"),
-                };
-                if !reply.files.is_empty() {
-                    msg.push_str(": ");
-                    msg.push_str(&reply.files.join(", "));
+    /// Hands commands to the recorder, in order, as one step, and answers each.
+    async fn apply(&self, batch: Vec<Late>) {
+        if batch.is_empty() {
+            return;
+        }
+        let timed = batch
+            .into_iter()
+            .map(|l| Timed {
+                command: l.command,
+                origin: Origin::new("ntfy", l.text.chars().take(200).collect::<String>()),
+                at: l.at,
+                note: l.note,
+            })
+            .collect();
+        match self.bus.request_batch(timed).await {
+            Ok(replies) => {
+                for reply in replies {
+                    self.status.lock().commands_applied += 1;
+                    let mut msg = match &reply.outcome {
+                        Outcome::Done(m) => m.clone(),
+                        Outcome::NoOp(m) => format!("nothing done: {m}"),
+                        Outcome::Rejected(m) => format!("refused: {m}"),
+                        Outcome::Failed(m) => format!("failed: {m}"),
+                    };
+                    if !reply.files.is_empty() {
+                        msg.push_str(": ");
+                        msg.push_str(&reply.files.join(", "));
+                    }
+                    self.reply(msg).await;
                 }
-                self.reply(msg).await;
             }
-            Err(e) => tracing::error!("ntfy: command not applied: {e}"),
+            Err(e) => tracing::error!("ntfy: commands not applied: {e}"),
         }
     }
 
@@ -423,21 +518,47 @@ impl Subscriber<'_> {
     }
 }
 
+/// A command from a message, with the time it counts from and, when that is not its
+/// arrival (a late, replayed message), how it was found.
+struct Late {
+    command: Command,
+    text: String,
+    at: ClockPair,
+    note: Option<String>,
+}
+
+/// A replay is over when no message came for this long: the late commands gathered so
+/// far go to the recorder together.
+const REPLAY_QUIET: Duration = Duration::from_millis(300);
+
 enum Next {
     Event(Event),
+    /// Nothing for the `quiet` time asked for.
+    Quiet,
     Error(reqwest_eventsource::Error),
     /// Nothing came for the dead-connection bound.
     Dead,
     Stop,
 }
 
-/// The next SSE item, waiting in short steps so that `stop` is noticed.
-async fn next_item(es: &mut EventSource, dead_after: Duration, stop: &AtomicBool) -> Next {
-    let step = Duration::from_millis(250);
+/// The next SSE item, waiting in short steps so that `stop` is noticed; `Quiet` after
+/// `quiet_after` without one, if given.
+async fn next_item(
+    es: &mut EventSource,
+    dead_after: Duration,
+    quiet_after: Option<Duration>,
+    stop: &AtomicBool,
+) -> Next {
+    let step = quiet_after.map_or(Duration::from_millis(250), |q| {
+        q.min(Duration::from_millis(250))
+    });
     let mut quiet = Duration::ZERO;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Next::Stop;
+        }
+        if quiet_after.is_some_and(|q| quiet >= q) {
+            return Next::Quiet;
         }
         if quiet >= dead_after {
             return Next::Dead;
@@ -467,16 +588,40 @@ fn classify(e: reqwest_eventsource::Error) -> Ended {
 }
 
 /// The time a command counts from: when it arrived, unless it is more than 2 s late
-/// (replayed after a reconnection): then when it was sent (whole seconds).
-fn command_time(sent_unix_secs: i64, arrived: ClockPair) -> ClockPair {
-    let sent = WallTime::from_nanos(sent_unix_secs.saturating_mul(1_000_000_000));
-    let late_ns = arrived.wall.as_nanos() - sent.as_nanos();
-    if late_ns > 2_000_000_000 {
-        let lsl = LslTime::from_nanos(arrived.lsl.as_nanos() - late_ns);
-        ClockPair { lsl, wall: sent }
-    } else {
-        arrived
+/// (replayed after a reconnection): then when it was sent. ntfy gives that in whole
+/// seconds, so a late stop takes the end of its second (never after its arrival) and any
+/// other command the start of it: a recording never loses what was asked for. The note
+/// says so, for the reply and the LSL event.
+fn command_time(
+    command: &Command,
+    sent_unix_secs: i64,
+    arrived: ClockPair,
+) -> (ClockPair, Option<String>) {
+    const SECOND: i64 = 1_000_000_000;
+    let sent = sent_unix_secs.saturating_mul(SECOND);
+    let late_ns = arrived.wall.as_nanos() - sent;
+    if late_ns <= 2 * SECOND {
+        return (arrived, None);
     }
+    let (wall, edge) = match command {
+        Command::Stop => ((sent + SECOND).min(arrived.wall.as_nanos()), "end"),
+        _ => (sent, "start"),
+    };
+    let lsl = LslTime::from_nanos(arrived.lsl.as_nanos() - (arrived.wall.as_nanos() - wall));
+    let shown = WallTime::from_nanos(sent).to_local();
+    let note = format!(
+        "replayed: sent at {} (ntfy gives whole seconds), {:.1} s before it arrived; \
+         taken at the {edge} of that second",
+        shown.format("%H:%M:%S"),
+        late_ns as f64 / 1e9
+    );
+    (
+        ClockPair {
+            lsl,
+            wall: WallTime::from_nanos(wall),
+        },
+        Some(note),
+    )
 }
 
 fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
@@ -558,12 +703,18 @@ mod tests {
             lsl: LslTime::from_secs_f64(500.0),
             wall: WallTime::from_nanos(1_000_000_000_500_000_000),
         };
+        let start = Command::Start { seconds: None };
         // On time (within 2 s): the arrival.
-        assert_eq!(command_time(999_999_999, arrived), arrived);
-        // 10.5 s late (replayed after a reconnection): when it was sent.
-        let t = command_time(999_999_990, arrived);
+        assert_eq!(command_time(&start, 999_999_999, arrived), (arrived, None));
+        // 10.5 s late (replayed after a reconnection): the start of the second it was sent in.
+        let (t, note) = command_time(&start, 999_999_990, arrived);
         assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
         assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
+        assert!(note.unwrap().contains("whole seconds"));
+        // A late stop: the end of its second, so that nothing asked for is cut.
+        let (t, _) = command_time(&Command::Stop, 999_999_990, arrived);
+        assert_eq!(t.wall.as_nanos(), 999_999_991_000_000_000);
+        assert_eq!(t.lsl, LslTime::from_secs_f64(490.5));
     }
 
     #[test]

@@ -940,7 +940,11 @@ impl OpenFile {
 
     fn finish(&mut self, reason: &str) -> io::Result<FileSummary> {
         let stop_at = self.end.unwrap_or(self.last_capture);
-        let stop_wall = WallTime::now();
+        // The stop's own instant on both clocks (the trigger's clock pairing), not the
+        // moment the file is finished: a replayed stop happened earlier than that.
+        let stop_wall = WallTime::from_nanos(
+            self.spec.trigger_wall.as_nanos() + stop_at.nanos_since(self.spec.trigger),
+        );
         let mut summary = FileSummary {
             camera: String::new(),
             path: self.spec.paths.mkv.display().to_string(),

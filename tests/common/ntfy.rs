@@ -108,6 +108,22 @@ impl Ntfy {
         v["id"].as_str().unwrap().to_string()
     }
 
+    /// Publishes `text` on `topic`; returns the message id and the send time the server
+    /// gave it (whole seconds).
+    pub fn publish_timed(&self, topic: &str, text: &str) -> (String, i64) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/{topic}", self.url()))
+            .body(text.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "publish: {}", r.status());
+        let v: Value = r.json().unwrap();
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["time"].as_i64().unwrap(),
+        )
+    }
+
     /// Messages on `topic` so far.
     pub fn messages(&self, topic: &str, token: Option<&str>) -> Vec<String> {
         let mut req =
