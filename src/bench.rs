@@ -84,9 +84,11 @@ impl FrameSet {
 }
 
 fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
-    // Room for the duration's JPEG bytes with margin for the chunked recycling.
+    // Room for the duration's JPEG bytes with margin for the chunked recycling, all of it
+    // allocated now (what `hindsight run`'s buffer grows to once it has seen the frames).
     let bytes = (set.mean_bytes() * set.fps * duration.as_secs_f64() * 1.5) as usize + (16 << 20);
-    let ring = PreTriggerRing::new(RingLimits::for_rate(duration, set.fps, bytes));
+    let ring =
+        PreTriggerRing::with_chunks(RingLimits::for_rate(duration, set.fps, bytes), usize::MAX);
     let info = crate::source::SourceInfo {
         kind: "synthetic",
         model: "bench".into(),

@@ -58,6 +58,10 @@ pub struct Camera {
     pub lsl: Option<Sender<LslMsg>>,
     /// Where losses and recoveries are reported (the control thread).
     pub events: Option<Sender<CameraEvent>>,
+    /// Where the ring's wish for more memory goes (the buffer grower), and whether it was
+    /// sent and not yet served.
+    grow: Option<Sender<usize>>,
+    grow_asked: AtomicBool,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -94,6 +98,8 @@ pub struct CameraStats {
     pub buffered_bytes: AtomicU64,
     pub buffered_ns: AtomicU64,
     pub buffer_capacity: AtomicU64,
+    /// The most the buffer may grow to (`buffer.max_bytes`).
+    pub buffer_ceiling: AtomicU64,
     /// Frames per second × 1000 over the last second.
     pub fps_milli: AtomicU64,
     /// Sequence number of the newest frame + 1 (0 = none yet).
@@ -129,6 +135,9 @@ pub struct CameraSetup {
     pub realtime: bool,
     pub lsl: Option<Sender<LslMsg>>,
     pub events: Option<Sender<CameraEvent>>,
+    /// The buffer grower's queue ([`spawn_buffer_grower`]); without it the ring keeps the
+    /// memory it started with.
+    pub grow: Option<Sender<usize>>,
 }
 
 impl CameraSetup {
@@ -143,6 +152,7 @@ impl CameraSetup {
             realtime: false,
             lsl: None,
             events: None,
+            grow: None,
         }
     }
 }
@@ -153,6 +163,9 @@ impl Camera {
         stats
             .buffer_capacity
             .store(ring.capacity_bytes() as u64, Relaxed);
+        stats
+            .buffer_ceiling
+            .store(ring.ceiling_bytes() as u64, Relaxed);
         let buffer_duration = ring.limits().duration;
         let CameraSetup {
             index,
@@ -163,6 +176,7 @@ impl Camera {
             realtime,
             lsl,
             events,
+            grow,
         } = setup;
         Camera {
             index,
@@ -173,6 +187,8 @@ impl Camera {
             realtime,
             lsl,
             events,
+            grow,
+            grow_asked: AtomicBool::new(false),
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -343,6 +359,7 @@ impl Camera {
             buffered_frames: s.buffered_frames.load(Relaxed),
             buffered_bytes: s.buffered_bytes.load(Relaxed),
             buffer_capacity_bytes: s.buffer_capacity.load(Relaxed),
+            buffer_max_bytes: s.buffer_ceiling.load(Relaxed),
             buffer_fill: if self.buffer_duration.is_zero() {
                 0.0
             } else {
@@ -736,6 +753,13 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
             s.too_large.fetch_add(1, Relaxed);
         }
     }
+    if st.ring.wants_chunks() > 0 {
+        if let Some(grow) = &cam.grow {
+            if !cam.grow_asked.swap(true, Relaxed) && grow.try_send(cam.index).is_err() {
+                cam.grow_asked.store(false, Relaxed);
+            }
+        }
+    }
     let c = st.ring.counters();
     s.evicted_early
         .store(c.evicted_early_bytes + c.evicted_early_slots, Relaxed);
@@ -743,6 +767,90 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
     s.buffered_bytes.store(st.ring.bytes() as u64, Relaxed);
     s.buffered_ns
         .store(st.ring.span().as_nanos() as u64, Relaxed);
+}
+
+/// Memory the system can still give without swapping (`MemAvailable`), if known.
+pub fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_field(&text, "MemAvailable:")
+}
+
+/// The machine's memory (`MemTotal`), if known.
+pub fn memory_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_field(&text, "MemTotal:")
+}
+
+fn meminfo_field(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Memory left for everything else when a buffer grows: below this, it stops growing.
+const MEMORY_RESERVE: u64 = 128 << 20;
+
+/// Starts the thread that gives the cameras' pre-trigger rings the memory they ask for
+/// (allocated and touched here, handed over under the ring lock), so that a capture
+/// thread never allocates or waits on a page fault. Returns the queue the cameras ask
+/// on: pass it in their [`CameraSetup::grow`] before starting this with them.
+pub fn spawn_buffer_grower(
+    cameras: Vec<Arc<Camera>>,
+    asks: crossbeam_channel::Receiver<usize>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("buffers".into())
+        .spawn(move || {
+            let _span = tracing::info_span!("buffers").entered();
+            let mut refused = vec![false; cameras.len()];
+            while let Ok(i) = asks.recv() {
+                let Some(cam) = cameras.get(i) else { continue };
+                loop {
+                    let (wanted, size) = {
+                        let st = cam.state.lock();
+                        (st.ring.wants_chunks(), st.ring.chunk_size())
+                    };
+                    if wanted == 0 {
+                        break;
+                    }
+                    let room = memory_available().is_none_or(|a| a >= size as u64 + MEMORY_RESERVE);
+                    let chunk = if room { crate::ring::new_chunk(size) } else { None };
+                    let Some(chunk) = chunk else {
+                        if !refused[i] {
+                            refused[i] = true;
+                            let st = cam.state.lock();
+                            tracing::warn!(
+                                camera = %cam.name,
+                                "the pre-trigger buffer cannot grow past {} MiB: the machine has {} MiB of memory left; it holds {:.1} s of the {:.1} s asked for",
+                                st.ring.capacity_bytes() >> 20,
+                                memory_available().unwrap_or(0) >> 20,
+                                st.ring.span().as_secs_f64(),
+                                cam.buffer_duration.as_secs_f64()
+                            );
+                        }
+                        break;
+                    };
+                    let mut st = cam.state.lock();
+                    if !st.ring.add_chunk(chunk) {
+                        break;
+                    }
+                    cam.stats
+                        .buffer_capacity
+                        .store(st.ring.capacity_bytes() as u64, Relaxed);
+                }
+                cam.grow_asked.store(false, Relaxed);
+                tracing::debug!(
+                    camera = %cam.name,
+                    "pre-trigger buffer: {} MiB",
+                    cam.stats.buffer_capacity.load(Relaxed) >> 20
+                );
+            }
+        })
 }
 
 /// A 16x16 synthetic camera `cam0` with a ring of `limits`, for unit tests.

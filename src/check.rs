@@ -105,14 +105,22 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
     };
     let c = &loaded.config;
     let mut rate = Some(0.0f64);
+    let mut rates = Vec::new();
     for cam in &c.cameras {
         let (line, bytes_per_s) = camera(cam);
         out.push(line);
+        rates.push(bytes_per_s);
         rate = match (rate, bytes_per_s) {
             (Some(r), Some(b)) => Some(r + b),
             _ => None,
         };
     }
+    out.push(memory(
+        c,
+        &rates,
+        crate::capture::memory_total(),
+        crate::capture::memory_available(),
+    ));
     out.push(audio(c));
     out.push(lsl(c));
     out.push(ntfy(c));
@@ -135,6 +143,63 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The pre-trigger buffers against the machine's memory: what they will take at the
+/// measured data rates (they grow to that), and their ceiling (`buffer.max_bytes` per
+/// camera). Fails if what they need is not available; warns if the ceiling could take
+/// more than half the machine.
+fn memory(
+    c: &Config,
+    rates: &[Option<f64>],
+    total: Option<u64>,
+    available: Option<u64>,
+) -> CheckLine {
+    let secs = c.buffer.pre_trigger().as_secs_f64();
+    let ceiling = if secs > 0.0 {
+        c.buffer.max_bytes.0 * c.cameras.len() as u64
+    } else {
+        0
+    };
+    let need: Option<u64> = rates
+        .iter()
+        .map(|r| r.map(|b| (b * secs * 1.25) as u64))
+        .sum::<Option<u64>>()
+        .map(|n| n.min(ceiling));
+    let Some(total) = total else {
+        return CheckLine::pass("memory", "cannot read /proc/meminfo; not checked");
+    };
+    let need_text = match need {
+        Some(n) => format!(
+            "the pre-trigger buffers need about {} ({secs:.0} s at the measured rate)",
+            size(n)
+        ),
+        None => "the buffers' need is unknown (a camera gave no frame)".into(),
+    };
+    let detail = format!(
+        "{need_text}; they may grow to {} (buffer.max_bytes × {} camera(s)); the machine has {} ({} available)",
+        size(ceiling),
+        c.cameras.len(),
+        size(total),
+        size(available.unwrap_or(0))
+    );
+    if let (Some(n), Some(a)) = (need, available) {
+        if n + (128 << 20) > a {
+            return CheckLine::fail(
+                "memory",
+                detail,
+                "not enough memory for the buffers: shorten buffer.duration, lower the frame size or rate, or free memory",
+            );
+        }
+    }
+    if ceiling > total / 2 {
+        return CheckLine::warn(
+            "memory",
+            detail,
+            "buffer.max_bytes lets the buffers take more than half the machine's memory if the frames ever need it: lower it to what you can spare",
+        );
+    }
+    CheckLine::pass("memory", detail)
 }
 
 /// Opens the camera and waits for a frame; returns the line and the data rate (bytes/s).
@@ -510,5 +575,52 @@ fn api(c: &Config) -> CheckLine {
             format!("{}: {e}", c.api.listen),
             "is hindsight already running? (`hindsight ctl status`), else choose another api.listen",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_bytes: u64, cameras: usize) -> Config {
+        let mut c = Config::default();
+        c.buffer.max_bytes = crate::config::ByteSize(max_bytes);
+        c.cameras = (0..cameras)
+            .map(|i| crate::config::CameraConfig {
+                name: crate::config::FileNamePart(format!("cam{i}")),
+                ..Default::default()
+            })
+            .collect();
+        c
+    }
+
+    #[test]
+    fn the_buffers_ceiling_and_need_are_judged_against_the_machine() {
+        const GIB: u64 = 1 << 30;
+        // 2 MB/s for 20 s: 50 MB with slack; 512 MiB ceiling on a 4 GiB Pi.
+        let ok = memory(
+            &config(512 << 20, 1),
+            &[Some(2e6)],
+            Some(4 * GIB),
+            Some(3 * GIB),
+        );
+        assert_eq!(ok.level, Level::Pass, "{}", ok.render());
+        assert!(ok.detail.contains("need about 47 MiB"), "{}", ok.detail);
+        // A 4 GiB ceiling for two cameras on a 4 GiB machine: could take it all.
+        let big = memory(
+            &config(4 * GIB, 2),
+            &[Some(2e6), Some(2e6)],
+            Some(4 * GIB),
+            Some(3 * GIB),
+        );
+        assert_eq!(big.level, Level::Warn, "{}", big.render());
+        // Frames that need more than there is.
+        let short = memory(
+            &config(4 * GIB, 1),
+            &[Some(200e6)],
+            Some(4 * GIB),
+            Some(3 * GIB),
+        );
+        assert_eq!(short.level, Level::Fail, "{}", short.render());
     }
 }

@@ -108,7 +108,8 @@ pub struct BufferConfig {
     pub enabled: bool,
     /// Seconds kept before the trigger.
     pub duration: BufferSeconds,
-    /// Memory for the buffer's JPEG bytes (per camera), allocated up front.
+    /// The most memory the buffer's JPEG bytes may take (per camera): it grows to what its
+    /// frames need, up to this.
     pub max_bytes: ByteSize,
 }
 

@@ -1,7 +1,7 @@
 //! The pre-trigger ring: the last `buffer.duration` seconds of one camera's JPEG frames, in RAM.
 //!
-//! Storage is a fixed set of equal chunks (`bytes::BytesMut`), allocated and touched when
-//! the ring is made. A frame's bytes are copied once, from the source's scratch buffer into
+//! Storage is a set of equal chunks (`bytes::BytesMut`), each allocated and touched before
+//! the ring gets it. A frame's bytes are copied once, from the source's scratch buffer into
 //! the current chunk, and split off as a reference-counted `Bytes`: the ring and the writer
 //! share that payload and nothing copies it again. When the current chunk is full the ring
 //! moves to the next one, evicting the frames still stored there (they are the oldest) and
@@ -9,11 +9,18 @@
 //! when no `Bytes` into the chunk is alive any more. A chunk still held by the writer (a
 //! recording far behind) cannot be reused, and the new frame is dropped and counted.
 //!
+//! Memory follows the need, up to `max_bytes`: the ring starts with a few chunks and, from
+//! the bytes per second its frames actually take, says when it wants another
+//! ([`PreTriggerRing::wants_chunk`]): when its capacity is short of `duration` of frames
+//! plus a quarter and two chunks of slack, or when it had to drop or evict early. Another
+//! thread allocates and touches the chunk ([`new_chunk`]) and hands it over
+//! ([`PreTriggerRing::add_chunk`]), so the capture thread never allocates or faults.
+//!
 //! Eviction is O(1) per frame (pop from the front of a preallocated `VecDeque`); push is
 //! O(1) amortized (one memcpy). In steady state nothing is allocated.
 //!
 //! Bounds: frames older than `duration` (relative to the newest) go; the byte budget holds
-//! between (chunks − 1)/chunks and all of `max_bytes` of JPEG data, because space is
+//! between (chunks − 1)/chunks and all of the chunks' bytes of JPEG data, because space is
 //! recycled a chunk at a time; the slot budget (`max_frames`) bounds the metadata.
 
 use std::collections::VecDeque;
@@ -29,7 +36,7 @@ use crate::frame::{Frame, FrameMeta};
 pub struct RingLimits {
     /// Keep frames captured no more than this long before the newest.
     pub duration: Duration,
-    /// JPEG bytes the ring may hold; allocated up front.
+    /// JPEG bytes the ring may hold at most: a ceiling, allocated as needed.
     pub max_bytes: usize,
     /// Frame slots; allocated up front.
     pub max_frames: usize,
@@ -70,50 +77,140 @@ pub struct RingCounters {
     pub dropped_too_large: u64,
 }
 
+/// Chunks a ring starts with (or all of them, if `max_bytes` allows fewer).
+pub const INITIAL_CHUNKS: usize = 4;
+
 /// See the module documentation.
 pub struct PreTriggerRing {
     limits: RingLimits,
+    /// In the order they are filled: after `current` come the oldest frames.
     chunks: Vec<BytesMut>,
     /// Start address of each chunk's allocation, to tell which chunk a frame lives in.
     chunk_bases: Vec<usize>,
     chunk_size: usize,
+    /// Chunks `max_bytes` allows; both vectors have room for them from the start.
+    max_chunks: usize,
     current: usize,
     frames: VecDeque<Frame>,
     bytes: usize,
     counters: RingCounters,
+    /// Chunks that would help now (see the module documentation).
+    wants: usize,
+}
+
+/// Chunk size and count for a ceiling of `max_bytes`: an eighth of it, from 256 KiB to
+/// 8 MiB (the largest frame a ring holds is one chunk), and as many as fit.
+fn chunking(max_bytes: usize) -> (usize, usize) {
+    let size = (max_bytes / 8).clamp(256 << 10, 8 << 20);
+    (size, (max_bytes / size).max(2))
+}
+
+/// Allocates one chunk of `size` bytes and touches every page, so that the thread that
+/// fills it never waits on a page fault; `None` if the memory is not there. Called off the
+/// capture thread.
+pub fn new_chunk(size: usize) -> Option<BytesMut> {
+    let mut v: Vec<u8> = Vec::new();
+    v.try_reserve_exact(size).ok()?;
+    // Writing every byte faults every page in now (a non-zero byte, so that no allocator
+    // or compiler can turn this into lazily mapped zero pages).
+    v.resize(size, 0xFF);
+    // Both conversions keep the allocation (a Vec whose length is its capacity, then a
+    // unique Bytes): no copy.
+    let mut c = BytesMut::from(bytes::Bytes::from(v));
+    c.clear();
+    // Splitting once turns the chunk into a shared buffer; later splits only bump a
+    // reference count instead of allocating the shared header on first use.
+    drop(c.split());
+    Some(c)
 }
 
 impl PreTriggerRing {
-    /// Allocates and touches all storage now, so that capture never waits on a page fault
-    /// or the allocator later.
+    /// A ring with its first chunks ([`INITIAL_CHUNKS`]) allocated and touched now; it
+    /// asks for more as it learns what its frames take (see the module documentation).
     pub fn new(limits: RingLimits) -> PreTriggerRing {
+        Self::with_chunks(limits, INITIAL_CHUNKS)
+    }
+
+    /// A ring with `initial` chunks (at most what `max_bytes` allows) allocated now.
+    pub fn with_chunks(limits: RingLimits, initial: usize) -> PreTriggerRing {
         assert!(limits.max_frames > 0, "a ring needs frame slots");
-        let n_chunks = (limits.max_bytes / (4 << 20)).clamp(4, 64);
-        let chunk_size = limits.max_bytes / n_chunks;
-        let mut chunks = Vec::with_capacity(n_chunks);
-        let mut chunk_bases = Vec::with_capacity(n_chunks);
-        for _ in 0..n_chunks {
-            let mut c = BytesMut::with_capacity(chunk_size);
-            // Writing every byte faults every page in now (a non-zero byte, so that no
-            // allocator or compiler can turn this into lazily mapped zero pages).
-            c.resize(chunk_size, 0xFF);
-            c.clear();
-            // Splitting once turns the chunk into a shared buffer; later splits only bump a
-            // reference count instead of allocating the shared header on first use.
-            drop(c.split());
-            chunk_bases.push(c.as_ptr() as usize);
-            chunks.push(c);
-        }
-        PreTriggerRing {
+        let (chunk_size, max_chunks) = chunking(limits.max_bytes);
+        let mut ring = PreTriggerRing {
             limits,
-            chunks,
-            chunk_bases,
+            chunks: Vec::with_capacity(max_chunks),
+            chunk_bases: Vec::with_capacity(max_chunks),
             chunk_size,
+            max_chunks,
             current: 0,
             frames: VecDeque::with_capacity(limits.max_frames),
             bytes: 0,
             counters: RingCounters::default(),
+            wants: 0,
+        };
+        for _ in 0..initial.clamp(2, max_chunks) {
+            let c =
+                new_chunk(chunk_size).expect("memory for the pre-trigger buffer's first chunks");
+            ring.add_chunk(c);
         }
+        ring.current = 0;
+        ring
+    }
+
+    /// Adds an empty chunk (from [`new_chunk`], of [`PreTriggerRing::chunk_size`] bytes)
+    /// right after the one being filled, so it is filled next. Never allocates. Returns
+    /// false (and drops nothing: the chunk is returned to the allocator by the caller's
+    /// drop) if the ring is at its ceiling or the chunk is the wrong size.
+    pub fn add_chunk(&mut self, chunk: BytesMut) -> bool {
+        if self.chunks.len() >= self.max_chunks || chunk.capacity() < self.chunk_size {
+            return false;
+        }
+        let at = if self.chunks.is_empty() {
+            0
+        } else {
+            self.current + 1
+        };
+        self.chunk_bases.insert(at, chunk.as_ptr() as usize);
+        self.chunks.insert(at, chunk);
+        self.wants = self.wants.saturating_sub(1);
+        true
+    }
+
+    /// How many more chunks would help: the capacity is short of what `duration` of
+    /// frames takes (plus a quarter and two chunks of slack), or frames had to be dropped
+    /// or evicted early for want of space. 0 at the ceiling.
+    pub fn wants_chunks(&self) -> usize {
+        self.wants
+    }
+
+    /// Bytes per chunk: what [`new_chunk`] must be given.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// Whether the frame's bytes live in chunk `i`.
+    fn in_chunk(&self, f: &Frame, i: usize) -> bool {
+        let (p, b) = (f.data.as_ptr() as usize, self.chunk_bases[i]);
+        p >= b && p < b + self.chunk_size
+    }
+
+    /// Works out how many more chunks would help; `short`: space just ran out.
+    fn update_wants(&mut self, short: bool) {
+        let room = self.max_chunks - self.chunks.len();
+        let span = self.span().as_nanos();
+        let mut deficit = 0;
+        if span >= 1_000_000_000 {
+            // What `duration` of frames takes at the rate the buffered ones do.
+            let need = self.bytes as u128 * self.limits.duration.as_nanos() / span;
+            let want = need + need / 4 + 2 * self.chunk_size as u128;
+            let cap = self.capacity_bytes() as u128;
+            if cap < want {
+                deficit = (want - cap).div_ceil(self.chunk_size as u128) as usize;
+            }
+        }
+        if short {
+            deficit = deficit.max(1);
+        }
+        self.wants = deficit.min(room);
     }
 
     /// Stores a frame (copying `jpeg` into ring storage) and evicts what is now too old.
@@ -126,19 +223,20 @@ impl PreTriggerRing {
         }
         if self.chunks[self.current].capacity() < len {
             let next = (self.current + 1) % self.chunks.len();
-            while self
-                .frames
-                .front()
-                .is_some_and(|f| self.chunk_of(f) == next)
-            {
+            let mut evicted = false;
+            while self.frames.front().is_some_and(|f| self.in_chunk(f, next)) {
                 self.pop_front();
                 self.counters.evicted_early_bytes += 1;
+                evicted = true;
             }
             if !self.chunks[next].try_reclaim(self.chunk_size) {
                 self.counters.dropped_writer_behind += 1;
+                self.update_wants(true);
                 return Err(DropCause::WriterBehind);
             }
             self.current = next;
+            // Once per chunk filled, not per frame: the estimate moves slowly.
+            self.update_wants(evicted);
         }
         if self.frames.len() == self.frames.capacity() {
             self.pop_front();
@@ -159,7 +257,7 @@ impl PreTriggerRing {
         {
             self.pop_front();
         }
-        debug_assert!(self.bytes <= self.limits.max_bytes);
+        debug_assert!(self.bytes <= self.capacity_bytes());
         Ok(self.frames.back().expect("just pushed"))
     }
 
@@ -167,14 +265,6 @@ impl PreTriggerRing {
         if let Some(f) = self.frames.pop_front() {
             self.bytes -= f.len();
         }
-    }
-
-    fn chunk_of(&self, f: &Frame) -> usize {
-        let p = f.data.as_ptr() as usize;
-        self.chunk_bases
-            .iter()
-            .position(|&b| p >= b && p < b + self.chunk_size)
-            .expect("every buffered frame lives in a chunk")
     }
 
     /// Buffered frames captured at or after `t`, oldest first.
@@ -196,9 +286,14 @@ impl PreTriggerRing {
         self.bytes
     }
 
-    /// Bytes allocated for JPEG data.
+    /// Bytes allocated for JPEG data now.
     pub fn capacity_bytes(&self) -> usize {
         self.chunk_size * self.chunks.len()
+    }
+
+    /// The most bytes it will ever allocate for JPEG data (`max_bytes`, in whole chunks).
+    pub fn ceiling_bytes(&self) -> usize {
+        self.chunk_size * self.max_chunks
     }
 
     /// Largest frame the ring can hold.
@@ -230,7 +325,7 @@ impl PreTriggerRing {
         self.counters
     }
 
-    /// Memory the ring allocated up front: chunk storage plus frame slots.
+    /// Memory the ring has allocated: chunk storage plus frame slots.
     pub fn allocated_bytes(&self) -> usize {
         self.capacity_bytes() + self.frames.capacity() * std::mem::size_of::<Frame>()
     }
@@ -389,6 +484,66 @@ mod tests {
         }
         assert_eq!(r.len(), 1);
         assert_eq!(r.newest().unwrap().meta.seq, 9);
+    }
+
+    #[test]
+    fn a_new_chunk_is_one_allocation_of_its_size() {
+        let c = new_chunk(1 << 20).unwrap();
+        assert!(c.capacity() >= 1 << 20);
+        assert!(c.is_empty());
+    }
+
+    /// The ring starts small and asks for what its frames need: `duration` of them, a
+    /// quarter more and two chunks, never beyond `max_bytes`. Chunks added while it fills
+    /// are used next, and nothing is evicted early.
+    #[test]
+    fn memory_follows_the_frames_up_to_the_ceiling() {
+        // 20 s at 100 fps of 20 kB frames: 40 MB. Ceiling 512 MiB in 8 MiB chunks.
+        let mut r = PreTriggerRing::new(RingLimits::for_rate(
+            Duration::from_secs(20),
+            100.0,
+            512 << 20,
+        ));
+        assert_eq!(r.capacity_bytes(), INITIAL_CHUNKS * (8 << 20));
+        assert_eq!(r.ceiling_bytes(), 512 << 20);
+        for i in 0..3000u64 {
+            r.push(meta(i, i as i64 * 10), &payload(i, 20_000)).unwrap();
+            // The other thread's part, played here: add what is asked for.
+            while r.wants_chunks() > 0 {
+                assert!(r.add_chunk(new_chunk(r.chunk_size()).unwrap()));
+            }
+        }
+        let c = r.counters();
+        assert_eq!(c.evicted_early_bytes + c.evicted_early_slots, 0);
+        assert_eq!(r.span(), Duration::from_secs(20));
+        let need = 2001 * 20_000;
+        assert!(
+            r.capacity_bytes() >= need + need / 4,
+            "{}",
+            r.capacity_bytes()
+        );
+        assert!(
+            r.capacity_bytes() <= need + need / 4 + 4 * r.chunk_size(),
+            "{} for {need} bytes of frames",
+            r.capacity_bytes()
+        );
+        // A ceiling below the need: it stops asking there, and evicts early instead.
+        let mut small = PreTriggerRing::new(RingLimits::for_rate(
+            Duration::from_secs(20),
+            100.0,
+            16 << 20,
+        ));
+        for i in 0..3000u64 {
+            small
+                .push(meta(i, i as i64 * 10), &payload(i, 20_000))
+                .unwrap();
+            while small.wants_chunks() > 0 {
+                assert!(small.add_chunk(new_chunk(small.chunk_size()).unwrap()));
+            }
+        }
+        assert_eq!(small.capacity_bytes(), 16 << 20);
+        assert!(!small.add_chunk(new_chunk(small.chunk_size()).unwrap()));
+        assert!(small.counters().evicted_early_bytes > 0);
     }
 
     #[test]

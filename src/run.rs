@@ -105,8 +105,10 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         .lsl
         .enabled
         .then(|| crossbeam_channel::bounded(lsl::QUEUE_CAPACITY));
-    // Capture threads report lost and recovered cameras to the control thread.
+    // Capture threads report lost and recovered cameras to the control thread, and ask
+    // the buffer grower for memory.
     let (camera_tx, camera_rx) = crossbeam_channel::unbounded();
+    let (grow_tx, grow_rx) = crossbeam_channel::bounded(config.cameras.len());
     let mut cameras = Vec::new();
     for (i, (cfg, src)) in config.cameras.iter().zip(&sources).enumerate() {
         let max_bytes = if pre_trigger.is_zero() {
@@ -118,10 +120,11 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         let ring = PreTriggerRing::new(limits);
         tracing::info!(
             camera = %cfg.name,
-            "pre-trigger buffer: {:.1} s, {} MiB and {} frame slots allocated",
+            "pre-trigger buffer: {:.1} s, {} MiB and {} frame slots allocated now, growing with the need up to {} MiB",
             pre_trigger.as_secs_f64(),
             ring.allocated_bytes() >> 20,
-            limits.max_frames
+            limits.max_frames,
+            ring.ceiling_bytes() >> 20
         );
         let core = match cfg.cpu_core {
             CpuCore::Core(n) => Some(n),
@@ -139,9 +142,12 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             realtime: cfg.realtime,
             lsl: lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
             events: Some(camera_tx.clone()),
+            grow: Some(grow_tx.clone()),
         };
         cameras.push(Arc::new(Camera::new(setup, ring)));
     }
+    // Not joined: it waits for requests until the process ends.
+    capture::spawn_buffer_grower(cameras.clone(), grow_rx)?;
     let lsl_status = Arc::new(Mutex::new(lsl::LslStatus::default()));
     let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
     let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));

@@ -104,7 +104,10 @@ pub struct CameraStatus {
     pub buffered_seconds: f64,
     pub buffered_frames: u64,
     pub buffered_bytes: u64,
+    /// Memory the buffer holds for JPEG bytes now (it grows with the need).
     pub buffer_capacity_bytes: u64,
+    /// The most it may grow to (`buffer.max_bytes`).
+    pub buffer_max_bytes: u64,
     /// `buffered_seconds / buffer.duration`, 0..1.
     pub buffer_fill: f64,
     pub last_frame_number: Option<u64>,

@@ -713,3 +713,64 @@ fn a_burst_of_commands_drops_no_frame_and_every_answered_file_exists() {
     assert!(!h.log_text().contains("frames lost"), "{}", h.log_text());
     assert!(h.terminate().success());
 }
+
+/// Resident memory of a process, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// The default setup (one 400x400 camera at 100 fps, a 20 s buffer, audio, LSL) takes the
+/// memory its frames need, not its ceiling: the buffer grows to 20 s of JPEG plus slack,
+/// nothing is evicted early, and the process stays under 150 MiB. A ceiling of 4 GiB
+/// changes nothing but the ceiling.
+#[test]
+fn the_buffer_takes_the_memory_its_frames_need() {
+    let _g = serial();
+    for ceiling in ["512MiB", "4GiB"] {
+        let mut h = Hindsight::start(&format!("buffer:\n  max_bytes: {ceiling}\n"));
+        h.wait_buffered(19.9);
+        std::thread::sleep(Duration::from_secs(2));
+        let s = h.status();
+        let cam = &s["cameras"][0];
+        assert_eq!(cam["buffer_evicted_early"], 0, "{cam}");
+        assert_eq!(cam["frames_dropped"], 0, "{cam}");
+        let need = cam["buffered_bytes"].as_u64().unwrap();
+        let capacity = cam["buffer_capacity_bytes"].as_u64().unwrap();
+        let max = cam["buffer_max_bytes"].as_u64().unwrap();
+        assert!(max >= 512 << 20, "{cam}");
+        assert!(
+            capacity >= need + need / 4 && capacity <= need + need / 4 + (32 << 20),
+            "{capacity} bytes for {need} bytes of frames (ceiling {ceiling})"
+        );
+        let rss = rss_bytes(h.child.as_ref().unwrap().id());
+        assert!(
+            rss <= 150 << 20,
+            "{} MiB resident with a {} MiB buffer (ceiling {ceiling})",
+            rss >> 20,
+            capacity >> 20
+        );
+        // Recording still works from the grown buffer.
+        let (code, r) = h.post("start", json!({"seconds": 1}));
+        assert_eq!(code, 200, "{r}");
+        h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+            h.status()["state"] == "buffering"
+        });
+        h.wait_idle_files();
+        let rows = read_sidecar(&h.mkv_files()[0]);
+        assert!(rows
+            .windows(2)
+            .all(|w| w[1].frame_number == w[0].frame_number + 1));
+        assert!(rows.last().unwrap().lsl_time - rows[0].lsl_time > 20.9);
+        assert!(h.terminate().success());
+    }
+}
