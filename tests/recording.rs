@@ -328,6 +328,85 @@ fn marks_are_recorded_in_the_events_and_as_chapters() {
     assert!(h.terminate().success());
 }
 
+/// The chapters of a file: (start time in s, title), from ffprobe.
+fn chapters(mkv: &std::path::Path) -> Vec<(f64, String)> {
+    ffprobe_format(mkv)["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["start_time"].as_str().unwrap().parse().unwrap(),
+                c["tags"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Marks survive a crash: killed during its second recording, the process leaves a file
+/// whose marks `hindsight repair` restores as chapters, at the times they were given.
+#[test]
+fn marks_survive_kill_9_and_repair_restores_them_as_chapters() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(320, 240, 50.0, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    h.post("mark", json!({"text": "first recording"}));
+    std::thread::sleep(Duration::from_millis(300));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let first = h.mkv_files()[0].clone();
+    assert_eq!(chapters(&first).len(), 1);
+
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(400));
+    h.post("mark", json!({"text": "trial 1"}));
+    std::thread::sleep(Duration::from_millis(500));
+    h.post("mark", json!({"text": "reward, \"large\""}));
+    // Past the next fsync, so that the events file is on disk as it would be after a
+    // power cut too.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mkv = std::path::PathBuf::from(h.status()["current_files"][0].as_str().unwrap());
+    h.kill9();
+    assert_ne!(mkv, first);
+    assert!(
+        chapters(&mkv).is_empty(),
+        "a killed file has no chapters yet"
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("repair")
+        .arg(&mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = chapters(&mkv);
+    let titles: Vec<&str> = got.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(titles, ["trial 1", "reward, \"large\""]);
+    // Where the marks were given: their LSL times from the events file, against the
+    // first frame's.
+    let rows = read_sidecar(&mkv);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let marks: Vec<f64> = events
+        .lines()
+        .filter(|l| l.contains(",mark,"))
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(marks.len(), 2);
+    for (c, m) in got.iter().zip(&marks) {
+        let want = m - rows[0].lsl_time;
+        assert!(
+            (c.0 - want).abs() < 0.001,
+            "chapter at {} for a mark at {want}",
+            c.0
+        );
+    }
+    mkvmerge_clean(&mkv);
+}
+
 #[test]
 fn commands_that_make_no_sense_are_answered_and_change_nothing() {
     let _g = serial();

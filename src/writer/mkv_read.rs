@@ -130,6 +130,15 @@ pub fn is_unfinished<R: Read + Seek>(r: &mut R) -> Result<bool, ReadError> {
 /// A file cut inside its header (before the Tracks are complete) cannot be recovered
 /// and gives [`ReadError::HeaderCut`].
 pub fn plan_repair<R: Read + Seek>(r: &mut R) -> Result<RepairPlan, ReadError> {
+    plan_repair_with(r, &[])
+}
+
+/// As [`plan_repair`]; a file that lost its marks (chapters are written when a file is
+/// finished, so a crash loses them) gets `marks` as its chapters.
+pub fn plan_repair_with<R: Read + Seek>(
+    r: &mut R,
+    marks: &[Chapter],
+) -> Result<RepairPlan, ReadError> {
     let mut src = Source::new(r)?;
     let seg = read_segment(&mut src)?;
     let limit = seg
@@ -205,8 +214,9 @@ pub fn plan_repair<R: Read + Seek>(r: &mut R) -> Result<RepairPlan, ReadError> {
             detail: "the Segment size field is not 8 bytes long, so it cannot be patched".into(),
         });
     }
-    if let Some(chapters) = tail.chapters {
-        layout.chapters = chapters;
+    match tail.chapters {
+        Some(chapters) => layout.chapters = chapters,
+        None => layout.chapters = marks.to_vec(),
     }
     let mut patches = clusters.patches;
     let mut out = Vec::new();
