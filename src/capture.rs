@@ -62,6 +62,8 @@ pub struct Camera {
     /// sent and not yet served.
     grow: Option<Sender<usize>>,
     grow_asked: AtomicBool,
+    /// The number this process gives its first frame.
+    pub first_frame: u64,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -138,6 +140,9 @@ pub struct CameraSetup {
     /// The buffer grower's queue ([`spawn_buffer_grower`]); without it the ring keeps the
     /// memory it started with.
     pub grow: Option<Sender<usize>>,
+    /// The number of the first frame captured (frame numbers continue across restarts:
+    /// `crate::numbers`).
+    pub first_frame: u64,
 }
 
 impl CameraSetup {
@@ -153,6 +158,7 @@ impl CameraSetup {
             lsl: None,
             events: None,
             grow: None,
+            first_frame: 0,
         }
     }
 }
@@ -177,6 +183,7 @@ impl Camera {
             lsl,
             events,
             grow,
+            first_frame,
         } = setup;
         Camera {
             index,
@@ -189,6 +196,7 @@ impl Camera {
             events,
             grow,
             grow_asked: AtomicBool::new(false),
+            first_frame,
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -535,7 +543,7 @@ pub fn run_capture(
         window_start: None,
         frames: 0,
     };
-    let mut seq = SeqRebase::default();
+    let mut seq = SeqRebase::starting_at(cam.first_frame);
     let loss_after = loss_timeout(cam.info.fps);
     let size = (cam.info.width, cam.info.height);
     let mut usable_at = Instant::now();
@@ -663,6 +671,15 @@ struct SeqRebase {
 }
 
 impl SeqRebase {
+    /// The first frame gets number `first`, whatever the source counts from.
+    fn starting_at(first: u64) -> SeqRebase {
+        SeqRebase {
+            offset: 0,
+            last: first.checked_sub(1),
+            rebase: true,
+        }
+    }
+
     fn reopened(&mut self) {
         self.rebase = true;
     }
@@ -1005,6 +1022,14 @@ mod tests {
             let seqs: Vec<u64> = fs.iter().map(|f| f.meta.seq).collect();
             assert_eq!(seqs, (10..=30).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn frame_numbers_start_where_the_last_process_left_off() {
+        let mut r = SeqRebase::starting_at(5000);
+        assert_eq!([17, 18, 20].map(|s| r.map(s)), [5000, 5001, 5003]);
+        let mut zero = SeqRebase::starting_at(0);
+        assert_eq!(zero.map(42), 0);
     }
 
     #[test]

@@ -230,6 +230,8 @@ struct ControlView {
     last_command: Option<CommandStatus>,
     last_files: BTreeMap<usize, FileSummary>,
     warnings: Vec<String>,
+    /// The number the next recording will get.
+    next_recording: Option<u64>,
 }
 
 /// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
@@ -282,6 +284,11 @@ impl StatusHub {
     pub fn with_lsl(mut self, lsl: Arc<Mutex<LslStatus>>) -> StatusHub {
         self.lsl = Some(lsl);
         self
+    }
+
+    /// The number the next recording will get, as the control thread last published it.
+    pub fn next_recording(&self) -> Option<u64> {
+        self.view.lock().next_recording
     }
 
     pub fn snapshot(&self) -> Status {
@@ -382,6 +389,9 @@ pub struct Control {
     /// Each camera's drop counters when last looked at (source gaps, held by writer, too
     /// large, writer queue full).
     drops_seen: BTreeMap<usize, [u64; 4]>,
+    numbers: Option<Arc<Mutex<crate::numbers::Numbers>>>,
+    /// Writing the numbers failed (reported once).
+    numbers_failed: bool,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
 }
@@ -395,6 +405,9 @@ pub struct ControlLinks {
     pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The audio thread: WAV files follow the recordings.
     pub audio: Option<Sender<AudioCmd>>,
+    /// The rig's reserved numbers (kept ahead of what is used) and the first recording
+    /// number of this process.
+    pub numbers: Option<(Arc<Mutex<crate::numbers::Numbers>>, u64)>,
 }
 
 /// Creates the bus and its receiving end.
@@ -432,9 +445,13 @@ impl Control {
             lsl,
             audio,
             notices,
+            numbers,
         } = links;
+        let first = numbers.as_ref().map_or(1, |(_, first)| *first);
         Control {
-            recorder: Recorder::new(settings.pre_trigger),
+            recorder: Recorder::numbered_from(settings.pre_trigger, first),
+            numbers: numbers.map(|(n, _)| n),
+            numbers_failed: false,
             cameras,
             writers,
             settings,
@@ -525,6 +542,7 @@ impl Control {
             }
             self.close_stops(false);
             self.watch_drops();
+            self.keep_numbers_ahead();
             self.publish();
             if let Some(since) = shutdown_since {
                 self.drain_until_closed(&writer_events, since);
@@ -635,6 +653,9 @@ impl Control {
             })
             .collect();
         self.execute(decision.actions, received);
+        if !made.is_empty() {
+            self.keep_numbers_ahead();
+        }
         if let (Outcome::Done(m), Some(note)) = (&mut decision.outcome, self.note.take()) {
             m.push_str("; ");
             m.push_str(&note);
@@ -1215,6 +1236,19 @@ impl Control {
         }
     }
 
+    /// Extends the reserved frame and recording numbers before they run out.
+    fn keep_numbers_ahead(&mut self) {
+        let Some(numbers) = &self.numbers else { return };
+        let next = crate::numbers::next_frames(&self.cameras);
+        if let Err(e) = numbers.lock().keep_ahead(self.recorder.next_id(), &next) {
+            if !self.numbers_failed {
+                self.numbers_failed = true;
+                let msg = format!("{e}: frame and recording numbers may repeat after a crash");
+                self.warn(msg);
+            }
+        }
+    }
+
     /// Frames lost since the last look, by cause, each camera: a warning (in the log and
     /// the status) whenever any were, so that no loss goes unseen. Corrupt frames are
     /// reported where they are found (capture).
@@ -1309,6 +1343,7 @@ impl Control {
 
     fn publish(&self) {
         let mut view = self.hub.view.lock();
+        view.next_recording = Some(self.recorder.next_id());
         view.state = Some(self.recorder.state());
         view.recording = self.recorder.recording().cloned();
         view.current_files = self

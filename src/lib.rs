@@ -36,6 +36,7 @@ pub mod disk;
 pub mod frame;
 pub mod logging;
 pub mod lsl;
+pub mod numbers;
 pub mod recorder;
 pub mod repair;
 pub mod ring;

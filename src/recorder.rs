@@ -219,12 +219,23 @@ pub struct Recorder {
 impl Recorder {
     /// `pre_trigger` is the buffer length (zero when the buffer is disabled).
     pub fn new(pre_trigger: Duration) -> Recorder {
+        Self::numbered_from(pre_trigger, 1)
+    }
+
+    /// A recorder whose first recording is number `first` (numbers continue across
+    /// restarts: `crate::numbers`).
+    pub fn numbered_from(pre_trigger: Duration, first: u64) -> Recorder {
         Recorder {
             pre_trigger,
             buffering: false,
             recording: None,
-            next_id: 1,
+            next_id: first,
         }
+    }
+
+    /// The number the next recording or clip gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     pub fn state(&self) -> State {

@@ -93,6 +93,26 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     };
 
     let rig = config.rig_name();
+    // Frame and recording numbers continue from the last run (never repeat).
+    let named_rates: Vec<(String, f64)> = config
+        .cameras
+        .iter()
+        .zip(&sources)
+        .map(|(c, s)| (c.name.0.clone(), s.info().fps))
+        .collect();
+    let (numbers, starts) = crate::numbers::Numbers::open(&root, &rig, &named_rates)
+        .map_err(|e| anyhow!("{e} (frame and recording numbers)"))?;
+    tracing::info!(
+        "numbering continues at recording {} and frame {}",
+        starts.recording,
+        starts
+            .frames
+            .iter()
+            .map(|(c, n)| format!("{n} ({c})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let numbers = Arc::new(Mutex::new(numbers));
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let pre_trigger = config.buffer.pre_trigger();
     let cores: Vec<usize> = core_affinity::get_core_ids()
@@ -143,6 +163,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             lsl: lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
             events: Some(camera_tx.clone()),
             grow: Some(grow_tx.clone()),
+            first_frame: starts.frames.get(&cfg.name.0).copied().unwrap_or(0),
         };
         cameras.push(Arc::new(Camera::new(setup, ring)));
     }
@@ -275,6 +296,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             lsl: lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
             audio: audio.as_ref().map(|a| a.tx.clone()),
             notices: ntfy_on.then_some(notices_tx),
+            numbers: Some((numbers.clone(), starts.recording)),
         },
     );
     let control = std::thread::Builder::new().name("control".into()).spawn({
@@ -370,6 +392,14 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     stop.store(true, Ordering::Relaxed);
     for c in captures {
         let _ = c.join();
+    }
+    // Every number is used that will be: keep the exact next ones (nothing skipped).
+    {
+        let next_frames = crate::numbers::next_frames(&cameras);
+        let next_recording = hub.next_recording().unwrap_or(starts.recording);
+        if let Err(e) = numbers.lock().finish(next_recording, &next_frames) {
+            tracing::error!("{e}");
+        }
     }
     for w in writers {
         drop(w.tx);

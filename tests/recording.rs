@@ -853,3 +853,80 @@ fn the_buffer_takes_the_memory_its_frames_need() {
         assert!(h.terminate().success());
     }
 }
+
+/// The frame numbers' reservation as the state file holds it.
+fn reserved_frames(root: &std::path::Path) -> u64 {
+    let dir = root.join(".hindsight");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    v["next_frame"]["cam0"].as_u64().unwrap()
+}
+
+/// Frame and recording numbers never repeat on a rig: after kill -9 the next process
+/// numbers above everything the dead one could have used; after a clean exit it
+/// continues exactly where the last one stopped.
+#[test]
+fn frame_and_recording_numbers_never_repeat_across_restarts() {
+    let _g = serial();
+    let cfg = synthetic_config(320, 240, 50.0, 1.0);
+    let record = |h: &mut Hindsight| -> (Vec<SidecarRow>, u64) {
+        h.wait_buffered(0.9);
+        let before: Vec<std::path::PathBuf> = h.mkv_files();
+        let (code, r) = h.post("start", json!({"seconds": 0.5}));
+        assert_eq!(code, 200, "{r}");
+        h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+            h.status()["state"] == "buffering"
+        });
+        h.wait_idle_files();
+        let mkv = h
+            .mkv_files()
+            .into_iter()
+            .find(|f| !before.contains(f))
+            .unwrap();
+        let id: u64 = tags(&mkv)["RECORDING_ID"].parse().unwrap();
+        (read_sidecar(&mkv), id)
+    };
+    let mut h = Hindsight::start(&cfg);
+    let root = h.root.clone();
+    let (rows1, id1) = record(&mut h);
+    assert_eq!(id1, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let captured1 = h.status()["cameras"][0]["last_frame_number"]
+        .as_u64()
+        .unwrap();
+    h.kill9();
+
+    let mut h2 = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &cfg);
+    let (rows2, id2) = record(&mut h2);
+    assert!(id2 > id1, "recording {id2} after recording {id1}");
+    assert!(
+        rows2[0].frame_number > captured1
+            && rows2[0].frame_number > rows1.last().unwrap().frame_number,
+        "frame {} after a crash at frame {captured1}",
+        rows2[0].frame_number
+    );
+    assert!(h2.terminate().success());
+    // A clean exit keeps the exact next numbers.
+    let next = reserved_frames(&root);
+    let mut h3 = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &cfg);
+    h3.wait_buffered(0.5);
+    let (code, r) = h3.post("start", json!({"seconds": 0.2}));
+    assert_eq!(code, 200, "{r}");
+    h3.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h3.wait_idle_files();
+    let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+    let rows3 = read_sidecar(&mkv);
+    assert_eq!(tags(&mkv)["RECORDING_ID"], (id2 + 1).to_string());
+    assert_eq!(
+        rows3[0].frame_number, next,
+        "the first frame of the new process continues the last one's count"
+    );
+    assert!(h3.terminate().success());
+}

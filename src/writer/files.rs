@@ -48,9 +48,10 @@ pub fn video_dir(root: &Path, start: WallTime) -> PathBuf {
         .join("video")
 }
 
-/// Picks file stems: `<prefix>_<YYYY-MM-DD_HH-MM-SS>`, with `-2`, `-3`, ... appended when
-/// that name is taken on disk or was handed out earlier in this process (a file may not
-/// exist yet when the next command comes).
+/// Picks file stems: `<prefix>_<YYYY-MM-DD_HH-MM-SS>`, with `-002`, `-003`, ... appended
+/// when that name is taken on disk or was handed out earlier in this process (a file may
+/// not exist yet when the next command comes). Zero-padded, so that the recordings of one
+/// second sort in order by name (`-010` after `-002`).
 #[derive(Debug, Default)]
 pub struct StemAllocator {
     issued: HashSet<PathBuf>,
@@ -72,7 +73,7 @@ impl StemAllocator {
             let stem = if n == 1 {
                 base.clone()
             } else {
-                format!("{base}-{n}")
+                format!("{base}-{n:03}")
             };
             let key = dir.join(&stem);
             let taken = self.issued.contains(&key)
@@ -172,14 +173,22 @@ mod tests {
         );
         assert_eq!(a, format!("rec_{}", local.format("%Y-%m-%d_%H-%M-%S")));
         let (_, b) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
-        assert_eq!(b, format!("{a}-2"));
+        assert_eq!(b, format!("{a}-002"));
+        for n in 3..=12 {
+            let (_, next) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+            assert_eq!(next, format!("{a}-{n:03}"));
+        }
+        assert!(
+            format!("{a}-002") < format!("{a}-010"),
+            "names of one second sort in order"
+        );
         // A file on disk from an earlier run also takes the name.
         let mut fresh = StemAllocator::default();
         fs::write(RecordingPaths::new(&dir, &a, "cam1").mkv, b"x").unwrap();
         let (_, c) = fresh
             .allocate(tmp.path(), "rec", start, &["cam0", "cam1"])
             .unwrap();
-        assert_eq!(c, format!("{a}-2"));
+        assert_eq!(c, format!("{a}-002"));
     }
 
     #[test]

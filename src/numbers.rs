@@ -1,0 +1,278 @@
+//! Frame and recording numbers that never repeat, per rig and camera, across restarts and
+//! crashes (`design/time.md`).
+//!
+//! A frame number is what ties a video frame to its LSL sample and its sidecar row; a
+//! recording number names a file's recording in its tags. If either restarted with the
+//! process, one LabRecorder stream would hold the same frame number twice and two files
+//! would both be "recording 1". So the numbers in use are reserved ahead in a small state
+//! file, `<root>/.hindsight/<rig>.numbers.json`, written crash-safely (a new file,
+//! `fdatasync`, `rename` over the old one, `fsync` of the folder):
+//!
+//! - at start-up each counter continues from the stored reservation, and a new
+//!   reservation ([`FRAME_RESERVE`] of frames, [`RECORDING_RESERVE`] recordings) is written
+//!   before the first number is used;
+//! - while running, a reservation half used up is extended (the control thread looks at
+//!   every tick; a burst of recordings that would pass it extends it at once);
+//! - on a clean exit the exact next numbers are written, so nothing is skipped.
+//!
+//! After a crash the numbers skip at most what was reserved and unused; they never go
+//! back. This module does no I/O of its own beyond that file and holds no thread.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Frames reserved ahead: this long at the camera's nominal rate.
+pub const FRAME_RESERVE: Duration = Duration::from_secs(60);
+/// Recordings reserved ahead.
+pub const RECORDING_RESERVE: u64 = 10;
+
+/// What the state file holds: the first number not yet reserved, per counter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    rig: String,
+    next_recording: u64,
+    /// Per camera name.
+    next_frame: BTreeMap<String, u64>,
+}
+
+/// Why the numbers could not be read or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum NumbersError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged ({source}); move it away to start numbering afresh (numbers may then repeat those of earlier recordings)")]
+    Damaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The reservations of one rig, and where they are kept.
+#[derive(Debug)]
+pub struct Numbers {
+    path: PathBuf,
+    stored: Stored,
+    /// Frames reserved at a time, per camera.
+    frame_block: BTreeMap<String, u64>,
+}
+
+/// Where a counter starts in this process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Starts {
+    pub recording: u64,
+    /// Per camera name.
+    pub frames: BTreeMap<String, u64>,
+}
+
+impl Numbers {
+    /// The state file of `rig` under `root`.
+    pub fn path(root: &Path, rig: &str) -> PathBuf {
+        root.join(".hindsight").join(format!("{rig}.numbers.json"))
+    }
+
+    /// Reads the stored reservations of `rig` (none yet: recording 1, frame 0), reserves
+    /// ahead for `cameras` (name, nominal fps) and writes that, before any number is used.
+    pub fn open(
+        root: &Path,
+        rig: &str,
+        cameras: &[(String, f64)],
+    ) -> Result<(Numbers, Starts), NumbersError> {
+        let path = Self::path(root, rig);
+        let stored = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| NumbersError::Damaged {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored {
+                rig: rig.to_string(),
+                next_recording: 1,
+                next_frame: BTreeMap::new(),
+            },
+            Err(source) => return Err(NumbersError::Read { path, source }),
+        };
+        let frame_block = cameras
+            .iter()
+            .map(|(name, fps)| {
+                let block = (fps.max(1.0) * FRAME_RESERVE.as_secs_f64()).ceil() as u64;
+                (name.clone(), block)
+            })
+            .collect();
+        let starts = Starts {
+            recording: stored.next_recording.max(1),
+            frames: cameras
+                .iter()
+                .map(|(name, _)| {
+                    (
+                        name.clone(),
+                        stored.next_frame.get(name).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+        };
+        let mut n = Numbers {
+            path,
+            stored,
+            frame_block,
+        };
+        n.stored.rig = rig.to_string();
+        n.stored.next_recording = starts.recording + RECORDING_RESERVE;
+        for (name, &first) in &starts.frames {
+            let block = n.frame_block[name];
+            n.stored.next_frame.insert(name.clone(), first + block);
+        }
+        n.write()?;
+        Ok((n, starts))
+    }
+
+    /// Extends what is half used up, given the next numbers about to be used. Returns
+    /// whether the file was written.
+    pub fn keep_ahead(
+        &mut self,
+        next_recording: u64,
+        next_frames: &BTreeMap<String, u64>,
+    ) -> Result<bool, NumbersError> {
+        let mut changed = false;
+        if next_recording + RECORDING_RESERVE / 2 > self.stored.next_recording {
+            self.stored.next_recording = next_recording + RECORDING_RESERVE;
+            changed = true;
+        }
+        for (name, &next) in next_frames {
+            let block = self.frame_block.get(name).copied().unwrap_or(1000);
+            let reserved = self.stored.next_frame.entry(name.clone()).or_insert(0);
+            if next + block / 2 > *reserved {
+                *reserved = next + block;
+                changed = true;
+            }
+        }
+        if changed {
+            self.write()?;
+        }
+        Ok(changed)
+    }
+
+    /// On a clean exit: the exact next numbers, so that the next run skips none.
+    pub fn finish(
+        &mut self,
+        next_recording: u64,
+        next_frames: &BTreeMap<String, u64>,
+    ) -> Result<(), NumbersError> {
+        self.stored.next_recording = next_recording;
+        for (name, &next) in next_frames {
+            self.stored.next_frame.insert(name.clone(), next);
+        }
+        self.write()
+    }
+
+    /// The first recording number not reserved yet.
+    pub fn reserved_recordings(&self) -> u64 {
+        self.stored.next_recording
+    }
+
+    /// Replaces the file: a new one beside it, synced, renamed over it, the folder synced.
+    fn write(&self) -> Result<(), NumbersError> {
+        let err = |source| NumbersError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = self.path.with_extension("json.new");
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        let text = serde_json::to_vec_pretty(&self.stored).expect("numbers serialize");
+        f.write_all(&text).map_err(err)?;
+        f.sync_data().map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        crate::writer::files::sync_dir(dir).map_err(err)
+    }
+}
+
+/// The next frame number of each camera: one past its newest frame, or the number its
+/// first frame will get.
+pub fn next_frames(cameras: &[std::sync::Arc<crate::capture::Camera>]) -> BTreeMap<String, u64> {
+    cameras
+        .iter()
+        .map(|c| {
+            let next = c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed);
+            (c.name.clone(), next.max(c.first_frame))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cams() -> Vec<(String, f64)> {
+        vec![("cam0".into(), 100.0), ("cam1".into(), 30.0)]
+    }
+
+    fn next(cam0: u64, cam1: u64) -> BTreeMap<String, u64> {
+        [("cam0".to_string(), cam0), ("cam1".to_string(), cam1)].into()
+    }
+
+    #[test]
+    fn a_fresh_rig_starts_at_recording_1_and_frame_0() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, starts) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        assert_eq!(starts.recording, 1);
+        assert_eq!(starts.frames, next(0, 0));
+    }
+
+    /// After a crash (nothing written since start-up, or since the last extension), the
+    /// numbers continue above every number that could have been used.
+    #[test]
+    fn after_a_crash_numbers_never_go_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut n, _) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        // Used up to frame 3000 of cam0 (reservation 6000: more than half used at 3001).
+        assert!(n.keep_ahead(4, &next(3001, 10)).unwrap());
+        assert!(
+            !n.keep_ahead(4, &next(3002, 11)).unwrap(),
+            "nothing to extend"
+        );
+        // The process dies here, having used anything below the reservations.
+        let (_, starts) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        assert!(starts.frames["cam0"] >= 3000 + 6000 / 2);
+        assert!(starts.frames["cam1"] >= 11);
+        assert!(starts.recording >= 4 + RECORDING_RESERVE / 2);
+    }
+
+    #[test]
+    fn after_a_clean_exit_numbers_continue_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut n, _) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        n.finish(7, &next(1234, 99)).unwrap();
+        let (_, starts) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        assert_eq!(starts.recording, 7);
+        assert_eq!(starts.frames, next(1234, 99));
+    }
+
+    #[test]
+    fn rigs_sharing_a_root_count_apart_and_a_damaged_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut a, _) = Numbers::open(tmp.path(), "a", &cams()).unwrap();
+        a.finish(50, &next(1, 1)).unwrap();
+        let (_, b) = Numbers::open(tmp.path(), "b", &cams()).unwrap();
+        assert_eq!(b.recording, 1);
+        std::fs::write(Numbers::path(tmp.path(), "a"), b"{ half a fi").unwrap();
+        let e = Numbers::open(tmp.path(), "a", &cams())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("damaged") && e.contains("a.numbers.json"), "{e}");
+    }
+}
