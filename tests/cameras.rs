@@ -597,3 +597,39 @@ fn a_camera_sending_only_unusable_frames_is_lost_and_reopened() {
     assert!(h.mkv_files().is_empty(), "{:?}", h.mkv_files());
     assert!(h.terminate().success());
 }
+
+/// A camera that wants a login gets it in exactly one `Authorization` header (strict
+/// cameras refuse two with 400), with the password decoded from the URL.
+#[test]
+fn a_network_camera_with_a_password_in_its_url_gets_one_login() {
+    use common::camera_server::{jpeg_frames, CameraServer};
+    let _g = serial();
+    let server = CameraServer::start(jpeg_frames(320, 240, 25), 25.0, Some("admin:s@cret"));
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: net\n    source: http-mjpeg\n    url: {}\n    fps: 25\n",
+        server.url("admin:s%40cret@")
+    )));
+    h.wait_buffered(1.9);
+    let (code, r) = h.post("start", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let rows = check_file(&h.mkv_files()[0]);
+    assert!(rows.len() >= 70, "{} frames", rows.len());
+    let seen = server.auth_headers.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for headers in &seen {
+        assert_eq!(
+            headers.len(),
+            1,
+            "Authorization headers of a request: {headers:?}"
+        );
+    }
+    assert!(
+        !h.log_text().contains("s@cret") && !h.log_text().contains("s%40cret"),
+        "the password stays out of the log"
+    );
+    assert!(h.terminate().success());
+}

@@ -53,7 +53,13 @@ impl HttpMjpegSource {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("{shown}: {e}"))?;
-        let mut req = client.get(parsed.clone()).timeout(Duration::from_secs(10));
+        // Credentials go in one `Authorization` header, decoded from the URL; the URL sent
+        // carries none (reqwest would add a second header from it, and strict cameras
+        // answer two with 400).
+        let mut bare = parsed.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        let mut req = client.get(bare).timeout(Duration::from_secs(10));
         if !parsed.username().is_empty() {
             let user = percent_decode(parsed.username());
             let pass = parsed.password().map(percent_decode);
