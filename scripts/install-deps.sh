@@ -10,11 +10,12 @@
 #           pulseaudio, pulseaudio-utils and libasound2-plugins give a machine without a
 #           sound card a real capture device (scripts/audio-loopback.sh);
 #           systemd (systemd-analyze verify checks the unit file); tmux drives the
-#           dashboard in a real terminal; strace sees which file descriptors are synced
+#           dashboard in a real terminal; strace sees which file descriptors are synced;
+#           chromium (headless) is the browser on the rig that other sites' pages run in
 set -euo pipefail
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 curl
-          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace)
+          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -93,6 +93,10 @@ pub struct CtlArgs {
     /// Environment variable holding the API token, if the API needs one.
     #[arg(long, default_value = "HINDSIGHT_API_TOKEN")]
     pub token_env: String,
+    /// Seconds to wait for the answer. Exit code 2: not carried out (nothing listens);
+    /// 3: no answer in time (it may still be carried out); 1: refused or failed.
+    #[arg(long, default_value_t = 15.0)]
+    pub timeout: f64,
     #[command(subcommand)]
     pub action: CtlAction,
 }

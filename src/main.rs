@@ -155,7 +155,8 @@ fn api_addr(arg: Option<String>) -> String {
 fn ctl(args: CtlArgs) -> ExitCode {
     let addr = api_addr(args.api);
     let token = std::env::var(&args.token_env).ok();
-    let client = match ApiClient::new(&addr, token) {
+    let timeout = std::time::Duration::from_secs_f64(args.timeout.clamp(0.1, 3600.0));
+    let client = match ApiClient::new_with_timeout(&addr, token, timeout) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hindsight ctl: {e}");
@@ -201,7 +202,10 @@ fn ctl(args: CtlArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("hindsight ctl: {e}");
-            ExitCode::from(2)
+            match e {
+                hindsight::api::client::CommandError::NoAnswer(_) => ExitCode::from(3),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }

@@ -360,7 +360,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         hub.clone(),
         stop.clone(),
     )?;
-    crate::api::spawn(listener, bus.clone(), hub.clone(), token)?;
+    let api_limits = crate::api::ApiLimits::for_process(cameras.len());
+    crate::api::spawn(listener, bus.clone(), hub.clone(), token, api_limits)?;
     tracing::info!("control API on http://{}/api/status", config.api.listen);
     spawn_signal_thread(bus.clone())?;
 
@@ -461,8 +462,11 @@ fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
 fn audio_source(config: &Config) -> String {
     let a = &config.audio;
     if a.source == "default" && !crate::audio::input::default_device_available() {
+        let why = crate::audio::input::why_no_default_device()
+            .map(|g| format!(" (the audio system says: {g})"))
+            .unwrap_or_default();
         tracing::warn!(
-            "audio: NO INPUT DEVICE on this machine: recording a SYNTHETIC 440 Hz TONE instead \
+            "audio: NO INPUT DEVICE on this machine{why}: recording a SYNTHETIC 440 Hz TONE instead \
              (set audio.source, or audio.enabled: false)"
         );
         return "synthetic".into();

@@ -12,6 +12,21 @@ pub struct ApiClient {
     base: String,
     token: Option<String>,
     http: reqwest::blocking::Client,
+    timeout: Duration,
+}
+
+/// Why a command got no answer: whether it may still be carried out matters.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Nothing was sent (nothing listens there, or the address is wrong): not carried out.
+    #[error("{0}")]
+    NotSent(String),
+    /// Sent, but no answer came in time: it may still be carried out.
+    #[error("{0}")]
+    NoAnswer(String),
+    /// An answer that is not the API's.
+    #[error("{0}")]
+    Garbled(String),
 }
 
 impl ApiClient {
@@ -33,9 +48,15 @@ impl ApiClient {
         };
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        Ok(ApiClient { base, token, http })
+        Ok(ApiClient {
+            base,
+            token,
+            http,
+            timeout,
+        })
     }
 
     pub fn status(&self) -> Result<Status, String> {
@@ -43,7 +64,7 @@ impl ApiClient {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().map_err(|e| self.unreachable(e))?;
+        let resp = req.send().map_err(|e| self.failed(e).to_string())?;
         if !resp.status().is_success() {
             let code = resp.status();
             let body = resp.text().unwrap_or_default();
@@ -53,9 +74,13 @@ impl ApiClient {
             .map_err(|e| format!("the API answered something that is not a status: {e}"))
     }
 
-    /// POSTs a command; `Err` only when the API could not be asked. A rejected command is
-    /// an `Ok` response with `ok: false`.
-    pub fn command(&self, path: &str, body: serde_json::Value) -> Result<CommandResponse, String> {
+    /// POSTs a command; `Err` only when no answer came (and whether it may still be
+    /// carried out). A rejected command is an `Ok` response with `ok: false`.
+    pub fn command(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<CommandResponse, CommandError> {
         let mut req = self
             .http
             .post(format!("{}/api/{path}", self.base))
@@ -63,34 +88,47 @@ impl ApiClient {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().map_err(|e| self.unreachable(e))?;
+        let resp = req.send().map_err(|e| self.failed(e))?;
         let code = resp.status();
-        let text = resp
-            .text()
-            .map_err(|e| format!("reading the answer: {e}"))?;
-        serde_json::from_str(&text).map_err(|_| format!("{code}: {text}"))
+        let text = resp.text().map_err(|e| self.failed(e))?;
+        serde_json::from_str(&text).map_err(|_| CommandError::Garbled(format!("{code}: {text}")))
     }
 
-    pub fn start(&self, seconds: Option<f64>) -> Result<CommandResponse, String> {
+    pub fn start(&self, seconds: Option<f64>) -> Result<CommandResponse, CommandError> {
         self.command("start", json!({ "seconds": seconds }))
     }
 
-    pub fn stop(&self) -> Result<CommandResponse, String> {
+    pub fn stop(&self) -> Result<CommandResponse, CommandError> {
         self.command("stop", json!({}))
     }
 
-    pub fn clip(&self, seconds: f64) -> Result<CommandResponse, String> {
+    pub fn clip(&self, seconds: f64) -> Result<CommandResponse, CommandError> {
         self.command("clip", json!({ "seconds": seconds }))
     }
 
-    pub fn mark(&self, text: &str) -> Result<CommandResponse, String> {
+    pub fn mark(&self, text: &str) -> Result<CommandResponse, CommandError> {
         self.command("mark", json!({ "text": text }))
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> String {
-        format!(
-            "cannot reach hindsight at {} ({e}); is `hindsight run` running, and is --api right?",
-            self.base
-        )
+    /// What a failed request means: nothing sent (not carried out), or no answer in time
+    /// (it may still be).
+    fn failed(&self, e: reqwest::Error) -> CommandError {
+        if e.is_connect() {
+            CommandError::NotSent(format!(
+                "cannot reach hindsight at {} ({e}): nothing was carried out; is `hindsight run` running, and is --api right?",
+                self.base
+            ))
+        } else if e.is_timeout() {
+            CommandError::NoAnswer(format!(
+                "no answer from hindsight at {} within {:.0} s: the command may still be carried out; see `hindsight ctl status`",
+                self.base,
+                self.timeout.as_secs_f64()
+            ))
+        } else {
+            CommandError::NoAnswer(format!(
+                "the connection to hindsight at {} failed ({e}): the command may have been carried out; see `hindsight ctl status`",
+                self.base
+            ))
+        }
     }
 }

@@ -3,9 +3,23 @@
 //! `GET /api/status` returns the [`Status`](crate::status::Status) snapshot as JSON;
 //! `POST /api/start` (optional `seconds`), `/api/stop`, `/api/clip` (`seconds`),
 //! `/api/mark` (`text`) send commands on the bus and answer with their outcome. Parameters
-//! come as a JSON body or as query parameters, so `curl -X POST
-//! 'localhost:8787/api/start?seconds=60'` works. When `api.token_env` is set, every request
-//! needs `Authorization: Bearer <token>`.
+//! come as a JSON body (`Content-Type: application/json`) or as query parameters, so
+//! `curl -X POST 'localhost:8787/api/start?seconds=60'` works. When `api.token_env` is
+//! set, every request needs `Authorization: Bearer <token>`.
+//!
+//! Who may ask (a web page open in a browser on the rig must not be able to):
+//! - a state change (POST) with a body takes only `Content-Type: application/json`, which
+//!   a cross-site form cannot send and a cross-site script cannot send without the
+//!   browser asking first (CORS), which this server never allows;
+//! - a request whose `Origin` is another site is refused;
+//! - without a token (the loopback default), the `Host` must be a loopback name
+//!   (`localhost`, `127.x.x.x`, `[::1]`): a page whose name was pointed at 127.0.0.1
+//!   (DNS rebinding) is refused. With a token, the token is what keeps others out.
+//!
+//! And how much they may take: at most [`ApiLimits::connections`] connections at once
+//! (the rest are told 503 and closed at once, so a request either runs now or not at
+//! all), a request's headers within [`HEADER_TIMEOUT`] (also what an idle connection may
+//! last), bodies of at most 64 KiB. Recording keeps its file descriptors.
 //!
 //! It runs a small single-threaded tokio runtime on its own thread.
 
@@ -46,6 +60,59 @@ struct AppState {
     token: Option<Arc<str>>,
 }
 
+/// How long a client may take to send a request's headers (and how long an idle
+/// connection is kept).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The largest request body taken (marks are at most a few kB).
+const MAX_BODY: usize = 64 << 10;
+
+/// What the API may take of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Connections served at once.
+    pub connections: usize,
+}
+
+impl ApiLimits {
+    /// From the file descriptors this process may open: what is left once those in use
+    /// and a reserve for recording (files of every camera, audio, sockets) are set aside,
+    /// between 4 and 64.
+    pub fn for_process(cameras: usize) -> ApiLimits {
+        let (soft, _) = raise_fd_limit();
+        let open = std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count() as u64);
+        let reserve = 64 + 16 * cameras as u64;
+        let spare = soft.saturating_sub(open + reserve);
+        ApiLimits {
+            connections: spare.clamp(4, 64) as usize,
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (at most 65536), as services
+/// should; returns (soft, hard) as they are then.
+pub fn raise_fd_limit() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (1024, 1024);
+    }
+    let want = lim.rlim_max.min(65536);
+    if lim.rlim_cur < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: a valid rlimit; only the soft limit changes, within the hard one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = want;
+        }
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
@@ -68,6 +135,7 @@ pub fn spawn(
     bus: CommandBus,
     hub: Arc<StatusHub>,
     token: Option<String>,
+    limits: ApiLimits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let state = AppState {
         bus,
@@ -84,11 +152,76 @@ pub fn spawn(
                 .expect("tokio runtime for the API");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("API listener");
-                if let Err(e) = axum::serve(listener, router(state)).await {
-                    tracing::error!("the API server stopped: {e}");
-                }
+                serve(listener, router(state), limits).await;
             });
         })
+}
+
+/// Accepts connections up to the cap; each is served by hyper with a deadline for its
+/// request headers. Beyond the cap a connection is told 503 and closed at once.
+async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ApiLimits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    // Refusals in flight, so that a flood cannot make them a cost of their own.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut accept_errors = 0u64;
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors, say: wait, do not spin.
+                accept_errors += 1;
+                if accept_errors.is_power_of_two() {
+                    tracing::warn!(
+                        "the API cannot accept a connection ({e}); {accept_errors} times so far"
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Never dropped unanswered: while refusals are under way, accepting waits (the
+            // connections queue in the kernel, costing no descriptor).
+            let Ok(refusal) = refusals.clone().acquire_owned().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _refusal = refusal;
+                refuse_busy(stream).await;
+            });
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true);
+            if let Err(e) = http.serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!("API connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Answers 503 to a connection beyond the cap, without serving its request.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Take what the client sent (briefly), so that closing does not reset the answer away.
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(50), stream.read(&mut buf)).await;
+    let body = r#"{"ok":false,"outcome":"error","message":"hindsight is busy: too many API connections; the request was not carried out, try again","state":"","files":[]}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 fn router(state: AppState) -> Router {
@@ -99,10 +232,87 @@ fn router(state: AppState) -> Router {
         .route("/api/clip", post(clip))
         .route("/api/mark", post(mark))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
+/// The host name of a `Host` header value (`name`, `name:port`, `[v6]:port`).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Names that can only mean this machine: no other site can have them.
+fn is_loopback_name(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n == "localhost"
+        || n.ends_with(".localhost")
+        || n.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why a request is refused before it is served, if it is (see the module documentation).
+fn refusal(req: &Request, token_required: bool) -> Option<(StatusCode, &'static str)> {
+    let h = req.headers();
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !token_required && !is_loopback_name(host_name(host)) {
+        return Some((
+            StatusCode::MISDIRECTED_REQUEST,
+            "this API answers only to a loopback host name (localhost, 127.0.0.1, [::1]); \
+             to reach it from elsewhere, set api.listen and api.token_env",
+        ));
+    }
+    if req.method() == axum::http::Method::GET {
+        return None;
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://").map(|(_, a)| a))
+            .is_some_and(|authority| authority.eq_ignore_ascii_case(host));
+        if !same {
+            return Some((
+                StatusCode::FORBIDDEN,
+                "a request from another site (its Origin is not this API) is refused",
+            ));
+        }
+    }
+    if let Some(ctype) = h.get(header::CONTENT_TYPE) {
+        let json = ctype
+            .to_str()
+            .ok()
+            .and_then(|c| c.split(';').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Some((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "commands take JSON: send Content-Type: application/json (curl --json '{...}'), or no body and query parameters",
+            ));
+        }
+    }
+    None
+}
+
 async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some((code, why)) = refusal(&req, st.token.is_some()) {
+        tracing::warn!(
+            "refused {} {} (Host {:?}, Origin {:?}): {why}",
+            req.method(),
+            req.uri().path(),
+            req.headers().get(header::HOST),
+            req.headers().get(header::ORIGIN)
+        );
+        return error(code, why);
+    }
     if let Some(token) = &st.token {
         let ok = req
             .headers()
@@ -211,4 +421,84 @@ fn error(code: StatusCode, message: &str) -> Response {
         files: Vec::new(),
     };
     (code, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, headers: &[(&str, &str)]) -> Request {
+        let mut b = axum::http::Request::builder()
+            .method(method)
+            .uri("/api/start");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn cross_site_and_rebinding_requests_are_refused() {
+        let local = ("host", "127.0.0.1:8787");
+        let json = ("content-type", "application/json");
+        assert_eq!(refusal(&req("POST", &[local, json]), false), None);
+        assert_eq!(
+            refusal(&req("POST", &[local]), false),
+            None,
+            "no body: query parameters"
+        );
+        assert_eq!(
+            refusal(&req("GET", &[("host", "localhost:8787")]), false),
+            None
+        );
+        assert_eq!(refusal(&req("GET", &[("host", "[::1]:8787")]), false), None);
+        let same = ("origin", "http://127.0.0.1:8787");
+        assert_eq!(refusal(&req("POST", &[local, json, same]), false), None);
+        // A form from any page, or a script's text/plain: refused.
+        let evil = ("origin", "http://evil.example");
+        let plain = ("content-type", "text/plain");
+        assert_eq!(
+            refusal(&req("POST", &[local, plain, evil]), false)
+                .unwrap()
+                .0,
+            403
+        );
+        assert_eq!(
+            refusal(&req("POST", &[local, plain]), false).unwrap().0,
+            415
+        );
+        let form = ("content-type", "application/x-www-form-urlencoded");
+        assert_eq!(refusal(&req("POST", &[local, form]), false).unwrap().0, 415);
+        assert_eq!(
+            refusal(&req("POST", &[local, ("origin", "null")]), false)
+                .unwrap()
+                .0,
+            403
+        );
+        // DNS rebinding: the page's own name in Host.
+        let rebound = ("host", "evil.example:8787");
+        assert_eq!(refusal(&req("GET", &[rebound]), false).unwrap().0, 421);
+        // With a token, any name may be used (the token keeps others out)...
+        assert_eq!(refusal(&req("GET", &[rebound]), true), None);
+        // ... but not from another site's page.
+        assert_eq!(
+            refusal(&req("POST", &[rebound, json, evil]), true)
+                .unwrap()
+                .0,
+            403
+        );
+    }
+
+    #[test]
+    fn host_names_are_taken_from_host_headers() {
+        assert_eq!(host_name("127.0.0.1:8787"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert!(is_loopback_name("LOCALHOST."));
+        assert!(is_loopback_name("127.2.3.4"));
+        assert!(is_loopback_name("rig.localhost"));
+        assert!(!is_loopback_name("evil.example"));
+        assert!(!is_loopback_name("127.0.0.1.evil.example"));
+        assert!(!is_loopback_name(""));
+    }
 }

@@ -83,7 +83,8 @@ impl Link for Attached {
             Command::Start { seconds } => self.client.start(seconds),
             Command::Stop => self.client.stop(),
             other => return Err(format!("{other}: not a dashboard key")),
-        }?;
+        }
+        .map_err(|e| e.to_string())?;
         Ok(format!("{}: {}", r.outcome, r.message))
     }
 }
