@@ -324,9 +324,12 @@ fn audio(c: &Config) -> CheckLine {
                 let name = crate::audio::input::default_device_name().unwrap_or_default();
                 CheckLine::pass("audio", format!("default input `{name}`"))
             } else {
+                let why = crate::audio::input::why_no_default_device()
+                    .map(|g| format!(" (the audio system says: {g})"))
+                    .unwrap_or_default();
                 CheckLine::warn(
                     "audio",
-                    "no audio input device: hindsight would record a synthetic 440 Hz tone instead",
+                    format!("no audio input device{why}: hindsight would record a synthetic 440 Hz tone instead"),
                     "plug in a microphone (`hindsight devices` lists inputs), or set audio.enabled: false",
                 )
             }

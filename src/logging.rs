@@ -109,6 +109,65 @@ fn sink() -> &'static Mutex<Sink> {
     SINK.get_or_init(|| Mutex::new(Sink::default()))
 }
 
+/// Runs `f` while what C libraries write straight to stderr (ALSA's and JACK's error
+/// messages while audio devices are probed, dozens of lines on a machine without a sound
+/// card) is caught instead of printed; returns `f`'s result and those lines, for the
+/// caller to sum up in one line of its own. Our own log lines wait meanwhile (the sink's
+/// lock is held), so nothing of ours is caught or lost.
+pub fn hush_libraries<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let _held = sink().lock();
+    let mut fds = [0; 2];
+    // SAFETY: plain fd calls on descriptors we own; fd 2 is restored before returning.
+    let saved = unsafe { libc::dup(2) };
+    let piped = saved >= 0
+        && unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0;
+    if !piped {
+        if saved >= 0 {
+            unsafe { libc::close(saved) };
+        }
+        return (f(), Vec::new());
+    }
+    unsafe { libc::dup2(fds[1], 2) };
+    let out = f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        libc::close(fds[1]);
+    }
+    let mut caught = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading into our buffer from our pipe (non-blocking; the write end is closed).
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        caught.extend_from_slice(&buf[..n as usize]);
+    }
+    unsafe { libc::close(fds[0]) };
+    let lines = String::from_utf8_lossy(&caught)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    (out, lines)
+}
+
+/// Sums up what [`hush_libraries`] caught: the first line that says what is missing
+/// (ALSA's "cannot find card", JACK's "not running"), else the first line.
+pub fn gist(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .find(|l| {
+            l.contains("cannot find card")
+                || l.contains("not running")
+                || l.contains("Unable to connect")
+        })
+        .or(lines.first())
+        .map(|l| l.split(") ").last().unwrap_or(l).trim().to_string())
+}
+
 /// The writer each event is formatted into (one `write` per event from `fmt`).
 pub struct LogWriter;
 

@@ -192,3 +192,48 @@ fn check_reports_each_problem_with_an_exit_code() {
         "{text}"
     );
 }
+
+/// On a machine without a sound card, ALSA and JACK print dozens of lines while audio
+/// devices are probed: `run`, `check` and `devices` show one clear line instead.
+#[test]
+fn a_machine_without_a_sound_card_gets_one_clear_line_not_library_noise() {
+    let runtime = tempfile::tempdir().unwrap();
+    let quiet = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("8")
+            .arg(BIN)
+            .args(args)
+            .env("PULSE_SERVER", "unix:/nonexistent/pulse")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("HINDSIGHT_LOG", "info")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let root = tempfile::tempdir().unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    for (what, text) in [
+        ("devices", quiet(&["devices"])),
+        ("check", quiet(&["check"])),
+        (
+            "run",
+            quiet(&[
+                "run",
+                "--no-dashboard",
+                "--root",
+                root.path().to_str().unwrap(),
+                "--api",
+                &api,
+            ]),
+        ),
+    ] {
+        assert!(
+            !text.contains("ALSA lib") && !text.to_lowercase().contains("jack server"),
+            "{what} prints the libraries' noise:\n{text}"
+        );
+        assert!(
+            text.contains("the audio system says"),
+            "{what} says what the audio system found:\n{text}"
+        );
+    }
+}

@@ -152,8 +152,40 @@ pub struct InputFormat {
     pub synthetic: bool,
 }
 
+/// Runs a probe of the audio libraries with their own stderr messages caught (on a
+/// machine without a sound card ALSA and JACK print dozens of lines): they are kept for
+/// the debug log, and their gist is returned for a message of our own.
+fn quietly<T>(probe: impl FnOnce() -> T) -> (T, Option<String>) {
+    let (out, lines) = crate::logging::hush_libraries(probe);
+    if !lines.is_empty() {
+        tracing::debug!("the audio libraries said: {}", lines.join(" | "));
+    }
+    let gist = crate::logging::gist(&lines);
+    if gist.is_some() {
+        // ALSA says why only the first time it fails to load its configuration.
+        *LAST_GIST.lock() = gist.clone();
+    }
+    (out, gist.or_else(|| LAST_GIST.lock().clone()))
+}
+
+/// What the audio libraries last said was wrong.
+static LAST_GIST: Mutex<Option<String>> = Mutex::new(None);
+
+/// `msg`, with what the audio libraries said, if anything.
+fn with_gist(msg: String, gist: Option<String>) -> String {
+    match gist {
+        Some(g) => format!("{msg} (the audio system says: {g})"),
+        None => msg,
+    }
+}
+
 /// Finds the cpal input device `name` ("default" = the system's default input).
 fn find_device(name: &str) -> Result<cpal::Device, String> {
+    let (found, gist) = quietly(|| find_device_loudly(name));
+    found.map_err(|e| with_gist(e, gist))
+}
+
+fn find_device_loudly(name: &str) -> Result<cpal::Device, String> {
     let host = cpal::default_host();
     if name == "default" {
         return host
@@ -183,9 +215,12 @@ fn find_device(name: &str) -> Result<cpal::Device, String> {
 
 /// The default input device's name, if there is one.
 pub fn default_device_name() -> Option<String> {
-    cpal::default_host()
-        .default_input_device()
-        .and_then(|d| d.name().ok())
+    quietly(|| {
+        cpal::default_host()
+            .default_input_device()
+            .and_then(|d| d.name().ok())
+    })
+    .0
 }
 
 /// Whether an input device called `name` exists (the error lists those that do).
@@ -196,9 +231,17 @@ pub fn find_input(name: &str) -> Result<(), String> {
 /// Whether a usable default input device exists (the built-in defaults fall back to the
 /// synthetic tone when not).
 pub fn default_device_available() -> bool {
-    cpal::default_host()
-        .default_input_device()
-        .is_some_and(|d| d.default_input_config().is_ok())
+    quietly(|| {
+        cpal::default_host()
+            .default_input_device()
+            .is_some_and(|d| d.default_input_config().is_ok())
+    })
+    .0
+}
+
+/// Why there is no usable default input, in the audio system's words, if it said.
+pub fn why_no_default_device() -> Option<String> {
+    LAST_GIST.lock().clone()
 }
 
 /// Opens device `name` at `rate` × `channels` and starts it, feeding `feed`.
@@ -211,8 +254,8 @@ pub fn open_device(
 ) -> Result<(Input, InputFormat), String> {
     let device = find_device(name)?;
     let device_name = device.name().unwrap_or_else(|_| name.to_string());
-    let supported = device
-        .supported_input_configs()
+    let (configs, _) = quietly(|| device.supported_input_configs());
+    let supported = configs
         .map_err(|e| format!("audio device `{device_name}`: {e}"))?
         .find(|c| {
             c.channels() == channels
@@ -242,38 +285,42 @@ pub fn open_device(
         let ts = info.timestamp();
         ts.callback.duration_since(&ts.capture).unwrap_or_default()
     }
-    let stream = match format {
-        cpal::SampleFormat::F32 => device.build_input_stream(
-            &config,
-            move |data: &[f32], info: &cpal::InputCallbackInfo| {
-                feed.push_from_device(data, LslTime::now(), held(info), |s| s)
-            },
-            on_error,
-            None,
-        ),
-        cpal::SampleFormat::I16 => device.build_input_stream(
-            &config,
-            move |data: &[i16], info: &cpal::InputCallbackInfo| {
-                feed.push_from_device(data, LslTime::now(), held(info), |s| s as f32 / 32768.0)
-            },
-            on_error,
-            None,
-        ),
-        _ => device.build_input_stream(
-            &config,
-            move |data: &[i32], info: &cpal::InputCallbackInfo| {
-                feed.push_from_device(data, LslTime::now(), held(info), |s| {
-                    s as f32 / 2_147_483_648.0
-                })
-            },
-            on_error,
-            None,
-        ),
-    }
-    .map_err(|e| format!("audio device `{device_name}`: {e}"))?;
-    stream
-        .play()
-        .map_err(|e| format!("audio device `{device_name}` does not start: {e}"))?;
+    let (started, gist) = quietly(|| -> Result<cpal::Stream, String> {
+        let stream = match format {
+            cpal::SampleFormat::F32 => device.build_input_stream(
+                &config,
+                move |data: &[f32], info: &cpal::InputCallbackInfo| {
+                    feed.push_from_device(data, LslTime::now(), held(info), |s| s)
+                },
+                on_error,
+                None,
+            ),
+            cpal::SampleFormat::I16 => device.build_input_stream(
+                &config,
+                move |data: &[i16], info: &cpal::InputCallbackInfo| {
+                    feed.push_from_device(data, LslTime::now(), held(info), |s| s as f32 / 32768.0)
+                },
+                on_error,
+                None,
+            ),
+            _ => device.build_input_stream(
+                &config,
+                move |data: &[i32], info: &cpal::InputCallbackInfo| {
+                    feed.push_from_device(data, LslTime::now(), held(info), |s| {
+                        s as f32 / 2_147_483_648.0
+                    })
+                },
+                on_error,
+                None,
+            ),
+        }
+        .map_err(|e| format!("audio device `{device_name}`: {e}"))?;
+        stream
+            .play()
+            .map_err(|e| format!("audio device `{device_name}` does not start: {e}"))?;
+        Ok(stream)
+    });
+    let stream = started.map_err(|e| with_gist(e, gist))?;
     Ok((
         Input::Device(stream),
         InputFormat {
@@ -345,6 +392,14 @@ pub fn open_synthetic(
 
 /// `hindsight devices`: the audio inputs and what they can do.
 pub fn describe_devices() -> Vec<String> {
+    let (mut out, gist) = quietly(describe_devices_loudly);
+    if let Some(g) = gist {
+        out.push(format!("audio: the audio system says: {g}"));
+    }
+    out
+}
+
+fn describe_devices_loudly() -> Vec<String> {
     let host = cpal::default_host();
     let default = host.default_input_device().and_then(|d| d.name().ok());
     let mut out = Vec::new();

@@ -89,7 +89,7 @@ fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop
         let found = match lsl::resolve_byprop("name", &cfg.stream, 1, 1.0) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!("LSL resolve failed: {e:?}");
+                tracing::warn!("LSL resolve failed: {e}");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
@@ -113,13 +113,13 @@ fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop
         let inlet = match lsl::StreamInlet::new(&info, 360, 0, false) {
             Ok(i) => i,
             Err(e) => {
-                tracing::warn!("cannot open an inlet on `{}`: {e:?}", cfg.stream);
+                tracing::warn!("cannot open an inlet on `{}`: {e}", cfg.stream);
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
         };
         if let Err(e) = inlet.open_stream(5.0) {
-            tracing::warn!("cannot connect to `{}`: {e:?}", cfg.stream);
+            tracing::warn!("cannot connect to `{}`: {e}", cfg.stream);
             continue;
         }
         set_state(
@@ -164,7 +164,7 @@ fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, st
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
-                    "marker stream `{}` lost ({e:?}); looking for it again",
+                    "marker stream `{}` lost ({e}); looking for it again",
                     cfg.stream
                 );
                 return;

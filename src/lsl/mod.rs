@@ -224,7 +224,7 @@ impl Publisher {
                 lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered).map_err(
                     |e| {
                         format!(
-                            "cannot create the LSL {what} outlet of camera {}: {e:?}",
+                            "cannot create the LSL {what} outlet of camera {}: {e}",
                             cam.camera
                         )
                     },
@@ -245,7 +245,7 @@ impl Publisher {
             Some(a) => {
                 let make = |info: &lsl::StreamInfo, what: &str| {
                     lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered)
-                        .map_err(|e| format!("cannot create the LSL audio {what} outlet: {e:?}"))
+                        .map_err(|e| format!("cannot create the LSL audio {what} outlet: {e}"))
                 };
                 let outlets = AudioOutlets {
                     chunks: make(&audio_chunk_info(settings, a)?, "chunk")?,
@@ -324,7 +324,7 @@ impl Publisher {
                 if let Some(a) = &self.audio {
                     let sample = vec![index as f64, first_sample as f64];
                     if let Err(e) = a.chunks.push_sample_ex(&sample, at.as_secs_f64(), true) {
-                        tracing::warn!("LSL audio chunk marker not pushed: {e:?}");
+                        tracing::warn!("LSL audio chunk marker not pushed: {e}");
                     }
                 }
             }
@@ -333,7 +333,7 @@ impl Publisher {
                 for (i, o) in self.outlets.iter().enumerate() {
                     if camera.is_none_or(|c| c == i) {
                         if let Err(e) = o.events.push_sample_ex(&sample, at.as_secs_f64(), true) {
-                            tracing::warn!("LSL event not pushed: {e:?}");
+                            tracing::warn!("LSL event not pushed: {e}");
                         }
                     }
                 }
@@ -361,7 +361,7 @@ impl Publisher {
                     o.frames
                         .push_sample_ex(&self.frame_sample, f.capture.as_secs_f64(), true)
                 {
-                    tracing::warn!("LSL frame sample not pushed: {e:?}");
+                    tracing::warn!("LSL frame sample not pushed: {e}");
                 }
             }
         }
@@ -397,7 +397,7 @@ impl Publisher {
                     o.status
                         .push_sample_ex(&self.status_sample, tick.as_secs_f64(), true)
                 {
-                    tracing::warn!("LSL status sample not pushed: {e:?}");
+                    tracing::warn!("LSL status sample not pushed: {e}");
                 }
             }
             if let (Some(a), Some(audio)) = (&self.audio, &snapshot.audio) {
@@ -414,7 +414,7 @@ impl Publisher {
                     audio.buffered_seconds,
                 ];
                 if let Err(e) = a.status.push_sample_ex(&sample, tick.as_secs_f64(), true) {
-                    tracing::warn!("LSL audio status sample not pushed: {e:?}");
+                    tracing::warn!("LSL audio status sample not pushed: {e}");
                 }
             }
             self.next_status = tick + STATUS_PERIOD;
@@ -435,7 +435,7 @@ fn new_info(
     source_id: &str,
 ) -> Result<lsl::StreamInfo, String> {
     lsl::StreamInfo::new(name, kind, channels, rate, format, source_id)
-        .map_err(|e| format!("cannot describe LSL stream {name}: {e:?}"))
+        .map_err(|e| format!("cannot describe LSL stream {name}: {e}"))
 }
 
 fn channels(desc: &mut lsl::XMLElement, list: &[(&str, &str, &str)]) {
@@ -599,27 +599,27 @@ pub fn self_test() -> Result<String, String> {
         LslTime::now().as_nanos()
     );
     let info = lsl::StreamInfo::new(&id, "SelfTest", 1, 0.0, lsl::ChannelFormat::Double64, &id)
-        .map_err(|e| format!("cannot describe a stream: {e:?}"))?;
+        .map_err(|e| format!("cannot describe a stream: {e}"))?;
     let outlet = lsl::StreamOutlet::new(&info, 0, 10)
-        .map_err(|e| format!("cannot create an outlet: {e:?}"))?;
+        .map_err(|e| format!("cannot create an outlet: {e}"))?;
     let found = lsl::resolve_byprop("source_id", &id, 1, 5.0)
-        .map_err(|e| format!("resolving failed: {e:?}"))?;
+        .map_err(|e| format!("resolving failed: {e}"))?;
     let Some(stream) = found.first() else {
         return Err("this machine's own stream was not found within 5 s (multicast on loopback blocked? see lsl_api.cfg)".into());
     };
     let inlet = lsl::StreamInlet::new(stream, 10, 0, false)
-        .map_err(|e| format!("cannot create an inlet: {e:?}"))?;
+        .map_err(|e| format!("cannot create an inlet: {e}"))?;
     inlet
         .open_stream(5.0)
-        .map_err(|e| format!("cannot connect to the stream: {e:?}"))?;
+        .map_err(|e| format!("cannot connect to the stream: {e}"))?;
     outlet.wait_for_consumers(5.0);
     let stamp = lsl::local_clock() - 0.5;
     outlet
         .push_sample_ex(&vec![42.0_f64], stamp, true)
-        .map_err(|e| format!("cannot push: {e:?}"))?;
+        .map_err(|e| format!("cannot push: {e}"))?;
     let (sample, ts): (Vec<f64>, f64) = inlet
         .pull_sample(5.0)
-        .map_err(|e| format!("cannot pull: {e:?}"))?;
+        .map_err(|e| format!("cannot pull: {e}"))?;
     if sample != [42.0] || ts != stamp {
         return Err(format!(
             "sample came back as {sample:?} at {ts}, not [42.0] at {stamp}"

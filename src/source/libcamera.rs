@@ -173,7 +173,7 @@ mod imp {
         ready: &crossbeam_channel::Sender<Result<String, String>>,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<(), String> {
-        let mgr = CameraManager::new().map_err(|e| format!("libcamera: {e:?}"))?;
+        let mgr = CameraManager::new().map_err(|e| format!("libcamera: {e}"))?;
         let cameras = mgr.cameras();
         let cam = match device.as_deref() {
             None => cameras.get(0),
@@ -230,7 +230,7 @@ mod imp {
         let mut reqs = Vec::new();
         for (i, buf) in buffers.into_iter().enumerate() {
             let buf =
-                MemoryMappedFrameBuffer::new(buf).map_err(|e| format!("{model}: mmap: {e:?}"))?;
+                MemoryMappedFrameBuffer::new(buf).map_err(|e| format!("{model}: mmap: {e}"))?;
             let mut req = cam
                 .create_request(Some(i as u64))
                 .ok_or_else(|| format!("{model}: cannot create a request"))?;
@@ -247,7 +247,7 @@ mod imp {
         let mut controls = ControlList::new();
         controls
             .set(FrameDurationLimits([frame_us, frame_us]))
-            .map_err(|e| format!("{model}: frame duration: {e:?}"))?;
+            .map_err(|e| format!("{model}: frame duration: {e}"))?;
         cam.start(Some(&*controls))
             .map_err(|e| format!("{model}: start: {e}"))?;
         for req in reqs {
