@@ -354,27 +354,38 @@ fn an_inlet_with_recovery_resumes_after_a_restart_and_frame_numbers_never_repeat
     let root = dir.path().join("recordings");
     let mut h = Hindsight::start_with(tempfile::tempdir().unwrap(), root.clone(), &cfg, |_| {});
     let (frames, info) = connect(&name, true);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Long enough that a restarted count would soon repeat these numbers.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let mut before = Vec::new();
-    while before.len() < 50 && Instant::now() < deadline {
+    while before.len() < 600 && Instant::now() < deadline {
         before.extend(pull_numbers(&frames));
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(before.len() >= 50);
+    assert!(before.len() >= 600);
     // A crash, as the worst case: the numbers must still never repeat.
     h.kill9();
 
     let mut h2 = Hindsight::start_with(tempfile::tempdir().unwrap(), root, &cfg, |_| {});
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut after = Vec::new();
-    while after.is_empty() && Instant::now() < deadline {
-        after = pull_numbers(&frames)
-            .into_iter()
-            .filter(|(_, ts)| *ts > before.last().unwrap().1)
-            .collect();
+    while after.len() < 200 && Instant::now() < deadline {
+        after.extend(
+            pull_numbers(&frames)
+                .into_iter()
+                .filter(|(_, ts)| *ts > before.last().unwrap().1),
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!after.is_empty(), "the inlet did not resume");
+    assert!(after.len() >= 200, "the inlet did not resume");
+    let mut all: Vec<u64> = before
+        .iter()
+        .chain(&after)
+        .map(|(v, _)| v[0] as u64)
+        .collect();
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "the stream holds a frame number twice");
     // One stream across both processes: its frame numbers never repeat (a restart, even
     // after kill -9, continues above every number the last process could have used).
     let last_before = before.iter().map(|(v, _)| v[0]).fold(0.0, f64::max);
