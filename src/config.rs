@@ -833,11 +833,38 @@ pub struct Loaded {
 impl Config {
     /// Parses and checks YAML text. `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_norway::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?
-        };
+        // A file with nothing in it is a mistake (a truncated copy, the wrong file), not a
+        // wish for the defaults: running without --config is how to ask for those.
+        let has_content = text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if !has_content {
+            return Err(ConfigError(format!(
+                "{origin}: the file holds no setting (it is empty, or only comments): a truncated \
+                 copy? Give at least one key, or run without --config for the built-in defaults"
+            )));
+        }
+        let config: Config = serde_norway::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // YAML's own words for a tab ("cannot start any token") do not say "tab".
+            let tab = text.lines().position(|l| {
+                l.chars()
+                    .take_while(|c| c.is_whitespace())
+                    .any(|c| c == '\t')
+            });
+            if let Some(n) = tab {
+                return ConfigError::at(
+                    origin,
+                    Some(n + 1),
+                    "indentation",
+                    format!("a tab: YAML indents with spaces only ({msg})"),
+                );
+            }
+            match duplicate_key_line(text, &msg) {
+                Some(line) => ConfigError(format!("{origin}, line {line}: {msg}")),
+                None => ConfigError(format!("{origin}: {msg}")),
+            }
+        })?;
         config.check(origin, Some(text))?;
         Ok(config)
     }
@@ -1134,6 +1161,50 @@ fn set_path(tree: &mut Value, path: &[&str], value: Value) -> Result<(), String>
 
 /// Finds the 1-based line of a key path in block-style YAML (`["cameras", "1", "fps"]`).
 /// Good enough for naming the line of a cross-key error; `None` if not found.
+/// For a "duplicate field `key`" error, the line of the second `key:` in the mapping the
+/// error names (`at line L column C`: where the mapping starts; none: the top level).
+fn duplicate_key_line(text: &str, msg: &str) -> Option<usize> {
+    let key = msg.split("duplicate field `").nth(1)?.split('`').next()?;
+    let (from, column) = match msg.rsplit_once(" at line ") {
+        Some((_, at)) => {
+            let mut it = at.split(" column ");
+            let l: usize = it.next()?.trim().parse().ok()?;
+            let c: usize = it
+                .next()?
+                .trim()
+                .split(|ch: char| !ch.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()?;
+            (l - 1, c - 1)
+        }
+        None => (0, 0),
+    };
+    text.lines()
+        .enumerate()
+        .skip(from)
+        .filter(|(n, l)| {
+            // On the mapping's first line the key may follow a `- `.
+            let body = if *n == from {
+                l.get(column..).unwrap_or("")
+            } else {
+                l
+            };
+            let indent = if *n == from {
+                column
+            } else {
+                l.len() - l.trim_start().len()
+            };
+            indent == column
+                && body
+                    .trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map(|(n, _)| n + 1)
+        .nth(1)
+}
+
 fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut start = 0;
@@ -1212,8 +1283,20 @@ mod tests {
     }
 
     #[test]
-    fn empty_text_gives_the_defaults() {
-        assert_eq!(Config::from_yaml("", "x").unwrap(), Config::default());
+    fn empty_files_duplicates_and_tabs_get_clear_answers() {
+        assert!(err("").contains("holds no setting"));
+        assert!(err("# just a comment\n\n").contains("holds no setting"));
+        let dup = err("rig: a\nstorage:\n  prefix: x\nrig: b\n");
+        assert!(
+            dup.starts_with("test.yaml, line 4: duplicate field `rig`"),
+            "{dup}"
+        );
+        let nested = err("storage:\n  prefix: x\n  root: /a\n  prefix: y\n");
+        assert!(nested.contains("line 4"), "{nested}");
+        let tab = err("storage:\n\tprefix: x\n");
+        assert!(tab.contains("line 2") && tab.contains("a tab"), "{tab}");
+        // A tab where YAML allows it is fine.
+        assert!(Config::from_yaml("rig: a\t# the rig\n", "t").is_ok());
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::clock::LslTime;
 
 /// Longest `start N` / `clip N` accepted: a day.
 pub const MAX_COMMAND_SECONDS: f64 = 86_400.0;
+/// Longest mark text: an annotation, not a document (a CSV field, a chapter title and an
+/// LSL string that every reader takes).
+pub const MAX_MARK_CHARS: usize = 1000;
 
 /// A command, from any trigger source.
 #[derive(Clone, Debug, PartialEq)]
@@ -298,6 +301,12 @@ impl Recorder {
                 let text = text.trim();
                 if text.is_empty() {
                     return Decision::only(Outcome::Rejected("mark needs a text".into()));
+                }
+                let chars = text.chars().count();
+                if chars > MAX_MARK_CHARS {
+                    return Decision::only(Outcome::Rejected(format!(
+                        "a mark is at most {MAX_MARK_CHARS} characters; this one has {chars}"
+                    )));
                 }
                 let recording = self.recording.as_ref().map(|r| r.id);
                 Decision {

@@ -80,9 +80,18 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
     let listener = crate::api::bind(config.api.listen).map_err(|e| anyhow!(e))?;
     let token = match &config.api.token_env {
-        Some(var) => Some(std::env::var(var).with_context(|| {
-            format!("api.token_env names {var}, but that environment variable is not set")
-        })?),
+        Some(var) => {
+            let t = std::env::var(var).with_context(|| {
+                format!("api.token_env names {var}, but that environment variable is not set")
+            })?;
+            if t.trim().is_empty() {
+                return Err(anyhow!(
+                    "api.token_env names {var}, which is empty: every request would be refused; \
+                     put the token in it"
+                ));
+            }
+            Some(t.trim().to_string())
+        }
         None => None,
     };
 

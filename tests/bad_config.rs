@@ -69,6 +69,50 @@ fn an_unknown_key_is_named_with_its_line() {
     assert!(!r.root_created, "nothing may be created on a refused start");
 }
 
+/// A truncated or wrong file must not quietly record the test pattern with the defaults.
+#[test]
+fn an_empty_or_comment_only_config_is_refused() {
+    for text in ["", "\n\n", "# storage:\n#   root: /data\n"] {
+        let r = run_with(text, None);
+        assert_refused(&r, &["holds no setting", "without --config"]);
+        assert!(!r.root_created, "{text:?}: nothing may be created");
+    }
+}
+
+#[test]
+fn a_duplicate_key_and_a_tab_are_named_with_their_lines() {
+    let r = run_with("rig: a\nbuffer:\n  duration: 5\nrig: b\n", None);
+    assert_refused(&r, &["line 4", "duplicate field `rig`"]);
+    let r = run_with("cameras:\n  - name: a\n    fps: 30\n    fps: 40\n", None);
+    assert_refused(&r, &["line 4", "duplicate field `fps`"]);
+    let r = run_with("storage:\n\troot: /tmp/x\n", None);
+    assert_refused(&r, &["line 2", "tab"]);
+}
+
+/// An API token variable that is set but empty would make every request fail with 401
+/// and nobody would know why: refused at start.
+#[test]
+fn an_empty_api_token_variable_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, "api:\n  token_env: EMPTY_TOKEN_FOR_TEST\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--no-dashboard", "--config"])
+        .arg(&cfg)
+        .arg("--root")
+        .arg(dir.path().join("rec"))
+        .args(["--api", &format!("127.0.0.1:{}", free_port())])
+        .env("EMPTY_TOKEN_FOR_TEST", "")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("EMPTY_TOKEN_FOR_TEST, which is empty"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_wrong_type_is_named_with_its_line() {
     let r = run_with("cameras:\n  - name: cam0\n    fps: fast\n", None);

@@ -340,8 +340,22 @@ fn a_protected_topic_works_with_its_token_and_is_refused_clearly_without() {
     let _g = serial();
     let server = Ntfy::start(true);
     let token = server.user_with_token("alice", "lab4");
-    // Without a token: a clear refusal, retried slowly, and the recorder keeps buffering.
-    let mut without = Hindsight::start(&config(&server.url(), "lab4", "    reconnect_max: 30\n"));
+    // Without a token (its variable set, but empty: a common slip): a clear refusal,
+    // retried slowly, the empty variable named, and the recorder keeps buffering.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let mut without = Hindsight::start_with(
+        dir,
+        root,
+        &config(
+            &server.url(),
+            "lab4",
+            "    reconnect_max: 30\n    token_env: LAB4_TOKEN\n",
+        ),
+        |cmd| {
+            cmd.env("LAB4_TOKEN", "");
+        },
+    );
     without.wait_until("the refusal is reported", Duration::from_secs(20), |h| {
         ntfy_status(h)["state"]
             .as_str()
@@ -359,6 +373,11 @@ fn a_protected_topic_works_with_its_token_and_is_refused_clearly_without() {
         "{s}"
     );
     assert!(without.log_text().contains("refused: 403"));
+    assert!(
+        without.log_text().contains("LAB4_TOKEN is set but empty"),
+        "{}",
+        without.log_text()
+    );
     assert!(without.terminate().success());
 
     // With the token (from an environment variable, as under systemd).

@@ -407,6 +407,61 @@ fn marks_survive_kill_9_and_repair_restores_them_as_chapters() {
     mkvmerge_clean(&mkv);
 }
 
+/// Marks of any text a person or a script may send (quotes, commas, line breaks, other
+/// scripts) make an events file that Python's csv module reads back exactly; a mark too
+/// long to be an annotation is refused clearly, and so is a body of a megabyte.
+#[test]
+fn marks_make_events_files_that_csv_readers_take_and_huge_ones_are_refused() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 30.0, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    let texts = [
+        "trial 3, \"reward\"",
+        "line one\nline two",
+        "Versuch ä ö ü — 実験",
+        &"x".repeat(1000),
+    ];
+    for t in texts {
+        let (code, r) = h.post("mark", json!({ "text": t }));
+        assert_eq!(code, 200, "{r}");
+    }
+    let (code, r) = h.post("mark", json!({"text": "y".repeat(1001)}));
+    assert_eq!(code, 400, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 characters"),
+        "{r}"
+    );
+    let huge = reqwest::blocking::Client::new()
+        .post(format!("http://{}/api/mark", h.api))
+        .json(&json!({"text": "z".repeat(1 << 20)}))
+        .send()
+        .unwrap();
+    assert_eq!(huge.status().as_u16(), 413);
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let script = "import csv, json, sys\n\
+                  rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8')))\n\
+                  print(json.dumps([r['detail'] for r in rows if r['event'] == 'mark']))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(events_of(&mkv))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(read, texts);
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn commands_that_make_no_sense_are_answered_and_change_nothing() {
     let _g = serial();

@@ -148,10 +148,15 @@ pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, Str
         Ok(t)
     };
     let env = |name: &Option<String>| {
-        name.as_ref()
-            .and_then(|n| std::env::var(n).ok())
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        let n = name.as_ref()?;
+        let v = std::env::var(n).ok()?.trim().to_string();
+        if v.is_empty() {
+            // Set, but to nothing: almost certainly a mistake, and the server's refusal
+            // would not say why.
+            tracing::warn!("ntfy: {n} is set but empty: no credential is sent from it");
+            return None;
+        }
+        Some(v)
     };
     if let Some(t) = &cfg.token {
         return Ok(Some(Auth::Bearer(t.clone())));
