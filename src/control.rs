@@ -286,6 +286,15 @@ impl StatusHub {
         self
     }
 
+    /// Adds a warning to the status (for threads other than the control thread; keeps the
+    /// newest 10).
+    pub fn add_warning(&self, msg: String) {
+        let mut view = self.view.lock();
+        view.warnings.push(msg);
+        let excess = view.warnings.len().saturating_sub(10);
+        view.warnings.drain(..excess);
+    }
+
     /// The number the next recording will get, as the control thread last published it.
     pub fn next_recording(&self) -> Option<u64> {
         self.view.lock().next_recording
@@ -1335,10 +1344,7 @@ impl Control {
 
     /// A warning for the status, already logged where it happened.
     fn add_warning(&self, msg: String) {
-        let mut view = self.hub.view.lock();
-        view.warnings.push(msg);
-        let excess = view.warnings.len().saturating_sub(10);
-        view.warnings.drain(..excess);
+        self.hub.add_warning(msg);
     }
 
     fn publish(&self) {

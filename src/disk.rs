@@ -400,6 +400,9 @@ fn run(
                 if let Some(why) = &guard {
                     if !was_low {
                         tracing::error!("{why}: stopping any recording, refusing new ones");
+                        hub.add_warning(format!(
+                            "{why}: recordings and clips are refused until there is room"
+                        ));
                     }
                     if let Some(r) = &snapshot.recording {
                         if stopped_recording != Some(r.id) {

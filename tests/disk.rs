@@ -171,6 +171,97 @@ fn a_filling_disk_stops_the_recording_cleanly_and_buffering_goes_on() {
     assert!(h.terminate().success());
 }
 
+/// Every file under `dir` (recursively), as the recorder sees them.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// With the disk guard off, a start on a disk that is already full is answered
+/// "failed" with the reason, names no file and leaves no empty file behind; once there is
+/// room, recording works again. (Once it left 0-byte MKV, CSV and WAV files and said
+/// "done".)
+#[test]
+fn a_start_on_a_full_disk_without_the_guard_fails_clearly_and_leaves_nothing() {
+    let _g = serial();
+    let config = "storage:\n  min_free: null\nbuffer:\n  duration: 2\n  max_bytes: 16MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 320, height: 240}\n    fps: 30\n\
+         audio:\n  enabled: true\n  source: synthetic\n";
+    let mut h = start_on_tiny_disk(16, config);
+    h.wait_buffered(1.9);
+    // Something else fills the disk.
+    let filler = inside(&h, &format!("{}/filler", h.root.display()));
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 1 << 20];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let recordings = inside(&h, &h.root.display().to_string());
+    let before = files_under(&recordings);
+
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 500, "{r}");
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("No space left"),
+        "{r}"
+    );
+    assert_eq!(r["files"], json!([]), "{r}");
+    h.wait_until("back to buffering", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = files_under(&recordings);
+    let new: Vec<&PathBuf> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(new.is_empty(), "files left behind: {new:?}");
+    let s = h.status();
+    assert!(s["warnings"].to_string().contains("No space left"), "{s}");
+
+    // Room again: the next start records.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, r) = h.post("start", json!({"seconds": 0.5}));
+    assert_eq!(code, 200, "{r}");
+    let mkv = inside(&h, r["files"][0].as_str().unwrap());
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    check_finished(&mkv, &h.status());
+    assert!(h.terminate().success());
+}
+
+/// A disk already below the guard when hindsight starts: the status says so at once.
+#[test]
+fn a_guard_that_trips_at_start_up_is_a_warning() {
+    let _g = serial();
+    let config = "storage:\n  min_free: 64MiB\nbuffer:\n  duration: 1\n  max_bytes: 8MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
+         audio:\n  enabled: false\n";
+    let mut h = start_on_tiny_disk(16, config);
+    h.wait_until(
+        "the guard is in the warnings",
+        Duration::from_secs(10),
+        |h| {
+            h.status()["warnings"]
+                .to_string()
+                .contains("disk nearly full")
+        },
+    );
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 400, "{r}");
+    assert!(h.terminate().success());
+}
+
 /// Makes a recording's files look `days` old.
 fn age_files(files: &[PathBuf], days: u64) {
     let t = SystemTime::now() - Duration::from_secs(days * 86_400);

@@ -615,6 +615,21 @@ impl Engine {
             let _ = mkv.try_send(WriterMsg::AudioEnd { id: o.id });
         }
         let finished = o.wav.finish().map_err(|e| format!("finishing {path}: {e}"));
+        if o.failed.is_some() || finished.is_err() {
+            // A WAV that could not take one sample (a full disk) would only mislead.
+            let empty = std::fs::File::open(&o.path)
+                .map_err(wav::WavError::from)
+                .and_then(|mut f| wav::layout(&mut f))
+                .map_or_else(
+                    |e| matches!(e, wav::WavError::HeaderCut(_)),
+                    |l| l.data_on_disk() == 0,
+                );
+            if empty && std::fs::remove_file(&o.path).is_ok() {
+                tracing::error!(
+                    "audio: {path}: not one sample could be written; the empty file is removed"
+                );
+            }
+        }
         let summary = AudioFileSummary {
             path: path.clone(),
             recording_id: o.id,

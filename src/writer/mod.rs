@@ -613,9 +613,23 @@ impl Writer {
         // What reached the disk is not what the muxer thinks it wrote, so the file is
         // finished from what is actually in it, as `hindsight repair` does.
         f.discard_pending();
-        let mkv = f.spec.paths.mkv.clone();
+        let paths = f.spec.paths.clone();
         self.spare = Some(f.into_buffers());
-        match crate::repair::repair_file(&mkv) {
+        if holds_no_frame(&paths.mkv) {
+            // Nothing of the recording reached the disk (it was full from the start, say):
+            // files without a frame would only mislead.
+            for p in paths.all() {
+                let _ = std::fs::remove_file(p);
+            }
+            tracing::error!(
+                camera = %self.cam.name,
+                "{path}: not one frame could be written; its empty files are removed"
+            );
+            let error = format!("{error}: not one frame could be written, no file was kept");
+            self.report_failure(id, path, error);
+            return;
+        }
+        match crate::repair::repair_file(&paths.mkv) {
             Ok(r) => tracing::warn!(
                 camera = %self.cam.name,
                 "{path} finished as written: {} frames, {:.1} s", r.blocks, r.duration_s
@@ -639,6 +653,22 @@ impl Writer {
             path,
             error,
         });
+    }
+}
+
+/// Whether the MKV at `path` holds no complete frame (empty, cut inside its header, or no
+/// block): read-only, and false when in doubt (a file that cannot be read is kept).
+fn holds_no_frame(path: &std::path::Path) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    if f.metadata().is_ok_and(|m| m.len() == 0) {
+        return true;
+    }
+    match mkv_read::plan_repair(&mut f) {
+        Ok(plan) => plan.blocks == 0,
+        Err(mkv_read::ReadError::HeaderCut { .. }) => true,
+        Err(_) => false,
     }
 }
 
