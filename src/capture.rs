@@ -827,6 +827,7 @@ pub fn spawn_buffer_grower(
             let mut refused = vec![false; cameras.len()];
             while let Ok(i) = asks.recv() {
                 let Some(cam) = cameras.get(i) else { continue };
+                let mut short = false;
                 loop {
                     let (wanted, size) = {
                         let st = cam.state.lock();
@@ -838,6 +839,7 @@ pub fn spawn_buffer_grower(
                     let room = memory_available().is_none_or(|a| a >= size as u64 + MEMORY_RESERVE);
                     let chunk = if room { crate::ring::new_chunk(size) } else { None };
                     let Some(chunk) = chunk else {
+                        short = true;
                         if !refused[i] {
                             refused[i] = true;
                             let st = cam.state.lock();
@@ -856,9 +858,14 @@ pub fn spawn_buffer_grower(
                     if !st.ring.add_chunk(chunk) {
                         break;
                     }
+                    refused[i] = false;
                     cam.stats
                         .buffer_capacity
                         .store(st.ring.capacity_bytes() as u64, Relaxed);
+                }
+                if short {
+                    // No memory now: ask again in a while, not at every frame.
+                    std::thread::sleep(Duration::from_secs(10));
                 }
                 cam.grow_asked.store(false, Relaxed);
                 tracing::debug!(

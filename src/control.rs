@@ -1225,7 +1225,8 @@ impl Control {
         );
         let wall = self.clocks.now().wall_at(at);
         for id in ids {
-            let _ = self.writers[camera].send(WriterMsg::Note {
+            // Never waits on a writer: a full queue loses the row (the log has it).
+            let _ = self.writers[camera].try_send(WriterMsg::Note {
                 id,
                 at,
                 wall,

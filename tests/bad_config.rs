@@ -139,7 +139,7 @@ fn an_unwritable_root_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
-    let r = run_with("", Some(&file.join("recordings")));
+    let r = run_with("audio:\n  enabled: false\n", Some(&file.join("recordings")));
     assert_refused(&r, &["recordings root", "storage.root"]);
 }
 

@@ -785,7 +785,7 @@ fn one_command_records_every_camera_into_files_sharing_a_stem() {
 fn a_burst_of_commands_drops_no_frame_and_every_answered_file_exists() {
     let _g = serial();
     let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 10.0));
-    h.wait_buffered(9.9);
+    h.wait_buffered(9.98);
     let api = h.api.clone();
     let replies: Vec<(bool, u16, serde_json::Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)

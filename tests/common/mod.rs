@@ -343,16 +343,26 @@ fn run_tool(tool: &str, args: &[&str], file: &Path) -> String {
 
 /// Frame count as ffprobe counts it by reading every frame.
 pub fn ffprobe_frame_count(mkv: &Path) -> u64 {
+    ffprobe_count(mkv, "frames")
+}
+
+/// Video packets in the file, counted by ffprobe from the container (no decoding).
+pub fn ffprobe_packet_count(mkv: &Path) -> u64 {
+    ffprobe_count(mkv, "packets")
+}
+
+/// ffprobe's count of the video stream's `frames` (decoded) or `packets`.
+fn ffprobe_count(mkv: &Path, what: &str) -> u64 {
     run_tool(
         "ffprobe",
         &[
             "-v",
             "error",
-            "-count_frames",
+            &format!("-count_{what}"),
             "-select_streams",
             "v:0",
             "-show_entries",
-            "stream=nb_read_frames",
+            &format!("stream=nb_read_{what}"),
             "-of",
             "csv=p=0",
         ],
@@ -494,26 +504,4 @@ pub fn lsl_session() -> &'static str {
         std::env::set_var("LSLAPICFG", &path);
         session
     })
-}
-
-/// Video packets in the file, counted by ffprobe from the container (no decoding).
-pub fn ffprobe_packet_count(mkv: &Path) -> u64 {
-    run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_packets",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_packets",
-            "-of",
-            "csv=p=0",
-        ],
-        mkv,
-    )
-    .trim()
-    .parse()
-    .unwrap()
 }

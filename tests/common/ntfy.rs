@@ -98,14 +98,7 @@ impl Ntfy {
 
     /// Publishes `text` on `topic`; returns the message id.
     pub fn publish(&self, topic: &str, text: &str) -> String {
-        let r = reqwest::blocking::Client::new()
-            .post(format!("{}/{topic}", self.url()))
-            .body(text.to_string())
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "publish: {}", r.status());
-        let v: Value = r.json().unwrap();
-        v["id"].as_str().unwrap().to_string()
+        self.publish_timed(topic, text).0
     }
 
     /// Publishes `text` on `topic`; returns the message id and the send time the server
