@@ -419,6 +419,18 @@ pub struct ControlLinks {
     pub numbers: Option<(Arc<Mutex<crate::numbers::Numbers>>, u64)>,
 }
 
+/// The next frame number of each camera: one past its newest frame, or the number its
+/// first frame will get.
+pub fn next_frames(cameras: &[Arc<Camera>]) -> BTreeMap<String, u64> {
+    cameras
+        .iter()
+        .map(|c| {
+            let next = c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed);
+            (c.name.clone(), next.max(c.first_frame))
+        })
+        .collect()
+}
+
 /// Creates the bus and its receiving end.
 pub fn command_bus() -> (CommandBus, ControlInbox) {
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -807,9 +819,8 @@ impl Control {
         self.answer_due(false);
     }
 
-    /// Carries out actions; returns the MKV paths opened.
-    fn execute(&mut self, actions: Vec<Action>, at: ClockPair) -> Vec<String> {
-        let mut opened = Vec::new();
+    /// Carries out actions. (Which files exist, the writers say later: `file_known`.)
+    fn execute(&mut self, actions: Vec<Action>, at: ClockPair) {
         for action in actions {
             match action {
                 Action::StartRecording {
@@ -828,7 +839,7 @@ impl Control {
                     let paths =
                         self.open_files(id, FileKind::Recording, trigger, at, pre_trigger, &origin);
                     match paths {
-                        Ok((paths, wav)) => {
+                        Ok(wav) => {
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let (sent, lost, first) = cam.begin_recording(
@@ -866,7 +877,6 @@ impl Control {
                                     );
                                 }
                             }
-                            opened.extend(paths);
                             // The WAV's first sample is the first video frame's instant.
                             self.audio_send(AudioCmd::Start {
                                 id,
@@ -921,7 +931,7 @@ impl Control {
                 } => {
                     let pre = to.saturating_since(from);
                     match self.open_files(id, FileKind::Clip, to, at, pre, &origin) {
-                        Ok((paths, wav)) => {
+                        Ok(wav) => {
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let w = &self.writers[cam.index];
@@ -943,7 +953,6 @@ impl Control {
                                 to,
                                 mkv: self.audio_mkv(),
                             });
-                            opened.extend(paths);
                         }
                         Err(e) => {
                             self.warn(format!("clip {id} could not be written: {e}"));
@@ -982,10 +991,10 @@ impl Control {
                 }
             }
         }
-        opened
     }
 
-    /// Names the files of recording `id` and tells every camera's writer to open them.
+    /// Names the files of recording `id` and tells every camera's writer to open them;
+    /// returns where its WAV goes.
     fn open_files(
         &mut self,
         id: u64,
@@ -994,7 +1003,7 @@ impl Control {
         at: ClockPair,
         pre_trigger: Duration,
         origin: &Origin,
-    ) -> Result<(Vec<String>, std::path::PathBuf), String> {
+    ) -> Result<std::path::PathBuf, String> {
         // A recording still waiting for its last frames is closed first: its writer must
         // see its Close before the next Open.
         self.close_stops(true);
@@ -1013,7 +1022,6 @@ impl Control {
             paths: BTreeMap::new(),
             failed: 0,
         };
-        let mut opened = Vec::new();
         for cam in &self.cameras {
             let paths = RecordingPaths::new(&dir, &stem, &cam.name);
             let mkv = paths.mkv.display().to_string();
@@ -1045,11 +1053,10 @@ impl Control {
             {
                 return Err(format!("the writer of camera {} is gone", cam.name));
             }
-            files.paths.insert(cam.index, mkv.clone());
-            opened.push(mkv);
+            files.paths.insert(cam.index, mkv);
         }
         self.open.insert(id, files);
-        Ok((opened, crate::writer::files::audio_path(&dir, &stem)))
+        Ok(crate::writer::files::audio_path(&dir, &stem))
     }
 
     /// Closes each pending stop's files on the cameras that have delivered every frame
@@ -1249,7 +1256,7 @@ impl Control {
     /// Extends the reserved frame and recording numbers before they run out.
     fn keep_numbers_ahead(&mut self) {
         let Some(numbers) = &self.numbers else { return };
-        let next = crate::numbers::next_frames(&self.cameras);
+        let next = next_frames(&self.cameras);
         if let Err(e) = numbers.lock().keep_ahead(self.recorder.next_id(), &next) {
             if !self.numbers_failed {
                 self.numbers_failed = true;

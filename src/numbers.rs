@@ -201,18 +201,6 @@ impl Numbers {
     }
 }
 
-/// The next frame number of each camera: one past its newest frame, or the number its
-/// first frame will get.
-pub fn next_frames(cameras: &[std::sync::Arc<crate::capture::Camera>]) -> BTreeMap<String, u64> {
-    cameras
-        .iter()
-        .map(|c| {
-            let next = c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed);
-            (c.name.clone(), next.max(c.first_frame))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! A WAV file gets the sizes of the data actually in it (`audio::wav::repair`), checked
 //! with an independent reader (`hound`).
 
-use std::fs::OpenOptions;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -129,6 +129,45 @@ fn trim_partial_line(path: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Recordings under `<root>/*/` that a crash left unfinished: Matroska files in `video/`
+/// whose Segment was never finalized, and WAV files in `audio/` whose header's sizes do
+/// not match their data.
+pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(days) = fs::read_dir(root) else {
+        return found;
+    };
+    for day in days.flatten() {
+        for (folder, ext) in [("video", "mkv"), ("audio", "wav")] {
+            let Ok(files) = fs::read_dir(day.path().join(folder)) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let p = f.path();
+                if p.extension().is_none_or(|e| e != ext) {
+                    continue;
+                }
+                let unfinished = if ext == "mkv" {
+                    File::open(&p)
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut file| {
+                            mkv_read::is_unfinished(&mut file).map_err(|e| e.to_string())
+                        })
+                } else {
+                    crate::audio::wav::is_unfinished(&p).map_err(|e| e.to_string())
+                };
+                match unfinished {
+                    Ok(true) => found.push(p),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("cannot read {}: {e}", p.display()),
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 fn is_wav(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
 }
@@ -212,6 +251,27 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unfinished_recordings_are_found_by_their_headers() {
+        use crate::audio::wav::{Durability, WavOutput};
+        let tmp = tempfile::tempdir().unwrap();
+        let audio = tmp.path().join("2026_01_02").join("audio");
+        let done = audio.join("rec_a.wav");
+        let cut = audio.join("rec_b.wav");
+        for p in [&done, &cut] {
+            let policy = Durability::for_fsync_interval(None);
+            let mut w =
+                WavOutput::create(p, 8000, 1, crate::audio::SampleFormat::S16, policy).unwrap();
+            w.write(&[0.1; 4000]).unwrap();
+            w.finish().unwrap();
+        }
+        // Audio after the header's last update, as a crash leaves it.
+        let mut f = OpenOptions::new().append(true).open(&cut).unwrap();
+        std::io::Write::write_all(&mut f, &[0u8; 1000]).unwrap();
+        fs::write(audio.join("notes.txt"), b"not a recording").unwrap();
+        assert_eq!(find_unfinished(tmp.path()), vec![cut]);
+    }
 
     #[test]
     fn sidecar_times_parse_to_exact_nanoseconds() {

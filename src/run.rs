@@ -53,7 +53,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     );
     let root = config.storage.root.clone();
     files::check_writable(&root).map_err(|e| anyhow!("{e} (storage.root)"))?;
-    let unfinished: Vec<String> = files::find_unfinished(&root)
+    let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())
         .collect();
@@ -405,7 +405,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
     // Every number is used that will be: keep the exact next ones (nothing skipped).
     {
-        let next_frames = crate::numbers::next_frames(&cameras);
+        let next_frames = control::next_frames(&cameras);
         let next_recording = hub.next_recording().unwrap_or(starts.recording);
         if let Err(e) = numbers.lock().finish(next_recording, &next_frames) {
             tracing::error!("{e}");
