@@ -43,6 +43,11 @@ const STALL: Duration = Duration::from_secs(5);
 /// A file whose end has passed this long ago while the input delivers nothing is padded
 /// with silence to its end: the samples are not coming.
 const PAD_AFTER: Duration = Duration::from_secs(3);
+/// A reopened stream's chunks are held until they span this much audio (or for
+/// [`REOPEN_WAIT`]) before the gap before it is judged. A stream starts with bursts whose
+/// chunks all say "now"; the least delayed chunk of a second of them says when it started.
+const REOPEN_WINDOW: Duration = Duration::from_secs(1);
+const REOPEN_WAIT: Duration = Duration::from_millis(2500);
 
 /// How samples are stored in files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +230,11 @@ struct Engine {
     backoff: Duration,
     /// The input was (re)opened: its first chunk may come after a gap.
     fresh_input: bool,
+    /// A reopened stream's first chunks, held until they span [`REOPEN_WINDOW`] of samples
+    /// (or [`REOPEN_WAIT`] has passed), and since when: the gap before the stream is judged
+    /// from all of them, not from the first burst alone.
+    reopened: Vec<(input::ChunkInfo, Vec<f32>)>,
+    reopened_since: Option<Instant>,
     /// When the input last delivered (or was opened): a silent stream is a lost one.
     last_chunk: Instant,
     outputs: Vec<Output>,
@@ -266,6 +276,8 @@ impl Engine {
             next_open: Instant::now(),
             backoff: Duration::from_secs(1),
             fresh_input: false,
+            reopened: Vec::new(),
+            reopened_since: None,
             last_chunk: Instant::now(),
             outputs: Vec::new(),
             chunk_index: 0,
@@ -286,7 +298,7 @@ impl Engine {
                 self.open();
             }
             self.check_health();
-            self.drain_input();
+            self.drain_input(false);
             loop {
                 match rx.try_recv() {
                     Ok(AudioCmd::Shutdown) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -345,6 +357,8 @@ impl Engine {
     }
 
     fn lost(&mut self, why: String) {
+        // What the stream delivered before it went still goes in, in its place.
+        self.drain_input(true);
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
         self.next_open = Instant::now() + wait;
@@ -387,14 +401,17 @@ impl Engine {
         }
     }
 
-    /// Moves what the input delivered into the ring, chunk by chunk.
-    fn drain_input(&mut self) {
+    /// Moves what the input delivered into the ring, chunk by chunk. `all`: nothing is held
+    /// back (shutdown).
+    fn drain_input(&mut self, all: bool) {
+        let channels = self.settings.channels as usize;
+        let mut infos = Vec::new();
         let Some((_, _, drain)) = self.input.as_mut() else {
+            if all && !self.reopened.is_empty() {
+                self.push_chunks(infos, true);
+            }
             return;
         };
-        let channels = self.settings.channels as usize;
-        let rate = self.settings.rate;
-        let mut infos = Vec::new();
         while let Ok(info) = drain.chunks.pop() {
             let have = info.frames.saturating_sub(info.dropped_frames) as usize * channels;
             self.scratch.clear();
@@ -417,13 +434,35 @@ impl Engine {
         if !infos.is_empty() {
             self.last_chunk = Instant::now();
         }
+        self.push_chunks(infos, all);
+    }
+
+    /// Puts chunks into the ring (after the silence of a gap, for a reopened stream).
+    fn push_chunks(&mut self, mut infos: Vec<(input::ChunkInfo, Vec<f32>)>, all: bool) {
+        let channels = self.settings.channels as usize;
+        let rate = self.settings.rate;
         // Within one stream the samples are contiguous (drops are counted per chunk). A
         // reopened stream starts after a gap: silence until its first sample's time, so
-        // that its samples land where they belong. That time is the earliest any chunk of
-        // this batch implies (a stream may start with a burst of buffered audio whose
-        // per-chunk times are all "now").
-        if !infos.is_empty() && std::mem::take(&mut self.fresh_input) {
-            if let Some(expected) = self.timeline.time_of(self.ring.end()) {
+        // that its samples land where they belong. That time is the earliest any of its
+        // first chunks implies (a stream may start with a burst of buffered audio whose
+        // per-chunk times are all "now"), so they are held until they span a second.
+        let expected = self.timeline.time_of(self.ring.end());
+        if self.fresh_input && expected.is_none() {
+            // The first stream: no gap to judge.
+            self.fresh_input = false;
+        }
+        if self.fresh_input && (!infos.is_empty() || !self.reopened.is_empty()) {
+            self.reopened.append(&mut infos);
+            let since = *self.reopened_since.get_or_insert_with(Instant::now);
+            let frames: u64 = self.reopened.iter().map(|(i, _)| u64::from(i.frames)).sum();
+            let spans = frames as f64 >= REOPEN_WINDOW.as_secs_f64() * f64::from(rate);
+            if !(all || spans || since.elapsed() >= REOPEN_WAIT) {
+                return;
+            }
+            self.fresh_input = false;
+            self.reopened_since = None;
+            infos = std::mem::take(&mut self.reopened);
+            if let Some(expected) = expected {
                 let mut before = 0u64;
                 let mut start = LslTime::from_nanos(i64::MAX);
                 for (info, _) in &infos {
@@ -662,7 +701,7 @@ impl Engine {
 
     /// Shutdown: every open file ends with what has arrived.
     fn finish_all(&mut self) {
-        self.drain_input();
+        self.drain_input(true);
         for o in &mut self.outputs {
             o.end = Some(
                 o.end
