@@ -488,7 +488,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!();
     println!("ring memory:");
     println!(
-        "  {} bytes per frame beyond its JPEG bytes (frame slot), storage allocated up front",
+        "  {} bytes per frame beyond its JPEG bytes (frame slot), storage grows to what the frames need, allocated off the capture thread",
         std::mem::size_of::<Frame>()
     );
     for set in &sets {
