@@ -149,7 +149,7 @@ fn throughput(set: &FrameSet, frames: u64, dir: &Path, id: u64) -> anyhow::Resul
     let cam = camera(set, Duration::from_secs(20));
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let slots = cam.state.lock().ring.limits().max_frames;
-    let WriterHandle { tx, join } = spawn_writer(cam.clone(), ev_tx, 2 * slots + 256);
+    let WriterHandle { tx, join } = spawn_writer(cam.writer_camera(), ev_tx, 2 * slots + 256);
     let pair = ClockPair::now();
     let t0 = pair.lsl;
     let spec = open_spec(dir, id, FileKind::Recording, t0);
@@ -239,7 +239,7 @@ fn trigger_latency(
     // The writer waits for a trigger as it does in service: started long before, idle.
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let slots = cam.state.lock().ring.limits().max_frames;
-    let WriterHandle { tx, join } = spawn_writer(cam.clone(), ev_tx, 2 * slots + 256);
+    let WriterHandle { tx, join } = spawn_writer(cam.writer_camera(), ev_tx, 2 * slots + 256);
     std::thread::sleep(Duration::from_millis(200));
     // Trigger and watch for the first byte from another core, as the control thread
     // would: this thread must not stand in the writer's way on its core.

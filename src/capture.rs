@@ -15,34 +15,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::Mutex;
 
+use crate::bus::{FrameRecord, LslMsg};
 use crate::clock::LslTime;
 use crate::frame::{Frame, FrameMeta};
-use crate::lsl::{FrameRecord, LslMsg};
 use crate::ring::{DropCause, PreTriggerRing};
 use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
 use crate::writer::WriterMsg;
 
-/// What a capture thread tells the control thread about its camera.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CameraEvent {
-    /// The camera stopped delivering usable frames (unplugged, stream closed, program
-    /// exited, only corrupt or wrong-size frames). A recording in progress goes on: its
-    /// file for this camera continues when the camera is back.
-    Lost {
-        camera: usize,
-        why: String,
-        /// When its last usable frame was captured (or when it was found lost, if none).
-        at: LslTime,
-    },
-    /// Usable frames again, the first captured at `at`.
-    Back {
-        camera: usize,
-        at: LslTime,
-        /// From the last usable frame before the loss to this one.
-        gap: Duration,
-    },
-}
+pub use crate::bus::CameraEvent;
 
 /// One camera as the threads share it.
 pub struct Camera {
@@ -68,6 +49,8 @@ pub struct Camera {
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
     pub stats: CameraStats,
+    /// What this camera's writer publishes (it is their only writer).
+    pub written: Arc<crate::writer::WriterStats>,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -89,7 +72,6 @@ pub struct LiveRecording {
 #[derive(Default)]
 pub struct CameraStats {
     pub frames_captured: AtomicU64,
-    pub frames_written: AtomicU64,
     pub source_gaps: AtomicU64,
     pub corrupt: AtomicU64,
     pub held_by_writer: AtomicU64,
@@ -121,9 +103,6 @@ pub struct CameraStats {
     /// When the capture loop last came round (LSL clock, ns; 0 = not started): the
     /// systemd watchdog is fed only while every loop keeps coming round.
     pub heartbeat_ns: AtomicI64,
-    /// MKV bytes written by this camera's writer, in all, and to its current file.
-    pub bytes_written: AtomicU64,
-    pub file_bytes: AtomicU64,
 }
 
 /// How a camera is set up, from its configuration.
@@ -200,6 +179,7 @@ impl Camera {
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
+            written: Arc::default(),
             last_error: Mutex::new(None),
         }
     }
@@ -324,6 +304,15 @@ impl Camera {
         }
     }
 
+    /// Who this camera's writer writes for, and where it publishes its counters.
+    pub fn writer_camera(&self) -> crate::writer::WriterCamera {
+        crate::writer::WriterCamera {
+            index: self.index,
+            name: self.name.clone(),
+            stats: self.written.clone(),
+        }
+    }
+
     pub fn is_live(&self, id: u64) -> bool {
         self.state.lock().live.as_ref().is_some_and(|l| l.id == id)
     }
@@ -359,7 +348,7 @@ impl Camera {
             target_fps: self.info.fps,
             fps,
             frames_captured: s.frames_captured.load(Relaxed),
-            frames_written: s.frames_written.load(Relaxed),
+            frames_written: self.written.frames_written.load(Relaxed),
             frames_dropped: drops.total(),
             drops,
             buffer_evicted_early: s.evicted_early.load(Relaxed),
@@ -374,9 +363,11 @@ impl Camera {
                 (buffered_seconds / self.buffer_duration.as_secs_f64()).min(1.0)
             },
             last_frame_number: next_seq.checked_sub(1),
-            current_file_bytes: current_file.as_ref().map(|_| s.file_bytes.load(Relaxed)),
+            current_file_bytes: current_file
+                .as_ref()
+                .map(|_| self.written.file_bytes.load(Relaxed)),
             current_file,
-            bytes_written: s.bytes_written.load(Relaxed),
+            bytes_written: self.written.bytes_written.load(Relaxed),
             cpu_core: self.cpu_core,
             realtime: s.realtime.load(Relaxed),
             lsl_samples_dropped: s.lsl_queue_full.load(Relaxed),

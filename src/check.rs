@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceKind};
-use crate::disk::{duration, free_space, size};
 use crate::source::SourceError;
+use crate::storage::{duration, free_space, size};
 use crate::writer::files;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -232,6 +232,16 @@ impl Default for CameraConfig {
     }
 }
 
+/// How samples are stored in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleFormat {
+    /// 16-bit signed integers (WAV PCM, MKV `A_PCM/INT/LIT`).
+    S16,
+    /// 32-bit floats (WAV IEEE float).
+    F32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
@@ -243,7 +253,7 @@ pub struct AudioConfig {
     pub sample_rate: u32,
     pub channels: u16,
     /// How samples are written: `s16` or `f32`.
-    pub sample_format: crate::audio::SampleFormat,
+    pub sample_format: SampleFormat,
     /// Also put the audio into the (first camera's) MKV as a PCM track.
     pub mux_into_video: bool,
 }
@@ -255,7 +265,7 @@ impl Default for AudioConfig {
             source: "default".into(),
             sample_rate: 48000,
             channels: 1,
-            sample_format: crate::audio::SampleFormat::S16,
+            sample_format: SampleFormat::S16,
             mux_into_video: false,
         }
     }

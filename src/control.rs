@@ -15,194 +15,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::audio::{AudioCmd, AudioStatus};
-use crate::capture::{Camera, CameraEvent};
+use crate::audio::AudioCmd;
+use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply};
+use crate::capture::Camera;
 use crate::clock::{ClockPair, Clocks, LslTime};
-use crate::lsl::{LslMsg, LslStatus};
-use crate::recorder::{
-    Action, ActiveRecording, Command, Decision, Origin, Outcome, Recorder, State,
-};
-use crate::status::{CommandStatus, DiskStatus, FileSummary, RecordingStatus, Status};
-use crate::trigger::ntfy::NtfyStatus;
+use crate::hub::StatusHub;
+use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder};
+use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg};
-
-/// The answer to a command.
-#[derive(Clone, Debug)]
-pub struct Reply {
-    pub outcome: Outcome,
-    pub state: State,
-    /// Files this command made (each with its header and first frame written).
-    pub files: Vec<String>,
-}
-
-/// A command on its way to the control thread.
-pub struct Envelope {
-    pub command: Command,
-    pub origin: Origin,
-    /// When the trigger source received it: the command's time.
-    pub received: ClockPair,
-    /// How that time was found, when it is not the arrival (a replayed message whose send
-    /// time has a coarse resolution): said in the reply and the LSL event.
-    pub note: Option<String>,
-    pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
-}
-
-/// One command of a batch: what it is, where from, when, and how that time was found.
-pub struct Timed {
-    pub command: Command,
-    pub origin: Origin,
-    pub at: ClockPair,
-    pub note: Option<String>,
-}
-
-enum ControlMsg {
-    Command(Envelope),
-    /// Commands that arrived together (replayed after a reconnection), carried out in
-    /// order as one step: a start learns of the stop that follows it, so that it records
-    /// the span that was asked for.
-    Batch(Vec<Envelope>),
-    Shutdown,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("the recorder is shutting down")]
-    Closed,
-    #[error("no answer from the recorder within {0:?}")]
-    Timeout(Duration),
-}
-
-/// Where every trigger source sends commands. Cheap to clone.
-#[derive(Clone)]
-pub struct CommandBus {
-    tx: Sender<ControlMsg>,
-}
-
-impl CommandBus {
-    /// Sends a command stamped now; the outcome is logged, not returned.
-    pub fn send(&self, command: Command, origin: Origin) -> Result<(), BusError> {
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: ClockPair::now(),
-                note: None,
-                reply: None,
-            }))
-            .map_err(|_| BusError::Closed)
-    }
-
-    /// Sends a command that happened at `at` (a marker's own timestamp, say); the outcome
-    /// is logged, not returned.
-    pub fn send_at(&self, command: Command, origin: Origin, at: ClockPair) -> Result<(), BusError> {
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: at,
-                note: None,
-                reply: None,
-            }))
-            .map_err(|_| BusError::Closed)
-    }
-
-    /// Sends a command stamped now and waits for its outcome.
-    pub async fn request(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
-        self.request_at(command, origin, ClockPair::now()).await
-    }
-
-    /// Sends a command that happened at `at` and waits for its outcome.
-    pub async fn request_at(
-        &self,
-        command: Command,
-        origin: Origin,
-        at: ClockPair,
-    ) -> Result<Reply, BusError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: at,
-                note: None,
-                reply: Some(tx),
-            }))
-            .map_err(|_| BusError::Closed)?;
-        let limit = Duration::from_secs(10);
-        match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(BusError::Closed),
-            Err(_) => Err(BusError::Timeout(limit)),
-        }
-    }
-
-    /// Sends commands that arrived together, to be carried out in order as one step, and
-    /// waits for each outcome.
-    pub async fn request_batch(&self, batch: Vec<Timed>) -> Result<Vec<Reply>, BusError> {
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut envelopes = Vec::with_capacity(batch.len());
-        for t in batch {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            answers.push(rx);
-            envelopes.push(Envelope {
-                command: t.command,
-                origin: t.origin,
-                received: t.at,
-                note: t.note,
-                reply: Some(tx),
-            });
-        }
-        self.tx
-            .send(ControlMsg::Batch(envelopes))
-            .map_err(|_| BusError::Closed)?;
-        let limit = Duration::from_secs(10);
-        let mut replies = Vec::with_capacity(answers.len());
-        for rx in answers {
-            match tokio::time::timeout(limit, rx).await {
-                Ok(Ok(r)) => replies.push(r),
-                Ok(Err(_)) => return Err(BusError::Closed),
-                Err(_) => return Err(BusError::Timeout(limit)),
-            }
-        }
-        Ok(replies)
-    }
-
-    /// Sends a command stamped now and waits (on this thread, outside any async runtime)
-    /// up to 10 s for its outcome: for the in-process dashboard's keys.
-    pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: ClockPair::now(),
-                note: None,
-                reply: Some(tx),
-            }))
-            .map_err(|_| BusError::Closed)?;
-        let limit = Duration::from_secs(10);
-        let start = Instant::now();
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return Ok(r),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(BusError::Closed)
-                }
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
-            if start.elapsed() > limit {
-                return Err(BusError::Timeout(limit));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Asks for a graceful shutdown: recordings are finished, then threads stop.
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(ControlMsg::Shutdown);
-    }
-}
 
 /// What the control thread needs to name and tag files.
 #[derive(Clone, Debug)]
@@ -217,127 +38,6 @@ pub struct ControlSettings {
     pub audio_track: Option<crate::writer::AudioTrackSpec>,
     /// `storage.min_free`: below it no recording or clip starts.
     pub min_free: Option<u64>,
-}
-
-/// The parts of the status the control thread owns; camera counters are read live.
-#[derive(Default)]
-struct ControlView {
-    state: Option<State>,
-    recording: Option<ActiveRecording>,
-    current_files: Vec<String>,
-    /// The file each camera writes now (the newest, if a clip and a recording overlap).
-    current_by_camera: BTreeMap<usize, String>,
-    last_command: Option<CommandStatus>,
-    last_files: BTreeMap<usize, FileSummary>,
-    warnings: Vec<String>,
-    /// The number the next recording will get.
-    next_recording: Option<u64>,
-}
-
-/// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
-pub struct StatusHub {
-    started: Instant,
-    rig: String,
-    cameras: Vec<Arc<Camera>>,
-    unfinished: Vec<String>,
-    view: Mutex<ControlView>,
-    lsl: Option<Arc<Mutex<LslStatus>>>,
-    ntfy: Option<Arc<Mutex<NtfyStatus>>>,
-    audio: Option<Arc<Mutex<AudioStatus>>>,
-    disk: Option<Arc<Mutex<DiskStatus>>>,
-}
-
-impl StatusHub {
-    pub fn new(rig: String, cameras: Vec<Arc<Camera>>, unfinished: Vec<String>) -> StatusHub {
-        StatusHub {
-            started: Instant::now(),
-            rig,
-            cameras,
-            unfinished,
-            view: Mutex::new(ControlView::default()),
-            lsl: None,
-            ntfy: None,
-            audio: None,
-            disk: None,
-        }
-    }
-
-    /// Includes the disk guard's view of the recordings root.
-    pub fn with_disk(mut self, disk: Arc<Mutex<DiskStatus>>) -> StatusHub {
-        self.disk = Some(disk);
-        self
-    }
-
-    /// Includes the audio capture's state.
-    pub fn with_audio(mut self, audio: Arc<Mutex<AudioStatus>>) -> StatusHub {
-        self.audio = Some(audio);
-        self
-    }
-
-    /// Includes the ntfy subscription's state.
-    pub fn with_ntfy(mut self, ntfy: Arc<Mutex<NtfyStatus>>) -> StatusHub {
-        self.ntfy = Some(ntfy);
-        self
-    }
-
-    /// Includes what the LSL threads report.
-    pub fn with_lsl(mut self, lsl: Arc<Mutex<LslStatus>>) -> StatusHub {
-        self.lsl = Some(lsl);
-        self
-    }
-
-    /// Adds a warning to the status (for threads other than the control thread; keeps the
-    /// newest 10).
-    pub fn add_warning(&self, msg: String) {
-        let mut view = self.view.lock();
-        view.warnings.push(msg);
-        let excess = view.warnings.len().saturating_sub(10);
-        view.warnings.drain(..excess);
-    }
-
-    /// The number the next recording will get, as the control thread last published it.
-    pub fn next_recording(&self) -> Option<u64> {
-        self.view.lock().next_recording
-    }
-
-    pub fn snapshot(&self) -> Status {
-        let now = ClockPair::now();
-        let view = self.view.lock();
-        let state = view.state.unwrap_or(State::Idle);
-        let cameras = self
-            .cameras
-            .iter()
-            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned(), now.lsl))
-            .collect();
-        Status {
-            state: state.as_str().into(),
-            state_code: state.lsl_code(),
-            rig: self.rig.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            uptime_s: self.started.elapsed().as_secs_f64(),
-            lsl_time: now.lsl.as_secs_f64(),
-            unix_time: now.wall.as_secs_f64(),
-            current_files: view.current_files.clone(),
-            recording: view.recording.as_ref().map(|r| RecordingStatus {
-                id: r.id,
-                trigger_lsl_time: r.trigger.as_secs_f64(),
-                elapsed_s: now.lsl.saturating_since(r.trigger).as_secs_f64(),
-                pre_trigger_s: r.pre_trigger.as_secs_f64(),
-                remaining_s: r.until.map(|u| u.saturating_since(now.lsl).as_secs_f64()),
-                trigger_source: r.origin.source.clone(),
-                trigger_text: r.origin.text.clone(),
-            }),
-            last_command: view.last_command.clone(),
-            last_files: view.last_files.values().cloned().collect(),
-            cameras,
-            unfinished_files: self.unfinished.clone(),
-            warnings: view.warnings.clone(),
-            lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
-            ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),
-            audio: self.audio.as_ref().map(|a| a.lock().clone()),
-            disk: self.disk.as_ref().map(|d| d.lock().clone()),
-        }
-    }
 }
 
 /// How long a stop waits for the frames exposed before it to come in from a camera that
@@ -429,28 +129,6 @@ pub fn next_frames(cameras: &[Arc<Camera>]) -> BTreeMap<String, u64> {
             (c.name.clone(), next.max(c.first_frame))
         })
         .collect()
-}
-
-/// Creates the bus and its receiving end.
-pub fn command_bus() -> (CommandBus, ControlInbox) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    (CommandBus { tx }, ControlInbox { rx })
-}
-
-/// The control thread's end of the bus.
-pub struct ControlInbox {
-    rx: Receiver<ControlMsg>,
-}
-
-#[cfg(test)]
-impl ControlInbox {
-    /// The next command sent on the bus (for tests of trigger sources).
-    pub(crate) fn next_command(&self, timeout: Duration) -> Option<Envelope> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(ControlMsg::Command(env)) => Some(env),
-            _ => None,
-        }
-    }
 }
 
 impl Control {
@@ -646,7 +324,7 @@ impl Control {
         } = env;
         let refused = match command {
             Command::Start { .. } | Command::Clip { .. } => {
-                crate::disk::refusal(&self.settings.root, self.settings.min_free)
+                crate::storage::refusal(&self.settings.root, self.settings.min_free)
             }
             _ => None,
         };
@@ -1161,6 +839,7 @@ impl Control {
                     self.clocks.now().lsl,
                     serde_json::json!({"event": "error", "recording": id, "message": error}),
                 );
+                *self.cameras[camera].last_error.lock() = Some(error.clone());
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
                 self.file_known(id, camera, Err(error.clone()));
@@ -1376,9 +1055,11 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::{command_bus, CommandBus};
     use crate::capture::CaptureStep;
     use crate::frame::FrameMeta;
     use crate::ring::RingLimits;
+    use crate::status::FileSummary;
 
     fn meta(seq: u64, capture: LslTime) -> FrameMeta {
         FrameMeta {

@@ -4,6 +4,10 @@ use bytes::Bytes;
 
 use crate::clock::{LslTime, WallTime};
 
+/// The files' time unit (Matroska TimestampScale): 100 µs (`design/time.md`). Two frames'
+/// capture times are never closer than this, or the file could not tell them apart.
+pub const TIMESTAMP_UNIT_NS: u64 = 100_000;
+
 /// Everything known about one captured frame except its bytes. Small and `Copy`: it is
 /// sent to the LSL and status threads by value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use anyhow::{anyhow, Context};
 use crate::capture::{self, Camera, CameraSetup};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::{Config, CpuCore};
-use crate::control::{self, Control, ControlLinks, ControlSettings, StatusHub};
+use crate::control::{self, Control, ControlLinks, ControlSettings};
+use crate::hub::StatusHub;
 use crate::lsl;
 use crate::ring::{PreTriggerRing, RingLimits};
 use crate::trigger::ntfy;
@@ -235,7 +236,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     for cam in &cameras {
         let slots = cam.state.lock().ring.limits().max_frames;
         writers.push(writer::spawn_writer(
-            cam.clone(),
+            cam.writer_camera(),
             event_tx.clone(),
             2 * slots + 256,
         ));
@@ -254,7 +255,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
                 .spawn(move || capture::run_capture(src, Some(reopen), cam, stop))?,
         );
     }
-    let (bus, inbox) = control::command_bus();
+    let (bus, inbox) = crate::bus::command_bus();
     let control_done = Arc::new(AtomicBool::new(false));
     let settings = ControlSettings {
         root,
@@ -440,7 +441,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
 
 /// First SIGTERM/SIGINT: finish files and exit. Second: exit at once (files stay
 /// playable up to their last cluster; `hindsight repair` finishes them).
-fn spawn_signal_thread(bus: control::CommandBus) -> std::io::Result<()> {
+fn spawn_signal_thread(bus: crate::bus::CommandBus) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
     std::thread::Builder::new()

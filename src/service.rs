@@ -22,7 +22,7 @@ use sd_notify::NotifyState;
 
 use crate::capture::Camera;
 use crate::clock::LslTime;
-use crate::control::StatusHub;
+use crate::hub::StatusHub;
 
 /// A capture loop that has not come round for this share of the watchdog interval is
 /// stalled: the watchdog is no longer fed.

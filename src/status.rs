@@ -1,6 +1,9 @@
 //! The status snapshot: one consistent picture of the recorder, served by the API as JSON
 //! and read by the dashboard and the LSL status outlets. Field names are part of the
 //! interface users' scripts rely on (SPEC section 8a).
+//!
+//! Only the types live here (plain data, importing nothing of hindsight), so that every
+//! thread can fill its part without importing another's; `crate::hub` puts them together.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +31,74 @@ pub struct Status {
     /// Problems worth a human's attention (writer errors, lost cameras).
     pub warnings: Vec<String>,
     /// LSL streams and the marker trigger, when LSL is enabled.
-    pub lsl: Option<crate::lsl::LslStatus>,
+    pub lsl: Option<LslStatus>,
     /// The ntfy subscription, when enabled: connection state, last message and its time.
-    pub ntfy: Option<crate::trigger::ntfy::NtfyStatus>,
+    pub ntfy: Option<NtfyStatus>,
     /// Audio capture, when enabled.
-    pub audio: Option<crate::audio::AudioStatus>,
+    pub audio: Option<AudioStatus>,
     /// The recordings root's filesystem: free space, write rate, the disk guard, retention.
     pub disk: Option<DiskStatus>,
+}
+
+/// What the status shows about LSL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LslStatus {
+    /// Stream names this process publishes.
+    pub streams: Vec<String>,
+    /// Whether any inlet (LabRecorder, a viewer) is connected to each frame stream.
+    pub consumers: Vec<bool>,
+    /// The marker trigger's state, when it is enabled.
+    pub marker_trigger: Option<String>,
+}
+
+/// What the status shows about ntfy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NtfyStatus {
+    pub server: String,
+    pub topic: String,
+    /// "connecting", "connected", "disconnected: …; retrying in N s", "refused: …".
+    pub state: String,
+    pub connected: bool,
+    pub last_message: Option<String>,
+    /// When the last message was received (Unix time).
+    pub last_message_time: Option<f64>,
+    pub last_message_id: Option<String>,
+    pub commands_applied: u64,
+    pub last_error: Option<String>,
+}
+
+/// What the status shows about audio.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioStatus {
+    pub device: String,
+    pub synthetic: bool,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub format: String,
+    /// "capturing", "lost: …; retrying in N s", "starting".
+    pub state: String,
+    pub capturing: bool,
+    /// RMS level of the last 100 ms, dBFS.
+    pub level_dbfs: f64,
+    /// Frames the input could not hand over in time (filled with silence).
+    pub overrun_frames: u64,
+    /// Frames of silence put in for gaps (lost device, overruns).
+    pub silence_frames: u64,
+    pub buffered_seconds: f64,
+    pub current_file: Option<String>,
+    pub last_file: Option<AudioFileSummary>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioFileSummary {
+    pub path: String,
+    pub recording_id: u64,
+    pub frames: u64,
+    pub duration_s: f64,
+    /// LSL time of the file's first sample.
+    pub first_sample_lsl_time: f64,
+    pub error: Option<String>,
 }
 
 /// The recordings root's filesystem, as the disk guard sees it (every 0.5 s).

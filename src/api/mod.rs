@@ -37,7 +37,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::control::{BusError, CommandBus, StatusHub};
+use crate::bus::{BusError, CommandBus};
+use crate::hub::StatusHub;
 use crate::recorder::{Command, Origin, Outcome};
 
 /// The answer to a command request.

@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
+use crate::bus::LslMsg;
 use crate::clock::{Clocks, LslTime};
-use crate::lsl::LslMsg;
 use crate::writer::interleave::AudioBlock;
 use crate::writer::WriterMsg;
 use input::{Drain, Input, InputHealth};
@@ -49,15 +48,7 @@ const PAD_AFTER: Duration = Duration::from_secs(3);
 const REOPEN_WINDOW: Duration = Duration::from_secs(1);
 const REOPEN_WAIT: Duration = Duration::from_millis(2500);
 
-/// How samples are stored in files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SampleFormat {
-    /// 16-bit signed integers (WAV PCM, MKV `A_PCM/INT/LIT`).
-    S16,
-    /// 32-bit floats (WAV IEEE float).
-    F32,
-}
+pub use crate::config::SampleFormat;
 
 #[derive(Clone, Debug)]
 pub struct AudioSettings {
@@ -98,39 +89,7 @@ pub enum AudioCmd {
     Shutdown,
 }
 
-/// What the status shows about audio.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AudioStatus {
-    pub device: String,
-    pub synthetic: bool,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub format: String,
-    /// "capturing", "lost: …; retrying in N s", "starting".
-    pub state: String,
-    pub capturing: bool,
-    /// RMS level of the last 100 ms, dBFS.
-    pub level_dbfs: f64,
-    /// Frames the input could not hand over in time (filled with silence).
-    pub overrun_frames: u64,
-    /// Frames of silence put in for gaps (lost device, overruns).
-    pub silence_frames: u64,
-    pub buffered_seconds: f64,
-    pub current_file: Option<String>,
-    pub last_file: Option<AudioFileSummary>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AudioFileSummary {
-    pub path: String,
-    pub recording_id: u64,
-    pub frames: u64,
-    pub duration_s: f64,
-    /// LSL time of the file's first sample.
-    pub first_sample_lsl_time: f64,
-    pub error: Option<String>,
-}
+pub use crate::status::{AudioFileSummary, AudioStatus};
 
 /// The audio thread and its command queue.
 pub struct AudioHandle {

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 use crate::api::client::ApiClient;
-use crate::control::{CommandBus, StatusHub};
+use crate::bus::CommandBus;
+use crate::hub::StatusHub;
 use crate::recorder::{Command, Origin};
 use crate::status::Status;
 use view::View;

@@ -7,9 +7,9 @@ use ratatui::Terminal;
 
 use super::view::{self, View};
 use super::*;
-use crate::audio::AudioStatus;
+use crate::status::AudioStatus;
+use crate::status::NtfyStatus;
 use crate::status::{CameraStatus, DiskStatus, RecordingStatus};
-use crate::trigger::ntfy::NtfyStatus;
 
 fn camera() -> CameraStatus {
     CameraStatus {
@@ -258,7 +258,7 @@ fn s_starts_x_stops_q_quits() {
 
 #[test]
 fn in_process_keys_go_on_the_command_bus_as_key_commands() {
-    let (bus, inbox) = crate::control::command_bus();
+    let (bus, inbox) = crate::bus::command_bus();
     let hub = Arc::new(StatusHub::new("r".into(), Vec::new(), Vec::new()));
     let answer = std::thread::spawn(move || {
         let mut got = Vec::new();
@@ -271,7 +271,7 @@ fn in_process_keys_go_on_the_command_bus_as_key_commands() {
                 env.origin.source.clone(),
                 env.origin.text.clone(),
             ));
-            let _ = env.reply.unwrap().send(crate::control::Reply {
+            let _ = env.reply.unwrap().send(crate::bus::Reply {
                 outcome: crate::recorder::Outcome::Done("recording 1 started".into()),
                 state: crate::recorder::State::Recording,
                 files: Vec::new(),

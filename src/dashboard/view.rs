@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::disk::{duration, size};
 use crate::status::{CameraStatus, Status};
+use crate::storage::{duration, size};
 
 /// Everything one frame of the dashboard shows.
 #[derive(Clone, Debug, Default)]

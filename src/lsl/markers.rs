@@ -16,9 +16,9 @@ use lsl::Pullable;
 use parking_lot::Mutex;
 
 use super::LslStatus;
+use crate::bus::CommandBus;
 use crate::clock::{ClockPair, LslTime};
 use crate::config::LslMarkersConfig;
-use crate::control::CommandBus;
 use crate::recorder::{Command, Origin};
 
 /// What a marker string means.

@@ -33,8 +33,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use lsl::ExPushable;
 use parking_lot::Mutex;
 
-use crate::clock::{ClockPair, LslTime, WallTime};
-use crate::control::StatusHub;
+use crate::clock::{ClockPair, LslTime};
+use crate::hub::StatusHub;
 use crate::source::SourceInfo;
 
 /// How long frame samples wait for the recording state around them to be known.
@@ -44,46 +44,7 @@ pub const STATUS_PERIOD: Duration = Duration::from_millis(100);
 /// Messages the LSL thread's queue holds.
 pub const QUEUE_CAPACITY: usize = 16_384;
 
-/// One captured frame, as the frame stream needs it. Small and `Copy`: the capture
-/// thread sends it by value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FrameRecord {
-    pub camera: u16,
-    pub seq: u64,
-    pub capture: LslTime,
-    pub wall: WallTime,
-    pub keyframe: bool,
-}
-
-/// What the LSL thread is told.
-#[derive(Debug)]
-pub enum LslMsg {
-    Frame(FrameRecord),
-    /// Recording `id` is active from `start` (the trigger), until `end` if known.
-    RecordingStarted {
-        id: u64,
-        start: LslTime,
-        end: Option<LslTime>,
-    },
-    RecordingStopped {
-        id: u64,
-        end: LslTime,
-    },
-    /// A marker on the events stream of `camera` (every camera when `None`).
-    Event {
-        camera: Option<usize>,
-        at: LslTime,
-        json: String,
-    },
-    /// An audio chunk: its index, its first sample's index, and that sample's capture time.
-    AudioChunk {
-        index: u64,
-        first_sample: u64,
-        at: LslTime,
-    },
-    /// Push what is held and close the outlets.
-    Shutdown,
-}
+pub use crate::bus::{FrameRecord, LslMsg};
 
 /// What the LSL thread needs to know about a camera to describe its streams.
 #[derive(Clone, Debug)]
@@ -131,16 +92,7 @@ pub fn stream_name(base: &str, camera: &str, count: usize) -> String {
     }
 }
 
-/// What the status shows about LSL.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LslStatus {
-    /// Stream names this process publishes.
-    pub streams: Vec<String>,
-    /// Whether any inlet (LabRecorder, a viewer) is connected to each frame stream.
-    pub consumers: Vec<bool>,
-    /// The marker trigger's state, when it is enabled.
-    pub marker_trigger: Option<String>,
-}
+pub use crate::status::LslStatus;
 
 /// Starts the LSL thread on the receiving end of a queue made with
 /// `crossbeam_channel::bounded(QUEUE_CAPACITY)`. Its outlets exist once this returns Ok:

@@ -39,7 +39,7 @@ pub struct FrameStream {
 }
 
 /// The smallest step between two frames' capture times: the MKV timestamp unit.
-const MIN_STEP_NS: i64 = crate::writer::TIMESTAMP_UNIT_NS as i64;
+const MIN_STEP_NS: i64 = crate::frame::TIMESTAMP_UNIT_NS as i64;
 
 impl FrameStream {
     pub fn new(max_frame: usize, clocks: Arc<dyn Clocks>) -> FrameStream {

@@ -33,12 +33,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use reqwest_eventsource::{Event, EventSource};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::grammar::{self, Parsed};
+use crate::bus::LslMsg;
+use crate::bus::{CommandBus, Timed};
 use crate::clock::{ClockPair, LslTime, WallTime};
-use crate::control::{CommandBus, Timed};
-use crate::lsl::LslMsg;
 use crate::recorder::{Command, Origin, Outcome};
 
 /// How hindsight proves who it is to the server.
@@ -78,21 +78,7 @@ pub struct NtfySettings {
     pub start_unix_secs: i64,
 }
 
-/// What the status shows about ntfy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct NtfyStatus {
-    pub server: String,
-    pub topic: String,
-    /// "connecting", "connected", "disconnected: …; retrying in N s", "refused: …".
-    pub state: String,
-    pub connected: bool,
-    pub last_message: Option<String>,
-    /// When the last message was received (Unix time).
-    pub last_message_time: Option<f64>,
-    pub last_message_id: Option<String>,
-    pub commands_applied: u64,
-    pub last_error: Option<String>,
-}
+pub use crate::status::NtfyStatus;
 
 /// One event of ntfy's SSE stream (the `data:` JSON).
 #[derive(Debug, Deserialize)]

@@ -12,12 +12,13 @@ pub mod files;
 pub mod interleave;
 pub mod mkv;
 pub mod mkv_read;
+pub mod repair;
 pub mod sidecar;
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,7 +26,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::capture::Camera;
 use crate::clock::{LslTime, WallTime};
 use crate::frame::Frame;
 use crate::recorder::Origin;
@@ -35,7 +35,7 @@ use interleave::{AudioBlock, Interleaver, Item};
 use mkv::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
 
 /// Matroska TimestampScale: 100 µs (see `design/time.md`).
-pub const TIMESTAMP_UNIT_NS: u64 = 100_000;
+pub use crate::frame::TIMESTAMP_UNIT_NS;
 /// Longest cluster: what a crash can cost at most, before fsync policy.
 pub const MAX_CLUSTER_NS: u64 = 1_000_000_000;
 /// Bytes gathered before a write even if more messages are waiting.
@@ -176,9 +176,27 @@ pub struct WriterHandle {
     pub join: JoinHandle<()>,
 }
 
+/// What a writer publishes about its files. It is their only writer; the status reads
+/// them.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub frames_written: AtomicU64,
+    /// MKV bytes written, in all and to the current file.
+    pub bytes_written: AtomicU64,
+    pub file_bytes: AtomicU64,
+}
+
+/// The camera a writer writes for.
+#[derive(Clone, Debug)]
+pub struct WriterCamera {
+    pub index: usize,
+    pub name: String,
+    pub stats: Arc<WriterStats>,
+}
+
 /// Starts camera `cam`'s writer thread with a queue of `capacity` messages.
 pub fn spawn_writer(
-    cam: Arc<Camera>,
+    cam: WriterCamera,
     events: Sender<WriterEvent>,
     capacity: usize,
 ) -> WriterHandle {
@@ -195,7 +213,7 @@ pub fn spawn_writer(
 }
 
 struct Writer {
-    cam: Arc<Camera>,
+    cam: WriterCamera,
     events: Sender<WriterEvent>,
     file: Option<OpenFile>,
     /// Batch buffers, allocated and touched once per thread and lent to each file, so that
@@ -235,7 +253,7 @@ enum Piece {
 
 /// Tells the camera's counters how many bytes reached the current file (for the write
 /// rate, the disk guard's time left and the dashboard's file size).
-fn publish_bytes(cam: &Camera, f: &mut OpenFile) {
+fn publish_bytes(cam: &WriterCamera, f: &mut OpenFile) {
     let new = f.written - f.published;
     if new > 0 {
         f.published = f.written;
@@ -290,7 +308,7 @@ struct OpenFile {
 }
 
 impl Writer {
-    fn new(cam: Arc<Camera>, events: Sender<WriterEvent>) -> Writer {
+    fn new(cam: WriterCamera, events: Sender<WriterEvent>) -> Writer {
         Writer {
             cam,
             events,
@@ -629,7 +647,7 @@ impl Writer {
             self.report_failure(id, path, error);
             return;
         }
-        match crate::repair::repair_file(&paths.mkv) {
+        match repair::repair_file(&paths.mkv) {
             Ok(r) => tracing::warn!(
                 camera = %self.cam.name,
                 "{path} finished as written: {} frames, {:.1} s", r.blocks, r.duration_s
@@ -646,7 +664,6 @@ impl Writer {
     /// status and the control thread hear why.
     fn report_failure(&mut self, id: u64, path: String, error: String) {
         self.failed = Some(id);
-        *self.cam.last_error.lock() = Some(error.clone());
         let _ = self.events.send(WriterEvent::Failed {
             camera: self.cam.index,
             id,

@@ -1,0 +1,280 @@
+//! The wires between threads: what is sent, to whom, and nothing else.
+//!
+//! - [`CommandBus`]: where every trigger source (API, ntfy, keys, LSL markers, the disk
+//!   guard, signals) sends [`Command`]s to the control thread, stamped with when they
+//!   happened, and hears the outcome ([`Reply`]).
+//! - [`LslMsg`]: what the LSL thread is told by the capture threads (a [`FrameRecord`] per
+//!   frame), the control thread (recording windows, events) and the audio thread.
+//! - [`CameraEvent`]: what a capture thread tells the control thread about its camera.
+//!
+//! Types only, and the bus's handles: no thread runs here, and this module imports only
+//! the leaves (`recorder`'s command types, `clock`), so that every layer can use them
+//! without importing the threads at the other end.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::clock::{ClockPair, LslTime, WallTime};
+use crate::recorder::{Command, Origin, Outcome, State};
+
+/// The answer to a command.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub state: State,
+    /// Files this command made (each with its header and first frame written).
+    pub files: Vec<String>,
+}
+
+/// A command on its way to the control thread.
+pub struct Envelope {
+    pub command: Command,
+    pub origin: Origin,
+    /// When the trigger source received it: the command's time.
+    pub received: ClockPair,
+    /// How that time was found, when it is not the arrival (a replayed message whose send
+    /// time has a coarse resolution): said in the reply and the LSL event.
+    pub note: Option<String>,
+    pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+}
+
+/// One command of a batch: what it is, where from, when, and how that time was found.
+pub struct Timed {
+    pub command: Command,
+    pub origin: Origin,
+    pub at: ClockPair,
+    pub note: Option<String>,
+}
+
+pub(crate) enum ControlMsg {
+    Command(Envelope),
+    /// Commands that arrived together (replayed after a reconnection), carried out in
+    /// order as one step: a start learns of the stop that follows it, so that it records
+    /// the span that was asked for.
+    Batch(Vec<Envelope>),
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the recorder is shutting down")]
+    Closed,
+    #[error("no answer from the recorder within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Where every trigger source sends commands. Cheap to clone.
+#[derive(Clone)]
+pub struct CommandBus {
+    tx: Sender<ControlMsg>,
+}
+
+impl CommandBus {
+    /// Sends a command stamped now; the outcome is logged, not returned.
+    pub fn send(&self, command: Command, origin: Origin) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: ClockPair::now(),
+                note: None,
+                reply: None,
+            }))
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Sends a command that happened at `at` (a marker's own timestamp, say); the outcome
+    /// is logged, not returned.
+    pub fn send_at(&self, command: Command, origin: Origin, at: ClockPair) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: at,
+                note: None,
+                reply: None,
+            }))
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Sends a command stamped now and waits for its outcome.
+    pub async fn request(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
+        self.request_at(command, origin, ClockPair::now()).await
+    }
+
+    /// Sends a command that happened at `at` and waits for its outcome.
+    pub async fn request_at(
+        &self,
+        command: Command,
+        origin: Origin,
+        at: ClockPair,
+    ) -> Result<Reply, BusError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: at,
+                note: None,
+                reply: Some(tx),
+            }))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(BusError::Closed),
+            Err(_) => Err(BusError::Timeout(limit)),
+        }
+    }
+
+    /// Sends commands that arrived together, to be carried out in order as one step, and
+    /// waits for each outcome.
+    pub async fn request_batch(&self, batch: Vec<Timed>) -> Result<Vec<Reply>, BusError> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut envelopes = Vec::with_capacity(batch.len());
+        for t in batch {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            answers.push(rx);
+            envelopes.push(Envelope {
+                command: t.command,
+                origin: t.origin,
+                received: t.at,
+                note: t.note,
+                reply: Some(tx),
+            });
+        }
+        self.tx
+            .send(ControlMsg::Batch(envelopes))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        let mut replies = Vec::with_capacity(answers.len());
+        for rx in answers {
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(r)) => replies.push(r),
+                Ok(Err(_)) => return Err(BusError::Closed),
+                Err(_) => return Err(BusError::Timeout(limit)),
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Sends a command stamped now and waits (on this thread, outside any async runtime)
+    /// up to 10 s for its outcome: for the in-process dashboard's keys.
+    pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(ControlMsg::Command(Envelope {
+                command,
+                origin,
+                received: ClockPair::now(),
+                note: None,
+                reply: Some(tx),
+            }))
+            .map_err(|_| BusError::Closed)?;
+        let limit = Duration::from_secs(10);
+        let start = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(r) => return Ok(r),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(BusError::Closed)
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            if start.elapsed() > limit {
+                return Err(BusError::Timeout(limit));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Asks for a graceful shutdown: recordings are finished, then threads stop.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(ControlMsg::Shutdown);
+    }
+}
+
+/// Creates the bus and its receiving end.
+pub fn command_bus() -> (CommandBus, ControlInbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (CommandBus { tx }, ControlInbox { rx })
+}
+
+/// The control thread's end of the bus.
+pub struct ControlInbox {
+    pub(crate) rx: Receiver<ControlMsg>,
+}
+
+#[cfg(test)]
+impl ControlInbox {
+    /// The next command sent on the bus (for tests of trigger sources).
+    pub(crate) fn next_command(&self, timeout: Duration) -> Option<Envelope> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(ControlMsg::Command(env)) => Some(env),
+            _ => None,
+        }
+    }
+}
+
+/// One captured frame, as the frame stream needs it. Small and `Copy`: the capture
+/// thread sends it by value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameRecord {
+    pub camera: u16,
+    pub seq: u64,
+    pub capture: LslTime,
+    pub wall: WallTime,
+    pub keyframe: bool,
+}
+
+/// What the LSL thread is told.
+#[derive(Debug)]
+pub enum LslMsg {
+    Frame(FrameRecord),
+    /// Recording `id` is active from `start` (the trigger), until `end` if known.
+    RecordingStarted {
+        id: u64,
+        start: LslTime,
+        end: Option<LslTime>,
+    },
+    RecordingStopped {
+        id: u64,
+        end: LslTime,
+    },
+    /// A marker on the events stream of `camera` (every camera when `None`).
+    Event {
+        camera: Option<usize>,
+        at: LslTime,
+        json: String,
+    },
+    /// An audio chunk: its index, its first sample's index, and that sample's capture time.
+    AudioChunk {
+        index: u64,
+        first_sample: u64,
+        at: LslTime,
+    },
+    /// Push what is held and close the outlets.
+    Shutdown,
+}
+
+/// What a capture thread tells the control thread about its camera.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CameraEvent {
+    /// The camera stopped delivering usable frames (unplugged, stream closed, program
+    /// exited, only corrupt or wrong-size frames). A recording in progress goes on: its
+    /// file for this camera continues when the camera is back.
+    Lost {
+        camera: usize,
+        why: String,
+        /// When its last usable frame was captured (or when it was found lost, if none).
+        at: LslTime,
+    },
+    /// Usable frames again, the first captured at `at`.
+    Back {
+        camera: usize,
+        at: LslTime,
+        /// From the last usable frame before the loss to this one.
+        gap: Duration,
+    },
+}

@@ -1,0 +1,140 @@
+//! The status hub: one place that puts the status snapshot together (`crate::status`
+//! types), from what each thread publishes: the control thread's view of recordings and
+//! commands, the cameras' counters (read live), and the LSL, ntfy, audio and disk states.
+//! The API, the dashboard, the LSL status outlets and systemd's STATUS line all read it.
+//! No thread runs here and nothing is decided here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::capture::Camera;
+use crate::clock::ClockPair;
+use crate::recorder::{ActiveRecording, State};
+use crate::status::{
+    AudioStatus, CommandStatus, DiskStatus, FileSummary, LslStatus, NtfyStatus, RecordingStatus,
+    Status,
+};
+
+/// The parts of the status the control thread owns; camera counters are read live.
+#[derive(Default)]
+pub(crate) struct ControlView {
+    pub(crate) state: Option<State>,
+    pub(crate) recording: Option<ActiveRecording>,
+    pub(crate) current_files: Vec<String>,
+    /// The file each camera writes now (the newest, if a clip and a recording overlap).
+    pub(crate) current_by_camera: BTreeMap<usize, String>,
+    pub(crate) last_command: Option<CommandStatus>,
+    pub(crate) last_files: BTreeMap<usize, FileSummary>,
+    pub(crate) warnings: Vec<String>,
+    /// The number the next recording will get.
+    pub(crate) next_recording: Option<u64>,
+}
+
+/// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
+pub struct StatusHub {
+    started: Instant,
+    rig: String,
+    cameras: Vec<Arc<Camera>>,
+    unfinished: Vec<String>,
+    pub(crate) view: Mutex<ControlView>,
+    lsl: Option<Arc<Mutex<LslStatus>>>,
+    ntfy: Option<Arc<Mutex<NtfyStatus>>>,
+    audio: Option<Arc<Mutex<AudioStatus>>>,
+    disk: Option<Arc<Mutex<DiskStatus>>>,
+}
+
+impl StatusHub {
+    pub fn new(rig: String, cameras: Vec<Arc<Camera>>, unfinished: Vec<String>) -> StatusHub {
+        StatusHub {
+            started: Instant::now(),
+            rig,
+            cameras,
+            unfinished,
+            view: Mutex::new(ControlView::default()),
+            lsl: None,
+            ntfy: None,
+            audio: None,
+            disk: None,
+        }
+    }
+
+    /// Includes the disk guard's view of the recordings root.
+    pub fn with_disk(mut self, disk: Arc<Mutex<DiskStatus>>) -> StatusHub {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// Includes the audio capture's state.
+    pub fn with_audio(mut self, audio: Arc<Mutex<AudioStatus>>) -> StatusHub {
+        self.audio = Some(audio);
+        self
+    }
+
+    /// Includes the ntfy subscription's state.
+    pub fn with_ntfy(mut self, ntfy: Arc<Mutex<NtfyStatus>>) -> StatusHub {
+        self.ntfy = Some(ntfy);
+        self
+    }
+
+    /// Includes what the LSL threads report.
+    pub fn with_lsl(mut self, lsl: Arc<Mutex<LslStatus>>) -> StatusHub {
+        self.lsl = Some(lsl);
+        self
+    }
+
+    /// Adds a warning to the status (for threads other than the control thread; keeps the
+    /// newest 10).
+    pub fn add_warning(&self, msg: String) {
+        let mut view = self.view.lock();
+        view.warnings.push(msg);
+        let excess = view.warnings.len().saturating_sub(10);
+        view.warnings.drain(..excess);
+    }
+
+    /// The number the next recording will get, as the control thread last published it.
+    pub fn next_recording(&self) -> Option<u64> {
+        self.view.lock().next_recording
+    }
+
+    pub fn snapshot(&self) -> Status {
+        let now = ClockPair::now();
+        let view = self.view.lock();
+        let state = view.state.unwrap_or(State::Idle);
+        let cameras = self
+            .cameras
+            .iter()
+            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned(), now.lsl))
+            .collect();
+        Status {
+            state: state.as_str().into(),
+            state_code: state.lsl_code(),
+            rig: self.rig.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            lsl_time: now.lsl.as_secs_f64(),
+            unix_time: now.wall.as_secs_f64(),
+            current_files: view.current_files.clone(),
+            recording: view.recording.as_ref().map(|r| RecordingStatus {
+                id: r.id,
+                trigger_lsl_time: r.trigger.as_secs_f64(),
+                elapsed_s: now.lsl.saturating_since(r.trigger).as_secs_f64(),
+                pre_trigger_s: r.pre_trigger.as_secs_f64(),
+                remaining_s: r.until.map(|u| u.saturating_since(now.lsl).as_secs_f64()),
+                trigger_source: r.origin.source.clone(),
+                trigger_text: r.origin.text.clone(),
+            }),
+            last_command: view.last_command.clone(),
+            last_files: view.last_files.values().cloned().collect(),
+            cameras,
+            unfinished_files: self.unfinished.clone(),
+            warnings: view.warnings.clone(),
+            lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
+            ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),
+            audio: self.audio.as_ref().map(|a| a.lock().clone()),
+            disk: self.disk.as_ref().map(|d| d.lock().clone()),
+        }
+    }
+}
