@@ -109,7 +109,7 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         trigger_wall: ClockPair::now().wall,
         pre_trigger: Duration::from_secs(20),
         origin: Origin::new("bench", "bench"),
-        tags: Vec::new(),
+        camera: Default::default(),
         fsync_interval: None,
         audio: None,
     }

@@ -23,6 +23,7 @@ use crate::hub::StatusHub;
 use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder};
 use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
+use crate::writer::tags::CameraTags;
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg};
 
 /// What the control thread needs to name and tag files.
@@ -711,17 +712,13 @@ impl Control {
                 trigger_wall,
                 pre_trigger,
                 origin: origin.clone(),
-                tags: vec![
-                    ("CAMERA".into(), cam.name.clone()),
-                    ("SOURCE".into(), cam.info.to_string()),
-                    ("SOURCE_ID".into(), cam.source_id.clone()),
-                    ("HOST".into(), self.settings.host.clone()),
-                    ("RIG".into(), self.settings.rig.clone()),
-                    (
-                        "ENCODER".into(),
-                        format!("hindsight {}", env!("CARGO_PKG_VERSION")),
-                    ),
-                ],
+                camera: CameraTags {
+                    camera: cam.name.clone(),
+                    source: cam.info.to_string(),
+                    source_id: cam.source_id.clone(),
+                    host: self.settings.host.clone(),
+                    rig: self.settings.rig.clone(),
+                },
                 fsync_interval: self.settings.fsync_interval,
                 audio: self.settings.audio_track.filter(|_| cam.index == 0),
             };

@@ -9,8 +9,8 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::writer::mkv_read;
 use crate::writer::repair::repair_file;
+use mkv::read as mkv_read;
 
 /// Recordings under `<root>/*/` that a crash left unfinished: Matroska files in `video/`
 /// whose Segment was never finalized, and WAV files in `audio/` whose header's sizes do

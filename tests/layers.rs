@@ -52,7 +52,7 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The top-level module a file belongs to (`src/writer/mkv.rs` → `writer`).
+/// The top-level module a file belongs to (`src/writer/files.rs` → `writer`).
 fn module_of(path: &Path) -> String {
     let rel = path.strip_prefix(src()).unwrap();
     let first = rel

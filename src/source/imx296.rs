@@ -32,7 +32,7 @@ pub struct Crop {
 /// sets; a multiple of 2 keeps the Bayer order) and fit the sensor; the corner is rounded
 /// down to a multiple of 4, so the crop stays centred to within 2 pixels.
 pub fn crop(width: u32, height: u32) -> Result<Crop, String> {
-    if width % ALIGN != 0 || height % ALIGN != 0 {
+    if !width.is_multiple_of(ALIGN) || !height.is_multiple_of(ALIGN) {
         return Err(format!(
             "IMX296 crop {width}x{height}: width and height must be multiples of {ALIGN} (the driver would change them)"
         ));

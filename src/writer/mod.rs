@@ -2,18 +2,16 @@
 //!
 //! It receives [`WriterMsg`]s on a bounded queue (frames are references into the ring's
 //! storage: nothing is copied on the way), muxes them with the sans-IO Matroska muxer
-//! ([`mkv`]), and writes the MKV and its sidecar. All file I/O of a recording happens on
+//! (the `mkv` crate, `crates/mkv`), and writes the MKV and its sidecar. All file I/O of a recording happens on
 //! this thread. Pending messages are drained into one batch per `write`, so a writer that
 //! keeps up writes each frame as it arrives and a writer that fell behind catches up with
 //! large writes. Write order and durability: `design/files.md`.
 
-pub mod ebml;
 pub mod files;
 pub mod interleave;
-pub mod mkv;
-pub mod mkv_read;
 pub mod repair;
 pub mod sidecar;
+pub mod tags;
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
@@ -32,7 +30,9 @@ use crate::recorder::Origin;
 use crate::status::FileSummary;
 use files::RecordingPaths;
 use interleave::{AudioBlock, Interleaver, Item};
-use mkv::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
+use mkv::mux::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
+use mkv::read as mkv_read;
+use tags::{CameraTags, FileTags};
 
 /// Matroska TimestampScale: 100 µs (see `design/time.md`).
 pub use crate::frame::TIMESTAMP_UNIT_NS;
@@ -69,8 +69,8 @@ pub struct OpenSpec {
     /// Configured pre-trigger length (what was asked for).
     pub pre_trigger: Duration,
     pub origin: Origin,
-    /// Extra Matroska tags (camera, host, rig, source id, version).
-    pub tags: Vec<(String, String)>,
+    /// What the file's tags say about the camera.
+    pub camera: CameraTags,
     pub fsync_interval: Option<Duration>,
     /// An audio track in this file (16-bit PCM), fed by `WriterMsg::Audio`.
     pub audio: Option<AudioTrackSpec>,
@@ -755,36 +755,18 @@ impl OpenFile {
     /// The header goes out with the first frame: its Tags carry that frame's LSL time.
     fn write_header(&mut self, first: &Frame) {
         let s = &self.spec;
-        let mut tags: Vec<(String, String)> = vec![
-            (
-                "LSL_FIRST_FRAME_TIME".into(),
-                first.meta.capture.to_string(),
-            ),
-            (
-                "LSL_CLOCK".into(),
-                "CLOCK_MONOTONIC (lsl::local_clock)".into(),
-            ),
-            ("FIRST_FRAME_NUMBER".into(), first.meta.seq.to_string()),
-            ("FIRST_FRAME_UNIX_TIME".into(), first.meta.wall.to_string()),
-            ("TRIGGER_LSL_TIME".into(), s.trigger.to_string()),
-            ("TRIGGER_SOURCE".into(), s.origin.source.clone()),
-            ("TRIGGER_MESSAGE".into(), s.origin.text.clone()),
-            (
-                "PRE_TRIGGER_SECONDS".into(),
-                format!("{:.3}", s.pre_trigger.as_secs_f64()),
-            ),
-            (
-                "PRE_TRIGGER_SECONDS_ACTUAL".into(),
-                format!(
-                    "{:.6}",
-                    s.trigger.nanos_since(first.meta.capture).max(0) as f64 / 1e9
-                ),
-            ),
-            ("RECORDING_KIND".into(), s.kind.as_str().into()),
-            ("RECORDING_ID".into(), s.id.to_string()),
-            ("TIMESTAMP_UNIT_NS".into(), TIMESTAMP_UNIT_NS.to_string()),
-        ];
-        tags.extend(s.tags.iter().cloned());
+        let tags = FileTags {
+            camera: &s.camera,
+            first_frame: first.meta.capture,
+            first_frame_number: first.meta.seq,
+            first_frame_wall: first.meta.wall,
+            trigger: s.trigger,
+            origin: &s.origin,
+            pre_trigger: s.pre_trigger,
+            kind: s.kind,
+            recording_id: s.id,
+        }
+        .pairs();
         let mut muxer = MkvMuxer::new(MuxerConfig {
             timestamp_unit_ns: TIMESTAMP_UNIT_NS,
             max_cluster_ns: MAX_CLUSTER_NS,
@@ -809,7 +791,7 @@ impl OpenFile {
             }))
             .collect(),
             tags,
-            writing_app: format!("hindsight {}", env!("CARGO_PKG_VERSION")),
+            writing_app: tags::writing_app(),
             date_utc_unix_ns: Some(first.meta.wall.as_nanos()),
             title: Some(format!("{} {}", s.kind.as_str(), s.id)),
         });

@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::mkv_read;
+use mkv::read as mkv_read;
 
 /// What a repair did.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ fn parse_ns(text: &str) -> Option<i64> {
 /// The marks of a recording, as chapters: each `mark` row of its events sidecar, timed
 /// from its first frame (the frames sidecar's first row, which is the file's time origin).
 /// Nothing if either sidecar is missing or unreadable: the video matters more.
-pub fn marks_of(mkv: &Path) -> Vec<super::mkv::Chapter> {
+pub fn marks_of(mkv: &Path) -> Vec<mkv::mux::Chapter> {
     let origin = std::fs::read_to_string(sidecar_of(mkv)).ok().and_then(|t| {
         t.lines()
             .nth(1)
@@ -102,7 +102,7 @@ pub fn marks_of(mkv: &Path) -> Vec<super::mkv::Chapter> {
         .filter(|r| r.get(2) == Some("mark"))
         .filter_map(|r| {
             let at = parse_ns(r.get(0)?)?;
-            Some(super::mkv::Chapter {
+            Some(mkv::mux::Chapter {
                 time_ns: (at - origin).max(0) as u64,
                 title: r.get(4)?.to_string(),
             })

@@ -501,10 +501,10 @@ mod tests {
                 assert!(s.cols * s.rows >= CODE_BITS, "{w}x{h}: {s:?}");
                 assert!(s.cols * s.cell <= w, "{w}x{h}: {s:?}");
                 assert!(s.height() <= h / 3, "{w}x{h}: {s:?}");
-                assert!(s.height() % 2 == 0, "{w}x{h}: {s:?}");
+                assert!(s.height().is_multiple_of(2), "{w}x{h}: {s:?}");
                 // Block-aligned cells everywhere but in small pictures.
                 if w >= 256 && h >= 128 {
-                    assert!(s.cell % 8 == 0, "{w}x{h}: {s:?}");
+                    assert!(s.cell.is_multiple_of(8), "{w}x{h}: {s:?}");
                 }
             }
         }

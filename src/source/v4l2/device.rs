@@ -75,7 +75,7 @@ impl CaptureDevice for LinuxDevice {
                     FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
                     FrameSizeEnum::Stepwise(s) => {
                         let fits = |v: u32, min: u32, max: u32, step: u32| {
-                            v >= min && v <= max && (step == 0 || (v - min) % step == 0)
+                            v >= min && v <= max && (step == 0 || (v - min).is_multiple_of(step))
                         };
                         let ok = fits(want.width, s.min_width, s.max_width, s.step_width)
                             && fits(want.height, s.min_height, s.max_height, s.step_height);

@@ -1,5 +1,5 @@
-//! EBML primitives shared by the Matroska muxer ([`super::mkv`]) and the repair
-//! reader ([`super::mkv_read`]).
+//! EBML primitives shared by the Matroska muxer ([`crate::mux`]) and the repair
+//! reader ([`crate::read`]).
 //!
 //! We write EBML ourselves instead of using a general-purpose library because the
 //! recorder needs three things such libraries do not give together: a hot path that

@@ -29,10 +29,10 @@
 //! Cluster have unknown size, so players read up to the last complete block. Finishing
 //! appends the index and patches sizes, Duration and SeekHead, so the file becomes an
 //! ordinary seekable Matroska file. The finishing step lives in [`Layout::finalize`],
-//! which the repair reader ([`super::mkv_read`]) calls too after rebuilding a
+//! which the repair reader ([`crate::read`]) calls too after rebuilding a
 //! [`Layout`] from a crash-cut file: one code path for finishing, not two.
 
-use super::ebml::{self, id};
+use crate::ebml::{self, id};
 use thiserror::Error;
 
 /// Bytes reserved at the start of the Segment for the SeekHead and its padding: the
@@ -806,7 +806,7 @@ fn validate(cfg: &MuxerConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::ebml::Reader;
+    use crate::ebml::Reader;
 
     fn video_cfg(unit: u64) -> MuxerConfig {
         MuxerConfig {

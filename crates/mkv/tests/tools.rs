@@ -11,8 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use hindsight::writer::mkv::{FinishSummary, MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
-use hindsight::writer::mkv_read::{apply_plan, is_unfinished, plan_repair, RepairPlan};
+use mkv::fixture::{self, Recording};
+use mkv::mux::{MuxerConfig, Patch, TrackKind, TrackSpec};
+use mkv::read::{apply_plan, is_unfinished, plan_repair, RepairPlan};
 use proptest::prelude::*;
 
 const UNIT_NS: i64 = 100_000;
@@ -254,44 +255,6 @@ fn tone(first: u32) -> Vec<u8> {
         .collect()
 }
 
-struct Block {
-    track: u64,
-    /// Absolute offset just past the block.
-    end: u64,
-    /// Timestamp in units, as returned by the muxer.
-    ts: i64,
-    data: Vec<u8>,
-}
-
-/// A recording: the live file as the writer leaves it (every cluster sized but the
-/// last), and what a clean finish appends and patches.
-struct Recording {
-    live: Vec<u8>,
-    header_len: u64,
-    blocks: Vec<Block>,
-    tail: Vec<u8>,
-    finish_patches: Vec<Patch>,
-    summary: FinishSummary,
-}
-
-impl Recording {
-    fn finished(&self) -> Vec<u8> {
-        let mut file = self.live.clone();
-        file.extend_from_slice(&self.tail);
-        apply(&mut file, &self.finish_patches);
-        file
-    }
-
-    fn video(&self) -> impl Iterator<Item = &Block> {
-        self.blocks.iter().filter(|b| b.track == VIDEO)
-    }
-
-    /// Video blocks complete in the first `len` bytes.
-    fn complete_video(&self, len: u64) -> usize {
-        self.video().filter(|b| b.end <= len).count()
-    }
-}
-
 fn apply(file: &mut [u8], patches: &[Patch]) {
     Patch::apply_all(file, patches);
 }
@@ -300,54 +263,25 @@ fn apply_in_memory(file: &mut Vec<u8>, plan: &RepairPlan) {
     plan.apply_in_memory(file);
 }
 
+/// The test JPEGs at jittered capture times, with 10 ms audio blocks interleaved as the
+/// writer does (audio up to each frame's time) when `audio`.
 fn record(audio: bool, chapters: &[(i64, &str)]) -> Recording {
     let frames = jpeg_frames();
     let times = capture_times(frames.len());
-    let mut mux = MkvMuxer::new(config(audio));
-    let mut live = Vec::new();
-    mux.header(&mut live);
-    let header_len = live.len() as u64;
     let mut blocks = Vec::new();
-    let mut patches = Vec::new();
-    let mut write = |mux: &mut MkvMuxer, live: &mut Vec<u8>, track, t, data: Vec<u8>| {
-        let ts = mux
-            .write_block(track, t, true, &data, live, &mut patches)
-            .unwrap();
-        blocks.push(Block {
-            track,
-            end: mux.position(),
-            ts,
-            data,
-        });
-    };
     let mut samples = 0u32;
     for (frame, &t) in frames.iter().zip(&times) {
-        // audio up to the frame's time, interleaved as the writer does
         loop {
             let audio_t = i64::from(samples) * 1_000_000_000 / i64::from(SAMPLE_RATE);
             if !audio || audio_t > t {
                 break;
             }
-            write(&mut mux, &mut live, AUDIO, audio_t, tone(samples));
+            blocks.push((AUDIO, audio_t, tone(samples)));
             samples += AUDIO_BLOCK_SAMPLES;
         }
-        write(&mut mux, &mut live, VIDEO, t, frame.clone());
+        blocks.push((VIDEO, t, frame.clone()));
     }
-    apply(&mut live, &patches);
-    assert_eq!(live.len() as u64, mux.position());
-    for &(t, title) in chapters {
-        mux.add_chapter(t, title);
-    }
-    let (mut tail, mut finish_patches) = (Vec::new(), Vec::new());
-    let summary = mux.finish(&mut tail, &mut finish_patches).unwrap();
-    Recording {
-        live,
-        header_len,
-        blocks,
-        tail,
-        finish_patches,
-        summary,
-    }
+    fixture::record(config(audio), blocks, chapters)
 }
 
 /// The video-only recording most tests use, made once.
@@ -389,7 +323,7 @@ fn clean_finish_is_a_normal_seekable_file() {
     .lines()
     .map(|l| l.trim().trim_end_matches(',').parse().unwrap())
     .collect();
-    let ours: Vec<i64> = rec.video().map(|b| b.ts).collect();
+    let ours: Vec<i64> = rec.track(VIDEO).map(|b| b.ts).collect();
     assert_eq!(pts.len(), 90);
     for ((&p, &ts), &t) in pts.iter().zip(&ours).zip(&times) {
         assert!((p - ts as f64 * 1e-4).abs() < 1e-6, "pts {p} vs {ts} units");
@@ -486,7 +420,10 @@ fn clean_finish_is_a_normal_seekable_file() {
     let mut frame = matroska_demuxer::Frame::default();
     let mut n = 0;
     while demux.next_frame(&mut frame).unwrap() {
-        let block = rec.video().nth(n).expect("no more frames than written");
+        let block = rec
+            .track(VIDEO)
+            .nth(n)
+            .expect("no more frames than written");
         assert_eq!(frame.track, VIDEO);
         assert_eq!(frame.timestamp, block.ts as u64, "frame {n}");
         assert_eq!(frame.is_keyframe, Some(true));
@@ -619,7 +556,7 @@ fn chapters_are_listed_by_players() {
 fn a_file_cut_anywhere_plays_and_repairs() {
     let rec = record(true, &[]);
     let len = rec.live.len() as u64;
-    let video_total = rec.video().count();
+    let video_total = rec.track(VIDEO).count();
 
     // Every byte of the header region, and every 997th byte after it: planned in
     // memory (fast), checked against the blocks that are complete before the cut.
@@ -666,7 +603,7 @@ fn a_file_cut_anywhere_plays_and_repairs() {
     for (i, &cut) in cuts.iter().enumerate() {
         let path = dir.path().join(format!("cut{cut}.mkv"));
         std::fs::write(&path, &rec.live[..cut as usize]).unwrap();
-        let video = rec.complete_video(cut);
+        let video = rec.complete(VIDEO, cut);
         if video > 0 {
             // the cut file itself plays up to the cut (ffmpeg is slow to start: a few)
             if i % 2 == 1 || cut == len {

@@ -1,4 +1,4 @@
-//! Reading back recordings written by [`super::mkv`]: is a file finished, and if not
+//! Reading back recordings written by [`crate::mux`]: is a file finished, and if not
 //! (the process was killed, the power failed, the disk filled up), how to finish it.
 //!
 //! The input is untrusted: a file cut at an arbitrary byte, or anything a user points
@@ -21,8 +21,8 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use super::ebml::{self, id, EbmlError, Header};
-use super::mkv::{Chapter, Layout, MuxError, OpenCluster, Patch, DURATION_SLOT_LEN};
+use crate::ebml::{self, id, EbmlError, Header};
+use crate::mux::{Chapter, Layout, MuxError, OpenCluster, Patch, DURATION_SLOT_LEN};
 use thiserror::Error;
 
 /// Bounds for the elements read into memory; ours are a few hundred bytes.
@@ -913,7 +913,8 @@ fn block_head(body: &[u8]) -> Option<(u64, i16, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::mkv::{FinishSummary, MkvMuxer, MuxerConfig, TrackKind, TrackSpec};
+    use crate::fixture::{self, Recording};
+    use crate::mux::{MuxerConfig, TrackKind, TrackSpec};
     use std::io::Cursor;
 
     fn config() -> MuxerConfig {
@@ -972,69 +973,21 @@ mod tests {
         plan_repair(&mut Cursor::new(file))
     }
 
-    /// A recording as the writer leaves it on disk while live, and what finishing it
-    /// appends and patches.
-    struct Recording {
-        /// The live file: every cluster sized except the last.
-        live: Vec<u8>,
-        /// The cluster size patches that made it so.
-        live_patches: Vec<Patch>,
-        header_len: usize,
-        /// End offset of every block, in order.
-        block_ends: Vec<u64>,
-        tail: Vec<u8>,
-        finish_patches: Vec<Patch>,
-        summary: FinishSummary,
-    }
-
-    impl Recording {
-        fn finished(&self) -> Vec<u8> {
-            let mut f = self.live.clone();
-            f.extend_from_slice(&self.tail);
-            apply(&mut f, &self.finish_patches);
-            f
-        }
-    }
-
     /// 40 video frames at ~30 fps with jitter and 20 ms audio blocks, in 14 clusters.
     fn record(chapters: &[(i64, &str)]) -> Recording {
-        let mut mux = MkvMuxer::new(config());
-        let mut live = Vec::new();
-        mux.header(&mut live);
-        let header_len = live.len();
-        let mut block_ends = Vec::new();
-        let mut patches = Vec::new();
+        let mut blocks = Vec::new();
         let mut audio_t = 0;
         for i in 0..40i64 {
             let t = i * 33_333_333 + (i % 3) * 1_000_000;
             while audio_t <= t {
-                mux.write_block(2, audio_t, true, &[0; 32], &mut live, &mut patches)
-                    .unwrap();
-                block_ends.push(mux.position());
+                blocks.push((2, audio_t, vec![0; 32]));
                 audio_t += 20_000_000;
             }
-            let frame = vec![i as u8; 50 + i as usize];
-            mux.write_block(1, t, true, &frame, &mut live, &mut patches)
-                .unwrap();
-            block_ends.push(mux.position());
+            blocks.push((1, t, vec![i as u8; 50 + i as usize]));
         }
-        let unpatched = live.clone();
-        apply(&mut live, &patches);
-        assert_ne!(unpatched, live);
-        for &(t, title) in chapters {
-            mux.add_chapter(t, title);
-        }
-        let (mut tail, mut finish_patches) = (Vec::new(), Vec::new());
-        let summary = mux.finish(&mut tail, &mut finish_patches).unwrap();
-        Recording {
-            live,
-            live_patches: patches,
-            header_len,
-            block_ends,
-            tail,
-            finish_patches,
-            summary,
-        }
+        let rec = fixture::record(config(), blocks, chapters);
+        assert!(!rec.live_patches.is_empty(), "the clusters were sized");
+        rec
     }
 
     #[test]
@@ -1079,7 +1032,7 @@ mod tests {
         for cut in tags_at..=rec.live.len() {
             let file = &rec.live[..cut];
             let p = plan(file).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-            let complete = rec.block_ends.iter().filter(|&&e| e <= cut as u64).count();
+            let complete = rec.blocks.iter().filter(|b| b.end <= cut as u64).count();
             assert_eq!(p.blocks, complete as u64, "cut at {cut}");
             assert_eq!(p.dropped_bytes, cut as u64 - p.truncate_to);
             let mut repaired = file.to_vec();
@@ -1091,7 +1044,7 @@ mod tests {
                 (p.blocks, p.clusters, p.duration_ns),
                 "cut at {cut}"
             );
-            if complete == rec.block_ends.len() {
+            if complete == rec.blocks.len() {
                 assert_eq!(repaired, finished, "cut at {cut}");
             }
         }
@@ -1110,12 +1063,12 @@ mod tests {
             );
         }
         // the Tags and everything after them are optional
-        let p = plan(&rec.live[..rec.header_len - 1]).unwrap();
+        let p = plan(&rec.live[..rec.header_len as usize - 1]).unwrap();
         assert_eq!((p.blocks, p.truncate_to), (0, tags_at as u64));
-        let p = plan(&rec.live[..rec.header_len]).unwrap();
+        let p = plan(&rec.live[..rec.header_len as usize]).unwrap();
         assert_eq!(
             (p.blocks, p.truncate_to, p.duration_ns),
-            (0, rec.header_len as u64, 0)
+            (0, rec.header_len, 0)
         );
         assert!(p.tail.is_empty(), "no Cues for an empty Segment");
     }
@@ -1167,7 +1120,7 @@ mod tests {
         }
         let p = plan(&file).unwrap();
         assert_eq!(p.patches.len(), rec.live_patches.len() + 1 + 3);
-        assert_eq!(p.blocks, rec.block_ends.len() as u64);
+        assert_eq!(p.blocks, rec.blocks.len() as u64);
         apply_plan_in_memory(&mut file, &p);
         assert_eq!(file, rec.finished());
     }
