@@ -5,6 +5,9 @@
 //! pipeline's own: the capture thread's work (ring push, forwarding), the writer's (mux,
 //! sidecar, write) and nothing of the JPEG encoder. Files go to /dev/shm when it exists
 //! (page cache, no device), else to a temporary directory.
+//!
+//! What belongs here: running and printing the benchmarks. What does not: anything the
+//! recorder itself runs (the benchmark drives the real capture step and writer).
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -18,7 +21,7 @@ use crate::capture::{Camera, CameraSetup, CaptureStep};
 use crate::cli::BenchArgs;
 use crate::clock::{ClockPair, LslTime, RealClocks};
 use crate::frame::{Frame, FrameMeta};
-use crate::recorder::Origin;
+use crate::recorder::{Origin, StopReason, TriggerSource};
 use crate::ring::{PreTriggerRing, RingLimits};
 use crate::source::synthetic::{Pacing, SyntheticConfig, SyntheticSource};
 use crate::source::FrameSource;
@@ -90,12 +93,12 @@ fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
     let ring =
         PreTriggerRing::with_chunks(RingLimits::for_rate(duration, set.fps, bytes), usize::MAX);
     let info = crate::source::SourceInfo {
-        kind: "synthetic",
+        kind: crate::config::SourceKind::Synthetic,
         model: "bench".into(),
         width: set.width,
         height: set.height,
         fps: set.fps,
-        codec: "mjpg",
+        codec: crate::config::Codec::Mjpg,
     };
     Arc::new(Camera::new(CameraSetup::plain(0, "bench", info), ring))
 }
@@ -108,7 +111,7 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         trigger,
         trigger_wall: ClockPair::now().wall,
         pre_trigger: Duration::from_secs(20),
-        origin: Origin::new("bench", "bench"),
+        origin: Origin::new(TriggerSource::Bench, "bench"),
         camera: Default::default(),
         fsync_interval: None,
         audio: None,
@@ -149,7 +152,12 @@ fn throughput(set: &FrameSet, frames: u64, dir: &Path, id: u64) -> anyhow::Resul
     let cam = camera(set, Duration::from_secs(20));
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let slots = cam.state.lock().ring.limits().max_frames;
-    let WriterHandle { tx, join } = spawn_writer(cam.writer_camera(), ev_tx, 2 * slots + 256);
+    let WriterHandle { tx, join } = spawn_writer(
+        cam.writer_camera(),
+        ev_tx,
+        2 * slots + 256,
+        Arc::new(crate::clock::RealClocks),
+    );
     let pair = ClockPair::now();
     let t0 = pair.lsl;
     let spec = open_spec(dir, id, FileKind::Recording, t0);
@@ -173,7 +181,7 @@ fn throughput(set: &FrameSet, frames: u64, dir: &Path, id: u64) -> anyhow::Resul
     tx.send(WriterMsg::Close {
         id,
         end: None,
-        reason: "bench".into(),
+        reason: StopReason::Command(Origin::new(TriggerSource::Bench, "bench")),
     })?;
     let summary = wait_closed(&ev_rx)?;
     let wall = start.elapsed();
@@ -239,7 +247,12 @@ fn trigger_latency(
     // The writer waits for a trigger as it does in service: started long before, idle.
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let slots = cam.state.lock().ring.limits().max_frames;
-    let WriterHandle { tx, join } = spawn_writer(cam.writer_camera(), ev_tx, 2 * slots + 256);
+    let WriterHandle { tx, join } = spawn_writer(
+        cam.writer_camera(),
+        ev_tx,
+        2 * slots + 256,
+        Arc::new(crate::clock::RealClocks),
+    );
     std::thread::sleep(Duration::from_millis(200));
     // Trigger and watch for the first byte from another core, as the control thread
     // would: this thread must not stand in the writer's way on its core.
@@ -255,7 +268,7 @@ fn trigger_latency(
     tx.send(WriterMsg::Close {
         id,
         end: Some(trigger),
-        reason: "bench".into(),
+        reason: StopReason::Command(Origin::new(TriggerSource::Bench, "bench")),
     })?;
     let first_byte = loop {
         if std::fs::metadata(&mkv)

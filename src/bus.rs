@@ -5,6 +5,8 @@
 //!   happened, and hears the outcome ([`Reply`]).
 //! - [`LslMsg`]: what the LSL thread is told by the capture threads (a [`FrameRecord`] per
 //!   frame), the control thread (recording windows, events) and the audio thread.
+//! - [`DiskFull`](CommandBus::disk_full): the disk guard's stop, a typed message, not a
+//!   command from a pretend source.
 //! - [`CameraEvent`]: what a capture thread tells the control thread about its camera.
 //!
 //! Types only, and the bus's handles: no thread runs here, and this module imports only
@@ -16,7 +18,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock::{ClockPair, LslTime, WallTime};
+use crate::event::Event;
 use crate::recorder::{Command, Origin, Outcome, State};
+use crate::shutdown::{Shutdown, Stage};
 
 /// The answer to a command.
 #[derive(Clone, Debug)]
@@ -53,6 +57,10 @@ pub(crate) enum ControlMsg {
     /// order as one step: a start learns of the stop that follows it, so that it records
     /// the span that was asked for.
     Batch(Vec<Envelope>),
+    /// Free space is below `storage.min_free` (the disk guard): the recording in progress
+    /// stops, for this reason.
+    DiskFull(String),
+    /// Wakes the control thread for the shutdown [`CommandBus::shutdown`] asked for.
     Shutdown,
 }
 
@@ -68,6 +76,7 @@ pub enum BusError {
 #[derive(Clone)]
 pub struct CommandBus {
     tx: Sender<ControlMsg>,
+    shutdown: Shutdown,
 }
 
 impl CommandBus {
@@ -189,16 +198,32 @@ impl CommandBus {
         }
     }
 
-    /// Asks for a graceful shutdown: recordings are finished, then threads stop.
+    /// The disk guard found free space below `storage.min_free` (`why` says how much):
+    /// the recording in progress stops.
+    pub fn disk_full(&self, why: String) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::DiskFull(why))
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Asks for a graceful shutdown: moves the process's [`Shutdown`] to
+    /// [`Stage::Finishing`] and wakes the control thread, which finishes the recordings;
+    /// then the threads stop in their order.
     pub fn shutdown(&self) {
+        self.shutdown.advance(Stage::Finishing);
         let _ = self.tx.send(ControlMsg::Shutdown);
     }
 }
 
-/// Creates the bus and its receiving end.
+/// Creates the bus and its receiving end, with a shutdown handle of its own.
 pub fn command_bus() -> (CommandBus, ControlInbox) {
+    command_bus_for(Shutdown::new())
+}
+
+/// Creates the bus and its receiving end for the process's `shutdown` handle.
+pub fn command_bus_for(shutdown: Shutdown) -> (CommandBus, ControlInbox) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (CommandBus { tx }, ControlInbox { rx })
+    (CommandBus { tx, shutdown }, ControlInbox { rx })
 }
 
 /// The control thread's end of the bus.
@@ -208,6 +233,11 @@ pub struct ControlInbox {
 
 #[cfg(test)]
 impl ControlInbox {
+    /// The next message on the bus, of any kind (for tests of what sends them).
+    pub(crate) fn next_message(&self, timeout: Duration) -> Option<ControlMsg> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
     /// The next command sent on the bus (for tests of trigger sources).
     pub(crate) fn next_command(&self, timeout: Duration) -> Option<Envelope> {
         match self.rx.recv_timeout(timeout) {
@@ -242,11 +272,11 @@ pub enum LslMsg {
         id: u64,
         end: LslTime,
     },
-    /// A marker on the events stream of `camera` (every camera when `None`).
+    /// An event on the events stream of `camera` (every camera when `None`), at `at`.
     Event {
         camera: Option<usize>,
         at: LslTime,
-        json: String,
+        event: Event,
     },
     /// An audio chunk: its index, its first sample's index, and that sample's capture time.
     AudioChunk {
@@ -254,8 +284,6 @@ pub enum LslMsg {
         first_sample: u64,
         at: LslTime,
     },
-    /// Push what is held and close the outlets.
-    Shutdown,
 }
 
 /// What a capture thread tells the control thread about its camera.

@@ -7,6 +7,11 @@
 //! references to the writer's queue (never blocking while holding it). Nothing is
 //! allocated per frame: the JPEG scratch buffer, the ring's storage and slots, and the
 //! writer's bounded queue are all allocated up front.
+//!
+//! What belongs here: the capture loop, the camera as the threads share it (`Camera`:
+//! its setup, ring, counters), handing frame references to writers, loss and reopening,
+//! and the buffer grower. What does not: reading cameras (`source`), the ring's storage
+//! (`ring`), files (`writer`), what a loss means for a recording (`control`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -19,32 +24,19 @@ use crate::bus::{FrameRecord, LslMsg};
 use crate::clock::LslTime;
 use crate::frame::{Frame, FrameMeta};
 use crate::ring::{DropCause, PreTriggerRing};
+use crate::shutdown::Shutdown;
 use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
 use crate::writer::WriterMsg;
 
 pub use crate::bus::CameraEvent;
 
-/// One camera as the threads share it.
+/// One camera as the threads share it: its setup (as configured), its ring, the capture
+/// thread's counters and what its writer publishes.
 pub struct Camera {
-    pub index: usize,
-    pub name: String,
-    pub info: SourceInfo,
-    /// Stable across restarts: rig + camera name.
-    pub source_id: String,
-    pub cpu_core: Option<usize>,
-    /// Ask for real-time priority for the capture thread.
-    pub realtime: bool,
-    /// Where each frame's metadata goes for the LSL frame stream.
-    pub lsl: Option<Sender<LslMsg>>,
-    /// Where losses and recoveries are reported (the control thread).
-    pub events: Option<Sender<CameraEvent>>,
-    /// Where the ring's wish for more memory goes (the buffer grower), and whether it was
-    /// sent and not yet served.
-    grow: Option<Sender<usize>>,
+    pub setup: CameraSetup,
+    /// Whether a wish for more memory was sent to the grower and not yet served.
     grow_asked: AtomicBool,
-    /// The number this process gives its first frame.
-    pub first_frame: u64,
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
@@ -52,6 +44,14 @@ pub struct Camera {
     /// What this camera's writer publishes (it is their only writer).
     pub written: Arc<crate::writer::WriterStats>,
     pub last_error: Mutex<Option<String>>,
+}
+
+/// Every camera has delivered a frame and its capture loop runs: the one definition of
+/// "the cameras deliver" (the recorder buffers from then on; systemd hears READY).
+pub fn all_delivering(cameras: &[Arc<Camera>]) -> bool {
+    cameras
+        .iter()
+        .all(|c| c.stats.next_seq.load(Relaxed) > 0 && c.stats.running.load(Relaxed))
 }
 
 /// What the ring lock protects.
@@ -68,15 +68,21 @@ pub struct LiveRecording {
     pub until: Option<LslTime>,
 }
 
-/// Counters, readable without the ring lock.
+/// The capture thread's counters, readable without the ring lock. The capture thread is
+/// their only writer. The buffer's counts (`held_by_writer`, `too_large`,
+/// `evicted_early`, `buffered_*`) are the ring's own, published here after each frame;
+/// frames and bytes written are the writer's (`WriterStats`).
 #[derive(Default)]
 pub struct CameraStats {
     pub frames_captured: AtomicU64,
     pub source_gaps: AtomicU64,
     pub corrupt: AtomicU64,
+    /// The ring's `dropped_writer_behind`.
     pub held_by_writer: AtomicU64,
+    /// The ring's `dropped_too_large`.
     pub too_large: AtomicU64,
     pub writer_queue_full: AtomicU64,
+    /// The ring's early evictions (bytes or slots full).
     pub evicted_early: AtomicU64,
     pub buffered_frames: AtomicU64,
     pub buffered_bytes: AtomicU64,
@@ -152,30 +158,9 @@ impl Camera {
             .buffer_ceiling
             .store(ring.ceiling_bytes() as u64, Relaxed);
         let buffer_duration = ring.limits().duration;
-        let CameraSetup {
-            index,
-            name,
-            info,
-            source_id,
-            cpu_core,
-            realtime,
-            lsl,
-            events,
-            grow,
-            first_frame,
-        } = setup;
         Camera {
-            index,
-            name,
-            info,
-            source_id,
-            cpu_core,
-            realtime,
-            lsl,
-            events,
-            grow,
+            setup,
             grow_asked: AtomicBool::new(false),
-            first_frame,
             buffer_duration,
             state: Mutex::new(CameraState { ring, live: None }),
             stats,
@@ -264,14 +249,14 @@ impl Camera {
     pub fn lost(&self, why: &str) {
         self.stats.lost.store(true, Relaxed);
         self.stats.losses.fetch_add(1, Relaxed);
-        tracing::error!(camera = %self.name, "camera lost: {why}");
+        tracing::error!(camera = %self.setup.name, "camera lost: {why}");
         *self.last_error.lock() = Some(format!("camera lost: {why}"));
         let at = match self.stats.last_capture_ns.load(Relaxed) {
             0 => LslTime::now(),
             ns => LslTime::from_nanos(ns),
         };
         self.send_event(CameraEvent::Lost {
-            camera: self.index,
+            camera: self.setup.index,
             why: why.to_string(),
             at,
         });
@@ -283,7 +268,7 @@ impl Camera {
         let last = self.stats.last_capture_ns.load(Relaxed);
         let gap = Duration::from_nanos(at.as_nanos().saturating_sub(last).max(0) as u64);
         tracing::info!(
-            camera = %self.name,
+            camera = %self.setup.name,
             "camera back: usable frames again after {:.1} s",
             gap.as_secs_f64()
         );
@@ -292,14 +277,14 @@ impl Camera {
             gap.as_secs_f64()
         ));
         self.send_event(CameraEvent::Back {
-            camera: self.index,
+            camera: self.setup.index,
             at,
             gap,
         });
     }
 
     fn send_event(&self, ev: CameraEvent) {
-        if let Some(tx) = &self.events {
+        if let Some(tx) = &self.setup.events {
             let _ = tx.send(ev);
         }
     }
@@ -307,8 +292,8 @@ impl Camera {
     /// Who this camera's writer writes for, and where it publishes its counters.
     pub fn writer_camera(&self) -> crate::writer::WriterCamera {
         crate::writer::WriterCamera {
-            index: self.index,
-            name: self.name.clone(),
+            index: self.setup.index,
+            name: self.setup.name.clone(),
             stats: self.written.clone(),
         }
     }
@@ -333,19 +318,19 @@ impl Camera {
         // corrupt frames) is 0, not the last second that had frames.
         let last = s.last_capture_ns.load(Relaxed);
         let quiet = now.nanos_since(LslTime::from_nanos(last));
-        let fps = if next_seq == 0 || quiet > fps_window(self.info.fps).as_nanos() as i64 {
+        let fps = if next_seq == 0 || quiet > fps_window(self.setup.info.fps).as_nanos() as i64 {
             0.0
         } else {
             s.fps_milli.load(Relaxed) as f64 / 1000.0
         };
         CameraStatus {
-            name: self.name.clone(),
-            source: self.info.kind.to_string(),
-            model: self.info.model.clone(),
-            codec: self.info.codec.to_string(),
-            width: self.info.width,
-            height: self.info.height,
-            target_fps: self.info.fps,
+            name: self.setup.name.clone(),
+            source: self.setup.info.kind.as_str().to_string(),
+            model: self.setup.info.model.clone(),
+            codec: self.setup.info.codec.as_str().to_string(),
+            width: self.setup.info.width,
+            height: self.setup.info.height,
+            target_fps: self.setup.info.fps,
             fps,
             frames_captured: s.frames_captured.load(Relaxed),
             frames_written: self.written.frames_written.load(Relaxed),
@@ -368,7 +353,7 @@ impl Camera {
                 .map(|_| self.written.file_bytes.load(Relaxed)),
             current_file,
             bytes_written: self.written.bytes_written.load(Relaxed),
-            cpu_core: self.cpu_core,
+            cpu_core: self.setup.cpu_core,
             realtime: s.realtime.load(Relaxed),
             lsl_samples_dropped: s.lsl_queue_full.load(Relaxed),
             lost: s.lost.load(Relaxed),
@@ -503,17 +488,17 @@ pub fn run_capture(
     mut source: Box<dyn FrameSource>,
     mut reopen: Option<Reopen>,
     cam: Arc<Camera>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 ) {
-    let _span = tracing::info_span!("capture", camera = %cam.name).entered();
-    if let Some(core) = cam.cpu_core {
+    let _span = tracing::info_span!("capture", camera = %cam.setup.name).entered();
+    if let Some(core) = cam.setup.cpu_core {
         if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             tracing::info!(core, "capture thread pinned");
         } else {
             tracing::warn!(core, "could not pin the capture thread to its core");
         }
     }
-    if cam.realtime {
+    if cam.setup.realtime {
         match set_realtime(REALTIME_PRIORITY) {
             Ok(()) => {
                 cam.stats.realtime.store(true, Relaxed);
@@ -522,7 +507,7 @@ pub fn run_capture(
                 );
             }
             Err(e) => tracing::info!(
-                camera = %cam.name,
+                camera = %cam.setup.name,
                 "real-time priority not permitted ({e}); capturing at normal priority \
                  (allow it with CAP_SYS_NICE or LimitRTPRIO= under systemd)"
             ),
@@ -534,16 +519,16 @@ pub fn run_capture(
         window_start: None,
         frames: 0,
     };
-    let mut seq = SeqRebase::starting_at(cam.first_frame);
-    let loss_after = loss_timeout(cam.info.fps);
-    let size = (cam.info.width, cam.info.height);
+    let mut seq = SeqRebase::starting_at(cam.setup.first_frame);
+    let loss_after = loss_timeout(cam.setup.info.fps);
+    let size = (cam.setup.info.width, cam.setup.info.height);
     let mut usable_at = Instant::now();
     let mut bad = BadFrames::default();
     // Set while the camera is lost: why. Cleared by its next usable frame.
     let mut lost: Option<String> = None;
     cam.stats.running.store(true, Relaxed);
     tracing::info!(source = %source.info(), "capturing");
-    while !stop.load(Relaxed) {
+    while !stop.stopping() {
         cam.stats
             .heartbeat_ns
             .store(LslTime::now().as_nanos(), Relaxed);
@@ -621,12 +606,12 @@ pub fn run_capture(
 
 /// After a loss: open the source again with backoff (100 ms doubling to 5 s) until it
 /// opens or `stop` is set.
-fn recover(cam: &Camera, open: &mut Reopen, stop: &AtomicBool) -> Option<Box<dyn FrameSource>> {
+fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn FrameSource>> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let until = Instant::now() + backoff;
         while Instant::now() < until {
-            if stop.load(Relaxed) {
+            if stop.stopping() {
                 return None;
             }
             cam.stats
@@ -715,9 +700,9 @@ fn set_realtime(priority: i32) -> std::io::Result<()> {
 fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
     let s = &cam.stats;
     s.frames_captured.fetch_add(1, Relaxed);
-    if let Some(lsl) = &cam.lsl {
+    if let Some(lsl) = &cam.setup.lsl {
         let record = FrameRecord {
-            camera: cam.index as u16,
+            camera: cam.setup.index as u16,
             seq: meta.seq,
             capture: meta.capture,
             wall: meta.wall,
@@ -754,23 +739,22 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
                 }
             }
         }
-        Err(DropCause::WriterBehind) => {
-            s.held_by_writer.fetch_add(1, Relaxed);
-        }
-        Err(DropCause::TooLarge) => {
-            s.too_large.fetch_add(1, Relaxed);
-        }
+        // Counted by the ring (the only count), published below.
+        Err(DropCause::WriterBehind | DropCause::TooLarge) => {}
     }
     if st.ring.wants_chunks() > 0 {
-        if let Some(grow) = &cam.grow {
-            if !cam.grow_asked.swap(true, Relaxed) && grow.try_send(cam.index).is_err() {
+        if let Some(grow) = &cam.setup.grow {
+            if !cam.grow_asked.swap(true, Relaxed) && grow.try_send(cam.setup.index).is_err() {
                 cam.grow_asked.store(false, Relaxed);
             }
         }
     }
+    // The ring counts what it could not keep; these atomics only publish its counts.
     let c = st.ring.counters();
     s.evicted_early
         .store(c.evicted_early_bytes + c.evicted_early_slots, Relaxed);
+    s.held_by_writer.store(c.dropped_writer_behind, Relaxed);
+    s.too_large.store(c.dropped_too_large, Relaxed);
     s.buffered_frames.store(st.ring.len() as u64, Relaxed);
     s.buffered_bytes.store(st.ring.bytes() as u64, Relaxed);
     s.buffered_ns
@@ -835,7 +819,7 @@ pub fn spawn_buffer_grower(
                             refused[i] = true;
                             let st = cam.state.lock();
                             tracing::warn!(
-                                camera = %cam.name,
+                                camera = %cam.setup.name,
                                 "the pre-trigger buffer cannot grow past {} MiB: the machine has {} MiB of memory left; it holds {:.1} s of the {:.1} s asked for",
                                 st.ring.capacity_bytes() >> 20,
                                 memory_available().unwrap_or(0) >> 20,
@@ -860,7 +844,7 @@ pub fn spawn_buffer_grower(
                 }
                 cam.grow_asked.store(false, Relaxed);
                 tracing::debug!(
-                    camera = %cam.name,
+                    camera = %cam.setup.name,
                     "pre-trigger buffer: {} MiB",
                     cam.stats.buffer_capacity.load(Relaxed) >> 20
                 );
@@ -871,16 +855,22 @@ pub fn spawn_buffer_grower(
 /// A 16x16 synthetic camera `cam0` with a ring of `limits`, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_camera(limits: crate::ring::RingLimits) -> Camera {
+    test_camera_n(0, limits)
+}
+
+/// A 16x16 synthetic camera `cam<index>` with a ring of `limits`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_camera_n(index: usize, limits: crate::ring::RingLimits) -> Camera {
     let info = SourceInfo {
-        kind: "synthetic",
+        kind: crate::config::SourceKind::Synthetic,
         model: "test".into(),
         width: 16,
         height: 16,
         fps: 100.0,
-        codec: "mjpg",
+        codec: crate::config::Codec::Mjpg,
     };
     Camera::new(
-        CameraSetup::plain(0, "cam0", info),
+        CameraSetup::plain(index, &format!("cam{index}"), info),
         PreTriggerRing::new(limits),
     )
 }
@@ -909,149 +899,4 @@ impl CaptureStep {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::WallTime;
-    use crate::ring::RingLimits;
-
-    fn cam() -> Camera {
-        test_camera(RingLimits {
-            duration: Duration::from_secs(1),
-            max_bytes: 1 << 20,
-            max_frames: 1000,
-        })
-    }
-
-    fn meta(seq: u64) -> FrameMeta {
-        FrameMeta {
-            seq,
-            capture: LslTime::from_nanos(seq as i64 * 10_000_000),
-            wall: WallTime::from_nanos(0),
-            width: 16,
-            height: 16,
-            keyframe: true,
-        }
-    }
-
-    #[test]
-    fn gaps_in_frame_numbers_are_counted_as_source_drops() {
-        let c = cam();
-        let mut step = CaptureStep::default();
-        for seq in [0, 1, 2, 5, 6, 10] {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        let st = c.status(None, meta(10).capture);
-        assert_eq!(st.frames_captured, 6);
-        assert_eq!(st.drops.source_gaps, 2 + 3);
-        assert_eq!(st.last_frame_number, Some(10));
-    }
-
-    #[test]
-    fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
-        let c = cam();
-        let mut step = CaptureStep::default();
-        let (tx, rx) = crossbeam_channel::bounded(100);
-        for seq in 0..10 {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        // Buffered frames from 50 ms on, then live ones up to 150 ms.
-        let (sent, lost, _) = c.begin_recording(
-            7,
-            &tx,
-            LslTime::from_nanos(50_000_000),
-            Some(LslTime::from_nanos(150_000_000)),
-        );
-        assert_eq!((sent, lost), (5, 0));
-        for seq in 10..20 {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        assert!(c.end_recording(7));
-        step.frame(&c, meta(20), b"jpeg");
-        let seqs: Vec<u64> = rx
-            .try_iter()
-            .flat_map(|m| match m {
-                WriterMsg::Frame(f) => vec![f.meta.seq],
-                WriterMsg::Buffered(fs) => fs.iter().map(|f| f.meta.seq).collect(),
-                _ => panic!("only frames"),
-            })
-            .collect();
-        assert_eq!(seqs, (5..=15).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_full_writer_queue_counts_drops_and_never_blocks() {
-        let c = cam();
-        let mut step = CaptureStep::default();
-        let (tx, _rx) = crossbeam_channel::bounded(3);
-        c.begin_recording(1, &tx, LslTime::from_nanos(0), None);
-        for seq in 0..10 {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        assert_eq!(c.status(None, meta(9).capture).drops.writer_queue_full, 7);
-    }
-
-    /// However much the ring holds, a recording's buffered frames take one message: a
-    /// burst of starts cannot fill the writer's queue with them.
-    #[test]
-    fn buffered_frames_go_as_one_message_up_to_a_known_end() {
-        let c = cam();
-        let mut step = CaptureStep::default();
-        for seq in 0..50 {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        let (tx, rx) = crossbeam_channel::bounded(2);
-        for id in 1..=2 {
-            // A replayed start whose stop is known: nothing after the stop goes.
-            let (sent, lost, _) = c.begin_recording(
-                id,
-                &tx,
-                LslTime::from_nanos(100_000_000),
-                Some(LslTime::from_nanos(300_000_000)),
-            );
-            assert_eq!((sent, lost), (21, 0));
-            c.end_recording(id);
-        }
-        let msgs: Vec<WriterMsg> = rx.try_iter().collect();
-        assert_eq!(msgs.len(), 2);
-        for m in msgs {
-            let WriterMsg::Buffered(fs) = m else {
-                panic!("{m:?}")
-            };
-            let seqs: Vec<u64> = fs.iter().map(|f| f.meta.seq).collect();
-            assert_eq!(seqs, (10..=30).collect::<Vec<_>>());
-        }
-    }
-
-    #[test]
-    fn frame_numbers_start_where_the_last_process_left_off() {
-        let mut r = SeqRebase::starting_at(5000);
-        assert_eq!([17, 18, 20].map(|s| r.map(s)), [5000, 5001, 5003]);
-        let mut zero = SeqRebase::starting_at(0);
-        assert_eq!(zero.map(42), 0);
-    }
-
-    #[test]
-    fn frame_numbers_keep_increasing_across_a_reopened_source() {
-        let mut r = SeqRebase::default();
-        assert_eq!([5, 6, 8].map(|s| r.map(s)), [5, 6, 8], "gaps stay gaps");
-        r.reopened();
-        // The new stream counts from 0 again: it follows on.
-        assert_eq!([0, 1, 3].map(|s| r.map(s)), [9, 10, 12]);
-        r.reopened();
-        assert_eq!(r.map(100), 13);
-    }
-
-    #[test]
-    fn fps_is_measured_from_capture_times() {
-        let c = cam();
-        let mut step = CaptureStep::default();
-        for seq in 0..=150 {
-            step.frame(&c, meta(seq), b"jpeg");
-        }
-        assert!((c.status(None, meta(150).capture).fps - 100.0).abs() < 0.01);
-        // Frames stop coming (a camera lost, or sending only corrupt frames): the rate of
-        // usable frames falls to 0 once the meter's window and three periods have passed.
-        assert!((c.status(None, meta(230).capture).fps - 100.0).abs() < 0.01);
-        assert_eq!(c.status(None, meta(300).capture).fps, 0.0);
-    }
-}
+mod tests;

@@ -8,6 +8,9 @@
 //! server (reached, the topic readable with the configured credentials); the recordings
 //! root (writable, free space against the data rate and the disk guard); real-time
 //! priority for the capture threads; the system clock's synchronization (NTP); the API port.
+//!
+//! What belongs here: one function per line of `hindsight check`. What does not: the
+//! parts it checks (each is opened through its own module, as `run` would).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -209,10 +212,16 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
     let mut source = match crate::source::open(cam, clocks) {
         Ok(s) => s,
         Err(e) => {
-            let e = e
-                .strip_prefix(&format!("camera {}: ", cam.name))
-                .map(str::to_string)
-                .unwrap_or(e);
+            // The line already names the camera.
+            let e = match e {
+                crate::source::OpenError::Failed { cause, .. } => cause,
+                other => {
+                    let e = other.to_string();
+                    e.strip_prefix(&format!("camera {}: ", cam.name))
+                        .map(str::to_string)
+                        .unwrap_or(e)
+                }
+            };
             return (CheckLine::fail(what, e, camera_hint(cam)), None);
         }
     };
@@ -257,7 +266,7 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
                 first_after.as_secs_f64(),
                 bytes as f64 / 1000.0,
             );
-            if info.kind == "synthetic" {
+            if info.kind == crate::config::SourceKind::Synthetic {
                 detail.push_str(" (a test pattern: no camera needed)");
             }
             if corrupt > 0 {
@@ -338,7 +347,7 @@ fn audio(c: &Config) -> CheckLine {
             Ok(()) => CheckLine::pass("audio", format!("input `{name}`")),
             Err(e) => CheckLine::fail(
                 "audio",
-                e,
+                e.to_string(),
                 "set audio.source to a name `hindsight devices` lists, or default",
             ),
         },
@@ -353,7 +362,7 @@ fn lsl(c: &Config) -> CheckLine {
             let hint =
                 "LSL needs multicast on this machine's network, or KnownPeers in lsl_api.cfg";
             if used {
-                CheckLine::fail("lsl", e, hint)
+                CheckLine::fail("lsl", e.to_string(), hint)
             } else {
                 CheckLine::warn("lsl", format!("{e} (LSL is disabled in the config)"), hint)
             }
@@ -374,7 +383,7 @@ fn ntfy(c: &Config) -> CheckLine {
         Err(e) => {
             return CheckLine::fail(
                 "ntfy",
-                e,
+                e.to_string(),
                 "give the token or password as trigger.ntfy documents",
             )
         }
@@ -446,7 +455,7 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
     if let Err(e) = files::check_writable(existing) {
         out.push(CheckLine::fail(
             "recordings root",
-            e,
+            e.to_string(),
             "set storage.root to a folder this user can write (under systemd: the hindsight user, and ReadWritePaths=)",
         ));
         return out;

@@ -1,16 +1,24 @@
-//! The control thread and the command bus.
+//! The control thread: the executor of the recorder's decisions.
 //!
-//! Every trigger source (the local API now; ntfy, keys and LSL markers later) sends the
-//! same [`Command`]s on the [`CommandBus`], stamped with the instant it received them. The
+//! Every trigger source (API, ntfy, keys, LSL markers) sends the same [`Command`]s on the
+//! [`CommandBus`](crate::bus::CommandBus), stamped with the instant it received them. The
 //! control thread runs the [`Recorder`] state machine on each and carries out its actions:
 //! it names files, tells each camera's writer to open them, and hands the writer the
 //! buffered frames (references, not copies) before live frames follow. It also keeps the
 //! status that the API serves.
+//!
+//! What belongs here: carrying out the recorder's decisions (naming and opening files,
+//! handing frames to writers, pending stops and replies), and telling the status, LSL,
+//! ntfy and the events files what happened. What does not: deciding what a command means
+//! (`recorder`), the messages themselves (`bus`), the status types (`status`, `hub`), the
+//! events' schema (`event`), the files' tags (`writer::tags`). Its tests (`control/tests.rs`)
+//! run it on a simulated clock. Threads, messages and the shutdown order:
+//! `design/architecture.md`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
@@ -19,12 +27,18 @@ use crate::audio::AudioCmd;
 use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply};
 use crate::capture::Camera;
 use crate::clock::{ClockPair, Clocks, LslTime};
+use crate::event::Event;
 use crate::hub::StatusHub;
-use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder};
+use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder, StopReason};
 use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg};
+
+/// Whether a command's decision made a mark (its own event says so).
+fn made_mark(d: &Decision) -> bool {
+    d.actions.iter().any(|a| matches!(a, Action::Mark { .. }))
+}
 
 /// What the control thread needs to name and tag files.
 #[derive(Clone, Debug)]
@@ -50,9 +64,25 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 struct PendingStop {
     id: u64,
     at: LslTime,
-    reason: String,
+    reason: StopReason,
     cameras: Vec<usize>,
-    since: Instant,
+    /// When the stop was decided, on the control clock.
+    since: LslTime,
+}
+
+/// Whether a camera's file of a recording exists (its path) or will not (why).
+enum FileKnown {
+    Exists(String),
+    NotMade(String),
+}
+
+/// Why the files of a recording or clip could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error("cannot create the folder for recordings: {0}")]
+    Folder(std::io::Error),
+    #[error("the writer of camera {0} is gone")]
+    WriterGone(String),
 }
 
 /// Files of one recording or clip that are still open, per camera.
@@ -76,7 +106,7 @@ struct PendingReply {
     files: Vec<String>,
     /// Cameras that made no file, and why.
     problems: Vec<String>,
-    deadline: Instant,
+    deadline: LslTime,
 }
 
 /// See the module documentation.
@@ -104,6 +134,8 @@ pub struct Control {
     numbers_failed: bool,
     hub: Arc<StatusHub>,
     clocks: Arc<dyn Clocks>,
+    /// Since when a shutdown is finishing the open files (control clock).
+    shutting_down: Option<LslTime>,
 }
 
 /// Where the control thread tells others what happened.
@@ -127,7 +159,7 @@ pub fn next_frames(cameras: &[Arc<Camera>]) -> BTreeMap<String, u64> {
         .iter()
         .map(|c| {
             let next = c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed);
-            (c.name.clone(), next.max(c.first_frame))
+            (c.setup.name.clone(), next.max(c.setup.first_frame))
         })
         .collect()
 }
@@ -167,6 +199,7 @@ impl Control {
             drops_seen: BTreeMap::new(),
             hub,
             clocks,
+            shutting_down: None,
         }
     }
 
@@ -178,49 +211,13 @@ impl Control {
         writer_events: Receiver<WriterEvent>,
         mut camera_events: Receiver<CameraEvent>,
     ) {
-        let mut shutdown_since: Option<Instant> = None;
         loop {
-            self.update_buffering();
-            let now = self.clocks.now().lsl;
-            let mut wait = Duration::from_millis(100);
-            if let Some(d) = self.recorder.next_deadline() {
-                wait = wait.min(d.saturating_since(now));
-            }
-            if !self.stops.is_empty() {
-                wait = wait.min(Duration::from_millis(2));
-            }
-            if let Some(d) = self.replies.iter().map(|r| r.deadline).min() {
-                wait = wait.min(d.saturating_duration_since(Instant::now()));
-            }
+            let wait = self.wait();
             select! {
                 recv(inbox.rx) -> msg => match msg {
-                    Ok(ControlMsg::Command(env)) if shutdown_since.is_none() => {
-                        self.command(env, None)
-                    }
-                    Ok(ControlMsg::Batch(envs)) if shutdown_since.is_none() => self.batch(envs),
-                    Ok(ControlMsg::Command(env)) => self.refuse_shutting_down(env),
-                    Ok(ControlMsg::Batch(envs)) => {
-                        for env in envs {
-                            self.refuse_shutting_down(env);
-                        }
-                    }
-                    Ok(ControlMsg::Shutdown) | Err(_) => {
-                        if shutdown_since.is_none() {
-                            tracing::info!("shutting down: finishing open files");
-                            shutdown_since = Some(Instant::now());
-                            let now = self.clocks.now();
-                            if let Some(a) = self.recorder.shutdown(now.lsl) {
-                                self.execute(vec![a], now);
-                            }
-                        }
-                        if msg.is_err() {
-                            // Nobody can send any more; keep draining writer events only.
-                            self.drain_until_closed(&writer_events, shutdown_since.expect("set"));
-                            self.answer_due(true);
-                            self.publish();
-                            return;
-                        }
-                    }
+                    Ok(msg) => self.message(msg),
+                    // Nobody can send any more: finish as for a shutdown.
+                    Err(_) => self.message(ControlMsg::Shutdown),
                 },
                 recv(writer_events) -> ev => {
                     if let Ok(ev) = ev {
@@ -234,18 +231,9 @@ impl Control {
                 },
                 default(wait) => {}
             }
-            self.answer_due(false);
-            let now = self.clocks.now();
-            if let Some(d) = self.recorder.tick(now.lsl) {
-                tracing::info!("{}", d.outcome.message());
-                self.execute(d.actions, now);
-            }
-            self.close_stops(false);
-            self.watch_drops();
-            self.keep_numbers_ahead();
-            self.publish();
-            if let Some(since) = shutdown_since {
-                self.drain_until_closed(&writer_events, since);
+            self.step();
+            if self.shutting_down.is_some() {
+                self.drain_until_closed(&writer_events);
                 self.answer_due(true);
                 self.publish();
                 return;
@@ -253,11 +241,72 @@ impl Control {
         }
     }
 
-    fn drain_until_closed(&mut self, events: &Receiver<WriterEvent>, since: Instant) {
+    /// How long the loop may wait for a message before something is due.
+    fn wait(&self) -> Duration {
+        let now = self.clocks.now().lsl;
+        let mut wait = Duration::from_millis(100);
+        if let Some(d) = self.recorder.next_deadline() {
+            wait = wait.min(d.saturating_since(now));
+        }
+        if !self.stops.is_empty() {
+            wait = wait.min(Duration::from_millis(2));
+        }
+        if let Some(d) = self.replies.iter().map(|r| r.deadline).min() {
+            wait = wait.min(d.saturating_since(now));
+        }
+        wait
+    }
+
+    /// One message from the bus.
+    fn message(&mut self, msg: ControlMsg) {
+        let running = self.shutting_down.is_none();
+        match msg {
+            ControlMsg::Command(env) if running => self.command(env, None),
+            ControlMsg::Batch(envs) if running => self.batch(envs),
+            ControlMsg::Command(env) => self.refuse_shutting_down(env),
+            ControlMsg::Batch(envs) => {
+                for env in envs {
+                    self.refuse_shutting_down(env);
+                }
+            }
+            ControlMsg::DiskFull(why) => self.disk_full(&why),
+            ControlMsg::Shutdown => {
+                if running {
+                    tracing::info!("shutting down: finishing open files");
+                    let now = self.clocks.now();
+                    self.shutting_down = Some(now.lsl);
+                    if let Some(a) = self.recorder.shutdown(now.lsl) {
+                        self.execute(vec![a], now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is due after any message or wait: answers, a `start N` timer, stops whose
+    /// frames are in, drop warnings, numbers, the published view.
+    fn step(&mut self) {
+        self.update_buffering();
+        self.answer_due(false);
+        let now = self.clocks.now();
+        if let Some(d) = self.recorder.tick(now.lsl) {
+            tracing::info!("{}", d.outcome.message());
+            self.execute(d.actions, now);
+        }
+        self.close_stops(false);
+        self.watch_drops();
+        self.keep_numbers_ahead();
+        self.publish();
+    }
+
+    /// Waits (on the real clock: writers finish files in real time) up to 30 s of the
+    /// control clock for the writers to report every open file closed.
+    fn drain_until_closed(&mut self, events: &Receiver<WriterEvent>) {
         let limit = Duration::from_secs(30);
+        let since = self.shutting_down.unwrap_or(self.clocks.now().lsl);
         while !self.open.is_empty() {
             self.close_stops(false);
-            let left = limit.saturating_sub(since.elapsed());
+            let left = limit.saturating_sub(self.clocks.now().lsl.saturating_since(since));
             if left.is_zero() {
                 tracing::error!(
                     "files still open after {limit:?}: {:?}",
@@ -280,11 +329,18 @@ impl Control {
     }
 
     fn update_buffering(&mut self) {
-        let delivering = self.cameras.iter().all(|c| {
-            c.stats.next_seq.load(std::sync::atomic::Ordering::Relaxed) > 0
-                && c.stats.running.load(std::sync::atomic::Ordering::Relaxed)
-        });
-        self.recorder.set_buffering(delivering);
+        self.recorder
+            .set_buffering(crate::capture::all_delivering(&self.cameras));
+    }
+
+    /// The disk guard: the recording in progress stops, and everyone hears why.
+    fn disk_full(&mut self, why: &str) {
+        let now = self.clocks.now();
+        if let Some(d) = self.recorder.disk_full(why, now.lsl) {
+            self.warn(format!("{why}; {}", d.outcome.message()));
+            self.notice(format!("recording stopped: {why}"));
+            self.execute(d.actions, now);
+        }
     }
 
     fn refuse_shutting_down(&self, env: Envelope) {
@@ -338,12 +394,6 @@ impl Control {
                 .recorder
                 .handle_until(&command, &origin, received.lsl, known_end),
         };
-        if origin.source == "disk-guard" {
-            if let Outcome::Done(m) = &decision.outcome {
-                self.warn(format!("{}; {m}", origin.text));
-                self.notice(format!("recording stopped: {}", origin.text));
-            }
-        }
         let made: Vec<u64> = decision
             .actions
             .iter()
@@ -352,6 +402,7 @@ impl Control {
                 _ => None,
             })
             .collect();
+        let marked = made_mark(&decision);
         self.execute(decision.actions, received);
         if !made.is_empty() {
             self.keep_numbers_ahead();
@@ -369,19 +420,21 @@ impl Control {
                 }
             }
         }
-        self.lsl_event(
-            None,
-            received.lsl,
-            serde_json::json!({
-                "event": "command",
-                "command": command.to_string(),
-                "source": origin.source,
-                "text": origin.text,
-                "outcome": decision.outcome.kind(),
-                "message": decision.outcome.message(),
-                "time_note": timing,
-            }),
-        );
+        // One event per fact: a mark that was made is a `mark` event (sent by execute).
+        if !marked {
+            self.lsl_event(
+                None,
+                received.lsl,
+                Event::Command {
+                    command: command.to_string(),
+                    source: origin.source,
+                    text: origin.text.clone(),
+                    outcome: decision.outcome.kind(),
+                    message: decision.outcome.message().to_string(),
+                    time_note: timing,
+                },
+            );
+        }
         match &decision.outcome {
             Outcome::Done(m) => tracing::info!(source = %origin.source, "{command}: {m}"),
             Outcome::NoOp(m) => tracing::info!(source = %origin.source, "{command}: no-op: {m}"),
@@ -396,10 +449,10 @@ impl Control {
             let mut view = self.hub.view.lock();
             view.last_command = Some(CommandStatus {
                 command: command.to_string(),
-                source: origin.source.clone(),
+                source: origin.source,
                 text: origin.text.clone(),
                 unix_time: received.wall.as_secs_f64(),
-                outcome: decision.outcome.kind().into(),
+                outcome: decision.outcome.kind(),
                 message: decision.outcome.message().into(),
             });
         }
@@ -419,7 +472,7 @@ impl Control {
                     waiting,
                     files: Vec::new(),
                     problems: self.start_problems.drain(..).collect(),
-                    deadline: Instant::now() + REPLY_WAIT,
+                    deadline: self.clocks.now().lsl + REPLY_WAIT,
                 });
                 self.answer_due(false);
             }
@@ -436,7 +489,7 @@ impl Control {
     /// Sends the answers whose files all exist (or failed), or whose wait is over (all of
     /// them, when `all`).
     fn answer_due(&mut self, all: bool) {
-        let now = Instant::now();
+        let now = self.clocks.now().lsl;
         let (due, wait): (Vec<PendingReply>, Vec<PendingReply>) = self
             .replies
             .drain(..)
@@ -449,12 +502,12 @@ impl Control {
                     let e = c.last_error.lock().clone().unwrap_or_default();
                     format!(
                         "camera {} is lost ({e}): its file starts when it is back",
-                        c.name
+                        c.setup.name
                     )
                 } else {
                     format!(
                         "camera {}: no frame written yet; its file starts with its first frame",
-                        c.name
+                        c.setup.name
                     )
                 };
                 r.problems.push(why);
@@ -483,15 +536,15 @@ impl Control {
         }
     }
 
-    /// A file of recording `id` on `camera` exists (`Ok(path)`) or will not (`Err(why)`).
-    fn file_known(&mut self, id: u64, camera: usize, result: Result<String, String>) {
+    /// A file of recording `id` on `camera` exists, or will not.
+    fn file_known(&mut self, id: u64, camera: usize, known: FileKnown) {
         if let Some(r) = self.replies.iter_mut().find(|r| r.id == id) {
             if r.waiting.remove(&camera) {
-                match result {
-                    Ok(path) => r.files.push(path),
-                    Err(why) => r
+                match known {
+                    FileKnown::Exists(path) => r.files.push(path),
+                    FileKnown::NotMade(why) => r
                         .problems
-                        .push(format!("camera {}: {why}", self.cameras[camera].name)),
+                        .push(format!("camera {}: {why}", self.cameras[camera].setup.name)),
                 }
             }
         }
@@ -523,7 +576,7 @@ impl Control {
                             for cam in &self.cameras {
                                 let (sent, lost, first) = cam.begin_recording(
                                     id,
-                                    &self.writers[cam.index],
+                                    &self.writers[cam.setup.index],
                                     trigger - pre_trigger,
                                     until,
                                 );
@@ -538,20 +591,20 @@ impl Control {
                                 if lost > 0 {
                                     self.warn(format!(
                                         "camera {}: recording {id} lost its {lost} buffered frames: the writer's queue was full",
-                                        cam.name
+                                        cam.setup.name
                                     ));
                                 } else if sent == 0 && until.is_some_and(|u| u <= now) {
                                     // A replayed start and stop whose whole span has left the buffer.
                                     let ended = now.saturating_since(until.expect("checked"));
                                     self.start_problems.push(format!(
                                         "camera {}: the span asked for ended {:.1} s ago and is no longer in the buffer, which holds the last {:.1} s",
-                                        cam.name,
+                                        cam.setup.name,
                                         ended.as_secs_f64(),
                                         pre_trigger.as_secs_f64()
                                     ));
                                 } else {
                                     tracing::info!(
-                                        camera = %cam.name,
+                                        camera = %cam.setup.name,
                                         "recording {id}: {sent} buffered frames queued"
                                     );
                                 }
@@ -575,6 +628,7 @@ impl Control {
                             }
                         }
                         Err(e) => {
+                            let e = e.to_string();
                             self.warn(format!("recording {id} could not start: {e}"));
                             self.start_problems.push(e.clone());
                             if let Some(d) = self.recorder.recording_failed(id, &e, at.lsl) {
@@ -593,12 +647,24 @@ impl Control {
                     for cam in &self.cameras {
                         cam.stop_at(id, end);
                     }
+                    if !matches!(reason, StopReason::Command(_)) {
+                        // A stop command has its `command` event; these have this one.
+                        self.lsl_event(
+                            None,
+                            end,
+                            Event::RecordingStopped {
+                                recording: id,
+                                reason: reason.kind(),
+                                message: reason.to_string(),
+                            },
+                        );
+                    }
                     self.stops.push(PendingStop {
                         id,
                         at: end,
-                        reason: reason.to_string(),
-                        cameras: self.cameras.iter().map(|c| c.index).collect(),
-                        since: Instant::now(),
+                        reason,
+                        cameras: self.cameras.iter().map(|c| c.setup.index).collect(),
+                        since: self.clocks.now().lsl,
                     });
                     self.close_stops(false);
                 }
@@ -613,7 +679,7 @@ impl Control {
                         Ok(wav) => {
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
-                                let w = &self.writers[cam.index];
+                                let w = &self.writers[cam.setup.index];
                                 let (_, _, first) = cam.send_buffered(w, from, to);
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -622,7 +688,7 @@ impl Control {
                                 let _ = w.send(WriterMsg::Close {
                                     id,
                                     end: Some(to),
-                                    reason: "clip complete".into(),
+                                    reason: StopReason::ClipComplete,
                                 });
                             }
                             self.audio_send(AudioCmd::Clip {
@@ -635,7 +701,7 @@ impl Control {
                         }
                         Err(e) => {
                             self.warn(format!("clip {id} could not be written: {e}"));
-                            self.start_problems.push(e);
+                            self.start_problems.push(e.to_string());
                         }
                     }
                 }
@@ -649,12 +715,11 @@ impl Control {
                     self.lsl_event(
                         None,
                         when,
-                        serde_json::json!({
-                            "event": "mark",
-                            "text": text,
-                            "source": origin.source,
-                            "recording": recording,
-                        }),
+                        Event::Mark {
+                            text: text.clone(),
+                            source: origin.source,
+                            recording,
+                        },
                     );
                     if let Some(id) = recording {
                         for w in &self.writers {
@@ -682,12 +747,12 @@ impl Control {
         at: ClockPair,
         pre_trigger: Duration,
         origin: &Origin,
-    ) -> Result<std::path::PathBuf, String> {
+    ) -> Result<std::path::PathBuf, OpenError> {
         // A recording still waiting for its last frames is closed first: its writer must
         // see its Close before the next Open.
         self.close_stops(true);
         let trigger_wall = at.wall_at(trigger);
-        let names: Vec<&str> = self.cameras.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = self.cameras.iter().map(|c| c.setup.name.as_str()).collect();
         let (dir, stem) = self
             .stems
             .allocate(
@@ -696,13 +761,13 @@ impl Control {
                 trigger_wall,
                 &names,
             )
-            .map_err(|e| format!("cannot create the folder for recordings: {e}"))?;
+            .map_err(OpenError::Folder)?;
         let mut files = OpenFiles {
             paths: BTreeMap::new(),
             failed: 0,
         };
         for cam in &self.cameras {
-            let paths = RecordingPaths::new(&dir, &stem, &cam.name);
+            let paths = RecordingPaths::new(&dir, &stem, &cam.setup.name);
             let mkv = paths.mkv.display().to_string();
             let spec = OpenSpec {
                 id,
@@ -713,22 +778,22 @@ impl Control {
                 pre_trigger,
                 origin: origin.clone(),
                 camera: CameraTags {
-                    camera: cam.name.clone(),
-                    source: cam.info.to_string(),
-                    source_id: cam.source_id.clone(),
+                    camera: cam.setup.name.clone(),
+                    source: cam.setup.info.to_string(),
+                    source_id: cam.setup.source_id.clone(),
                     host: self.settings.host.clone(),
                     rig: self.settings.rig.clone(),
                 },
                 fsync_interval: self.settings.fsync_interval,
-                audio: self.settings.audio_track.filter(|_| cam.index == 0),
+                audio: self.settings.audio_track.filter(|_| cam.setup.index == 0),
             };
-            if self.writers[cam.index]
+            if self.writers[cam.setup.index]
                 .send(WriterMsg::Open(Box::new(spec)))
                 .is_err()
             {
-                return Err(format!("the writer of camera {} is gone", cam.name));
+                return Err(OpenError::WriterGone(cam.setup.name.clone()));
             }
-            files.paths.insert(cam.index, mkv);
+            files.paths.insert(cam.setup.index, mkv);
         }
         self.open.insert(id, files);
         Ok(crate::writer::files::audio_path(&dir, &stem))
@@ -738,8 +803,9 @@ impl Control {
     /// exposed before the stop (or have been quiet for [`STOP_GRACE`]), or on every camera
     /// when `now` (a new file is about to open and must follow the old one's close).
     fn close_stops(&mut self, now: bool) {
+        let clock = self.clocks.now().lsl;
         for stop in &mut self.stops {
-            let overdue = now || stop.since.elapsed() >= STOP_GRACE;
+            let overdue = now || clock.saturating_since(stop.since) >= STOP_GRACE;
             stop.cameras.retain(|&i| {
                 let cam = &self.cameras[i];
                 if !overdue && !cam.has_frame_after(stop.at) {
@@ -767,20 +833,19 @@ impl Control {
                 first_lsl,
             } => {
                 tracing::info!(
-                    camera = %self.cameras[camera].name,
+                    camera = %self.cameras[camera].setup.name,
                     "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl})"
                 );
-                self.file_known(id, camera, Ok(path.clone()));
+                self.file_known(id, camera, FileKnown::Exists(path.clone()));
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
-                    serde_json::json!({
-                        "event": "file_opened",
-                        "recording": id,
-                        "path": path,
-                        "first_frame": first_frame,
-                        "first_frame_lsl_time": first_lsl.as_secs_f64(),
-                    }),
+                    Event::FileOpened {
+                        recording: id,
+                        path,
+                        first_frame,
+                        first_frame_lsl_time: first_lsl.as_secs_f64(),
+                    },
                 );
             }
             WriterEvent::Closed {
@@ -794,18 +859,17 @@ impl Control {
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
-                    serde_json::json!({
-                        "event": "file_closed",
-                        "recording": id,
-                        "kind": summary.kind,
-                        "path": summary.path,
-                        "frames": summary.frames,
-                        "first_frame": summary.first_frame_number,
-                        "last_frame": summary.last_frame_number,
-                        "missing_frames": summary.missing_frames,
-                        "duration_s": summary.duration_s,
-                        "error": summary.error,
-                    }),
+                    Event::FileClosed {
+                        recording: id,
+                        kind: summary.kind,
+                        path: summary.path.clone(),
+                        frames: summary.frames,
+                        first_frame: summary.first_frame_number,
+                        last_frame: summary.last_frame_number,
+                        missing_frames: summary.missing_frames,
+                        duration_s: summary.duration_s,
+                        error: summary.error.clone(),
+                    },
                 );
                 self.notice(match &summary.error {
                     Some(e) => format!("{}: {e}", summary.path),
@@ -819,8 +883,8 @@ impl Control {
                     ),
                 });
                 let known = match &summary.error {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(summary.path.clone()),
+                    Some(e) => FileKnown::NotMade(e.clone()),
+                    None => FileKnown::Exists(summary.path.clone()),
                 };
                 self.hub.view.lock().last_files.insert(camera, summary);
                 self.file_done(id, camera, false);
@@ -834,12 +898,15 @@ impl Control {
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
-                    serde_json::json!({"event": "error", "recording": id, "message": error}),
+                    Event::Error {
+                        recording: id,
+                        message: error.clone(),
+                    },
                 );
                 *self.cameras[camera].last_error.lock() = Some(error.clone());
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
-                self.file_known(id, camera, Err(error.clone()));
+                self.file_known(id, camera, FileKnown::NotMade(error.clone()));
                 let all_failed = self
                     .open
                     .get(&id)
@@ -858,6 +925,10 @@ impl Control {
     /// A camera was lost or is back: the people, the LSL events, and the events file of
     /// every recording it is part of hear of it. Its recording goes on.
     fn camera_event(&mut self, ev: CameraEvent) {
+        match &ev {
+            CameraEvent::Lost { camera, .. } => self.recorder.camera_lost(*camera),
+            CameraEvent::Back { camera, .. } => self.recorder.camera_back(*camera),
+        }
         let (camera, at, kind, text) = match &ev {
             CameraEvent::Lost { camera, why, at } => {
                 (*camera, *at, NoteKind::CameraLost, why.clone())
@@ -869,7 +940,7 @@ impl Control {
                 format!("after {:.1} s", gap.as_secs_f64()),
             ),
         };
-        let name = self.cameras[camera].name.clone();
+        let name = self.cameras[camera].setup.name.clone();
         let ids: Vec<u64> = self
             .open
             .iter()
@@ -896,16 +967,19 @@ impl Control {
         // The capture thread logged it already.
         self.add_warning(message.clone());
         self.notice(message);
-        self.lsl_event(
-            Some(camera),
-            at,
-            serde_json::json!({
-                "event": kind.as_str(),
-                "camera": name,
-                "recording": ids.last(),
-                "message": text,
-            }),
-        );
+        let event = match kind {
+            NoteKind::CameraLost => Event::CameraLost {
+                camera: name,
+                recording: ids.last().copied(),
+                message: text.clone(),
+            },
+            NoteKind::CameraBack { .. } => Event::CameraBack {
+                camera: name,
+                recording: ids.last().copied(),
+                message: text.clone(),
+            },
+        };
+        self.lsl_event(Some(camera), at, event);
         let wall = self.clocks.now().wall_at(at);
         for id in ids {
             // Never waits on a writer: a full queue loses the row (the log has it).
@@ -955,7 +1029,7 @@ impl Control {
                 s.too_large.load(Relaxed),
                 s.writer_queue_full.load(Relaxed),
             ];
-            let seen = self.drops_seen.entry(cam.index).or_insert(now);
+            let seen = self.drops_seen.entry(cam.setup.index).or_insert(now);
             let new: Vec<String> = now
                 .iter()
                 .zip(seen.iter())
@@ -976,7 +1050,7 @@ impl Control {
                 };
                 let msg = format!(
                     "camera {}: frames lost{during}: {}",
-                    cam.name,
+                    cam.setup.name,
                     new.join(", ")
                 );
                 tracing::warn!("{msg}");
@@ -1011,13 +1085,9 @@ impl Control {
         }
     }
 
-    fn lsl_event(&self, camera: Option<usize>, at: LslTime, json: serde_json::Value) {
+    fn lsl_event(&self, camera: Option<usize>, at: LslTime, event: Event) {
         if self.lsl.is_some() {
-            self.lsl_send(LslMsg::Event {
-                camera,
-                at,
-                json: json.to_string(),
-            });
+            self.lsl_send(LslMsg::Event { camera, at, event });
         }
     }
 
@@ -1036,6 +1106,7 @@ impl Control {
         view.next_recording = Some(self.recorder.next_id());
         view.state = Some(self.recorder.state());
         view.recording = self.recorder.recording().cloned();
+        view.lost_cameras = self.recorder.lost_cameras();
         view.current_files = self
             .open
             .values()
@@ -1050,217 +1121,4 @@ impl Control {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bus::{command_bus, CommandBus};
-    use crate::capture::CaptureStep;
-    use crate::frame::FrameMeta;
-    use crate::ring::RingLimits;
-    use crate::status::FileSummary;
-
-    fn meta(seq: u64, capture: LslTime) -> FrameMeta {
-        FrameMeta {
-            seq,
-            capture,
-            wall: ClockPair::now().wall_at(capture),
-            width: 16,
-            height: 16,
-            keyframe: true,
-        }
-    }
-
-    struct Rig {
-        _tmp: tempfile::TempDir,
-        cam: Arc<Camera>,
-        writer: Receiver<WriterMsg>,
-        events: Sender<WriterEvent>,
-        bus: CommandBus,
-        thread: std::thread::JoinHandle<()>,
-    }
-
-    /// A control thread with one camera whose writer queue the test reads.
-    fn rig() -> Rig {
-        let tmp = tempfile::tempdir().unwrap();
-        let cam = Arc::new(crate::capture::test_camera(RingLimits::for_rate(
-            Duration::from_secs(1),
-            100.0,
-            4 << 20,
-        )));
-        let (wtx, wrx) = crossbeam_channel::bounded(1000);
-        let (etx, erx) = crossbeam_channel::unbounded();
-        let hub = Arc::new(StatusHub::new("r".into(), vec![cam.clone()], Vec::new()));
-        let settings = ControlSettings {
-            root: tmp.path().to_path_buf(),
-            prefix: "rec".into(),
-            fsync_interval: None,
-            rig: "r".into(),
-            host: "h".into(),
-            pre_trigger: Duration::from_secs(1),
-            audio_track: None,
-            min_free: None,
-        };
-        let control = Control::new(
-            settings,
-            vec![cam.clone()],
-            vec![wtx],
-            hub,
-            Arc::new(crate::clock::RealClocks),
-            ControlLinks::default(),
-        );
-        let (bus, inbox) = command_bus();
-        let (_camera_tx, camera_rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::spawn(move || control.run(inbox, erx, camera_rx));
-
-        Rig {
-            _tmp: tmp,
-            cam,
-            writer: wrx,
-            events: etx,
-            bus,
-            thread,
-        }
-    }
-
-    /// A stop ends the recording with the last frame exposed before it, even when that
-    /// frame reaches us after the stop command did (cameras deliver after exposure).
-    #[test]
-    fn a_stop_waits_for_frames_exposed_before_it() {
-        let Rig {
-            _tmp,
-            cam,
-            writer: wrx,
-            events: etx,
-            bus,
-            thread,
-        } = rig();
-        let mut step = CaptureStep::default();
-        let start = LslTime::now();
-        for n in 0..50u64 {
-            step.frame(
-                &cam,
-                meta(
-                    n,
-                    start - Duration::from_millis(500) + Duration::from_millis(10 * n),
-                ),
-                b"jpeg",
-            );
-        }
-        bus.send(
-            Command::Start { seconds: None },
-            Origin::new("test", "start"),
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        bus.send(Command::Stop, Origin::new("test", "stop"))
-            .unwrap();
-        let stop_sent = LslTime::now();
-        std::thread::sleep(Duration::from_millis(50));
-        // Open and the buffered frames; no Close yet: frames exposed before the stop may
-        // still come.
-        let early: Vec<WriterMsg> = wrx.try_iter().collect();
-        assert!(matches!(early.first(), Some(WriterMsg::Open(_))));
-        assert!(
-            matches!(&early[1..], [WriterMsg::Buffered(f)] if f.len() == 50),
-            "Open and the 50 buffered frames"
-        );
-        // Exposed before the stop, delivered 50 ms after it: belongs in the recording.
-        step.frame(
-            &cam,
-            meta(50, stop_sent - Duration::from_millis(1)),
-            b"jpeg",
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        // The first frame exposed after the stop: the recording is complete, it closes.
-        step.frame(
-            &cam,
-            meta(51, stop_sent + Duration::from_millis(9)),
-            b"jpeg",
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        let msgs: Vec<WriterMsg> = wrx.try_iter().collect();
-        let frames: Vec<u64> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                WriterMsg::Frame(f) => Some(f.meta.seq),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            frames,
-            vec![50],
-            "the late frame is forwarded, the one after the stop is not"
-        );
-        assert!(
-            matches!(msgs.last(), Some(WriterMsg::Close { .. })),
-            "{msgs:?}"
-        );
-        // Play the writer's answer, so that shutdown finds nothing open.
-        etx.send(WriterEvent::Closed {
-            camera: 0,
-            id: 1,
-            summary: FileSummary::default(),
-        })
-        .unwrap();
-        bus.shutdown();
-        thread.join().unwrap();
-    }
-
-    /// A start that comes while the last recording still waits for its last frames closes
-    /// that recording first: its writer sees Close before the new Open.
-    #[test]
-    fn a_quick_restart_closes_the_previous_file_first() {
-        let r = rig();
-        let mut step = CaptureStep::default();
-        let t0 = LslTime::now();
-        for n in 0..10u64 {
-            step.frame(
-                &r.cam,
-                meta(
-                    n,
-                    t0 - Duration::from_millis(100) + Duration::from_millis(10 * n),
-                ),
-                b"jpeg",
-            );
-        }
-        r.bus
-            .send(
-                Command::Start { seconds: None },
-                Origin::new("test", "start"),
-            )
-            .unwrap();
-        r.bus
-            .send(Command::Stop, Origin::new("test", "stop"))
-            .unwrap();
-        r.bus
-            .send(
-                Command::Start { seconds: None },
-                Origin::new("test", "start"),
-            )
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let order: Vec<String> = r
-            .writer
-            .try_iter()
-            .filter_map(|m| match m {
-                WriterMsg::Open(spec) => Some(format!("open {}", spec.id)),
-                WriterMsg::Close { id, .. } => Some(format!("close {id}")),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(order, ["open 1", "close 1", "open 2"]);
-        for id in [1, 2] {
-            r.events
-                .send(WriterEvent::Closed {
-                    camera: 0,
-                    id,
-                    summary: FileSummary::default(),
-                })
-                .unwrap();
-        }
-        r.bus
-            .send(Command::Stop, Origin::new("test", "stop"))
-            .unwrap();
-        r.bus.shutdown();
-        r.thread.join().unwrap();
-    }
-}
+mod tests;

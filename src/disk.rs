@@ -1,8 +1,8 @@
 //! The recordings root's disk: free space, the disk guard, and retention.
 //!
 //! The `disk` thread reads the filesystem's free space every half second. Below
-//! `storage.min_free` it stops the recording that is running (an ordinary stop from the
-//! source `disk-guard`: the files are finished and playable, the status, the log, the LSL
+//! `storage.min_free` it stops the recording that is running (a typed `DiskFull` message to
+//! the control thread, whose recorder stops with `StopReason::DiskFull`: the files are finished and playable, the status, the log, the LSL
 //! events and the ntfy reply say why), and the control thread refuses new recordings and
 //! clips (`storage::refusal`) until there is room again. Buffering goes on throughout: nothing in
 //! RAM is lost, and the next recording after space is freed has its full pre-trigger.
@@ -14,18 +14,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
 use crate::bus::CommandBus;
 use crate::capture::Camera;
+use crate::clock::{Clocks, LslTime};
 use crate::config::RetentionConfig;
 use crate::hub::StatusHub;
-use crate::recorder::{Command, Origin};
+use crate::shutdown::Shutdown;
 use crate::status::DiskStatus;
 
 const POLL: Duration = Duration::from_millis(500);
@@ -39,26 +40,69 @@ use crate::storage::{below_guard, free_space, size};
 /// How much hindsight writes per second, over a sliding window.
 #[derive(Default)]
 pub struct RateMeter {
-    samples: VecDeque<(Instant, u64)>,
+    samples: VecDeque<(LslTime, u64)>,
 }
 
 impl RateMeter {
     /// Adds the running total `bytes` at `now`; returns bytes per second over the window.
-    pub fn add(&mut self, now: Instant, bytes: u64) -> f64 {
+    pub fn add(&mut self, now: LslTime, bytes: u64) -> f64 {
         self.samples.push_back((now, bytes));
         while self
             .samples
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+            .is_some_and(|(t, _)| now.saturating_since(*t) > RATE_WINDOW)
         {
             self.samples.pop_front();
         }
         let (t0, b0) = self.samples[0];
-        let dt = now.duration_since(t0).as_secs_f64();
+        let dt = now.saturating_since(t0).as_secs_f64();
         if dt <= 0.0 {
             0.0
         } else {
             bytes.saturating_sub(b0) as f64 / dt
+        }
+    }
+}
+
+/// The guard's memory from one poll to the next: was free space low, and which recording
+/// it has stopped (each once).
+#[derive(Debug, Default)]
+struct Guard {
+    was_low: bool,
+    stopped: Option<u64>,
+}
+
+/// What one poll of the guard found, and what to do.
+#[derive(Debug, PartialEq, Eq)]
+enum GuardStep {
+    /// Free space is below `storage.min_free`: `newly` the first poll that found it;
+    /// `stop` the recording to stop now (each recording once).
+    Low {
+        newly: bool,
+        stop: Option<u64>,
+    },
+    /// Above it again after being low.
+    Recovered,
+    Fine,
+}
+
+impl Guard {
+    /// `low`: free space is below the guard; `recording`: the recording in progress.
+    fn poll(&mut self, low: bool, recording: Option<u64>) -> GuardStep {
+        let was_low = std::mem::replace(&mut self.was_low, low);
+        if low {
+            let stop = recording.filter(|&id| self.stopped != Some(id));
+            if stop.is_some() {
+                self.stopped = stop;
+            }
+            GuardStep::Low {
+                newly: !was_low,
+                stop,
+            }
+        } else if was_low {
+            GuardStep::Recovered
+        } else {
+            GuardStep::Fine
         }
     }
 }
@@ -289,7 +333,8 @@ pub fn spawn(
     hub: Arc<StatusHub>,
     bus: CommandBus,
     status: Arc<Mutex<DiskStatus>>,
-    stop: Arc<AtomicBool>,
+    clocks: Arc<dyn Clocks>,
+    stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     {
         let mut s = status.lock();
@@ -300,7 +345,7 @@ pub fn spawn(
         .name("disk".into())
         .spawn(move || {
             let _span = tracing::info_span!("disk").entered();
-            run(&settings, &cameras, &hub, &bus, &status, &stop)
+            run(&settings, &cameras, &hub, &bus, &status, &*clocks, &stop)
         })
 }
 
@@ -310,15 +355,15 @@ fn run(
     hub: &StatusHub,
     bus: &CommandBus,
     status: &Mutex<DiskStatus>,
-    stop: &AtomicBool,
+    clocks: &dyn Clocks,
+    stop: &Shutdown,
 ) {
     let mut rate = RateMeter::default();
-    let mut stopped_recording: Option<u64> = None;
-    let mut was_low = false;
+    let mut guard_state = Guard::default();
     // The first retention pass waits a little: the recorder is still starting.
-    let mut next_retention = Instant::now() + Duration::from_secs(2);
-    while !stop.load(Relaxed) {
-        let now = Instant::now();
+    let mut next_retention = clocks.now().lsl + Duration::from_secs(2);
+    while !stop.stopping() {
+        let now = clocks.now().lsl;
         let written: u64 = cameras
             .iter()
             .map(|c| c.written.bytes_written.load(Relaxed))
@@ -331,27 +376,26 @@ fn run(
                 let guard = settings
                     .min_free
                     .and_then(|m| below_guard(&settings.root, free, m));
-                if let Some(why) = &guard {
-                    if !was_low {
-                        tracing::error!("{why}: stopping any recording, refusing new ones");
-                        hub.add_warning(format!(
-                            "{why}: recordings and clips are refused until there is room"
-                        ));
-                    }
-                    if let Some(r) = &snapshot.recording {
-                        if stopped_recording != Some(r.id) {
-                            stopped_recording = Some(r.id);
-                            let _ = bus.send(Command::Stop, Origin::new("disk-guard", why.clone()));
+                let recording = snapshot.recording.as_ref().map(|r| r.id);
+                match (guard_state.poll(guard.is_some(), recording), &guard) {
+                    (GuardStep::Low { newly, stop }, Some(why)) => {
+                        if newly {
+                            tracing::error!("{why}: stopping any recording, refusing new ones");
+                            hub.add_warning(format!(
+                                "{why}: recordings and clips are refused until there is room"
+                            ));
+                        }
+                        if stop.is_some() {
+                            let _ = bus.disk_full(why.clone());
                         }
                     }
-                } else if was_low {
-                    tracing::info!(
+                    (GuardStep::Recovered, _) => tracing::info!(
                         "disk: {} free under {} again; recordings can start",
                         size(free),
                         settings.root.display()
-                    );
+                    ),
+                    _ => {}
                 }
-                was_low = guard.is_some();
                 let mut s = status.lock();
                 s.free_bytes = free;
                 s.total_bytes = total;
@@ -385,7 +429,7 @@ fn run(
                 status.lock().retention_last = Some(format!("{summary} (unix time {unix:.0})"));
             }
         }
-        std::thread::sleep(POLL);
+        clocks.sleep_until(now + POLL);
     }
 }
 
@@ -488,8 +532,88 @@ mod tests {
     }
 
     #[test]
+    fn the_guard_warns_once_stops_each_recording_once_and_sees_recovery() {
+        let mut g = Guard::default();
+        assert_eq!(g.poll(false, None), GuardStep::Fine);
+        assert_eq!(
+            g.poll(true, Some(1)),
+            GuardStep::Low {
+                newly: true,
+                stop: Some(1)
+            }
+        );
+        // Still low, the stop already asked for: not again (the recorder is stopping it).
+        assert_eq!(
+            g.poll(true, Some(1)),
+            GuardStep::Low {
+                newly: false,
+                stop: None
+            }
+        );
+        // A recording started while low (it is refused; should one slip in, it is stopped).
+        assert_eq!(
+            g.poll(true, Some(2)),
+            GuardStep::Low {
+                newly: false,
+                stop: Some(2)
+            }
+        );
+        assert_eq!(g.poll(false, None), GuardStep::Recovered);
+        assert_eq!(g.poll(false, Some(3)), GuardStep::Fine);
+    }
+
+    /// The thread itself on a simulated clock: a full disk stops the recording in
+    /// progress through the bus, once, and the write rate comes from simulated time.
+    #[test]
+    fn the_disk_thread_stops_the_recording_on_simulated_time() {
+        use crate::clock::{ClockPair, SimulatedClocks, WallTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let clocks = Arc::new(SimulatedClocks::new(ClockPair {
+            lsl: LslTime::from_nanos(1_000_000_000_000),
+            wall: WallTime::from_nanos(1_700_000_000_000_000_000),
+        }));
+        let hub = Arc::new(StatusHub::new("r".into(), Vec::new(), Vec::new()));
+        hub.view.lock().recording = Some(crate::recorder::ActiveRecording {
+            id: 7,
+            trigger: clocks.now().lsl,
+            pre_trigger: Duration::ZERO,
+            until: None,
+            origin: crate::recorder::Origin::new(crate::recorder::TriggerSource::Test, "t"),
+        });
+        let (bus, inbox) = crate::bus::command_bus();
+        let settings = DiskSettings {
+            root: tmp.path().to_path_buf(),
+            // More than any disk has: the guard trips at once.
+            min_free: Some(u64::MAX / 2),
+            retention: RetentionConfig::default(),
+        };
+        let status = Arc::new(Mutex::new(DiskStatus::default()));
+        let stop = Shutdown::new();
+        let join = spawn(
+            settings,
+            Vec::new(),
+            hub.clone(),
+            bus,
+            status.clone(),
+            clocks.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        let first = inbox.next_message(Duration::from_secs(10));
+        assert!(
+            matches!(&first, Some(crate::bus::ControlMsg::DiskFull(why)) if why.contains("storage.min_free")),
+            "the recording is stopped"
+        );
+        // The simulated clock runs the polls without sleeping; no second stop for it.
+        assert!(inbox.next_message(Duration::from_millis(200)).is_none());
+        assert!(status.lock().guard.is_some());
+        stop.advance(crate::shutdown::Stage::Stopping);
+        join.join().unwrap();
+    }
+
+    #[test]
     fn the_write_rate_is_measured_over_the_window() {
-        let t0 = Instant::now();
+        let t0 = LslTime::from_nanos(1_000_000_000_000);
         let mut m = RateMeter::default();
         assert_eq!(m.add(t0, 0), 0.0);
         let r = m.add(t0 + Duration::from_secs(2), 4_000_000);

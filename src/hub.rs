@@ -31,6 +31,8 @@ pub(crate) struct ControlView {
     pub(crate) warnings: Vec<String>,
     /// The number the next recording will get.
     pub(crate) next_recording: Option<u64>,
+    /// Cameras the recorder knows are lost.
+    pub(crate) lost_cameras: Vec<usize>,
 }
 
 /// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
@@ -106,10 +108,10 @@ impl StatusHub {
         let cameras = self
             .cameras
             .iter()
-            .map(|c| c.status(view.current_by_camera.get(&c.index).cloned(), now.lsl))
+            .map(|c| c.status(view.current_by_camera.get(&c.setup.index).cloned(), now.lsl))
             .collect();
         Status {
-            state: state.as_str().into(),
+            state,
             state_code: state.lsl_code(),
             rig: self.rig.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -123,8 +125,13 @@ impl StatusHub {
                 elapsed_s: now.lsl.saturating_since(r.trigger).as_secs_f64(),
                 pre_trigger_s: r.pre_trigger.as_secs_f64(),
                 remaining_s: r.until.map(|u| u.saturating_since(now.lsl).as_secs_f64()),
-                trigger_source: r.origin.source.clone(),
+                trigger_source: r.origin.source,
                 trigger_text: r.origin.text.clone(),
+                cameras_lost: view
+                    .lost_cameras
+                    .iter()
+                    .filter_map(|&i| self.cameras.get(i).map(|c| c.setup.name.clone()))
+                    .collect(),
             }),
             last_command: view.last_command.clone(),
             last_files: view.last_files.values().cloned().collect(),

@@ -121,7 +121,7 @@ fn load_for_run(args: &RunArgs) -> Result<(Config, String), String> {
         Config::load(config_path(args.config.clone()).as_deref()).map_err(|e| e.to_string())?;
     let mut sets: Vec<(String, Value)> = Vec::new();
     if let Some(s) = &args.source {
-        s.parse::<config::SourceKind>()?;
+        s.parse::<config::SourceKind>().map_err(|e| e.to_string())?;
         sets.push(("cameras.*.source".into(), Value::String(s.clone())));
     }
     if let Some(r) = &args.root {

@@ -8,6 +8,10 @@
 //! States and their LSL status codes: idle (0), recording (1), buffering (2). A command
 //! that makes no sense in the current state (start while recording, stop while not) is a
 //! logged, reported no-op, never an error that stops anything.
+//!
+//! What belongs here: the state machine and the vocabulary every layer shares about a
+//! recording (`Command`, `Origin`, `TriggerSource`, `StopReason`, `State`, `FileKind`,
+//! `Outcome`). What does not: time, I/O, threads; carrying decisions out (`control`).
 
 use std::fmt;
 use std::time::Duration;
@@ -54,27 +58,83 @@ impl fmt::Display for Command {
     }
 }
 
+/// Who or what gave a command, or ended a recording without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerSource {
+    /// The local HTTP API (`hindsight ctl`, scripts, the web page).
+    Api,
+    /// An ntfy message.
+    Ntfy,
+    /// A key in the terminal dashboard.
+    Key,
+    /// An LSL marker.
+    Lsl,
+    /// A `start N` timer.
+    Timer,
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// Free space below `storage.min_free`.
+    DiskGuard,
+    /// A camera (lost, back).
+    Camera,
+    /// A camera's writer (a file finished, a write error).
+    Writer,
+    /// The process shutting down.
+    Shutdown,
+    /// `hindsight bench`.
+    Bench,
+    /// Unit tests.
+    Test,
+}
+
+impl TriggerSource {
+    /// As written in files, events and the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerSource::Api => "api",
+            TriggerSource::Ntfy => "ntfy",
+            TriggerSource::Key => "key",
+            TriggerSource::Lsl => "lsl",
+            TriggerSource::Timer => "timer",
+            TriggerSource::Signal => "signal",
+            TriggerSource::DiskGuard => "disk-guard",
+            TriggerSource::Camera => "camera",
+            TriggerSource::Writer => "writer",
+            TriggerSource::Shutdown => "shutdown",
+            TriggerSource::Bench => "bench",
+            TriggerSource::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for TriggerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a command came from, recorded in files and events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `api`, `ntfy`, `key`, `lsl`, `timer`, `signal`.
-    pub source: String,
+    pub source: TriggerSource,
     /// The message as received (e.g. the ntfy text), for the record.
     pub text: String,
 }
 
 impl Origin {
-    pub fn new(source: &str, text: impl Into<String>) -> Origin {
+    pub fn new(source: TriggerSource, text: impl Into<String>) -> Origin {
         Origin {
-            source: source.to_string(),
+            source,
             text: text.into(),
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    #[default]
     Idle,
     Recording,
     Buffering,
@@ -99,15 +159,68 @@ impl State {
     }
 }
 
-/// Why a recording ended.
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a file holds: a recording (start … stop) or a clip (the last N seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    Recording,
+    Clip,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Recording => "recording",
+            FileKind::Clip => "clip",
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a recording (or one camera's file of it) ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {
+    /// A stop command.
     Command(Origin),
     /// `start N` ran its N seconds.
     Timer,
-    /// Every camera's writer failed (disk full, unwritable).
-    Failed(String),
+    /// Free space fell below `storage.min_free`.
+    DiskFull(String),
+    /// Every camera's writer failed (a full disk without the guard, an unwritable root).
+    WriteError(String),
+    /// The process is shutting down (a signal, the service stopping).
     Shutdown,
+    /// A clip's frames are all written.
+    ClipComplete,
+    /// A file still open when the next recording's opened (a defect: logged as an error).
+    Superseded { by: u64 },
+}
+
+impl StopReason {
+    /// The name analysis scripts see (the `recording_stopped` event's `reason`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StopReason::Command(_) => "command",
+            StopReason::Timer => "timer",
+            StopReason::DiskFull(_) => "disk_full",
+            StopReason::WriteError(_) => "write_error",
+            StopReason::Shutdown => "shutdown",
+            StopReason::ClipComplete => "clip_complete",
+            StopReason::Superseded { .. } => "superseded",
+        }
+    }
 }
 
 impl fmt::Display for StopReason {
@@ -115,8 +228,13 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Command(o) => write!(f, "stop from {} ({})", o.source, o.text),
             StopReason::Timer => write!(f, "timer"),
-            StopReason::Failed(e) => write!(f, "failed: {e}"),
+            StopReason::DiskFull(why) => {
+                write!(f, "stop from {} ({why})", TriggerSource::DiskGuard)
+            }
+            StopReason::WriteError(e) => write!(f, "failed: {e}"),
             StopReason::Shutdown => write!(f, "shutdown"),
+            StopReason::ClipComplete => write!(f, "clip complete"),
+            StopReason::Superseded { by } => write!(f, "superseded by recording {by}"),
         }
     }
 }
@@ -174,13 +292,41 @@ impl Outcome {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Outcome::Done(_) => "done",
-            Outcome::NoOp(_) => "no-op",
-            Outcome::Rejected(_) => "rejected",
-            Outcome::Failed(_) => "failed",
+            Outcome::Done(_) => OutcomeKind::Done,
+            Outcome::NoOp(_) => OutcomeKind::NoOp,
+            Outcome::Rejected(_) => OutcomeKind::Rejected,
+            Outcome::Failed(_) => OutcomeKind::Failed,
         }
+    }
+}
+
+/// An [`Outcome`] without its message: how the status, the API and the events name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    #[default]
+    Done,
+    NoOp,
+    Rejected,
+    Failed,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Done => "done",
+            OutcomeKind::NoOp => "no-op",
+            OutcomeKind::Rejected => "rejected",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -217,6 +363,9 @@ pub struct Recorder {
     buffering: bool,
     recording: Option<ActiveRecording>,
     next_id: u64,
+    /// Cameras that deliver no usable frame now (lost, being reopened). A recording goes
+    /// on without them; their files continue when they are back.
+    lost: std::collections::BTreeSet<usize>,
 }
 
 impl Recorder {
@@ -233,6 +382,7 @@ impl Recorder {
             buffering: false,
             recording: None,
             next_id: first,
+            lost: Default::default(),
         }
     }
 
@@ -258,6 +408,22 @@ impl Recorder {
     /// The cameras started (or all stopped) delivering frames.
     pub fn set_buffering(&mut self, on: bool) {
         self.buffering = on;
+    }
+
+    /// Camera `camera` delivers no usable frame: the recording in progress goes on with
+    /// the others (and this one's file continues when it is back).
+    pub fn camera_lost(&mut self, camera: usize) {
+        self.lost.insert(camera);
+    }
+
+    /// Camera `camera` delivers again.
+    pub fn camera_back(&mut self, camera: usize) {
+        self.lost.remove(&camera);
+    }
+
+    /// The cameras lost now, in order.
+    pub fn lost_cameras(&self) -> Vec<usize> {
+        self.lost.iter().copied().collect()
     }
 
     /// When [`Recorder::tick`] next has something to do.
@@ -446,14 +612,34 @@ impl Recorder {
         if self.recording.as_ref().map(|r| r.id) != Some(id) {
             return None;
         }
-        self.recording = None;
+        self.end(StopReason::WriteError(why.to_string()), now)
+    }
+
+    /// Free space is below the guard: the recording in progress stops, and says why.
+    pub fn disk_full(&mut self, why: &str, now: LslTime) -> Option<Decision> {
+        self.end(StopReason::DiskFull(why.to_string()), now)
+    }
+
+    /// Ends the recording in progress for `reason` (not a command: nobody waits for a
+    /// reply).
+    fn end(&mut self, reason: StopReason, now: LslTime) -> Option<Decision> {
+        let r = self.recording.take()?;
+        let outcome = Outcome::Done(format!(
+            "stopped recording {} after {:.1} s: {}",
+            r.id,
+            now.saturating_since(r.trigger).as_secs_f64(),
+            match &reason {
+                StopReason::DiskFull(why) | StopReason::WriteError(why) => why.clone(),
+                other => other.to_string(),
+            }
+        ));
         Some(Decision {
             actions: vec![Action::StopRecording {
-                id,
+                id: r.id,
                 at: now,
-                reason: StopReason::Failed(why.to_string()),
+                reason,
             }],
-            outcome: Outcome::Done(format!("recording {id} stopped: {why}")),
+            outcome,
         })
     }
 
@@ -475,12 +661,17 @@ impl Recorder {
     fn describe(&self, now: LslTime) -> String {
         match &self.recording {
             Some(r) => format!(
-                "recording (recording {}, {:.1} s so far{})",
+                "recording (recording {}, {:.1} s so far{}{})",
                 r.id,
                 now.saturating_since(r.trigger).as_secs_f64(),
                 match r.until {
                     Some(u) => format!(", {:.1} s left", u.saturating_since(now).as_secs_f64()),
                     None => String::new(),
+                },
+                match self.lost.len() {
+                    0 => String::new(),
+                    1 => ", 1 camera lost".to_string(),
+                    n => format!(", {n} cameras lost"),
                 }
             ),
             None => self.state().as_str().to_string(),
@@ -488,328 +679,18 @@ impl Recorder {
     }
 }
 
-fn checked_seconds(s: f64) -> Result<Duration, String> {
+/// A `start N` or `clip N` whose N is out of range.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("seconds must be more than 0 and at most {MAX_COMMAND_SECONDS}")]
+pub struct BadSeconds;
+
+fn checked_seconds(s: f64) -> Result<Duration, BadSeconds> {
     if s.is_finite() && s > 0.0 && s <= MAX_COMMAND_SECONDS {
         Ok(Duration::from_secs_f64(s))
     } else {
-        Err(format!(
-            "seconds must be more than 0 and at most {MAX_COMMAND_SECONDS}"
-        ))
+        Err(BadSeconds)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: f64) -> LslTime {
-        LslTime::from_secs_f64(s)
-    }
-
-    fn api() -> Origin {
-        Origin::new("api", "test")
-    }
-
-    fn buffering() -> Recorder {
-        let mut r = Recorder::new(Duration::from_secs(20));
-        r.set_buffering(true);
-        r
-    }
-
-    #[test]
-    fn states_follow_buffering_and_recording() {
-        let mut r = Recorder::new(Duration::from_secs(20));
-        assert_eq!(r.state(), State::Idle);
-        r.set_buffering(true);
-        assert_eq!(r.state(), State::Buffering);
-        r.handle(&Command::Start { seconds: None }, &api(), t(100.0));
-        assert_eq!(r.state(), State::Recording);
-        r.handle(&Command::Stop, &api(), t(101.0));
-        assert_eq!(r.state(), State::Buffering);
-        assert_eq!(
-            [State::Idle, State::Recording, State::Buffering].map(State::lsl_code),
-            [0, 1, 2]
-        );
-    }
-
-    #[test]
-    fn start_records_the_buffer_then_stop_ends_it() {
-        let mut r = buffering();
-        let d = r.handle(&Command::Start { seconds: None }, &api(), t(100.0));
-        assert_eq!(
-            d.actions,
-            vec![Action::StartRecording {
-                id: 1,
-                trigger: t(100.0),
-                pre_trigger: Duration::from_secs(20),
-                until: None,
-                origin: api(),
-            }]
-        );
-        assert!(matches!(d.outcome, Outcome::Done(_)));
-        let d = r.handle(&Command::Stop, &api(), t(102.5));
-        assert_eq!(
-            d.actions,
-            vec![Action::StopRecording {
-                id: 1,
-                at: t(102.5),
-                reason: StopReason::Command(api()),
-            }]
-        );
-    }
-
-    /// A start replayed together with its stop takes no frame after the stop; the stop
-    /// ends it at its own time.
-    #[test]
-    fn a_start_whose_stop_is_known_records_exactly_that_span() {
-        let mut r = buffering();
-        let d = r.handle_until(
-            &Command::Start { seconds: None },
-            &api(),
-            t(10.0),
-            Some(t(11.2)),
-        );
-        assert!(matches!(
-            &d.actions[..],
-            [Action::StartRecording { trigger, until: Some(u), .. }] if *trigger == t(10.0) && *u == t(11.2)
-        ));
-        let d = r.handle(&Command::Stop, &api(), t(11.2));
-        assert!(matches!(
-            &d.actions[..],
-            [Action::StopRecording { at, .. }] if *at == t(11.2)
-        ));
-        // `start N` with a known stop before its N seconds: the earlier of the two.
-        let d = r.handle_until(
-            &Command::Start {
-                seconds: Some(60.0),
-            },
-            &api(),
-            t(20.0),
-            Some(t(21.0)),
-        );
-        assert!(matches!(
-            &d.actions[..],
-            [Action::StartRecording { until: Some(u), .. }] if *u == t(21.0)
-        ));
-    }
-
-    #[test]
-    fn start_while_recording_and_stop_while_not_are_no_ops() {
-        let mut r = buffering();
-        let d = r.handle(&Command::Stop, &api(), t(1.0));
-        assert!(d.actions.is_empty());
-        assert!(matches!(d.outcome, Outcome::NoOp(_)));
-        r.handle(&Command::Start { seconds: None }, &api(), t(2.0));
-        let d = r.handle(&Command::Start { seconds: Some(5.0) }, &api(), t(3.0));
-        assert!(d.actions.is_empty());
-        assert!(matches!(d.outcome, Outcome::NoOp(_)));
-        assert_eq!(
-            r.recording().unwrap().id,
-            1,
-            "the running recording is untouched"
-        );
-        assert_eq!(r.recording().unwrap().until, None);
-    }
-
-    #[test]
-    fn start_n_stops_by_itself_at_exactly_n_seconds() {
-        let mut r = buffering();
-        r.handle(&Command::Start { seconds: Some(2.0) }, &api(), t(10.0));
-        assert_eq!(r.next_deadline(), Some(t(12.0)));
-        assert!(r.tick(t(11.999)).is_none());
-        let d = r.tick(t(12.3)).expect("due");
-        assert_eq!(
-            d.actions,
-            vec![Action::StopRecording {
-                id: 1,
-                at: t(12.0),
-                reason: StopReason::Timer
-            }]
-        );
-        assert_eq!(r.state(), State::Buffering);
-        assert!(r.tick(t(13.0)).is_none());
-    }
-
-    #[test]
-    fn stop_before_the_timer_cancels_it() {
-        let mut r = buffering();
-        r.handle(
-            &Command::Start {
-                seconds: Some(60.0),
-            },
-            &api(),
-            t(0.0),
-        );
-        r.handle(&Command::Stop, &api(), t(1.0));
-        assert_eq!(r.next_deadline(), None);
-        assert!(r.tick(t(61.0)).is_none());
-    }
-
-    #[test]
-    fn clip_takes_the_last_n_seconds_and_keeps_buffering() {
-        let mut r = buffering();
-        let d = r.handle(&Command::Clip { seconds: 5.0 }, &api(), t(100.0));
-        assert_eq!(
-            d.actions,
-            vec![Action::Clip {
-                id: 1,
-                from: t(95.0),
-                to: t(100.0),
-                origin: api()
-            }]
-        );
-        assert_eq!(r.state(), State::Buffering);
-        // Longer than the buffer: clipped to what it holds, and said so.
-        let d = r.handle(&Command::Clip { seconds: 60.0 }, &api(), t(200.0));
-        assert!(matches!(&d.actions[0], Action::Clip { from, .. } if *from == t(180.0)));
-        assert!(
-            d.outcome.message().contains("holds 20.0 s"),
-            "{:?}",
-            d.outcome
-        );
-    }
-
-    #[test]
-    fn clip_while_recording_or_without_buffer_is_a_no_op() {
-        let mut r = buffering();
-        r.handle(&Command::Start { seconds: None }, &api(), t(1.0));
-        let d = r.handle(&Command::Clip { seconds: 1.0 }, &api(), t(2.0));
-        assert!(d.actions.is_empty() && matches!(d.outcome, Outcome::NoOp(_)));
-        let mut r = Recorder::new(Duration::ZERO);
-        r.set_buffering(true);
-        assert_eq!(r.state(), State::Idle);
-        let d = r.handle(&Command::Clip { seconds: 1.0 }, &api(), t(2.0));
-        assert!(d.actions.is_empty() && matches!(d.outcome, Outcome::NoOp(_)));
-    }
-
-    #[test]
-    fn start_without_buffer_records_from_the_trigger() {
-        let mut r = Recorder::new(Duration::ZERO);
-        let d = r.handle(&Command::Start { seconds: None }, &api(), t(1.0));
-        assert!(matches!(
-            &d.actions[0],
-            Action::StartRecording { pre_trigger, .. } if pre_trigger.is_zero()
-        ));
-        assert_eq!(r.state(), State::Recording);
-        r.handle(&Command::Stop, &api(), t(2.0));
-        assert_eq!(r.state(), State::Idle);
-    }
-
-    #[test]
-    fn bad_durations_are_rejected_without_changing_state() {
-        let mut r = buffering();
-        for s in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
-            let d = r.handle(&Command::Start { seconds: Some(s) }, &api(), t(1.0));
-            assert!(matches!(d.outcome, Outcome::Rejected(_)), "start {s}");
-            let d = r.handle(&Command::Clip { seconds: s }, &api(), t(1.0));
-            assert!(matches!(d.outcome, Outcome::Rejected(_)), "clip {s}");
-        }
-        assert_eq!(r.state(), State::Buffering);
-    }
-
-    #[test]
-    fn marks_go_to_the_running_recording() {
-        let mut r = buffering();
-        let d = r.handle(
-            &Command::Mark {
-                text: "  trial 1 ".into(),
-            },
-            &api(),
-            t(1.0),
-        );
-        assert!(
-            matches!(&d.actions[0], Action::Mark { recording: None, text, .. } if text == "trial 1")
-        );
-        r.handle(&Command::Start { seconds: None }, &api(), t(2.0));
-        let d = r.handle(
-            &Command::Mark {
-                text: "reward".into(),
-            },
-            &api(),
-            t(3.0),
-        );
-        assert!(
-            matches!(&d.actions[0], Action::Mark { recording: Some(1), at, .. } if *at == t(3.0))
-        );
-        let d = r.handle(&Command::Mark { text: "   ".into() }, &api(), t(3.0));
-        assert!(matches!(d.outcome, Outcome::Rejected(_)));
-    }
-
-    #[test]
-    fn ids_are_unique_across_recordings_and_clips() {
-        let mut r = buffering();
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            let now = t(i as f64 * 10.0);
-            for a in r
-                .handle(&Command::Start { seconds: None }, &api(), now)
-                .actions
-            {
-                if let Action::StartRecording { id, .. } = a {
-                    ids.push(id)
-                }
-            }
-            r.handle(&Command::Stop, &api(), now + Duration::from_secs(1));
-            for a in r
-                .handle(
-                    &Command::Clip { seconds: 1.0 },
-                    &api(),
-                    now + Duration::from_secs(2),
-                )
-                .actions
-            {
-                if let Action::Clip { id, .. } = a {
-                    ids.push(id)
-                }
-            }
-        }
-        let mut sorted = ids.clone();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 10);
-    }
-
-    #[test]
-    fn a_failed_recording_returns_to_buffering_once() {
-        let mut r = buffering();
-        r.handle(&Command::Start { seconds: None }, &api(), t(1.0));
-        assert!(
-            r.recording_failed(99, "x", t(2.0)).is_none(),
-            "other ids ignored"
-        );
-        let d = r.recording_failed(1, "disk full", t(2.0)).unwrap();
-        assert!(matches!(
-            &d.actions[0],
-            Action::StopRecording {
-                reason: StopReason::Failed(_),
-                ..
-            }
-        ));
-        assert_eq!(r.state(), State::Buffering);
-        assert!(r.recording_failed(1, "disk full", t(2.0)).is_none());
-    }
-
-    #[test]
-    fn status_describes_the_state() {
-        let mut r = buffering();
-        assert_eq!(
-            r.handle(&Command::Status, &api(), t(0.0)).outcome.message(),
-            "buffering"
-        );
-        r.handle(
-            &Command::Start {
-                seconds: Some(10.0),
-            },
-            &api(),
-            t(0.0),
-        );
-        let m = r
-            .handle(&Command::Status, &api(), t(4.0))
-            .outcome
-            .message()
-            .to_string();
-        assert!(
-            m.contains("4.0 s so far") && m.contains("6.0 s left"),
-            "{m}"
-        );
-    }
-}
+mod tests;

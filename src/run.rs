@@ -4,7 +4,6 @@
 //! checked before the first thread starts: a bad start leaves nothing half-running.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use crate::control::{self, Control, ControlLinks, ControlSettings};
 use crate::hub::StatusHub;
 use crate::lsl;
 use crate::ring::{PreTriggerRing, RingLimits};
+use crate::shutdown::{Shutdown, Stage};
 use crate::trigger::ntfy;
 use crate::writer::{self, files};
 use parking_lot::Mutex;
@@ -67,8 +67,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
     let mut sources = Vec::new();
     for cam in &config.cameras {
-        let s = crate::source::open(cam, clocks.clone()).map_err(|e| anyhow!(e))?;
-        if s.info().kind == "synthetic" {
+        let s = crate::source::open(cam, clocks.clone())?;
+        if s.info().kind == crate::config::SourceKind::Synthetic {
             tracing::warn!(
                 "camera {}: SYNTHETIC test pattern {}x{} @ {} fps, not a real camera",
                 cam.name,
@@ -79,7 +79,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         }
         sources.push(s);
     }
-    let listener = crate::api::bind(config.api.listen).map_err(|e| anyhow!(e))?;
+    let listener = crate::api::bind(config.api.listen)?;
     let token = match &config.api.token_env {
         Some(var) => {
             let t = std::env::var(var).with_context(|| {
@@ -97,7 +97,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     };
 
     let ntfy_auth = if config.trigger.ntfy.enabled {
-        ntfy::resolve_auth(&config.trigger.ntfy).map_err(|e| anyhow!(e))?
+        ntfy::resolve_auth(&config.trigger.ntfy)?
     } else {
         None
     };
@@ -197,16 +197,18 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
     let hub = Arc::new(hub);
 
-    // Threads from here on. LSL first: a refusal to create outlets stops the start.
+    // Threads from here on, all stopping through one handle in one order
+    // (`crate::shutdown`). LSL first: a refusal to create outlets stops the start.
+    let shutdown = Shutdown::new();
     let lsl_thread = match lsl_channel {
         Some((tx, rx)) => {
             let streams = cameras
                 .iter()
                 .map(|c| lsl::CameraStreams {
-                    camera: c.name.clone(),
-                    info: c.info.clone(),
-                    name: lsl::stream_name(&config.lsl.name, &c.name, cameras.len()),
-                    source_id: c.source_id.clone(),
+                    camera: c.setup.name.clone(),
+                    info: c.setup.info.clone(),
+                    name: lsl::stream_name(&config.lsl.name, &c.setup.name, cameras.len()),
+                    source_id: c.setup.source_id.clone(),
                 })
                 .collect();
             let settings = lsl::LslSettings {
@@ -225,8 +227,14 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
                     device: src.clone(),
                 }),
             };
-            let join = lsl::spawn(settings, streams, hub.clone(), lsl_status.clone(), rx)
-                .map_err(|e| anyhow!(e))?;
+            let join = lsl::spawn(
+                settings,
+                streams,
+                hub.clone(),
+                lsl_status.clone(),
+                rx,
+                shutdown.clone(),
+            )?;
             Some((tx, join))
         }
         None => None,
@@ -239,24 +247,23 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             cam.writer_camera(),
             event_tx.clone(),
             2 * slots + 256,
+            clocks.clone(),
         ));
     }
     drop(event_tx);
-    let stop = Arc::new(AtomicBool::new(false));
     let mut captures = Vec::new();
     for ((cam, src), cfg) in cameras.iter().zip(sources).zip(&config.cameras) {
-        let (cam, stop) = (cam.clone(), stop.clone());
+        let (cam, stop) = (cam.clone(), shutdown.clone());
         let (cfg, clocks) = (cfg.clone(), clocks.clone());
         let reopen: crate::source::Reopen =
             Box::new(move || crate::source::open(&cfg, clocks.clone()));
         captures.push(
             std::thread::Builder::new()
-                .name(format!("capture-{}", cam.name))
+                .name(format!("capture-{}", cam.setup.name))
                 .spawn(move || capture::run_capture(src, Some(reopen), cam, stop))?,
         );
     }
-    let (bus, inbox) = crate::bus::command_bus();
-    let control_done = Arc::new(AtomicBool::new(false));
+    let (bus, inbox) = crate::bus::command_bus_for(shutdown.clone());
     let settings = ControlSettings {
         root,
         prefix: config.storage.prefix.0.clone(),
@@ -291,6 +298,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             clocks.clone(),
             audio_status,
             lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
+            shutdown.clone(),
         )?),
         None => None,
     };
@@ -301,7 +309,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         cameras.clone(),
         writers.iter().map(|w| w.tx.clone()).collect(),
         hub.clone(),
-        clocks,
+        clocks.clone(),
         ControlLinks {
             lsl: lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
             audio: audio.as_ref().map(|a| a.tx.clone()),
@@ -310,11 +318,12 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         },
     );
     let control = std::thread::Builder::new().name("control".into()).spawn({
-        let done = control_done.clone();
+        let shutdown = shutdown.clone();
         move || {
             let _span = tracing::info_span!("control").entered();
             control.run(inbox, event_rx, camera_rx);
-            done.store(true, Ordering::Relaxed);
+            // The files are finished: everything that feeds the pipeline ends.
+            shutdown.advance(Stage::Stopping);
         }
     })?;
     let markers = if config.trigger.lsl_markers.enabled {
@@ -322,7 +331,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             config.trigger.lsl_markers.clone(),
             bus.clone(),
             lsl_status,
-            stop.clone(),
+            shutdown.clone(),
         )?)
     } else {
         None
@@ -347,7 +356,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             ntfy_status,
             notices_rx,
             lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
-            stop.clone(),
+            shutdown.clone(),
         )?)
     } else {
         None
@@ -362,13 +371,14 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         hub.clone(),
         bus.clone(),
         disk_status,
-        stop.clone(),
+        clocks.clone(),
+        shutdown.clone(),
     )?;
     let systemd = crate::service::spawn(
         crate::service::Service::from_env(),
         cameras.clone(),
         hub.clone(),
-        stop.clone(),
+        shutdown.clone(),
     )?;
     let api_limits = crate::api::ApiLimits::for_process(cameras.len());
     crate::api::spawn(listener, bus.clone(), hub.clone(), token, api_limits)?;
@@ -377,11 +387,11 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
 
     if wants_dashboard(&config, options) {
         crate::logging::hold();
-        let done = control_done.clone();
+        let done = shutdown.clone();
         let mut link = crate::dashboard::InProcess {
             hub: hub.clone(),
             bus: bus.clone(),
-            finished: Box::new(move || done.load(Ordering::Relaxed)),
+            finished: Box::new(move || done.stopping()),
         };
         let quit = crate::dashboard::run(&mut link, None);
         crate::logging::release();
@@ -398,9 +408,11 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         }
     }
 
+    // The shutdown's order (`crate::shutdown`): the control thread has finished the files
+    // and moved it to Stopping; capture, triggers, disk and service end now.
     let _ = control.join();
     drop(bus);
-    stop.store(true, Ordering::Relaxed);
+    shutdown.advance(Stage::Stopping);
     for c in captures {
         let _ = c.join();
     }
@@ -425,14 +437,15 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     let _ = disk.join();
     let _ = systemd.join();
     // Video is finished; the WAV files end with what has arrived.
+    shutdown.advance(Stage::Draining);
     if let Some(a) = audio {
-        let _ = a.tx.send(crate::audio::AudioCmd::Shutdown);
         let _ = a.join.join();
     }
-    // Capture has ended: the LSL thread pushes what it still holds and closes its outlets
-    // (told so: the status hub, still shared with the API, keeps senders alive).
-    if let Some((tx, join)) = lsl_thread {
-        let _ = tx.send(lsl::LslMsg::Shutdown);
+    // Everything that sends to LSL has ended: it pushes what it still holds and closes its
+    // outlets (the status hub, still shared with the API, keeps senders alive: the stage,
+    // not a closed queue, tells it).
+    shutdown.advance(Stage::Closing);
+    if let Some((_, join)) = lsl_thread {
         let _ = join.join();
     }
     tracing::info!("stopped");

@@ -13,7 +13,7 @@
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd) every notification is a no-op.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use sd_notify::NotifyState;
 use crate::capture::Camera;
 use crate::clock::LslTime;
 use crate::hub::StatusHub;
+use crate::shutdown::Shutdown;
 
 /// A capture loop that has not come round for this share of the watchdog interval is
 /// stalled: the watchdog is no longer fed.
@@ -116,7 +117,7 @@ pub fn spawn(
     service: Service,
     cameras: Vec<Arc<Camera>>,
     hub: Arc<StatusHub>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("systemd".into())
@@ -126,11 +127,11 @@ pub fn spawn(
         })
 }
 
-fn run(service: Service, cameras: &[Arc<Camera>], hub: &StatusHub, stop: &AtomicBool) {
+fn run(service: Service, cameras: &[Arc<Camera>], hub: &StatusHub, stop: &Shutdown) {
     let started = LslTime::now();
     // Ready once every camera delivers.
-    while !stop.load(Relaxed) {
-        if cameras.iter().all(|c| c.stats.next_seq.load(Relaxed) > 0) {
+    while !stop.stopping() {
+        if crate::capture::all_delivering(cameras) {
             let status = status_line(&hub.snapshot());
             notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
             tracing::info!("ready: every camera delivers frames");
@@ -143,11 +144,11 @@ fn run(service: Service, cameras: &[Arc<Camera>], hub: &StatusHub, stop: &Atomic
     });
     let mut last_status = std::time::Instant::now();
     let mut reported_stall = false;
-    while !stop.load(Relaxed) {
+    while !stop.stopping() {
         if let Some(w) = service.watchdog {
             let loops: Vec<(String, i64)> = cameras
                 .iter()
-                .map(|c| (c.name.clone(), c.stats.heartbeat_ns.load(Relaxed)))
+                .map(|c| (c.setup.name.clone(), c.stats.heartbeat_ns.load(Relaxed)))
                 .collect();
             let stalled = stalled_loops(LslTime::now(), started, &loops, w / STALL_SHARE);
             if stalled.is_empty() {
@@ -207,7 +208,7 @@ mod tests {
     #[test]
     fn the_status_line_says_state_rates_and_file() {
         let mut s = crate::status::Status {
-            state: "recording".into(),
+            state: crate::recorder::State::Recording,
             current_files: vec!["/r/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv".into()],
             ..Default::default()
         };

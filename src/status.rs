@@ -2,15 +2,18 @@
 //! and read by the dashboard and the LSL status outlets. Field names are part of the
 //! interface users' scripts rely on (SPEC section 8a).
 //!
-//! Only the types live here (plain data, importing nothing of hindsight), so that every
-//! thread can fill its part without importing another's; `crate::hub` puts them together.
+//! Only the types live here (plain data, importing only the recorder's vocabulary), so
+//! that every thread can fill its part without importing another's; `crate::hub` puts
+//! them together.
 
 use serde::{Deserialize, Serialize};
+
+use crate::recorder::{FileKind, OutcomeKind, State, TriggerSource};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// "idle" | "buffering" | "recording"
-    pub state: String,
+    pub state: State,
     /// LSL status code of `state`: 0 idle, 1 recording, 2 buffering.
     pub state_code: u8,
     pub rig: String,
@@ -123,7 +126,7 @@ pub struct DiskStatus {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordingStatus {
     pub id: u64,
     pub trigger_lsl_time: f64,
@@ -131,18 +134,21 @@ pub struct RecordingStatus {
     pub pre_trigger_s: f64,
     /// Seconds left of a `start N`.
     pub remaining_s: Option<f64>,
-    pub trigger_source: String,
+    pub trigger_source: TriggerSource,
     pub trigger_text: String,
+    /// Cameras lost now: the recording goes on without them, and each one's file
+    /// continues when it is back.
+    pub cameras_lost: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CommandStatus {
     pub command: String,
-    pub source: String,
+    pub source: TriggerSource,
     pub text: String,
     pub unix_time: f64,
     /// "done" | "no-op" | "rejected" | "failed"
-    pub outcome: String,
+    pub outcome: OutcomeKind,
     pub message: String,
 }
 
@@ -225,7 +231,8 @@ pub struct FileSummary {
     pub path: String,
     pub recording_id: u64,
     /// "recording" or "clip"
-    pub kind: String,
+    /// "recording" | "clip"
+    pub kind: FileKind,
     pub frames: u64,
     pub pre_trigger_frames: u64,
     pub first_frame_number: Option<u64>,

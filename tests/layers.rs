@@ -37,15 +37,17 @@ const LAYERS: &[(&str, u32)] = &[
     ("ring", 30),
     // the wires between threads
     ("bus", 25),
+    ("event", 22),
     // leaves
     ("recorder", 20),
-    ("status", 20),
+    ("status", 21),
     ("storage", 20),
     ("frame", 15),
     ("config", 15),
     ("logging", 15),
     ("cli", 15),
     ("clock", 10),
+    ("shutdown", 10),
 ];
 
 fn src() -> PathBuf {

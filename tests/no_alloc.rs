@@ -132,12 +132,12 @@ fn the_capture_step_allocates_nothing_per_frame() {
     // recycling is part of what is measured.
     let ring = PreTriggerRing::new(RingLimits::for_rate(Duration::from_secs(2), 100.0, 4 << 20));
     let info = SourceInfo {
-        kind: "synthetic",
+        kind: hindsight::config::SourceKind::Synthetic,
         model: "test".into(),
         width: 400,
         height: 400,
         fps: 100.0,
-        codec: "mjpg",
+        codec: hindsight::config::Codec::Mjpg,
     };
     let cam = Camera::new(CameraSetup::plain(0, "cam0", info), ring);
     let jpegs: Vec<Vec<u8>> = (0..7).map(|i| vec![i as u8; 20_000 + i * 3_001]).collect();

@@ -29,9 +29,26 @@ pub enum CommandError {
     Garbled(String),
 }
 
+/// Why the client could not be made, or the status not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot make an HTTP client: {0}")]
+    Build(reqwest::Error),
+    #[error(transparent)]
+    Request(#[from] CommandError),
+    /// The API refused (a wrong token: 401).
+    #[error("{code}: {body}")]
+    Refused {
+        code: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("the API answered something that is not a status: {0}")]
+    NotAStatus(reqwest::Error),
+}
+
 impl ApiClient {
     /// `addr` is `host:port` or a URL.
-    pub fn new(addr: &str, token: Option<String>) -> Result<ApiClient, String> {
+    pub fn new(addr: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
         Self::new_with_timeout(addr, token, Duration::from_secs(15))
     }
 
@@ -40,7 +57,7 @@ impl ApiClient {
         addr: &str,
         token: Option<String>,
         timeout: Duration,
-    ) -> Result<ApiClient, String> {
+    ) -> Result<ApiClient, ClientError> {
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {
@@ -50,7 +67,7 @@ impl ApiClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+            .map_err(ClientError::Build)?;
         Ok(ApiClient {
             base,
             token,
@@ -59,19 +76,18 @@ impl ApiClient {
         })
     }
 
-    pub fn status(&self) -> Result<Status, String> {
+    pub fn status(&self) -> Result<Status, ClientError> {
         let mut req = self.http.get(format!("{}/api/status", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().map_err(|e| self.failed(e).to_string())?;
+        let resp = req.send().map_err(|e| self.failed(e))?;
         if !resp.status().is_success() {
             let code = resp.status();
             let body = resp.text().unwrap_or_default();
-            return Err(format!("{code}: {body}"));
+            return Err(ClientError::Refused { code, body });
         }
-        resp.json()
-            .map_err(|e| format!("the API answered something that is not a status: {e}"))
+        resp.json().map_err(ClientError::NotAStatus)
     }
 
     /// POSTs a command; `Err` only when no answer came (and whether it may still be

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::{BusError, CommandBus};
 use crate::hub::StatusHub;
-use crate::recorder::{Command, Origin, Outcome};
+use crate::recorder::{Command, Origin, Outcome, TriggerSource};
 
 /// The answer to a command request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -121,12 +121,22 @@ struct Params {
     text: Option<String>,
 }
 
+/// Why the API's address could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on {addr} (api.listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot configure the API socket: {0}")]
+    Configure(std::io::Error),
+}
+
 /// Binds the API's address now, so that a taken port is reported before anything starts.
-pub fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
-    let l = TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen on {addr} (api.listen): {e}"))?;
-    l.set_nonblocking(true)
-        .map_err(|e| format!("cannot configure the API socket: {e}"))?;
+pub fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BindError> {
+    let l = TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+    l.set_nonblocking(true).map_err(BindError::Configure)?;
     Ok(l)
 }
 
@@ -391,7 +401,11 @@ fn params(Query(q): Query<Params>, body: &[u8]) -> Result<Params, Box<Response>>
 
 async fn run(st: &AppState, command: Command) -> Response {
     let text = command.to_string();
-    match st.bus.request(command, Origin::new("api", text)).await {
+    match st
+        .bus
+        .request(command, Origin::new(TriggerSource::Api, text))
+        .await
+    {
         Ok(reply) => {
             let code = match reply.outcome {
                 Outcome::Rejected(_) => StatusCode::BAD_REQUEST,
@@ -400,7 +414,7 @@ async fn run(st: &AppState, command: Command) -> Response {
             };
             let body = CommandResponse {
                 ok: !matches!(reply.outcome, Outcome::Rejected(_) | Outcome::Failed(_)),
-                outcome: reply.outcome.kind().into(),
+                outcome: reply.outcome.kind().as_str().into(),
                 message: reply.outcome.message().into(),
                 state: reply.state.as_str().into(),
                 files: reply.files,

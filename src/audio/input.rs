@@ -171,30 +171,89 @@ fn quietly<T>(probe: impl FnOnce() -> T) -> (T, Option<String>) {
 /// What the audio libraries last said was wrong.
 static LAST_GIST: Mutex<Option<String>> = Mutex::new(None);
 
-/// `msg`, with what the audio libraries said, if anything.
-fn with_gist(msg: String, gist: Option<String>) -> String {
-    match gist {
-        Some(g) => format!("{msg} (the audio system says: {g})"),
-        None => msg,
+/// Why an audio input could not be found or opened: the device, and what the audio
+/// libraries said (`said`), which is often the only clue (a missing ALSA configuration,
+/// a busy device).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("there is no default audio input device{}", says(said))]
+    NoDefault { said: Option<String> },
+    #[error("cannot list audio input devices: {cause}{}", says(said))]
+    List { cause: String, said: Option<String> },
+    #[error(
+        "no audio input device called `{name}` (there are: {known}){}",
+        says(said)
+    )]
+    NoSuchDevice {
+        name: String,
+        known: String,
+        said: Option<String>,
+    },
+    #[error("audio device `{device}` cannot record {channels} channel(s) at {rate} Hz")]
+    Unsupported {
+        device: String,
+        channels: u16,
+        rate: u32,
+    },
+    #[error("audio device `{device}`: {cause}{}", says(said))]
+    Device {
+        device: String,
+        cause: String,
+        said: Option<String>,
+    },
+    #[error("audio device `{device}` does not start: {cause}{}", says(said))]
+    Start {
+        device: String,
+        cause: String,
+        said: Option<String>,
+    },
+    #[error("cannot start the synthetic audio thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl InputError {
+    /// The same error, with what the audio libraries said (if it says nothing yet).
+    fn said(mut self, gist: Option<String>) -> Self {
+        match &mut self {
+            InputError::NoDefault { said }
+            | InputError::List { said, .. }
+            | InputError::NoSuchDevice { said, .. }
+            | InputError::Device { said, .. }
+            | InputError::Start { said, .. } => {
+                if said.is_none() {
+                    *said = gist;
+                }
+            }
+            InputError::Unsupported { .. } | InputError::Thread(_) => {}
+        }
+        self
+    }
+}
+
+fn says(said: &Option<String>) -> String {
+    match said {
+        Some(g) => format!(" (the audio system says: {g})"),
+        None => String::new(),
     }
 }
 
 /// Finds the cpal input device `name` ("default" = the system's default input).
-fn find_device(name: &str) -> Result<cpal::Device, String> {
+fn find_device(name: &str) -> Result<cpal::Device, InputError> {
     let (found, gist) = quietly(|| find_device_loudly(name));
-    found.map_err(|e| with_gist(e, gist))
+    found.map_err(|e| e.said(gist))
 }
 
-fn find_device_loudly(name: &str) -> Result<cpal::Device, String> {
+fn find_device_loudly(name: &str) -> Result<cpal::Device, InputError> {
     let host = cpal::default_host();
     if name == "default" {
         return host
             .default_input_device()
-            .ok_or_else(|| "there is no default audio input device".to_string());
+            .ok_or(InputError::NoDefault { said: None });
     }
-    let devices = host
-        .input_devices()
-        .map_err(|e| format!("cannot list audio input devices: {e}"))?;
+    let devices = host.input_devices().map_err(|e| InputError::List {
+        cause: e.to_string(),
+        said: None,
+    })?;
     let mut names = Vec::new();
     for d in devices {
         let n = d.name().unwrap_or_default();
@@ -203,14 +262,15 @@ fn find_device_loudly(name: &str) -> Result<cpal::Device, String> {
         }
         names.push(n);
     }
-    Err(format!(
-        "no audio input device called `{name}` (there are: {})",
-        if names.is_empty() {
+    Err(InputError::NoSuchDevice {
+        name: name.to_string(),
+        known: if names.is_empty() {
             "none".into()
         } else {
             names.join(", ")
-        }
-    ))
+        },
+        said: None,
+    })
 }
 
 /// The default input device's name, if there is one.
@@ -224,7 +284,7 @@ pub fn default_device_name() -> Option<String> {
 }
 
 /// Whether an input device called `name` exists (the error lists those that do).
-pub fn find_input(name: &str) -> Result<(), String> {
+pub fn find_input(name: &str) -> Result<(), InputError> {
     find_device(name).map(|_| ())
 }
 
@@ -251,12 +311,16 @@ pub fn open_device(
     channels: u16,
     mut feed: Feed,
     health: Arc<InputHealth>,
-) -> Result<(Input, InputFormat), String> {
+) -> Result<(Input, InputFormat), InputError> {
     let device = find_device(name)?;
     let device_name = device.name().unwrap_or_else(|_| name.to_string());
     let (configs, _) = quietly(|| device.supported_input_configs());
     let supported = configs
-        .map_err(|e| format!("audio device `{device_name}`: {e}"))?
+        .map_err(|e| InputError::Device {
+            device: device_name.clone(),
+            cause: e.to_string(),
+            said: None,
+        })?
         .find(|c| {
             c.channels() == channels
                 && c.min_sample_rate().0 <= rate
@@ -266,8 +330,10 @@ pub fn open_device(
                     cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
                 )
         })
-        .ok_or_else(|| {
-            format!("audio device `{device_name}` cannot record {channels} channel(s) at {rate} Hz")
+        .ok_or_else(|| InputError::Unsupported {
+            device: device_name.clone(),
+            channels,
+            rate,
         })?
         .with_sample_rate(cpal::SampleRate(rate));
     let format = supported.sample_format();
@@ -285,7 +351,7 @@ pub fn open_device(
         let ts = info.timestamp();
         ts.callback.duration_since(&ts.capture).unwrap_or_default()
     }
-    let (started, gist) = quietly(|| -> Result<cpal::Stream, String> {
+    let (started, gist) = quietly(|| -> Result<cpal::Stream, InputError> {
         let stream = match format {
             cpal::SampleFormat::F32 => device.build_input_stream(
                 &config,
@@ -314,13 +380,19 @@ pub fn open_device(
                 None,
             ),
         }
-        .map_err(|e| format!("audio device `{device_name}`: {e}"))?;
-        stream
-            .play()
-            .map_err(|e| format!("audio device `{device_name}` does not start: {e}"))?;
+        .map_err(|e| InputError::Device {
+            device: device_name.clone(),
+            cause: e.to_string(),
+            said: None,
+        })?;
+        stream.play().map_err(|e| InputError::Start {
+            device: device_name.clone(),
+            cause: e.to_string(),
+            said: None,
+        })?;
         Ok(stream)
     });
-    let stream = started.map_err(|e| with_gist(e, gist))?;
+    let stream = started.map_err(|e| e.said(gist))?;
     Ok((
         Input::Device(stream),
         InputFormat {
@@ -339,7 +411,7 @@ pub fn open_synthetic(
     channels: u16,
     mut feed: Feed,
     clocks: Arc<dyn Clocks>,
-) -> Result<(Input, InputFormat), String> {
+) -> Result<(Input, InputFormat), InputError> {
     let stop = Arc::new(AtomicBool::new(false));
     let frames = (rate / 100).max(1) as usize;
     let join = {
@@ -374,7 +446,7 @@ pub fn open_synthetic(
                     n += 1;
                 }
             })
-            .map_err(|e| format!("cannot start the synthetic audio thread: {e}"))?
+            .map_err(InputError::Thread)?
     };
     Ok((
         Input::Synthetic {

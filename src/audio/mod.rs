@@ -12,6 +12,10 @@
 //! did not deliver (overruns, a lost device) are written as silence, so that every later
 //! sample keeps its place in time. If the device is lost, it is reopened with backoff;
 //! video is never held up by audio.
+//!
+//! What belongs here: the audio thread (the ring, the timeline, the WAV outputs and
+//! their commands). What does not: the input devices (`input.rs`), the WAV format
+//! (`wav.rs`), the sample ↔ LSL time mapping's arithmetic (`timeline.rs`).
 
 pub mod input;
 pub mod ring;
@@ -29,6 +33,8 @@ use parking_lot::Mutex;
 
 use crate::bus::LslMsg;
 use crate::clock::{Clocks, LslTime};
+use crate::event::Event;
+use crate::shutdown::{Shutdown, Stage};
 use crate::writer::interleave::AudioBlock;
 use crate::writer::WriterMsg;
 use input::{Drain, Input, InputHealth};
@@ -86,7 +92,6 @@ pub enum AudioCmd {
         to: LslTime,
         mkv: Option<Sender<WriterMsg>>,
     },
-    Shutdown,
 }
 
 pub use crate::status::{AudioFileSummary, AudioStatus};
@@ -104,13 +109,14 @@ pub fn spawn(
     clocks: Arc<dyn Clocks>,
     status: Arc<Mutex<AudioStatus>>,
     lsl: Option<Sender<LslMsg>>,
+    shutdown: Shutdown,
 ) -> std::io::Result<AudioHandle> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let join = std::thread::Builder::new()
         .name("audio".into())
         .spawn(move || {
             let _span = tracing::info_span!("audio").entered();
-            Engine::new(settings, clocks, status, lsl).run(rx)
+            Engine::new(settings, clocks, status, lsl).run(rx, &shutdown)
         })?;
     Ok(AudioHandle { tx, join })
 }
@@ -250,7 +256,9 @@ impl Engine {
         }
     }
 
-    fn run(mut self, rx: Receiver<AudioCmd>) {
+    /// Runs until the shutdown reaches [`Stage::Draining`] (the video is finished) or every
+    /// sender is gone; then every open file ends with what has arrived.
+    fn run(mut self, rx: Receiver<AudioCmd>, shutdown: &Shutdown) {
         let mut last_status = Instant::now();
         loop {
             if self.input.is_none() && Instant::now() >= self.next_open {
@@ -258,9 +266,14 @@ impl Engine {
             }
             self.check_health();
             self.drain_input(false);
+            // Commands already sent are carried out before the shutdown is.
+            let draining = shutdown.reached(Stage::Draining);
             loop {
                 match rx.try_recv() {
-                    Ok(AudioCmd::Shutdown) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    Ok(cmd) => self.command(cmd),
+                    Err(crossbeam_channel::TryRecvError::Empty) if !draining => break,
+                    // Shutting down, or nobody can send any more.
+                    Err(_) => {
                         self.finish_all();
                         // The process is ending: a stream stuck in its driver must not keep
                         // it from ending (dropping a stream joins its reader thread).
@@ -269,8 +282,6 @@ impl Engine {
                         }
                         return;
                     }
-                    Ok(cmd) => self.command(cmd),
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
                 }
             }
             self.write_outputs();
@@ -311,7 +322,7 @@ impl Engine {
                 self.fresh_input = true;
                 self.last_chunk = Instant::now();
             }
-            Err(e) => self.lost(e),
+            Err(e) => self.lost(e.to_string()),
         }
     }
 
@@ -337,7 +348,10 @@ impl Engine {
         st.capturing = false;
         st.last_error = Some(why.clone());
         drop(st);
-        self.lsl_event(serde_json::json!({"event": "audio_error", "message": why}));
+        self.lsl_event(Event::AudioError {
+            recording: None,
+            message: why.to_string(),
+        });
     }
 
     fn check_health(&mut self) {
@@ -489,7 +503,6 @@ impl Engine {
                     o.end = None;
                 }
             }
-            AudioCmd::Shutdown => {}
         }
     }
 
@@ -510,9 +523,10 @@ impl Engine {
                 let error = format!("cannot create {}: {e}", path.display());
                 tracing::error!("audio: {error}");
                 self.status.lock().last_error = Some(error.clone());
-                self.lsl_event(
-                    serde_json::json!({"event": "audio_error", "recording": id, "message": error}),
-                );
+                self.lsl_event(Event::AudioError {
+                    recording: Some(id),
+                    message: error.clone(),
+                });
                 if let Some(mkv) = mkv {
                     let _ = mkv.try_send(WriterMsg::AudioEnd { id });
                 }
@@ -525,12 +539,11 @@ impl Engine {
         let first_time = self.timeline.time_of(first_index).unwrap_or(from);
         tracing::info!("audio: writing {} from {first_time}", path.display());
         self.status.lock().current_file = Some(path.display().to_string());
-        self.lsl_event(serde_json::json!({
-            "event": "audio_file_opened",
-            "recording": id,
-            "path": path.display().to_string(),
-            "first_sample_lsl_time": first_time.as_secs_f64(),
-        }));
+        self.lsl_event(Event::AudioFileOpened {
+            recording: id,
+            path: path.display().to_string(),
+            first_sample_lsl_time: first_time.as_secs_f64(),
+        });
         self.outputs.push(Output {
             id,
             path,
@@ -644,13 +657,12 @@ impl Engine {
             summary.frames,
             summary.duration_s
         );
-        self.lsl_event(serde_json::json!({
-            "event": "audio_file_closed",
-            "recording": o.id,
-            "path": path,
-            "frames": summary.frames,
-            "duration_s": summary.duration_s,
-        }));
+        self.lsl_event(Event::AudioFileClosed {
+            recording: o.id,
+            path: path.clone(),
+            frames: summary.frames,
+            duration_s: summary.duration_s,
+        });
         let mut st = self.status.lock();
         if st.current_file.as_deref() == Some(&path) {
             st.current_file = None;
@@ -692,12 +704,12 @@ impl Engine {
         st.buffered_seconds = buffered.min(self.settings.pre_trigger.as_secs_f64());
     }
 
-    fn lsl_event(&self, json: serde_json::Value) {
+    fn lsl_event(&self, event: Event) {
         if let Some(lsl) = &self.lsl {
             let _ = lsl.try_send(LslMsg::Event {
                 camera: None,
                 at: self.clocks.now().lsl,
-                json: json.to_string(),
+                event,
             });
         }
     }

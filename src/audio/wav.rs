@@ -18,7 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::SampleFormat;
@@ -292,14 +292,14 @@ pub struct WavRepaired {
 
 /// Finishes a WAV cut by a crash: the sizes are written from the data on disk (a partial
 /// last sample frame is cut), then the file is read back with an independent reader.
-pub fn repair(path: &Path) -> Result<WavRepaired, String> {
-    let shown = path.display();
+pub fn repair(path: &Path) -> Result<WavRepaired, WavRepairError> {
+    let at = || path.to_path_buf();
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let l = layout(&mut f).map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|source| WavRepairError::Open { path: at(), source })?;
+    let l = layout(&mut f).map_err(|source| WavRepairError::Layout { path: at(), source })?;
     let data = l.data_on_disk();
     let frames = data / u64::from(l.block_align.max(1));
     let repaired = WavRepaired {
@@ -320,17 +320,37 @@ pub fn repair(path: &Path) -> Result<WavRepaired, String> {
         f.write_all(&((l.data_start + data - 8) as u32).to_le_bytes())?;
         f.sync_data()
     };
-    write(&mut f).map_err(|e| format!("cannot write {shown}: {e}"))?;
+    write(&mut f).map_err(|source| WavRepairError::Write { path: at(), source })?;
     drop(f);
     let r = hound::WavReader::open(path)
-        .map_err(|e| format!("{shown} still does not read after repair: {e}"))?;
+        .map_err(|source| WavRepairError::StillBroken { path: at(), source })?;
     if u64::from(r.duration()) != frames {
-        return Err(format!(
-            "{shown}: after repair a reader finds {} sample frames, not {frames}",
-            r.duration()
-        ));
+        return Err(WavRepairError::Mismatch {
+            path: at(),
+            found: u64::from(r.duration()),
+            frames,
+        });
     }
     Ok(repaired)
+}
+
+/// Why a WAV could not be finished, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WavRepairError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", path.display())]
+    Layout { path: PathBuf, source: WavError },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{} still does not read after repair: {source}", path.display())]
+    StillBroken { path: PathBuf, source: hound::Error },
+    #[error("{}: after repair a reader finds {found} sample frames, not {frames}", path.display())]
+    Mismatch {
+        path: PathBuf,
+        found: u64,
+        frames: u64,
+    },
 }
 
 #[cfg(test)]
@@ -396,9 +416,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.wav");
         std::fs::write(&p, b"not a wav at all, just text").unwrap();
-        assert!(repair(&p).unwrap_err().contains("not a WAV"));
+        assert!(repair(&p).unwrap_err().to_string().contains("not a WAV"));
         std::fs::write(&p, b"RIFF\0\0\0\0WAVEfmt ").unwrap();
-        assert!(repair(&p).unwrap_err().contains("inside its header"));
+        assert!(repair(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("inside its header"));
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::api::client::ApiClient;
+use crate::api::client::{ApiClient, ClientError, CommandError};
 use crate::bus::CommandBus;
 use crate::hub::StatusHub;
-use crate::recorder::{Command, Origin};
+use crate::recorder::{Command, Origin, TriggerSource};
 use crate::status::Status;
 use view::View;
 
@@ -27,11 +27,24 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How long the answer to a key stays on screen.
 const MESSAGE_FOR: Duration = Duration::from_secs(6);
 
+/// Why the dashboard could not read the status or send a key's command.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+    #[error("{0}: not a dashboard key")]
+    NotAKey(Command),
+}
+
 /// What the dashboard reads and where its keys go.
 pub trait Link {
-    fn status(&mut self) -> Result<Status, String>;
+    fn status(&mut self) -> Result<Status, LinkError>;
     /// Sends `command`; returns the recorder's answer, for the screen.
-    fn command(&mut self, command: Command) -> Result<String, String>;
+    fn command(&mut self, command: Command) -> Result<String, LinkError>;
     /// Whether the recorder this link reaches is still running (in-process: not shut down).
     fn alive(&self) -> bool {
         true
@@ -47,16 +60,15 @@ pub struct InProcess {
 }
 
 impl Link for InProcess {
-    fn status(&mut self) -> Result<Status, String> {
+    fn status(&mut self) -> Result<Status, LinkError> {
         Ok(self.hub.snapshot())
     }
 
-    fn command(&mut self, command: Command) -> Result<String, String> {
+    fn command(&mut self, command: Command) -> Result<String, LinkError> {
         let text = key_text(&command);
         let reply = self
             .bus
-            .request_blocking(command, Origin::new("key", text))
-            .map_err(|e| e.to_string())?;
+            .request_blocking(command, Origin::new(TriggerSource::Key, text))?;
         Ok(format!(
             "{}: {}",
             reply.outcome.kind(),
@@ -75,17 +87,16 @@ pub struct Attached {
 }
 
 impl Link for Attached {
-    fn status(&mut self) -> Result<Status, String> {
-        self.client.status()
+    fn status(&mut self) -> Result<Status, LinkError> {
+        Ok(self.client.status()?)
     }
 
-    fn command(&mut self, command: Command) -> Result<String, String> {
+    fn command(&mut self, command: Command) -> Result<String, LinkError> {
         let r = match command {
             Command::Start { seconds } => self.client.start(seconds),
             Command::Stop => self.client.stop(),
-            other => return Err(format!("{other}: not a dashboard key")),
-        }
-        .map_err(|e| e.to_string())?;
+            other => return Err(LinkError::NotAKey(other)),
+        }?;
         Ok(format!("{}: {}", r.outcome, r.message))
     }
 }
@@ -132,7 +143,7 @@ impl App {
                 self.last = Some(s);
                 self.view.error = None;
             }
-            Err(e) => self.view.error = Some(e),
+            Err(e) => self.view.error = Some(e.to_string()),
         }
         self.view.status = self.last.clone();
         self.view.now_unix = crate::clock::WallTime::now().as_secs_f64();

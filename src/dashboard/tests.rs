@@ -33,7 +33,7 @@ fn camera() -> CameraStatus {
 
 fn buffering() -> Status {
     Status {
-        state: "buffering".into(),
+        state: crate::recorder::State::Buffering,
         state_code: 2,
         rig: "lab-a".into(),
         version: "0.1.0".into(),
@@ -69,15 +69,17 @@ fn buffering() -> Status {
 
 fn recording() -> Status {
     let mut s = buffering();
-    s.state = "recording".into();
+    s.state = crate::recorder::State::Recording;
     s.state_code = 1;
     s.recording = Some(RecordingStatus {
         id: 3,
         elapsed_s: 12.3,
         pre_trigger_s: 20.0,
-        trigger_source: "ntfy".into(),
+        trigger_source: crate::recorder::TriggerSource::Ntfy,
         trigger_text: "Start Recording".into(),
-        ..Default::default()
+        trigger_lsl_time: 0.0,
+        remaining_s: None,
+        cameras_lost: Vec::new(),
     });
     let file = "/data/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv";
     s.current_files = vec![file.into()];
@@ -228,10 +230,10 @@ struct FakeLink {
 }
 
 impl Link for FakeLink {
-    fn status(&mut self) -> Result<Status, String> {
+    fn status(&mut self) -> Result<Status, LinkError> {
         Ok(buffering())
     }
-    fn command(&mut self, command: Command) -> Result<String, String> {
+    fn command(&mut self, command: Command) -> Result<String, LinkError> {
         self.sent.push(command.to_string());
         Ok("done: ok".into())
     }
@@ -268,7 +270,7 @@ fn in_process_keys_go_on_the_command_bus_as_key_commands() {
                 .expect("a command");
             got.push((
                 env.command.to_string(),
-                env.origin.source.clone(),
+                env.origin.source.to_string(),
                 env.origin.text.clone(),
             ));
             let _ = env.reply.unwrap().send(crate::bus::Reply {

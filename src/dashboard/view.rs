@@ -114,8 +114,8 @@ fn render_head(frame: &mut Frame, area: Rect, view: &View) {
         Some(s) => {
             let mut first = vec![
                 Span::styled(
-                    format!(" {} ", s.state.to_uppercase()),
-                    state_style(&s.state),
+                    format!(" {} ", s.state.as_str().to_uppercase()),
+                    state_style(s.state.as_str()),
                 ),
                 Span::raw(format!(
                     "  rig {}  up {}  v{}",

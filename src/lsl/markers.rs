@@ -7,7 +7,6 @@
 //! away (the experiment script ends) the trigger looks for it again, so a stream re-created
 //! with a new source id is followed too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +18,8 @@ use super::LslStatus;
 use crate::bus::CommandBus;
 use crate::clock::{ClockPair, LslTime};
 use crate::config::LslMarkersConfig;
-use crate::recorder::{Command, Origin};
+use crate::recorder::{Command, Origin, TriggerSource};
+use crate::shutdown::Shutdown;
 
 /// What a marker string means.
 pub fn command_for(cfg: &LslMarkersConfig, marker: &str) -> Option<Command> {
@@ -62,7 +62,7 @@ pub fn spawn(
     cfg: LslMarkersConfig,
     bus: CommandBus,
     status: Arc<Mutex<LslStatus>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("lsl-markers".into())
@@ -80,8 +80,8 @@ fn set_state(status: &Mutex<LslStatus>, state: String) {
     }
 }
 
-fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
+fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop: &Shutdown) {
+    while !stop.stopping() {
         set_state(
             status,
             format!("looking for marker stream `{}`", cfg.stream),
@@ -136,10 +136,10 @@ fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop
 }
 
 /// Pulls markers until the stream is lost or `stop` is set.
-fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, stop: &AtomicBool) {
+fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, stop: &Shutdown) {
     let mut correction = inlet.time_correction(2.0).unwrap_or(0.0);
     let mut since_correction = std::time::Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.stopping() {
         let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(0.5);
         match pulled {
             Ok((sample, stamp)) if !sample.is_empty() && stamp != 0.0 => {
@@ -155,7 +155,7 @@ fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, st
                 }
                 let at = command_time(stamp, correction, arrived, Duration::from_secs(5));
                 if bus
-                    .send_at(command, Origin::new("lsl", marker), at)
+                    .send_at(command, Origin::new(TriggerSource::Lsl, marker), at)
                     .is_err()
                 {
                     return;

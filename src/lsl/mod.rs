@@ -21,6 +21,9 @@
 //! thread a little after the frames around them, so frame samples are held for
 //! [`RELEASE_DELAY`] before they are pushed; their timestamps are explicit, so the delay
 //! changes nothing for a consumer but latency.
+//!
+//! What belongs here: the outlets and the LSL thread. What does not: the events' schema
+//! (`crate::event`), the marker trigger (`markers.rs`).
 
 pub mod markers;
 
@@ -35,6 +38,7 @@ use parking_lot::Mutex;
 
 use crate::clock::{ClockPair, LslTime};
 use crate::hub::StatusHub;
+use crate::shutdown::{Shutdown, Stage};
 use crate::source::SourceInfo;
 
 /// How long frame samples wait for the recording state around them to be known.
@@ -94,6 +98,26 @@ pub fn stream_name(base: &str, camera: &str, count: usize) -> String {
 
 pub use crate::status::LslStatus;
 
+/// What went wrong with LSL, naming the stream it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum LslError {
+    #[error("cannot describe LSL stream {stream}: {cause}")]
+    Describe { stream: String, cause: String },
+    #[error("cannot create the LSL {what} outlet {stream}: {cause}")]
+    Outlet {
+        stream: String,
+        what: &'static str,
+        cause: String,
+    },
+    #[error("cannot start the LSL thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the LSL thread ended before creating its outlets")]
+    ThreadEnded,
+    /// `hindsight check`'s self-test failed at `step`.
+    #[error("{step}: {cause}")]
+    SelfTest { step: &'static str, cause: String },
+}
+
 /// Starts the LSL thread on the receiving end of a queue made with
 /// `crossbeam_channel::bounded(QUEUE_CAPACITY)`. Its outlets exist once this returns Ok:
 /// a failure to create them is reported here, before anything else starts.
@@ -103,7 +127,8 @@ pub fn spawn(
     hub: Arc<StatusHub>,
     status: Arc<Mutex<LslStatus>>,
     rx: Receiver<LslMsg>,
-) -> Result<JoinHandle<()>, String> {
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, LslError> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     let join = std::thread::Builder::new()
         .name("lsl".into())
@@ -112,21 +137,21 @@ pub fn spawn(
             match Publisher::new(&settings, &cameras, hub, status) {
                 Ok(p) => {
                     let _ = ready_tx.send(Ok(()));
-                    p.run(rx);
+                    p.run(rx, &shutdown);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                 }
             }
         })
-        .map_err(|e| format!("cannot start the LSL thread: {e}"))?;
+        .map_err(LslError::Thread)?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(join),
         Ok(Err(e)) => {
             let _ = join.join();
             Err(e)
         }
-        Err(_) => Err("the LSL thread ended before creating its outlets".into()),
+        Err(_) => Err(LslError::ThreadEnded),
     }
 }
 
@@ -165,20 +190,19 @@ impl Publisher {
         cameras: &[CameraStreams],
         hub: Arc<StatusHub>,
         status: Arc<Mutex<LslStatus>>,
-    ) -> Result<Publisher, String> {
+    ) -> Result<Publisher, LslError> {
         let mut outlets = Vec::new();
         let mut names = Vec::new();
         for cam in cameras {
             let frames = frame_info(settings, cam)?;
             let status_info = status_info(settings, cam)?;
             let events = events_info(settings, cam)?;
-            let make = |info: &lsl::StreamInfo, what: &str| {
+            let make = |info: &lsl::StreamInfo, what: &'static str| {
                 lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered).map_err(
-                    |e| {
-                        format!(
-                            "cannot create the LSL {what} outlet of camera {}: {e}",
-                            cam.camera
-                        )
+                    |e| LslError::Outlet {
+                        stream: info.stream_name(),
+                        what,
+                        cause: e.to_string(),
                     },
                 )
             };
@@ -195,9 +219,13 @@ impl Publisher {
         }
         let audio = match &settings.audio {
             Some(a) => {
-                let make = |info: &lsl::StreamInfo, what: &str| {
+                let make = |info: &lsl::StreamInfo, what: &'static str| {
                     lsl::StreamOutlet::new(info, settings.chunk_size, settings.max_buffered)
-                        .map_err(|e| format!("cannot create the LSL audio {what} outlet: {e}"))
+                        .map_err(|e| LslError::Outlet {
+                            stream: info.stream_name(),
+                            what,
+                            cause: e.to_string(),
+                        })
                 };
                 let outlets = AudioOutlets {
                     chunks: make(&audio_chunk_info(settings, a)?, "chunk")?,
@@ -224,8 +252,16 @@ impl Publisher {
         })
     }
 
-    fn run(mut self, rx: Receiver<LslMsg>) {
+    /// Runs until the shutdown reaches [`Stage::Closing`] (everything that sends here has
+    /// ended) or every sender is gone; then pushes everything it holds.
+    fn run(mut self, rx: Receiver<LslMsg>, shutdown: &Shutdown) {
         'run: loop {
+            if shutdown.reached(Stage::Closing) {
+                while let Ok(msg) = rx.try_recv() {
+                    self.handle(msg);
+                }
+                break 'run;
+            }
             let now = LslTime::now();
             let mut deadline = self.next_status;
             if let Some(f) = self.held.front() {
@@ -233,14 +269,10 @@ impl Publisher {
             }
             let wait = deadline.saturating_since(now);
             match rx.recv_timeout(wait) {
-                Ok(LslMsg::Shutdown) => break 'run,
                 Ok(msg) => {
                     self.handle(msg);
                     // Take whatever else is waiting before pushing.
                     while let Ok(msg) = rx.try_recv() {
-                        if matches!(msg, LslMsg::Shutdown) {
-                            break 'run;
-                        }
                         self.handle(msg);
                     }
                 }
@@ -267,7 +299,6 @@ impl Publisher {
                     w.end = Some(w.end.map_or(end, |e| e.min(end)));
                 }
             }
-            LslMsg::Shutdown => {}
             LslMsg::AudioChunk {
                 index,
                 first_sample,
@@ -280,8 +311,8 @@ impl Publisher {
                     }
                 }
             }
-            LslMsg::Event { camera, at, json } => {
-                let sample = vec![json];
+            LslMsg::Event { camera, at, event } => {
+                let sample = vec![event.to_json()];
                 for (i, o) in self.outlets.iter().enumerate() {
                     if camera.is_none_or(|c| c == i) {
                         if let Err(e) = o.events.push_sample_ex(&sample, at.as_secs_f64(), true) {
@@ -385,9 +416,13 @@ fn new_info(
     rate: f64,
     format: lsl::ChannelFormat,
     source_id: &str,
-) -> Result<lsl::StreamInfo, String> {
-    lsl::StreamInfo::new(name, kind, channels, rate, format, source_id)
-        .map_err(|e| format!("cannot describe LSL stream {name}: {e}"))
+) -> Result<lsl::StreamInfo, LslError> {
+    lsl::StreamInfo::new(name, kind, channels, rate, format, source_id).map_err(|e| {
+        LslError::Describe {
+            stream: name.to_string(),
+            cause: e.to_string(),
+        }
+    })
 }
 
 fn channels(desc: &mut lsl::XMLElement, list: &[(&str, &str, &str)]) {
@@ -411,7 +446,7 @@ fn common_desc(desc: &mut lsl::XMLElement, settings: &LslSettings, cam: &CameraS
     acq.append_child_value("camera", &cam.camera);
 }
 
-fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &cam.name,
         &settings.frames_type,
@@ -432,12 +467,12 @@ fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Stream
     );
     let mut camera = desc.append_child("camera");
     camera.append_child_value("name", &cam.camera);
-    camera.append_child_value("source", cam.info.kind);
+    camera.append_child_value("source", cam.info.kind.as_str());
     camera.append_child_value("model", &cam.info.model);
     camera.append_child_value("width", &cam.info.width.to_string());
     camera.append_child_value("height", &cam.info.height.to_string());
     camera.append_child_value("fps", &cam.info.fps.to_string());
-    camera.append_child_value("codec", cam.info.codec);
+    camera.append_child_value("codec", cam.info.codec.as_str());
     let mut sync = desc.append_child("synchronization");
     // Frames can be dropped (by the camera, or by this stream's queue): importers must
     // not smooth timestamps across gaps as for a gap-free regular stream.
@@ -450,7 +485,7 @@ fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Stream
     Ok(info)
 }
 
-fn status_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+fn status_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &format!("{}_Status", cam.name),
         &settings.status_type,
@@ -474,7 +509,7 @@ fn status_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Strea
     Ok(info)
 }
 
-fn events_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, String> {
+fn events_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &format!("{}_Events", cam.name),
         &settings.events_type,
@@ -489,7 +524,7 @@ fn events_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Strea
     Ok(info)
 }
 
-fn audio_chunk_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::StreamInfo, String> {
+fn audio_chunk_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &a.name,
         &settings.events_type,
@@ -517,7 +552,10 @@ fn audio_chunk_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::Str
     Ok(info)
 }
 
-fn audio_status_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::StreamInfo, String> {
+fn audio_status_info(
+    settings: &LslSettings,
+    a: &AudioStreams,
+) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &format!("{}Status", a.name),
         &settings.status_type,
@@ -542,7 +580,13 @@ fn audio_status_info(settings: &LslSettings, a: &AudioStreams) -> Result<lsl::St
 
 /// `hindsight check`'s LSL self-test: an outlet this process creates is found, an inlet
 /// connects to it, and a sample pushed with an explicit timestamp comes back unchanged.
-pub fn self_test() -> Result<String, String> {
+pub fn self_test() -> Result<String, LslError> {
+    let fail = |step: &'static str| {
+        move |e: lsl::Error| LslError::SelfTest {
+            step,
+            cause: e.to_string(),
+        }
+    };
     use lsl::Pullable;
     let start = std::time::Instant::now();
     let id = format!(
@@ -551,37 +595,40 @@ pub fn self_test() -> Result<String, String> {
         LslTime::now().as_nanos()
     );
     let info = lsl::StreamInfo::new(&id, "SelfTest", 1, 0.0, lsl::ChannelFormat::Double64, &id)
-        .map_err(|e| format!("cannot describe a stream: {e}"))?;
-    let outlet = lsl::StreamOutlet::new(&info, 0, 10)
-        .map_err(|e| format!("cannot create an outlet: {e}"))?;
-    let found = lsl::resolve_byprop("source_id", &id, 1, 5.0)
-        .map_err(|e| format!("resolving failed: {e}"))?;
+        .map_err(fail("cannot describe a stream"))?;
+    let outlet = lsl::StreamOutlet::new(&info, 0, 10).map_err(fail("cannot create an outlet"))?;
+    let found = lsl::resolve_byprop("source_id", &id, 1, 5.0).map_err(fail("resolving failed"))?;
     let Some(stream) = found.first() else {
-        return Err("this machine's own stream was not found within 5 s (multicast on loopback blocked? see lsl_api.cfg)".into());
+        return Err(LslError::SelfTest {
+            step: "resolving",
+            cause: "this machine's own stream was not found within 5 s (multicast on loopback blocked? see lsl_api.cfg)".into(),
+        });
     };
-    let inlet = lsl::StreamInlet::new(stream, 10, 0, false)
-        .map_err(|e| format!("cannot create an inlet: {e}"))?;
+    let inlet =
+        lsl::StreamInlet::new(stream, 10, 0, false).map_err(fail("cannot create an inlet"))?;
     inlet
         .open_stream(5.0)
-        .map_err(|e| format!("cannot connect to the stream: {e}"))?;
+        .map_err(fail("cannot connect to the stream"))?;
     outlet.wait_for_consumers(5.0);
     let stamp = lsl::local_clock() - 0.5;
     outlet
         .push_sample_ex(&vec![42.0_f64], stamp, true)
-        .map_err(|e| format!("cannot push: {e}"))?;
-    let (sample, ts): (Vec<f64>, f64) = inlet
-        .pull_sample(5.0)
-        .map_err(|e| format!("cannot pull: {e}"))?;
+        .map_err(fail("cannot push"))?;
+    let (sample, ts): (Vec<f64>, f64) = inlet.pull_sample(5.0).map_err(fail("cannot pull"))?;
     if sample != [42.0] || ts != stamp {
-        return Err(format!(
-            "sample came back as {sample:?} at {ts}, not [42.0] at {stamp}"
-        ));
+        return Err(LslError::SelfTest {
+            step: "reading back",
+            cause: format!("sample came back as {sample:?} at {ts}, not [42.0] at {stamp}"),
+        });
     }
     let clock_gap = (lsl::local_clock() - LslTime::now().as_secs_f64()).abs();
     if clock_gap > 0.01 {
-        return Err(format!(
-            "liblsl's clock differs from CLOCK_MONOTONIC by {clock_gap:.3} s: frame times would be off"
-        ));
+        return Err(LslError::SelfTest {
+            step: "clock",
+            cause: format!(
+                "liblsl's clock differs from CLOCK_MONOTONIC by {clock_gap:.3} s: frame times would be off"
+            ),
+        });
     }
     Ok(format!(
         "liblsl {} found its own stream and read a sample back in {:.2} s",

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Clocks;
 use crate::frame::FrameMeta;
-use crate::source::stream::{FrameStream, Read, POLL};
+use crate::source::stream::{FirstFrameError, FrameStream, Read, POLL};
 use crate::source::{FrameSource, SourceError, SourceInfo};
 
 pub struct CommandSource {
@@ -31,6 +31,22 @@ pub struct CommandSource {
     first: Option<(FrameMeta, Vec<u8>)>,
 }
 
+/// Why a camera program gave no stream, with what it last said on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("cannot start `{command}`: {source}")]
+    Start {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}`: {source}{}", last_message.as_ref().map(|m| format!(" (its last message: {m})")).unwrap_or_default())]
+    NoFrame {
+        command: String,
+        source: FirstFrameError,
+        last_message: Option<String>,
+    },
+}
+
 impl CommandSource {
     /// Starts `command` and waits for its first frame (which fixes the frame size).
     pub fn open(
@@ -39,7 +55,7 @@ impl CommandSource {
         fps: f64,
         max_frame: usize,
         clocks: Arc<dyn Clocks>,
-    ) -> Result<CommandSource, String> {
+    ) -> Result<CommandSource, ProgramError> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -52,7 +68,10 @@ impl CommandSource {
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .spawn()
-            .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+            .map_err(|source| ProgramError::Start {
+                command: command.to_string(),
+                source,
+            })?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let last_stderr = Arc::new(Mutex::new(String::new()));
@@ -73,12 +92,12 @@ impl CommandSource {
         }
         let mut src = CommandSource {
             info: SourceInfo {
-                kind: "command",
+                kind: crate::config::SourceKind::Command,
                 model: command.to_string(),
                 width: 0,
                 height: 0,
                 fps,
-                codec: "mjpg",
+                codec: crate::config::Codec::Mjpg,
             },
             command: command.to_string(),
             child,
@@ -101,14 +120,11 @@ impl CommandSource {
             }
             Err(e) => {
                 let last = src.last_stderr.lock().clone();
-                Err(format!(
-                    "`{command}`: {e}{}",
-                    if last.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (its last message: {last})")
-                    }
-                ))
+                Err(ProgramError::NoFrame {
+                    command: command.to_string(),
+                    source: e,
+                    last_message: (!last.is_empty()).then_some(last),
+                })
             }
         }
     }

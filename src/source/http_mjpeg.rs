@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::clock::Clocks;
 use crate::frame::FrameMeta;
-use crate::source::stream::{FrameStream, Read, POLL};
+use crate::source::stream::{FirstFrameError, FrameStream, Read, POLL};
 use crate::source::{FrameSource, SourceError, SourceInfo};
 
 pub struct HttpMjpegSource {
@@ -37,6 +37,34 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Why a network camera gave no stream; the URL is shown without its password.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {problem}")]
+pub struct HttpError {
+    pub url: String,
+    pub problem: HttpProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpProblem {
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    #[error("{0}")]
+    Client(reqwest::Error),
+    #[error("{0}")]
+    Connect(String),
+    #[error("the camera refused the login ({0}); check the user and password in the URL")]
+    Login(reqwest::StatusCode),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error(
+        "not an MJPEG stream (Content-Type: {0}); hindsight needs multipart/x-mixed-replace JPEG"
+    )]
+    NotMjpeg(String),
+    #[error(transparent)]
+    NoFrame(FirstFrameError),
+}
+
 impl HttpMjpegSource {
     /// Connects and waits for the first frame (which fixes the frame size).
     pub fn open(
@@ -44,15 +72,20 @@ impl HttpMjpegSource {
         fps: f64,
         max_frame: usize,
         clocks: Arc<dyn Clocks>,
-    ) -> Result<HttpMjpegSource, String> {
+    ) -> Result<HttpMjpegSource, HttpError> {
         let shown = redacted(url);
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{shown}: bad URL: {e}"))?;
+        let err = |problem| HttpError {
+            url: shown.clone(),
+            problem,
+        };
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| err(HttpProblem::BadUrl(e.to_string())))?;
         // Reads time out after POLL so that shutdown is noticed; connecting gets longer.
         let client = reqwest::blocking::Client::builder()
             .timeout(POLL)
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| err(HttpProblem::Client(e)))?;
         // Credentials go in one `Authorization` header, decoded from the URL; the URL sent
         // carries none (reqwest would add a second header from it, and strict cameras
         // answer two with 400).
@@ -67,15 +100,13 @@ impl HttpMjpegSource {
         }
         let response = req
             .send()
-            .map_err(|e| format!("{shown}: {}", describe(&e)))?;
+            .map_err(|e| err(HttpProblem::Connect(describe(&e))))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(format!(
-                "{shown}: the camera refused the login ({status}); check the user and password in the URL"
-            ));
+            return Err(err(HttpProblem::Login(status)));
         }
         if !status.is_success() {
-            return Err(format!("{shown}: HTTP {status}"));
+            return Err(err(HttpProblem::Status(status)));
         }
         let ctype = response
             .headers()
@@ -86,18 +117,16 @@ impl HttpMjpegSource {
         // A web page (a login form, an error page) is not a stream. Anything else is given
         // the chance to carry JPEG frames (some servers say application/octet-stream).
         if ctype.starts_with("text/") || ctype.contains("json") {
-            return Err(format!(
-                "{shown}: not an MJPEG stream (Content-Type: {ctype}); hindsight needs multipart/x-mixed-replace JPEG"
-            ));
+            return Err(err(HttpProblem::NotMjpeg(ctype)));
         }
         let mut src = HttpMjpegSource {
             info: SourceInfo {
-                kind: "http-mjpeg",
+                kind: crate::config::SourceKind::HttpMjpeg,
                 model: shown.clone(),
                 width: 0,
                 height: 0,
                 fps,
-                codec: "mjpg",
+                codec: crate::config::Codec::Mjpg,
             },
             response,
             stream: FrameStream::new(max_frame, clocks),
@@ -108,7 +137,7 @@ impl HttpMjpegSource {
         let meta = src
             .stream
             .first_frame(&mut jpeg, |buf| read_body(response, buf))
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| err(HttpProblem::NoFrame(e)))?;
         src.info.width = u32::from(meta.width);
         src.info.height = u32::from(meta.height);
         src.first = Some((meta, jpeg));

@@ -31,18 +31,14 @@ pub struct Crop {
 /// The centred crop for `width`x`height`. Sizes must be multiples of 4 (what the driver
 /// sets; a multiple of 2 keeps the Bayer order) and fit the sensor; the corner is rounded
 /// down to a multiple of 4, so the crop stays centred to within 2 pixels.
-pub fn crop(width: u32, height: u32) -> Result<Crop, String> {
+pub fn crop(width: u32, height: u32) -> Result<Crop, CropError> {
     if !width.is_multiple_of(ALIGN) || !height.is_multiple_of(ALIGN) {
-        return Err(format!(
-            "IMX296 crop {width}x{height}: width and height must be multiples of {ALIGN} (the driver would change them)"
-        ));
+        return Err(CropError::Unaligned { width, height });
     }
     if !(MIN_WIDTH..=SENSOR_WIDTH).contains(&width)
         || !(MIN_HEIGHT..=SENSOR_HEIGHT).contains(&height)
     {
-        return Err(format!(
-            "IMX296 crop {width}x{height}: must be between {MIN_WIDTH}x{MIN_HEIGHT} and {SENSOR_WIDTH}x{SENSOR_HEIGHT}"
-        ));
+        return Err(CropError::OutOfRange { width, height });
     }
     let down = |v: u32| v / ALIGN * ALIGN;
     Ok(Crop {
@@ -104,7 +100,7 @@ pub fn find_entity(media_ctl_print: &str) -> Option<(String, bool)> {
 
 /// Finds the IMX296 on /dev/media0..7 and sets the crop for `width`x`height`. Returns
 /// what was done, for the log.
-pub fn apply(width: u32, height: u32) -> Result<String, String> {
+pub fn apply(width: u32, height: u32) -> Result<String, CropError> {
     let c = crop(width, height)?;
     for m in 0..8 {
         let dev = format!("/dev/media{m}");
@@ -114,7 +110,7 @@ pub fn apply(width: u32, height: u32) -> Result<String, String> {
         let out = Command::new("media-ctl")
             .args(["-d", &dev, "-p"])
             .output()
-            .map_err(|e| format!("cannot run media-ctl (apt install v4l-utils): {e}"))?;
+            .map_err(CropError::NoMediaCtl)?;
         let text = String::from_utf8_lossy(&out.stdout);
         let Some((entity, mono)) = find_entity(&text) else {
             continue;
@@ -123,17 +119,31 @@ pub fn apply(width: u32, height: u32) -> Result<String, String> {
         let out = Command::new("media-ctl")
             .args(&args)
             .output()
-            .map_err(|e| format!("media-ctl: {e}"))?;
+            .map_err(CropError::NoMediaCtl)?;
         if !out.status.success() {
-            return Err(format!(
-                "media-ctl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(CropError::Refused {
+                args: args.join(" "),
+                said: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         return Ok(format!("media-ctl {}", args.join(" ")));
     }
-    Err("no IMX296 (Global Shutter camera) found on /dev/media0..7".into())
+    Err(CropError::NotFound)
+}
+
+/// Why the IMX296 crop could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum CropError {
+    #[error("IMX296 crop {width}x{height}: width and height must be multiples of {ALIGN} (the driver would change them)")]
+    Unaligned { width: u32, height: u32 },
+    #[error("IMX296 crop {width}x{height}: must be between {MIN_WIDTH}x{MIN_HEIGHT} and {SENSOR_WIDTH}x{SENSOR_HEIGHT}")]
+    OutOfRange { width: u32, height: u32 },
+    #[error("cannot run media-ctl (apt install v4l-utils): {0}")]
+    NoMediaCtl(std::io::Error),
+    #[error("media-ctl {args}: {said}")]
+    Refused { args: String, said: String },
+    #[error("no IMX296 (Global Shutter camera) found on /dev/media0..7")]
+    NotFound,
 }
 
 #[cfg(test)]
@@ -168,10 +178,11 @@ mod tests {
 
     #[test]
     fn impossible_crops_are_refused() {
-        assert!(crop(689, 136).unwrap_err().contains("multiples of 4"));
-        assert!(crop(690, 136).unwrap_err().contains("multiples of 4"));
-        assert!(crop(1460, 96).unwrap_err().contains("between"));
-        assert!(crop(76, 96).unwrap_err().contains("between"));
+        let e = |w, h| crop(w, h).unwrap_err().to_string();
+        assert!(e(689, 136).contains("multiples of 4"));
+        assert!(e(690, 136).contains("multiples of 4"));
+        assert!(e(1460, 96).contains("between"));
+        assert!(e(76, 96).contains("between"));
         assert!(crop(600, 1092).is_err());
     }
 

@@ -83,7 +83,25 @@ mod imp {
     /// DRM fourcc of planar YUV 4:2:0 ("YU12").
     const YUV420: PixelFormat = PixelFormat::new(u32::from_le_bytes(*b"YU12"), 0);
 
-    type Item = Result<(FrameMeta, Vec<u8>), String>;
+    type Item = Result<(FrameMeta, Vec<u8>), LibcameraError>;
+
+    /// Why the camera could not start or stopped delivering, naming the camera (its
+    /// model, or `libcamera` before one is found) and what libcamera said.
+    #[derive(Debug, Clone, thiserror::Error)]
+    #[error("{camera}: {problem}")]
+    pub struct LibcameraError {
+        pub camera: String,
+        pub problem: String,
+    }
+
+    impl LibcameraError {
+        fn new(camera: &str, problem: String) -> Self {
+            LibcameraError {
+                camera: camera.to_string(),
+                problem,
+            }
+        }
+    }
 
     pub struct LibcameraSource {
         info: SourceInfo,
@@ -109,7 +127,7 @@ mod imp {
                     jpeg.extend_from_slice(&data);
                     Ok(meta)
                 }
-                Ok(Err(e)) => Err(SourceError::Lost(e)),
+                Ok(Err(e)) => Err(SourceError::Lost(e.to_string())),
                 Err(RecvTimeoutError::Timeout) => Err(SourceError::Idle),
                 Err(RecvTimeoutError::Disconnected) => {
                     Err(SourceError::Lost("the libcamera thread ended".into()))
@@ -122,7 +140,7 @@ mod imp {
     pub fn open(
         cam: &crate::config::CameraConfig,
         clocks: Arc<dyn Clocks>,
-    ) -> Result<Box<dyn FrameSource>, String> {
+    ) -> Result<Box<dyn FrameSource>, LibcameraError> {
         let (w, h, fps, quality) = (
             cam.resolution.width.0,
             cam.resolution.height.0,
@@ -131,7 +149,7 @@ mod imp {
         );
         let device = cam.device.clone();
         let (tx, rx) = bounded::<Item>(8);
-        let (ready_tx, ready_rx) = bounded::<Result<String, String>>(1);
+        let (ready_tx, ready_rx) = bounded::<Result<String, LibcameraError>>(1);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
         std::thread::Builder::new()
@@ -143,18 +161,25 @@ mod imp {
                     let _ = tx.send(Err(e));
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                LibcameraError::new("libcamera", format!("cannot start its thread: {e}"))
+            })?;
         let model = ready_rx
             .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "libcamera did not start the camera within 10 s".to_string())??;
+            .map_err(|_| {
+                LibcameraError::new(
+                    "libcamera",
+                    "did not start the camera within 10 s".to_string(),
+                )
+            })??;
         Ok(Box::new(LibcameraSource {
             info: SourceInfo {
-                kind: "libcamera",
+                kind: crate::config::SourceKind::Libcamera,
                 model,
                 width: w,
                 height: h,
                 fps,
-                codec: "mjpg",
+                codec: crate::config::Codec::Mjpg,
             },
             rx,
             stop,
@@ -170,10 +195,11 @@ mod imp {
         quality: u8,
         clocks: Arc<dyn Clocks>,
         tx: &crossbeam_channel::Sender<Item>,
-        ready: &crossbeam_channel::Sender<Result<String, String>>,
+        ready: &crossbeam_channel::Sender<Result<String, LibcameraError>>,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), String> {
-        let mgr = CameraManager::new().map_err(|e| format!("libcamera: {e}"))?;
+    ) -> Result<(), LibcameraError> {
+        let mgr =
+            CameraManager::new().map_err(|e| LibcameraError::new("libcamera", format!("{e}")))?;
         let cameras = mgr.cameras();
         let cam = match device.as_deref() {
             None => cameras.get(0),
@@ -182,18 +208,26 @@ mod imp {
                 Err(_) => mgr.get(d),
             },
         }
-        .ok_or_else(|| format!("libcamera: no camera {}", device.as_deref().unwrap_or("0")))?;
+        .ok_or_else(|| {
+            LibcameraError::new(
+                "libcamera",
+                format!("no camera {}", device.as_deref().unwrap_or("0")),
+            )
+        })?;
         let model = cam
             .properties()
             .get::<properties::Model>()
             .map(|m| (*m).clone())
             .unwrap_or_else(|_| cam.id().to_string());
         let mut cam = cam.acquire().map_err(|e| {
-            format!("{model}: cannot acquire the camera (is another program using it?): {e}")
+            LibcameraError::new(
+                &model,
+                format!("cannot acquire the camera (is another program using it?): {e}"),
+            )
         })?;
         let mut cfgs = cam
             .generate_configuration(&[StreamRole::VideoRecording])
-            .ok_or_else(|| format!("{model}: no video configuration"))?;
+            .ok_or_else(|| LibcameraError::new(&model, "no video configuration".to_string()))?;
         {
             let mut c = cfgs.get_mut(0).expect("one stream");
             c.set_pixel_format(YUV420);
@@ -204,7 +238,10 @@ mod imp {
             c.set_buffer_count(6);
         }
         if let CameraConfigurationStatus::Invalid = cfgs.validate() {
-            return Err(format!("{model}: {w}x{h} YUV420 is not possible"));
+            return Err(LibcameraError::new(
+                &model,
+                format!("{w}x{h} YUV420 is not possible"),
+            ));
         }
         let (size, stride, format) = {
             let c = cfgs.get(0).expect("one stream");
@@ -217,7 +254,7 @@ mod imp {
             ));
         }
         cam.configure(&mut cfgs)
-            .map_err(|e| format!("{model}: configure: {e}"))?;
+            .map_err(|e| LibcameraError::new(&model, format!("configure: {e}")))?;
         let mut alloc = FrameBufferAllocator::new(&cam);
         let stream = cfgs
             .get(0)
@@ -226,16 +263,16 @@ mod imp {
             .expect("configured");
         let buffers = alloc
             .alloc(&stream)
-            .map_err(|e| format!("{model}: buffers: {e}"))?;
+            .map_err(|e| LibcameraError::new(&model, format!("buffers: {e}")))?;
         let mut reqs = Vec::new();
         for (i, buf) in buffers.into_iter().enumerate() {
-            let buf =
-                MemoryMappedFrameBuffer::new(buf).map_err(|e| format!("{model}: mmap: {e}"))?;
-            let mut req = cam
-                .create_request(Some(i as u64))
-                .ok_or_else(|| format!("{model}: cannot create a request"))?;
+            let buf = MemoryMappedFrameBuffer::new(buf)
+                .map_err(|e| LibcameraError::new(&model, format!("mmap: {e}")))?;
+            let mut req = cam.create_request(Some(i as u64)).ok_or_else(|| {
+                LibcameraError::new(&model, "cannot create a request".to_string())
+            })?;
             req.add_buffer(&stream, buf)
-                .map_err(|e| format!("{model}: {e}"))?;
+                .map_err(|e| LibcameraError::new(&model, format!("{e}")))?;
             reqs.push(req);
         }
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -247,25 +284,26 @@ mod imp {
         let mut controls = ControlList::new();
         controls
             .set(FrameDurationLimits([frame_us, frame_us]))
-            .map_err(|e| format!("{model}: frame duration: {e}"))?;
+            .map_err(|e| LibcameraError::new(&model, format!("frame duration: {e}")))?;
         cam.start(Some(&*controls))
-            .map_err(|e| format!("{model}: start: {e}"))?;
+            .map_err(|e| LibcameraError::new(&model, format!("start: {e}")))?;
         for req in reqs {
             cam.queue_request(req)
-                .map_err(|(_, e)| format!("{model}: queue: {e}"))?;
+                .map_err(|(_, e)| LibcameraError::new(&model, format!("queue: {e}")))?;
         }
-        let mut encoder = RawEncoder::new(Pixel::Yuv420, w, h, stride, quality)?;
+        let mut encoder = RawEncoder::new(Pixel::Yuv420, w, h, stride, quality)
+            .map_err(|e| LibcameraError::new(&model, format!("{e}")))?;
         let _ = ready.send(Ok(format!("{model} ({w}x{h} YUV420 @ {fps} fps, encoded)")));
         let mut logged_clock = false;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let mut req = match done_rx.recv_timeout(Duration::from_secs(5)) {
                 Ok(r) => r,
-                Err(_) => return Err(format!("{model}: no frame for 5 s")),
+                Err(_) => return Err(LibcameraError::new(&model, "no frame for 5 s".to_string())),
             };
             let ts = req.metadata().get::<SensorTimestamp>().map(|t| t.0);
             let fb: &MemoryMappedFrameBuffer<FrameBuffer> = req
                 .buffer(&stream)
-                .ok_or_else(|| format!("{model}: request without buffer"))?;
+                .ok_or_else(|| LibcameraError::new(&model, "request without buffer".to_string()))?;
             let seq = fb.metadata().map(|m| m.sequence()).unwrap_or(0);
             let planes = fb.data();
             let raw: Vec<u8> = planes.concat();
@@ -285,7 +323,7 @@ mod imp {
             };
             req.reuse(ReuseFlag::REUSE_BUFFERS);
             cam.queue_request(req)
-                .map_err(|(_, e)| format!("{model}: queue: {e}"))?;
+                .map_err(|(_, e)| LibcameraError::new(&model, format!("queue: {e}")))?;
             match encoded {
                 Ok(()) => {
                     let meta = FrameMeta {

@@ -224,7 +224,7 @@ impl JpegSplitter {
                             }
                             let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
                             if let Err(why) = plausible(m, len, &b[4..]) {
-                                return self.corrupt(why);
+                                return self.corrupt(why.to_string());
                             }
                             if b.len() < 2 + len {
                                 if self.pos + 2 + len - self.start > self.max_frame {
@@ -310,10 +310,25 @@ impl JpegSplitter {
     }
 }
 
+/// A marker segment no real JPEG has.
+#[derive(Debug, thiserror::Error)]
+#[error("marker FF {marker:02X}: {what} (length {len})")]
+struct BadMarker {
+    marker: u8,
+    len: usize,
+    what: &'static str,
+}
+
 /// A marker segment's length (and the start of its body) that a real JPEG can have. Keeps
 /// a damaged length from swallowing the frames that follow.
-fn plausible(m: u8, len: usize, body: &[u8]) -> Result<(), String> {
-    let bad = |what: &str| Err(format!("marker FF {m:02X}: {what} (length {len})"));
+fn plausible(m: u8, len: usize, body: &[u8]) -> Result<(), BadMarker> {
+    let bad = |what: &'static str| {
+        Err(BadMarker {
+            marker: m,
+            len,
+            what,
+        })
+    };
     if len < 2 {
         return bad("too short");
     }

@@ -17,16 +17,16 @@ use crate::frame::FrameMeta;
 /// What a source delivers, for file headers, LSL `desc()` and the status.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceInfo {
-    /// Source kind as in the config (`synthetic`, `v4l2`, ...).
-    pub kind: &'static str,
+    /// Source kind as in the config.
+    pub kind: crate::config::SourceKind,
     /// Human-readable device description ("synthetic test pattern", camera model, URL).
     pub model: String,
     pub width: u32,
     pub height: u32,
     /// Nominal frames per second (what was asked for or granted; actual rates are measured).
     pub fps: f64,
-    /// Always "mjpg" for now: every source yields JPEG frames.
-    pub codec: &'static str,
+    /// Always MJPEG for now: every source yields JPEG frames.
+    pub codec: crate::config::Codec,
 }
 
 /// Why a source could not deliver a frame.
@@ -49,7 +49,27 @@ pub enum SourceError {
 }
 
 /// Opens a camera's source again after it was lost.
-pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, String> + Send>;
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, OpenError> + Send>;
+
+/// Why a camera's source could not be opened, naming the camera.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("camera {camera}: source {kind} needs `{key}`")]
+    Missing {
+        camera: String,
+        kind: &'static str,
+        key: &'static str,
+    },
+    #[error(
+        "camera {camera}: this hindsight was built without libcamera support: build it with \
+         `cargo build --release --features libcamera` on Raspberry Pi OS (libcamera ≥ 0.4), \
+         or use source: command with `rpicam-vid -t 0 --codec mjpeg -o -`"
+    )]
+    NoLibcamera { camera: String },
+    /// The device, program or URL refused or failed (what it said).
+    #[error("camera {camera}: {cause}")]
+    Failed { camera: String, cause: String },
+}
 
 /// A camera. Implementations must not block the pipeline on network or disk: `next_frame`
 /// blocks only until the device has the next frame.
@@ -66,7 +86,12 @@ impl fmt::Display for SourceInfo {
         write!(
             f,
             "{} ({}) {}x{} @ {} fps {}",
-            self.kind, self.model, self.width, self.height, self.fps, self.codec
+            self.kind.as_str(),
+            self.model,
+            self.width,
+            self.height,
+            self.fps,
+            self.codec.as_str()
         )
     }
 }
@@ -75,11 +100,15 @@ impl fmt::Display for SourceInfo {
 pub fn open(
     cam: &crate::config::CameraConfig,
     clocks: std::sync::Arc<dyn crate::clock::Clocks>,
-) -> Result<Box<dyn FrameSource>, String> {
+) -> Result<Box<dyn FrameSource>, OpenError> {
+    let failed = |cause: String| OpenError::Failed {
+        camera: cam.name.0.clone(),
+        cause,
+    };
     use crate::config::SourceKind;
     if cam.imx296_crop {
         let done = imx296::apply(cam.resolution.width.0, cam.resolution.height.0)
-            .map_err(|e| format!("camera {}: {e}", cam.name))?;
+            .map_err(|e| failed(e.to_string()))?;
         tracing::info!(camera = %cam.name, "IMX296 crop set: {done}");
     }
     match cam.source {
@@ -94,40 +123,35 @@ pub fn open(
             };
             synthetic::SyntheticSource::new(cfg, clocks)
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)
-                .map_err(|e| format!("camera {}: {e}", cam.name))
+                .map_err(|e| failed(e.to_string()))
         }
         SourceKind::Command => {
-            let command = cam
-                .command
-                .as_deref()
-                .ok_or_else(|| format!("camera {}: source command needs `command`", cam.name))?;
+            let command = cam.command.as_deref().ok_or_else(|| OpenError::Missing {
+                camera: cam.name.0.clone(),
+                kind: "command",
+                key: "command",
+            })?;
             command::CommandSource::open(&cam.name.0, command, cam.fps.0, MAX_FRAME, clocks)
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)
-                .map_err(|e| format!("camera {}: {e}", cam.name))
+                .map_err(|e| failed(e.to_string()))
         }
         SourceKind::HttpMjpeg => {
-            let url = cam
-                .url
-                .as_deref()
-                .ok_or_else(|| format!("camera {}: source http-mjpeg needs `url`", cam.name))?;
+            let url = cam.url.as_deref().ok_or_else(|| OpenError::Missing {
+                camera: cam.name.0.clone(),
+                kind: "http-mjpeg",
+                key: "url",
+            })?;
             http_mjpeg::HttpMjpegSource::open(url, cam.fps.0, MAX_FRAME, clocks)
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)
-                .map_err(|e| format!("camera {}: {e}", cam.name))
+                .map_err(|e| failed(e.to_string()))
         }
-        SourceKind::V4l2 => {
-            v4l2::open(cam, clocks).map_err(|e| format!("camera {}: {e}", cam.name))
-        }
+        SourceKind::V4l2 => v4l2::open(cam, clocks).map_err(|e| failed(e.to_string())),
         #[cfg(feature = "libcamera")]
-        SourceKind::Libcamera => {
-            libcamera::open(cam, clocks).map_err(|e| format!("camera {}: {e}", cam.name))
-        }
+        SourceKind::Libcamera => libcamera::open(cam, clocks).map_err(|e| failed(e.to_string())),
         #[cfg(not(feature = "libcamera"))]
-        SourceKind::Libcamera => Err(format!(
-            "camera {}: this hindsight was built without libcamera support: build it with \
-             `cargo build --release --features libcamera` on Raspberry Pi OS (libcamera ≥ 0.4), \
-             or use source: command with `rpicam-vid -t 0 --codec mjpeg -o -`",
-            cam.name
-        )),
+        SourceKind::Libcamera => Err(OpenError::NoLibcamera {
+            camera: cam.name.0.clone(),
+        }),
     }
 }
 

@@ -41,6 +41,15 @@ pub struct FrameStream {
 /// The smallest step between two frames' capture times: the MKV timestamp unit.
 const MIN_STEP_NS: i64 = crate::frame::TIMESTAMP_UNIT_NS as i64;
 
+/// Why a stream gave no first frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FirstFrameError {
+    #[error("no JPEG frame within {} s", .0.as_secs())]
+    None(Duration),
+    #[error(transparent)]
+    Source(SourceError),
+}
+
 impl FrameStream {
     pub fn new(max_frame: usize, clocks: Arc<dyn Clocks>) -> FrameStream {
         FrameStream {
@@ -141,7 +150,7 @@ impl FrameStream {
         &mut self,
         jpeg: &mut Vec<u8>,
         mut read: impl FnMut(&mut [u8]) -> Read,
-    ) -> Result<FrameMeta, String> {
+    ) -> Result<FrameMeta, FirstFrameError> {
         let deadline = Instant::now() + FIRST_FRAME;
         self.last_frame = Instant::now();
         let mut corrupt = 0;
@@ -153,10 +162,8 @@ impl FrameStream {
                     self.last_frame = Instant::now();
                 }
                 Err(SourceError::Corrupt(_)) if corrupt < 100 => corrupt += 1,
-                Err(SourceError::Idle) => {
-                    return Err(format!("no JPEG frame within {} s", FIRST_FRAME.as_secs()))
-                }
-                Err(e) => return Err(e.to_string()),
+                Err(SourceError::Idle) => return Err(FirstFrameError::None(FIRST_FRAME)),
+                Err(e) => return Err(FirstFrameError::Source(e)),
             }
         }
     }

@@ -64,7 +64,9 @@ pub fn parse(text: &str, rig: &str) -> Parsed {
                 };
             match rest {
                 [] => Ok(Command::Start { seconds: None }),
-                _ => duration(rest).map(|s| Command::Start { seconds: Some(s) }),
+                _ => duration(rest)
+                    .map(|s| Command::Start { seconds: Some(s) })
+                    .map_err(|e| e.to_string()),
             }
         }
         "stop" => match rest {
@@ -72,7 +74,9 @@ pub fn parse(text: &str, rig: &str) -> Parsed {
             [w] if w.eq_ignore_ascii_case("recording") => Ok(Command::Stop),
             _ => Err("stop takes no argument".to_string()),
         },
-        "clip" => duration(rest).map(|seconds| Command::Clip { seconds }),
+        "clip" => duration(rest)
+            .map(|seconds| Command::Clip { seconds })
+            .map_err(|e| e.to_string()),
         "mark" => {
             // The text as written: everything after the keyword, addresses removed.
             let text = rest.join(" ");
@@ -91,28 +95,43 @@ pub fn parse(text: &str, rig: &str) -> Parsed {
     }
 }
 
+/// Why words are not a number of seconds (said in the reply to the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum DurationError {
+    #[error("a number of seconds is needed")]
+    Missing,
+    #[error("too many words")]
+    TooManyWords,
+    #[error("`{0}` is not a unit of seconds")]
+    Unit(String),
+    #[error("`{0}` is not a number of seconds")]
+    NotANumber(String),
+    #[error("{0} seconds is not a duration")]
+    NotPositive(String),
+}
+
 /// `60`, `60s`, `60 s`, `60 sec`, `60 seconds`, `1.5`: a positive, finite number of seconds.
-fn duration(words: &[&str]) -> Result<f64, String> {
+fn duration(words: &[&str]) -> Result<f64, DurationError> {
     let (number, unit) = match words {
         [w] => match w.find(|c: char| c.is_ascii_alphabetic()) {
             Some(i) => (&w[..i], &w[i..]),
             None => (*w, ""),
         },
         [n, u] => (*n, *u),
-        [] => return Err("a number of seconds is needed".into()),
-        _ => return Err("too many words".into()),
+        [] => return Err(DurationError::Missing),
+        _ => return Err(DurationError::TooManyWords),
     };
     if !["", "s", "sec", "secs", "second", "seconds"].contains(&unit.to_ascii_lowercase().as_str())
     {
-        return Err(format!("`{unit}` is not a unit of seconds"));
+        return Err(DurationError::Unit(unit.to_string()));
     }
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{number}` is not a number of seconds"))?;
+        .map_err(|_| DurationError::NotANumber(number.to_string()))?;
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(format!("{number} seconds is not a duration"))
+        Err(DurationError::NotPositive(number.to_string()))
     }
 }
 

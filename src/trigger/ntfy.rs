@@ -23,9 +23,12 @@
 //! its arrival), so that nothing asked for is cut; the reply and the LSL event say so.
 //! Late messages that come together are handed to the recorder as one batch, so that a
 //! start replayed with its stop records exactly the span between them.
+//!
+//! What belongs here: the subscription, its resumption and the reply topic. What does
+//! not: what a message's words mean (`trigger::grammar`), carrying commands out (`control`).
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,7 +42,8 @@ use super::grammar::{self, Parsed};
 use crate::bus::LslMsg;
 use crate::bus::{CommandBus, Timed};
 use crate::clock::{ClockPair, LslTime, WallTime};
-use crate::recorder::{Command, Origin, Outcome};
+use crate::recorder::{Command, Origin, Outcome, TriggerSource};
+use crate::shutdown::Shutdown;
 
 /// How hindsight proves who it is to the server.
 #[derive(Clone, PartialEq, Eq)]
@@ -121,15 +125,50 @@ enum Ended {
     Failed(String),
 }
 
+/// Why the topic's newest message could not be asked for at start-up.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error("{0}")]
+    Request(reqwest::Error),
+    #[error("the server answered {0}")]
+    Status(reqwest::StatusCode),
+}
+
+/// Why the ntfy credentials could not be found; each names its key.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("trigger.ntfy.{key}: cannot read {}: {source}", path.display())]
+    Unreadable {
+        key: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("trigger.ntfy.{key}: {} is empty", path.display())]
+    Empty {
+        key: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error(
+        "trigger.ntfy.user is set, but no password: set password_file, or the variable {variable}"
+    )]
+    NoPassword { variable: String },
+}
+
 /// Credentials from the config: a token (written in, from a file, or from an environment
 /// variable, in that order), else a user and password. Errors name the key.
-pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, String> {
-    let read = |key: &str, path: &std::path::Path| -> Result<String, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("trigger.ntfy.{key}: cannot read {}: {e}", path.display()))?;
+pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, AuthError> {
+    let read = |key: &'static str, path: &std::path::Path| -> Result<String, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Unreadable {
+            key,
+            path: path.to_path_buf(),
+            source,
+        })?;
         let t = text.trim().to_string();
         if t.is_empty() {
-            return Err(format!("trigger.ntfy.{key}: {} is empty", path.display()));
+            return Err(AuthError::Empty {
+                key,
+                path: path.to_path_buf(),
+            });
         }
         Ok(t)
     };
@@ -156,11 +195,12 @@ pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, Str
     if let Some(user) = &cfg.user {
         let password = match &cfg.password_file {
             Some(p) => read("password_file", p)?,
-            None => env(&cfg.password_env).ok_or_else(|| {
-                format!(
-                    "trigger.ntfy.user is set, but no password: set password_file, or the variable {}",
-                    cfg.password_env.as_deref().unwrap_or("named by password_env")
-                )
+            None => env(&cfg.password_env).ok_or_else(|| AuthError::NoPassword {
+                variable: cfg
+                    .password_env
+                    .as_deref()
+                    .unwrap_or("named by password_env")
+                    .to_string(),
             })?,
         };
         return Ok(Some(Auth::Basic {
@@ -179,7 +219,7 @@ pub fn spawn(
     status: Arc<Mutex<NtfyStatus>>,
     notices: tokio::sync::mpsc::UnboundedReceiver<String>,
     lsl: Option<crossbeam_channel::Sender<LslMsg>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     {
         let mut s = status.lock();
@@ -225,7 +265,7 @@ struct Subscriber<'a> {
     bus: &'a CommandBus,
     status: &'a Mutex<NtfyStatus>,
     lsl: Option<&'a crossbeam_channel::Sender<LslMsg>>,
-    stop: &'a AtomicBool,
+    stop: &'a Shutdown,
 }
 
 impl Subscriber<'_> {
@@ -250,16 +290,13 @@ impl Subscriber<'_> {
                 tracing::warn!("ntfy: {state}");
             }
             if let Some(lsl) = self.lsl {
-                let json = serde_json::json!({
-                    "event": "ntfy",
-                    "state": state,
-                    "topic": self.settings.topic,
-                })
-                .to_string();
                 let _ = lsl.try_send(LslMsg::Event {
                     camera: None,
                     at: LslTime::now(),
-                    json,
+                    event: crate::event::Event::Ntfy {
+                        state: state.to_string(),
+                        topic: self.settings.topic.clone(),
+                    },
                 });
             }
         }
@@ -290,10 +327,10 @@ impl Subscriber<'_> {
             .store(not_after.unwrap_or(i64::MIN), Ordering::Relaxed);
         let mut seen = Seen::default();
         let mut backoff = s.backoff_initial;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.stopping() {
             self.set_state("connecting".into(), false, None);
             let (ended, was_open) = self.subscribe(&mut since, &mut seen).await;
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.stopping() {
                 return;
             }
             if was_open {
@@ -319,7 +356,7 @@ impl Subscriber<'_> {
 
     /// The id of the topic's newest message of the last minute, if any (`poll=1`: the
     /// cached messages, then the answer ends).
-    async fn newest_message(&self) -> Result<Option<String>, String> {
+    async fn newest_message(&self) -> Result<Option<String>, PollError> {
         let s = self.settings;
         let url = format!(
             "{}/{}/json?poll=1&since={}",
@@ -329,11 +366,11 @@ impl Subscriber<'_> {
         );
         let req =
             with_auth(self.client.get(&url), s.auth.as_ref()).timeout(Duration::from_secs(10));
-        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let resp = req.send().await.map_err(PollError::Request)?;
         if !resp.status().is_success() {
-            return Err(format!("the server answered {}", resp.status()));
+            return Err(PollError::Status(resp.status()));
         }
-        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let text = resp.text().await.map_err(PollError::Request)?;
         Ok(text
             .lines()
             .filter_map(|l| serde_json::from_str::<NtfyEvent>(l).ok())
@@ -345,7 +382,7 @@ impl Subscriber<'_> {
     /// Sleeps `d`, or less if asked to stop.
     async fn sleep(&self, d: Duration) {
         let end = tokio::time::Instant::now() + d;
-        while tokio::time::Instant::now() < end && !self.stop.load(Ordering::Relaxed) {
+        while tokio::time::Instant::now() < end && !self.stop.stopping() {
             tokio::time::sleep_until(
                 end.min(tokio::time::Instant::now() + Duration::from_millis(200)),
             )
@@ -478,7 +515,10 @@ impl Subscriber<'_> {
             .into_iter()
             .map(|l| Timed {
                 command: l.command,
-                origin: Origin::new("ntfy", l.text.chars().take(200).collect::<String>()),
+                origin: Origin::new(
+                    TriggerSource::Ntfy,
+                    l.text.chars().take(200).collect::<String>(),
+                ),
                 at: l.at,
                 note: l.note,
             })
@@ -538,14 +578,14 @@ async fn next_item(
     es: &mut EventSource,
     dead_after: Duration,
     quiet_after: Option<Duration>,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Next {
     let step = quiet_after.map_or(Duration::from_millis(250), |q| {
         q.min(Duration::from_millis(250))
     });
     let mut quiet = Duration::ZERO;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.stopping() {
             return Next::Stop;
         }
         if quiet_after.is_some_and(|q| quiet >= q) {
@@ -656,134 +696,17 @@ async fn publish_notices(
     settings: &NtfySettings,
     client: &reqwest::Client,
     mut notices: tokio::sync::mpsc::UnboundedReceiver<String>,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) {
     loop {
         match tokio::time::timeout(Duration::from_millis(250), notices.recv()).await {
             Ok(Some(text)) => publish(settings, client, text).await,
             Ok(None) => return,
-            Err(_) if stop.load(Ordering::Relaxed) => return,
+            Err(_) if stop.stopping() => return,
             Err(_) => {}
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_applied_once() {
-        let mut s = Seen::default();
-        assert!(s.insert("a"));
-        assert!(!s.insert("a"));
-        for i in 0..5000 {
-            s.insert(&i.to_string());
-        }
-        assert_eq!(s.order.len(), 4096);
-        assert!(
-            s.insert("a"),
-            "the oldest ids are forgotten, the newest kept"
-        );
-        assert!(!s.insert("4999"));
-    }
-
-    #[test]
-    fn late_commands_take_the_time_they_were_sent() {
-        let arrived = ClockPair {
-            lsl: LslTime::from_secs_f64(500.0),
-            wall: WallTime::from_nanos(1_000_000_000_500_000_000),
-        };
-        let start = Command::Start { seconds: None };
-        // On time (within 2 s): the arrival.
-        assert_eq!(command_time(&start, 999_999_999, arrived), (arrived, None));
-        // 10.5 s late (replayed after a reconnection): the start of the second it was sent in.
-        let (t, note) = command_time(&start, 999_999_990, arrived);
-        assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
-        assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
-        assert!(note.unwrap().contains("whole seconds"));
-        // A late stop: the end of its second, so that nothing asked for is cut.
-        let (t, _) = command_time(&Command::Stop, 999_999_990, arrived);
-        assert_eq!(t.wall.as_nanos(), 999_999_991_000_000_000);
-        assert_eq!(t.lsl, LslTime::from_secs_f64(490.5));
-    }
-
-    #[test]
-    fn credentials_come_from_the_config_a_file_or_the_environment() {
-        use crate::config::NtfyConfig;
-        let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("token");
-        std::fs::write(&file, "tk_fromfile\n").unwrap();
-        let none = NtfyConfig {
-            token_env: Some("HINDSIGHT_TEST_UNSET_VARIABLE".into()),
-            password_env: None,
-            ..NtfyConfig::default()
-        };
-        assert_eq!(resolve_auth(&none).unwrap(), None);
-        let literal = NtfyConfig {
-            token: Some("tk_literal".into()),
-            token_file: Some(file.clone()),
-            ..none.clone()
-        };
-        assert_eq!(
-            resolve_auth(&literal).unwrap(),
-            Some(Auth::Bearer("tk_literal".into()))
-        );
-        let from_file = NtfyConfig {
-            token_file: Some(file.clone()),
-            ..none.clone()
-        };
-        assert_eq!(
-            resolve_auth(&from_file).unwrap(),
-            Some(Auth::Bearer("tk_fromfile".into()))
-        );
-        std::env::set_var("HINDSIGHT_TEST_TOKEN_VAR", "tk_fromenv");
-        let from_env = NtfyConfig {
-            token_env: Some("HINDSIGHT_TEST_TOKEN_VAR".into()),
-            ..none.clone()
-        };
-        assert_eq!(
-            resolve_auth(&from_env).unwrap(),
-            Some(Auth::Bearer("tk_fromenv".into()))
-        );
-        let missing = NtfyConfig {
-            token_file: Some(tmp.path().join("nope")),
-            ..none.clone()
-        };
-        let e = resolve_auth(&missing).unwrap_err();
-        assert!(
-            e.contains("trigger.ntfy.token_file") && e.contains("nope"),
-            "{e}"
-        );
-        let user = NtfyConfig {
-            user: Some("alice".into()),
-            password_file: Some(file),
-            ..none.clone()
-        };
-        assert_eq!(
-            resolve_auth(&user).unwrap(),
-            Some(Auth::Basic {
-                user: "alice".into(),
-                password: "tk_fromfile".into()
-            })
-        );
-        let no_password = NtfyConfig {
-            user: Some("alice".into()),
-            ..none
-        };
-        assert!(resolve_auth(&no_password)
-            .unwrap_err()
-            .contains("no password"));
-    }
-
-    #[test]
-    fn secrets_stay_out_of_logs() {
-        let a = Auth::Bearer("tk_secret".into());
-        assert!(!format!("{a:?}").contains("secret"));
-        let b = Auth::Basic {
-            user: "alice".into(),
-            password: "hunter2".into(),
-        };
-        assert!(!format!("{b:?}").contains("hunter2"));
-    }
-}
+mod tests;

@@ -103,15 +103,33 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Why the recordings root cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("cannot create recordings root {}: {source}", root.display())]
+    Create { root: PathBuf, source: io::Error },
+    #[error("cannot write in recordings root {}: {source}", root.display())]
+    Write { root: PathBuf, source: io::Error },
+    #[error("cannot remove test file in {}: {source}", root.display())]
+    Remove { root: PathBuf, source: io::Error },
+}
+
 /// Checks that `root` exists (creating it) and that a file can be created in it.
-pub fn check_writable(root: &Path) -> Result<(), String> {
-    fs::create_dir_all(root)
-        .map_err(|e| format!("cannot create recordings root {}: {e}", root.display()))?;
+pub fn check_writable(root: &Path) -> Result<(), RootError> {
+    let root_buf = || root.to_path_buf();
+    fs::create_dir_all(root).map_err(|source| RootError::Create {
+        root: root_buf(),
+        source,
+    })?;
     let probe = root.join(format!(".hindsight-write-test-{}", std::process::id()));
-    create_new(&probe)
-        .map_err(|e| format!("cannot write in recordings root {}: {e}", root.display()))?;
-    fs::remove_file(&probe)
-        .map_err(|e| format!("cannot remove test file in {}: {e}", root.display()))?;
+    create_new(&probe).map_err(|source| RootError::Write {
+        root: root_buf(),
+        source,
+    })?;
+    fs::remove_file(&probe).map_err(|source| RootError::Remove {
+        root: root_buf(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -166,7 +184,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("not-a-dir");
         fs::write(&file, b"").unwrap();
-        let e = check_writable(&file.join("recordings")).unwrap_err();
+        let e = check_writable(&file.join("recordings"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot create recordings root"), "{e}");
         assert!(check_writable(&tmp.path().join("ok")).is_ok());
     }

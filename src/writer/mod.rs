@@ -6,6 +6,10 @@
 //! this thread. Pending messages are drained into one batch per `write`, so a writer that
 //! keeps up writes each frame as it arrives and a writer that fell behind catches up with
 //! large writes. Write order and durability: `design/files.md`.
+//!
+//! What belongs here: the writer thread and a file's life (open, write, sync, finish,
+//! fail). What does not: the Matroska bytes (the `mkv` crate), tags (`tags.rs`), sidecar
+//! rows (`sidecar.rs`), names (`files.rs`), finishing crash-cut files (`repair.rs`).
 
 pub mod files;
 pub mod interleave;
@@ -19,14 +23,14 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::clock::{LslTime, WallTime};
+use crate::clock::{Clocks, LslTime, WallTime};
 use crate::frame::Frame;
-use crate::recorder::Origin;
+use crate::recorder::{Origin, StopReason, TriggerSource};
 use crate::status::FileSummary;
 use files::RecordingPaths;
 use interleave::{AudioBlock, Interleaver, Item};
@@ -43,20 +47,7 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Pieces (muxed bytes or frame payloads) gathered before a write.
 const MAX_BATCH_PIECES: usize = 2048;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Recording,
-    Clip,
-}
-
-impl FileKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Recording => "recording",
-            FileKind::Clip => "clip",
-        }
-    }
-}
+pub use crate::recorder::FileKind;
 
 /// Everything needed to open one camera's files for a recording or clip.
 #[derive(Clone, Debug)]
@@ -113,7 +104,7 @@ pub enum WriterMsg {
     Close {
         id: u64,
         end: Option<LslTime>,
-        reason: String,
+        reason: StopReason,
     },
     /// Audio for recording `id`'s audio track.
     Audio {
@@ -194,11 +185,13 @@ pub struct WriterCamera {
     pub stats: Arc<WriterStats>,
 }
 
-/// Starts camera `cam`'s writer thread with a queue of `capacity` messages.
+/// Starts camera `cam`'s writer thread with a queue of `capacity` messages. Its timing
+/// (the fsync interval, how long a close waits for the audio's end) reads `clocks`.
 pub fn spawn_writer(
     cam: WriterCamera,
     events: Sender<WriterEvent>,
     capacity: usize,
+    clocks: Arc<dyn Clocks>,
 ) -> WriterHandle {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let name = format!("writer-{}", cam.name);
@@ -206,7 +199,7 @@ pub fn spawn_writer(
         .name(name)
         .spawn(move || {
             let _span = tracing::info_span!("writer", camera = %cam.name).entered();
-            Writer::new(cam, events).run(rx)
+            Writer::new(cam, events, clocks).run(rx)
         })
         .expect("spawn writer thread");
     WriterHandle { tx, join }
@@ -215,6 +208,7 @@ pub fn spawn_writer(
 struct Writer {
     cam: WriterCamera,
     events: Sender<WriterEvent>,
+    clocks: Arc<dyn Clocks>,
     file: Option<OpenFile>,
     /// Batch buffers, allocated and touched once per thread and lent to each file, so that
     /// opening a file costs no allocation and no page faults.
@@ -286,7 +280,9 @@ struct OpenFile {
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     missing: u64,
-    last_sync: Instant,
+    /// When the file was last synced, on the writer's clock.
+    last_sync: LslTime,
+    clocks: Arc<dyn Clocks>,
     dirty_since_sync: bool,
     /// Something reached the file already. Until then each batch is written at once, so
     /// that a trigger's first bytes are on their way within a frame.
@@ -299,7 +295,7 @@ struct OpenFile {
     /// With an audio track: video and audio in time order.
     mux: Option<Interleaver>,
     /// A close that waits for the audio's end: its reason, and since when.
-    waiting_close: Option<(String, Instant)>,
+    waiting_close: Option<(StopReason, LslTime)>,
     audio_blocks: u64,
     audio_blocks_dropped: u64,
     /// MKV bytes written so far, and how many of them the camera's counters know of.
@@ -308,10 +304,11 @@ struct OpenFile {
 }
 
 impl Writer {
-    fn new(cam: WriterCamera, events: Sender<WriterEvent>) -> Writer {
+    fn new(cam: WriterCamera, events: Sender<WriterEvent>, clocks: Arc<dyn Clocks>) -> Writer {
         Writer {
             cam,
             events,
+            clocks,
             file: None,
             spare: Some(Buffers::new()),
             failed: None,
@@ -344,7 +341,7 @@ impl Writer {
         }
         // Queue closed: the process is exiting. Finish whatever is open.
         if self.file.is_some() {
-            self.close("writer shut down".into());
+            self.close(StopReason::Shutdown);
         }
     }
 
@@ -362,7 +359,7 @@ impl Writer {
                             "recording {id} was still open when recording {} started; closing it",
                             spec.id
                         );
-                        self.close("superseded".into());
+                        self.close(StopReason::Superseded { by: spec.id });
                     }
                 }
                 self.failed = None;
@@ -407,7 +404,7 @@ impl Writer {
                 detail,
             } => {
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
-                    let origin = Origin::new("camera", self.cam.name.clone());
+                    let origin = Origin::new(TriggerSource::Camera, self.cam.name.clone());
                     sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
                     match event {
                         NoteKind::CameraLost => f.camera_losses += 1,
@@ -427,7 +424,7 @@ impl Writer {
                         f.end = end;
                         if f.mux.as_ref().is_some_and(|m| !m.audio_done) {
                             // The audio of the last moments is still on its way.
-                            f.waiting_close = Some((reason, Instant::now()));
+                            f.waiting_close = Some((reason, self.clocks.now().lsl));
                         } else {
                             self.close(reason);
                         }
@@ -472,7 +469,9 @@ impl Writer {
             .file
             .as_ref()
             .and_then(|f| f.waiting_close.as_ref())
-            .is_some_and(|(_, since)| since.elapsed() >= AUDIO_END_WAIT);
+            .is_some_and(|(_, since)| {
+                self.clocks.now().lsl.saturating_since(*since) >= AUDIO_END_WAIT
+            });
         if late {
             let (reason, _) = self
                 .file
@@ -513,7 +512,7 @@ impl Writer {
         let id = spec.id;
         let path = spec.paths.mkv.display().to_string();
         let buffers = self.spare.take().unwrap_or_else(Buffers::new);
-        match OpenFile::create(spec, buffers) {
+        match OpenFile::create(spec, buffers, self.clocks.clone()) {
             Ok(f) => self.file = Some(f),
             Err((e, buffers)) => {
                 self.spare = Some(buffers);
@@ -575,7 +574,7 @@ impl Writer {
         }
     }
 
-    fn close(&mut self, reason: String) {
+    fn close(&mut self, reason: StopReason) {
         // Whatever video and audio still wait go in, in order.
         self.drain_mux(true);
         let Some(mut f) = self.file.take() else {
@@ -691,7 +690,11 @@ fn holds_no_frame(path: &std::path::Path) -> bool {
 
 impl OpenFile {
     /// Creates the files (never overwriting). On failure the buffers come back.
-    fn create(spec: OpenSpec, mut buffers: Buffers) -> Result<OpenFile, (io::Error, Buffers)> {
+    fn create(
+        spec: OpenSpec,
+        mut buffers: Buffers,
+        clocks: Arc<dyn Clocks>,
+    ) -> Result<OpenFile, (io::Error, Buffers)> {
         buffers.out.clear();
         buffers.pieces.clear();
         buffers.csv.clear();
@@ -736,7 +739,8 @@ impl OpenFile {
             first_seq: None,
             last_seq: None,
             missing: 0,
-            last_sync: Instant::now(),
+            last_sync: clocks.now().lsl,
+            clocks,
             dirty_since_sync: false,
             flushed: false,
             announced: false,
@@ -942,7 +946,8 @@ impl OpenFile {
             self.events.clear();
         }
         if let Some(interval) = self.spec.fsync_interval {
-            if self.dirty_since_sync && self.last_sync.elapsed() >= interval {
+            let since = self.clocks.now().lsl.saturating_since(self.last_sync);
+            if self.dirty_since_sync && since >= interval {
                 self.sync()?;
             }
         }
@@ -962,12 +967,12 @@ impl OpenFile {
         self.mkv.sync_data()?;
         self.frames_csv.sync_data()?;
         self.events_csv.sync_data()?;
-        self.last_sync = Instant::now();
+        self.last_sync = self.clocks.now().lsl;
         self.dirty_since_sync = false;
         Ok(())
     }
 
-    fn finish(&mut self, reason: &str) -> io::Result<FileSummary> {
+    fn finish(&mut self, reason: &StopReason) -> io::Result<FileSummary> {
         let stop_at = self.end.unwrap_or(self.last_capture);
         // The stop's own instant on both clocks (the trigger's clock pairing), not the
         // moment the file is finished: a replayed stop happened earlier than that.
@@ -978,7 +983,7 @@ impl OpenFile {
             camera: String::new(),
             path: self.spec.paths.mkv.display().to_string(),
             recording_id: self.spec.id,
-            kind: self.spec.kind.as_str().into(),
+            kind: self.spec.kind,
             frames: self.frames,
             pre_trigger_frames: self.pre_trigger_frames,
             first_frame_number: self.first_seq,
@@ -995,7 +1000,7 @@ impl OpenFile {
             stop_at,
             stop_wall,
             "stop",
-            &Origin::new("writer", reason),
+            &Origin::new(TriggerSource::Writer, reason.to_string()),
             &format!("{} frames", self.frames),
         );
         if let Some(muxer) = self.muxer.as_mut() {
@@ -1023,3 +1028,6 @@ impl OpenFile {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests;

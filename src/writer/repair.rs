@@ -24,17 +24,42 @@ pub struct Repaired {
     pub sidecar_trimmed: bool,
 }
 
-pub fn repair_file(path: &Path) -> Result<Repaired, String> {
+/// Why a recording could not be finished, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    /// Not a recording, or cut inside its header (the reader says where).
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: mkv_read::ReadError,
+    },
+    #[error("{}: {source}", path.display())]
+    Sidecar { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{} still does not parse after repair: {cause}", path.display())]
+    StillBroken { path: PathBuf, cause: String },
+    #[error("{} has no duration after repair", path.display())]
+    NoDuration { path: PathBuf },
+}
+
+pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
+    let at = || path.to_path_buf();
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|source| RepairError::Open { path: at(), source })?;
     let marks = marks_of(path);
     let plan = mkv_read::plan_repair_with(&mut file, &marks)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let sidecar_trimmed = trim_partial_line(&sidecar_of(path))
-        .map_err(|e| format!("{}: {e}", sidecar_of(path).display()))?;
+        .map_err(|source| RepairError::Read { path: at(), source })?;
+    let sidecar = sidecar_of(path);
+    let sidecar_trimmed = trim_partial_line(&sidecar).map_err(|source| RepairError::Sidecar {
+        path: sidecar.clone(),
+        source,
+    })?;
     if plan.already_final {
         return Ok(Repaired {
             already_final: true,
@@ -45,12 +70,14 @@ pub fn repair_file(path: &Path) -> Result<Repaired, String> {
         });
     }
     mkv_read::apply_plan(&mut file, &plan)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|source| RepairError::Write { path: at(), source })?;
     drop(file);
-    let m = matroska::open(path)
-        .map_err(|e| format!("{} still does not parse after repair: {e}", path.display()))?;
+    let m = matroska::open(path).map_err(|e| RepairError::StillBroken {
+        path: at(),
+        cause: e.to_string(),
+    })?;
     if m.info.duration.is_none() {
-        return Err(format!("{} has no duration after repair", path.display()));
+        return Err(RepairError::NoDuration { path: at() });
     }
     Ok(Repaired {
         already_final: false,

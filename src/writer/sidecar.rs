@@ -71,6 +71,7 @@ fn quoted(buf: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::TriggerSource;
 
     #[test]
     fn frame_rows_are_exact() {
@@ -98,7 +99,7 @@ mod tests {
             LslTime::from_nanos(1_500_000_000),
             WallTime::from_nanos(2_000_000_000),
             "mark",
-            &Origin::new("api", "mark"),
+            &Origin::new(TriggerSource::Api, "mark"),
             "trial 3, \"reward\"",
         );
         assert_eq!(

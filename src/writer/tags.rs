@@ -88,6 +88,7 @@ impl FileTags<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::TriggerSource;
 
     #[test]
     fn every_key_once_with_the_first_frames_times() {
@@ -98,7 +99,7 @@ mod tests {
             host: "rig-pc".into(),
             rig: "rig1".into(),
         };
-        let origin = Origin::new("api", "start");
+        let origin = Origin::new(TriggerSource::Api, "start");
         let tags = FileTags {
             camera: &camera,
             first_frame: LslTime::from_nanos(10_000_000_000),

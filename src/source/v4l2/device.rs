@@ -11,6 +11,7 @@ use v4l::video::Capture;
 use v4l::{Device, Format, FourCC, Fraction};
 
 use super::negotiate::{Choice, FormatCaps, Granted, Rates, SizeCaps, Want};
+use super::DeviceError;
 use super::{BufferMeta, CaptureDevice, DequeueError, BUFFERS};
 
 pub struct LinuxDevice {
@@ -22,25 +23,27 @@ pub struct LinuxDevice {
 
 impl LinuxDevice {
     /// `spec`: a path (`/dev/video2`, `/dev/v4l/by-id/...`) or an index (`2`).
-    pub fn open(spec: &str) -> Result<LinuxDevice, String> {
+    pub fn open(spec: &str) -> Result<LinuxDevice, DeviceError> {
         let path = match spec.parse::<usize>() {
             Ok(i) => format!("/dev/video{i}"),
             Err(_) => spec.to_string(),
         };
-        let dev = Device::with_path(&path).map_err(|e| {
-            format!("cannot open {path}: {e} (is the camera plugged in, and is the user in the `video` group?)")
+        let dev = Device::with_path(&path).map_err(|source| DeviceError::Open {
+            path: path.clone(),
+            source,
         })?;
-        let caps = dev
-            .query_caps()
-            .map_err(|e| format!("{path}: not a V4L2 device: {e}"))?;
+        let caps = dev.query_caps().map_err(|source| DeviceError::NotV4l2 {
+            path: path.clone(),
+            source,
+        })?;
         if !caps
             .capabilities
             .contains(v4l::capability::Flags::VIDEO_CAPTURE)
         {
-            return Err(format!(
-                "{path} ({}) cannot capture video (it may be the metadata node of a camera: try the next /dev/video number)",
-                caps.card
-            ));
+            return Err(DeviceError::NoCapture {
+                path,
+                card: caps.card,
+            });
         }
         let name = format!("{} {} ({})", path, caps.card, caps.driver);
         Ok(LinuxDevice {
@@ -65,8 +68,8 @@ impl CaptureDevice for LinuxDevice {
         self.name.clone()
     }
 
-    fn capabilities(&mut self, want: Want) -> Result<Vec<FormatCaps>, String> {
-        let formats = self.dev.enum_formats().map_err(|e| e.to_string())?;
+    fn capabilities(&mut self, want: Want) -> Result<Vec<FormatCaps>, DeviceError> {
+        let formats = self.dev.enum_formats().map_err(DeviceError::Formats)?;
         let mut out = Vec::new();
         for f in formats {
             let mut sizes = Vec::new();
@@ -121,19 +124,22 @@ impl CaptureDevice for LinuxDevice {
         Ok(out)
     }
 
-    fn configure(&mut self, c: Choice) -> Result<Granted, String> {
+    fn configure(&mut self, c: Choice) -> Result<Granted, DeviceError> {
         let fmt = Format::new(c.width, c.height, FourCC::new(&c.pixel.fourcc()));
         let set = self
             .dev
             .set_format(&fmt)
-            .map_err(|e| format!("setting {c}: {e}"))?;
+            .map_err(|source| DeviceError::SetFormat {
+                choice: c.to_string(),
+                source,
+            })?;
         // The interval as a fraction: 1000/30000 for 30 fps, 1001/30000 for 29.97.
         let denominator = (c.fps * 1000.0).round() as u32;
         let params = v4l::video::capture::Parameters::new(Fraction::new(1000, denominator));
         let granted = self
             .dev
             .set_params(&params)
-            .map_err(|e| format!("setting {} fps: {e}", c.fps))?;
+            .map_err(|source| DeviceError::SetRate { fps: c.fps, source })?;
         Ok(Granted {
             fourcc: set.fourcc.repr,
             width: set.width,
@@ -143,9 +149,14 @@ impl CaptureDevice for LinuxDevice {
         })
     }
 
-    fn start(&mut self) -> Result<(), String> {
-        let mut stream = Stream::with_buffers(&self.dev, Type::VideoCapture, BUFFERS)
-            .map_err(|e| format!("{}: cannot map buffers: {e}", self.path))?;
+    fn start(&mut self) -> Result<(), DeviceError> {
+        let mut stream =
+            Stream::with_buffers(&self.dev, Type::VideoCapture, BUFFERS).map_err(|source| {
+                DeviceError::MapBuffers {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
         stream.set_timeout(super::POLL);
         self.stream = Some(stream);
         Ok(())

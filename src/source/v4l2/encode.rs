@@ -7,6 +7,21 @@ use turbojpeg::{Compressor, Subsamp, YuvPlanesImage};
 
 use super::negotiate::Pixel;
 
+/// Why a raw frame could not be made a JPEG.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("{width}x{height}: raw formats need even sizes")]
+    OddSize { width: u32, height: u32 },
+    #[error("MJPEG needs no encoder")]
+    AlreadyJpeg,
+    #[error("short frame: {got} of {need} bytes")]
+    ShortFrame { got: usize, need: usize },
+    #[error("JPEG encoder: {0}")]
+    Setup(turbojpeg::Error),
+    #[error("JPEG encoding: {0}")]
+    Jpeg(turbojpeg::Error),
+}
+
 pub struct RawEncoder {
     pixel: Pixel,
     width: usize,
@@ -27,33 +42,35 @@ impl RawEncoder {
         height: u32,
         stride: u32,
         quality: u8,
-    ) -> Result<RawEncoder, String> {
+    ) -> Result<RawEncoder, EncodeError> {
         let (w, h) = (width as usize, height as usize);
         if w % 2 != 0 || h % 2 != 0 {
-            return Err(format!("{width}x{height}: raw formats need even sizes"));
+            return Err(EncodeError::OddSize { width, height });
         }
         let min_stride = match pixel {
             Pixel::Yuyv => 2 * w,
             Pixel::Nv12 | Pixel::Yuv420 => w,
-            Pixel::Mjpeg => return Err("MJPEG needs no encoder".into()),
+            Pixel::Mjpeg => return Err(EncodeError::AlreadyJpeg),
         };
         let stride = (stride as usize).max(min_stride);
-        let mut compressor = Compressor::new().map_err(|e| e.to_string())?;
+        let mut compressor = Compressor::new().map_err(EncodeError::Setup)?;
         compressor
             .set_quality(i32::from(quality))
-            .map_err(|e| e.to_string())?;
+            .map_err(EncodeError::Setup)?;
         let subsamp = if pixel == Pixel::Yuyv {
             Subsamp::Sub2x1
         } else {
             Subsamp::Sub2x2
         };
-        compressor.set_subsamp(subsamp).map_err(|e| e.to_string())?;
+        compressor
+            .set_subsamp(subsamp)
+            .map_err(EncodeError::Setup)?;
         let chroma = if pixel == Pixel::Yuyv {
             w / 2 * h
         } else {
             w / 2 * h / 2
         };
-        let out = vec![0; compressor.buf_len(w, h).map_err(|e| e.to_string())?];
+        let out = vec![0; compressor.buf_len(w, h).map_err(EncodeError::Setup)?];
         Ok(RawEncoder {
             pixel,
             width: w,
@@ -80,13 +97,12 @@ impl RawEncoder {
     }
 
     /// Encodes one raw frame into `jpeg`.
-    pub fn encode(&mut self, raw: &[u8], jpeg: &mut Vec<u8>) -> Result<(), String> {
+    pub fn encode(&mut self, raw: &[u8], jpeg: &mut Vec<u8>) -> Result<(), EncodeError> {
         if raw.len() < self.frame_bytes() {
-            return Err(format!(
-                "short frame: {} of {} bytes",
-                raw.len(),
-                self.frame_bytes()
-            ));
+            return Err(EncodeError::ShortFrame {
+                got: raw.len(),
+                need: self.frame_bytes(),
+            });
         }
         let (w, h, s) = (self.width, self.height, self.stride);
         let image = match self.pixel {
@@ -156,7 +172,7 @@ impl RawEncoder {
         let n = self
             .compressor
             .compress_yuv_planes_to_slice(&image, &mut self.out)
-            .map_err(|e| format!("JPEG encoding: {e}"))?;
+            .map_err(EncodeError::Jpeg)?;
         jpeg.clear();
         jpeg.extend_from_slice(&self.out[..n]);
         Ok(())

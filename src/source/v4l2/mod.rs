@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crate::clock::{Clocks, LslTime};
 use crate::frame::FrameMeta;
 use crate::source::{FrameSource, SourceError, SourceInfo};
-use encode::RawEncoder;
-use negotiate::{check_granted, choose, Choice, FormatCaps, Granted, Pixel, Want};
+use encode::{EncodeError, RawEncoder};
+use negotiate::{check_granted, choose, Choice, FormatCaps, Granted, NegotiateError, Pixel, Want};
 
 /// How long a dequeue may block, so that shutdown is noticed.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -47,16 +47,78 @@ pub enum DequeueError {
     Lost(String),
 }
 
+/// Why the device refused a step of its set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("cannot open {path}: {source} (is the camera plugged in, and is the user in the `video` group?)")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a V4L2 device: {source}")]
+    NotV4l2 {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} ({card}) cannot capture video (it may be the metadata node of a camera: try the next /dev/video number)")]
+    NoCapture { path: String, card: String },
+    #[error("cannot list formats: {0}")]
+    Formats(std::io::Error),
+    #[error("setting {choice}: {source}")]
+    SetFormat {
+        choice: String,
+        source: std::io::Error,
+    },
+    #[error("setting {fps} fps: {source}")]
+    SetRate { fps: f64, source: std::io::Error },
+    #[error("{path}: cannot map buffers: {source}")]
+    MapBuffers {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Why a V4L2 camera could not be set up, naming the device.
+#[derive(Debug, thiserror::Error)]
+pub enum V4l2Error {
+    #[error(transparent)]
+    Open(#[from] DeviceError),
+    #[error("{device}: {source}")]
+    Setup { device: String, source: DeviceError },
+    #[error("{device}: {source}")]
+    Negotiate {
+        device: String,
+        source: NegotiateError,
+    },
+    #[error("{device}: {source}")]
+    Encoder { device: String, source: EncodeError },
+}
+
+/// Why a frame the device delivered is not usable (counted as corrupt).
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the driver flagged the frame as damaged")]
+    Damaged,
+    #[error("empty buffer")]
+    Empty,
+    #[error("no JPEG start marker")]
+    NoStart,
+    #[error("truncated JPEG ({0} bytes, no end marker)")]
+    Truncated(usize),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
 /// The part of a V4L2 device hindsight uses; faked in the tests.
 pub trait CaptureDevice: Send {
     /// Card and driver, for logs and file tags.
     fn describe(&self) -> String;
     /// Formats, sizes and rates; stepwise sizes are reported for `want`'s size if it is
     /// in range.
-    fn capabilities(&mut self, want: Want) -> Result<Vec<FormatCaps>, String>;
+    fn capabilities(&mut self, want: Want) -> Result<Vec<FormatCaps>, DeviceError>;
     /// Sets format, size and rate; returns what the driver set.
-    fn configure(&mut self, choice: Choice) -> Result<Granted, String>;
-    fn start(&mut self) -> Result<(), String>;
+    fn configure(&mut self, choice: Choice) -> Result<Granted, DeviceError>;
+    fn start(&mut self) -> Result<(), DeviceError>;
     /// Waits up to `timeout` for the next buffer and hands its `bytesused` bytes to `f`.
     fn dequeue(
         &mut self,
@@ -108,21 +170,29 @@ impl<D: CaptureDevice> V4l2Source<D> {
         want: Want,
         quality: u8,
         clocks: Arc<dyn Clocks>,
-    ) -> Result<V4l2Source<D>, String> {
+    ) -> Result<V4l2Source<D>, V4l2Error> {
         let name = dev.describe();
-        let caps = dev.capabilities(want).map_err(|e| format!("{name}: {e}"))?;
-        let choice = choose(&caps, want).map_err(|e| format!("{name}: {e}"))?;
-        let granted = dev.configure(choice).map_err(|e| format!("{name}: {e}"))?;
-        check_granted(choice, granted).map_err(|e| format!("{name}: {e}"))?;
+        let setup = |source| V4l2Error::Setup {
+            device: name.clone(),
+            source,
+        };
+        let negotiate = |source| V4l2Error::Negotiate {
+            device: name.clone(),
+            source,
+        };
+        let caps = dev.capabilities(want).map_err(setup)?;
+        let choice = choose(&caps, want).map_err(negotiate)?;
+        let granted = dev.configure(choice).map_err(setup)?;
+        check_granted(choice, granted).map_err(negotiate)?;
         let encoder = match choice.pixel {
             Pixel::Mjpeg => None,
-            p => Some(RawEncoder::new(
-                p,
-                granted.width,
-                granted.height,
-                granted.stride,
-                quality,
-            )?),
+            p => Some(
+                RawEncoder::new(p, granted.width, granted.height, granted.stride, quality)
+                    .map_err(|source| V4l2Error::Encoder {
+                        device: name.clone(),
+                        source,
+                    })?,
+            ),
         };
         if encoder.is_some() {
             tracing::info!(
@@ -130,15 +200,15 @@ impl<D: CaptureDevice> V4l2Source<D> {
                 negotiate::fourcc_str(granted.fourcc)
             );
         }
-        dev.start().map_err(|e| format!("{name}: {e}"))?;
+        dev.start().map_err(setup)?;
         Ok(V4l2Source {
             info: SourceInfo {
-                kind: "v4l2",
+                kind: crate::config::SourceKind::V4l2,
                 model: format!("{name} ({choice})"),
                 width: granted.width,
                 height: granted.height,
                 fps: granted.fps,
-                codec: "mjpg",
+                codec: crate::config::Codec::Mjpg,
             },
             dev,
             pixel: choice.pixel,
@@ -155,17 +225,14 @@ impl<D: CaptureDevice> V4l2Source<D> {
 }
 
 /// A plausible whole JPEG: starts with SOI, ends with EOI (UVC cameras may pad after it).
-fn check_jpeg(data: &[u8]) -> Result<&[u8], String> {
+fn check_jpeg(data: &[u8]) -> Result<&[u8], FrameError> {
     if !data.starts_with(&[0xFF, 0xD8]) {
-        return Err("no JPEG start marker".into());
+        return Err(FrameError::NoStart);
     }
     let tail = data.len().saturating_sub(1024);
     match data[tail..].windows(2).rposition(|w| w == [0xFF, 0xD9]) {
         Some(i) => Ok(&data[..tail + i + 2]),
-        None => Err(format!(
-            "truncated JPEG ({} bytes, no end marker)",
-            data.len()
-        )),
+        None => Err(FrameError::Truncated(data.len())),
     }
 }
 
@@ -175,13 +242,13 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
     }
 
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
-        let mut got: Option<(BufferMeta, Result<(), String>)> = None;
+        let mut got: Option<(BufferMeta, Result<(), FrameError>)> = None;
         let (pixel, encoder) = (self.pixel, &mut self.encoder);
         let res = self.dev.dequeue(POLL, &mut |data, meta| {
             let result = if meta.error {
-                Err("the driver flagged the frame as damaged".into())
+                Err(FrameError::Damaged)
             } else if data.is_empty() {
-                Err("empty buffer".into())
+                Err(FrameError::Empty)
             } else if pixel == Pixel::Mjpeg {
                 check_jpeg(data).map(|d| {
                     jpeg.clear();
@@ -192,6 +259,7 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
                     .as_mut()
                     .expect("raw formats have an encoder")
                     .encode(data, jpeg)
+                    .map_err(FrameError::from)
             };
             got = Some((meta, result));
         });
@@ -226,7 +294,7 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
             // Counted once, as corrupt: the frame numbers after it close ranks, so that
             // only frames the driver dropped leave gaps.
             self.corrupt += 1;
-            return Err(SourceError::Corrupt(why));
+            return Err(SourceError::Corrupt(why.to_string()));
         }
         let seq = driver_seq - self.corrupt;
         let now = self.clocks.now();
@@ -258,7 +326,7 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
 pub fn open(
     cam: &crate::config::CameraConfig,
     clocks: Arc<dyn Clocks>,
-) -> Result<Box<dyn FrameSource>, String> {
+) -> Result<Box<dyn FrameSource>, V4l2Error> {
     let dev = device::LinuxDevice::open(cam.device.as_deref().unwrap_or("0"))?;
     let want = Want {
         width: cam.resolution.width.0,
@@ -288,10 +356,10 @@ mod tests {
         fn describe(&self) -> String {
             "Fake Cam (uvcvideo)".into()
         }
-        fn capabilities(&mut self, _want: Want) -> Result<Vec<FormatCaps>, String> {
+        fn capabilities(&mut self, _want: Want) -> Result<Vec<FormatCaps>, DeviceError> {
             Ok(self.caps.clone())
         }
-        fn configure(&mut self, c: Choice) -> Result<Granted, String> {
+        fn configure(&mut self, c: Choice) -> Result<Granted, DeviceError> {
             Ok(self.grant.unwrap_or(Granted {
                 fourcc: c.pixel.fourcc(),
                 width: c.width,
@@ -304,7 +372,7 @@ mod tests {
                 },
             }))
         }
-        fn start(&mut self) -> Result<(), String> {
+        fn start(&mut self) -> Result<(), DeviceError> {
             self.started = true;
             Ok(())
         }
@@ -459,7 +527,10 @@ mod tests {
             frames: VecDeque::new(),
             started: false,
         };
-        let e = V4l2Source::open(dev, want(), 80, clocks()).err().unwrap();
+        let e = V4l2Source::open(dev, want(), 80, clocks())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("Fake Cam") && e.contains("@ 30 fps"), "{e}");
     }
 

@@ -148,8 +148,32 @@ pub fn summary(caps: &[FormatCaps]) -> String {
         .join("; ")
 }
 
+/// Why a camera cannot give what the configuration asks for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NegotiateError {
+    #[error("the camera offers none of MJPG, YUYV, NV12, YU12 (it offers {offers})")]
+    NoFormat { offers: String },
+    #[error("the camera does not offer {width}x{height} (it offers {offers})")]
+    NoSize {
+        width: u32,
+        height: u32,
+        offers: String,
+    },
+    #[error(
+        "the camera offers {width}x{height} only at lower frame rates than {fps} fps: {rates}"
+    )]
+    TooSlow {
+        width: u32,
+        height: u32,
+        fps: f64,
+        rates: String,
+    },
+    #[error("asked for {asked}, the driver set {set}; refusing to record something else")]
+    NotGranted { asked: String, set: String },
+}
+
 /// Picks the format, size and rate to ask for, or says why the camera cannot do it.
-pub fn choose(caps: &[FormatCaps], want: Want) -> Result<Choice, String> {
+pub fn choose(caps: &[FormatCaps], want: Want) -> Result<Choice, NegotiateError> {
     let usable: Vec<(Pixel, &FormatCaps)> = Pixel::ALL
         .iter()
         .filter_map(|&p| {
@@ -159,10 +183,9 @@ pub fn choose(caps: &[FormatCaps], want: Want) -> Result<Choice, String> {
         })
         .collect();
     if usable.is_empty() {
-        return Err(format!(
-            "the camera offers none of MJPG, YUYV, NV12, YU12 (it offers {})",
-            summary(caps)
-        ));
+        return Err(NegotiateError::NoFormat {
+            offers: summary(caps),
+        });
     }
     let mut too_slow = Vec::new();
     for (pixel, f) in &usable {
@@ -190,25 +213,23 @@ pub fn choose(caps: &[FormatCaps], want: Want) -> Result<Choice, String> {
         }
     }
     if too_slow.is_empty() {
-        Err(format!(
-            "the camera does not offer {}x{} (it offers {})",
-            want.width,
-            want.height,
-            summary(caps)
-        ))
+        Err(NegotiateError::NoSize {
+            width: want.width,
+            height: want.height,
+            offers: summary(caps),
+        })
     } else {
-        Err(format!(
-            "the camera offers {}x{} only at lower frame rates than {} fps: {}",
-            want.width,
-            want.height,
-            want.fps,
-            too_slow.join(", ")
-        ))
+        Err(NegotiateError::TooSlow {
+            width: want.width,
+            height: want.height,
+            fps: want.fps,
+            rates: too_slow.join(", "),
+        })
     }
 }
 
 /// Whether the driver set what was asked (rates within 1%).
-pub fn check_granted(choice: Choice, granted: Granted) -> Result<(), String> {
+pub fn check_granted(choice: Choice, granted: Granted) -> Result<(), NegotiateError> {
     let same = granted.fourcc == choice.pixel.fourcc()
         && granted.width == choice.width
         && granted.height == choice.height
@@ -216,13 +237,16 @@ pub fn check_granted(choice: Choice, granted: Granted) -> Result<(), String> {
     if same {
         Ok(())
     } else {
-        Err(format!(
-            "asked for {choice}, the driver set {} {}x{} @ {} fps; refusing to record something else",
-            fourcc_str(granted.fourcc),
-            granted.width,
-            granted.height,
-            granted.fps
-        ))
+        Err(NegotiateError::NotGranted {
+            asked: choice.to_string(),
+            set: format!(
+                "{} {}x{} @ {} fps",
+                fourcc_str(granted.fourcc),
+                granted.width,
+                granted.height,
+                granted.fps
+            ),
+        })
     }
 }
 
@@ -302,13 +326,17 @@ mod tests {
 
     #[test]
     fn impossible_requests_are_refused_saying_what_the_camera_offers() {
-        let e = choose(&webcam(), want(1024, 768, 30.0)).unwrap_err();
+        let e = choose(&webcam(), want(1024, 768, 30.0))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not offer 1024x768"), "{e}");
         assert!(
             e.contains("MJPG: 640x480@30, 1280x720@60, 1920x1080@30"),
             "{e}"
         );
-        let e = choose(&webcam(), want(1920, 1080, 60.0)).unwrap_err();
+        let e = choose(&webcam(), want(1920, 1080, 60.0))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("only at lower frame rates than 60 fps")
                 && e.contains("MJPG at most 30 fps")
@@ -319,7 +347,7 @@ mod tests {
             fourcc: *b"GREY",
             sizes: vec![size(640, 480, &[30.0])],
         }];
-        let e = choose(&grey, want(640, 480, 30.0)).unwrap_err();
+        let e = choose(&grey, want(640, 480, 30.0)).unwrap_err().to_string();
         assert!(
             e.contains("none of MJPG, YUYV, NV12") && e.contains("GREY"),
             "{e}"
@@ -340,7 +368,7 @@ mod tests {
         g.fps = 29.9;
         assert!(check_granted(c, g).is_ok(), "within 1%");
         g.fps = 15.0;
-        let e = check_granted(c, g).unwrap_err();
+        let e = check_granted(c, g).unwrap_err().to_string();
         assert!(e.contains("the driver set MJPG 640x480 @ 15 fps"), "{e}");
         g.fps = 30.0;
         g.fourcc = *b"YUYV";

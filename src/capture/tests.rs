@@ -1,0 +1,144 @@
+use super::*;
+use crate::clock::WallTime;
+use crate::ring::RingLimits;
+
+fn cam() -> Camera {
+    test_camera(RingLimits {
+        duration: Duration::from_secs(1),
+        max_bytes: 1 << 20,
+        max_frames: 1000,
+    })
+}
+
+fn meta(seq: u64) -> FrameMeta {
+    FrameMeta {
+        seq,
+        capture: LslTime::from_nanos(seq as i64 * 10_000_000),
+        wall: WallTime::from_nanos(0),
+        width: 16,
+        height: 16,
+        keyframe: true,
+    }
+}
+
+#[test]
+fn gaps_in_frame_numbers_are_counted_as_source_drops() {
+    let c = cam();
+    let mut step = CaptureStep::default();
+    for seq in [0, 1, 2, 5, 6, 10] {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    let st = c.status(None, meta(10).capture);
+    assert_eq!(st.frames_captured, 6);
+    assert_eq!(st.drops.source_gaps, 2 + 3);
+    assert_eq!(st.last_frame_number, Some(10));
+}
+
+#[test]
+fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
+    let c = cam();
+    let mut step = CaptureStep::default();
+    let (tx, rx) = crossbeam_channel::bounded(100);
+    for seq in 0..10 {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    // Buffered frames from 50 ms on, then live ones up to 150 ms.
+    let (sent, lost, _) = c.begin_recording(
+        7,
+        &tx,
+        LslTime::from_nanos(50_000_000),
+        Some(LslTime::from_nanos(150_000_000)),
+    );
+    assert_eq!((sent, lost), (5, 0));
+    for seq in 10..20 {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    assert!(c.end_recording(7));
+    step.frame(&c, meta(20), b"jpeg");
+    let seqs: Vec<u64> = rx
+        .try_iter()
+        .flat_map(|m| match m {
+            WriterMsg::Frame(f) => vec![f.meta.seq],
+            WriterMsg::Buffered(fs) => fs.iter().map(|f| f.meta.seq).collect(),
+            _ => panic!("only frames"),
+        })
+        .collect();
+    assert_eq!(seqs, (5..=15).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_full_writer_queue_counts_drops_and_never_blocks() {
+    let c = cam();
+    let mut step = CaptureStep::default();
+    let (tx, _rx) = crossbeam_channel::bounded(3);
+    c.begin_recording(1, &tx, LslTime::from_nanos(0), None);
+    for seq in 0..10 {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    assert_eq!(c.status(None, meta(9).capture).drops.writer_queue_full, 7);
+}
+
+/// However much the ring holds, a recording's buffered frames take one message: a
+/// burst of starts cannot fill the writer's queue with them.
+#[test]
+fn buffered_frames_go_as_one_message_up_to_a_known_end() {
+    let c = cam();
+    let mut step = CaptureStep::default();
+    for seq in 0..50 {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    for id in 1..=2 {
+        // A replayed start whose stop is known: nothing after the stop goes.
+        let (sent, lost, _) = c.begin_recording(
+            id,
+            &tx,
+            LslTime::from_nanos(100_000_000),
+            Some(LslTime::from_nanos(300_000_000)),
+        );
+        assert_eq!((sent, lost), (21, 0));
+        c.end_recording(id);
+    }
+    let msgs: Vec<WriterMsg> = rx.try_iter().collect();
+    assert_eq!(msgs.len(), 2);
+    for m in msgs {
+        let WriterMsg::Buffered(fs) = m else {
+            panic!("{m:?}")
+        };
+        let seqs: Vec<u64> = fs.iter().map(|f| f.meta.seq).collect();
+        assert_eq!(seqs, (10..=30).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn frame_numbers_start_where_the_last_process_left_off() {
+    let mut r = SeqRebase::starting_at(5000);
+    assert_eq!([17, 18, 20].map(|s| r.map(s)), [5000, 5001, 5003]);
+    let mut zero = SeqRebase::starting_at(0);
+    assert_eq!(zero.map(42), 0);
+}
+
+#[test]
+fn frame_numbers_keep_increasing_across_a_reopened_source() {
+    let mut r = SeqRebase::default();
+    assert_eq!([5, 6, 8].map(|s| r.map(s)), [5, 6, 8], "gaps stay gaps");
+    r.reopened();
+    // The new stream counts from 0 again: it follows on.
+    assert_eq!([0, 1, 3].map(|s| r.map(s)), [9, 10, 12]);
+    r.reopened();
+    assert_eq!(r.map(100), 13);
+}
+
+#[test]
+fn fps_is_measured_from_capture_times() {
+    let c = cam();
+    let mut step = CaptureStep::default();
+    for seq in 0..=150 {
+        step.frame(&c, meta(seq), b"jpeg");
+    }
+    assert!((c.status(None, meta(150).capture).fps - 100.0).abs() < 0.01);
+    // Frames stop coming (a camera lost, or sending only corrupt frames): the rate of
+    // usable frames falls to 0 once the meter's window and three periods have passed.
+    assert!((c.status(None, meta(230).capture).fps - 100.0).abs() < 0.01);
+    assert_eq!(c.status(None, meta(300).capture).fps, 0.0);
+}

@@ -1,0 +1,181 @@
+use super::*;
+
+fn err(yaml: &str) -> String {
+    Config::from_yaml(yaml, "test.yaml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn empty_files_duplicates_and_tabs_get_clear_answers() {
+    assert!(err("").contains("holds no setting"));
+    assert!(err("# just a comment\n\n").contains("holds no setting"));
+    let dup = err("rig: a\nstorage:\n  prefix: x\nrig: b\n");
+    assert!(
+        dup.starts_with("test.yaml, line 4: duplicate field `rig`"),
+        "{dup}"
+    );
+    let nested = err("storage:\n  prefix: x\n  root: /a\n  prefix: y\n");
+    assert!(nested.contains("line 4"), "{nested}");
+    let tab = err("storage:\n\tprefix: x\n");
+    assert!(tab.contains("line 2") && tab.contains("a tab"), "{tab}");
+    // A tab where YAML allows it is fine.
+    assert!(Config::from_yaml("rig: a\t# the rig\n", "t").is_ok());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let e = err("buffer:\n  duration: 5\ncameras:\n  - name: cam0\n    fpx: 100\n");
+    assert!(e.contains("cameras[0]"), "{e}");
+    assert!(e.contains("unknown field `fpx`"), "{e}");
+    assert!(e.contains("line 5"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_named_with_its_line() {
+    let e = err("buffer:\n  duration: twenty\n");
+    assert!(e.contains("buffer.duration"), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn impossible_values_are_refused_with_key_and_line() {
+    let e = err("cameras:\n  - name: a\n    fps: 0\n");
+    assert!(
+        e.contains("cameras[0].fps") && e.contains("line 3") && e.contains("> 0"),
+        "{e}"
+    );
+    let e = err("cameras:\n  - resolution: {width: 100000, height: 10}\n");
+    assert!(e.contains("width") && e.contains("16384"), "{e}");
+    let e = err("buffer:\n  max_bytes: 12 parsecs\n");
+    assert!(
+        e.contains("buffer.max_bytes") && e.contains("parsecs"),
+        "{e}"
+    );
+    let e = err("storage:\n  prefix: a/b\n");
+    assert!(
+        e.contains("storage.prefix") && e.contains("file name"),
+        "{e}"
+    );
+    let e = err("cameras:\n  - quality: 101\n");
+    assert!(
+        e.contains("cameras[0].quality") && e.contains("1 to 100"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cross_key_errors_find_their_line() {
+    let yaml = "cameras:\n  - name: a\n  - name: b\n    fps: 30\n  - name: a\n";
+    let e = err(yaml);
+    assert!(e.contains("line 5") && e.contains("cameras[2].name"), "{e}");
+    let e = err("cameras:\n  - name: net\n    source: http-mjpeg\n");
+    assert!(e.contains("cameras[0].url") && e.contains("line 3"), "{e}");
+    let e = err("cameras:\n  - cpu_core: 4096\n");
+    assert!(e.contains("core 4096 does not exist"), "{e}");
+    let e = err("api:\n  listen: 0.0.0.0:8787\n");
+    assert!(e.contains("api.listen") && e.contains("token"), "{e}");
+}
+
+#[test]
+fn an_enabled_ntfy_trigger_needs_a_topic_of_its_own() {
+    let e = err("trigger:\n  ntfy:\n    enabled: true\n");
+    assert!(
+        e.contains("trigger.ntfy.topic") && e.contains("of your own"),
+        "{e}"
+    );
+    let e = err("trigger:\n  ntfy:\n    enabled: true\n    topic: a/b\n");
+    assert!(
+        e.contains("not an ntfy topic") && e.contains("line 4"),
+        "{e}"
+    );
+    let e = err("trigger:\n  ntfy:\n    enabled: true\n    topic: lab\n    server: ntfy.sh\n");
+    assert!(e.contains("https://"), "{e}");
+    assert!(Config::from_yaml(
+        "trigger:\n  ntfy:\n    enabled: true\n    topic: lab-7\n",
+        "x"
+    )
+    .is_ok());
+}
+
+#[test]
+fn byte_sizes_parse_with_units() {
+    let c = Config::from_yaml("buffer:\n  max_bytes: 512MiB\n", "x").unwrap();
+    assert_eq!(c.buffer.max_bytes.0, 512 << 20);
+    let c = Config::from_yaml("buffer:\n  max_bytes: 2 GB\n", "x").unwrap();
+    assert_eq!(c.buffer.max_bytes.0, 2_000_000_000);
+    let c = Config::from_yaml("buffer:\n  max_bytes: 1048576\n", "x").unwrap();
+    assert_eq!(c.buffer.max_bytes.0, 1 << 20);
+    assert!(err("buffer:\n  max_bytes: 1k\n").contains("at least 1MiB"));
+}
+
+#[test]
+fn overrides_change_keys_and_are_checked() {
+    let base = Config::default();
+    let sets: Vec<_> = [
+        "buffer.duration=3",
+        "cameras.0.fps=30",
+        "cameras.*.resolution={width: 640, height: 480}",
+    ]
+    .iter()
+    .map(|a| parse_override(a).unwrap())
+    .collect();
+    let c = base.with_overrides(&sets).unwrap();
+    assert_eq!(c.buffer.duration.0, 3.0);
+    assert_eq!(c.cameras[0].fps.0, 30.0);
+    assert_eq!(c.cameras[0].resolution.width.0, 640);
+    let e = base
+        .with_overrides(&[parse_override("buffer.durashun=3").unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown key `durashun`"), "{e}");
+    let e = base
+        .with_overrides(&[parse_override("cameras.0.fps=-1").unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cameras.0.fps") && e.contains("> 0"), "{e}");
+    assert!(parse_override("no-equals-sign").is_err());
+}
+
+/// The shipped config.yaml is the config reference: it must parse, and it must mention
+/// every key this file knows, with the default value.
+#[test]
+fn shipped_config_yaml_documents_every_key_with_its_default() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .expect("config.yaml at the top level");
+    let shipped = Config::from_yaml(&text, "config.yaml").expect("config.yaml parses");
+    assert_eq!(
+        shipped,
+        Config::default(),
+        "config.yaml must show the built-in defaults"
+    );
+    let tree = serde_norway::to_value(Config::default()).unwrap();
+    let mut missing = Vec::new();
+    collect_leaf_keys(&tree, &mut Vec::new(), &mut |path| {
+        if line_of(&text, path).is_none() {
+            missing.push(path.join("."));
+        }
+    });
+    assert!(
+        missing.is_empty(),
+        "config.yaml does not document: {missing:?}"
+    );
+}
+
+fn collect_leaf_keys<'a>(v: &'a Value, path: &mut Vec<&'a str>, f: &mut dyn FnMut(&[&str])) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                path.push(k.as_str().unwrap());
+                collect_leaf_keys(child, path, f);
+                path.pop();
+            }
+        }
+        Value::Sequence(s) if !s.is_empty() && s[0].is_mapping() => {
+            path.push("0");
+            collect_leaf_keys(&s[0], path, f);
+            path.pop();
+        }
+        _ => f(path),
+    }
+}

@@ -1,0 +1,117 @@
+use super::*;
+
+#[test]
+fn ids_are_applied_once() {
+    let mut s = Seen::default();
+    assert!(s.insert("a"));
+    assert!(!s.insert("a"));
+    for i in 0..5000 {
+        s.insert(&i.to_string());
+    }
+    assert_eq!(s.order.len(), 4096);
+    assert!(
+        s.insert("a"),
+        "the oldest ids are forgotten, the newest kept"
+    );
+    assert!(!s.insert("4999"));
+}
+
+#[test]
+fn late_commands_take_the_time_they_were_sent() {
+    let arrived = ClockPair {
+        lsl: LslTime::from_secs_f64(500.0),
+        wall: WallTime::from_nanos(1_000_000_000_500_000_000),
+    };
+    let start = Command::Start { seconds: None };
+    // On time (within 2 s): the arrival.
+    assert_eq!(command_time(&start, 999_999_999, arrived), (arrived, None));
+    // 10.5 s late (replayed after a reconnection): the start of the second it was sent in.
+    let (t, note) = command_time(&start, 999_999_990, arrived);
+    assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
+    assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
+    assert!(note.unwrap().contains("whole seconds"));
+    // A late stop: the end of its second, so that nothing asked for is cut.
+    let (t, _) = command_time(&Command::Stop, 999_999_990, arrived);
+    assert_eq!(t.wall.as_nanos(), 999_999_991_000_000_000);
+    assert_eq!(t.lsl, LslTime::from_secs_f64(490.5));
+}
+
+#[test]
+fn credentials_come_from_the_config_a_file_or_the_environment() {
+    use crate::config::NtfyConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("token");
+    std::fs::write(&file, "tk_fromfile\n").unwrap();
+    let none = NtfyConfig {
+        token_env: Some("HINDSIGHT_TEST_UNSET_VARIABLE".into()),
+        password_env: None,
+        ..NtfyConfig::default()
+    };
+    assert_eq!(resolve_auth(&none).unwrap(), None);
+    let literal = NtfyConfig {
+        token: Some("tk_literal".into()),
+        token_file: Some(file.clone()),
+        ..none.clone()
+    };
+    assert_eq!(
+        resolve_auth(&literal).unwrap(),
+        Some(Auth::Bearer("tk_literal".into()))
+    );
+    let from_file = NtfyConfig {
+        token_file: Some(file.clone()),
+        ..none.clone()
+    };
+    assert_eq!(
+        resolve_auth(&from_file).unwrap(),
+        Some(Auth::Bearer("tk_fromfile".into()))
+    );
+    std::env::set_var("HINDSIGHT_TEST_TOKEN_VAR", "tk_fromenv");
+    let from_env = NtfyConfig {
+        token_env: Some("HINDSIGHT_TEST_TOKEN_VAR".into()),
+        ..none.clone()
+    };
+    assert_eq!(
+        resolve_auth(&from_env).unwrap(),
+        Some(Auth::Bearer("tk_fromenv".into()))
+    );
+    let missing = NtfyConfig {
+        token_file: Some(tmp.path().join("nope")),
+        ..none.clone()
+    };
+    let e = resolve_auth(&missing).unwrap_err().to_string();
+    assert!(
+        e.contains("trigger.ntfy.token_file") && e.contains("nope"),
+        "{e}"
+    );
+    let user = NtfyConfig {
+        user: Some("alice".into()),
+        password_file: Some(file),
+        ..none.clone()
+    };
+    assert_eq!(
+        resolve_auth(&user).unwrap(),
+        Some(Auth::Basic {
+            user: "alice".into(),
+            password: "tk_fromfile".into()
+        })
+    );
+    let no_password = NtfyConfig {
+        user: Some("alice".into()),
+        ..none
+    };
+    assert!(resolve_auth(&no_password)
+        .unwrap_err()
+        .to_string()
+        .contains("no password"));
+}
+
+#[test]
+fn secrets_stay_out_of_logs() {
+    let a = Auth::Bearer("tk_secret".into());
+    assert!(!format!("{a:?}").contains("secret"));
+    let b = Auth::Basic {
+        user: "alice".into(),
+        password: "hunter2".into(),
+    };
+    assert!(!format!("{b:?}").contains("hunter2"));
+}
