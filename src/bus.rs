@@ -80,31 +80,34 @@ pub struct CommandBus {
 }
 
 impl CommandBus {
-    /// Sends a command stamped now; the outcome is logged, not returned.
-    pub fn send(&self, command: Command, origin: Origin) -> Result<(), BusError> {
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: ClockPair::now(),
-                note: None,
-                reply: None,
-            }))
-            .map_err(|_| BusError::Closed)
-    }
-
-    /// Sends a command that happened at `at` (a marker's own timestamp, say); the outcome
-    /// is logged, not returned.
-    pub fn send_at(&self, command: Command, origin: Origin, at: ClockPair) -> Result<(), BusError> {
+    /// Sends one command that happened at `at`, with where its answer goes.
+    fn post(
+        &self,
+        command: Command,
+        origin: Origin,
+        at: ClockPair,
+        reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+    ) -> Result<(), BusError> {
         self.tx
             .send(ControlMsg::Command(Envelope {
                 command,
                 origin,
                 received: at,
                 note: None,
-                reply: None,
+                reply,
             }))
             .map_err(|_| BusError::Closed)
+    }
+
+    /// Sends a command stamped now; the outcome is logged, not returned.
+    pub fn send(&self, command: Command, origin: Origin) -> Result<(), BusError> {
+        self.post(command, origin, ClockPair::now(), None)
+    }
+
+    /// Sends a command that happened at `at` (a marker's own timestamp, say); the outcome
+    /// is logged, not returned.
+    pub fn send_at(&self, command: Command, origin: Origin, at: ClockPair) -> Result<(), BusError> {
+        self.post(command, origin, at, None)
     }
 
     /// Sends a command stamped now and waits for its outcome.
@@ -120,15 +123,7 @@ impl CommandBus {
         at: ClockPair,
     ) -> Result<Reply, BusError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: at,
-                note: None,
-                reply: Some(tx),
-            }))
-            .map_err(|_| BusError::Closed)?;
+        self.post(command, origin, at, Some(tx))?;
         let limit = Duration::from_secs(10);
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(r)) => Ok(r),
@@ -172,15 +167,7 @@ impl CommandBus {
     /// up to 10 s for its outcome: for the in-process dashboard's keys.
     pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(ControlMsg::Command(Envelope {
-                command,
-                origin,
-                received: ClockPair::now(),
-                note: None,
-                reply: Some(tx),
-            }))
-            .map_err(|_| BusError::Closed)?;
+        self.post(command, origin, ClockPair::now(), Some(tx))?;
         let limit = Duration::from_secs(10);
         let start = Instant::now();
         loop {

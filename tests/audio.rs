@@ -637,25 +637,20 @@ fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it()
         "declared {declared}, on disk {on_disk}: {unfinished}"
     );
     assert!(h2.terminate().success());
-    let out = Command::new(BIN).arg("repair").arg(&wav).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let printed = repair_ok(&wav);
     let said = if declared != on_disk {
         "repaired"
     } else {
         "already complete"
     };
-    assert!(String::from_utf8_lossy(&out.stdout).contains(said));
+    assert!(printed.contains(said));
     let (declared, on_disk) = wav_sizes(&wav);
     assert_eq!(declared, on_disk);
     assert_eq!(on_disk % 2, 0);
     let sox_after = sox_seconds(&wav);
     assert!((sox_after - on_disk as f64 / 96_000.0).abs() < 0.001);
     assert!((ffprobe_duration(&wav) - sox_after).abs() < 0.01);
-    let out = Command::new(BIN).arg("repair").arg(&wav).output().unwrap();
+    let out = repair(&wav);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
 }
 

@@ -373,16 +373,7 @@ fn marks_survive_kill_9_and_repair_restores_them_as_chapters() {
         chapters(&mkv).is_empty(),
         "a killed file has no chapters yet"
     );
-    let out = std::process::Command::new(BIN)
-        .arg("repair")
-        .arg(&mkv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repair_ok(&mkv);
     let got = chapters(&mkv);
     let titles: Vec<&str> = got.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(titles, ["trial 1", "reward, \"large\""]);
@@ -630,17 +621,8 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     assert!(h2.log_text().contains("hindsight repair"));
     assert!(h2.terminate().success());
 
-    let out = std::process::Command::new(BIN)
-        .arg("repair")
-        .arg(&mkv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("repaired"));
+    let printed = repair_ok(&mkv);
+    assert!(printed.contains("repaired"));
     mkvmerge_clean(&mkv);
     assert!(mkvinfo_cue_points(&mkv) >= 3);
     let frames = ffprobe_frame_count(&mkv);
@@ -663,11 +645,7 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     // The sidecar agrees with the repaired file up to its last frame.
     let rows = read_sidecar(&mkv);
     assert!(rows.len() as u64 >= frames);
-    let again = std::process::Command::new(BIN)
-        .arg("repair")
-        .arg(&mkv)
-        .output()
-        .unwrap();
+    let again = repair(&mkv);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
 }
 
@@ -700,16 +678,7 @@ fn a_second_sigterm_exits_at_once() {
     let mkv = &h.mkv_files()[0];
     let decoded = decoded_frame_numbers(mkv, 320, 240);
     assert!(!decoded.is_empty() && decoded.iter().all(Option::is_some));
-    let out = std::process::Command::new(BIN)
-        .arg("repair")
-        .arg(mkv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repair_ok(mkv);
     mkvmerge_clean(mkv);
 }
 

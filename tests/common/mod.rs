@@ -294,6 +294,22 @@ pub struct SidecarRow {
     pub pre_trigger: bool,
 }
 
+/// Runs `hindsight repair FILE`; its output, whatever it says.
+pub fn repair(file: &Path) -> Output {
+    Command::new(BIN).arg("repair").arg(file).output().unwrap()
+}
+
+/// Runs `hindsight repair FILE`, which must succeed; what it printed.
+pub fn repair_ok(file: &Path) -> String {
+    let out = repair(file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn sidecar_of(mkv: &Path) -> PathBuf {
     mkv.with_extension("frames.csv")
 }
