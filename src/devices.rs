@@ -1,5 +1,23 @@
 //! `hindsight devices`: what this machine offers to record from.
 
+/// The cameras libcamera sees (Raspberry Pi cameras), or why it sees none.
+#[cfg(feature = "libcamera")]
+fn libcamera_cameras() -> Vec<String> {
+    match crate::source::libcamera::list() {
+        Ok(l) if l.is_empty() => vec!["camera: libcamera sees no camera".into()],
+        Ok(l) => l,
+        Err(e) => vec![format!("camera: libcamera: {e}")],
+    }
+}
+
+#[cfg(not(feature = "libcamera"))]
+fn libcamera_cameras() -> Vec<String> {
+    vec![
+        "camera: libcamera (Raspberry Pi cameras): not in this build (cargo feature `libcamera`)"
+            .into(),
+    ]
+}
+
 /// One line per camera node and audio input.
 pub fn list() -> Vec<String> {
     let mut out = Vec::new();
@@ -11,6 +29,7 @@ pub fn list() -> Vec<String> {
         );
     }
     out.extend(cameras);
+    out.extend(libcamera_cameras());
     out.push("camera: synthetic (test pattern, any size and rate)".into());
     out.push("camera: http-mjpeg (url: a network camera's MJPEG stream), command (a program writing MJPEG to stdout)".into());
     out.extend(crate::audio::input::describe_devices());

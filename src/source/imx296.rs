@@ -99,14 +99,18 @@ pub fn find_entity(media_ctl_print: &str) -> Option<(String, bool)> {
 }
 
 /// Finds the IMX296 on /dev/media0..7 and sets the crop for `width`x`height`. Returns
-/// what was done, for the log.
+/// what was done, for the log. With no /dev/media* at all, /dev/media0 is still asked,
+/// so that media-ctl says what is wrong (and a stand-in can answer in tests).
 pub fn apply(width: u32, height: u32) -> Result<String, CropError> {
     let c = crop(width, height)?;
-    for m in 0..8 {
-        let dev = format!("/dev/media{m}");
-        if !std::path::Path::new(&dev).exists() {
-            continue;
-        }
+    let mut devices: Vec<String> = (0..8)
+        .map(|m| format!("/dev/media{m}"))
+        .filter(|d| std::path::Path::new(d).exists())
+        .collect();
+    if devices.is_empty() {
+        devices.push("/dev/media0".into());
+    }
+    for dev in devices {
         let out = Command::new("media-ctl")
             .args(["-d", &dev, "-p"])
             .output()

@@ -457,7 +457,15 @@ pub fn decoded_frame_numbers(mkv: &Path, width: usize, height: usize) -> Vec<Opt
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(mkv)
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
         .output()
         .expect("ffmpeg");
     assert!(

@@ -96,7 +96,7 @@ impl RawEncoder {
         }
     }
 
-    /// Encodes one raw frame into `jpeg`.
+    /// Encodes one raw frame, its planes back to back as V4L2 delivers them, into `jpeg`.
     pub fn encode(&mut self, raw: &[u8], jpeg: &mut Vec<u8>) -> Result<(), EncodeError> {
         if raw.len() < self.frame_bytes() {
             return Err(EncodeError::ShortFrame {
@@ -104,9 +104,46 @@ impl RawEncoder {
                 need: self.frame_bytes(),
             });
         }
+        let luma = self.stride * self.height;
+        let chroma = (self.stride / 2) * (self.height / 2);
+        match self.pixel {
+            Pixel::Yuyv => self.encode_planes(&[raw], jpeg),
+            Pixel::Yuv420 => self.encode_planes(
+                &[
+                    &raw[..luma],
+                    &raw[luma..luma + chroma],
+                    &raw[luma + chroma..luma + 2 * chroma],
+                ],
+                jpeg,
+            ),
+            _ => self.encode_planes(&[&raw[..luma], &raw[luma..]], jpeg),
+        }
+    }
+
+    /// Encodes one raw frame given as its planes, as libcamera maps them: YUYV one plane,
+    /// NV12 two (Y, interleaved UV), YUV 4:2:0 three (Y, U, V). Planes may be longer than
+    /// the picture (padding); the luma plane is read in place.
+    pub fn encode_planes(
+        &mut self,
+        planes: &[&[u8]],
+        jpeg: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let (w, h, s) = (self.width, self.height, self.stride);
+        let need: &[usize] = match self.pixel {
+            Pixel::Yuyv => &[s * h],
+            Pixel::Yuv420 => &[s * h, (s / 2) * (h / 2), (s / 2) * (h / 2)],
+            _ => &[s * h, s * (h / 2)],
+        };
+        let got: usize = planes.iter().take(need.len()).map(|p| p.len()).sum();
+        if planes.len() < need.len() || planes.iter().zip(need).any(|(p, &n)| p.len() < n) {
+            return Err(EncodeError::ShortFrame {
+                got,
+                need: need.iter().sum(),
+            });
+        }
         let image = match self.pixel {
             Pixel::Yuyv => {
+                let raw = planes[0];
                 for row in 0..h {
                     let line = &raw[row * s..row * s + 2 * w];
                     let (y, u, v) = (
@@ -136,9 +173,9 @@ impl RawEncoder {
             Pixel::Yuv420 => {
                 let (cs, ch) = (s / 2, h / 2);
                 YuvPlanesImage {
-                    y_plane: &raw[..s * h],
-                    u_plane: &raw[s * h..s * h + cs * ch],
-                    v_plane: &raw[s * h + cs * ch..s * h + 2 * cs * ch],
+                    y_plane: &planes[0][..s * h],
+                    u_plane: &planes[1][..cs * ch],
+                    v_plane: &planes[2][..cs * ch],
                     width: w,
                     height: h,
                     y_stride: s,
@@ -148,7 +185,7 @@ impl RawEncoder {
                 }
             }
             _ => {
-                let uv = &raw[s * h..];
+                let uv = planes[1];
                 for row in 0..h / 2 {
                     let line = &uv[row * s..row * s + w];
                     for (i, px) in line.chunks_exact(2).enumerate() {
@@ -157,7 +194,7 @@ impl RawEncoder {
                     }
                 }
                 YuvPlanesImage {
-                    y_plane: &raw[..s * h],
+                    y_plane: &planes[0][..s * h],
                     u_plane: &self.u[..],
                     v_plane: &self.v[..],
                     width: w,

@@ -1,0 +1,500 @@
+//! The thread that owns libcamera's camera manager and every camera opened from it.
+//!
+//! libcamera allows one camera manager per process, and the Rust objects for it and its
+//! cameras may not move between threads; so they all live here. Capture threads talk to
+//! this thread through [`Cmd`]: open a camera, queue a request again, close. Completed
+//! requests do not pass through here: libcamera's callback sends them to the camera's
+//! own channel. The thread sleeps until a command arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use libcamera::{
+    camera::{ActiveCamera, Camera},
+    camera_manager::CameraManager,
+    control::ControlList,
+    control_value::ControlValue,
+    controls::{FrameDuration, FrameDurationLimits},
+    framebuffer_allocator::{FrameBuffer, FrameBufferAllocator},
+    framebuffer_map::MemoryMappedFrameBuffer,
+    geometry::Size,
+    pixel_format::PixelFormat,
+    properties,
+    request::{Request, RequestStatus, ReuseFlag},
+    stream::{Stream, StreamRole},
+};
+
+use super::{check_rate, frame_duration_us, rate_granted, rate_range, LibcameraError};
+use crate::source::v4l2::negotiate::Pixel;
+
+/// What a capture thread asks for.
+pub(super) struct Want {
+    /// Index or libcamera id (or model name); `None` is the first camera.
+    pub device: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+}
+
+/// A camera opened and running.
+pub(super) struct Opened {
+    pub key: u64,
+    pub model: String,
+    pub pixel: Pixel,
+    pub stride: u32,
+    pub stream: Stream,
+    /// Completed requests, in order, once the camera is started (`Cmd::Start`).
+    pub frames: Receiver<Request>,
+    pub disconnected: Arc<AtomicBool>,
+}
+
+pub(super) enum Cmd {
+    Open {
+        want: Want,
+        reply: Sender<Result<Opened, LibcameraError>>,
+    },
+    /// Start the camera (opened stopped) and queue its requests.
+    Start {
+        key: u64,
+    },
+    Requeue {
+        key: u64,
+        req: Request,
+    },
+    Close {
+        key: u64,
+    },
+    List {
+        reply: Sender<Result<Vec<String>, LibcameraError>>,
+    },
+}
+
+/// DRM fourcc codes of the two raw formats encoded here, in order of preference: planar
+/// YUV 4:2:0 ("YU12") is handed to the encoder as it is, NV12 needs its chroma split.
+const FORMATS: [(Pixel, PixelFormat); 2] = [
+    (
+        Pixel::Yuv420,
+        PixelFormat::new(u32::from_le_bytes(*b"YU12"), 0),
+    ),
+    (
+        Pixel::Nv12,
+        PixelFormat::new(u32::from_le_bytes(*b"NV12"), 0),
+    ),
+];
+
+/// Buffers per camera: enough that a capture thread that is a few frames late loses none.
+const BUFFERS: u32 = 6;
+
+/// The service's command channel (the thread starts on first use).
+pub(super) fn commands() -> &'static Sender<Cmd> {
+    static SERVICE: OnceLock<Sender<Cmd>> = OnceLock::new();
+    SERVICE.get_or_init(|| {
+        let (tx, rx) = unbounded();
+        std::thread::Builder::new()
+            .name("libcamera".into())
+            .spawn(move || Service::default().run(rx))
+            .expect("cannot start the libcamera thread");
+        tx
+    })
+}
+
+/// One line per libcamera camera, for `hindsight devices`.
+pub fn list() -> Result<Vec<String>, LibcameraError> {
+    let (reply, rx) = bounded(1);
+    commands()
+        .send(Cmd::List { reply })
+        .map_err(|_| LibcameraError::Manager("the libcamera thread ended".into()))?;
+    rx.recv()
+        .map_err(|_| LibcameraError::Manager("the libcamera thread ended".into()))?
+}
+
+struct Running {
+    cam: ActiveCamera<'static>,
+    /// The frame duration asked for, µs.
+    frame_us: i64,
+    /// Requests not queued: all of them while the camera is stopped.
+    idle: Vec<Request>,
+    // Freed after the camera is stopped (field order: dropped after `cam`).
+    _alloc: FrameBufferAllocator,
+}
+
+impl Running {
+    fn start(&mut self) -> Result<(), String> {
+        let mut controls = ControlList::new();
+        controls
+            .set(FrameDurationLimits([self.frame_us, self.frame_us]))
+            .map_err(|e| format!("frame duration: {e}"))?;
+        self.cam
+            .start(Some(&*controls))
+            .map_err(|e| format!("cannot start the camera: {e}"))?;
+        for mut req in self.idle.drain(..) {
+            req.reuse(ReuseFlag::REUSE_BUFFERS);
+            self.cam
+                .queue_request(req)
+                .map_err(|(_, e)| format!("cannot queue a request: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Service {
+    // Declared before the manager: cameras are dropped first.
+    open: HashMap<u64, Running>,
+    mgr: Option<CameraManager>,
+    next_key: u64,
+}
+
+impl Service {
+    fn run(mut self, rx: Receiver<Cmd>) {
+        for cmd in rx {
+            match cmd {
+                Cmd::Open { want, reply } => {
+                    let _ = reply.send(self.open(want));
+                }
+                Cmd::Start { key } => {
+                    if let Some(r) = self.open.get_mut(&key) {
+                        if let Err(e) = r.start() {
+                            tracing::error!("libcamera: {e}");
+                        }
+                    }
+                }
+                Cmd::Requeue { key, req } => {
+                    if let Some(r) = self.open.get(&key) {
+                        if let Err((_, e)) = r.cam.queue_request(req) {
+                            tracing::warn!("libcamera: a request could not be queued again: {e}");
+                        }
+                    }
+                }
+                Cmd::Close { key } => {
+                    if let Some(mut r) = self.open.remove(&key) {
+                        let _ = r.cam.stop();
+                    }
+                }
+                Cmd::List { reply } => {
+                    let _ = reply.send(self.list());
+                }
+            }
+        }
+    }
+
+    /// The cameras libcamera sees. When it sees none and none is open, the manager is
+    /// made again first, so that a camera connected (or enabled) since is seen.
+    fn cameras(&mut self) -> Result<Vec<Camera<'static>>, LibcameraError> {
+        let list = |mgr: &CameraManager| {
+            let l = mgr.cameras();
+            (0..l.len()).filter_map(|i| l.get(i)).collect::<Vec<_>>()
+        };
+        if let Some(mgr) = &self.mgr {
+            let cams = list(mgr);
+            if !cams.is_empty() || !self.open.is_empty() {
+                return Ok(cams);
+            }
+            drop(cams);
+            self.mgr = None;
+        }
+        let built = libcamera::version::VERSION.to_string();
+        let runtime = libcamera::version::runtime_version().to_string();
+        if !super::same_release(&built, &runtime) {
+            return Err(LibcameraError::Version { built, runtime });
+        }
+        let mgr = CameraManager::new().map_err(|e| match e.raw_os_error() {
+            // No media device at all (no camera, or none enabled).
+            Some(libc::ENODEV) => LibcameraError::NoCameras { wanted: None },
+            _ => LibcameraError::Manager(e.to_string()),
+        })?;
+        let cams = list(&mgr);
+        self.mgr = Some(mgr);
+        Ok(cams)
+    }
+
+    fn list(&mut self) -> Result<Vec<String>, LibcameraError> {
+        let cams = self.cameras()?;
+        Ok(cams
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (sizes, rates) = offers(c);
+                format!(
+                    "camera: libcamera {i} `{}` ({}): {sizes}{rates} (source: libcamera, device: {i})",
+                    c.id(),
+                    model(c)
+                )
+            })
+            .collect())
+    }
+
+    fn find(&mut self, device: Option<&str>) -> Result<Camera<'static>, LibcameraError> {
+        let pick = |cams: Vec<Camera<'static>>| -> Result<Camera<'static>, Vec<Camera<'static>>> {
+            let i = match device {
+                None => Some(0),
+                Some(d) => match d.parse::<usize>() {
+                    Ok(i) => Some(i),
+                    Err(_) => cams.iter().position(|c| c.id() == d || model(c) == d),
+                },
+            };
+            match i {
+                Some(i) if i < cams.len() => Ok(cams.into_iter().nth(i).expect("checked")),
+                _ => Err(cams),
+            }
+        };
+        let cams = self.cameras()?;
+        pick(cams).map_err(|cams| {
+            if cams.is_empty() {
+                LibcameraError::NoCameras {
+                    wanted: device.map(str::to_string),
+                }
+            } else {
+                LibcameraError::NoSuchCamera {
+                    wanted: device.unwrap_or("0").to_string(),
+                    available: cams
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{i} `{}` ({})", c.id(), model(c)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            }
+        })
+    }
+
+    fn open(&mut self, want: Want) -> Result<Opened, LibcameraError> {
+        let cam = self.find(want.device.as_deref())?;
+        let name = model(&cam);
+        if self.open.values().any(|r| r.cam.id() == cam.id()) {
+            return Err(LibcameraError::AlreadyOpen { camera: name });
+        }
+        let (w, h, fps) = (want.width, want.height, want.fps);
+        let mut active = cam.acquire().map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => LibcameraError::Busy {
+                camera: name.clone(),
+            },
+            _ => LibcameraError::failed(&name, format!("cannot acquire it: {e}")),
+        })?;
+
+        // The first raw format the camera gives at exactly this size.
+        let mut chosen = None;
+        for (pixel, format) in FORMATS {
+            let mut cfgs = active
+                .generate_configuration(&[StreamRole::VideoRecording])
+                .ok_or_else(|| LibcameraError::failed(&name, "offers no video stream"))?;
+            {
+                let mut c = cfgs.get_mut(0).expect("one stream");
+                c.set_pixel_format(format);
+                c.set_size(Size {
+                    width: w,
+                    height: h,
+                });
+                c.set_buffer_count(BUFFERS);
+            }
+            if cfgs.validate().is_invalid() {
+                continue;
+            }
+            let (got, size, stride) = {
+                let c = cfgs.get(0).expect("one stream");
+                (c.get_pixel_format(), c.get_size(), c.get_stride())
+            };
+            if got == format && size.width == w && size.height == h {
+                chosen = Some((pixel, stride, cfgs));
+                break;
+            }
+        }
+        let Some((pixel, stride, mut cfgs)) = chosen else {
+            return Err(LibcameraError::Size {
+                camera: name,
+                width: w,
+                height: h,
+                offers: offers(&active).0,
+            });
+        };
+        if let Some((min, max)) = duration_limits(&active) {
+            check_rate(fps, min, max).map_err(|offers| LibcameraError::Rate {
+                camera: name.clone(),
+                width: w,
+                height: h,
+                fps,
+                offers,
+            })?;
+        }
+        active
+            .configure(&mut cfgs)
+            .map_err(|e| LibcameraError::failed(&name, format!("configure: {e}")))?;
+        let stream = cfgs
+            .get(0)
+            .expect("one stream")
+            .stream()
+            .ok_or_else(|| LibcameraError::failed(&name, "configured without a stream"))?;
+        let mut alloc = FrameBufferAllocator::new(&active);
+        let buffers = alloc
+            .alloc(&stream)
+            .map_err(|e| LibcameraError::failed(&name, format!("cannot allocate buffers: {e}")))?;
+        let mut reqs = Vec::new();
+        for (i, buf) in buffers.into_iter().enumerate() {
+            let buf = MemoryMappedFrameBuffer::new(buf)
+                .map_err(|e| LibcameraError::failed(&name, format!("cannot map a buffer: {e}")))?;
+            let mut req = active
+                .create_request(Some(i as u64))
+                .ok_or_else(|| LibcameraError::failed(&name, "cannot create a request"))?;
+            req.add_buffer(&stream, buf)
+                .map_err(|e| LibcameraError::failed(&name, format!("request: {e}")))?;
+            reqs.push(req);
+        }
+        let (frames_tx, frames) = unbounded::<Request>();
+        active.on_request_completed(move |req| {
+            let _ = frames_tx.send(req);
+        });
+        let disconnected = Arc::new(AtomicBool::new(false));
+        let gone = disconnected.clone();
+        active.on_disconnected(move || gone.store(true, Ordering::Relaxed));
+
+        // A fixed frame duration: the frame rate asked for, exactly.
+        let us = frame_duration_us(fps);
+        let mut controls = ControlList::new();
+        controls
+            .set(FrameDurationLimits([us, us]))
+            .map_err(|e| LibcameraError::failed(&name, format!("frame duration: {e}")))?;
+        active
+            .start(Some(&*controls))
+            .map_err(|e| LibcameraError::failed(&name, format!("cannot start: {e}")))?;
+        for req in reqs {
+            active
+                .queue_request(req)
+                .map_err(|(_, e)| LibcameraError::failed(&name, format!("cannot queue: {e}")))?;
+        }
+
+        // What the camera runs at is what its first frame says.
+        let wait = Duration::from_secs(2) + Duration::from_secs_f64(4.0 / fps);
+        let deadline = Instant::now() + wait;
+        let first = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match frames.recv_timeout(left) {
+                Ok(req) if req.status() == RequestStatus::Complete => break req,
+                Ok(req) => {
+                    let _ = active.queue_request(req);
+                }
+                Err(_) => {
+                    let _ = active.stop();
+                    return Err(LibcameraError::failed(
+                        &name,
+                        format!(
+                            "started, but no frame came within {:.1} s",
+                            wait.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+        };
+        let reported = first.metadata().get::<FrameDuration>().ok();
+        // Stopped until the capture thread asks for frames (`Cmd::Start`): hindsight may
+        // take a moment to set up before it takes them, and the sensor would lose frames
+        // that find no buffer meanwhile. Stopping hands every request back, cancelled.
+        let _ = active.stop();
+        let mut idle = vec![first];
+        idle.extend(frames.try_iter());
+        if let Some(d) = reported {
+            if !rate_granted(fps, d.0) {
+                return Err(LibcameraError::NotGranted {
+                    camera: name,
+                    asked: fps,
+                    runs: format!("{:.2}", 1e6 / d.0 as f64),
+                });
+            }
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        self.open.insert(
+            key,
+            Running {
+                cam: active,
+                frame_us: us,
+                idle,
+                _alloc: alloc,
+            },
+        );
+        tracing::info!(
+            "libcamera: {name} runs {w}x{h} {} at {fps} fps",
+            if pixel == Pixel::Nv12 {
+                "NV12"
+            } else {
+                "YUV420"
+            }
+        );
+        Ok(Opened {
+            key,
+            model: name,
+            pixel,
+            stride,
+            stream,
+            frames,
+            disconnected,
+        })
+    }
+}
+
+fn model(c: &Camera<'_>) -> String {
+    c.properties()
+        .get::<properties::Model>()
+        .map(|m| (*m).clone())
+        .unwrap_or_else(|_| c.id().to_string())
+}
+
+/// The camera's `FrameDurationLimits` (µs), if it says.
+fn duration_limits(c: &Camera<'_>) -> Option<(i64, i64)> {
+    use libcamera::control::ControlEntry;
+    let info = c.controls().find(FrameDurationLimits::ID).ok()?;
+    let v = |x: ControlValue| match x {
+        ControlValue::Int64(v) => v.first().copied(),
+        ControlValue::Int32(v) => v.first().map(|&x| i64::from(x)),
+        _ => None,
+    };
+    Some((v(info.min())?, v(info.max())?))
+}
+
+/// What the camera offers: its sizes (with formats) and its frame rates.
+fn offers(c: &Camera<'_>) -> (String, String) {
+    let mut sizes = Vec::new();
+    if let Some(cfgs) = c.generate_configuration(&[StreamRole::VideoRecording]) {
+        if let Some(s) = cfgs.get(0) {
+            let formats = s.formats();
+            for (pixel, format) in FORMATS {
+                let name = if pixel == Pixel::Nv12 {
+                    "NV12"
+                } else {
+                    "YUV420"
+                };
+                let listed = formats.sizes(format);
+                if !listed.is_empty() {
+                    let l: Vec<String> = listed
+                        .iter()
+                        .map(|z| format!("{}x{}", z.width, z.height))
+                        .collect();
+                    sizes.push(format!("{} {name}", l.join(", ")));
+                } else {
+                    let r = formats.range(format);
+                    if r.max.width > 0 {
+                        sizes.push(format!(
+                            "{}x{} to {}x{} {name}",
+                            r.min.width, r.min.height, r.max.width, r.max.height
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let sizes = if sizes.is_empty() {
+        "no YUV420 or NV12 size".to_string()
+    } else {
+        sizes.join("; ")
+    };
+    let rates = match duration_limits(c) {
+        Some((min, max)) if min > 0 && max >= min => format!(", {}", rate_range(min, max)),
+        _ => String::new(),
+    };
+    (sizes, rates)
+}
+
+// The buffer type the requests carry (for `Request::buffer`).
+pub(super) type Mapped = MemoryMappedFrameBuffer<FrameBuffer>;

@@ -1,0 +1,693 @@
+//! `source: libcamera` end to end, on libcamera's own `virtual` pipeline handler as
+//! scripts/build-libcamera.sh builds it (Debian's libcamera source with our test patches:
+//! the virtual camera exposes frame n at start + n * frame duration, stamps that as its
+//! SensorTimestamp, loses frames that find no buffer, and shows image n.jpg as frame n).
+//! Its images are the synthetic camera's own JPEGs, so every recorded frame says in its
+//! pixels which sensor frame it is. Files are judged by ffprobe and ffmpeg.
+//!
+//! The recording tests take turns (`serial`): on a 2-core machine, several cameras at
+//! once starve each other's capture threads, and the virtual sensor then really loses
+//! frames (as a Pi's would), which is what only one test here is about.
+//!
+//! Built without `--features libcamera` (no libcamera on the machine), every test here
+//! is reported as ignored, with the reason; scripts/test.sh builds the test libcamera and
+//! runs them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// Images per virtual camera: the pixels show the sensor's frame number modulo this.
+const IMAGES: u64 = 240;
+
+/// One virtual camera: its libcamera id, model, the one size it offers and its frame-rate
+/// range.
+struct Virtual {
+    id: &'static str,
+    model: &'static str,
+    width: u32,
+    height: u32,
+    rates: (u32, u32),
+}
+
+const PI: Virtual = Virtual {
+    id: "Virtual0",
+    model: "virtual-imx708",
+    width: 320,
+    height: 240,
+    rates: (10, 60),
+};
+
+/// Writes the cameras' images (synthetic frames 0..IMAGES) and their configuration
+/// under `dir`; returns the configuration's path (for LIBCAMERA_VIRTUAL_CONFIG).
+fn virtual_cameras(dir: &Path, cams: &[Virtual]) -> PathBuf {
+    let mut yaml = String::from("%YAML 1.1\n---\n");
+    for c in cams {
+        let frames = dir.join(format!("frames-{}", c.id));
+        std::fs::create_dir_all(&frames).unwrap();
+        let mut enc =
+            hindsight::source::synthetic::PatternEncoder::new(c.width, c.height, 95).unwrap();
+        for n in 0..IMAGES {
+            std::fs::write(frames.join(format!("{n}.jpg")), enc.encode(n).unwrap()).unwrap();
+        }
+        yaml.push_str(&format!(
+            "\"{}\":\n  supported_formats:\n  - width: {}\n    height: {}\n    frame_rates:\n    - {}\n    - {}\n  frames:\n    path: \"{}/\"\n  model: \"{}\"\n",
+            c.id,
+            c.width,
+            c.height,
+            c.rates.0,
+            c.rates.1,
+            frames.display(),
+            c.model
+        ));
+    }
+    let path = dir.join("virtual.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn config(cams: &str) -> String {
+    format!(
+        "buffer:\n  duration: 1.5\n  max_bytes: 128MiB\naudio:\n  enabled: false\ncameras:\n{cams}"
+    )
+}
+
+fn camera(name: &str, device: &str, w: u32, h: u32, fps: f64, quality: u8) -> String {
+    format!(
+        "  - name: {name}\n    source: libcamera\n    device: \"{device}\"\n    resolution: {{width: {w}, height: {h}}}\n    fps: {fps}\n    quality: {quality}\n"
+    )
+}
+
+/// Starts hindsight on the virtual cameras described by `yaml`, with `env` added.
+fn start(config: &str, yaml: &Path, env: &[(&str, &str)]) -> Hindsight {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    Hindsight::start_with(dir, root, config, |c| {
+        c.env("LIBCAMERA_VIRTUAL_CONFIG", yaml)
+            .env("LIBCAMERA_LOG_LEVELS", "*:ERROR");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+    })
+}
+
+/// CLOCK_MONOTONIC now, s: the LSL clock, read by the test itself.
+fn monotonic() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Records `secs` seconds (after the buffer filled); returns the recording's MKV.
+fn record(h: &mut Hindsight, secs: f64) -> PathBuf {
+    let before: Vec<PathBuf> = h.mkv_files();
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let new: Vec<PathBuf> = h
+        .mkv_files()
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert_eq!(new.len(), 1, "one new file: {new:?}");
+    new[0].clone()
+}
+
+/// The video stream's width, height and codec, from ffprobe.
+fn ffprobe_video(mkv: &Path) -> (u64, u64, String) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        mkv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    (
+        s["width"].as_u64().unwrap(),
+        s["height"].as_u64().unwrap(),
+        s["codec_name"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The first frame's JPEG, as stored (ffmpeg copies it out).
+fn first_jpeg(mkv: &Path) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args([
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            "1",
+            "-c",
+            "copy",
+            "-f",
+            "mjpeg",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The JPEG quality the luminance quantisation table was made with (libjpeg's scaling of
+/// the standard table: its DC entry 16).
+fn jpeg_quality_dc(jpeg: &[u8]) -> u8 {
+    let mut i = 2;
+    while i + 4 < jpeg.len() {
+        assert_eq!(jpeg[i], 0xFF, "marker at {i}");
+        let marker = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if marker == 0xDB {
+            // Pq/Tq, then 64 values in zigzag order: the first is DC.
+            return jpeg[i + 5];
+        }
+        i += 2 + len;
+    }
+    panic!("no quantisation table");
+}
+
+/// libjpeg's DC quantiser for `quality`.
+fn dc_for_quality(quality: u32) -> u8 {
+    let scale = if quality < 50 {
+        5000 / quality
+    } else {
+        200 - 2 * quality
+    };
+    ((16 * scale + 50) / 100).clamp(1, 255) as u8
+}
+
+/// The sensor frame each recorded frame shows (modulo IMAGES), as decoded from its pixels.
+fn shown(mkv: &Path, w: usize, h: usize) -> Vec<u64> {
+    decoded_frame_numbers(mkv, w, h)
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.unwrap_or_else(|| panic!("frame {i} of {} shows no frame number", mkv.display()))
+        })
+        .collect()
+}
+
+/// Steps between shown sensor frames (modulo IMAGES): 1 where none was lost.
+fn steps(shown: &[u64]) -> Vec<u64> {
+    shown
+        .windows(2)
+        .map(|w| (w[1] + IMAGES - w[0]) % IMAGES)
+        .collect()
+}
+
+/// The frame period the camera is asked for: a whole number of µs (libcamera's unit).
+fn period(fps: f64) -> f64 {
+    (1e6 / fps).round() * 1e-6
+}
+
+/// Checks that every frame's time is its sensor frame's exposure time: frame n of the
+/// sensor is exposed at start + n * period, so time - n * period is the same for all
+/// (to the microsecond of the sidecar), and consecutive times differ by whole periods.
+fn assert_sensor_times(rows: &[SidecarRow], shown: &[u64], period: f64) {
+    assert_eq!(rows.len(), shown.len());
+    let mut n = 0u64; // sensor frames since the first recorded one
+    let t0 = rows[0].lsl_time;
+    for (i, w) in shown.windows(2).enumerate() {
+        n += (w[1] + IMAGES - w[0]) % IMAGES;
+        let expect = t0 + n as f64 * period;
+        let got = rows[i + 1].lsl_time;
+        assert!(
+            (got - expect).abs() < 3e-6,
+            "frame {} (sensor frame +{n}) at {got:.6}, its exposure was {expect:.6}",
+            rows[i + 1].frame_number
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_virtual_camera_records_its_frames_at_their_sensor_times() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let t_before = monotonic();
+    let mut h = start(&config(&camera("pi", "0", 320, 240, 30.0, 80)), &yaml, &[]);
+    let s = h.status();
+    let cam = &s["cameras"][0];
+    assert_eq!(cam["source"], "libcamera");
+    assert!(
+        cam["model"] == "virtual-imx708, YUV420 encoded to JPEG"
+            && cam["width"] == 320
+            && cam["height"] == 240
+            && cam["target_fps"] == 30.0,
+        "{cam}"
+    );
+    let mkv = record(&mut h, 2.0);
+    let t_after = monotonic();
+
+    // The file: MJPEG at the size asked for, every frame decodable.
+    assert_eq!(ffprobe_video(&mkv), (320, 240, "mjpeg".to_string()));
+    let shown = shown(&mkv, 320, 240);
+    let rows = read_sidecar(&mkv);
+    let pre = rows.iter().filter(|r| r.pre_trigger).count();
+    assert!(
+        pre >= 25,
+        "1 s was buffered before the start: {pre} pre-trigger frames"
+    );
+    assert!(
+        rows.len() >= 60,
+        "2 s live at 30 fps, and what was buffered: {}",
+        rows.len()
+    );
+    assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
+    // Consecutive sensor frames, and frame numbers that follow them.
+    assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));
+    for w in rows.windows(2) {
+        assert_eq!(w[1].frame_number, w[0].frame_number + 1);
+    }
+    // Times: the sensor's, on the LSL clock (CLOCK_MONOTONIC, read here too).
+    assert_sensor_times(&rows, &shown, period(30.0));
+    for r in &rows {
+        assert!(
+            r.lsl_time > t_before && r.lsl_time < t_after,
+            "{} outside [{t_before}, {t_after}]",
+            r.lsl_time
+        );
+    }
+    // The quality asked for.
+    assert_eq!(jpeg_quality_dc(&first_jpeg(&mkv)), dc_for_quality(80));
+    assert_eq!(h.status()["cameras"][0]["drops"]["source_gaps"], 0);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn frames_handled_late_keep_their_sensor_times() {
+    let _one_at_a_time = serial();
+    // Each frame is held 0 to 20 ms before it is stamped: times taken at arrival would
+    // wander by as much; the sensor's stay on the 30 fps grid.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let mut h = start(
+        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "20")],
+    );
+    let mkv = record(&mut h, 2.0);
+    let shown = shown(&mkv, 320, 240);
+    let rows = read_sidecar(&mkv);
+    assert!(
+        steps(&shown).iter().all(|&s| s == 1),
+        "none lost at 20 ms: {:?}",
+        steps(&shown)
+    );
+    assert_sensor_times(&rows, &shown, period(30.0));
+    let intervals: Vec<f64> = rows
+        .windows(2)
+        .map(|w| w[1].lsl_time - w[0].lsl_time)
+        .collect();
+    assert!(
+        intervals.iter().all(|d| (d - period(30.0)).abs() < 3e-6),
+        "{intervals:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn frames_the_camera_lost_are_counted_from_its_sequence_numbers() {
+    let _one_at_a_time = serial();
+    // Held up to 100 ms each (50 on average) at 30 fps, the capture thread returns
+    // buffers too late: the sensor's frames find none and are lost.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let mut h = start(
+        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "100")],
+    );
+    let mkv = record(&mut h, 3.0);
+    let shown = shown(&mkv, 320, 240);
+    let rows = read_sidecar(&mkv);
+    let steps = steps(&shown);
+    let lost_in_pixels: u64 = steps.iter().map(|s| s - 1).sum();
+    assert!(lost_in_pixels > 5, "frames were lost: {steps:?}");
+    // The sidecar's frame numbers jump exactly where the pixels do.
+    for (i, w) in rows.windows(2).enumerate() {
+        assert_eq!(
+            w[1].frame_number - w[0].frame_number,
+            steps[i],
+            "at row {i}"
+        );
+    }
+    // The times are still the lost frames' neighbours' exposures.
+    assert_sensor_times(&rows, &shown, period(30.0));
+    // And the status counts them as the camera's.
+    let gaps = h.status()["cameras"][0]["drops"]["source_gaps"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        gaps >= lost_in_pixels,
+        "status: {gaps} gaps, the file shows {lost_in_pixels}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn nv12_and_yuv420_cameras_both_record_two_cameras_in_one_process() {
+    let _one_at_a_time = serial();
+    // Two cameras (a Pi 5 has two ports): one gives YUV420, the other NV12 only.
+    let dir = tempfile::tempdir().unwrap();
+    let second = Virtual {
+        id: "Virtual1",
+        model: "virtual-imx296",
+        width: 160,
+        height: 120,
+        rates: (10, 60),
+    };
+    let yaml = virtual_cameras(dir.path(), &[PI, second]);
+    let cams = camera("a", "Virtual0", 320, 240, 30.0, 50)
+        + &camera("b", "virtual-imx296", 160, 120, 20.0, 90);
+    let judge = |[a, b]: [PathBuf; 2]| {
+        for (mkv, (w, hh, fps, q)) in [(a, (320, 240, 30.0, 50)), (b, (160, 120, 20.0, 90))] {
+            assert_eq!(ffprobe_video(&mkv), (w, hh, "mjpeg".to_string()));
+            let shown = shown(&mkv, w as usize, hh as usize);
+            assert!(
+                steps(&shown).iter().all(|&s| s == 1),
+                "{}: {:?}",
+                mkv.display(),
+                steps(&shown)
+            );
+            assert_sensor_times(&read_sidecar(&mkv), &shown, period(fps));
+            assert_eq!(jpeg_quality_dc(&first_jpeg(&mkv)), dc_for_quality(q));
+        }
+    };
+    // NV12 only for both...
+    let mut h = start(
+        &config(&cams),
+        &yaml,
+        &[("LIBCAMERA_VIRTUAL_NV12_ONLY", "1")],
+    );
+    let s = h.status();
+    for c in 0..2 {
+        assert!(
+            s["cameras"][c]["model"].as_str().unwrap().contains("NV12"),
+            "{}",
+            s["cameras"][c]
+        );
+    }
+    judge(record_both(&mut h));
+    drop(h);
+    // ... and YUV420 for both.
+    let mut h = start(&config(&cams), &yaml, &[]);
+    let s = h.status();
+    for c in 0..2 {
+        assert!(
+            s["cameras"][c]["model"]
+                .as_str()
+                .unwrap()
+                .contains("YUV420"),
+            "{}",
+            s["cameras"][c]
+        );
+    }
+    judge(record_both(&mut h));
+}
+
+/// Records 1.5 s with two cameras; returns their two files.
+fn record_both(h: &mut Hindsight) -> [PathBuf; 2] {
+    h.wait_until("both cameras buffer", Duration::from_secs(30), |h| {
+        let s = h.status();
+        (0..2).all(|c| s["cameras"][c]["buffered_seconds"].as_f64().unwrap() >= 1.0)
+    });
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let pick = |cam: &str| {
+        files
+            .iter()
+            .find(|f| {
+                f.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains(&format!("_{cam}"))
+            })
+            .unwrap_or_else(|| panic!("no file of camera {cam} in {files:?}"))
+            .clone()
+    };
+    [pick("a"), pick("b")]
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn start_stop_and_start_again_then_a_new_process_opens_the_camera_again() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let cfg = config(&camera("pi", "0", 320, 240, 30.0, 80));
+    let mut h = start(&cfg, &yaml, &[]);
+    let first = record(&mut h, 1.0);
+    let second = record(&mut h, 1.0);
+    let (a, b) = (read_sidecar(&first), read_sidecar(&second));
+    assert!(b.last().unwrap().frame_number > a.last().unwrap().frame_number + 30);
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    // The camera was released: a new process opens it and records.
+    let mut h = start(&cfg, &yaml, &[]);
+    let third = record(&mut h, 1.0);
+    for mkv in [&first, &second, &third] {
+        let shown = shown(mkv, 320, 240);
+        assert!(
+            steps(&shown).iter().all(|&s| s == 1),
+            "{}: {:?}",
+            mkv.display(),
+            steps(&shown)
+        );
+        assert_sensor_times(&read_sidecar(mkv), &shown, period(30.0));
+    }
+}
+
+fn hindsight_cmd(args: &[&str], cfg: &Path, yaml: &Path, path: Option<&str>) -> (bool, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hindsight"));
+    c.args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("LIBCAMERA_VIRTUAL_CONFIG", yaml)
+        .env("LIBCAMERA_LOG_LEVELS", "*:FATAL")
+        .env("HINDSIGHT_LOG", "warn");
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let out = Command::new(env!("CARGO_BIN_EXE_hindsight"))
+        .arg("devices")
+        .env("LIBCAMERA_VIRTUAL_CONFIG", &yaml)
+        .env("LIBCAMERA_LOG_LEVELS", "*:FATAL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("libcamera 0 `Virtual0`"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("virtual-imx708")
+            && line.contains("320x240")
+            && line.contains("10 to 60 fps"),
+        "{line}"
+    );
+
+    let check = |cams: &str, yaml: &Path| {
+        let cfg = dir.path().join("check.yaml");
+        std::fs::write(
+            &cfg,
+            config(cams)
+                + "storage:\n  root: "
+                + &dir.path().join("rec").display().to_string()
+                + "\n",
+        )
+        .unwrap();
+        let (_, text) = hindsight_cmd(&["check"], &cfg, yaml, None);
+        let line = text
+            .lines()
+            .find(|l| l.contains("camera pi"))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string();
+        // One line, in words: never a Rust Debug dump of an OS error.
+        assert!(!line.contains("Os {") && !line.contains("code:"), "{line}");
+        line
+    };
+    // It opens and delivers.
+    let l = check(&camera("pi", "0", 320, 240, 30.0, 80), &yaml);
+    assert!(
+        l.to_uppercase().starts_with("PASS") && l.contains("virtual-imx708"),
+        "{l}"
+    );
+    // A size it does not offer: what it offers.
+    let l = check(&camera("pi", "0", 640, 480, 30.0, 80), &yaml);
+    assert!(
+        l.to_uppercase().starts_with("FAIL")
+            && l.contains("cannot give 640x480")
+            && l.contains("320x240"),
+        "{l}"
+    );
+    // A rate it does not offer: what it offers.
+    let l = check(&camera("pi", "0", 320, 240, 100.0, 80), &yaml);
+    assert!(
+        l.to_uppercase().starts_with("FAIL")
+            && l.contains("at 100 fps")
+            && l.contains("10 to 60 fps"),
+        "{l}"
+    );
+    // A camera that is not there: which ones are.
+    let l = check(&camera("pi", "3", 320, 240, 30.0, 80), &yaml);
+    assert!(
+        l.to_uppercase().starts_with("FAIL")
+            && l.contains("no camera `3`")
+            && l.contains("0 `Virtual0` (virtual-imx708)"),
+        "{l}"
+    );
+    // No camera at all.
+    let empty = dir.path().join("none.yaml");
+    std::fs::write(&empty, "%YAML 1.1\n---\n").unwrap();
+    let l = check(&camera("pi", "0", 320, 240, 30.0, 80), &empty);
+    assert!(
+        l.to_uppercase().starts_with("FAIL") && l.contains("libcamera finds no camera"),
+        "{l}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn the_same_camera_twice_in_one_configuration_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let cams =
+        camera("pi", "0", 320, 240, 30.0, 80) + &camera("again", "Virtual0", 320, 240, 30.0, 80);
+    let cfg = dir.path().join("twice.yaml");
+    std::fs::write(
+        &cfg,
+        config(&cams) + "storage:\n  root: " + &dir.path().join("rec").display().to_string() + "\n",
+    )
+    .unwrap();
+    let (ok, text) = hindsight_cmd(&["run"], &cfg, &yaml, None);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("camera again: virtual-imx708 is already open in this hindsight: two cameras in the configuration name the same device"),
+        "{text}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_and_rate() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let gs = Virtual {
+        id: "Virtual0",
+        model: "imx296",
+        width: 1456,
+        height: 96,
+        rates: (10, 536),
+    };
+    let yaml = virtual_cameras(dir.path(), &[gs]);
+    // A media-ctl that knows an IMX296 on /dev/media0 and records what it is told.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.path().join("media-ctl.calls");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1 $2 $3\" = '-d /dev/media0 -p' ]; then\n  printf -- '- entity 20: imx296 10-001a (1 pad, 1 link, 0 routes)\\n             type V4L2 subdev subtype Sensor flags 0\\n\\tpad0: Source\\n\\t\\t[stream:0 fmt:SBGGR10_1X10/1456x1088]\\n'\nfi\nexit 0\n",
+        calls.display()
+    );
+    let mc = bin.join("media-ctl");
+    std::fs::write(&mc, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&mc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let cam = camera("gs", "0", 1456, 96, 536.0, 80) + "    imx296_crop: true\n";
+    let mut h = start(&config(&cam), &yaml, &[("PATH", &path)]);
+    let mkv = record(&mut h, 1.0);
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        calls.contains("-d /dev/media0 --set-v4l2 'imx296 10-001a':0 [fmt:SBGGR10_1X10/1456x96 crop:(0,496)/1456x96]"),
+        "{calls}"
+    );
+    // The crop was set before libcamera configured the camera at that size and rate.
+    let log = h.log_text();
+    let crop_at = log
+        .find("IMX296 crop set")
+        .unwrap_or_else(|| panic!("{log}"));
+    let runs_at = log
+        .find("imx296 runs 1456x96 YUV420 at 536 fps")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(crop_at < runs_at, "{log}");
+    assert_eq!(ffprobe_video(&mkv), (1456, 96, "mjpeg".to_string()));
+    let rows = read_sidecar(&mkv);
+    let shown = shown(&mkv, 1456, 96);
+    assert_sensor_times(&rows, &shown, period(536.0));
+}
