@@ -54,6 +54,21 @@ say() { echo "install: $*"; }
 bin="${HINDSIGHT_BIN:-}"
 if [ -z "$bin" ]; then
   bin="$repo/target/release/hindsight"
+  if [ "$build" = yes ] && [[ ",$features," == *",libcamera,"* ]]; then
+    # Raspberry Pi cameras: the build links the system's libcamera, 0.4 to 0.7
+    # (Raspberry Pi OS bookworm has 0.5, trixie 0.7).
+    if ! lcv=$(pkg-config --modversion libcamera 2>/dev/null); then
+      echo "install.sh: --features libcamera needs libcamera's development files, which this machine lacks: sudo apt install libcamera-dev (Raspberry Pi OS bookworm or later)" >&2
+      exit 1
+    fi
+    lcmm=$(echo "$lcv" | cut -d. -f1,2)
+    if [ "$(printf '0.4\n%s\n' "$lcmm" | sort -V | head -1)" != 0.4 ] ||
+       [ "$(printf '0.7\n%s\n' "$lcmm" | sort -V | tail -1)" != 0.7 ]; then
+      echo "install.sh: libcamera $lcv is installed; hindsight's libcamera support builds with libcamera 0.4 to 0.7 (use source: command with rpicam-vid, or a supported libcamera)" >&2
+      exit 1
+    fi
+    say "libcamera $lcv"
+  fi
   if [ "$build" = yes ]; then
     cargo_args=(build --release --locked)
     [ -n "$features" ] && cargo_args+=(--features "$features")

@@ -253,3 +253,51 @@ fn start_daily_recording_makes_todays_folders_starts_and_prints_ntfy_commands_th
         "{log}"
     );
 }
+
+#[test]
+fn install_sh_with_libcamera_says_which_libcamera_is_missing_or_unsupported_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |pc_dir: &Path| {
+        Command::new("bash")
+            .arg(format!("{REPO}/scripts/install.sh"))
+            .args(["--features", "libcamera"])
+            .env("DESTDIR", dir.path().join("stage"))
+            .env("PKG_CONFIG_PATH", pc_dir)
+            .env("PKG_CONFIG_LIBDIR", pc_dir)
+            .output()
+            .unwrap()
+    };
+    // No libcamera at all.
+    let none = dir.path().join("none");
+    std::fs::create_dir_all(&none).unwrap();
+    let o = run(&none);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("needs libcamera's development files")
+            && text(&o).contains("apt install libcamera-dev"),
+        "{}",
+        text(&o)
+    );
+    // Too old (Debian 12's 0.0.3) and too new for the libcamera crate.
+    for version in ["0.0.3", "0.3.2", "0.8.0"] {
+        let pc = dir.path().join(version);
+        std::fs::create_dir_all(&pc).unwrap();
+        std::fs::write(
+            pc.join("libcamera.pc"),
+            format!(
+                "Name: libcamera\nDescription: x\nVersion: {version}\nLibs: -lcamera\nCflags:\n"
+            ),
+        )
+        .unwrap();
+        let o = run(&pc);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains(&format!("libcamera {version} is installed"))
+                && text(&o).contains("builds with libcamera 0.4 to 0.7"),
+            "{}",
+            text(&o)
+        );
+    }
+    // Nothing was built or staged.
+    assert!(!dir.path().join("stage").exists());
+}
