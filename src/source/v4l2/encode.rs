@@ -288,4 +288,50 @@ mod tests {
         check(Pixel::Yuv420, 64);
         check(Pixel::Yuv420, 128);
     }
+
+    #[test]
+    fn planes_as_libcamera_maps_them_give_the_same_jpeg_and_short_ones_are_refused() {
+        for (pixel, stride) in [(Pixel::Nv12, 64), (Pixel::Yuv420, 64), (Pixel::Yuv420, 96)] {
+            let (w, h) = (64, 48);
+            let frame = raw(pixel, w, h, stride);
+            let mut enc = RawEncoder::new(pixel, w as u32, h as u32, stride as u32, 90).unwrap();
+            let mut whole = Vec::new();
+            enc.encode(&frame, &mut whole).unwrap();
+            // Each plane separately, each with padding after it (as a driver may align).
+            let luma = stride * h;
+            let chroma = (stride / 2) * (h / 2);
+            let bounds: Vec<(usize, usize)> = if pixel == Pixel::Nv12 {
+                vec![(0, luma), (luma, luma + stride * (h / 2))]
+            } else {
+                vec![
+                    (0, luma),
+                    (luma, luma + chroma),
+                    (luma + chroma, luma + 2 * chroma),
+                ]
+            };
+            let padded: Vec<Vec<u8>> = bounds
+                .iter()
+                .map(|&(a, b)| {
+                    let mut p = frame[a..b].to_vec();
+                    p.extend_from_slice(&[7; 100]);
+                    p
+                })
+                .collect();
+            let planes: Vec<&[u8]> = padded.iter().map(|p| &p[..]).collect();
+            let mut split = Vec::new();
+            enc.encode_planes(&planes, &mut split).unwrap();
+            assert_eq!(split, whole, "{pixel:?} stride {stride}");
+            // A missing or short plane is refused, not read past its end.
+            assert!(enc
+                .encode_planes(&planes[..planes.len() - 1], &mut split)
+                .is_err());
+            let short = &padded[1][..10];
+            let mut bad = planes.clone();
+            bad[1] = short;
+            assert!(matches!(
+                enc.encode_planes(&bad, &mut split),
+                Err(EncodeError::ShortFrame { .. })
+            ));
+        }
+    }
 }
