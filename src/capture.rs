@@ -580,6 +580,10 @@ pub fn run_capture(
         let Some(open) = reopen.as_mut() else {
             break;
         };
+        // Closed before it is opened again: a device (a V4L2 node, a libcamera camera)
+        // cannot be opened twice.
+        let info = source.info().clone();
+        drop(std::mem::replace(&mut source, Box::new(Closed(info))));
         match recover(&cam, open, &stop) {
             Some(s) => {
                 let got = (s.info().width, s.info().height);
@@ -602,6 +606,19 @@ pub fn run_capture(
     }
     cam.stats.running.store(false, Relaxed);
     tracing::info!("capture stopped");
+}
+
+/// What stands in for a lost source while it is opened again.
+struct Closed(crate::source::SourceInfo);
+
+impl FrameSource for Closed {
+    fn info(&self) -> &crate::source::SourceInfo {
+        &self.0
+    }
+
+    fn next_frame(&mut self, _jpeg: &mut Vec<u8>) -> Result<crate::frame::FrameMeta, SourceError> {
+        Err(SourceError::Stopped)
+    }
 }
 
 /// After a loss: open the source again with backoff (100 ms doubling to 5 s) until it

@@ -691,3 +691,71 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     let shown = shown(&mkv, 1456, 96);
     assert_sensor_times(&rows, &shown, period(536.0));
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    // After 90 frames (3 s) the camera delivers nothing, as if its cable came loose.
+    let mut h = start(
+        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER", "90")],
+    );
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the camera is lost", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    h.wait_until("the camera is back", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == false
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "one recording, one file: {files:?}");
+    let mkv = &files[0];
+    let rows = read_sidecar(mkv);
+    let shown = shown(mkv, 320, 240);
+    let split = rows
+        .windows(2)
+        .position(|w| w[1].lsl_time - w[0].lsl_time > 1.0)
+        .expect("a gap while the camera was away");
+    let away = rows[split + 1].lsl_time - rows[split].lsl_time;
+    assert!((5.0..10.0).contains(&away), "away {away:.1} s");
+    // Before and after: consecutive sensor frames at their exposure times, and frame
+    // numbers that go on from where they were.
+    let (before, after) = (split + 1, rows.len() - split - 1);
+    assert!(
+        before >= 55 && after >= 30,
+        "{before} frames before, {after} after"
+    );
+    for (r, s) in [
+        (&rows[..=split], &shown[..=split]),
+        (&rows[split + 1..], &shown[split + 1..]),
+    ] {
+        assert!(steps(s).iter().all(|&x| x == 1), "{:?}", steps(s));
+        assert_sensor_times(r, s, period(30.0));
+    }
+    assert!(rows[split + 1].frame_number > rows[split].frame_number);
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    let kinds: Vec<&str> = events
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["start", "camera_lost", "camera_back", "stop"],
+        "{events}"
+    );
+}

@@ -28,6 +28,12 @@ const SILENCE: Duration = Duration::from_secs(5);
 /// The recorded times must not move: they are the sensor's, not the arrival's.
 const TEST_DELAY: &str = "HINDSIGHT_TEST_LIBCAMERA_DELAY_MS";
 
+/// For tests only: `HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER=N`: the first camera opened in
+/// the process stops handing its buffers back after N frames, so that it delivers
+/// nothing (as a camera whose cable came loose) until it is found lost and opened again.
+const TEST_STALL: &str = "HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER";
+static STALLED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub struct LibcameraSource {
     info: SourceInfo,
     key: u64,
@@ -41,6 +47,9 @@ pub struct LibcameraSource {
     silence: Duration,
     logged_clock: bool,
     test_delay_ms: u64,
+    /// Test hook (`TEST_STALL`): frames after which requests are kept, not queued again.
+    stall_after: Option<u64>,
+    stalled: Vec<Request>,
     frames_seen: u64,
 }
 
@@ -98,6 +107,11 @@ pub fn open(
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        stall_after: std::env::var(TEST_STALL)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|_| !STALLED_ONCE.swap(true, Ordering::Relaxed)),
+        stalled: Vec::new(),
         frames_seen: 0,
     }))
 }
@@ -106,12 +120,17 @@ impl Drop for LibcameraSource {
     fn drop(&mut self) {
         // Requests held here go first, while the camera's buffers still exist.
         self.frames = None;
+        self.stalled.clear();
         let _ = commands().send(Cmd::Close { key: self.key });
     }
 }
 
 impl LibcameraSource {
-    fn requeue(&self, mut req: Request) {
+    fn requeue(&mut self, mut req: Request) {
+        if self.stall_after.is_some_and(|n| self.frames_seen > n) {
+            self.stalled.push(req);
+            return;
+        }
         req.reuse(ReuseFlag::REUSE_BUFFERS);
         let _ = commands().send(Cmd::Requeue { key: self.key, req });
     }
