@@ -7,6 +7,7 @@ fn main() {
         dir: None,
         no_ffmpeg: false,
         soak: None,
+        process: false,
     };
     if let Err(e) = hindsight::bench::run(&args) {
         eprintln!("bench failed: {e:#}");

@@ -138,4 +138,10 @@ pub struct BenchArgs {
     /// and report drops, missing frames and CPU use (SPEC section 10: 600 s).
     #[arg(long, value_name = "SECONDS")]
     pub soak: Option<u64>,
+    /// Instead of the figures: the whole recorder as users run it (`hindsight run`, a
+    /// command camera at 400x400@100 and 1456x96@536 fed pre-encoded JPEGs, LSL with one
+    /// inlet connected), buffering and recording: CPU and wakeups per thread and memory,
+    /// beside `ffmpeg -c copy` on the same stream.
+    #[arg(long)]
+    pub process: bool,
 }

@@ -9,6 +9,8 @@
 //! What belongs here: running and printing the benchmarks. What does not: anything the
 //! recorder itself runs (the benchmark drives the real capture step and writer).
 
+mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::Arc;
@@ -395,6 +397,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = tmp.path();
     if let Some(secs) = args.soak {
         return soak(Duration::from_secs(secs), dir, &where_);
+    }
+    if args.process {
+        println!(
+            "hindsight {} bench --process: the whole recorder as users run it, per thread",
+            env!("CARGO_PKG_VERSION")
+        );
+        let secs = if args.quick { 3.0 } else { 10.0 };
+        for set in [
+            FrameSet::make(400, 400, 100.0, 100)?,
+            FrameSet::make(1456, 96, 536.0, 100)?,
+        ] {
+            println!();
+            process::run(&set, dir, secs)?;
+        }
+        return Ok(());
     }
     let scale = if args.quick { 0.1 } else { 1.0 };
     let n = |x: f64| ((x * scale) as u64).max(100);

@@ -1,0 +1,331 @@
+//! `hindsight bench --process`: what the whole recorder costs as users run it.
+//!
+//! The real `hindsight run` (this binary) records a `source: command` camera: ffmpeg
+//! pacing a file of pre-encoded JPEGs at the camera's rate (so no encoder is measured),
+//! with LSL on and one inlet in this process pulling the frame stream, as LabRecorder
+//! does in every real session. For each phase (buffering, then recording) it prints, per
+//! thread of the recorder: CPU as a share of one core, wakeups per second (voluntary
+//! context switches: a thread that sleeps and wakes), and the process's resident memory;
+//! then the same figures for `ffmpeg -c copy` writing the same paced stream to a Matroska
+//! file in the same run. The pacing ffmpeg is a separate process in both cases and is not
+//! counted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use lsl::Pullable;
+
+use super::FrameSet;
+
+/// One thread's counters, from /proc/PID/task/TID.
+#[derive(Clone, Debug, Default)]
+struct ThreadCounters {
+    name: String,
+    /// utime + stime, clock ticks.
+    ticks: u64,
+    voluntary_switches: u64,
+}
+
+/// The counters of every thread of `pid`, by thread id.
+fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let dir = entry.path();
+        // A thread may end between listing and reading: skip it.
+        let (Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(dir.join("stat")),
+            std::fs::read_to_string(dir.join("status")),
+        ) else {
+            continue;
+        };
+        let open = stat.find('(').context("bad stat")?;
+        let close = stat.rfind(')').context("bad stat")?;
+        let name = stat[open + 1..close].to_string();
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+        let voluntary_switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        out.insert(
+            tid,
+            ThreadCounters {
+                name,
+                ticks,
+                voluntary_switches,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Per thread name (threads of one name summed): CPU share of one core and wakeups per
+/// second over `secs`, between two readings.
+fn rates(
+    before: &BTreeMap<u32, ThreadCounters>,
+    after: &BTreeMap<u32, ThreadCounters>,
+    secs: f64,
+) -> BTreeMap<String, (f64, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (tid, a) in after {
+        let b = before.get(tid).cloned().unwrap_or_default();
+        let cpu = (a.ticks.saturating_sub(b.ticks)) as f64 / hz / secs * 100.0;
+        let wakeups = a.voluntary_switches.saturating_sub(b.voluntary_switches) as f64 / secs;
+        let e = out.entry(a.name.clone()).or_default();
+        e.0 += cpu;
+        e.1 += wakeups;
+    }
+    out
+}
+
+/// A phase's figures for one process.
+struct Phase {
+    threads: BTreeMap<String, (f64, f64)>,
+    rss_kib: u64,
+}
+
+fn measure(pid: u32, secs: f64) -> anyhow::Result<Phase> {
+    let before = threads(pid)?;
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let after = threads(pid)?;
+    Ok(Phase {
+        threads: rates(&before, &after, secs),
+        rss_kib: rss_kib(pid),
+    })
+}
+
+/// The command that paces `file` (concatenated JPEGs) at `fps`, forever, to stdout.
+fn pacer(file: &Path, fps: f64) -> String {
+    format!(
+        "ffmpeg -nostdin -v error -re -stream_loop -1 -framerate {fps} -f mjpeg -i {} -c copy -f mjpeg -",
+        file.display()
+    )
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the comparison for one camera size and rate; `secs` per phase.
+pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
+    use crate::api::client::ApiClient;
+    let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
+    std::fs::write(&file, set.jpegs.concat())?;
+    let rig = format!("bench{}", std::process::id());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let root = dir.join("process-recordings");
+    let config = dir.join("process.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: false\n\
+             cameras:\n  - name: cam\n    source: command\n    command: \"{}\"\n    \
+             resolution: {{width: {}, height: {}}}\n    fps: {}\n",
+            pacer(&file, set.fps),
+            set.width,
+            set.height,
+            set.fps
+        ),
+    )?;
+    let log = dir.join("process.log");
+    let child = Killed(
+        Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--root")
+            .arg(&root)
+            .args(["--api", &api])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?,
+    );
+    let pid = child.0.id();
+    let client = ApiClient::new(&api, None).map_err(|e| anyhow::anyhow!(e))?;
+    let t = Instant::now();
+    while client.status().is_err() {
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("the recorder did not start; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // One inlet on the frame stream, pulling as LabRecorder does.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pulled = Arc::new(AtomicU64::new(0));
+    let inlet = {
+        let (stop, pulled) = (stop.clone(), pulled.clone());
+        let id = format!("hindsight_{rig}_cam_frames");
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let found = lsl::resolve_byprop("source_id", &id, 1, 10.0)
+                .map_err(|e| anyhow::anyhow!("LSL: {e:?}"))?;
+            let info = found.first().context("the frame stream was not found")?;
+            let inlet = lsl::StreamInlet::new(info, 360, 0, true)
+                .map_err(|e| anyhow::anyhow!("LSL: {e:?}"))?;
+            while !stop.load(Ordering::Relaxed) {
+                let r: Result<(Vec<f64>, f64), _> = inlet.pull_sample(0.2);
+                if let Ok((v, ts)) = r {
+                    if !v.is_empty() && ts > 0.0 {
+                        pulled.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(())
+        })
+    };
+    // The buffer full and the inlet receiving: a steady state.
+    let t = Instant::now();
+    while pulled.load(Ordering::Relaxed) == 0 || t.elapsed() < Duration::from_secs(6) {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "no frame sample reached the inlet within 30 s; see {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pulled0 = pulled.load(Ordering::Relaxed);
+    let buffering = measure(pid, secs)?;
+    let r = client.start(None).map_err(|e| anyhow::anyhow!(e))?;
+    if !r.ok {
+        bail!("start refused: {}", r.message);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let recording = measure(pid, secs)?;
+    client.stop().map_err(|e| anyhow::anyhow!(e))?;
+    let pulled = pulled.load(Ordering::Relaxed) - pulled0;
+    stop.store(true, Ordering::Relaxed);
+    let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
+    drop(child);
+    match inlet.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bail!("{e}"),
+        Err(_) => bail!("the inlet thread panicked"),
+    }
+
+    // ffmpeg -c copy on the same paced stream.
+    let ffmpeg = ffmpeg_copy(&file, set.fps, dir, secs)?;
+
+    println!(
+        "{}x{} @ {} fps ({:.1} kB a frame), command camera: ffmpeg pacing pre-encoded JPEGs; LSL on, one inlet pulling the frame stream ({pulled} samples in {:.0} s)",
+        set.width,
+        set.height,
+        set.fps,
+        set.mean_bytes() / 1000.0,
+        2.0 * secs + 1.0
+    );
+    println!(
+        "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
+        "thread", "buffering", "", "recording", ""
+    );
+    println!(
+        "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
+        "", "% core", "wakeups/s", "% core", "wakeups/s"
+    );
+    let names: std::collections::BTreeSet<&String> = buffering
+        .threads
+        .keys()
+        .chain(recording.threads.keys())
+        .collect();
+    let (mut tb, mut tr) = ((0.0, 0.0), (0.0, 0.0));
+    for name in names {
+        let b = buffering.threads.get(name).copied().unwrap_or_default();
+        let r = recording.threads.get(name).copied().unwrap_or_default();
+        tb = (tb.0 + b.0, tb.1 + b.1);
+        tr = (tr.0 + r.0, tr.1 + r.1);
+        if b.0 + r.0 < 0.005 && b.1 + r.1 < 0.5 {
+            continue; // asleep throughout
+        }
+        println!(
+            "  {name:<22} {:>9.2} {:>11.0}   {:>9.2} {:>11.0}",
+            b.0, b.1, r.0, r.1
+        );
+    }
+    println!(
+        "  {:<22} {:>9.2} {:>11.0}   {:>9.2} {:>11.0}",
+        "hindsight, all threads", tb.0, tb.1, tr.0, tr.1
+    );
+    println!(
+        "  resident memory: {:.1} MiB buffering, {:.1} MiB recording",
+        buffering.rss_kib as f64 / 1024.0,
+        recording.rss_kib as f64 / 1024.0
+    );
+    let cam = status.cameras.first().context("no camera in the status")?;
+    println!(
+        "  frames: {} captured, {} dropped",
+        cam.frames_captured, cam.frames_dropped
+    );
+    let (cpu, wakeups): (f64, f64) = ffmpeg
+        .threads
+        .values()
+        .fold((0.0, 0.0), |a, v| (a.0 + v.0, a.1 + v.1));
+    println!(
+        "  {:<22} {:>9} {:>11}   {:>9.2} {:>11.0}   ({:.1} MiB resident)",
+        "ffmpeg -c copy",
+        "",
+        "",
+        cpu,
+        wakeups,
+        ffmpeg.rss_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// `pacer | ffmpeg -c copy out.mkv`: the consumer's figures over `secs`.
+fn ffmpeg_copy(file: &Path, fps: f64, dir: &Path, secs: f64) -> anyhow::Result<Phase> {
+    let mut pace = Command::new("sh")
+        .args(["-c", &format!("exec {}", pacer(file, fps))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("ffmpeg")?;
+    let input = pace.stdout.take().context("pacer output")?;
+    let pace = Killed(pace);
+    let copy = Killed(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-framerate"])
+            .arg(fps.to_string())
+            .args(["-f", "mjpeg", "-i", "-", "-c", "copy", "-y"])
+            .arg(dir.join("ffmpeg-copy.mkv"))
+            .stdin(Stdio::from(input))
+            .spawn()
+            .context("ffmpeg")?,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let phase = measure(copy.0.id(), secs)?;
+    drop(copy);
+    drop(pace);
+    Ok(phase)
+}
