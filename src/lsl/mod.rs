@@ -22,6 +22,11 @@
 //! [`RELEASE_DELAY`] before they are pushed; their timestamps are explicit, so the delay
 //! changes nothing for a consumer but latency.
 //!
+//! The thread wakes at the status ticks only (10 Hz), whatever the frame rate: it takes
+//! every message that came meanwhile and pushes the due frame samples of each camera as
+//! one batch (only the last pushed through), so that liblsl sends them in one write. A
+//! frame sample reaches an inlet 250 to 350 ms after its frame's capture.
+//!
 //! What belongs here: the outlets and the LSL thread. What does not: the events' schema
 //! (`crate::event`), the marker trigger (`markers.rs`).
 
@@ -32,7 +37,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use lsl::ExPushable;
 use parking_lot::Mutex;
 
@@ -262,22 +267,17 @@ impl Publisher {
                 }
                 break 'run;
             }
-            let now = LslTime::now();
-            let mut deadline = self.next_status;
-            if let Some(f) = self.held.front() {
-                deadline = deadline.min(f.capture + RELEASE_DELAY);
-            }
-            let wait = deadline.saturating_since(now);
-            match rx.recv_timeout(wait) {
-                Ok(msg) => {
-                    self.handle(msg);
-                    // Take whatever else is waiting before pushing.
-                    while let Ok(msg) = rx.try_recv() {
-                        self.handle(msg);
-                    }
+            // One wake per status tick (10 Hz), whatever the frame rate: the messages
+            // that came meanwhile are taken together and their samples pushed as one
+            // batch per stream (one network write), not one wake and write per frame.
+            let wait = self.next_status.saturating_since(LslTime::now());
+            std::thread::sleep(wait);
+            loop {
+                match rx.try_recv() {
+                    Ok(msg) => self.handle(msg),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => break 'run,
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break 'run,
             }
             let now = LslTime::now();
             self.release(now - RELEASE_DELAY);
@@ -324,13 +324,26 @@ impl Publisher {
         }
     }
 
-    /// Pushes held frames captured up to `until`.
+    /// Pushes held frames captured up to `until`; each camera's last one is pushed
+    /// through, sending the batch.
     fn release(&mut self, until: LslTime) {
+        let mut last = vec![usize::MAX; self.outlets.len()];
+        for (i, f) in self.held.iter().enumerate() {
+            if f.capture > until {
+                break;
+            }
+            if let Some(l) = last.get_mut(f.camera as usize) {
+                *l = i;
+            }
+        }
+        let mut index = 0;
         while let Some(f) = self.held.front().copied() {
             if f.capture > until {
                 break;
             }
             self.held.pop_front();
+            let through = last.get(f.camera as usize) == Some(&index);
+            index += 1;
             let active = self
                 .windows
                 .iter()
@@ -342,7 +355,7 @@ impl Publisher {
             if let Some(o) = self.outlets.get(f.camera as usize) {
                 if let Err(e) =
                     o.frames
-                        .push_sample_ex(&self.frame_sample, f.capture.as_secs_f64(), true)
+                        .push_sample_ex(&self.frame_sample, f.capture.as_secs_f64(), through)
                 {
                     tracing::warn!("LSL frame sample not pushed: {e}");
                 }
