@@ -240,7 +240,7 @@ impl JpegSplitter {
                             }
                             // A length that ran into the next frame: an end marker and
                             // then a start marker inside one segment.
-                            if let Some(e) = body.windows(2).position(|w| w == [0xFF, 0xD9]) {
+                            if let Some(e) = memchr::memmem::find(body, &[0xFF, 0xD9]) {
                                 if find_soi(&body[e..]).is_some() {
                                     return self.corrupt(format!(
                                         "marker FF {m:02X} runs into the next frame"
@@ -359,12 +359,14 @@ fn is_sof(m: u8) -> bool {
     matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC)
 }
 
+/// The next FF byte (SIMD-accelerated: a 20 kB frame's entropy data is scanned in a few
+/// hundred nanoseconds instead of byte by byte).
 fn memchr_ff(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&x| x == 0xFF)
+    memchr::memchr(0xFF, b)
 }
 
 fn find_soi(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == [0xFF, 0xD8])
+    memchr::memmem::find(b, &[0xFF, 0xD8])
 }
 
 #[cfg(test)]
