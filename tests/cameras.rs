@@ -41,21 +41,8 @@ fn decode_errors(mkv: &std::path::Path) -> String {
 }
 
 fn video_size(mkv: &std::path::Path) -> String {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(mkv)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let (w, h, _) = ffprobe_video(mkv);
+    format!("{w},{h}")
 }
 
 /// The recording is complete and consistent: ffprobe's frame count equals the sidecar's

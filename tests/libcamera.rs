@@ -126,36 +126,6 @@ fn record(h: &mut Hindsight, secs: f64) -> PathBuf {
     new[0].clone()
 }
 
-/// The video stream's width, height and codec, from ffprobe.
-fn ffprobe_video(mkv: &Path) -> (u64, u64, String) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .arg(mkv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        mkv.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["streams"][0];
-    (
-        s["width"].as_u64().unwrap(),
-        s["height"].as_u64().unwrap(),
-        s["codec_name"].as_str().unwrap().to_string(),
-    )
-}
-
 /// The first frame's JPEG, as stored (ffmpeg copies it out).
 fn first_jpeg(mkv: &Path) -> Vec<u8> {
     let out = Command::new("ffmpeg")

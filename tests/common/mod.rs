@@ -529,3 +529,33 @@ pub fn lsl_session() -> &'static str {
         session
     })
 }
+
+/// The video stream's width, height and codec, from ffprobe.
+pub fn ffprobe_video(mkv: &Path) -> (u64, u64, String) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        mkv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    (
+        s["width"].as_u64().unwrap(),
+        s["height"].as_u64().unwrap(),
+        s["codec_name"].as_str().unwrap().to_string(),
+    )
+}
