@@ -285,6 +285,9 @@ pub enum CameraEvent {
         /// When its last usable frame was captured (or when it was found lost, if none).
         at: LslTime,
     },
+    /// A frame captured after the time the control thread asked about
+    /// ([`crate::capture::Camera::watch_frame_after`]) came in.
+    FrameAfter { camera: usize },
     /// Usable frames again, the first captured at `at`.
     Back {
         camera: usize,

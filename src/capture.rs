@@ -13,7 +13,10 @@
 //! and the buffer grower. What does not: reading cameras (`source`), the ring's storage
 //! (`ring`), files (`writer`), what a loss means for a recording (`control`).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,6 +98,10 @@ pub struct CameraStats {
     /// Sequence number of the newest frame + 1 (0 = none yet).
     pub next_seq: AtomicU64,
     pub last_capture_ns: AtomicI64,
+    /// A capture time (LSL ns; 0 = none) the control thread waits to see passed: the
+    /// first frame captured after it sends [`CameraEvent::FrameAfter`] and clears it.
+    /// Pending stops are closed on that event instead of by polling.
+    pub watch_after_ns: AtomicI64,
     pub running: AtomicBool,
     /// The capture thread got real-time priority.
     pub realtime: AtomicBool,
@@ -214,7 +221,24 @@ impl Camera {
     /// Whether a frame captured after `t` has come in: then every frame up to `t` has.
     pub fn has_frame_after(&self, t: LslTime) -> bool {
         self.stats.next_seq.load(Relaxed) > 0
-            && self.stats.last_capture_ns.load(Relaxed) > t.as_nanos()
+            && self.stats.last_capture_ns.load(SeqCst) > t.as_nanos()
+    }
+
+    /// Asks for a [`CameraEvent::FrameAfter`] when a frame captured after `t` comes in
+    /// (the earliest time asked for wins), and says whether one has come in already.
+    /// The watch is set before the last frame is looked at, and the capture thread
+    /// stores a frame's time before it looks at the watch (both sequentially
+    /// consistent), so one of the two always sees the other: no frame slips between.
+    pub fn watch_frame_after(&self, t: LslTime) -> bool {
+        let t = t.as_nanos().max(1);
+        let w = &self.stats.watch_after_ns;
+        let _ = w.fetch_update(SeqCst, SeqCst, |w| (w == 0 || t < w).then_some(t));
+        let passed = self.has_frame_after(LslTime::from_nanos(t));
+        if passed {
+            // Answered now: no event needed (one may still come; it is harmless).
+            let _ = w.compare_exchange(t, 0, SeqCst, Relaxed);
+        }
+        passed
     }
 
     /// Stops forwarding live frames to recording `id`. Returns whether it was live here.
@@ -733,7 +757,18 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
     if expected != 0 && meta.seq > expected {
         s.source_gaps.fetch_add(meta.seq - expected, Relaxed);
     }
-    s.last_capture_ns.store(meta.capture.as_nanos(), Relaxed);
+    s.last_capture_ns.store(meta.capture.as_nanos(), SeqCst);
+    let watch = s.watch_after_ns.load(SeqCst);
+    if watch != 0
+        && meta.capture.as_nanos() > watch
+        && s.watch_after_ns
+            .compare_exchange(watch, 0, SeqCst, Relaxed)
+            .is_ok()
+    {
+        cam.send_event(CameraEvent::FrameAfter {
+            camera: cam.setup.index,
+        });
+    }
     if let Some(f) = fps.frame(meta.capture) {
         s.fps_milli.store((f * 1000.0).round() as u64, Relaxed);
     }

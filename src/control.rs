@@ -33,7 +33,7 @@ use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder, Stop
 use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
-use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg};
+use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg, WriterQueue};
 
 /// Whether a command's decision made a mark (its own event says so).
 fn made_mark(d: &Decision) -> bool {
@@ -113,7 +113,7 @@ struct PendingReply {
 pub struct Control {
     recorder: Recorder,
     cameras: Vec<Arc<Camera>>,
-    writers: Vec<Sender<WriterMsg>>,
+    writers: Vec<WriterQueue>,
     settings: ControlSettings,
     stems: StemAllocator,
     open: BTreeMap<u64, OpenFiles>,
@@ -168,7 +168,7 @@ impl Control {
     pub fn new(
         settings: ControlSettings,
         cameras: Vec<Arc<Camera>>,
-        writers: Vec<Sender<WriterMsg>>,
+        writers: Vec<WriterQueue>,
         hub: Arc<StatusHub>,
         clocks: Arc<dyn Clocks>,
         links: ControlLinks,
@@ -248,8 +248,10 @@ impl Control {
         if let Some(d) = self.recorder.next_deadline() {
             wait = wait.min(d.saturating_since(now));
         }
-        if !self.stops.is_empty() {
-            wait = wait.min(Duration::from_millis(2));
+        // Pending stops close on their cameras' `FrameAfter` events; without one, when
+        // their grace runs out.
+        for stop in &self.stops {
+            wait = wait.min((stop.since + STOP_GRACE).saturating_since(now));
         }
         if let Some(d) = self.replies.iter().map(|r| r.deadline).min() {
             wait = wait.min(d.saturating_since(now));
@@ -576,7 +578,7 @@ impl Control {
                             for cam in &self.cameras {
                                 let (sent, lost, first) = cam.begin_recording(
                                     id,
-                                    &self.writers[cam.setup.index],
+                                    self.writers[cam.setup.index].sender(),
                                     trigger - pre_trigger,
                                     until,
                                 );
@@ -680,7 +682,7 @@ impl Control {
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let w = &self.writers[cam.setup.index];
-                                let (_, _, first) = cam.send_buffered(w, from, to);
+                                let (_, _, first) = cam.send_buffered(w.sender(), from, to);
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
@@ -808,7 +810,7 @@ impl Control {
             let overdue = now || clock.saturating_since(stop.since) >= STOP_GRACE;
             stop.cameras.retain(|&i| {
                 let cam = &self.cameras[i];
-                if !overdue && !cam.has_frame_after(stop.at) {
+                if !overdue && !cam.watch_frame_after(stop.at) {
                     return true;
                 }
                 cam.end_recording(stop.id);
@@ -925,20 +927,22 @@ impl Control {
     /// A camera was lost or is back: the people, the LSL events, and the events file of
     /// every recording it is part of hear of it. Its recording goes on.
     fn camera_event(&mut self, ev: CameraEvent) {
-        match &ev {
-            CameraEvent::Lost { camera, .. } => self.recorder.camera_lost(*camera),
-            CameraEvent::Back { camera, .. } => self.recorder.camera_back(*camera),
-        }
         let (camera, at, kind, text) = match &ev {
+            // A pending stop's frame came in: the step after this message closes it.
+            CameraEvent::FrameAfter { .. } => return,
             CameraEvent::Lost { camera, why, at } => {
+                self.recorder.camera_lost(*camera);
                 (*camera, *at, NoteKind::CameraLost, why.clone())
             }
-            CameraEvent::Back { camera, at, gap } => (
-                *camera,
-                *at,
-                NoteKind::CameraBack { gap: *gap },
-                format!("after {:.1} s", gap.as_secs_f64()),
-            ),
+            CameraEvent::Back { camera, at, gap } => {
+                self.recorder.camera_back(*camera);
+                (
+                    *camera,
+                    *at,
+                    NoteKind::CameraBack { gap: *gap },
+                    format!("after {:.1} s", gap.as_secs_f64()),
+                )
+            }
         };
         let name = self.cameras[camera].setup.name.clone();
         let ids: Vec<u64> = self
@@ -1061,7 +1065,9 @@ impl Control {
 
     /// Where the audio thread sends the audio track's blocks (the first camera's writer).
     fn audio_mkv(&self) -> Option<Sender<WriterMsg>> {
-        self.settings.audio_track.and(self.writers.first().cloned())
+        self.settings
+            .audio_track
+            .and(self.writers.first().map(|w| w.sender().clone()))
     }
 
     fn audio_send(&self, cmd: AudioCmd) {

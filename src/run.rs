@@ -307,7 +307,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     let control = Control::new(
         settings,
         cameras.clone(),
-        writers.iter().map(|w| w.tx.clone()).collect(),
+        writers.iter().map(|w| w.queue()).collect(),
         hub.clone(),
         clocks.clone(),
         ControlLinks {

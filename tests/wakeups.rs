@@ -1,6 +1,8 @@
 //! Threads that have nothing to do sleep: while hindsight only buffers, its control and
 //! LSL threads wake no more often than the rates they serve need (the LSL status at
-//! 10 Hz, with the frame samples batched at those ticks; the control loop's 100 ms tick).
+//! 10 Hz, with the frame samples batched at those ticks; the control loop's 100 ms tick);
+//! while it records, the writer takes the frames of each 50 ms together; while a stop
+//! waits for a slow camera's next frame, the control thread waits for that frame's event.
 //! Counted as voluntary context switches of each thread, read from /proc: a count, not a
 //! timing, so a busy machine does not change it much; a polling loop that comes back, or
 //! a wake per frame, multiplies it.
@@ -11,6 +13,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, name: &str) -> u64 {
+    after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
+}
 
 /// Voluntary context switches per thread name (threads of one name summed).
 fn switches(pid: u32) -> BTreeMap<String, u64> {
@@ -70,4 +76,87 @@ fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
     );
     // The machine is alive: the capture thread did wake for its frames.
     assert!(rate("capture-cam0") >= fps * 0.5, "{after:?}");
+}
+
+#[test]
+fn the_writer_wakes_per_batch_not_per_frame_while_recording() {
+    let _g = serial();
+    let fps = 100.0;
+    let mut h = Hindsight::start(&format!(
+        "buffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\nlsl:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: {fps}\n"
+    ));
+    h.wait_buffered(0.8);
+    let (code, body) = h.post("start", serde_json::json!({}));
+    assert_eq!(code, 200, "{body}");
+    // The pre-trigger buffer written, the file in its steady state.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = h.child.as_ref().unwrap().id();
+    let secs = 3.0;
+    let before = switches(pid);
+    let frames0 = h.status()["cameras"][0]["frames_written"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let after = switches(pid);
+    let frames = h.status()["cameras"][0]["frames_written"].as_u64().unwrap() - frames0;
+    let (code, body) = h.post("stop", serde_json::json!({}));
+    assert_eq!(code, 200, "{body}");
+    h.wait_idle_files();
+    let writer = delta(&before, &after, "writer-cam0") as f64 / secs;
+    eprintln!("writer wakeups/s while recording at {fps} fps: {writer:.1} ({frames} frames written meanwhile)");
+    // It did write: the frames of those seconds reached the file.
+    assert!(
+        frames as f64 >= fps * secs * 0.5,
+        "{frames} frames written in {secs} s"
+    );
+    // At most twice per 50 ms period (its own sleep, and a wait for the next frame when
+    // the queue was empty): 40 a second. A wake per frame is 100.
+    assert!(
+        writer <= 40.0,
+        "the writer woke {writer:.1} times a second at {fps} fps"
+    );
+    let mkv = h.mkv_files();
+    assert_eq!(mkv.len(), 1);
+    assert!(ffprobe_frame_count(&mkv[0]) >= frames);
+}
+
+#[test]
+fn a_stop_waiting_for_a_slow_cameras_next_frame_does_not_poll() {
+    let _g = serial();
+    // 2 frames a second: a stop waits up to half a second for the frame that shows every
+    // frame before it is in.
+    let mut h = Hindsight::start(
+        "buffer:\n  duration: 2\n  max_bytes: 64MiB\naudio:\n  enabled: false\nlsl:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 2\n",
+    );
+    h.wait_buffered(1.0);
+    let pid = h.child.as_ref().unwrap().id();
+    let (mut woke, mut waited) = (0, Duration::ZERO);
+    for _ in 0..3 {
+        let (code, body) = h.post("start", serde_json::json!({}));
+        assert_eq!(code, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(700));
+        // Stop just after a frame came in, so that the stop waits for the next one.
+        let frame = |h: &mut Hindsight| h.status()["cameras"][0]["last_frame_number"].as_u64();
+        let last = frame(&mut h);
+        h.wait_until("the next frame", Duration::from_secs(5), |h| {
+            frame(h) != last
+        });
+        let before = switches(pid);
+        let t = std::time::Instant::now();
+        let (code, body) = h.post("stop", serde_json::json!({}));
+        assert_eq!(code, 200, "{body}");
+        h.wait_idle_files();
+        waited += t.elapsed();
+        woke += delta(&before, &switches(pid), "control");
+    }
+    let secs = waited.as_secs_f64();
+    eprintln!("control woke {woke} times in the {secs:.2} s of three stops at 2 fps");
+    // The files are complete: every stop closed its file.
+    assert_eq!(h.mkv_files().len(), 3);
+    // Its 100 ms tick over that time, and a few messages per stop (the command, the
+    // frame's event, the writer's report): a 2 ms poll while the stop waits is 100 or
+    // more per stop.
+    let bound = 10.0 * secs + 3.0 * 12.0;
+    assert!(
+        woke as f64 <= bound,
+        "the control thread woke {woke} times in {secs:.2} s of stops (bound {bound:.0})"
+    );
 }

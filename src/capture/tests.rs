@@ -142,3 +142,36 @@ fn fps_is_measured_from_capture_times() {
     assert!((c.status(None, meta(230).capture).fps - 100.0).abs() < 0.01);
     assert_eq!(c.status(None, meta(300).capture).fps, 0.0);
 }
+
+#[test]
+fn the_first_frame_after_a_watched_time_tells_the_control_thread_once() {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut c = cam();
+    c.setup.events = Some(tx);
+    let mut step = CaptureStep::default();
+    step.frame(&c, meta(0), b"jpeg");
+    step.frame(&c, meta(1), b"jpeg");
+    // Asked about a time already passed: answered at once, no event needed.
+    assert!(c.watch_frame_after(meta(0).capture));
+    // Asked about frame 3's time: frames 2 and 3 are not after it, frame 4 is.
+    assert!(!c.watch_frame_after(meta(3).capture));
+    // A later time asked meanwhile does not push the watch back.
+    assert!(!c.watch_frame_after(meta(6).capture));
+    step.frame(&c, meta(2), b"jpeg");
+    step.frame(&c, meta(3), b"jpeg");
+    assert!(
+        rx.try_recv().is_err(),
+        "no frame after the watched time yet"
+    );
+    step.frame(&c, meta(4), b"jpeg");
+    assert_eq!(
+        rx.try_recv(),
+        Ok(CameraEvent::FrameAfter {
+            camera: c.setup.index
+        })
+    );
+    // Once: the watch is cleared by the event.
+    step.frame(&c, meta(5), b"jpeg");
+    step.frame(&c, meta(7), b"jpeg");
+    assert!(rx.try_recv().is_err(), "one event per watch");
+}

@@ -53,7 +53,7 @@ fn sim(cameras: usize) -> Sim {
     let control = Control::new(
         settings,
         cams.clone(),
-        txs,
+        txs.into_iter().map(WriterQueue::from).collect(),
         hub.clone(),
         clocks.clone(),
         ControlLinks::default(),

@@ -23,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -46,6 +46,10 @@ pub const MAX_CLUSTER_NS: u64 = 1_000_000_000;
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Pieces (muxed bytes or frame payloads) gathered before a write.
 const MAX_BATCH_PIECES: usize = 2048;
+/// While recording, the writer wakes at most this often and writes what came meanwhile
+/// in one `writev`, instead of waking for each frame (100 or 536 times a second): what a
+/// crash can lose grows by this much, against a cluster (1 s) and the page cache.
+pub const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 pub use crate::recorder::FileKind;
 
@@ -165,6 +169,61 @@ pub enum WriterEvent {
 pub struct WriterHandle {
     pub tx: Sender<WriterMsg>,
     pub join: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// The queue as the control thread holds it.
+    pub fn queue(&self) -> WriterQueue {
+        WriterQueue {
+            tx: self.tx.clone(),
+            thread: Some(self.join.thread().clone()),
+        }
+    }
+}
+
+/// A writer's queue as the control thread holds it. What control sends (open, close,
+/// marks, notes) wakes a writer that is between its [`WRITE_EVERY`] batches, so that a
+/// command never waits for the next batch; live frames and audio blocks go through the
+/// plain [`WriterQueue::sender`] and do not wake it.
+#[derive(Clone, Debug)]
+pub struct WriterQueue {
+    tx: Sender<WriterMsg>,
+    thread: Option<std::thread::Thread>,
+}
+
+impl From<Sender<WriterMsg>> for WriterQueue {
+    /// A queue with no thread to wake (a test reads it).
+    fn from(tx: Sender<WriterMsg>) -> WriterQueue {
+        WriterQueue { tx, thread: None }
+    }
+}
+
+impl WriterQueue {
+    /// The plain queue: for messages that can wait for the next batch.
+    pub fn sender(&self) -> &Sender<WriterMsg> {
+        &self.tx
+    }
+
+    pub fn send(&self, msg: WriterMsg) -> Result<(), crossbeam_channel::SendError<WriterMsg>> {
+        let r = self.tx.send(msg);
+        self.wake();
+        r
+    }
+
+    pub fn try_send(
+        &self,
+        msg: WriterMsg,
+    ) -> Result<(), crossbeam_channel::TrySendError<WriterMsg>> {
+        let r = self.tx.try_send(msg);
+        self.wake();
+        r
+    }
+
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
+    }
 }
 
 /// What a writer publishes about its files. It is their only writer; the status reads
@@ -316,7 +375,17 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<WriterMsg>) {
+        // While a file is being written and the queue keeps up, the thread takes what
+        // came in the last [`WRITE_EVERY`] together instead of waking for every frame.
+        let mut paced_until: Option<Instant> = None;
         loop {
+            if let Some(t) = paced_until.take() {
+                let left = t.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    // Woken early by a command from control (`WriterQueue`).
+                    std::thread::park_timeout(left);
+                }
+            }
             let msg = match rx.recv_timeout(Duration::from_millis(250)) {
                 Ok(msg) => msg,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -325,8 +394,10 @@ impl Writer {
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             };
+            let woke = Instant::now();
             self.handle(msg);
             // Batch whatever else is already waiting into the same write.
+            let mut drained = false;
             while self
                 .file
                 .as_ref()
@@ -334,10 +405,19 @@ impl Writer {
             {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),
-                    Err(_) => break,
+                    Err(_) => {
+                        drained = true;
+                        break;
+                    }
                 }
             }
             self.flush();
+            // Paced only in the steady state: a file whose first bytes are written, a
+            // queue emptied. A new file's first batch, a backlog (the pre-trigger
+            // buffer) and everything while no file is open go at once.
+            if drained && self.file.as_ref().is_some_and(|f| f.flushed) {
+                paced_until = Some(woke + WRITE_EVERY);
+            }
         }
         // Queue closed: the process is exiting. Finish whatever is open.
         if self.file.is_some() {
