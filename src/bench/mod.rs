@@ -408,8 +408,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             FrameSet::make(400, 400, 100.0, 100)?,
             FrameSet::make(1456, 96, 536.0, 100)?,
         ] {
-            println!();
-            process::run(&set, dir, secs)?;
+            for feed in [process::Feed::Command, process::Feed::SyntheticPool] {
+                println!();
+                process::run(&set, dir, secs, feed)?;
+            }
         }
         return Ok(());
     }
@@ -591,6 +593,7 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         // Fill the buffer first, then measure CPU from a steady state.
         std::thread::sleep(Duration::from_secs(21));
         let cpu0 = cpu_of(child.id())?;
+        let threads0 = process::threads(child.id())?;
         let t0 = Instant::now();
         let mut recordings = 0;
         let mut n = 0u64;
@@ -615,6 +618,11 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         }
         let cpu = cpu_of(child.id())? - cpu0;
         let wall = t0.elapsed();
+        let per_thread = process::rates(
+            &threads0,
+            &process::threads(child.id())?,
+            wall.as_secs_f64(),
+        );
         std::thread::sleep(Duration::from_secs(2));
         let (f, fr) = check_and_remove_finished(&root, &client, &mut missing)?;
         files += f;
@@ -624,6 +632,12 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
             "  {recordings} recordings; recorder CPU {:.1}% of one core (both cameras, including synthetic JPEG encoding)",
             cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
         );
+        println!("  per thread (threads of one name together): % of one core, wakeups/s");
+        for (name, (cpu, wakeups)) in &per_thread {
+            if *cpu >= 0.005 || *wakeups >= 0.5 {
+                println!("    {name:<20} {cpu:>6.2} {wakeups:>8.0}");
+            }
+        }
         for cam in &status.cameras {
             println!(
                 "  camera {}: {} frames captured, {} dropped (source gaps {}, buffer held {}, too large {}, writer queue {}), {} evicted early from the buffer",

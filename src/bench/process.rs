@@ -21,18 +21,22 @@ use anyhow::{bail, Context};
 use lsl::Pullable;
 
 use super::FrameSet;
+use crate::source::synthetic::POOL_VARIABLE;
 
 /// One thread's counters, from /proc/PID/task/TID.
 #[derive(Clone, Debug, Default)]
-struct ThreadCounters {
+pub(super) struct ThreadCounters {
     name: String,
-    /// utime + stime, clock ticks.
-    ticks: u64,
+    /// Time on a CPU, ns: the scheduler's own count (`schedstat`), not the 10 ms ticks
+    /// of `stat`, which round a thread that runs 50 µs a frame to 0 or 1 tick.
+    cpu_ns: u64,
     voluntary_switches: u64,
 }
 
 /// The counters of every thread of `pid`, by thread id.
-fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>> {
+pub(super) fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let entry = entry?;
@@ -52,6 +56,11 @@ fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>> {
         let name = stat[open + 1..close].to_string();
         let f: Vec<&str> = stat[close + 2..].split(' ').collect();
         let ticks = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+        // Kernels without schedstat: the ticks.
+        let cpu_ns = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split(' ').next().and_then(|v| v.parse().ok()))
+            .unwrap_or(ticks * 1_000_000_000 / hz);
         let voluntary_switches = status
             .lines()
             .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
@@ -61,7 +70,7 @@ fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>> {
             tid,
             ThreadCounters {
                 name,
-                ticks,
+                cpu_ns,
                 voluntary_switches,
             },
         );
@@ -83,17 +92,15 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Per thread name (threads of one name summed): CPU share of one core and wakeups per
 /// second over `secs`, between two readings.
-fn rates(
+pub(super) fn rates(
     before: &BTreeMap<u32, ThreadCounters>,
     after: &BTreeMap<u32, ThreadCounters>,
     secs: f64,
 ) -> BTreeMap<String, (f64, f64)> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (tid, a) in after {
         let b = before.get(tid).cloned().unwrap_or_default();
-        let cpu = (a.ticks.saturating_sub(b.ticks)) as f64 / hz / secs * 100.0;
+        let cpu = (a.cpu_ns.saturating_sub(b.cpu_ns)) as f64 / 1e9 / secs * 100.0;
         let wakeups = a.voluntary_switches.saturating_sub(b.voluntary_switches) as f64 / secs;
         let e = out.entry(a.name.clone()).or_default();
         e.0 += cpu;
@@ -136,8 +143,20 @@ impl Drop for Killed {
     }
 }
 
+/// Where the recorder's frames come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Feed {
+    /// `source: command`, ffmpeg pacing the set's JPEGs (a separate process, not
+    /// counted); `ffmpeg -c copy` is measured on the same stream.
+    Command,
+    /// `source: synthetic`, cycling through frames it encoded at start-up
+    /// ([`POOL_VARIABLE`]), so that its thread paces and hands over frames but encodes
+    /// none: the capture path of a camera whose driver hands over JPEGs.
+    SyntheticPool,
+}
+
 /// Runs the comparison for one camera size and rate; `secs` per phase.
-pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
+pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::Result<()> {
     use crate::api::client::ApiClient;
     let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
     std::fs::write(&file, set.jpegs.concat())?;
@@ -148,16 +167,17 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
     let api = format!("127.0.0.1:{port}");
     let root = dir.join("process-recordings");
     let config = dir.join("process.yaml");
+    let source = match feed {
+        Feed::Command => format!("command\n    command: \"{}\"", pacer(&file, set.fps)),
+        Feed::SyntheticPool => "synthetic".to_string(),
+    };
     std::fs::write(
         &config,
         format!(
             "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: false\n\
-             cameras:\n  - name: cam\n    source: command\n    command: \"{}\"\n    \
+             cameras:\n  - name: cam\n    source: {source}\n    \
              resolution: {{width: {}, height: {}}}\n    fps: {}\n",
-            pacer(&file, set.fps),
-            set.width,
-            set.height,
-            set.fps
+            set.width, set.height, set.fps
         ),
     )?;
     let log = dir.join("process.log");
@@ -168,6 +188,7 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
             .arg("--root")
             .arg(&root)
             .args(["--api", &api])
+            .env(POOL_VARIABLE, "16")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?,
@@ -236,14 +257,26 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
     }
 
     // ffmpeg -c copy on the same paced stream.
-    let ffmpeg = ffmpeg_copy(&file, set.fps, dir, secs)?;
+    let ffmpeg = match feed {
+        Feed::Command => Some(ffmpeg_copy(&file, set.fps, dir, secs)?),
+        Feed::SyntheticPool => None,
+    };
 
+    let camera = match feed {
+        Feed::Command => format!(
+            "command camera: ffmpeg pacing pre-encoded JPEGs ({:.1} kB a frame)",
+            set.mean_bytes() / 1000.0
+        ),
+        Feed::SyntheticPool => {
+            "synthetic camera cycling 16 frames encoded at start-up (no encoding measured)"
+                .to_string()
+        }
+    };
     println!(
-        "{}x{} @ {} fps ({:.1} kB a frame), command camera: ffmpeg pacing pre-encoded JPEGs; LSL on, one inlet pulling the frame stream ({pulled} samples in {:.0} s)",
+        "{}x{} @ {} fps, {camera}; LSL on, one inlet pulling the frame stream ({pulled} samples in {:.0} s)",
         set.width,
         set.height,
         set.fps,
-        set.mean_bytes() / 1000.0,
         2.0 * secs + 1.0
     );
     println!(
@@ -287,6 +320,9 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64) -> anyhow::Result<()> {
         "  frames: {} captured, {} dropped",
         cam.frames_captured, cam.frames_dropped
     );
+    let Some(ffmpeg) = ffmpeg else {
+        return Ok(());
+    };
     let (cpu, wakeups): (f64, f64) = ffmpeg
         .threads
         .values()

@@ -119,7 +119,11 @@ pub fn open(
                 fps: cam.fps.0,
                 quality: cam.quality.0,
                 pacing: synthetic::Pacing::RealTime,
-                pool: None,
+                // `hindsight bench --process` measures the recorder without the encoder.
+                pool: std::env::var(synthetic::POOL_VARIABLE)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n > 0),
             };
             synthetic::SyntheticSource::new(cfg, clocks)
                 .map(|s| Box::new(s) as Box<dyn FrameSource>)

@@ -30,6 +30,11 @@ pub use pattern::{
     MIN_WIDTH,
 };
 
+/// The environment variable that makes `source: synthetic` cameras encode this many
+/// frames at start-up and cycle through them ([`SyntheticConfig::pool`]): for `hindsight
+/// bench --process`, which measures the recorder without the encoder.
+pub const POOL_VARIABLE: &str = "HINDSIGHT_BENCH_SYNTHETIC_POOL";
+
 /// Slowest rate: one frame every 1000 s. The schedule counts in micro-hertz.
 pub const MIN_FPS: f64 = 0.001;
 /// Fastest rate; the fastest real camera mode is 536 fps.
