@@ -707,3 +707,47 @@ fn the_wav_is_synced_like_the_video() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(h.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    assert_eq!(h.status()["audio"]["capturing"], true);
+    let pid = h.child.as_ref().unwrap().id();
+    let secs = 3.0;
+    let before = thread_switches(pid);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let after = thread_switches(pid);
+    let woke = (after.get("audio").copied().unwrap_or(0)
+        - before.get("audio").copied().unwrap_or(0)) as f64
+        / secs;
+    eprintln!("audio thread wakeups/s while buffering: {woke:.1}; all: {after:?}");
+    // It drains the input's ring every 50 ms (20 a second), and is still draining: the
+    // buffer keeps its 2 s. A 5 ms polling loop is 200 a second.
+    assert!(
+        woke <= 30.0,
+        "the audio thread woke {woke:.1} times a second"
+    );
+    let buffered = h.status()["audio"]["buffered_seconds"].as_f64().unwrap();
+    assert!(buffered >= 1.9, "{buffered} s of audio buffered");
+    // And a recording made now has its audio.
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(10), |h| {
+        h.status()["audio"]["current_file"].is_null()
+    });
+    let wav = audio_dir_wav(&h);
+    let (_, samples) = wav_samples(&wav);
+    // 2 s before the trigger and about 1 s after it.
+    let secs = samples.len() as f64 / 48000.0;
+    assert!(
+        (2.5..4.0).contains(&secs),
+        "{secs} s of audio in {}",
+        wav.display()
+    );
+}

@@ -18,27 +18,8 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, name: &s
     after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
 }
 
-/// Voluntary context switches per thread name (threads of one name summed).
 fn switches(pid: u32) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let dir = entry.unwrap().path();
-        let (Ok(comm), Ok(status)) = (
-            std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("status")),
-        ) else {
-            continue;
-        };
-        let n: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        *out.entry(comm.trim().to_string()).or_default() += n;
-    }
-    out
+    thread_switches(pid)
 }
 
 #[test]

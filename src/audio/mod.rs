@@ -53,6 +53,9 @@ const PAD_AFTER: Duration = Duration::from_secs(3);
 /// chunks all say "now"; the least delayed chunk of a second of them says when it started.
 const REOPEN_WINDOW: Duration = Duration::from_secs(1);
 const REOPEN_WAIT: Duration = Duration::from_millis(2500);
+/// How often the audio thread drains the input's ring (which holds 2 s) into the files and
+/// the LSL outlet, unless a command wakes it sooner: 20 wakeups a second, not 200.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
 pub use crate::config::SampleFormat;
 
@@ -260,12 +263,18 @@ impl Engine {
     /// sender is gone; then every open file ends with what has arrived.
     fn run(mut self, rx: Receiver<AudioCmd>, shutdown: &Shutdown) {
         let mut last_status = Instant::now();
+        // A command that woke the thread, carried out after the audio that came before it
+        // is drained (as if it had been found by `try_recv` below).
+        let mut woke_by: Option<AudioCmd> = None;
         loop {
             if self.input.is_none() && Instant::now() >= self.next_open {
                 self.open();
             }
             self.check_health();
             self.drain_input(false);
+            if let Some(cmd) = woke_by.take() {
+                self.command(cmd);
+            }
             // Commands already sent are carried out before the shutdown is.
             let draining = shutdown.reached(Stage::Draining);
             loop {
@@ -289,7 +298,9 @@ impl Engine {
                 self.publish_status();
                 last_status = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // The input's ring holds 2 s: draining it every [`DRAIN_EVERY`] is plenty,
+            // and a command wakes the thread at once.
+            woke_by = rx.recv_timeout(DRAIN_EVERY).ok();
         }
     }
 

@@ -559,3 +559,27 @@ pub fn ffprobe_video(mkv: &Path) -> (u64, u64, String) {
         s["codec_name"].as_str().unwrap().to_string(),
     )
 }
+
+/// Voluntary context switches (a thread that slept and woke) of each thread of `pid`, by
+/// thread name (threads of one name summed), from /proc.
+pub fn thread_switches(pid: u32) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = entry.unwrap().path();
+        let (Ok(comm), Ok(status)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("status")),
+        ) else {
+            continue;
+        };
+        let n: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        *out.entry(comm.trim().to_string()).or_default() += n;
+    }
+    out
+}
