@@ -675,7 +675,12 @@ fn check_and_remove_finished(
     let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
     let (mut files, mut frames) = (0, 0u64);
     for day in std::fs::read_dir(root)? {
-        for f in std::fs::read_dir(day?.path().join("video"))? {
+        // Day folders only (the root also holds the numbering file).
+        let video = day?.path().join("video");
+        if !video.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(video)? {
             let mkv = f?.path();
             if mkv.extension().is_none_or(|e| e != "mkv")
                 || status.current_files.iter().any(|o| Path::new(o) == mkv)
