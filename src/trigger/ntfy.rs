@@ -1,5 +1,6 @@
 //! The ntfy trigger: start and stop from a phone (`curl -d "Start Recording" ntfy.sh/topic`
-//! or the ntfy app), over Server-Sent Events.
+//! or the ntfy app), over ntfy's JSON stream (`/<topic>/json`: one JSON object per line,
+//! `open`, `keepalive` and `message` events) on a plain HTTP GET.
 //!
 //! Reliability is the point (the old tool's subscriber timed out every 10 s, never resumed
 //! and ran twice):
@@ -33,9 +34,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use parking_lot::Mutex;
-use reqwest_eventsource::{Event, EventSource};
 use serde::Deserialize;
 
 use super::grammar::{self, Parsed};
@@ -84,7 +83,7 @@ pub struct NtfySettings {
 
 pub use crate::status::NtfyStatus;
 
-/// One event of ntfy's SSE stream (the `data:` JSON).
+/// One event of ntfy's JSON stream (one line).
 #[derive(Debug, Deserialize)]
 struct NtfyEvent {
     id: String,
@@ -393,22 +392,55 @@ impl Subscriber<'_> {
     /// One subscription, until it ends. Returns why, and whether it ever opened.
     async fn subscribe(&self, since: &mut String, seen: &mut Seen) -> (Ended, bool) {
         let s = self.settings;
-        let url = format!("{}/{}/sse?since={}", s.server, s.topic, since);
-        let mut req = self.client.get(&url);
-        req = with_auth(req, s.auth.as_ref());
-        let mut es = match EventSource::new(req) {
-            Ok(es) => es,
-            Err(e) => return (Ended::Failed(e.to_string()), false),
-        };
-        es.set_retry_policy(Box::new(reqwest_eventsource::retry::Never));
+        let url = format!("{}/{}/json?since={}", s.server, s.topic, since);
+        let req = with_auth(self.client.get(&url), s.auth.as_ref());
         // Dead if neither a message nor a keepalive comes for this long.
         let dead_after = s.keepalive * 2 + Duration::from_secs(5);
+        let send = req.send();
+        tokio::pin!(send);
+        let mut waited = Duration::ZERO;
+        let mut resp = loop {
+            if self.stop.stopping() {
+                return (Ended::Failed("stopping".into()), false);
+            }
+            if waited >= dead_after {
+                return (
+                    Ended::Failed(format!("no answer for {:.0} s", waited.as_secs_f64())),
+                    false,
+                );
+            }
+            let step = Duration::from_millis(250);
+            match tokio::time::timeout(step, &mut send).await {
+                Err(_) => waited += step,
+                Ok(Ok(r)) => break r,
+                Ok(Err(e)) => {
+                    return (
+                        Ended::Failed(format!("cannot reach the server ({e})")),
+                        false,
+                    )
+                }
+            }
+        };
+        let code = resp.status();
+        if code == 401 || code == 403 {
+            return (
+                Ended::Refused(format!(
+                    "{code}: the server refuses this topic to hindsight's credentials \
+                     (check trigger.ntfy.token_env, token_file or user)"
+                )),
+                false,
+            );
+        }
+        if !code.is_success() {
+            return (Ended::Failed(format!("the server answered {code}")), false);
+        }
         let mut opened = false;
+        let mut lines = Lines::default();
         // Late (replayed) commands, held until the replay is over: handed over together.
         let mut batch: Vec<Late> = Vec::new();
-        let ended = loop {
+        let ended = 'stream: loop {
             let quiet = (!batch.is_empty()).then_some(REPLAY_QUIET);
-            match next_item(&mut es, dead_after, quiet, self.stop).await {
+            match next_chunk(&mut resp, dead_after, quiet, self.stop).await {
                 Next::Quiet => self.apply(std::mem::take(&mut batch)).await,
                 Next::Stop => break Ended::Failed("stopping".into()),
                 Next::Dead => {
@@ -417,29 +449,46 @@ impl Subscriber<'_> {
                         dead_after.as_secs_f64()
                     ))
                 }
-                Next::Error(e) => break classify(e),
-                Next::Event(Event::Open) => {
-                    opened = true;
-                    self.set_state(format!("connected to {}/{}", s.server, s.topic), true, None);
-                }
-                Next::Event(Event::Message(m)) => {
-                    if let Some(cmd) = self.on_data(&m.data, since, seen).await {
-                        let late = cmd.note.is_some();
-                        batch.push(cmd);
-                        if !late || batch.len() >= 100 {
-                            self.apply(std::mem::take(&mut batch)).await;
+                Next::Ended => break Ended::Failed("the server closed the stream".into()),
+                Next::Error(e) => break Ended::Failed(format!("the stream broke ({e})")),
+                Next::Chunk(bytes) => {
+                    lines.push(&bytes);
+                    while let Some(line) = lines.next_line() {
+                        let line = match line {
+                            Ok(l) => l,
+                            Err(why) => break 'stream Ended::Failed(why),
+                        };
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        if !opened {
+                            // The server's first line (an `open` event) or anything
+                            // after it: the subscription is up.
+                            opened = true;
+                            self.set_state(
+                                format!("connected to {}/{}", s.server, s.topic),
+                                true,
+                                None,
+                            );
+                        }
+                        if let Some(cmd) = self.on_data(&line, since, seen).await {
+                            let late = cmd.note.is_some();
+                            batch.push(cmd);
+                            if !late || batch.len() >= 100 {
+                                self.apply(std::mem::take(&mut batch)).await;
+                            }
                         }
                     }
                 }
             }
         };
-        es.close();
         // What was replayed before the connection ended is still applied.
         self.apply(batch).await;
         (ended, opened)
     }
 
-    /// One SSE `data:` payload: the command it carries, if any, with its time.
+    /// One line of the stream (a JSON event): the command it carries, if any, with its
+    /// time.
     async fn on_data(&self, data: &str, since: &mut String, seen: &mut Seen) -> Option<Late> {
         let ev: NtfyEvent = match serde_json::from_str(data) {
             Ok(ev) => ev,
@@ -563,19 +612,22 @@ struct Late {
 const REPLAY_QUIET: Duration = Duration::from_millis(300);
 
 enum Next {
-    Event(Event),
+    /// Bytes of the stream.
+    Chunk(bytes::Bytes),
     /// Nothing for the `quiet` time asked for.
     Quiet,
-    Error(reqwest_eventsource::Error),
+    /// The server ended the response.
+    Ended,
+    Error(reqwest::Error),
     /// Nothing came for the dead-connection bound.
     Dead,
     Stop,
 }
 
-/// The next SSE item, waiting in short steps so that `stop` is noticed; `Quiet` after
-/// `quiet_after` without one, if given.
-async fn next_item(
-    es: &mut EventSource,
+/// The next bytes of the stream, waiting in short steps so that `stop` is noticed;
+/// `Quiet` after `quiet_after` without any, if given.
+async fn next_chunk(
+    resp: &mut reqwest::Response,
     dead_after: Duration,
     quiet_after: Option<Duration>,
     stop: &Shutdown,
@@ -594,27 +646,47 @@ async fn next_item(
         if quiet >= dead_after {
             return Next::Dead;
         }
-        match tokio::time::timeout(step, es.next()).await {
+        match tokio::time::timeout(step, resp.chunk()).await {
             Err(_) => quiet += step,
-            Ok(None) => return Next::Error(reqwest_eventsource::Error::StreamEnded),
-            Ok(Some(Ok(ev))) => return Next::Event(ev),
-            Ok(Some(Err(e))) => return Next::Error(e),
+            Ok(Ok(Some(bytes))) => return Next::Chunk(bytes),
+            Ok(Ok(None)) => return Next::Ended,
+            Ok(Err(e)) => return Next::Error(e),
         }
     }
 }
 
-/// Why a subscription failed, for the state line: a refusal is told apart.
-fn classify(e: reqwest_eventsource::Error) -> Ended {
-    use reqwest_eventsource::Error as E;
-    match e {
-        E::InvalidStatusCode(code, _) if code == 401 || code == 403 => Ended::Refused(format!(
-            "{code}: the server refuses this topic to hindsight's credentials \
-             (check trigger.ntfy.token_env, token_file or user)"
-        )),
-        E::InvalidStatusCode(code, _) => Ended::Failed(format!("the server answered {code}")),
-        E::Transport(t) => Ended::Failed(format!("cannot reach the server ({t})")),
-        E::StreamEnded => Ended::Failed("the server closed the stream".into()),
-        other => Ended::Failed(other.to_string()),
+/// Splits the stream into lines; a line may come in several chunks.
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+}
+
+/// Longest line taken: ntfy's messages are at most 4 KiB, its JSON a little more.
+const MAX_LINE: usize = 64 << 10;
+
+impl Lines {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole line, without its newline; an error for a line too long or not
+    /// UTF-8 (the stream is not ntfy's).
+    fn next_line(&mut self) -> Option<Result<String, String>> {
+        let Some(end) = memchr::memchr(b'\n', &self.buf) else {
+            if self.buf.len() > MAX_LINE {
+                self.buf.clear();
+                return Some(Err(format!(
+                    "a line of more than {} KiB: not an ntfy stream",
+                    MAX_LINE >> 10
+                )));
+            }
+            return None;
+        };
+        let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+        Some(
+            String::from_utf8(line)
+                .map_err(|_| "a line that is not UTF-8: not an ntfy stream".into()),
+        )
     }
 }
 

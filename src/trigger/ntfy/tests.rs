@@ -115,3 +115,35 @@ fn secrets_stay_out_of_logs() {
     };
     assert!(!format!("{b:?}").contains("hunter2"));
 }
+
+#[test]
+fn the_json_stream_is_cut_into_lines_whatever_the_chunks() {
+    let mut lines = Lines::default();
+    lines.push(br#"{"id":"a","event":"open"}"#);
+    assert!(lines.next_line().is_none(), "no newline yet");
+    lines.push(b"\n{\"id\":\"b\",\"ev");
+    assert_eq!(
+        lines.next_line().unwrap().unwrap(),
+        r#"{"id":"a","event":"open"}"#
+    );
+    assert!(lines.next_line().is_none());
+    lines.push(b"ent\":\"keepalive\"}\n\n{\"id\":\"c\"}\n");
+    assert_eq!(
+        lines.next_line().unwrap().unwrap(),
+        r#"{"id":"b","event":"keepalive"}"#
+    );
+    assert_eq!(lines.next_line().unwrap().unwrap(), "");
+    assert_eq!(lines.next_line().unwrap().unwrap(), r#"{"id":"c"}"#);
+    assert!(lines.next_line().is_none());
+}
+
+#[test]
+fn a_stream_that_is_not_ntfys_is_refused_not_buffered_forever() {
+    let mut lines = Lines::default();
+    lines.push(&vec![b'x'; MAX_LINE + 1]);
+    let e = lines.next_line().unwrap().unwrap_err();
+    assert!(e.contains("not an ntfy stream"), "{e}");
+    let mut lines = Lines::default();
+    lines.push(b"\xff\xfe\n");
+    assert!(lines.next_line().unwrap().is_err());
+}
