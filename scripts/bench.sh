@@ -8,5 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v ffmpeg >/dev/null || bash scripts/install-deps.sh
-cargo build --release --locked
+. scripts/liblsl-env.sh
+cargo "${LIBLSL_CARGO[@]}" build --release --locked
 exec target/release/hindsight bench "$@"

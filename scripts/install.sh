@@ -70,24 +70,51 @@ if [ -z "$bin" ]; then
     say "libcamera $lcv"
   fi
   if [ "$build" = yes ]; then
-    cargo_args=(build --release --locked)
-    [ -n "$features" ] && cargo_args+=(--features "$features")
-    if command -v cargo >/dev/null 2>&1; then
-      (cd "$repo" && cargo "${cargo_args[@]}")
-    elif [ -n "${SUDO_USER:-}" ]; then
-      # rustup installs cargo for the user, not for root: build as that user.
+    # rustup installs cargo for the user, not for root: then build as that user.
+    as_user=()
+    if ! command -v cargo >/dev/null 2>&1; then
+      if [ -z "${SUDO_USER:-}" ]; then
+        echo "install.sh: cargo not found: install Rust (rustup), or build first and pass --no-build" >&2
+        exit 1
+      fi
       say "building as $SUDO_USER"
-      runuser -u "$SUDO_USER" -- bash -lc "cd '$repo' && cargo ${cargo_args[*]}"
-    else
-      echo "install.sh: cargo not found: install Rust (rustup), or build first and pass --no-build" >&2
-      exit 1
+      # A login shell, for the PATH to the user's cargo.
+      as_user=(runuser -u "$SUDO_USER" -- bash -lc 'exec "$@"' build)
     fi
+    # A current liblsl where one can be had (scripts/get-liblsl.sh, in the builder's
+    # cache), installed beside the binary and found through its run path; else the lsl
+    # crate's bundled 1.13.
+    cargo_args=(build --release --locked)
+    rustflags="${RUSTFLAGS:-}"
+    if out=$("${as_user[@]}" bash "$repo/scripts/get-liblsl.sh") &&
+       lp=$(printf '%s\n' "$out" | tail -1) && [ -f "$lp/cargo.toml" ]; then
+      cargo_args=(--config "$lp/cargo.toml" "${cargo_args[@]}")
+      rustflags="$rustflags -C link-arg=-Wl,-rpath,$prefix/lib/hindsight"
+      LIBLSL_LIB="$lp/lib"
+      say "liblsl: $(basename "$lp") from $lp"
+    else
+      say "liblsl: the lsl crate's bundled 1.13.1 (see above why not a current one)"
+    fi
+    [ -n "$features" ] && cargo_args+=(--features "$features")
+    (cd "$repo" && "${as_user[@]}" env RUSTFLAGS="$rustflags" cargo "${cargo_args[@]}")
   fi
 fi
 [ -x "$bin" ] || { echo "install.sh: no binary at $bin (build it, or set HINDSIGHT_BIN)" >&2; exit 1; }
 bindir="$prefix/bin"
 
-# 2. Install the binaries.
+# 2. Install the binaries, and the liblsl the binary was linked against if it is not the
+# bundled one (HINDSIGHT_LIBLSL: set by scripts/liblsl-env.sh).
+if readelf -d "$bin" 2>/dev/null | grep -q 'NEEDED.*liblsl\.so'; then
+  lib="${LIBLSL_LIB:-${HINDSIGHT_LIBLSL:-}}"
+  [ -n "$lib" ] && [ -e "$lib/liblsl.so.2" ] || {
+    echo "install.sh: $bin needs liblsl.so.2 and no liblsl folder is known (run scripts/get-liblsl.sh and source its env.sh)" >&2
+    exit 1
+  }
+  install -d "$dest$prefix/lib/hindsight"
+  install -m 644 "$(readlink -f "$lib/liblsl.so.2")" "$dest$prefix/lib/hindsight/"
+  ln -sf "$(basename "$(readlink -f "$lib/liblsl.so.2")")" "$dest$prefix/lib/hindsight/liblsl.so.2"
+  say "liblsl: $prefix/lib/hindsight/liblsl.so.2 ($(basename "$(readlink -f "$lib/liblsl.so.2")"))"
+fi
 install -d "$dest$bindir"
 install -m 755 "$bin" "$dest$bindir/hindsight"
 listen="$(dirname "$bin")/hindsight-lsl-listen"

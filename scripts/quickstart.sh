@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cargo build --release --locked
+. scripts/liblsl-env.sh
+cargo "${LIBLSL_CARGO[@]}" build --release --locked
 bin="$PWD/target/release/hindsight"
 root="${HINDSIGHT_ROOT:-$PWD/recordings}"
 api="127.0.0.1:${HINDSIGHT_PORT:-8787}"

@@ -239,10 +239,15 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
     }
     let mut states: Vec<f64> = samples.iter().map(|s| s.0[0]).collect();
     states.dedup();
+    // An inlet that connects while the recorder is still starting (a current liblsl
+    // connects that fast) sees its idle state first.
+    if states.first() == Some(&0.0) {
+        states.remove(0);
+    }
     assert_eq!(
         states,
         [2.0, 1.0, 2.0],
-        "buffering -> recording -> buffering"
+        "(idle ->) buffering -> recording -> buffering"
     );
     let last = &samples.last().unwrap().0;
     assert!((last[2] - 100.0).abs() < 2.0, "fps channel {}", last[2]);

@@ -46,6 +46,38 @@ fn install_sh_installs_binary_config_user_unit_and_runs_again_keeping_the_config
     let v = Command::new(&bin).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("hindsight "));
     assert!(dest.join("usr/local/bin/hindsight-lsl-listen").exists());
+    // A binary linked against a current liblsl (scripts/test.sh links the one
+    // scripts/get-liblsl.sh gets) has that library installed beside it, and runs with it
+    // alone; one with the bundled liblsl needs nothing installed.
+    let elf = Command::new("readelf").args(["-d", BIN]).output().unwrap();
+    let lib = dest.join("usr/local/lib/hindsight");
+    if String::from_utf8_lossy(&elf.stdout).contains("[liblsl.so") {
+        assert!(lib.join("liblsl.so.2").exists(), "{said}");
+        // The library path without the folder the test build found liblsl in.
+        let cache = std::env::var("HINDSIGHT_LIBLSL").unwrap_or_default();
+        let others: Vec<String> = std::env::var("LD_LIBRARY_PATH")
+            .unwrap_or_default()
+            .split(':')
+            .filter(|p| !p.is_empty() && *p != cache)
+            .map(String::from)
+            .collect();
+        let path = std::iter::once(lib.display().to_string())
+            .chain(others)
+            .collect::<Vec<_>>()
+            .join(":");
+        let v = Command::new(&bin)
+            .arg("--version")
+            .env("LD_LIBRARY_PATH", path)
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}", text(&v));
+        assert!(
+            said.contains("liblsl: /usr/local/lib/hindsight/liblsl.so.2"),
+            "{said}"
+        );
+    } else {
+        assert!(!lib.exists(), "{said}");
+    }
     assert!(dest
         .join("usr/local/share/doc/hindsight/README.md")
         .exists());

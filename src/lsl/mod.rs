@@ -454,9 +454,17 @@ fn common_desc(desc: &mut lsl::XMLElement, settings: &LslSettings, cam: &CameraS
         "software",
         &format!("hindsight {}", env!("CARGO_PKG_VERSION")),
     );
+    acq.append_child_value("liblsl", &liblsl_version());
     acq.append_child_value("rig", &settings.rig);
     acq.append_child_value("host", &settings.host);
     acq.append_child_value("camera", &cam.camera);
+}
+
+/// The liblsl this process runs with, as `1.18` (liblsl says `118`): the one the `lsl`
+/// crate bundles (1.13) or a current one linked instead (`scripts/get-liblsl.sh`).
+pub fn liblsl_version() -> String {
+    let v = lsl::library_version();
+    format!("{}.{}", v / 100, v % 100)
 }
 
 fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, LslError> {
@@ -645,7 +653,7 @@ pub fn self_test() -> Result<String, LslError> {
     }
     Ok(format!(
         "liblsl {} found its own stream and read a sample back in {:.2} s",
-        lsl::library_version(),
+        liblsl_version(),
         start.elapsed().as_secs_f64()
     ))
 }

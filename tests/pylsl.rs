@@ -1,0 +1,137 @@
+//! LSL interop with an independent client: pylsl from PyPI, with the liblsl its wheel
+//! carries, in a venv of its own (`scripts/pylsl-venv.sh`, cached), resolves hindsight's
+//! frame stream and reads it as a lab's Python script would. Every frame of the file must
+//! reach it with exactly the sidecar's LSL timestamp, and the stream says which liblsl
+//! hindsight runs.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// The venv's python, made (or found in the cache) by the script.
+fn python() -> String {
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pylsl-venv.sh"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pylsl could not be set up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}
+
+/// Resolves the stream with `source_id`, prints a header line (JSON), then one line per
+/// sample for `seconds`: the frame number and the timestamp as Python prints it (the
+/// shortest text that reads back as the same double).
+const READER: &str = r#"
+import json, sys, time
+import pylsl
+source_id, seconds = sys.argv[1], float(sys.argv[2])
+found = pylsl.resolve_byprop("source_id", source_id, 1, 30.0)
+if not found:
+    print(json.dumps({"error": "stream not found"}), flush=True)
+    sys.exit(1)
+inlet = pylsl.StreamInlet(found[0], max_buflen=360, recover=False)
+info = inlet.info(10.0)
+acq = info.desc().child("acquisition")
+inlet.open_stream(10.0)
+print(json.dumps({
+    "liblsl": pylsl.library_version(),
+    "hindsight_liblsl": acq.child_value("liblsl"),
+    "software": acq.child_value("software"),
+    "channels": info.channel_count(),
+}), flush=True)
+end = time.time() + seconds
+while time.time() < end:
+    samples, stamps = inlet.pull_chunk(timeout=0.2)
+    for s, t in zip(samples, stamps):
+        print(int(s[0]), repr(t))
+sys.stdout.flush()
+"#;
+
+#[test]
+fn pylsl_with_its_own_liblsl_reads_every_frame_at_the_sidecars_time() {
+    lsl_session();
+    let _g = serial();
+    let py = python();
+    let mut h = Hindsight::start(
+        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 320, height: 240}\n    fps: 100\n",
+    );
+    h.wait_buffered(0.5);
+    let mut reader = Command::new(&py)
+        .args(["-c", READER, "hindsight_pyrig_cam0_frames", "6"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(reader.stdout.take().unwrap()).lines();
+    let header: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    eprintln!("pylsl: {header}");
+    assert!(header.get("error").is_none(), "{header}");
+    assert_eq!(header["channels"], 4);
+    assert!(
+        header["software"]
+            .as_str()
+            .unwrap()
+            .starts_with("hindsight "),
+        "{header}"
+    );
+    // The stream names the liblsl hindsight runs: the current one where the test script
+    // linked it, the lsl crate's 1.13 otherwise.
+    let expected = if std::env::var_os("HINDSIGHT_LIBLSL").is_some() {
+        "1.18"
+    } else {
+        "1.13"
+    };
+    assert_eq!(header["hindsight_liblsl"], expected, "{header}");
+    assert_eq!(header["liblsl"], 118, "pylsl's own liblsl");
+
+    // A recording while the reader reads: the buffer's second and two seconds live.
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+
+    let mut seen = std::collections::HashMap::new();
+    for line in lines {
+        let line = line.unwrap();
+        let (n, t) = line.split_once(' ').unwrap();
+        seen.insert(n.parse::<u64>().unwrap(), t.parse::<f64>().unwrap());
+    }
+    assert!(reader.wait().unwrap().success());
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = read_sidecar(&mkv);
+    assert!(rows.len() > 200, "{} frames in the file", rows.len());
+    // Every frame of the file reached pylsl, at exactly its sidecar time.
+    for row in &rows {
+        let t = seen
+            .get(&row.frame_number)
+            .unwrap_or_else(|| panic!("frame {} never reached pylsl", row.frame_number));
+        assert_eq!(*t, row.lsl_time, "frame {}", row.frame_number);
+    }
+    // And pylsl saw the frames before and after the recording too: one sample per frame.
+    let mut numbers: Vec<u64> = seen.keys().copied().collect();
+    numbers.sort();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in the frame stream as pylsl read it"
+    );
+    assert!(numbers.len() > rows.len(), "{} samples", numbers.len());
+}
