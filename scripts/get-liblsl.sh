@@ -7,7 +7,8 @@
 #
 # Puts the library under ~/.cache/hindsight/liblsl/<version>/lib and prints that prefix on
 # its last line. The prefix holds:
-#   env.sh      LD_LIBRARY_PATH for running what was linked against it (tests, bench)
+#   env.sh      HINDSIGHT_RPATH, the run path build.rs gives what is built against it,
+#               and LD_LIBRARY_PATH
 #   cargo.toml  a `links = "lsl"` override for cargo (`cargo --config <prefix>/cargo.toml`):
 #               lsl-sys then links this library instead of building 1.13 from source
 # A later run only prints the prefix.
@@ -30,7 +31,7 @@ none() {
   exit 2
 }
 
-if [ -f "$prefix/env.sh" ] && [ -f "$prefix/cargo.toml" ]; then
+if [ -f "$prefix/cargo.toml" ] && grep -q HINDSIGHT_RPATH "$prefix/env.sh" 2>/dev/null; then
   echo "$prefix"
   exit 0
 fi
@@ -73,6 +74,8 @@ cat >"$prefix.tmp/env.sh" <<EOF
 # liblsl $LIBLSL_VERSION (from pylsl $PYLSL_VERSION's wheel), for what was linked against it.
 export LD_LIBRARY_PATH="$prefix/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export HINDSIGHT_LIBLSL="$prefix/lib"
+# The run path of what is built (build.rs): it starts from any shell.
+export HINDSIGHT_RPATH="$prefix/lib"
 EOF
 cat >"$prefix.tmp/cargo.toml" <<EOF
 # lsl-sys's \`links = "lsl"\`: link liblsl $LIBLSL_VERSION from here (lsl-sys's own build of

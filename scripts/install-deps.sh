@@ -7,6 +7,8 @@
 #           kernel's videodev2.h, which linux-libc-dev provides)
 #   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge, mkvinfo) judge the recordings;
 #           python3 runs tools/check-recording.py; sox reads WAV files;
+#           python3-pip fetches the current liblsl (scripts/get-liblsl.sh: pylsl's wheel)
+#           and python3-venv holds pylsl for the LSL interop test (scripts/pylsl-venv.sh);
 #           pulseaudio, pulseaudio-utils and libasound2-plugins give a machine without a
 #           sound card a real capture device (scripts/audio-loopback.sh);
 #           systemd (systemd-analyze verify checks the unit file); tmux drives the
@@ -14,7 +16,7 @@
 #           chromium (headless) is the browser on the rig that other sites' pages run in
 set -euo pipefail
 
-packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 curl
+packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
           debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium)
 
 missing=()

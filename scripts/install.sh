@@ -85,18 +85,19 @@ if [ -z "$bin" ]; then
     # cache), installed beside the binary and found through its run path; else the lsl
     # crate's bundled 1.13.
     cargo_args=(build --release --locked)
-    rustflags="${RUSTFLAGS:-}"
+    rpath=""
     if out=$("${as_user[@]}" bash "$repo/scripts/get-liblsl.sh") &&
        lp=$(printf '%s\n' "$out" | tail -1) && [ -f "$lp/cargo.toml" ]; then
       cargo_args=(--config "$lp/cargo.toml" "${cargo_args[@]}")
-      rustflags="$rustflags -C link-arg=-Wl,-rpath,$prefix/lib/hindsight"
+      rpath="$prefix/lib/hindsight"
       LIBLSL_LIB="$lp/lib"
       say "liblsl: $(basename "$lp") from $lp"
     else
       say "liblsl: the lsl crate's bundled 1.13.1 (see above why not a current one)"
     fi
     [ -n "$features" ] && cargo_args+=(--features "$features")
-    (cd "$repo" && "${as_user[@]}" env RUSTFLAGS="$rustflags" cargo "${cargo_args[@]}")
+    # build.rs gives the binary this run path (where step 2 puts the library).
+    (cd "$repo" && "${as_user[@]}" env HINDSIGHT_RPATH="$rpath" cargo "${cargo_args[@]}")
   fi
 fi
 [ -x "$bin" ] || { echo "install.sh: no binary at $bin (build it, or set HINDSIGHT_BIN)" >&2; exit 1; }
@@ -119,7 +120,11 @@ install -d "$dest$bindir"
 install -m 755 "$bin" "$dest$bindir/hindsight"
 listen="$(dirname "$bin")/hindsight-lsl-listen"
 [ -x "$listen" ] && install -m 755 "$listen" "$dest$bindir/hindsight-lsl-listen"
-say "binary: $bindir/hindsight ($("$dest$bindir/hindsight" --version))"
+# The installed binary, run from where it is staged (its run path names the final place).
+run_bin() {
+  LD_LIBRARY_PATH="$dest$prefix/lib/hindsight${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$dest$bindir/hindsight" "$@"
+}
+say "binary: $bindir/hindsight ($(run_bin --version))"
 install -D -m 644 "$repo/README.md" "$dest$prefix/share/doc/hindsight/README.md"
 
 # 3. The configuration: the documented reference, with the recordings root set.
@@ -135,7 +140,7 @@ else
   mv "$etc/config.yaml.new" "$etc/config.yaml"
   say "config: $etc/config.yaml (recordings in $rec_root): set your cameras and ntfy topic there"
 fi
-"$dest$bindir/hindsight" config --config "$etc/config.yaml" storage.root >/dev/null \
+run_bin config --config "$etc/config.yaml" storage.root >/dev/null \
   || { echo "install.sh: $etc/config.yaml is not valid (see above)" >&2; exit 1; }
 
 # 4. The service user, in the groups that may open cameras and microphones.
