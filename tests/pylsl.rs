@@ -135,3 +135,61 @@ fn pylsl_with_its_own_liblsl_reads_every_frame_at_the_sidecars_time() {
     );
     assert!(numbers.len() > rows.len(), "{} samples", numbers.len());
 }
+
+/// Publishes a stream named argv[1] for argv[2] seconds.
+const OUTLET: &str = r#"
+import sys, time
+import pylsl
+info = pylsl.StreamInfo(sys.argv[1], "Test", 1, 10.0, "float32", sys.argv[1])
+outlet = pylsl.StreamOutlet(info)
+print("up", flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    outlet.push_sample([1.0])
+    time.sleep(0.1)
+"#;
+
+/// A stream published by another liblsl under `config` (an LSL API config file); whether
+/// this process finds it within 3 s.
+fn found_from(py: &str, config: &std::path::Path, name: &str) -> bool {
+    let mut outlet = Command::new(py)
+        .args(["-c", OUTLET, name, "8"])
+        .env("LSLAPICFG", config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = String::new();
+    BufReader::new(outlet.stdout.take().unwrap())
+        .read_line(&mut up)
+        .unwrap();
+    assert_eq!(up.trim(), "up");
+    let found = lsl::resolve_byprop("name", name, 1, 3.0).unwrap();
+    let _ = outlet.kill();
+    let _ = outlet.wait();
+    !found.is_empty()
+}
+
+#[test]
+fn the_tests_lsl_settings_hold_with_the_current_liblsl_a_session_sees_only_its_own_streams() {
+    let session = lsl_session();
+    let _g = serial();
+    let py = python();
+    let ours = std::path::PathBuf::from(std::env::var("LSLAPICFG").unwrap());
+    // The same settings with another SessionID.
+    let text = std::fs::read_to_string(&ours).unwrap();
+    assert!(text.contains(session));
+    let other = ours.with_extension("other.cfg");
+    std::fs::write(&other, text.replace(session, &format!("{session}-other"))).unwrap();
+    let name = format!("hindsight_session_probe_{}", std::process::id());
+    // Control: a stream in this run's session is found (machine-local discovery works).
+    assert!(
+        found_from(&py, &ours, &format!("{name}_same")),
+        "a stream of the same session was not found"
+    );
+    // Another session's stream on the same machine is not.
+    assert!(
+        !found_from(&py, &other, &format!("{name}_other")),
+        "a stream of another SessionID was found"
+    );
+    let _ = std::fs::remove_file(&other);
+}
