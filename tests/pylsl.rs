@@ -65,6 +65,10 @@ sys.stdout.flush()
 "#;
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "pylsl's wheels carry a liblsl for x86_64 only"
+)]
 fn pylsl_with_its_own_liblsl_reads_every_frame_at_the_sidecars_time() {
     lsl_session();
     let _g = serial();
@@ -170,6 +174,10 @@ fn found_from(py: &str, config: &std::path::Path, name: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "pylsl's wheels carry a liblsl for x86_64 only"
+)]
 fn the_tests_lsl_settings_hold_with_the_current_liblsl_a_session_sees_only_its_own_streams() {
     let session = lsl_session();
     let _g = serial();
