@@ -8,7 +8,9 @@
 # What it does, each step only if needed:
 #   1. builds the release binary (as the user who ran sudo, with their cargo), unless
 #      --no-build or HINDSIGHT_BIN=/path/to/hindsight
-#   2. installs it to <prefix>/bin (default /usr/local/bin), with hindsight-lsl-listen
+#   2. installs it to <prefix>/bin (default /usr/local/bin), with hindsight-lsl-listen, and
+#      the current liblsl it was linked against, if any, to <prefix>/lib/hindsight
+#      (scripts/get-liblsl.sh; elsewhere the bundled liblsl 1.13 is built in)
 #   3. installs /etc/hindsight/config.yaml from config.yaml, recordings in --root
 #      (default /var/lib/hindsight/recordings); an existing config is never overwritten
 #   4. creates the system user `hindsight` (groups video and audio: cameras, microphones)
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=no; shift ;;
     --enable) enable=yes; shift ;;
     --features) features="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
