@@ -719,9 +719,7 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
     let before = thread_switches(pid);
     std::thread::sleep(Duration::from_secs_f64(secs));
     let after = thread_switches(pid);
-    let woke = (after.get("audio").copied().unwrap_or(0)
-        - before.get("audio").copied().unwrap_or(0)) as f64
-        / secs;
+    let woke = woke_between(&before, &after, "audio") as f64 / secs;
     eprintln!("audio thread wakeups/s while buffering: {woke:.1}; all: {after:?}");
     // It drains the input's ring every 50 ms (20 a second), and is still draining: the
     // buffer keeps its 2 s. A 5 ms polling loop is 200 a second.

@@ -9,36 +9,31 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
 
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, name: &str) -> u64 {
-    after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
-}
+const LSL_OFF: &str = "lsl:\n  enabled: false\n";
 
-fn switches(pid: u32) -> BTreeMap<String, u64> {
-    thread_switches(pid)
+/// A 160x120 synthetic camera at `fps` with `buffer_s` of buffer, no audio, and `extra`.
+fn small_camera(buffer_s: f64, fps: f64, extra: &str) -> String {
+    format!(
+        "buffer:\n  duration: {buffer_s}\n  max_bytes: 64MiB\naudio:\n  enabled: false\n{extra}cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: {fps}\n"
+    )
 }
 
 #[test]
 fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
     let _g = serial();
     let fps = 30.0;
-    let mut h = Hindsight::start(&format!(
-        "buffer:\n  duration: 2\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: {fps}\n"
-    ));
+    let mut h = Hindsight::start(&small_camera(2.0, fps, ""));
     h.wait_buffered(1.5);
     let pid = h.child.as_ref().unwrap().id();
     let secs = 4.0;
-    let before = switches(pid);
+    let before = thread_switches(pid);
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let after = switches(pid);
-    let rate = |name: &str| {
-        (after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)) as f64
-            / secs
-    };
+    let after = thread_switches(pid);
+    let rate = |name: &str| woke_between(&before, &after, name) as f64 / secs;
     let (control, lsl) = (rate("control"), rate("lsl"));
     eprintln!("wakeups/s while buffering at {fps} fps: control {control:.1}, lsl {lsl:.1}; all: {after:?}");
     // control: its 100 ms tick (10/s), with room for a few messages.
@@ -63,9 +58,7 @@ fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
 fn the_writer_wakes_per_batch_not_per_frame_while_recording() {
     let _g = serial();
     let fps = 100.0;
-    let mut h = Hindsight::start(&format!(
-        "buffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\nlsl:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: {fps}\n"
-    ));
+    let mut h = Hindsight::start(&small_camera(1.0, fps, LSL_OFF));
     h.wait_buffered(0.8);
     let (code, body) = h.post("start", serde_json::json!({}));
     assert_eq!(code, 200, "{body}");
@@ -73,15 +66,15 @@ fn the_writer_wakes_per_batch_not_per_frame_while_recording() {
     std::thread::sleep(Duration::from_secs(1));
     let pid = h.child.as_ref().unwrap().id();
     let secs = 3.0;
-    let before = switches(pid);
+    let before = thread_switches(pid);
     let frames0 = h.status()["cameras"][0]["frames_written"].as_u64().unwrap();
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let after = switches(pid);
+    let after = thread_switches(pid);
     let frames = h.status()["cameras"][0]["frames_written"].as_u64().unwrap() - frames0;
     let (code, body) = h.post("stop", serde_json::json!({}));
     assert_eq!(code, 200, "{body}");
     h.wait_idle_files();
-    let writer = delta(&before, &after, "writer-cam0") as f64 / secs;
+    let writer = woke_between(&before, &after, "writer-cam0") as f64 / secs;
     eprintln!("writer wakeups/s while recording at {fps} fps: {writer:.1} ({frames} frames written meanwhile)");
     // It did write: the frames of those seconds reached the file.
     assert!(
@@ -104,9 +97,7 @@ fn a_stop_waiting_for_a_slow_cameras_next_frame_does_not_poll() {
     let _g = serial();
     // 2 frames a second: a stop waits up to half a second for the frame that shows every
     // frame before it is in.
-    let mut h = Hindsight::start(
-        "buffer:\n  duration: 2\n  max_bytes: 64MiB\naudio:\n  enabled: false\nlsl:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 2\n",
-    );
+    let mut h = Hindsight::start(&small_camera(2.0, 2.0, LSL_OFF));
     h.wait_buffered(1.0);
     let pid = h.child.as_ref().unwrap().id();
     let (mut woke, mut waited) = (0, Duration::ZERO);
@@ -120,13 +111,13 @@ fn a_stop_waiting_for_a_slow_cameras_next_frame_does_not_poll() {
         h.wait_until("the next frame", Duration::from_secs(5), |h| {
             frame(h) != last
         });
-        let before = switches(pid);
+        let before = thread_switches(pid);
         let t = std::time::Instant::now();
         let (code, body) = h.post("stop", serde_json::json!({}));
         assert_eq!(code, 200, "{body}");
         h.wait_idle_files();
         waited += t.elapsed();
-        woke += delta(&before, &switches(pid), "control");
+        woke += woke_between(&before, &thread_switches(pid), "control");
     }
     let secs = waited.as_secs_f64();
     eprintln!("control woke {woke} times in the {secs:.2} s of three stops at 2 fps");

@@ -538,6 +538,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The API client of a recorder this benchmark started, once it answers (up to 20 s).
+fn wait_for_api(api: &str, log: &Path) -> anyhow::Result<crate::api::client::ApiClient> {
+    let client = crate::api::client::ApiClient::new(api, None).map_err(|e| anyhow::anyhow!(e))?;
+    let start = Instant::now();
+    while client.status().is_err() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("the recorder did not start; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(client)
+}
+
 /// CPU time (user + system) of process `pid` so far, from /proc.
 fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -554,7 +567,6 @@ fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
 /// and stopped every few seconds for `length`; reports what a scientist would ask: was any
 /// frame lost, from the buffer or from a file?
 fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
-    use crate::api::client::ApiClient;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -578,14 +590,7 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         .stderr(std::fs::File::create(&log)?)
         .spawn()?;
     let result = (|| -> anyhow::Result<()> {
-        let client = ApiClient::new(&api, None).map_err(|e| anyhow::anyhow!(e))?;
-        let start = Instant::now();
-        while client.status().is_err() {
-            if start.elapsed() > Duration::from_secs(20) {
-                bail!("the recorder did not start; see {}", log.display());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let client = wait_for_api(&api, &log)?;
         println!(
             "soak: {} s, cameras 400x400@100 and 1456x96@536 (synthetic), files in {where_}",
             length.as_secs()

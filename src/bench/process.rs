@@ -157,7 +157,6 @@ pub(super) enum Feed {
 
 /// Runs the comparison for one camera size and rate; `secs` per phase.
 pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::Result<()> {
-    use crate::api::client::ApiClient;
     let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
     std::fs::write(&file, set.jpegs.concat())?;
     let rig = format!("bench{}", std::process::id());
@@ -194,14 +193,7 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::
             .spawn()?,
     );
     let pid = child.0.id();
-    let client = ApiClient::new(&api, None).map_err(|e| anyhow::anyhow!(e))?;
-    let t = Instant::now();
-    while client.status().is_err() {
-        if t.elapsed() > Duration::from_secs(20) {
-            bail!("the recorder did not start; see {}", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let client = super::wait_for_api(&api, &log)?;
 
     // One inlet on the frame stream, pulling as LabRecorder does.
     let stop = Arc::new(AtomicBool::new(false));

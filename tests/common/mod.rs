@@ -583,3 +583,12 @@ pub fn thread_switches(pid: u32) -> BTreeMap<String, u64> {
     }
     out
 }
+
+/// How often thread `name` woke between two [`thread_switches`] readings.
+pub fn woke_between(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    name: &str,
+) -> u64 {
+    after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
+}
