@@ -154,16 +154,20 @@ pub fn hush_libraries<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     (out, lines)
 }
 
-/// Sums up what [`hush_libraries`] caught: the first line that says what is missing
-/// (ALSA's "cannot find card", JACK's "not running"), else the first line.
+/// Sums up what [`hush_libraries`] caught: the line that says what is missing, by what
+/// matters most for the default input (a sound server that does not answer, then a sound
+/// card that is not there, then a JACK server that is not running: since cpal 0.17 every
+/// ALSA PCM is probed, and JACK's complaint says nothing about the default device), else
+/// the first line.
 pub fn gist(lines: &[String]) -> Option<String> {
-    lines
+    const MISSING: [&[&str]; 3] = [
+        &["Unable to connect", "Connection refused"],
+        &["cannot find card", "Cannot get card index"],
+        &["not running"],
+    ];
+    MISSING
         .iter()
-        .find(|l| {
-            l.contains("cannot find card")
-                || l.contains("not running")
-                || l.contains("Unable to connect")
-        })
+        .find_map(|marks| lines.iter().find(|l| marks.iter().any(|m| l.contains(m))))
         .or(lines.first())
         .map(|l| l.split(") ").last().unwrap_or(l).trim().to_string())
 }
@@ -304,6 +308,31 @@ pub fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gist_names_what_the_default_input_lacks_not_the_first_complaint() {
+        // As cpal 0.18 probes the PCMs of a machine without a sound card or sound server.
+        let said: Vec<String> = [
+            "ALSA lib confmisc.c:165:(snd_config_get_card) Cannot get card index for 0",
+            "jack server is not running or cannot be started",
+            "ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect: Connection refused",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            gist(&said).as_deref(),
+            Some("PulseAudio: Unable to connect: Connection refused")
+        );
+        assert_eq!(
+            gist(&said[..2]).as_deref(),
+            Some("Cannot get card index for 0")
+        );
+        assert_eq!(
+            gist(&["something else".to_string()]).as_deref(),
+            Some("something else")
+        );
+        assert_eq!(gist(&[]), None);
+    }
 
     #[test]
     fn priorities_are_the_syslog_ones_journald_reads() {

@@ -299,7 +299,9 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
         assert_eq!(w[1].0, w[0].0 + 1.0, "chunk indices are consecutive");
         assert!(
             w[1].1 > w[0].1 && w[1].2 > w[0].2,
-            "sample indices and times increase"
+            "sample indices and times increase: {:?} then {:?}",
+            w[0],
+            w[1]
         );
     }
     // Time against sample index: a line whose slope is one over the sample rate.

@@ -256,7 +256,7 @@ fn find_device_loudly(name: &str) -> Result<cpal::Device, InputError> {
     })?;
     let mut names = Vec::new();
     for d in devices {
-        let n = d.name().unwrap_or_default();
+        let n = pcm_name(&d).unwrap_or_default();
         if n == name {
             return Ok(d);
         }
@@ -273,12 +273,18 @@ fn find_device_loudly(name: &str) -> Result<cpal::Device, InputError> {
     })
 }
 
+/// A device's name as the config names it: its ALSA PCM name (`default`, `pulse`,
+/// `hw:CARD=1,DEV=0`), as `arecord -L` lists it.
+fn pcm_name(device: &cpal::Device) -> Option<String> {
+    device.id().ok().map(|id| id.id().to_string())
+}
+
 /// The default input device's name, if there is one.
 pub fn default_device_name() -> Option<String> {
     quietly(|| {
         cpal::default_host()
             .default_input_device()
-            .and_then(|d| d.name().ok())
+            .and_then(|d| pcm_name(&d))
     })
     .0
 }
@@ -313,7 +319,7 @@ pub fn open_device(
     health: Arc<InputHealth>,
 ) -> Result<(Input, InputFormat), InputError> {
     let device = find_device(name)?;
-    let device_name = device.name().unwrap_or_else(|_| name.to_string());
+    let device_name = pcm_name(&device).unwrap_or_else(|| name.to_string());
     let (configs, _) = quietly(|| device.supported_input_configs());
     let supported = configs
         .map_err(|e| InputError::Device {
@@ -323,8 +329,8 @@ pub fn open_device(
         })?
         .find(|c| {
             c.channels() == channels
-                && c.min_sample_rate().0 <= rate
-                && c.max_sample_rate().0 >= rate
+                && c.min_sample_rate() <= rate
+                && c.max_sample_rate() >= rate
                 && matches!(
                     c.sample_format(),
                     cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
@@ -335,12 +341,15 @@ pub fn open_device(
             channels,
             rate,
         })?
-        .with_sample_rate(cpal::SampleRate(rate));
+        .with_sample_rate(rate);
     let format = supported.sample_format();
-    let config: cpal::StreamConfig = supported.into();
+    let mut config: cpal::StreamConfig = supported.into();
+    // 25 ms periods (cpal then buffers two): without a size cpal 0.18 takes the device's
+    // own period, which through PulseAudio's ALSA plugin is large and bursty.
+    config.buffer_size = cpal::BufferSize::Fixed((rate / 40).max(64));
     let on_error = {
         let health = health.clone();
-        move |e: cpal::StreamError| {
+        move |e: cpal::Error| {
             *health.error.lock() = Some(e.to_string());
             health.failed.store(true, Relaxed);
         }
@@ -349,12 +358,12 @@ pub fn open_device(
     // capture), read with the clock inside the callback.
     fn held(info: &cpal::InputCallbackInfo) -> Duration {
         let ts = info.timestamp();
-        ts.callback.duration_since(&ts.capture).unwrap_or_default()
+        ts.callback.duration_since(ts.capture)
     }
     let (started, gist) = quietly(|| -> Result<cpal::Stream, InputError> {
         let stream = match format {
             cpal::SampleFormat::F32 => device.build_input_stream(
-                &config,
+                config,
                 move |data: &[f32], info: &cpal::InputCallbackInfo| {
                     feed.push_from_device(data, LslTime::now(), held(info), |s| s)
                 },
@@ -362,7 +371,7 @@ pub fn open_device(
                 None,
             ),
             cpal::SampleFormat::I16 => device.build_input_stream(
-                &config,
+                config,
                 move |data: &[i16], info: &cpal::InputCallbackInfo| {
                     feed.push_from_device(data, LslTime::now(), held(info), |s| s as f32 / 32768.0)
                 },
@@ -370,7 +379,7 @@ pub fn open_device(
                 None,
             ),
             _ => device.build_input_stream(
-                &config,
+                config,
                 move |data: &[i32], info: &cpal::InputCallbackInfo| {
                     feed.push_from_device(data, LslTime::now(), held(info), |s| {
                         s as f32 / 2_147_483_648.0
@@ -464,76 +473,104 @@ pub fn open_synthetic(
 
 /// `hindsight devices`: the audio inputs and what they can do.
 pub fn describe_devices() -> Vec<String> {
-    let (mut out, gist) = quietly(describe_devices_loudly);
-    if let Some(g) = gist {
+    let ((mut out, default_works), gist) = quietly(describe_devices_loudly);
+    // What the audio libraries said while other PCMs were probed is not news when the
+    // default input works.
+    if let Some(g) = gist.filter(|_| !default_works) {
         out.push(format!("audio: the audio system says: {g}"));
     }
     out
 }
 
-fn describe_devices_loudly() -> Vec<String> {
+/// The lines, and whether the default input can capture.
+fn describe_devices_loudly() -> (Vec<String>, bool) {
     let host = cpal::default_host();
-    let default = host.default_input_device().and_then(|d| d.name().ok());
     let mut out = Vec::new();
+    // The default first (what `audio.device: default` records from), then every other PCM
+    // that can capture now; the ALSA PCMs that cannot (`arecord -L` lists plugins such as
+    // `jack` or `upmix` whatever the machine has) are named on one line.
+    let mut devices: Vec<(String, cpal::Device)> = host
+        .default_input_device()
+        .and_then(|d| Some((pcm_name(&d)?, d)))
+        .into_iter()
+        .collect();
+    let default = devices.first().map(|(name, _)| name.clone());
     match host.input_devices() {
-        Ok(devices) => {
-            for d in devices {
-                let name = d.name().unwrap_or_else(|_| "?".into());
-                let mut line = format!(
-                    "audio input `{name}`{}",
-                    if Some(&name) == default.as_ref() {
-                        " (default)"
-                    } else {
-                        ""
-                    }
-                );
-                if let Ok(c) = d.default_input_config() {
-                    line.push_str(&format!(
-                        ": default {} Hz, {} channel(s), {:?}",
-                        c.sample_rate().0,
-                        c.channels(),
-                        c.sample_format()
-                    ));
-                }
-                if let Ok(configs) = d.supported_input_configs() {
-                    let configs: Vec<_> = configs.collect();
-                    if !configs.is_empty() {
-                        let ch = configs.iter().map(|c| c.channels());
-                        let (ch_min, ch_max) =
-                            (ch.clone().min().unwrap_or(0), ch.max().unwrap_or(0));
-                        let rate_min = configs
-                            .iter()
-                            .map(|c| c.min_sample_rate().0)
-                            .min()
-                            .unwrap_or(0);
-                        let rate_max = configs
-                            .iter()
-                            .map(|c| c.max_sample_rate().0)
-                            .max()
-                            .unwrap_or(0);
-                        let mut formats: Vec<String> = configs
-                            .iter()
-                            .map(|c| format!("{:?}", c.sample_format()))
-                            .collect();
-                        formats.sort();
-                        formats.dedup();
-                        line.push_str(&format!(
-                            "; supports {ch_min}-{ch_max} channel(s), {rate_min}-{rate_max} Hz, {}",
-                            formats.join("/")
-                        ));
-                    }
-                }
-                out.push(line);
-            }
-        }
+        Ok(listed) => devices.extend(
+            listed
+                .filter_map(|d| Some((pcm_name(&d)?, d)))
+                .filter(|(name, _)| default.as_ref() != Some(name)),
+        ),
         Err(e) => out.push(format!("audio inputs cannot be listed: {e}")),
+    }
+    let mut cannot = Vec::new();
+    let mut default_works = false;
+    for (n, (name, d)) in devices.iter().enumerate() {
+        match describe_device(d) {
+            Some(what) => out.push(format!(
+                "audio input `{name}`{}: {what}",
+                if n == 0 && default.is_some() {
+                    default_works = true;
+                    " (default)"
+                } else {
+                    ""
+                }
+            )),
+            None => cannot.push(name.as_str()),
+        }
+    }
+    if !cannot.is_empty() {
+        out.push(format!(
+            "audio: listed by ALSA but cannot capture now: {}",
+            cannot.join(", ")
+        ));
     }
     if out.is_empty() {
         out.push(
             "no audio input devices (the synthetic tone stands in: audio.source: synthetic)".into(),
         );
     }
-    out
+    (out, default_works)
+}
+
+/// What a device can record, or None when it does not open for capture.
+fn describe_device(d: &cpal::Device) -> Option<String> {
+    let configs: Vec<_> = d.supported_input_configs().ok()?.collect();
+    if configs.is_empty() {
+        return None;
+    }
+    let mut line = String::new();
+    if let Ok(c) = d.default_input_config() {
+        line.push_str(&format!(
+            "default {} Hz, {} channel(s), {:?}; ",
+            c.sample_rate(),
+            c.channels(),
+            c.sample_format()
+        ));
+    }
+    let ch = configs.iter().map(|c| c.channels());
+    let (ch_min, ch_max) = (ch.clone().min().unwrap_or(0), ch.max().unwrap_or(0));
+    let rate_min = configs
+        .iter()
+        .map(|c| c.min_sample_rate())
+        .min()
+        .unwrap_or(0);
+    let rate_max = configs
+        .iter()
+        .map(|c| c.max_sample_rate())
+        .max()
+        .unwrap_or(0);
+    let mut formats: Vec<String> = configs
+        .iter()
+        .map(|c| format!("{:?}", c.sample_format()))
+        .collect();
+    formats.sort();
+    formats.dedup();
+    line.push_str(&format!(
+        "supports {ch_min}-{ch_max} channel(s), {rate_min}-{rate_max} Hz, {}",
+        formats.join("/")
+    ));
+    Some(line)
 }
 
 #[cfg(test)]

@@ -207,7 +207,9 @@ struct Engine {
     last_chunk: Instant,
     outputs: Vec<Output>,
     chunk_index: u64,
-    /// Expected capture time of the next chunk's first frame, to find gaps.
+    /// The time the last LSL chunk marker was stamped with.
+    last_marker: Option<LslTime>,
+    /// The last chunk's samples, kept for their allocation.
     scratch: Vec<f32>,
     level_sum: f64,
     level_n: u64,
@@ -249,6 +251,7 @@ impl Engine {
             last_chunk: Instant::now(),
             outputs: Vec::new(),
             chunk_index: 0,
+            last_marker: None,
             scratch: Vec::with_capacity(1 << 16),
             level_sum: 0.0,
             level_n: 0,
@@ -480,7 +483,9 @@ impl Engine {
                 self.level_sum += f64::from(*s) * f64::from(*s);
             }
             self.level_n += samples.len() as u64;
-            if let (Some(lsl), Some(at)) = (&self.lsl, self.timeline.time_of(first)) {
+            if let (Some(lsl), Some(mapped)) = (&self.lsl, self.timeline.time_of(first)) {
+                let at = marker_time(self.last_marker, mapped, rate);
+                self.last_marker = Some(at);
                 let _ = lsl.try_send(LslMsg::AudioChunk {
                     index: self.chunk_index,
                     first_sample: first,
@@ -731,6 +736,19 @@ pub fn to_i16(s: f32) -> i16 {
     (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
+/// The time an LSL chunk marker is stamped with: the mapped time of its first sample, but
+/// never before the marker sent last plus one sample. When a chunk reveals that the mapping
+/// was late by more than a chunk (a device whose first burst reported no delay), the markers
+/// already sent cannot be taken back, and LSL consumers expect times that rise; within a
+/// chunk or two the mapped time is ahead again and is used as it is.
+fn marker_time(last: Option<LslTime>, mapped: LslTime, rate: u32) -> LslTime {
+    let sample = Duration::from_nanos(1_000_000_000 / u64::from(rate.max(1)));
+    match last {
+        Some(last) => mapped.max(last + sample),
+        None => mapped,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,5 +760,29 @@ mod tests {
         assert_eq!(to_i16(-1.0), -32768);
         assert_eq!(to_i16(1.0), 32767);
         assert_eq!(to_i16(2.0), 32767);
+    }
+
+    #[test]
+    fn chunk_markers_never_step_back_and_rejoin_the_mapping() {
+        let t = LslTime::from_nanos;
+        // 800-sample chunks at 48 kHz (16.7 ms); the mapping moves 25 ms earlier at chunk 2.
+        let mapped = [
+            t(0),
+            t(16_666_667),
+            t(8_333_333),
+            t(25_000_000),
+            t(41_666_667),
+        ];
+        let mut last = None;
+        let mut stamped = Vec::new();
+        for m in mapped {
+            let at = marker_time(last, m, 48_000);
+            last = Some(at);
+            stamped.push(at.as_nanos());
+        }
+        assert_eq!(
+            stamped,
+            [0, 16_666_667, 16_666_667 + 20_833, 25_000_000, 41_666_667]
+        );
     }
 }
