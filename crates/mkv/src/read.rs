@@ -913,5 +913,8 @@ fn block_head(body: &[u8]) -> Option<(u64, i16, u8)> {
     }
 }
 
+mod locate;
+pub use locate::{BlockAt, ClusterIndex};
+
 #[cfg(test)]
 mod tests;

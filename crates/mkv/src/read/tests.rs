@@ -267,3 +267,60 @@ fn other_files_are_refused_with_a_reason() {
     assert!(matches!(err, ReadError::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("no SeekHead"), "{err}");
 }
+
+/// Every video frame of `file`, found through `ClusterIndex`, is byte for byte the one
+/// written; audio blocks at the same timestamps are never returned.
+fn assert_every_frame_found(file: &[u8], rec: &Recording, from_cues: bool, kept: usize) {
+    let index = ClusterIndex::read(&mut Cursor::new(file)).unwrap();
+    assert_eq!(index.from_cues, from_cues);
+    let mut found = 0;
+    for b in rec.track(1).filter(|b| b.end <= kept as u64) {
+        let at = index
+            .video_block(&mut Cursor::new(file), b.ts)
+            .unwrap()
+            .unwrap_or_else(|| panic!("frame at {} not found", b.ts));
+        assert_eq!(at.timestamp, b.ts);
+        let bytes = &file[at.offset as usize..(at.offset + at.len) as usize];
+        assert_eq!(bytes, &b.data[..], "frame at {}", b.ts);
+        found += 1;
+    }
+    assert_eq!(found, rec.complete(1, kept as u64));
+    assert!(found > 30);
+    // A time between frames, before the first and after the last: nothing.
+    let first = rec.track(1).next().unwrap().ts;
+    for t in [first + 1, -5, i64::MAX / 2] {
+        assert_eq!(index.video_block(&mut Cursor::new(file), t).unwrap(), None);
+    }
+}
+
+#[test]
+fn frames_are_found_through_the_cues_of_a_finished_file() {
+    let rec = record(&[]);
+    let file = rec.finished();
+    assert_every_frame_found(&file, &rec, true, file.len());
+}
+
+#[test]
+fn frames_are_found_by_walking_the_clusters_of_a_live_or_cut_file() {
+    let rec = record(&[]);
+    // The live file: every cluster sized but the last.
+    assert_every_frame_found(&rec.live, &rec, false, rec.live.len());
+    // Cut in the middle of a block: the complete frames before the cut are found.
+    let cut = &rec.live[..rec.live.len() - 30];
+    assert_every_frame_found(cut, &rec, false, cut.len());
+}
+
+#[test]
+fn frames_are_found_in_a_repaired_file() {
+    let rec = record(&[]);
+    let kept = rec.live.len() - 30;
+    let mut file = rec.live[..kept].to_vec();
+    let p = plan(&file).unwrap();
+    apply_plan_in_memory(&mut file, &p);
+    assert_every_frame_found(&file, &rec, true, kept);
+}
+
+#[test]
+fn a_file_that_is_no_recording_is_refused_by_the_index() {
+    assert!(ClusterIndex::read(&mut Cursor::new(b"RIFF....WAVE")).is_err());
+}
