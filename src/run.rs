@@ -303,6 +303,9 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         None => None,
     };
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    // The ntfy thread publishes its replies to commands on the same queue as control's
+    // notices, so the phone reads them in the order they happened.
+    let notices_tx_for_replies = notices_tx.clone();
     let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
         settings,
@@ -354,7 +357,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             settings,
             bus.clone(),
             ntfy_status,
-            notices_rx,
+            (notices_tx_for_replies, notices_rx),
             lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
             shutdown.clone(),
         )?)
@@ -381,7 +384,14 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         shutdown.clone(),
     )?;
     let api_limits = crate::api::ApiLimits::for_process(cameras.len());
-    crate::api::spawn(listener, bus.clone(), hub.clone(), token, api_limits)?;
+    crate::api::spawn(
+        listener,
+        bus.clone(),
+        hub.clone(),
+        token,
+        config.storage.root.clone(),
+        api_limits,
+    )?;
     tracing::info!("control API on http://{}/api/status", config.api.listen);
     spawn_signal_thread(bus.clone())?;
 

@@ -248,9 +248,18 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["state"], "buffering");
     h.wait_idle_files();
-    let s = h.status();
-    assert_eq!(s["state"], "buffering");
-    assert!(s["cameras"][0]["frames_captured"].as_u64().unwrap() > captured_before);
+    assert_eq!(h.status()["state"], "buffering");
+    // Capture goes on (a clip can be written within one frame period, so wait for one).
+    h.wait_until(
+        "frames are captured after the clip",
+        Duration::from_secs(2),
+        |h| {
+            h.status()["cameras"][0]["frames_captured"]
+                .as_u64()
+                .unwrap()
+                > captured_before
+        },
+    );
     let files = h.mkv_files();
     assert_eq!(files.len(), 2, "{files:?}");
     let clip = files

@@ -211,12 +211,18 @@ pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, Aut
 }
 
 /// Starts the subscriber (and the reply publisher) on a thread of their own, with a small
-/// tokio runtime. `notices` are texts to publish on the reply topic (files closed, errors).
+/// tokio runtime. `notices` are texts to publish on the reply topic (files closed, errors),
+/// with a sender of the same queue: the replies to commands go there too, so that one
+/// publisher sends everything in the order it happened (a stop's reply before the
+/// "finished" of the file it closed, which two publishers racing did not keep).
 pub fn spawn(
     settings: NtfySettings,
     bus: CommandBus,
     status: Arc<Mutex<NtfyStatus>>,
-    notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+    (replies, notices): (
+        tokio::sync::mpsc::UnboundedSender<String>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ),
     lsl: Option<crossbeam_channel::Sender<LslMsg>>,
     stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -246,6 +252,7 @@ pub fn spawn(
                     status: &status,
                     lsl: lsl.as_ref(),
                     stop: &stop,
+                    replies,
                 };
                 tokio::join!(
                     sub.run(),
@@ -265,6 +272,8 @@ struct Subscriber<'a> {
     status: &'a Mutex<NtfyStatus>,
     lsl: Option<&'a crossbeam_channel::Sender<LslMsg>>,
     stop: &'a Shutdown,
+    /// The notices' queue (see [`spawn`]).
+    replies: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Subscriber<'_> {
@@ -594,7 +603,7 @@ impl Subscriber<'_> {
     }
 
     async fn reply(&self, text: String) {
-        publish(self.settings, self.client, text).await;
+        let _ = self.replies.send(text);
     }
 }
 
