@@ -12,7 +12,7 @@
 //! a size, at start-up and every 10 minutes. It deletes only files named in hindsight's
 //! layout and never a recording with a file open or touched in the last minute.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -35,6 +35,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// A recording with a file modified this recently is never deleted.
 const RECENT: Duration = Duration::from_secs(60);
 
+use crate::recordings::{recording_key, scan, StoredRecording};
 use crate::storage::{below_guard, free_space, size};
 
 /// How much hindsight writes per second, over a sliding window.
@@ -114,111 +115,6 @@ pub fn seconds_left(free: u64, min_free: u64, rate: f64) -> Option<f64> {
 
 // ---------------------------------------------------------------------------------------
 // Retention
-
-/// One recording on disk: every file of one stem.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredRecording {
-    /// `<day>/<stem>`, e.g. `2026_12_01/rec_2026-12-01_10-00-00`.
-    pub key: String,
-    pub files: Vec<PathBuf>,
-    pub bytes: u64,
-    /// Its newest file's modification time.
-    pub modified: SystemTime,
-}
-
-/// The recording a file in `<root>/<day>/video|audio/` belongs to: the name up to its
-/// `_<YYYY-MM-DD_HH-MM-SS>` (and a `-N` that made it unique), if it is one of ours.
-pub fn recording_stem(file_name: &str) -> Option<&str> {
-    const EXT: [&str; 4] = [".mkv", ".frames.csv", ".events.csv", ".wav"];
-    if !EXT.iter().any(|e| file_name.ends_with(e)) {
-        return None;
-    }
-    let b = file_name.as_bytes();
-    // `_YYYY-MM-DD_HH-MM-SS`: 20 bytes after the prefix.
-    let shape = b"_dddd-dd-dd_dd-dd-dd";
-    (1..b.len().saturating_sub(shape.len() - 1)).find_map(|i| {
-        let window = &b[i..i + shape.len()];
-        let fits = window.iter().zip(shape).all(|(&c, &s)| match s {
-            b'd' => c.is_ascii_digit(),
-            s => c == s,
-        });
-        if !fits {
-            return None;
-        }
-        let mut end = i + shape.len();
-        // A `-N` suffix (a second recording in the same second).
-        if b.get(end) == Some(&b'-') {
-            let digits = b[end + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
-            if digits > 0 {
-                end += 1 + digits;
-            }
-        }
-        // Then the camera (`_name`) or the extension.
-        matches!(b.get(end), Some(b'_') | Some(b'.')).then(|| &file_name[..end])
-    })
-}
-
-/// hindsight's recordings under `root`, oldest first.
-pub fn scan(root: &Path) -> Vec<StoredRecording> {
-    let mut found: BTreeMap<String, StoredRecording> = BTreeMap::new();
-    let Ok(days) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    for day in days.flatten() {
-        let day_name = day.file_name().to_string_lossy().into_owned();
-        if !is_day_folder(&day_name) {
-            continue;
-        }
-        for sub in ["video", "audio"] {
-            let Ok(files) = std::fs::read_dir(day.path().join(sub)) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let Some(stem) = recording_stem(&name) else {
-                    continue;
-                };
-                let Ok(meta) = f.metadata() else { continue };
-                if !meta.is_file() {
-                    continue;
-                }
-                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                let key = format!("{day_name}/{stem}");
-                let r = found.entry(key.clone()).or_insert_with(|| StoredRecording {
-                    key,
-                    files: Vec::new(),
-                    bytes: 0,
-                    modified: SystemTime::UNIX_EPOCH,
-                });
-                r.files.push(f.path());
-                r.bytes += meta.len();
-                r.modified = r.modified.max(modified);
-            }
-        }
-    }
-    let mut out: Vec<StoredRecording> = found.into_values().collect();
-    out.sort_by_key(|r| r.modified);
-    out
-}
-
-/// `<day>/<stem>` of a file at `<root>/<day>/video|audio/<name>`.
-fn recording_key(file: &Path) -> Option<String> {
-    let name = file.file_name()?.to_str()?;
-    let day = file.parent()?.parent()?.file_name()?.to_str()?;
-    Some(format!("{day}/{}", recording_stem(name)?))
-}
-
-fn is_day_folder(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'_',
-            _ => c.is_ascii_digit(),
-        })
-}
 
 /// Which recordings (indices into `recordings`, oldest first) retention deletes at `now`.
 /// `protected` ones (a file open, or touched within a minute) are never chosen, and
@@ -437,59 +333,6 @@ fn run(
 mod tests {
     use super::*;
     use crate::config::{ByteSize, Days};
-
-    #[test]
-    fn our_file_names_give_their_recording() {
-        let cases = [
-            (
-                "rec_2026-12-01_10-00-00_top.mkv",
-                Some("rec_2026-12-01_10-00-00"),
-            ),
-            (
-                "rec_2026-12-01_10-00-00_top.frames.csv",
-                Some("rec_2026-12-01_10-00-00"),
-            ),
-            (
-                "rec_2026-12-01_10-00-00_my_cam.events.csv",
-                Some("rec_2026-12-01_10-00-00"),
-            ),
-            (
-                "rec_2026-12-01_10-00-00.wav",
-                Some("rec_2026-12-01_10-00-00"),
-            ),
-            (
-                "rec_2026-12-01_10-00-00-2_top.mkv",
-                Some("rec_2026-12-01_10-00-00-2"),
-            ),
-            (
-                "rec_2026-12-01_10-00-00-2.wav",
-                Some("rec_2026-12-01_10-00-00-2"),
-            ),
-            (
-                "my_lab_2026-12-01_10-00-00_top.mkv",
-                Some("my_lab_2026-12-01_10-00-00"),
-            ),
-            // Not ours: other extensions, other names.
-            ("rec_2026-12-01_10-00-00_top.mp4", None),
-            ("notes.txt", None),
-            ("analysis.csv", None),
-            ("2026-12-01_10-00-00.mkv", None),
-            ("rec_2026-12-01_10-00_top.mkv", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(recording_stem(name), want, "{name}");
-        }
-        assert_eq!(
-            recording_key(Path::new(
-                "/r/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv"
-            ))
-            .unwrap(),
-            "2026_12_01/rec_2026-12-01_10-00-00"
-        );
-        assert!(is_day_folder("2026_12_01"));
-        assert!(!is_day_folder("2026-12-01"));
-        assert!(!is_day_folder("backup"));
-    }
 
     fn rec(key: &str, mb: u64, days_old: f64, now: SystemTime) -> StoredRecording {
         StoredRecording {

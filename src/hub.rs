@@ -96,6 +96,17 @@ impl StatusHub {
         view.warnings.drain(..excess);
     }
 
+    /// The cameras, as the capture threads share them (the web page's live views read
+    /// their rings).
+    pub fn cameras(&self) -> &[Arc<Camera>] {
+        &self.cameras
+    }
+
+    /// The files being written now.
+    pub fn current_files(&self) -> Vec<String> {
+        self.view.lock().current_files.clone()
+    }
+
     /// The number the next recording will get, as the control thread last published it.
     pub fn next_recording(&self) -> Option<u64> {
         self.view.lock().next_recording

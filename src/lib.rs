@@ -41,6 +41,7 @@ pub mod logging;
 pub mod lsl;
 pub mod numbers;
 pub mod recorder;
+pub mod recordings;
 pub mod repair;
 pub mod ring;
 pub mod run;

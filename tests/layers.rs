@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u32)] = &[
     // everyone's view of everything
     ("hub", 55),
     ("numbers", 50),
+    // the recordings on disk: which files, what they hold
+    ("recordings", 50),
     // the pipeline threads
     ("capture", 45),
     ("audio", 45),

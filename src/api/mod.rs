@@ -24,6 +24,7 @@
 //! It runs a small single-threaded tokio runtime on its own thread.
 
 pub mod client;
+mod web;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -59,6 +60,10 @@ struct AppState {
     bus: CommandBus,
     hub: Arc<StatusHub>,
     token: Option<Arc<str>>,
+    /// The recordings root the web page lists and serves from.
+    root: Arc<std::path::Path>,
+    /// Live views open (at most `web::MAX_VIEWERS`).
+    viewers: Arc<tokio::sync::Semaphore>,
 }
 
 /// How long a client may take to send a request's headers (and how long an idle
@@ -146,12 +151,15 @@ pub fn spawn(
     bus: CommandBus,
     hub: Arc<StatusHub>,
     token: Option<String>,
+    root: std::path::PathBuf,
     limits: ApiLimits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let state = AppState {
         bus,
         hub,
         token: token.map(Arc::from),
+        root: Arc::from(root.as_path()),
+        viewers: Arc::new(tokio::sync::Semaphore::new(web::MAX_VIEWERS)),
     };
     std::thread::Builder::new()
         .name("api".into())
@@ -242,6 +250,7 @@ fn router(state: AppState) -> Router {
         .route("/api/stop", post(stop))
         .route("/api/clip", post(clip))
         .route("/api/mark", post(mark))
+        .merge(web::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

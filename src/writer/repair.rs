@@ -93,7 +93,7 @@ fn sidecar_of(mkv: &Path) -> PathBuf {
 }
 
 /// Seconds with up to 9 decimals (as the sidecars write them) to exact nanoseconds.
-fn parse_ns(text: &str) -> Option<i64> {
+pub fn parse_ns(text: &str) -> Option<i64> {
     let (neg, t) = match text.strip_prefix('-') {
         Some(t) => (true, t),
         None => (false, text),

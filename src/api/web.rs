@@ -1,0 +1,383 @@
+//! The rig's web page and what it reads (served by the API server, under its rules).
+//!
+//! - `GET /` — one page (`page.html`, compiled into the binary): state, cameras' live
+//!   views, buttons, the recordings by day, a frame-by-frame viewer.
+//! - `GET /api/cameras/{name}/snapshot.jpg` — the newest frame in the ring.
+//! - `GET /api/cameras/{name}/live.mjpeg[?fps=N]` — `multipart/x-mixed-replace` of the
+//!   JPEGs already in the ring, ≤ 10 frames/s per viewer by default, at most
+//!   [`MAX_VIEWERS`] viewers. Nothing is decoded or encoded: each frame is copied out of
+//!   the ring under its lock (a few µs for 20 kB), so a slow viewer never holds ring
+//!   memory and never slows capture.
+//! - `GET /api/recordings` (and `/{id}`) — the recordings on disk (`crate::recordings`).
+//! - `GET /api/recordings/{id}/files/{name}` — a file, with HTTP Range.
+//! - `DELETE /api/recordings/{id}` — every file of a recording, never one being written.
+//! - `GET /api/recordings/{id}/frames/{camera}/{n}.jpg` — frame number `n` (the sidecar's
+//!   `frame_number`) byte for byte as stored in the MKV; `?near=1` gives the first frame
+//!   at or after `n` instead of 404, for scrubbing. Its number, LSL and wall times, and
+//!   its neighbours' numbers come in `X-` headers.
+//!
+//! Names a client sends are only compared with names found by listing the recordings
+//! root (`recordings::scan`, which follows no link); nothing a client sends is joined
+//! into a path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tower::ServiceExt;
+
+use super::{error, AppState};
+use crate::capture::Camera;
+use crate::recordings::{self, FrameError};
+
+/// Live viewers at once, over all cameras.
+pub const MAX_VIEWERS: usize = 32;
+/// A live viewer's default and highest frame rates.
+const LIVE_FPS: f64 = 10.0;
+const LIVE_FPS_MAX: f64 = 30.0;
+const BOUNDARY: &str = "hindsightframe";
+
+const PAGE: &str = include_str!("page.html");
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/api/cameras/{name}/snapshot.jpg", get(snapshot))
+        .route("/api/cameras/{name}/live.mjpeg", get(live))
+        .route("/api/recordings", get(list))
+        .route("/api/recordings/{id}", get(one).delete(delete))
+        .route("/api/recordings/{id}/files/{name}", get(file))
+        .route("/api/recordings/{id}/frames/{camera}/{n}", get(frame))
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            // The page loads nothing from elsewhere and may not be framed by another site.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+                 script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    error(StatusCode::NOT_FOUND, what)
+}
+
+fn camera<'a>(st: &'a AppState, name: &str) -> Option<&'a Arc<Camera>> {
+    st.hub.cameras().iter().find(|c| c.setup.name == name)
+}
+
+fn no_camera(st: &AppState, name: &str) -> Response {
+    let known: Vec<&str> = st
+        .hub
+        .cameras()
+        .iter()
+        .map(|c| c.setup.name.as_str())
+        .collect();
+    not_found(&format!(
+        "no camera `{name}` (there are: {})",
+        known.join(", ")
+    ))
+}
+
+/// The newest frame in a camera's ring, copied out under its lock: (frame number, LSL
+/// time, JPEG).
+fn newest(cam: &Camera) -> Option<(u64, f64, Vec<u8>)> {
+    let state = cam.state.lock();
+    let f = state.ring.newest()?;
+    Some((f.meta.seq, f.meta.capture.as_secs_f64(), f.data.to_vec()))
+}
+
+fn jpeg_response(jpeg: Vec<u8>, headers: &[(&'static str, String)]) -> Response {
+    let mut r = (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response();
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    r
+}
+
+async fn snapshot(State(st): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
+    let Some(cam) = camera(&st, &name) else {
+        return no_camera(&st, &name);
+    };
+    match newest(cam) {
+        Some((seq, lsl, jpeg)) => jpeg_response(
+            jpeg,
+            &[
+                ("x-frame-number", seq.to_string()),
+                ("x-lsl-time", format!("{lsl:.9}")),
+            ],
+        ),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("camera `{name}` has no frame yet"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveParams {
+    fps: Option<f64>,
+}
+
+async fn live(
+    State(st): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    Query(p): Query<LiveParams>,
+) -> Response {
+    let Some(cam) = camera(&st, &name).cloned() else {
+        return no_camera(&st, &name);
+    };
+    let fps = p.fps.unwrap_or(LIVE_FPS);
+    if !(fps > 0.0 && fps <= LIVE_FPS_MAX) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("fps must be above 0 and at most {LIVE_FPS_MAX}"),
+        );
+    }
+    let Ok(slot) = st.viewers.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{MAX_VIEWERS} live views are open already; close one and try again"),
+        );
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last = None;
+        loop {
+            tick.tick().await;
+            let Some((seq, lsl, jpeg)) = newest(&cam) else {
+                continue;
+            };
+            if last == Some(seq) {
+                continue;
+            }
+            last = Some(seq);
+            let mut part = format!(
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+                 X-Frame-Number: {seq}\r\nX-LSL-Time: {lsl:.9}\r\n\r\n",
+                jpeg.len()
+            )
+            .into_bytes();
+            part.extend_from_slice(&jpeg);
+            part.extend_from_slice(b"\r\n");
+            // A viewer that has gone (or is too slow to take one frame) ends here.
+            if tx.send(Ok(part)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The paths being written now.
+fn open_files(st: &AppState) -> Vec<String> {
+    st.hub.current_files()
+}
+
+async fn list(State(st): State<AppState>) -> Response {
+    let root = st.root.to_path_buf();
+    let open = open_files(&st);
+    let listed = tokio::task::spawn_blocking(move || {
+        let mut all: Vec<_> = recordings::scan(&root)
+            .iter()
+            .map(|r| recordings::describe(r, &open))
+            .collect();
+        // Newest first, as a person looks for the last take.
+        all.sort_by(|a, b| (&b.day, &b.started, &b.id).cmp(&(&a.day, &a.started, &a.id)));
+        all
+    })
+    .await
+    .unwrap_or_default();
+    Json(serde_json::json!({ "recordings": listed })).into_response()
+}
+
+async fn one(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    let root = st.root.to_path_buf();
+    let open = open_files(&st);
+    let found = tokio::task::spawn_blocking(move || {
+        recordings::find(&root, &id)
+            .map(|r| recordings::describe(&r, &open))
+            .ok_or(id)
+    })
+    .await;
+    match found {
+        Ok(Ok(info)) => Json(info).into_response(),
+        Ok(Err(id)) => not_found(&format!("no recording `{id}`")),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the listing failed"),
+    }
+}
+
+async fn delete(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    let root = st.root.to_path_buf();
+    let Some(rec) = recordings::find(&root, &id) else {
+        return not_found(&format!("no recording `{id}`"));
+    };
+    let open = open_files(&st);
+    if rec
+        .files
+        .iter()
+        .any(|p| open.iter().any(|o| Path::new(o) == p))
+    {
+        return error(
+            StatusCode::CONFLICT,
+            &format!("recording `{id}` is being written; stop it first"),
+        );
+    }
+    let mut failed = Vec::new();
+    for f in &rec.files {
+        if let Err(e) = std::fs::remove_file(f) {
+            failed.push(format!("{}: {e}", f.display()));
+        }
+    }
+    if failed.is_empty() {
+        tracing::warn!(
+            "deleted recording {} ({} files) at the web page's request",
+            rec.key,
+            rec.files.len()
+        );
+        Json(serde_json::json!({"ok": true, "deleted": rec.files.len(), "id": id})).into_response()
+    } else {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("could not delete: {}", failed.join("; ")),
+        )
+    }
+}
+
+/// The path of file `name` of recording `id`, or why there is none.
+fn file_of(root: &Path, id: &str, name: &str) -> Result<PathBuf, String> {
+    recordings::find(root, id)
+        .ok_or_else(|| format!("no recording `{id}`"))?
+        .files
+        .into_iter()
+        .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(name))
+        .ok_or_else(|| format!("recording `{id}` has no file `{name}`"))
+}
+
+async fn file(
+    State(st): State<AppState>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+    req: Request,
+) -> Response {
+    let root = st.root.to_path_buf();
+    let path = match file_of(&root, &id, &name) {
+        Ok(p) => p,
+        Err(why) => return not_found(&why),
+    };
+    let mime = match Path::new(&name).extension().and_then(|e| e.to_str()) {
+        Some("mkv") => "video/x-matroska",
+        Some("wav") => "audio/wav",
+        Some("csv") => "text/csv",
+        _ => "application/octet-stream",
+    };
+    let served = tower_http::services::ServeFile::new_with_mime(&path, &mime.parse().unwrap())
+        .oneshot(req)
+        .await;
+    match served {
+        Ok(r) => {
+            let mut r = r.map(Body::new);
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameParams {
+    near: Option<u8>,
+}
+
+async fn frame(
+    State(st): State<AppState>,
+    UrlPath((id, camera, n)): UrlPath<(String, String, String)>,
+    Query(p): Query<FrameParams>,
+) -> Response {
+    let root = st.root.to_path_buf();
+    let Some(n) = n.strip_suffix(".jpg").and_then(|n| n.parse::<u64>().ok()) else {
+        return not_found(&format!(
+            "`{n}` is no frame: ask for <frame number>.jpg, e.g. 1234.jpg"
+        ));
+    };
+    let near = p.near == Some(1);
+    let found =
+        tokio::task::spawn_blocking(move || recordings::frame(&root, &id, &camera, n, near)).await;
+    match found {
+        Ok(Ok(f)) => jpeg_response(
+            f.jpeg,
+            &[
+                ("x-frame-number", f.row.frame.to_string()),
+                ("x-lsl-time", secs(f.row.lsl_ns)),
+                ("x-unix-time", secs(f.row.unix_ns)),
+                ("x-pts", secs(f.row.pts_ns)),
+                ("x-pre-trigger", u8::from(f.row.pre_trigger).to_string()),
+                ("x-frame-position", f.position.to_string()),
+                ("x-frame-count", f.count.to_string()),
+                (
+                    "x-prev-frame",
+                    f.prev.map_or(String::new(), |v| v.to_string()),
+                ),
+                (
+                    "x-next-frame",
+                    f.next.map_or(String::new(), |v| v.to_string()),
+                ),
+            ],
+        ),
+        Ok(Err(e @ FrameError::Read { .. })) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+        Ok(Err(e)) => not_found(&e.to_string()),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the frame lookup failed"),
+    }
+}
+
+fn secs(ns: i64) -> String {
+    format!(
+        "{}{}.{:09}",
+        if ns < 0 { "-" } else { "" },
+        ns.unsigned_abs() / 1_000_000_000,
+        ns.unsigned_abs() % 1_000_000_000
+    )
+}

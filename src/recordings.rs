@@ -1,0 +1,536 @@
+//! The recordings on disk, as hindsight laid them out (`design/files.md`): which files
+//! make up one recording, and what a recording holds (cameras, frames, missing frames,
+//! marks, whether it was finished). Retention deletes by it, the web page lists and serves
+//! from it. Paths are only ever found by listing the root: no name a client sends is
+//! joined into a path, and links are not followed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::writer::repair::parse_ns;
+
+/// One recording on disk: every file of one stem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecording {
+    /// `<day>/<stem>`, e.g. `2026_12_01/rec_2026-12-01_10-00-00`.
+    pub key: String,
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    /// Its newest file's modification time.
+    pub modified: SystemTime,
+}
+
+/// The recording a file in `<root>/<day>/video|audio/` belongs to: the name up to its
+/// `_<YYYY-MM-DD_HH-MM-SS>` (and a `-N` that made it unique), if it is one of ours.
+pub fn recording_stem(file_name: &str) -> Option<&str> {
+    const EXT: [&str; 4] = [".mkv", ".frames.csv", ".events.csv", ".wav"];
+    if !EXT.iter().any(|e| file_name.ends_with(e)) {
+        return None;
+    }
+    let b = file_name.as_bytes();
+    // `_YYYY-MM-DD_HH-MM-SS`: 20 bytes after the prefix.
+    let shape = b"_dddd-dd-dd_dd-dd-dd";
+    (1..b.len().saturating_sub(shape.len() - 1)).find_map(|i| {
+        let window = &b[i..i + shape.len()];
+        let fits = window.iter().zip(shape).all(|(&c, &s)| match s {
+            b'd' => c.is_ascii_digit(),
+            s => c == s,
+        });
+        if !fits {
+            return None;
+        }
+        let mut end = i + shape.len();
+        // A `-N` suffix (a second recording in the same second).
+        if b.get(end) == Some(&b'-') {
+            let digits = b[end + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                end += 1 + digits;
+            }
+        }
+        // Then the camera (`_name`) or the extension.
+        matches!(b.get(end), Some(b'_') | Some(b'.')).then(|| &file_name[..end])
+    })
+}
+
+/// hindsight's recordings under `root`, oldest first.
+pub fn scan(root: &Path) -> Vec<StoredRecording> {
+    let mut found: BTreeMap<String, StoredRecording> = BTreeMap::new();
+    let Ok(days) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    for day in days.flatten() {
+        let day_name = day.file_name().to_string_lossy().into_owned();
+        // Links are not followed: a day folder or a video/audio folder that is a link
+        // could lead anywhere.
+        if !is_day_folder(&day_name) || !day.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for sub in ["video", "audio"] {
+            let dir = day.path().join(sub);
+            if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(stem) = recording_stem(&name) else {
+                    continue;
+                };
+                let Ok(meta) = f.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                let key = format!("{day_name}/{stem}");
+                let r = found.entry(key.clone()).or_insert_with(|| StoredRecording {
+                    key,
+                    files: Vec::new(),
+                    bytes: 0,
+                    modified: SystemTime::UNIX_EPOCH,
+                });
+                r.files.push(f.path());
+                r.bytes += meta.len();
+                r.modified = r.modified.max(modified);
+            }
+        }
+    }
+    let mut out: Vec<StoredRecording> = found.into_values().collect();
+    out.sort_by_key(|r| r.modified);
+    out
+}
+
+/// `<day>/<stem>` of a file at `<root>/<day>/video|audio/<name>`.
+pub fn recording_key(file: &Path) -> Option<String> {
+    let name = file.file_name()?.to_str()?;
+    let day = file.parent()?.parent()?.file_name()?.to_str()?;
+    Some(format!("{day}/{}", recording_stem(name)?))
+}
+
+pub fn is_day_folder(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'_',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// What a recording holds
+
+/// One camera's file of a recording, from its sidecars and its MKV's first bytes.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CameraTake {
+    pub camera: String,
+    /// Rows of the frames sidecar: frames in the file.
+    pub frames: u64,
+    /// Frame numbers missing between the first and the last (drops before the writer).
+    pub missing_frames: u64,
+    /// The largest step between consecutive frame numbers minus one (0 = no gap).
+    pub largest_gap: u64,
+    pub first_frame: Option<u64>,
+    pub last_frame: Option<u64>,
+    pub first_lsl_time: Option<f64>,
+    pub last_lsl_time: Option<f64>,
+    pub duration_s: f64,
+    /// The MKV was never finished (a crash; `hindsight repair` finishes it).
+    pub unfinished: bool,
+    /// Finished, but its events sidecar has no stop: it was finished by a repair.
+    pub repaired: bool,
+}
+
+/// A mark of the recording, from the events sidecar.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Mark {
+    pub lsl_time: f64,
+    pub unix_time: f64,
+    pub text: String,
+}
+
+/// One file of a recording.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FileEntry {
+    pub name: String,
+    /// video | frames | events | audio
+    pub kind: &'static str,
+    pub bytes: u64,
+}
+
+/// A recording as the web page and `GET /api/recordings` show it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RecordingInfo {
+    /// The stem (`<prefix>_<YYYY-MM-DD_HH-MM-SS>[-NNN]`): unique under a root.
+    pub id: String,
+    /// The day folder (`YYYY_MM_DD`).
+    pub day: String,
+    /// Local start time as in the name (`YYYY-MM-DD HH:MM:SS`).
+    pub started: String,
+    /// The trigger (`source: text`) from the events sidecar's start row.
+    pub trigger: Option<String>,
+    pub cameras: Vec<CameraTake>,
+    pub files: Vec<FileEntry>,
+    pub bytes: u64,
+    /// The longest camera's span, first to last frame.
+    pub duration_s: f64,
+    pub frames: u64,
+    pub missing_frames: u64,
+    pub marks: Vec<Mark>,
+    pub unfinished: bool,
+    pub repaired: bool,
+    /// A file of it is being written now.
+    pub open: bool,
+}
+
+fn kind_of(name: &str) -> &'static str {
+    if name.ends_with(".mkv") {
+        "video"
+    } else if name.ends_with(".frames.csv") {
+        "frames"
+    } else if name.ends_with(".events.csv") {
+        "events"
+    } else {
+        "audio"
+    }
+}
+
+/// One row of a frames sidecar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameRow {
+    pub frame: u64,
+    pub lsl_ns: i64,
+    pub unix_ns: i64,
+    /// The block's timestamp in the MKV, ns.
+    pub pts_ns: i64,
+    pub bytes: u64,
+    pub pre_trigger: bool,
+}
+
+/// The rows of a frames sidecar; a partial last line (a crash) is left out.
+pub fn read_frame_rows(path: &Path) -> std::io::Result<Vec<FrameRow>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n').skip(1) {
+        let Some(line) = line.strip_suffix('\n') else {
+            break; // cut by a crash
+        };
+        let mut f = line.split(',');
+        let row = (|| {
+            Some(FrameRow {
+                frame: f.next()?.parse().ok()?,
+                lsl_ns: parse_ns(f.next()?)?,
+                unix_ns: parse_ns(f.next()?)?,
+                pts_ns: parse_ns(f.next()?)?,
+                bytes: f.next()?.parse().ok()?,
+                pre_trigger: f.next()? == "1",
+            })
+        })();
+        if let Some(r) = row {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// What the events sidecar says: the trigger, the marks, whether it has a stop.
+fn read_events(path: &Path) -> (Option<String>, Vec<Mark>, bool) {
+    let (mut trigger, mut marks, mut stopped) = (None, Vec::new(), false);
+    let Ok(mut rdr) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+        return (trigger, marks, stopped);
+    };
+    for rec in rdr.records().flatten() {
+        let field = |i: usize| rec.get(i).unwrap_or("");
+        let secs = |i: usize| parse_ns(field(i)).map_or(0.0, |ns| ns as f64 / 1e9);
+        match field(2) {
+            "start" if trigger.is_none() => trigger = Some(field(3).to_string()),
+            "mark" => marks.push(Mark {
+                lsl_time: secs(0),
+                unix_time: secs(1),
+                text: field(4).to_string(),
+            }),
+            "stop" => stopped = true,
+            _ => {}
+        }
+    }
+    (trigger, marks, stopped)
+}
+
+/// The camera name of `<stem>_<camera>.<ext>`.
+fn camera_of<'a>(stem: &str, name: &'a str, ext: &str) -> Option<&'a str> {
+    name.strip_prefix(stem)?
+        .strip_prefix('_')?
+        .strip_suffix(ext)
+}
+
+/// Puts a recording's description together from its files. `open` lists the paths
+/// being written now.
+pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
+    let (day, id) = r.key.split_once('/').unwrap_or(("", &r.key));
+    let mut files: Vec<FileEntry> = r
+        .files
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let bytes = std::fs::symlink_metadata(p).map_or(0, |m| m.len());
+            Some(FileEntry {
+                kind: kind_of(&name),
+                name,
+                bytes,
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let is_open = r
+        .files
+        .iter()
+        .any(|p| open.iter().any(|o| Path::new(o) == p));
+    let mut cameras = Vec::new();
+    let (mut trigger, mut marks) = (None, Vec::new());
+    for mkv in r
+        .files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
+    {
+        let Some(camera) = mkv
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| camera_of(id, n, ".mkv"))
+        else {
+            continue;
+        };
+        let rows = read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default();
+        let (t, m, stopped) = read_events(&mkv.with_extension("events.csv"));
+        if trigger.is_none() {
+            trigger = t;
+        }
+        if marks.is_empty() {
+            marks = m;
+        }
+        let unfinished = std::fs::File::open(mkv)
+            .ok()
+            .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
+            .unwrap_or(false);
+        let mut take = CameraTake {
+            camera: camera.to_string(),
+            frames: rows.len() as u64,
+            unfinished,
+            repaired: !unfinished && !stopped && !is_open,
+            ..CameraTake::default()
+        };
+        for w in rows.windows(2) {
+            let step = w[1].frame.saturating_sub(w[0].frame);
+            take.missing_frames += step.saturating_sub(1);
+            take.largest_gap = take.largest_gap.max(step.saturating_sub(1));
+        }
+        if let (Some(a), Some(b)) = (rows.first(), rows.last()) {
+            take.first_frame = Some(a.frame);
+            take.last_frame = Some(b.frame);
+            take.first_lsl_time = Some(a.lsl_ns as f64 / 1e9);
+            take.last_lsl_time = Some(b.lsl_ns as f64 / 1e9);
+            take.duration_s = (b.lsl_ns - a.lsl_ns) as f64 / 1e9;
+        }
+        cameras.push(take);
+    }
+    cameras.sort_by(|a, b| a.camera.cmp(&b.camera));
+    RecordingInfo {
+        id: id.to_string(),
+        day: day.to_string(),
+        started: started_of(id),
+        trigger,
+        duration_s: cameras.iter().map(|c| c.duration_s).fold(0.0, f64::max),
+        frames: cameras.iter().map(|c| c.frames).sum(),
+        missing_frames: cameras.iter().map(|c| c.missing_frames).sum(),
+        unfinished: cameras.iter().any(|c| c.unfinished),
+        repaired: cameras.iter().any(|c| c.repaired),
+        cameras,
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        files,
+        marks,
+        open: is_open,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` from a stem's `_YYYY-MM-DD_HH-MM-SS`.
+fn started_of(stem: &str) -> String {
+    let base = stem
+        .rsplit_once('-')
+        .filter(|(_, n)| n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()));
+    let stem = match base {
+        Some((b, _)) if b.len() >= 20 => b,
+        _ => stem,
+    };
+    let tail = &stem[stem.len().saturating_sub(19)..];
+    match tail.split_once('_') {
+        Some((date, time)) => format!("{date} {}", time.replace('-', ":")),
+        None => tail.to_string(),
+    }
+}
+
+/// The recording `id` under `root`, if there is one.
+pub fn find(root: &Path, id: &str) -> Option<StoredRecording> {
+    scan(root)
+        .into_iter()
+        .find(|r| r.key.split_once('/').is_some_and(|(_, stem)| stem == id))
+}
+
+/// Why a frame could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("no recording `{0}`")]
+    NoRecording(String),
+    #[error("recording `{id}` has no camera `{camera}`")]
+    NoCamera { id: String, camera: String },
+    #[error("camera `{camera}` of `{id}` has no frame number {n} (it has {first}..={last})")]
+    NoFrame {
+        id: String,
+        camera: String,
+        n: u64,
+        first: u64,
+        last: u64,
+    },
+    #[error("frame {n} is in the sidecar but not in the file (it was cut by a crash)")]
+    NotInFile { n: u64 },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: String },
+}
+
+/// A frame found in a recording, with its bytes as stored in the MKV.
+#[derive(Clone, Debug)]
+pub struct FoundFrame {
+    pub row: FrameRow,
+    /// Its position among the file's frames (0-based) and how many there are.
+    pub position: usize,
+    pub count: usize,
+    /// The frame numbers before and after it in the file.
+    pub prev: Option<u64>,
+    pub next: Option<u64>,
+    pub jpeg: Vec<u8>,
+}
+
+/// The JPEG of frame number `n` of `camera` in recording `id`, byte for byte as stored;
+/// with `near`, of the first frame at or after `n` (the last if none is).
+pub fn frame(
+    root: &Path,
+    id: &str,
+    camera: &str,
+    n: u64,
+    near: bool,
+) -> Result<FoundFrame, FrameError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let r = find(root, id).ok_or_else(|| FrameError::NoRecording(id.to_string()))?;
+    let mkv = r
+        .files
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|name| camera_of(id, name, ".mkv"))
+                == Some(camera)
+        })
+        .ok_or_else(|| FrameError::NoCamera {
+            id: id.to_string(),
+            camera: camera.to_string(),
+        })?;
+    let read_err = |p: &Path, e: &dyn std::fmt::Display| FrameError::Read {
+        path: p.display().to_string(),
+        cause: e.to_string(),
+    };
+    let sidecar = mkv.with_extension("frames.csv");
+    let rows = read_frame_rows(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
+    let position = rows
+        .binary_search_by_key(&n, |r| r.frame)
+        .or_else(|at| match near && !rows.is_empty() {
+            true => Ok(at.min(rows.len() - 1)),
+            false => Err(at),
+        })
+        .map_err(|_| FrameError::NoFrame {
+            id: id.to_string(),
+            camera: camera.to_string(),
+            n,
+            first: rows.first().map_or(0, |r| r.frame),
+            last: rows.last().map_or(0, |r| r.frame),
+        })?;
+    let row = rows[position];
+    let mut file = std::fs::File::open(mkv).map_err(|e| read_err(mkv, &e))?;
+    let index = mkv::read::ClusterIndex::read(&mut file).map_err(|e| read_err(mkv, &e))?;
+    let unit = index.timestamp_unit_ns.max(1) as i64;
+    let at = index
+        .video_block(&mut file, row.pts_ns / unit)
+        .map_err(|e| read_err(mkv, &e))?
+        .ok_or(FrameError::NotInFile { n })?;
+    let mut jpeg = vec![0; at.len as usize];
+    file.seek(SeekFrom::Start(at.offset))
+        .and_then(|_| file.read_exact(&mut jpeg))
+        .map_err(|e| read_err(mkv, &e))?;
+    Ok(FoundFrame {
+        row,
+        position,
+        count: rows.len(),
+        prev: position.checked_sub(1).map(|k| rows[k].frame),
+        next: rows.get(position + 1).map(|r| r.frame),
+        jpeg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_file_names_give_their_recording() {
+        let cases = [
+            (
+                "rec_2026-12-01_10-00-00_top.mkv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00_top.frames.csv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00_my_cam.events.csv",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00.wav",
+                Some("rec_2026-12-01_10-00-00"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00-2_top.mkv",
+                Some("rec_2026-12-01_10-00-00-2"),
+            ),
+            (
+                "rec_2026-12-01_10-00-00-2.wav",
+                Some("rec_2026-12-01_10-00-00-2"),
+            ),
+            (
+                "my_lab_2026-12-01_10-00-00_top.mkv",
+                Some("my_lab_2026-12-01_10-00-00"),
+            ),
+            // Not ours: other extensions, other names.
+            ("rec_2026-12-01_10-00-00_top.mp4", None),
+            ("notes.txt", None),
+            ("analysis.csv", None),
+            ("2026-12-01_10-00-00.mkv", None),
+            ("rec_2026-12-01_10-00_top.mkv", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(recording_stem(name), want, "{name}");
+        }
+        assert_eq!(
+            recording_key(Path::new(
+                "/r/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv"
+            ))
+            .unwrap(),
+            "2026_12_01/rec_2026-12-01_10-00-00"
+        );
+        assert!(is_day_folder("2026_12_01"));
+        assert!(!is_day_folder("2026-12-01"));
+        assert!(!is_day_folder("backup"));
+    }
+}

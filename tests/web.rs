@@ -1,0 +1,416 @@
+//! The web page's HTTP side against a running recorder (synthetic camera: frame numbers
+//! in the pixels): the recordings list agrees with the files, downloads honour Range
+//! byte for byte, the frame viewer returns the very JPEG stored in the MKV (checked
+//! against mkvextract and by decoding the frame number from its pixels), on finished,
+//! unfinished and repaired files; live views show changing frames, are bounded, and cost
+//! no frame; bad ids, frame numbers and traversal attempts get a clear 404; a recording
+//! being written is never deleted.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn get(h: &Hindsight, path: &str) -> reqwest::blocking::Response {
+    client()
+        .get(format!("http://{}{path}", h.api))
+        .send()
+        .unwrap()
+}
+
+fn recordings(h: &Hindsight) -> Vec<Value> {
+    let r = get(h, "/api/recordings");
+    assert_eq!(r.status(), 200);
+    let j: Value = r.json().unwrap();
+    j["recordings"].as_array().unwrap().clone()
+}
+
+fn frame_number_in(jpeg: &[u8]) -> Option<u64> {
+    let img = turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::GRAY).expect("a JPEG");
+    hindsight::source::synthetic::decode_frame_number(&img.pixels, img.width, img.height)
+}
+
+/// Every video frame of `mkv` as stored, split from ffmpeg's copy of the track's packets
+/// by the sidecar's sizes.
+fn extracted_frames(mkv: &Path) -> Vec<Vec<u8>> {
+    require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("video.raw");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args(["-map", "0:v", "-c", "copy", "-f", "rawvideo"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let all = std::fs::read(&out).unwrap();
+    let mut at = 0;
+    let mut frames = Vec::new();
+    for row in read_sidecar(mkv) {
+        frames.push(all[at..at + row.bytes as usize].to_vec());
+        at += row.bytes as usize;
+    }
+    assert_eq!(at, all.len(), "the sidecar's sizes add up to the track");
+    frames
+}
+
+fn frame_url(id: &str, camera: &str, n: u64) -> String {
+    format!("/api/recordings/{id}/frames/{camera}/{n}.jpg")
+}
+
+/// The id (stem) of a recording file.
+fn id_of(mkv: &Path) -> String {
+    let name = mkv.file_name().unwrap().to_str().unwrap();
+    name.strip_suffix("_cam0.mkv").unwrap().to_string()
+}
+
+#[test]
+fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 30.0, 1.0));
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(700));
+    h.post("mark", json!({"text": "stimulus, on"}));
+    std::thread::sleep(Duration::from_millis(700));
+
+    // While recording: listed as open, and not deletable.
+    let open = recordings(&h);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["open"], true);
+    let id = open[0]["id"].as_str().unwrap().to_string();
+    let refused = client()
+        .delete(format!("http://{}/api/recordings/{id}", h.api))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let said: Value = refused.json().unwrap();
+    assert!(said["message"].as_str().unwrap().contains("being written"));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    // A second recording, by `start N`.
+    h.post("start", json!({"seconds": 1}));
+    h.wait_until("start N ends", Duration::from_secs(15), |h| {
+        h.status()["state"] == "buffering" && h.mkv_files().len() == 2
+    });
+    h.wait_idle_files();
+
+    let listed = recordings(&h);
+    assert_eq!(listed.len(), 2);
+    let files = h.mkv_files();
+    let first_mkv = files.iter().find(|f| id_of(f) == id).unwrap().clone();
+    // Newest first.
+    assert_ne!(listed[0]["id"], id.as_str());
+    let rec = listed.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    let rows = read_sidecar(&first_mkv);
+    assert_eq!(rec["open"], false);
+    assert_eq!(rec["frames"], rows.len() as u64);
+    assert_eq!(rec["missing_frames"], 0);
+    assert_eq!(rec["unfinished"], false);
+    assert_eq!(rec["repaired"], false);
+    assert!(rec["trigger"].as_str().unwrap().starts_with("api"), "{rec}");
+    assert_eq!(rec["marks"][0]["text"], "stimulus, on");
+    let cam = &rec["cameras"][0];
+    assert_eq!(cam["camera"], "cam0");
+    assert_eq!(cam["first_frame"], rows[0].frame_number);
+    assert_eq!(cam["last_frame"], rows.last().unwrap().frame_number);
+    let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+    assert!((cam["duration_s"].as_f64().unwrap() - span).abs() < 1e-6);
+    let names: Vec<&str> = rec["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let dir = first_mkv.parent().unwrap();
+    for f in rec["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let folder = match name.ends_with(".wav") {
+            true => dir.parent().unwrap().join("audio"),
+            false => dir.to_path_buf(),
+        };
+        let on_disk = std::fs::metadata(folder.join(name)).unwrap().len();
+        assert_eq!(f["bytes"], on_disk, "{name}");
+    }
+    assert!(names.iter().any(|n| n.ends_with("_cam0.mkv")));
+    assert!(names.iter().any(|n| n.ends_with(".frames.csv")));
+    assert!(names.iter().any(|n| n.ends_with(".events.csv")));
+
+    // Downloads: whole, a range, the last bytes.
+    let mkv_name = first_mkv.file_name().unwrap().to_str().unwrap();
+    let bytes = std::fs::read(&first_mkv).unwrap();
+    let url = format!("http://{}/api/recordings/{id}/files/{mkv_name}", h.api);
+    let whole = client().get(&url).send().unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().unwrap().as_ref(), &bytes[..]);
+    let part = client()
+        .get(&url)
+        .header("Range", "bytes=1000-4999")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().unwrap().as_ref(), &bytes[1000..5000]);
+    let tail = client()
+        .get(&url)
+        .header("Range", "bytes=-100")
+        .send()
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().unwrap().as_ref(), &bytes[bytes.len() - 100..]);
+    let beyond = client()
+        .get(&url)
+        .header("Range", format!("bytes={}-", bytes.len() + 10))
+        .send()
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+
+    // The viewer: frame n is the stored JPEG of frame n, its pixels say n.
+    let stored = extracted_frames(&first_mkv);
+    for k in [0, rows.len() / 2, rows.len() - 1] {
+        let n = rows[k].frame_number;
+        let r = get(&h, &frame_url(&id, "cam0", n));
+        assert_eq!(r.status(), 200);
+        let hd = |k: &str| r.headers()[k].to_str().unwrap().to_string();
+        assert_eq!(hd("x-frame-number"), n.to_string());
+        assert_eq!(hd("x-frame-position"), k.to_string());
+        let lsl: f64 = hd("x-lsl-time").parse().unwrap();
+        assert!((lsl - rows[k].lsl_time).abs() < 1e-9);
+        if k > 0 {
+            assert_eq!(hd("x-prev-frame"), rows[k - 1].frame_number.to_string());
+        }
+        let jpeg = r.bytes().unwrap();
+        assert_eq!(jpeg.as_ref(), &stored[k][..], "frame {n} as stored");
+        assert_eq!(frame_number_in(&jpeg), Some(n), "the pixels of frame {n}");
+    }
+    // Scrubbing: the first frame at or after a number.
+    let r = get(&h, &format!("{}?near=1", frame_url(&id, "cam0", 0)));
+    assert_eq!(
+        r.headers()["x-frame-number"],
+        rows[0].frame_number.to_string().as_str()
+    );
+
+    // Bad input: 404 with a reason, nothing outside the recordings.
+    for (path, says) in [
+        ("/api/recordings/nope".to_string(), "no recording"),
+        (
+            frame_url(&id, "cam0", rows.last().unwrap().frame_number + 1000),
+            "no frame number",
+        ),
+        (frame_url(&id, "cam9", rows[0].frame_number), "no camera"),
+        (format!("/api/recordings/{id}/frames/cam0/abc"), "no frame"),
+        (
+            format!("/api/recordings/{id}/files/..%2F..%2Fconfig.yaml"),
+            "has no file",
+        ),
+        (
+            format!("/api/recordings/{id}/files/%2Fetc%2Fpasswd"),
+            "has no file",
+        ),
+        (
+            format!("/api/recordings/..%2F{id}/files/{mkv_name}"),
+            "no recording",
+        ),
+        ("/api/cameras/nope/snapshot.jpg".to_string(), "no camera"),
+    ] {
+        let r = get(&h, &path);
+        assert_eq!(r.status(), 404, "{path}");
+        let j: Value = r.json().unwrap();
+        assert!(j["message"].as_str().unwrap().contains(says), "{path}: {j}");
+    }
+    // A link planted among the recordings is neither listed nor served.
+    let planted = dir.join(format!("{id}_evil.mkv"));
+    std::os::unix::fs::symlink(h.dir.path().join("config.yaml"), &planted).unwrap();
+    let r = get(
+        &h,
+        &format!(
+            "/api/recordings/{id}/files/{}",
+            planted.file_name().unwrap().to_str().unwrap()
+        ),
+    );
+    assert_eq!(r.status(), 404);
+    std::fs::remove_file(&planted).unwrap();
+
+    // Delete: from another site refused; from the page, every file of it goes.
+    let cross = client()
+        .delete(format!("http://{}/api/recordings/{id}", h.api))
+        .header("Origin", "http://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(first_mkv.exists());
+    let gone = client()
+        .delete(format!("http://{}/api/recordings/{id}", h.api))
+        .send()
+        .unwrap();
+    assert_eq!(gone.status(), 200);
+    assert!(!first_mkv.exists());
+    assert!(!sidecar_of(&first_mkv).exists());
+    let left = recordings(&h);
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0]["id"], id.as_str());
+    assert!(h.terminate().success());
+}
+
+#[test]
+fn frames_of_unfinished_and_repaired_files_are_found() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 30.0, 1.0));
+    h.wait_buffered(1.0);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(2500));
+    h.kill9();
+    let mkv = h.mkv_files().pop().unwrap();
+    let id = id_of(&mkv);
+    // A second process serves the same root.
+    let dir = tempfile::tempdir().unwrap();
+    let h2 = Hindsight::start_in(dir, h.root.clone(), &synthetic_config(160, 120, 30.0, 1.0));
+    let rows = read_sidecar(&mkv);
+    let check = |h2: &Hindsight, unfinished: bool, repaired: bool| {
+        let listed = recordings(h2);
+        let rec = listed.iter().find(|r| r["id"] == id.as_str()).unwrap();
+        assert_eq!(rec["unfinished"], unfinished, "{rec}");
+        assert_eq!(rec["repaired"], repaired, "{rec}");
+        for k in [0, rows.len() / 2, rows.len() - 1] {
+            let n = rows[k].frame_number;
+            let r = get(h2, &frame_url(&id, "cam0", n));
+            assert_eq!(r.status(), 200, "frame {n}");
+            assert_eq!(frame_number_in(&r.bytes().unwrap()), Some(n));
+        }
+    };
+    check(&h2, true, false);
+    repair_ok(&mkv);
+    check(&h2, false, true);
+    let mut h2 = h2;
+    assert!(h2.terminate().success());
+}
+
+/// Parts of a multipart/x-mixed-replace stream read for `for_how_long`: their frame numbers.
+fn live_parts(api: &str, camera: &str, for_how_long: Duration) -> (u16, Vec<u64>) {
+    use std::io::Read;
+    let mut r = client()
+        .get(format!("http://{api}/api/cameras/{camera}/live.mjpeg"))
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    if code != 200 {
+        eprintln!("live view refused: {code} {}", r.text().unwrap_or_default());
+        return (code, Vec::new());
+    }
+    let mut data = Vec::new();
+    let until = Instant::now() + for_how_long;
+    let mut buf = [0u8; 65536];
+    while Instant::now() < until {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&data);
+    let numbers = text
+        .split("X-Frame-Number: ")
+        .skip(1)
+        .filter_map(|s| s.split("\r\n").next()?.parse().ok())
+        .collect();
+    (code, numbers)
+}
+
+#[test]
+fn live_views_show_new_frames_are_bounded_and_cost_no_frame() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
+    h.wait_buffered(1.0);
+    // A snapshot is the newest frame: its pixels carry its number, which moves on.
+    let snap = |h: &Hindsight| {
+        let r = get(h, "/api/cameras/cam0/snapshot.jpg");
+        assert_eq!(r.status(), 200);
+        let said: u64 = r.headers()["x-frame-number"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let jpeg = r.bytes().unwrap();
+        assert_eq!(frame_number_in(&jpeg), Some(said));
+        said
+    };
+    let a = snap(&h);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(snap(&h) > a + 10);
+
+    h.post("start", json!({}));
+    // 20 viewers at once while recording at 100 fps.
+    let api = h.api.clone();
+    let viewers: Vec<_> = (0..20)
+        .map(|_| {
+            let api = api.clone();
+            std::thread::spawn(move || live_parts(&api, "cam0", Duration::from_secs(3)))
+        })
+        .collect();
+    let seen: Vec<(u16, Vec<u64>)> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    for (code, numbers) in &seen {
+        assert_eq!(*code, 200);
+        // ≤ 10 frames/s by default (3 s: 31, and one the last read may catch), new
+        // frames, in order.
+        assert!(
+            numbers.len() >= 10 && numbers.len() <= 32,
+            "{} parts",
+            numbers.len()
+        );
+        assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
+    }
+    let cam = &h.status()["cameras"][0];
+    assert_eq!(cam["frames_dropped"], 0, "{cam}");
+    let rows = read_sidecar(&h.mkv_files()[0]);
+    assert!(
+        rows.windows(2)
+            .all(|w| w[1].frame_number == w[0].frame_number + 1),
+        "a gap in the file"
+    );
+
+    // Bounded: one viewer more than the slots is told so (503), not queued. (A viewer that
+    // has gone holds its slot until a write finds its connection closed: a frame or two.)
+    std::thread::sleep(Duration::from_millis(1500));
+    let api = h.api.clone();
+    let crowd: Vec<_> = (0..33)
+        .map(|_| {
+            let api = api.clone();
+            std::thread::spawn(move || live_parts(&api, "cam0", Duration::from_secs(2)).0)
+        })
+        .collect();
+    let mut codes: Vec<u16> = crowd.into_iter().map(|t| t.join().unwrap()).collect();
+    codes.sort();
+    // (A viewer that has just gone may hold its slot until its next frame is due.)
+    let served = codes.iter().filter(|&&c| c == 200).count();
+    assert!((30..=32).contains(&served), "{codes:?}");
+    assert_eq!(
+        served + codes.iter().filter(|&&c| c == 503).count(),
+        33,
+        "{codes:?}"
+    );
+    // Once they have gone, a viewer gets frames again.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, numbers) = live_parts(&h.api, "cam0", Duration::from_secs(1));
+    assert_eq!(code, 200);
+    assert!(!numbers.is_empty());
+    let bad = get(&h, "/api/cameras/cam0/live.mjpeg?fps=500");
+    assert_eq!(bad.status(), 400);
+    assert!(h.terminate().success());
+}
