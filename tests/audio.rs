@@ -591,9 +591,18 @@ fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it()
     std::thread::sleep(Duration::from_millis(1500));
     h.post("stop", json!({}));
     h.wait_idle_files();
-    h.wait_until("the first WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"].as_u64() == Some(1)
-    });
+    // The first WAV closes when the burst holding its stop time arrives (the source
+    // delivers 2 s at a time); the second start follows at once, so that the 2 s before it
+    // have been delivered. Polled every 5 ms, not wait_until's 50: with the audio thread's
+    // own 50 ms drain, 100 ms late would leave the last 0.1 s of the 2 s in the source.
+    let since = std::time::Instant::now();
+    while h.status()["audio"]["last_file"]["recording_id"].as_u64() != Some(1) {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the first WAV is not closed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let first = audio_dir_wav(&h);
     let (declared, on_disk) = wav_sizes(&first);
     assert_eq!(declared, on_disk, "a stopped WAV is complete");
