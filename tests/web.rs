@@ -414,3 +414,87 @@ fn live_views_show_new_frames_are_bounded_and_cost_no_frame() {
     assert_eq!(bad.status(), 400);
     assert!(h.terminate().success());
 }
+
+#[test]
+fn with_a_token_every_request_needs_it_and_the_login_form_sets_a_strict_cookie() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config = synthetic_config(160, 120, 30.0, 1.0) + "api:\n  token_env: HS_WEB_TOKEN\n";
+    let mut h = Hindsight::start_with(dir, root, &config, |c| {
+        c.env("HS_WEB_TOKEN", "s3cret; with=odd chars");
+    });
+    // As reached from elsewhere: another host name.
+    let ask = |path: &str, cookie: Option<&str>| {
+        let no_redirects = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut req = no_redirects
+            .get(format!("http://{}{path}", h.api))
+            .header("Host", "rig.example:8787");
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().unwrap()
+    };
+    for path in [
+        "/api/status",
+        "/api/recordings",
+        "/api/cameras/cam0/snapshot.jpg",
+        "/api/cameras/cam0/live.mjpeg",
+        "/api/recordings/x/frames/cam0/1.jpg",
+    ] {
+        assert_eq!(ask(path, None).status(), 401, "{path}");
+        assert_eq!(
+            ask(path, Some("hindsight_token=wrong")).status(),
+            401,
+            "{path}"
+        );
+    }
+    // The page sends a browser to the login form.
+    let page = ask("/", None);
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/login");
+    assert_eq!(ask("/login", None).status(), 200);
+    let form = |token: &str| {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("http://{}/login", h.api))
+            .form(&[("token", token)])
+            .send()
+            .unwrap()
+    };
+    assert_eq!(form("guess").status(), 401);
+    let ok = form("s3cret; with=odd chars");
+    assert_eq!(ok.status(), 303);
+    let set = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert_eq!(ask("/", Some(&cookie)).status(), 200);
+    assert_eq!(ask("/api/recordings", Some(&cookie)).status(), 200);
+    // The header works as before.
+    let bearer = client()
+        .get(format!("http://{}/api/status", h.api))
+        .header("Authorization", "Bearer s3cret; with=odd chars")
+        .send()
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    // State changes are never made by GET.
+    let r = ask("/api/start", Some(&cookie));
+    assert_eq!(r.status(), 405);
+    let st: Value = client()
+        .get(format!("http://{}/api/status", h.api))
+        .header("Authorization", "Bearer s3cret; with=odd chars")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_ne!(st["state"], "recording");
+    assert!(h.terminate().success());
+}

@@ -323,31 +323,50 @@ fn refusal(req: &Request, token_required: bool) -> Option<(StatusCode, &'static 
 }
 
 async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some((code, why)) = refusal(&req, st.token.is_some()) {
-        tracing::warn!(
-            "refused {} {} (Host {:?}, Origin {:?}): {why}",
-            req.method(),
-            req.uri().path(),
-            req.headers().get(header::HOST),
-            req.headers().get(header::ORIGIN)
-        );
-        return error(code, why);
+    let login = req.uri().path() == web::LOGIN;
+    if !login {
+        if let Some((code, why)) = refusal(&req, st.token.is_some()) {
+            tracing::warn!(
+                "refused {} {} (Host {:?}, Origin {:?}): {why}",
+                req.method(),
+                req.uri().path(),
+                req.headers().get(header::HOST),
+                req.headers().get(header::ORIGIN)
+            );
+            return error(code, why);
+        }
     }
     if let Some(token) = &st.token {
-        let ok = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == &**token);
-        if !ok {
+        if !login && !has_token(&req, token) {
+            // A browser opening the page is shown the login form.
+            if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
+                return axum::response::Redirect::to(web::LOGIN).into_response();
+            }
             return error(
                 StatusCode::UNAUTHORIZED,
-                "a valid `Authorization: Bearer` token is required",
+                "a valid token is required: `Authorization: Bearer <token>`, or log in on the page",
             );
         }
     }
     next.run(req).await
+}
+
+/// The request carries the token: as `Authorization: Bearer`, or as the cookie the login
+/// form sets.
+fn has_token(req: &Request, token: &str) -> bool {
+    let h = req.headers();
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token);
+    bearer
+        || h.get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .any(|(k, v)| k == web::TOKEN_COOKIE && v == web::cookie_value(token))
 }
 
 async fn status(State(st): State<AppState>) -> Response {

@@ -46,9 +46,30 @@ const BOUNDARY: &str = "hindsightframe";
 
 const PAGE: &str = include_str!("page.html");
 
+/// Where the login form is (the only path served without the token when one is set).
+pub const LOGIN: &str = "/login";
+/// The cookie the login form sets: HttpOnly (no script reads it), SameSite=Strict (no
+/// other site's page sends it).
+pub const TOKEN_COOKIE: &str = "hindsight_token";
+
+/// The token as the cookie carries it (percent-encoded: a token may hold any character).
+pub fn cookie_value(token: &str) -> String {
+    percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+const LOGIN_PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>hindsight: log in</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 30rem; margin: 2rem auto">
+<h1>hindsight</h1><p>This recorder asks for its API token (the value of the environment
+variable that <code>api.token_env</code> names).</p>
+<form method="post" action="/login"><input type="password" name="token" autofocus
+ autocomplete="current-password" style="width: 20rem"> <button>Log in</button></form>
+<p style="color: #c0262d">{why}</p></body></html>"#;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(page))
+        .route(LOGIN, get(login_form).post(login))
         .route("/api/cameras/{name}/snapshot.jpg", get(snapshot))
         .route("/api/cameras/{name}/live.mjpeg", get(live))
         .route("/api/recordings", get(list))
@@ -69,6 +90,42 @@ async fn page() -> Response {
             ),
         ],
         Html(PAGE),
+    )
+        .into_response()
+}
+
+async fn login_form() -> Response {
+    Html(LOGIN_PAGE.replace("{why}", "")).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(st): State<AppState>, form: axum::Form<LoginForm>) -> Response {
+    let Some(token) = &st.token else {
+        // No token is set: nothing to log in to.
+        return axum::response::Redirect::to("/").into_response();
+    };
+    if form.token != **token {
+        tracing::warn!("the web page's login was refused: a wrong token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(LOGIN_PAGE.replace("{why}", "That is not the token.")),
+        )
+            .into_response();
+    }
+    let cookie = format!(
+        "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        cookie_value(token)
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_string()),
+            (header::SET_COOKIE, cookie),
+        ],
     )
         .into_response()
 }
