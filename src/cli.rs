@@ -54,6 +54,16 @@ pub enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write a recording's quality report (HTML with plots: frame intervals, gaps, rate,
+    /// audio length, marks). FILE is any file of the recording, or `<folder>/<stem>`.
+    Report {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write it (a file for one recording, a folder for several). Default:
+        /// `<stem>.report.html` in the current folder.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Measure the pipeline (ring, muxer, sidecar) and compare with `ffmpeg -c copy`.
     Bench(BenchArgs),
 }

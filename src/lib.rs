@@ -43,6 +43,7 @@ pub mod numbers;
 pub mod recorder;
 pub mod recordings;
 pub mod repair;
+pub mod report;
 pub mod ring;
 pub mod run;
 pub mod service;

@@ -91,6 +91,7 @@ fn main() -> ExitCode {
             hindsight::check::run(path.as_deref())
         }
         Cmd::Repair { files } => hindsight::repair::run(&files),
+        Cmd::Report { files, out } => hindsight::report::run(&files, out.as_deref()),
         Cmd::Devices => {
             for line in hindsight::devices::list() {
                 println!("{line}");

@@ -355,19 +355,28 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` from a stem's `_YYYY-MM-DD_HH-MM-SS`.
+/// `YYYY-MM-DD HH:MM:SS` from a stem's `_YYYY-MM-DD_HH-MM-SS` (a `-NNN` after it, which
+/// made a name unique, is not part of the time).
 fn started_of(stem: &str) -> String {
-    let base = stem
-        .rsplit_once('-')
-        .filter(|(_, n)| n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()));
-    let stem = match base {
-        Some((b, _)) if b.len() >= 20 => b,
-        _ => stem,
-    };
-    let tail = &stem[stem.len().saturating_sub(19)..];
-    match tail.split_once('_') {
-        Some((date, time)) => format!("{date} {}", time.replace('-', ":")),
-        None => tail.to_string(),
+    let shape = b"dddd-dd-dd_dd-dd-dd";
+    let b = stem.as_bytes();
+    let at = (0..b.len().saturating_sub(shape.len() - 1))
+        .rev()
+        .find(|&i| {
+            b[i..i + shape.len()].iter().zip(shape).all(|(&c, &s)| {
+                if s == b'd' {
+                    c.is_ascii_digit()
+                } else {
+                    c == s
+                }
+            })
+        });
+    match at {
+        Some(i) => {
+            let (date, time) = stem[i..i + shape.len()].split_at(10);
+            format!("{date} {}", time[1..].replace('-', ":"))
+        }
+        None => stem.to_string(),
     }
 }
 
@@ -480,6 +489,19 @@ pub fn frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_time_is_read_from_the_name() {
+        assert_eq!(started_of("rec_2026-12-02_14-38-18"), "2026-12-02 14:38:18");
+        assert_eq!(
+            started_of("rec_2026-12-02_14-38-18-002"),
+            "2026-12-02 14:38:18"
+        );
+        assert_eq!(
+            started_of("my_lab_2026-01-31_09-05-07"),
+            "2026-01-31 09:05:07"
+        );
+    }
 
     #[test]
     fn our_file_names_give_their_recording() {

@@ -31,6 +31,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("numbers", 50),
     // the recordings on disk: which files, what they hold
     ("recordings", 50),
+    // a recording's quality report, drawn from its files
+    ("report", 52),
     // the pipeline threads
     ("capture", 45),
     ("audio", 45),

@@ -121,6 +121,11 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
     let rec = listed.iter().find(|r| r["id"] == id.as_str()).unwrap();
     let rows = read_sidecar(&first_mkv);
     assert_eq!(rec["open"], false);
+    let started = rec["started"].as_str().unwrap();
+    assert!(
+        id.ends_with(&started[11..].replace(':', "-")),
+        "{started} for {id}"
+    );
     assert_eq!(rec["frames"], rows.len() as u64);
     assert_eq!(rec["missing_frames"], 0);
     assert_eq!(rec["unfinished"], false);
@@ -246,6 +251,45 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
     );
     assert_eq!(r.status(), 404);
     std::fs::remove_file(&planted).unwrap();
+
+    // The quality report: on the page, and as a file from the command line.
+    let report = get(&h, &format!("/api/recordings/{id}/report.html"));
+    assert_eq!(report.status(), 200);
+    let report = report.text().unwrap();
+    assert!(report.contains("<svg") && report.contains("frame interval"));
+    assert!(
+        report.contains(&format!("{} frames", rows.len())),
+        "the frame count"
+    );
+    assert!(report.contains("stimulus, on"), "the mark");
+    let out = h.dir.path().join("report.html");
+    let made = Command::new(BIN)
+        .arg("report")
+        .arg(&first_mkv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        written.matches("<svg").count(),
+        2,
+        "interval and histogram plots"
+    );
+    let refused = Command::new(BIN)
+        .arg("report")
+        .arg(h.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not a file of a hindsight recording")
+    );
 
     // Delete: from another site refused; from the page, every file of it goes.
     let cross = client()

@@ -10,6 +10,7 @@
 //!   memory and never slows capture.
 //! - `GET /api/recordings` (and `/{id}`) — the recordings on disk (`crate::recordings`).
 //! - `GET /api/recordings/{id}/files/{name}` — a file, with HTTP Range.
+//! - `GET /api/recordings/{id}/report.html` — its quality report (`crate::report`).
 //! - `DELETE /api/recordings/{id}` — every file of a recording, never one being written.
 //! - `GET /api/recordings/{id}/frames/{camera}/{n}.jpg` — frame number `n` (the sidecar's
 //!   `frame_number`) byte for byte as stored in the MKV; `?near=1` gives the first frame
@@ -75,6 +76,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/recordings", get(list))
         .route("/api/recordings/{id}", get(one).delete(delete))
         .route("/api/recordings/{id}/files/{name}", get(file))
+        .route("/api/recordings/{id}/report.html", get(report))
         .route("/api/recordings/{id}/frames/{camera}/{n}", get(frame))
 }
 
@@ -378,6 +380,23 @@ async fn file(
             r
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn report(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    let root = st.root.to_path_buf();
+    let open = open_files(&st);
+    let made = tokio::task::spawn_blocking(move || {
+        let r = recordings::find(&root, &id).ok_or_else(|| format!("no recording `{id}`"))?;
+        let info = recordings::describe(&r, &open);
+        crate::report::html(&r, &info).map_err(|e| e.to_string())
+    })
+    .await;
+    match made {
+        Ok(Ok(html)) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Ok(Err(why)) if why.starts_with("no recording") => not_found(&why),
+        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the report failed"),
     }
 }
 

@@ -1,0 +1,406 @@
+//! A recording's quality report: one self-contained HTML page with SVG plots (drawn by
+//! `plotters`), from the files alone (`crate::recordings`): per camera, the frame interval
+//! over time with its gaps and the marks, the intervals' histogram, the gaps and their
+//! sizes, the effective frame rate; the WAV's length against the video's; the marks.
+//! `hindsight report FILE|STEM` writes it; the web page serves it for each recording.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::recordings::{self, read_frame_rows, FrameRow, RecordingInfo, StoredRecording};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0} is not a file of a hindsight recording (<root>/<YYYY_MM_DD>/video|audio/<prefix>_<date>_<time>...)")]
+    NotOurs(String),
+    #[error("no recording {0} under {1}")]
+    NotFound(String, String),
+    #[error("cannot draw a plot: {0}")]
+    Plot(String),
+}
+
+/// The recording that `arg` names: any of its files, or `<folder>/<stem>`.
+pub fn locate(arg: &Path) -> Result<StoredRecording, ReportError> {
+    let not_ours = || ReportError::NotOurs(arg.display().to_string());
+    let name = arg
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(not_ours)?;
+    // `<stem>` alone (no extension) is looked up as a name of our layout.
+    let as_wav = format!("{name}.wav");
+    let stem = recordings::recording_stem(name)
+        .or_else(|| recordings::recording_stem(&as_wav))
+        .ok_or_else(not_ours)?;
+    let folder = arg
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let day = folder.canonicalize().map_err(|_| not_ours())?;
+    let day = match day.file_name().and_then(|n| n.to_str()) {
+        Some("video" | "audio") => day.parent().map(Path::to_path_buf).ok_or_else(not_ours)?,
+        _ => day,
+    };
+    let root = day.parent().ok_or_else(not_ours)?;
+    let day_name = day
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(not_ours)?;
+    recordings::scan(root)
+        .into_iter()
+        .find(|r| r.key == format!("{day_name}/{stem}"))
+        .ok_or_else(|| ReportError::NotFound(stem.to_string(), root.display().to_string()))
+}
+
+/// `hindsight report`: writes each recording's report, prints where.
+pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
+    let mut failed = false;
+    for arg in args {
+        let made = locate(arg).and_then(|r| {
+            let info = recordings::describe(&r, &[]);
+            let html = html(&r, &info)?;
+            let path = match out {
+                Some(o) if args.len() == 1 => o.to_path_buf(),
+                Some(o) => o.join(format!("{}.report.html", info.id)),
+                None => PathBuf::from(format!("{}.report.html", info.id)),
+            };
+            std::fs::write(&path, html)
+                .map_err(|e| ReportError::NotOurs(format!("{}: {e}", path.display())))?;
+            Ok((path, info))
+        });
+        match made {
+            Ok((path, info)) => println!(
+                "{}: {} frames, {} missing, {:.1} s → {}",
+                info.id,
+                info.frames,
+                info.missing_frames,
+                info.duration_s,
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
+/// One camera's intervals and gaps, from its frames sidecar.
+struct Timing {
+    /// (seconds since the first frame, interval to the previous frame in ms).
+    intervals: Vec<(f64, f64)>,
+    /// (seconds since the first frame, frame number after the gap, frames missing).
+    gaps: Vec<(f64, u64, u64)>,
+    median_ms: f64,
+    effective_fps: f64,
+    pre_trigger: usize,
+}
+
+fn timing(rows: &[FrameRow]) -> Timing {
+    let t0 = rows.first().map_or(0, |r| r.lsl_ns);
+    let secs = |r: &FrameRow| (r.lsl_ns - t0) as f64 / 1e9;
+    let mut intervals = Vec::with_capacity(rows.len());
+    let mut gaps = Vec::new();
+    for w in rows.windows(2) {
+        intervals.push((secs(&w[1]), (w[1].lsl_ns - w[0].lsl_ns) as f64 / 1e6));
+        let step = w[1].frame.saturating_sub(w[0].frame);
+        if step > 1 {
+            gaps.push((secs(&w[1]), w[1].frame, step - 1));
+        }
+    }
+    let mut sorted: Vec<f64> = intervals.iter().map(|&(_, ms)| ms).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median_ms = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let span = rows.last().map_or(0.0, secs);
+    Timing {
+        effective_fps: if span > 0.0 {
+            (rows.len() - 1) as f64 / span
+        } else {
+            0.0
+        },
+        intervals,
+        gaps,
+        median_ms,
+        pre_trigger: rows.iter().filter(|r| r.pre_trigger).count(),
+    }
+}
+
+fn plot_err(e: impl std::fmt::Display) -> ReportError {
+    ReportError::Plot(e.to_string())
+}
+
+/// The frame interval over time: a line, gaps as red points, marks as orange lines.
+fn interval_plot(t: &Timing, marks: &[f64]) -> Result<String, ReportError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let x_max = t.intervals.last().map_or(1.0, |&(x, _)| x).max(1e-3);
+        let y_max = t
+            .intervals
+            .iter()
+            .map(|&(_, ms)| ms)
+            .fold(t.median_ms * 2.0, f64::max)
+            .max(1.0)
+            * 1.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("frame interval", ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the first frame")
+            .y_desc("ms")
+            .draw()
+            .map_err(plot_err)?;
+        for &m in marks {
+            chart
+                .draw_series(LineSeries::new(
+                    [(m, 0.0), (m, y_max)],
+                    RGBColor(230, 140, 0).stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+        }
+        chart
+            .draw_series(LineSeries::new(t.intervals.iter().copied(), &BLUE))
+            .map_err(plot_err)?;
+        let at_gaps = t.gaps.iter().filter_map(|&(x, _, _)| {
+            t.intervals
+                .iter()
+                .find(|&&(ix, _)| ix == x)
+                .map(|&(x, ms)| Circle::new((x, ms), 4, RED.filled()))
+        });
+        chart.draw_series(at_gaps).map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// The intervals' histogram, 0.1 ms bins around the median.
+fn histogram(t: &Timing) -> Result<String, ReportError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 240)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let hi = (t.median_ms * 3.0).max(1.0);
+        let bins = 120usize;
+        let width = hi / bins as f64;
+        let mut counts = vec![0u32; bins + 1];
+        for &(_, ms) in &t.intervals {
+            let k = ((ms / width) as usize).min(bins);
+            counts[k] += 1;
+        }
+        let top = counts.iter().copied().max().unwrap_or(1).max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "frame intervals ({} of them; the last bin holds all ≥ {hi:.1} ms)",
+                    t.intervals.len()
+                ),
+                ("sans-serif", 15),
+            )
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..hi + width, 0u32..top + top / 10 + 1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("ms")
+            .y_desc("frames")
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(|(k, &c)| {
+                        let x = k as f64 * width;
+                        Rectangle::new([(x, 0), (x + width, c)], BLUE.filled())
+                    }),
+            )
+            .map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report of one recording.
+pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportError> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{id}: quality report</title><style>body{{font-family:system-ui,sans-serif;\
+         max-width:800px;margin:1rem auto;padding:0 0.5rem}}table{{border-collapse:collapse}}\
+         td,th{{border-bottom:1px solid #ccc;padding:0.2rem 0.5rem;text-align:left}}\
+         .bad{{color:#c0262d;font-weight:600}}svg{{max-width:100%;height:auto}}</style></head><body>\
+         <h1>{id}</h1><p>started {started} · trigger {trigger} · {frames} frames · {missing} missing · \
+         {dur:.3} s{state}</p>",
+        id = esc(&info.id),
+        started = esc(&info.started),
+        trigger = esc(info.trigger.as_deref().unwrap_or("?")),
+        frames = info.frames,
+        missing = info.missing_frames,
+        dur = info.duration_s,
+        state = if info.unfinished {
+            " · <b class=\"bad\">unfinished</b> (hindsight repair finishes it)"
+        } else if info.repaired {
+            " · finished by a repair"
+        } else {
+            ""
+        },
+    );
+    for cam in &info.cameras {
+        let mkv = r.files.iter().find(|p| {
+            p.file_name().and_then(|n| n.to_str())
+                == Some(&format!("{}_{}.mkv", info.id, cam.camera))
+        });
+        let rows = mkv
+            .map(|p| read_frame_rows(&p.with_extension("frames.csv")).unwrap_or_default())
+            .unwrap_or_default();
+        let t = timing(&rows);
+        let t0 = rows.first().map_or(0.0, |r| r.lsl_ns as f64 / 1e9);
+        let marks: Vec<f64> = info.marks.iter().map(|m| m.lsl_time - t0).collect();
+        let _ = write!(
+            h,
+            "<h2 id=\"camera-{c}\">camera {c}</h2><table>\
+             <tr><th>frames</th><td>{n} (numbers {first}–{last}; {pre} before the trigger)</td></tr>\
+             <tr><th>missing</th><td class=\"{bad}\">{missing} in {ngaps} gap(s), the largest {largest}</td></tr>\
+             <tr><th>duration</th><td>{dur:.3} s, first to last frame</td></tr>\
+             <tr><th>effective rate</th><td>{fps:.3} frames/s (median interval {median:.3} ms = {nominal:.2} fps)</td></tr>\
+             </table>",
+            c = esc(&cam.camera),
+            n = cam.frames,
+            first = cam.first_frame.map_or("–".into(), |v| v.to_string()),
+            last = cam.last_frame.map_or("–".into(), |v| v.to_string()),
+            pre = t.pre_trigger,
+            bad = if cam.missing_frames > 0 { "bad" } else { "" },
+            missing = cam.missing_frames,
+            ngaps = t.gaps.len(),
+            largest = cam.largest_gap,
+            dur = cam.duration_s,
+            fps = t.effective_fps,
+            median = t.median_ms,
+            nominal = if t.median_ms > 0.0 { 1000.0 / t.median_ms } else { 0.0 },
+        );
+        if rows.len() > 1 {
+            h.push_str("<figure class=\"plot interval\">");
+            h.push_str(&interval_plot(&t, &marks)?);
+            h.push_str("</figure><figure class=\"plot histogram\">");
+            h.push_str(&histogram(&t)?);
+            h.push_str("</figure>");
+        }
+        if !t.gaps.is_empty() {
+            h.push_str(
+                "<h3>gaps</h3><table><tr><th>at (s)</th><th>before frame</th><th>missing</th></tr>",
+            );
+            for (x, n, k) in t.gaps.iter().take(200) {
+                let _ = write!(h, "<tr><td>{x:.3}</td><td>{n}</td><td>{k}</td></tr>");
+            }
+            h.push_str("</table>");
+            if t.gaps.len() > 200 {
+                let _ = write!(h, "<p>… and {} more</p>", t.gaps.len() - 200);
+            }
+        }
+    }
+    h.push_str("<p>Missing frame numbers are frames the camera or driver skipped or hindsight dropped before writing; the status and the LSL status stream count them by cause while recording.</p>");
+    if let Some(wav) = r
+        .files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+    {
+        match hound::WavReader::open(wav) {
+            Ok(w) => {
+                let spec = w.spec();
+                let secs = w.duration() as f64 / f64::from(spec.sample_rate);
+                let video = info.duration_s;
+                let _ = write!(
+                    h,
+                    "<h2>audio</h2><p>{} Hz, {} channel(s): {secs:.3} s. The WAV starts with the sample \
+                     captured at the first video frame; the video spans {video:.3} s first to last frame, \
+                     so the WAV's end is {:+.3} s from the last frame.</p>",
+                    spec.sample_rate,
+                    spec.channels,
+                    secs - video
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    h,
+                    "<h2>audio</h2><p class=\"bad\">the WAV cannot be read: {}</p>",
+                    esc(&e.to_string())
+                );
+            }
+        }
+    }
+    if !info.marks.is_empty() {
+        h.push_str("<h2>marks</h2><table><tr><th>LSL time</th><th>text</th></tr>");
+        for m in &info.marks {
+            let _ = write!(
+                h,
+                "<tr><td>{:.6}</td><td>{}</td></tr>",
+                m.lsl_time,
+                esc(&m.text)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(frame: u64, ms: f64) -> FrameRow {
+        FrameRow {
+            frame,
+            lsl_ns: (ms * 1e6) as i64,
+            unix_ns: 0,
+            pts_ns: 0,
+            bytes: 1,
+            pre_trigger: frame < 3,
+        }
+    }
+
+    #[test]
+    fn gaps_intervals_and_rates_come_from_the_rows() {
+        // 10 ms frames; frames 5 and 6 missing.
+        let rows: Vec<FrameRow> = [0, 1, 2, 3, 4, 7, 8]
+            .iter()
+            .map(|&n| row(n, n as f64 * 10.0))
+            .collect();
+        let t = timing(&rows);
+        assert_eq!(t.gaps, vec![(0.07, 7, 2)]);
+        assert_eq!(t.intervals.len(), 6);
+        assert!((t.median_ms - 10.0).abs() < 1e-9);
+        // 7 frames over 80 ms: 6 intervals.
+        assert!((t.effective_fps - 6.0 / 0.08).abs() < 1e-6);
+        assert_eq!(t.pre_trigger, 3);
+        let svg = interval_plot(&t, &[0.03]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("frame interval"));
+        // The gap is drawn as a red point.
+        assert!(svg.contains("#FF0000"), "a red circle at the gap");
+        assert!(histogram(&t).unwrap().contains("<rect"));
+    }
+}
