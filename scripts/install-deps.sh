@@ -13,11 +13,12 @@
 #           sound card a real capture device (scripts/audio-loopback.sh);
 #           systemd (systemd-analyze verify checks the unit file); tmux drives the
 #           dashboard in a real terminal; strace sees which file descriptors are synced;
-#           chromium (headless) is the browser on the rig that other sites' pages run in
+#           chromium (headless) is the browser on the rig that other sites' pages run in,
+#           and, driven through chromium-driver, the browser the web page is tested in
 set -euo pipefail
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
-          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium)
+          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -318,7 +318,8 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         let mut take = CameraTake {
             camera: camera.to_string(),
             frames: rows.len() as u64,
-            unfinished,
+            // A file being written has no size yet: that is not a crash.
+            unfinished: unfinished && !is_open,
             repaired: !unfinished && !stopped && !is_open,
             ..CameraTake::default()
         };

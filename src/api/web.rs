@@ -71,6 +71,8 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(page))
         .route(LOGIN, get(login_form).post(login))
+        // Browsers ask for it on every page (the report too): no icon, and no error.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/cameras/{name}/snapshot.jpg", get(snapshot))
         .route("/api/cameras/{name}/live.mjpeg", get(live))
         .route("/api/recordings", get(list))
@@ -87,7 +89,7 @@ async fn page() -> Response {
             // The page loads nothing from elsewhere and may not be framed by another site.
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+                "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; \
                  script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
             ),
         ],

@@ -1,0 +1,360 @@
+//! The web page in a real browser: Debian's chromium, driven through chromedriver
+//! (WebDriver, the `fantoccini` crate), against a running recorder with the synthetic
+//! camera (frame numbers in the pixels). What a person does: open the page, see the live
+//! view move, press Start and Stop, find the recording in the list, step through it frame
+//! by frame, open its report. Frame numbers are read from the pixels the browser shows
+//! (drawn into a canvas), not from what the page says. Screenshots of each step are kept
+//! in `target/tmp/browser-screenshots/` (the run's output folder), not committed.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const W: usize = 320;
+const H: usize = 240;
+
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Driver {
+    require_tool("chromedriver");
+    require_tool("chromium");
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    let since = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "chromedriver does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, port }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1800",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+        "goog:loggingPrefs": { "browser": "ALL" },
+    });
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a chromium session")
+}
+
+/// The frame number in the pixels of the `<img>` `selector` shows, read through a canvas.
+async fn shown_frame(c: &Client, selector: &str) -> Option<u64> {
+    let luma = c
+        .execute(
+            "const img = document.querySelector(arguments[0]);
+             if (!img || !img.naturalWidth) return null;
+             const cv = document.createElement('canvas');
+             cv.width = img.naturalWidth; cv.height = img.naturalHeight;
+             const g = cv.getContext('2d');
+             g.drawImage(img, 0, 0);
+             const d = g.getImageData(0, 0, cv.width, cv.height).data;
+             const out = new Array(cv.width * cv.height);
+             for (let i = 0; i < out.length; i++)
+               out[i] = Math.round(0.299 * d[4*i] + 0.587 * d[4*i+1] + 0.114 * d[4*i+2]);
+             return [cv.width, cv.height, out];",
+            vec![json!(selector)],
+        )
+        .await
+        .ok()?;
+    let (w, h) = (luma[0].as_u64()? as usize, luma[1].as_u64()? as usize);
+    let px: Vec<u8> = luma[2]
+        .as_array()?
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0) as u8)
+        .collect();
+    hindsight::source::synthetic::decode_frame_number(&px, w, h)
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits (bounded) until `check` holds.
+async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let since = Instant::now();
+    while !check().await {
+        assert!(since.elapsed() < limit, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
+    }
+}
+
+/// The browser's console, as chromedriver kept it (level, message).
+fn console(driver: &Driver, session: &str) -> Vec<(String, String)> {
+    let r: Value = reqwest::blocking::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/session/{session}/se/log",
+            driver.port
+        ))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    r["value"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        e["level"].as_str().unwrap_or("").to_string(),
+                        e["message"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
+    let _g = serial();
+    let driver = chromedriver();
+    let mut h = Hindsight::start(&synthetic_config(W as u32, H as u32, 30.0, 1.0));
+    h.wait_buffered(1.0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let c = rt.block_on(browser(&driver, profile.path()));
+    let session = rt.block_on(c.session_id()).unwrap().expect("a session id");
+    let page = format!("http://{}/", h.api);
+
+    // The page shows the state and a live view whose pixels move on.
+    rt.block_on(async {
+        c.goto(&page).await.unwrap();
+        until(
+            "the page shows the state",
+            Duration::from_secs(10),
+            || async { text(&c, "#state").await == "buffering" },
+        )
+        .await;
+        let img = "img[data-camera='cam0']";
+        let since = Instant::now();
+        let first = loop {
+            if let Some(n) = shown_frame(&c, img).await {
+                break n;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "the live view shows no frame"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        shot(&c, "1-live").await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let later = shown_frame(&c, img).await.expect("a frame");
+        assert!(
+            later > first + 5,
+            "the live view moved on: {first} → {later}"
+        );
+    });
+
+    // Start and Stop with the page's buttons.
+    rt.block_on(async {
+        c.find(Locator::Id("start"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            "the state is recording",
+            Duration::from_secs(10),
+            || async { text(&c, "#state").await == "recording" },
+        )
+        .await;
+        shot(&c, "2-recording").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.find(Locator::Id("stop"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            "the state is buffering again",
+            Duration::from_secs(10),
+            || async { text(&c, "#state").await == "buffering" },
+        )
+        .await;
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "Start and Stop made one file");
+    let rows = read_sidecar(&files[0]);
+    let id = files[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .strip_suffix("_cam0.mkv")
+        .unwrap()
+        .to_string();
+
+    // The recording is in the list; the viewer steps through it frame by frame.
+    rt.block_on(async {
+        let row = format!("tr[data-id='{id}']");
+        let frames = rows.len().to_string();
+        until(
+            "the finished recording is listed",
+            Duration::from_secs(10),
+            || async {
+                let listed = text(&c, &row).await;
+                listed.contains(&frames)
+                    && !listed.contains("recording")
+                    && !listed.contains("unfinished")
+            },
+        )
+        .await;
+        c.find(Locator::Css(&format!("{row} button.view")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let shown = |n: u64| {
+            let c = &c;
+            async move {
+                c.find(Locator::Id("vimg"))
+                    .await
+                    .ok()?
+                    .attr("data-frame")
+                    .await
+                    .ok()?
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .filter(|&f| f == n)
+            }
+        };
+        let first = rows[0].frame_number;
+        until(
+            "the viewer shows the first frame",
+            Duration::from_secs(10),
+            || async {
+                shown(first).await.is_some() && shown_frame(&c, "#vimg").await == Some(first)
+            },
+        )
+        .await;
+        // → twice: the next two frames, as the pixels say.
+        for next in &rows[1..=2] {
+            c.execute(
+                "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))",
+                vec![],
+            )
+            .await
+            .unwrap();
+            let n = next.frame_number;
+            until(
+                &format!("the viewer shows frame {n}"),
+                Duration::from_secs(10),
+                || async { shown(n).await.is_some() && shown_frame(&c, "#vimg").await == Some(n) },
+            )
+            .await;
+        }
+        // A frame number typed in: frame n exactly.
+        let n = rows[rows.len() / 2].frame_number;
+        let input = c.find(Locator::Id("vframe")).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(&n.to_string()).await.unwrap();
+        c.find(Locator::Id("vgo"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            &format!("the viewer shows frame {n}"),
+            Duration::from_secs(10),
+            || async { shown(n).await.is_some() && shown_frame(&c, "#vimg").await == Some(n) },
+        )
+        .await;
+        let info = text(&c, "#frameinfo").await;
+        assert!(
+            info.contains(&format!("frame {n}")) && info.contains("LSL"),
+            "{info}"
+        );
+        shot(&c, "3-viewer").await;
+
+        // The report shows its plots.
+        let href = c
+            .find(Locator::Css(&format!("{row} a.report")))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        c.goto(&format!("http://{}{href}", h.api)).await.unwrap();
+        let plots = c.find_all(Locator::Css("figure.plot svg")).await.unwrap();
+        assert_eq!(plots.len(), 2, "interval and histogram plots");
+        let page_text = text(&c, "body").await;
+        assert!(page_text.contains("frame interval"), "{page_text}");
+        shot(&c, "4-report").await;
+    });
+
+    // No errors in the browser's console, on the page or the report.
+    let errors: Vec<_> = console(&driver, &session)
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    rt.block_on(c.close()).unwrap();
+    assert!(h.terminate().success());
+}
