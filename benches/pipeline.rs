@@ -8,6 +8,7 @@ fn main() {
         no_ffmpeg: false,
         soak: None,
         process: false,
+        viewers: 0,
     };
     if let Err(e) = hindsight::bench::run(&args) {
         eprintln!("bench failed: {e:#}");

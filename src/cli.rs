@@ -154,4 +154,8 @@ pub struct BenchArgs {
     /// beside `ffmpeg -c copy` on the same stream.
     #[arg(long)]
     pub process: bool,
+    /// With --process: this many web-page live views (`live.mjpeg`) stay open while it
+    /// records, each read as a browser reads it.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "process")]
+    pub viewers: usize,
 }

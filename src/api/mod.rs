@@ -64,6 +64,8 @@ struct AppState {
     root: Arc<std::path::Path>,
     /// Live views open (at most `web::MAX_VIEWERS`).
     viewers: Arc<tokio::sync::Semaphore>,
+    /// The copies of each camera's newest frame that live views share.
+    live: Arc<web::LiveFrames>,
 }
 
 /// How long a client may take to send a request's headers (and how long an idle
@@ -160,6 +162,7 @@ pub fn spawn(
         token: token.map(Arc::from),
         root: Arc::from(root.as_path()),
         viewers: Arc::new(tokio::sync::Semaphore::new(web::MAX_VIEWERS)),
+        live: Arc::default(),
     };
     std::thread::Builder::new()
         .name("api".into())

@@ -5,9 +5,10 @@
 //! - `GET /api/cameras/{name}/snapshot.jpg` — the newest frame in the ring.
 //! - `GET /api/cameras/{name}/live.mjpeg[?fps=N]` — `multipart/x-mixed-replace` of the
 //!   JPEGs already in the ring, ≤ 10 frames/s per viewer by default, at most
-//!   [`MAX_VIEWERS`] viewers. Nothing is decoded or encoded: each frame is copied out of
-//!   the ring under its lock (a few µs for 20 kB), so a slow viewer never holds ring
-//!   memory and never slows capture.
+//!   [`MAX_VIEWERS`] viewers. Nothing is decoded or encoded: the newest frame is copied out
+//!   of the ring under its lock (a few µs for 20 kB) at most once every [`SHARED_FOR`]
+//!   per camera, and the viewers share that copy, so a slow viewer never holds ring
+//!   memory and many viewers do not contend with capture for the lock.
 //! - `GET /api/recordings` (and `/{id}`) — the recordings on disk (`crate::recordings`).
 //! - `GET /api/recordings/{id}/files/{name}` — a file, with HTTP Range.
 //! - `GET /api/recordings/{id}/report.html` — its quality report (`crate::report`).
@@ -157,10 +158,43 @@ fn no_camera(st: &AppState, name: &str) -> Response {
 
 /// The newest frame in a camera's ring, copied out under its lock: (frame number, LSL
 /// time, JPEG).
-fn newest(cam: &Camera) -> Option<(u64, f64, Vec<u8>)> {
+fn newest(cam: &Camera) -> Option<(u64, f64, Arc<[u8]>)> {
     let state = cam.state.lock();
     let f = state.ring.newest()?;
-    Some((f.meta.seq, f.meta.capture.as_secs_f64(), f.data.to_vec()))
+    Some((
+        f.meta.seq,
+        f.meta.capture.as_secs_f64(),
+        Arc::from(&f.data[..]),
+    ))
+}
+
+/// How old a copy of a camera's newest frame may be and still be sent to a live view:
+/// viewers share copies, so twenty of them at 10 frames/s take the ring's lock about 20
+/// times a second, not 200.
+const SHARED_FOR: Duration = Duration::from_millis(40);
+
+/// The last copy of each camera's newest frame, shared by its live views.
+#[derive(Default)]
+pub(super) struct LiveFrames {
+    copies: parking_lot::Mutex<std::collections::HashMap<usize, (std::time::Instant, Shared)>>,
+}
+
+type Shared = (u64, f64, Arc<[u8]>);
+
+impl LiveFrames {
+    fn newest(&self, cam: &Camera) -> Option<Shared> {
+        let index = cam.setup.index;
+        if let Some((at, shared)) = self.copies.lock().get(&index) {
+            if at.elapsed() < SHARED_FOR {
+                return Some(shared.clone());
+            }
+        }
+        let fresh = newest(cam)?;
+        self.copies
+            .lock()
+            .insert(index, (std::time::Instant::now(), fresh.clone()));
+        Some(fresh)
+    }
 }
 
 fn jpeg_response(jpeg: Vec<u8>, headers: &[(&'static str, String)]) -> Response {
@@ -186,7 +220,7 @@ async fn snapshot(State(st): State<AppState>, UrlPath(name): UrlPath<String>) ->
     };
     match newest(cam) {
         Some((seq, lsl, jpeg)) => jpeg_response(
-            jpeg,
+            jpeg.to_vec(),
             &[
                 ("x-frame-number", seq.to_string()),
                 ("x-lsl-time", format!("{lsl:.9}")),
@@ -227,6 +261,7 @@ async fn live(
         );
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let shared = st.live.clone();
     tokio::spawn(async move {
         let _slot = slot;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
@@ -234,7 +269,7 @@ async fn live(
         let mut last = None;
         loop {
             tick.tick().await;
-            let Some((seq, lsl, jpeg)) = newest(&cam) else {
+            let Some((seq, lsl, jpeg)) = shared.newest(&cam) else {
                 continue;
             };
             if last == Some(seq) {

@@ -410,7 +410,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ] {
             for feed in [process::Feed::Command, process::Feed::SyntheticPool] {
                 println!();
-                process::run(&set, dir, secs, feed)?;
+                process::run(&set, dir, secs, feed, args.viewers)?;
             }
         }
         return Ok(());

@@ -156,7 +156,13 @@ pub(super) enum Feed {
 }
 
 /// Runs the comparison for one camera size and rate; `secs` per phase.
-pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::Result<()> {
+pub(super) fn run(
+    set: &FrameSet,
+    dir: &Path,
+    secs: f64,
+    feed: Feed,
+    viewers: usize,
+) -> anyhow::Result<()> {
     let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
     std::fs::write(&file, set.jpegs.concat())?;
     let rig = format!("bench{}", std::process::id());
@@ -235,9 +241,40 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::
     if !r.ok {
         bail!("start refused: {}", r.message);
     }
+    // Live views of the web page, open while recording, read as fast as they come.
+    let watching = Arc::new(AtomicBool::new(true));
+    let parts = Arc::new(AtomicU64::new(0));
+    let views: Vec<_> = (0..viewers)
+        .map(|_| {
+            let (watching, parts, api) = (watching.clone(), parts.clone(), api.clone());
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let url = format!("http://{api}/api/cameras/cam/live.mjpeg");
+                let Ok(mut r) = reqwest::blocking::Client::new().get(url).send() else {
+                    return;
+                };
+                let mut buf = vec![0u8; 1 << 16];
+                while watching.load(Ordering::Relaxed) {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let seen = buf[..n].windows(15).filter(|w| w == b"X-Frame-Number:");
+                            parts.fetch_add(seen.count() as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
     std::thread::sleep(Duration::from_secs(1));
+    let parts0 = parts.load(Ordering::Relaxed);
     let recording = measure(pid, secs)?;
+    let parts = parts.load(Ordering::Relaxed) - parts0;
     client.stop().map_err(|e| anyhow::anyhow!(e))?;
+    watching.store(false, Ordering::Relaxed);
+    for v in views {
+        let _ = v.join();
+    }
     let pulled = pulled.load(Ordering::Relaxed) - pulled0;
     stop.store(true, Ordering::Relaxed);
     let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
@@ -271,6 +308,12 @@ pub(super) fn run(set: &FrameSet, dir: &Path, secs: f64, feed: Feed) -> anyhow::
         set.fps,
         2.0 * secs + 1.0
     );
+    if viewers > 0 {
+        println!(
+            "  while recording, {viewers} web-page live views open: {:.1} frames/s each",
+            parts as f64 / secs / viewers as f64
+        );
+    }
     println!(
         "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
         "thread", "buffering", "", "recording", ""
