@@ -43,7 +43,7 @@ pub struct Camera {
     /// Configured pre-trigger length, for `buffer_fill`.
     pub buffer_duration: Duration,
     pub state: Mutex<CameraState>,
-    pub stats: CameraStats,
+    pub stats: Arc<CameraStats>,
     /// What this camera's writer publishes (it is their only writer).
     pub written: Arc<crate::writer::WriterStats>,
     pub last_error: Mutex<Option<String>>,
@@ -118,6 +118,19 @@ pub struct CameraStats {
     pub heartbeat_ns: AtomicI64,
 }
 
+impl CameraStats {
+    /// Frames lost so far, by cause.
+    pub fn drops(&self) -> DropCounts {
+        DropCounts {
+            source_gaps: self.source_gaps.load(Relaxed),
+            corrupt: self.corrupt.load(Relaxed),
+            buffer_held_by_writer: self.held_by_writer.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+            writer_queue_full: self.writer_queue_full.load(Relaxed),
+        }
+    }
+}
+
 /// How a camera is set up, from its configuration.
 pub struct CameraSetup {
     pub index: usize,
@@ -157,7 +170,7 @@ impl CameraSetup {
 
 impl Camera {
     pub fn new(setup: CameraSetup, ring: PreTriggerRing) -> Camera {
-        let stats = CameraStats::default();
+        let stats = Arc::new(CameraStats::default());
         stats
             .buffer_capacity
             .store(ring.capacity_bytes() as u64, Relaxed);
@@ -319,6 +332,10 @@ impl Camera {
             index: self.setup.index,
             name: self.setup.name.clone(),
             stats: self.written.clone(),
+            drops: {
+                let stats = self.stats.clone();
+                Arc::new(move || stats.drops())
+            },
         }
     }
 
@@ -329,13 +346,7 @@ impl Camera {
     /// The camera's status at `now`.
     pub fn status(&self, current_file: Option<String>, now: LslTime) -> CameraStatus {
         let s = &self.stats;
-        let drops = DropCounts {
-            source_gaps: s.source_gaps.load(Relaxed),
-            corrupt: s.corrupt.load(Relaxed),
-            buffer_held_by_writer: s.held_by_writer.load(Relaxed),
-            too_large: s.too_large.load(Relaxed),
-            writer_queue_full: s.writer_queue_full.load(Relaxed),
-        };
+        let drops = s.drops();
         let buffered_seconds = s.buffered_ns.load(Relaxed) as f64 / 1e9;
         let next_seq = s.next_seq.load(Relaxed);
         // The rate of usable frames: nothing for a while (a lost camera, or one sending only

@@ -143,6 +143,9 @@ pub struct CameraTake {
     pub unfinished: bool,
     /// Finished, but its events sidecar has no stop: it was finished by a repair.
     pub repaired: bool,
+    /// Frames the camera lost while the file was written, by cause (the stop row says
+    /// them; none for a file a crash ended).
+    pub lost_while_recording: Option<crate::status::DropCounts>,
 }
 
 /// A mark of the recording, from the events sidecar.
@@ -237,27 +240,65 @@ pub fn read_frame_rows(path: &Path) -> std::io::Result<Vec<FrameRow>> {
     Ok(out)
 }
 
-/// What the events sidecar says: the trigger, the marks, whether it has a stop.
-fn read_events(path: &Path) -> (Option<String>, Vec<Mark>, bool) {
-    let (mut trigger, mut marks, mut stopped) = (None, Vec::new(), false);
+/// What an events sidecar says.
+#[derive(Default)]
+struct Events {
+    trigger: Option<String>,
+    marks: Vec<Mark>,
+    stopped: bool,
+    lost: Option<crate::status::DropCounts>,
+}
+
+/// The counts of a stop row's `lost while recording: source_gaps 0, corrupt 0, ...`.
+fn parse_lost(detail: &str) -> Option<crate::status::DropCounts> {
+    let (_, list) = detail.split_once("lost while recording: ")?;
+    let mut d = crate::status::DropCounts::default();
+    for item in list.split(", ") {
+        let (k, v) = item.trim().split_once(' ')?;
+        let v: u64 = v.parse().ok()?;
+        match k {
+            "source_gaps" => d.source_gaps = v,
+            "corrupt" => d.corrupt = v,
+            "buffer_held_by_writer" => d.buffer_held_by_writer = v,
+            "too_large" => d.too_large = v,
+            "writer_queue_full" => d.writer_queue_full = v,
+            _ => {}
+        }
+    }
+    Some(d)
+}
+
+/// What the events sidecar says: the trigger, the marks, whether it has a stop, and what
+/// the stop row says was lost.
+fn read_events(path: &Path) -> Events {
+    let mut ev = Events::default();
     let Ok(mut rdr) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
-        return (trigger, marks, stopped);
+        return ev;
     };
+    let (trigger, marks, stopped, lost) = (
+        &mut ev.trigger,
+        &mut ev.marks,
+        &mut ev.stopped,
+        &mut ev.lost,
+    );
     for rec in rdr.records().flatten() {
         let field = |i: usize| rec.get(i).unwrap_or("");
         let secs = |i: usize| parse_ns(field(i)).map_or(0.0, |ns| ns as f64 / 1e9);
         match field(2) {
-            "start" if trigger.is_none() => trigger = Some(field(3).to_string()),
+            "start" if trigger.is_none() => *trigger = Some(field(3).to_string()),
             "mark" => marks.push(Mark {
                 lsl_time: secs(0),
                 unix_time: secs(1),
                 text: field(4).to_string(),
             }),
-            "stop" => stopped = true,
+            "stop" => {
+                *stopped = true;
+                *lost = parse_lost(field(4));
+            }
             _ => {}
         }
     }
-    (trigger, marks, stopped)
+    ev
 }
 
 /// The camera name of `<stem>_<camera>.<ext>`.
@@ -304,12 +345,13 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             continue;
         };
         let rows = read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default();
-        let (t, m, stopped) = read_events(&mkv.with_extension("events.csv"));
+        let ev = read_events(&mkv.with_extension("events.csv"));
+        let stopped = ev.stopped;
         if trigger.is_none() {
-            trigger = t;
+            trigger = ev.trigger;
         }
         if marks.is_empty() {
-            marks = m;
+            marks = ev.marks;
         }
         let unfinished = std::fs::File::open(mkv)
             .ok()
@@ -321,6 +363,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             // A file being written has no size yet: that is not a crash.
             unfinished: unfinished && !is_open,
             repaired: !unfinished && !stopped && !is_open,
+            lost_while_recording: ev.lost,
             ..CameraTake::default()
         };
         for w in rows.windows(2) {
@@ -490,6 +533,29 @@ pub fn frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stop_row_gives_what_was_lost_by_cause() {
+        let d = parse_lost(
+            "802 frames; lost while recording: source_gaps 1, corrupt 2, buffer_held_by_writer 3, too_large 4, writer_queue_full 5",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.source_gaps,
+                d.corrupt,
+                d.buffer_held_by_writer,
+                d.too_large,
+                d.writer_queue_full
+            ),
+            (1, 2, 3, 4, 5)
+        );
+        assert_eq!(
+            parse_lost("802 frames"),
+            None,
+            "older files said only the frames"
+        );
+    }
 
     #[test]
     fn the_start_time_is_read_from_the_name() {

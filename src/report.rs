@@ -287,6 +287,7 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
              <tr><th>missing</th><td class=\"{bad}\">{missing} in {ngaps} gap(s), the largest {largest}</td></tr>\
              <tr><th>duration</th><td>{dur:.3} s, first to last frame</td></tr>\
              <tr><th>effective rate</th><td>{fps:.3} frames/s (median interval {median:.3} ms = {nominal:.2} fps)</td></tr>\
+             <tr><th>lost while recording</th><td class=\"{lost_bad}\">{lost}</td></tr>\
              </table>",
             c = esc(&cam.camera),
             n = cam.frames,
@@ -301,6 +302,19 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             fps = t.effective_fps,
             median = t.median_ms,
             nominal = if t.median_ms > 0.0 { 1000.0 / t.median_ms } else { 0.0 },
+            lost_bad = if cam.lost_while_recording.as_ref().is_some_and(|d| d.total() > 0) {
+                "bad"
+            } else {
+                ""
+            },
+            lost = match &cam.lost_while_recording {
+                Some(d) => format!(
+                    "camera or driver (frame-number gaps) {} · corrupt {} · buffer held by the writer {} · \
+                     too large {} · writer queue full {}",
+                    d.source_gaps, d.corrupt, d.buffer_held_by_writer, d.too_large, d.writer_queue_full
+                ),
+                None => "not known: the file was not stopped (a crash ended it)".to_string(),
+            },
         );
         if rows.len() > 1 {
             h.push_str("<figure class=\"plot interval\">");
@@ -322,7 +336,9 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             }
         }
     }
-    h.push_str("<p>Missing frame numbers are frames the camera or driver skipped or hindsight dropped before writing; the status and the LSL status stream count them by cause while recording.</p>");
+    h.push_str("<p>Missing frame numbers are frames the camera or driver skipped or hindsight dropped before writing; \
+        <i>lost while recording</i> counts them by cause between the file's start and stop (from the events sidecar's stop row). \
+        Corrupt frames had no frame number of their own and are not among the missing.</p>");
     if let Some(wav) = r
         .files
         .iter()

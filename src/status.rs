@@ -215,6 +215,33 @@ pub struct DropCounts {
 }
 
 impl DropCounts {
+    /// The counts since `before` (counters only grow).
+    pub fn since(&self, before: &DropCounts) -> DropCounts {
+        DropCounts {
+            source_gaps: self.source_gaps.saturating_sub(before.source_gaps),
+            corrupt: self.corrupt.saturating_sub(before.corrupt),
+            buffer_held_by_writer: self
+                .buffer_held_by_writer
+                .saturating_sub(before.buffer_held_by_writer),
+            too_large: self.too_large.saturating_sub(before.too_large),
+            writer_queue_full: self
+                .writer_queue_full
+                .saturating_sub(before.writer_queue_full),
+        }
+    }
+
+    /// `source_gaps 0, corrupt 0, ...`: as the events sidecar's stop row says them.
+    pub fn listed(&self) -> String {
+        format!(
+            "source_gaps {}, corrupt {}, buffer_held_by_writer {}, too_large {}, writer_queue_full {}",
+            self.source_gaps,
+            self.corrupt,
+            self.buffer_held_by_writer,
+            self.too_large,
+            self.writer_queue_full
+        )
+    }
+
     pub fn total(&self) -> u64 {
         self.source_gaps
             + self.corrupt

@@ -132,6 +132,31 @@ fn truncated_and_corrupt_frames_are_counted_and_never_written() {
     assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
     assert_eq!(decode_errors(&mkv), "", "no broken frame reached the file");
     assert!(rows.len() > 60);
+    // The stop row counts what was lost while the file was written, by cause, and the
+    // quality report says it.
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let stop = events.lines().find(|l| l.contains(",stop,")).unwrap();
+    let lost: u64 = stop
+        .split("corrupt ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of corrupt frames: {stop}"));
+    assert!((2..=corrupt).contains(&lost), "{lost} of {corrupt}: {stop}");
+    let out = h.dir.path().join("report.html");
+    let made = std::process::Command::new(BIN)
+        .arg("report")
+        .arg(&mkv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let report = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        report.contains(&format!("corrupt {lost}")),
+        "the report says it"
+    );
     assert!(h.terminate().success());
 }
 

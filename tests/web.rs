@@ -134,6 +134,8 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
     assert_eq!(rec["marks"][0]["text"], "stimulus, on");
     let cam = &rec["cameras"][0];
     assert_eq!(cam["camera"], "cam0");
+    assert_eq!(cam["lost_while_recording"]["writer_queue_full"], 0, "{cam}");
+    assert_eq!(cam["lost_while_recording"]["source_gaps"], 0, "{cam}");
     assert_eq!(cam["first_frame"], rows[0].frame_number);
     assert_eq!(cam["last_frame"], rows.last().unwrap().frame_number);
     let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;

@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::clock::{Clocks, LslTime, WallTime};
 use crate::frame::Frame;
 use crate::recorder::{Origin, StopReason, TriggerSource};
-use crate::status::FileSummary;
+use crate::status::{DropCounts, FileSummary};
 use files::RecordingPaths;
 use interleave::{AudioBlock, Interleaver, Item};
 use mkv::mux::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
@@ -237,11 +237,23 @@ pub struct WriterStats {
 }
 
 /// The camera a writer writes for.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WriterCamera {
     pub index: usize,
     pub name: String,
     pub stats: Arc<WriterStats>,
+    /// The camera's frames lost so far, by cause (its capture thread's counters): read
+    /// when a file opens and when it closes, the difference goes into the stop row.
+    pub drops: Arc<dyn Fn() -> DropCounts + Send + Sync>,
+}
+
+impl std::fmt::Debug for WriterCamera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterCamera")
+            .field("index", &self.index)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Starts camera `cam`'s writer thread with a queue of `capacity` messages. Its timing
@@ -339,6 +351,8 @@ struct OpenFile {
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     missing: u64,
+    /// The camera's drop counters when the file opened.
+    drops_at_open: DropCounts,
     /// When the file was last synced, on the writer's clock.
     last_sync: LslTime,
     clocks: Arc<dyn Clocks>,
@@ -593,7 +607,10 @@ impl Writer {
         let path = spec.paths.mkv.display().to_string();
         let buffers = self.spare.take().unwrap_or_else(Buffers::new);
         match OpenFile::create(spec, buffers, self.clocks.clone()) {
-            Ok(f) => self.file = Some(f),
+            Ok(mut f) => {
+                f.drops_at_open = (self.cam.drops)();
+                self.file = Some(f);
+            }
             Err((e, buffers)) => {
                 self.spare = Some(buffers);
                 let error = format!("cannot create {path}: {e}");
@@ -672,7 +689,8 @@ impl Writer {
         let camera = self.cam.index;
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
-        let result = f.finish(&reason);
+        let lost = (self.cam.drops)().since(&f.drops_at_open);
+        let result = f.finish(&reason, &lost);
         self.spare = Some(f.into_buffers());
         match result {
             Ok(mut summary) => {
@@ -819,6 +837,7 @@ impl OpenFile {
             first_seq: None,
             last_seq: None,
             missing: 0,
+            drops_at_open: DropCounts::default(),
             last_sync: clocks.now().lsl,
             clocks,
             dirty_since_sync: false,
@@ -1052,7 +1071,7 @@ impl OpenFile {
         Ok(())
     }
 
-    fn finish(&mut self, reason: &StopReason) -> io::Result<FileSummary> {
+    fn finish(&mut self, reason: &StopReason, lost: &DropCounts) -> io::Result<FileSummary> {
         let stop_at = self.end.unwrap_or(self.last_capture);
         // The stop's own instant on both clocks (the trigger's clock pairing), not the
         // moment the file is finished: a replayed stop happened earlier than that.
@@ -1081,7 +1100,11 @@ impl OpenFile {
             stop_wall,
             "stop",
             &Origin::new(TriggerSource::Writer, reason.to_string()),
-            &format!("{} frames", self.frames),
+            &format!(
+                "{} frames; lost while recording: {}",
+                self.frames,
+                lost.listed()
+            ),
         );
         if let Some(muxer) = self.muxer.as_mut() {
             let fin = muxer

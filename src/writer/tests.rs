@@ -17,6 +17,7 @@ fn a_close_waits_for_the_audio_end_only_as_long_as_its_clock_says() {
         index: 0,
         name: "cam0".into(),
         stats: Arc::default(),
+        drops: Arc::new(DropCounts::default),
     };
     let (etx, erx) = crossbeam_channel::unbounded();
     let h = spawn_writer(cam, etx, 64, clocks.clone());
