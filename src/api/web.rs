@@ -344,10 +344,20 @@ async fn one(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Respon
 
 async fn delete(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
     let root = st.root.to_path_buf();
-    let Some(rec) = recordings::find(&root, &id) else {
+    let open = open_files(&st);
+    // Listing and deleting touch the disk: off the thread that serves live views.
+    let done = tokio::task::spawn_blocking(move || delete_recording(&root, &id, &open)).await;
+    match done {
+        Ok(r) => r,
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the delete failed"),
+    }
+}
+
+/// Deletes every file of recording `id`, unless one is in `open`.
+fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
+    let Some(rec) = recordings::find(root, id) else {
         return not_found(&format!("no recording `{id}`"));
     };
-    let open = open_files(&st);
     if rec
         .files
         .iter()
@@ -364,19 +374,18 @@ async fn delete(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Res
             failed.push(format!("{}: {e}", f.display()));
         }
     }
-    if failed.is_empty() {
-        tracing::warn!(
-            "deleted recording {} ({} files) at the web page's request",
-            rec.key,
-            rec.files.len()
-        );
-        Json(serde_json::json!({"ok": true, "deleted": rec.files.len(), "id": id})).into_response()
-    } else {
-        error(
+    if !failed.is_empty() {
+        return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("could not delete: {}", failed.join("; ")),
-        )
+        );
     }
+    tracing::warn!(
+        "deleted recording {} ({} files) at the web page's request",
+        rec.key,
+        rec.files.len()
+    );
+    Json(serde_json::json!({"ok": true, "deleted": rec.files.len(), "id": id})).into_response()
 }
 
 /// The path of file `name` of recording `id`, or why there is none.
@@ -395,9 +404,14 @@ async fn file(
     req: Request,
 ) -> Response {
     let root = st.root.to_path_buf();
-    let path = match file_of(&root, &id, &name) {
-        Ok(p) => p,
-        Err(why) => return not_found(&why),
+    let found = {
+        let (id, name) = (id.clone(), name.clone());
+        tokio::task::spawn_blocking(move || file_of(&root, &id, &name)).await
+    };
+    let path = match found {
+        Ok(Ok(p)) => p,
+        Ok(Err(why)) => return not_found(&why),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the lookup failed"),
     };
     let mime = match Path::new(&name).extension().and_then(|e| e.to_str()) {
         Some("mkv") => "video/x-matroska",
