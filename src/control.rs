@@ -618,6 +618,7 @@ impl Control {
                                 from: first_video.unwrap_or(trigger),
                                 until,
                                 mkv: self.audio_mkv(),
+                                notes: self.audio_notes(),
                             });
                             // A buffer not yet full (just started, or a camera just back)
                             // holds less than was asked for: say so in the reply.
@@ -699,6 +700,9 @@ impl Control {
                                 from: first_video.unwrap_or(from),
                                 to,
                                 mkv: self.audio_mkv(),
+                                // A clip's files are closed before its audio is cut: no
+                                // row for where its WAV starts.
+                                notes: Vec::new(),
                             });
                         }
                         Err(e) => {
@@ -967,6 +971,8 @@ impl Control {
             NoteKind::CameraBack { .. } => {
                 format!("camera {name} back{during}, {text} without frames")
             }
+            // Not a camera's event (the audio thread notes it itself).
+            NoteKind::AudioStart => return,
         };
         // The capture thread logged it already.
         self.add_warning(message.clone());
@@ -977,7 +983,7 @@ impl Control {
                 recording: ids.last().copied(),
                 message: text.clone(),
             },
-            NoteKind::CameraBack { .. } => Event::CameraBack {
+            NoteKind::CameraBack { .. } | NoteKind::AudioStart => Event::CameraBack {
                 camera: name,
                 recording: ids.last().copied(),
                 message: text.clone(),
@@ -1064,6 +1070,14 @@ impl Control {
     }
 
     /// Where the audio thread sends the audio track's blocks (the first camera's writer).
+    /// The writers that note where a recording's WAV starts.
+    fn audio_notes(&self) -> Vec<Sender<WriterMsg>> {
+        if self.audio.is_none() {
+            return Vec::new();
+        }
+        self.writers.iter().map(|w| w.sender().clone()).collect()
+    }
+
     fn audio_mkv(&self) -> Option<Sender<WriterMsg>> {
         self.settings
             .audio_track

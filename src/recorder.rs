@@ -80,6 +80,8 @@ pub enum TriggerSource {
     Camera,
     /// A camera's writer (a file finished, a write error).
     Writer,
+    /// The audio capture (where a recording's WAV starts).
+    Audio,
     /// The process shutting down.
     Shutdown,
     /// `hindsight bench`.
@@ -103,6 +105,7 @@ impl TriggerSource {
             TriggerSource::Writer => "writer",
             TriggerSource::Shutdown => "shutdown",
             TriggerSource::Bench => "bench",
+            TriggerSource::Audio => "audio",
             TriggerSource::Test => "test",
         }
     }

@@ -184,6 +184,8 @@ pub struct RecordingInfo {
     pub frames: u64,
     pub missing_frames: u64,
     pub marks: Vec<Mark>,
+    /// The LSL time of the WAV's first sample (its events row), if it has a WAV.
+    pub audio_start_lsl_time: Option<f64>,
     pub unfinished: bool,
     pub repaired: bool,
     /// A file of it is being written now.
@@ -247,6 +249,8 @@ struct Events {
     marks: Vec<Mark>,
     stopped: bool,
     lost: Option<crate::status::DropCounts>,
+    /// The LSL time of the WAV's first sample.
+    audio_start: Option<f64>,
 }
 
 /// The counts of a stop row's `lost while recording: source_gaps 0, corrupt 0, ...`.
@@ -275,25 +279,20 @@ fn read_events(path: &Path) -> Events {
     let Ok(mut rdr) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
         return ev;
     };
-    let (trigger, marks, stopped, lost) = (
-        &mut ev.trigger,
-        &mut ev.marks,
-        &mut ev.stopped,
-        &mut ev.lost,
-    );
     for rec in rdr.records().flatten() {
         let field = |i: usize| rec.get(i).unwrap_or("");
         let secs = |i: usize| parse_ns(field(i)).map_or(0.0, |ns| ns as f64 / 1e9);
         match field(2) {
-            "start" if trigger.is_none() => *trigger = Some(field(3).to_string()),
-            "mark" => marks.push(Mark {
+            "start" if ev.trigger.is_none() => ev.trigger = Some(field(3).to_string()),
+            "mark" => ev.marks.push(Mark {
                 lsl_time: secs(0),
                 unix_time: secs(1),
                 text: field(4).to_string(),
             }),
+            "audio_start" => ev.audio_start = Some(secs(0)),
             "stop" => {
-                *stopped = true;
-                *lost = parse_lost(field(4));
+                ev.stopped = true;
+                ev.lost = parse_lost(field(4));
             }
             _ => {}
         }
@@ -331,7 +330,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         .iter()
         .any(|p| open.iter().any(|o| Path::new(o) == p));
     let mut cameras = Vec::new();
-    let (mut trigger, mut marks) = (None, Vec::new());
+    let (mut trigger, mut marks, mut audio_start) = (None, Vec::new(), None);
     for mkv in r
         .files
         .iter()
@@ -353,6 +352,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         if marks.is_empty() {
             marks = ev.marks;
         }
+        audio_start = audio_start.or(ev.audio_start);
         let unfinished = std::fs::File::open(mkv)
             .ok()
             .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
@@ -395,6 +395,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         bytes: files.iter().map(|f| f.bytes).sum(),
         files,
         marks,
+        audio_start_lsl_time: audio_start,
         open: is_open,
     }
 }

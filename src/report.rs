@@ -349,11 +349,26 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 let spec = w.spec();
                 let secs = w.duration() as f64 / f64::from(spec.sample_rate);
                 let video = info.duration_s;
+                let first_frame = info
+                    .cameras
+                    .iter()
+                    .filter_map(|c| c.first_lsl_time)
+                    .reduce(f64::min);
+                let start = match (info.audio_start_lsl_time, first_frame) {
+                    (Some(a), Some(v)) => format!(
+                        "Its first sample was captured at LSL {a:.6} (the events sidecar), \
+                         <b class=\"start-offset\">{:+.3} ms</b> from the first video frame",
+                        (a - v) * 1e3
+                    ),
+                    _ => "Where its first sample lies is not in the files (a clip, or a file \
+                          from before hindsight noted it); by design it is the first video frame's"
+                        .to_string(),
+                };
                 let _ = write!(
                     h,
-                    "<h2>audio</h2><p>{} Hz, {} channel(s): {secs:.3} s. The WAV starts with the sample \
-                     captured at the first video frame; the video spans {video:.3} s first to last frame, \
-                     so the WAV's end is {:+.3} s from the last frame.</p>",
+                    "<h2>audio</h2><p>{} Hz, {} channel(s): {secs:.3} s. {start}. The video spans \
+                     {video:.3} s first to last frame, so the WAV's end is {:+.3} s from the last \
+                     frame.</p>",
                     spec.sample_rate,
                     spec.channels,
                     secs - video

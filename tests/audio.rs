@@ -759,4 +759,37 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
         "{secs} s of audio in {}",
         wav.display()
     );
+    // The events sidecar says where the WAV starts: at the first frame, to one sample;
+    // and the quality report shows it.
+    let mkv = h.mkv_files().pop().unwrap();
+    let first_frame = read_sidecar(&mkv)[0].lsl_time;
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let row = events
+        .lines()
+        .find(|l| l.contains(",audio_start,"))
+        .unwrap_or_else(|| panic!("no audio_start row:\n{events}"));
+    let at: f64 = row.split(',').next().unwrap().parse().unwrap();
+    assert!(
+        (at - first_frame).abs() <= 1.0 / 48000.0 + 1e-9,
+        "the WAV starts {:.6} s from the first frame: {row}",
+        at - first_frame
+    );
+    let out = h.dir.path().join("report.html");
+    let made = Command::new(BIN)
+        .arg("report")
+        .arg(&mkv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let report = std::fs::read_to_string(&out).unwrap();
+    let offset = format!(
+        "{:+.3} ms</b> from the first video frame",
+        (at - first_frame) * 1e3
+    );
+    assert!(
+        report.contains(&offset),
+        "the report gives the start offset"
+    );
 }

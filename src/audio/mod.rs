@@ -82,6 +82,8 @@ pub enum AudioCmd {
         until: Option<LslTime>,
         /// Also send the samples to this writer, for the MKV's audio track.
         mkv: Option<Sender<WriterMsg>>,
+        /// The cameras' writers: each notes where the WAV starts in its events sidecar.
+        notes: Vec<Sender<WriterMsg>>,
     },
     Stop {
         id: u64,
@@ -94,6 +96,7 @@ pub enum AudioCmd {
         from: LslTime,
         to: LslTime,
         mkv: Option<Sender<WriterMsg>>,
+        notes: Vec<Sender<WriterMsg>>,
     },
 }
 
@@ -505,14 +508,16 @@ impl Engine {
                 from,
                 until,
                 mkv,
-            } => self.open_output(id, path, from, until, mkv),
+                notes,
+            } => self.open_output(id, path, from, until, mkv, &notes),
             AudioCmd::Clip {
                 id,
                 path,
                 from,
                 to,
                 mkv,
-            } => self.open_output(id, path, from, Some(to), mkv),
+                notes,
+            } => self.open_output(id, path, from, Some(to), mkv, &notes),
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
                     o.end_time = Some(o.end_time.map_or(at, |e| e.min(at)));
@@ -529,6 +534,7 @@ impl Engine {
         from: LslTime,
         until: Option<LslTime>,
         mkv: Option<Sender<WriterMsg>>,
+        notes: &[Sender<WriterMsg>],
     ) {
         let policy = Durability::for_fsync_interval(self.settings.fsync_interval);
         let s = &self.settings;
@@ -554,6 +560,21 @@ impl Engine {
         let first_index = self.timeline.index_at(from).unwrap_or(self.ring.end());
         let first_time = self.timeline.time_of(first_index).unwrap_or(from);
         tracing::info!("audio: writing {} from {first_time}", path.display());
+        // Each camera's events sidecar says where the WAV starts, so that files alone tell
+        // how audio and video line up (the quality report reads it).
+        let wall = self.clocks.now().wall_at(first_time);
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        for w in notes {
+            let _ = w.try_send(WriterMsg::Note {
+                id,
+                at: first_time,
+                wall,
+                event: crate::writer::NoteKind::AudioStart,
+                detail: format!("{name}: its first sample ({} Hz)", self.settings.rate),
+            });
+        }
         self.status.lock().current_file = Some(path.display().to_string());
         self.lsl_event(Event::AudioFileOpened {
             recording: id,

@@ -129,6 +129,8 @@ pub enum NoteKind {
     CameraBack {
         gap: Duration,
     },
+    /// The recording's WAV starts with the sample captured at this row's time.
+    AudioStart,
 }
 
 impl NoteKind {
@@ -136,6 +138,7 @@ impl NoteKind {
         match self {
             NoteKind::CameraLost => "camera_lost",
             NoteKind::CameraBack { .. } => "camera_back",
+            NoteKind::AudioStart => "audio_start",
         }
     }
 }
@@ -498,11 +501,15 @@ impl Writer {
                 detail,
             } => {
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
-                    let origin = Origin::new(TriggerSource::Camera, self.cam.name.clone());
+                    let origin = match event {
+                        NoteKind::AudioStart => Origin::new(TriggerSource::Audio, "wav"),
+                        _ => Origin::new(TriggerSource::Camera, self.cam.name.clone()),
+                    };
                     sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
                     match event {
                         NoteKind::CameraLost => f.camera_losses += 1,
                         NoteKind::CameraBack { gap } => f.camera_lost += gap,
+                        NoteKind::AudioStart => {}
                     }
                 }
             }
