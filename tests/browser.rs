@@ -222,7 +222,23 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         )
         .await;
         shot(&c, "2-recording").await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // A mark with its text, typed and clicked.
+        let text_box = c.find(Locator::Id("marktext")).await.unwrap();
+        text_box.send_keys("stimulus on").await.unwrap();
+        c.find(Locator::Id("mark"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            "the mark is acknowledged",
+            Duration::from_secs(10),
+            || async { text(&c, "#message").await.contains("mark") },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         c.find(Locator::Id("stop"))
             .await
             .unwrap()
@@ -331,6 +347,83 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             "{info}"
         );
         shot(&c, "3-viewer").await;
+        // The mark is in the list and on the timeline.
+        assert!(text(&c, &row).await.contains("stimulus on"));
+        assert_eq!(
+            c.find_all(Locator::Css(".markpin")).await.unwrap().len(),
+            1,
+            "one mark on the viewer's timeline"
+        );
+        // Scrubbing to the end shows the last frame; Play from the first moves on by itself.
+        let last = rows.last().unwrap().frame_number;
+        c.execute(
+            "const s = document.getElementById('scrub'); s.value = 1000; \
+             s.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        until(
+            &format!("the viewer shows frame {last}"),
+            Duration::from_secs(10),
+            || async {
+                shown(last).await.is_some() && shown_frame(&c, "#vimg").await == Some(last)
+            },
+        )
+        .await;
+        c.find(Locator::Id("vframe"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        c.find(Locator::Id("vframe"))
+            .await
+            .unwrap()
+            .send_keys(&first.to_string())
+            .await
+            .unwrap();
+        c.find(Locator::Id("vgo"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            "the viewer is back at the first frame",
+            Duration::from_secs(10),
+            || async { shown(first).await.is_some() },
+        )
+        .await;
+        c.find(Locator::Id("play"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let tenth = rows[10].frame_number;
+        until(
+            "Play moves past ten frames",
+            Duration::from_secs(10),
+            || async {
+                let f = c
+                    .find(Locator::Id("vimg"))
+                    .await
+                    .unwrap()
+                    .attr("data-frame")
+                    .await
+                    .unwrap()
+                    .and_then(|f| f.parse::<u64>().ok());
+                f.is_some_and(|f| f >= tenth)
+            },
+        )
+        .await;
+        c.find(Locator::Id("play"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
 
         // The report shows its plots.
         let href = c
