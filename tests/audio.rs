@@ -774,16 +774,7 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
         "the WAV starts {:.6} s from the first frame: {row}",
         at - first_frame
     );
-    let out = h.dir.path().join("report.html");
-    let made = Command::new(BIN)
-        .arg("report")
-        .arg(&mkv)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let report = std::fs::read_to_string(&out).unwrap();
+    let report = report_html(&mkv, h.dir.path());
     let offset = format!(
         "{:+.3} ms</b> from the first video frame",
         (at - first_frame) * 1e3

@@ -128,6 +128,53 @@ where
     }
 }
 
+/// Clicks the element with id `id`, as a person does.
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits (bounded) until the text of `css` satisfies `check`.
+async fn until_text(c: &Client, what: &str, css: &str, check: impl Fn(&str) -> bool) {
+    until(what, Duration::from_secs(10), || async {
+        check(&text(c, css).await)
+    })
+    .await;
+}
+
+/// The frame number the viewer says it shows (its image's `data-frame`).
+async fn viewer_frame(c: &Client) -> Option<u64> {
+    c.find(Locator::Id("vimg"))
+        .await
+        .ok()?
+        .attr("data-frame")
+        .await
+        .ok()?
+        .and_then(|f| f.parse().ok())
+}
+
+/// Waits (bounded) until the viewer says it shows frame `n` and its pixels say `n`.
+async fn until_viewer_shows(c: &Client, n: u64) {
+    until(
+        &format!("the viewer shows frame {n}"),
+        Duration::from_secs(10),
+        || async { viewer_frame(c).await == Some(n) && shown_frame(c, "#vimg").await == Some(n) },
+    )
+    .await;
+}
+
+/// Types frame number `n` into the viewer and presses Go.
+async fn go_to(c: &Client, n: u64) {
+    let input = c.find(Locator::Id("vframe")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&n.to_string()).await.unwrap();
+    click(c, "vgo").await;
+}
+
 async fn shot(c: &Client, name: &str) {
     if let Ok(png) = c.screenshot().await {
         let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
@@ -180,11 +227,9 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     // The page shows the state and a live view whose pixels move on.
     rt.block_on(async {
         c.goto(&page).await.unwrap();
-        until(
-            "the page shows the state",
-            Duration::from_secs(10),
-            || async { text(&c, "#state").await == "buffering" },
-        )
+        until_text(&c, "the page shows the state", "#state", |t| {
+            t == "buffering"
+        })
         .await;
         let img = "img[data-camera='cam0']";
         let since = Instant::now();
@@ -209,47 +254,23 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
 
     // Start and Stop with the page's buttons.
     rt.block_on(async {
-        c.find(Locator::Id("start"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        until(
-            "the state is recording",
-            Duration::from_secs(10),
-            || async { text(&c, "#state").await == "recording" },
-        )
-        .await;
+        click(&c, "start").await;
+        until_text(&c, "the state is recording", "#state", |t| t == "recording").await;
         shot(&c, "2-recording").await;
         tokio::time::sleep(Duration::from_millis(700)).await;
         // A mark with its text, typed and clicked.
         let text_box = c.find(Locator::Id("marktext")).await.unwrap();
         text_box.send_keys("stimulus on").await.unwrap();
-        c.find(Locator::Id("mark"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        until(
-            "the mark is acknowledged",
-            Duration::from_secs(10),
-            || async { text(&c, "#message").await.contains("mark") },
-        )
+        click(&c, "mark").await;
+        until_text(&c, "the mark is acknowledged", "#message", |t| {
+            t.contains("mark")
+        })
         .await;
         tokio::time::sleep(Duration::from_millis(800)).await;
-        c.find(Locator::Id("stop"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        until(
-            "the state is buffering again",
-            Duration::from_secs(10),
-            || async { text(&c, "#state").await == "buffering" },
-        )
+        click(&c, "stop").await;
+        until_text(&c, "the state is buffering again", "#state", |t| {
+            t == "buffering"
+        })
         .await;
     });
     h.wait_idle_files();
@@ -286,28 +307,8 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             .click()
             .await
             .unwrap();
-        let shown = |n: u64| {
-            let c = &c;
-            async move {
-                c.find(Locator::Id("vimg"))
-                    .await
-                    .ok()?
-                    .attr("data-frame")
-                    .await
-                    .ok()?
-                    .and_then(|f| f.parse::<u64>().ok())
-                    .filter(|&f| f == n)
-            }
-        };
         let first = rows[0].frame_number;
-        until(
-            "the viewer shows the first frame",
-            Duration::from_secs(10),
-            || async {
-                shown(first).await.is_some() && shown_frame(&c, "#vimg").await == Some(first)
-            },
-        )
-        .await;
+        until_viewer_shows(&c, first).await;
         // → twice: the next two frames, as the pixels say.
         for next in &rows[1..=2] {
             c.execute(
@@ -317,30 +318,12 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             .await
             .unwrap();
             let n = next.frame_number;
-            until(
-                &format!("the viewer shows frame {n}"),
-                Duration::from_secs(10),
-                || async { shown(n).await.is_some() && shown_frame(&c, "#vimg").await == Some(n) },
-            )
-            .await;
+            until_viewer_shows(&c, n).await;
         }
         // A frame number typed in: frame n exactly.
         let n = rows[rows.len() / 2].frame_number;
-        let input = c.find(Locator::Id("vframe")).await.unwrap();
-        input.clear().await.unwrap();
-        input.send_keys(&n.to_string()).await.unwrap();
-        c.find(Locator::Id("vgo"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        until(
-            &format!("the viewer shows frame {n}"),
-            Duration::from_secs(10),
-            || async { shown(n).await.is_some() && shown_frame(&c, "#vimg").await == Some(n) },
-        )
-        .await;
+        go_to(&c, n).await;
+        until_viewer_shows(&c, n).await;
         let info = text(&c, "#frameinfo").await;
         assert!(
             info.contains(&format!("frame {n}")) && info.contains("LSL"),
@@ -363,67 +346,18 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         )
         .await
         .unwrap();
-        until(
-            &format!("the viewer shows frame {last}"),
-            Duration::from_secs(10),
-            || async {
-                shown(last).await.is_some() && shown_frame(&c, "#vimg").await == Some(last)
-            },
-        )
-        .await;
-        c.find(Locator::Id("vframe"))
-            .await
-            .unwrap()
-            .clear()
-            .await
-            .unwrap();
-        c.find(Locator::Id("vframe"))
-            .await
-            .unwrap()
-            .send_keys(&first.to_string())
-            .await
-            .unwrap();
-        c.find(Locator::Id("vgo"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        until(
-            "the viewer is back at the first frame",
-            Duration::from_secs(10),
-            || async { shown(first).await.is_some() },
-        )
-        .await;
-        c.find(Locator::Id("play"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        until_viewer_shows(&c, last).await;
+        go_to(&c, first).await;
+        until_viewer_shows(&c, first).await;
+        click(&c, "play").await;
         let tenth = rows[10].frame_number;
         until(
             "Play moves past ten frames",
             Duration::from_secs(10),
-            || async {
-                let f = c
-                    .find(Locator::Id("vimg"))
-                    .await
-                    .unwrap()
-                    .attr("data-frame")
-                    .await
-                    .unwrap()
-                    .and_then(|f| f.parse::<u64>().ok());
-                f.is_some_and(|f| f >= tenth)
-            },
+            || async { viewer_frame(&c).await.is_some_and(|f| f >= tenth) },
         )
         .await;
-        c.find(Locator::Id("play"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "play").await;
 
         // The report shows its plots.
         let href = c

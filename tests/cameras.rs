@@ -143,16 +143,7 @@ fn truncated_and_corrupt_frames_are_counted_and_never_written() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no count of corrupt frames: {stop}"));
     assert!((2..=corrupt).contains(&lost), "{lost} of {corrupt}: {stop}");
-    let out = h.dir.path().join("report.html");
-    let made = std::process::Command::new(BIN)
-        .arg("report")
-        .arg(&mkv)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let report = std::fs::read_to_string(&out).unwrap();
+    let report = report_html(&mkv, h.dir.path());
     assert!(
         report.contains(&format!("corrupt {lost}")),
         "the report says it"

@@ -264,20 +264,7 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
         "the frame count"
     );
     assert!(report.contains("stimulus, on"), "the mark");
-    let out = h.dir.path().join("report.html");
-    let made = Command::new(BIN)
-        .arg("report")
-        .arg(&first_mkv)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let written = std::fs::read_to_string(&out).unwrap();
+    let written = report_html(&first_mkv, h.dir.path());
     assert_eq!(
         written.matches("<svg").count(),
         2,

@@ -294,6 +294,25 @@ pub struct SidecarRow {
     pub pre_trigger: bool,
 }
 
+/// `hindsight report FILE --out <dir>/report.html`: the report it wrote (it must succeed).
+pub fn report_html(file: &Path, dir: &Path) -> String {
+    let out = dir.join("report.html");
+    let made = Command::new(BIN)
+        .arg("report")
+        .arg(file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "hindsight report {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::read_to_string(&out).unwrap()
+}
+
 /// Runs `hindsight repair FILE`; its output, whatever it says.
 pub fn repair(file: &Path) -> Output {
     Command::new(BIN).arg("repair").arg(file).output().unwrap()

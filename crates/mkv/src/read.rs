@@ -144,10 +144,7 @@ pub fn plan_repair_with<R: Read + Seek>(
 ) -> Result<RepairPlan, ReadError> {
     let mut src = Source::new(r)?;
     let seg = read_segment(&mut src)?;
-    let limit = seg
-        .size
-        .and_then(|s| seg.data_start.checked_add(s))
-        .map_or(src.len, |end| end.min(src.len));
+    let limit = seg.end(src.len);
     let head = read_head(&mut src, &seg, limit)?;
     let region = head.seek_region.ok_or_else(|| ReadError::Unsupported {
         offset: seg.data_start,
@@ -366,6 +363,16 @@ struct SegmentStart {
     data_start: u64,
     size: Option<u64>,
     size_len: usize,
+}
+
+impl SegmentStart {
+    /// Where the Segment's data ends in a file of `len` bytes: at its size, or at the end
+    /// of the file when the size is unknown (live, or cut) or larger than the file.
+    fn end(&self, len: u64) -> u64 {
+        self.size
+            .and_then(|s| self.data_start.checked_add(s))
+            .map_or(len, |end| end.min(len))
+    }
 }
 
 fn read_segment<R: Read + Seek>(src: &mut Source<'_, R>) -> Result<SegmentStart, ReadError> {

@@ -42,10 +42,7 @@ impl ClusterIndex {
     pub fn read<R: Read + Seek>(r: &mut R) -> Result<ClusterIndex, ReadError> {
         let mut src = Source::new(r)?;
         let seg = read_segment(&mut src)?;
-        let limit = seg
-            .size
-            .and_then(|s| seg.data_start.checked_add(s))
-            .map_or(src.len, |end| end.min(src.len));
+        let limit = seg.end(src.len);
         let head = read_head(&mut src, &seg, limit)?;
         let mut index = ClusterIndex {
             clusters: Vec::new(),
