@@ -665,8 +665,11 @@ fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it()
     assert!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
 }
 
-/// With `fsync_interval: 0.5`, the WAV is made durable as the video is: strace sees
-/// fdatasync on the WAV's file descriptor while it is recorded.
+/// With `fsync_interval: 0.5`, the WAV is made durable as the video is: strace sees every
+/// write to the WAV followed by an fdatasync of the thread writing it within the interval
+/// (plus the thread's 50 ms tick, and slack for strace). The test's sine source delivers in
+/// bursts up to 2 s apart, so the number of syncs in a window says nothing by itself: a
+/// sync is only owed after a write.
 #[test]
 fn the_wav_is_synced_like_the_video() {
     let _g = serial();
@@ -679,8 +682,10 @@ fn the_wav_is_synced_like_the_video() {
         "strace".into(),
         "-f".into(),
         "-qq".into(),
+        // Seconds since the epoch, as the test's clock reads them.
+        "-ttt".into(),
         "-e".into(),
-        "trace=openat,fdatasync".into(),
+        "trace=openat,fdatasync,write".into(),
         "-o".into(),
         trace.clone().into(),
     ];
@@ -690,24 +695,60 @@ fn the_wav_is_synced_like_the_video() {
         h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
     });
     h.post("start", json!({}));
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let text = std::fs::read_to_string(&trace).unwrap();
-    // `PID openat(..., "....wav", ...) = FD`: the audio thread, which writes (and syncs)
-    // the WAV on a descriptor of its own (a dup of FD, so the number is not FD's).
+    // `PID TIME openat(..., "....wav", ...) = FD`: the audio thread writes the WAV on FD and
+    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's).
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
         .iter()
         .position(|l| l.contains("openat(") && l.contains(".wav\""))
         .expect("the WAV was opened");
     let pid = lines[at].split_whitespace().next().unwrap();
-    let syncs = lines[at..]
+    // The result is on the openat line, or on its `<... openat resumed>` line when another
+    // thread's call came between.
+    let fd = lines[at..]
         .iter()
-        .filter(|l| l.starts_with(pid) && l.contains("fdatasync("))
-        .count();
+        .filter(|l| l.starts_with(&format!("{pid} ")))
+        .find(|l| l.contains("openat resumed>") || !l.contains("<unfinished"))
+        .and_then(|l| l.rsplit("= ").next())
+        .expect("the WAV's descriptor")
+        .trim()
+        .to_string();
+    let time = |l: &str| -> f64 { l.split_whitespace().nth(1).unwrap().parse().unwrap() };
+    let ours: Vec<&str> = lines[at..]
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with(&format!("{pid} ")))
+        .collect();
+    let writes: Vec<f64> = ours
+        .iter()
+        .filter(|l| l.contains(&format!("write({fd}, ")))
+        .map(|l| time(l))
+        .collect();
+    let syncs: Vec<f64> = ours
+        .iter()
+        .filter(|l| l.contains("fdatasync("))
+        .map(|l| time(l))
+        .collect();
+    let owed = 0.5 + 0.05 + 0.45;
+    // Writes old enough that their sync is owed by now.
+    let judged: Vec<f64> = writes.iter().copied().filter(|&t| t < now - owed).collect();
+    let batches = judged.windows(2).filter(|w| w[1] - w[0] > 0.3).count() + 1;
     assert!(
-        syncs >= 4,
-        "{syncs} fdatasync calls by the thread writing the WAV in 3 s"
+        !judged.is_empty() && batches >= 2,
+        "the WAV was written in {batches} batches in 4 s: {writes:?}"
     );
+    for t in &judged {
+        assert!(
+            syncs.iter().any(|&s| s >= *t && s <= t + owed),
+            "a write to the WAV at {t:.3} was not synced within {owed} s: syncs at {syncs:?}"
+        );
+    }
     h.post("stop", json!({}));
     // SIGTERM to hindsight itself (strace, the child, would only detach); strace ends with it.
     let tracer = h.child.as_ref().unwrap().id();
