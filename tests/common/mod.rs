@@ -258,10 +258,38 @@ impl Hindsight {
 impl Drop for Hindsight {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // A wrapper (strace) killed alone would leave hindsight running, detached, after
+            // a failed test: every process under the child goes with it.
+            let under = descendants(c.id());
             let _ = c.kill();
+            for pid in under {
+                // SAFETY: plain kill(2) on a process this test started (or its children).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
             let _ = c.wait();
         }
     }
+}
+
+/// Every process started by `pid`, its children's children included.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
+                continue;
+            };
+            for c in text.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
 }
 
 pub fn mkv_files(root: &Path) -> Vec<PathBuf> {
