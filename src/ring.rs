@@ -11,7 +11,7 @@
 //!
 //! Memory follows the need, up to `max_bytes`: the ring starts with a few chunks and, from
 //! the bytes per second its frames actually take, says when it wants another
-//! ([`PreTriggerRing::wants_chunk`]): when its capacity is short of `duration` of frames
+//! ([`PreTriggerRing::wants_chunks`]): when its capacity is short of `duration` of frames
 //! plus a quarter and two chunks of slack, or when it had to drop or evict early. Another
 //! thread allocates and touches the chunk ([`new_chunk`]) and hands it over
 //! ([`PreTriggerRing::add_chunk`]), so the capture thread never allocates or faults.

@@ -531,3 +531,103 @@ fn with_a_token_every_request_needs_it_and_the_login_form_sets_a_strict_cookie()
     assert_ne!(st["state"], "recording");
     assert!(h.terminate().success());
 }
+
+#[test]
+fn wrong_tokens_from_one_address_are_stopped_and_nothing_recorded_is_lost() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config = synthetic_config(160, 120, 30.0, 1.0) + "api:\n  token_env: HS_WEB_TOKEN\n";
+    let mut h = Hindsight::start_with(dir, root, &config, |c| {
+        c.env("HS_WEB_TOKEN", "right-token");
+    });
+    // Two clients on this machine, from two loopback addresses.
+    let from = |ip: &str| {
+        reqwest::blocking::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    };
+    let (guesser, user) = (from("127.0.0.1"), from("127.0.0.2"));
+    let api = h.api.clone();
+    let ask = |c: &reqwest::blocking::Client, method: &str, path: &str, token: &str| {
+        let url = format!("http://{api}{path}");
+        let req = match method {
+            "POST" => c.post(url).json(&json!({})),
+            _ => c.get(url),
+        };
+        req.header("Authorization", format!("Bearer {token}"))
+            .send()
+            .unwrap()
+    };
+    let r = ask(&user, "POST", "/api/start", "right-token");
+    assert_eq!(r.status(), 200);
+    h.wait_until("recording", Duration::from_secs(20), |h| {
+        h.mkv_files().len() == 1
+    });
+    // Asking without a token is not a guess: as often as a script likes.
+    for _ in 0..15 {
+        let r = guesser
+            .get(format!("http://{api}/api/status"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    for i in 0..10 {
+        let r = ask(&guesser, "GET", "/api/status", &format!("guess-{i}"));
+        assert_eq!(r.status(), 401, "guess {i}");
+    }
+    // The eleventh is refused whatever it says, the right token included, with how long.
+    let r = ask(&guesser, "GET", "/api/status", "right-token");
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&wait), "{wait}");
+    let body: Value = r.json().unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many wrong tokens from this address"),
+        "{body}"
+    );
+    let login = guesser
+        .post(format!("http://{api}/login"))
+        .form(&[("token", "right-token")])
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 429);
+    // Another address is served, and the recording went on throughout.
+    let st: Value = ask(&user, "GET", "/api/status", "right-token")
+        .json()
+        .unwrap();
+    assert_eq!(st["state"], "recording");
+    let before = st["cameras"][0]["frames_captured"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = ask(&user, "POST", "/api/stop", "right-token");
+    assert_eq!(r.status(), 200);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        let st: Value = ask(&user, "GET", "/api/status", "right-token")
+            .json()
+            .unwrap();
+        if st["current_files"].as_array().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = read_sidecar(&mkv);
+    assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
+    assert!(rows.len() as u64 >= before, "{} < {before}", rows.len());
+    // Consecutive frame numbers: nothing was lost while the guesses were refused.
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    assert!(h.terminate().success());
+}

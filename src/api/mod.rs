@@ -14,7 +14,9 @@
 //! - a request whose `Origin` is another site is refused;
 //! - without a token (the loopback default), the `Host` must be a loopback name
 //!   (`localhost`, `127.x.x.x`, `[::1]`): a page whose name was pointed at 127.0.0.1
-//!   (DNS rebinding) is refused. With a token, the token is what keeps others out.
+//!   (DNS rebinding) is refused. With a token, the token is what keeps others out: it is
+//!   compared in constant time, and an address that sends too many wrong ones is refused
+//!   for a while (`guesses.rs`).
 //!
 //! And how much they may take: at most [`ApiLimits::connections`] connections at once
 //! (the rest are told 503 and closed at once, so a request either runs now or not at
@@ -24,6 +26,7 @@
 //! It runs a small single-threaded tokio runtime on its own thread.
 
 pub mod client;
+mod guesses;
 mod web;
 
 use std::net::TcpListener;
@@ -66,6 +69,8 @@ struct AppState {
     viewers: Arc<tokio::sync::Semaphore>,
     /// The copies of each camera's newest frame that live views share.
     live: Arc<web::LiveFrames>,
+    /// Wrong tokens by client address.
+    guesses: Arc<guesses::Guesses>,
 }
 
 /// How long a client may take to send a request's headers (and how long an idle
@@ -163,6 +168,7 @@ pub fn spawn(
         root: Arc::from(root.as_path()),
         viewers: Arc::new(tokio::sync::Semaphore::new(web::MAX_VIEWERS)),
         live: Arc::default(),
+        guesses: Arc::default(),
     };
     std::thread::Builder::new()
         .name("api".into())
@@ -188,7 +194,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ApiLimits
     let refusals = Arc::new(tokio::sync::Semaphore::new(8));
     let mut accept_errors = 0u64;
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors, say: wait, do not spin.
@@ -214,7 +220,10 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ApiLimits
             });
             continue;
         };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Each request knows its client's address (for counting wrong tokens).
+        let svc = hyper_util::service::TowerToHyperService::new(
+            app.clone().layer(axum::Extension(guesses::Peer(peer.ip()))),
+        );
         tokio::spawn(async move {
             let _slot = slot;
             let mut http = hyper::server::conn::http1::Builder::new();
@@ -340,36 +349,90 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         }
     }
     if let Some(token) = &st.token {
-        if !login && !has_token(&req, token) {
-            // A browser opening the page is shown the login form.
-            if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
-                return axum::response::Redirect::to(web::LOGIN).into_response();
+        let peer = peer_of(&req);
+        if let Some(left) = st.guesses.refused_for(peer) {
+            return too_many_guesses(left);
+        }
+        if !login {
+            match has_token(&req, token) {
+                Token::Right => {}
+                given => {
+                    if given == Token::Wrong {
+                        st.guesses.wrong(peer);
+                    }
+                    // A browser opening the page is shown the login form.
+                    if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
+                        return axum::response::Redirect::to(web::LOGIN).into_response();
+                    }
+                    return error(
+                        StatusCode::UNAUTHORIZED,
+                        "a valid token is required: `Authorization: Bearer <token>`, or log in on the page",
+                    );
+                }
             }
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "a valid token is required: `Authorization: Bearer <token>`, or log in on the page",
-            );
         }
     }
     next.run(req).await
 }
 
+/// The client's address, as the server accepted it (none in tests that call the router).
+fn peer_of(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions().get::<guesses::Peer>().map(|p| p.0)
+}
+
+/// The answer to an address that sent too many wrong tokens.
+fn too_many_guesses(left: std::time::Duration) -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!(
+            "too many wrong tokens from this address: refused for {} s more",
+            left.as_secs() + 1
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&(left.as_secs() + 1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// What a request says of the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Token {
+    Right,
+    /// None given (a first visit, a script without one): not a guess.
+    Missing,
+    Wrong,
+}
+
 /// The request carries the token: as `Authorization: Bearer`, or as the cookie the login
-/// form sets.
-fn has_token(req: &Request, token: &str) -> bool {
+/// form sets. Compared in constant time.
+fn has_token(req: &Request, token: &str) -> Token {
     let h = req.headers();
     let bearer = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token);
-    bearer
-        || h.get_all(header::COOKIE)
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = web::cookie_value(token);
+    let cookies: Vec<&str> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .filter(|(k, _)| *k == web::TOKEN_COOKIE)
+        .map(|(_, v)| v)
+        .collect();
+    if bearer.is_some_and(|t| guesses::same(t.as_bytes(), token.as_bytes()))
+        || cookies
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .any(|(k, v)| k == web::TOKEN_COOKIE && v == web::cookie_value(token))
+            .any(|v| guesses::same(v.as_bytes(), cookie.as_bytes()))
+    {
+        Token::Right
+    } else if bearer.is_none() && cookies.is_empty() {
+        Token::Missing
+    } else {
+        Token::Wrong
+    }
 }
 
 async fn status(State(st): State<AppState>) -> Response {

@@ -108,12 +108,17 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(st): State<AppState>, form: axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(st): State<AppState>,
+    peer: Option<axum::Extension<super::guesses::Peer>>,
+    form: axum::Form<LoginForm>,
+) -> Response {
     let Some(token) = &st.token else {
         // No token is set: nothing to log in to.
         return axum::response::Redirect::to("/").into_response();
     };
-    if form.token != **token {
+    if !super::guesses::same(form.token.as_bytes(), token.as_bytes()) {
+        st.guesses.wrong(peer.map(|p| p.0 .0));
         tracing::warn!("the web page's login was refused: a wrong token");
         return (
             StatusCode::UNAUTHORIZED,
