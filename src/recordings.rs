@@ -300,6 +300,74 @@ fn read_events(path: &Path) -> Events {
     ev
 }
 
+/// Descriptions kept while a recording's files stay as they were: listing reads every
+/// frames sidecar once, not on every request (a rig keeps hundreds of long takes).
+/// A description is made again when any of its files is added, removed, grows, shrinks
+/// or is written (its modification time), or is opened or closed for writing.
+#[derive(Default)]
+pub struct Described {
+    by_key: parking_lot::Mutex<std::collections::HashMap<String, (Signature, RecordingInfo)>>,
+    /// Descriptions made (not taken from the cache): for the tests.
+    made: std::sync::atomic::AtomicU64,
+}
+
+/// What a description depends on: each file's path, length and modification time, and
+/// whether any is being written.
+#[derive(Clone, PartialEq)]
+struct Signature {
+    files: Vec<(PathBuf, u64, SystemTime)>,
+    open: bool,
+}
+
+impl Described {
+    /// `r` described, from the cache if its files have not changed.
+    pub fn describe(&self, r: &StoredRecording, open: &[String]) -> RecordingInfo {
+        let mut files: Vec<(PathBuf, u64, SystemTime)> = r
+            .files
+            .iter()
+            .map(|p| {
+                let m = std::fs::symlink_metadata(p).ok();
+                (
+                    p.clone(),
+                    m.as_ref().map_or(0, |m| m.len()),
+                    m.and_then(|m| m.modified().ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                )
+            })
+            .collect();
+        files.sort();
+        let sig = Signature {
+            files,
+            open: r
+                .files
+                .iter()
+                .any(|p| open.iter().any(|o| Path::new(o) == p)),
+        };
+        if let Some((had, info)) = self.by_key.lock().get(&r.key) {
+            if *had == sig {
+                return info.clone();
+            }
+        }
+        let info = describe(r, open);
+        self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.by_key
+            .lock()
+            .insert(r.key.clone(), (sig, info.clone()));
+        info
+    }
+
+    /// Forgets the recordings not in `keys` (deleted, or gone by retention).
+    pub fn keep_only<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = keys.into_iter().collect();
+        self.by_key.lock().retain(|k, _| keep.contains(k.as_str()));
+    }
+
+    /// Descriptions made so far (not taken from the cache).
+    pub fn made(&self) -> u64 {
+        self.made.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The camera name of `<stem>_<camera>.<ext>`.
 fn camera_of<'a>(stem: &str, name: &'a str, ext: &str) -> Option<&'a str> {
     name.strip_prefix(stem)?
@@ -534,6 +602,59 @@ pub fn frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recording of one camera: its frames sidecar with `frames` rows, and a video file.
+    fn one_take(root: &Path, frames: u64) -> PathBuf {
+        let video = root.join("2026_12_01/video");
+        std::fs::create_dir_all(&video).unwrap();
+        let csv = video.join("rec_2026-12-01_10-00-00_cam0.frames.csv");
+        let mut text = String::from("frame,lsl_time,unix_time,pts_s,bytes,pre_trigger\n");
+        for n in 0..frames {
+            text.push_str(&format!(
+                "{n},{}.0,{}.0,{}.0,1000,0\n",
+                100 + n,
+                1_700_000_000 + n,
+                n
+            ));
+        }
+        std::fs::write(&csv, text).unwrap();
+        std::fs::write(video.join("rec_2026-12-01_10-00-00_cam0.mkv"), b"x").unwrap();
+        csv
+    }
+
+    #[test]
+    fn a_description_is_kept_until_a_file_changes_or_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 3);
+        let cache = Described::default();
+        let list = |open: &[String]| -> Vec<RecordingInfo> {
+            scan(dir.path())
+                .iter()
+                .map(|r| cache.describe(r, open))
+                .collect()
+        };
+        let first = list(&[]);
+        assert_eq!(first.len(), 1);
+        assert_eq!(cache.made(), 1);
+        assert_eq!(list(&[]), first);
+        assert_eq!(cache.made(), 1, "unchanged files are not read again");
+        // A row more in the sidecar: described again, with it.
+        let mut text = std::fs::read_to_string(&csv).unwrap();
+        text.push_str("3,103.0,1700000003.0,3.0,1000,0\n");
+        std::fs::write(&csv, text).unwrap();
+        let second = list(&[]);
+        assert_eq!(cache.made(), 2);
+        assert_ne!(second, first);
+        // Being written now: described again (open), and again once closed.
+        let open = vec![csv.display().to_string()];
+        let third = list(&open);
+        assert_eq!(cache.made(), 3);
+        assert_ne!(third, second);
+        assert_eq!(list(&[]), second);
+        assert_eq!(cache.made(), 4);
+        cache.keep_only([]);
+        assert!(cache.by_key.lock().is_empty());
+    }
 
     #[test]
     fn the_stop_row_gives_what_was_lost_by_cause() {

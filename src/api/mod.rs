@@ -71,6 +71,8 @@ struct AppState {
     live: Arc<web::LiveFrames>,
     /// Wrong tokens by client address.
     guesses: Arc<guesses::Guesses>,
+    /// Recordings described, kept while their files stay as they were.
+    described: Arc<crate::recordings::Described>,
 }
 
 /// How long a client may take to send a request's headers (and how long an idle
@@ -169,6 +171,7 @@ pub fn spawn(
         viewers: Arc::new(tokio::sync::Semaphore::new(web::MAX_VIEWERS)),
         live: Arc::default(),
         guesses: Arc::default(),
+        described: Arc::default(),
     };
     std::thread::Builder::new()
         .name("api".into())

@@ -317,11 +317,11 @@ fn open_files(st: &AppState) -> Vec<String> {
 async fn list(State(st): State<AppState>) -> Response {
     let root = st.root.to_path_buf();
     let open = open_files(&st);
+    let described = st.described.clone();
     let listed = tokio::task::spawn_blocking(move || {
-        let mut all: Vec<_> = recordings::scan(&root)
-            .iter()
-            .map(|r| recordings::describe(r, &open))
-            .collect();
+        let found = recordings::scan(&root);
+        described.keep_only(found.iter().map(|r| r.key.as_str()));
+        let mut all: Vec<_> = found.iter().map(|r| described.describe(r, &open)).collect();
         // Newest first, as a person looks for the last take.
         all.sort_by(|a, b| (&b.day, &b.started, &b.id).cmp(&(&a.day, &a.started, &a.id)));
         all
@@ -334,9 +334,10 @@ async fn list(State(st): State<AppState>) -> Response {
 async fn one(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
     let root = st.root.to_path_buf();
     let open = open_files(&st);
+    let described = st.described.clone();
     let found = tokio::task::spawn_blocking(move || {
         recordings::find(&root, &id)
-            .map(|r| recordings::describe(&r, &open))
+            .map(|r| described.describe(&r, &open))
             .ok_or(id)
     })
     .await;
@@ -442,9 +443,10 @@ async fn file(
 async fn report(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
     let root = st.root.to_path_buf();
     let open = open_files(&st);
+    let described = st.described.clone();
     let made = tokio::task::spawn_blocking(move || {
         let r = recordings::find(&root, &id).ok_or_else(|| format!("no recording `{id}`"))?;
-        let info = recordings::describe(&r, &open);
+        let info = described.describe(&r, &open);
         crate::report::html(&r, &info).map_err(|e| e.to_string())
     })
     .await;
