@@ -360,8 +360,8 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
             match has_token(&req, token) {
                 Token::Right => {}
                 given => {
-                    if given == Token::Wrong {
-                        st.guesses.wrong(peer);
+                    if let Token::Wrong(what) = given {
+                        st.guesses.wrong(peer, what.as_bytes());
                     }
                     // A browser opening the page is shown the login form.
                     if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
@@ -399,12 +399,13 @@ fn too_many_guesses(left: std::time::Duration) -> Response {
 }
 
 /// What a request says of the token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
     Right,
     /// None given (a first visit, a script without one): not a guess.
     Missing,
-    Wrong,
+    /// What was given instead (the header's and the cookies' values).
+    Wrong(String),
 }
 
 /// The request carries the token: as `Authorization: Bearer`, or as the cookie the login
@@ -434,7 +435,12 @@ fn has_token(req: &Request, token: &str) -> Token {
     } else if bearer.is_none() && cookies.is_empty() {
         Token::Missing
     } else {
-        Token::Wrong
+        let mut given = bearer.unwrap_or_default().to_string();
+        for c in cookies {
+            given.push('\n');
+            given.push_str(c);
+        }
+        Token::Wrong(given)
     }
 }
 

@@ -118,7 +118,8 @@ async fn login(
         return axum::response::Redirect::to("/").into_response();
     };
     if !super::guesses::same(form.token.as_bytes(), token.as_bytes()) {
-        st.guesses.wrong(peer.map(|p| p.0 .0));
+        st.guesses
+            .wrong(peer.map(|p| p.0 .0), form.token.as_bytes());
         tracing::warn!("the web page's login was refused: a wrong token");
         return (
             StatusCode::UNAUTHORIZED,
