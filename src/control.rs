@@ -95,6 +95,11 @@ struct OpenFiles {
 /// announce each file once its header and first frame are written.
 const REPLY_WAIT: Duration = Duration::from_millis(1500);
 
+/// How long a clip waits for the audio thread to say where its WAV starts (it answers at
+/// once unless it is opening the audio device); past that, the clip's events sidecars go
+/// without the `audio_start` row rather than hold up commands.
+const AUDIO_START_WAIT: Duration = Duration::from_millis(300);
+
 /// The answer to a start or clip, held until its files exist (or cannot), so that it never
 /// names a file that was not made.
 struct PendingReply {
@@ -688,22 +693,40 @@ impl Control {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
                                 };
+                            }
+                            // The audio thread opens the WAV and tells where it starts;
+                            // that goes into each camera's events sidecar before the clip's
+                            // files are closed.
+                            let (told, first_sample) = crossbeam_channel::bounded(1);
+                            let note = self.audio.is_some().then(|| {
+                                self.audio_send(AudioCmd::Clip {
+                                    id,
+                                    path: wav,
+                                    from: first_video.unwrap_or(from),
+                                    to,
+                                    mkv: self.audio_mkv(),
+                                    first_sample: told,
+                                });
+                                first_sample.recv_timeout(AUDIO_START_WAIT).ok()
+                            });
+                            if let Some(None) = note {
+                                tracing::warn!(
+                                    "clip {id}: the audio thread did not say where the WAV starts within {} ms; \
+                                     its events sidecars have no audio_start row",
+                                    AUDIO_START_WAIT.as_millis()
+                                );
+                            }
+                            for cam in &self.cameras {
+                                let w = &self.writers[cam.setup.index];
+                                if let Some(Some(n)) = &note {
+                                    let _ = w.send(n.to_writer(id));
+                                }
                                 let _ = w.send(WriterMsg::Close {
                                     id,
                                     end: Some(to),
                                     reason: StopReason::ClipComplete,
                                 });
                             }
-                            self.audio_send(AudioCmd::Clip {
-                                id,
-                                path: wav,
-                                from: first_video.unwrap_or(from),
-                                to,
-                                mkv: self.audio_mkv(),
-                                // A clip's files are closed before its audio is cut: no
-                                // row for where its WAV starts.
-                                notes: Vec::new(),
-                            });
                         }
                         Err(e) => {
                             self.warn(format!("clip {id} could not be written: {e}"));

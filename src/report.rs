@@ -360,8 +360,9 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                          <b class=\"start-offset\">{:+.3} ms</b> from the first video frame",
                         (a - v) * 1e3
                     ),
-                    _ => "Where its first sample lies is not in the files (a clip, or a file \
-                          from before hindsight noted it); by design it is the first video frame's"
+                    _ => "Where its first sample lies is not in the files (a file from before \
+                          hindsight noted it, or a clip whose audio thread did not answer in \
+                          time); by design it is the first video frame's"
                         .to_string(),
                 };
                 let _ = write!(

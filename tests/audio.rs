@@ -825,3 +825,68 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
         "the report gives the start offset"
     );
 }
+
+/// The WAV of a clip, and where it starts in the clip's events sidecar (the clip's video is
+/// written at once, before its audio is cut); then a recording started right after it gets
+/// its own WAV and row as well.
+#[test]
+fn a_clip_gets_its_audio_and_says_where_it_starts_and_a_start_right_after_works() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let source_rms = lb.source_rms();
+    let mut h = start_with_audio(&lb, &config(""));
+    let (code, r) = h.post("clip", json!({"seconds": 1.5}));
+    assert_eq!(code, 200, "{r}");
+    // At once: the next take.
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    h.wait_until("both WAVs are closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"].as_u64() == Some(2)
+    });
+    let mut videos = h.mkv_files();
+    assert_eq!(videos.len(), 2, "{videos:?}");
+    // The clip (1.5 s), then the recording (2 s before its start and 1 s after).
+    videos.sort_by_key(|v| read_sidecar(v).len());
+    for (mkv, (shortest, longest)) in videos.iter().zip([(1.4, 1.6), (2.5, 4.0)]) {
+        let frames = read_sidecar(mkv);
+        let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+        let row = events
+            .lines()
+            .find(|l| l.contains(",audio_start,"))
+            .unwrap_or_else(|| panic!("no audio_start row in {}:\n{events}", mkv.display()));
+        let at: f64 = row.split(',').next().unwrap().parse().unwrap();
+        assert!(
+            (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
+            "{}: the WAV starts {:.6} s from the first frame: {row}",
+            mkv.display(),
+            at - frames[0].lsl_time
+        );
+        let name = mkv.file_name().unwrap().to_str().unwrap();
+        let stem = &name[..name.rfind('_').unwrap()];
+        let wav = mkv
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("audio")
+            .join(format!("{stem}.wav"));
+        assert!(row.contains(&format!("{stem}.wav")), "{row}");
+        let secs = sox_seconds(&wav);
+        assert!(
+            (shortest..=longest).contains(&secs),
+            "{}: {secs} s of audio",
+            wav.display()
+        );
+        let (_, samples) = wav_samples(&wav);
+        let quiet = window_levels(&samples)
+            .iter()
+            .filter(|&&l| l < source_rms / 2.0)
+            .count();
+        assert_eq!(quiet, 0, "{}: silent half-seconds", wav.display());
+    }
+    assert!(h.terminate().success());
+}

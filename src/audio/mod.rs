@@ -96,8 +96,32 @@ pub enum AudioCmd {
         from: LslTime,
         to: LslTime,
         mkv: Option<Sender<WriterMsg>>,
-        notes: Vec<Sender<WriterMsg>>,
+        /// Where the WAV starts, told back at once: the control thread notes it in the
+        /// clip's events sidecars before it closes them (a clip's video is written at once,
+        /// so its writers cannot wait for a note from this thread).
+        first_sample: Sender<AudioStartNote>,
     },
+}
+
+/// Where a WAV starts: its first sample's capture time, as an events sidecar notes it.
+#[derive(Clone, Debug)]
+pub struct AudioStartNote {
+    pub at: LslTime,
+    pub wall: crate::clock::WallTime,
+    pub detail: String,
+}
+
+impl AudioStartNote {
+    /// The events-sidecar row for recording `id`.
+    pub fn to_writer(&self, id: u64) -> WriterMsg {
+        WriterMsg::Note {
+            id,
+            at: self.at,
+            wall: self.wall,
+            event: crate::writer::NoteKind::AudioStart,
+            detail: self.detail.clone(),
+        }
+    }
 }
 
 pub use crate::status::{AudioFileSummary, AudioStatus};
@@ -509,15 +533,25 @@ impl Engine {
                 until,
                 mkv,
                 notes,
-            } => self.open_output(id, path, from, until, mkv, &notes),
+            } => {
+                if let Some(note) = self.open_output(id, path, from, until, mkv) {
+                    for w in notes {
+                        let _ = w.try_send(note.to_writer(id));
+                    }
+                }
+            }
             AudioCmd::Clip {
                 id,
                 path,
                 from,
                 to,
                 mkv,
-                notes,
-            } => self.open_output(id, path, from, Some(to), mkv, &notes),
+                first_sample,
+            } => {
+                if let Some(note) = self.open_output(id, path, from, Some(to), mkv) {
+                    let _ = first_sample.try_send(note);
+                }
+            }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
                     o.end_time = Some(o.end_time.map_or(at, |e| e.min(at)));
@@ -534,8 +568,7 @@ impl Engine {
         from: LslTime,
         until: Option<LslTime>,
         mkv: Option<Sender<WriterMsg>>,
-        notes: &[Sender<WriterMsg>],
-    ) {
+    ) -> Option<AudioStartNote> {
         let policy = Durability::for_fsync_interval(self.settings.fsync_interval);
         let s = &self.settings;
         let created = WavOutput::create(&path, s.rate, s.channels, s.format, policy);
@@ -552,7 +585,7 @@ impl Engine {
                 if let Some(mkv) = mkv {
                     let _ = mkv.try_send(WriterMsg::AudioEnd { id });
                 }
-                return;
+                return None;
             }
         };
         // Sample 0 of the file is the sample captured at `from`; if the timeline is not
@@ -566,15 +599,11 @@ impl Engine {
         let name = path
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        for w in notes {
-            let _ = w.try_send(WriterMsg::Note {
-                id,
-                at: first_time,
-                wall,
-                event: crate::writer::NoteKind::AudioStart,
-                detail: format!("{name}: its first sample ({} Hz)", self.settings.rate),
-            });
-        }
+        let note = AudioStartNote {
+            at: first_time,
+            wall,
+            detail: format!("{name}: its first sample ({} Hz)", self.settings.rate),
+        };
         self.status.lock().current_file = Some(path.display().to_string());
         self.lsl_event(Event::AudioFileOpened {
             recording: id,
@@ -595,6 +624,7 @@ impl Engine {
             mkv,
             pcm: Vec::new(),
         });
+        Some(note)
     }
 
     /// Writes what each output can take now, and finishes those that reached their end.
