@@ -298,6 +298,19 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
     let left = recordings(&h);
     assert_eq!(left.len(), 1);
     assert_ne!(left[0]["id"], id.as_str());
+    // Deleting the last recording of a past day removes its emptied day folder; today's
+    // stays (a recording may be creating it).
+    let today = first_mkv.parent().unwrap().parent().unwrap().to_path_buf();
+    let past = h.root.join("2020_01_01");
+    std::fs::rename(&today, &past).unwrap();
+    let last = left[0]["id"].as_str().unwrap().to_string();
+    let gone = client()
+        .delete(format!("http://{}/api/recordings/{last}", h.api))
+        .send()
+        .unwrap();
+    assert_eq!(gone.status(), 200);
+    assert!(!past.exists(), "the emptied day folder is left");
+    assert!(recordings(&h).is_empty());
     assert!(h.terminate().success());
 }
 

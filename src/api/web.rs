@@ -387,12 +387,40 @@ fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
             &format!("could not delete: {}", failed.join("; ")),
         );
     }
+    remove_emptied_folders(root, &rec.files);
     tracing::warn!(
         "deleted recording {} ({} files) at the web page's request",
         rec.key,
         rec.files.len()
     );
     Json(serde_json::json!({"ok": true, "deleted": rec.files.len(), "id": id})).into_response()
+}
+
+/// Removes the `video`/`audio` folders the deleted `files` left empty, and then their day
+/// folder if that is empty too; never today's or yesterday's (local time, as the writer
+/// names them), where a recording may be creating its folders at this moment.
+fn remove_emptied_folders(root: &Path, files: &[PathBuf]) {
+    let now = crate::clock::WallTime::now().to_local();
+    let recent = [now, now - chrono::Duration::days(1)].map(|d| d.format("%Y_%m_%d").to_string());
+    let mut days: Vec<PathBuf> = Vec::new();
+    for f in files {
+        let Some(sub) = f.parent() else { continue };
+        let Some(day) = sub.parent() else { continue };
+        let name = day.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if day.parent() != Some(root) || recent.iter().any(|r| r == name) {
+            continue;
+        }
+        // Fails unless empty: exactly what is wanted.
+        let _ = std::fs::remove_dir(sub);
+        if !days.iter().any(|d| d == day) {
+            days.push(day.to_path_buf());
+        }
+    }
+    for day in days {
+        if std::fs::remove_dir(&day).is_ok() {
+            tracing::info!("removed the emptied day folder {}", day.display());
+        }
+    }
 }
 
 /// The path of file `name` of recording `id`, or why there is none.
@@ -515,4 +543,41 @@ fn secs(ns: i64) -> String {
         ns.unsigned_abs() / 1_000_000_000,
         ns.unsigned_abs() % 1_000_000_000
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emptied_folders_go_but_not_todays_or_yesterdays() {
+        let root = tempfile::tempdir().unwrap();
+        let now = crate::clock::WallTime::now().to_local();
+        let days = [
+            "2020_01_01".to_string(),
+            now.format("%Y_%m_%d").to_string(),
+            (now - chrono::Duration::days(1))
+                .format("%Y_%m_%d")
+                .to_string(),
+        ];
+        let mut files = Vec::new();
+        for d in &days {
+            for sub in ["video", "audio"] {
+                let dir = root.path().join(d).join(sub);
+                std::fs::create_dir_all(&dir).unwrap();
+                // What a delete has just removed.
+                files.push(dir.join("rec_x_cam0.mkv"));
+            }
+        }
+        // A file that was not deleted keeps its folder.
+        let kept = root.path().join("2020_01_02/video");
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::write(kept.join("other.mkv"), b"x").unwrap();
+        files.push(kept.join("rec_x_cam0.mkv"));
+        remove_emptied_folders(root.path(), &files);
+        assert!(!root.path().join("2020_01_01").exists());
+        assert!(root.path().join(&days[1]).join("video").exists());
+        assert!(root.path().join(&days[2]).join("audio").exists());
+        assert!(kept.join("other.mkv").exists());
+    }
 }
