@@ -150,7 +150,11 @@ fn start_with_audio(lb: &Loopback, cfg: &str) -> Hindsight {
 }
 
 fn audio_dir_wav(h: &Hindsight) -> std::path::PathBuf {
-    let mkv = h.mkv_files().pop().unwrap();
+    wav_of(&h.mkv_files().pop().unwrap())
+}
+
+/// The WAV beside a camera's MKV: `<day>/audio/<stem>.wav`.
+fn wav_of(mkv: &std::path::Path) -> std::path::PathBuf {
     let name = mkv.file_name().unwrap().to_str().unwrap();
     let stem = &name[..name.rfind('_').unwrap()];
     mkv.parent()
@@ -159,6 +163,17 @@ fn audio_dir_wav(h: &Hindsight) -> std::path::PathBuf {
         .unwrap()
         .join("audio")
         .join(format!("{stem}.wav"))
+}
+
+/// The `audio_start` row of an MKV's events sidecar: its LSL time, and the row.
+fn audio_start_of(mkv: &std::path::Path) -> (f64, String) {
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    let row = events
+        .lines()
+        .find(|l| l.contains(",audio_start,"))
+        .unwrap_or_else(|| panic!("no audio_start row in {}:\n{events}", mkv.display()))
+        .to_string();
+    (row.split(',').next().unwrap().parse().unwrap(), row)
 }
 
 #[test]
@@ -804,12 +819,7 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
     // and the quality report shows it.
     let mkv = h.mkv_files().pop().unwrap();
     let first_frame = read_sidecar(&mkv)[0].lsl_time;
-    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
-    let row = events
-        .lines()
-        .find(|l| l.contains(",audio_start,"))
-        .unwrap_or_else(|| panic!("no audio_start row:\n{events}"));
-    let at: f64 = row.split(',').next().unwrap().parse().unwrap();
+    let (at, row) = audio_start_of(&mkv);
     assert!(
         (at - first_frame).abs() <= 1.0 / 48000.0 + 1e-9,
         "the WAV starts {:.6} s from the first frame: {row}",
@@ -853,28 +863,16 @@ fn a_clip_gets_its_audio_and_says_where_it_starts_and_a_start_right_after_works(
     videos.sort_by_key(|v| read_sidecar(v).len());
     for (mkv, (shortest, longest)) in videos.iter().zip([(1.4, 1.6), (2.5, 4.0)]) {
         let frames = read_sidecar(mkv);
-        let events = std::fs::read_to_string(events_of(mkv)).unwrap();
-        let row = events
-            .lines()
-            .find(|l| l.contains(",audio_start,"))
-            .unwrap_or_else(|| panic!("no audio_start row in {}:\n{events}", mkv.display()));
-        let at: f64 = row.split(',').next().unwrap().parse().unwrap();
+        let (at, row) = audio_start_of(mkv);
         assert!(
             (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
             "{}: the WAV starts {:.6} s from the first frame: {row}",
             mkv.display(),
             at - frames[0].lsl_time
         );
-        let name = mkv.file_name().unwrap().to_str().unwrap();
-        let stem = &name[..name.rfind('_').unwrap()];
-        let wav = mkv
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("audio")
-            .join(format!("{stem}.wav"));
-        assert!(row.contains(&format!("{stem}.wav")), "{row}");
+        let wav = wav_of(mkv);
+        let wav_name = wav.file_name().unwrap().to_str().unwrap();
+        assert!(row.contains(wav_name), "{row}");
         let secs = sox_seconds(&wav);
         assert!(
             (shortest..=longest).contains(&secs),

@@ -461,15 +461,20 @@ fn live_views_show_new_frames_are_bounded_and_cost_no_frame() {
     assert!(h.terminate().success());
 }
 
-#[test]
-fn with_a_token_every_request_needs_it_and_the_login_form_sets_a_strict_cookie() {
-    let _g = serial();
+/// A recorder (synthetic camera) whose API needs `token`.
+fn with_token(token: &str) -> Hindsight {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
     let config = synthetic_config(160, 120, 30.0, 1.0) + "api:\n  token_env: HS_WEB_TOKEN\n";
-    let mut h = Hindsight::start_with(dir, root, &config, |c| {
-        c.env("HS_WEB_TOKEN", "s3cret; with=odd chars");
-    });
+    Hindsight::start_with(dir, root, &config, |c| {
+        c.env("HS_WEB_TOKEN", token);
+    })
+}
+
+#[test]
+fn with_a_token_every_request_needs_it_and_the_login_form_sets_a_strict_cookie() {
+    let _g = serial();
+    let mut h = with_token("s3cret; with=odd chars");
     // As reached from elsewhere: another host name.
     let ask = |path: &str, cookie: Option<&str>| {
         let no_redirects = reqwest::blocking::Client::builder()
@@ -548,12 +553,7 @@ fn with_a_token_every_request_needs_it_and_the_login_form_sets_a_strict_cookie()
 #[test]
 fn wrong_tokens_from_one_address_are_stopped_and_nothing_recorded_is_lost() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let config = synthetic_config(160, 120, 30.0, 1.0) + "api:\n  token_env: HS_WEB_TOKEN\n";
-    let mut h = Hindsight::start_with(dir, root, &config, |c| {
-        c.env("HS_WEB_TOKEN", "right-token");
-    });
+    let mut h = with_token("right-token");
     // Two clients on this machine, from two loopback addresses.
     let from = |ip: &str| {
         reqwest::blocking::Client::builder()
