@@ -59,6 +59,15 @@ pub struct ControlSettings {
 /// has gone quiet (lost, or a very low frame rate).
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the loop sleeps when nothing is due and no message comes. While every camera
+/// delivers: a second, for what is only looked at, not told (the drop warnings; the
+/// numbers file's reservation, which keeps 30 s ahead). While one does not yet (start-up,
+/// a lost camera): 100 ms, so that the status says "buffering" soon after the last camera's
+/// first frame, which sends no message. Everything else that is due has its own deadline
+/// in [`Control::wait`], and every message wakes the loop at once.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+const IDLE_WAIT_UNTIL_DELIVERING: Duration = Duration::from_millis(100);
+
 /// A stop waiting for the frames captured before it: a camera delivers a frame some time
 /// after its exposure, and a recording must end with the last frame exposed before the stop.
 struct PendingStop {
@@ -249,7 +258,11 @@ impl Control {
     /// How long the loop may wait for a message before something is due.
     fn wait(&self) -> Duration {
         let now = self.clocks.now().lsl;
-        let mut wait = Duration::from_millis(100);
+        let mut wait = if crate::capture::all_delivering(&self.cameras) {
+            IDLE_WAIT
+        } else {
+            IDLE_WAIT_UNTIL_DELIVERING
+        };
         if let Some(d) = self.recorder.next_deadline() {
             wait = wait.min(d.saturating_since(now));
         }
