@@ -57,6 +57,14 @@ pub fn all_delivering(cameras: &[Arc<Camera>]) -> bool {
         .all(|c| c.stats.next_seq.load(Relaxed) > 0 && c.stats.running.load(Relaxed))
 }
 
+/// A camera's figures in the LSL status stream (SPEC §6): [`Camera::figures`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CameraFigures {
+    pub fps: f64,
+    pub frames_dropped: u64,
+    pub buffered_seconds: f64,
+}
+
 /// What the ring lock protects.
 pub struct CameraState {
     pub ring: PreTriggerRing,
@@ -344,20 +352,36 @@ impl Camera {
     }
 
     /// The camera's status at `now`.
+    /// The rate of usable frames: nothing for a while (a lost camera, or one sending only
+    /// corrupt frames) is 0, not the last second that had frames.
+    pub fn fps(&self, now: LslTime) -> f64 {
+        let s = &self.stats;
+        let last = s.last_capture_ns.load(Relaxed);
+        let quiet = now.nanos_since(LslTime::from_nanos(last));
+        if s.next_seq.load(Relaxed) == 0
+            || quiet > fps_window(self.setup.info.fps).as_nanos() as i64
+        {
+            0.0
+        } else {
+            s.fps_milli.load(Relaxed) as f64 / 1000.0
+        }
+    }
+
+    /// What a camera's LSL status sample carries, read from its counters (no allocation).
+    pub fn figures(&self, now: LslTime) -> CameraFigures {
+        CameraFigures {
+            fps: self.fps(now),
+            frames_dropped: self.stats.drops().total(),
+            buffered_seconds: self.stats.buffered_ns.load(Relaxed) as f64 / 1e9,
+        }
+    }
+
     pub fn status(&self, current_file: Option<String>, now: LslTime) -> CameraStatus {
         let s = &self.stats;
         let drops = s.drops();
         let buffered_seconds = s.buffered_ns.load(Relaxed) as f64 / 1e9;
         let next_seq = s.next_seq.load(Relaxed);
-        // The rate of usable frames: nothing for a while (a lost camera, or one sending only
-        // corrupt frames) is 0, not the last second that had frames.
-        let last = s.last_capture_ns.load(Relaxed);
-        let quiet = now.nanos_since(LslTime::from_nanos(last));
-        let fps = if next_seq == 0 || quiet > fps_window(self.setup.info.fps).as_nanos() as i64 {
-            0.0
-        } else {
-            s.fps_milli.load(Relaxed) as f64 / 1000.0
-        };
+        let fps = self.fps(now);
         CameraStatus {
             name: self.setup.name.clone(),
             source: self.setup.info.kind.as_str().to_string(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::capture::Camera;
+use crate::capture::{Camera, CameraFigures};
 use crate::clock::ClockPair;
 use crate::recorder::{ActiveRecording, State};
 use crate::status::{
@@ -33,6 +33,24 @@ pub(crate) struct ControlView {
     pub(crate) next_recording: Option<u64>,
     /// Cameras the recorder knows are lost.
     pub(crate) lost_cameras: Vec<usize>,
+}
+
+/// What [`StatusHub::figures`] reads: the LSL status samples' numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusFigures {
+    pub state_code: u8,
+    /// In the configuration's order.
+    pub cameras: Vec<CameraFigures>,
+    pub audio: Option<AudioFigures>,
+}
+
+/// The audio's figures in its LSL status stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AudioFigures {
+    pub capturing: bool,
+    pub level_dbfs: f64,
+    pub overrun_frames: u64,
+    pub buffered_seconds: f64,
 }
 
 /// Builds [`Status`] snapshots for the API (and later the dashboard and LSL status).
@@ -107,6 +125,26 @@ impl StatusHub {
         self.view.lock().current_files.clone()
     }
 
+    /// What the LSL status outlets send at each 10 Hz tick, read from the same sources
+    /// as [`StatusHub::snapshot`] without building the whole status (its strings, file
+    /// lists and warnings): `out` is filled in place.
+    pub fn figures(&self, out: &mut StatusFigures) {
+        let now = ClockPair::now();
+        out.state_code = self.view.lock().state.unwrap_or(State::Idle).lsl_code();
+        out.cameras.clear();
+        out.cameras
+            .extend(self.cameras.iter().map(|c| c.figures(now.lsl)));
+        out.audio = self.audio.as_ref().map(|a| {
+            let a = a.lock();
+            AudioFigures {
+                capturing: a.capturing,
+                level_dbfs: a.level_dbfs,
+                overrun_frames: a.overrun_frames,
+                buffered_seconds: a.buffered_seconds,
+            }
+        });
+    }
+
     /// The number the next recording will get, as the control thread last published it.
     pub fn next_recording(&self) -> Option<u64> {
         self.view.lock().next_recording
@@ -154,5 +192,80 @@ impl StatusHub {
             audio: self.audio.as_ref().map(|a| a.lock().clone()),
             disk: self.disk.as_ref().map(|d| d.lock().clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{test_camera_n, CaptureStep};
+    use crate::clock::{LslTime, WallTime};
+    use crate::frame::FrameMeta;
+    use crate::ring::RingLimits;
+    use std::time::Duration;
+
+    /// The LSL status outlets read [`StatusHub::figures`], the API and the dashboard read
+    /// [`StatusHub::snapshot`]: both say the same.
+    #[test]
+    fn the_lsl_figures_are_the_status_snapshots_own() {
+        let limits = RingLimits {
+            duration: Duration::from_secs(5),
+            max_bytes: 1 << 20,
+            max_frames: 1000,
+        };
+        let cameras: Vec<Arc<Camera>> =
+            (0..2).map(|i| Arc::new(test_camera_n(i, limits))).collect();
+        // Camera 0: 1.5 s of frames at 100 fps up to now, with numbers 50 and 51 missing.
+        let now = LslTime::now();
+        let mut step = CaptureStep::default();
+        for seq in (0..150u64).filter(|s| !(50..52).contains(s)) {
+            let meta = FrameMeta {
+                seq,
+                capture: now - Duration::from_millis(10 * (150 - seq)),
+                wall: WallTime::from_nanos(0),
+                width: 16,
+                height: 16,
+                keyframe: true,
+            };
+            step.frame(&cameras[0], meta, b"jpeg");
+        }
+        let audio = Arc::new(Mutex::new(AudioStatus {
+            capturing: true,
+            level_dbfs: -23.5,
+            overrun_frames: 7,
+            buffered_seconds: 4.25,
+            ..AudioStatus::default()
+        }));
+        let hub = StatusHub::new("rig".into(), cameras, Vec::new()).with_audio(audio);
+        hub.view.lock().state = Some(State::Recording);
+
+        // Filled in place: what an earlier tick left is replaced.
+        let mut f = StatusFigures {
+            state_code: 9,
+            cameras: vec![CameraFigures::default(); 5],
+            audio: None,
+        };
+        hub.figures(&mut f);
+        let s = hub.snapshot();
+        assert_eq!(f.state_code, 1);
+        assert_eq!(f.state_code, s.state_code);
+        assert_eq!(f.cameras.len(), 2);
+        for (fig, cam) in f.cameras.iter().zip(&s.cameras) {
+            assert_eq!(fig.fps, cam.fps, "{}", cam.name);
+            assert_eq!(fig.frames_dropped, cam.frames_dropped, "{}", cam.name);
+            assert_eq!(fig.buffered_seconds, cam.buffered_seconds, "{}", cam.name);
+        }
+        assert!((f.cameras[0].fps - 100.0).abs() < 3.0, "{:?}", f.cameras[0]);
+        assert_eq!(f.cameras[0].frames_dropped, 2);
+        assert!(f.cameras[0].buffered_seconds > 1.4, "{:?}", f.cameras[0]);
+        assert_eq!(f.cameras[1], CameraFigures::default(), "no frame yet");
+        let a = f.audio.expect("audio figures");
+        let sa = s.audio.expect("audio status");
+        assert!(a.capturing && sa.capturing);
+        assert_eq!(
+            (a.level_dbfs, a.overrun_frames, a.buffered_seconds),
+            (sa.level_dbfs, sa.overrun_frames, sa.buffered_seconds)
+        );
+        assert_eq!((a.level_dbfs, a.overrun_frames), (-23.5, 7));
     }
 }

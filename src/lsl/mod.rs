@@ -42,7 +42,7 @@ use lsl::ExPushable;
 use parking_lot::Mutex;
 
 use crate::clock::{ClockPair, LslTime};
-use crate::hub::StatusHub;
+use crate::hub::{StatusFigures, StatusHub};
 use crate::shutdown::{Shutdown, Stage};
 use crate::source::SourceInfo;
 
@@ -187,6 +187,8 @@ struct Publisher {
     next_status: LslTime,
     frame_sample: Vec<f64>,
     status_sample: Vec<f64>,
+    /// What the status samples carry, filled at each tick.
+    figures: StatusFigures,
 }
 
 impl Publisher {
@@ -254,6 +256,7 @@ impl Publisher {
             next_status: now + STATUS_PERIOD,
             frame_sample: vec![0.0; 4],
             status_sample: vec![0.0; 5],
+            figures: StatusFigures::default(),
         })
     }
 
@@ -377,18 +380,18 @@ impl Publisher {
             tracing::warn!("LSL status fell {behind} periods behind; skipping ahead");
             self.next_status = self.next_status + STATUS_PERIOD * behind as u32;
         }
-        let snapshot = self.hub.snapshot();
+        self.hub.figures(&mut self.figures);
+        let figures = &self.figures;
         let pair = ClockPair::now();
-        let mut consumers = Vec::with_capacity(self.outlets.len());
         while self.next_status <= now {
             let tick = self.next_status;
             for (i, o) in self.outlets.iter().enumerate() {
-                let cam = snapshot.cameras.get(i);
-                self.status_sample[0] = f64::from(snapshot.state_code);
+                let cam = figures.cameras.get(i).copied().unwrap_or_default();
+                self.status_sample[0] = f64::from(figures.state_code);
                 self.status_sample[1] = pair.wall_at(tick).as_secs_f64();
-                self.status_sample[2] = cam.map_or(0.0, |c| c.fps);
-                self.status_sample[3] = cam.map_or(0.0, |c| c.frames_dropped as f64);
-                self.status_sample[4] = cam.map_or(0.0, |c| c.buffered_seconds);
+                self.status_sample[2] = cam.fps;
+                self.status_sample[3] = cam.frames_dropped as f64;
+                self.status_sample[4] = cam.buffered_seconds;
                 if let Err(e) =
                     o.status
                         .push_sample_ex(&self.status_sample, tick.as_secs_f64(), true)
@@ -396,29 +399,31 @@ impl Publisher {
                     tracing::warn!("LSL status sample not pushed: {e}");
                 }
             }
-            if let (Some(a), Some(audio)) = (&self.audio, &snapshot.audio) {
+            if let (Some(a), Some(audio)) = (&self.audio, &figures.audio) {
                 let state = if audio.capturing {
-                    snapshot.state_code
+                    figures.state_code
                 } else {
                     0
                 };
-                let sample = vec![
-                    f64::from(state),
-                    pair.wall_at(tick).as_secs_f64(),
-                    audio.level_dbfs,
-                    audio.overrun_frames as f64,
-                    audio.buffered_seconds,
-                ];
-                if let Err(e) = a.status.push_sample_ex(&sample, tick.as_secs_f64(), true) {
+                self.status_sample[0] = f64::from(state);
+                self.status_sample[1] = pair.wall_at(tick).as_secs_f64();
+                self.status_sample[2] = audio.level_dbfs;
+                self.status_sample[3] = audio.overrun_frames as f64;
+                self.status_sample[4] = audio.buffered_seconds;
+                if let Err(e) =
+                    a.status
+                        .push_sample_ex(&self.status_sample, tick.as_secs_f64(), true)
+                {
                     tracing::warn!("LSL audio status sample not pushed: {e}");
                 }
             }
             self.next_status = tick + STATUS_PERIOD;
         }
-        for o in &self.outlets {
-            consumers.push(o.frames.have_consumers());
-        }
-        self.status.lock().consumers = consumers;
+        let mut status = self.status.lock();
+        status.consumers.clear();
+        status
+            .consumers
+            .extend(self.outlets.iter().map(|o| o.frames.have_consumers()));
     }
 }
 
