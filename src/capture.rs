@@ -591,8 +591,8 @@ pub fn run_capture(
         cam.stats
             .heartbeat_ns
             .store(LslTime::now().as_nanos(), Relaxed);
-        let mut gone = match source.next_frame(&mut jpeg) {
-            Ok(mut meta) => {
+        let mut gone = match source.next_frame_ref(&mut jpeg) {
+            Ok((mut meta, jpeg)) => {
                 let got = (u32::from(meta.width), u32::from(meta.height));
                 if size.0 > 0 && got != size {
                     bad.frame(
@@ -609,7 +609,7 @@ pub fn run_capture(
                     if let Some(why) = lost.take() {
                         cam.back(meta.capture, &why);
                     }
-                    on_frame(&cam, meta, &jpeg, &mut fps);
+                    on_frame(&cam, meta, jpeg, &mut fps);
                 }
                 None
             }

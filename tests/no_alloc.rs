@@ -199,3 +199,56 @@ fn the_capture_step_allocates_nothing_per_frame() {
         0
     );
 }
+
+/// A stream camera (`source: command`, `http-mjpeg`) as the capture thread reads it
+/// (`next_frame_ref`: each frame where it was read): bytes read in pieces that cut frames
+/// anywhere come out as the same frames, with no allocation per frame.
+#[test]
+fn a_stream_source_allocates_nothing_per_frame() {
+    use hindsight::source::stream::{FrameStream, Read};
+
+    let cfg = SyntheticConfig {
+        width: 400,
+        height: 400,
+        fps: 100.0,
+        quality: 80,
+        pacing: Pacing::Unpaced,
+        pool: None,
+    };
+    let mut source = SyntheticSource::new(cfg, simulated_clocks()).expect("source");
+    let frames: Vec<Vec<u8>> = (0..8)
+        .map(|_| {
+            let mut jpeg = Vec::new();
+            source.next_frame(&mut jpeg).expect("frame");
+            jpeg
+        })
+        .collect();
+    let bytes: Vec<u8> = frames.concat();
+    let mut stream = FrameStream::new(1 << 20, simulated_clocks());
+    let mut at = 0usize;
+    let mut piece = 0usize;
+    let mut read = |buf: &mut [u8]| {
+        // Pieces of 1 to 9 kB, wrapping round the frames: boundaries fall anywhere.
+        piece += 1;
+        let n = (1_000 + piece * 997 % 8_000).min(buf.len());
+        for b in buf[..n].iter_mut() {
+            *b = bytes[at];
+            at = (at + 1) % bytes.len();
+        }
+        Read::Bytes(n)
+    };
+    let take = |count: usize, stream: &mut FrameStream, read: &mut dyn FnMut(&mut [u8]) -> Read| {
+        for i in 0..count {
+            let (meta, data) = stream.next_frame_ref(&mut *read).expect("frame");
+            assert_eq!(
+                data,
+                &frames[meta.seq as usize % frames.len()][..],
+                "frame {i}"
+            );
+        }
+    };
+    take(50, &mut stream, &mut read);
+    let before = allocations();
+    take(200, &mut stream, &mut read);
+    assert_eq!(allocations() - before, 0);
+}

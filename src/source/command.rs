@@ -177,21 +177,33 @@ impl FrameSource for CommandSource {
     }
 
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        let mut first = Vec::new();
+        let (meta, data) = self.next_frame_ref(&mut first)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(data);
+        Ok(meta)
+    }
+
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
         if let Some((meta, data)) = self.first.take() {
-            jpeg.clear();
-            jpeg.extend_from_slice(&data);
-            return Ok(meta);
+            scratch.clear();
+            scratch.extend_from_slice(&data);
+            return Ok((meta, scratch.as_slice()));
         }
         let (stdout, child) = (&mut self.stdout, &mut self.child);
+        let (last_stderr, command) = (&self.last_stderr, &self.command);
         self.stream
-            .next_frame(jpeg, |buf| read_pipe(stdout, child, buf))
+            .next_frame_ref(|buf| read_pipe(stdout, child, buf))
             .map_err(|e| match e {
                 SourceError::Lost(why) => {
-                    let last = self.last_stderr.lock().clone();
+                    let last = last_stderr.lock().clone();
                     SourceError::Lost(if last.is_empty() {
-                        format!("`{}`: {why}", self.command)
+                        format!("`{command}`: {why}")
                     } else {
-                        format!("`{}`: {why} (its last message: {last})", self.command)
+                        format!("`{command}`: {why} (its last message: {last})")
                     })
                 }
                 other => other,

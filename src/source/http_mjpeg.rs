@@ -193,15 +193,26 @@ impl FrameSource for HttpMjpegSource {
     }
 
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        let mut first = Vec::new();
+        let (meta, data) = self.next_frame_ref(&mut first)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(data);
+        Ok(meta)
+    }
+
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
         if let Some((meta, data)) = self.first.take() {
-            jpeg.clear();
-            jpeg.extend_from_slice(&data);
-            return Ok(meta);
+            scratch.clear();
+            scratch.extend_from_slice(&data);
+            return Ok((meta, scratch.as_slice()));
         }
         let response = &mut self.response;
         let shown = &self.info.model;
         self.stream
-            .next_frame(jpeg, |buf| read_body(response, buf))
+            .next_frame_ref(|buf| read_body(response, buf))
             .map_err(|e| match e {
                 SourceError::Lost(why) => SourceError::Lost(format!("{shown}: {why}")),
                 other => other,

@@ -52,6 +52,8 @@ pub struct JpegSplitter {
     end: usize,
     /// Bytes before this are handed out or skipped; dropped on the next call.
     consumed: usize,
+    /// Where the frame handed out last lies in `buf`, until the next call.
+    handed: Range<usize>,
     /// Where the scan is.
     pos: usize,
     /// Start of the current frame (its SOI).
@@ -75,6 +77,7 @@ impl JpegSplitter {
             buf: Vec::with_capacity(max_frame.min(4 << 20) * 2),
             end: 0,
             consumed: 0,
+            handed: 0..0,
             pos: 0,
             start: 0,
             state: State::Seek,
@@ -113,6 +116,12 @@ impl JpegSplitter {
         }
     }
 
+    /// The bytes of the frame [`JpegSplitter::next_split`] handed out last, where they
+    /// lie, until the next call that feeds or splits (empty before the first frame).
+    pub fn handed(&self) -> &[u8] {
+        &self.buf[self.handed.clone()]
+    }
+
     /// Bytes held that belong to no frame handed out yet.
     pub fn pending(&self) -> usize {
         self.end - self.consumed
@@ -123,6 +132,7 @@ impl JpegSplitter {
             return;
         }
         let c = self.consumed;
+        self.handed = 0..0;
         self.buf.copy_within(c..self.end, 0);
         self.end -= c;
         self.pos -= c;
@@ -215,6 +225,7 @@ impl JpegSplitter {
                             self.state = State::Seek;
                             self.size = None;
                             let arrived = self.arrival(range.start);
+                            self.handed = range.clone();
                             return Some(Split::Frame(JpegFrame {
                                 data: &self.buf[range],
                                 width: w,
@@ -406,10 +417,15 @@ mod tests {
     fn collect(s: &mut JpegSplitter) -> Vec<Result<Vec<u8>, String>> {
         let mut out = Vec::new();
         while let Some(x) = s.next_split() {
-            out.push(match x {
+            let item = match x {
                 Split::Frame(f) => Ok(f.data.to_vec()),
                 Split::Corrupt(w) => Err(w),
-            });
+            };
+            if let Ok(data) = &item {
+                // What the capture thread takes without a copy: the same bytes.
+                assert_eq!(s.handed(), &data[..]);
+            }
+            out.push(item);
         }
         out
     }

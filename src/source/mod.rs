@@ -79,6 +79,18 @@ pub trait FrameSource: Send {
     /// Waits for the next frame, writes its JPEG bytes into `jpeg` (cleared first; its
     /// capacity is reused, so steady state allocates nothing) and returns its metadata.
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError>;
+
+    /// As [`FrameSource::next_frame`], for the capture thread, which copies the frame
+    /// into its ring: the bytes where the source already holds them when it can (a stream
+    /// source's read buffer: one copy of every frame less), else in `scratch`. They are
+    /// valid until the next call.
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
+        let meta = self.next_frame(scratch)?;
+        Ok((meta, scratch.as_slice()))
+    }
 }
 
 impl fmt::Display for SourceInfo {

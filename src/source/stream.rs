@@ -70,6 +70,28 @@ impl FrameStream {
     pub fn next_frame(
         &mut self,
         jpeg: &mut Vec<u8>,
+        read: impl FnMut(&mut [u8]) -> Read,
+    ) -> Result<FrameMeta, SourceError> {
+        let (meta, data) = self.next_frame_ref(read)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(data);
+        Ok(meta)
+    }
+
+    /// As [`FrameStream::next_frame`], with the frame's bytes where they were read (no
+    /// copy), until the next call.
+    pub fn next_frame_ref(
+        &mut self,
+        read: impl FnMut(&mut [u8]) -> Read,
+    ) -> Result<(FrameMeta, &[u8]), SourceError> {
+        let meta = self.next_meta(read)?;
+        Ok((meta, self.splitter.handed()))
+    }
+
+    /// Reads and splits until a frame is whole: its metadata; its bytes are the
+    /// splitter's `handed()`.
+    fn next_meta(
+        &mut self,
         mut read: impl FnMut(&mut [u8]) -> Read,
     ) -> Result<FrameMeta, SourceError> {
         let called = Instant::now();
@@ -84,8 +106,6 @@ impl FrameStream {
                             size.0, size.1, want.0, want.1
                         )));
                     }
-                    jpeg.clear();
-                    jpeg.extend_from_slice(f.data);
                     // Frames that arrive in one read share its time; they were sent in
                     // order, so each gets at least the file's timestamp unit more than the
                     // one before (`design/time.md`).
