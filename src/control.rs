@@ -60,11 +60,12 @@ pub struct ControlSettings {
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the loop sleeps when nothing is due and no message comes. While every camera
-/// delivers: a second, for what is only looked at, not told (the drop warnings; the
-/// numbers file's reservation, which keeps 30 s ahead). While one does not yet (start-up,
-/// a lost camera): 100 ms, so that the status says "buffering" soon after the last camera's
-/// first frame, which sends no message. Everything else that is due has its own deadline
-/// in [`Control::wait`], and every message wakes the loop at once.
+/// delivers and the status says so: a second, for what is only looked at, not told (the
+/// drop warnings; the numbers file's reservation, which keeps 30 s ahead). Otherwise
+/// (start-up, a lost camera, a first frame since the last look): 100 ms, so that the
+/// status says "buffering" soon after the last camera's first frame, which sends no
+/// message. Everything else that is due has its own deadline in [`Control::wait`], and
+/// every message wakes the loop at once.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const IDLE_WAIT_UNTIL_DELIVERING: Duration = Duration::from_millis(100);
 
@@ -258,7 +259,10 @@ impl Control {
     /// How long the loop may wait for a message before something is due.
     fn wait(&self) -> Duration {
         let now = self.clocks.now().lsl;
-        let mut wait = if crate::capture::all_delivering(&self.cameras) {
+        // The long wait only once the status says so too: a camera whose first frame came
+        // after the last look is taken in at the next 100 ms.
+        let delivering = crate::capture::all_delivering(&self.cameras);
+        let mut wait = if delivering && self.recorder.buffering() {
             IDLE_WAIT
         } else {
             IDLE_WAIT_UNTIL_DELIVERING

@@ -413,6 +413,11 @@ impl Recorder {
         self.buffering = on;
     }
 
+    /// What [`Recorder::set_buffering`] was told last.
+    pub fn buffering(&self) -> bool {
+        self.buffering
+    }
+
     /// Camera `camera` delivers no usable frame: the recording in progress goes on with
     /// the others (and this one's file continues when it is back).
     pub fn camera_lost(&mut self, camera: usize) {

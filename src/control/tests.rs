@@ -434,3 +434,36 @@ fn the_thread_runs_commands_from_the_bus_and_returns_on_shutdown() {
     .unwrap();
     thread.join().unwrap();
 }
+
+/// The loop sleeps a second only while every camera delivers and the status says so: the
+/// last camera's first frame, which sends no message, is taken in at the next 100 ms
+/// (the status says "buffering"), and only then does the loop sleep long.
+#[test]
+fn the_loop_sleeps_long_only_once_the_status_says_buffering() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = sim(2);
+    for c in &s.cams {
+        c.stats.running.store(true, Relaxed);
+    }
+    s.control.step();
+    assert_eq!(s.control.wait(), IDLE_WAIT_UNTIL_DELIVERING, "no frame yet");
+    let t = s.now();
+    s.frame(0, 0, t);
+    s.control.step();
+    assert_eq!(s.state(), State::Idle, "one camera of two delivers");
+    assert_eq!(s.control.wait(), IDLE_WAIT_UNTIL_DELIVERING);
+    // The second camera's first frame comes between two looks: the status does not say
+    // so yet, and the loop must not sleep a second before it does.
+    s.frame(1, 0, t);
+    assert_eq!(s.state(), State::Idle);
+    assert_eq!(s.control.wait(), IDLE_WAIT_UNTIL_DELIVERING);
+    s.advance(IDLE_WAIT_UNTIL_DELIVERING);
+    assert_eq!(s.state(), State::Buffering);
+    assert_eq!(s.control.wait(), IDLE_WAIT);
+    // A recording with `start N` wakes the loop at its end, not a second later.
+    drop(s.command(Command::Start {
+        seconds: Some(0.25),
+    }));
+    assert_eq!(s.state(), State::Recording);
+    assert!(s.control.wait() <= Duration::from_millis(250));
+}
