@@ -57,7 +57,7 @@ pub fn all_delivering(cameras: &[Arc<Camera>]) -> bool {
         .all(|c| c.stats.next_seq.load(Relaxed) > 0 && c.stats.running.load(Relaxed))
 }
 
-/// A camera's figures in the LSL status stream (SPEC §6): [`Camera::figures`].
+/// A camera's figures in the LSL status stream (SPEC §5): [`Camera::figures`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CameraFigures {
     pub fps: f64,
