@@ -162,11 +162,7 @@ impl CaptureDevice for LinuxDevice {
         Ok(())
     }
 
-    fn dequeue(
-        &mut self,
-        timeout: Duration,
-        f: &mut dyn FnMut(&[u8], BufferMeta),
-    ) -> Result<(), DequeueError> {
+    fn dequeue(&mut self, timeout: Duration) -> Result<(&[u8], BufferMeta), DequeueError> {
         let stream = self
             .stream
             .as_mut()
@@ -182,8 +178,8 @@ impl CaptureDevice for LinuxDevice {
                     monotonic: meta.flags & Flags::TIMESTAMP_MASK == Flags::TIMESTAMP_MONOTONIC,
                     error: meta.flags.contains(Flags::ERROR),
                 };
-                f(&buf[..used], bm);
-                Ok(())
+                // The `v4l` stream gives this buffer back to the driver at its next `next()`.
+                Ok((&buf[..used], bm))
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(DequeueError::Timeout),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(DequeueError::Timeout),

@@ -119,12 +119,9 @@ pub trait CaptureDevice: Send {
     /// Sets format, size and rate; returns what the driver set.
     fn configure(&mut self, choice: Choice) -> Result<Granted, DeviceError>;
     fn start(&mut self) -> Result<(), DeviceError>;
-    /// Waits up to `timeout` for the next buffer and hands its `bytesused` bytes to `f`.
-    fn dequeue(
-        &mut self,
-        timeout: Duration,
-        f: &mut dyn FnMut(&[u8], BufferMeta),
-    ) -> Result<(), DequeueError>;
+    /// Waits up to `timeout` for the next buffer: its `bytesused` bytes where the driver
+    /// filled them, valid until the next call, which gives the buffer back to the driver.
+    fn dequeue(&mut self, timeout: Duration) -> Result<(&[u8], BufferMeta), DequeueError>;
 }
 
 /// Extends the driver's 32-bit `sequence` to 64 bits across wrap-around.
@@ -242,29 +239,21 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
     }
 
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
-        let mut got: Option<(BufferMeta, Result<(), FrameError>)> = None;
-        let (pixel, encoder) = (self.pixel, &mut self.encoder);
-        let res = self.dev.dequeue(POLL, &mut |data, meta| {
-            let result = if meta.error {
-                Err(FrameError::Damaged)
-            } else if data.is_empty() {
-                Err(FrameError::Empty)
-            } else if pixel == Pixel::Mjpeg {
-                check_jpeg(data).map(|d| {
-                    jpeg.clear();
-                    jpeg.extend_from_slice(d);
-                })
-            } else {
-                encoder
-                    .as_mut()
-                    .expect("raw formats have an encoder")
-                    .encode(data, jpeg)
-                    .map_err(FrameError::from)
-            };
-            got = Some((meta, result));
-        });
-        match res {
-            Ok(()) => {}
+        let mut encoded = Vec::new();
+        let (meta, data) = self.next_frame_ref(&mut encoded)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(data);
+        Ok(meta)
+    }
+
+    /// An MJPEG camera's frame is handed out where the driver filled it (the capture
+    /// thread copies it once, into its ring); a raw format's is encoded into `scratch`.
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
+        let (data, meta) = match self.dev.dequeue(POLL) {
+            Ok(got) => got,
             Err(DequeueError::Timeout) => {
                 if self.last_frame.elapsed() >= crate::source::stream::STALL {
                     return Err(SourceError::Lost(format!(
@@ -278,10 +267,24 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
             Err(DequeueError::Lost(e)) => {
                 return Err(SourceError::Lost(format!("{}: {e}", self.info.model)))
             }
-        }
+        };
         self.last_frame = Instant::now();
-        let Some((meta, result)) = got else {
-            return Err(SourceError::Idle);
+        let frame: Result<&'a [u8], FrameError> = if meta.error {
+            Err(FrameError::Damaged)
+        } else if data.is_empty() {
+            Err(FrameError::Empty)
+        } else if self.pixel == Pixel::Mjpeg {
+            check_jpeg(data)
+        } else {
+            match self
+                .encoder
+                .as_mut()
+                .expect("raw formats have an encoder")
+                .encode(data, scratch)
+            {
+                Ok(()) => Ok(scratch.as_slice()),
+                Err(e) => Err(FrameError::from(e)),
+            }
         };
         let driver_seq = self.seq.next(meta.sequence);
         if let Some(prev) = self.last_seq {
@@ -290,12 +293,15 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
             }
         }
         self.last_seq = Some(driver_seq);
-        if let Err(why) = result {
-            // Counted once, as corrupt: the frame numbers after it close ranks, so that
-            // only frames the driver dropped leave gaps.
-            self.corrupt += 1;
-            return Err(SourceError::Corrupt(why.to_string()));
-        }
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(why) => {
+                // Counted once, as corrupt: the frame numbers after it close ranks, so
+                // that only frames the driver dropped leave gaps.
+                self.corrupt += 1;
+                return Err(SourceError::Corrupt(why.to_string()));
+            }
+        };
         let seq = driver_seq - self.corrupt;
         let now = self.clocks.now();
         let capture = if meta.monotonic {
@@ -311,14 +317,15 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
             }
             now.lsl
         };
-        Ok(FrameMeta {
+        let meta = FrameMeta {
             seq,
             capture,
             wall: now.wall_at(capture),
             width: self.info.width as u16,
             height: self.info.height as u16,
             keyframe: true,
-        })
+        };
+        Ok((meta, frame))
     }
 }
 
@@ -350,6 +357,8 @@ mod tests {
         grant: Option<Granted>,
         frames: VecDeque<Result<(Vec<u8>, BufferMeta), DequeueError>>,
         started: bool,
+        /// The frame handed out last.
+        held: Vec<u8>,
     }
 
     impl CaptureDevice for Fake {
@@ -376,15 +385,12 @@ mod tests {
             self.started = true;
             Ok(())
         }
-        fn dequeue(
-            &mut self,
-            _timeout: Duration,
-            f: &mut dyn FnMut(&[u8], BufferMeta),
-        ) -> Result<(), DequeueError> {
+        fn dequeue(&mut self, _timeout: Duration) -> Result<(&[u8], BufferMeta), DequeueError> {
+            // Like a driver's buffer: the frame stays where it is until the next call.
             match self.frames.pop_front() {
                 Some(Ok((data, meta))) => {
-                    f(&data, meta);
-                    Ok(())
+                    self.held = data;
+                    Ok((&self.held, meta))
                 }
                 Some(Err(e)) => Err(e),
                 None => Err(DequeueError::Timeout),
@@ -468,6 +474,7 @@ mod tests {
             grant: None,
             frames,
             started: false,
+            held: Vec::new(),
         };
         let mut s = V4l2Source::open(dev, want(), 80, clocks()).unwrap();
         assert!(s.dev.started);
@@ -476,19 +483,35 @@ mod tests {
         let mut seqs = Vec::new();
         let mut corrupt = 0;
         loop {
-            match s.next_frame(&mut out) {
-                Ok(m) => {
-                    assert_eq!(out, j, "bytesused, untouched, padding cut");
-                    seqs.push((m.seq, m.capture.as_nanos() / 1_000_000));
+            // As the capture thread takes it.
+            let got = match s.next_frame_ref(&mut out) {
+                Ok((m, data)) => {
+                    assert_eq!(data, &j[..], "bytesused, untouched, padding cut");
+                    Some((m, data.as_ptr()))
                 }
-                Err(SourceError::Corrupt(_)) => corrupt += 1,
+                Err(SourceError::Corrupt(_)) => {
+                    corrupt += 1;
+                    None
+                }
                 Err(SourceError::Lost(why)) => {
                     assert!(why.contains("No such device"), "{why}");
                     break;
                 }
                 Err(e) => panic!("{e}"),
+            };
+            if let Some((m, at)) = got {
+                assert_eq!(
+                    at,
+                    s.dev.held.as_ptr(),
+                    "where the driver put it, not a copy"
+                );
+                seqs.push((m.seq, m.capture.as_nanos() / 1_000_000));
             }
         }
+        assert!(
+            out.is_empty(),
+            "an MJPEG camera's frames need no scratch space"
+        );
         // 9 and 10 were dropped by the driver: a gap. The two corrupt frames are counted
         // as such, and leave no gap (they are not counted twice).
         assert_eq!(seqs, [(7, 1000), (8, 1010), (11, 1040), (12, 1070)]);
@@ -504,13 +527,16 @@ mod tests {
             grant: None,
             frames: VecDeque::from(vec![Ok((raw, buf(0, 5)))]),
             started: false,
+            held: Vec::new(),
         };
         let mut s = V4l2Source::open(dev, want(), 80, clocks()).unwrap();
         let mut out = Vec::new();
-        let m = s.next_frame(&mut out).unwrap();
+        let (m, data) = s.next_frame_ref(&mut out).unwrap();
         assert_eq!((m.width, m.height, m.seq), (64, 48, 0));
-        let h = turbojpeg::read_header(&out).unwrap();
+        let h = turbojpeg::read_header(data).unwrap();
         assert_eq!((h.width, h.height), (64, 48));
+        let at = data.as_ptr();
+        assert_eq!(at, out.as_ptr(), "encoded into the scratch space");
     }
 
     #[test]
@@ -526,6 +552,7 @@ mod tests {
             }),
             frames: VecDeque::new(),
             started: false,
+            held: Vec::new(),
         };
         let e = V4l2Source::open(dev, want(), 80, clocks())
             .err()
@@ -556,6 +583,7 @@ mod tests {
                 },
             ))]),
             started: false,
+            held: Vec::new(),
         };
         let clocks = clocks();
         let mut s = V4l2Source::open(dev, want(), 80, clocks.clone()).unwrap();
