@@ -227,6 +227,18 @@ impl FrameSource for SyntheticSource {
     ///
     /// Unpaced: returns at once; the capture time is the clock read at the call.
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        let mut unused = Vec::new();
+        let (meta, bytes) = self.next_frame_ref(&mut unused)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(bytes);
+        Ok(meta)
+    }
+
+    /// The frame where the encoder (or the pool) holds it.
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        _scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
         let now = self.clocks.now();
         let (seq, capture) = match self.pacing {
             Pacing::Unpaced => (self.next_seq, now.lsl),
@@ -245,10 +257,8 @@ impl FrameSource for SyntheticSource {
                 .map_err(|e| SourceError::Lost(format!("synthetic source: {e}")))?,
             Frames::Pool(pool) => &pool[(seq % pool.len() as u64) as usize],
         };
-        jpeg.clear();
-        jpeg.extend_from_slice(bytes);
         self.next_seq = seq + 1;
-        Ok(FrameMeta {
+        let meta = FrameMeta {
             seq,
             capture,
             // One pairing of the two clocks per frame; valid for any instant near it.
@@ -256,7 +266,8 @@ impl FrameSource for SyntheticSource {
             width: self.info.width as u16,
             height: self.info.height as u16,
             keyframe: true,
-        })
+        };
+        Ok((meta, bytes))
     }
 }
 

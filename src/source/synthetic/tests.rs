@@ -394,3 +394,27 @@ fn encode_timing() {
         }
     }
 }
+
+/// What the capture thread takes (`next_frame_ref`, the frame where the encoder or the
+/// pool holds it) is what `next_frame` copies out: the same frames, numbers and times,
+/// live and from a pool, and the frame number is in the pixels.
+#[test]
+fn the_frame_in_place_is_the_frame_copied_out() {
+    for pool in [None, Some(4)] {
+        let (mut copied, _) = source(100.0, Pacing::RealTime, pool);
+        let (mut in_place, _) = source(100.0, Pacing::RealTime, pool);
+        let (mut jpeg, mut scratch) = (Vec::new(), Vec::new());
+        for n in 0..12u64 {
+            let a = copied.next_frame(&mut jpeg).unwrap();
+            let (b, bytes) = in_place.next_frame_ref(&mut scratch).unwrap();
+            assert_eq!(a, b, "{pool:?} frame {n}");
+            assert_eq!(bytes, &jpeg[..], "{pool:?} frame {n}");
+            let (luma, w, h) = gray(bytes);
+            let shown = decode_frame_number(&luma, w, h);
+            // A pool repeats its frames: their pixels show the number they were made with.
+            let want = pool.map_or(n, |p| n % p as u64);
+            assert_eq!(shown, Some(want), "{pool:?} frame {n}");
+        }
+        assert!(scratch.is_empty(), "nothing is put in the scratch space");
+    }
+}
