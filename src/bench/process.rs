@@ -351,9 +351,27 @@ pub(super) fn run(
         recording.rss_kib as f64 / 1024.0
     );
     let cam = status.cameras.first().context("no camera in the status")?;
+    let d = &cam.drops;
+    let causes: Vec<String> = [
+        (d.source_gaps, "gaps in the source's numbers"),
+        (d.corrupt, "corrupt"),
+        (d.buffer_held_by_writer, "buffer held by a writer"),
+        (d.too_large, "too large"),
+        (d.writer_queue_full, "writer queue full"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect();
     println!(
-        "  frames: {} captured, {} dropped",
-        cam.frames_captured, cam.frames_dropped
+        "  frames: {} captured, {} dropped{}",
+        cam.frames_captured,
+        cam.frames_dropped,
+        if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join(", "))
+        }
     );
     let Some(ffmpeg) = ffmpeg else {
         return Ok(());
