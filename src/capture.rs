@@ -675,7 +675,10 @@ impl FrameSource for Closed {
         &self.0
     }
 
-    fn next_frame(&mut self, _jpeg: &mut Vec<u8>) -> Result<crate::frame::FrameMeta, SourceError> {
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        _scratch: &'a mut Vec<u8>,
+    ) -> Result<(crate::frame::FrameMeta, &'a [u8]), SourceError> {
         Err(SourceError::Stopped)
     }
 }

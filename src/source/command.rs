@@ -176,14 +176,6 @@ impl FrameSource for CommandSource {
         &self.info
     }
 
-    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
-        let mut first = Vec::new();
-        let (meta, data) = self.next_frame_ref(&mut first)?;
-        jpeg.clear();
-        jpeg.extend_from_slice(data);
-        Ok(meta)
-    }
-
     fn next_frame_ref<'a>(
         &'a mut self,
         scratch: &'a mut Vec<u8>,

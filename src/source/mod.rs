@@ -76,20 +76,24 @@ pub enum OpenError {
 pub trait FrameSource: Send {
     fn info(&self) -> &SourceInfo;
 
-    /// Waits for the next frame, writes its JPEG bytes into `jpeg` (cleared first; its
-    /// capacity is reused, so steady state allocates nothing) and returns its metadata.
-    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError>;
-
-    /// As [`FrameSource::next_frame`], for the capture thread, which copies the frame
-    /// into its ring: the bytes where the source already holds them when it can (a stream
-    /// source's read buffer: one copy of every frame less), else in `scratch`. They are
-    /// valid until the next call.
+    /// Waits for the next frame and returns its metadata and its JPEG bytes: where the
+    /// source already holds them when it can (a V4L2 buffer the driver filled, a stream
+    /// source's read buffer, the synthetic camera's encoder output), else in `scratch`
+    /// (cleared first; its capacity is reused, so steady state allocates nothing). They
+    /// are valid until the next call. The capture thread copies them once, into its ring.
     fn next_frame_ref<'a>(
         &'a mut self,
         scratch: &'a mut Vec<u8>,
-    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
-        let meta = self.next_frame(scratch)?;
-        Ok((meta, scratch.as_slice()))
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError>;
+
+    /// As [`FrameSource::next_frame_ref`], with the bytes copied into `jpeg`: for callers
+    /// that keep a frame past the next one (`hindsight check`, the benchmark, tests).
+    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+        let mut scratch = Vec::new();
+        let (meta, data) = self.next_frame_ref(&mut scratch)?;
+        jpeg.clear();
+        jpeg.extend_from_slice(data);
+        Ok(meta)
     }
 }
 

@@ -226,15 +226,6 @@ impl FrameSource for SyntheticSource {
     /// dropped frames: the caller sees the loss as the gap in `seq`.
     ///
     /// Unpaced: returns at once; the capture time is the clock read at the call.
-    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
-        let mut unused = Vec::new();
-        let (meta, bytes) = self.next_frame_ref(&mut unused)?;
-        jpeg.clear();
-        jpeg.extend_from_slice(bytes);
-        Ok(meta)
-    }
-
-    /// The frame where the encoder (or the pool) holds it.
     fn next_frame_ref<'a>(
         &'a mut self,
         _scratch: &'a mut Vec<u8>,

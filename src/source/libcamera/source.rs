@@ -145,7 +145,19 @@ impl FrameSource for LibcameraSource {
         &self.info
     }
 
-    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
+    /// Encoded into `scratch` from the buffer libcamera filled.
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
+        let meta = self.encode_next(scratch)?;
+        Ok((meta, scratch.as_slice()))
+    }
+}
+
+impl LibcameraSource {
+    /// Waits for libcamera's next completed request and encodes it into `jpeg`.
+    fn encode_next(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
         if !self.started {
             self.started = true;
             self.last_frame = Instant::now();

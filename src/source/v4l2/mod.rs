@@ -238,16 +238,6 @@ impl<D: CaptureDevice> FrameSource for V4l2Source<D> {
         &self.info
     }
 
-    fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {
-        let mut encoded = Vec::new();
-        let (meta, data) = self.next_frame_ref(&mut encoded)?;
-        jpeg.clear();
-        jpeg.extend_from_slice(data);
-        Ok(meta)
-    }
-
-    /// An MJPEG camera's frame is handed out where the driver filled it (the capture
-    /// thread copies it once, into its ring); a raw format's is encoded into `scratch`.
     fn next_frame_ref<'a>(
         &'a mut self,
         scratch: &'a mut Vec<u8>,
