@@ -5,10 +5,12 @@
 //! with LSL on and one inlet in this process pulling the frame stream, as LabRecorder
 //! does in every real session. For each phase (buffering, then recording) it prints, per
 //! thread of the recorder: CPU as a share of one core, wakeups per second (voluntary
-//! context switches: a thread that sleeps and wakes), and the process's resident memory;
-//! then the same figures for `ffmpeg -c copy` writing the same paced stream to a Matroska
-//! file in the same run. The pacing ffmpeg is a separate process in both cases and is not
-//! counted.
+//! context switches: a thread that sleeps and wakes), and the process's resident memory.
+//! While it records, `ffmpeg -c copy` writes the same JPEGs, paced at the same rate, to
+//! a Matroska file, and is measured over the same windows, so that both figures come
+//! from the same moments of a shared machine. Each phase is [`ROUNDS`] windows; every
+//! window's total is printed with the median. The pacing ffmpeg processes are separate
+//! and not counted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -115,14 +117,75 @@ struct Phase {
     rss_kib: u64,
 }
 
-fn measure(pid: u32, secs: f64) -> anyhow::Result<Phase> {
-    let before = threads(pid)?;
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let after = threads(pid)?;
-    Ok(Phase {
-        threads: rates(&before, &after, secs),
-        rss_kib: rss_kib(pid),
-    })
+impl Phase {
+    /// The whole process: CPU share of one core, wakeups per second.
+    fn total(&self) -> (f64, f64) {
+        self.threads
+            .values()
+            .fold((0.0, 0.0), |a, v| (a.0 + v.0, a.1 + v.1))
+    }
+
+    /// The per-thread mean of several windows of equal length.
+    fn mean(rounds: &[Phase]) -> Phase {
+        let mut threads: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for r in rounds {
+            for (name, v) in &r.threads {
+                let e = threads.entry(name.clone()).or_default();
+                e.0 += v.0 / rounds.len() as f64;
+                e.1 += v.1 / rounds.len() as f64;
+            }
+        }
+        Phase {
+            threads,
+            rss_kib: rounds.iter().map(|r| r.rss_kib).max().unwrap_or(0),
+        }
+    }
+}
+
+/// Windows measured one after the other in a phase: this VM's load changes from one
+/// window to the next by as much as the figures themselves, so each phase prints every
+/// window and their median.
+pub(super) const ROUNDS: usize = 3;
+
+/// `rounds` consecutive windows of `secs`, each measuring every process of `pids` over
+/// the same interval: result\[round\]\[process\].
+fn measure(pids: &[u32], secs: f64, rounds: usize) -> anyhow::Result<Vec<Vec<Phase>>> {
+    let mut out = Vec::with_capacity(rounds);
+    let mut before = pids
+        .iter()
+        .map(|&p| threads(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for _ in 0..rounds {
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let after = pids
+            .iter()
+            .map(|&p| threads(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.push(
+            before
+                .iter()
+                .zip(&after)
+                .zip(pids)
+                .map(|((b, a), &pid)| Phase {
+                    threads: rates(b, a, secs),
+                    rss_kib: rss_kib(pid),
+                })
+                .collect(),
+        );
+        before = after;
+    }
+    Ok(out)
+}
+
+/// The middle value (the mean of the two middle values for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// The command that paces `file` (concatenated JPEGs) at `fps`, forever, to stdout.
@@ -147,7 +210,7 @@ impl Drop for Killed {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Feed {
     /// `source: command`, ffmpeg pacing the set's JPEGs (a separate process, not
-    /// counted); `ffmpeg -c copy` is measured on the same stream.
+    /// counted).
     Command,
     /// `source: synthetic`, cycling through frames it encoded at start-up
     /// ([`POOL_VARIABLE`]), so that its thread paces and hands over frames but encodes
@@ -235,8 +298,14 @@ pub(super) fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let pulled0 = pulled.load(Ordering::Relaxed);
-    let buffering = measure(pid, secs)?;
+    let (pulled0, pulling) = (pulled.load(Ordering::Relaxed), Instant::now());
+    let buffering_rounds: Vec<Phase> = measure(&[pid], secs, ROUNDS)?
+        .into_iter()
+        .filter_map(|mut r| r.pop())
+        .collect();
+    // `ffmpeg -c copy` on the same frames at the same rate, measured over the same
+    // windows as the recorder: both see the same moments of this shared machine.
+    let copy = FfmpegCopy::start(&file, set.fps, dir)?;
     let r = client.start(None).map_err(|e| anyhow::anyhow!(e))?;
     if !r.ok {
         bail!("start refused: {}", r.message);
@@ -266,16 +335,24 @@ pub(super) fn run(
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(1));
+    // The pre-trigger buffer written and ffmpeg under way.
+    std::thread::sleep(Duration::from_secs(2));
     let parts0 = parts.load(Ordering::Relaxed);
-    let recording = measure(pid, secs)?;
+    let (mut recording_rounds, mut ffmpeg_rounds) = (Vec::new(), Vec::new());
+    for round in measure(&[pid, copy.pid()], secs, ROUNDS)? {
+        let mut round = round.into_iter();
+        recording_rounds.extend(round.next());
+        ffmpeg_rounds.extend(round.next());
+    }
     let parts = parts.load(Ordering::Relaxed) - parts0;
+    drop(copy);
     client.stop().map_err(|e| anyhow::anyhow!(e))?;
     watching.store(false, Ordering::Relaxed);
     for v in views {
         let _ = v.join();
     }
     let pulled = pulled.load(Ordering::Relaxed) - pulled0;
+    let pulling = pulling.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let status = client.status().map_err(|e| anyhow::anyhow!(e))?;
     drop(child);
@@ -284,12 +361,6 @@ pub(super) fn run(
         Ok(Err(e)) => bail!("{e}"),
         Err(_) => bail!("the inlet thread panicked"),
     }
-
-    // ffmpeg -c copy on the same paced stream.
-    let ffmpeg = match feed {
-        Feed::Command => Some(ffmpeg_copy(&file, set.fps, dir, secs)?),
-        Feed::SyntheticPool => None,
-    };
 
     let camera = match feed {
         Feed::Command => format!(
@@ -306,14 +377,19 @@ pub(super) fn run(
         set.width,
         set.height,
         set.fps,
-        2.0 * secs + 1.0
+        pulling
     );
     if viewers > 0 {
         println!(
             "  while recording, {viewers} web-page live views open: {:.1} frames/s each",
-            parts as f64 / secs / viewers as f64
+            parts as f64 / (secs * ROUNDS as f64) / viewers as f64
         );
     }
+    let (buffering, recording) = (
+        Phase::mean(&buffering_rounds),
+        Phase::mean(&recording_rounds),
+    );
+    println!("  mean of {ROUNDS} windows of {secs:.0} s each:");
     println!(
         "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
         "thread", "buffering", "", "recording", ""
@@ -373,48 +449,73 @@ pub(super) fn run(
             format!(" ({})", causes.join(", "))
         }
     );
-    let Some(ffmpeg) = ffmpeg else {
-        return Ok(());
-    };
-    let (cpu, wakeups): (f64, f64) = ffmpeg
-        .threads
-        .values()
-        .fold((0.0, 0.0), |a, v| (a.0 + v.0, a.1 + v.1));
+    let ffmpeg = Phase::mean(&ffmpeg_rounds);
+    let (cpu, wakeups) = ffmpeg.total();
     println!(
         "  {:<22} {:>9} {:>11}   {:>9.2} {:>11.0}   ({:.1} MiB resident)",
-        "ffmpeg -c copy",
+        "ffmpeg -c copy, beside",
         "",
         "",
         cpu,
         wakeups,
         ffmpeg.rss_kib as f64 / 1024.0
     );
+    let shares = |rounds: &[Phase]| -> Vec<f64> { rounds.iter().map(|r| r.total().0).collect() };
+    let list = |v: &[f64]| {
+        let each: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+        format!("{} (median {:.2})", each.join(" "), median(v))
+    };
+    let (b, r, f) = (
+        shares(&buffering_rounds),
+        shares(&recording_rounds),
+        shares(&ffmpeg_rounds),
+    );
+    println!("  % of a core, window by window:");
+    println!("    hindsight buffering   {}", list(&b));
+    println!("    hindsight recording   {}", list(&r));
+    println!(
+        "    ffmpeg -c copy        {}   (same windows as recording)",
+        list(&f)
+    );
+    let ratios: Vec<f64> = r.iter().zip(&f).map(|(r, f)| r / f.max(1e-9)).collect();
+    println!(
+        "    recording / ffmpeg    {}",
+        list(&ratios).replace(" (median", "  (median")
+    );
     Ok(())
 }
 
-/// `pacer | ffmpeg -c copy out.mkv`: the consumer's figures over `secs`.
-fn ffmpeg_copy(file: &Path, fps: f64, dir: &Path, secs: f64) -> anyhow::Result<Phase> {
-    let mut pace = Command::new("sh")
-        .args(["-c", &format!("exec {}", pacer(file, fps))])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("ffmpeg")?;
-    let input = pace.stdout.take().context("pacer output")?;
-    let pace = Killed(pace);
-    let copy = Killed(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-framerate"])
-            .arg(fps.to_string())
-            .args(["-f", "mjpeg", "-i", "-", "-c", "copy", "-y"])
-            .arg(dir.join("ffmpeg-copy.mkv"))
-            .stdin(Stdio::from(input))
+/// `pacer | ffmpeg -c copy out.mkv`, running until dropped: the comparison, measured in
+/// the same windows as the recorder.
+struct FfmpegCopy {
+    copy: Killed,
+    _pace: Killed,
+}
+
+impl FfmpegCopy {
+    fn start(file: &Path, fps: f64, dir: &Path) -> anyhow::Result<FfmpegCopy> {
+        let mut pace = Command::new("sh")
+            .args(["-c", &format!("exec {}", pacer(file, fps))])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
-            .context("ffmpeg")?,
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let phase = measure(copy.0.id(), secs)?;
-    drop(copy);
-    drop(pace);
-    Ok(phase)
+            .context("ffmpeg")?;
+        let input = pace.stdout.take().context("pacer output")?;
+        let pace = Killed(pace);
+        let copy = Killed(
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-framerate"])
+                .arg(fps.to_string())
+                .args(["-f", "mjpeg", "-i", "-", "-c", "copy", "-y"])
+                .arg(dir.join("ffmpeg-copy.mkv"))
+                .stdin(Stdio::from(input))
+                .spawn()
+                .context("ffmpeg")?,
+        );
+        Ok(FfmpegCopy { copy, _pace: pace })
+    }
+
+    fn pid(&self) -> u32 {
+        self.copy.0.id()
+    }
 }
