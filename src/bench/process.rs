@@ -6,11 +6,12 @@
 //! does in every real session. For each phase (buffering, then recording) it prints, per
 //! thread of the recorder: CPU as a share of one core, wakeups per second (voluntary
 //! context switches: a thread that sleeps and wakes), and the process's resident memory.
-//! While it records, `ffmpeg -c copy` writes the same JPEGs, paced at the same rate, to
-//! a Matroska file, and is measured over the same windows, so that both figures come
-//! from the same moments of a shared machine. Each phase is [`ROUNDS`] windows; every
-//! window's total is printed with the median. The pacing ffmpeg processes are separate
-//! and not counted.
+//! Then, still recording, `ffmpeg -c copy` writes the same JPEGs, paced at the same
+//! rate, to a Matroska file, and a thread of the benchmark does nothing but wake at the
+//! frame rate (the floor under a capture thread on this machine); all three are measured
+//! over the same windows, so that their figures come from the same moments of a shared
+//! machine. Each phase is [`ROUNDS`] windows; every window's total is printed with the
+//! median. The pacing ffmpeg processes are separate and not counted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -303,9 +304,6 @@ pub(super) fn run(
         .into_iter()
         .filter_map(|mut r| r.pop())
         .collect();
-    // `ffmpeg -c copy` on the same frames at the same rate, measured over the same
-    // windows as the recorder: both see the same moments of this shared machine.
-    let copy = FfmpegCopy::start(&file, set.fps, dir)?;
     let r = client.start(None).map_err(|e| anyhow::anyhow!(e))?;
     if !r.ok {
         bail!("start refused: {}", r.message);
@@ -335,16 +333,33 @@ pub(super) fn run(
             })
         })
         .collect();
-    // The pre-trigger buffer written and ffmpeg under way.
-    std::thread::sleep(Duration::from_secs(2));
+    // The pre-trigger buffer written: recording, alone on the machine.
+    std::thread::sleep(Duration::from_secs(1));
     let parts0 = parts.load(Ordering::Relaxed);
-    let (mut recording_rounds, mut ffmpeg_rounds) = (Vec::new(), Vec::new());
-    for round in measure(&[pid, copy.pid()], secs, ROUNDS)? {
-        let mut round = round.into_iter();
-        recording_rounds.extend(round.next());
-        ffmpeg_rounds.extend(round.next());
-    }
+    let recording_rounds: Vec<Phase> = measure(&[pid], secs, ROUNDS)?
+        .into_iter()
+        .filter_map(|mut r| r.pop())
+        .collect();
     let parts = parts.load(Ordering::Relaxed) - parts0;
+    // Then `ffmpeg -c copy` on the same frames at the same rate, and a thread that only
+    // wakes at the frame rate (the floor), measured over the same windows as the
+    // recorder: all three see the same moments of this shared machine. With neighbours
+    // that wake too, every process's wakes are a little cheaper here (the CPUs idle
+    // less), so these windows are compared with each other, not with the ones above.
+    let copy = FfmpegCopy::start(&file, set.fps, dir)?;
+    let waking = Arc::new(AtomicBool::new(true));
+    let waker = bare_waker(set.fps, waking.clone())?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut beside_rounds, mut ffmpeg_rounds, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for round in measure(&[pid, copy.pid(), std::process::id()], secs, ROUNDS)? {
+        let mut round = round.into_iter();
+        beside_rounds.extend(round.next());
+        ffmpeg_rounds.extend(round.next());
+        let ours = round.next().map(|p| p.threads).unwrap_or_default();
+        bare.push(ours.get(BARE_WAKER).map_or(0.0, |v| v.0));
+    }
+    waking.store(false, Ordering::Relaxed);
+    let _ = waker.join();
     drop(copy);
     client.stop().map_err(|e| anyhow::anyhow!(e))?;
     watching.store(false, Ordering::Relaxed);
@@ -385,46 +400,48 @@ pub(super) fn run(
             parts as f64 / (secs * ROUNDS as f64) / viewers as f64
         );
     }
-    let (buffering, recording) = (
+    let phases = [
         Phase::mean(&buffering_rounds),
         Phase::mean(&recording_rounds),
-    );
+        Phase::mean(&beside_rounds),
+    ];
     println!("  mean of {ROUNDS} windows of {secs:.0} s each:");
-    println!(
-        "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
-        "thread", "buffering", "", "recording", ""
-    );
-    println!(
-        "  {:<22} {:>9} {:>11}   {:>9} {:>11}",
-        "", "% core", "wakeups/s", "% core", "wakeups/s"
-    );
-    let names: std::collections::BTreeSet<&String> = buffering
-        .threads
-        .keys()
-        .chain(recording.threads.keys())
+    let heads: String = ["buffering", "recording", "recording, beside*"]
+        .iter()
+        .map(|h| format!("{h:>21}  "))
         .collect();
-    let (mut tb, mut tr) = ((0.0, 0.0), (0.0, 0.0));
+    println!("  {:<22}{}", "thread", heads.trim_end());
+    println!(
+        "  {:<22}{}",
+        "",
+        format!("{:>11} {:>9}  ", "% core", "wakeups/s")
+            .repeat(3)
+            .trim_end()
+    );
+    let names: std::collections::BTreeSet<&String> =
+        phases.iter().flat_map(|p| p.threads.keys()).collect();
+    let mut totals = [(0.0, 0.0); 3];
     for name in names {
-        let b = buffering.threads.get(name).copied().unwrap_or_default();
-        let r = recording.threads.get(name).copied().unwrap_or_default();
-        tb = (tb.0 + b.0, tb.1 + b.1);
-        tr = (tr.0 + r.0, tr.1 + r.1);
-        if b.0 + r.0 < 0.005 && b.1 + r.1 < 0.5 {
+        let v = phases
+            .each_ref()
+            .map(|p| p.threads.get(name).copied().unwrap_or_default());
+        for (t, v) in totals.iter_mut().zip(&v) {
+            *t = (t.0 + v.0, t.1 + v.1);
+        }
+        if v.iter().all(|v| v.0 < 0.005 && v.1 < 0.5) {
             continue; // asleep throughout
         }
-        println!(
-            "  {name:<22} {:>9.2} {:>11.0}   {:>9.2} {:>11.0}",
-            b.0, b.1, r.0, r.1
-        );
+        println!("  {name:<22}{}", columns(&v).trim_end());
     }
     println!(
-        "  {:<22} {:>9.2} {:>11.0}   {:>9.2} {:>11.0}",
-        "hindsight, all threads", tb.0, tb.1, tr.0, tr.1
+        "  {:<22}{}",
+        "hindsight, all threads",
+        columns(&totals).trim_end()
     );
     println!(
         "  resident memory: {:.1} MiB buffering, {:.1} MiB recording",
-        buffering.rss_kib as f64 / 1024.0,
-        recording.rss_kib as f64 / 1024.0
+        phases[0].rss_kib as f64 / 1024.0,
+        phases[1].rss_kib.max(phases[2].rss_kib) as f64 / 1024.0
     );
     let cam = status.cameras.first().context("no camera in the status")?;
     let d = &cam.drops;
@@ -450,39 +467,67 @@ pub(super) fn run(
         }
     );
     let ffmpeg = Phase::mean(&ffmpeg_rounds);
-    let (cpu, wakeups) = ffmpeg.total();
     println!(
-        "  {:<22} {:>9} {:>11}   {:>9.2} {:>11.0}   ({:.1} MiB resident)",
-        "ffmpeg -c copy, beside",
-        "",
-        "",
-        cpu,
-        wakeups,
-        ffmpeg.rss_kib as f64 / 1024.0
+        "  * beside `ffmpeg -c copy` writing the same JPEGs at the same rate ({:.0} wakeups/s, \
+         {:.1} MiB resident) and a thread that only wakes {:.0} times a second",
+        ffmpeg.total().1,
+        ffmpeg.rss_kib as f64 / 1024.0,
+        set.fps
     );
     let shares = |rounds: &[Phase]| -> Vec<f64> { rounds.iter().map(|r| r.total().0).collect() };
     let list = |v: &[f64]| {
-        let each: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
-        format!("{} (median {:.2})", each.join(" "), median(v))
+        let each: Vec<String> = v.iter().map(|x| format!("{x:5.2}")).collect();
+        format!("{}   median {:.2}", each.join(" "), median(v))
     };
-    let (b, r, f) = (
-        shares(&buffering_rounds),
-        shares(&recording_rounds),
-        shares(&ffmpeg_rounds),
-    );
+    let (beside, f) = (shares(&beside_rounds), shares(&ffmpeg_rounds));
     println!("  % of a core, window by window:");
-    println!("    hindsight buffering   {}", list(&b));
-    println!("    hindsight recording   {}", list(&r));
     println!(
-        "    ffmpeg -c copy        {}   (same windows as recording)",
-        list(&f)
+        "    hindsight buffering           {}",
+        list(&shares(&buffering_rounds))
     );
-    let ratios: Vec<f64> = r.iter().zip(&f).map(|(r, f)| r / f.max(1e-9)).collect();
     println!(
-        "    recording / ffmpeg    {}",
-        list(&ratios).replace(" (median", "  (median")
+        "    hindsight recording           {}",
+        list(&shares(&recording_rounds))
     );
+    println!("    hindsight recording, beside*  {}", list(&beside));
+    println!("    ffmpeg -c copy, same windows  {}", list(&f));
+    println!("    the bare thread, same windows {}", list(&bare));
+    let ratios: Vec<f64> = beside
+        .iter()
+        .zip(&f)
+        .map(|(r, f)| r / f.max(1e-9))
+        .collect();
+    println!("    hindsight / ffmpeg            {}", list(&ratios));
     Ok(())
+}
+
+/// One table row's columns: % of a core and wakeups/s, per phase.
+fn columns(v: &[(f64, f64)]) -> String {
+    v.iter()
+        .map(|(cpu, wakeups)| format!("{cpu:>11.2} {wakeups:>9.0}  "))
+        .collect()
+}
+
+/// The name of [`bare_waker`]'s thread.
+const BARE_WAKER: &str = "bare-waker";
+
+/// A thread that does nothing but wake `fps` times a second until `waking` is cleared:
+/// what waking at a camera's rate costs on this machine, the floor under a capture
+/// thread (on this VM a large share of it).
+fn bare_waker(fps: f64, waking: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let period = Duration::from_secs_f64(1.0 / fps);
+    Ok(std::thread::Builder::new()
+        .name(BARE_WAKER.into())
+        .spawn(move || {
+            let mut next = Instant::now() + period;
+            while waking.load(Ordering::Relaxed) {
+                let left = next.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    std::thread::sleep(left);
+                }
+                next += period;
+            }
+        })?)
 }
 
 /// `pacer | ffmpeg -c copy out.mkv`, running until dropped: the comparison, measured in
