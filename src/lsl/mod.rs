@@ -1,10 +1,11 @@
 //! Lab Streaming Layer: per-frame metadata, 10 Hz status and event markers, so that every
 //! video frame sits on the lab's common clock (SPEC section 5).
 //!
-//! liblsl outlets are not `Send`, so all of them live on one thread of their own (`lsl`),
-//! fed by a channel: the capture threads send a small [`FrameRecord`] per frame (never
-//! blocking: a full queue is counted), the control thread sends recording windows and
-//! events. Per camera there are three streams:
+//! liblsl outlets are not `Send`, so all of them live on one thread of their own (`lsl`;
+//! liblsl's own threads, started from it, are named `liblsl`), fed by a channel: the
+//! capture threads send a small [`FrameRecord`] per frame (never blocking: a full queue
+//! is counted), the control thread sends recording windows and events. Per camera there
+//! are three streams:
 //!
 //! * **frames** (`<name>`, the old tool's layout): 4 doubles `frame_number`, `unix_time`,
 //!   `is_keyframe`, `recording_active`, one sample per captured frame, stamped with the
@@ -139,7 +140,13 @@ pub fn spawn(
         .name("lsl".into())
         .spawn(move || {
             let _span = tracing::info_span!("lsl").entered();
-            match Publisher::new(&settings, &cameras, hub, status) {
+            // liblsl's threads (two per outlet, one per connected inlet later) start
+            // from this one and inherit its kernel name: they show as `liblsl` in
+            // `top -H` and in `bench --process`, this thread as `lsl`.
+            name_this_thread(c"liblsl");
+            let publisher = Publisher::new(&settings, &cameras, hub, status);
+            name_this_thread(c"lsl");
+            match publisher {
                 Ok(p) => {
                     let _ = ready_tx.send(Ok(()));
                     p.run(rx, &shutdown);
@@ -158,6 +165,13 @@ pub fn spawn(
         }
         Err(_) => Err(LslError::ThreadEnded),
     }
+}
+
+/// Sets the kernel's name of the calling thread (`/proc/self/task/*/comm`, what `top -H`
+/// shows; threads it starts inherit it). Rust's own name for the thread is unchanged.
+fn name_this_thread(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads one NUL-terminated string (the kernel keeps 15 bytes).
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 struct Outlets {
