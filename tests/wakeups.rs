@@ -61,8 +61,8 @@ fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
         "the LSL thread woke {lsl:.1} times a second (bound {lsl_bound})"
     );
     // liblsl's threads (started from ours, named apart from it) exist, and with no
-    // inlet connected they wait for the network: liblsl 1.13's sending thread that
-    // looked for samples every millisecond would be far above this.
+    // inlet connected they only wait for the network (discovery queries, connections):
+    // an outlet thread that polled would be above this.
     let threads = count_threads(pid, "liblsl");
     assert!(threads >= 2, "{threads} liblsl threads: {after:?}");
     assert!(
