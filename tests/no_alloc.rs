@@ -77,45 +77,41 @@ fn simulated_clocks() -> Arc<dyn Clocks> {
     }))
 }
 
+/// A synthetic source on the simulated clock.
+fn synthetic(
+    width: u32,
+    height: u32,
+    fps: f64,
+    quality: u8,
+    pacing: Pacing,
+    pool: Option<usize>,
+) -> SyntheticSource {
+    let cfg = SyntheticConfig {
+        width,
+        height,
+        fps,
+        quality,
+        pacing,
+        pool,
+    };
+    SyntheticSource::new(cfg, simulated_clocks()).expect("source")
+}
+
 #[test]
 fn paced_encoding_source_allocates_nothing_per_frame() {
-    let cfg = SyntheticConfig {
-        width: 400,
-        height: 400,
-        fps: 100.0,
-        quality: 80,
-        pacing: Pacing::RealTime,
-        pool: None,
-    };
-    let source = SyntheticSource::new(cfg, simulated_clocks()).expect("source");
+    let source = synthetic(400, 400, 100.0, 80, Pacing::RealTime, None);
     assert_eq!(allocations_in_steady_state(source), 0);
 }
 
 #[test]
 fn unpaced_encoding_source_allocates_nothing_per_frame() {
-    let cfg = SyntheticConfig {
-        width: 1456,
-        height: 96,
-        fps: 536.0,
-        quality: 50,
-        pacing: Pacing::Unpaced,
-        pool: None,
-    };
-    let source = SyntheticSource::new(cfg, simulated_clocks()).expect("source");
+    let source = synthetic(1456, 96, 536.0, 50, Pacing::Unpaced, None);
     assert_eq!(allocations_in_steady_state(source), 0);
 }
 
 #[test]
 fn pooled_source_allocates_nothing_per_frame() {
-    let cfg = SyntheticConfig {
-        width: 400,
-        height: 400,
-        fps: 100.0,
-        quality: 80,
-        pacing: Pacing::Unpaced,
-        pool: Some(16),
-    };
-    let source = SyntheticSource::new(cfg, simulated_clocks()).expect("source");
+    let source = synthetic(400, 400, 100.0, 80, Pacing::Unpaced, Some(16));
     assert_eq!(allocations_in_steady_state(source), 0);
 }
 
@@ -207,15 +203,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
 fn a_stream_source_allocates_nothing_per_frame() {
     use hindsight::source::stream::{FrameStream, Read};
 
-    let cfg = SyntheticConfig {
-        width: 400,
-        height: 400,
-        fps: 100.0,
-        quality: 80,
-        pacing: Pacing::Unpaced,
-        pool: None,
-    };
-    let mut source = SyntheticSource::new(cfg, simulated_clocks()).expect("source");
+    let mut source = synthetic(400, 400, 100.0, 80, Pacing::Unpaced, None);
     let frames: Vec<Vec<u8>> = (0..8)
         .map(|_| {
             let mut jpeg = Vec::new();
