@@ -105,11 +105,6 @@ struct OpenFiles {
 /// announce each file once its header and first frame are written.
 const REPLY_WAIT: Duration = Duration::from_millis(1500);
 
-/// How long a clip waits for the audio thread to say where its WAV starts (it answers at
-/// once unless it is opening the audio device); past that, the clip's events sidecars go
-/// without the `audio_start` row rather than hold up commands.
-const AUDIO_START_WAIT: Duration = Duration::from_millis(300);
-
 /// The answer to a start or clip, held until its files exist (or cannot), so that it never
 /// names a file that was not made.
 struct PendingReply {
@@ -634,14 +629,17 @@ impl Control {
                                 }
                             }
                             // The WAV's first sample is the first video frame's instant.
-                            self.audio_send(AudioCmd::Start {
+                            self.audio_send(
                                 id,
-                                path: wav,
-                                from: first_video.unwrap_or(trigger),
-                                until,
-                                mkv: self.audio_mkv(),
-                                notes: self.audio_notes(),
-                            });
+                                AudioCmd::Start {
+                                    id,
+                                    path: wav,
+                                    from: first_video.unwrap_or(trigger),
+                                    until,
+                                    mkv: self.audio_mkv(),
+                                    notes: self.audio_notes(),
+                                },
+                            );
                             // A buffer not yet full (just started, or a camera just back)
                             // holds less than was asked for: say so in the reply.
                             if held + Duration::from_millis(100) < pre_trigger {
@@ -668,7 +666,7 @@ impl Control {
                     reason,
                 } => {
                     self.lsl_send(LslMsg::RecordingStopped { id, end });
-                    self.audio_send(AudioCmd::Stop { id, at: end });
+                    self.audio_send(id, AudioCmd::Stop { id, at: end });
                     for cam in &self.cameras {
                         cam.stop_at(id, end);
                     }
@@ -711,34 +709,21 @@ impl Control {
                                     (a, b) => a.or(b),
                                 };
                             }
-                            // The audio thread opens the WAV and tells where it starts;
-                            // that goes into each camera's events sidecar before the clip's
-                            // files are closed.
-                            let (told, first_sample) = crossbeam_channel::bounded(1);
-                            let note = self.audio.is_some().then(|| {
-                                self.audio_send(AudioCmd::Clip {
+                            // The audio thread opens the WAV and tells each writer where
+                            // it starts; their closes wait for that.
+                            self.audio_send(
+                                id,
+                                AudioCmd::Clip {
                                     id,
                                     path: wav,
                                     from: first_video.unwrap_or(from),
                                     to,
                                     mkv: self.audio_mkv(),
-                                    first_sample: told,
-                                });
-                                first_sample.recv_timeout(AUDIO_START_WAIT).ok()
-                            });
-                            if let Some(None) = note {
-                                tracing::warn!(
-                                    "clip {id}: the audio thread did not say where the WAV starts within {} ms; \
-                                     its events sidecars have no audio_start row",
-                                    AUDIO_START_WAIT.as_millis()
-                                );
-                            }
+                                    notes: self.audio_notes(),
+                                },
+                            );
                             for cam in &self.cameras {
-                                let w = &self.writers[cam.setup.index];
-                                if let Some(Some(n)) = &note {
-                                    let _ = w.send(n.to_writer(id));
-                                }
-                                let _ = w.send(WriterMsg::Close {
+                                let _ = self.writers[cam.setup.index].send(WriterMsg::Close {
                                     id,
                                     end: Some(to),
                                     reason: StopReason::ClipComplete,
@@ -832,6 +817,7 @@ impl Control {
                 },
                 fsync_interval: self.settings.fsync_interval,
                 audio: self.settings.audio_track.filter(|_| cam.setup.index == 0),
+                audio_start: self.audio.is_some(),
             };
             if self.writers[cam.setup.index]
                 .send(WriterMsg::Open(Box::new(spec)))
@@ -1124,9 +1110,15 @@ impl Control {
             .and(self.writers.first().map(|w| w.sender().clone()))
     }
 
-    fn audio_send(&self, cmd: AudioCmd) {
+    /// A command for the audio thread about recording `id`. If that thread is gone, the
+    /// writers hear that no WAV will come (their closes wait for word of it).
+    fn audio_send(&self, id: u64, cmd: AudioCmd) {
         if let Some(a) = &self.audio {
-            let _ = a.send(cmd);
+            if a.send(cmd).is_err() {
+                for w in &self.writers {
+                    let _ = w.send(WriterMsg::NoWav { id });
+                }
+            }
         }
     }
 

@@ -96,10 +96,9 @@ pub enum AudioCmd {
         from: LslTime,
         to: LslTime,
         mkv: Option<Sender<WriterMsg>>,
-        /// Where the WAV starts, told back at once: the control thread notes it in the
-        /// clip's events sidecars before it closes them (a clip's video is written at once,
-        /// so its writers cannot wait for a note from this thread).
-        first_sample: Sender<AudioStartNote>,
+        /// The cameras' writers: each notes where the WAV starts in its events sidecar
+        /// (their closes wait for it).
+        notes: Vec<Sender<WriterMsg>>,
     },
 }
 
@@ -125,6 +124,17 @@ impl AudioStartNote {
 }
 
 pub use crate::status::{AudioFileSummary, AudioStatus};
+
+/// Tells each camera's writer where recording `id`'s WAV starts, or that it has none:
+/// their files' closes wait for one or the other.
+fn tell_writers(id: u64, note: Option<AudioStartNote>, writers: &[Sender<WriterMsg>]) {
+    for w in writers {
+        let _ = w.try_send(match &note {
+            Some(n) => n.to_writer(id),
+            None => WriterMsg::NoWav { id },
+        });
+    }
+}
 
 /// The audio thread and its command queue.
 pub struct AudioHandle {
@@ -534,11 +544,8 @@ impl Engine {
                 mkv,
                 notes,
             } => {
-                if let Some(note) = self.open_output(id, path, from, until, mkv) {
-                    for w in notes {
-                        let _ = w.try_send(note.to_writer(id));
-                    }
-                }
+                let note = self.open_output(id, path, from, until, mkv);
+                tell_writers(id, note, &notes);
             }
             AudioCmd::Clip {
                 id,
@@ -546,11 +553,10 @@ impl Engine {
                 from,
                 to,
                 mkv,
-                first_sample,
+                notes,
             } => {
-                if let Some(note) = self.open_output(id, path, from, Some(to), mkv) {
-                    let _ = first_sample.try_send(note);
-                }
+                let note = self.open_output(id, path, from, Some(to), mkv);
+                tell_writers(id, note, &notes);
             }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {

@@ -117,6 +117,7 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         camera: Default::default(),
         fsync_interval: None,
         audio: None,
+        audio_start: false,
     }
 }
 

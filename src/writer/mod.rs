@@ -69,6 +69,11 @@ pub struct OpenSpec {
     pub fsync_interval: Option<Duration>,
     /// An audio track in this file (16-bit PCM), fed by `WriterMsg::Audio`.
     pub audio: Option<AudioTrackSpec>,
+    /// The audio thread will say where this recording's WAV starts (a
+    /// [`NoteKind::AudioStart`] note) or that it has none ([`WriterMsg::NoWav`]): the
+    /// file's close waits for that, at most [`AUDIO_END_WAIT`], so that its events
+    /// sidecar has the `audio_start` row however late the audio thread answers.
+    pub audio_start: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +82,8 @@ pub struct AudioTrackSpec {
     pub channels: u16,
 }
 
-/// How long video waits for its audio, and how long a close waits for the audio's end.
+/// How long video waits for its audio, and how long a close waits for the audio's end
+/// and for where the WAV starts.
 const AUDIO_HOLD: Duration = Duration::from_secs(3);
 const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
 
@@ -117,6 +123,11 @@ pub enum WriterMsg {
     },
     /// No more audio will come for recording `id`.
     AudioEnd {
+        id: u64,
+    },
+    /// Recording `id` has no WAV (the audio thread could not create it, or is gone): no
+    /// `audio_start` note will come.
+    NoWav {
         id: u64,
     },
 }
@@ -370,7 +381,10 @@ struct OpenFile {
     camera_lost: Duration,
     /// With an audio track: video and audio in time order.
     mux: Option<Interleaver>,
-    /// A close that waits for the audio's end: its reason, and since when.
+    /// The `audio_start` note (or word that there is no WAV) has not come yet.
+    audio_start_pending: bool,
+    /// A close that waits for the audio's end or its `audio_start` note: its reason,
+    /// and since when.
     waiting_close: Option<(StopReason, LslTime)>,
     audio_blocks: u64,
     audio_blocks_dropped: u64,
@@ -429,6 +443,15 @@ impl Writer {
                 }
             }
             self.flush();
+            if self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.waiting_close.is_some())
+            {
+                // A stream of messages for other recordings keeps the timeout above from
+                // coming round.
+                self.close_if_audio_is_late();
+            }
             // Paced only in the steady state: a file whose first bytes are written, a
             // queue emptied. A new file's first batch, a backlog (the pre-trigger
             // buffer) and everything while no file is open go at once.
@@ -449,7 +472,11 @@ impl Writer {
                     let id = f.spec.id;
                     if let Some((reason, _)) = f.waiting_close.take() {
                         // Stopped, waiting for its audio: the next recording cannot wait.
-                        tracing::info!("recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
+                        if f.audio_start_pending {
+                            tracing::warn!("recording {} starts before the audio thread said where recording {id}'s WAV starts; closing it now, its events sidecar without the audio_start row", spec.id);
+                        } else {
+                            tracing::info!("recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
+                        }
                         self.close(reason);
                     } else {
                         tracing::error!(
@@ -509,12 +536,21 @@ impl Writer {
                     match event {
                         NoteKind::CameraLost => f.camera_losses += 1,
                         NoteKind::CameraBack { gap } => f.camera_lost += gap,
-                        NoteKind::AudioStart => {}
+                        NoteKind::AudioStart => {
+                            f.audio_start_pending = false;
+                            self.close_if_ready();
+                        }
                     }
                 }
             }
             WriterMsg::Audio { id, block } => self.audio(id, block),
             WriterMsg::AudioEnd { id } => self.audio_end(id),
+            WriterMsg::NoWav { id } => {
+                if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
+                    f.audio_start_pending = false;
+                    self.close_if_ready();
+                }
+            }
             WriterMsg::Close { id, end, reason } => {
                 if self.failed == Some(id) {
                     self.failed = None;
@@ -523,8 +559,9 @@ impl Writer {
                 match &mut self.file {
                     Some(f) if f.spec.id == id => {
                         f.end = end;
-                        if f.mux.as_ref().is_some_and(|m| !m.audio_done) {
-                            // The audio of the last moments is still on its way.
+                        if f.waits_for_audio() {
+                            // The audio of the last moments, or where the WAV starts, is
+                            // still on its way.
                             f.waiting_close = Some((reason, self.clocks.now().lsl));
                         } else {
                             self.close(reason);
@@ -557,14 +594,31 @@ impl Writer {
         if let Some(m) = f.mux.as_mut() {
             m.audio_done = true;
         }
-        if let Some((reason, _)) = f.waiting_close.take() {
-            self.close(reason);
+        if f.waiting_close.is_some() {
+            self.close_if_ready();
         } else {
             self.drain_mux(false);
         }
     }
 
-    /// A close has waited long enough for the audio's end: the file ends without it.
+    /// Closes a file whose close waited for its audio, once nothing is missing.
+    fn close_if_ready(&mut self) {
+        let ready = self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.waiting_close.is_some() && !f.waits_for_audio());
+        if ready {
+            let (reason, _) = self
+                .file
+                .as_mut()
+                .and_then(|f| f.waiting_close.take())
+                .expect("checked");
+            self.close(reason);
+        }
+    }
+
+    /// A close has waited long enough for the audio: the file ends without what did not
+    /// come (the audio track's end, or the `audio_start` row).
     fn close_if_audio_is_late(&mut self) {
         let late = self
             .file
@@ -574,12 +628,19 @@ impl Writer {
                 self.clocks.now().lsl.saturating_since(*since) >= AUDIO_END_WAIT
             });
         if late {
-            let (reason, _) = self
-                .file
-                .as_mut()
-                .and_then(|f| f.waiting_close.take())
-                .expect("checked");
-            tracing::warn!("the audio track's end did not come in time; closing without it");
+            let f = self.file.as_mut().expect("checked");
+            let (reason, _) = f.waiting_close.take().expect("checked");
+            if f.mux.as_ref().is_some_and(|m| !m.audio_done) {
+                tracing::warn!("the audio track's end did not come in time; closing without it");
+            }
+            if f.audio_start_pending {
+                tracing::warn!(
+                    "recording {}: the audio thread did not say where the WAV starts within {} s; \
+                     its events sidecar has no audio_start row",
+                    f.spec.id,
+                    AUDIO_END_WAIT.as_secs()
+                );
+            }
             self.close(reason);
         }
     }
@@ -853,6 +914,7 @@ impl OpenFile {
             camera_losses: 0,
             camera_lost: Duration::ZERO,
             mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD)),
+            audio_start_pending: spec.audio_start,
             waiting_close: None,
             audio_blocks: 0,
             audio_blocks_dropped: 0,
@@ -977,6 +1039,11 @@ impl OpenFile {
             self.muxed_end = self.out.len();
             self.pieces.push(Piece::Muxed(self.muxed_end));
         }
+    }
+
+    /// A close must wait: the audio track's end or the `audio_start` note has not come.
+    fn waits_for_audio(&self) -> bool {
+        self.audio_start_pending || self.mux.as_ref().is_some_and(|m| !m.audio_done)
     }
 
     fn batch_full(&self) -> bool {
