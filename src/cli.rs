@@ -158,4 +158,9 @@ pub struct BenchArgs {
     /// records, each read as a browser reads it.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "process")]
     pub viewers: usize,
+    /// With --process: the capture thread unpinned at normal priority (`cpu_core: none`,
+    /// `realtime: false`) instead of the defaults (pinned, SCHED_FIFO when permitted), to
+    /// see what pinning and real-time priority cost on this machine.
+    #[arg(long, requires = "process")]
+    pub plain_scheduling: bool,
 }

@@ -405,13 +405,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION")
         );
         let secs = if args.quick { 3.0 } else { 10.0 };
+        let scheduling = if args.plain_scheduling {
+            println!("capture thread unpinned at normal priority (--plain-scheduling)");
+            process::Scheduling::Plain
+        } else {
+            process::Scheduling::Default
+        };
         for set in [
             FrameSet::make(400, 400, 100.0, 100)?,
             FrameSet::make(1456, 96, 536.0, 100)?,
         ] {
             for feed in [process::Feed::Command, process::Feed::SyntheticPool] {
                 println!();
-                process::run(&set, dir, secs, feed, args.viewers)?;
+                process::run(&set, dir, secs, feed, scheduling, args.viewers)?;
             }
         }
         return Ok(());

@@ -219,12 +219,23 @@ pub(super) enum Feed {
     SyntheticPool,
 }
 
+/// How the recorder's capture thread is scheduled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheduling {
+    /// The defaults: pinned to the last core (`cpu_core: auto`), SCHED_FIFO when
+    /// permitted (`realtime: true`).
+    Default,
+    /// `cpu_core: none`, `realtime: false`: where and when the kernel likes.
+    Plain,
+}
+
 /// Runs the comparison for one camera size and rate; `secs` per phase.
 pub(super) fn run(
     set: &FrameSet,
     dir: &Path,
     secs: f64,
     feed: Feed,
+    scheduling: Scheduling,
     viewers: usize,
 ) -> anyhow::Result<()> {
     let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
@@ -240,12 +251,16 @@ pub(super) fn run(
         Feed::Command => format!("command\n    command: \"{}\"", pacer(&file, set.fps)),
         Feed::SyntheticPool => "synthetic".to_string(),
     };
+    let plain = match scheduling {
+        Scheduling::Default => "",
+        Scheduling::Plain => "    cpu_core: none\n    realtime: false\n",
+    };
     std::fs::write(
         &config,
         format!(
             "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: false\n\
              cameras:\n  - name: cam\n    source: {source}\n    \
-             resolution: {{width: {}, height: {}}}\n    fps: {}\n",
+             resolution: {{width: {}, height: {}}}\n    fps: {}\n{plain}",
             set.width, set.height, set.fps
         ),
     )?;
@@ -348,7 +363,7 @@ pub(super) fn run(
     // less), so these windows are compared with each other, not with the ones above.
     let copy = FfmpegCopy::start(&file, set.fps, dir)?;
     let waking = Arc::new(AtomicBool::new(true));
-    let waker = bare_waker(set.fps, waking.clone())?;
+    let waker = bare_waker(set.fps, scheduling, waking.clone())?;
     std::thread::sleep(Duration::from_secs(2));
     let (mut beside_rounds, mut ffmpeg_rounds, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     for round in measure(&[pid, copy.pid(), std::process::id()], secs, ROUNDS)? {
@@ -511,13 +526,23 @@ fn columns(v: &[(f64, f64)]) -> String {
 /// The name of [`bare_waker`]'s thread.
 const BARE_WAKER: &str = "bare-waker";
 
-/// A thread that does nothing but wake `fps` times a second until `waking` is cleared:
-/// what waking at a camera's rate costs on this machine, the floor under a capture
-/// thread (on this VM a large share of it).
-fn bare_waker(fps: f64, waking: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+/// A thread that does nothing but wait for a byte that another thread writes into a pipe
+/// `fps` times a second, until `waking` is cleared: what being woken at a camera's rate
+/// costs on this machine, the floor under a capture thread (on this VM a large share of
+/// it). It is scheduled as the recorder's capture thread is (pinned to the last core and
+/// at its real-time priority, or neither), and woken as a capture thread is: by another
+/// thread, here unpinned at normal priority, as the camera program's writes or a driver's
+/// interrupts wake it. Only this thread is counted, not the one that wakes it.
+fn bare_waker(
+    fps: f64,
+    scheduling: Scheduling,
+    waking: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use std::io::{Read, Write};
     let period = Duration::from_secs_f64(1.0 / fps);
-    Ok(std::thread::Builder::new()
-        .name(BARE_WAKER.into())
+    let (mut rx, mut tx) = std::io::pipe()?;
+    std::thread::Builder::new()
+        .name("bare-pacer".into())
         .spawn(move || {
             let mut next = Instant::now() + period;
             while waking.load(Ordering::Relaxed) {
@@ -526,7 +551,23 @@ fn bare_waker(fps: f64, waking: Arc<AtomicBool>) -> anyhow::Result<std::thread::
                     std::thread::sleep(left);
                 }
                 next += period;
+                if tx.write_all(&[1]).is_err() {
+                    return;
+                }
             }
+            // Dropping `tx` ends the waker's reads.
+        })?;
+    Ok(std::thread::Builder::new()
+        .name(BARE_WAKER.into())
+        .spawn(move || {
+            if scheduling == Scheduling::Default {
+                if let Some(&last) = core_affinity::get_core_ids().unwrap_or_default().last() {
+                    core_affinity::set_for_current(last);
+                }
+                let _ = crate::capture::try_realtime();
+            }
+            let mut byte = [0u8; 1];
+            while matches!(rx.read(&mut byte), Ok(1)) {}
         })?)
 }
 
