@@ -888,3 +888,79 @@ fn a_clip_gets_its_audio_and_says_where_it_starts_and_a_start_right_after_works(
     }
     assert!(h.terminate().success());
 }
+
+/// A burst of starts, stops and clips sent at once (a script gone wrong, phones in a full
+/// room): every file made, recording or clip, gets its WAV, and its events sidecar says
+/// where that WAV starts, although the next file's commands came before the audio thread
+/// had answered for the last.
+#[test]
+fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    let api = h.api.clone();
+    let replies: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|i| {
+                let api = api.clone();
+                s.spawn(move || {
+                    let (path, body) = match i % 3 {
+                        0 => ("start", json!({})),
+                        1 => ("stop", json!({})),
+                        _ => ("clip", json!({"seconds": 1.0})),
+                    };
+                    let r = reqwest::blocking::Client::new()
+                        .post(format!("http://{api}/api/{path}"))
+                        .json(&body)
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .unwrap();
+                    (r.status().as_u16(), r.json().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(replies.iter().all(|(code, _)| *code == 200), "{replies:?}");
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the last WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["current_file"].is_null()
+    });
+    let videos = h.mkv_files();
+    let clips = replies
+        .iter()
+        .filter(|(_, r)| {
+            r["outcome"] == "done" && r["message"].as_str().unwrap_or("").starts_with("clip")
+        })
+        .count();
+    eprintln!("{} files, {clips} of them clips", videos.len());
+    assert!(
+        videos.len() >= 2 && clips >= 1,
+        "{} files, {clips} clips: {replies:?}",
+        videos.len()
+    );
+    for mkv in &videos {
+        let (at, row) = audio_start_of(mkv);
+        let frames = read_sidecar(mkv);
+        assert!(
+            (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
+            "{}: the WAV starts {:.6} s from the first frame: {row}",
+            mkv.display(),
+            at - frames[0].lsl_time
+        );
+        let wav = wav_of(mkv);
+        assert!(wav.exists(), "{} has no {}", mkv.display(), wav.display());
+        assert!(
+            row.contains(wav.file_name().unwrap().to_str().unwrap()),
+            "{row}"
+        );
+        assert!(sox_seconds(&wav) > 0.5, "{}", wav.display());
+    }
+    assert!(
+        !h.log_text().contains("did not say in time"),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.terminate().success());
+}

@@ -86,6 +86,9 @@ pub struct AudioTrackSpec {
 /// and for where the WAV starts.
 const AUDIO_HOLD: Duration = Duration::from_secs(3);
 const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
+/// How much longer a close waits for its audio once the next recording's files are to
+/// open: the next recording's messages wait behind it that long at most.
+const NEXT_WAITS: Duration = Duration::from_millis(500);
 
 /// Messages to a writer, in the order they must be applied.
 #[derive(Debug)]
@@ -130,6 +133,22 @@ pub enum WriterMsg {
     NoWav {
         id: u64,
     },
+}
+
+impl WriterMsg {
+    /// The recording the message is about, where it says (frames go to whatever is open).
+    fn recording(&self) -> Option<u64> {
+        match self {
+            WriterMsg::Open(spec) => Some(spec.id),
+            WriterMsg::Frame(_) | WriterMsg::Buffered(_) => None,
+            WriterMsg::Mark { id, .. }
+            | WriterMsg::Note { id, .. }
+            | WriterMsg::Close { id, .. }
+            | WriterMsg::Audio { id, .. }
+            | WriterMsg::AudioEnd { id }
+            | WriterMsg::NoWav { id } => Some(*id),
+        }
+    }
 }
 
 /// What a [`WriterMsg::Note`] records.
@@ -300,6 +319,10 @@ struct Writer {
     spare: Option<Buffers>,
     /// Recording whose messages are discarded after a failure.
     failed: Option<u64>,
+    /// Messages of the next recording, in order, held while the open file's close waits
+    /// for its audio (at most [`NEXT_WAITS`] more): a burst of commands never costs a file
+    /// its `audio_start` row or its audio track's end.
+    deferred: std::collections::VecDeque<WriterMsg>,
 }
 
 struct Buffers {
@@ -384,7 +407,7 @@ struct OpenFile {
     /// The `audio_start` note (or word that there is no WAV) has not come yet.
     audio_start_pending: bool,
     /// A close that waits for the audio's end or its `audio_start` note: its reason,
-    /// and since when.
+    /// and until when at most (the writer's clock).
     waiting_close: Option<(StopReason, LslTime)>,
     audio_blocks: u64,
     audio_blocks_dropped: u64,
@@ -402,6 +425,7 @@ impl Writer {
             file: None,
             spare: Some(Buffers::new()),
             failed: None,
+            deferred: std::collections::VecDeque::new(),
         }
     }
 
@@ -459,24 +483,91 @@ impl Writer {
                 paced_until = Some(woke + WRITE_EVERY);
             }
         }
-        // Queue closed: the process is exiting. Finish whatever is open.
-        if self.file.is_some() {
-            self.close(StopReason::Shutdown);
+        // Queue closed: the process is exiting. Finish whatever is open, and whatever
+        // waited behind it, without waiting for audio any more.
+        loop {
+            if let Some(f) = self.file.as_mut() {
+                let reason = f.waiting_close.take().map_or(StopReason::Shutdown, |w| w.0);
+                self.close(reason);
+            }
+            let Some(msg) = self.deferred.pop_front() else {
+                break;
+            };
+            self.apply(msg);
+            while self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.waiting_close.is_none())
+            {
+                match self.deferred.pop_front() {
+                    Some(msg) => self.apply(msg),
+                    None => break,
+                }
+            }
         }
     }
 
+    /// One message: applied, or held behind a file whose close waits for its audio.
     fn handle(&mut self, msg: WriterMsg) {
+        let hold = match self.waiting() {
+            // What is held goes first.
+            None => !self.deferred.is_empty(),
+            // The next recording, and everything after it that is not for the file that
+            // waits.
+            Some(_) if self.deferred.is_empty() => matches!(msg, WriterMsg::Open(_)),
+            Some(id) => msg.recording() != Some(id),
+        };
+        if hold {
+            self.deferred.push_back(msg);
+        } else {
+            self.apply(msg);
+        }
+        self.replay();
+    }
+
+    /// The recording whose file's close waits for its audio.
+    fn waiting(&self) -> Option<u64> {
+        self.file
+            .as_ref()
+            .filter(|f| f.waiting_close.is_some())
+            .map(|f| f.spec.id)
+    }
+
+    /// The messages held behind a file that waited, in order, once it is closed; while a
+    /// file waits, only what is for that file, and the wait is cut to [`NEXT_WAITS`].
+    fn replay(&mut self) {
+        while !self.deferred.is_empty() {
+            let Some(id) = self.waiting() else {
+                let msg = self.deferred.pop_front().expect("not empty");
+                self.apply(msg);
+                continue;
+            };
+            let found = self
+                .deferred
+                .iter()
+                .position(|m| m.recording() == Some(id) && !matches!(m, WriterMsg::Open(_)));
+            let Some(at) = found else {
+                let soon = self.clocks.now().lsl + NEXT_WAITS;
+                if let Some((_, until)) = self.file.as_mut().and_then(|f| f.waiting_close.as_mut())
+                {
+                    *until = (*until).min(soon);
+                }
+                return;
+            };
+            let msg = self.deferred.remove(at).expect("found");
+            self.apply(msg);
+        }
+    }
+
+    fn apply(&mut self, msg: WriterMsg) {
         match msg {
             WriterMsg::Open(spec) => {
                 if let Some(f) = self.file.as_mut() {
                     let id = f.spec.id;
                     if let Some((reason, _)) = f.waiting_close.take() {
-                        // Stopped, waiting for its audio: the next recording cannot wait.
-                        if f.audio_start_pending {
-                            tracing::warn!("recording {} starts before the audio thread said where recording {id}'s WAV starts; closing it now, its events sidecar without the audio_start row", spec.id);
-                        } else {
-                            tracing::info!("recording {} starts before recording {id}'s audio track is complete; closing it now (its WAV file is complete)", spec.id);
-                        }
+                        // Stopped, waiting for its audio (`handle` holds an Open behind
+                        // such a file; this is for a caller that did not).
+                        tracing::warn!("recording {} starts while recording {id} waits for its audio; closing it now", spec.id);
                         self.close(reason);
                     } else {
                         tracing::error!(
@@ -562,7 +653,8 @@ impl Writer {
                         if f.waits_for_audio() {
                             // The audio of the last moments, or where the WAV starts, is
                             // still on its way.
-                            f.waiting_close = Some((reason, self.clocks.now().lsl));
+                            f.waiting_close =
+                                Some((reason, self.clocks.now().lsl + AUDIO_END_WAIT));
                         } else {
                             self.close(reason);
                         }
@@ -624,24 +716,24 @@ impl Writer {
             .file
             .as_ref()
             .and_then(|f| f.waiting_close.as_ref())
-            .is_some_and(|(_, since)| {
-                self.clocks.now().lsl.saturating_since(*since) >= AUDIO_END_WAIT
-            });
+            .is_some_and(|(_, until)| self.clocks.now().lsl >= *until);
         if late {
             let f = self.file.as_mut().expect("checked");
             let (reason, _) = f.waiting_close.take().expect("checked");
+            let id = f.spec.id;
             if f.mux.as_ref().is_some_and(|m| !m.audio_done) {
-                tracing::warn!("the audio track's end did not come in time; closing without it");
+                tracing::warn!(
+                    "recording {id}: the audio track's end did not come in time; closing without it"
+                );
             }
             if f.audio_start_pending {
                 tracing::warn!(
-                    "recording {}: the audio thread did not say where the WAV starts within {} s; \
-                     its events sidecar has no audio_start row",
-                    f.spec.id,
-                    AUDIO_END_WAIT.as_secs()
+                    "recording {id}: the audio thread did not say in time where the WAV starts; \
+                     its events sidecar has no audio_start row"
                 );
             }
             self.close(reason);
+            self.replay();
         }
     }
 

@@ -9,12 +9,12 @@ use crate::recorder::TriggerSource;
 /// A writer thread on a simulated clock, with the file of recording 1 open and three
 /// frames in it.
 struct Rig {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     start: ClockPair,
     clocks: Arc<SimulatedClocks>,
     h: WriterHandle,
     erx: Receiver<WriterEvent>,
-    events_csv: std::path::PathBuf,
+    jpeg: Vec<u8>,
 }
 
 impl Rig {
@@ -30,59 +30,80 @@ impl Rig {
         };
         let (etx, erx) = crossbeam_channel::unbounded();
         let h = spawn_writer(cam, etx, 64, clocks.clone());
-        let t0 = start.lsl;
-        let paths = files::RecordingPaths::new(tmp.path(), "rec", "cam0");
-        let events_csv = paths.events_csv.clone();
-        h.tx.send(WriterMsg::Open(Box::new(OpenSpec {
-            id: 1,
-            kind: FileKind::Recording,
-            paths,
-            trigger: t0,
-            trigger_wall: start.wall,
-            pre_trigger: Duration::ZERO,
-            origin: Origin::new(TriggerSource::Test, "start"),
-            camera: CameraTags::default(),
-            fsync_interval: None,
-            audio,
-            audio_start,
-        })))
-        .unwrap();
         let jpeg = crate::source::synthetic::PatternEncoder::new(64, 48, 80)
             .unwrap()
             .encode(0)
             .unwrap()
             .to_vec();
-        for n in 0..3u64 {
-            let capture = t0 + Duration::from_millis(10 * n);
-            h.tx.send(WriterMsg::Frame(Frame {
-                meta: FrameMeta {
-                    seq: n,
-                    capture,
-                    wall: start.wall_at(capture),
-                    width: 64,
-                    height: 48,
-                    keyframe: true,
-                },
-                data: Bytes::from(jpeg.clone()),
-            }))
-            .unwrap();
-        }
-        Rig {
-            _tmp: tmp,
+        let rig = Rig {
+            tmp,
             start,
             clocks,
             h,
             erx,
-            events_csv,
+            jpeg,
+        };
+        rig.open(1, audio, audio_start);
+        rig.frames(0..3);
+        rig
+    }
+
+    fn paths(&self, id: u64) -> files::RecordingPaths {
+        files::RecordingPaths::new(self.tmp.path(), &format!("rec{id}"), "cam0")
+    }
+
+    fn open(&self, id: u64, audio: Option<AudioTrackSpec>, audio_start: bool) {
+        let t0 = self.start.lsl;
+        self.h
+            .tx
+            .send(WriterMsg::Open(Box::new(OpenSpec {
+                id,
+                kind: FileKind::Recording,
+                paths: self.paths(id),
+                trigger: t0,
+                trigger_wall: self.start.wall_at(t0),
+                pre_trigger: Duration::ZERO,
+                origin: Origin::new(TriggerSource::Test, "start"),
+                camera: CameraTags::default(),
+                fsync_interval: None,
+                audio,
+                audio_start,
+            })))
+            .unwrap();
+    }
+
+    /// Live frames `seq`, 10 ms apart from the start.
+    fn frames(&self, seq: std::ops::Range<u64>) {
+        for n in seq {
+            let capture = self.start.lsl + Duration::from_millis(10 * n);
+            self.h
+                .tx
+                .send(WriterMsg::Frame(Frame {
+                    meta: FrameMeta {
+                        seq: n,
+                        capture,
+                        wall: self.start.wall_at(capture),
+                        width: 64,
+                        height: 48,
+                        keyframe: true,
+                    },
+                    data: Bytes::from(self.jpeg.clone()),
+                }))
+                .unwrap();
         }
     }
 
     fn close(&self) {
+        self.close_id(1, 30);
+    }
+
+    /// Closes recording `id`, ending it `end_ms` after the start.
+    fn close_id(&self, id: u64, end_ms: u64) {
         self.h
             .tx
             .send(WriterMsg::Close {
-                id: 1,
-                end: Some(self.start.lsl + Duration::from_millis(30)),
+                id,
+                end: Some(self.start.lsl + Duration::from_millis(end_ms)),
                 reason: StopReason::Timer,
             })
             .unwrap();
@@ -90,20 +111,24 @@ impl Rig {
 
     /// The audio thread's word of where recording 1's WAV starts.
     fn audio_start_note(&self) {
+        self.audio_start_note_of(1);
+    }
+
+    fn audio_start_note_of(&self, id: u64) {
         let at = self.start.lsl + Duration::from_millis(3);
         self.h
             .tx
             .send(WriterMsg::Note {
-                id: 1,
+                id,
                 at,
                 wall: self.start.wall_at(at),
                 event: NoteKind::AudioStart,
-                detail: "rec.wav: its first sample (8000 Hz)".into(),
+                detail: format!("rec{id}.wav: its first sample (8000 Hz)"),
             })
             .unwrap();
     }
 
-    /// The summary of the file's close, if it comes within `wait` of real time.
+    /// The summary of the next file closed, if one closes within `wait` of real time.
     fn closed(&self, wait: Duration) -> Option<FileSummary> {
         let until = std::time::Instant::now() + wait;
         while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
@@ -116,9 +141,13 @@ impl Rig {
         None
     }
 
-    /// The events sidecar's `audio_start` rows.
+    /// The `audio_start` rows of recording 1's events sidecar.
     fn audio_start_rows(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.events_csv)
+        self.audio_start_rows_of(1)
+    }
+
+    fn audio_start_rows_of(&self, id: u64) -> Vec<String> {
+        std::fs::read_to_string(&self.paths(id).events_csv)
             .unwrap()
             .lines()
             .filter(|l| l.contains(",audio_start,"))
@@ -126,9 +155,12 @@ impl Rig {
             .collect()
     }
 
-    fn finish(self) {
+    /// Ends the writer thread (as the process's exit does); the files stay until the
+    /// returned directory is dropped.
+    fn finish(self) -> tempfile::TempDir {
         drop(self.h.tx);
         self.h.join.join().unwrap();
+        self.tmp
     }
 }
 
@@ -181,7 +213,7 @@ fn a_late_audio_start_still_reaches_the_events_sidecar() {
     assert_eq!(summary.frames, 3);
     let rows = rig.audio_start_rows();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(rows[0].contains("rec.wav: its first sample"), "{rows:?}");
+    assert!(rows[0].contains("rec1.wav: its first sample"), "{rows:?}");
     rig.finish();
 }
 
@@ -215,4 +247,88 @@ fn a_close_goes_at_once_when_the_audio_start_is_known_and_never_waits_forever() 
     assert_eq!(summary.frames, 3);
     assert!(rig.audio_start_rows().is_empty());
     rig.finish();
+}
+
+/// A command burst: the next recording starts while the last one's close still waits for
+/// where its WAV starts. The next recording's messages wait behind it, in order: the first
+/// file gets its row, the second file all its frames.
+#[test]
+fn the_next_recording_waits_behind_a_close_that_waits_for_its_audio_start() {
+    let rig = Rig::new(None, true);
+    rig.close();
+    rig.open(2, None, true);
+    rig.frames(3..8);
+    assert!(
+        rig.closed(STILL_WAITING).is_none(),
+        "recording 1 closed before the audio thread said where its WAV starts"
+    );
+    rig.audio_start_note_of(1);
+    let first = rig
+        .closed(Duration::from_secs(3))
+        .expect("recording 1 closed");
+    assert_eq!((first.recording_id, first.frames), (1, 3));
+    assert_eq!(rig.audio_start_rows().len(), 1);
+    // Recording 2's note before its stop: it closes at once, with its five frames.
+    rig.audio_start_note_of(2);
+    rig.close_id(2, 80);
+    let second = rig
+        .closed(Duration::from_secs(3))
+        .expect("recording 2 closed");
+    assert_eq!((second.recording_id, second.frames), (2, 5));
+    assert_eq!(rig.audio_start_rows_of(2).len(), 1);
+    rig.finish();
+}
+
+/// The audio thread does not answer, and the next recording is to start: the first file's
+/// close waits only `NEXT_WAITS` more of the writer's clock, then ends without the row,
+/// and the next recording gets every frame that waited behind it.
+#[test]
+fn the_next_recording_waits_only_a_moment_for_a_silent_audio_thread() {
+    let rig = Rig::new(None, true);
+    rig.close();
+    rig.open(2, None, false);
+    rig.frames(3..8);
+    assert!(rig.closed(STILL_WAITING).is_none());
+    rig.clocks.advance(NEXT_WAITS);
+    let first = rig
+        .closed(Duration::from_secs(3))
+        .expect("recording 1 closed");
+    assert_eq!((first.recording_id, first.frames), (1, 3));
+    assert!(rig.audio_start_rows().is_empty());
+    rig.close_id(2, 80);
+    let second = rig
+        .closed(Duration::from_secs(3))
+        .expect("recording 2 closed");
+    assert_eq!((second.recording_id, second.frames), (2, 5));
+    rig.finish();
+}
+
+/// The process ends while a file waits for its audio and the next recording waits behind
+/// it: both files are finished, nothing that reached the writer is lost.
+#[test]
+fn a_shutdown_finishes_the_waiting_file_and_what_waited_behind_it() {
+    let rig = Rig::new(None, true);
+    rig.close();
+    rig.open(2, None, true);
+    rig.frames(3..8);
+    let (paths1, paths2) = (rig.paths(1), rig.paths(2));
+    let erx = rig.erx.clone();
+    let _files = rig.finish();
+    let mut closed: Vec<(u64, u64)> = erx
+        .try_iter()
+        .filter_map(|e| match e {
+            WriterEvent::Closed { summary, .. } => Some((summary.recording_id, summary.frames)),
+            _ => None,
+        })
+        .collect();
+    closed.sort();
+    assert_eq!(closed, vec![(1, 3), (2, 5)]);
+    // Each file's frames sidecar has a row for each of its frames.
+    for (p, frames) in [(paths1, 3), (paths2, 5)] {
+        let rows = std::fs::read_to_string(&p.frames_csv)
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(rows, 1 + frames, "{}", p.frames_csv.display());
+    }
 }
