@@ -115,12 +115,21 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     let first_lsl: f64 = tags(&mkv)["LSL_FIRST_FRAME_TIME"].parse().unwrap();
     let pts = ffprobe_pts(&mkv);
 
-    // One sample per captured frame, none missing.
+    // One sample per captured frame, none missing: a number the stream skips is one the
+    // camera never delivered (a synthetic camera's thread held up for more than 4 frame
+    // periods on a busy machine skips those frames), and counted as such.
     let numbers: Vec<u64> = samples.iter().map(|(v, _)| v[0] as u64).collect();
     assert!(numbers.len() > 500, "{} samples", numbers.len());
     assert!(
-        numbers.windows(2).all(|w| w[1] == w[0] + 1),
-        "gap in the frame stream"
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "frame numbers in order"
+    );
+    let skipped: u64 = numbers.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    let cam = &h.status()["cameras"][0];
+    assert_eq!(cam["lsl_samples_dropped"], 0, "{cam}");
+    assert!(
+        skipped <= cam["drops"]["source_gaps"].as_u64().unwrap(),
+        "{skipped} frame numbers missing from the frame stream: {cam}"
     );
     // Each frame of the file: its LSL timestamp is its sidecar time, exactly, and its
     // pts plus the first frame's LSL time, to the file's 100 µs unit.

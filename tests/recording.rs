@@ -855,7 +855,18 @@ fn the_buffer_takes_the_memory_its_frames_need() {
         let s = h.status();
         let cam = &s["cameras"][0];
         assert_eq!(cam["buffer_evicted_early"], 0, "{cam}");
-        assert_eq!(cam["frames_dropped"], 0, "{cam}");
+        // Nothing the buffer's size could cause is lost. (A synthetic camera's thread held
+        // up for more than 4 frame periods on a busy machine skips frames, counted as gaps
+        // in the source's numbers: not the buffer's doing.)
+        let drops = &cam["drops"];
+        for cause in [
+            "too_large",
+            "buffer_held_by_writer",
+            "writer_queue_full",
+            "corrupt",
+        ] {
+            assert_eq!(drops[cause], 0, "{cause}: {cam}");
+        }
         let need = cam["buffered_bytes"].as_u64().unwrap();
         let capacity = cam["buffer_capacity_bytes"].as_u64().unwrap();
         let max = cam["buffer_max_bytes"].as_u64().unwrap();
