@@ -165,6 +165,23 @@ fn wav_of(mkv: &std::path::Path) -> std::path::PathBuf {
         .join(format!("{stem}.wav"))
 }
 
+/// The MKV's events sidecar says where its WAV starts: at the first frame, to one sample,
+/// in a row that names the WAV. Returns the row's time and the WAV beside the MKV.
+fn assert_wav_starts_at_first_frame(mkv: &std::path::Path) -> (f64, std::path::PathBuf) {
+    let frames = read_sidecar(mkv);
+    let (at, row) = audio_start_of(mkv);
+    assert!(
+        (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
+        "{}: the WAV starts {:.6} s from the first frame: {row}",
+        mkv.display(),
+        at - frames[0].lsl_time
+    );
+    let wav = wav_of(mkv);
+    let wav_name = wav.file_name().unwrap().to_str().unwrap();
+    assert!(row.contains(wav_name), "{row}");
+    (at, wav)
+}
+
 /// The `audio_start` row of an MKV's events sidecar: its LSL time, and the row.
 fn audio_start_of(mkv: &std::path::Path) -> (f64, String) {
     let events = std::fs::read_to_string(events_of(mkv)).unwrap();
@@ -862,17 +879,7 @@ fn a_clip_gets_its_audio_and_says_where_it_starts_and_a_start_right_after_works(
     // The clip (1.5 s), then the recording (2 s before its start and 1 s after).
     videos.sort_by_key(|v| read_sidecar(v).len());
     for (mkv, (shortest, longest)) in videos.iter().zip([(1.4, 1.6), (2.5, 4.0)]) {
-        let frames = read_sidecar(mkv);
-        let (at, row) = audio_start_of(mkv);
-        assert!(
-            (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
-            "{}: the WAV starts {:.6} s from the first frame: {row}",
-            mkv.display(),
-            at - frames[0].lsl_time
-        );
-        let wav = wav_of(mkv);
-        let wav_name = wav.file_name().unwrap().to_str().unwrap();
-        assert!(row.contains(wav_name), "{row}");
+        let (_, wav) = assert_wav_starts_at_first_frame(mkv);
         let secs = sox_seconds(&wav);
         assert!(
             (shortest..=longest).contains(&secs),
@@ -941,20 +948,8 @@ fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
         videos.len()
     );
     for mkv in &videos {
-        let (at, row) = audio_start_of(mkv);
-        let frames = read_sidecar(mkv);
-        assert!(
-            (at - frames[0].lsl_time).abs() <= 1.0 / 48000.0 + 1e-9,
-            "{}: the WAV starts {:.6} s from the first frame: {row}",
-            mkv.display(),
-            at - frames[0].lsl_time
-        );
-        let wav = wav_of(mkv);
+        let (_, wav) = assert_wav_starts_at_first_frame(mkv);
         assert!(wav.exists(), "{} has no {}", mkv.display(), wav.display());
-        assert!(
-            row.contains(wav.file_name().unwrap().to_str().unwrap()),
-            "{row}"
-        );
         assert!(sox_seconds(&wav) > 0.5, "{}", wav.display());
     }
     assert!(

@@ -141,6 +141,15 @@ impl Rig {
         None
     }
 
+    /// The summary of the next file closed, which must come within 3 s of real time (the
+    /// writer's clock is not moved): its recording and frames.
+    fn closes_now(&self, what: &str) -> (u64, u64) {
+        let s = self
+            .closed(Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{what} did not close"));
+        (s.recording_id, s.frames)
+    }
+
     /// The `audio_start` rows of recording 1's events sidecar.
     fn audio_start_rows(&self) -> Vec<String> {
         self.audio_start_rows_of(1)
@@ -263,18 +272,12 @@ fn the_next_recording_waits_behind_a_close_that_waits_for_its_audio_start() {
         "recording 1 closed before the audio thread said where its WAV starts"
     );
     rig.audio_start_note_of(1);
-    let first = rig
-        .closed(Duration::from_secs(3))
-        .expect("recording 1 closed");
-    assert_eq!((first.recording_id, first.frames), (1, 3));
+    assert_eq!(rig.closes_now("recording 1"), (1, 3));
     assert_eq!(rig.audio_start_rows().len(), 1);
     // Recording 2's note before its stop: it closes at once, with its five frames.
     rig.audio_start_note_of(2);
     rig.close_id(2, 80);
-    let second = rig
-        .closed(Duration::from_secs(3))
-        .expect("recording 2 closed");
-    assert_eq!((second.recording_id, second.frames), (2, 5));
+    assert_eq!(rig.closes_now("recording 2"), (2, 5));
     assert_eq!(rig.audio_start_rows_of(2).len(), 1);
     rig.finish();
 }
@@ -290,16 +293,10 @@ fn the_next_recording_waits_only_a_moment_for_a_silent_audio_thread() {
     rig.frames(3..8);
     assert!(rig.closed(STILL_WAITING).is_none());
     rig.clocks.advance(NEXT_WAITS);
-    let first = rig
-        .closed(Duration::from_secs(3))
-        .expect("recording 1 closed");
-    assert_eq!((first.recording_id, first.frames), (1, 3));
+    assert_eq!(rig.closes_now("recording 1"), (1, 3));
     assert!(rig.audio_start_rows().is_empty());
     rig.close_id(2, 80);
-    let second = rig
-        .closed(Duration::from_secs(3))
-        .expect("recording 2 closed");
-    assert_eq!((second.recording_id, second.frames), (2, 5));
+    assert_eq!(rig.closes_now("recording 2"), (2, 5));
     rig.finish();
 }
 
