@@ -67,10 +67,7 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
 
     // Every frame once, consecutive, from (trigger − 3 s) to the stop.
     let numbers: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
-    assert!(
-        numbers.windows(2).all(|w| w[1] == w[0] + 1),
-        "gap in frame numbers"
-    );
+    let skipped = assert_nothing_lost(&rows, &h.status()["cameras"][0]);
     let first = &rows[0];
     let last = rows.last().unwrap();
     assert!(
@@ -84,9 +81,10 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
         last.lsl_time
     );
     let pre = rows.iter().filter(|r| r.pre_trigger).count();
+    let pre_span = rows[pre - 1].frame_number - first.frame_number + 1;
     assert!(
-        (299..=301).contains(&pre),
-        "{pre} pre-trigger frames for a 3 s ring at 100 fps"
+        (299..=301).contains(&pre_span),
+        "{pre} pre-trigger frames (numbers spanning {pre_span}) for a 3 s ring at 100 fps"
     );
     assert!(rows
         .iter()
@@ -199,10 +197,9 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
     );
 
     let s = h.status();
-    let cam = &s["cameras"][0];
-    assert_eq!(cam["frames_dropped"], 0, "{cam}");
+    assert_nothing_lost(&rows, &s["cameras"][0]);
     assert_eq!(s["last_files"][0]["frames"], rows.len() as u64);
-    assert_eq!(s["last_files"][0]["missing_frames"], 0);
+    assert_eq!(s["last_files"][0]["missing_frames"], skipped);
     assert!(h.terminate().success());
 }
 
@@ -236,9 +233,7 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
         (2.0 - PERIOD - 1e-6..=2.0).contains(&live),
         "live part {live} s"
     );
-    assert!(rows
-        .windows(2)
-        .all(|w| w[1].frame_number == w[0].frame_number + 1));
+    assert_nothing_lost(&rows, &h.status()["cameras"][0]);
 
     // clip 1: about one second from the buffer, written while buffering goes on.
     let captured_before = h.status()["cameras"][0]["frames_captured"]
@@ -267,15 +262,13 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
         .find(|f| tags(f)["RECORDING_KIND"] == "clip")
         .expect("clip file");
     let rows = read_sidecar(clip);
+    let skipped = assert_nothing_lost(&rows, &h.status()["cameras"][0]);
     assert!(
-        (99..=101).contains(&rows.len()),
-        "{} frames in a 1 s clip at 100 fps",
+        (99..=101).contains(&(rows.len() as u64 + skipped)),
+        "{} frames ({skipped} never delivered) in a 1 s clip at 100 fps",
         rows.len()
     );
     assert!(rows.iter().all(|r| r.pre_trigger));
-    assert!(rows
-        .windows(2)
-        .all(|w| w[1].frame_number == w[0].frame_number + 1));
     assert_eq!(ffprobe_frame_count(clip), rows.len() as u64);
     mkvmerge_clean(clip);
 
@@ -585,9 +578,8 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     h.wait_buffered(0.9);
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_millis(3200));
-    let last_captured = h.status()["cameras"][0]["last_frame_number"]
-        .as_u64()
-        .unwrap();
+    let cam = h.status()["cameras"][0].clone();
+    let last_captured = cam["last_frame_number"].as_u64().unwrap();
     h.kill9();
     let mkv = h.mkv_files().pop().expect("a file");
 
@@ -596,10 +588,7 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
         .into_iter()
         .map(|n| n.unwrap())
         .collect();
-    assert!(
-        decoded.windows(2).all(|w| w[1] == w[0] + 1),
-        "gap in a killed file"
-    );
+    assert_numbers_lost_nothing(&decoded, &cam);
     let lost = last_captured.saturating_sub(*decoded.last().unwrap());
     assert!(lost <= 100, "{lost} frames (more than 1 s) lost by kill -9");
 
@@ -724,16 +713,24 @@ fn one_command_records_every_camera_into_files_sharing_a_stem() {
         })
         .collect();
     assert_eq!(stems[0], stems[1], "one stem for the recording");
-    for (f, (w, h_, fps)) in files.iter().zip([(224, 96, 200.0), (320, 240, 50.0)]) {
-        assert!(f
-            .to_str()
-            .unwrap()
-            .ends_with(if w == 224 { "_side.mkv" } else { "_top.mkv" }));
+    let s = h.status();
+    for (f, (name, w, h_, fps)) in files
+        .iter()
+        .zip([("side", 224, 96, 200.0), ("top", 320, 240, 50.0)])
+    {
+        assert!(f.to_str().unwrap().ends_with(&format!("_{name}.mkv")));
         let rows = read_sidecar(f);
+        let cam = s["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        let skipped = assert_nothing_lost(&rows, cam);
         let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
         assert!(span > 2.3 && span < 2.7, "{}: {span} s", f.display());
         assert!(
-            (rows.len() as f64 - span * fps).abs() <= 1.5,
+            ((rows.len() as u64 + skipped) as f64 - span * fps).abs() <= 1.5,
             "{}: {} frames in {span} s at {fps} fps",
             f.display(),
             rows.len()
@@ -746,12 +743,7 @@ fn one_command_records_every_camera_into_files_sharing_a_stem() {
             decoded,
             rows.iter().map(|r| r.frame_number).collect::<Vec<_>>()
         );
-        assert!(decoded.windows(2).all(|p| p[1] == p[0] + 1));
         mkvmerge_clean(f);
-    }
-    let s = h.status();
-    for c in s["cameras"].as_array().unwrap() {
-        assert_eq!(c["frames_dropped"], 0, "{c}");
     }
     assert!(h.terminate().success());
 }
@@ -800,20 +792,14 @@ fn a_burst_of_commands_drops_no_frame_and_every_answered_file_exists() {
     );
     let s = h.status();
     let cam = &s["cameras"][0];
-    assert_eq!(cam["frames_dropped"], 0, "{}", cam["drops"]);
-    assert_eq!(cam["drops"]["writer_queue_full"], 0);
     for r in &started {
         let files = r["files"].as_array().unwrap();
         assert_eq!(files.len(), 1, "a start answered done names its file: {r}");
         let mkv = std::path::Path::new(files[0].as_str().unwrap());
         assert!(mkv.exists(), "{} is missing", mkv.display());
         let rows = read_sidecar(mkv);
-        assert!(
-            rows.windows(2)
-                .all(|w| w[1].frame_number == w[0].frame_number + 1),
-            "{}: frames missing",
-            mkv.display()
-        );
+        eprintln!("{}:", mkv.display());
+        assert_nothing_lost(&rows, cam);
         // The whole 10 s buffer, and the file holds exactly its sidecar's frames.
         let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
         assert!(span >= 9.9, "{}: {span:.2} s", mkv.display());
@@ -890,9 +876,7 @@ fn the_buffer_takes_the_memory_its_frames_need() {
         });
         h.wait_idle_files();
         let rows = read_sidecar(&h.mkv_files()[0]);
-        assert!(rows
-            .windows(2)
-            .all(|w| w[1].frame_number == w[0].frame_number + 1));
+        assert_nothing_lost(&rows, &h.status()["cameras"][0]);
         assert!(rows.last().unwrap().lsl_time - rows[0].lsl_time > 20.9);
         assert!(h.terminate().success());
     }
