@@ -9,7 +9,7 @@ fn main() {
         soak: None,
         process: false,
         viewers: 0,
-        plain_scheduling: false,
+        scheduling: hindsight::cli::Scheduling::Defaults,
     };
     if let Err(e) = hindsight::bench::run(&args) {
         eprintln!("bench failed: {e:#}");

@@ -128,7 +128,7 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
     out.push(lsl(c));
     out.push(ntfy(c));
     out.extend(storage(c, rate));
-    if c.cameras.iter().any(|cam| cam.realtime) {
+    if c.cameras.iter().any(|cam| cam.wants_realtime(cam.fps.0)) {
         out.push(realtime());
     }
     out.push(time_sync());

@@ -158,9 +158,21 @@ pub struct BenchArgs {
     /// records, each read as a browser reads it.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "process")]
     pub viewers: usize,
-    /// With --process: the capture thread unpinned at normal priority (`cpu_core: none`,
-    /// `realtime: false`) instead of the defaults (pinned, SCHED_FIFO when permitted), to
-    /// see what pinning and real-time priority cost on this machine.
-    #[arg(long, requires = "process")]
-    pub plain_scheduling: bool,
+    /// With --process: how the capture thread is scheduled, to see what pinning and
+    /// real-time priority cost on this machine: `defaults` (unpinned; real-time above
+    /// 150 fps), `plain` (`cpu_core: none`, `realtime: false`) or `pinned-realtime`
+    /// (`cpu_core: auto`, `realtime: true`: pinned to the last core at SCHED_FIFO).
+    #[arg(long, value_enum, default_value = "defaults", requires = "process")]
+    pub scheduling: Scheduling,
+}
+
+/// How `bench --process` schedules the recorder's capture thread (and its bare thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheduling {
+    /// The configuration's defaults.
+    Defaults,
+    /// `cpu_core: none`, `realtime: false`: where and when the kernel likes.
+    Plain,
+    /// `cpu_core: auto`, `realtime: true`: pinned to the last core at SCHED_FIFO.
+    PinnedRealtime,
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 
 use crate::capture::{self, Camera, CameraSetup};
 use crate::clock::{Clocks, RealClocks};
-use crate::config::{Config, CpuCore};
+use crate::config::{Config, CpuCore, Toggle, REALTIME_AUTO_ABOVE_FPS};
 use crate::control::{self, Control, ControlLinks, ControlSettings};
 use crate::hub::StatusHub;
 use crate::lsl;
@@ -163,13 +163,22 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             // The last core first: core 0 takes most interrupts.
             CpuCore::Auto => Some(cores[cores.len() - 1 - i % cores.len()]),
         };
+        let fps = src.info().fps;
+        let realtime = cfg.wants_realtime(fps);
+        if cfg.realtime == Toggle::Auto {
+            tracing::info!(
+                camera = %cfg.name,
+                "realtime: auto: {} at {fps} fps (real-time above {REALTIME_AUTO_ABOVE_FPS} fps)",
+                if realtime { "real-time priority" } else { "normal priority" }
+            );
+        }
         let setup = CameraSetup {
             index: i,
             name: cfg.name.0.clone(),
             info: src.info().clone(),
             source_id: format!("hindsight_{rig}_{}", cfg.name),
             cpu_core: core,
-            realtime: cfg.realtime,
+            realtime,
             lsl: lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
             events: Some(camera_tx.clone()),
             grow: Some(grow_tx.clone()),

@@ -151,3 +151,97 @@ fn a_stop_waiting_for_a_slow_cameras_next_frame_does_not_poll() {
         "the control thread woke {woke} times in {secs:.2} s of stops (bound {bound:.0})"
     );
 }
+
+/// Where and how a capture thread runs, as the kernel reports it: (policy, allowed
+/// CPUs). Policy 0 is normal (SCHED_OTHER), 1 real-time SCHED_FIFO.
+fn capture_scheduling(pid: u32, camera: &str) -> (u32, String) {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = entry.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != format!("capture-{camera}") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // After the name in parentheses: field 3 onwards; the policy is field 41.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let policy = fields[41 - 3].parse().unwrap();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        return (policy, cpus);
+    }
+    panic!("no capture thread for {camera}");
+}
+
+/// By default a capture thread runs where the kernel likes, at normal priority up to
+/// 150 fps and at real-time priority above (a driver's queue then lasts too short for a
+/// busy scheduler); `cpu_core` and `realtime` still pin it and raise it when asked.
+#[test]
+fn capture_threads_are_unpinned_and_real_time_only_when_fast_or_asked() {
+    let _g = serial();
+    let camera = |name: &str, fps: u32, extra: &str| {
+        format!("  - {{name: {name}, source: synthetic, resolution: {{width: 160, height: 96}}, fps: {fps}{extra}}}\n")
+    };
+    let config = format!(
+        "buffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\n{LSL_OFF}cameras:\n{}{}{}",
+        camera("slow", 100, ""),
+        camera("fast", 200, ""),
+        camera("asked", 30, ", cpu_core: 0, realtime: true"),
+    );
+    let mut h = Hindsight::start(&config);
+    h.wait_until("every camera delivers", Duration::from_secs(20), |h| {
+        h.status()["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["frames_captured"].as_u64().unwrap() > 10)
+    });
+    let pid = h.child.as_ref().unwrap().id();
+    // The CPUs this test may use, as the kernel lists them.
+    let all_cpus = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let s = h.status();
+    let status = |name: &str| {
+        s["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // 100 fps: normal priority, on any core, and the status says so.
+    assert_eq!(capture_scheduling(pid, "slow"), (0, all_cpus.clone()));
+    assert_eq!(status("slow")["realtime"], false);
+    assert_eq!(status("slow")["cpu_core"], serde_json::Value::Null);
+    let log = h.log_text();
+    assert!(
+        log.contains("realtime: auto: normal priority at 100 fps"),
+        "{log}"
+    );
+    // 200 fps and asked: real-time priority where the system permits it (as root here);
+    // where it does not, normal priority, said in the log.
+    for name in ["fast", "asked"] {
+        let (policy, _) = capture_scheduling(pid, name);
+        if status(name)["realtime"] == true {
+            assert_eq!(policy, 1, "{name}: SCHED_FIFO");
+        } else {
+            assert_eq!(policy, 0, "{name}");
+            assert!(log.contains("real-time priority not permitted"), "{log}");
+        }
+    }
+    assert_eq!(capture_scheduling(pid, "fast").1, all_cpus);
+    // Pinned where asked.
+    assert_eq!(capture_scheduling(pid, "asked").1, "0");
+    assert_eq!(status("asked")["cpu_core"], 0);
+    assert!(h.terminate().success());
+}

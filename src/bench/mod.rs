@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use crossbeam_channel::Receiver;
 
 use crate::capture::{Camera, CameraSetup, CaptureStep};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, Scheduling};
 use crate::clock::{ClockPair, LslTime, RealClocks};
 use crate::frame::{Frame, FrameMeta};
 use crate::recorder::{Origin, StopReason, TriggerSource};
@@ -405,12 +405,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION")
         );
         let secs = if args.quick { 3.0 } else { 10.0 };
-        let scheduling = if args.plain_scheduling {
-            println!("capture thread unpinned at normal priority (--plain-scheduling)");
-            process::Scheduling::Plain
-        } else {
-            process::Scheduling::Default
-        };
+        let scheduling = args.scheduling;
+        match scheduling {
+            Scheduling::Defaults => {}
+            Scheduling::Plain => {
+                println!("capture thread unpinned at normal priority (--scheduling plain)")
+            }
+            Scheduling::PinnedRealtime => println!(
+                "capture thread pinned to the last core at SCHED_FIFO (--scheduling pinned-realtime)"
+            ),
+        }
         for set in [
             FrameSet::make(400, 400, 100.0, 100)?,
             FrameSet::make(1456, 96, 536.0, 100)?,

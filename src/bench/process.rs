@@ -24,6 +24,8 @@ use anyhow::{bail, Context};
 use lsl::Pullable;
 
 use super::FrameSet;
+use crate::cli::Scheduling;
+use crate::config::{CameraConfig, CpuCore};
 use crate::source::synthetic::POOL_VARIABLE;
 
 /// One thread's counters, from /proc/PID/task/TID.
@@ -219,14 +221,18 @@ pub(super) enum Feed {
     SyntheticPool,
 }
 
-/// How the recorder's capture thread is scheduled.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scheduling {
-    /// The defaults: pinned to the last core (`cpu_core: auto`), SCHED_FIFO when
-    /// permitted (`realtime: true`).
-    Default,
-    /// `cpu_core: none`, `realtime: false`: where and when the kernel likes.
-    Plain,
+/// What a capture thread at `fps` frames a second scheduled so does: pinned to the last
+/// core, at real-time priority (when permitted).
+fn pinned_and_realtime(scheduling: Scheduling, fps: f64) -> (bool, bool) {
+    let defaults = CameraConfig::default();
+    match scheduling {
+        Scheduling::Defaults => (
+            defaults.cpu_core != CpuCore::Unpinned,
+            defaults.wants_realtime(fps),
+        ),
+        Scheduling::Plain => (false, false),
+        Scheduling::PinnedRealtime => (true, true),
+    }
 }
 
 /// Runs the comparison for one camera size and rate; `secs` per phase.
@@ -251,16 +257,17 @@ pub(super) fn run(
         Feed::Command => format!("command\n    command: \"{}\"", pacer(&file, set.fps)),
         Feed::SyntheticPool => "synthetic".to_string(),
     };
-    let plain = match scheduling {
-        Scheduling::Default => "",
+    let scheduled = match scheduling {
+        Scheduling::Defaults => "",
         Scheduling::Plain => "    cpu_core: none\n    realtime: false\n",
+        Scheduling::PinnedRealtime => "    cpu_core: auto\n    realtime: true\n",
     };
     std::fs::write(
         &config,
         format!(
             "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: false\n\
              cameras:\n  - name: cam\n    source: {source}\n    \
-             resolution: {{width: {}, height: {}}}\n    fps: {}\n{plain}",
+             resolution: {{width: {}, height: {}}}\n    fps: {}\n{scheduled}",
             set.width, set.height, set.fps
         ),
     )?;
@@ -529,8 +536,8 @@ const BARE_WAKER: &str = "bare-waker";
 /// A thread that does nothing but wait for a byte that another thread writes into a pipe
 /// `fps` times a second, until `waking` is cleared: what being woken at a camera's rate
 /// costs on this machine, the floor under a capture thread (on this VM a large share of
-/// it). It is scheduled as the recorder's capture thread is (pinned to the last core and
-/// at its real-time priority, or neither), and woken as a capture thread is: by another
+/// it). It is scheduled as the recorder's capture thread is
+/// ([`pinned_and_realtime`]), and woken as a capture thread is: by another
 /// thread, here unpinned at normal priority, as the camera program's writes or a driver's
 /// interrupts wake it. Only this thread is counted, not the one that wakes it.
 fn bare_waker(
@@ -560,10 +567,13 @@ fn bare_waker(
     Ok(std::thread::Builder::new()
         .name(BARE_WAKER.into())
         .spawn(move || {
-            if scheduling == Scheduling::Default {
+            let (pinned, realtime) = pinned_and_realtime(scheduling, fps);
+            if pinned {
                 if let Some(&last) = core_affinity::get_core_ids().unwrap_or_default().last() {
                     core_affinity::set_for_current(last);
                 }
+            }
+            if realtime {
                 let _ = crate::capture::try_realtime();
             }
             let mut byte = [0u8; 1];

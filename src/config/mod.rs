@@ -222,11 +222,13 @@ pub struct CameraConfig {
     /// JPEG quality where hindsight encodes (synthetic, YUYV cameras).
     pub quality: Quality,
     /// Core the capture thread is pinned to: a number, `auto` (the last core, then the
-    /// ones before it for further cameras), or `none`.
+    /// ones before it for further cameras), or `none` (the default: where the kernel
+    /// likes; see `design/architecture.md`, "Where the capture thread runs").
     pub cpu_core: CpuCore,
     /// Run the capture thread at real-time priority (SCHED_FIFO) when the system allows
-    /// it (root, CAP_SYS_NICE, or systemd's LimitRTPRIO=); otherwise normal priority, logged.
-    pub realtime: bool,
+    /// it (root, CAP_SYS_NICE, or systemd's LimitRTPRIO=); otherwise normal priority,
+    /// logged. `auto` (the default): above [`REALTIME_AUTO_ABOVE_FPS`] only.
+    pub realtime: Toggle,
     /// Raspberry Pi Global Shutter camera (IMX296): before the camera starts, set the
     /// sensor's crop to `resolution`, centred, with media-ctl, for high frame rates
     /// (libcamera and command sources, e.g. rpicam-vid).
@@ -248,9 +250,28 @@ impl Default for CameraConfig {
             fps: Fps(100.0),
             codec: Codec::Mjpg,
             quality: Quality(80),
-            cpu_core: CpuCore::Auto,
-            realtime: true,
+            cpu_core: CpuCore::Unpinned,
+            realtime: Toggle::Auto,
             imx296_crop: false,
+        }
+    }
+}
+
+/// `realtime: auto` asks for real-time priority for cameras faster than this. A camera
+/// driver queues about 4 frames, which at 150 fps last 27 ms: about as long as a busy
+/// Linux scheduler may keep a woken normal thread waiting (its latency period, 18 ms on
+/// 4 cores, plus the frame's own work). Slower cameras' queues last longer than that, and
+/// a real-time thread's wakes cost more than a normal one's (README, Performance).
+pub const REALTIME_AUTO_ABOVE_FPS: f64 = 150.0;
+
+impl CameraConfig {
+    /// Whether this camera's capture thread asks for real-time priority when its source
+    /// delivers `fps` frames a second.
+    pub fn wants_realtime(&self, fps: f64) -> bool {
+        match self.realtime {
+            Toggle::On => true,
+            Toggle::Off => false,
+            Toggle::Auto => fps > REALTIME_AUTO_ABOVE_FPS,
         }
     }
 }

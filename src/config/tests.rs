@@ -109,6 +109,30 @@ fn byte_sizes_parse_with_units() {
     assert!(err("buffer:\n  max_bytes: 1k\n").contains("at least 1MiB"));
 }
 
+/// Unpinned by default, real-time only for cameras fast enough to need it; both can be
+/// asked for, and a wrong value is refused with its key and line.
+#[test]
+fn capture_threads_are_unpinned_and_real_time_only_for_fast_cameras_by_default() {
+    let c = Config::from_yaml("cameras:\n  - name: a\n", "x").unwrap();
+    let cam = &c.cameras[0];
+    assert_eq!(cam.cpu_core, CpuCore::Unpinned);
+    assert_eq!(cam.realtime, Toggle::Auto);
+    assert!(!cam.wants_realtime(100.0));
+    assert!(!cam.wants_realtime(REALTIME_AUTO_ABOVE_FPS));
+    assert!(cam.wants_realtime(200.0));
+    assert!(cam.wants_realtime(536.0));
+    let yaml = "cameras:\n  - name: a\n    realtime: true\n    cpu_core: auto\n  - name: b\n    realtime: false\n";
+    let c = Config::from_yaml(yaml, "x").unwrap();
+    assert!(c.cameras[0].wants_realtime(1.0));
+    assert_eq!(c.cameras[0].cpu_core, CpuCore::Auto);
+    assert!(!c.cameras[1].wants_realtime(536.0));
+    let e = err("cameras:\n  - name: a\n    realtime: always\n");
+    assert!(
+        e.contains("line 3") && e.contains("realtime") && e.contains("auto, true or false"),
+        "{e}"
+    );
+}
+
 #[test]
 fn overrides_change_keys_and_are_checked() {
     let base = Config::default();
