@@ -130,6 +130,15 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
     out.extend(storage(c, rate));
     if c.cameras.iter().any(|cam| cam.wants_realtime(cam.fps.0)) {
         out.push(realtime());
+    } else {
+        out.push(CheckLine::pass(
+            "real-time",
+            format!(
+                "not asked for: every camera's capture thread runs at normal priority \
+                 (realtime: auto, at {} fps or less, or false)",
+                crate::config::REALTIME_AUTO_ABOVE_FPS
+            ),
+        ));
     }
     out.push(time_sync());
     out.push(api(c));

@@ -110,6 +110,34 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
     }
     let time = c.line("time sync");
     assert!(time.contains("synchronized"), "{time}");
+    // A 100 fps camera asks for no real-time priority by default, and is told so.
+    let rt = c.line("real-time");
+    assert!(
+        rt.starts_with("pass") && rt.contains("normal priority"),
+        "{rt}"
+    );
+}
+
+/// A camera that asks for real-time priority has it tested: as root (this machine) it
+/// is permitted; without the right, a warning says how to grant it.
+#[test]
+fn real_time_priority_is_tested_when_a_camera_asks_for_it() {
+    for extra in ["    realtime: true\n", "    fps: 200\n"] {
+        let c = check(
+            &format!("cameras:\n  - name: cam0\n    source: synthetic\n{extra}"),
+            &[],
+        );
+        let rt = c.line("real-time");
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            assert_eq!(
+                rt, "pass  real-time        capture threads can run at real-time priority",
+                "{extra}"
+            );
+        } else {
+            assert!(rt.starts_with("warn") && rt.contains("LimitRTPRIO"), "{rt}");
+        }
+    }
 }
 
 #[test]
