@@ -125,14 +125,30 @@ impl AudioStartNote {
 
 pub use crate::status::{AudioFileSummary, AudioStatus};
 
+/// How long the audio thread waits, for all writers together, for room in a writer's
+/// full queue (a writer held up by its disk) to tell it where a WAV starts. Its input
+/// ring holds 2 s, so this loses no audio.
+const NOTE_SEND_WAIT: Duration = Duration::from_millis(500);
+
 /// Tells each camera's writer where recording `id`'s WAV starts, or that it has none:
-/// their files' closes wait for one or the other.
+/// their files' closes wait for one or the other. A writer whose queue stays full for
+/// [`NOTE_SEND_WAIT`] does not get it (logged): its file closes without the row.
 fn tell_writers(id: u64, note: Option<AudioStartNote>, writers: &[Sender<WriterMsg>]) {
-    for w in writers {
-        let _ = w.try_send(match &note {
+    let deadline = Instant::now() + NOTE_SEND_WAIT;
+    for (camera, w) in writers.iter().enumerate() {
+        let msg = match &note {
             Some(n) => n.to_writer(id),
             None => WriterMsg::NoWav { id },
-        });
+        };
+        if let Err(crossbeam_channel::SendTimeoutError::Timeout(_)) = w.send_deadline(msg, deadline)
+        {
+            tracing::warn!(
+                recording = id,
+                camera,
+                "the writer's queue stayed full for {NOTE_SEND_WAIT:?}: its file will close \
+                 without the audio_start row (the WAV is still written)"
+            );
+        }
     }
 }
 
@@ -809,6 +825,42 @@ fn marker_time(last: Option<LslTime>, mapped: LslTime, rate: u32) -> LslTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_wav_id(m: WriterMsg) -> u64 {
+        match m {
+            WriterMsg::NoWav { id } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A writer whose queue is full for a moment (its disk held it up) still gets the
+    /// word where a WAV starts once it takes its next message; one that stays full (or
+    /// has gone) does not hold the audio thread for good.
+    #[test]
+    fn a_writer_with_a_full_queue_still_gets_the_note_when_it_catches_up() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        tx.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let first = no_wav_id(rx.recv().unwrap());
+            // Bounded: without the note this fails instead of waiting for good.
+            (
+                first,
+                rx.recv_timeout(Duration::from_secs(5)).map(no_wav_id),
+            )
+        });
+        tell_writers(7, None, std::slice::from_ref(&tx));
+        assert_eq!(writer.join().unwrap(), (1, Ok(7)));
+
+        // Full for good: it gives up (logged) and returns, the queue as it was.
+        let (stuck, stuck_rx) = crossbeam_channel::bounded(1);
+        stuck.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        let (gone, gone_rx) = crossbeam_channel::bounded::<WriterMsg>(1);
+        drop(gone_rx);
+        tell_writers(8, None, &[gone, stuck]);
+        assert_eq!(no_wav_id(stuck_rx.try_recv().unwrap()), 1);
+        assert!(stuck_rx.try_recv().is_err());
+    }
 
     #[test]
     fn samples_convert_to_16_bits_with_clipping() {
