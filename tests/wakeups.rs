@@ -152,6 +152,17 @@ fn a_stop_waiting_for_a_slow_cameras_next_frame_does_not_poll() {
     );
 }
 
+/// The CPUs a task may run on, from its `/proc/.../status` file (e.g. `0-1`).
+fn cpus_allowed(status: &std::path::Path) -> String {
+    std::fs::read_to_string(status)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Where and how a capture thread runs, as the kernel reports it: (policy, allowed
 /// CPUs). Policy 0 is normal (SCHED_OTHER), 1 real-time SCHED_FIFO.
 fn capture_scheduling(pid: u32, camera: &str) -> (u32, String) {
@@ -165,14 +176,7 @@ fn capture_scheduling(pid: u32, camera: &str) -> (u32, String) {
         // After the name in parentheses: field 3 onwards; the policy is field 41.
         let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
         let policy = fields[41 - 3].parse().unwrap();
-        let status = std::fs::read_to_string(dir.join("status")).unwrap();
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim()
-            .to_string();
-        return (policy, cpus);
+        return (policy, cpus_allowed(&dir.join("status")));
     }
     panic!("no capture thread for {camera}");
 }
@@ -202,13 +206,7 @@ fn capture_threads_are_unpinned_and_real_time_only_when_fast_or_asked() {
     });
     let pid = h.child.as_ref().unwrap().id();
     // The CPUs this test may use, as the kernel lists them.
-    let all_cpus = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let all_cpus = cpus_allowed(std::path::Path::new("/proc/self/status"));
     let s = h.status();
     let status = |name: &str| {
         s["cameras"]
