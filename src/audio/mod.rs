@@ -18,6 +18,7 @@
 //! (`wav.rs`), the sample ↔ LSL time mapping's arithmetic (`timeline.rs`).
 
 pub mod input;
+pub mod markers;
 pub mod ring;
 pub mod timeline;
 pub mod wav;
@@ -38,6 +39,7 @@ use crate::shutdown::{Shutdown, Stage};
 use crate::writer::interleave::AudioBlock;
 use crate::writer::WriterMsg;
 use input::{Drain, Input, InputHealth};
+use markers::MarkerHold;
 use ring::AudioRing;
 use timeline::Timeline;
 use wav::{Durability, WavOutput};
@@ -259,9 +261,8 @@ struct Engine {
     /// When the input last delivered (or was opened): a silent stream is a lost one.
     last_chunk: Instant,
     outputs: Vec<Output>,
-    chunk_index: u64,
-    /// The time the last LSL chunk marker was stamped with.
-    last_marker: Option<LslTime>,
+    /// LSL chunk markers waiting for later audio to confirm their times.
+    markers: MarkerHold,
     /// The last chunk's samples, kept for their allocation.
     scratch: Vec<f32>,
     level_sum: f64,
@@ -303,8 +304,7 @@ impl Engine {
             reopened_since: None,
             last_chunk: Instant::now(),
             outputs: Vec::new(),
-            chunk_index: 0,
-            last_marker: None,
+            markers: MarkerHold::new(settings.rate),
             scratch: Vec::with_capacity(1 << 16),
             level_sum: 0.0,
             level_n: 0,
@@ -394,8 +394,10 @@ impl Engine {
     }
 
     fn lost(&mut self, why: String) {
-        // What the stream delivered before it went still goes in, in its place.
+        // What the stream delivered before it went still goes in, in its place, and its
+        // markers go out with the mapping as it stands: no more audio will confirm them.
         self.drain_input(true);
+        self.release_markers(true);
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
         self.next_open = Instant::now() + wait;
@@ -522,9 +524,11 @@ impl Engine {
                 }
             }
         }
+        let mut delivered = Vec::with_capacity(infos.len());
         for (info, samples) in infos {
             let first = self.ring.end();
             self.timeline.observe(first, info.first_capture);
+            delivered.push((first, (samples.len() / channels) as u64));
             self.ring
                 .push(&samples[..samples.len() / channels * channels]);
             if info.dropped_frames > 0 {
@@ -536,18 +540,28 @@ impl Engine {
                 self.level_sum += f64::from(*s) * f64::from(*s);
             }
             self.level_n += samples.len() as u64;
-            if let (Some(lsl), Some(mapped)) = (&self.lsl, self.timeline.time_of(first)) {
-                let at = marker_time(self.last_marker, mapped, rate);
-                self.last_marker = Some(at);
-                let _ = lsl.try_send(LslMsg::AudioChunk {
-                    index: self.chunk_index,
-                    first_sample: first,
-                    at,
-                });
-            }
-            self.chunk_index += 1;
             self.scratch = samples;
         }
+        if self.lsl.is_some() && !delivered.is_empty() {
+            self.markers.delivered(delivered);
+            self.release_markers(false);
+        }
+    }
+
+    /// Sends the LSL chunk markers whose times later audio has confirmed (`all`: every
+    /// one, when no more audio is coming for now).
+    fn release_markers(&mut self, all: bool) {
+        let Some(lsl) = &self.lsl else {
+            return;
+        };
+        self.markers
+            .release(&self.timeline, all, |index, first_sample, at| {
+                let _ = lsl.try_send(LslMsg::AudioChunk {
+                    index,
+                    first_sample,
+                    at,
+                });
+            });
     }
 
     fn command(&mut self, cmd: AudioCmd) {
@@ -762,6 +776,7 @@ impl Engine {
     /// Shutdown: every open file ends with what has arrived.
     fn finish_all(&mut self) {
         self.drain_input(true);
+        self.release_markers(true);
         for o in &mut self.outputs {
             o.end = Some(
                 o.end
@@ -807,19 +822,6 @@ impl Engine {
 /// f32 in [-1, 1] to i16, rounded and clipped.
 pub fn to_i16(s: f32) -> i16 {
     (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-}
-
-/// The time an LSL chunk marker is stamped with: the mapped time of its first sample, but
-/// never before the marker sent last plus one sample. When a chunk reveals that the mapping
-/// was late by more than a chunk (a device whose first burst reported no delay), the markers
-/// already sent cannot be taken back, and LSL consumers expect times that rise; within a
-/// chunk or two the mapped time is ahead again and is used as it is.
-fn marker_time(last: Option<LslTime>, mapped: LslTime, rate: u32) -> LslTime {
-    let sample = Duration::from_nanos(1_000_000_000 / u64::from(rate.max(1)));
-    match last {
-        Some(last) => mapped.max(last + sample),
-        None => mapped,
-    }
 }
 
 #[cfg(test)]
@@ -869,29 +871,5 @@ mod tests {
         assert_eq!(to_i16(-1.0), -32768);
         assert_eq!(to_i16(1.0), 32767);
         assert_eq!(to_i16(2.0), 32767);
-    }
-
-    #[test]
-    fn chunk_markers_never_step_back_and_rejoin_the_mapping() {
-        let t = LslTime::from_nanos;
-        // 800-sample chunks at 48 kHz (16.7 ms); the mapping moves 25 ms earlier at chunk 2.
-        let mapped = [
-            t(0),
-            t(16_666_667),
-            t(8_333_333),
-            t(25_000_000),
-            t(41_666_667),
-        ];
-        let mut last = None;
-        let mut stamped = Vec::new();
-        for m in mapped {
-            let at = marker_time(last, m, 48_000);
-            last = Some(at);
-            stamped.push(at.as_nanos());
-        }
-        assert_eq!(
-            stamped,
-            [0, 16_666_667, 16_666_667 + 20_833, 25_000_000, 41_666_667]
-        );
     }
 }
