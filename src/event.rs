@@ -82,6 +82,9 @@ pub enum Event {
         recording: u64,
         path: String,
         first_sample_lsl_time: f64,
+        /// The WAV's first sample in the count of the `_Audio` chunk markers'
+        /// `first_sample_index`: where the file sits among the markers.
+        first_sample_index: u64,
     },
     AudioFileClosed {
         recording: u64,

@@ -370,6 +370,96 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     assert!(h.terminate().success());
 }
 
+/// Chunk markers pulled so far: (chunk index, first sample index, time).
+fn pull_markers(inlet: &lsl::StreamInlet) -> Vec<(f64, f64, f64)> {
+    use lsl::Pullable;
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((v[0], v[1], ts));
+    }
+}
+
+/// A recording started the moment the loopback's first burst is in: that burst's chunks
+/// all say "now", so until the next one shows when they were captured, the mapping is up
+/// to a chunk and more late. Where the WAV starts is decided once it is confirmed: the
+/// `audio_file_opened` event's first sample lies on the line the chunk markers draw (to
+/// 2 ms; decided at once it was 19 ms late), and the sidecar says the same time.
+#[test]
+fn a_wav_started_as_the_audio_begins_starts_where_the_markers_put_its_first_sample() {
+    use lsl::Pullable;
+    lsl_session();
+    let _g = serial();
+    let lb = Loopback::start();
+    let name = format!("VS_audio_early_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let mut h = Hindsight::start_with(
+        dir,
+        root,
+        &config(&format!("lsl:\n  name: {name}\n")),
+        |cmd| lb.apply(cmd),
+    );
+    let inlet = |suffix: &str| {
+        let found = lsl::resolve_byprop("name", &format!("{name}{suffix}"), 1, 10.0).unwrap();
+        assert_eq!(found.len(), 1, "{name}{suffix}");
+        let inlet = lsl::StreamInlet::new(&found[0], 360, 0, false).unwrap();
+        inlet.open_stream(10.0).unwrap();
+        inlet
+    };
+    let (markers, events) = (inlet("_Audio"), inlet("_Events"));
+    h.wait_until("the first audio is in", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() > 0.0
+    });
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(5));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let marks = pull_markers(&markers);
+    assert!(marks.len() > 100, "{} chunk markers", marks.len());
+    let mut opened = None;
+    loop {
+        let (v, ts): (Vec<String>, f64) = events.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            break;
+        }
+        let e: serde_json::Value = serde_json::from_str(&v[0]).unwrap();
+        if e["event"] == "audio_file_opened" {
+            opened = Some(e);
+        }
+    }
+    let opened = opened.expect("an audio_file_opened event");
+    let index = opened["first_sample_index"].as_f64().unwrap();
+    let time = opened["first_sample_lsl_time"].as_f64().unwrap();
+    // The markers' line, time against sample index, fitted.
+    let n = marks.len() as f64;
+    let (mx, my) = marks
+        .iter()
+        .fold((0.0, 0.0), |a, s| (a.0 + s.1 / n, a.1 + s.2 / n));
+    let (sxy, sxx) = marks.iter().fold((0.0, 0.0), |a, s| {
+        (a.0 + (s.1 - mx) * (s.2 - my), a.1 + (s.1 - mx) * (s.1 - mx))
+    });
+    let off = time - (my + (index - mx) * sxy / sxx);
+    assert!(
+        off.abs() < 0.002,
+        "the WAV's first sample (index {index}) is said to be {:.2} ms off the markers' line",
+        off * 1e3
+    );
+    let mkv = h.mkv_files().pop().unwrap();
+    let (row, wav) = assert_wav_starts_at_first_frame(&mkv);
+    assert!((row - time).abs() < 1e-5, "sidecar {row} vs event {time}");
+    assert!(sox_seconds(&wav) > 4.0, "{}", wav.display());
+    assert!(h.terminate().success());
+}
+
 /// `pactl suspend-source`: the device stops delivering, as a microphone that is pulled
 /// out or hangs. (Killing the PulseAudio server instead leaves the ALSA pulse plugin's
 /// reader threads blocked for good, in the driver, which no program can recover from.)

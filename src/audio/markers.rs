@@ -97,6 +97,11 @@ impl MarkerHold {
         }
     }
 
+    /// Frames of later audio that confirm a chunk's time.
+    pub fn confirm_frames(&self) -> u64 {
+        self.confirm_frames
+    }
+
     pub fn waiting(&self) -> usize {
         self.pending.len()
     }

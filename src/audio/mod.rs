@@ -59,6 +59,10 @@ const REOPEN_WAIT: Duration = Duration::from_millis(2500);
 /// the LSL outlet, unless a command wakes it sooner: 20 wakeups a second, not 200.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
+/// The longest a command waits for the mapping to be confirmed (see [`Engine::command`]).
+/// Less than a writer waits at a file's close for where its WAV starts (5 s).
+const COMMAND_HOLD_MAX: Duration = Duration::from_secs(3);
+
 pub use crate::config::SampleFormat;
 
 #[derive(Clone, Debug)]
@@ -263,6 +267,16 @@ struct Engine {
     outputs: Vec<Output>,
     /// LSL chunk markers waiting for later audio to confirm their times.
     markers: MarkerHold,
+    /// Frames of all chunks delivered so far (not the silence put in for gaps).
+    delivered: u64,
+    /// The input was (re)opened and nothing of it is observed yet: its first delivery's
+    /// times are not confirmed until later audio comes.
+    unconfirmed_input: bool,
+    /// While the mapping awaits confirmation: the `delivered` count that confirms it.
+    confirmed_at: Option<u64>,
+    /// Commands held while the mapping awaits confirmation, in order, and since when.
+    held: std::collections::VecDeque<AudioCmd>,
+    held_since: Option<Instant>,
     /// The last chunk's samples, kept for their allocation.
     scratch: Vec<f32>,
     level_sum: f64,
@@ -305,6 +319,11 @@ impl Engine {
             last_chunk: Instant::now(),
             outputs: Vec::new(),
             markers: MarkerHold::new(settings.rate),
+            delivered: 0,
+            unconfirmed_input: false,
+            confirmed_at: None,
+            held: std::collections::VecDeque::new(),
+            held_since: None,
             scratch: Vec::with_capacity(1 << 16),
             level_sum: 0.0,
             level_n: 0,
@@ -328,6 +347,7 @@ impl Engine {
             }
             self.check_health();
             self.drain_input(false);
+            self.release_held(false);
             if let Some(cmd) = woke_by.take() {
                 self.command(cmd);
             }
@@ -339,6 +359,7 @@ impl Engine {
                     Err(crossbeam_channel::TryRecvError::Empty) if !draining => break,
                     // Shutting down, or nobody can send any more.
                     Err(_) => {
+                        self.release_held(true);
                         self.finish_all();
                         // The process is ending: a stream stuck in its driver must not keep
                         // it from ending (dropping a stream joins its reader thread).
@@ -387,6 +408,7 @@ impl Engine {
                 self.input = Some((input, health, drain));
                 self.backoff = Duration::from_secs(1);
                 self.fresh_input = true;
+                self.unconfirmed_input = true;
                 self.last_chunk = Instant::now();
             }
             Err(e) => self.lost(e.to_string()),
@@ -398,6 +420,8 @@ impl Engine {
         // markers go out with the mapping as it stands: no more audio will confirm them.
         self.drain_input(true);
         self.release_markers(true);
+        self.unconfirmed_input = false;
+        self.confirmed_at = None;
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
         self.next_open = Instant::now() + wait;
@@ -542,7 +566,17 @@ impl Engine {
             self.level_n += samples.len() as u64;
             self.scratch = samples;
         }
-        if self.lsl.is_some() && !delivered.is_empty() {
+        if delivered.is_empty() {
+            return;
+        }
+        self.delivered += delivered.iter().map(|&(_, frames)| frames).sum::<u64>();
+        if std::mem::take(&mut self.unconfirmed_input) {
+            self.confirmed_at = Some(self.delivered + self.markers.confirm_frames());
+        }
+        if self.confirmed_at.is_some_and(|at| self.delivered >= at) {
+            self.confirmed_at = None;
+        }
+        if self.lsl.is_some() {
             self.markers.delivered(delivered);
             self.release_markers(false);
         }
@@ -564,7 +598,51 @@ impl Engine {
             });
     }
 
+    /// A command, carried out now, or held while the mapping from sample index to time
+    /// awaits confirmation: a just (re)opened input's first delivery may be a burst of
+    /// buffered audio whose chunks all say "now" (see `markers.rs`), and where a WAV
+    /// starts is decided from that mapping once, at its start. So from an input's opening
+    /// until [`markers::CONFIRM`] of audio has come after its first delivery, commands
+    /// wait (in order; at most [`COMMAND_HOLD_MAX`]); the samples they need stay in the
+    /// ring.
     fn command(&mut self, cmd: AudioCmd) {
+        if self.held.is_empty() && !self.awaiting_confirmation() {
+            return self.carry_out(cmd);
+        }
+        self.held_since.get_or_insert_with(Instant::now);
+        self.held.push_back(cmd);
+    }
+
+    /// Carries out the held commands once the mapping is confirmed, or they have waited
+    /// [`COMMAND_HOLD_MAX`], or `now` (a shutdown).
+    fn release_held(&mut self, now: bool) {
+        let Some(since) = self.held_since else {
+            return;
+        };
+        let waited = since.elapsed() >= COMMAND_HOLD_MAX;
+        if !(now || waited || !self.awaiting_confirmation()) {
+            return;
+        }
+        if waited && self.awaiting_confirmation() {
+            tracing::warn!(
+                "audio: the input's times are not confirmed after {COMMAND_HOLD_MAX:?}; \
+                 carrying out {} held command(s) with the mapping as it stands",
+                self.held.len()
+            );
+        }
+        self.held_since = None;
+        while let Some(cmd) = self.held.pop_front() {
+            self.carry_out(cmd);
+        }
+    }
+
+    /// The input was (re)opened and its times are not confirmed yet: nothing of it has
+    /// come, or less than [`markers::CONFIRM`] after its first delivery.
+    fn awaiting_confirmation(&self) -> bool {
+        self.unconfirmed_input || self.confirmed_at.is_some()
+    }
+
+    fn carry_out(&mut self, cmd: AudioCmd) {
         match cmd {
             AudioCmd::Start {
                 id,
@@ -645,6 +723,7 @@ impl Engine {
             recording: id,
             path: path.display().to_string(),
             first_sample_lsl_time: first_time.as_secs_f64(),
+            first_sample_index: first_index,
         });
         self.outputs.push(Output {
             id,
