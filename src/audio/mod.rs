@@ -135,27 +135,93 @@ pub use crate::status::{AudioFileSummary, AudioStatus};
 /// full queue (a writer held up by its disk) to tell it where a WAV starts. Its input
 /// ring holds 2 s, so this loses no audio.
 const NOTE_SEND_WAIT: Duration = Duration::from_millis(500);
+/// How long a note that did not fit is offered again, at every turn of the audio thread
+/// (every 50 ms): an SD card can hold a writer up for seconds.
+const NOTE_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// A note for a writer whose queue stayed full for [`NOTE_SEND_WAIT`]: offered again
+/// until it fits, the writer is gone, or [`NOTE_RETRY_FOR`] has passed. A writer takes
+/// a note for the file it has open and ignores one for a file it has closed, so a late
+/// note is never misplaced.
+#[derive(Debug)]
+struct LateNote {
+    id: u64,
+    camera: usize,
+    to: Sender<WriterMsg>,
+    msg: Option<WriterMsg>,
+    since: Instant,
+}
 
 /// Tells each camera's writer where recording `id`'s WAV starts, or that it has none:
-/// their files' closes wait for one or the other. A writer whose queue stays full for
-/// [`NOTE_SEND_WAIT`] does not get it (logged): its file closes without the row.
-fn tell_writers(id: u64, note: Option<AudioStartNote>, writers: &[Sender<WriterMsg>]) {
+/// their files' closes wait for one or the other (at most 5 s). Returns the notes of the
+/// writers whose queues stayed full for [`NOTE_SEND_WAIT`], for [`retry_notes`].
+fn tell_writers(
+    id: u64,
+    note: Option<AudioStartNote>,
+    writers: &[Sender<WriterMsg>],
+) -> Vec<LateNote> {
     let deadline = Instant::now() + NOTE_SEND_WAIT;
+    let mut late = Vec::new();
     for (camera, w) in writers.iter().enumerate() {
         let msg = match &note {
             Some(n) => n.to_writer(id),
             None => WriterMsg::NoWav { id },
         };
-        if let Err(crossbeam_channel::SendTimeoutError::Timeout(_)) = w.send_deadline(msg, deadline)
+        if let Err(crossbeam_channel::SendTimeoutError::Timeout(msg)) =
+            w.send_deadline(msg, deadline)
         {
             tracing::warn!(
                 recording = id,
                 camera,
-                "the writer's queue stayed full for {NOTE_SEND_WAIT:?}: its file will close \
-                 without the audio_start row (the WAV is still written)"
+                "the writer's queue stayed full for {NOTE_SEND_WAIT:?} (its disk?): where \
+                 the WAV starts is offered again until it takes it"
             );
+            late.push(LateNote {
+                id,
+                camera,
+                to: w.clone(),
+                msg: Some(msg),
+                since: Instant::now(),
+            });
         }
     }
+    late
+}
+
+/// Offers each late note again, without waiting; keeps those that still do not fit.
+fn retry_notes(late: &mut Vec<LateNote>) {
+    late.retain_mut(|n| {
+        let Some(msg) = n.msg.take() else {
+            return false;
+        };
+        match n.to.try_send(msg) {
+            Ok(()) => {
+                tracing::info!(
+                    recording = n.id,
+                    camera = n.camera,
+                    "the writer took where the WAV starts, {:.1} s late",
+                    n.since.elapsed().as_secs_f64()
+                );
+                false
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+            Err(crossbeam_channel::TrySendError::Full(_))
+                if n.since.elapsed() >= NOTE_RETRY_FOR =>
+            {
+                tracing::error!(
+                    recording = n.id,
+                    camera = n.camera,
+                    "the writer's queue stayed full for {NOTE_RETRY_FOR:?}: its file has no \
+                     audio_start row (the WAV is still written)"
+                );
+                false
+            }
+            Err(crossbeam_channel::TrySendError::Full(msg)) => {
+                n.msg = Some(msg);
+                true
+            }
+        }
+    });
 }
 
 /// The audio thread and its command queue.
@@ -274,6 +340,8 @@ struct Engine {
     unconfirmed_input: bool,
     /// While the mapping awaits confirmation: the `delivered` count that confirms it.
     confirmed_at: Option<u64>,
+    /// Notes for writers whose queues were full, offered again at every turn.
+    late_notes: Vec<LateNote>,
     /// Commands held while the mapping awaits confirmation, in order, and since when.
     held: std::collections::VecDeque<AudioCmd>,
     held_since: Option<Instant>,
@@ -322,6 +390,7 @@ impl Engine {
             delivered: 0,
             unconfirmed_input: false,
             confirmed_at: None,
+            late_notes: Vec::new(),
             held: std::collections::VecDeque::new(),
             held_since: None,
             scratch: Vec::with_capacity(1 << 16),
@@ -348,6 +417,7 @@ impl Engine {
             self.check_health();
             self.drain_input(false);
             self.release_held(false);
+            retry_notes(&mut self.late_notes);
             if let Some(cmd) = woke_by.take() {
                 self.command(cmd);
             }
@@ -653,7 +723,8 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, until, mkv);
-                tell_writers(id, note, &notes);
+                let late = tell_writers(id, note, &notes);
+                self.late_notes.extend(late);
             }
             AudioCmd::Clip {
                 id,
@@ -664,7 +735,8 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, Some(to), mkv);
-                tell_writers(id, note, &notes);
+                let late = tell_writers(id, note, &notes);
+                self.late_notes.extend(late);
             }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
@@ -915,8 +987,9 @@ mod tests {
     }
 
     /// A writer whose queue is full for a moment (its disk held it up) still gets the
-    /// word where a WAV starts once it takes its next message; one that stays full (or
-    /// has gone) does not hold the audio thread for good.
+    /// word where a WAV starts once it takes its next message; one that stays full for
+    /// longer gets it later, offered again without holding the audio thread; one that has
+    /// gone is forgotten.
     #[test]
     fn a_writer_with_a_full_queue_still_gets_the_note_when_it_catches_up() {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -930,17 +1003,39 @@ mod tests {
                 rx.recv_timeout(Duration::from_secs(5)).map(no_wav_id),
             )
         });
-        tell_writers(7, None, std::slice::from_ref(&tx));
+        assert!(tell_writers(7, None, std::slice::from_ref(&tx)).is_empty());
         assert_eq!(writer.join().unwrap(), (1, Ok(7)));
 
-        // Full for good: it gives up (logged) and returns, the queue as it was.
+        // Full for longer than the wait: the audio thread goes on, and offers the note
+        // again at every turn until the writer has room.
         let (stuck, stuck_rx) = crossbeam_channel::bounded(1);
         stuck.send(WriterMsg::NoWav { id: 1 }).unwrap();
         let (gone, gone_rx) = crossbeam_channel::bounded::<WriterMsg>(1);
         drop(gone_rx);
-        tell_writers(8, None, &[gone, stuck]);
+        let t = Instant::now();
+        let mut late = tell_writers(8, None, &[gone, stuck]);
+        assert!(t.elapsed() < NOTE_SEND_WAIT + Duration::from_millis(400));
+        assert_eq!(late.len(), 1, "only the full writer's note waits");
+        assert_eq!(late[0].camera, 1);
+        retry_notes(&mut late);
+        assert_eq!(late.len(), 1, "still full");
         assert_eq!(no_wav_id(stuck_rx.try_recv().unwrap()), 1);
-        assert!(stuck_rx.try_recv().is_err());
+        retry_notes(&mut late);
+        assert!(late.is_empty());
+        assert_eq!(no_wav_id(stuck_rx.try_recv().unwrap()), 8, "the note, late");
+
+        // A writer full for good: given up after NOTE_RETRY_FOR (logged).
+        let (full, _full_rx) = crossbeam_channel::bounded(1);
+        full.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        let mut late = vec![LateNote {
+            id: 9,
+            camera: 0,
+            to: full,
+            msg: Some(WriterMsg::NoWav { id: 9 }),
+            since: Instant::now() - NOTE_RETRY_FOR,
+        }];
+        retry_notes(&mut late);
+        assert!(late.is_empty());
     }
 
     #[test]
