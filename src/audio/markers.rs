@@ -8,16 +8,20 @@
 //! were. Stamping each marker as its chunk arrived put a burst's first markers up to the
 //! burst's length late (the first 2 s of markers squeezed into a few milliseconds), and
 //! the first markers of the next burst a chunk late. So markers wait: a chunk's marker is
-//! stamped once the deliveries after its own have brought [`CONFIRM`] of audio, from the
-//! mapping as it then stands. LSL consumers get them that much later, with their times.
+//! stamped once the deliveries after its own have brought [`CONFIRM`] of audio and one of
+//! them came [`CONFIRM`] or more after its own (a burst can be drained in two or three
+//! turns of the audio thread, 50 ms apart, and its second part confirms nothing), from
+//! the mapping as it then stands. LSL consumers get them that much later, with their
+//! times.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::timeline::Timeline;
 use crate::clock::LslTime;
 
-/// How much audio from later deliveries confirms a chunk's place: a marker's delay.
+/// How much audio from later deliveries, and how long after the chunk's own, confirms a
+/// chunk's place: a marker's delay.
 pub const CONFIRM: Duration = Duration::from_millis(500);
 
 /// Markers waiting for their chunks to be confirmed, in chunk order.
@@ -37,8 +41,10 @@ pub struct MarkerHold {
 struct Pending {
     index: u64,
     first_sample: u64,
-    /// Stamped once `delivered` reaches this.
+    /// Stamped once `delivered` reaches this...
     confirmed_at: u64,
+    /// ...by a delivery at or after this instant.
+    confirmed_after: Instant,
 }
 
 impl MarkerHold {
@@ -53,15 +59,16 @@ impl MarkerHold {
         }
     }
 
-    /// One delivery's chunks, `(first sample index, frames)` each, after the timeline has
-    /// observed all of them.
-    pub fn delivered(&mut self, chunks: impl IntoIterator<Item = (u64, u64)>) {
+    /// One delivery's chunks, `(first sample index, frames)` each, taken at `now`, after
+    /// the timeline has observed all of them.
+    pub fn delivered(&mut self, chunks: impl IntoIterator<Item = (u64, u64)>, now: Instant) {
         let start = self.pending.len();
         for (first_sample, frames) in chunks {
             self.pending.push_back(Pending {
                 index: self.next_index,
                 first_sample,
                 confirmed_at: 0,
+                confirmed_after: now + CONFIRM,
             });
             self.next_index += 1;
             self.delivered += frames;
@@ -72,18 +79,19 @@ impl MarkerHold {
         }
     }
 
-    /// Stamps the markers whose chunks are confirmed (`all`: every one, when no more audio
-    /// is coming: a shutdown, a lost device) and hands each to `send` as (chunk index,
-    /// first sample index, time). A marker is never stamped before the previous one plus
-    /// one sample (see [`marker_time`]).
+    /// Stamps the markers whose chunks the delivery taken at `now` confirms (`all`: every
+    /// one, when no more audio is coming: a shutdown, a lost device) and hands each to
+    /// `send` as (chunk index, first sample index, time). A marker is never stamped before
+    /// the previous one plus one sample (see [`marker_time`]).
     pub fn release(
         &mut self,
         timeline: &Timeline,
         all: bool,
+        now: Instant,
         mut send: impl FnMut(u64, u64, LslTime),
     ) {
         while let Some(p) = self.pending.front() {
-            if !all && self.delivered < p.confirmed_at {
+            if !all && (self.delivered < p.confirmed_at || now < p.confirmed_after) {
                 break;
             }
             let Some(p) = self.pending.pop_front() else {
@@ -133,55 +141,68 @@ mod tests {
         T0 + (sample as i128 * 1_000_000_000 / i128::from(RATE)) as i64
     }
 
-    /// Feeds `n` chunks from `first_chunk` on as one delivery whose callbacks all ran at
-    /// `callback` ns and reported `delay` ns held: the timeline observes all of them,
-    /// then the hold gets them.
-    fn deliver(
-        timeline: &mut Timeline,
-        hold: &mut MarkerHold,
-        first_chunk: u64,
-        n: u64,
-        estimate_of: impl Fn(u64) -> i64,
-    ) {
-        let chunks: Vec<(u64, u64)> = (first_chunk..first_chunk + n)
-            .map(|c| (c * CHUNK, CHUNK))
-            .collect();
-        for &(first, _) in &chunks {
-            timeline.observe(first, LslTime::from_nanos(estimate_of(first)));
-        }
-        hold.delivered(chunks);
+    /// A timeline and a hold fed deliveries as the audio thread feeds them.
+    struct Feed {
+        timeline: Timeline,
+        hold: MarkerHold,
+        start: Instant,
     }
 
-    fn released(hold: &mut MarkerHold, timeline: &Timeline, all: bool) -> Vec<(u64, u64, i64)> {
-        let mut out = Vec::new();
-        hold.release(timeline, all, |i, s, at| out.push((i, s, at.as_nanos())));
-        out
+    impl Feed {
+        /// `n` chunks from `first_chunk` on, taken `at_ms` into the test, each with the
+        /// capture estimate `estimate_of(first sample)`: the timeline observes all of
+        /// them, the hold gets them, and what they confirm is released.
+        fn deliver(
+            &mut self,
+            at_ms: u64,
+            first_chunk: u64,
+            n: u64,
+            estimate_of: impl Fn(u64) -> i64,
+        ) -> Vec<(u64, u64, i64)> {
+            let chunks: Vec<(u64, u64)> = (first_chunk..first_chunk + n)
+                .map(|c| (c * CHUNK, CHUNK))
+                .collect();
+            for &(first, _) in &chunks {
+                self.timeline
+                    .observe(first, LslTime::from_nanos(estimate_of(first)));
+            }
+            let now = self.start + Duration::from_millis(at_ms);
+            self.hold.delivered(chunks, now);
+            self.released(false, at_ms)
+        }
+
+        fn released(&mut self, all: bool, at_ms: u64) -> Vec<(u64, u64, i64)> {
+            let now = self.start + Duration::from_millis(at_ms);
+            let mut out = Vec::new();
+            self.hold.release(&self.timeline, all, now, |i, s, at| {
+                out.push((i, s, at.as_nanos()))
+            });
+            out
+        }
     }
 
     /// A driver's first delivery is 2 s of buffered audio whose callbacks all say "now"
-    /// (PulseAudio's plugin at a stream's start); then chunks come as captured, 1 ms late.
-    /// Every marker of the burst gets its true time (to the 1 ms the later chunks are
-    /// late), none of them the burst's arrival time.
+    /// (PulseAudio's plugin at a stream's start), drained by the audio thread in two turns
+    /// 50 ms apart; then chunks come as captured, 1 ms late, three every 50 ms. Every
+    /// marker of the burst gets its true time (to the 1 ms the later chunks are late),
+    /// none of them the burst's arrival time.
     #[test]
     fn a_burst_of_buffered_chunks_is_stamped_where_it_was_captured() {
-        let mut timeline = Timeline::new(RATE);
-        let mut hold = MarkerHold::new(RATE);
+        let mut feed = Feed {
+            timeline: Timeline::new(RATE),
+            hold: MarkerHold::new(RATE),
+            start: Instant::now(),
+        };
         let burst = 120; // 2 s
         let arrival = true_time(burst * CHUNK);
-        deliver(&mut timeline, &mut hold, 0, burst, |_| arrival);
-        assert!(
-            released(&mut hold, &timeline, false).is_empty(),
-            "nothing is stamped from the burst alone"
-        );
-        // Then chunks as they are captured, 1 ms after their first sample, three at a time.
-        let mut out = Vec::new();
-        let mut next = burst;
+        let mut out = feed.deliver(0, 0, 60, |_| arrival);
+        out.extend(feed.deliver(50, 60, 60, |_| arrival));
+        assert!(out.is_empty(), "nothing is stamped from the burst alone");
+        let (mut next, mut at_ms) = (burst, 50);
         while out.len() < burst as usize {
-            deliver(&mut timeline, &mut hold, next, 3, |s| {
-                true_time(s) + 1_000_000
-            });
+            at_ms += 50;
+            out.extend(feed.deliver(at_ms, next, 3, |s| true_time(s) + 1_000_000));
             next += 3;
-            out.extend(released(&mut hold, &timeline, false));
         }
         assert_eq!(out[0].0, 0, "chunk indices from 0");
         for (k, &(index, first, at)) in out.iter().enumerate() {
@@ -193,9 +214,9 @@ mod tests {
             );
         }
         // The hold keeps about CONFIRM of chunks, and gives up the rest when no more come.
-        let waiting = hold.waiting() as u64;
-        assert!((29..=33).contains(&waiting), "{waiting} waiting");
-        let rest = released(&mut hold, &timeline, true);
+        let waiting = feed.hold.waiting() as u64;
+        assert!((29..=36).contains(&waiting), "{waiting} waiting");
+        let rest = feed.released(true, at_ms);
         assert_eq!(rest.len() as u64, waiting);
         assert_eq!(rest.last().unwrap().0, next - 1);
         assert!(rest.windows(2).all(|w| w[1].2 > w[0].2));

@@ -338,8 +338,9 @@ struct Engine {
     /// The input was (re)opened and nothing of it is observed yet: its first delivery's
     /// times are not confirmed until later audio comes.
     unconfirmed_input: bool,
-    /// While the mapping awaits confirmation: the `delivered` count that confirms it.
-    confirmed_at: Option<u64>,
+    /// While the mapping awaits confirmation: the `delivered` count that confirms it, by
+    /// a delivery at or after the instant (see `markers.rs`).
+    confirmed_at: Option<(u64, Instant)>,
     /// Notes for writers whose queues were full, offered again at every turn.
     late_notes: Vec<LateNote>,
     /// Commands held while the mapping awaits confirmation, in order, and since when.
@@ -639,15 +640,22 @@ impl Engine {
         if delivered.is_empty() {
             return;
         }
+        let now = Instant::now();
         self.delivered += delivered.iter().map(|&(_, frames)| frames).sum::<u64>();
         if std::mem::take(&mut self.unconfirmed_input) {
-            self.confirmed_at = Some(self.delivered + self.markers.confirm_frames());
+            self.confirmed_at = Some((
+                self.delivered + self.markers.confirm_frames(),
+                now + markers::CONFIRM,
+            ));
         }
-        if self.confirmed_at.is_some_and(|at| self.delivered >= at) {
+        if self
+            .confirmed_at
+            .is_some_and(|(frames, after)| self.delivered >= frames && now >= after)
+        {
             self.confirmed_at = None;
         }
         if self.lsl.is_some() {
-            self.markers.delivered(delivered);
+            self.markers.delivered(delivered, now);
             self.release_markers(false);
         }
     }
@@ -658,25 +666,34 @@ impl Engine {
         let Some(lsl) = &self.lsl else {
             return;
         };
-        self.markers
-            .release(&self.timeline, all, |index, first_sample, at| {
+        self.markers.release(
+            &self.timeline,
+            all,
+            Instant::now(),
+            |index, first_sample, at| {
                 let _ = lsl.try_send(LslMsg::AudioChunk {
                     index,
                     first_sample,
                     at,
                 });
-            });
+            },
+        );
     }
 
     /// A command, carried out now, or held while the mapping from sample index to time
     /// awaits confirmation: a just (re)opened input's first delivery may be a burst of
     /// buffered audio whose chunks all say "now" (see `markers.rs`), and where a WAV
     /// starts is decided from that mapping once, at its start. So from an input's opening
-    /// until [`markers::CONFIRM`] of audio has come after its first delivery, commands
-    /// wait (in order; at most [`COMMAND_HOLD_MAX`]); the samples they need stay in the
-    /// ring.
+    /// until [`markers::CONFIRM`] of audio has come after its first delivery, in a delivery
+    /// at least that long after it, commands wait (in order; at most [`COMMAND_HOLD_MAX`]);
+    /// the samples they need stay in the ring.
+    ///
+    /// A stop for a file already being written is carried out at once: it only says
+    /// where that file ends, and held, the file would take the samples after it meanwhile.
     fn command(&mut self, cmd: AudioCmd) {
-        if self.held.is_empty() && !self.awaiting_confirmation() {
+        let ends_an_open_file = matches!(&cmd, AudioCmd::Stop { id, .. }
+            if self.outputs.iter().any(|o| o.id == *id));
+        if ends_an_open_file || (self.held.is_empty() && !self.awaiting_confirmation()) {
             return self.carry_out(cmd);
         }
         self.held_since.get_or_insert_with(Instant::now);
