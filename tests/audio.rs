@@ -312,24 +312,14 @@ fn a_killed_recording_leaves_a_readable_wav_missing_at_most_a_second() {
 /// 2 s late, and the next burst's first one a chunk, 16.7 ms, late).
 #[test]
 fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
-    use lsl::Pullable;
     lsl_session();
     let _g = serial();
     let lb = Loopback::start();
     let name = format!("VS_audio_{}", std::process::id());
     let mut h = start_with_audio(&lb, &config(&format!("lsl:\n  name: {name}\n")));
-    let found = lsl::resolve_byprop("name", &format!("{name}_Audio"), 1, 10.0).unwrap();
-    let inlet = lsl::StreamInlet::new(&found[0], 360, 0, false).unwrap();
-    inlet.open_stream(10.0).unwrap();
+    let inlet = open_inlet(&format!("{name}_Audio"));
     std::thread::sleep(Duration::from_secs(5));
-    let mut samples = Vec::new();
-    loop {
-        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
-        if ts == 0.0 {
-            break;
-        }
-        samples.push((v[0], v[1], ts));
-    }
+    let samples = pull_markers(&inlet);
     assert!(samples.len() > 20, "{} chunk markers", samples.len());
     for w in samples.windows(2) {
         assert_eq!(w[1].0, w[0].0 + 1.0, "chunk indices are consecutive");
@@ -341,14 +331,8 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
         );
     }
     // Time against sample index: a line whose slope is one over the sample rate.
-    let n = samples.len() as f64;
-    let (mx, my) = samples
-        .iter()
-        .fold((0.0, 0.0), |a, s| (a.0 + s.1 / n, a.1 + s.2 / n));
-    let (sxy, sxx) = samples.iter().fold((0.0, 0.0), |a, s| {
-        (a.0 + (s.1 - mx) * (s.2 - my), a.1 + (s.1 - mx) * (s.1 - mx))
-    });
-    let rate = sxx / sxy;
+    let line = MarkerLine::fit(&samples);
+    let rate = line.rate();
     assert!(
         (rate - 48_000.0).abs() < 48.0,
         "timestamps advance at {rate:.1} samples/s"
@@ -356,7 +340,7 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     // Each marker on that line, to the mapping's jitter.
     let worst = samples
         .iter()
-        .map(|s| (s.2 - (my + (s.1 - mx) / rate)).abs())
+        .map(|s| (s.2 - line.time_at(s.1)).abs())
         .fold(0.0, f64::max);
     assert!(
         worst < 0.002,
@@ -368,6 +352,48 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     let status = lsl::resolve_byprop("name", &format!("{name}_AudioStatus"), 1, 10.0).unwrap();
     assert_eq!(status.len(), 1);
     assert!(h.terminate().success());
+}
+
+/// An inlet on the stream called `name`, opened.
+fn open_inlet(name: &str) -> lsl::StreamInlet {
+    let found = lsl::resolve_byprop("name", name, 1, 10.0).unwrap();
+    assert_eq!(found.len(), 1, "{name}");
+    let inlet = lsl::StreamInlet::new(&found[0], 360, 0, false).unwrap();
+    inlet.open_stream(10.0).unwrap();
+    inlet
+}
+
+/// The least-squares line of chunk markers' times against their first sample indices.
+struct MarkerLine {
+    mean_index: f64,
+    mean_time: f64,
+    /// Seconds per sample.
+    slope: f64,
+}
+
+impl MarkerLine {
+    fn fit(marks: &[(f64, f64, f64)]) -> MarkerLine {
+        let n = marks.len() as f64;
+        let (mx, my) = marks
+            .iter()
+            .fold((0.0, 0.0), |a, s| (a.0 + s.1 / n, a.1 + s.2 / n));
+        let (sxy, sxx) = marks.iter().fold((0.0, 0.0), |a, s| {
+            (a.0 + (s.1 - mx) * (s.2 - my), a.1 + (s.1 - mx) * (s.1 - mx))
+        });
+        MarkerLine {
+            mean_index: mx,
+            mean_time: my,
+            slope: sxy / sxx,
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        1.0 / self.slope
+    }
+
+    fn time_at(&self, index: f64) -> f64 {
+        self.mean_time + (index - self.mean_index) * self.slope
+    }
 }
 
 /// Chunk markers pulled so far: (chunk index, first sample index, time).
@@ -403,14 +429,8 @@ fn a_wav_started_as_the_audio_begins_starts_where_the_markers_put_its_first_samp
         &config(&format!("lsl:\n  name: {name}\n")),
         |cmd| lb.apply(cmd),
     );
-    let inlet = |suffix: &str| {
-        let found = lsl::resolve_byprop("name", &format!("{name}{suffix}"), 1, 10.0).unwrap();
-        assert_eq!(found.len(), 1, "{name}{suffix}");
-        let inlet = lsl::StreamInlet::new(&found[0], 360, 0, false).unwrap();
-        inlet.open_stream(10.0).unwrap();
-        inlet
-    };
-    let (markers, events) = (inlet("_Audio"), inlet("_Events"));
+    let markers = open_inlet(&format!("{name}_Audio"));
+    let events = open_inlet(&format!("{name}_Events"));
     h.wait_until("the first audio is in", Duration::from_secs(30), |h| {
         h.status()["audio"]["buffered_seconds"].as_f64().unwrap() > 0.0
     });
@@ -439,15 +459,7 @@ fn a_wav_started_as_the_audio_begins_starts_where_the_markers_put_its_first_samp
     let opened = opened.expect("an audio_file_opened event");
     let index = opened["first_sample_index"].as_f64().unwrap();
     let time = opened["first_sample_lsl_time"].as_f64().unwrap();
-    // The markers' line, time against sample index, fitted.
-    let n = marks.len() as f64;
-    let (mx, my) = marks
-        .iter()
-        .fold((0.0, 0.0), |a, s| (a.0 + s.1 / n, a.1 + s.2 / n));
-    let (sxy, sxx) = marks.iter().fold((0.0, 0.0), |a, s| {
-        (a.0 + (s.1 - mx) * (s.2 - my), a.1 + (s.1 - mx) * (s.1 - mx))
-    });
-    let off = time - (my + (index - mx) * sxy / sxx);
+    let off = time - MarkerLine::fit(&marks).time_at(index);
     assert!(
         off.abs() < 0.002,
         "the WAV's first sample (index {index}) is said to be {:.2} ms off the markers' line",
