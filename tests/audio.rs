@@ -309,7 +309,11 @@ fn a_killed_recording_leaves_a_readable_wav_missing_at_most_a_second() {
 /// The loopback device delivers 2 s bursts whose first callbacks all say "now": the markers
 /// of a burst are stamped once later audio has shown when it was captured, so every marker
 /// lies on one line of slope 1/rate (stamped on arrival, a burst's first markers sat up to
-/// 2 s late, and the next burst's first one a chunk, 16.7 ms, late).
+/// 2 s late, and the next burst's first one a chunk, 16.7 ms, late). Over 15 s, because
+/// the device's reports wander: the first chunks of each burst report up to 8 ms more
+/// buffered than the rest, an excess that shrinks burst by burst and comes back; a
+/// mapping from the least delayed chunk followed it (460 ppm off the rate over 15 s, 0.16%
+/// over 5 s in CI; 7.4 ms off the line over 40 s).
 #[test]
 fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     lsl_session();
@@ -318,7 +322,7 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     let name = format!("VS_audio_{}", std::process::id());
     let mut h = start_with_audio(&lb, &config(&format!("lsl:\n  name: {name}\n")));
     let inlet = open_inlet(&format!("{name}_Audio"));
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(15));
     let samples = pull_markers(&inlet);
     assert!(samples.len() > 20, "{} chunk markers", samples.len());
     for w in samples.windows(2) {
@@ -333,21 +337,25 @@ fn lsl_audio_chunk_markers_count_up_at_the_sample_rate() {
     // Time against sample index: a line whose slope is one over the sample rate.
     let line = MarkerLine::fit(&samples);
     let rate = line.rate();
-    assert!(
-        (rate - 48_000.0).abs() < 48.0,
-        "timestamps advance at {rate:.1} samples/s"
-    );
     // Each marker on that line, to the mapping's jitter.
-    let worst = samples
-        .iter()
-        .map(|s| (s.2 - line.time_at(s.1)).abs())
-        .fold(0.0, f64::max);
+    let off: Vec<f64> = samples.iter().map(|s| s.2 - line.time_at(s.1)).collect();
+    let worst = off.iter().map(|o| o.abs()).fold(0.0, f64::max);
     assert!(
         worst < 0.002,
-        "a marker {:.2} ms off the line, of {} from chunk {}",
+        "a marker {:.2} ms off the line, of {} from chunk {}; ms off, every 30th: {:?}",
         worst * 1e3,
         samples.len(),
-        samples[0].0
+        samples[0].0,
+        off.iter()
+            .step_by(30)
+            .map(|o| (o * 1e5).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    // PulseAudio's sine source is timed by CLOCK_MONOTONIC, LSL's clock: the same rate,
+    // to 50 ppm (following the least delayed chunk, the markers drifted by 460 ppm).
+    assert!(
+        (rate - 48_000.0).abs() < 2.4,
+        "timestamps advance at {rate:.2} samples/s"
     );
     let status = lsl::resolve_byprop("name", &format!("{name}_AudioStatus"), 1, 10.0).unwrap();
     assert_eq!(status.len(), 1);

@@ -22,6 +22,11 @@ pub struct ChunkInfo {
     pub frames: u32,
     pub dropped_frames: u32,
     pub first_capture: LslTime,
+    /// Whether `first_capture` comes from what the driver reported as buffered. A driver
+    /// that reported less than the chunk itself (PulseAudio's plugin reports nothing for
+    /// a stream's first burst) leaves only "not after the callback": a bound, not an
+    /// estimate (see [`super::timeline`]).
+    pub reported: bool,
 }
 
 /// The producer side, owned by the callback (or the synthetic thread).
@@ -67,7 +72,7 @@ impl Feed {
     /// Hands over one chunk of interleaved samples, converting each with `to_f32`.
     pub fn push<T: Copy>(&mut self, data: &[T], first_capture: LslTime, to_f32: impl Fn(T) -> f32) {
         let frames = data.len() / self.channels;
-        self.push_frames(data, frames, first_capture, to_f32);
+        self.push_frames(data, frames, first_capture, true, to_f32);
     }
 
     /// As `push`, for a device callback: the first sample's capture time is the callback's
@@ -85,7 +90,7 @@ impl Feed {
         let length =
             Duration::from_nanos((frames as u128 * 1_000_000_000 / self.rate as u128) as u64);
         let first_capture = (now - held).min(now - length);
-        self.push_frames(data, frames, first_capture, to_f32);
+        self.push_frames(data, frames, first_capture, held >= length, to_f32);
     }
 
     fn push_frames<T: Copy>(
@@ -93,6 +98,7 @@ impl Feed {
         data: &[T],
         frames: usize,
         first_capture: LslTime,
+        reported: bool,
         to_f32: impl Fn(T) -> f32,
     ) {
         let fit = self.samples.slots().min(data.len()) / self.channels * self.channels;
@@ -108,6 +114,7 @@ impl Feed {
             frames: frames as u32,
             dropped_frames: (frames - fit / self.channels) as u32,
             first_capture,
+            reported,
         };
         if self.chunks.push(info).is_err() {
             self.lost_chunks.fetch_add(1, Relaxed);

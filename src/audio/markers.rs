@@ -21,8 +21,10 @@ use super::timeline::Timeline;
 use crate::clock::LslTime;
 
 /// How much audio from later deliveries, and how long after the chunk's own, confirms a
-/// chunk's place: a marker's delay.
-pub const CONFIRM: Duration = Duration::from_millis(500);
+/// chunk's place: a marker's delay. A second: the timeline's lower quartile needs the
+/// best part of a burst's reports to settle (0.5 s of them, all from a burst's start,
+/// can be mostly the early reports it must outvote).
+pub const CONFIRM: Duration = Duration::from_millis(1000);
 
 /// Markers waiting for their chunks to be confirmed, in chunk order.
 #[derive(Debug)]
@@ -157,6 +159,7 @@ mod tests {
             at_ms: u64,
             first_chunk: u64,
             n: u64,
+            reported: bool,
             estimate_of: impl Fn(u64) -> i64,
         ) -> Vec<(u64, u64, i64)> {
             let chunks: Vec<(u64, u64)> = (first_chunk..first_chunk + n)
@@ -164,7 +167,7 @@ mod tests {
                 .collect();
             for &(first, _) in &chunks {
                 self.timeline
-                    .observe(first, LslTime::from_nanos(estimate_of(first)));
+                    .observe(first, LslTime::from_nanos(estimate_of(first)), reported);
             }
             let now = self.start + Duration::from_millis(at_ms);
             self.hold.delivered(chunks, now);
@@ -182,8 +185,9 @@ mod tests {
     }
 
     /// A driver's first delivery is 2 s of buffered audio whose callbacks all say "now"
-    /// (PulseAudio's plugin at a stream's start), drained by the audio thread in two turns
-    /// 50 ms apart; then chunks come as captured, 1 ms late, three every 50 ms. Every
+    /// with nothing reported as buffered (PulseAudio's plugin at a stream's start),
+    /// drained by the audio thread in two turns 50 ms apart; then chunks come as
+    /// captured, 1 ms late, three every 50 ms. Every
     /// marker of the burst gets its true time (to the 1 ms the later chunks are late),
     /// none of them the burst's arrival time.
     #[test]
@@ -195,13 +199,13 @@ mod tests {
         };
         let burst = 120; // 2 s
         let arrival = true_time(burst * CHUNK);
-        let mut out = feed.deliver(0, 0, 60, |_| arrival);
-        out.extend(feed.deliver(50, 60, 60, |_| arrival));
+        let mut out = feed.deliver(0, 0, 60, false, |_| arrival);
+        out.extend(feed.deliver(50, 60, 60, false, |_| arrival));
         assert!(out.is_empty(), "nothing is stamped from the burst alone");
         let (mut next, mut at_ms) = (burst, 50);
         while out.len() < burst as usize {
             at_ms += 50;
-            out.extend(feed.deliver(at_ms, next, 3, |s| true_time(s) + 1_000_000));
+            out.extend(feed.deliver(at_ms, next, 3, true, |s| true_time(s) + 1_000_000));
             next += 3;
         }
         assert_eq!(out[0].0, 0, "chunk indices from 0");
@@ -215,7 +219,7 @@ mod tests {
         }
         // The hold keeps about CONFIRM of chunks, and gives up the rest when no more come.
         let waiting = feed.hold.waiting() as u64;
-        assert!((29..=36).contains(&waiting), "{waiting} waiting");
+        assert!((59..=66).contains(&waiting), "{waiting} waiting");
         let rest = feed.released(true, at_ms);
         assert_eq!(rest.len() as u64, waiting);
         assert_eq!(rest.last().unwrap().0, next - 1);

@@ -622,7 +622,8 @@ impl Engine {
         let mut delivered = Vec::with_capacity(infos.len());
         for (info, samples) in infos {
             let first = self.ring.end();
-            self.timeline.observe(first, info.first_capture);
+            self.timeline
+                .observe(first, info.first_capture, info.reported);
             delivered.push((first, (samples.len() / channels) as u64));
             self.ring
                 .push(&samples[..samples.len() / channels * channels]);
