@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -750,7 +750,7 @@ fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it()
     // delivers 2 s at a time); the second start follows at once, so that the 2 s before it
     // have been delivered. Polled every 5 ms, not wait_until's 50: with the audio thread's
     // own 50 ms drain, 100 ms late would leave the last 0.1 s of the 2 s in the source.
-    let since = std::time::Instant::now();
+    let since = Instant::now();
     while h.status()["audio"]["last_file"]["recording_id"].as_u64() != Some(1) {
         assert!(
             since.elapsed() < Duration::from_secs(20),
@@ -850,53 +850,28 @@ fn the_wav_is_synced_like_the_video() {
         h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
     });
     h.post("start", json!({}));
-    std::thread::sleep(Duration::from_secs(4));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let text = std::fs::read_to_string(&trace).unwrap();
-    // `PID TIME openat(..., "....wav", ...) = FD`: the audio thread writes the WAV on FD and
-    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's).
-    let lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.contains("openat(") && l.contains(".wav\""))
-        .expect("the WAV was opened");
-    let pid = lines[at].split_whitespace().next().unwrap();
-    // The result is on the openat line, or on its `<... openat resumed>` line when another
-    // thread's call came between.
-    let fd = lines[at..]
-        .iter()
-        .filter(|l| l.starts_with(&format!("{pid} ")))
-        .find(|l| l.contains("openat resumed>") || !l.contains("<unfinished"))
-        .and_then(|l| l.rsplit("= ").next())
-        .expect("the WAV's descriptor")
-        .trim()
-        .to_string();
-    let time = |l: &str| -> f64 { l.split_whitespace().nth(1).unwrap().parse().unwrap() };
-    let ours: Vec<&str> = lines[at..]
-        .iter()
-        .copied()
-        .filter(|l| l.starts_with(&format!("{pid} ")))
-        .collect();
-    let writes: Vec<f64> = ours
-        .iter()
-        .filter(|l| l.contains(&format!("write({fd}, ")))
-        .map(|l| time(l))
-        .collect();
-    let syncs: Vec<f64> = ours
-        .iter()
-        .filter(|l| l.contains("fdatasync("))
-        .map(|l| time(l))
-        .collect();
     let owed = 0.5 + 0.05 + 0.45;
-    // Writes old enough that their sync is owed by now.
-    let judged: Vec<f64> = writes.iter().copied().filter(|&t| t < now - owed).collect();
-    let batches = judged.windows(2).filter(|w| w[1] - w[0] > 0.3).count() + 1;
+    // The writes come with the bursts, and the first one only once the input's times are
+    // confirmed (by the burst after the one buffered at the start): the trace is read
+    // until writes of two batches are old enough to be judged (at most 15 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (writes, syncs, judged, batches) = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let (writes, syncs) = wav_writes_and_syncs(&std::fs::read_to_string(&trace).unwrap());
+        // Writes old enough that their sync is owed by now.
+        let judged: Vec<f64> = writes.iter().copied().filter(|&t| t < now - owed).collect();
+        let batches = judged.windows(2).filter(|w| w[1] - w[0] > 0.3).count() + 1;
+        if (!judged.is_empty() && batches >= 2) || Instant::now() > deadline {
+            break (writes, syncs, judged, batches);
+        }
+    };
     assert!(
         !judged.is_empty() && batches >= 2,
-        "the WAV was written in {batches} batches in 4 s: {writes:?}"
+        "the WAV was written in {batches} batches in 15 s: {writes:?}"
     );
     for t in &judged {
         assert!(
@@ -913,6 +888,49 @@ fn the_wav_is_synced_like_the_video() {
     // SAFETY: signalling our own grandchild.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(h.wait_exit(Duration::from_secs(30)).success());
+}
+
+/// From an `strace -f -ttt` trace: the times of the writes to the first WAV opened, and of
+/// the fdatasyncs of the thread that writes it.
+fn wav_writes_and_syncs(text: &str) -> (Vec<f64>, Vec<f64>) {
+    // `PID TIME openat(..., "....wav", ...) = FD`: the audio thread writes the WAV on FD and
+    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's).
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(at) = lines
+        .iter()
+        .position(|l| l.contains("openat(") && l.contains(".wav\""))
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let pid = lines[at].split_whitespace().next().unwrap();
+    // The result is on the openat line, or on its `<... openat resumed>` line when another
+    // thread's call came between.
+    let Some(fd) = lines[at..]
+        .iter()
+        .filter(|l| l.starts_with(&format!("{pid} ")))
+        .find(|l| l.contains("openat resumed>") || !l.contains("<unfinished"))
+        .and_then(|l| l.rsplit("= ").next())
+        .map(|fd| fd.trim().to_string())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let time = |l: &str| -> f64 { l.split_whitespace().nth(1).unwrap().parse().unwrap() };
+    let ours: Vec<&str> = lines[at..]
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with(&format!("{pid} ")))
+        .collect();
+    let writes = ours
+        .iter()
+        .filter(|l| l.contains(&format!("write({fd}, ")))
+        .map(|l| time(l))
+        .collect();
+    let syncs = ours
+        .iter()
+        .filter(|l| l.contains("fdatasync("))
+        .map(|l| time(l))
+        .collect();
+    (writes, syncs)
 }
 
 #[test]
