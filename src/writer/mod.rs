@@ -323,7 +323,14 @@ struct Writer {
     /// for its audio (at most [`NEXT_WAITS`] more): a burst of commands never costs a file
     /// its `audio_start` row or its audio track's end.
     deferred: std::collections::VecDeque<WriterMsg>,
+    /// Recordings closed before the audio thread said where their WAV starts (its queue
+    /// was full: a disk that held this thread up), oldest first, with their events
+    /// sidecars: a note that comes later is still added to its file's sidecar.
+    rowless: std::collections::VecDeque<(u64, std::path::PathBuf)>,
 }
+
+/// How many closed recordings may still get a late `audio_start` row.
+const ROWLESS_KEPT: usize = 8;
 
 struct Buffers {
     out: Vec<u8>,
@@ -426,6 +433,7 @@ impl Writer {
             spare: Some(Buffers::new()),
             failed: None,
             deferred: std::collections::VecDeque::new(),
+            rowless: std::collections::VecDeque::new(),
         }
     }
 
@@ -632,6 +640,8 @@ impl Writer {
                             self.close_if_ready();
                         }
                     }
+                } else if matches!(event, NoteKind::AudioStart) {
+                    self.late_audio_start(id, at, wall, &detail);
                 }
             }
             WriterMsg::Audio { id, block } => self.audio(id, block),
@@ -640,6 +650,8 @@ impl Writer {
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
                     f.audio_start_pending = false;
                     self.close_if_ready();
+                } else {
+                    self.rowless.retain(|(r, _)| *r != id);
                 }
             }
             WriterMsg::Close { id, end, reason } => {
@@ -729,7 +741,7 @@ impl Writer {
             if f.audio_start_pending {
                 tracing::warn!(
                     "recording {id}: the audio thread did not say in time where the WAV starts; \
-                     its events sidecar has no audio_start row"
+                     its events sidecar has no audio_start row until it does"
                 );
             }
             self.close(reason);
@@ -848,6 +860,13 @@ impl Writer {
         }
         let camera = self.cam.index;
         let id = f.spec.id;
+        if f.audio_start_pending {
+            if self.rowless.len() == ROWLESS_KEPT {
+                self.rowless.pop_front();
+            }
+            self.rowless
+                .push_back((id, f.spec.paths.events_csv.clone()));
+        }
         let path = f.spec.paths.mkv.display().to_string();
         let lost = (self.cam.drops)().since(&f.drops_at_open);
         let result = f.finish(&reason, &lost);
@@ -871,6 +890,45 @@ impl Writer {
                 tracing::error!("{error}");
                 self.report_failure(id, path, error);
             }
+        }
+    }
+
+    /// Where a closed recording's WAV starts, told after its file closed: the row is added
+    /// to the end of its events sidecar (after its `stop` row; its times say when).
+    fn late_audio_start(&mut self, id: u64, at: LslTime, wall: WallTime, detail: &str) {
+        let Some(k) = self.rowless.iter().position(|(r, _)| *r == id) else {
+            return;
+        };
+        let Some((_, path)) = self.rowless.remove(k) else {
+            return;
+        };
+        let mut row = String::new();
+        let origin = Origin::new(TriggerSource::Audio, "wav");
+        sidecar::event_row(
+            &mut row,
+            at,
+            wall,
+            NoteKind::AudioStart.as_str(),
+            &origin,
+            detail,
+        );
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.write_all(row.as_bytes())?;
+                file.sync_data()
+            });
+        match appended {
+            Ok(()) => tracing::info!(
+                "recording {id}: where the WAV starts came after the file closed; \
+                 the audio_start row is now in {}",
+                path.display()
+            ),
+            Err(e) => tracing::warn!(
+                "recording {id}: cannot add the late audio_start row to {}: {e}",
+                path.display()
+            ),
         }
     }
 

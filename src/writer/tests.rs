@@ -258,6 +258,66 @@ fn a_close_goes_at_once_when_the_audio_start_is_known_and_never_waits_forever() 
     rig.finish();
 }
 
+/// The audio thread answers after the close stopped waiting (its note sat behind a queue
+/// a stalled disk kept full): the row is still added, after the `stop` row, to the closed
+/// file's events sidecar, and to no other; a note for a recording this writer never
+/// closed without its row adds nothing anywhere.
+#[test]
+fn an_audio_start_that_comes_after_the_close_is_added_to_the_closed_sidecar() {
+    let rig = Rig::new(None, true);
+    rig.close();
+    assert!(rig.closed(STILL_WAITING).is_none());
+    rig.clocks.advance(AUDIO_END_WAIT);
+    assert!(rig.closed(Duration::from_secs(3)).is_some());
+    assert!(rig.audio_start_rows().is_empty());
+    // The next recording is open when the late note comes.
+    rig.open(2, None, false);
+    rig.frames(3..5);
+    rig.audio_start_note_of(7);
+    rig.audio_start_note();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while rig.audio_start_rows().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rows = rig.audio_start_rows();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("rec1.wav: its first sample"), "{rows:?}");
+    let text = std::fs::read_to_string(rig.paths(1).events_csv).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains(",audio_start,"),
+        "the row is added at the end: {text}"
+    );
+    assert!(text.contains(",stop,"), "{text}");
+    rig.close_id(2, 50);
+    assert_eq!(rig.closes_now("recording 2"), (2, 2));
+    assert!(rig.audio_start_rows_of(2).is_empty());
+    // The same note again adds nothing: the file got its row.
+    rig.audio_start_note();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rig.audio_start_rows().len(), 1);
+    let dir = rig.finish();
+    let stray: Vec<_> = walkdir(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("rec7"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A command burst: the next recording starts while the last one's close still waits for
 /// where its WAV starts. The next recording's messages wait behind it, in order: the first
 /// file gets its row, the second file all its frames.
