@@ -141,8 +141,8 @@ const NOTE_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// A note for a writer whose queue stayed full for [`NOTE_SEND_WAIT`]: offered again
 /// until it fits, the writer is gone, or [`NOTE_RETRY_FOR`] has passed. A writer takes
-/// a note for the file it has open and ignores one for a file it has closed, so a late
-/// note is never misplaced.
+/// a note by its recording's id: for the file it has open, or appended to the sidecar of
+/// one it closed without the row, so a late note is never misplaced.
 #[derive(Debug)]
 struct LateNote {
     id: u64,
