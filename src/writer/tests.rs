@@ -298,7 +298,7 @@ fn an_audio_start_that_comes_after_the_close_is_added_to_the_closed_sidecar() {
     assert_eq!(rig.audio_start_rows().len(), 1);
     let stray = rig.paths(7);
     let dir = rig.finish();
-    for p in [stray.mkv, stray.frames_csv, stray.events_csv] {
+    for p in stray.all() {
         assert!(!p.exists(), "{} was made", p.display());
     }
     drop(dir);
