@@ -110,12 +110,6 @@ impl Timeline {
         // Ceiling: the first sample not before `t`.
         Some(((ns as i128 * self.rate as i128 + 999_999_999) / 1_000_000_000) as u64)
     }
-
-    pub fn forget(&mut self) {
-        self.window.clear();
-        self.reported.clear();
-        self.bounds.clear();
-    }
 }
 
 #[cfg(test)]
