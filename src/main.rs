@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     } else {
         "info"
     });
+    // Before any liblsl call: liblsl reads its configuration once.
+    hindsight::lsl::quiet_unless_configured();
     match cli.command {
         Cmd::Run(args) => match load_for_run(&args) {
             Ok((config, origin)) => match hindsight::run::run(

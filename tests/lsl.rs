@@ -473,3 +473,74 @@ fn the_listener_shows_a_running_recorders_streams() {
     assert!(text.contains("buffering, "), "{text}");
     assert!(h.terminate().success());
 }
+
+/// liblsl's own INFO lines ("Loaded default config", its git hash) stay out of the log of
+/// a machine without LSL configuration, and a lab's `lsl_api.cfg` where liblsl looks for
+/// it is still what liblsl runs with: its SessionID (the stream is found in this run's
+/// session) and its own log level (liblsl says which file it loaded).
+#[test]
+fn liblsl_keeps_to_warnings_unless_the_lab_configured_it() {
+    let session = lsl_session();
+    let _g = serial();
+    let name = unique("VS_quiet");
+    let session_cfg = std::fs::read_to_string(std::env::var("LSLAPICFG").unwrap()).unwrap();
+
+    // No configuration anywhere liblsl looks: its defaults, at warnings.
+    let home = tempfile::tempdir().unwrap();
+    let mut h = Hindsight::start_with(
+        tempfile::tempdir().unwrap(),
+        home.path().join("recordings"),
+        &config(&name, ""),
+        |c| {
+            c.env_remove("LSLAPICFG")
+                .env("HOME", home.path())
+                .current_dir(home.path());
+        },
+    );
+    h.wait_buffered(0.5);
+    h.wait_until("the LSL streams are up", Duration::from_secs(10), |h| {
+        h.log_text().contains("LSL streams:")
+    });
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    if std::path::Path::new("/etc/lsl_api/lsl_api.cfg").exists() {
+        assert!(
+            log.contains("/etc/lsl_api/lsl_api.cfg") || !log.contains("INFO|"),
+            "this machine's /etc/lsl_api/lsl_api.cfg was not what liblsl ran with:\n{log}"
+        );
+    } else {
+        assert!(
+            !log.contains("INFO|"),
+            "liblsl's INFO lines in the log:\n{log}"
+        );
+        assert!(!log.contains("Loaded default config"), "{log}");
+    }
+
+    // The lab's file in the working directory (no LSLAPICFG): liblsl reads it.
+    let lab = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lab.path().join("lsl_api.cfg"),
+        format!("{session_cfg}[log]\nlevel = 0\n"),
+    )
+    .unwrap();
+    let mut h = Hindsight::start_with(
+        tempfile::tempdir().unwrap(),
+        lab.path().join("recordings"),
+        &config(&name, ""),
+        |c| {
+            c.env_remove("LSLAPICFG")
+                .env("HOME", lab.path())
+                .current_dir(lab.path());
+        },
+    );
+    // Found by this process's inlet, which only sees streams of its SessionID.
+    let (inlet, info) = connect(&name, false);
+    assert_eq!(info.session_id(), session);
+    drop(inlet);
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    assert!(
+        log.contains("Configuration loaded from lsl_api.cfg"),
+        "the lab's lsl_api.cfg was not loaded:\n{log}"
+    );
+}

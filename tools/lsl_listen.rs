@@ -65,6 +65,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    hindsight::lsl::quiet_unless_configured();
     let found = lsl::resolve_streams(2.0).unwrap_or_default();
     let mut streams = BTreeMap::new();
     for info in found {

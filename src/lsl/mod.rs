@@ -486,6 +486,61 @@ pub fn liblsl_version() -> String {
     format!("{}.{}", v / 100, v % 100)
 }
 
+/// What hindsight gives liblsl when the machine has no LSL configuration: its defaults,
+/// with its log lowered from INFO to warnings and errors.
+pub const QUIET_CONFIG: &str = "[log]\nlevel = -1\n";
+
+/// Where liblsl looks for its configuration, in its order (liblsl's `api_config.cpp`):
+/// `$LSLAPICFG`, `lsl_api.cfg` in the working directory, `~/lsl_api/lsl_api.cfg`,
+/// `/etc/lsl_api/lsl_api.cfg`. `None` when `LSLAPICFG` is set: whatever it names, the
+/// user asked for a configuration of their own.
+fn config_candidates(
+    lslapicfg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<Vec<std::path::PathBuf>> {
+    if lslapicfg.is_some() {
+        return None;
+    }
+    let mut paths = vec![std::path::PathBuf::from("lsl_api.cfg")];
+    if let Some(home) = home {
+        paths.push(std::path::Path::new(&home).join("lsl_api/lsl_api.cfg"));
+    }
+    paths.push("/etc/lsl_api/lsl_api.cfg".into());
+    Some(paths)
+}
+
+/// liblsl writes INFO lines of its own format to stderr when it starts ("Loaded default
+/// config", its git hash), in the middle of hindsight's log. When this machine has no LSL
+/// configuration of its own ([`config_candidates`]), this gives liblsl its defaults with
+/// the log at warnings ([`QUIET_CONFIG`]); a lab's `lsl_api.cfg` (SessionID, KnownPeers,
+/// its own `[log]`) is never replaced. Call before any other liblsl call: liblsl reads its
+/// configuration once. Returns whether it did. A liblsl without `lsl_set_config_content`
+/// (the 1.13 the `lsl` crate bundles) is left as it is.
+pub fn quiet_unless_configured() -> bool {
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+    let Some(paths) = config_candidates(std::env::var_os("LSLAPICFG"), home) else {
+        return false;
+    };
+    // liblsl takes a file it can open for reading; one that exists but cannot be read is
+    // passed over by liblsl too, and leaving liblsl alone then is the safe side.
+    if paths.iter().any(|p| p.exists()) {
+        return false;
+    }
+    // SAFETY: dlsym with RTLD_DEFAULT looks a name up in the loaded objects; a null result
+    // is handled. The symbol, when present, is liblsl's
+    // `void lsl_set_config_content(const char *)`, which copies the string.
+    unsafe {
+        let f = libc::dlsym(libc::RTLD_DEFAULT, c"lsl_set_config_content".as_ptr());
+        if f.is_null() {
+            return false;
+        }
+        let set: extern "C" fn(*const std::ffi::c_char) = std::mem::transmute(f);
+        let content = std::ffi::CString::new(QUIET_CONFIG).expect("no NUL in the config");
+        set(content.as_ptr());
+    }
+    true
+}
+
 fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::StreamInfo, LslError> {
     let mut info = new_info(
         &cam.name,
@@ -680,6 +735,30 @@ pub fn self_test() -> Result<String, LslError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_named_by_lslapicfg_or_found_where_liblsl_looks_is_left_alone() {
+        assert_eq!(config_candidates(Some("/x/lab.cfg".into()), None), None);
+        assert_eq!(
+            config_candidates(Some("".into()), Some("/home/u".into())),
+            None
+        );
+        assert_eq!(
+            config_candidates(None, Some("/home/u".into())).unwrap(),
+            [
+                std::path::PathBuf::from("lsl_api.cfg"),
+                "/home/u/lsl_api/lsl_api.cfg".into(),
+                "/etc/lsl_api/lsl_api.cfg".into(),
+            ]
+        );
+        assert_eq!(
+            config_candidates(None, None).unwrap(),
+            [
+                std::path::PathBuf::from("lsl_api.cfg"),
+                "/etc/lsl_api/lsl_api.cfg".into(),
+            ]
+        );
+    }
 
     /// Frame timestamps are CLOCK_MONOTONIC; liblsl must read the same clock.
     #[test]
