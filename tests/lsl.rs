@@ -485,18 +485,23 @@ fn liblsl_keeps_to_warnings_unless_the_lab_configured_it() {
     let name = unique("VS_quiet");
     let session_cfg = std::fs::read_to_string(std::env::var("LSLAPICFG").unwrap()).unwrap();
 
+    // A recorder started in `home` (its home and working directory), without LSLAPICFG.
+    let start_in = |home: &std::path::Path| {
+        Hindsight::start_with(
+            tempfile::tempdir().unwrap(),
+            home.join("recordings"),
+            &config(&name, ""),
+            |c| {
+                c.env_remove("LSLAPICFG")
+                    .env("HOME", home)
+                    .current_dir(home);
+            },
+        )
+    };
+
     // No configuration anywhere liblsl looks: its defaults, at warnings.
     let home = tempfile::tempdir().unwrap();
-    let mut h = Hindsight::start_with(
-        tempfile::tempdir().unwrap(),
-        home.path().join("recordings"),
-        &config(&name, ""),
-        |c| {
-            c.env_remove("LSLAPICFG")
-                .env("HOME", home.path())
-                .current_dir(home.path());
-        },
-    );
+    let mut h = start_in(home.path());
     h.wait_buffered(0.5);
     h.wait_until("the LSL streams are up", Duration::from_secs(10), |h| {
         h.log_text().contains("LSL streams:")
@@ -523,16 +528,7 @@ fn liblsl_keeps_to_warnings_unless_the_lab_configured_it() {
         format!("{session_cfg}[log]\nlevel = 0\n"),
     )
     .unwrap();
-    let mut h = Hindsight::start_with(
-        tempfile::tempdir().unwrap(),
-        lab.path().join("recordings"),
-        &config(&name, ""),
-        |c| {
-            c.env_remove("LSLAPICFG")
-                .env("HOME", lab.path())
-                .current_dir(lab.path());
-        },
-    );
+    let mut h = start_in(lab.path());
     // Found by this process's inlet, which only sees streams of its SessionID.
     let (inlet, info) = connect(&name, false);
     assert_eq!(info.session_id(), session);
