@@ -640,26 +640,75 @@ fn the_mkv_carries_the_same_audio_as_a_second_track() {
         .collect();
     assert_eq!(kinds, ["video", "audio"]);
 
-    // Matching durations: the audio track starts with the first frame and ends with the
-    // video, and it is the WAV's audio, sample for sample.
-    let (first, audio) = mkv_audio(&mkv);
-    assert!(first.abs() < 0.001, "audio starts at {first} s");
+    let (video_s, audio) = assert_mkv_audio_is_its_wav(&mkv, &wav);
+    assert!(video_s > 3.9, "pre-trigger (2 s) + 2 s: {video_s}");
+    assert_eq!(dominant_frequency(&audio[48_000..72_000], 48_000.0), 440.0);
+    assert!(h.terminate().success());
+}
+
+/// The MKV's audio track (48 kHz, beside 50 fps video) starts with the first frame and
+/// ends with the video, and it is the WAV's audio, sample for sample. Returns the video's
+/// length and the track's samples.
+fn assert_mkv_audio_is_its_wav(mkv: &std::path::Path, wav: &std::path::Path) -> (f64, Vec<f64>) {
+    let (first, audio) = mkv_audio(mkv);
+    assert!(
+        first.abs() < 0.001,
+        "{}: audio starts at {first} s",
+        mkv.display()
+    );
     let audio_s = first + audio.len() as f64 / 48_000.0;
-    let pts = ffprobe_pts(&mkv);
+    let pts = ffprobe_pts(mkv);
     let video_s = pts.last().unwrap() + 1.0 / 50.0;
     assert!(
         (audio_s - video_s).abs() <= 0.05,
-        "audio track {audio_s} s vs video {video_s} s"
+        "{}: audio track {audio_s} s vs video {video_s} s",
+        mkv.display()
     );
-    assert!(video_s > 3.9, "pre-trigger (2 s) + 2 s: {video_s}");
-    let (_, wav) = wav_samples(&wav);
+    let (_, wav) = wav_samples(wav);
     assert_eq!(
         audio.len(),
         wav.len(),
-        "the MKV and the WAV hold as much audio"
+        "{}: the MKV and the WAV hold as much audio",
+        mkv.display()
     );
-    assert!(audio == wav, "the MKV's audio differs from the WAV's");
-    assert_eq!(dominant_frequency(&audio[48_000..72_000], 48_000.0), 440.0);
+    assert!(
+        audio == wav,
+        "{}: the MKV's audio differs from the WAV's",
+        mkv.display()
+    );
+    (video_s, audio)
+}
+
+/// Trial after trial: a stop followed at once by the next start (a script between
+/// trials). Every MKV still gets its audio track to its end, the WAV's audio sample for
+/// sample: the loopback delivers audio in 2 s bursts, so a stop's last audio comes up to
+/// 2 s late, and the next recording's files wait for it (once they waited only 0.5 s, and
+/// each trial's MKV lost up to its last second of audio).
+#[test]
+fn trial_after_trial_every_mkv_keeps_its_audio_to_its_end() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config("  mux_into_video: true\n"));
+    for _ in 0..3 {
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        std::thread::sleep(Duration::from_millis(2500));
+        let (code, r) = h.post("stop", json!({}));
+        assert_eq!(code, 200, "{r}");
+    }
+    h.wait_idle_files();
+    h.wait_until("the last WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 3
+    });
+    let mut mkvs = h.mkv_files();
+    mkvs.sort();
+    assert_eq!(mkvs.len(), 3, "{mkvs:?}");
+    for mkv in &mkvs {
+        let (video_s, _) = assert_mkv_audio_is_its_wav(mkv, &wav_of(mkv));
+        assert!(video_s > 4.4, "{}: 2 s + 2.5 s: {video_s}", mkv.display());
+    }
+    let log = h.log_text();
+    assert!(!log.contains("did not come in time"), "{log}");
     assert!(h.terminate().success());
 }
 

@@ -86,8 +86,9 @@ pub struct AudioTrackSpec {
 /// and for where the WAV starts.
 const AUDIO_HOLD: Duration = Duration::from_secs(3);
 const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
-/// How much longer a close waits for its audio once the next recording's files are to
-/// open: the next recording's messages wait behind it that long at most.
+/// How much longer a close waits for its `audio_start` note once the next recording's
+/// files are to open: the next recording's messages wait behind it that long at most (its
+/// audio track's end may take longer: `OpenFile::next_waits_until`).
 const NEXT_WAITS: Duration = Duration::from_millis(500);
 
 /// Messages to a writer, in the order they must be applied.
@@ -542,7 +543,8 @@ impl Writer {
     }
 
     /// The messages held behind a file that waited, in order, once it is closed; while a
-    /// file waits, only what is for that file, and the wait is cut to [`NEXT_WAITS`].
+    /// file waits, only what is for that file, and the wait is cut
+    /// ([`OpenFile::next_waits_until`]).
     fn replay(&mut self) {
         while !self.deferred.is_empty() {
             let Some(id) = self.waiting() else {
@@ -555,10 +557,12 @@ impl Writer {
                 .iter()
                 .position(|m| m.recording() == Some(id) && !matches!(m, WriterMsg::Open(_)));
             let Some(at) = found else {
-                let soon = self.clocks.now().lsl + NEXT_WAITS;
-                if let Some((_, until)) = self.file.as_mut().and_then(|f| f.waiting_close.as_mut())
-                {
-                    *until = (*until).min(soon);
+                let now = self.clocks.now().lsl;
+                if let Some(f) = self.file.as_mut() {
+                    let soon = f.next_waits_until(now);
+                    if let Some((_, until)) = f.waiting_close.as_mut() {
+                        *until = (*until).min(soon);
+                    }
                 }
                 return;
             };
@@ -1188,6 +1192,24 @@ impl OpenFile {
         if self.out.len() > self.muxed_end {
             self.muxed_end = self.out.len();
             self.pieces.push(Piece::Muxed(self.muxed_end));
+        }
+    }
+
+    /// Until when this file's close may still wait once the next recording is to open
+    /// (`now`: the writer's clock). For the `audio_start` note only, [`NEXT_WAITS`]: the
+    /// audio thread answers at once when it answers at all. For the audio track's end,
+    /// also until [`AUDIO_HOLD`] past the stop: audio may come that late (a sound server
+    /// delivers in bursts of up to 2 s), the video of every muxed file already waits that
+    /// long for its audio, and the next recording's file will wait for its own audio as
+    /// long; cut at [`NEXT_WAITS`], a stop followed at once by a start (one trial after
+    /// another) lost its file's last second of audio.
+    fn next_waits_until(&self, now: LslTime) -> LslTime {
+        let soon = now + NEXT_WAITS;
+        match self.end {
+            Some(end) if self.mux.as_ref().is_some_and(|m| !m.audio_done) => {
+                soon.max(end + AUDIO_HOLD)
+            }
+            _ => soon,
         }
     }
 

@@ -346,6 +346,64 @@ fn the_next_recording_waits_only_a_moment_for_a_silent_audio_thread() {
     rig.finish();
 }
 
+/// A stop followed at once by the next start, with an audio track: the first file's close
+/// waits for its track's end past `NEXT_WAITS` (a sound server's audio comes in bursts),
+/// until `AUDIO_HOLD` after its stop; the audio that comes meanwhile is in the file, and
+/// the next recording gets every frame that waited behind it. Audio that never comes ends
+/// the wait then.
+#[test]
+fn the_next_recording_waits_for_the_audio_tracks_end_as_long_as_the_video_would() {
+    let track = Some(AudioTrackSpec {
+        rate: 8_000,
+        channels: 1,
+    });
+    // Recording 1 stopped 30 ms after its start, recording 2 opened behind it, and
+    // everything sent is taken (the wait is cut from when the next recording came).
+    let stopped_and_next_behind = || {
+        let rig = Rig::new(track, false);
+        rig.close();
+        rig.open(2, None, false);
+        rig.frames(3..8);
+        assert!(rig.closed(STILL_WAITING).is_none());
+        rig
+    };
+    let rig = stopped_and_next_behind();
+    rig.clocks.advance(NEXT_WAITS + Duration::from_millis(100));
+    assert!(
+        rig.closed(STILL_WAITING).is_none(),
+        "recording 1 closed without its audio track's end"
+    );
+    // The last second of recording 1's audio, in a pattern the file must hold.
+    let pcm = vec![0x5A_u8; 16_000];
+    rig.h
+        .tx
+        .send(WriterMsg::Audio {
+            id: 1,
+            block: AudioBlock {
+                at: rig.start.lsl,
+                pcm: pcm.clone(),
+            },
+        })
+        .unwrap();
+    rig.h.tx.send(WriterMsg::AudioEnd { id: 1 }).unwrap();
+    assert_eq!(rig.closes_now("recording 1"), (1, 3));
+    let file = std::fs::read(rig.paths(1).mkv).unwrap();
+    assert!(
+        file.windows(pcm.len()).any(|w| w == pcm.as_slice()),
+        "the audio block is not in recording 1's file"
+    );
+    rig.close_id(2, 80);
+    assert_eq!(rig.closes_now("recording 2"), (2, 5));
+    rig.finish();
+
+    let rig = stopped_and_next_behind();
+    rig.clocks.advance(AUDIO_HOLD + Duration::from_millis(30));
+    assert_eq!(rig.closes_now("recording 1"), (1, 3));
+    rig.close_id(2, 80);
+    assert_eq!(rig.closes_now("recording 2"), (2, 5));
+    rig.finish();
+}
+
 /// The process ends while a file waits for its audio and the next recording waits behind
 /// it: both files are finished, nothing that reached the writer is lost.
 #[test]
