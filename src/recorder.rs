@@ -508,10 +508,19 @@ impl Recorder {
         known_end: Option<LslTime>,
     ) -> Decision {
         if let Some(r) = &self.recording {
+            // A `start` given during a `start N` does not make it open-ended: say when it
+            // stops, so that nobody walks away from a recording about to end.
             return Decision::only(Outcome::NoOp(format!(
-                "already recording (recording {}, for {:.1} s)",
+                "already recording (recording {}, for {:.1} s{})",
                 r.id,
-                now.saturating_since(r.trigger).as_secs_f64()
+                now.saturating_since(r.trigger).as_secs_f64(),
+                match r.until {
+                    Some(u) => format!(
+                        "; it stops by itself in {:.1} s",
+                        u.saturating_since(now).as_secs_f64()
+                    ),
+                    None => String::new(),
+                }
             )));
         }
         let timer = match seconds {

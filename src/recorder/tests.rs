@@ -109,6 +109,34 @@ fn start_while_recording_and_stop_while_not_are_no_ops() {
     assert_eq!(r.recording().unwrap().until, None);
 }
 
+/// A plain `start` during a `start N` leaves the timer as it is, and says so: the
+/// recording still stops by itself, and the answer says when.
+#[test]
+fn start_during_start_n_says_when_the_recording_stops() {
+    let mut r = buffering();
+    r.handle(&Command::Start { seconds: Some(3.0) }, &api(), t(10.0));
+    let d = r.handle(&Command::Start { seconds: None }, &api(), t(11.0));
+    assert!(d.actions.is_empty());
+    match d.outcome {
+        Outcome::NoOp(m) => assert_eq!(
+            m,
+            "already recording (recording 1, for 1.0 s; it stops by itself in 2.0 s)"
+        ),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(r.next_deadline(), Some(t(13.0)), "the timer is untouched");
+    // Without a timer, nothing is said of an end.
+    let mut r = buffering();
+    r.handle(&Command::Start { seconds: None }, &api(), t(10.0));
+    match r
+        .handle(&Command::Start { seconds: None }, &api(), t(11.0))
+        .outcome
+    {
+        Outcome::NoOp(m) => assert_eq!(m, "already recording (recording 1, for 1.0 s)"),
+        o => panic!("{o:?}"),
+    }
+}
+
 #[test]
 fn start_n_stops_by_itself_at_exactly_n_seconds() {
     let mut r = buffering();
