@@ -60,6 +60,89 @@ pub enum NumbersError {
     },
 }
 
+/// One running recorder per rig and storage root: an exclusive `flock` on
+/// `<root>/.hindsight/<rig>.lock`, held for the life of the process (the kernel lets it go
+/// when the process ends, however it ends). A second `hindsight run` of the same rig into
+/// the same root (started by hand beside the service, say) would number recordings and
+/// frames alike, publish the same LSL streams, write into the same folders and take the
+/// first one's open files for unfinished ones; it stops at once instead, naming the first.
+#[derive(Debug)]
+pub struct RigLock {
+    _file: std::fs::File,
+}
+
+/// Why this process may not run the rig.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another hindsight{pid} is already running rig \"{rig}\" with storage.root {root}: two \
+         recorders would number recordings and frames alike, publish the same LSL streams and \
+         write into the same folders. Stop it first (`systemctl stop hindsight` for the \
+         service), or give this one its own rig or storage.root"
+    )]
+    Held {
+        rig: String,
+        root: PathBuf,
+        /// " (pid N)", or empty when the file does not say.
+        pid: String,
+    },
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RigLock {
+    /// The lock file of `rig` under `root`.
+    pub fn path(root: &Path, rig: &str) -> PathBuf {
+        root.join(".hindsight").join(format!("{rig}.lock"))
+    }
+
+    /// Takes the rig's lock, or says who holds it.
+    pub fn take(root: &Path, rig: &str) -> Result<RigLock, LockError> {
+        use std::io::{Read, Seek};
+        use std::os::fd::AsRawFd;
+        let path = Self::path(root, rig);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io)?;
+        // Opened close-on-exec (std's default): a camera program started later does not
+        // hold the lock past this process.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io(e));
+            }
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let pid = match text.trim().parse::<u32>() {
+                Ok(pid) => format!(" (pid {pid})"),
+                Err(_) => String::new(),
+            };
+            return Err(LockError::Held {
+                rig: rig.to_string(),
+                root: root.to_path_buf(),
+                pid,
+            });
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(RigLock { _file: file })
+    }
+}
+
 /// The reservations of one rig, and where they are kept.
 #[derive(Debug)]
 pub struct Numbers {
@@ -211,6 +294,26 @@ mod tests {
 
     fn next(cam0: u64, cam1: u64) -> BTreeMap<String, u64> {
         [("cam0".to_string(), cam0), ("cam1".to_string(), cam1)].into()
+    }
+
+    #[test]
+    fn a_rig_is_locked_once_per_root_until_its_holder_lets_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let held = RigLock::take(tmp.path(), "rig").unwrap();
+        // A second open file description (as another process has) is refused, and told
+        // who holds the lock.
+        let e = RigLock::take(tmp.path(), "rig").unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("(pid {})", std::process::id())) && e.contains("\"rig\""),
+            "{e}"
+        );
+        // Another rig, or the same rig under another root, is not held.
+        let other = RigLock::take(tmp.path(), "other").unwrap();
+        let tmp2 = tempfile::tempdir().unwrap();
+        let elsewhere = RigLock::take(tmp2.path(), "rig").unwrap();
+        drop(held);
+        let again = RigLock::take(tmp.path(), "rig").unwrap();
+        drop((other, elsewhere, again));
     }
 
     #[test]

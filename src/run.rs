@@ -54,6 +54,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     );
     let root = config.storage.root.clone();
     files::check_writable(&root).map_err(|e| anyhow!("{e} (storage.root)"))?;
+    // One recorder per rig and root, before anything is opened or looked at.
+    let _rig_lock = crate::numbers::RigLock::take(&root, &config.rig_name())?;
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -887,10 +887,9 @@ fn reserved_frames(root: &std::path::Path) -> u64 {
     let dir = root.join(".hindsight");
     let file = std::fs::read_dir(&dir)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".numbers.json"))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     v["next_frame"]["cam0"].as_u64().unwrap()
 }
@@ -957,4 +956,90 @@ fn frame_and_recording_numbers_never_repeat_across_restarts() {
         "the first frame of the new process continues the last one's count"
     );
     assert!(h3.terminate().success());
+}
+
+/// A second `hindsight run` of the same rig into the same root (by hand, beside the
+/// service) stops at once with a message naming the first; the first records on,
+/// untouched, and its numbers are not moved. After the first is killed (kill -9) the
+/// rig is free again.
+#[test]
+fn a_second_recorder_of_the_same_rig_and_root_is_refused_and_the_first_goes_on() {
+    let _g = serial();
+    let cfg = synthetic_config(320, 240, 25.0, 1.0);
+    let mut h = Hindsight::start(&cfg);
+    let root = h.root.clone();
+    h.wait_buffered(0.5);
+    let numbers = std::fs::read_dir(root.join(".hindsight"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".numbers.json"))
+        .unwrap();
+    let reserved = std::fs::read(&numbers).unwrap();
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+
+    let second = tempfile::tempdir().unwrap();
+    let cfg_path = second.path().join("config.yaml");
+    std::fs::write(&cfg_path, &cfg).unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let log = second.path().join("second.log");
+    let mut child = std::process::Command::new(BIN)
+        .args(["run", "--no-dashboard", "--config"])
+        .arg(&cfg_path)
+        .arg("--root")
+        .arg(&root)
+        .args(["--api", &api])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "a second recorder of the same rig and root ran beside the first:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    let pid = h.child.as_ref().unwrap().id();
+    assert!(
+        err.contains(&format!(
+            "another hindsight (pid {pid}) is already running rig"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("systemctl stop hindsight"), "{err}");
+    // It opened nothing: no camera, no API, no warning about the first one's open file.
+    assert!(!err.contains("unfinished recording"), "{err}");
+    assert!(!err.contains("capturing"), "{err}");
+    assert_eq!(
+        std::fs::read(&numbers).unwrap(),
+        reserved,
+        "the numbers moved"
+    );
+
+    // The first one records on and its file is whole.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = read_sidecar(&mkv);
+    assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
+    assert_nothing_lost(&rows, &h.status()["cameras"][0]);
+
+    // Killed, it holds nothing: the next recorder of the rig starts on the same root.
+    h.kill9();
+    let mut h2 = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &cfg);
+    h2.wait_buffered(0.5);
+    assert!(h2.terminate().success());
 }
