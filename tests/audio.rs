@@ -116,19 +116,21 @@ fn wav_samples(path: &std::path::Path) -> (hound::WavSpec, Vec<f64>) {
 }
 
 fn ffprobe_duration(path: &std::path::Path) -> f64 {
+    ffprobe_csv(path, &["-show_entries", "format=duration"])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// What ffprobe prints for `args` (which streams, which entries) as bare CSV.
+fn ffprobe_csv(path: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-of", "csv=p=0"])
+        .args(args)
         .arg(path)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn config(extra: &str) -> String {
@@ -679,6 +681,14 @@ fn assert_mkv_audio_is_its_wav(mkv: &std::path::Path, wav: &std::path::Path) -> 
     (video_s, audio)
 }
 
+/// Waits until every video file is closed and the WAV of `recording` too.
+fn wait_files_closed(h: &mut Hindsight, recording: u64) {
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == recording
+    });
+}
+
 /// Trial after trial: a stop followed at once by the next start (a script between
 /// trials). Every MKV still gets its audio track to its end, the WAV's audio sample for
 /// sample: the loopback delivers audio in 2 s bursts, so a stop's last audio comes up to
@@ -696,10 +706,7 @@ fn trial_after_trial_every_mkv_keeps_its_audio_to_its_end() {
         let (code, r) = h.post("stop", json!({}));
         assert_eq!(code, 200, "{r}");
     }
-    h.wait_idle_files();
-    h.wait_until("the last WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 3
-    });
+    wait_files_closed(&mut h, 3);
     let mut mkvs = h.mkv_files();
     mkvs.sort();
     assert_eq!(mkvs.len(), 3, "{mkvs:?}");
@@ -1157,4 +1164,88 @@ fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
         h.log_text()
     );
     assert!(h.terminate().success());
+}
+
+/// The camera whose MKV carries the audio is lost in the middle of a recording and stays
+/// away: the audio of its absence still goes to the file as it comes (it once waited in
+/// memory for the camera's next frame, out of the file and growing), and once the camera
+/// is back and the recording stopped, the MKV's audio track is the WAV's, sample for
+/// sample, and mkvmerge finds nothing wrong.
+#[test]
+fn a_lost_camera_keeps_its_mkvs_audio_going_to_disk() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let flags = tempfile::tempdir().unwrap();
+    let away = flags.path().join("away");
+    let token = format!("hindsight-lost-{}", std::process::id());
+    let cfg = format!(
+        "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: command\n    \
+         command: \"sh -c 'test -e {} && exit 1; exec ffmpeg -nostdin -v error -re -f lavfi -i \
+         testsrc2=size=320x240:rate=50 -c:v mjpeg -q:v 5 -metadata comment={token} -f mjpeg -'\"\n    \
+         resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  \
+         sample_rate: 48000\n  channels: 1\n  mux_into_video: true\n",
+        away.display()
+    );
+    let mut h = start_with_audio(&lb, &cfg);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&away, b"").unwrap();
+    let killed = Command::new("pkill").args(["-f", &token]).status().unwrap();
+    assert!(killed.success(), "the camera's ffmpeg was not found");
+    h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    // Without a frame, the file's audio goes on past its last frame: more than 3 s of it
+    // within 15 s (the loopback's 2 s bursts, then 3 s for the frames that do not come).
+    let lost_at = Instant::now();
+    let (mut last_frame, mut audio_end) = (0.0, 0.0);
+    while lost_at.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(500));
+        last_frame = *ffprobe_pts(&mkv).last().unwrap();
+        audio_end = ffprobe_audio_end(&mkv);
+        if audio_end > last_frame + 3.0 {
+            break;
+        }
+    }
+    assert!(
+        audio_end > last_frame + 3.0,
+        "15 s after the camera was lost the file's audio stops at {audio_end:.2} s, its last \
+         frame at {last_frame:.2} s"
+    );
+    std::fs::remove_file(&away).unwrap();
+    h.wait_until("the camera is back", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["lost"] == false
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    wait_files_closed(&mut h, 1);
+    mkvmerge_clean(&mkv);
+    let (video_s, _) = assert_mkv_audio_is_its_wav(&mkv, &wav_of(&mkv));
+    assert!(video_s > 2.0 + 1.0 + 4.0, "{video_s} s");
+    assert!(h.terminate().success());
+}
+
+/// Where the MKV's audio track ends (its last packet's time and length), by ffprobe.
+fn ffprobe_audio_end(mkv: &std::path::Path) -> f64 {
+    let csv = ffprobe_csv(
+        mkv,
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+        ],
+    );
+    csv.lines()
+        .filter_map(|l| {
+            let mut f = l.split(',').map(|x| x.trim().parse::<f64>());
+            match (f.next(), f.next()) {
+                (Some(Ok(t)), Some(Ok(d))) => Some(t + d),
+                _ => None,
+            }
+        })
+        .fold(0.0, f64::max)
 }

@@ -5,7 +5,10 @@
 //! seconds with some servers). So video is held back until the audio covering it has
 //! come, but never more than `hold` of capture time: a missing or late microphone must
 //! not stall the video file. Audio that comes later than the video already written is
-//! written when it comes (Matroska allows it within a cluster's reach).
+//! written when it comes (Matroska allows it within a cluster's reach). Likewise audio
+//! waits for the video of its time, but not once newer audio has come `hold` after it:
+//! a camera lost in the middle of a recording must not keep the audio of its absence in
+//! memory (a second of stereo 48 kHz is 192 kB) and out of the file until it is back.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -83,8 +86,12 @@ impl Interleaver {
             }
             (None, Some(a)) => {
                 // Audio that the written video has already passed goes now; audio ahead
-                // of it waits for the video that covers it.
-                if closing || self.last_video.is_some_and(|t| a.at <= t) {
+                // of it waits for the video that covers it, at most `hold` of audio
+                // (after the file's first frame, which sets its time origin).
+                let newest = self.audio.back().map_or(a.at, |b| b.at);
+                let video_missing =
+                    self.last_video.is_some() && newest.saturating_since(a.at) >= self.hold;
+                if closing || video_missing || self.last_video.is_some_and(|t| a.at <= t) {
                     self.audio.pop_front().map(Item::Audio)
                 } else {
                     None
@@ -165,6 +172,39 @@ mod tests {
         i.push_audio(audio(40));
         i.push_audio(audio(160));
         assert_eq!(drain(&mut i, false), ["a40", "v150", "a160"]);
+    }
+
+    #[test]
+    fn audio_does_not_wait_longer_than_the_hold_for_a_lost_camera() {
+        let mut i = Interleaver::new(Duration::from_millis(100));
+        i.push_video(frame(0));
+        i.push_audio(audio(0));
+        assert_eq!(drain(&mut i, false), ["v0", "a0"]);
+        // The camera is lost: audio goes once newer audio is 100 ms past it.
+        for ms in (50..=300).step_by(50) {
+            i.push_audio(audio(ms));
+        }
+        assert_eq!(drain(&mut i, false), ["a50", "a100", "a150", "a200"]);
+        // Back: its frames and the audio after them in time order.
+        i.push_video(frame(320));
+        i.push_audio(audio(350));
+        assert_eq!(drain(&mut i, false), ["a250", "a300", "v320"]);
+        assert_eq!(drain(&mut i, true), ["a350"]);
+    }
+
+    #[test]
+    fn audio_before_the_first_frame_waits_for_it_however_long() {
+        let mut i = Interleaver::new(Duration::from_millis(100));
+        for ms in (0..=500).step_by(50) {
+            i.push_audio(audio(ms));
+        }
+        assert!(
+            drain(&mut i, false).is_empty(),
+            "the first frame sets the origin"
+        );
+        i.push_video(frame(520));
+        i.push_video(frame(700));
+        assert_eq!(drain(&mut i, false)[0], "v520");
     }
 
     #[test]
