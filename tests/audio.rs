@@ -681,6 +681,33 @@ fn assert_mkv_audio_is_its_wav(mkv: &std::path::Path, wav: &std::path::Path) -> 
     (video_s, audio)
 }
 
+/// A pre-trigger buffer longer than a Matroska cluster reaches back (3.3 s): its audio is
+/// in the MKV from the first frame on, the WAV's sample for sample. (The buffer's frames
+/// once went to the file before its audio came, and then that audio, too far behind them,
+/// was left out of the track: 18 s of 23 with the default 20 s buffer.)
+#[test]
+fn a_long_pre_trigger_buffer_keeps_its_audio_in_the_mkv() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let cfg = config("  mux_into_video: true\n").replace("duration: 2\n", "duration: 8\n");
+    let mut h = start_with_audio(&lb, &cfg);
+    h.wait_buffered(7.9);
+    h.wait_until("8 s of audio are buffered", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 7.9
+    });
+    let (code, r) = h.post("start", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+    h.wait_until("the timer stops it", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    wait_files_closed(&mut h, 1);
+    let (video_s, _) = assert_mkv_audio_is_its_wav(&mkv, &wav_of(&mkv));
+    assert!(video_s > 8.9, "8 s before the trigger + 1 s: {video_s}");
+    assert!(!h.log_text().contains("came too late"), "{}", h.log_text());
+    assert!(h.terminate().success());
+}
+
 /// Waits until every video file is closed and the WAV of `recording` too.
 fn wait_files_closed(h: &mut Hindsight, recording: u64) {
     h.wait_idle_files();

@@ -38,16 +38,25 @@ pub struct Interleaver {
     /// Time of the newest video frame handed out.
     last_video: Option<LslTime>,
     hold: Duration,
+    /// Until the first audio block comes, video waits for it until this time of the
+    /// writer's clock (`hold` after the file opened), however much of it there is: a
+    /// recording starts with its whole pre-trigger buffer at once, whose audio the audio
+    /// thread sends as soon as it can. Going by the frames' own times, all but the last
+    /// `hold` of a 20 s buffer went before its audio came, and that audio, too far behind
+    /// the video written for a Matroska cluster to take it, was left out of the file.
+    first_audio_by: Option<LslTime>,
 }
 
 impl Interleaver {
-    pub fn new(hold: Duration) -> Interleaver {
+    /// `opened`: the writer's clock when the file opened.
+    pub fn new(hold: Duration, opened: LslTime) -> Interleaver {
         Interleaver {
             video: VecDeque::new(),
             audio: VecDeque::new(),
             audio_done: false,
             last_video: None,
             hold,
+            first_audio_by: Some(opened + hold),
         }
     }
 
@@ -56,6 +65,7 @@ impl Interleaver {
     }
 
     pub fn push_audio(&mut self, b: AudioBlock) {
+        self.first_audio_by = None;
         self.audio.push_back(b);
     }
 
@@ -64,7 +74,8 @@ impl Interleaver {
     }
 
     /// The next item to write, in time order; `closing`: everything goes, in order.
-    pub fn next(&mut self, closing: bool) -> Option<Item> {
+    /// `now`: the writer's clock.
+    pub fn next(&mut self, closing: bool, now: LslTime) -> Option<Item> {
         match (self.video.front(), self.audio.front()) {
             (Some(v), Some(a)) => {
                 // The file's first block is a video frame: it sets the file's time
@@ -78,7 +89,8 @@ impl Interleaver {
             (Some(v), None) => {
                 let newest = self.video.back().map_or(v.meta.capture, |b| b.meta.capture);
                 let waited = newest.saturating_since(v.meta.capture);
-                if closing || self.audio_done || waited >= self.hold {
+                let first_audio_awaited = self.first_audio_by.is_some_and(|t| now < t);
+                if closing || self.audio_done || (waited >= self.hold && !first_audio_awaited) {
                     self.pop_video()
                 } else {
                     None
@@ -114,6 +126,9 @@ mod tests {
     use crate::clock::WallTime;
     use crate::frame::FrameMeta;
 
+    /// The writer's clock in these tests: past any wait for the first audio.
+    const LATER: LslTime = LslTime::from_nanos(1_000_000_000_000);
+
     fn frame(ms: i64) -> Frame {
         Frame {
             meta: FrameMeta {
@@ -137,7 +152,7 @@ mod tests {
 
     fn drain(i: &mut Interleaver, closing: bool) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(item) = i.next(closing) {
+        while let Some(item) = i.next(closing, LATER) {
             out.push(match item {
                 Item::Video(f) => format!("v{}", f.meta.capture.as_nanos() / 1_000_000),
                 Item::Audio(a) => format!("a{}", a.at.as_nanos() / 1_000_000),
@@ -148,7 +163,7 @@ mod tests {
 
     #[test]
     fn video_waits_for_the_audio_that_covers_it() {
-        let mut i = Interleaver::new(Duration::from_secs(3));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
         for ms in [0, 10, 20, 30] {
             i.push_video(frame(ms));
         }
@@ -162,7 +177,7 @@ mod tests {
 
     #[test]
     fn video_does_not_wait_longer_than_the_hold() {
-        let mut i = Interleaver::new(Duration::from_millis(100));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
         for ms in (0..=200).step_by(50) {
             i.push_video(frame(ms));
         }
@@ -174,9 +189,47 @@ mod tests {
         assert_eq!(drain(&mut i, false), ["a40", "v150", "a160"]);
     }
 
+    /// A recording's pre-trigger buffer comes at once: its frames wait for the first
+    /// audio (the buffer's own), up to `hold` of the writer's clock, not only `hold` of
+    /// their own times; then they go with it, in time order.
+    #[test]
+    fn a_buffer_of_frames_waits_for_its_first_audio() {
+        let opened = LslTime::from_nanos(50_000_000_000);
+        let mut i = Interleaver::new(Duration::from_millis(100), opened);
+        for ms in (0..=1000).step_by(100) {
+            i.push_video(frame(ms));
+        }
+        let soon = opened + Duration::from_millis(60);
+        assert!(i.next(false, soon).is_none(), "went before its audio");
+        i.push_audio(audio(0));
+        i.push_audio(audio(450));
+        let mut out = Vec::new();
+        while let Some(item) = i.next(false, soon) {
+            out.push(match item {
+                Item::Video(f) => format!("v{}", f.meta.capture.as_nanos() / 1_000_000),
+                Item::Audio(a) => format!("a{}", a.at.as_nanos() / 1_000_000),
+            });
+        }
+        assert_eq!(
+            out,
+            [
+                "v0", "a0", "v100", "v200", "v300", "v400", "a450", "v500", "v600", "v700", "v800",
+                "v900"
+            ]
+        );
+        // No audio at all: after `hold` of the writer's clock the frames go by their times.
+        let mut i = Interleaver::new(Duration::from_millis(100), opened);
+        for ms in (0..=300).step_by(100) {
+            i.push_video(frame(ms));
+        }
+        assert!(i.next(false, soon).is_none());
+        let late = opened + Duration::from_millis(100);
+        assert!(matches!(i.next(false, late), Some(Item::Video(_))));
+    }
+
     #[test]
     fn audio_does_not_wait_longer_than_the_hold_for_a_lost_camera() {
-        let mut i = Interleaver::new(Duration::from_millis(100));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
         i.push_video(frame(0));
         i.push_audio(audio(0));
         assert_eq!(drain(&mut i, false), ["v0", "a0"]);
@@ -194,7 +247,7 @@ mod tests {
 
     #[test]
     fn audio_before_the_first_frame_waits_for_it_however_long() {
-        let mut i = Interleaver::new(Duration::from_millis(100));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
         for ms in (0..=500).step_by(50) {
             i.push_audio(audio(ms));
         }
@@ -209,7 +262,7 @@ mod tests {
 
     #[test]
     fn the_first_frame_goes_before_audio_from_the_same_instant() {
-        let mut i = Interleaver::new(Duration::from_secs(3));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
         i.push_audio(audio(0));
         i.push_video(frame(0));
         i.push_video(frame(10));
@@ -221,7 +274,7 @@ mod tests {
 
     #[test]
     fn closing_writes_everything_in_order() {
-        let mut i = Interleaver::new(Duration::from_secs(3));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
         i.push_video(frame(0));
         i.push_video(frame(20));
         i.push_audio(audio(10));

@@ -755,12 +755,13 @@ impl Writer {
 
     /// Writes what the interleaver lets go.
     fn drain_mux(&mut self, closing: bool) {
+        let now = self.clocks.now().lsl;
         loop {
             let Some(item) = self
                 .file
                 .as_mut()
                 .and_then(|f| f.mux.as_mut())
-                .and_then(|m| m.next(closing))
+                .and_then(|m| m.next(closing, now))
             else {
                 return;
             };
@@ -1018,6 +1019,7 @@ impl OpenFile {
         buffers.out.clear();
         buffers.pieces.clear();
         buffers.csv.clear();
+        let opened = clocks.now().lsl;
         let created = (|| -> io::Result<(File, File, File)> {
             std::fs::create_dir_all(&spec.paths.dir)?;
             let mkv = files::create_new(&spec.paths.mkv)?;
@@ -1067,7 +1069,7 @@ impl OpenFile {
             announced: false,
             camera_losses: 0,
             camera_lost: Duration::ZERO,
-            mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD)),
+            mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD, opened)),
             audio_start_pending: spec.audio_start,
             waiting_close: None,
             audio_blocks: 0,
