@@ -7,7 +7,8 @@
 //! the data rate); the audio input; LSL (an outlet found and a sample read back); the ntfy
 //! server (reached, the topic readable with the configured credentials); the recordings
 //! root (writable, free space against the data rate and the disk guard); real-time
-//! priority for the capture threads; the system clock's synchronization (NTP); the API port.
+//! priority for the capture threads; the system clock's synchronization (NTP); whether a
+//! recorder of the rig is running on the root already; the API port.
 //!
 //! What belongs here: one function per line of `hindsight check`. What does not: the
 //! parts it checks (each is opened through its own module, as `run` would).
@@ -141,6 +142,7 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
         ));
     }
     out.push(time_sync());
+    out.push(recorder(c));
     out.push(api(c));
     out
 }
@@ -585,6 +587,28 @@ fn time_sync() -> CheckLine {
                 tx.esterror as f64 / 1000.0
             ),
         )
+    }
+}
+
+/// Whether a recorder of this rig is running on this root already (it holds the rig's
+/// lock): `hindsight run` with this configuration would stop at once.
+fn recorder(c: &Config) -> CheckLine {
+    let rig = c.rig_name();
+    match crate::numbers::RigLock::holder(&c.storage.root, &rig) {
+        None => CheckLine::pass(
+            "recorder",
+            format!("no hindsight is running rig \"{rig}\" on this root"),
+        ),
+        Some(pid) => CheckLine::warn(
+            "recorder",
+            format!(
+                "a hindsight{} is running rig \"{rig}\" on {}: `hindsight run` with this \
+                 configuration would stop at once",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                c.storage.root.display()
+            ),
+            "stop it first (`systemctl stop hindsight` for the service), or give this one its own rig or storage.root",
+        ),
     }
 }
 

@@ -99,6 +99,22 @@ impl RigLock {
         root.join(".hindsight").join(format!("{rig}.lock"))
     }
 
+    /// Whether a recorder holds the rig's lock now, and its pid if the file says: for
+    /// `hindsight check`, which changes nothing (no lock file where none was). The lock is
+    /// tried and let go at once.
+    pub fn holder(root: &Path, rig: &str) -> Option<Option<u32>> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::File::open(Self::path(root, rig)).ok()?;
+        // SAFETY: flock on a descriptor this function owns; closing it lets the lock go.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return None;
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        Some(text.trim().parse().ok())
+    }
+
     /// Takes the rig's lock, or says who holds it.
     pub fn take(root: &Path, rig: &str) -> Result<RigLock, LockError> {
         use std::io::{Read, Seek};
@@ -311,7 +327,13 @@ mod tests {
         let other = RigLock::take(tmp.path(), "other").unwrap();
         let tmp2 = tempfile::tempdir().unwrap();
         let elsewhere = RigLock::take(tmp2.path(), "rig").unwrap();
+        assert_eq!(
+            RigLock::holder(tmp.path(), "rig"),
+            Some(Some(std::process::id()))
+        );
+        assert_eq!(RigLock::holder(tmp.path(), "nobody"), None);
         drop(held);
+        assert_eq!(RigLock::holder(tmp.path(), "rig"), None);
         let again = RigLock::take(tmp.path(), "rig").unwrap();
         drop((other, elsewhere, again));
     }

@@ -100,6 +100,7 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
         "{disk}"
     );
     assert!(c.line("ntfy").contains("disabled"), "{all}");
+    assert_eq!(c.level("recorder"), "pass", "{all}");
     // One line per check, each with pass, warn or FAIL; a warning says how to fix it.
     for l in &c.lines {
         let tag = &l[..4];
@@ -116,6 +117,30 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
         rt.starts_with("pass") && rt.contains("normal priority"),
         "{rt}"
     );
+}
+
+/// With a recorder of the rig running on the root, check says so (and names its pid):
+/// `hindsight run` with that configuration would stop at once. Once it ends, it passes.
+#[test]
+fn a_recorder_already_running_the_rig_is_named() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 10.0, 1.0));
+    let root = h.root.display().to_string();
+    let pid = h.child.as_ref().unwrap().id();
+    let running = Check {
+        root: Some(&root),
+        storage_keys: "",
+        rest: "",
+        envs: &[],
+    };
+    let c = running.run();
+    let line = c.line("recorder");
+    assert!(line.starts_with("warn"), "{line}");
+    assert!(line.contains(&format!("(pid {pid})")), "{line}");
+    assert!(line.contains("systemctl stop hindsight"), "{line}");
+    assert!(h.terminate().success());
+    let c = running.run();
+    assert_eq!(c.level("recorder"), "pass", "{}", c.lines.join("\n"));
 }
 
 /// A camera that asks for real-time priority has it tested: as root (this machine) it
