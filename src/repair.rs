@@ -89,9 +89,9 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
         }
         match repair_file(p) {
             Ok(r) if r.already_final => println!(
-                "{}: already complete ({} frames, {:.3} s){}",
+                "{}: already complete ({}, {:.3} s){}",
                 p.display(),
-                r.blocks,
+                r.contents(),
                 r.duration_s,
                 if r.sidecar_trimmed {
                     "; sidecar's partial last line removed"
@@ -100,9 +100,9 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
                 }
             ),
             Ok(r) => println!(
-                "{}: repaired: {} frames, {:.3} s{}{}",
+                "{}: repaired: {}, {:.3} s{}{}",
                 p.display(),
-                r.blocks,
+                r.contents(),
                 r.duration_s,
                 if r.dropped_bytes > 0 {
                     format!(

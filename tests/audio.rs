@@ -644,6 +644,21 @@ fn the_mkv_carries_the_same_audio_as_a_second_track() {
 
     let (video_s, audio) = assert_mkv_audio_is_its_wav(&mkv, &wav);
     assert!(video_s > 3.9, "pre-trigger (2 s) + 2 s: {video_s}");
+    // `hindsight repair` counts the frames as the sidecar and ffprobe do, and the audio
+    // blocks apart (it once said "213 frames" of a file with 210 and 3 audio blocks).
+    let audio_blocks = ffprobe_csv(
+        &mkv,
+        &["-select_streams", "a:0", "-show_entries", "packet=pts_time"],
+    )
+    .lines()
+    .count();
+    let printed = repair_ok(&mkv);
+    let said = format!(
+        "already complete ({} frames and {audio_blocks} audio blocks,",
+        read_sidecar(&mkv).len()
+    );
+    assert!(printed.contains(&said), "{printed} (expected {said})");
+    assert_eq!(read_sidecar(&mkv).len() as u64, ffprobe_frame_count(&mkv));
     assert_eq!(dominant_frequency(&audio[48_000..72_000], 48_000.0), 440.0);
     assert!(h.terminate().success());
 }

@@ -970,7 +970,7 @@ impl Writer {
         match repair::repair_file(&paths.mkv) {
             Ok(r) => tracing::warn!(
                 camera = %self.cam.name,
-                "{path} finished as written: {} frames, {:.1} s", r.blocks, r.duration_s
+                "{path} finished as written: {}, {:.1} s", r.contents(), r.duration_s
             ),
             Err(e2) => tracing::error!(
                 camera = %self.cam.name,

@@ -18,10 +18,24 @@ use mkv::read as mkv_read;
 #[derive(Debug)]
 pub struct Repaired {
     pub already_final: bool,
-    pub blocks: u64,
+    /// Video frames kept.
+    pub frames: u64,
+    /// Audio blocks kept (a muxed audio track).
+    pub audio_blocks: u64,
     pub duration_s: f64,
     pub dropped_bytes: u64,
     pub sidecar_trimmed: bool,
+}
+
+impl Repaired {
+    /// "N frames", and the audio blocks of a muxed track: the frames are what the writer's
+    /// summary, the `stop` row and the frames sidecar count.
+    pub fn contents(&self) -> String {
+        match self.audio_blocks {
+            0 => format!("{} frames", self.frames),
+            n => format!("{} frames and {n} audio blocks", self.frames),
+        }
+    }
 }
 
 /// Why a recording could not be finished, naming the file.
@@ -63,7 +77,8 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     if plan.already_final {
         return Ok(Repaired {
             already_final: true,
-            blocks: plan.blocks,
+            frames: plan.frames,
+            audio_blocks: plan.blocks - plan.frames,
             duration_s: plan.duration_ns as f64 / 1e9,
             dropped_bytes: 0,
             sidecar_trimmed,
@@ -81,7 +96,8 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     }
     Ok(Repaired {
         already_final: false,
-        blocks: plan.blocks,
+        frames: plan.frames,
+        audio_blocks: plan.blocks - plan.frames,
         duration_s: plan.duration_ns as f64 / 1e9,
         dropped_bytes: plan.dropped_bytes,
         sidecar_trimmed,

@@ -127,7 +127,10 @@ impl Patch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinishSummary {
     pub duration_ns: i64,
+    /// Blocks of all tracks.
     pub blocks: u64,
+    /// Blocks of the reference track: the video frames (every block without video).
+    pub frames: u64,
     pub clusters: u64,
 }
 
@@ -208,7 +211,10 @@ pub struct Layout {
     pub last_reference: Option<i64>,
     pub previous_reference: Option<i64>,
     pub chapters: Vec<Chapter>,
+    /// Blocks of all tracks.
     pub blocks: u64,
+    /// Blocks of reference tracks: the video frames (every block without video).
+    pub frames: u64,
     pub clusters: u64,
 }
 
@@ -233,6 +239,7 @@ impl Layout {
             previous_reference: None,
             chapters: Vec::new(),
             blocks: 0,
+            frames: 0,
             clusters: 0,
         }
     }
@@ -261,6 +268,7 @@ impl Layout {
         if !reference {
             return;
         }
+        self.frames += 1;
         self.previous_reference = self.last_reference;
         self.last_reference = Some(ts);
         if keyframe && !cluster.cued {
@@ -349,6 +357,7 @@ impl Layout {
         Ok(FinishSummary {
             duration_ns: duration.map_or(0, |d| d.saturating_mul(unit)),
             blocks: self.blocks,
+            frames: self.frames,
             clusters: self.clusters,
         })
     }

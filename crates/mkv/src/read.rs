@@ -91,6 +91,8 @@ pub struct RepairPlan {
     pub patches: Vec<Patch>,
     /// Complete blocks kept, all tracks (video frames, plus audio blocks if muxed).
     pub blocks: u64,
+    /// Of those, the video frames (every block of a file without video).
+    pub frames: u64,
     pub clusters: u64,
     /// Duration as the finished file states it (0 without video frames).
     pub duration_ns: i64,
@@ -200,6 +202,7 @@ pub fn plan_repair_with<R: Read + Seek>(
             tail: Vec::new(),
             patches: Vec::new(),
             blocks: layout.blocks,
+            frames: layout.frames,
             clusters: layout.clusters,
             duration_ns: layout
                 .duration_units()
@@ -227,6 +230,7 @@ pub fn plan_repair_with<R: Read + Seek>(
         tail: out,
         patches,
         blocks: summary.blocks,
+        frames: summary.frames,
         clusters: summary.clusters,
         duration_ns: summary.duration_ns,
         dropped_bytes: src.len - clusters.data_end,

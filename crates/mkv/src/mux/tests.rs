@@ -224,7 +224,8 @@ fn clusters_split_at_max_duration_on_video_keyframes() {
     assert_eq!(run.cluster_timestamps(), [0, 10_200]);
     assert_eq!(run.patches.len(), 1, "closing a cluster patches its size");
     let s = run.finish();
-    assert_eq!((s.blocks, s.clusters), (6, 2));
+    // Four video frames and two audio blocks.
+    assert_eq!((s.blocks, s.frames, s.clusters), (6, 4, 2));
     assert_eq!(
         run.mux
             .layout
@@ -403,6 +404,7 @@ fn finishing_without_blocks_leaves_a_valid_empty_segment() {
         FinishSummary {
             duration_ns: 0,
             blocks: 0,
+            frames: 0,
             clusters: 0
         }
     );
