@@ -604,7 +604,7 @@ fn recorder(c: &Config) -> CheckLine {
             format!(
                 "a hindsight{} is running rig \"{rig}\" on {}: `hindsight run` with this \
                  configuration would stop at once",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                crate::numbers::pid_text(pid),
                 c.storage.root.display()
             ),
             "stop it first (`systemctl stop hindsight` for the service), or give this one its own rig or storage.root",

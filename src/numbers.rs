@@ -75,22 +75,36 @@ pub struct RigLock {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "another hindsight{pid} is already running rig \"{rig}\" with storage.root {root}: two \
+        "another hindsight{} is already running rig \"{rig}\" with storage.root {root}: two \
          recorders would number recordings and frames alike, publish the same LSL streams and \
          write into the same folders. Stop it first (`systemctl stop hindsight` for the \
-         service), or give this one its own rig or storage.root"
+         service), or give this one its own rig or storage.root",
+        pid_text(*pid)
     )]
     Held {
         rig: String,
         root: PathBuf,
-        /// " (pid N)", or empty when the file does not say.
-        pid: String,
+        /// The holder's pid, as its lock file says.
+        pid: Option<u32>,
     },
     #[error("cannot lock {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// " (pid N)", or nothing when the pid is not known: for messages naming a holder.
+pub fn pid_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+}
+
+/// The pid a lock file holds (its holder wrote it), if it says one.
+fn pid_in(file: &mut std::fs::File) -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 impl RigLock {
@@ -103,21 +117,18 @@ impl RigLock {
     /// `hindsight check`, which changes nothing (no lock file where none was). The lock is
     /// tried and let go at once.
     pub fn holder(root: &Path, rig: &str) -> Option<Option<u32>> {
-        use std::io::Read;
         use std::os::fd::AsRawFd;
         let mut file = std::fs::File::open(Self::path(root, rig)).ok()?;
         // SAFETY: flock on a descriptor this function owns; closing it lets the lock go.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
             return None;
         }
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        Some(text.trim().parse().ok())
+        Some(pid_in(&mut file))
     }
 
     /// Takes the rig's lock, or says who holds it.
     pub fn take(root: &Path, rig: &str) -> Result<RigLock, LockError> {
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         use std::os::fd::AsRawFd;
         let path = Self::path(root, rig);
         let io = |source| LockError::Io {
@@ -140,16 +151,10 @@ impl RigLock {
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(io(e));
             }
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            let pid = match text.trim().parse::<u32>() {
-                Ok(pid) => format!(" (pid {pid})"),
-                Err(_) => String::new(),
-            };
             return Err(LockError::Held {
                 rig: rig.to_string(),
                 root: root.to_path_buf(),
-                pid,
+                pid: pid_in(&mut file),
             });
         }
         file.set_len(0).map_err(io)?;

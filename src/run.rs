@@ -55,7 +55,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     let root = config.storage.root.clone();
     files::check_writable(&root).map_err(|e| anyhow!("{e} (storage.root)"))?;
     // One recorder per rig and root, before anything is opened or looked at.
-    let _rig_lock = crate::numbers::RigLock::take(&root, &config.rig_name())?;
+    let rig = config.rig_name();
+    let _rig_lock = crate::numbers::RigLock::take(&root, &rig)?;
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())
@@ -104,7 +105,6 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         None
     };
 
-    let rig = config.rig_name();
     // Frame and recording numbers continue from the last run (never repeat).
     let named_rates: Vec<(String, f64)> = config
         .cameras
