@@ -2,8 +2,8 @@
 //! and finds them at start-up.
 //!
 //! An MKV (with its sidecars) is finished by `writer::repair`; a WAV file gets the sizes of
-//! the data actually in it (`audio::wav::repair`), checked with an independent reader
-//! (`hound`).
+//! the data actually in it (`audio::wav::repair`; RF64's sizes past 4 GiB), checked with
+//! an independent reader (`hound`) where it is a RIFF file.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -67,10 +67,15 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
                     r.duration_s
                 ),
                 Ok(r) => println!(
-                    "{}: repaired: {} sample frames, {:.3} s{}",
+                    "{}: repaired: {} sample frames, {:.3} s{}{}",
                     p.display(),
                     r.frames,
                     r.duration_s,
+                    if r.rf64 {
+                        ", as an RF64 file (more than 4 GiB)"
+                    } else {
+                        ""
+                    },
                     if r.dropped_bytes > 0 {
                         format!(
                             ", {} bytes of an incomplete last sample removed",

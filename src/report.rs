@@ -344,10 +344,14 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "wav"))
     {
-        match hound::WavReader::open(wav) {
+        // What a player reads: the samples the header states (RIFF or RF64).
+        let read = std::fs::File::open(wav)
+            .map_err(crate::audio::wav::WavError::from)
+            .and_then(|mut f| crate::audio::wav::layout(&mut f));
+        match read {
             Ok(w) => {
-                let spec = w.spec();
-                let secs = w.duration() as f64 / f64::from(spec.sample_rate);
+                let frames = w.data_size.min(w.data_on_disk()) / u64::from(w.block_align.max(1));
+                let secs = frames as f64 / f64::from(w.rate.max(1));
                 let video = info.duration_s;
                 let first_frame = info
                     .cameras
@@ -370,8 +374,8 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                     "<h2>audio</h2><p>{} Hz, {} channel(s): {secs:.3} s. {start}. The video spans \
                      {video:.3} s first to last frame, so the WAV's end is {:+.3} s from the last \
                      frame.</p>",
-                    spec.sample_rate,
-                    spec.channels,
+                    w.rate,
+                    w.channels,
                     secs - video
                 );
             }

@@ -4,7 +4,7 @@
 //! ```text
 //!  cpal callback ──(rtrb: samples, chunk infos)──► audio thread ──► AudioRing (pre-trigger)
 //!                                                      │  Timeline: sample index ↔ LSL time
-//!                                                      ├─► WAV (hound), header kept valid
+//!                                                      ├─► WAV (RF64 past 4 GiB), header kept valid
 //!                                                      └─► LSL chunk markers, status
 //! ```
 //! A recording's WAV starts at the capture time of the recording's first video frame and

@@ -1,7 +1,8 @@
-//! WAV files that survive a crash.
+//! WAV files that survive a crash, and that may grow past 4 GiB.
 //!
-//! `hound` writes the format; this module decides when what was written reaches the disk,
-//! and finishes a WAV that a crash or power cut left with stale sizes (`hindsight repair`).
+//! `hound` encodes the format chunk (and reads files back to check a repair); this module
+//! writes the file around it, decides when what was written reaches the disk, and finishes
+//! a WAV that a crash or power cut left with stale sizes (`hindsight repair`).
 //!
 //! A WAV's header holds two sizes (the RIFF chunk's and the `data` chunk's) that a writer
 //! can only know once it has stopped. While a file grows:
@@ -13,11 +14,20 @@
 //! - the data and the header are `fdatasync`ed every `storage.fsync_interval`, as the
 //!   video is: a power cut loses at most that.
 //!
+//! Those sizes are 32-bit: a RIFF WAV holds at most 4 GiB, which a recording reaches in
+//! 47 minutes at 384 kHz in f32, in 6 hours at 48 kHz stereo f32, in 25 hours at the
+//! defaults. So every file is written as `ffmpeg -rf64 auto` writes one (EBU Tech 3306): a
+//! 28-byte `JUNK` chunk right after `WAVE` holds a place that every reader skips, and a file
+//! that grows past 4 GiB becomes an RF64 file in place: `RF64` instead of `RIFF`, and the
+//! `JUNK` chunk becomes the `ds64` chunk with the 64-bit sizes (the 32-bit ones say
+//! 0xFFFFFFFF). ffmpeg, sox, libsndfile (soundfile, MATLAB) read RF64.
+//!
 //! `hindsight repair` (and the scan at start-up) finds a WAV whose sizes disagree with its
-//! length and rewrites them from the data actually on disk.
+//! length and rewrites them from the data actually on disk, never cutting a sample frame.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +35,19 @@ use super::SampleFormat;
 
 /// The longest the header may lag the data, whatever the fsync policy (kill -9 safety).
 const HEADER_MAX: Duration = Duration::from_millis(500);
+
+/// The most a RIFF header can state: the RIFF chunk's size (the file's length less 8).
+const RIFF_MAX: u64 = u32::MAX as u64;
+
+/// The `ds64` chunk's body: RIFF size, data size, sample count (64-bit each) and an empty
+/// table of other chunks' sizes. A `JUNK` chunk of this size holds its place.
+const DS64_BODY: usize = 28;
+
+/// Where the place-holding `JUNK` chunk (later `ds64`) begins: right after `RIFF....WAVE`.
+const RESERVE_AT: u64 = 12;
+
+/// The 32-bit size fields of an RF64 file: "see the ds64 chunk".
+const SEE_DS64: u32 = u32::MAX;
 
 /// When a growing WAV's header and data reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +70,26 @@ impl Durability {
 
 /// A WAV file being written.
 pub struct WavOutput {
-    wav: hound::WavWriter<BufWriter<File>>,
-    /// The same open file, for `fdatasync`.
+    /// Sample bytes go here, appended.
+    out: BufWriter<File>,
+    /// The same open file: the header's sizes are written in place (`pwrite`, which leaves
+    /// the appending offset alone), and it is `fdatasync`ed.
     file: File,
     format: SampleFormat,
+    /// Bytes of one sample frame (one sample per channel).
+    block_align: u64,
+    /// Offset of the first sample byte; the `data` chunk's size field is just before it.
+    data_start: u64,
+    /// Sample bytes handed to `out`, and how many of them the header states.
+    written: u64,
+    declared: u64,
+    /// The header is RF64's (the file passed `riff_max`).
+    rf64: bool,
+    /// The largest RIFF size the file may state before it becomes RF64 ([`RIFF_MAX`];
+    /// smaller in tests, to reach it with a few kilobytes).
+    riff_max: u64,
+    /// The samples of one `write` as bytes.
+    bytes: Vec<u8>,
     policy: Durability,
     /// Samples written since the header was last brought up to date / since the last sync.
     unheadered: bool,
@@ -70,33 +109,49 @@ impl WavOutput {
         format: SampleFormat,
         policy: Durability,
     ) -> io::Result<WavOutput> {
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: match format {
-                SampleFormat::S16 => 16,
-                SampleFormat::F32 => 32,
-            },
-            sample_format: match format {
-                SampleFormat::S16 => hound::SampleFormat::Int,
-                SampleFormat::F32 => hound::SampleFormat::Float,
-            },
-        };
+        Self::create_with_limit(path, rate, channels, format, policy, RIFF_MAX)
+    }
+
+    fn create_with_limit(
+        path: &Path,
+        rate: u32,
+        channels: u16,
+        format: SampleFormat,
+        policy: Durability,
+        riff_max: u64,
+    ) -> io::Result<WavOutput> {
+        let header = header(rate, channels, format)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = crate::writer::files::create_new(path)?;
-        let sync = file.try_clone()?;
-        let wav = hound::WavWriter::new(BufWriter::new(file), spec).map_err(to_io)?;
-        if policy.sync_every.is_some() {
-            sync.sync_data()?;
+        let begun = (|| {
+            file.write_all_at(&header.bytes, 0)?;
+            if policy.sync_every.is_some() {
+                file.sync_data()?;
+            }
+            crate::writer::files::sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })();
+        if let Err(e) = begun {
+            // A file without its header (a full disk) would only mislead.
+            let _ = std::fs::remove_file(path);
+            return Err(e);
         }
-        crate::writer::files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        let sync = file.try_clone()?;
+        let mut out = BufWriter::new(file);
+        out.seek(SeekFrom::Start(header.bytes.len() as u64))?;
         let now = Instant::now();
         Ok(WavOutput {
-            wav,
+            out,
             file: sync,
             format,
+            block_align: u64::from(header.block_align),
+            data_start: header.bytes.len() as u64,
+            written: 0,
+            declared: 0,
+            rf64: false,
+            riff_max,
+            bytes: Vec::new(),
             policy,
             unheadered: false,
             unsynced: false,
@@ -108,36 +163,54 @@ impl WavOutput {
 
     /// Appends interleaved samples in [-1, 1].
     pub fn write(&mut self, samples: &[f32]) -> io::Result<()> {
-        for &s in samples {
-            match self.format {
-                SampleFormat::S16 => self.wav.write_sample(super::to_i16(s)),
-                SampleFormat::F32 => self.wav.write_sample(s),
+        self.bytes.clear();
+        match self.format {
+            SampleFormat::S16 => {
+                for &s in samples {
+                    self.bytes
+                        .extend_from_slice(&super::to_i16(s).to_le_bytes());
+                }
             }
-            .map_err(to_io)?;
+            SampleFormat::F32 => {
+                for &s in samples {
+                    self.bytes.extend_from_slice(&s.to_le_bytes());
+                }
+            }
         }
+        self.out.write_all(&self.bytes)?;
+        self.written += self.bytes.len() as u64;
         self.unheadered |= !samples.is_empty();
         Ok(())
     }
 
     /// Appends `samples` zeros (interleaved count).
     pub fn write_silence(&mut self, samples: u64) -> io::Result<()> {
-        for _ in 0..samples {
-            match self.format {
-                SampleFormat::S16 => self.wav.write_sample(0i16),
-                SampleFormat::F32 => self.wav.write_sample(0f32),
-            }
-            .map_err(to_io)?;
+        let width = match self.format {
+            SampleFormat::S16 => 2,
+            SampleFormat::F32 => 4,
+        };
+        let mut left = samples * width;
+        let zeros = [0u8; 8192];
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            self.out.write_all(&zeros[..n])?;
+            left -= n as u64;
         }
+        self.written += samples * width;
         self.unheadered |= samples > 0;
         Ok(())
+    }
+
+    /// Sample frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.written / self.block_align
     }
 
     /// Brings the header up to date and syncs, as the policy says. Called after writing.
     pub fn settle(&mut self) -> io::Result<()> {
         if self.unheadered && (self.fresh || self.last_header.elapsed() >= self.policy.header_every)
         {
-            // hound's flush rewrites both sizes and empties the BufWriter.
-            self.wav.flush().map_err(to_io)?;
+            self.declare()?;
             self.fresh = false;
             self.unheadered = false;
             self.unsynced = true;
@@ -154,10 +227,130 @@ impl WavOutput {
     }
 
     /// Writes the final sizes and makes the file durable, whatever the policy.
-    pub fn finish(self) -> io::Result<()> {
-        self.wav.finalize().map_err(to_io)?;
+    pub fn finish(mut self) -> io::Result<()> {
+        self.declare()?;
         self.file.sync_data()
     }
+
+    /// Hands the samples to the kernel, then states them in the header: the header never
+    /// states a byte that is not in the file. Past `riff_max` the file becomes RF64.
+    fn declare(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        let sizes = Sizes {
+            data_start: self.data_start,
+            data: self.written,
+            block_align: self.block_align,
+        };
+        if !self.rf64 && sizes.riff() > self.riff_max {
+            promote(&self.file, &sizes)?;
+            self.rf64 = true;
+        } else if self.rf64 {
+            self.file.write_all_at(&sizes.ds64_body(), RESERVE_AT + 8)?;
+        } else {
+            self.file
+                .write_all_at(&(sizes.riff() as u32).to_le_bytes(), 4)?;
+            self.file
+                .write_all_at(&(sizes.data as u32).to_le_bytes(), self.data_start - 4)?;
+        }
+        self.declared = self.written;
+        Ok(())
+    }
+}
+
+impl Drop for WavOutput {
+    /// A file dropped without `finish` (an error on the way) still states what it holds.
+    fn drop(&mut self) {
+        if self.declared != self.written {
+            let _ = self.declare();
+        }
+    }
+}
+
+/// The sizes a header states for `data` sample bytes after `data_start` bytes of header.
+struct Sizes {
+    data_start: u64,
+    data: u64,
+    block_align: u64,
+}
+
+impl Sizes {
+    /// The RIFF (or RF64) chunk's size: the file's length less 8.
+    fn riff(&self) -> u64 {
+        self.data_start + self.data - 8
+    }
+
+    /// The `ds64` chunk's body.
+    fn ds64_body(&self) -> [u8; DS64_BODY] {
+        let mut b = [0u8; DS64_BODY];
+        b[0..8].copy_from_slice(&self.riff().to_le_bytes());
+        b[8..16].copy_from_slice(&self.data.to_le_bytes());
+        b[16..24].copy_from_slice(&(self.data / self.block_align.max(1)).to_le_bytes());
+        b
+    }
+}
+
+/// Makes the file RF64: first the `ds64` chunk in the place its `JUNK` chunk held (a RIFF
+/// reader skips either), then `RF64` and the 32-bit sizes that send readers to it. A crash
+/// between the writes leaves a RIFF file that `repair` finishes as RF64.
+fn promote(file: &File, sizes: &Sizes) -> io::Result<()> {
+    let mut chunk = Vec::with_capacity(8 + DS64_BODY);
+    chunk.extend_from_slice(b"ds64");
+    chunk.extend_from_slice(&(DS64_BODY as u32).to_le_bytes());
+    chunk.extend_from_slice(&sizes.ds64_body());
+    file.write_all_at(&chunk, RESERVE_AT)?;
+    file.write_all_at(&SEE_DS64.to_le_bytes(), sizes.data_start - 4)?;
+    let mut head = Vec::with_capacity(8);
+    head.extend_from_slice(b"RF64");
+    head.extend_from_slice(&SEE_DS64.to_le_bytes());
+    file.write_all_at(&head, 0)
+}
+
+/// A new file's header: `RIFF`, size, `WAVE`, the `JUNK` chunk that holds the `ds64`
+/// chunk's place, the format chunk as `hound` writes it, and the `data` chunk's head.
+struct Header {
+    bytes: Vec<u8>,
+    block_align: u16,
+}
+
+fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: match format {
+            SampleFormat::S16 => 16,
+            SampleFormat::F32 => 32,
+        },
+        sample_format: match format {
+            SampleFormat::S16 => hound::SampleFormat::Int,
+            SampleFormat::F32 => hound::SampleFormat::Float,
+        },
+    };
+    // hound's empty file: RIFF size WAVE, its format chunk(s), then `data` and a zero size.
+    let mut empty = io::Cursor::new(Vec::new());
+    hound::WavWriter::new(&mut empty, spec)
+        .and_then(|w| w.finalize())
+        .map_err(to_io)?;
+    let empty = empty.into_inner();
+    let format_chunks = empty
+        .get(12..empty.len().saturating_sub(8))
+        .filter(|_| empty.ends_with(b"data\0\0\0\0"))
+        .ok_or_else(|| io::Error::other("hound wrote a WAV header of an unknown shape"))?;
+    let mut bytes = Vec::with_capacity(12 + 8 + DS64_BODY + format_chunks.len() + 8);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(b"WAVE");
+    bytes.extend_from_slice(b"JUNK");
+    bytes.extend_from_slice(&(DS64_BODY as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0; DS64_BODY]);
+    bytes.extend_from_slice(format_chunks);
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    let riff = bytes.len() as u32 - 8;
+    bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+    Ok(Header {
+        bytes,
+        block_align: channels * (spec.bits_per_sample / 8),
+    })
 }
 
 fn to_io(e: hound::Error) -> io::Error {
@@ -170,15 +363,21 @@ fn to_io(e: hound::Error) -> io::Error {
 /// Where a WAV's parts are, read from its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WavLayout {
-    /// The RIFF chunk's size as the header states it.
-    pub riff_size: u32,
+    /// An RF64 file (`RF64` or `BW64`): its sizes are the `ds64` chunk's.
+    pub rf64: bool,
+    /// The RIFF chunk's size as the header states it (RF64: the `ds64` chunk's).
+    pub riff_size: u64,
     /// Offset of the `data` chunk's size field, and of its first sample byte.
     pub data_size_at: u64,
     pub data_start: u64,
-    /// The `data` chunk's size as the header states it.
-    pub data_size: u32,
+    /// The `data` chunk's size as the header states it (RF64: the `ds64` chunk's).
+    pub data_size: u64,
+    /// Offset of a chunk right after `WAVE` with room for the `ds64` chunk's body (the
+    /// `JUNK` chunk hindsight writes, or the `ds64` chunk itself).
+    pub reserve_at: Option<u64>,
     pub block_align: u16,
     pub rate: u32,
+    pub channels: u16,
     /// The file's length.
     pub len: u64,
 }
@@ -188,14 +387,21 @@ impl WavLayout {
     pub fn data_on_disk(&self) -> u64 {
         let raw = self.len.saturating_sub(self.data_start);
         let align = u64::from(self.block_align.max(1));
-        (raw / align * align).min(u64::from(u32::MAX) / align * align)
+        raw / align * align
     }
 
-    /// The header's sizes agree with the data on disk: a finished file.
+    /// Sample frames actually in the file.
+    pub fn frames_on_disk(&self) -> u64 {
+        self.data_on_disk() / u64::from(self.block_align.max(1))
+    }
+
+    /// The header's sizes agree with the data on disk: a finished file. A RIFF file with
+    /// more than 4 GiB of samples never is: its header cannot say so.
     pub fn is_final(&self) -> bool {
-        u64::from(self.data_size) == self.data_on_disk()
-            && u64::from(self.riff_size) == self.data_start + self.data_on_disk() - 8
-            && self.len == self.data_start + self.data_on_disk()
+        let data = self.data_on_disk();
+        self.data_size == data
+            && self.riff_size == self.data_start + data - 8
+            && self.len == self.data_start + data
     }
 }
 
@@ -210,45 +416,74 @@ pub enum WavError {
     HeaderCut(u64),
 }
 
-/// Reads the header of the WAV in `r`.
+/// Reads the header of the WAV (RIFF or RF64) in `r`.
 pub fn layout<R: Read + Seek>(r: &mut R) -> Result<WavLayout, WavError> {
     let len = r.seek(SeekFrom::End(0))?;
     r.seek(SeekFrom::Start(0))?;
     let mut head = [0u8; 12];
     read_exact_or(r, &mut head, 0)?;
-    if &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+    let rf64 = match &head[0..4] {
+        b"RIFF" => false,
+        b"RF64" | b"BW64" => true,
+        _ => return Err(WavError::NotWav("no RIFF/WAVE header")),
+    };
+    if &head[8..12] != b"WAVE" {
         return Err(WavError::NotWav("no RIFF/WAVE header"));
     }
-    let riff_size = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-    let mut pos = 12u64;
-    let mut fmt: Option<(u16, u32)> = None;
+    let mut riff_size = u64::from(le32(&head[4..8]));
+    let mut data64: Option<u64> = None;
+    let mut reserve_at = None;
+    let mut pos = RESERVE_AT;
+    let mut fmt: Option<(u16, u32, u16)> = None;
     loop {
         let mut ch = [0u8; 8];
         read_exact_or(r, &mut ch, pos)?;
-        let size = u32::from_le_bytes(ch[4..8].try_into().expect("4 bytes"));
+        let size = le32(&ch[4..8]);
         let body = pos + 8;
         match &ch[0..4] {
+            b"ds64" | b"JUNK" if pos == RESERVE_AT && size as usize >= DS64_BODY => {
+                reserve_at = Some(pos);
+                if &ch[0..4] == b"ds64" {
+                    let mut d = [0u8; 16];
+                    read_exact_or(r, &mut d, body)?;
+                    if rf64 {
+                        riff_size = le64(&d[0..8]);
+                    }
+                    data64 = Some(le64(&d[8..16]));
+                }
+            }
             b"fmt " => {
                 let mut f = [0u8; 16];
                 if size < 16 {
                     return Err(WavError::NotWav("a fmt chunk shorter than 16 bytes"));
                 }
                 read_exact_or(r, &mut f, body)?;
-                let rate = u32::from_le_bytes(f[4..8].try_into().expect("4 bytes"));
-                let align = u16::from_le_bytes(f[12..14].try_into().expect("2 bytes"));
-                fmt = Some((align, rate));
+                let channels = u16::from_le_bytes([f[2], f[3]]);
+                let rate = le32(&f[4..8]);
+                let align = u16::from_le_bytes([f[12], f[13]]);
+                fmt = Some((align, rate, channels));
             }
             b"data" => {
-                let (block_align, rate) = fmt.ok_or(WavError::NotWav(
+                let (block_align, rate, channels) = fmt.ok_or(WavError::NotWav(
                     "the data chunk comes before the fmt chunk",
                 ))?;
+                let data_size = match data64 {
+                    Some(d) if rf64 && size == SEE_DS64 => d,
+                    _ => u64::from(size),
+                };
+                if rf64 && data64.is_none() {
+                    return Err(WavError::NotWav("an RF64 file without its ds64 chunk"));
+                }
                 return Ok(WavLayout {
+                    rf64,
                     riff_size,
                     data_size_at: pos + 4,
                     data_start: body,
-                    data_size: size,
+                    data_size,
+                    reserve_at,
                     block_align,
                     rate,
+                    channels,
                     len,
                 });
             }
@@ -260,6 +495,14 @@ pub fn layout<R: Read + Seek>(r: &mut R) -> Result<WavLayout, WavError> {
             return Err(WavError::HeaderCut(len));
         }
     }
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().expect("4 bytes"))
+}
+
+fn le64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
 }
 
 fn read_exact_or<R: Read + Seek>(r: &mut R, buf: &mut [u8], at: u64) -> Result<(), WavError> {
@@ -288,10 +531,13 @@ pub struct WavRepaired {
     pub duration_s: f64,
     /// Bytes of an incomplete last sample frame that were cut away.
     pub dropped_bytes: u64,
+    /// The finished file is RF64 (more than 4 GiB).
+    pub rf64: bool,
 }
 
 /// Finishes a WAV cut by a crash: the sizes are written from the data on disk (a partial
-/// last sample frame is cut), then the file is read back with an independent reader.
+/// last sample frame is cut), as RF64's if there are more than a RIFF header can state;
+/// then the file is read back (RIFF: with `hound`, an independent reader).
 pub fn repair(path: &Path) -> Result<WavRepaired, WavRepairError> {
     let at = || path.to_path_buf();
     let mut f = OpenOptions::new()
@@ -300,34 +546,57 @@ pub fn repair(path: &Path) -> Result<WavRepaired, WavRepairError> {
         .open(path)
         .map_err(|source| WavRepairError::Open { path: at(), source })?;
     let l = layout(&mut f).map_err(|source| WavRepairError::Layout { path: at(), source })?;
-    let data = l.data_on_disk();
-    let frames = data / u64::from(l.block_align.max(1));
+    let sizes = Sizes {
+        data_start: l.data_start,
+        data: l.data_on_disk(),
+        block_align: u64::from(l.block_align.max(1)),
+    };
+    let frames = l.frames_on_disk();
+    let rf64 = l.rf64 || sizes.riff() > RIFF_MAX;
     let repaired = WavRepaired {
         already_final: l.is_final(),
         frames,
         duration_s: frames as f64 / f64::from(l.rate.max(1)),
-        dropped_bytes: l.len - (l.data_start + data),
+        dropped_bytes: l.len - (l.data_start + sizes.data),
+        rf64,
     };
     if repaired.already_final {
         return Ok(repaired);
     }
+    if rf64 && l.reserve_at != Some(RESERVE_AT) {
+        // Nothing is changed: cutting the file to 4 GiB would lose the rest of it.
+        return Err(WavRepairError::TooLongForRiff {
+            path: at(),
+            gib: sizes.data as f64 / f64::from(1u32 << 30),
+        });
+    }
     let write = |f: &mut File| -> io::Result<()> {
-        f.set_len(l.data_start + data)?;
+        f.set_len(l.data_start + sizes.data)?;
         f.sync_data()?;
-        f.seek(SeekFrom::Start(l.data_size_at))?;
-        f.write_all(&(data as u32).to_le_bytes())?;
-        f.seek(SeekFrom::Start(4))?;
-        f.write_all(&((l.data_start + data - 8) as u32).to_le_bytes())?;
+        if rf64 {
+            promote(f, &sizes)?;
+        } else {
+            f.write_all_at(&(sizes.data as u32).to_le_bytes(), l.data_size_at)?;
+            f.write_all_at(&(sizes.riff() as u32).to_le_bytes(), 4)?;
+        }
         f.sync_data()
     };
     write(&mut f).map_err(|source| WavRepairError::Write { path: at(), source })?;
-    drop(f);
-    let r = hound::WavReader::open(path)
-        .map_err(|source| WavRepairError::StillBroken { path: at(), source })?;
-    if u64::from(r.duration()) != frames {
+    let found = if rf64 {
+        let back =
+            layout(&mut f).map_err(|source| WavRepairError::Layout { path: at(), source })?;
+        back.is_final()
+            .then_some(back.data_size / u64::from(back.block_align.max(1)))
+    } else {
+        drop(f);
+        let r = hound::WavReader::open(path)
+            .map_err(|source| WavRepairError::StillBroken { path: at(), source })?;
+        Some(u64::from(r.duration()))
+    };
+    if found != Some(frames) {
         return Err(WavRepairError::Mismatch {
             path: at(),
-            found: u64::from(r.duration()),
+            found: found.unwrap_or(0),
             frames,
         });
     }
@@ -351,6 +620,15 @@ pub enum WavRepairError {
         found: u64,
         frames: u64,
     },
+    #[error(
+        "{}: its {gib:.2} GiB of audio are more than a RIFF WAV header can state (4 GiB), and \
+         its header has no room for an RF64 file's 64-bit sizes (hindsight wrote it before \
+         December 2026); the file is left as it is. To read all of it: `ffmpeg \
+         -ignore_length 1 -i {} -c copy -rf64 auto WHOLE.wav`",
+        path.display(),
+        path.display()
+    )]
+    TooLongForRiff { path: PathBuf, gib: f64 },
 }
 
 #[cfg(test)]
@@ -391,7 +669,7 @@ mod tests {
                 let mut bytes = full[..cut].to_vec();
                 let at = start - 4;
                 bytes[at..start].copy_from_slice(&stale.to_le_bytes());
-                bytes[4..8].copy_from_slice(&(stale + 36).to_le_bytes());
+                bytes[4..8].copy_from_slice(&(stale + start as u32 - 8).to_le_bytes());
                 let p = tmp.path().join(format!("cut-{cut}-{stale}.wav"));
                 std::fs::write(&p, &bytes).unwrap();
                 let whole = ((cut - start) / 4) as u64;
@@ -443,5 +721,365 @@ mod tests {
         let l = layout(&mut File::open(&p).unwrap()).unwrap();
         assert_eq!(l.data_size, 1600, "later updates wait for header_every");
         drop(w);
+    }
+
+    /// Samples that differ from one to the next, in [-1, 1).
+    fn ramp(n: usize, from: usize) -> Vec<f32> {
+        (from..from + n)
+            .map(|i| ((i * 7919) % 65536) as f32 / 32768.0 - 1.0)
+            .collect()
+    }
+
+    /// The bytes a WAV of `format` holds for `samples`.
+    fn pcm(samples: &[f32], format: SampleFormat) -> Vec<u8> {
+        let mut b = Vec::new();
+        for &s in samples {
+            match format {
+                SampleFormat::S16 => b.extend_from_slice(&crate::audio::to_i16(s).to_le_bytes()),
+                SampleFormat::F32 => b.extend_from_slice(&s.to_le_bytes()),
+            }
+        }
+        b
+    }
+
+    /// What a program prints; it must succeed.
+    fn output(args: &[&str]) -> Vec<u8> {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The samples ffmpeg and sox decode from `path`, as raw bytes of its own format.
+    fn decoded_by_ffmpeg_and_sox(path: &Path, format: SampleFormat) -> [Vec<u8>; 2] {
+        let p = path.to_str().unwrap();
+        let raw = match format {
+            SampleFormat::S16 => "s16le",
+            SampleFormat::F32 => "f32le",
+        };
+        [
+            output(&["ffmpeg", "-v", "error", "-i", p, "-f", raw, "-"]),
+            output(&["sox", p, "-t", "raw", "-"]),
+        ]
+    }
+
+    /// The sample frames ffprobe finds in a WAV's header (sox, too, counts them right, but
+    /// reads all of an RF64 file to do it: a minute for 5 GiB).
+    fn samples_by_ffprobe(path: &str) -> u64 {
+        let args = [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=duration_ts",
+            "-of",
+            "csv=p=0",
+            path,
+        ];
+        let out = String::from_utf8(output(&args)).unwrap();
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("ffprobe: {out}"))
+    }
+
+    fn policy_every_write() -> Durability {
+        Durability {
+            header_every: Duration::ZERO,
+            sync_every: None,
+        }
+    }
+
+    /// A short file is a RIFF file, its `JUNK` chunk skipped by every reader.
+    #[test]
+    fn a_short_file_is_riff_and_every_reader_reads_it_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (format, channels) in [(SampleFormat::S16, 1), (SampleFormat::F32, 2)] {
+            let p = tmp.path().join(format!("short-{channels}.wav"));
+            let samples = ramp(8000 * usize::from(channels), 0);
+            let mut w =
+                WavOutput::create(&p, 8000, channels, format, policy_every_write()).unwrap();
+            w.write(&samples).unwrap();
+            w.finish().unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!((&bytes[0..4], &bytes[12..16]), (&b"RIFF"[..], &b"JUNK"[..]));
+            let expected = pcm(&samples, format);
+            for (tool, got) in ["ffmpeg", "sox"]
+                .iter()
+                .zip(decoded_by_ffmpeg_and_sox(&p, format))
+            {
+                assert!(got == expected, "{tool} reads {} bytes", got.len());
+            }
+            let r = hound::WavReader::open(&p).unwrap();
+            assert_eq!(r.duration(), 8000);
+            assert_eq!(r.spec().channels, channels);
+        }
+    }
+
+    /// A file that outgrows a RIFF header's sizes becomes RF64 as it grows; at every
+    /// step (what a kill -9 would leave) its header states all that is in it, and when it
+    /// is finished ffmpeg and sox read every sample. The limit is lowered to 64 KiB here;
+    /// `a_recording_past_4_gib_...` and `a_crash_past_4_gib_...` go past the real one.
+    #[test]
+    fn a_file_past_a_riff_headers_sizes_becomes_rf64_and_keeps_every_sample() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (format, channels) in [(SampleFormat::S16, 2), (SampleFormat::F32, 1)] {
+            let p = tmp.path().join(format!("grow-{channels}.wav"));
+            let limit = 64 * 1024;
+            let mut w = WavOutput::create_with_limit(
+                &p,
+                48000,
+                channels,
+                format,
+                policy_every_write(),
+                limit,
+            )
+            .unwrap();
+            let mut all = Vec::new();
+            let mut became_rf64 = None;
+            for step in 0..40 {
+                let chunk = ramp(1000 * usize::from(channels), all.len());
+                w.write(&chunk).unwrap();
+                w.settle().unwrap();
+                all.extend(chunk);
+                let l = layout(&mut File::open(&p).unwrap()).unwrap();
+                assert!(l.is_final(), "step {step}: {l:?}");
+                assert_eq!(
+                    l.frames_on_disk(),
+                    (all.len() / usize::from(channels)) as u64
+                );
+                assert_eq!(l.rf64, l.riff_size > limit, "step {step}: {l:?}");
+                if l.rf64 {
+                    became_rf64.get_or_insert(step);
+                }
+            }
+            assert!(
+                became_rf64.is_some_and(|s| s > 0),
+                "RIFF first, then RF64: {became_rf64:?}"
+            );
+            w.finish().unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!((&bytes[0..4], &bytes[12..16]), (&b"RF64"[..], &b"ds64"[..]));
+            let expected = pcm(&all, format);
+            for (tool, got) in ["ffmpeg", "sox"]
+                .iter()
+                .zip(decoded_by_ffmpeg_and_sox(&p, format))
+            {
+                assert!(
+                    got == expected,
+                    "{tool} reads {} bytes of {}",
+                    got.len(),
+                    expected.len()
+                );
+            }
+            // A crash after more samples: repair finishes it as RF64, whole frames only.
+            let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+            let width = match format {
+                SampleFormat::S16 => 2,
+                SampleFormat::F32 => 4,
+            };
+            f.write_all(&vec![7u8; 1000 * width * usize::from(channels) + 1])
+                .unwrap();
+            assert!(is_unfinished(&p).unwrap());
+            let r = repair(&p).unwrap();
+            assert!(r.rf64 && !r.already_final);
+            assert_eq!(r.frames, (all.len() / usize::from(channels)) as u64 + 1000);
+            assert_eq!(r.dropped_bytes, 1);
+            assert!(!is_unfinished(&p).unwrap());
+        }
+    }
+
+    /// `(a directory, what it is)` with `bytes` free (for the tests that write past
+    /// 4 GiB): the RAM disk if there is RAM to spare, else the temporary directory.
+    fn room_for(bytes: u64) -> Option<tempfile::TempDir> {
+        fn free(dir: &Path) -> u64 {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+            let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid C string and a zeroed struct for the call to fill.
+            if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+                return 0;
+            }
+            s.f_bavail as u64 * s.f_frsize as u64
+        }
+        let available_ram = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemAvailable:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib * 1024);
+        let shm = Path::new("/dev/shm");
+        if free(shm) > bytes + (1 << 30) && available_ram > 2 * bytes {
+            return tempfile::tempdir_in(shm).ok();
+        }
+        let tmp = std::env::temp_dir();
+        if free(&tmp) > bytes + (2 << 30) {
+            return tempfile::tempdir_in(tmp).ok();
+        }
+        None
+    }
+
+    /// A recording that writes more than 4 GiB (47 minutes at 384 kHz in f32): the header
+    /// states all of it while it grows and when it is finished, and readers find its last
+    /// samples where they were written. (hound's 32-bit count wrapped, and the header said
+    /// a few seconds.)
+    #[test]
+    fn a_recording_past_4_gib_stays_readable_to_its_last_sample() {
+        let Some(dir) = room_for(4_400_000_000) else {
+            eprintln!("SKIPPED: no 5 GiB free in /dev/shm or the temporary directory");
+            return;
+        };
+        let p = dir.path().join("long.wav");
+        let rate = 384_000u32;
+        let mut w =
+            WavOutput::create(&p, rate, 1, SampleFormat::F32, policy_every_write()).unwrap();
+        let head = ramp(rate as usize, 0);
+        w.write(&head).unwrap();
+        // 1.1 billion samples of silence (4.4 GB), the header brought up to date as it goes.
+        let silent: u64 = 1_100_000_000;
+        let mut left = silent;
+        while left > 0 {
+            let n = left.min(1 << 26);
+            w.write_silence(n).unwrap();
+            w.settle().unwrap();
+            left -= n;
+            let l = layout(&mut File::open(&p).unwrap()).unwrap();
+            assert!(l.is_final(), "{l:?}");
+        }
+        let tail = ramp(rate as usize, 12345);
+        w.write(&tail).unwrap();
+        w.finish().unwrap();
+        let frames = 2 * u64::from(rate) + silent;
+        let l = layout(&mut File::open(&p).unwrap()).unwrap();
+        assert!(l.rf64 && l.is_final(), "{l:?}");
+        assert_eq!(l.data_size, frames * 4);
+        let path = p.to_str().unwrap();
+        assert_eq!(samples_by_ffprobe(path), frames);
+        // The last second, decoded from where the header says it is.
+        let last = format!("{:.6}", (frames - u64::from(rate)) as f64 / f64::from(rate));
+        let got = output(&[
+            "ffmpeg", "-v", "error", "-ss", &last, "-i", path, "-f", "f32le", "-",
+        ]);
+        assert!(
+            got == pcm(&tail, SampleFormat::F32),
+            "ffmpeg's last second: {} bytes",
+            got.len()
+        );
+        assert!(repair(&p).unwrap().already_final);
+    }
+
+    /// A power cut after 5 GiB of a recording, with the header last written after its
+    /// first second: repair states all 5 GiB (RF64) and cuts only the partial last frame.
+    /// The 5 GiB are a hole in the file: no disk is used.
+    #[test]
+    fn a_crash_past_4_gib_is_repaired_as_rf64_without_losing_a_sample() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("2026_12_03/audio/cut.wav");
+        let policy = Durability::for_fsync_interval(None);
+        let mut w = WavOutput::create(&p, 48000, 1, SampleFormat::S16, policy).unwrap();
+        w.write(&ramp(48000, 0)).unwrap();
+        w.finish().unwrap();
+        let start = layout(&mut File::open(&p).unwrap()).unwrap().data_start;
+        let data: u64 = 5 << 30;
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(start + data + 1).unwrap();
+        f.write_all_at(&0x1234i16.to_le_bytes(), start + data - 2)
+            .unwrap();
+        drop(f);
+        assert!(is_unfinished(&p).unwrap());
+        assert_eq!(crate::repair::find_unfinished(tmp.path()), vec![p.clone()]);
+        let r = repair(&p).unwrap();
+        assert!(r.rf64 && !r.already_final, "{r:?}");
+        assert_eq!((r.frames, r.dropped_bytes), (data / 2, 1));
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), start + data);
+        assert!(!is_unfinished(&p).unwrap());
+        let path = p.to_str().unwrap();
+        assert_eq!(samples_by_ffprobe(path), data / 2);
+        let last = format!("{:.6}", (data / 2 - 4800) as f64 / 48000.0);
+        let got = output(&[
+            "ffmpeg", "-v", "error", "-ss", &last, "-i", path, "-f", "s16le", "-",
+        ]);
+        assert_eq!(got.len(), 9600, "ffmpeg reads to the end");
+        assert_eq!(&got[got.len() - 2..], &0x1234i16.to_le_bytes());
+        assert!(repair(&p).unwrap().already_final);
+    }
+
+    /// A RIFF file past 4 GiB with no room for RF64's sizes (as hindsight wrote WAVs before
+    /// December 2026, with hound's 44-byte header) is left as it is, and the error says how
+    /// to read all of it. (Repair used to cut such a file to 4 GiB.)
+    #[test]
+    fn a_riff_file_past_4_gib_without_room_is_left_as_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("old.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for i in 0..48000 {
+            w.write_sample((i % 1000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(44 + (5 << 30)).unwrap();
+        drop(f);
+        let mut head = vec![0u8; 44];
+        File::open(&p).unwrap().read_exact_at(&mut head, 0).unwrap();
+        let e = repair(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("5.00 GiB") && e.contains("ffmpeg -ignore_length 1 -i"),
+            "{e}"
+        );
+        let f = File::open(&p).unwrap();
+        let mut now = vec![0u8; 44];
+        f.read_exact_at(&mut now, 0).unwrap();
+        assert_eq!(now, head, "the header is unchanged");
+        assert_eq!(
+            f.metadata().unwrap().len(),
+            44 + (5 << 30),
+            "nothing is cut"
+        );
+        assert!(is_unfinished(&p).unwrap(), "start-up still names it");
+
+        // What the error proposes reads past a header's stale sizes (a short file here,
+        // whose header states 100 of its 48000 samples).
+        let short = tmp.path().join("short.wav");
+        let mut w = hound::WavWriter::create(&short, spec).unwrap();
+        for i in 0..48000 {
+            w.write_sample((i % 1000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let f = OpenOptions::new().write(true).open(&short).unwrap();
+        f.write_all_at(&200u32.to_le_bytes(), 40).unwrap();
+        f.write_all_at(&236u32.to_le_bytes(), 4).unwrap();
+        let whole = tmp.path().join("whole.wav");
+        let (s, o) = (short.to_str().unwrap(), whole.to_str().unwrap());
+        let n = String::from_utf8(output(&["sox", "--i", "-s", s])).unwrap();
+        assert_eq!(n.trim(), "100", "readers trust the header");
+        let proposed = [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-ignore_length",
+            "1",
+            "-i",
+            s,
+            "-c",
+            "copy",
+            "-rf64",
+            "auto",
+            o,
+        ];
+        output(&proposed);
+        let n = String::from_utf8(output(&["sox", "--i", "-s", o])).unwrap();
+        assert_eq!(n.trim(), "48000");
     }
 }
