@@ -1270,6 +1270,85 @@ fn a_lost_camera_keeps_its_mkvs_audio_going_to_disk() {
     assert!(h.terminate().success());
 }
 
+/// A camera lost before the recording began, for longer than the buffer: its file's first
+/// frame comes when it is back, 5 s in. The MKV's audio track begins at that frame and is
+/// the WAV's from there on, sample for sample. (The audio from before it waited in memory
+/// for the frame, the whole recording's if the camera stayed away, and then went into the
+/// file all at time 0.)
+#[test]
+fn a_camera_lost_before_the_start_gives_its_mkv_the_audio_from_its_first_frame() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let flags = tempfile::tempdir().unwrap();
+    let away = flags.path().join("away");
+    let token = format!("hindsight-lost-first-{}", std::process::id());
+    let cfg = format!(
+        "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: command\n    \
+         command: \"sh -c 'test -e {} && exit 1; exec ffmpeg -nostdin -v error -re -f lavfi -i \
+         testsrc2=size=320x240:rate=50 -c:v mjpeg -q:v 5 -metadata comment={token} -f mjpeg -'\"\n    \
+         resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  \
+         sample_rate: 48000\n  channels: 1\n  mux_into_video: true\n",
+        away.display()
+    );
+    let mut h = start_with_audio(&lb, &cfg);
+    std::fs::write(&away, b"").unwrap();
+    let killed = Command::new("pkill").args(["-f", &token]).status().unwrap();
+    assert!(killed.success(), "the camera's ffmpeg was not found");
+    h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    // Longer than the buffer: no frame is left to start the file with.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("no file yet"),
+        "{r}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    std::fs::remove_file(&away).unwrap();
+    h.wait_until("the camera is back", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["lost"] == false
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    wait_files_closed(&mut h, 1);
+    let mkv = h
+        .mkv_files()
+        .pop()
+        .expect("the file begun when the camera came back");
+    mkvmerge_clean(&mkv);
+    let (first, audio) = mkv_audio(&mkv);
+    assert!(first.abs() < 0.001, "the track starts at {first} s");
+    let video_s = ffprobe_pts(&mkv).last().unwrap() + 1.0 / 50.0;
+    let audio_s = audio.len() as f64 / 48_000.0;
+    assert!(
+        (audio_s - video_s).abs() <= 0.05,
+        "audio track {audio_s} s vs video {video_s} s"
+    );
+    // The WAV began at the start; the file's first frame came about 5 s later.
+    let frames = read_sidecar(&mkv);
+    let (wav_start, _) = audio_start_of(&mkv);
+    let (_, wav) = wav_samples(&wav_of(&mkv));
+    let k = ((frames[0].lsl_time - wav_start) * 48_000.0).round() as usize;
+    assert!(k > 4 * 48_000, "the first frame {k} samples into the WAV");
+    let at = (k.saturating_sub(2)..=k + 2).find(|&i| wav.get(i..i + audio.len()) == Some(&audio));
+    assert!(
+        at.is_some(),
+        "the MKV's {} samples are not the WAV's from sample {k} (of {})",
+        audio.len(),
+        wav.len()
+    );
+    assert!(
+        h.log_text()
+            .contains("captured before the file's first frame"),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.terminate().success());
+}
+
 /// Where the MKV's audio track ends (its last packet's time and length), by ffprobe.
 fn ffprobe_audio_end(mkv: &std::path::Path) -> f64 {
     let csv = ffprobe_csv(

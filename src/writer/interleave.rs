@@ -8,7 +8,9 @@
 //! written when it comes (Matroska allows it within a cluster's reach). Likewise audio
 //! waits for the video of its time, but not once newer audio has come `hold` after it:
 //! a camera lost in the middle of a recording must not keep the audio of its absence in
-//! memory (a second of stereo 48 kHz is 192 kB) and out of the file until it is back.
+//! memory (a second of stereo 48 kHz is 192 kB) and out of the file until it is back, nor
+//! one lost before the recording began (whose file then has no frame yet) the audio of
+//! the whole recording.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -98,11 +100,13 @@ impl Interleaver {
             }
             (None, Some(a)) => {
                 // Audio that the written video has already passed goes now; audio ahead
-                // of it waits for the video that covers it, at most `hold` of audio
-                // (after the file's first frame, which sets its time origin).
+                // of it waits for the video that covers it, at most `hold` of audio. Before
+                // the file's first frame (which sets its time origin) too: a frame that
+                // comes later was captured later, so that audio goes to the writer, which
+                // leaves it out, instead of piling up while a camera lost at the start
+                // stays away.
                 let newest = self.audio.back().map_or(a.at, |b| b.at);
-                let video_missing =
-                    self.last_video.is_some() && newest.saturating_since(a.at) >= self.hold;
+                let video_missing = newest.saturating_since(a.at) >= self.hold;
                 if closing || video_missing || self.last_video.is_some_and(|t| a.at <= t) {
                     self.audio.pop_front().map(Item::Audio)
                 } else {
@@ -245,19 +249,24 @@ mod tests {
         assert_eq!(drain(&mut i, true), ["a350"]);
     }
 
+    /// A camera lost before the recording began: its file has no frame yet. The audio
+    /// waits for the first frame no longer than the hold (it held all of it, the whole
+    /// recording's, once); what goes before the first frame, the writer leaves out.
     #[test]
-    fn audio_before_the_first_frame_waits_for_it_however_long() {
+    fn audio_before_the_first_frame_waits_for_it_no_longer_than_the_hold() {
         let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
         for ms in (0..=500).step_by(50) {
             i.push_audio(audio(ms));
         }
-        assert!(
-            drain(&mut i, false).is_empty(),
-            "the first frame sets the origin"
+        assert_eq!(
+            drain(&mut i, false),
+            ["a0", "a50", "a100", "a150", "a200", "a250", "a300", "a350", "a400"]
         );
+        // The camera is back: its first frame sets the origin, then the audio in order.
         i.push_video(frame(520));
         i.push_video(frame(700));
-        assert_eq!(drain(&mut i, false)[0], "v520");
+        assert_eq!(drain(&mut i, false), ["v520", "a450", "a500"]);
+        assert_eq!(drain(&mut i, true), ["v700"]);
     }
 
     #[test]

@@ -418,7 +418,10 @@ struct OpenFile {
     /// and until when at most (the writer's clock).
     waiting_close: Option<(StopReason, LslTime)>,
     audio_blocks: u64,
+    /// Audio blocks too far behind the video already written for a cluster to take them.
     audio_blocks_dropped: u64,
+    /// Audio blocks captured wholly before the file's first frame.
+    audio_before_video: u64,
     /// MKV bytes written so far, and how many of them the camera's counters know of.
     written: u64,
     published: u64,
@@ -863,6 +866,14 @@ impl Writer {
                 f.audio_blocks + f.audio_blocks_dropped
             );
         }
+        if f.audio_before_video > 0 {
+            tracing::info!(
+                camera = %self.cam.name,
+                "{} audio blocks were captured before the file's first frame (a camera lost \
+                 at the start): the MKV's audio track begins at that frame, the WAV before it",
+                f.audio_before_video
+            );
+        }
         let camera = self.cam.index;
         let id = f.spec.id;
         if f.audio_start_pending {
@@ -1074,6 +1085,7 @@ impl OpenFile {
             waiting_close: None,
             audio_blocks: 0,
             audio_blocks_dropped: 0,
+            audio_before_video: 0,
             written: 0,
             published: 0,
             spec,
@@ -1176,15 +1188,38 @@ impl OpenFile {
         Ok(())
     }
 
-    /// One block of the audio track. Audio that cannot go in (before the first frame, or
-    /// too far behind the video already written) is counted; the WAV file has it.
+    /// One block of the audio track. The track begins at the file's first frame: audio
+    /// captured before it (the WAV has it: it starts where the recording does, and a
+    /// camera lost at the start gives its file a later first frame) is left out, a block
+    /// that straddles the first frame from the sample nearest to it. Audio that cannot go
+    /// in (before the first frame, or too far behind the video already written) is
+    /// counted; the WAV file has it.
     fn write_audio(&mut self, block: &AudioBlock) {
         let (Some(origin), Some(muxer)) = (self.origin, self.muxer.as_mut()) else {
-            self.audio_blocks_dropped += 1;
+            self.audio_before_video += 1;
             return;
         };
-        let t = block.at.nanos_since(origin).max(0);
-        match muxer.write_block(2, t, true, &block.pcm, &mut self.out, &mut self.patches) {
+        let (t, pcm) = match self.spec.audio {
+            Some(track) if block.at < origin => {
+                // Whole samples before the first frame, to the nearest one (a block that
+                // begins within half a sample of it goes in whole, at 0).
+                let early = i128::from(origin.nanos_since(block.at));
+                let rate = i128::from(track.rate.max(1));
+                let skip = ((early * rate + 500_000_000) / 1_000_000_000) as usize;
+                let skip_bytes = skip.saturating_mul(2 * usize::from(track.channels.max(1)));
+                if skip_bytes >= block.pcm.len() {
+                    self.audio_before_video += 1;
+                    return;
+                }
+                let t = skip as i128 * 1_000_000_000 / rate - early;
+                (
+                    i64::try_from(t).unwrap_or(0).max(0),
+                    &block.pcm[skip_bytes..],
+                )
+            }
+            _ => (block.at.nanos_since(origin).max(0), &block.pcm[..]),
+        };
+        match muxer.write_block(2, t, true, pcm, &mut self.out, &mut self.patches) {
             Ok(_) => self.audio_blocks += 1,
             Err(_) => self.audio_blocks_dropped += 1,
         }

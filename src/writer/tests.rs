@@ -19,6 +19,13 @@ struct Rig {
 
 impl Rig {
     fn new(audio: Option<AudioTrackSpec>, audio_start: bool) -> Rig {
+        let rig = Rig::without_frames(audio, audio_start);
+        rig.frames(0..3);
+        rig
+    }
+
+    /// Recording 1's file open, no frame in it yet.
+    fn without_frames(audio: Option<AudioTrackSpec>, audio_start: bool) -> Rig {
         let tmp = tempfile::tempdir().unwrap();
         let start = ClockPair::now();
         let clocks = Arc::new(SimulatedClocks::new(start));
@@ -44,7 +51,6 @@ impl Rig {
             jpeg,
         };
         rig.open(1, audio, audio_start);
-        rig.frames(0..3);
         rig
     }
 
@@ -402,6 +408,56 @@ fn the_next_recording_waits_for_the_audio_tracks_end_as_long_as_the_video_would(
     rig.close_id(2, 80);
     assert_eq!(rig.closes_now("recording 2"), (2, 5));
     rig.finish();
+}
+
+/// A camera lost before the recording began: its file's first frame comes 4.06 s after
+/// the start, the audio from the start (as the WAV has it). The MKV's track begins at that
+/// frame, from the sample nearest to it; what came before is left out. (It was written
+/// too, all of it at time 0: eight of the ten blocks piled on one another at the start.)
+#[test]
+fn audio_from_before_a_late_first_frame_is_left_out_of_the_track() {
+    let rate = 8_000;
+    let rig = Rig::without_frames(Some(AudioTrackSpec { rate, channels: 1 }), false);
+    // 5 s of audio in blocks of 0.5 s; each sample is its own index.
+    let sample = |i: u32| (i % 30_000) as i16;
+    for b in 0..10u32 {
+        let pcm = (b * 4_000..(b + 1) * 4_000)
+            .flat_map(|i| sample(i).to_le_bytes())
+            .collect();
+        let at = rig.start.lsl + Duration::from_millis(500 * u64::from(b));
+        rig.h
+            .tx
+            .send(WriterMsg::Audio {
+                id: 1,
+                block: AudioBlock { at, pcm },
+            })
+            .unwrap();
+    }
+    rig.h.tx.send(WriterMsg::AudioEnd { id: 1 }).unwrap();
+    rig.frames(406..410);
+    rig.close_id(1, 4_100);
+    assert_eq!(rig.closes_now("recording 1"), (1, 4));
+    let tmp = rig.finish();
+    let mkv = files::RecordingPaths::new(tmp.path(), "rec1", "cam0").mkv;
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mkv)
+        .args(["-map", "0:a", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<u8> = (32_480..40_000)
+        .flat_map(|i| sample(i).to_le_bytes())
+        .collect();
+    assert_eq!(out.stdout.len(), expected.len(), "samples in the track");
+    assert!(
+        out.stdout == expected,
+        "the track is not the audio from the first frame on"
+    );
 }
 
 /// The process ends while a file waits for its audio and the next recording waits behind
