@@ -201,11 +201,6 @@ impl WavOutput {
         Ok(())
     }
 
-    /// Sample frames written so far.
-    pub fn frames(&self) -> u64 {
-        self.written / self.block_align
-    }
-
     /// Brings the header up to date and syncs, as the policy says. Called after writing.
     pub fn settle(&mut self) -> io::Result<()> {
         if self.unheadered && (self.fresh || self.last_header.elapsed() >= self.policy.header_every)
