@@ -1208,6 +1208,56 @@ fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
     assert!(h.terminate().success());
 }
 
+/// A `source: command` camera (ffmpeg, 50 fps) carrying the MKV's audio track, that a
+/// test can take away (its program killed, and failing to start again while a flag file
+/// exists) and bring back.
+struct LosableCamera {
+    flags: tempfile::TempDir,
+    token: String,
+}
+
+impl LosableCamera {
+    fn start(lb: &Loopback) -> (Hindsight, LosableCamera) {
+        let cam = LosableCamera {
+            flags: tempfile::tempdir().unwrap(),
+            token: format!("hindsight-losable-{}", std::process::id()),
+        };
+        let cfg = format!(
+            "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: command\n    \
+             command: \"sh -c 'test -e {} && exit 1; exec ffmpeg -nostdin -v error -re -f lavfi -i \
+             testsrc2=size=320x240:rate=50 -c:v mjpeg -q:v 5 -metadata comment={} -f mjpeg -'\"\n    \
+             resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  \
+             sample_rate: 48000\n  channels: 1\n  mux_into_video: true\n",
+            cam.away().display(),
+            cam.token
+        );
+        (start_with_audio(lb, &cfg), cam)
+    }
+
+    fn away(&self) -> std::path::PathBuf {
+        self.flags.path().join("away")
+    }
+
+    fn lose(&self, h: &mut Hindsight) {
+        std::fs::write(self.away(), b"").unwrap();
+        let killed = Command::new("pkill")
+            .args(["-f", &self.token])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "the camera's ffmpeg was not found");
+        h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
+            h.status()["cameras"][0]["lost"] == true
+        });
+    }
+
+    fn bring_back(&self, h: &mut Hindsight) {
+        std::fs::remove_file(self.away()).unwrap();
+        h.wait_until("the camera is back", Duration::from_secs(30), |h| {
+            h.status()["cameras"][0]["lost"] == false
+        });
+    }
+}
+
 /// The camera whose MKV carries the audio is lost in the middle of a recording and stays
 /// away: the audio of its absence still goes to the file as it comes (it once waited in
 /// memory for the camera's next frame, out of the file and growing), and once the camera
@@ -1217,28 +1267,12 @@ fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
 fn a_lost_camera_keeps_its_mkvs_audio_going_to_disk() {
     let _g = serial();
     let lb = Loopback::start();
-    let flags = tempfile::tempdir().unwrap();
-    let away = flags.path().join("away");
-    let token = format!("hindsight-lost-{}", std::process::id());
-    let cfg = format!(
-        "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: command\n    \
-         command: \"sh -c 'test -e {} && exit 1; exec ffmpeg -nostdin -v error -re -f lavfi -i \
-         testsrc2=size=320x240:rate=50 -c:v mjpeg -q:v 5 -metadata comment={token} -f mjpeg -'\"\n    \
-         resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  \
-         sample_rate: 48000\n  channels: 1\n  mux_into_video: true\n",
-        away.display()
-    );
-    let mut h = start_with_audio(&lb, &cfg);
+    let (mut h, cam) = LosableCamera::start(&lb);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
     let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
     std::thread::sleep(Duration::from_secs(1));
-    std::fs::write(&away, b"").unwrap();
-    let killed = Command::new("pkill").args(["-f", &token]).status().unwrap();
-    assert!(killed.success(), "the camera's ffmpeg was not found");
-    h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
-        h.status()["cameras"][0]["lost"] == true
-    });
+    cam.lose(&mut h);
     // Without a frame, the file's audio goes on past its last frame: more than 3 s of it
     // within 15 s (the loopback's 2 s bursts, then 3 s for the frames that do not come).
     let lost_at = Instant::now();
@@ -1256,10 +1290,7 @@ fn a_lost_camera_keeps_its_mkvs_audio_going_to_disk() {
         "15 s after the camera was lost the file's audio stops at {audio_end:.2} s, its last \
          frame at {last_frame:.2} s"
     );
-    std::fs::remove_file(&away).unwrap();
-    h.wait_until("the camera is back", Duration::from_secs(30), |h| {
-        h.status()["cameras"][0]["lost"] == false
-    });
+    cam.bring_back(&mut h);
     std::thread::sleep(Duration::from_secs(1));
     let (code, r) = h.post("stop", json!({}));
     assert_eq!(code, 200, "{r}");
@@ -1279,24 +1310,8 @@ fn a_lost_camera_keeps_its_mkvs_audio_going_to_disk() {
 fn a_camera_lost_before_the_start_gives_its_mkv_the_audio_from_its_first_frame() {
     let _g = serial();
     let lb = Loopback::start();
-    let flags = tempfile::tempdir().unwrap();
-    let away = flags.path().join("away");
-    let token = format!("hindsight-lost-first-{}", std::process::id());
-    let cfg = format!(
-        "buffer:\n  duration: 2\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    source: command\n    \
-         command: \"sh -c 'test -e {} && exit 1; exec ffmpeg -nostdin -v error -re -f lavfi -i \
-         testsrc2=size=320x240:rate=50 -c:v mjpeg -q:v 5 -metadata comment={token} -f mjpeg -'\"\n    \
-         resolution: {{width: 320, height: 240}}\n    fps: 50\naudio:\n  enabled: true\n  source: default\n  \
-         sample_rate: 48000\n  channels: 1\n  mux_into_video: true\n",
-        away.display()
-    );
-    let mut h = start_with_audio(&lb, &cfg);
-    std::fs::write(&away, b"").unwrap();
-    let killed = Command::new("pkill").args(["-f", &token]).status().unwrap();
-    assert!(killed.success(), "the camera's ffmpeg was not found");
-    h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
-        h.status()["cameras"][0]["lost"] == true
-    });
+    let (mut h, cam) = LosableCamera::start(&lb);
+    cam.lose(&mut h);
     // Longer than the buffer: no frame is left to start the file with.
     std::thread::sleep(Duration::from_secs(3));
     let (code, r) = h.post("start", json!({}));
@@ -1306,10 +1321,7 @@ fn a_camera_lost_before_the_start_gives_its_mkv_the_audio_from_its_first_frame()
         "{r}"
     );
     std::thread::sleep(Duration::from_secs(5));
-    std::fs::remove_file(&away).unwrap();
-    h.wait_until("the camera is back", Duration::from_secs(30), |h| {
-        h.status()["cameras"][0]["lost"] == false
-    });
+    cam.bring_back(&mut h);
     std::thread::sleep(Duration::from_secs(2));
     let (code, r) = h.post("stop", json!({}));
     assert_eq!(code, 200, "{r}");

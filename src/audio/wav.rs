@@ -751,17 +751,37 @@ mod tests {
         out.stdout
     }
 
-    /// The samples ffmpeg and sox decode from `path`, as raw bytes of its own format.
-    fn decoded_by_ffmpeg_and_sox(path: &Path, format: SampleFormat) -> [Vec<u8>; 2] {
+    /// The file begins with `form` and, right after `WAVE`, the chunk `first`; ffmpeg and
+    /// sox decode exactly `expected` from it (raw bytes of its own format).
+    fn assert_ffmpeg_and_sox_read(
+        path: &Path,
+        form: &[u8; 4],
+        first: &[u8; 4],
+        expected: &[u8],
+        format: SampleFormat,
+    ) {
+        let mut head = [0u8; 16];
+        File::open(path).unwrap().read_exact(&mut head).unwrap();
+        assert_eq!((&head[0..4], &head[12..16]), (&form[..], &first[..]));
         let p = path.to_str().unwrap();
         let raw = match format {
             SampleFormat::S16 => "s16le",
             SampleFormat::F32 => "f32le",
         };
-        [
-            output(&["ffmpeg", "-v", "error", "-i", p, "-f", raw, "-"]),
-            output(&["sox", p, "-t", "raw", "-"]),
-        ]
+        for (tool, got) in [
+            (
+                "ffmpeg",
+                output(&["ffmpeg", "-v", "error", "-i", p, "-f", raw, "-"]),
+            ),
+            ("sox", output(&["sox", p, "-t", "raw", "-"])),
+        ] {
+            assert!(
+                got == expected,
+                "{tool} reads {} bytes of {}",
+                got.len(),
+                expected.len()
+            );
+        }
     }
 
     /// The sample frames ffprobe finds in a WAV's header (sox, too, counts them right, but
@@ -801,15 +821,7 @@ mod tests {
                 WavOutput::create(&p, 8000, channels, format, policy_every_write()).unwrap();
             w.write(&samples).unwrap();
             w.finish().unwrap();
-            let bytes = std::fs::read(&p).unwrap();
-            assert_eq!((&bytes[0..4], &bytes[12..16]), (&b"RIFF"[..], &b"JUNK"[..]));
-            let expected = pcm(&samples, format);
-            for (tool, got) in ["ffmpeg", "sox"]
-                .iter()
-                .zip(decoded_by_ffmpeg_and_sox(&p, format))
-            {
-                assert!(got == expected, "{tool} reads {} bytes", got.len());
-            }
+            assert_ffmpeg_and_sox_read(&p, b"RIFF", b"JUNK", &pcm(&samples, format), format);
             let r = hound::WavReader::open(&p).unwrap();
             assert_eq!(r.duration(), 8000);
             assert_eq!(r.spec().channels, channels);
@@ -858,20 +870,7 @@ mod tests {
                 "RIFF first, then RF64: {became_rf64:?}"
             );
             w.finish().unwrap();
-            let bytes = std::fs::read(&p).unwrap();
-            assert_eq!((&bytes[0..4], &bytes[12..16]), (&b"RF64"[..], &b"ds64"[..]));
-            let expected = pcm(&all, format);
-            for (tool, got) in ["ffmpeg", "sox"]
-                .iter()
-                .zip(decoded_by_ffmpeg_and_sox(&p, format))
-            {
-                assert!(
-                    got == expected,
-                    "{tool} reads {} bytes of {}",
-                    got.len(),
-                    expected.len()
-                );
-            }
+            assert_ffmpeg_and_sox_read(&p, b"RF64", b"ds64", &pcm(&all, format), format);
             // A crash after more samples: repair finishes it as RF64, whole frames only.
             let mut f = OpenOptions::new().append(true).open(&p).unwrap();
             let width = match format {
