@@ -185,10 +185,7 @@ impl WavOutput {
 
     /// Appends `samples` zeros (interleaved count).
     pub fn write_silence(&mut self, samples: u64) -> io::Result<()> {
-        let width = match self.format {
-            SampleFormat::S16 => 2,
-            SampleFormat::F32 => 4,
-        };
+        let width = u64::from(sample_bytes(self.format));
         let mut left = samples * width;
         let zeros = [0u8; 8192];
         while left > 0 {
@@ -300,6 +297,14 @@ fn promote(file: &File, sizes: &Sizes) -> io::Result<()> {
     file.write_all_at(&head, 0)
 }
 
+/// Bytes of one sample of `format`.
+fn sample_bytes(format: SampleFormat) -> u16 {
+    match format {
+        SampleFormat::S16 => 2,
+        SampleFormat::F32 => 4,
+    }
+}
+
 /// A new file's header: `RIFF`, size, `WAVE`, the `JUNK` chunk that holds the `ds64`
 /// chunk's place, the format chunk as `hound` writes it, and the `data` chunk's head.
 struct Header {
@@ -311,10 +316,7 @@ fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> 
     let spec = hound::WavSpec {
         channels,
         sample_rate: rate,
-        bits_per_sample: match format {
-            SampleFormat::S16 => 16,
-            SampleFormat::F32 => 32,
-        },
+        bits_per_sample: 8 * sample_bytes(format),
         sample_format: match format {
             SampleFormat::S16 => hound::SampleFormat::Int,
             SampleFormat::F32 => hound::SampleFormat::Float,
@@ -344,7 +346,7 @@ fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> 
     bytes[4..8].copy_from_slice(&riff.to_le_bytes());
     Ok(Header {
         bytes,
-        block_align: channels * (spec.bits_per_sample / 8),
+        block_align: channels * sample_bytes(format),
     })
 }
 
@@ -873,10 +875,7 @@ mod tests {
             assert_ffmpeg_and_sox_read(&p, b"RF64", b"ds64", &pcm(&all, format), format);
             // A crash after more samples: repair finishes it as RF64, whole frames only.
             let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-            let width = match format {
-                SampleFormat::S16 => 2,
-                SampleFormat::F32 => 4,
-            };
+            let width = usize::from(sample_bytes(format));
             f.write_all(&vec![7u8; 1000 * width * usize::from(channels) + 1])
                 .unwrap();
             assert!(is_unfinished(&p).unwrap());
