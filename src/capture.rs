@@ -24,7 +24,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::bus::{FrameRecord, LslMsg};
-use crate::clock::LslTime;
+use crate::clock::{CpuMeter, LslTime, ThreadCpuClock};
 use crate::frame::{Frame, FrameMeta};
 use crate::ring::{DropCause, PreTriggerRing};
 use crate::shutdown::Shutdown;
@@ -47,6 +47,9 @@ pub struct Camera {
     /// What this camera's writer publishes (it is their only writer).
     pub written: Arc<crate::writer::WriterStats>,
     pub last_error: Mutex<Option<String>>,
+    /// The capture thread's share of a core (its CPU clock, set as it starts); read by
+    /// the control thread once a second ([`Camera::sample_cpu`]).
+    cpu: Mutex<Option<CpuMeter>>,
 }
 
 /// Every camera has delivered a frame and its capture loop runs: the one definition of
@@ -194,7 +197,19 @@ impl Camera {
             stats,
             written: Arc::default(),
             last_error: Mutex::new(None),
+            cpu: Mutex::new(None),
         }
+    }
+
+    /// The capture thread's share of one core over the last whole second, read from its
+    /// CPU clock at most once a second (`None` until its thread has run a second).
+    pub fn sample_cpu(&self, now: LslTime) -> Option<f64> {
+        self.cpu.lock().as_mut().and_then(|m| m.sample(now))
+    }
+
+    /// What [`Camera::sample_cpu`] last found.
+    pub fn capture_cpu(&self) -> Option<f64> {
+        self.cpu.lock().as_ref().and_then(CpuMeter::share)
     }
 
     /// Sends the buffered frames captured from `from` on (to `until`, if known) to
@@ -419,7 +434,30 @@ impl Camera {
             losses: s.losses.load(Relaxed),
             reopened: s.reopened.load(Relaxed),
             last_error: self.last_error.lock().clone(),
+            capture_cpu: self.capture_cpu(),
         }
+    }
+}
+
+/// A capture thread busy this share of a second or more is what lost its camera's frames
+/// that second: it hardly ever waited for the next one.
+pub const BUSY: f64 = 0.8;
+
+/// What keeps a capture thread from taking every frame, when it can take about `max_fps`
+/// of the camera's: said in the warning of frames lost and by `hindsight check`.
+pub fn overloaded(info: &SourceInfo, max_fps: f64) -> String {
+    let keeps_up = format!(
+        "this machine keeps up with about {:.0} fps of the {} asked for",
+        max_fps.floor(),
+        info.fps
+    );
+    if info.encodes {
+        format!(
+            "encoding {}x{} frames to JPEG, {keeps_up}: lower fps, resolution or quality",
+            info.width, info.height
+        )
+    } else {
+        keeps_up
     }
 }
 
@@ -585,6 +623,7 @@ pub fn run_capture(
     let mut bad = BadFrames::default();
     // Set while the camera is lost: why. Cleared by its next usable frame.
     let mut lost: Option<String> = None;
+    *cam.cpu.lock() = ThreadCpuClock::of_this_thread().map(CpuMeter::new);
     cam.stats.running.store(true, Relaxed);
     tracing::info!(source = %source.info(), "capturing");
     while !stop.stopping() {
@@ -958,6 +997,7 @@ pub(crate) fn test_camera_n(index: usize, limits: crate::ring::RingLimits) -> Ca
         height: 16,
         fps: 100.0,
         codec: crate::config::Codec::Mjpg,
+        encodes: false,
     };
     Camera::new(
         CameraSetup::plain(index, &format!("cam{index}"), info),

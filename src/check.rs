@@ -237,58 +237,176 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
         }
     };
     let info = source.info().clone();
-    let mut jpeg = Vec::new();
-    let started = Instant::now();
-    let mut corrupt = 0;
-    // The first frame, then up to 10 more within half a second: their mean size.
-    let mut sizes: Vec<usize> = Vec::new();
-    let mut first_after = Duration::ZERO;
-    let frame = loop {
-        let waited = started.elapsed();
-        if sizes.is_empty() && waited > Duration::from_secs(5) {
-            break Err("opened, but no frame arrived within 5 s".to_string());
-        }
-        if !sizes.is_empty()
-            && (sizes.len() > 10 || waited > first_after + Duration::from_millis(500))
-        {
-            break Ok(sizes.iter().sum::<usize>() / sizes.len());
-        }
-        match source.next_frame(&mut jpeg) {
-            Ok(_) => {
-                if sizes.is_empty() {
-                    first_after = started.elapsed();
-                }
-                sizes.push(jpeg.len());
-            }
-            Err(SourceError::Idle) => {}
-            Err(SourceError::Corrupt(_)) => corrupt += 1,
-            Err(e) if !sizes.is_empty() => {
-                tracing::debug!("after {} frames: {e}", sizes.len());
-                break Ok(sizes.iter().sum::<usize>() / sizes.len());
-            }
-            Err(e) => break Err(e.to_string()),
+    let seen = match measure(source.as_mut()) {
+        Ok(seen) => seen,
+        Err(e) => {
+            return (
+                CheckLine::fail(what, format!("{info}: {e}"), camera_hint(cam)),
+                None,
+            )
         }
     };
     drop(source);
-    match frame {
-        Ok(bytes) => {
-            let mut detail = format!(
-                "{info}: first frame after {:.2} s, {:.1} kB a frame",
-                first_after.as_secs_f64(),
-                bytes as f64 / 1000.0,
-            );
-            if info.kind == crate::config::SourceKind::Synthetic {
-                detail.push_str(" (a test pattern: no camera needed)");
+    let mut detail = format!(
+        "{info}: first frame after {:.2} s, {:.1} kB a frame",
+        seen.first_after.as_secs_f64(),
+        seen.mean_bytes / 1000.0,
+    );
+    if info.kind == crate::config::SourceKind::Synthetic {
+        detail.push_str(" (a test pattern: no camera needed)");
+    }
+    if seen.corrupt > 0 {
+        detail.push_str(&format!(", {} corrupt before it", seen.corrupt));
+    }
+    let bytes_per_s = Some(seen.mean_bytes * info.fps);
+    let (Some(rate), Some(cpu)) = (seen.rate(), seen.cpu_per_frame()) else {
+        // One frame only (a stream that ended after it): nothing more to judge.
+        return (CheckLine::pass(what, detail), bytes_per_s);
+    };
+    detail.push_str(&format!(
+        ", {rate:.1} fps, {:.2} ms of CPU a frame",
+        cpu.as_secs_f64() * 1e3
+    ));
+    if seen.skipped > 0 {
+        detail.push_str(&format!(", {} skipped in its numbers", seen.skipped));
+    }
+    // The share of a core the capture thread will need at the configured rate.
+    let need = cpu.as_secs_f64() * info.fps;
+    let line = if need >= crate::capture::BUSY {
+        CheckLine::warn(
+            what,
+            format!(
+                "{detail}: {:.0}% of a core at {} fps: {}",
+                need * 100.0,
+                info.fps,
+                crate::capture::overloaded(&info, 1.0 / cpu.as_secs_f64())
+            ),
+            "frames will be lost while it runs: change the camera's settings until this line passes",
+        )
+    } else if rate < 0.9 * info.fps && info.kind != SourceKind::Synthetic {
+        // (The test pattern comes at its rate unless the machine holds its thread up.)
+        CheckLine::warn(
+            what,
+            format!("{detail}: {rate:.1} of the {} fps asked for", info.fps),
+            slow_hint(cam, seen.skipped),
+        )
+    } else {
+        CheckLine::pass(what, detail)
+    };
+    (line, bytes_per_s)
+}
+
+/// What `hindsight check` saw of a camera: its first frame, then a second of frames.
+struct Seen {
+    first_after: Duration,
+    mean_bytes: f64,
+    corrupt: u64,
+    /// Frames after the first, and the time from the first's arrival to the last's.
+    frames: u64,
+    span: Duration,
+    /// This thread's CPU time over those frames (what a capture thread spends on them:
+    /// reading, splitting, encoding where the source encodes).
+    cpu: Option<Duration>,
+    /// Frames missing from the camera's numbers between them.
+    skipped: u64,
+}
+
+impl Seen {
+    fn rate(&self) -> Option<f64> {
+        (self.frames > 0 && !self.span.is_zero())
+            .then(|| self.frames as f64 / self.span.as_secs_f64())
+    }
+
+    fn cpu_per_frame(&self) -> Option<Duration> {
+        self.cpu
+            .filter(|_| self.frames > 0)
+            .map(|c| c / self.frames as u32)
+    }
+}
+
+/// Takes frames as a capture thread would: the first (within 5 s), then for a second (at
+/// least 5 frames, at most 3 s).
+fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> {
+    const FIRST: Duration = Duration::from_secs(5);
+    const SECOND: Duration = Duration::from_secs(1);
+    const LONGEST: Duration = Duration::from_secs(3);
+    let own = crate::clock::ThreadCpuClock::of_this_thread();
+    let mut scratch = Vec::new();
+    let started = Instant::now();
+    let (mut corrupt, mut corrupt_before) = (0, 0);
+    let mut bytes = 0usize;
+    // The first frame's arrival, this thread's CPU time then, and its number.
+    let mut first: Option<(Instant, Option<Duration>)> = None;
+    let (mut frames, mut skipped, mut last_seq) = (0u64, 0u64, 0u64);
+    let mut last: Option<(Instant, Option<Duration>)> = None;
+    loop {
+        match first {
+            None if started.elapsed() > FIRST => {
+                return Err("opened, but no frame arrived within 5 s".to_string())
             }
-            if corrupt > 0 {
-                detail.push_str(&format!(", {corrupt} corrupt before it"));
+            Some((at, _)) if (at.elapsed() >= SECOND && frames >= 5) || at.elapsed() >= LONGEST => {
+                break
             }
-            (CheckLine::pass(what, detail), Some(bytes as f64 * info.fps))
+            _ => {}
         }
-        Err(e) => (
-            CheckLine::fail(what, format!("{info}: {e}"), camera_hint(cam)),
-            None,
+        match source.next_frame_ref(&mut scratch) {
+            Ok((meta, jpeg)) => {
+                let now = (Instant::now(), own.and_then(|c| c.read()));
+                bytes += jpeg.len();
+                if first.is_none() {
+                    first = Some(now);
+                    corrupt_before = corrupt;
+                } else {
+                    frames += 1;
+                    skipped += meta.seq.saturating_sub(last_seq + 1);
+                    last = Some(now);
+                }
+                last_seq = meta.seq;
+            }
+            Err(SourceError::Idle) => {}
+            Err(SourceError::Corrupt(_)) => corrupt += 1,
+            Err(e) if first.is_some() => {
+                tracing::debug!("after {} frames: {e}", frames + 1);
+                break;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let (first_at, first_cpu) = first.expect("the loop ends with a frame");
+    let (span, cpu) = match last {
+        Some((at, cpu)) => (
+            at - first_at,
+            cpu.zip(first_cpu).map(|(b, a)| b.saturating_sub(a)),
         ),
+        None => (Duration::ZERO, None),
+    };
+    Ok(Seen {
+        first_after: first_at - started,
+        mean_bytes: bytes as f64 / (frames + 1) as f64,
+        corrupt: corrupt_before,
+        frames,
+        span,
+        cpu,
+        skipped,
+    })
+}
+
+/// What to try when a camera delivers fewer frames than asked for, and not for want of CPU.
+fn slow_hint(cam: &crate::config::CameraConfig, skipped: u64) -> &'static str {
+    if skipped > 0 && matches!(cam.source, SourceKind::V4l2 | SourceKind::Libcamera) {
+        return "the camera's numbers skip the frames it could not deliver: another program \
+                busy on this machine or on the camera's USB bus, or a camera that cannot hold \
+                this rate at this size (`hindsight devices`)";
+    }
+    match cam.source {
+        SourceKind::V4l2 | SourceKind::Libcamera => {
+            "a camera slows down when its exposure is longer than a frame (dim light): more \
+             light or a shorter exposure, or set fps to what it delivers"
+        }
+        SourceKind::Command | SourceKind::HttpMjpeg => {
+            "the stream comes at that rate: set fps to it, or make the stream faster"
+        }
+        SourceKind::Synthetic => "",
     }
 }
 

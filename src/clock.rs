@@ -237,6 +237,89 @@ impl Clocks for SimulatedClocks {
     }
 }
 
+/// A thread's CPU-time clock (`pthread_getcpuclockid`): how long that thread has run on a
+/// CPU, readable from any thread of the process with one `clock_gettime`. The control
+/// thread reads each capture thread's once a second ([`CpuMeter`]), so that frames lost
+/// to a capture thread that cannot keep up (a JPEG encoder too slow for the rate) are
+/// said to be that, and `hindsight check` reads its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadCpuClock(libc::clockid_t);
+
+impl ThreadCpuClock {
+    /// The calling thread's clock.
+    pub fn of_this_thread() -> Option<ThreadCpuClock> {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: pthread_self() names the calling thread, which is alive; `id` is a
+        // valid out-pointer.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        (rc == 0).then_some(ThreadCpuClock(id))
+    }
+
+    /// The thread's time on a CPU so far; `None` once it has ended (and the kernel has
+    /// released it, a moment after it is joined).
+    pub fn read(self) -> Option<Duration> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer; a clock id of a thread that has ended
+        // gives EINVAL, not undefined behaviour.
+        let rc = unsafe { libc::clock_gettime(self.0, &mut ts) };
+        #[allow(clippy::useless_conversion)]
+        let (secs, nanos) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
+        (rc == 0).then(|| Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32))
+    }
+}
+
+/// A thread's share of one core over windows of at least [`CpuMeter::WINDOW`] of the LSL
+/// clock: 1.0 is a thread that never waited.
+#[derive(Debug)]
+pub struct CpuMeter {
+    clock: ThreadCpuClock,
+    last: Option<(LslTime, Duration)>,
+    share: Option<f64>,
+}
+
+impl CpuMeter {
+    /// About a second: the control thread looks once a second, a little early or late.
+    pub const WINDOW: Duration = Duration::from_millis(900);
+
+    pub fn new(clock: ThreadCpuClock) -> CpuMeter {
+        CpuMeter {
+            clock,
+            last: None,
+            share: None,
+        }
+    }
+
+    /// Reads the clock if a window has passed since the last reading (or none was taken)
+    /// and returns the share over the last whole window (`None` before the first one, or
+    /// once the thread has ended).
+    pub fn sample(&mut self, now: LslTime) -> Option<f64> {
+        let due = self
+            .last
+            .is_none_or(|(at, _)| now.saturating_since(at) >= Self::WINDOW);
+        if due {
+            let Some(cpu) = self.clock.read() else {
+                self.last = None;
+                self.share = None;
+                return None;
+            };
+            if let Some((at, before)) = self.last {
+                let wall = now.saturating_since(at).as_secs_f64();
+                self.share = Some(cpu.saturating_sub(before).as_secs_f64() / wall);
+            }
+            self.last = Some((now, cpu));
+        }
+        self.share
+    }
+
+    /// The share over the last whole window, as [`CpuMeter::sample`] last found it.
+    pub fn share(&self) -> Option<f64> {
+        self.share
+    }
+}
+
 fn read_clock(id: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -307,5 +390,82 @@ mod tests {
         assert_eq!(c.now().wall, WallTime::from_nanos(7_000));
         c.advance(Duration::from_nanos(10));
         assert_eq!(c.now().lsl, LslTime::from_nanos(3_010));
+    }
+
+    /// Spins until the calling thread's own CPU clock says it has run `cpu`.
+    fn spin_for(cpu: Duration) {
+        let own = ThreadCpuClock::of_this_thread().unwrap();
+        let start = own.read().unwrap();
+        let mut x = 0u64;
+        while own.read().unwrap() - start < cpu {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+
+    use std::time::Instant;
+
+    #[test]
+    fn another_threads_cpu_time_counts_its_running_and_not_its_sleeping() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The worker spins for each duration it is sent, sleeping between; it ends when
+        // the channel closes.
+        let (spin, todo) = std::sync::mpsc::channel::<Duration>();
+        let worker = std::thread::spawn(move || {
+            tx.send(ThreadCpuClock::of_this_thread().unwrap()).unwrap();
+            for cpu in todo {
+                spin_for(cpu);
+                tx.send(ThreadCpuClock::of_this_thread().unwrap()).unwrap();
+            }
+        });
+        let clock = rx.recv().unwrap();
+        spin.send(Duration::from_millis(60)).unwrap();
+        assert_eq!(rx.recv().unwrap(), clock, "one thread, one clock");
+        let ran = clock.read().unwrap();
+        assert!(
+            ran >= Duration::from_millis(60),
+            "read {ran:?} after 60 ms of spinning"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        let slept = clock.read().unwrap() - ran;
+        assert!(
+            slept < Duration::from_millis(20),
+            "{slept:?} of CPU while asleep"
+        );
+        // The meter: no share before a whole window, then what the thread ran over it
+        // (the windows' ends are given, so the share is the CPU time it ran over 1 s).
+        let mut meter = CpuMeter::new(clock);
+        let t0 = LslTime::now();
+        assert_eq!(meter.sample(t0), None);
+        assert_eq!(
+            meter.sample(t0 + Duration::from_millis(500)),
+            None,
+            "not a window yet"
+        );
+        let asleep = meter.sample(t0 + CpuMeter::WINDOW).unwrap();
+        assert!(asleep < 0.02, "a sleeping thread's share: {asleep}");
+        spin.send(Duration::from_millis(300)).unwrap();
+        rx.recv().unwrap();
+        assert_eq!(
+            meter.sample(t0 + CpuMeter::WINDOW + Duration::from_millis(10)),
+            Some(asleep)
+        );
+        let busy = meter.sample(t0 + CpuMeter::WINDOW * 2).unwrap();
+        assert!(
+            (0.3..0.4).contains(&busy),
+            "300 ms of CPU in a window of 1 s: {busy}"
+        );
+        assert_eq!(meter.share(), Some(busy));
+        drop(spin);
+        worker.join().unwrap();
+        // Its clock goes once the kernel has released the thread, a moment after join.
+        let joined = Instant::now();
+        while clock.read().is_some() {
+            assert!(
+                joined.elapsed() < Duration::from_secs(5),
+                "a thread that ended has no time"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(meter.sample(t0 + CpuMeter::WINDOW * 3), None);
     }
 }

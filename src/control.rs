@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use crate::audio::AudioCmd;
 use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply};
-use crate::capture::Camera;
+use crate::capture::{overloaded, Camera, BUSY};
 use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::event::Event;
 use crate::hub::StatusHub;
@@ -1054,10 +1054,14 @@ impl Control {
 
     /// Frames lost since the last look, by cause, each camera: a warning (in the log and
     /// the status) whenever any were, so that no loss goes unseen. Corrupt frames are
-    /// reported where they are found (capture).
+    /// reported where they are found (capture). Gaps in the camera's numbers while its
+    /// capture thread was busy nearly all the time are said to be that: the machine
+    /// cannot take (encode) the camera's frames at its rate.
     fn watch_drops(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
+        let at = crate::clock::LslTime::now();
         for cam in &self.cameras {
+            let cpu = cam.sample_cpu(at);
             let s = &cam.stats;
             let now = [
                 s.source_gaps.load(Relaxed),
@@ -1078,14 +1082,26 @@ impl Control {
                 .filter(|((n, s), _)| n > s)
                 .map(|((n, s), why)| format!("{} ({why})", n - s))
                 .collect();
+            let gaps = now[0] > seen[0];
             *seen = now;
             if !new.is_empty() {
                 let during = match self.recorder.recording() {
                     Some(r) => format!(" during recording {}", r.id),
                     None => String::new(),
                 };
+                // Busy nearly all the time, it took `fps` frames a second: about the most
+                // it can.
+                let fps = cam.fps(at);
+                let why = match cpu {
+                    Some(busy) if gaps && busy >= BUSY && fps > 0.0 => format!(
+                        "; its capture thread was busy {:.0}% of the last second: {}",
+                        busy * 100.0,
+                        overloaded(&cam.setup.info, fps / busy)
+                    ),
+                    _ => String::new(),
+                };
                 let msg = format!(
-                    "camera {}: frames lost{during}: {}",
+                    "camera {}: frames lost{during}: {}{why}",
                     cam.setup.name,
                     new.join(", ")
                 );

@@ -244,6 +244,16 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         shot(&c, "1-live").await;
+        // The camera's facts, the capture thread's share of a core among them (measured
+        // over a second: a 30 fps test pattern this small takes a few percent at most).
+        until_text(&c, "the capture thread's CPU", "figcaption", |t| {
+            t.split("capture cpu ")
+                .nth(1)
+                .and_then(|r| r.split('%').next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .is_some_and(|pct| pct < 80.0)
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         let later = shown_frame(&c, img).await.expect("a frame");
         assert!(

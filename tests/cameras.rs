@@ -636,3 +636,96 @@ fn a_network_camera_with_a_password_in_its_url_gets_one_login() {
     );
     assert!(h.terminate().success());
 }
+
+/// A camera whose frames this machine cannot encode at its rate (1080p asked for at 2000
+/// fps): the frames it loses are said to be that, in the log and the status's warnings,
+/// with the rate this machine keeps up with and what to change; the status shows its
+/// capture thread's share of a core. A light camera beside it is not blamed. And the
+/// recording holds every frame the camera delivered: the recorder lost none of them.
+#[test]
+fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
+    let _g = serial();
+    let mut h = Hindsight::start(&camera_config(
+        "  - name: big\n    source: synthetic\n    resolution: {width: 1920, height: 1080}\n    fps: 2000\n  - name: small\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 20\n",
+    ));
+    let said = |s: &serde_json::Value| -> Option<String> {
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .find(|w| w.starts_with("camera big: frames lost") && w.contains("busy"))
+            .map(str::to_string)
+    };
+    h.wait_until(
+        "the big camera's losses explained",
+        Duration::from_secs(30),
+        |h| said(&h.status()).is_some(),
+    );
+    let s = h.status();
+    let warning = said(&s).unwrap();
+    assert!(
+        warning.contains("(gaps in the camera's frame numbers)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("encoding 1920x1080 frames to JPEG, this machine keeps up with about "),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("lower fps, resolution or quality"),
+        "{warning}"
+    );
+    let busy: f64 = warning
+        .split("busy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no share in {warning}"));
+    assert!(busy >= 80.0, "{warning}");
+    let can: f64 = warning
+        .split("keeps up with about ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {warning}"));
+    assert!(can > 0.0 && can < 2000.0 * 0.8, "{warning}");
+    assert!(
+        h.log_text().contains(&warning),
+        "the log says it too:\n{}",
+        h.log_text()
+    );
+    let big = &s["cameras"][0];
+    let small = &s["cameras"][1];
+    assert!(big["capture_cpu"].as_f64().unwrap() >= 0.8, "{big}");
+    assert!(small["capture_cpu"].as_f64().unwrap() < 0.5, "{small}");
+    for w in s["warnings"].as_array().unwrap() {
+        let w = w.as_str().unwrap();
+        assert!(
+            !(w.starts_with("camera small") && w.contains("busy")),
+            "{w}"
+        );
+    }
+    // A second's recording: every frame delivered is in the file, the recorder lost none.
+    h.post("start", json!({"seconds": 1}));
+    h.wait_until("the recording ends", Duration::from_secs(30), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let mkv = h
+        .mkv_files()
+        .into_iter()
+        .find(|f| f.to_str().unwrap().ends_with("_big.mkv"))
+        .unwrap();
+    let rows = read_sidecar(&mkv);
+    assert_eq!(ffprobe_frame_count(&mkv), rows.len() as u64);
+    assert!(rows
+        .windows(2)
+        .all(|w| w[1].frame_number > w[0].frame_number));
+    let big = &h.status()["cameras"][0];
+    assert_eq!(
+        big["frames_dropped"], big["drops"]["source_gaps"],
+        "only the camera's own gaps: {big}"
+    );
+    assert!(h.terminate().success());
+}

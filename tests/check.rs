@@ -91,6 +91,11 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
         cam.contains("400x400 @ 100 fps") && cam.contains("kB a frame"),
         "{cam}"
     );
+    // What the capture thread will spend on each frame, measured over a second.
+    assert!(
+        cam.contains(" fps, ") && cam.contains(" ms of CPU a frame"),
+        "{cam}"
+    );
     assert_eq!(c.level("lsl"), "pass", "{all}");
     assert_eq!(c.level("recordings root"), "pass", "{all}");
     // Free space is judged against what the camera really delivers.
@@ -116,6 +121,50 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
     assert!(
         rt.starts_with("pass") && rt.contains("normal priority"),
         "{rt}"
+    );
+}
+
+/// The number just before `before` in `line`.
+fn number_before(line: &str, before: &str) -> f64 {
+    let head = &line[..line
+        .find(before)
+        .unwrap_or_else(|| panic!("no `{before}` in {line}"))];
+    let start = head.rfind(' ').map_or(0, |i| i + 1);
+    head[start..]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before `{before}` in {line}"))
+}
+
+/// A camera this machine cannot encode at its rate is found before the experiment, not
+/// in its files: its line warns and says what each frame costs the capture thread, the
+/// rate this machine keeps up with and what to change. Check still succeeds (it records).
+#[test]
+fn a_camera_this_machine_cannot_encode_at_its_rate_is_warned_of_with_the_rate_it_can() {
+    let c = check(
+        "cameras:\n  - name: big\n    source: synthetic\n    resolution: {width: 1920, height: 1080}\n    fps: 2000\nbuffer:\n  duration: 1\n",
+        &[],
+    );
+    let all = c.lines.join("\n");
+    assert_eq!(c.code, 0, "{all}");
+    let line = c.line("camera big");
+    assert!(line.starts_with("warn"), "{line}");
+    assert!(line.contains("encoding 1920x1080 frames to JPEG"), "{line}");
+    assert!(line.contains("lower fps, resolution or quality"), "{line}");
+    assert!(line.contains("frames will be lost"), "{line}");
+    // The rate it keeps up with is what a frame's CPU time allows, well short of 2000.
+    let ms = number_before(line, " ms of CPU a frame");
+    let can = number_before(line, " fps of the 2000 asked for");
+    assert!(can < 2000.0 * 0.8, "{line}");
+    assert!(
+        (can - (1000.0 / ms).floor()).abs() <= 1.0,
+        "{ms} ms a frame, {can} fps: {line}"
+    );
+    // What it delivered in the check is about that too (it skips what it cannot take).
+    let delivered = number_before(line, " fps, ");
+    assert!(delivered < 2000.0 * 0.8, "{line}");
+    assert!(
+        number_before(line, " skipped in its numbers") > 0.0,
+        "{line}"
     );
 }
 

@@ -546,12 +546,20 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
         assert!(!line.contains("Os {") && !line.contains("code:"), "{line}");
         line
     };
-    // It opens and delivers.
+    // It opens and delivers, at its rate, and says what a frame costs to encode.
     let l = check(&camera("pi", "0", 320, 240, 30.0, 80), &yaml);
     assert!(
         l.to_uppercase().starts_with("PASS") && l.contains("virtual-imx708"),
         "{l}"
     );
+    let fps: f64 = l
+        .split(" fps, ")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no measured rate in {l}"));
+    assert!((27.0..33.0).contains(&fps), "{l}");
+    assert!(l.contains(" ms of CPU a frame"), "{l}");
     // A size it does not offer: what it offers.
     let l = check(&camera("pi", "0", 640, 480, 30.0, 80), &yaml);
     assert!(

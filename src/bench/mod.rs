@@ -101,6 +101,7 @@ fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
         height: set.height,
         fps: set.fps,
         codec: crate::config::Codec::Mjpg,
+        encodes: false,
     };
     Arc::new(Camera::new(CameraSetup::plain(0, "bench", info), ring))
 }

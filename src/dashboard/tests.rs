@@ -131,6 +131,18 @@ fn bg_of(b: &Buffer, word: &str) -> Color {
     panic!("{word} not on screen:\n{t}");
 }
 
+/// The foreground colour of the cell just after the first `label` on screen.
+fn fg_after(b: &Buffer, label: &str) -> Color {
+    let t = text(b);
+    for (y, line) in t.lines().enumerate() {
+        if let Some(byte) = line.find(label) {
+            let x = line[..byte + label.len()].chars().count();
+            return b[(x as u16, y as u16)].fg;
+        }
+    }
+    panic!("{label} not on screen:\n{t}");
+}
+
 #[test]
 fn buffering_shows_the_buffer_rates_ntfy_audio_and_disk() {
     let b = draw(&view_of(buffering()));
@@ -310,4 +322,19 @@ fn log_lines_show_the_time_of_day() {
         "20:02:25.614  INFO capture{camera=cam0}: pinned"
     );
     assert_eq!(view::short_log_line("no time here"), "no time here");
+}
+
+#[test]
+fn a_capture_thread_busy_nearly_all_the_time_stands_out() {
+    let mut s = buffering();
+    let t = text(&draw(&view_of(s.clone())));
+    assert!(!t.contains("capture cpu"), "not measured yet: {t}");
+    s.cameras[0].capture_cpu = Some(0.042);
+    let b = draw(&view_of(s.clone()));
+    assert!(text(&b).contains("capture cpu 4%"), "{}", text(&b));
+    assert_eq!(fg_after(&b, "capture cpu "), Color::Reset);
+    s.cameras[0].capture_cpu = Some(0.97);
+    let b = draw(&view_of(s));
+    assert!(text(&b).contains("capture cpu 97%"), "{}", text(&b));
+    assert_eq!(fg_after(&b, "capture cpu "), Color::Yellow);
 }

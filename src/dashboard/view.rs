@@ -200,7 +200,7 @@ fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
     } else {
         Style::default()
     };
-    let counters = vec![
+    let mut counters = vec![
         label("  fps"),
         Span::raw(format!("{:.1} / {}", c.fps, c.target_fps)),
         label("  captured"),
@@ -210,6 +210,16 @@ fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
         label("  dropped"),
         Span::styled(c.frames_dropped.to_string(), dropped_style),
     ];
+    // The capture thread's share of a core: near 100%, it cannot take every frame.
+    if let Some(cpu) = c.capture_cpu {
+        let style = if cpu >= crate::capture::BUSY {
+            Style::default().fg(Color::Yellow)
+        } else {
+            Style::default()
+        };
+        counters.push(label("  capture cpu"));
+        counters.push(Span::styled(format!("{:.0}%", cpu * 100.0), style));
+    }
     let buffer = vec![
         label("  buffer"),
         Span::styled(bar(c.buffer_fill, 20), Style::default().fg(Color::Cyan)),

@@ -98,6 +98,7 @@ impl CommandSource {
                 height: 0,
                 fps,
                 codec: crate::config::Codec::Mjpg,
+                encodes: false,
             },
             command: command.to_string(),
             child,

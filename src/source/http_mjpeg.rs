@@ -127,6 +127,7 @@ impl HttpMjpegSource {
                 height: 0,
                 fps,
                 codec: crate::config::Codec::Mjpg,
+                encodes: false,
             },
             response,
             stream: FrameStream::new(max_frame, clocks),

@@ -27,6 +27,10 @@ pub struct SourceInfo {
     pub fps: f64,
     /// Always MJPEG for now: every source yields JPEG frames.
     pub codec: crate::config::Codec,
+    /// Each frame is encoded to JPEG on the capture thread (libcamera, a V4L2 camera
+    /// without MJPEG, the synthetic pattern drawn live): what limits the rate this
+    /// machine can take, said when frames are lost to it.
+    pub encodes: bool,
 }
 
 /// Why a source could not deliver a frame.

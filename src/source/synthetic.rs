@@ -173,6 +173,7 @@ impl SyntheticSource {
                 height: cfg.height,
                 fps: cfg.fps,
                 codec: crate::config::Codec::Mjpg,
+                encodes: matches!(frames, Frames::Live(_)),
             },
             clocks,
             pacing: cfg.pacing,

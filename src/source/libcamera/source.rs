@@ -92,6 +92,7 @@ pub fn open(
             height: h,
             fps,
             codec: crate::config::Codec::Mjpg,
+            encodes: true,
         },
         key: opened.key,
         started: false,

@@ -206,6 +206,7 @@ impl<D: CaptureDevice> V4l2Source<D> {
                 height: granted.height,
                 fps: granted.fps,
                 codec: crate::config::Codec::Mjpg,
+                encodes: encoder.is_some(),
             },
             dev,
             pixel: choice.pixel,
