@@ -168,6 +168,26 @@ fn a_camera_this_machine_cannot_encode_at_its_rate_is_warned_of_with_the_rate_it
     );
 }
 
+/// A stream slower than its `fps` (a program camera at 10 fps configured as 30) is
+/// warned of with the rate it came at and what to change: its CPU is not the cause.
+#[test]
+fn a_camera_slower_than_its_fps_is_warned_of_with_the_rate_it_came_at() {
+    require_tool("ffmpeg");
+    let c = check(
+        "cameras:\n  - name: slow\n    source: command\n    command: \"ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=10 -c:v mjpeg -f mjpeg -\"\n    fps: 30\n",
+        &[],
+    );
+    let line = c.line("camera slow");
+    assert!(line.starts_with("warn"), "{line}");
+    let came = number_before(line, " of the 30 fps asked for");
+    assert!((8.0..12.0).contains(&came), "{line}");
+    assert!(
+        line.contains("the stream comes at that rate: set fps to it"),
+        "{line}"
+    );
+    assert!(!line.contains("keeps up with"), "not the CPU: {line}");
+}
+
 /// With a recorder of the rig running on the root, check says so (and names its pid):
 /// `hindsight run` with that configuration would stop at once. Once it ends, it passes.
 #[test]
