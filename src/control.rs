@@ -1100,13 +1100,11 @@ impl Control {
                     ),
                     _ => String::new(),
                 };
-                let msg = format!(
-                    "camera {}: frames lost{during}: {}{why}",
-                    cam.setup.name,
-                    new.join(", ")
-                );
+                let about = format!("camera {}: frames lost", cam.setup.name);
+                let msg = format!("{about}{during}: {}{why}", new.join(", "));
+                // Each second's in the log; only the newest in the status.
                 tracing::warn!("{msg}");
-                self.add_warning(msg);
+                self.hub.replace_warning(&about, msg);
             }
         }
     }

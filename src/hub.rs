@@ -114,6 +114,14 @@ impl StatusHub {
         view.warnings.drain(..excess);
     }
 
+    /// Adds a warning that takes the place of any earlier one starting with `about`: a
+    /// loss repeated every second (a camera this machine cannot keep up with) keeps one
+    /// line, its newest, and never pushes the other warnings out of the ten kept.
+    pub fn replace_warning(&self, about: &str, msg: String) {
+        self.view.lock().warnings.retain(|w| !w.starts_with(about));
+        self.add_warning(msg);
+    }
+
     /// The cameras, as the capture threads share them (the web page's live views read
     /// their rings).
     pub fn cameras(&self) -> &[Arc<Camera>] {
@@ -267,5 +275,31 @@ mod tests {
             (sa.level_dbfs, sa.overrun_frames, sa.buffered_seconds)
         );
         assert_eq!((a.level_dbfs, a.overrun_frames), (-23.5, 7));
+    }
+
+    #[test]
+    fn a_loss_said_every_second_keeps_one_line_and_pushes_no_other_warning_out() {
+        let hub = StatusHub::new("rig".into(), Vec::new(), Vec::new());
+        hub.add_warning("writing rec_1_cam0.mkv failed: No space left on device".into());
+        hub.add_warning("camera side lost: no frame for 5 s".into());
+        for n in 1..=30 {
+            hub.replace_warning(
+                "camera top: frames lost",
+                format!("camera top: frames lost: {n} (gaps in the camera's frame numbers)"),
+            );
+            hub.replace_warning(
+                "camera side: frames lost",
+                format!("camera side: frames lost: {n} (the writer's queue was full)"),
+            );
+        }
+        assert_eq!(
+            hub.snapshot().warnings,
+            [
+                "writing rec_1_cam0.mkv failed: No space left on device",
+                "camera side lost: no frame for 5 s",
+                "camera top: frames lost: 30 (gaps in the camera's frame numbers)",
+                "camera side: frames lost: 30 (the writer's queue was full)",
+            ]
+        );
     }
 }

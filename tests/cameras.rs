@@ -722,10 +722,23 @@ fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
     assert!(rows
         .windows(2)
         .all(|w| w[1].frame_number > w[0].frame_number));
-    let big = &h.status()["cameras"][0];
+    let s = h.status();
+    let big = &s["cameras"][0];
     assert_eq!(
         big["frames_dropped"], big["drops"]["source_gaps"],
         "only the camera's own gaps: {big}"
     );
+    // Said every second in the log, but only its newest in the status, so that it never
+    // pushes another warning out of the ten the status keeps.
+    let said: Vec<&str> = s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("camera big: frames lost"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    let logged = h.log_text().matches("camera big: frames lost").count();
+    assert!(logged >= 3, "{logged} in the log");
     assert!(h.terminate().success());
 }
