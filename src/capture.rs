@@ -47,9 +47,10 @@ pub struct Camera {
     /// What this camera's writer publishes (it is their only writer).
     pub written: Arc<crate::writer::WriterStats>,
     pub last_error: Mutex<Option<String>>,
-    /// The capture thread's share of a core (its CPU clock, set as it starts); read by
-    /// the control thread once a second ([`Camera::sample_cpu`]).
-    cpu: Mutex<Option<CpuMeter>>,
+    /// The CPU clocks of the capture thread and of its source's encoding threads (set as
+    /// it starts and when the source is opened again); read by the control thread once a
+    /// second ([`Camera::sample_cpu`]).
+    cpu: Mutex<Option<CaptureCpu>>,
 }
 
 /// Every camera has delivered a frame and its capture loop runs: the one definition of
@@ -201,15 +202,29 @@ impl Camera {
         }
     }
 
-    /// The capture thread's share of one core over the last whole second, read from its
-    /// CPU clock at most once a second (`None` until its thread has run a second).
-    pub fn sample_cpu(&self, now: LslTime) -> Option<f64> {
-        self.cpu.lock().as_mut().and_then(|m| m.sample(now))
+    /// What the capture thread (and its source's encoding threads) took of the CPU over
+    /// the last whole second, read from their CPU clocks at most once a second (`None`
+    /// until the capture thread has run a second).
+    pub fn sample_cpu(&self, now: LslTime) -> Option<CpuLoad> {
+        self.cpu.lock().as_mut().and_then(|c| c.sample(now))
     }
 
     /// What [`Camera::sample_cpu`] last found.
-    pub fn capture_cpu(&self) -> Option<f64> {
-        self.cpu.lock().as_ref().and_then(CpuMeter::share)
+    pub fn capture_cpu(&self) -> Option<CpuLoad> {
+        self.cpu.lock().as_ref().and_then(|c| c.last)
+    }
+
+    /// Measures the calling (capture) thread and `source`'s helper threads from now on.
+    fn watch_cpu(&self, source: &dyn FrameSource) {
+        *self.cpu.lock() = ThreadCpuClock::of_this_thread().map(|own| CaptureCpu {
+            own: CpuMeter::new(own),
+            helpers: source
+                .helper_cpu_clocks()
+                .into_iter()
+                .map(CpuMeter::new)
+                .collect(),
+            last: None,
+        });
     }
 
     /// Sends the buffered frames captured from `from` on (to `until`, if known) to
@@ -434,8 +449,61 @@ impl Camera {
             losses: s.losses.load(Relaxed),
             reopened: s.reopened.load(Relaxed),
             last_error: self.last_error.lock().clone(),
-            capture_cpu: self.capture_cpu(),
+            capture_cpu: self.capture_cpu().map(|c| c.total),
         }
+    }
+}
+
+/// What a camera's threads took of the CPU over a second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuLoad {
+    /// Shares of one core, all its threads together (above 1.0 with encoding threads).
+    pub total: f64,
+    /// What limits the rate it can take: the capture thread's share, or its encoding
+    /// threads' mean share where it has them.
+    pub busy: f64,
+    /// Its encoding threads (0: it encodes, if at all, on the capture thread).
+    pub encoders: usize,
+}
+
+impl CpuLoad {
+    /// "its capture thread was busy 97%", or its encoding threads', of the last second.
+    pub fn said(&self) -> String {
+        let pct = (self.busy * 100.0).round();
+        match self.encoders {
+            0 => format!("its capture thread was busy {pct}% of the last second"),
+            n => format!("its {n} encoding threads were busy {pct}% of the last second"),
+        }
+    }
+}
+
+/// The CPU meters of a capture thread and its source's helper threads.
+struct CaptureCpu {
+    own: CpuMeter,
+    helpers: Vec<CpuMeter>,
+    last: Option<CpuLoad>,
+}
+
+impl CaptureCpu {
+    fn sample(&mut self, now: LslTime) -> Option<CpuLoad> {
+        let own = self.own.sample(now)?;
+        let helpers: Vec<f64> = self
+            .helpers
+            .iter_mut()
+            .filter_map(|m| m.sample(now))
+            .collect();
+        let sum: f64 = helpers.iter().sum();
+        let busy = if helpers.is_empty() {
+            own
+        } else {
+            own.max(sum / helpers.len() as f64)
+        };
+        self.last = Some(CpuLoad {
+            total: own + sum,
+            busy,
+            encoders: self.helpers.len(),
+        });
+        self.last
     }
 }
 
@@ -451,7 +519,15 @@ pub fn overloaded(info: &SourceInfo, max_fps: f64) -> String {
         max_fps.floor(),
         info.fps
     );
-    if info.encodes {
+    if info.kind == crate::config::SourceKind::Libcamera {
+        format!(
+            "encoding {}x{} frames to JPEG, {keeps_up}: lower fps, resolution or quality, \
+             or encode on more threads (`encoders`; this machine has {} cores)",
+            info.width,
+            info.height,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )
+    } else if info.encodes {
         format!(
             "encoding {}x{} frames to JPEG, {keeps_up}: lower fps, resolution or quality",
             info.width, info.height
@@ -623,7 +699,7 @@ pub fn run_capture(
     let mut bad = BadFrames::default();
     // Set while the camera is lost: why. Cleared by its next usable frame.
     let mut lost: Option<String> = None;
-    *cam.cpu.lock() = ThreadCpuClock::of_this_thread().map(CpuMeter::new);
+    cam.watch_cpu(source.as_ref());
     cam.stats.running.store(true, Relaxed);
     tracing::info!(source = %source.info(), "capturing");
     while !stop.stopping() {
@@ -695,6 +771,7 @@ pub fn run_capture(
                     *cam.last_error.lock() = Some(e);
                 }
                 source = s;
+                cam.watch_cpu(source.as_ref());
                 seq.reopened();
                 usable_at = Instant::now();
                 bad = BadFrames::default();

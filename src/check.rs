@@ -270,16 +270,21 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
     if seen.skipped > 0 {
         detail.push_str(&format!(", {} skipped in its numbers", seen.skipped));
     }
-    // The share of a core the capture thread will need at the configured rate.
-    let need = cpu.as_secs_f64() * info.fps;
+    // The share of a core each thread that does the work will need at the configured
+    // rate (the capture thread, or each of its encoding threads).
+    let need = cpu.as_secs_f64() * info.fps / seen.threads as f64;
     let line = if need >= crate::capture::BUSY {
         CheckLine::warn(
             what,
             format!(
-                "{detail}: {:.0}% of a core at {} fps: {}",
+                "{detail}: {:.0}% of a core{} at {} fps: {}",
                 need * 100.0,
+                match seen.threads {
+                    1 => String::new(),
+                    n => format!(" for each of its {n} encoding threads"),
+                },
                 info.fps,
-                crate::capture::overloaded(&info, 1.0 / cpu.as_secs_f64())
+                crate::capture::overloaded(&info, seen.threads as f64 / cpu.as_secs_f64())
             ),
             "frames will be lost while it runs: change the camera's settings until this line passes",
         )
@@ -304,9 +309,12 @@ struct Seen {
     /// Frames after the first, and the time from the first's arrival to the last's.
     frames: u64,
     span: Duration,
-    /// This thread's CPU time over those frames (what a capture thread spends on them:
-    /// reading, splitting, encoding where the source encodes).
+    /// This thread's CPU time over those frames, with the source's encoding threads'
+    /// (what a capture thread spends on them: reading, splitting, encoding where the
+    /// source encodes).
     cpu: Option<Duration>,
+    /// The threads that share that work: the source's encoding threads, else 1.
+    threads: usize,
     /// Frames missing from the camera's numbers between them.
     skipped: u64,
 }
@@ -330,7 +338,12 @@ fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> 
     const FIRST: Duration = Duration::from_secs(5);
     const SECOND: Duration = Duration::from_secs(1);
     const LONGEST: Duration = Duration::from_secs(3);
-    let own = crate::clock::ThreadCpuClock::of_this_thread();
+    // This thread's CPU clock and its source's encoding threads': their sum.
+    let clocks: Vec<_> = crate::clock::ThreadCpuClock::of_this_thread()
+        .into_iter()
+        .chain(source.helper_cpu_clocks())
+        .collect();
+    let cpu_now = || -> Option<Duration> { clocks.iter().map(|c| c.read()).sum() };
     let mut scratch = Vec::new();
     let started = Instant::now();
     let (mut corrupt, mut corrupt_before) = (0, 0);
@@ -351,7 +364,7 @@ fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> 
         }
         match source.next_frame_ref(&mut scratch) {
             Ok((meta, jpeg)) => {
-                let now = (Instant::now(), own.and_then(|c| c.read()));
+                let now = (Instant::now(), cpu_now());
                 bytes += jpeg.len();
                 if first.is_none() {
                     first = Some(now);
@@ -381,6 +394,7 @@ fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> 
         None => (Duration::ZERO, None),
     };
     Ok(Seen {
+        threads: clocks.len().saturating_sub(1).max(1),
         first_after: first_at - started,
         mean_bytes: bytes as f64 / (frames + 1) as f64,
         corrupt: corrupt_before,

@@ -1093,10 +1093,10 @@ impl Control {
                 // it can.
                 let fps = cam.fps(at);
                 let why = match cpu {
-                    Some(busy) if gaps && busy >= BUSY && fps > 0.0 => format!(
-                        "; its capture thread was busy {:.0}% of the last second: {}",
-                        busy * 100.0,
-                        overloaded(&cam.setup.info, fps / busy)
+                    Some(load) if gaps && load.busy >= BUSY && fps > 0.0 => format!(
+                        "; {}: {}",
+                        load.said(),
+                        overloaded(&cam.setup.info, fps / load.busy)
                     ),
                     _ => String::new(),
                 };

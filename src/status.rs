@@ -197,8 +197,9 @@ pub struct CameraStatus {
     pub losses: u64,
     pub reopened: u64,
     pub last_error: Option<String>,
-    /// The capture thread's share of one core over the last second (1.0: it never
-    /// waited for the camera, so frames came faster than it could take them).
+    /// The capture thread's share of one core over the last second, with its encoding
+    /// threads' where it has them (1.0 for the capture thread alone: it never waited for
+    /// the camera, so frames came faster than it could take them).
     pub capture_cpu: Option<f64>,
 }
 

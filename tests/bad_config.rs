@@ -136,6 +136,28 @@ fn impossible_frame_rates_and_sizes_are_refused() {
     assert!(!r.root_created);
 }
 
+/// Encoding threads are for libcamera cameras; anywhere else the key would do nothing.
+#[test]
+fn encoders_out_of_range_or_on_a_camera_that_cannot_use_them_are_refused() {
+    let r = run_with("cameras:\n  - name: a\n    encoders: 0\n", None);
+    assert_refused(&r, &["cameras[0].encoders", "1 to 16 threads", "line 3"]);
+    let r = run_with("cameras:\n  - name: a\n    encoders: 17\n", None);
+    assert_refused(&r, &["cameras[0].encoders", "1 to 16 threads"]);
+    let r = run_with(
+        "cameras:\n  - name: a\n    source: synthetic\n    encoders: 4\n",
+        None,
+    );
+    assert_refused(
+        &r,
+        &[
+            "cameras[0].encoders",
+            "line 4",
+            "only a libcamera camera's frames are encoded on several threads",
+        ],
+    );
+    assert!(!r.root_created);
+}
+
 #[test]
 fn an_unwritable_root_is_refused() {
     let dir = tempfile::tempdir().unwrap();

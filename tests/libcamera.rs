@@ -362,6 +362,54 @@ fn frames_the_camera_lost_are_counted_from_its_sequence_numbers() {
     not(feature = "libcamera"),
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
+fn frames_slower_to_handle_than_their_period_are_all_kept_on_several_encoding_threads() {
+    let _one_at_a_time = serial();
+    // The same 0 to 100 ms a frame (50 on average) that loses frames at 30 fps on the
+    // capture thread alone (the test above), on 4 encoding threads that take frames in
+    // turn: each has 4 periods for its frame, so none is lost, and they come out in order
+    // at their sensor times.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let mut h = start(
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + "    encoders: 4\n")),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "100")],
+    );
+    let cam = &h.status()["cameras"][0];
+    assert_eq!(
+        cam["model"], "virtual-imx708, YUV420 encoded to JPEG on 4 threads",
+        "{cam}"
+    );
+    let mkv = record(&mut h, 3.0);
+    let shown = shown(&mkv, 320, 240);
+    let rows = read_sidecar(&mkv);
+    assert!(rows.len() >= 90, "{} frames", rows.len());
+    assert!(
+        steps(&shown).iter().all(|&s| s == 1),
+        "none lost: {:?}",
+        steps(&shown)
+    );
+    for w in rows.windows(2) {
+        assert_eq!(w[1].frame_number, w[0].frame_number + 1);
+    }
+    assert_sensor_times(&rows, &shown, period(30.0));
+    assert_eq!(jpeg_quality_dc(&first_jpeg(&mkv)), dc_for_quality(80));
+    let cam = &h.status()["cameras"][0];
+    assert_eq!(cam["drops"]["source_gaps"], 0, "{cam}");
+    assert!(cam["capture_cpu"].as_f64().is_some(), "{cam}");
+    // The next recording too; and the process ends cleanly, its threads joined before
+    // the camera is closed.
+    let again = record(&mut h, 1.0);
+    let shown = self::shown(&again, 320, 240);
+    assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
 fn nv12_and_yuv420_cameras_both_record_two_cameras_in_one_process() {
     let _one_at_a_time = serial();
     // Two cameras (a Pi 5 has two ports): one gives YUV420, the other NV12 only.
@@ -559,6 +607,16 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no measured rate in {l}"));
     assert!((27.0..33.0).contains(&fps), "{l}");
+    assert!(l.contains(" ms of CPU a frame"), "{l}");
+    // On encoding threads too.
+    let l = check(
+        &(camera("pi", "0", 320, 240, 30.0, 80) + "    encoders: 2\n"),
+        &yaml,
+    );
+    assert!(
+        l.to_uppercase().starts_with("PASS") && l.contains("encoded to JPEG on 2 threads"),
+        "{l}"
+    );
     assert!(l.contains(" ms of CPU a frame"), "{l}");
     // A size it does not offer: what it offers.
     let l = check(&camera("pi", "0", 640, 480, 30.0, 80), &yaml);

@@ -26,8 +26,8 @@ pub use locate::PathError;
 use locate::{duplicate_key_line, line_of, set_path};
 use values::Checked;
 pub use values::{
-    BufferSeconds, ByteSize, CpuCore, Days, Dimension, FileNamePart, Fps, Quality, Seconds, Toggle,
-    ValueError,
+    BufferSeconds, ByteSize, CpuCore, Days, Dimension, Encoders, FileNamePart, Fps, Quality,
+    Seconds, Toggle, ValueError,
 };
 
 /// A configuration problem, ready to show to the user.
@@ -221,6 +221,10 @@ pub struct CameraConfig {
     pub codec: Codec,
     /// JPEG quality where hindsight encodes (synthetic, YUYV cameras).
     pub quality: Quality,
+    /// libcamera: threads that encode its frames to JPEG. 1 (the default) encodes on the
+    /// capture thread; more take frames in turn, for a rate one core cannot encode, at
+    /// the cost of a thread wake per frame.
+    pub encoders: Encoders,
     /// Core the capture thread is pinned to: a number, `auto` (the last core, then the
     /// ones before it for further cameras), or `none` (the default: where the kernel
     /// likes; see `design/architecture.md`, "Where the capture thread runs").
@@ -250,6 +254,7 @@ impl Default for CameraConfig {
             fps: Fps(100.0),
             codec: Codec::Mjpg,
             quality: Quality(80),
+            encoders: Encoders(1),
             cpu_core: CpuCore::Unpinned,
             realtime: Toggle::Auto,
             imx296_crop: false,
@@ -602,6 +607,19 @@ impl Config {
                     line(&["cameras", &idx, "source"]),
                     &key(k),
                     format!("source `{}` needs `{k}`", cam.source.as_str()),
+                ));
+            }
+            if cam.encoders.0 > 1 && cam.source != SourceKind::Libcamera {
+                return Err(ConfigError::at(
+                    origin,
+                    line(&["cameras", &idx, "encoders"]),
+                    &key("encoders"),
+                    format!(
+                        "{} encoders: only a libcamera camera's frames are encoded on several \
+                         threads (source `{}` encodes on its capture thread, or not at all)",
+                        cam.encoders.0,
+                        cam.source.as_str()
+                    ),
                 ));
             }
             if let CpuCore::Core(n) = cam.cpu_core {

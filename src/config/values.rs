@@ -187,9 +187,18 @@ checked_number!(
     "JPEG quality must be 1 to 100"
 );
 
+checked_number!(
+    /// Threads that encode a camera's frames to JPEG, 1 to 16.
+    Encoders(u8),
+    whole_number,
+    |v| (1..=16).contains(&v),
+    "encoders must be 1 to 16 threads"
+);
+
 // Whole numbers compare exactly.
 impl Eq for Dimension {}
 impl Eq for Quality {}
+impl Eq for Encoders {}
 
 /// A part of a file name (prefix, camera name): 1 to 64 of `A-Z a-z 0-9 - _ .`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

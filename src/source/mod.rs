@@ -90,6 +90,13 @@ pub trait FrameSource: Send {
         scratch: &'a mut Vec<u8>,
     ) -> Result<(FrameMeta, &'a [u8]), SourceError>;
 
+    /// CPU clocks of the threads that work for this source besides the capture thread
+    /// (a libcamera camera's encoding threads): counted with it in `capture_cpu` and by
+    /// `hindsight check`.
+    fn helper_cpu_clocks(&self) -> Vec<crate::clock::ThreadCpuClock> {
+        Vec::new()
+    }
+
     /// As [`FrameSource::next_frame_ref`], with the bytes copied into `jpeg`: for callers
     /// that keep a frame past the next one (`hindsight check`, the benchmark, tests).
     fn next_frame(&mut self, jpeg: &mut Vec<u8>) -> Result<FrameMeta, SourceError> {

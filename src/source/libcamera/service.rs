@@ -37,6 +37,8 @@ pub(super) struct Want {
     pub width: u32,
     pub height: u32,
     pub fps: f64,
+    /// Buffers beyond [`BUFFERS`]: one for each encoding thread after the first.
+    pub extra_buffers: u32,
 }
 
 /// A camera opened and running.
@@ -64,8 +66,16 @@ pub(super) enum Cmd {
         key: u64,
         req: Request,
     },
+    /// Stop the camera: libcamera hands back every queued request (cancelled) before
+    /// `done` hears of it.
+    Stop {
+        key: u64,
+        done: Sender<()>,
+    },
+    /// Stop the camera and free it; `done` hears when it is.
     Close {
         key: u64,
+        done: Sender<()>,
     },
     List {
         reply: Sender<Result<Vec<String>, LibcameraError>>,
@@ -99,6 +109,22 @@ pub(super) fn commands() -> &'static Sender<Cmd> {
             .expect("cannot start the libcamera thread");
         tx
     })
+}
+
+/// Stops camera `key` (`close`: and frees it), waiting at most 2 s until it has. Every
+/// request it had queued is then back in its channel, and libcamera's threads touch
+/// none of them again: they may be dropped. And a capture thread that has ended has
+/// let go of its camera, so the process may exit.
+pub(super) fn stop(key: u64, close: bool) {
+    let (done, stopped) = bounded(1);
+    let cmd = if close {
+        Cmd::Close { key, done }
+    } else {
+        Cmd::Stop { key, done }
+    };
+    if commands().send(cmd).is_ok() && stopped.recv_timeout(Duration::from_secs(2)).is_err() {
+        tracing::warn!("libcamera: the camera took more than 2 s to stop");
+    }
 }
 
 /// One line per libcamera camera, for `hindsight devices`.
@@ -169,10 +195,17 @@ impl Service {
                         }
                     }
                 }
-                Cmd::Close { key } => {
+                Cmd::Stop { key, done } => {
+                    if let Some(r) = self.open.get_mut(&key) {
+                        let _ = r.cam.stop();
+                    }
+                    let _ = done.send(());
+                }
+                Cmd::Close { key, done } => {
                     if let Some(mut r) = self.open.remove(&key) {
                         let _ = r.cam.stop();
                     }
+                    let _ = done.send(());
                 }
                 Cmd::List { reply } => {
                     let _ = reply.send(self.list());
@@ -288,7 +321,7 @@ impl Service {
                     width: w,
                     height: h,
                 });
-                c.set_buffer_count(BUFFERS);
+                c.set_buffer_count(BUFFERS + want.extra_buffers);
             }
             if cfgs.validate().is_invalid() {
                 continue;
