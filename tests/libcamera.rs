@@ -734,12 +734,27 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
+    lost_and_back(1);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_camera_on_encoding_threads_that_stops_delivering_is_opened_again_with_them() {
+    lost_and_back(3);
+}
+
+/// A camera (encoded on `encoders` threads) that stops delivering after 3 s is found
+/// lost, opened again and rejoins the recording in progress.
+fn lost_and_back(encoders: u8) {
     let _one_at_a_time = serial();
     let dir = tempfile::tempdir().unwrap();
     let yaml = virtual_cameras(dir.path(), &[PI]);
     // After 90 frames (3 s) the camera delivers nothing, as if its cable came loose.
     let mut h = start(
-        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + &format!("    encoders: {encoders}\n"))),
         &yaml,
         &[("HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER", "90")],
     );

@@ -319,6 +319,10 @@ impl LibcameraSource {
 
     /// Gives a completed request to the next encoding thread in turn.
     fn hand_out(&mut self, req: Request) -> Result<(), SourceError> {
+        if self.stall_after.is_some_and(|n| self.frames_seen >= n) {
+            self.stalled.push(req);
+            return Ok(());
+        }
         self.frames_seen += 1;
         let n = self.frames_seen;
         let pool = self.pool.as_mut().expect("pooled");
