@@ -637,6 +637,15 @@ fn a_network_camera_with_a_password_in_its_url_gets_one_login() {
     assert!(h.terminate().success());
 }
 
+/// The number that follows `after` in `text` (up to a space or `%`).
+fn number_after(text: &str, after: &str) -> f64 {
+    text.split(after)
+        .nth(1)
+        .and_then(|r| r.split([' ', '%']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{after}` in {text}"))
+}
+
 /// A camera whose frames this machine cannot encode at its rate (1080p asked for at 2000
 /// fps): the frames it loses are said to be that, in the log and the status's warnings,
 /// with the rate this machine keeps up with and what to change; the status shows its
@@ -676,19 +685,9 @@ fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
         warning.contains("lower fps, resolution or quality"),
         "{warning}"
     );
-    let busy: f64 = warning
-        .split("busy ")
-        .nth(1)
-        .and_then(|r| r.split('%').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no share in {warning}"));
+    let busy = number_after(&warning, "busy ");
     assert!(busy >= 80.0, "{warning}");
-    let can: f64 = warning
-        .split("keeps up with about ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no rate in {warning}"));
+    let can = number_after(&warning, "keeps up with about ");
     assert!(can > 0.0 && can < 2000.0 * 0.8, "{warning}");
     assert!(
         h.log_text().contains(&warning),
