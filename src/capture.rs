@@ -486,12 +486,13 @@ struct CaptureCpu {
 
 impl CaptureCpu {
     fn sample(&mut self, now: LslTime) -> Option<CpuLoad> {
-        let own = self.own.sample(now)?;
+        // Every meter is read at every look, so that their windows line up.
         let helpers: Vec<f64> = self
             .helpers
             .iter_mut()
             .filter_map(|m| m.sample(now))
             .collect();
+        let own = self.own.sample(now)?;
         let sum: f64 = helpers.iter().sum();
         let busy = if helpers.is_empty() {
             own

@@ -339,16 +339,18 @@ fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> 
     const SECOND: Duration = Duration::from_secs(1);
     const LONGEST: Duration = Duration::from_secs(3);
     // This thread's CPU clock and its source's encoding threads': their sum.
+    let helpers = source.helper_cpu_clocks();
+    let threads = helpers.len().max(1);
     let clocks: Vec<_> = crate::clock::ThreadCpuClock::of_this_thread()
         .into_iter()
-        .chain(source.helper_cpu_clocks())
+        .chain(helpers)
         .collect();
     let cpu_now = || -> Option<Duration> { clocks.iter().map(|c| c.read()).sum() };
     let mut scratch = Vec::new();
     let started = Instant::now();
     let (mut corrupt, mut corrupt_before) = (0, 0);
     let mut bytes = 0usize;
-    // The first frame's arrival, this thread's CPU time then, and its number.
+    // The first frame's arrival and the CPU time then; the same for the last.
     let mut first: Option<(Instant, Option<Duration>)> = None;
     let (mut frames, mut skipped, mut last_seq) = (0u64, 0u64, 0u64);
     let mut last: Option<(Instant, Option<Duration>)> = None;
@@ -394,7 +396,7 @@ fn measure(source: &mut dyn crate::source::FrameSource) -> Result<Seen, String> 
         None => (Duration::ZERO, None),
     };
     Ok(Seen {
-        threads: clocks.len().saturating_sub(1).max(1),
+        threads,
         first_after: first_at - started,
         mean_bytes: bytes as f64 / (frames + 1) as f64,
         corrupt: corrupt_before,
