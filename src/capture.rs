@@ -462,18 +462,37 @@ pub struct CpuLoad {
     /// What limits the rate it can take: the capture thread's share, or its encoding
     /// threads' mean share where it has them.
     pub busy: f64,
+    /// As `busy`, with the time they were ready to run but waited for a CPU that other
+    /// work held: near 1.0 they never waited for the camera.
+    pub wanted: f64,
     /// Its encoding threads (0: it encodes, if at all, on the capture thread).
     pub encoders: usize,
 }
 
 impl CpuLoad {
-    /// "its capture thread was busy 97%", or its encoding threads', of the last second.
+    /// "its capture thread was busy 97% of the last second", or its encoding threads';
+    /// when other work held the CPU, how much it wanted and got.
     pub fn said(&self) -> String {
-        let pct = (self.busy * 100.0).round();
-        match self.encoders {
-            0 => format!("its capture thread was busy {pct}% of the last second"),
-            n => format!("its {n} encoding threads were busy {pct}% of the last second"),
+        let pct = |x: f64| (x * 100.0).round();
+        let (who, was) = match self.encoders {
+            0 => ("its capture thread".to_string(), "was"),
+            n => (format!("its {n} encoding threads"), "were"),
+        };
+        if self.busy >= BUSY {
+            format!("{who} {was} busy {}% of the last second", pct(self.busy))
+        } else {
+            format!(
+                "{who} needed a CPU {}% of the last second and had one {}% (this machine is \
+                 busy with other work)",
+                pct(self.wanted),
+                pct(self.busy)
+            )
         }
+    }
+
+    /// It hardly ever waited for the camera: what lost frames is this machine's CPU.
+    pub fn overloaded(&self) -> bool {
+        self.wanted >= BUSY
     }
 }
 
@@ -487,21 +506,25 @@ struct CaptureCpu {
 impl CaptureCpu {
     fn sample(&mut self, now: LslTime) -> Option<CpuLoad> {
         // Every meter is read at every look, so that their windows line up.
-        let helpers: Vec<f64> = self
+        let helpers: Vec<(f64, f64)> = self
             .helpers
             .iter_mut()
-            .filter_map(|m| m.sample(now))
+            .filter_map(|m| Some((m.sample(now)?, m.wanted()?)))
             .collect();
         let own = self.own.sample(now)?;
-        let sum: f64 = helpers.iter().sum();
-        let busy = if helpers.is_empty() {
-            own
+        let own_wanted = self.own.wanted().unwrap_or(own);
+        let sum: f64 = helpers.iter().map(|h| h.0).sum();
+        let (busy, wanted) = if helpers.is_empty() {
+            (own, own_wanted)
         } else {
-            own.max(sum / helpers.len() as f64)
+            let n = helpers.len() as f64;
+            let wanted: f64 = helpers.iter().map(|h| h.1).sum();
+            (own.max(sum / n), own_wanted.max(wanted / n))
         };
         self.last = Some(CpuLoad {
             total: own + sum,
             busy,
+            wanted,
             encoders: self.helpers.len(),
         });
         self.last

@@ -242,8 +242,14 @@ impl Clocks for SimulatedClocks {
 /// thread reads each capture thread's once a second ([`CpuMeter`]), so that frames lost
 /// to a capture thread that cannot keep up (a JPEG encoder too slow for the rate) are
 /// said to be that, and `hindsight check` reads its own.
+///
+/// With it goes the thread's id, for the time it spent ready to run but waiting for a CPU
+/// that other work held (`/proc/self/task/<tid>/schedstat`, where the kernel keeps it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ThreadCpuClock(libc::clockid_t);
+pub struct ThreadCpuClock {
+    id: libc::clockid_t,
+    tid: libc::pid_t,
+}
 
 impl ThreadCpuClock {
     /// The calling thread's clock.
@@ -252,7 +258,18 @@ impl ThreadCpuClock {
         // SAFETY: pthread_self() names the calling thread, which is alive; `id` is a
         // valid out-pointer.
         let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
-        (rc == 0).then_some(ThreadCpuClock(id))
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        (rc == 0).then_some(ThreadCpuClock { id, tid })
+    }
+
+    /// How long the thread has been ready to run but waiting for a CPU (the scheduler's
+    /// run-queue time), where the kernel keeps it; `None` elsewhere or once it has ended.
+    pub fn waited(self) -> Option<Duration> {
+        let text =
+            std::fs::read_to_string(format!("/proc/self/task/{}/schedstat", self.tid)).ok()?;
+        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(Duration::from_nanos(ns))
     }
 
     /// The thread's time on a CPU so far; `None` once it has ended (and the kernel has
@@ -264,7 +281,7 @@ impl ThreadCpuClock {
         };
         // SAFETY: `ts` is a valid out-pointer; a clock id of a thread that has ended
         // gives EINVAL, not undefined behaviour.
-        let rc = unsafe { libc::clock_gettime(self.0, &mut ts) };
+        let rc = unsafe { libc::clock_gettime(self.id, &mut ts) };
         #[allow(clippy::useless_conversion)]
         let (secs, nanos) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
         (rc == 0).then(|| Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32))
@@ -272,12 +289,16 @@ impl ThreadCpuClock {
 }
 
 /// A thread's share of one core over windows of at least [`CpuMeter::WINDOW`] of the LSL
-/// clock: 1.0 is a thread that never waited.
+/// clock: 1.0 is a thread that never waited. And the share it wanted: that plus the time
+/// it was ready but waited for a CPU other work held (1.0: it never waited for anything
+/// else, such as the next frame).
 #[derive(Debug)]
 pub struct CpuMeter {
     clock: ThreadCpuClock,
-    last: Option<(LslTime, Duration)>,
+    /// When, its CPU time, its run-queue time.
+    last: Option<(LslTime, Duration, Option<Duration>)>,
     share: Option<f64>,
+    wanted: Option<f64>,
 }
 
 impl CpuMeter {
@@ -289,6 +310,7 @@ impl CpuMeter {
             clock,
             last: None,
             share: None,
+            wanted: None,
         }
     }
 
@@ -298,20 +320,35 @@ impl CpuMeter {
     pub fn sample(&mut self, now: LslTime) -> Option<f64> {
         let due = self
             .last
-            .is_none_or(|(at, _)| now.saturating_since(at) >= Self::WINDOW);
+            .is_none_or(|(at, _, _)| now.saturating_since(at) >= Self::WINDOW);
         if due {
             let Some(cpu) = self.clock.read() else {
                 self.last = None;
                 self.share = None;
+                self.wanted = None;
                 return None;
             };
-            if let Some((at, before)) = self.last {
+            let waited = self.clock.waited();
+            if let Some((at, before, waited_before)) = self.last {
                 let wall = now.saturating_since(at).as_secs_f64();
-                self.share = Some(cpu.saturating_sub(before).as_secs_f64() / wall);
+                let share = cpu.saturating_sub(before).as_secs_f64() / wall;
+                let wait = match (waited, waited_before) {
+                    (Some(w), Some(b)) => w.saturating_sub(b).as_secs_f64() / wall,
+                    _ => 0.0,
+                };
+                self.share = Some(share);
+                self.wanted = Some(share + wait);
             }
-            self.last = Some((now, cpu));
+            self.last = Some((now, cpu, waited));
         }
         self.share
+    }
+
+    /// The share it wanted over the last whole window: its share, and the time it was
+    /// ready to run but waited for a CPU (the share alone where the kernel keeps no such
+    /// time).
+    pub fn wanted(&self) -> Option<f64> {
+        self.wanted
     }
 
     /// The share over the last whole window, as [`CpuMeter::sample`] last found it.
@@ -467,5 +504,52 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(meter.sample(t0 + CpuMeter::WINDOW * 3), None);
+    }
+
+    /// Two threads that never wait, on one core: each runs about half the time and waits
+    /// for the CPU the other holds the rest. The meter says it wanted the CPU all along.
+    #[test]
+    fn a_thread_kept_from_the_cpu_by_other_work_is_seen_to_want_it() {
+        let core = core_affinity::CoreId { id: 0 };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spin = move |stop: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+            move || {
+                core_affinity::set_for_current(core);
+                let clock = ThreadCpuClock::of_this_thread().unwrap();
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+                clock
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let a = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                core_affinity::set_for_current(core);
+                tx.send(ThreadCpuClock::of_this_thread().unwrap()).unwrap();
+                spin(stop)()
+            })
+        };
+        let b = std::thread::spawn(spin(stop.clone()));
+        let clock = rx.recv().unwrap();
+        if clock.waited().is_none() {
+            eprintln!("this kernel keeps no run-queue time: nothing to check");
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        let mut meter = CpuMeter::new(clock);
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = LslTime::now();
+        meter.sample(t0);
+        std::thread::sleep(Duration::from_millis(1500));
+        let share = meter.sample(LslTime::now()).unwrap();
+        let wanted = meter.wanted().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(share < 0.75, "it ran {share} of the time on a shared core");
+        assert!(wanted > 0.9, "it wanted the CPU {wanted} of the time");
     }
 }

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use crate::audio::AudioCmd;
 use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply};
-use crate::capture::{overloaded, Camera, BUSY};
+use crate::capture::{overloaded, Camera};
 use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::event::Event;
 use crate::hub::StatusHub;
@@ -1093,10 +1093,10 @@ impl Control {
                 // it can.
                 let fps = cam.fps(at);
                 let why = match cpu {
-                    Some(load) if gaps && load.busy >= BUSY && fps > 0.0 => format!(
+                    Some(load) if gaps && load.overloaded() && fps > 0.0 => format!(
                         "; {}: {}",
                         load.said(),
-                        overloaded(&cam.setup.info, fps / load.busy)
+                        overloaded(&cam.setup.info, fps / load.wanted)
                     ),
                     _ => String::new(),
                 };

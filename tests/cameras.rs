@@ -685,8 +685,14 @@ fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
         warning.contains("lower fps, resolution or quality"),
         "{warning}"
     );
-    let busy = number_after(&warning, "busy ");
-    assert!(busy >= 80.0, "{warning}");
+    // Busy itself, or (when the machine's other work held the CPU) wanting it: either
+    // way it hardly ever waited for the camera.
+    let wanted = if warning.contains("was busy ") {
+        number_after(&warning, "was busy ")
+    } else {
+        number_after(&warning, "needed a CPU ")
+    };
+    assert!(wanted >= 80.0, "{warning}");
     let can = number_after(&warning, "keeps up with about ");
     assert!(can > 0.0 && can < 2000.0 * 0.8, "{warning}");
     assert!(
@@ -696,8 +702,15 @@ fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
     );
     let big = &s["cameras"][0];
     let small = &s["cameras"][1];
-    assert!(big["capture_cpu"].as_f64().unwrap() >= 0.8, "{big}");
-    assert!(small["capture_cpu"].as_f64().unwrap() < 0.5, "{small}");
+    let (big_cpu, small_cpu) = (
+        big["capture_cpu"].as_f64().unwrap(),
+        small["capture_cpu"].as_f64().unwrap(),
+    );
+    assert!(
+        big_cpu > 0.3 && big_cpu > 10.0 * small_cpu,
+        "{big}\n{small}"
+    );
+    assert!(small_cpu < 0.5, "{small}");
     for w in s["warnings"].as_array().unwrap() {
         let w = w.as_str().unwrap();
         assert!(

@@ -175,3 +175,33 @@ fn the_first_frame_after_a_watched_time_tells_the_control_thread_once() {
     step.frame(&c, meta(7), b"jpeg");
     assert!(rx.try_recv().is_err(), "one event per watch");
 }
+
+/// What a warning of frames lost says of the CPU: busy, or kept from it by other work.
+#[test]
+fn a_loaded_capture_thread_is_said_to_be_busy_or_kept_from_the_cpu() {
+    let load = |busy, wanted, encoders| CpuLoad {
+        total: busy,
+        busy,
+        wanted,
+        encoders,
+    };
+    let l = load(0.97, 0.99, 0);
+    assert!(l.overloaded());
+    assert_eq!(
+        l.said(),
+        "its capture thread was busy 97% of the last second"
+    );
+    let l = load(0.92, 0.95, 3);
+    assert_eq!(
+        l.said(),
+        "its 3 encoding threads were busy 92% of the last second"
+    );
+    let l = load(0.48, 0.97, 0);
+    assert!(l.overloaded());
+    assert_eq!(
+        l.said(),
+        "its capture thread needed a CPU 97% of the last second and had one 48% (this machine is busy with other work)"
+    );
+    // Waiting for the camera most of the time: not the CPU's doing.
+    assert!(!load(0.3, 0.4, 0).overloaded());
+}
