@@ -177,7 +177,11 @@ fn memory(
     };
     let need: Option<u64> = rates
         .iter()
-        .map(|r| r.map(|b| (b * secs * 1.25) as u64))
+        .map(|r| {
+            // As the ring asks: `duration` and a quarter, at least its slack in seconds.
+            let slack = (secs / 4.0).max(crate::ring::SLACK_SECONDS.as_secs_f64());
+            r.map(|b| (b * (secs + slack)) as u64)
+        })
         .sum::<Option<u64>>()
         .map(|n| n.min(ceiling));
     let Some(total) = total else {

@@ -12,7 +12,8 @@
 //! Memory follows the need, up to `max_bytes`: the ring starts with a few chunks and, from
 //! the bytes per second its frames actually take, says when it wants another
 //! ([`PreTriggerRing::wants_chunks`]): when its capacity is short of `duration` of frames
-//! plus a quarter and two chunks of slack, or when it had to drop or evict early. Another
+//! plus a quarter (at least [`SLACK_SECONDS`] of frames) and two chunks of slack, or when
+//! it had to drop or evict early. Another
 //! thread allocates and touches the chunk ([`new_chunk`]) and hands it over
 //! ([`PreTriggerRing::add_chunk`]), so the capture thread never allocates or faults.
 //!
@@ -76,6 +77,11 @@ pub struct RingCounters {
     pub dropped_writer_behind: u64,
     pub dropped_too_large: u64,
 }
+
+/// The least slack a ring asks for beyond `duration` of frames, in time at the rate its
+/// frames take: with a short buffer a quarter of it (and two chunks) is little time for a
+/// writer held up at a recording's start (a busy machine, a disk's write-back).
+pub const SLACK_SECONDS: Duration = Duration::from_secs(2);
 
 /// Chunks a ring starts with (or all of them, if `max_bytes` allows fewer).
 pub const INITIAL_CHUNKS: usize = 4;
@@ -176,8 +182,9 @@ impl PreTriggerRing {
     }
 
     /// How many more chunks would help: the capacity is short of what `duration` of
-    /// frames takes (plus a quarter and two chunks of slack), or frames had to be dropped
-    /// or evicted early for want of space. 0 at the ceiling.
+    /// frames takes (plus a quarter, at least [`SLACK_SECONDS`] of frames, and two chunks
+    /// of slack), or frames had to be dropped or evicted early for want of space. 0 at the
+    /// ceiling.
     pub fn wants_chunks(&self) -> usize {
         self.wants
     }
@@ -199,9 +206,12 @@ impl PreTriggerRing {
         let span = self.span().as_nanos();
         let mut deficit = 0;
         if span >= 1_000_000_000 {
-            // What `duration` of frames takes at the rate the buffered ones do.
+            // What `duration` of frames takes at the rate the buffered ones do, and the
+            // slack: what a writer may fall behind by before its frames pin the space
+            // new ones need (a recording's start hands it the whole buffer at once).
             let need = self.bytes as u128 * self.limits.duration.as_nanos() / span;
-            let want = need + need / 4 + 2 * self.chunk_size as u128;
+            let seconds = self.bytes as u128 * SLACK_SECONDS.as_nanos() / span;
+            let want = need + (need / 4).max(seconds) + 2 * self.chunk_size as u128;
             let cap = self.capacity_bytes() as u128;
             if cap < want {
                 deficit = (want - cap).div_ceil(self.chunk_size as u128) as usize;
@@ -544,6 +554,42 @@ mod tests {
         assert_eq!(small.capacity_bytes(), 16 << 20);
         assert!(!small.add_chunk(new_chunk(small.chunk_size()).unwrap()));
         assert!(small.counters().evicted_early_bytes > 0);
+    }
+
+    /// A short buffer of large frames (2 s of 100 kB at 260 fps, as 1080p on a machine
+    /// that keeps up with 260 fps): a recording's start hands the writer every buffered
+    /// frame, and the writer, held up 1.5 s (a busy machine, the disk's write-back), then
+    /// catches up at twice the rate. The ring had asked for enough slack beforehand: no
+    /// frame is dropped.
+    #[test]
+    fn a_writer_held_up_at_a_recordings_start_loses_no_frame() {
+        let mut r = PreTriggerRing::new(RingLimits::for_rate(
+            Duration::from_secs(2),
+            260.0,
+            256 << 20,
+        ));
+        let t = |i: u64| (i * 1000 / 260) as i64;
+        let mut writer: VecDeque<Frame> = VecDeque::new();
+        let start = 4 * 260;
+        for i in 0..start + 6 * 260 {
+            if i == start {
+                writer.extend(r.frames_since(LslTime::from_nanos(0)).cloned());
+            }
+            let f = r.push(meta(i, t(i)), &payload(i, 100_000)).unwrap().clone();
+            if i >= start {
+                writer.push_back(f);
+                if i >= start + 390 {
+                    writer.pop_front();
+                    writer.pop_front();
+                }
+            }
+            while r.wants_chunks() > 0 {
+                assert!(r.add_chunk(new_chunk(r.chunk_size()).unwrap()));
+            }
+        }
+        assert!(writer.is_empty(), "the writer caught up");
+        assert_eq!(r.counters().dropped_writer_behind, 0);
+        assert!(r.capacity_bytes() <= r.ceiling_bytes());
     }
 
     #[test]
