@@ -15,6 +15,8 @@
 //! run it on a simulated clock. Threads, messages and the shutdown order:
 //! `design/architecture.md`.
 
+mod losses;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg, WriterQueue};
+use losses::LossLog;
 
 /// Whether a command's decision made a mark (its own event says so).
 fn made_mark(d: &Decision) -> bool {
@@ -68,6 +71,13 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 /// every message wakes the loop at once.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const IDLE_WAIT_UNTIL_DELIVERING: Duration = Duration::from_millis(100);
+
+/// How often the cameras' drop counters are looked at (and their capture threads' CPU
+/// read): at the first step this long after the last look, less `DROPS_EARLY` (the idle
+/// loop wakes once a second); and at once when a recording starts or ends, so that each
+/// loss is said with its recording.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+const DROPS_EARLY: Duration = Duration::from_millis(100);
 
 /// A stop waiting for the frames captured before it: a camera delivers a frame some time
 /// after its exposure, and a recording must end with the last frame exposed before the stop.
@@ -139,6 +149,10 @@ pub struct Control {
     /// Each camera's drop counters when last looked at (source gaps, held by writer, too
     /// large, writer queue full).
     drops_seen: BTreeMap<usize, [u64; 4]>,
+    /// How each camera's losses are said in the log (at once, then once a minute).
+    loss_logs: BTreeMap<usize, LossLog>,
+    /// When the drop counters were last looked at, and the recording then.
+    drops_looked: Option<(LslTime, Option<u64>)>,
     numbers: Option<Arc<Mutex<crate::numbers::Numbers>>>,
     /// Writing the numbers failed (reported once).
     numbers_failed: bool,
@@ -207,6 +221,8 @@ impl Control {
             note: None,
             start_problems: Vec::new(),
             drops_seen: BTreeMap::new(),
+            loss_logs: BTreeMap::new(),
+            drops_looked: None,
             hub,
             clocks,
             shutting_down: None,
@@ -245,6 +261,8 @@ impl Control {
             if self.shutting_down.is_some() {
                 self.drain_until_closed(&writer_events);
                 self.answer_due(true);
+                self.watch_drops();
+                self.flush_loss_logs();
                 self.publish();
                 return;
             }
@@ -313,7 +331,13 @@ impl Control {
             self.execute(d.actions, now);
         }
         self.close_stops(false);
-        self.watch_drops();
+        let recording = self.recorder.recording().map(|r| r.id);
+        let due = self.drops_looked.is_none_or(|(at, r)| {
+            r != recording || now.lsl.saturating_since(at) >= DROPS_EVERY - DROPS_EARLY
+        });
+        if due {
+            self.watch_drops();
+        }
         self.keep_numbers_ahead();
         self.publish();
     }
@@ -1052,14 +1076,17 @@ impl Control {
         }
     }
 
-    /// Frames lost since the last look, by cause, each camera: a warning (in the log and
-    /// the status) whenever any were, so that no loss goes unseen. Corrupt frames are
-    /// reported where they are found (capture). Gaps in the camera's numbers while its
-    /// capture thread was busy nearly all the time are said to be that: the machine
-    /// cannot take (encode) the camera's frames at its rate.
+    /// Frames lost since the last look, by cause, each camera: a warning in the status
+    /// whenever any were, so that no loss goes unseen, and in the log at once, then once
+    /// a minute while losses go on ([`LossLog`]). Corrupt frames are reported where they
+    /// are found (capture). Gaps in the camera's numbers while its capture thread was busy
+    /// nearly all the time are said to be that: the machine cannot take (encode) the
+    /// camera's frames at its rate.
     fn watch_drops(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let at = crate::clock::LslTime::now();
+        let recording = self.recorder.recording().map(|r| r.id);
+        self.drops_looked = Some((self.clocks.now().lsl, recording));
         for cam in &self.cameras {
             let cpu = cam.sample_cpu(at);
             let s = &cam.stats;
@@ -1069,42 +1096,49 @@ impl Control {
                 s.too_large.load(Relaxed),
                 s.writer_queue_full.load(Relaxed),
             ];
-            let seen = self.drops_seen.entry(cam.setup.index).or_insert(now);
-            let new: Vec<String> = now
-                .iter()
-                .zip(seen.iter())
-                .zip([
-                    "gaps in the camera's frame numbers",
-                    "buffer space still held by a writer far behind",
-                    "larger than a buffer chunk",
-                    "the writer's queue was full",
-                ])
-                .filter(|((n, s), _)| n > s)
-                .map(|((n, s), why)| format!("{} ({why})", n - s))
-                .collect();
-            let gaps = now[0] > seen[0];
+            // From zero: frames lost before the first look are said too.
+            let seen = self.drops_seen.entry(cam.setup.index).or_insert([0; 4]);
+            let mut new = [0; 4];
+            for ((n, now), seen) in new.iter_mut().zip(now).zip(seen.iter()) {
+                *n = now.saturating_sub(*seen);
+            }
             *seen = now;
-            if !new.is_empty() {
-                let during = match self.recorder.recording() {
-                    Some(r) => format!(" during recording {}", r.id),
+            let about = format!("camera {}: frames lost", cam.setup.name);
+            let (mut msg, mut why) = (String::new(), String::new());
+            if new.iter().any(|n| *n > 0) {
+                let during = match recording {
+                    Some(id) => format!(" during recording {id}"),
                     None => String::new(),
                 };
                 // Busy nearly all the time, it took `fps` frames a second: about the most
                 // it can.
                 let fps = cam.fps(at);
-                let why = match cpu {
-                    Some(load) if gaps && load.overloaded() && fps > 0.0 => format!(
+                if let Some(load) = cpu.filter(|l| new[0] > 0 && l.overloaded() && fps > 0.0) {
+                    why = format!(
                         "; {}: {}",
                         load.said(),
                         overloaded(&cam.setup.info, fps / load.wanted)
-                    ),
-                    _ => String::new(),
-                };
-                let about = format!("camera {}: frames lost", cam.setup.name);
-                let msg = format!("{about}{during}: {}{why}", new.join(", "));
-                // Each second's in the log; only the newest in the status.
-                tracing::warn!("{msg}");
-                self.hub.replace_warning(&about, msg);
+                    );
+                }
+                msg = format!("{about}{during}: {}{why}", losses::listed(&new));
+                self.hub.replace_warning(&about, msg.clone());
+            }
+            let log = self.loss_logs.entry(cam.setup.index).or_default();
+            for line in log.look(&about, at, recording, new, &msg, &why) {
+                tracing::warn!("{line}");
+            }
+        }
+    }
+
+    /// The losses counted and not yet said in the log, said (the process stops).
+    fn flush_loss_logs(&mut self) {
+        let at = crate::clock::LslTime::now();
+        for cam in &self.cameras {
+            let about = format!("camera {}: frames lost", cam.setup.name);
+            if let Some(log) = self.loss_logs.get_mut(&cam.setup.index) {
+                if let Some(line) = log.flush(&about, at) {
+                    tracing::warn!("{line}");
+                }
             }
         }
     }
