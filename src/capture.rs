@@ -823,10 +823,53 @@ impl FrameSource for Closed {
     }
 }
 
+/// The longest wait between two tries to open a lost source.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How often a camera that stays lost, with the same error, is said again in the log.
+const STILL_LOST_SAID_EVERY: Duration = Duration::from_secs(60);
+
+/// How a camera that stays lost is said in the log: every failed try while the backoff
+/// grows (its first 6 s), and any whose error is not the one said last; then once a
+/// minute, with the tries since. (A camera unplugged overnight wrote a line every 5 s.)
+#[derive(Default)]
+struct StillLost {
+    /// When the last line was said, and its error.
+    said: Option<(Instant, String)>,
+    /// Failed tries since.
+    tries: u32,
+}
+
+impl StillLost {
+    /// A try failed with `err` at `now`; the next comes after `backoff`. The line to log,
+    /// if one is due.
+    fn failed(&mut self, now: Instant, err: &str, backoff: Duration) -> Option<String> {
+        let due = self.said.as_ref().is_none_or(|(at, said)| {
+            said != err
+                || backoff < MAX_BACKOFF
+                || now.saturating_duration_since(*at) >= STILL_LOST_SAID_EVERY
+        });
+        if !due {
+            self.tries += 1;
+            return None;
+        }
+        let since = match self.tries {
+            0 => String::new(),
+            n => format!(" ({n} more tries since the last line)"),
+        };
+        self.tries = 0;
+        self.said = Some((now, err.to_string()));
+        Some(format!(
+            "camera still lost: {err}; retrying in {backoff:?}{since}"
+        ))
+    }
+}
+
 /// After a loss: open the source again with backoff (100 ms doubling to 5 s) until it
 /// opens or `stop` is set.
 fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn FrameSource>> {
     let mut backoff = Duration::from_millis(100);
+    let mut log = StillLost::default();
     loop {
         let until = Instant::now() + backoff;
         while Instant::now() < until {
@@ -845,8 +888,10 @@ fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn F
                 return Some(s);
             }
             Err(e) => {
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                tracing::warn!("camera still lost: {e}; retrying in {backoff:?}");
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                if let Some(line) = log.failed(Instant::now(), &e.to_string(), backoff) {
+                    tracing::warn!("{line}");
+                }
                 let why = cam.last_error.lock().clone().unwrap_or_default();
                 let first = why.split("; reopening:").next().unwrap_or(&why).to_string();
                 *cam.last_error.lock() = Some(format!("{first}; reopening: {e}"));

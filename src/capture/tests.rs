@@ -205,3 +205,60 @@ fn a_loaded_capture_thread_is_said_to_be_busy_or_kept_from_the_cpu() {
     // Waiting for the camera most of the time: not the CPU's doing.
     assert!(!load(0.3, 0.4, 0).overloaded());
 }
+
+/// A camera lost for an hour, its source failing to open with the same error: the log
+/// has each try while the backoff grows, then a line a minute with the tries since, not
+/// one every 5 s; a different error is said at once.
+#[test]
+fn a_camera_lost_for_an_hour_is_said_once_a_minute() {
+    let start = Instant::now();
+    let mut log = StillLost::default();
+    let mut backoff = Duration::from_millis(100);
+    let (mut at, mut lines, mut tries) = (Duration::ZERO, Vec::new(), 0);
+    while at < Duration::from_secs(3600) {
+        at += backoff;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tries += 1;
+        lines.extend(log.failed(start + at, "/dev/video0: No such device", backoff));
+    }
+    // 0.2, 0.4, 0.8, 1.6 and 3.2 s while the backoff grows, then one a minute.
+    assert!(
+        (64..=66).contains(&lines.len()),
+        "{}: {lines:#?}",
+        lines.len()
+    );
+    assert_eq!(
+        lines[0],
+        "camera still lost: /dev/video0: No such device; retrying in 200ms"
+    );
+    assert!(
+        lines[6].ends_with("; retrying in 5s (11 more tries since the last line)"),
+        "{}",
+        lines[6]
+    );
+    let said: u32 = lines
+        .iter()
+        .map(|l| {
+            1 + l
+                .split(" (")
+                .nth(1)
+                .map_or(0, |n| n.split(' ').next().unwrap().parse::<u32>().unwrap())
+        })
+        .sum();
+    assert!(said <= tries && said + 12 >= tries, "{said} of {tries}");
+    // Another error: said at once.
+    let other = log.failed(
+        start + at + MAX_BACKOFF,
+        "/dev/video0: Device or resource busy",
+        MAX_BACKOFF,
+    );
+    assert!(other.unwrap().contains("Device or resource busy"));
+    assert_eq!(
+        log.failed(
+            start + at + 2 * MAX_BACKOFF,
+            "/dev/video0: Device or resource busy",
+            MAX_BACKOFF
+        ),
+        None
+    );
+}
