@@ -324,7 +324,8 @@ impl Camera {
     pub fn lost(&self, why: &str) {
         self.stats.lost.store(true, Relaxed);
         self.stats.losses.fetch_add(1, Relaxed);
-        tracing::error!(camera = %self.setup.name, "camera lost: {why}");
+        // Said by the control thread (at once, or counted while it keeps being lost).
+        tracing::debug!(camera = %self.setup.name, "camera lost: {why}");
         *self.last_error.lock() = Some(format!("camera lost: {why}"));
         let at = match self.stats.last_capture_ns.load(Relaxed) {
             0 => LslTime::now(),
@@ -342,7 +343,7 @@ impl Camera {
         self.stats.lost.store(false, Relaxed);
         let last = self.stats.last_capture_ns.load(Relaxed);
         let gap = Duration::from_nanos(at.as_nanos().saturating_sub(last).max(0) as u64);
-        tracing::info!(
+        tracing::debug!(
             camera = %self.setup.name,
             "camera back: usable frames again after {:.1} s",
             gap.as_secs_f64()
@@ -884,7 +885,7 @@ fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn F
         match open() {
             Ok(s) => {
                 cam.stats.reopened.fetch_add(1, Relaxed);
-                tracing::info!(source = %s.info(), "camera opened again");
+                tracing::debug!(source = %s.info(), "camera opened again");
                 return Some(s);
             }
             Err(e) => {

@@ -15,6 +15,7 @@
 //! run it on a simulated clock. Threads, messages and the shutdown order:
 //! `design/architecture.md`.
 
+mod flaps;
 mod losses;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg, WriterQueue};
+use flaps::Flaps;
 use losses::LossLog;
 
 /// Whether a command's decision made a mark (its own event says so).
@@ -151,6 +153,9 @@ pub struct Control {
     drops_seen: BTreeMap<usize, [u64; 4]>,
     /// How each camera's losses are said in the log (at once, then once a minute).
     loss_logs: BTreeMap<usize, LossLog>,
+    /// How each camera's losses and returns are said to people (at once, then once a
+    /// minute while it keeps being lost).
+    flaps: BTreeMap<usize, Flaps>,
     /// When the drop counters were last looked at, and the recording then.
     drops_looked: Option<(LslTime, Option<u64>)>,
     numbers: Option<Arc<Mutex<crate::numbers::Numbers>>>,
@@ -223,6 +228,7 @@ impl Control {
             drops_seen: BTreeMap::new(),
             loss_logs: BTreeMap::new(),
             drops_looked: None,
+            flaps: BTreeMap::new(),
             hub,
             clocks,
             shutting_down: None,
@@ -337,6 +343,7 @@ impl Control {
         });
         if due {
             self.watch_drops();
+            self.watch_flaps();
         }
         self.keep_numbers_ahead();
         self.publish();
@@ -1024,9 +1031,23 @@ impl Control {
             // Not a camera's event (the audio thread notes it itself).
             NoteKind::AudioStart => return,
         };
-        // The capture thread logged it already.
-        self.add_warning(message.clone());
-        self.notice(message);
+        // Said at once, or counted and said once a minute ([`Flaps`]); every one is in
+        // the LSL events and the events file below.
+        let now = self.clocks.now().lsl;
+        let flaps = self.flaps.entry(camera).or_default();
+        let say = match &ev {
+            CameraEvent::Lost { why, .. } => flaps.lost(now, why),
+            CameraEvent::Back { gap, .. } => flaps.back(*gap),
+            CameraEvent::FrameAfter { .. } => false,
+        };
+        if say {
+            match kind {
+                NoteKind::CameraLost => tracing::error!("{message}"),
+                _ => tracing::info!("{message}"),
+            }
+            self.camera_warning(&name, message.clone());
+            self.notice(message);
+        }
         let event = match kind {
             NoteKind::CameraLost => Event::CameraLost {
                 camera: name,
@@ -1130,10 +1151,43 @@ impl Control {
         }
     }
 
+    /// A camera lost again and again: the losses counted in the last minute, said.
+    fn watch_flaps(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.clocks.now().lsl;
+        for cam in &self.cameras {
+            let Some(flaps) = self.flaps.get_mut(&cam.setup.index) else {
+                continue;
+            };
+            let lost = cam.stats.lost.load(Relaxed);
+            if let Some(line) = flaps.due(now, &cam.setup.name, lost) {
+                tracing::warn!("{line}");
+                self.camera_warning(&cam.setup.name, line.clone());
+                self.notice(line);
+            }
+        }
+    }
+
+    /// A camera's loss or return in the status: it takes the place of the camera's
+    /// earlier one, so that a camera lost again and again keeps one line of the ten.
+    fn camera_warning(&self, name: &str, msg: String) {
+        self.hub.replace_warnings(
+            &[format!("camera {name} lost"), format!("camera {name} back")],
+            msg,
+        );
+    }
+
     /// The losses counted and not yet said in the log, said (the process stops).
     fn flush_loss_logs(&mut self) {
         let at = crate::clock::LslTime::now();
+        let now = self.clocks.now().lsl;
         for cam in &self.cameras {
+            let lost = cam.stats.lost.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(flaps) = self.flaps.get_mut(&cam.setup.index) {
+                if let Some(line) = flaps.flush(now, &cam.setup.name, lost) {
+                    tracing::warn!("{line}");
+                }
+            }
             let about = format!("camera {}: frames lost", cam.setup.name);
             if let Some(log) = self.loss_logs.get_mut(&cam.setup.index) {
                 if let Some(line) = log.flush(&about, at) {

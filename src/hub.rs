@@ -118,7 +118,16 @@ impl StatusHub {
     /// loss repeated every second (a camera this machine cannot keep up with) keeps one
     /// line, its newest, and never pushes the other warnings out of the ten kept.
     pub fn replace_warning(&self, about: &str, msg: String) {
-        self.view.lock().warnings.retain(|w| !w.starts_with(about));
+        self.replace_warnings(&[about], msg);
+    }
+
+    /// Adds a warning that takes the place of any earlier one starting with one of
+    /// `abouts`.
+    pub fn replace_warnings<S: AsRef<str>>(&self, abouts: &[S], msg: String) {
+        self.view
+            .lock()
+            .warnings
+            .retain(|w| !abouts.iter().any(|a| w.starts_with(a.as_ref())));
         self.add_warning(msg);
     }
 

@@ -811,3 +811,86 @@ fn frames_lost_to_a_capture_thread_that_cannot_keep_up_are_said_to_be_that() {
         "{lines:#?}"
     );
 }
+
+/// A network camera whose stream closes after every two frames, during a recording: it
+/// is reopened at once each time, and its frames keep coming into the file. People hear
+/// of its first loss and return at once, and of the rest once a minute (not several
+/// times a second in the log, the status and the ntfy reply topic); the events file has
+/// every loss and return.
+#[test]
+fn a_camera_lost_and_back_again_and_again_is_said_once_not_every_time() {
+    use common::camera_server::{jpeg_frames, CameraServer, Serve};
+    let _g = serial();
+    let server = CameraServer::start(jpeg_frames(320, 240, 25), 25.0, None);
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: net\n    source: http-mjpeg\n    url: {}\n    fps: 25\n",
+        server.url("")
+    )));
+    h.wait_buffered(0.9);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    server.set(Serve::TwoFrames);
+    h.wait_until(
+        "it was lost and back 10 times",
+        Duration::from_secs(30),
+        |h| h.status()["cameras"][0]["losses"].as_u64().unwrap() >= 10,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    server.set(Serve::Mjpeg);
+    h.wait_until("it delivers", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == false
+    });
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let s = h.status();
+    let losses = s["cameras"][0]["losses"].as_u64().unwrap();
+    let said: Vec<&str> = s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("camera net lost") || w.starts_with("camera net back"))
+        .collect();
+    assert_eq!(said.len(), 1, "one line of the status for it: {said:#?}");
+    let log = h.log_text();
+    let logged = log.matches("camera net lost").count() + log.matches("camera net back").count();
+    assert!(logged <= 3, "{logged} lines for {losses} losses:\n{log}");
+    assert!(
+        log.contains("camera net lost during recording 1: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("camera net back during recording 1, "),
+        "{log}"
+    );
+    // Every loss and return is in the events file, and frames kept coming.
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let ev = events(&files[0]);
+    let lost_rows = ev.iter().filter(|e| e.1 == "camera_lost").count() as u64;
+    let back_rows = ev.iter().filter(|e| e.1 == "camera_back").count() as u64;
+    assert!(
+        lost_rows >= 10 && lost_rows + 1 >= losses && back_rows + 1 >= lost_rows,
+        "{losses} losses: {ev:?}"
+    );
+    let rows = check_file(&files[0]);
+    assert!(rows.len() as u64 >= 2 * lost_rows, "{} frames", rows.len());
+    // Those not said yet are said at exit: with the first, every loss.
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("camera net lost ") && l.contains(" more time"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let more: u64 = line
+        .split(" more time")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(more + 1, losses, "{line}");
+    assert!(line.ends_with("it delivers now"), "{line}");
+}

@@ -20,6 +20,8 @@ pub enum Serve {
     Mjpeg = 0,
     /// `200 text/html` and a page, then the connection closes; open streams are cut.
     Html = 1,
+    /// Two frames, then the connection closes (a stream cut after every few frames).
+    TwoFrames = 2,
 }
 
 pub struct CameraServer {
@@ -199,7 +201,10 @@ fn serve(
     let period = Duration::from_secs_f64(1.0 / fps);
     let start = Instant::now();
     let mut n = 0u32;
-    while !stop.load(Ordering::Relaxed) && mode.load(Ordering::Relaxed) == Serve::Mjpeg as u8 {
+    let two = mode.load(Ordering::Relaxed) == Serve::TwoFrames as u8;
+    while !stop.load(Ordering::Relaxed)
+        && (mode.load(Ordering::Relaxed) == Serve::Mjpeg as u8 || (two && n < 2))
+    {
         let f = &frames[n as usize % frames.len()];
         write!(
             out,
