@@ -831,7 +831,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const STILL_LOST_SAID_EVERY: Duration = Duration::from_secs(60);
 
 /// How a camera that stays lost is said in the log: every failed try while the backoff
-/// grows (its first 6 s), and any whose error is not the one said last; then once a
+/// grows (its first 3 s), and any whose error is not the one said last; then once a
 /// minute, with the tries since. (A camera unplugged overnight wrote a line every 5 s.)
 #[derive(Default)]
 struct StillLost {
