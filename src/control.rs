@@ -15,7 +15,6 @@
 //! run it on a simulated clock. Threads, messages and the shutdown order:
 //! `design/architecture.md`.
 
-mod flaps;
 mod losses;
 
 use std::collections::BTreeMap;
@@ -31,13 +30,13 @@ use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply}
 use crate::capture::{overloaded, Camera};
 use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::event::Event;
+use crate::flaps::Flaps;
 use crate::hub::StatusHub;
 use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder, StopReason};
 use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
 use crate::writer::{FileKind, NoteKind, OpenSpec, WriterEvent, WriterMsg, WriterQueue};
-use flaps::Flaps;
 use losses::LossLog;
 
 /// Whether a command's decision made a mark (its own event says so).
@@ -1160,7 +1159,7 @@ impl Control {
                 continue;
             };
             let lost = cam.stats.lost.load(Relaxed);
-            if let Some(line) = flaps.due(now, &cam.setup.name, lost) {
+            if let Some(line) = flaps.due(now, &format!("camera {}", cam.setup.name), lost) {
                 tracing::warn!("{line}");
                 self.camera_warning(&cam.setup.name, line.clone());
                 self.notice(line);
@@ -1184,7 +1183,7 @@ impl Control {
         for cam in &self.cameras {
             let lost = cam.stats.lost.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(flaps) = self.flaps.get_mut(&cam.setup.index) {
-                if let Some(line) = flaps.flush(now, &cam.setup.name, lost) {
+                if let Some(line) = flaps.flush(now, &format!("camera {}", cam.setup.name), lost) {
                     tracing::warn!("{line}");
                 }
             }

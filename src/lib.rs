@@ -35,6 +35,7 @@ pub mod dashboard;
 pub mod devices;
 pub mod disk;
 pub mod event;
+pub mod flaps;
 pub mod frame;
 pub mod hub;
 pub mod logging;

@@ -543,6 +543,42 @@ fn losing_the_audio_device_never_stops_the_video() {
     assert!(h.terminate().success());
 }
 
+/// A microphone that stays away (its source suspended for 20 s): each reopen finds the
+/// device but no audio, and is lost again after 5 s. The log says the loss once and
+/// counts the rest (a line every 6 s before, for as long as it was away); the LSL events
+/// keep every one; the audio comes back.
+#[test]
+fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    h.wait_until("audio is captured", Duration::from_secs(30), |h| {
+        h.status()["audio"]["capturing"] == true
+    });
+    suspend(&lb, true);
+    std::thread::sleep(Duration::from_secs(20));
+    let log = h.log_text();
+    let lost = log.matches("audio: no audio for 5 s").count();
+    let opened = log.matches("audio: capturing from").count();
+    // The start, and the reopen after the loss said; not those after the ones counted.
+    assert!(
+        lost == 1 && opened <= 2,
+        "{lost} losses and {opened} opens said:\n{log}"
+    );
+    suspend(&lb, false);
+    h.wait_until("audio is back", Duration::from_secs(40), |h| {
+        let a = &h.status()["audio"];
+        a["capturing"] == true && a["level_dbfs"].as_f64().unwrap() > -30.0
+    });
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("audio lost ") && l.contains(" more time"))
+        .unwrap_or_else(|| panic!("the count at exit:\n{log}"));
+    assert!(line.contains("(the last: no audio for 5 s)"), "{line}");
+}
+
 /// The streams ffprobe sees in a file: (codec_type, codec_name, sample_rate, channels).
 fn ffprobe_streams(path: &std::path::Path) -> Vec<(String, String, String, u64)> {
     let out = Command::new("ffprobe")

@@ -353,6 +353,10 @@ struct Engine {
     overruns: u64,
     silence: u64,
     last_lost_chunks: u64,
+    /// How losses are said in the log: at once, then counted while it stays away.
+    flaps: crate::flaps::Flaps,
+    /// The last loss was counted, not said: its reopen is not said either.
+    quiet_open: bool,
 }
 
 impl Engine {
@@ -400,6 +404,8 @@ impl Engine {
             overruns: 0,
             silence: 0,
             last_lost_chunks: 0,
+            flaps: crate::flaps::Flaps::default(),
+            quiet_open: false,
             settings,
         }
     }
@@ -430,6 +436,10 @@ impl Engine {
                     Err(crossbeam_channel::TryRecvError::Empty) if !draining => break,
                     // Shutting down, or nobody can send any more.
                     Err(_) => {
+                        let capturing = self.input.is_some() && self.last_chunk.elapsed() < STALL;
+                        if let Some(line) = self.flaps.flush(LslTime::now(), "audio", !capturing) {
+                            tracing::warn!("{line}");
+                        }
                         self.release_held(true);
                         self.finish_all();
                         // The process is ending: a stream stuck in its driver must not keep
@@ -464,12 +474,16 @@ impl Engine {
         };
         match opened {
             Ok((input, format)) => {
-                tracing::info!(
-                    "audio: capturing from {} at {} Hz, {} channel(s)",
-                    format.device,
-                    format.rate,
-                    format.channels
-                );
+                if self.quiet_open {
+                    tracing::debug!("audio: capturing from {} again", format.device);
+                } else {
+                    tracing::info!(
+                        "audio: capturing from {} at {} Hz, {} channel(s)",
+                        format.device,
+                        format.rate,
+                        format.channels
+                    );
+                }
                 let mut st = self.status.lock();
                 st.device = format.device;
                 st.synthetic = format.synthetic;
@@ -503,10 +517,18 @@ impl Engine {
                 .name("audio-drop".into())
                 .spawn(move || drop(input));
         }
-        tracing::error!(
-            "audio: {why}; retrying in {} s (video goes on)",
-            wait.as_secs()
-        );
+        // Said at once, or counted while it stays away and said once a minute (the LSL
+        // event below is sent for every one).
+        if self.flaps.lost(LslTime::now(), &why) {
+            self.quiet_open = false;
+            tracing::error!(
+                "audio: {why}; retrying in {} s (video goes on)",
+                wait.as_secs()
+            );
+        } else {
+            self.quiet_open = true;
+            tracing::debug!("audio: {why}; retrying in {} s", wait.as_secs());
+        }
         let mut st = self.status.lock();
         st.state = format!("lost: {why}; retrying in {} s", wait.as_secs());
         st.capturing = false;
@@ -518,7 +540,18 @@ impl Engine {
         });
     }
 
+    /// Audio is coming now: a chunk of the open input in the last second (not only its
+    /// opening).
+    fn delivering(&self) -> bool {
+        self.input.is_some()
+            && !self.fresh_input
+            && self.last_chunk.elapsed() < Duration::from_secs(1)
+    }
+
     fn check_health(&mut self) {
+        if let Some(line) = self.flaps.due(LslTime::now(), "audio", !self.delivering()) {
+            tracing::warn!("{line}");
+        }
         // Some backends stall instead of reporting an error when the device goes away.
         if self.input.is_some() && self.last_chunk.elapsed() > STALL {
             self.lost(format!("no audio for {} s", STALL.as_secs()));

@@ -1,19 +1,21 @@
-//! How a camera that is lost and back again and again is said to people (a network camera
-//! whose stream closes after every few frames is lost and back several times a second,
-//! each time reopened at once: its frames keep coming). Its loss, and its return, are said
-//! at once in the log, the status and the ntfy reply topic; the losses that follow within
-//! a minute of the last one said are counted, and said once a minute as one line: how many,
-//! how long without frames in all, the last reason, and whether it delivers now. The LSL
-//! events and the recording's events file get every loss and return, as they happen.
+//! How a device that is lost and back again and again is said to people: a network camera
+//! whose stream closes after every few frames (lost and back several times a second, each
+//! time reopened at once: its frames keep coming), a microphone that stays away (each
+//! reopen finds the device and no audio). Its loss, and its return, are said at once; the
+//! losses that follow within a minute of the last one said are counted, and said once a
+//! minute as one line: how many, how long it was away in all (where known), the last
+//! reason, and whether it delivers now. What is data (the LSL events, a recording's
+//! events file) gets every loss and return, as they happen; this is only what people read
+//! (the log, the status, the ntfy reply topic).
 
 use std::time::Duration;
 
 use crate::clock::LslTime;
 
-/// How often a camera that keeps being lost is said again.
+/// How often a device that keeps being lost is said again.
 pub const SAID_EVERY: Duration = Duration::from_secs(60);
 
-/// One camera's: see the module documentation.
+/// One device's: see the module documentation.
 #[derive(Default)]
 pub struct Flaps {
     /// When a loss (or the line of counted ones) was last said.
@@ -27,7 +29,7 @@ pub struct Flaps {
 }
 
 impl Flaps {
-    /// The camera was lost at `now`: true if this is to be said now, false if counted
+    /// The device was lost at `now`: true if this is to be said now, false if counted
     /// (within a minute of the last line, or with counted ones still to be said: the
     /// next look says them, this one too).
     pub fn lost(&mut self, now: LslTime, why: &str) -> bool {
@@ -46,7 +48,7 @@ impl Flaps {
         }
     }
 
-    /// The camera is back after `gap` without frames: true if this is to be said now (its
+    /// The device is back after `gap` without data: true if this is to be said now (its
     /// loss was), false if counted.
     pub fn back(&mut self, gap: Duration) -> bool {
         if std::mem::take(&mut self.back_pending) {
@@ -58,17 +60,18 @@ impl Flaps {
     }
 
     /// A minute after the last line said, the losses counted since as one line about
-    /// camera `name` (`lost_now`: whether it is lost at this moment), if there were any.
-    pub fn due(&mut self, now: LslTime, name: &str, lost_now: bool) -> Option<String> {
-        self.line(now, name, lost_now, false)
+    /// `subject` ("camera net", "audio"; `lost_now`: whether it is lost at this moment),
+    /// if there were any.
+    pub fn due(&mut self, now: LslTime, subject: &str, lost_now: bool) -> Option<String> {
+        self.line(now, subject, lost_now, false)
     }
 
     /// The losses counted and not yet said, as one line, whenever (the process stops).
-    pub fn flush(&mut self, now: LslTime, name: &str, lost_now: bool) -> Option<String> {
-        self.line(now, name, lost_now, true)
+    pub fn flush(&mut self, now: LslTime, subject: &str, lost_now: bool) -> Option<String> {
+        self.line(now, subject, lost_now, true)
     }
 
-    fn line(&mut self, now: LslTime, name: &str, lost_now: bool, any: bool) -> Option<String> {
+    fn line(&mut self, now: LslTime, subject: &str, lost_now: bool, any: bool) -> Option<String> {
         let since = now.saturating_since(self.said?);
         if since < SAID_EVERY && !(any && self.counted > 0) {
             return None;
@@ -78,13 +81,17 @@ impl Flaps {
             self.away = Duration::ZERO;
             return None;
         }
+        let away = if self.away.is_zero() {
+            String::new()
+        } else {
+            format!(", {:.1} s away in all", self.away.as_secs_f64())
+        };
         let line = format!(
-            "camera {name} lost {} more time{} in the {:.0} s since the last line said so, {:.1} s \
-             without frames in all (the last: {}); {}",
+            "{subject} lost {} more time{} in the {:.0} s since the last line said so{away} \
+             (the last: {}); {}",
             self.counted,
             if self.counted == 1 { "" } else { "s" },
             since.as_secs_f64(),
-            self.away.as_secs_f64(),
             self.why,
             if lost_now {
                 "it is lost now"
@@ -121,12 +128,12 @@ mod tests {
             if f.back(Duration::from_millis(100)) {
                 said += 1;
             }
-            lines.extend(f.due(t(at + 50), "net", false));
+            lines.extend(f.due(t(at + 50), "camera net", false));
         }
         assert_eq!(said, 2, "the first loss and its return");
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(
-            lines[0].starts_with("camera net lost 420 more times in the 60 s since the last line said so, 42.0 s without frames in all (the last: the camera closed the stream); it delivers now"),
+            lines[0].starts_with("camera net lost 420 more times in the 60 s since the last line said so, 42.0 s away in all (the last: the camera closed the stream); it delivers now"),
             "{}",
             lines[0]
         );
@@ -152,9 +159,9 @@ mod tests {
         for m in 0..5 {
             let at = m * 61_000;
             assert!(f.lost(t(at), "unplugged"));
-            assert_eq!(f.due(t(at + 500), "cam0", true), None);
+            assert_eq!(f.due(t(at + 500), "camera cam0", true), None);
             assert!(f.back(Duration::from_secs(2)));
-            assert_eq!(f.due(t(at + 60_500), "cam0", false), None);
+            assert_eq!(f.due(t(at + 60_500), "camera cam0", false), None);
         }
     }
 
@@ -165,20 +172,20 @@ mod tests {
         assert!(f.lost(t(0), "unplugged"));
         assert!(f.back(Duration::from_secs(1)));
         assert!(!f.lost(t(10_000), "no usable frame for 5 s"));
-        assert_eq!(f.due(t(59_000), "cam0", true), None);
+        assert_eq!(f.due(t(59_000), "camera cam0", true), None);
         assert_eq!(
-            f.due(t(60_000), "cam0", true).unwrap(),
-            "camera cam0 lost 1 more time in the 60 s since the last line said so, 0.0 s without frames in all (the last: no usable frame for 5 s); it is lost now"
+            f.due(t(60_000), "camera cam0", true).unwrap(),
+            "camera cam0 lost 1 more time in the 60 s since the last line said so (the last: no usable frame for 5 s); it is lost now"
         );
         assert!(!f.lost(t(61_000), "unplugged"));
-        assert!(f.flush(t(62_000), "cam0", true).unwrap().starts_with(
-            "camera cam0 lost 1 more time in the 2 s since the last line said so, 0.0 s"
+        assert!(f.flush(t(62_000), "camera cam0", true).unwrap().starts_with(
+            "camera cam0 lost 1 more time in the 2 s since the last line said so (the last: unplugged)"
         ));
-        assert_eq!(f.flush(t(62_000), "cam0", true), None);
+        assert_eq!(f.flush(t(62_000), "camera cam0", true), None);
         // Its return is not said on its own: it was counted.
         assert!(!f.back(Duration::from_secs(55)));
         // Nothing more in the next minute: the loss after it is said at once.
-        assert_eq!(f.due(t(120_000), "cam0", false), None);
+        assert_eq!(f.due(t(120_000), "camera cam0", false), None);
         assert!(f.lost(t(130_000), "unplugged"));
     }
 }
