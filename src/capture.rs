@@ -625,8 +625,13 @@ pub fn loss_timeout(fps: f64) -> Duration {
         .max(Duration::from_secs_f64(3.0 / fps.max(0.01)).min(Duration::from_secs(600)))
 }
 
-/// Frames that could not be used, since the last usable one: counted, and logged without
-/// flooding the log (the first at once, then a summary at most every 5 s).
+/// How often corrupt frames are said again in the log, with their count since.
+const BAD_SAID_EVERY: Duration = Duration::from_secs(60);
+
+/// Frames that could not be used: counted, `run` of them since the last usable one (for
+/// the loss message), and logged without flooding the log: the first at once, then at
+/// most once a minute with the count since. (A camera that sent a corrupt frame now and
+/// then, between good ones, had every one logged: several lines a second.)
 #[derive(Default)]
 struct BadFrames {
     run: u64,
@@ -640,19 +645,28 @@ impl BadFrames {
         cam.stats.corrupt.fetch_add(1, Relaxed);
         self.run += 1;
         self.unlogged += 1;
-        if self
-            .last_log
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
-        {
-            if self.unlogged == 1 {
-                tracing::warn!("dropped a corrupt frame: {why}");
-            } else {
-                tracing::warn!("dropped {} corrupt frames (the last: {why})", self.unlogged);
-            }
-            self.unlogged = 0;
-            self.last_log = Some(Instant::now());
-        }
         self.last_why = why;
+        self.say(false);
+    }
+
+    /// The frames not said yet, if a line is due (or `now`: the capture ends).
+    fn say(&mut self, now: bool) {
+        if self.unlogged == 0
+            || !(now || self.last_log.is_none_or(|t| t.elapsed() >= BAD_SAID_EVERY))
+        {
+            return;
+        }
+        if self.unlogged == 1 {
+            tracing::warn!("dropped a corrupt frame: {}", self.last_why);
+        } else {
+            tracing::warn!(
+                "dropped {} corrupt frames since the last line (the last: {})",
+                self.unlogged,
+                self.last_why
+            );
+        }
+        self.unlogged = 0;
+        self.last_log = Some(Instant::now());
     }
 
     /// Why no frame was usable, for the loss message.
@@ -666,15 +680,10 @@ impl BadFrames {
         }
     }
 
+    /// A usable frame (or a reopened source): the run of unusable ones is over.
     fn usable(&mut self) {
-        if self.unlogged > 0 {
-            tracing::warn!(
-                "dropped {} corrupt frames (the last: {})",
-                self.unlogged,
-                self.last_why
-            );
-        }
-        *self = BadFrames::default();
+        self.run = 0;
+        self.say(false);
     }
 }
 
@@ -799,11 +808,12 @@ pub fn run_capture(
                 cam.watch_cpu(source.as_ref());
                 seq.reopened();
                 usable_at = Instant::now();
-                bad = BadFrames::default();
+                bad.usable();
             }
             None => break,
         }
     }
+    bad.say(true);
     cam.stats.running.store(false, Relaxed);
     tracing::info!("capture stopped");
 }

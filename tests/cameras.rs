@@ -148,7 +148,30 @@ fn truncated_and_corrupt_frames_are_counted_and_never_written() {
         report.contains(&format!("corrupt {lost}")),
         "the report says it"
     );
+    // The log says the first at once and counts the rest (it said every one, several
+    // lines a second), and what is left at exit.
+    let said = h.log_text().matches("corrupt frame").count();
+    assert!(said <= 2 && corrupt >= 10, "{said} lines for {corrupt}");
     assert!(h.terminate().success());
+    let log = h.log_text();
+    let counted: u64 = log
+        .lines()
+        .filter(|l| l.contains("dropped ") && l.contains(" corrupt frame"))
+        .map(|l| {
+            let n = l
+                .split("dropped ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            n.parse().unwrap_or(1)
+        })
+        .sum();
+    assert!(
+        counted >= corrupt,
+        "the lines add up to {counted}, not {corrupt}:\n{log}"
+    );
 }
 
 /// Whether something listens on 127.0.0.1:`port`, or already took its client there (read
