@@ -50,6 +50,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 15),
     ("logging", 15),
     ("cli", 15),
+    ("flaps", 15),
     ("clock", 10),
     ("shutdown", 10),
 ];
