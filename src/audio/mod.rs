@@ -436,8 +436,8 @@ impl Engine {
                     Err(crossbeam_channel::TryRecvError::Empty) if !draining => break,
                     // Shutting down, or nobody can send any more.
                     Err(_) => {
-                        let capturing = self.input.is_some() && self.last_chunk.elapsed() < STALL;
-                        if let Some(line) = self.flaps.flush(LslTime::now(), "audio", !capturing) {
+                        let lost = !self.delivering();
+                        if let Some(line) = self.flaps.flush(LslTime::now(), "audio", lost) {
                             tracing::warn!("{line}");
                         }
                         self.release_held(true);
