@@ -1123,7 +1123,7 @@ impl Control {
                 *n = now.saturating_sub(*seen);
             }
             *seen = now;
-            let about = format!("camera {}: frames lost", cam.setup.name);
+            let about = losses::about(&cam.setup.name);
             let (mut msg, mut why) = (String::new(), String::new());
             if new.iter().any(|n| *n > 0) {
                 let during = match recording {
@@ -1187,7 +1187,7 @@ impl Control {
                     tracing::warn!("{line}");
                 }
             }
-            let about = format!("camera {}: frames lost", cam.setup.name);
+            let about = losses::about(&cam.setup.name);
             if let Some(log) = self.loss_logs.get_mut(&cam.setup.index) {
                 if let Some(line) = log.flush(&about, at) {
                     tracing::warn!("{line}");

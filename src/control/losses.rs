@@ -21,6 +21,11 @@ pub const CAUSES: [&str; 4] = [
     "the writer's queue was full",
 ];
 
+/// What a camera's loss lines start with: the status keeps one line with it per camera.
+pub fn about(camera: &str) -> String {
+    format!("camera {camera}: frames lost")
+}
+
 /// Counts by cause, listed as a line says them: "36 (gaps in the camera's frame numbers),
 /// 2 (the writer's queue was full)".
 pub fn listed(counts: &[u64; 4]) -> String {
