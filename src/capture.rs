@@ -27,7 +27,7 @@ use crate::bus::{FrameRecord, LslMsg};
 use crate::clock::{CpuMeter, LslTime, ThreadCpuClock};
 use crate::frame::{Frame, FrameMeta};
 use crate::ring::{DropCause, PreTriggerRing};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Stage};
 use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
 use crate::writer::WriterMsg;
@@ -51,14 +51,22 @@ pub struct Camera {
     /// it starts and when the source is opened again); read by the control thread once a
     /// second ([`Camera::sample_cpu`]).
     cpu: Mutex<Option<CaptureCpu>>,
+    /// What the source says it is, once it has opened ([`Camera::info`]).
+    opened_info: Mutex<Option<SourceInfo>>,
+    /// When it was last found lost (ns, LSL clock): the start of the gap when it had
+    /// never delivered a frame.
+    lost_at_ns: AtomicI64,
 }
 
-/// Every camera has delivered a frame and its capture loop runs: the one definition of
-/// "the cameras deliver" (the recorder buffers from then on; systemd hears READY).
+/// Every camera's capture loop runs, and each has delivered a frame or been found lost
+/// (one that could not be opened at start-up is lost from its first moment, and the
+/// others must not wait for it): the one definition of "the cameras deliver" (the
+/// recorder buffers from then on; systemd hears READY).
 pub fn all_delivering(cameras: &[Arc<Camera>]) -> bool {
-    cameras
-        .iter()
-        .all(|c| c.stats.next_seq.load(Relaxed) > 0 && c.stats.running.load(Relaxed))
+    cameras.iter().all(|c| {
+        c.stats.running.load(Relaxed)
+            && (c.stats.next_seq.load(Relaxed) > 0 || c.stats.lost.load(Relaxed))
+    })
 }
 
 /// A camera's figures in the LSL status stream (SPEC §5): [`Camera::figures`].
@@ -199,6 +207,32 @@ impl Camera {
             written: Arc::default(),
             last_error: Mutex::new(None),
             cpu: Mutex::new(None),
+            opened_info: Mutex::new(None),
+            lost_at_ns: AtomicI64::new(0),
+        }
+    }
+
+    /// What the camera is (kind, model, size, rate, codec): its source's own word once
+    /// it has opened, else what it was set up with ([`CameraSetup::info`]). They differ
+    /// for a camera that could not be opened at start-up
+    /// ([`crate::source::NotOpened`], size unknown) until it opens.
+    pub fn info(&self) -> SourceInfo {
+        self.opened_info
+            .lock()
+            .clone()
+            .unwrap_or_else(|| self.setup.info.clone())
+    }
+
+    /// `source` opened: the size its frames are recorded at (`size`) is its own if none
+    /// was known yet, and what it says it is becomes the camera's [`Camera::info`] if it
+    /// has that size.
+    fn opened(&self, source: &dyn FrameSource, size: &mut (u32, u32)) {
+        let info = source.info();
+        if size.0 == 0 {
+            *size = (info.width, info.height);
+        }
+        if info.width > 0 && (info.width, info.height) == *size {
+            *self.opened_info.lock() = Some(info.clone());
         }
     }
 
@@ -331,6 +365,7 @@ impl Camera {
             0 => LslTime::now(),
             ns => LslTime::from_nanos(ns),
         };
+        self.lost_at_ns.store(at.as_nanos(), Relaxed);
         self.send_event(CameraEvent::Lost {
             camera: self.setup.index,
             why: why.to_string(),
@@ -341,7 +376,12 @@ impl Camera {
     /// Usable frames again after a loss; the first was captured at `at`.
     fn back(&self, at: LslTime, why: &str) {
         self.stats.lost.store(false, Relaxed);
-        let last = self.stats.last_capture_ns.load(Relaxed);
+        // From its last frame; or, for a camera that never delivered one (not opened at
+        // start-up), from when it was found lost.
+        let last = match self.stats.last_capture_ns.load(Relaxed) {
+            0 => self.lost_at_ns.load(Relaxed),
+            ns => ns,
+        };
         let gap = Duration::from_nanos(at.as_nanos().saturating_sub(last).max(0) as u64);
         tracing::debug!(
             camera = %self.setup.name,
@@ -413,14 +453,15 @@ impl Camera {
         let buffered_seconds = s.buffered_ns.load(Relaxed) as f64 / 1e9;
         let next_seq = s.next_seq.load(Relaxed);
         let fps = self.fps(now);
+        let info = self.info();
         CameraStatus {
             name: self.setup.name.clone(),
-            source: self.setup.info.kind.as_str().to_string(),
-            model: self.setup.info.model.clone(),
-            codec: self.setup.info.codec.as_str().to_string(),
-            width: self.setup.info.width,
-            height: self.setup.info.height,
-            target_fps: self.setup.info.fps,
+            source: info.kind.as_str().to_string(),
+            model: info.model,
+            codec: info.codec.as_str().to_string(),
+            width: info.width,
+            height: info.height,
+            target_fps: info.fps,
             fps,
             frames_captured: s.frames_captured.load(Relaxed),
             frames_written: self.written.frames_written.load(Relaxed),
@@ -728,7 +769,10 @@ pub fn run_capture(
     };
     let mut seq = SeqRebase::starting_at(cam.setup.first_frame);
     let loss_after = loss_timeout(cam.setup.info.fps);
-    let size = (cam.setup.info.width, cam.setup.info.height);
+    // The size its frames are recorded at: the source's, from its first open (0x0 until a
+    // camera that could not be opened at start-up opens).
+    let mut size = (0, 0);
+    cam.opened(source.as_ref(), &mut size);
     let mut usable_at = Instant::now();
     let mut bad = BadFrames::default();
     // Set while the camera is lost: why. Cleared by its next usable frame.
@@ -797,7 +841,7 @@ pub fn run_capture(
                 let got = (s.info().width, s.info().height);
                 if size.0 > 0 && got != size {
                     let e = format!(
-                        "the camera came back at {}x{}, but hindsight records it at {}x{} (its size at start-up): \
+                        "the camera came back at {}x{}, but hindsight records it at {}x{} (the size it first opened at): \
                          its frames are refused; restart hindsight to record the new size",
                         got.0, got.1, size.0, size.1
                     );
@@ -805,6 +849,7 @@ pub fn run_capture(
                     *cam.last_error.lock() = Some(e);
                 }
                 source = s;
+                cam.opened(source.as_ref(), &mut size);
                 cam.watch_cpu(source.as_ref());
                 seq.reopened();
                 usable_at = Instant::now();
@@ -833,6 +878,10 @@ impl FrameSource for Closed {
         Err(SourceError::Stopped)
     }
 }
+
+/// How often a capture thread waiting to open its lost camera again says it is alive
+/// (the systemd watchdog's smallest interval is 1 s).
+const HEARTBEAT_WHILE_LOST: Duration = Duration::from_millis(250);
 
 /// The longest wait between two tries to open a lost source.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -882,15 +931,21 @@ fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn F
     let mut backoff = Duration::from_millis(100);
     let mut log = StillLost::default();
     loop {
+        // The wait ends at once on shutdown; the heartbeat (the watchdog's sign that
+        // this loop comes round) is kept every 250 ms, not at every 20 ms as it was: a
+        // camera lost all night woke this thread 50 times a second.
         let until = Instant::now() + backoff;
-        while Instant::now() < until {
-            if stop.stopping() {
-                return None;
-            }
+        loop {
             cam.stats
                 .heartbeat_ns
                 .store(LslTime::now().as_nanos(), Relaxed);
-            std::thread::sleep(Duration::from_millis(20).min(backoff));
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if stop.wait_for(Stage::Stopping, left.min(HEARTBEAT_WHILE_LOST)) {
+                return None;
+            }
         }
         match open() {
             Ok(s) => {

@@ -629,9 +629,16 @@ impl Control {
                                     trigger - pre_trigger,
                                     until,
                                 );
-                                held = held.min(
-                                    first.map_or(Duration::ZERO, |f| trigger.saturating_since(f)),
-                                );
+                                // A lost camera without frames has its own line in the
+                                // reply ("camera net is lost ..."); the buffer is the others'.
+                                if first.is_some()
+                                    || !cam.stats.lost.load(std::sync::atomic::Ordering::Relaxed)
+                                {
+                                    held =
+                                        held.min(first.map_or(Duration::ZERO, |f| {
+                                            trigger.saturating_since(f)
+                                        }));
+                                }
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
@@ -840,7 +847,7 @@ impl Control {
                 origin: origin.clone(),
                 camera: CameraTags {
                     camera: cam.setup.name.clone(),
-                    source: cam.setup.info.to_string(),
+                    source: cam.info().to_string(),
                     source_id: cam.setup.source_id.clone(),
                     host: self.settings.host.clone(),
                     rig: self.settings.rig.clone(),
@@ -1137,7 +1144,7 @@ impl Control {
                     why = format!(
                         "; {}: {}",
                         load.said(),
-                        overloaded(&cam.setup.info, fps / load.wanted)
+                        overloaded(&cam.info(), fps / load.wanted)
                     );
                 }
                 msg = format!("{about}{during}: {}{why}", losses::listed(&new));

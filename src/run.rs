@@ -70,7 +70,17 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
     let mut sources = Vec::new();
     for cam in &config.cameras {
-        let s = crate::source::open(cam, clocks.clone())?;
+        // A camera that cannot be opened now (unplugged, its program or URL failing)
+        // does not keep the others and the audio from recording (SPEC §9): it starts
+        // lost, said at once, and is opened with backoff as any lost camera. A config
+        // that cannot work (a key missing, a source this build lacks) stops the start.
+        let s = match crate::source::open(cam, clocks.clone()) {
+            Ok(s) => s,
+            Err(crate::source::OpenError::Failed { cause, .. }) => {
+                Box::new(crate::source::NotOpened::new(cam, &cause))
+            }
+            Err(e) => return Err(e.into()),
+        };
         if s.info().kind == crate::config::SourceKind::Synthetic {
             tracing::warn!(
                 "camera {}: SYNTHETIC test pattern {}x{} @ {} fps, not a real camera",

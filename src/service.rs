@@ -129,12 +129,24 @@ pub fn spawn(
 
 fn run(service: Service, cameras: &[Arc<Camera>], hub: &StatusHub, stop: &Shutdown) {
     let started = LslTime::now();
-    // Ready once every camera delivers.
+    // Ready once every camera delivers, or is lost (it is opened again meanwhile).
     while !stop.stopping() {
         if crate::capture::all_delivering(cameras) {
             let status = status_line(&hub.snapshot());
             notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
-            tracing::info!("ready: every camera delivers frames");
+            let lost: Vec<&str> = cameras
+                .iter()
+                .filter(|c| c.stats.lost.load(Relaxed))
+                .map(|c| c.setup.name.as_str())
+                .collect();
+            if lost.is_empty() {
+                tracing::info!("ready: every camera delivers frames");
+            } else {
+                tracing::warn!(
+                    "ready without camera {}: lost, and tried again until it delivers",
+                    lost.join(", ")
+                );
+            }
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

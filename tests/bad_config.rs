@@ -169,23 +169,17 @@ fn an_unwritable_root_is_refused() {
 
 #[test]
 fn a_source_this_build_lacks_is_refused_before_anything_starts() {
-    let r = run_with("cameras:\n  - source: libcamera\n", None);
     if cfg!(feature = "libcamera") {
-        // Built with it (scripts/test.sh), on a machine with no camera: refused the same
-        // way, in one line.
-        assert_refused(&r, &["camera cam0: libcamera finds no camera"]);
-    } else {
-        assert_refused(
-            &r,
-            &["cam0", "built without libcamera", "--features libcamera"],
-        );
+        // Built with it (scripts/test.sh), a libcamera camera that is not there is a
+        // camera not there at start-up, not a config that cannot work: hindsight runs on
+        // without it (tests/cameras.rs, tests/libcamera.rs).
+        return;
     }
-    // A camera that is not there: refused the same way, nothing started.
-    let r = run_with(
-        "cameras:\n  - source: v4l2\n    device: /dev/video93\n",
-        None,
+    let r = run_with("cameras:\n  - source: libcamera\n", None);
+    assert_refused(
+        &r,
+        &["cam0", "built without libcamera", "--features libcamera"],
     );
-    assert_refused(&r, &["cam0", "cannot open /dev/video93"]);
 }
 
 #[test]

@@ -298,27 +298,122 @@ fn a_network_camera_is_recorded_and_reconnected_after_it_goes_away() {
     stop(server);
 }
 
+/// The lines of `log` that contain `text`.
+fn lines_with(log: &str, text: &str) -> usize {
+    log.lines().filter(|l| l.contains(text)).count()
+}
+
 #[test]
-fn a_network_camera_that_refuses_to_start_is_a_clear_error() {
+fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_when_it_comes() {
+    let _g = serial();
     let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/cam.mjpg");
+    let config = camera_config(&format!(
+        "  - name: synth\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 25\n  - name: net\n    source: http-mjpeg\n    url: {url}\n    fps: 25\n"
+    ));
+    // `hindsight check`, the pre-flight, still fails for it, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, &config).unwrap();
     let out = Command::new(BIN)
-        .args(["run", "--root"])
-        .arg(tempfile::tempdir().unwrap().path())
-        .args(["--api", &format!("127.0.0.1:{}", free_port())])
-        .args(["--set", "audio.enabled=false"])
-        .args(["--set", "cameras.0.source=http-mjpeg"])
-        .args([
-            "--set",
-            &format!("cameras.0.url=http://127.0.0.1:{port}/nothing"),
-        ])
+        .args(["check", "--config"])
+        .arg(&cfg)
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("net") && said.contains(&url), "{said}");
+
+    // `hindsight run` runs on: the synthetic camera buffers, the network one is lost
+    // with its reason, in the status and the warnings.
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(1.95);
+    assert_eq!(h.status()["state"], "buffering");
+    let s = h.status();
+    let net = &s["cameras"][1];
+    assert_eq!(net["lost"], true, "{s}");
+    assert_eq!(net["width"], 0, "its size is not known yet: {s}");
+    let why = net["last_error"].as_str().unwrap();
     assert!(
-        err.contains(&format!("127.0.0.1:{port}/nothing")) && err.contains("cam0"),
-        "{err}"
+        why.contains("could not be opened at start-up") && why.contains(&url),
+        "{s}"
     );
+    assert!(
+        s["warnings"]
+            .to_string()
+            .contains("camera net lost: could not be opened at start-up"),
+        "{s}"
+    );
+
+    // A recording meanwhile: the reply says the camera is lost, and that the buffer
+    // held what was asked for (the synthetic camera's).
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let said = r["message"].as_str().unwrap();
+    assert!(said.contains("camera net is lost"), "{r}");
+    assert!(!said.contains("the buffer held only"), "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The camera comes during it: it is opened by itself, at its own size, and its file
+    // in this recording starts with its first frame.
+    let server = serving_camera(port);
+    h.wait_until(
+        "the network camera delivers",
+        Duration::from_secs(30),
+        |h| {
+            let c = &h.status()["cameras"][1];
+            c["lost"] == false && c["frames_captured"].as_u64().unwrap() > 25
+        },
+    );
+    let s = h.status();
+    assert_eq!(s["cameras"][1]["width"], 320, "{s}");
+    assert_eq!(s["cameras"][1]["height"], 240, "{s}");
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let first = h.mkv_files();
+    assert_eq!(first.len(), 2, "{first:?}");
+    let is_net = |f: &&std::path::PathBuf| f.to_string_lossy().ends_with("_net.mkv");
+    let net_file = first.iter().find(is_net).unwrap();
+    assert!(check_file(net_file).len() >= 25);
+    assert_eq!(video_size(net_file), "320,240");
+    let synth_file = first.iter().find(|f| !is_net(f)).unwrap();
+    assert!(check_file(synth_file).len() >= 75);
+
+    // And the next recording has both from its start, the file's tags saying the size
+    // the camera opened at.
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    assert!(!r["message"].as_str().unwrap().contains("lost"), "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let net_file = files
+        .iter()
+        .filter(is_net)
+        .find(|f| !first.contains(f))
+        .unwrap();
+    assert!(check_file(net_file).len() >= 75);
+    assert_eq!(video_size(net_file), "320,240");
+    let tags = tags(net_file);
+    assert!(
+        tags.values().any(|v| v.contains("320x240")),
+        "the file says the size the camera opened at: {tags:?}"
+    );
+    assert!(h.terminate().success());
+    stop(server);
+
+    // Said once, not at every try: one line for the start-up, one for its coming.
+    let log = h.log_text();
+    assert_eq!(
+        lines_with(&log, "could not be opened at start-up"),
+        1,
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, "camera net back"), 1, "{log}");
 }
 
 #[test]
@@ -401,21 +496,32 @@ fn a_program_that_exits_is_started_again() {
 }
 
 #[test]
-fn a_v4l2_camera_that_is_not_there_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args(["run", "--root"])
-        .arg(tempfile::tempdir().unwrap().path())
-        .args(["--api", &format!("127.0.0.1:{}", free_port())])
-        .args(["--set", "audio.enabled=false"])
-        .args(["--set", "cameras.0.source=v4l2"])
-        .args(["--set", "cameras.0.device=/dev/video97"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+fn a_v4l2_camera_that_is_not_there_is_said_clearly_and_hindsight_runs_on() {
+    let _g = serial();
+    let mut h = Hindsight::start(&camera_config(
+        "  - name: cam0\n    source: v4l2\n    device: /dev/video97\n",
+    ));
+    h.wait_until("the camera is found lost", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    let s = h.status();
+    let why = s["cameras"][0]["last_error"].as_str().unwrap();
     assert!(
-        err.contains("camera cam0: cannot open /dev/video97") && err.contains("plugged in"),
-        "{err}"
+        why.contains("cannot open /dev/video97") && why.contains("plugged in"),
+        "{s}"
+    );
+    // Tried again, still there to answer, and it stops cleanly.
+    h.wait_until("tried again", Duration::from_secs(10), |h| {
+        h.status()["cameras"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("reopening")
+    });
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    assert!(
+        log.contains("camera cam0 lost: could not be opened at start-up: cannot open /dev/video97"),
+        "{log}"
     );
     // `hindsight devices` says what there is.
     let out = Command::new(BIN).arg("devices").output().unwrap();

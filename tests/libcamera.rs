@@ -530,6 +530,53 @@ fn start_stop_and_start_again_then_a_new_process_opens_the_camera_again() {
     }
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_camera_not_there_at_start_up_is_opened_and_recorded_once_it_appears() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let made = virtual_cameras(dir.path(), &[PI]);
+    // libcamera is told of a camera configuration that is not there yet: it finds none.
+    let later = dir.path().join("later.yaml");
+    let cfg = config(&camera("pi", "0", 320, 240, 30.0, 80));
+    let mut h = start(&cfg, &later, &[]);
+    h.wait_until("the camera is found lost", Duration::from_secs(20), |h| {
+        h.status()["cameras"][0]["lost"] == true
+    });
+    let s = h.status();
+    let why = s["cameras"][0]["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("could not be opened at start-up")
+            && why.contains("libcamera finds no camera"),
+        "{s}"
+    );
+    // The camera appears (as one plugged in or enabled): hindsight opens it by itself,
+    // within its 5 s backoff, and it records as any other.
+    std::fs::rename(&made, &later).unwrap();
+    h.wait_until("the camera delivers", Duration::from_secs(30), |h| {
+        let c = &h.status()["cameras"][0];
+        c["lost"] == false && c["frames_captured"].as_u64().unwrap() > 30
+    });
+    let s = h.status();
+    assert!(
+        s["cameras"][0]["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("virtual-imx708"),
+        "{s}"
+    );
+    assert_eq!(s["cameras"][0]["width"], 320, "{s}");
+    let mkv = record(&mut h, 1.0);
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    let shown = shown(&mkv, 320, 240);
+    assert!(shown.len() >= 30, "{} frames", shown.len());
+    assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));
+    assert_sensor_times(&read_sidecar(&mkv), &shown, period(30.0));
+}
+
 fn hindsight_cmd(args: &[&str], cfg: &Path, yaml: &Path, path: Option<&str>) -> (bool, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hindsight"));
     c.args(args)

@@ -175,6 +175,34 @@ fn ready_after_frames_watchdog_fed_while_capture_runs_stopping_on_sigterm() {
     assert!(h.wait_exit(Duration::from_secs(30)).success());
 }
 
+/// A camera not there at start-up does not hold the service's start: READY comes once
+/// the others deliver (systemd would otherwise kill and restart hindsight after
+/// TimeoutStartSec, and record nothing meanwhile), and the log says which is missing.
+#[test]
+fn ready_comes_without_a_camera_that_is_not_there() {
+    let _g = serial();
+    let notify = NotifySocket::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config = synthetic_config(320, 240, 30.0, 2.0)
+        + "  - name: gone\n    source: v4l2\n    device: /dev/video95\naudio:\n  enabled: false\n";
+    let mut h = Hindsight::start_with(dir, root, &config, |c| {
+        c.env("NOTIFY_SOCKET", &notify.path);
+    });
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no READY=1:\n{}", h.log_text()));
+    let s = h.status();
+    assert!(
+        s["cameras"][0]["frames_captured"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert_eq!(s["cameras"][1]["lost"], true, "{s}");
+    let log = h.log_text();
+    assert!(log.contains("ready without camera gone"), "{log}");
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn the_log_speaks_journald_when_stderr_is_the_journal() {
     let _g = serial();

@@ -70,9 +70,14 @@ pub enum OpenError {
          or use source: command with `rpicam-vid -t 0 --codec mjpeg -o -`"
     )]
     NoLibcamera { camera: String },
-    /// The device, program or URL refused or failed (what it said).
+    /// The device, program or URL refused or failed (what it said): at start-up, the
+    /// camera starts lost ([`NotOpened`]) and is opened again with backoff.
     #[error("camera {camera}: {cause}")]
     Failed { camera: String, cause: String },
+    /// Another camera of the configuration has the device open: a mistake in the
+    /// configuration, which waiting does not mend; it stops the start.
+    #[error("camera {camera}: {cause}")]
+    Conflict { camera: String, cause: String },
 }
 
 /// A camera. Implementations must not block the pipeline on network or disk: `next_frame`
@@ -120,6 +125,49 @@ impl fmt::Display for SourceInfo {
             self.fps,
             self.codec.as_str()
         )
+    }
+}
+
+/// What stands for a camera that could not be opened at start-up (SPEC §9: the process
+/// keeps running where it can, with its other cameras and audio). The capture thread
+/// finds it lost at once, says why, and opens the camera with backoff as it does a camera
+/// lost later. Its size is not known (0x0) until it opens: a V4L2 driver may grant
+/// another than the configured one, and http and command cameras learn theirs from their
+/// first frame.
+pub struct NotOpened {
+    info: SourceInfo,
+    why: String,
+}
+
+impl NotOpened {
+    /// Camera `cam`, which failed to open with `cause` (without the camera's name).
+    pub fn new(cam: &crate::config::CameraConfig, cause: &str) -> NotOpened {
+        use crate::config::SourceKind;
+        NotOpened {
+            info: SourceInfo {
+                kind: cam.source,
+                model: "not opened yet".into(),
+                width: 0,
+                height: 0,
+                fps: cam.fps.0,
+                codec: cam.codec,
+                encodes: matches!(cam.source, SourceKind::Libcamera | SourceKind::Synthetic),
+            },
+            why: format!("could not be opened at start-up: {cause}"),
+        }
+    }
+}
+
+impl FrameSource for NotOpened {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next_frame_ref<'a>(
+        &'a mut self,
+        _scratch: &'a mut Vec<u8>,
+    ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
+        Err(SourceError::Lost(self.why.clone()))
     }
 }
 
@@ -178,7 +226,13 @@ pub fn open(
         }
         SourceKind::V4l2 => v4l2::open(cam, clocks).map_err(|e| failed(e.to_string())),
         #[cfg(feature = "libcamera")]
-        SourceKind::Libcamera => libcamera::open(cam, clocks).map_err(|e| failed(e.to_string())),
+        SourceKind::Libcamera => libcamera::open(cam, clocks).map_err(|e| match e {
+            libcamera::LibcameraError::AlreadyOpen { .. } => OpenError::Conflict {
+                camera: cam.name.0.clone(),
+                cause: e.to_string(),
+            },
+            e => failed(e.to_string()),
+        }),
         #[cfg(not(feature = "libcamera"))]
         SourceKind::Libcamera => Err(OpenError::NoLibcamera {
             camera: cam.name.0.clone(),
