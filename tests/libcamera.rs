@@ -588,11 +588,31 @@ fn hindsight_cmd(args: &[&str], cfg: &Path, yaml: &Path, path: Option<&str>) -> 
     if let Some(p) = path {
         c.env("PATH", p);
     }
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    // Its output goes to a file, so that a command that does not end (a `run` that
+    // should have been refused) is killed after 60 s instead of holding the suite.
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = c
+        .stdout(out.reopen().unwrap())
+        .stderr(out.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+    match status {
+        Some(st) => (st.success(), text),
+        None => panic!("hindsight {args:?} still ran after 60 s:\n{text}"),
+    }
 }
 
 #[test]
