@@ -779,7 +779,12 @@ pub fn run_capture(
     let mut lost: Option<String> = None;
     cam.watch_cpu(source.as_ref());
     cam.stats.running.store(true, Relaxed);
-    tracing::info!(source = %source.info(), "capturing");
+    if size.0 == 0 {
+        // Not opened at start-up: said by the control thread, with why.
+        tracing::info!("capturing once the camera opens");
+    } else {
+        tracing::info!(source = %source.info(), "capturing");
+    }
     while !stop.stopping() {
         cam.stats
             .heartbeat_ns
@@ -835,7 +840,10 @@ pub fn run_capture(
         // Closed before it is opened again: a device (a V4L2 node, a libcamera camera)
         // cannot be opened twice.
         let info = source.info().clone();
-        drop(std::mem::replace(&mut source, Box::new(Closed(info))));
+        drop(std::mem::replace(
+            &mut source,
+            Box::new(crate::source::NotOpened::closed(info)),
+        ));
         match recover(&cam, open, &stop) {
             Some(s) => {
                 let got = (s.info().width, s.info().height);
@@ -849,6 +857,9 @@ pub fn run_capture(
                     *cam.last_error.lock() = Some(e);
                 }
                 source = s;
+                if size.0 == 0 {
+                    tracing::info!(source = %source.info(), "capturing: the camera opened");
+                }
                 cam.opened(source.as_ref(), &mut size);
                 cam.watch_cpu(source.as_ref());
                 seq.reopened();
@@ -861,22 +872,6 @@ pub fn run_capture(
     bad.say(true);
     cam.stats.running.store(false, Relaxed);
     tracing::info!("capture stopped");
-}
-
-/// What stands in for a lost source while it is opened again.
-struct Closed(crate::source::SourceInfo);
-
-impl FrameSource for Closed {
-    fn info(&self) -> &crate::source::SourceInfo {
-        &self.0
-    }
-
-    fn next_frame_ref<'a>(
-        &'a mut self,
-        _scratch: &'a mut Vec<u8>,
-    ) -> Result<(crate::frame::FrameMeta, &'a [u8]), SourceError> {
-        Err(SourceError::Stopped)
-    }
 }
 
 /// How often a capture thread waiting to open its lost camera again says it is alive

@@ -414,6 +414,11 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         "{log}"
     );
     assert_eq!(lines_with(&log, "camera net back"), 1, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("capturing: the camera opened") && l.contains("320x240")),
+        "{log}"
+    );
 }
 
 #[test]

@@ -128,18 +128,28 @@ impl fmt::Display for SourceInfo {
     }
 }
 
-/// What stands for a camera that could not be opened at start-up (SPEC §9: the process
-/// keeps running where it can, with its other cameras and audio). The capture thread
-/// finds it lost at once, says why, and opens the camera with backoff as it does a camera
-/// lost later. Its size is not known (0x0) until it opens: a V4L2 driver may grant
-/// another than the configured one, and http and command cameras learn theirs from their
-/// first frame.
+/// What stands for a camera's source while it is not open.
+///
+/// - A camera that could not be opened at start-up ([`NotOpened::new`]; SPEC §9: the
+///   process keeps running where it can, with its other cameras and audio): the capture
+///   thread finds it lost at once, says why, and opens the camera with backoff as it
+///   does a camera lost later. Its size is not known (0x0) until it opens: a V4L2 driver
+///   may grant another than the configured one, and http and command cameras learn
+///   theirs from their first frame.
+/// - A lost source, closed while it is opened again ([`NotOpened::closed`]): a device (a
+///   V4L2 node, a libcamera camera) cannot be opened twice.
 pub struct NotOpened {
     info: SourceInfo,
-    why: String,
+    /// Why it is lost; `None`: it is closed, and stopped.
+    why: Option<String>,
 }
 
 impl NotOpened {
+    /// Stands for `info`'s source, closed.
+    pub fn closed(info: SourceInfo) -> NotOpened {
+        NotOpened { info, why: None }
+    }
+
     /// Camera `cam`, which failed to open with `cause` (without the camera's name).
     pub fn new(cam: &crate::config::CameraConfig, cause: &str) -> NotOpened {
         use crate::config::SourceKind;
@@ -153,7 +163,7 @@ impl NotOpened {
                 codec: cam.codec,
                 encodes: matches!(cam.source, SourceKind::Libcamera | SourceKind::Synthetic),
             },
-            why: format!("could not be opened at start-up: {cause}"),
+            why: Some(format!("could not be opened at start-up: {cause}")),
         }
     }
 }
@@ -167,7 +177,10 @@ impl FrameSource for NotOpened {
         &'a mut self,
         _scratch: &'a mut Vec<u8>,
     ) -> Result<(FrameMeta, &'a [u8]), SourceError> {
-        Err(SourceError::Lost(self.why.clone()))
+        Err(match &self.why {
+            Some(why) => SourceError::Lost(why.clone()),
+            None => SourceError::Stopped,
+        })
     }
 }
 
