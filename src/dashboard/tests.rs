@@ -199,7 +199,7 @@ fn a_lost_ntfy_connection_and_audio_off_are_plain_to_see() {
     s.cameras[0].lost = true;
     s.cameras[0].last_error = Some("camera lost: no frame for 5 s".into());
     s.cameras[0].frames_dropped = 7;
-    let b = draw(&view_of(s));
+    let b = draw(&view_of(s.clone()));
     let t = text(&b);
     assert!(
         t.contains("ntfy  DISCONNECTED https://ntfy.sh/lab-a-7f3k (disconnected: connection refused; retrying in 4 s)"),
@@ -207,6 +207,12 @@ fn a_lost_ntfy_connection_and_audio_off_are_plain_to_see() {
     );
     assert!(t.contains("audio off"), "{t}");
     assert!(t.contains("LOST camera lost: no frame for 5 s"), "{t}");
+    assert!(t.contains("400x400"), "{t}");
+    // A camera not opened since start-up has no size yet: said so, not "0x0".
+    s.cameras[0].width = 0;
+    s.cameras[0].height = 0;
+    let t = text(&draw(&view_of(s)));
+    assert!(t.contains("(not opened yet)") && !t.contains("0x0"), "{t}");
     assert!(t.contains("dropped 7"), "{t}");
 }
 

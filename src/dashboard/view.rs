@@ -184,7 +184,12 @@ fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
             format!("{} ", c.name),
             Style::default().add_modifier(Modifier::BOLD),
         ),
-        Span::raw(format!("{} {}x{} {}", c.source, c.width, c.height, c.codec)),
+        Span::raw(if c.width == 0 {
+            // Not opened since start-up: its size comes with its first open.
+            format!("{} (not opened yet) {}", c.source, c.codec)
+        } else {
+            format!("{} {}x{} {}", c.source, c.width, c.height, c.codec)
+        }),
     ];
     if c.lost {
         head.push(Span::styled(
