@@ -213,7 +213,12 @@ fn console(driver: &Driver, session: &str) -> Vec<(String, String)> {
 fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     let _g = serial();
     let driver = chromedriver();
-    let mut h = Hindsight::start(&synthetic_config(W as u32, H as u32, 30.0, 1.0));
+    // A second camera that is not there (a V4L2 device never plugged in): the page says
+    // so, and everything else works with the camera that is.
+    let mut h = Hindsight::start(
+        &(synthetic_config(W as u32, H as u32, 30.0, 1.0)
+            + "  - name: gone\n    source: v4l2\n    device: /dev/video94\n"),
+    );
     h.wait_buffered(1.0);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -244,6 +249,22 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         shot(&c, "1-live").await;
+        until(
+            "the missing camera's caption",
+            Duration::from_secs(10),
+            || async {
+                let mut said = Vec::new();
+                for cap in c.find_all(Locator::Css("figcaption")).await.unwrap() {
+                    said.push(cap.text().await.unwrap_or_default());
+                }
+                said.iter()
+                    .any(|t| t.starts_with("gone") && t.contains("not opened yet"))
+                    && said
+                        .iter()
+                        .any(|t| t.starts_with("cam0") && t.contains(&format!("{W}×{H}")))
+            },
+        )
+        .await;
         // The camera's facts, the capture thread's share of a core among them (measured
         // over a second: a 30 fps test pattern this small takes a few percent at most).
         until_text(&c, "the capture thread's CPU", "figcaption", |t| {
