@@ -294,5 +294,10 @@ pub enum CameraEvent {
         at: LslTime,
         /// From the last usable frame before the loss to this one.
         gap: Duration,
+        /// What the camera is (kind, model, size, rate, codec), when these are its first
+        /// frames in this process (a camera not opened at start-up): the events stream,
+        /// the recording's events and the log then carry the size its stream's LSL
+        /// description could not.
+        first: Option<String>,
     },
 }

@@ -378,9 +378,9 @@ impl Camera {
         self.stats.lost.store(false, Relaxed);
         // From its last frame; or, for a camera that never delivered one (not opened at
         // start-up), from when it was found lost.
-        let last = match self.stats.last_capture_ns.load(Relaxed) {
-            0 => self.lost_at_ns.load(Relaxed),
-            ns => ns,
+        let (last, first) = match self.stats.last_capture_ns.load(Relaxed) {
+            0 => (self.lost_at_ns.load(Relaxed), Some(self.info().to_string())),
+            ns => (ns, None),
         };
         let gap = Duration::from_nanos(at.as_nanos().saturating_sub(last).max(0) as u64);
         tracing::debug!(
@@ -396,6 +396,7 @@ impl Camera {
             camera: self.setup.index,
             at,
             gap,
+            first,
         });
     }
 

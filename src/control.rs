@@ -1001,14 +1001,18 @@ impl Control {
                 self.recorder.camera_lost(*camera);
                 (*camera, *at, NoteKind::CameraLost, why.clone())
             }
-            CameraEvent::Back { camera, at, gap } => {
+            CameraEvent::Back {
+                camera,
+                at,
+                gap,
+                first,
+            } => {
                 self.recorder.camera_back(*camera);
-                (
-                    *camera,
-                    *at,
-                    NoteKind::CameraBack { gap: *gap },
-                    format!("after {:.1} s", gap.as_secs_f64()),
-                )
+                let mut text = format!("after {:.1} s without frames", gap.as_secs_f64());
+                if let Some(what) = first {
+                    text.push_str(&format!(": its first frames since start-up, {what}"));
+                }
+                (*camera, *at, NoteKind::CameraBack { gap: *gap }, text)
             }
         };
         let name = self.cameras[camera].setup.name.clone();
@@ -1032,7 +1036,7 @@ impl Control {
                 }
             ),
             NoteKind::CameraBack { .. } => {
-                format!("camera {name} back{during}, {text} without frames")
+                format!("camera {name} back{during}, {text}")
             }
             // Not a camera's event (the audio thread notes it itself).
             NoteKind::AudioStart => return,
@@ -1043,7 +1047,7 @@ impl Control {
         let flaps = self.flaps.entry(camera).or_default();
         let say = match &ev {
             CameraEvent::Lost { why, .. } => flaps.lost(now, why),
-            CameraEvent::Back { gap, .. } => flaps.back(*gap),
+            CameraEvent::Back { gap, first, .. } => flaps.back(*gap) || first.is_some(),
             CameraEvent::FrameAfter { .. } => false,
         };
         if say {

@@ -379,6 +379,16 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
     assert_eq!(video_size(net_file), "320,240");
     let synth_file = first.iter().find(|f| !is_net(f)).unwrap();
     assert!(check_file(synth_file).len() >= 75);
+    // Its LSL description was made before it opened; the size it opened at is in the
+    // recording's events (and the LSL events stream, and the log).
+    let came = events(net_file)
+        .into_iter()
+        .find(|e| e.1 == "camera_back")
+        .expect("a camera_back row in the net camera's events");
+    assert!(
+        came.2.contains("its first frames since start-up") && came.2.contains("320x240"),
+        "{came:?}"
+    );
 
     // And the next recording has both from its start, the file's tags saying the size
     // the camera opened at.
@@ -414,6 +424,13 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         "{log}"
     );
     assert_eq!(lines_with(&log, "camera net back"), 1, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("camera net back during recording 1")
+                && l.contains("its first frames since start-up")
+                && l.contains("320x240")),
+        "{log}"
+    );
     assert!(
         log.lines()
             .any(|l| l.contains("capturing: the camera opened") && l.contains("320x240")),

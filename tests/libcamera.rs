@@ -571,6 +571,15 @@ fn a_camera_not_there_at_start_up_is_opened_and_recorded_once_it_appears() {
     assert_eq!(s["cameras"][0]["width"], 320, "{s}");
     let mkv = record(&mut h, 1.0);
     assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    // Its coming says what it opened as (its LSL description could not).
+    let log = h.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("camera pi back")
+            && l.contains("its first frames since start-up")
+            && l.contains("virtual-imx708")
+            && l.contains("320x240")),
+        "{log}"
+    );
     let shown = shown(&mkv, 320, 240);
     assert!(shown.len() >= 30, "{} frames", shown.len());
     assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));

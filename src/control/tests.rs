@@ -235,6 +235,7 @@ fn a_lost_camera_is_reported_and_its_file_ended_by_control() {
         camera: 1,
         at: s.now(),
         gap: Duration::from_secs(6),
+        first: None,
     });
     s.control.step();
     assert!(s.control.recorder.lost_cameras().is_empty());
