@@ -923,7 +923,7 @@ impl StillLost {
 
 /// After a loss: open the source again with backoff (100 ms doubling to 5 s) until it
 /// opens or `stop` is set.
-fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn FrameSource>> {
+fn recover(cam: &Arc<Camera>, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn FrameSource>> {
     let mut backoff = Duration::from_millis(100);
     let mut log = StillLost::default();
     loop {
@@ -943,7 +943,15 @@ fn recover(cam: &Camera, open: &mut Reopen, stop: &Shutdown) -> Option<Box<dyn F
                 return None;
             }
         }
-        match open() {
+        let alive = {
+            let cam = cam.clone();
+            Box::new(move || {
+                cam.stats
+                    .heartbeat_ns
+                    .store(LslTime::now().as_nanos(), Relaxed)
+            })
+        };
+        match crate::source::opening(alive, &mut *open) {
             Ok(s) => {
                 cam.stats.reopened.fetch_add(1, Relaxed);
                 tracing::debug!(source = %s.info(), "camera opened again");

@@ -203,6 +203,58 @@ fn ready_comes_without_a_camera_that_is_not_there() {
     assert!(h.terminate().success());
 }
 
+/// A camera program that, started again, takes its time before its first frame (up to
+/// the 15 s an open waits) is not a stalled capture loop: the watchdog is fed all the
+/// while and the log raises no stall. (Before, the loop's heartbeat stood still for the
+/// whole wait: past half the watchdog interval the feeding stopped and the log said
+/// "capture loop stalled ... restarts hindsight".)
+#[test]
+fn the_watchdog_is_fed_while_a_camera_program_is_waited_for() {
+    let _g = serial();
+    let notify = NotifySocket::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Delivers for 2 s the first time; every later start says nothing for 30 s.
+    let script = dir.path().join("camera.sh");
+    let ran = dir.path().join("ran");
+    std::fs::write(
+        &script,
+        format!(
+            "if [ -e {ran} ]; then exec sleep 30; fi\ntouch {ran}\n\
+             exec ffmpeg -v error -re -f lavfi -i testsrc2=size=160x120:rate=30 -t 2 -c:v mjpeg -f mjpeg -\n",
+            ran = ran.display()
+        ),
+    )
+    .unwrap();
+    let root = dir.path().join("recordings");
+    let config = synthetic_config(320, 240, 30.0, 2.0)
+        + &format!(
+            "  - name: prog\n    source: command\n    command: \"sh {}\"\n    fps: 30\naudio:\n  enabled: false\n",
+            script.display()
+        );
+    let mut h = Hindsight::start_with(dir, root, &config, |c| {
+        c.env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "4000000");
+    });
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no READY=1:\n{}", h.log_text()));
+    h.wait_until("the program ends", Duration::from_secs(20), |h| {
+        h.status()["cameras"][1]["lost"] == true
+    });
+    // The program is started again and waited for (15 s); the stall limit is 2 s.
+    let _ = notify.collect(Duration::from_millis(500));
+    let during = notify.collect(Duration::from_secs(8));
+    let s = h.status();
+    assert_eq!(s["cameras"][1]["lost"], true, "still waited for: {s}");
+    let fed = count(&during, "WATCHDOG=1");
+    assert!(fed >= 6, "{fed} watchdog pings in 8 s: {during:?}");
+    let log = h.log_text();
+    assert!(!log.contains("capture loop stalled"), "{log}");
+    // The synthetic camera recorded on meanwhile.
+    assert!(s["cameras"][0]["fps"].as_f64().unwrap() > 25.0, "{s}");
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn the_log_speaks_journald_when_stderr_is_the_journal() {
     let _g = serial();

@@ -178,8 +178,10 @@ impl FrameStream {
             match self.next_frame(jpeg, &mut read) {
                 Ok(m) => return Ok(m),
                 Err(SourceError::Idle) if Instant::now() < deadline => {
-                    // Slow starters (rpicam-vid takes a second or two) get the full wait.
+                    // Slow starters (rpicam-vid takes a second or two) get the full wait,
+                    // and the capture thread's heartbeat is kept meanwhile.
                     self.last_frame = Instant::now();
+                    crate::source::still_opening();
                 }
                 Err(SourceError::Corrupt(_)) if corrupt < 100 => corrupt += 1,
                 Err(SourceError::Idle) => return Err(FirstFrameError::None(FIRST_FRAME)),
