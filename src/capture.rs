@@ -944,14 +944,19 @@ fn recover(cam: &Arc<Camera>, open: &mut Reopen, stop: &Shutdown) -> Option<Box<
             }
         }
         let alive = {
-            let cam = cam.clone();
+            let (cam, stop) = (cam.clone(), stop.clone());
             Box::new(move || {
                 cam.stats
                     .heartbeat_ns
-                    .store(LslTime::now().as_nanos(), Relaxed)
+                    .store(LslTime::now().as_nanos(), Relaxed);
+                !stop.stopping()
             })
         };
-        match crate::source::opening(alive, &mut *open) {
+        let opened = crate::source::opening(alive, &mut *open);
+        if stop.stopping() {
+            return None;
+        }
+        match opened {
             Ok(s) => {
                 cam.stats.reopened.fetch_add(1, Relaxed);
                 tracing::debug!(source = %s.info(), "camera opened again");

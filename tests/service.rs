@@ -207,7 +207,8 @@ fn ready_comes_without_a_camera_that_is_not_there() {
 /// the 15 s an open waits) is not a stalled capture loop: the watchdog is fed all the
 /// while and the log raises no stall. (Before, the loop's heartbeat stood still for the
 /// whole wait: past half the watchdog interval the feeding stopped and the log said
-/// "capture loop stalled ... restarts hindsight".)
+/// "capture loop stalled ... restarts hindsight"; and a stop waited for the rest of the
+/// 15 s.)
 #[test]
 fn the_watchdog_is_fed_while_a_camera_program_is_waited_for() {
     let _g = serial();
@@ -252,7 +253,12 @@ fn the_watchdog_is_fed_while_a_camera_program_is_waited_for() {
     assert!(!log.contains("capture loop stalled"), "{log}");
     // The synthetic camera recorded on meanwhile.
     assert!(s["cameras"][0]["fps"].as_f64().unwrap() > 25.0, "{s}");
+    // A stop does not wait out the program's 15 s: the wait ends with it, and is not
+    // reported as one more failure to open.
     assert!(h.terminate().success());
+    let log = h.log_text();
+    assert!(log.contains("capture stopped"), "{log}");
+    assert!(!log.contains("no JPEG frame within"), "{log}");
 }
 
 #[test]

@@ -186,17 +186,19 @@ impl FrameSource for NotOpened {
 
 thread_local! {
     /// Set by [`opening`] for the open it runs on this thread.
-    static OPENING_ALIVE: std::cell::RefCell<Option<Box<dyn Fn()>>> =
+    static OPENING_ALIVE: std::cell::RefCell<Option<Box<dyn Fn() -> bool>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `open` on this thread with `alive` called each time the open's wait comes round
 /// ([`still_opening`]; a stream source waits up to [`stream::FIRST_FRAME`] for its first
-/// frame, reading every [`stream::POLL`]). The capture thread passes its heartbeat, by
-/// which the systemd watchdog knows its loop is not stuck: a camera that takes 15 s to
-/// send its first frame is not a stalled loop, a driver call that never returns is (it
-/// does not come round, and `alive` is not called).
-pub fn opening<R>(alive: Box<dyn Fn()>, open: impl FnOnce() -> R) -> R {
+/// frame, reading every [`stream::POLL`]); `alive` says whether to go on waiting.
+///
+/// The capture thread passes its heartbeat, by which the systemd watchdog knows its loop
+/// is not stuck (a camera that takes 15 s to send its first frame is not a stalled loop;
+/// a driver call that never returns is: it does not come round, and `alive` is not
+/// called), and whether hindsight is stopping (a stop does not wait out the 15 s).
+pub fn opening<R>(alive: Box<dyn Fn() -> bool>, open: impl FnOnce() -> R) -> R {
     struct Unset;
     impl Drop for Unset {
         fn drop(&mut self) {
@@ -208,13 +210,10 @@ pub fn opening<R>(alive: Box<dyn Fn()>, open: impl FnOnce() -> R) -> R {
     open()
 }
 
-/// A source's open says its wait came round (see [`opening`]); nothing outside one.
-pub(crate) fn still_opening() {
-    OPENING_ALIVE.with(|a| {
-        if let Some(alive) = &*a.borrow() {
-            alive();
-        }
-    });
+/// A source's open says its wait came round (see [`opening`]): whether to wait on
+/// (always, outside [`opening`]).
+pub(crate) fn still_opening() -> bool {
+    OPENING_ALIVE.with(|a| a.borrow().as_ref().is_none_or(|alive| alive()))
 }
 
 /// Opens the source a camera's config asks for.

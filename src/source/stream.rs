@@ -179,9 +179,11 @@ impl FrameStream {
                 Ok(m) => return Ok(m),
                 Err(SourceError::Idle) if Instant::now() < deadline => {
                     // Slow starters (rpicam-vid takes a second or two) get the full wait,
-                    // and the capture thread's heartbeat is kept meanwhile.
+                    // and the capture thread's heartbeat is kept meanwhile; a stop ends it.
                     self.last_frame = Instant::now();
-                    crate::source::still_opening();
+                    if !crate::source::still_opening() {
+                        return Err(FirstFrameError::Source(SourceError::Stopped));
+                    }
                 }
                 Err(SourceError::Corrupt(_)) if corrupt < 100 => corrupt += 1,
                 Err(SourceError::Idle) => return Err(FirstFrameError::None(FIRST_FRAME)),
