@@ -967,9 +967,19 @@ fn recover(cam: &Arc<Camera>, open: &mut Reopen, stop: &Shutdown) -> Option<Box<
                 if let Some(line) = log.failed(Instant::now(), &e.to_string(), backoff) {
                     tracing::warn!("{line}");
                 }
+                // Why it was lost, then why it does not open again (not said twice for
+                // a camera not there at start-up, still not there).
                 let why = cam.last_error.lock().clone().unwrap_or_default();
                 let first = why.split("; reopening:").next().unwrap_or(&why).to_string();
-                *cam.last_error.lock() = Some(format!("{first}; reopening: {e}"));
+                let now = match &e {
+                    crate::source::OpenError::Failed { cause, .. } => cause.clone(),
+                    other => other.to_string(),
+                };
+                *cam.last_error.lock() = Some(if first.ends_with(&now) {
+                    format!("{first}; reopening: the same error")
+                } else {
+                    format!("{first}; reopening: {now}")
+                });
             }
         }
     }

@@ -639,6 +639,21 @@ impl Control {
                                             trigger.saturating_since(f)
                                         }));
                                 }
+                                // A camera lost when the recording begins: its events file
+                                // says so (and why) from the start, not only when it is back.
+                                if cam.stats.lost.load(std::sync::atomic::Ordering::Relaxed) {
+                                    let why = cam.last_error.lock().clone().unwrap_or_default();
+                                    let _ =
+                                        self.writers[cam.setup.index].try_send(WriterMsg::Note {
+                                            id,
+                                            at: trigger,
+                                            wall: at.wall_at(trigger),
+                                            event: NoteKind::CameraLost,
+                                            detail: format!(
+                                                "lost when this recording began: {why}"
+                                            ),
+                                        });
+                                }
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),

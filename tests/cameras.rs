@@ -345,13 +345,16 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         "{s}"
     );
 
-    // A recording meanwhile: the reply says the camera is lost, and that the buffer
-    // held what was asked for (the synthetic camera's).
+    // A recording meanwhile, some seconds later: the reply says the camera is lost, and
+    // that the buffer held what was asked for (the synthetic camera's).
+    std::thread::sleep(Duration::from_secs(3));
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
     let said = r["message"].as_str().unwrap();
     assert!(said.contains("camera net is lost"), "{r}");
     assert!(!said.contains("the buffer held only"), "{r}");
+    // Why, once: the failures to open it again are the same.
+    assert_eq!(said.matches("Connection refused").count(), 1, "{r}");
     std::thread::sleep(Duration::from_secs(1));
 
     // The camera comes during it: it is opened by itself, at its own size, and its file
@@ -379,15 +382,41 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
     assert_eq!(video_size(net_file), "320,240");
     let synth_file = first.iter().find(|f| !is_net(f)).unwrap();
     assert!(check_file(synth_file).len() >= 75);
-    // Its LSL description was made before it opened; the size it opened at is in the
-    // recording's events (and the LSL events stream, and the log).
-    let came = events(net_file)
-        .into_iter()
-        .find(|e| e.1 == "camera_back")
-        .expect("a camera_back row in the net camera's events");
+    // Its events file says from the start that it was lost, and why; then that it came,
+    // with the size it opened at (its LSL description was made before it opened; the LSL
+    // events stream and the log have the same).
+    let ev = events(net_file);
+    let kinds: Vec<&str> = ev.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["start", "camera_lost", "camera_back", "stop"],
+        "{ev:?}"
+    );
     assert!(
-        came.2.contains("its first frames since start-up") && came.2.contains("320x240"),
-        "{came:?}"
+        ev[1].2.contains("lost when this recording began")
+            && ev[1].2.contains("could not be opened at start-up")
+            && ev[1].2.contains(&url),
+        "{ev:?}"
+    );
+    assert!(
+        ev[2].2.contains("its first frames since start-up") && ev[2].2.contains("320x240"),
+        "{ev:?}"
+    );
+    // The file's summary counts the time it was away within the file's span (from 2 s
+    // before the start), not since start-up, and the loss.
+    let summary = h.status()["last_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("_net.mkv"))
+        .cloned()
+        .unwrap();
+    assert_eq!(summary["camera_losses"], 1, "{summary}");
+    let away = summary["camera_lost_s"].as_f64().unwrap();
+    let within = ev[2].0 - (ev[0].0 - 2.0);
+    assert!(
+        away > 2.0 && away <= within + 0.001,
+        "{away} s away, {within} s from the file's start to its first frame: {summary}"
     );
 
     // And the next recording has both from its start, the file's tags saying the size

@@ -641,7 +641,13 @@ impl Writer {
                     sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
                     match event {
                         NoteKind::CameraLost => f.camera_losses += 1,
-                        NoteKind::CameraBack { gap } => f.camera_lost += gap,
+                        // Only the part of the gap within the file's span (a camera
+                        // lost before the recording began).
+                        NoteKind::CameraBack { gap } => {
+                            let begin = f.spec.trigger - f.spec.pre_trigger;
+                            let within = Duration::from_nanos(at.nanos_since(begin).max(0) as u64);
+                            f.camera_lost += gap.min(within);
+                        }
                         NoteKind::AudioStart => {
                             f.audio_start_pending = false;
                             self.close_if_ready();
