@@ -442,8 +442,41 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         tags.values().any(|v| v.contains("320x240")),
         "the file says the size the camera opened at: {tags:?}"
     );
-    assert!(h.terminate().success());
+
+    // It goes away, and a recording starts and stops without it: that camera's summary
+    // counts the whole span away (the 2 s before the start and the recording).
     stop(server);
+    h.wait_until("the network camera is lost", Duration::from_secs(20), |h| {
+        h.status()["cameras"][1]["lost"] == true
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let last = h.status()["last_files"].clone();
+    let third = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["recording_id"] == 3 && f["camera"] == "net")
+        .unwrap_or_else(|| panic!("no summary of recording 3's net file: {last}"));
+    assert_eq!(third["frames"], 0, "{third}");
+    assert_eq!(third["camera_losses"], 1, "{third}");
+    let synth = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["recording_id"] == 3 && f["camera"] == "synth")
+        .unwrap();
+    let away = third["camera_lost_s"].as_f64().unwrap();
+    let span = synth["duration_s"].as_f64().unwrap();
+    assert!(
+        (away - span).abs() < 0.2,
+        "away {away} s of a recording whose other camera's file spans {span} s: {third}"
+    );
+    assert!(h.terminate().success());
 
     // Said once, not at every try: one line for the start-up, one for its coming.
     let log = h.log_text();

@@ -410,6 +410,9 @@ struct OpenFile {
     /// Camera losses while this file was open, and the time the camera was gone.
     camera_losses: u64,
     camera_lost: Duration,
+    /// The camera is lost (a loss noted, its return not yet): at the close, the time from
+    /// its last frame in this file (or the file's start) to the end counts as away.
+    lost_now: bool,
     /// With an audio track: video and audio in time order.
     mux: Option<Interleaver>,
     /// The `audio_start` note (or word that there is no WAV) has not come yet.
@@ -640,13 +643,17 @@ impl Writer {
                     };
                     sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
                     match event {
-                        NoteKind::CameraLost => f.camera_losses += 1,
+                        NoteKind::CameraLost => {
+                            f.camera_losses += 1;
+                            f.lost_now = true;
+                        }
                         // Only the part of the gap within the file's span (a camera
                         // lost before the recording began).
                         NoteKind::CameraBack { gap } => {
-                            let begin = f.spec.trigger - f.spec.pre_trigger;
-                            let within = Duration::from_nanos(at.nanos_since(begin).max(0) as u64);
+                            let within =
+                                Duration::from_nanos(at.nanos_since(f.begin()).max(0) as u64);
                             f.camera_lost += gap.min(within);
+                            f.lost_now = false;
                         }
                         NoteKind::AudioStart => {
                             f.audio_start_pending = false;
@@ -1086,6 +1093,7 @@ impl OpenFile {
             announced: false,
             camera_losses: 0,
             camera_lost: Duration::ZERO,
+            lost_now: false,
             mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD, opened)),
             audio_start_pending: spec.audio_start,
             waiting_close: None,
@@ -1360,8 +1368,20 @@ impl OpenFile {
         Ok(())
     }
 
+    /// Where the file's span begins: the pre-trigger time before its trigger.
+    fn begin(&self) -> LslTime {
+        self.spec.trigger - self.spec.pre_trigger
+    }
+
     fn finish(&mut self, reason: &StopReason, lost: &DropCounts) -> io::Result<FileSummary> {
         let stop_at = self.end.unwrap_or(self.last_capture);
+        if std::mem::take(&mut self.lost_now) {
+            // Still lost at the end (the stop, or now when it has none: a shutdown): away
+            // since its last frame here, or the file's start.
+            let until = self.end.unwrap_or_else(|| self.clocks.now().lsl);
+            let since = self.last_capture.max(self.begin());
+            self.camera_lost += Duration::from_nanos(until.nanos_since(since).max(0) as u64);
+        }
         // The stop's own instant on both clocks (the trigger's clock pairing), not the
         // moment the file is finished: a replayed stop happened earlier than that.
         let stop_wall = WallTime::from_nanos(
