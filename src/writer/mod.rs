@@ -407,7 +407,8 @@ struct OpenFile {
     flushed: bool,
     /// The control thread was told that the file exists (its first frame is written).
     announced: bool,
-    /// Camera losses while this file was open, and the time the camera was gone.
+    /// Camera losses during this file's span (one already lost when it began counts),
+    /// and the time the camera was gone within the span.
     camera_losses: u64,
     camera_lost: Duration,
     /// The camera is lost (a loss noted, its return not yet): at the close, the time from
