@@ -68,13 +68,53 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
 
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+    // Camera programs and network cameras, slow to give their first frame (up to 15 s),
+    // are opened side by side, so that their waits do not add up; devices (V4L2,
+    // libcamera, which serves them one at a time anyway) one after the other in the
+    // config's order, so that of two cameras naming one device it is always the second
+    // that cannot have it.
+    let opened: Vec<_> = std::thread::scope(|scope| {
+        use crate::config::SourceKind;
+        let streams = |c: &&crate::config::CameraConfig| {
+            matches!(c.source, SourceKind::Command | SourceKind::HttpMjpeg)
+        };
+        let open = |cam| crate::source::open(cam, clocks.clone());
+        let side: Vec<_> = config
+            .cameras
+            .iter()
+            .filter(streams)
+            .map(|cam| scope.spawn(move || open(cam)))
+            .collect();
+        let mut devices = config
+            .cameras
+            .iter()
+            .filter(|c| !streams(c))
+            .map(open)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut side = side
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        config
+            .cameras
+            .iter()
+            .map(|c| {
+                if streams(&c) {
+                    side.next()
+                } else {
+                    devices.next()
+                }
+                .expect("one result per camera")
+            })
+            .collect::<Vec<_>>()
+    });
     let mut sources = Vec::new();
-    for cam in &config.cameras {
+    for (cam, opened) in config.cameras.iter().zip(opened) {
         // A camera that cannot be opened now (unplugged, its program or URL failing)
         // does not keep the others and the audio from recording (SPEC §9): it starts
         // lost, said at once, and is opened with backoff as any lost camera. A config
         // that cannot work (a key missing, a source this build lacks) stops the start.
-        let s = match crate::source::open(cam, clocks.clone()) {
+        let s = match opened {
             Ok(s) => s,
             Err(crate::source::OpenError::Failed { cause, .. }) => {
                 Box::new(crate::source::NotOpened::new(cam, &cause))

@@ -579,6 +579,48 @@ fn a_program_that_exits_is_started_again() {
     assert!(h.terminate().success());
 }
 
+/// Cameras are opened side by side at start-up: two camera programs that each start
+/// streaming only once the other has started (as two slow starters whose waits would
+/// add up) both open. Opened one after the other, the first waited for its first frame
+/// while the second was not yet started, gave up after 10 s and started lost.
+#[test]
+fn cameras_are_opened_side_by_side_at_start_up() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let script = |me: &str, other: &str| {
+        let path = dir.path().join(format!("{me}.sh"));
+        std::fs::write(
+            &path,
+            format!(
+                "touch {d}/{me}.started\ni=0\nwhile [ ! -e {d}/{other}.started ]; do \
+                 i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done\n\
+                 exec ffmpeg -v error -re -f lavfi -i testsrc2=size=160x120:rate=25 -c:v mjpeg -f mjpeg -\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (a, b) = (script("a", "b"), script("b", "a"));
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: a\n    source: command\n    command: \"sh {}\"\n    fps: 25\n  - name: b\n    source: command\n    command: \"sh {}\"\n    fps: 25\n",
+        a.display(),
+        b.display()
+    )));
+    h.wait_until("both cameras deliver", Duration::from_secs(40), |h| {
+        let s = h.status();
+        (0..2).all(|i| s["cameras"][i]["frames_captured"].as_u64().unwrap_or(0) > 25)
+    });
+    let s = h.status();
+    for i in 0..2 {
+        assert_eq!(s["cameras"][i]["reopened"], 0, "opened at start-up: {s}");
+        assert_eq!(s["cameras"][i]["lost"], false, "{s}");
+    }
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    assert!(!log.contains("could not be opened at start-up"), "{log}");
+}
+
 #[test]
 fn a_v4l2_camera_that_is_not_there_is_said_clearly_and_hindsight_runs_on() {
     let _g = serial();
