@@ -158,6 +158,26 @@ fn encoders_out_of_range_or_on_a_camera_that_cannot_use_them_are_refused() {
     assert!(!r.root_created);
 }
 
+/// Two cameras naming one V4L2 device (one by index, one by path, or the default): the
+/// second could never have it, so the start is refused, naming both, instead of one of
+/// them being "lost" and tried again forever.
+#[test]
+fn two_cameras_naming_one_v4l2_device_are_refused() {
+    let r = run_with(
+        "cameras:\n  - name: left\n    source: v4l2\n    device: 93\n  - name: right\n    source: v4l2\n    device: /dev/video93\n",
+        None,
+    );
+    assert_refused(
+        &r,
+        &[
+            "line 7",
+            "cameras[1].device",
+            "`/dev/video93` is camera `left`'s device too",
+        ],
+    );
+    assert!(!r.root_created, "nothing may be created on a refused start");
+}
+
 #[test]
 fn an_unwritable_root_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -595,6 +595,26 @@ impl Config {
                     ),
                 ));
             }
+            // One V4L2 device, one camera: a second could never have it (a mistake in the
+            // configuration, which waiting does not mend).
+            let same_device = |c: &&CameraConfig| {
+                c.source == SourceKind::V4l2
+                    && cam.source == SourceKind::V4l2
+                    && same_file(&v4l2_device_path(&c.device), &v4l2_device_path(&cam.device))
+            };
+            if let Some(first) = self.cameras[..i].iter().find(same_device) {
+                return Err(ConfigError::at(
+                    origin,
+                    line(&["cameras", &idx, "device"]).or(line(&["cameras", &idx, "name"])),
+                    &key("device"),
+                    format!(
+                        "`{}` is camera `{}`'s device too: a V4L2 device gives its frames to one \
+                         camera",
+                        v4l2_device_path(&cam.device),
+                        first.name
+                    ),
+                ));
+            }
             let needs = match cam.source {
                 SourceKind::V4l2 => None, // device defaults to /dev/video0
                 SourceKind::HttpMjpeg if cam.url.is_none() => Some("url"),
@@ -796,3 +816,23 @@ pub fn parse_override(arg: &str) -> Result<(String, Value), ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The device node a V4L2 camera's `device` names: a path, or an index (`0`, the default,
+/// is `/dev/video0`).
+pub fn v4l2_device_path(device: &Option<String>) -> String {
+    let spec = device.as_deref().unwrap_or("0");
+    match spec.parse::<usize>() {
+        Ok(i) => format!("/dev/video{i}"),
+        Err(_) => spec.to_string(),
+    }
+}
+
+/// Whether two paths name one file: the same once links are followed (a
+/// `/dev/v4l/by-id/...` name and the `/dev/videoN` it points at), or the same text when
+/// they cannot be followed (a device not plugged in).
+fn same_file(a: &str, b: &str) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

@@ -203,3 +203,22 @@ fn collect_leaf_keys<'a>(v: &'a Value, path: &mut Vec<&'a str>, f: &mut dyn FnMu
         _ => f(path),
     }
 }
+
+#[test]
+fn two_cameras_on_one_v4l2_device_are_refused_with_the_second_ones_line() {
+    let e = err("cameras:\n  - name: a\n    source: v4l2\n  - name: b\n    source: v4l2\n    device: /dev/video0\n");
+    assert!(
+        e.contains("line 6")
+            && e.contains("cameras[1].device")
+            && e.contains("`/dev/video0` is camera `a`'s device too"),
+        "{e}"
+    );
+    // Without a `device` key, the line of the camera's name.
+    let e = err(
+        "cameras:\n  - name: a\n    source: v4l2\n    device: 0\n  - name: b\n    source: v4l2\n",
+    );
+    assert!(e.contains("line 5") && e.contains("`a`"), "{e}");
+    // Different devices, or a device and a camera of another kind, are fine.
+    let ok = "cameras:\n  - name: a\n    source: v4l2\n  - name: b\n    source: v4l2\n    device: 1\n  - name: c\n    source: synthetic\n";
+    assert!(Config::from_yaml(ok, "t").is_ok());
+}

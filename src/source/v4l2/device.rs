@@ -22,12 +22,14 @@ pub struct LinuxDevice {
 }
 
 impl LinuxDevice {
-    /// `spec`: a path (`/dev/video2`, `/dev/v4l/by-id/...`) or an index (`2`).
-    pub fn open(spec: &str) -> Result<LinuxDevice, DeviceError> {
-        let path = match spec.parse::<usize>() {
-            Ok(i) => format!("/dev/video{i}"),
-            Err(_) => spec.to_string(),
-        };
+    /// A camera's `device`: a path (`/dev/video2`, `/dev/v4l/by-id/...`) or an index
+    /// (`2`); none is `/dev/video0`.
+    pub fn open(device: &Option<String>) -> Result<LinuxDevice, DeviceError> {
+        LinuxDevice::open_path(crate::config::v4l2_device_path(device))
+    }
+
+    /// Opens the node at `path`.
+    pub fn open_path(path: String) -> Result<LinuxDevice, DeviceError> {
         let dev = Device::with_path(&path).map_err(|source| DeviceError::Open {
             path: path.clone(),
             source,
@@ -202,7 +204,7 @@ pub fn list() -> Vec<String> {
     let mut out = Vec::new();
     for n in nodes {
         let path = format!("/dev/{n}");
-        match LinuxDevice::open(&path) {
+        match LinuxDevice::open_path(path.clone()) {
             Ok(mut d) => {
                 out.push(format!("camera: {}", d.describe()));
                 let want = Want {

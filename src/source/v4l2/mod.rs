@@ -325,7 +325,7 @@ pub fn open(
     cam: &crate::config::CameraConfig,
     clocks: Arc<dyn Clocks>,
 ) -> Result<Box<dyn FrameSource>, V4l2Error> {
-    let dev = device::LinuxDevice::open(cam.device.as_deref().unwrap_or("0"))?;
+    let dev = device::LinuxDevice::open(&cam.device)?;
     let want = Want {
         width: cam.resolution.width.0,
         height: cam.resolution.height.0,
