@@ -57,6 +57,9 @@ pub struct ControlSettings {
     pub audio_track: Option<crate::writer::AudioTrackSpec>,
     /// `storage.min_free`: below it no recording or clip starts.
     pub min_free: Option<u64>,
+    /// The disk the root was on at start-up: no recording or clip starts while the root
+    /// does not lead to it (`None`: not checked).
+    pub root_fs: Option<crate::storage::RootFs>,
 }
 
 /// How long a stop waits for the frames exposed before it to come in from a camera that
@@ -430,7 +433,10 @@ impl Control {
         } = env;
         let refused = match command {
             Command::Start { .. } | Command::Clip { .. } => {
-                crate::storage::refusal(&self.settings.root, self.settings.min_free)
+                match self.settings.root_fs.as_ref().map(|fs| fs.check()) {
+                    Some(Err(why)) => Some(why),
+                    _ => crate::storage::refusal(&self.settings.root, self.settings.min_free),
+                }
             }
             _ => None,
         };
@@ -1112,6 +1118,11 @@ impl Control {
     /// Extends the reserved frame and recording numbers before they run out.
     fn keep_numbers_ahead(&mut self) {
         let Some(numbers) = &self.numbers else { return };
+        // Not while the root is gone with its disk: the file is on that disk, and the
+        // numbers used meanwhile go into no file.
+        if let Some(Err(_)) = self.settings.root_fs.as_ref().map(|fs| fs.check()) {
+            return;
+        }
         let next = next_frames(&self.cameras);
         if let Err(e) = numbers.lock().keep_ahead(self.recorder.next_id(), &next) {
             if !self.numbers_failed {

@@ -36,7 +36,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 const RECENT: Duration = Duration::from_secs(60);
 
 use crate::recordings::{recording_key, scan, StoredRecording};
-use crate::storage::{below_guard, free_space, size};
+use crate::storage::{below_guard, free_space, size, RootFs};
 
 /// How much hindsight writes per second, over a sliding window.
 #[derive(Default)]
@@ -220,6 +220,8 @@ pub struct DiskSettings {
     pub root: PathBuf,
     pub min_free: Option<u64>,
     pub retention: RetentionConfig,
+    /// The disk the root was on at start-up.
+    pub root_fs: RootFs,
 }
 
 /// Starts the `disk` thread; it ends when `stop` is set.
@@ -258,6 +260,8 @@ fn run(
     let mut guard_state = Guard::default();
     // The first retention pass waits a little: the recorder is still starting.
     let mut next_retention = clocks.now().lsl + Duration::from_secs(2);
+    // Why the root does not lead to its disk, while it does not.
+    let mut gone: Option<String> = None;
     while !stop.stopping() {
         let now = clocks.now().lsl;
         let written: u64 = cameras
@@ -267,6 +271,37 @@ fn run(
         let bps = rate.add(now, written);
         let snapshot = hub.snapshot();
         let writing = !snapshot.current_files.is_empty();
+        match settings.root_fs.check() {
+            Err(why) => {
+                if gone.as_ref() != Some(&why) {
+                    tracing::error!("{why}");
+                    hub.add_warning(why.clone());
+                }
+                gone = Some(why);
+            }
+            Ok(()) => {
+                if gone.take().is_some() {
+                    tracing::info!(
+                        "recordings root {} is back on its disk ({}): recordings can start",
+                        settings.root.display(),
+                        settings.root_fs.top().display()
+                    );
+                }
+            }
+        }
+        if let Some(why) = &gone {
+            // Nothing else is measured there: free space below would be another disk's.
+            let mut s = status.lock();
+            s.free_bytes = 0;
+            s.total_bytes = 0;
+            s.write_rate_bytes_per_s = 0.0;
+            s.seconds_left = None;
+            s.guard = None;
+            s.error = Some(why.clone());
+            drop(s);
+            clocks.sleep_until(now + POLL);
+            continue;
+        }
         match free_space(&settings.root) {
             Ok((free, total)) => {
                 let guard = settings
@@ -429,6 +464,7 @@ mod tests {
             // More than any disk has: the guard trips at once.
             min_free: Some(u64::MAX / 2),
             retention: RetentionConfig::default(),
+            root_fs: RootFs::of(tmp.path()).unwrap(),
         };
         let status = Arc::new(Mutex::new(DiskStatus::default()));
         let stop = Shutdown::new();

@@ -294,7 +294,9 @@ impl Numbers {
             source,
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
+        // `.hindsight` if it went, not the root: a root gone with its disk is not made
+        // again on the disk below.
+        crate::writer::files::make_dir(dir).map_err(err)?;
         let tmp = self.path.with_extension("json.new");
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         let text = serde_json::to_vec_pretty(&self.stored).expect("numbers serialize");

@@ -146,6 +146,7 @@ mod tests {
         use crate::audio::wav::{Durability, WavOutput};
         let tmp = tempfile::tempdir().unwrap();
         let audio = tmp.path().join("2026_01_02").join("audio");
+        fs::create_dir_all(&audio).unwrap();
         let done = audio.join("rec_a.wav");
         let cut = audio.join("rec_b.wav");
         for p in [&done, &cut] {

@@ -57,6 +57,14 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     // One recorder per rig and root, before anything is opened or looked at.
     let rig = config.rig_name();
     let _rig_lock = crate::numbers::RigLock::take(&root, &rig)?;
+    // The disk the root is on now: a recording never goes anywhere else.
+    let root_fs = crate::storage::RootFs::of(&root)
+        .map_err(|e| anyhow!("cannot read recordings root {}: {e}", root.display()))?;
+    tracing::info!(
+        "recordings root {} on the filesystem mounted at {}",
+        root.display(),
+        root_fs.top().display()
+    );
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())
@@ -342,6 +350,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             },
         ),
         min_free: config.storage.min_free.map(|b| b.0),
+        root_fs: Some(root_fs.clone()),
     };
     let audio = match audio_source {
         Some(source) => Some(crate::audio::spawn(
@@ -430,6 +439,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             root: config.storage.root.clone(),
             min_free: config.storage.min_free.map(|b| b.0),
             retention: config.storage.retention.clone(),
+            root_fs: root_fs.clone(),
         },
         cameras.clone(),
         hub.clone(),

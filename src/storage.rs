@@ -1,11 +1,12 @@
 //! The recordings root's filesystem as numbers and words: free space, the disk guard's
-//! rule, and sizes and durations for people. Plain functions, no thread: the `disk`
+//! rule, whether the root still leads to the disk it was on (`RootFs`), and sizes and
+//! durations for people. Plain functions, no thread: the `disk`
 //! thread (`crate::disk`) watches with them, the control thread refuses starts with
 //! them, and `check` and the dashboard print with them. Nothing of hindsight is imported.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Free and total bytes of the filesystem holding `path` (free: what this user may use).
 pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -74,6 +75,90 @@ pub fn refusal(root: &Path, min_free: Option<u64>) -> Option<String> {
     }
 }
 
+/// The filesystem the recordings root was on when hindsight started: its device and the
+/// folder it is mounted at. A recordings disk that is unmounted or unplugged leaves the
+/// root's path missing (or, made again by someone, on the disk below); recording there
+/// would fill the system disk, and the files would lie hidden under the disk once it is
+/// mounted again. [`RootFs::check`] says so, and the control thread refuses to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootFs {
+    /// The root as configured (for messages).
+    root: PathBuf,
+    dev: u64,
+    /// Where that filesystem is mounted (the root's highest folder on the same device).
+    top: PathBuf,
+}
+
+impl RootFs {
+    /// The filesystem `root` (which exists) is on now.
+    pub fn of(root: &Path) -> std::io::Result<RootFs> {
+        let (dev, top) = filesystem(&std::fs::canonicalize(root)?)?;
+        Ok(RootFs {
+            root: root.to_path_buf(),
+            dev,
+            top,
+        })
+    }
+
+    /// Where the root's filesystem is mounted.
+    pub fn top(&self) -> &Path {
+        &self.top
+    }
+
+    /// `Ok` while the root leads to the filesystem it led to at start-up: the same device,
+    /// or a disk mounted at the same place (a disk plugged in again gets a new device
+    /// number). A root that is missing is fine where making it again puts it on that
+    /// filesystem (a deleted folder); else why not to record.
+    pub fn check(&self) -> Result<(), String> {
+        let abs = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        // The root itself, else the nearest folder above it that is there.
+        let mut at = abs.as_path();
+        let found = loop {
+            match std::fs::canonicalize(at) {
+                Ok(real) => break Some(real),
+                Err(_) => match at.parent() {
+                    Some(p) => at = p,
+                    None => break None,
+                },
+            }
+        };
+        let there = at == abs.as_path();
+        let now = found.and_then(|real| filesystem(&real).ok());
+        match now {
+            Some((dev, _)) if dev == self.dev => Ok(()),
+            Some((_, top)) if top == self.top => Ok(()),
+            Some((_, top)) if there => Err(format!(
+                "recordings root {} is on the disk at {} now, not on the one at {} that \
+                 hindsight started with (unmounted?): not recording until that disk is \
+                 mounted again, or hindsight is restarted",
+                self.root.display(),
+                top.display(),
+                self.top.display()
+            )),
+            _ => Err(format!(
+                "recordings root {} is gone with its disk ({}): not recording until that \
+                 disk is mounted again (hindsight does not make the root on the disk below)",
+                self.root.display(),
+                self.top.display()
+            )),
+        }
+    }
+}
+
+/// The device of `path` (canonical) and the highest folder above it on that device.
+fn filesystem(path: &Path) -> std::io::Result<(u64, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path)?.dev();
+    let mut top = path;
+    while let Some(parent) = top.parent() {
+        match std::fs::metadata(parent) {
+            Ok(m) if m.dev() == dev => top = parent,
+            _ => break,
+        }
+    }
+    Ok((dev, top.to_path_buf()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +189,48 @@ mod tests {
         assert_eq!(refusal(tmp.path(), Some(1 << 20)), None);
         let r = refusal(tmp.path(), Some(u64::MAX)).unwrap();
         assert!(r.contains("not recording"), "{r}");
+    }
+
+    #[test]
+    fn the_root_must_lead_to_the_disk_it_was_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rec");
+        std::fs::create_dir(&root).unwrap();
+        let fs = RootFs::of(&root).unwrap();
+        assert_eq!(fs.check(), Ok(()));
+        // A deleted root is made again on the same filesystem: fine.
+        std::fs::remove_dir(&root).unwrap();
+        assert_eq!(fs.check(), Ok(()));
+        // The same paths on another disk (as after an unmount): refused, with where.
+        let other = RootFs {
+            dev: fs.dev.wrapping_add(1),
+            top: PathBuf::from("/mnt/usb"),
+            ..fs.clone()
+        };
+        let why = other.check().unwrap_err();
+        assert_eq!(
+            why,
+            format!(
+                "recordings root {} is gone with its disk (/mnt/usb): not recording until \
+                 that disk is mounted again (hindsight does not make the root on the disk below)",
+                root.display()
+            )
+        );
+        std::fs::create_dir(&root).unwrap();
+        let why = other.check().unwrap_err();
+        assert!(
+            why.starts_with(&format!(
+                "recordings root {} is on the disk at {} now, not on the one at /mnt/usb",
+                root.display(),
+                fs.top().display()
+            )),
+            "{why}"
+        );
+        // A disk mounted again at the same place (a new device number): fine.
+        let replugged = RootFs {
+            dev: fs.dev.wrapping_add(1),
+            ..fs.clone()
+        };
+        assert_eq!(replugged.check(), Ok(()));
     }
 }

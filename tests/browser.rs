@@ -416,3 +416,88 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     rt.block_on(c.close()).unwrap();
     assert!(h.terminate().success());
 }
+
+/// The overview's line about the disk.
+fn disk_line(overview: &str) -> &str {
+    overview
+        .lines()
+        .find(|l| l.starts_with("disk: "))
+        .unwrap_or("")
+}
+
+/// The recordings disk is unmounted while the page is open (a USB disk pulled): the page
+/// says so where it showed the free space, Start answers why, and nothing is recorded;
+/// once the disk is back, Start records.
+#[test]
+fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
+    let _g = serial();
+    require_tool("nsenter");
+    let driver = chromedriver();
+    let mut h = start_on_tiny_disk(
+        32,
+        &(synthetic_config(160, 120, 30.0, 1.0)
+            + "audio:\n  enabled: false\nstorage:\n  min_free: 1MiB\n"),
+    );
+    let root = h.root.display().to_string();
+    let mount = h.root.parent().unwrap().display().to_string();
+    h.wait_buffered(1.0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let c = rt.block_on(browser(&driver, profile.path()));
+    let page = format!("http://{}/", h.api);
+    rt.block_on(async {
+        c.goto(&page).await.unwrap();
+        until_text(&c, "the page shows the free space", "#overview", |t| {
+            disk_line(t).ends_with("B free")
+        })
+        .await;
+    });
+
+    in_its_namespace(&h, &["umount", "--lazy", &mount]);
+    let gone = format!("disk: recordings root {root} is gone with its disk ({mount})");
+    rt.block_on(async {
+        until_text(&c, "the page says the disk is gone", "#overview", |t| {
+            disk_line(t).starts_with(&gone) && !t.contains("MB free")
+        })
+        .await;
+        click(&c, "start").await;
+        until_text(&c, "Start answers why", "#message", |t| {
+            t.contains("is gone with its disk") && t.contains("not recording")
+        })
+        .await;
+        shot(&c, "5-disk-gone").await;
+        assert_eq!(text(&c, "#state").await, "buffering");
+    });
+    assert!(
+        !inside(&h, &root).exists(),
+        "nothing made on the disk below"
+    );
+
+    // The disk is back with its folder: Start records.
+    in_its_namespace(&h, &["mount", "-t", "tmpfs", "hindsight-test", &mount]);
+    in_its_namespace(&h, &["mkdir", &root]);
+    rt.block_on(async {
+        until_text(
+            &c,
+            "the page shows the free space again",
+            "#overview",
+            |t| disk_line(t).ends_with("B free"),
+        )
+        .await;
+        click(&c, "start").await;
+        until_text(&c, "the state is recording", "#state", |t| t == "recording").await;
+        click(&c, "stop").await;
+        until_text(&c, "the state is buffering again", "#state", |t| {
+            t == "buffering"
+        })
+        .await;
+    });
+    h.wait_idle_files();
+    let made = mkv_files(&inside(&h, &root));
+    assert_eq!(made.len(), 1, "{made:?}");
+    rt.block_on(c.close()).unwrap();
+    assert!(h.terminate().success());
+}

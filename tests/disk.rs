@@ -2,40 +2,12 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use common::ntfy::Ntfy;
 use common::*;
 use serde_json::json;
-
-/// A recorder whose recordings root is a tmpfs of `mib` MiB, mounted in a mount namespace
-/// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
-/// sees the files through `/proc/<pid>/root`.
-fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
-    let dir = tempfile::tempdir().unwrap();
-    let mount = dir.path().join("fs");
-    std::fs::create_dir(&mount).unwrap();
-    let root = mount.join("rec");
-    let wrapper: Vec<OsString> = vec![
-        "unshare".into(),
-        "--user".into(),
-        "--map-root-user".into(),
-        "--mount".into(),
-        "sh".into(),
-        "-c".into(),
-        format!("mount -t tmpfs -o size={mib}m hindsight-test \"$0\" && exec \"$@\"").into(),
-        mount.clone().into(),
-    ];
-    Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
-}
-
-/// `path` as the recorder (in its mount namespace) sees it.
-fn inside(h: &Hindsight, path: &str) -> PathBuf {
-    let pid = h.child.as_ref().unwrap().id();
-    PathBuf::from(format!("/proc/{pid}/root{path}"))
-}
 
 /// Checks that `mkv` is finished and playable; returns its frames. Frames missing inside
 /// it must be frames the camera never delivered (`source_gaps` of `status`), none lost
@@ -237,6 +209,146 @@ fn a_start_on_a_full_disk_without_the_guard_fails_clearly_and_leaves_nothing() {
     });
     h.wait_idle_files();
     check_finished(&mkv, &h.status());
+    assert!(h.terminate().success());
+}
+
+/// The recordings disk is unmounted (unplugged, or a USB disk ejected) while hindsight
+/// runs. Starts are refused with why, and nothing is made on the disk below, where the
+/// files would fill the system disk and lie hidden under the recordings disk once it is
+/// mounted again; not even when a root appears there. Buffering goes on, and once the
+/// disk is back the next start records, with its whole pre-trigger and its WAV.
+#[test]
+fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
+    let _g = serial();
+    require_tool("nsenter");
+    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
+         audio:\n  enabled: true\n  source: synthetic\n";
+    let mut h = start_on_tiny_disk(32, config);
+    let root = h.root.display().to_string();
+    let mount = h.root.parent().unwrap().display().to_string();
+    h.wait_buffered(2.9);
+    let (code, r) = h.post("start", json!({"seconds": 0.5}));
+    assert_eq!(code, 200, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("recording 1 started"),
+        "{r}"
+    );
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let log = h.log_text();
+    assert!(
+        log.contains(&format!(
+            "recordings root {root} on the filesystem mounted at {mount}"
+        )),
+        "{log}"
+    );
+
+    // The disk goes.
+    in_its_namespace(&h, &["umount", "--lazy", &mount]);
+    let below = inside(&h, &root);
+    for (command, body) in [("start", json!({})), ("clip", json!({"seconds": 2}))] {
+        let (code, r) = h.post(command, body);
+        assert_eq!(code, 400, "{command}: {r}");
+        assert_eq!(r["outcome"], "rejected", "{r}");
+        assert_eq!(
+            r["message"],
+            format!(
+                "recordings root {root} is gone with its disk ({mount}): not recording until \
+                 that disk is mounted again (hindsight does not make the root on the disk below)"
+            ),
+            "{r}"
+        );
+    }
+    h.wait_until(
+        "the status says the disk is gone",
+        Duration::from_secs(10),
+        |h| {
+            let s = h.status();
+            s["warnings"].to_string().contains("is gone with its disk")
+                && s["disk"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("is gone"))
+        },
+    );
+    assert_eq!(
+        h.status()["disk"]["free_bytes"],
+        0,
+        "no other disk's free space"
+    );
+    // Numbers, retention and the disk thread made nothing below either.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !below.exists(),
+        "{} was made on the disk below",
+        below.display()
+    );
+
+    // A root made on the disk below (by hand, or by another program) is not recorded to.
+    std::fs::create_dir(&below).unwrap();
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 400, "{r}");
+    let why = r["message"].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!("recordings root {root} is on the disk at "))
+            && why.contains(&format!(
+                "not on the one at {mount} that hindsight started with"
+            )),
+        "{r}"
+    );
+    assert!(files_under(&below).is_empty(), "{:?}", files_under(&below));
+    std::fs::remove_dir(&below).unwrap();
+    let s = h.status();
+    assert_eq!(s["state"], "buffering", "{s}");
+
+    // The disk comes back (mounted again, with its folder): the next start records.
+    in_its_namespace(
+        &h,
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=32m",
+            "hindsight-test",
+            &mount,
+        ],
+    );
+    in_its_namespace(&h, &["mkdir", &root]);
+    h.wait_until("the disk is back", Duration::from_secs(10), |h| {
+        h.status()["disk"]["error"].is_null()
+    });
+    assert!(h.log_text().contains(&format!(
+        "recordings root {root} is back on its disk ({mount}): recordings can start"
+    )));
+    let (code, r) = h.post("start", json!({"seconds": 0.5}));
+    assert_eq!(code, 200, "{r}");
+    // The refused starts made no recording, and the buffer was kept whole meanwhile.
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("recording 2 started (3.0 s before trigger)"),
+        "{r}"
+    );
+    let mkv = inside(&h, r["files"][0].as_str().unwrap());
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    assert!(check_finished(&mkv, &h.status()) >= 100);
+    let wavs: Vec<PathBuf> = files_under(&inside(&h, &root))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    assert_eq!(wavs.len(), 1, "{wavs:?}");
+    assert!(
+        std::fs::metadata(&wavs[0]).unwrap().len() > 100_000,
+        "{wavs:?}"
+    );
     assert!(h.terminate().success());
 }
 

@@ -122,7 +122,7 @@ impl WavOutput {
     ) -> io::Result<WavOutput> {
         let header = header(rate, channels, format)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::writer::files::make_dir(dir)?;
         }
         let file = crate::writer::files::create_new(path)?;
         let begun = (|| {

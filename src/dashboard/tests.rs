@@ -241,6 +241,18 @@ fn the_disk_guard_is_shown() {
     assert!(t.contains("disk nearly full: 300 MiB free"), "{t}");
 }
 
+#[test]
+fn a_recordings_disk_that_is_gone_is_shown_instead_of_free_space() {
+    let mut s = buffering();
+    let d = s.disk.as_mut().unwrap();
+    d.free_bytes = 0;
+    d.total_bytes = 0;
+    d.error = Some("recordings root /mnt/usb/rec is gone with its disk (/mnt/usb)".into());
+    let t = text(&draw(&view_of(s)));
+    assert!(t.contains("recordings root /mnt/usb/rec is gone"), "{t}");
+    assert!(!t.contains("free of"), "{t}");
+}
+
 /// Remembers the commands it is sent.
 #[derive(Default)]
 struct FakeLink {

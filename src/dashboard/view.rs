@@ -318,7 +318,15 @@ fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
         None => lines.push(Line::from(vec![label("audio"), Span::raw("off")])),
     }
     // disk and file
-    if let Some(d) = &s.disk {
+    if let Some(d) = s.disk.as_ref().filter(|d| d.error.is_some()) {
+        lines.push(Line::from(vec![
+            label("disk "),
+            Span::styled(
+                d.error.clone().unwrap_or_default(),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
+        ]));
+    } else if let Some(d) = &s.disk {
         let mut l = vec![
             label("disk "),
             Span::raw(format!(

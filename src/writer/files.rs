@@ -98,6 +98,16 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).open(path)
 }
 
+/// Makes the folder `dir` if it is not there, and not the folders above it: a file's
+/// folder is made only under a root that is there (the control thread checks it when a
+/// recording starts), never with a root that has gone with its disk.
+pub fn make_dir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}
+
 /// `fsync`s a directory so that a new file's name survives a power cut.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -1046,7 +1046,7 @@ impl OpenFile {
         buffers.csv.clear();
         let opened = clocks.now().lsl;
         let created = (|| -> io::Result<(File, File, File)> {
-            std::fs::create_dir_all(&spec.paths.dir)?;
+            files::make_dir(&spec.paths.dir)?;
             let mkv = files::create_new(&spec.paths.mkv)?;
             let frames_csv = files::create_new(&spec.paths.frames_csv)?;
             let events_csv = files::create_new(&spec.paths.events_csv)?;

@@ -676,3 +676,41 @@ pub fn woke_between(
 ) -> u64 {
     after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
 }
+
+/// A recorder whose recordings root is a tmpfs of `mib` MiB, mounted in a mount namespace
+/// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
+/// sees the files through `/proc/<pid>/root`.
+pub fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("fs");
+    std::fs::create_dir(&mount).unwrap();
+    let root = mount.join("rec");
+    let wrapper: Vec<std::ffi::OsString> = vec![
+        "unshare".into(),
+        "--user".into(),
+        "--map-root-user".into(),
+        "--mount".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("mount -t tmpfs -o size={mib}m hindsight-test \"$0\" && exec \"$@\"").into(),
+        mount.clone().into(),
+    ];
+    Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
+}
+
+/// `path` as the recorder (in its mount namespace) sees it.
+pub fn inside(h: &Hindsight, path: &str) -> PathBuf {
+    let pid = h.child.as_ref().unwrap().id();
+    PathBuf::from(format!("/proc/{pid}/root{path}"))
+}
+
+/// Runs `args` in the recorder's mount namespace (as its `unshare` made it).
+pub fn in_its_namespace(h: &Hindsight, args: &[&str]) {
+    let pid = h.child.as_ref().unwrap().id().to_string();
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid, "--user", "--mount", "--"])
+        .args(args)
+        .output()
+        .expect("nsenter");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+}
