@@ -189,9 +189,12 @@ case "$rec_root/" in
   /var/lib/hindsight/*) rm -f "$dropin" ;;
   *)
     install -d "$(dirname "$dropin")"
-    printf '# Written by scripts/install.sh: the recordings root.\n[Service]\nReadWritePaths=%s\n' \
-      "$rec_root" > "$dropin"
-    say "unit: $dropin makes $rec_root writable"
+    # RequiresMountsFor: started only once the disk holding the root is mounted (when
+    # /etc/fstab names it); without it, at boot, the root would be made and recorded
+    # to on the disk below, hidden once the recordings disk is mounted over it.
+    printf '# Written by scripts/install.sh: the recordings root.\n[Unit]\nRequiresMountsFor=%s\n[Service]\nReadWritePaths=%s\n' \
+      "$rec_root" "$rec_root" > "$dropin"
+    say "unit: $dropin makes $rec_root writable, and waits for its disk to be mounted"
     ;;
 esac
 say "unit: $unit_dir/hindsight.service"

@@ -137,6 +137,34 @@ fn install_sh_installs_binary_config_user_unit_and_runs_again_keeping_the_config
         dropin.contains("[Service]\nReadWritePaths=/data/recordings"),
         "{dropin}"
     );
+    // Not started before the disk holding the root is mounted.
+    assert!(
+        dropin.contains("[Unit]\nRequiresMountsFor=/data/recordings\n"),
+        "{dropin}"
+    );
+    // systemd takes the unit with its drop-in (the binary pointed at the one just built,
+    // which verify checks exists).
+    require_tool("systemd-analyze");
+    let check = tempfile::tempdir().unwrap();
+    std::fs::write(
+        check.path().join("hindsight.service"),
+        unit.replace("/usr/local/bin/hindsight", BIN),
+    )
+    .unwrap();
+    std::fs::create_dir(check.path().join("hindsight.service.d")).unwrap();
+    std::fs::write(
+        check.path().join("hindsight.service.d/recordings.conf"),
+        &dropin,
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(check.path().join("hindsight.service"))
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "systemd-analyze verify: {said}");
+    assert!(!said.contains("hindsight.service"), "{said}");
 
     // Again, after the scientist edited the config: it is kept, nothing is duplicated.
     let edited = std::fs::read_to_string(&config)
