@@ -609,13 +609,17 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         ));
         return out;
     }
+    // Which disk: a USB disk not mounted shows here as the system's (`/`).
+    let on = crate::storage::RootFs::of(existing)
+        .map(|fs| format!(", on the filesystem mounted at {}", fs.top().display()))
+        .unwrap_or_default();
     out.push(CheckLine::pass(
         "recordings root",
         if existing == root.as_path() {
-            format!("{} is writable", root.display())
+            format!("{} is writable{on}", root.display())
         } else {
             format!(
-                "{} will be created in {}",
+                "{} will be created in {}{on}",
                 root.display(),
                 existing.display()
             )

@@ -98,6 +98,26 @@ fn the_synthetic_camera_passes_and_nothing_fails() {
     );
     assert_eq!(c.level("lsl"), "pass", "{all}");
     assert_eq!(c.level("recordings root"), "pass", "{all}");
+    // Which disk it is on, as util-linux's findmnt says.
+    let root = c.line("recordings root");
+    let dir = root
+        .split(" will be created in ")
+        .nth(1)
+        .and_then(|r| r.split(", on the filesystem mounted at ").next())
+        .unwrap_or_else(|| panic!("{root}"));
+    // (The folder went with the check's temporary one: its parent, on the same disk.)
+    let parent = std::path::Path::new(dir).parent().unwrap();
+    let findmnt = Command::new("findmnt")
+        .args(["-n", "-o", "TARGET", "-T"])
+        .arg(parent)
+        .output()
+        .unwrap();
+    let mounted_at = String::from_utf8_lossy(&findmnt.stdout).trim().to_string();
+    assert!(!mounted_at.is_empty(), "{findmnt:?}");
+    assert!(
+        root.ends_with(&format!(", on the filesystem mounted at {mounted_at}")),
+        "{root}"
+    );
     // Free space is judged against what the camera really delivers.
     let disk = c.line("disk space");
     assert!(
