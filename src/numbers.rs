@@ -353,6 +353,19 @@ mod tests {
         assert_eq!(starts.frames, next(0, 0));
     }
 
+    /// A root gone with its disk (unmounted: the path leads to the disk below) is not made
+    /// again by the numbers file: writing it fails, and nothing appears there.
+    #[test]
+    fn the_numbers_file_never_makes_a_root_that_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("usb").join("rec");
+        std::fs::create_dir_all(&root).unwrap();
+        let (mut n, _) = Numbers::open(&root, "rig", &cams()).unwrap();
+        std::fs::remove_dir_all(tmp.path().join("usb")).unwrap();
+        assert!(n.keep_ahead(4, &next(3001, 10)).is_err());
+        assert!(!tmp.path().join("usb").exists());
+    }
+
     /// After a crash (nothing written since start-up, or since the last extension), the
     /// numbers continue above every number that could have been used.
     #[test]

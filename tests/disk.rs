@@ -281,7 +281,7 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
         0,
         "no other disk's free space"
     );
-    // Numbers, retention and the disk thread made nothing below either.
+    // Nor did the disk thread (the numbers file, which would: `numbers` unit test).
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         !below.exists(),

@@ -181,6 +181,21 @@ mod tests {
     }
 
     #[test]
+    fn a_files_folder_is_made_only_under_a_folder_that_is_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = tmp.path().join("rec").join("2026_12_04");
+        // The root is gone: nothing is made.
+        let e = make_dir(&day.join("video")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(!tmp.path().join("rec").exists());
+        // Under one that is there: made, and again is fine.
+        fs::create_dir_all(&day).unwrap();
+        make_dir(&day.join("video")).unwrap();
+        make_dir(&day.join("video")).unwrap();
+        assert!(day.join("video").is_dir());
+    }
+
+    #[test]
     fn create_new_never_overwrites() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.mkv");
