@@ -80,6 +80,18 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("a chromium session")
 }
 
+/// A runtime for the WebDriver client, a fresh browser profile (kept while the browser
+/// runs) and a browser session.
+fn open_browser(driver: &Driver) -> (tokio::runtime::Runtime, tempfile::TempDir, Client) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let c = rt.block_on(browser(driver, profile.path()));
+    (rt, profile, c)
+}
+
 /// The frame number in the pixels of the `<img>` `selector` shows, read through a canvas.
 async fn shown_frame(c: &Client, selector: &str) -> Option<u64> {
     let luma = c
@@ -220,12 +232,7 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             + "  - name: gone\n    source: v4l2\n    device: /dev/video94\n"),
     );
     h.wait_buffered(1.0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let c = rt.block_on(browser(&driver, profile.path()));
+    let (rt, _profile, c) = open_browser(&driver);
     let session = rt.block_on(c.session_id()).unwrap().expect("a session id");
     let page = format!("http://{}/", h.api);
 
@@ -441,12 +448,7 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
     let root = h.root.display().to_string();
     let mount = h.root.parent().unwrap().display().to_string();
     h.wait_buffered(1.0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let c = rt.block_on(browser(&driver, profile.path()));
+    let (rt, _profile, c) = open_browser(&driver);
     let page = format!("http://{}/", h.api);
     rt.block_on(async {
         c.goto(&page).await.unwrap();
