@@ -10,7 +10,11 @@
 //! Retention (off unless `storage.retention` sets a limit) deletes the oldest recordings,
 //! whole (every camera's MKV and sidecars, and the WAV), by age or to keep the total under
 //! a size, at start-up and every 10 minutes. It deletes only files named in hindsight's
-//! layout and never a recording with a file open or touched in the last minute.
+//! layout and never a recording with a file open or touched in the last minute. A
+//! recording's age is its newest file's modification time, except for files written while
+//! this process ran: those are aged on the monotonic clock (`WallSpans`), so that a wall
+//! clock stepped forward (a Pi without a real-time clock, set by NTP after it booted)
+//! does not make the recordings made before the step look old enough to delete.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::bus::CommandBus;
 use crate::capture::Camera;
-use crate::clock::{Clocks, LslTime};
+use crate::clock::{ClockPair, Clocks, LslTime};
 use crate::config::RetentionConfig;
 use crate::hub::StatusHub;
 use crate::shutdown::Shutdown;
@@ -116,13 +120,81 @@ pub fn seconds_left(free: u64, min_free: u64, rate: f64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // Retention
 
-/// Which recordings (indices into `recordings`, oldest first) retention deletes at `now`.
-/// `protected` ones (a file open, or touched within a minute) are never chosen, and
-/// do count towards the total.
+/// The wall clock against the monotonic one while this process runs: spans over which the
+/// two ran together (within [`WALL_STEP`]), each with its offset. A file modified within a
+/// span was written, on the monotonic clock, at its modification time less that span's
+/// offset, whatever the wall clock did since; a wall clock stepped forward after boot (a
+/// Pi without a real-time clock, set by NTP) would otherwise make every file written
+/// before the step look older by the step.
+#[derive(Debug, Default)]
+pub struct WallSpans {
+    spans: Vec<WallSpan>,
+}
+
+#[derive(Debug)]
+struct WallSpan {
+    /// Wall minus monotonic (ns), as last seen in the span.
+    offset: i128,
+    /// The span's first and last wall-clock readings (ns since 1970).
+    from_wall: i128,
+    to_wall: i128,
+}
+
+/// An offset change larger than this between two looks is a step of the wall clock
+/// (NTP slews a clock by at most 0.5 ms a second).
+const WALL_STEP: Duration = Duration::from_secs(30);
+
+impl WallSpans {
+    /// Records both clocks, read together (every poll of the disk thread).
+    pub fn observe(&mut self, now: ClockPair) {
+        let wall = i128::from(now.wall.as_nanos());
+        let offset = wall - i128::from(now.lsl.as_nanos());
+        match self.spans.last_mut() {
+            Some(s) if (offset - s.offset).unsigned_abs() <= WALL_STEP.as_nanos() => {
+                s.offset = offset;
+                s.to_wall = s.to_wall.max(wall);
+            }
+            _ => {
+                // A clock stepped over and over (a broken time source) keeps the newest.
+                if self.spans.len() >= 64 {
+                    self.spans.remove(0);
+                }
+                self.spans.push(WallSpan {
+                    offset,
+                    from_wall: wall,
+                    to_wall: wall,
+                })
+            }
+        }
+    }
+
+    /// How long ago, by the monotonic clock, a file modified at `modified` (on the wall
+    /// clock of its time) was written, if within a span seen (the newest that holds it);
+    /// `None` for a file from before this process, or after its last look.
+    pub fn age(&self, modified: SystemTime, now: ClockPair) -> Option<Duration> {
+        let m = match modified.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        let margin = POLL.as_nanos() as i128;
+        let span = self
+            .spans
+            .iter()
+            .rev()
+            .find(|s| m >= s.from_wall - margin && m <= s.to_wall + margin)?;
+        let written = m - span.offset;
+        let ago = i128::from(now.lsl.as_nanos()) - written;
+        Some(Duration::from_nanos(ago.clamp(0, u64::MAX as i128) as u64))
+    }
+}
+
+/// Which recordings (indices into `recordings`, oldest first) retention deletes, each of
+/// the `age` given. `protected` ones (a file open, or touched within a minute) are never
+/// chosen, and do count towards the total.
 pub fn plan(
     recordings: &[StoredRecording],
     policy: &RetentionConfig,
-    now: SystemTime,
+    age: &dyn Fn(&StoredRecording) -> Duration,
     protected: &dyn Fn(&StoredRecording) -> bool,
 ) -> Vec<usize> {
     let max_age = policy
@@ -134,8 +206,7 @@ pub fn plan(
         if protected(r) {
             continue;
         }
-        let age = now.duration_since(r.modified).unwrap_or(Duration::ZERO);
-        let too_old = max_age.is_some_and(|m| age > m);
+        let too_old = max_age.is_some_and(|m| age(r) > m);
         let too_much = policy.max_total.is_some_and(|m| total > m.0);
         if too_old || too_much {
             out.push(i);
@@ -145,27 +216,34 @@ pub fn plan(
     out
 }
 
-/// Deletes what [`plan`] chooses; returns a summary for the log and status, if anything
-/// was deleted.
+/// Deletes what [`plan`] chooses at `now` (both clocks, read together); returns a summary
+/// for the log and status, if anything was deleted.
 pub fn apply_retention(
     root: &Path,
     policy: &RetentionConfig,
     open_files: &[String],
+    now: ClockPair,
+    spans: &WallSpans,
 ) -> Option<String> {
     if policy.max_age_days.is_none() && policy.max_total.is_none() {
         return None;
     }
     let recordings = scan(root);
-    let now = SystemTime::now();
+    let wall_now = SystemTime::UNIX_EPOCH + Duration::from_nanos(now.wall.as_nanos().max(0) as u64);
+    let age = |r: &StoredRecording| {
+        spans.age(r.modified, now).unwrap_or_else(|| {
+            wall_now
+                .duration_since(r.modified)
+                .unwrap_or(Duration::ZERO)
+        })
+    };
     // An open file protects its whole recording (its other cameras, sidecars and WAV).
     let open: Vec<String> = open_files
         .iter()
         .filter_map(|f| recording_key(Path::new(f)))
         .collect();
-    let protected = |r: &StoredRecording| {
-        now.duration_since(r.modified).unwrap_or(Duration::ZERO) < RECENT || open.contains(&r.key)
-    };
-    let chosen = plan(&recordings, policy, now, &protected);
+    let protected = |r: &StoredRecording| age(r) < RECENT || open.contains(&r.key);
+    let chosen = plan(&recordings, policy, &age, &protected);
     if chosen.is_empty() {
         return None;
     }
@@ -262,8 +340,11 @@ fn run(
     let mut next_retention = clocks.now().lsl + Duration::from_secs(2);
     // Why the root does not lead to its disk, while it does not.
     let mut gone: Option<String> = None;
+    let mut spans = WallSpans::default();
     while !stop.stopping() {
-        let now = clocks.now().lsl;
+        let pair = clocks.now();
+        spans.observe(pair);
+        let now = pair.lsl;
         let written: u64 = cameras
             .iter()
             .map(|c| c.written.bytes_written.load(Relaxed))
@@ -352,9 +433,13 @@ fn run(
         }
         if now >= next_retention {
             next_retention = now + RETENTION_EVERY;
-            if let Some(summary) =
-                apply_retention(&settings.root, &settings.retention, &snapshot.current_files)
-            {
+            if let Some(summary) = apply_retention(
+                &settings.root,
+                &settings.retention,
+                &snapshot.current_files,
+                clocks.now(),
+                &spans,
+            ) {
                 tracing::warn!("retention: {summary}");
                 let unix = crate::clock::WallTime::now().as_secs_f64();
                 status.lock().retention_last = Some(format!("{summary} (unix time {unix:.0})"));
@@ -388,25 +473,91 @@ mod tests {
             rec("d", 100, 1.0, now),
         ];
         let none = |_: &StoredRecording| false;
+        let age = |r: &StoredRecording| now.duration_since(r.modified).unwrap();
         let by_age = RetentionConfig {
             max_age_days: Some(Days(30.0)),
             max_total: None,
         };
-        assert_eq!(plan(&recs, &by_age, now, &none), [0, 1]);
+        assert_eq!(plan(&recs, &by_age, &age, &none), [0, 1]);
         let by_size = RetentionConfig {
             max_age_days: None,
             max_total: Some(ByteSize(250 << 20)),
         };
-        assert_eq!(plan(&recs, &by_size, now, &none), [0, 1]);
+        assert_eq!(plan(&recs, &by_size, &age, &none), [0, 1]);
         let tight = RetentionConfig {
             max_age_days: None,
             max_total: Some(ByteSize(100 << 20)),
         };
-        assert_eq!(plan(&recs, &tight, now, &none), [0, 1, 2]);
+        assert_eq!(plan(&recs, &tight, &age, &none), [0, 1, 2]);
         // A protected recording is skipped and still counts: the next oldest goes instead.
         let b_open = |r: &StoredRecording| r.key == "a";
-        assert_eq!(plan(&recs, &by_size, now, &b_open), [1, 2]);
-        assert!(plan(&recs, &RetentionConfig::default(), now, &none).is_empty());
+        assert_eq!(plan(&recs, &by_size, &age, &b_open), [1, 2]);
+        assert!(plan(&recs, &RetentionConfig::default(), &age, &none).is_empty());
+    }
+
+    /// A Pi without a real-time clock: hindsight starts and records with the clock 40
+    /// days behind, then NTP steps it forward. The recording made before the step has
+    /// files whose times look 40 days old; retention by age (30 days) must not delete it.
+    /// A recording really that old, from before this process, goes. Real files on disk,
+    /// their modification times set as the wrong clock would have.
+    #[test]
+    fn a_wall_clock_stepped_forward_does_not_age_recordings_made_before_the_step() {
+        use crate::clock::WallTime;
+        let day = Duration::from_secs(86_400);
+        let tmp = tempfile::tempdir().unwrap();
+        let real_now = SystemTime::now();
+        let ns =
+            |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as i64;
+        let lsl0 = LslTime::from_nanos(5_000_000_000_000);
+        // The wall clock at start-up: 40 days behind.
+        let behind = real_now - 40 * day;
+        let at = |lsl_s: u64, wall: SystemTime| ClockPair {
+            lsl: lsl0 + Duration::from_secs(lsl_s),
+            wall: WallTime::from_nanos(ns(wall)),
+        };
+        let mut spans = WallSpans::default();
+        // The disk thread's looks: 10 minutes on the wrong clock.
+        for s in 0..=600 {
+            spans.observe(at(s, behind + Duration::from_secs(s)));
+        }
+        // A recording then (written at 5 minutes), and one from before this process,
+        // really 45 days old (by the right clock: 5 days before the wrong one).
+        let write = |stem: &str, modified: SystemTime| -> PathBuf {
+            let dir = tmp.path().join("2026_10_01").join("video");
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join(format!("{stem}_cam0.mkv"));
+            std::fs::write(&f, b"x").unwrap();
+            let file = std::fs::File::options().write(true).open(&f).unwrap();
+            file.set_modified(modified).unwrap();
+            f
+        };
+        let fresh = write("rec_2026-10-01_10-05-00", behind + Duration::from_secs(300));
+        let old = write("rec_2026-09-26_10-00-00", behind - 5 * day);
+        // NTP steps the clock 40 days forward; an hour later, retention runs.
+        for s in 601..=4200 {
+            spans.observe(at(s, real_now + Duration::from_secs(s - 600)));
+        }
+        let now = at(4200, real_now + Duration::from_secs(3600));
+        assert_eq!(spans.spans.len(), 2, "{spans:?}");
+        let written = spans.age(behind + Duration::from_secs(300), now).unwrap();
+        assert_eq!(written, Duration::from_secs(3900));
+        assert_eq!(spans.age(behind - 5 * day, now), None);
+        let policy = RetentionConfig {
+            max_age_days: Some(Days(30.0)),
+            max_total: None,
+        };
+        let said = apply_retention(tmp.path(), &policy, &[], now, &spans).unwrap();
+        assert!(said.starts_with("deleted 1 recording "), "{said}");
+        assert!(!old.exists(), "really 45 days old: deleted");
+        assert!(fresh.exists(), "made 65 minutes ago: kept");
+        // Without the spans (ages by file times alone), both would have gone.
+        let again = write("rec_2026-09-26_10-00-00", behind - 5 * day);
+        let said = apply_retention(tmp.path(), &policy, &[], now, &WallSpans::default());
+        assert_eq!(
+            said.as_deref().map(|s| s.starts_with("deleted 2 ")),
+            Some(true)
+        );
+        assert!(!again.exists() && !fresh.exists());
     }
 
     #[test]
