@@ -145,14 +145,17 @@ struct WallSpan {
 const WALL_STEP: Duration = Duration::from_secs(30);
 
 impl WallSpans {
-    /// Records both clocks, read together (every poll of the disk thread).
-    pub fn observe(&mut self, now: ClockPair) {
+    /// Records both clocks, read together (every poll of the disk thread). Returns the
+    /// step (ns, forward positive) when the wall clock was set since the last look.
+    pub fn observe(&mut self, now: ClockPair) -> Option<i128> {
         let wall = i128::from(now.wall.as_nanos());
         let offset = wall - i128::from(now.lsl.as_nanos());
+        let step = self.spans.last().map(|s| offset - s.offset);
         match self.spans.last_mut() {
             Some(s) if (offset - s.offset).unsigned_abs() <= WALL_STEP.as_nanos() => {
                 s.offset = offset;
                 s.to_wall = s.to_wall.max(wall);
+                None
             }
             _ => {
                 // A clock stepped over and over (a broken time source) keeps the newest.
@@ -163,7 +166,8 @@ impl WallSpans {
                     offset,
                     from_wall: wall,
                     to_wall: wall,
-                })
+                });
+                step
             }
         }
     }
@@ -186,6 +190,17 @@ impl WallSpans {
         let ago = i128::from(now.lsl.as_nanos()) - written;
         Some(Duration::from_nanos(ago.clamp(0, u64::MAX as i128) as u64))
     }
+}
+
+/// What a step of the wall clock by `step` ns means for the recordings.
+pub fn clock_step(step: i128) -> String {
+    format!(
+        "the wall clock was set {} by {} (NTP, or by hand): recordings made before are named \
+         and dated by the clock as it was; LSL times, durations and retention's ages are not \
+         affected",
+        if step > 0 { "forward" } else { "back" },
+        crate::storage::duration(step.unsigned_abs() as f64 / 1e9)
+    )
 }
 
 /// Which recordings (indices into `recordings`, oldest first) retention deletes, each of
@@ -343,7 +358,11 @@ fn run(
     let mut spans = WallSpans::default();
     while !stop.stopping() {
         let pair = clocks.now();
-        spans.observe(pair);
+        if let Some(step) = spans.observe(pair) {
+            let why = clock_step(step);
+            tracing::warn!("{why}");
+            hub.add_warning(why);
+        }
         let now = pair.lsl;
         let written: u64 = cameras
             .iter()
@@ -518,7 +537,7 @@ mod tests {
         let mut spans = WallSpans::default();
         // The disk thread's looks: 10 minutes on the wrong clock.
         for s in 0..=600 {
-            spans.observe(at(s, behind + Duration::from_secs(s)));
+            assert_eq!(spans.observe(at(s, behind + Duration::from_secs(s))), None);
         }
         // A recording then (written at 5 minutes), and one from before this process,
         // really 45 days old (by the right clock: 5 days before the wrong one).
@@ -534,8 +553,18 @@ mod tests {
         let fresh = write("rec_2026-10-01_10-05-00", behind + Duration::from_secs(300));
         let old = write("rec_2026-09-26_10-00-00", behind - 5 * day);
         // NTP steps the clock 40 days forward; an hour later, retention runs.
-        for s in 601..=4200 {
-            spans.observe(at(s, real_now + Duration::from_secs(s - 600)));
+        let step = spans.observe(at(601, real_now + Duration::from_secs(1)));
+        assert_eq!(
+            clock_step(step.unwrap()),
+            "the wall clock was set forward by 40 days (NTP, or by hand): recordings made \
+             before are named and dated by the clock as it was; LSL times, durations and \
+             retention's ages are not affected"
+        );
+        for s in 602..=4200 {
+            assert_eq!(
+                spans.observe(at(s, real_now + Duration::from_secs(s - 600))),
+                None
+            );
         }
         let now = at(4200, real_now + Duration::from_secs(3600));
         assert_eq!(spans.spans.len(), 2, "{spans:?}");
