@@ -195,7 +195,7 @@ impl WallSpans {
 /// What a step of the wall clock by `step` ns means for the recordings.
 pub fn clock_step(step: i128) -> String {
     format!(
-        "the wall clock was set {} by {} (NTP, or by hand): recordings made before are named \
+        "the wall clock was set {} by {} (NTP, by hand, or the machine slept): recordings made before are named \
          and dated by the clock as it was; LSL times, durations and retention's ages are not \
          affected",
         if step > 0 { "forward" } else { "back" },
@@ -556,7 +556,7 @@ mod tests {
         let step = spans.observe(at(601, real_now + Duration::from_secs(1)));
         assert_eq!(
             clock_step(step.unwrap()),
-            "the wall clock was set forward by 40 days (NTP, or by hand): recordings made \
+            "the wall clock was set forward by 40 days (NTP, by hand, or the machine slept): recordings made \
              before are named and dated by the clock as it was; LSL times, durations and \
              retention's ages are not affected"
         );
