@@ -195,9 +195,9 @@ impl WallSpans {
 /// What a step of the wall clock by `step` ns means for the recordings.
 pub fn clock_step(step: i128) -> String {
     format!(
-        "the wall clock was set {} by {} (NTP, by hand, or the machine slept): recordings made before are named \
-         and dated by the clock as it was; LSL times, durations and retention's ages are not \
-         affected",
+        "the wall clock was set {} by {} (NTP, by hand, or the machine slept): recordings \
+         made before are named and dated by the clock as it was; LSL times, durations and \
+         retention's ages are not affected",
         if step > 0 { "forward" } else { "back" },
         crate::storage::duration(step.unsigned_abs() as f64 / 1e9)
     )
@@ -556,9 +556,9 @@ mod tests {
         let step = spans.observe(at(601, real_now + Duration::from_secs(1)));
         assert_eq!(
             clock_step(step.unwrap()),
-            "the wall clock was set forward by 40 days (NTP, by hand, or the machine slept): recordings made \
-             before are named and dated by the clock as it was; LSL times, durations and \
-             retention's ages are not affected"
+            "the wall clock was set forward by 40 days (NTP, by hand, or the machine slept): \
+             recordings made before are named and dated by the clock as it was; LSL times, \
+             durations and retention's ages are not affected"
         );
         for s in 602..=4200 {
             assert_eq!(
