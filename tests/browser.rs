@@ -470,6 +470,13 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
             t.contains("is gone with its disk") && t.contains("not recording")
         })
         .await;
+        // The recordings list says why it cannot be read, not that there are none.
+        until_text(&c, "the list says the disk is gone", "#recordings", |t| {
+            t.starts_with("The recordings cannot be read: recordings root ")
+                && t.contains("is gone with its disk")
+                && !t.contains("No recordings yet")
+        })
+        .await;
         shot(&c, "5-disk-gone").await;
         assert_eq!(text(&c, "#state").await, "buffering");
     });
@@ -495,6 +502,18 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
         until_text(&c, "the state is buffering again", "#state", |t| {
             t == "buffering"
         })
+        .await;
+        until(
+            "the list shows the new recording again",
+            Duration::from_secs(10),
+            || async {
+                let rows = c
+                    .find_all(Locator::Css("#recordings tr[data-id]"))
+                    .await
+                    .map_or(0, |r| r.len());
+                rows == 1 && !text(&c, "#recordings").await.contains("cannot be read")
+            },
+        )
         .await;
     });
     h.wait_idle_files();
