@@ -1118,13 +1118,15 @@ impl Control {
     /// Extends the reserved frame and recording numbers before they run out.
     fn keep_numbers_ahead(&mut self) {
         let Some(numbers) = &self.numbers else { return };
-        // Not while the root is gone with its disk: the file is on that disk, and the
-        // numbers used meanwhile go into no file.
-        if let Some(Err(_)) = self.settings.root_fs.as_ref().map(|fs| fs.check()) {
-            return;
-        }
         let next = next_frames(&self.cameras);
-        if let Err(e) = numbers.lock().keep_ahead(self.recorder.next_id(), &next) {
+        // Not while the root is gone with its disk: the file is on that disk, and the
+        // numbers used meanwhile go into no file. (Looked at only when a write is due.)
+        let root_fs = self.settings.root_fs.as_ref();
+        let writable = || root_fs.is_none_or(|fs| fs.check().is_ok());
+        if let Err(e) = numbers
+            .lock()
+            .keep_ahead(self.recorder.next_id(), &next, &writable)
+        {
             if !self.numbers_failed {
                 self.numbers_failed = true;
                 let msg = format!("{e}: frame and recording numbers may repeat after a crash");

@@ -243,13 +243,23 @@ impl Numbers {
         Ok((n, starts))
     }
 
-    /// Extends what is half used up, given the next numbers about to be used. Returns
-    /// whether the file was written.
+    /// Extends what is half used up, given the next numbers about to be used, when
+    /// `writable` says the file can be written now (asked only then). Returns whether the
+    /// file was written.
     pub fn keep_ahead(
         &mut self,
         next_recording: u64,
         next_frames: &BTreeMap<String, u64>,
+        writable: &dyn Fn() -> bool,
     ) -> Result<bool, NumbersError> {
+        let block = |name: &str| self.frame_block.get(name).copied().unwrap_or(1000);
+        let due = next_recording + RECORDING_RESERVE / 2 > self.stored.next_recording
+            || next_frames.iter().any(|(name, &next)| {
+                next + block(name) / 2 > self.stored.next_frame.get(name).copied().unwrap_or(0)
+            });
+        if !due || !writable() {
+            return Ok(false);
+        }
         let mut changed = false;
         if next_recording + RECORDING_RESERVE / 2 > self.stored.next_recording {
             self.stored.next_recording = next_recording + RECORDING_RESERVE;
@@ -362,8 +372,29 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let (mut n, _) = Numbers::open(&root, "rig", &cams()).unwrap();
         std::fs::remove_dir_all(tmp.path().join("usb")).unwrap();
-        assert!(n.keep_ahead(4, &next(3001, 10)).is_err());
+        assert!(n.keep_ahead(4, &next(3001, 10), &|| true).is_err());
         assert!(!tmp.path().join("usb").exists());
+    }
+
+    /// Whether the file can be written is asked only when a write is due (the control
+    /// thread asks the disk, a few `stat` calls), and a "no" leaves it due.
+    #[test]
+    fn the_disk_is_asked_only_when_the_numbers_need_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut n, _) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let no = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        assert!(!n.keep_ahead(1, &next(10, 10), &no).unwrap());
+        assert_eq!(asked.get(), 0, "nothing due: not asked");
+        assert!(!n.keep_ahead(4, &next(3001, 10), &no).unwrap());
+        assert_eq!(asked.get(), 1);
+        assert!(
+            n.keep_ahead(4, &next(3001, 10), &|| true).unwrap(),
+            "still due"
+        );
     }
 
     /// After a crash (nothing written since start-up, or since the last extension), the
@@ -373,9 +404,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (mut n, _) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
         // Used up to frame 3000 of cam0 (reservation 6000: more than half used at 3001).
-        assert!(n.keep_ahead(4, &next(3001, 10)).unwrap());
+        assert!(n.keep_ahead(4, &next(3001, 10), &|| true).unwrap());
         assert!(
-            !n.keep_ahead(4, &next(3002, 11)).unwrap(),
+            !n.keep_ahead(4, &next(3002, 11), &|| true).unwrap(),
             "nothing to extend"
         );
         // The process dies here, having used anything below the reservations.
