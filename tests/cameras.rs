@@ -450,11 +450,7 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         h.status()["cameras"][1]["lost"] == true
     });
     std::thread::sleep(Duration::from_secs(3));
-    let (code, r) = h.post("start", json!({}));
-    assert_eq!(code, 200, "{r}");
-    std::thread::sleep(Duration::from_secs(2));
-    h.post("stop", json!({}));
-    h.wait_idle_files();
+    h.record_for(2.0);
     let last = h.status()["last_files"].clone();
     let third = last
         .as_array()

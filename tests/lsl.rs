@@ -103,11 +103,7 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
 
     // The whole 2 s buffer is captured after the inlets connected.
     std::thread::sleep(Duration::from_secs(3));
-    let (code, r) = h.post("start", json!({}));
-    assert_eq!(code, 200, "{r}");
-    std::thread::sleep(Duration::from_secs(2));
-    h.post("stop", json!({}));
-    h.wait_idle_files();
+    h.record_for(2.0);
     std::thread::sleep(Duration::from_millis(800));
     let samples = pull_numbers(&frames);
     let mkv = h.mkv_files().pop().unwrap();

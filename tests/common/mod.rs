@@ -199,6 +199,17 @@ impl Hindsight {
         );
     }
 
+    /// Starts a recording through the API (asserting it starts), lets it run `secs`,
+    /// stops it and waits until its files are closed. Returns the start's answer.
+    pub fn record_for(&mut self, secs: f64) -> Value {
+        let (code, r) = self.post("start", serde_json::json!({}));
+        assert_eq!(code, 200, "{r}");
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        self.post("stop", serde_json::json!({}));
+        self.wait_idle_files();
+        r
+    }
+
     /// Waits until no file is open.
     pub fn wait_idle_files(&mut self) {
         self.wait_until("all files are closed", Duration::from_secs(30), |h| {
