@@ -14,7 +14,7 @@ use mkv::read as mkv_read;
 
 /// Recordings under `<root>/*/` that a crash left unfinished: Matroska files in `video/`
 /// whose Segment was never finalized, and WAV files in `audio/` whose header's sizes do
-/// not match their data.
+/// not match their data. Files that a running hindsight is writing are not among them.
 pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(days) = fs::read_dir(root) else {
@@ -27,7 +27,7 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
             };
             for f in files.flatten() {
                 let p = f.path();
-                if p.extension().is_none_or(|e| e != ext) {
+                if p.extension().is_none_or(|e| e != ext) || recording_now(&p) {
                     continue;
                 }
                 let unfinished = if ext == "mkv" {
@@ -49,6 +49,12 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+/// Whether a running hindsight (of another rig sharing the root) is writing `p`: not a
+/// file an earlier run left unfinished.
+fn recording_now(p: &Path) -> bool {
+    File::open(p).is_ok_and(|f| matches!(crate::writer::files::hold(&f), Ok(false)))
 }
 
 fn is_wav(p: &Path) -> bool {

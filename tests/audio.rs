@@ -852,22 +852,6 @@ fn wav_sizes(path: &std::path::Path) -> (u64, u64) {
     (declared, (bytes.len() - at - 8) as u64)
 }
 
-fn sox_seconds(path: &std::path::Path) -> f64 {
-    let out = Command::new("sox")
-        .arg("--i")
-        .arg("-D")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sox cannot read {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// Kill -9 a moment after the start, on the second recording of a process: the WAV's
 /// header already declares the audio on disk, give or take its refresh interval (0.5 s);
 /// the next start lists it if its header lags, and `hindsight repair` finishes it.

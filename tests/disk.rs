@@ -349,6 +349,25 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
         std::fs::metadata(&wavs[0]).unwrap().len() > 100_000,
         "{wavs:?}"
     );
+
+    // The root deleted (by hand) on a disk that is still there: made again there.
+    in_its_namespace(&h, &["rm", "-rf", &root]);
+    let (code, r) = h.post("start", json!({"seconds": 0.5}));
+    assert_eq!(code, 200, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("recording 3 started"),
+        "{r}"
+    );
+    let mkv = inside(&h, r["files"][0].as_str().unwrap());
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    assert!(check_finished(&mkv, &h.status()) >= 100);
+    assert!(h.status()["disk"]["error"].is_null());
     assert!(h.terminate().success());
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -645,6 +646,86 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     assert!(rows.len() as u64 >= frames);
     let again = repair(&mkv);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
+}
+
+/// `hindsight repair` on the files of a recording that is still being made (a glob over
+/// today's folder after a crash and a restart, say) leaves them alone and says why. A
+/// repair then would fix the file's size where the recording was, and after a crash the
+/// next repair would cut off everything recorded since as "an incomplete last frame". The
+/// start-up of another rig sharing the root does not list them as unfinished either.
+#[test]
+fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
+    let _g = serial();
+    let config = format!(
+        "{}audio:\n  enabled: true\n  source: synthetic\n",
+        synthetic_config(400, 400, 100.0, 1.0)
+    );
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let mkv = h.mkv_files().pop().expect("a file");
+    let wav = wav_files(&h.root).pop().expect("a WAV");
+    let out = Command::new(BIN)
+        .arg("repair")
+        .arg(&mkv)
+        .arg(&wav)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "repair succeeded on a live file: {said}"
+    );
+    for f in [&mkv, &wav] {
+        assert!(
+            said.contains(&format!(
+                "{}: being recorded now, by a running hindsight",
+                f.display()
+            )),
+            "{said}"
+        );
+    }
+
+    // Another rig on the same root starts while this one records: nothing to repair.
+    let other = format!("rig: other-rig\n{}", synthetic_config(64, 64, 10.0, 1.0));
+    let mut h2 = Hindsight::start_in(tempfile::tempdir().unwrap(), h.root.clone(), &other);
+    assert_eq!(
+        h2.status()["unfinished_files"],
+        json!([]),
+        "{}",
+        h2.log_text()
+    );
+    assert!(h2.terminate().success());
+
+    std::thread::sleep(Duration::from_millis(2000));
+    let cam = h.status()["cameras"][0].clone();
+    h.kill9();
+    let decoded: Vec<u64> = decoded_frame_numbers(&mkv, W, H)
+        .into_iter()
+        .map(|n| n.unwrap())
+        .collect();
+    assert_numbers_lost_nothing(&decoded, &cam);
+
+    // Repaired now, it keeps all of it: 1 s before the trigger and 3.5 s after.
+    let printed = repair_ok(&mkv);
+    assert!(printed.contains("repaired"), "{printed}");
+    mkvmerge_clean(&mkv);
+    let frames = ffprobe_frame_count(&mkv);
+    assert!(
+        frames as usize >= decoded.len() && frames >= 400,
+        "repair kept {frames} frames of {} decoded after the crash",
+        decoded.len()
+    );
+    let duration: f64 = ffprobe_format(&mkv)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(duration >= 4.0, "duration {duration} s");
+    assert!(repair_ok(&wav).contains("repaired"));
+    let secs = sox_seconds(&wav);
+    assert!(secs >= 3.0, "the WAV lasts {secs} s");
 }
 
 /// The first SIGTERM finishes files gracefully; a second one, while that is under way,

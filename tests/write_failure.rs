@@ -70,6 +70,12 @@ fn a_failing_write_stops_the_recording_cleanly_and_keeps_what_was_written() {
     assert!(decoded.windows(2).all(|w| w[1] == w[0] + 1));
     // Finished from what reached the disk: a clean file, or (when not even the index fits
     // any more) a live-layout file that plays as it is, with the way to finish it logged.
+    // The writer's own repair is not refused as a file being recorded (it closed it).
+    assert!(
+        !h.log_text().contains("being recorded now"),
+        "{}",
+        h.log_text()
+    );
     if h.log_text().contains("finished as written") {
         mkvmerge_clean(&mkv);
         assert!(ffprobe_format(&mkv)["format"]["duration"].is_string());

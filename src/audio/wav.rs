@@ -542,6 +542,10 @@ pub fn repair(path: &Path) -> Result<WavRepaired, WavRepairError> {
         .write(true)
         .open(path)
         .map_err(|source| WavRepairError::Open { path: at(), source })?;
+    // Held until the repair ends: nothing else writes the file meanwhile.
+    if let Ok(false) = crate::writer::files::hold(&f) {
+        return Err(WavRepairError::Recording { path: at() });
+    }
     let l = layout(&mut f).map_err(|source| WavRepairError::Layout { path: at(), source })?;
     let sizes = Sizes {
         data_start: l.data_start,
@@ -605,6 +609,9 @@ pub fn repair(path: &Path) -> Result<WavRepaired, WavRepairError> {
 pub enum WavRepairError {
     #[error("cannot open {}: {source}", path.display())]
     Open { path: PathBuf, source: io::Error },
+    /// A running recorder holds it (`writer::files::create_new`).
+    #[error("{}: {}", path.display(), crate::writer::repair::RECORDING_NOW)]
+    Recording { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Layout { path: PathBuf, source: WavError },
     #[error("cannot write {}: {source}", path.display())]

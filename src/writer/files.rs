@@ -93,9 +93,31 @@ impl StemAllocator {
     }
 }
 
-/// Creates a new file, refusing to overwrite an existing one.
+/// Creates a new file, refusing to overwrite an existing one, and holds it (`hold`) for as
+/// long as it stays open: `hindsight repair` in another process then leaves a file that is
+/// being recorded alone.
 pub fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
+    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    // A filesystem without locks (some FUSE ones) records all the same.
+    let _ = hold(&file);
+    Ok(file)
+}
+
+/// Takes an exclusive `flock` on `file`, without waiting; it lasts until every descriptor
+/// of this open file is closed. `Ok(false)`: another open of the file holds it (a
+/// recorder writing it, or a repair). An error: this filesystem has no such locks.
+pub fn hold(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor that `file` keeps open for this call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
 }
 
 /// Makes the folder `dir` if it is not there, and not the folders above it: a file's
@@ -202,6 +224,20 @@ mod tests {
         fs::write(&p, b"data").unwrap();
         assert!(create_new(&p).is_err());
         assert_eq!(fs::read(&p).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_file_being_written_is_held_until_it_is_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x.mkv");
+        let writing = create_new(&p).unwrap();
+        // Another open of it (a repair) finds it held, and may not take it.
+        let other = File::open(&p).unwrap();
+        assert!(!hold(&other).unwrap());
+        drop(writing);
+        assert!(hold(&other).unwrap());
+        // And held by that repair now, a third open finds it held.
+        assert!(!hold(&File::open(&p).unwrap()).unwrap());
     }
 
     #[test]

@@ -977,6 +977,7 @@ impl Writer {
         // finished from what is actually in it, as `hindsight repair` does.
         f.discard_pending();
         let paths = f.spec.paths.clone();
+        // Its files close here, and with them the hold that keeps repairs off them.
         self.spare = Some(f.into_buffers());
         if holds_no_frame(&paths.mkv) {
             // Nothing of the recording reached the disk (it was full from the start, say):

@@ -43,6 +43,9 @@ impl Repaired {
 pub enum RepairError {
     #[error("cannot open {}: {source}", path.display())]
     Open { path: PathBuf, source: io::Error },
+    /// A running recorder holds it (`writer::files::create_new`).
+    #[error("{}: {RECORDING_NOW}", path.display())]
+    Recording { path: PathBuf },
     /// Not a recording, or cut inside its header (the reader says where).
     #[error("{}: {source}", path.display())]
     Read {
@@ -59,6 +62,12 @@ pub enum RepairError {
     NoDuration { path: PathBuf },
 }
 
+/// Why a file that a running hindsight is writing is left alone: a repair would fix its
+/// size where the recording is now, and a crash later would hide everything written
+/// after (and the next repair cut it off as an incomplete frame).
+pub const RECORDING_NOW: &str = "being recorded now, by a running hindsight: it is finished \
+    when its recording stops, not by repair (nothing was changed)";
+
 pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     let at = || path.to_path_buf();
     let mut file = OpenOptions::new()
@@ -66,6 +75,10 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
         .write(true)
         .open(path)
         .map_err(|source| RepairError::Open { path: at(), source })?;
+    // Held until the repair ends: nothing else writes the file meanwhile.
+    if let Ok(false) = crate::writer::files::hold(&file) {
+        return Err(RepairError::Recording { path: at() });
+    }
     let marks = marks_of(path);
     let plan = mkv_read::plan_repair_with(&mut file, &marks)
         .map_err(|source| RepairError::Read { path: at(), source })?;

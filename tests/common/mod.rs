@@ -304,12 +304,21 @@ fn descendants(pid: u32) -> Vec<u32> {
 }
 
 pub fn mkv_files(root: &Path) -> Vec<PathBuf> {
+    recording_files(root, "video", "mkv")
+}
+
+/// Every WAV under the root, sorted.
+pub fn wav_files(root: &Path) -> Vec<PathBuf> {
+    recording_files(root, "audio", "wav")
+}
+
+fn recording_files(root: &Path, folder: &str, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(days) = std::fs::read_dir(root) {
         for d in days.flatten() {
-            if let Ok(files) = std::fs::read_dir(d.path().join("video")) {
+            if let Ok(files) = std::fs::read_dir(d.path().join(folder)) {
                 for f in files.flatten() {
-                    if f.path().extension().is_some_and(|e| e == "mkv") {
+                    if f.path().extension().is_some_and(|e| e == ext) {
                         out.push(f.path());
                     }
                 }
@@ -403,6 +412,23 @@ pub fn repair_ok(file: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A WAV file's duration as sox reads it (sox must read it).
+pub fn sox_seconds(path: &Path) -> f64 {
+    let out = Command::new("sox")
+        .arg("--i")
+        .arg("-D")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sox cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 pub fn sidecar_of(mkv: &Path) -> PathBuf {
