@@ -393,7 +393,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         })
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    let is_open = r
+    let mut is_open = r
         .files
         .iter()
         .any(|p| open.iter().any(|o| Path::new(o) == p));
@@ -425,6 +425,8 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             .ok()
             .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
             .unwrap_or(false);
+        // Being written by another hindsight sharing the root (another rig).
+        is_open |= unfinished && crate::writer::files::being_written(mkv);
         let mut take = CameraTake {
             camera: camera.to_string(),
             frames: rows.len() as u64,

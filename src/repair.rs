@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::writer::files::being_written;
 use crate::writer::repair::repair_file;
 use mkv::read as mkv_read;
 
@@ -27,7 +28,7 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
             };
             for f in files.flatten() {
                 let p = f.path();
-                if p.extension().is_none_or(|e| e != ext) || recording_now(&p) {
+                if p.extension().is_none_or(|e| e != ext) || being_written(&p) {
                     continue;
                 }
                 let unfinished = if ext == "mkv" {
@@ -49,12 +50,6 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
-}
-
-/// Whether a running hindsight (of another rig sharing the root) is writing `p`: not a
-/// file an earlier run left unfinished.
-fn recording_now(p: &Path) -> bool {
-    File::open(p).is_ok_and(|f| matches!(crate::writer::files::hold(&f), Ok(false)))
 }
 
 fn is_wav(p: &Path) -> bool {

@@ -652,7 +652,8 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
 /// today's folder after a crash and a restart, say) leaves them alone and says why. A
 /// repair then would fix the file's size where the recording was, and after a crash the
 /// next repair would cut off everything recorded since as "an incomplete last frame". The
-/// start-up of another rig sharing the root does not list them as unfinished either.
+/// start-up of another rig sharing the root does not list them as unfinished either, and
+/// its web page neither calls them unfinished nor deletes them.
 #[test]
 fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
     let _g = serial();
@@ -696,6 +697,31 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
         "{}",
         h2.log_text()
     );
+    // Its web page lists the recording as being written, not as unfinished, and does not
+    // delete it.
+    let client = reqwest::blocking::Client::new();
+    let listed: serde_json::Value = client
+        .get(format!("http://{}/api/recordings", h2.api))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let rec = &listed["recordings"][0];
+    assert_eq!(
+        (&rec["open"], &rec["unfinished"]),
+        (&json!(true), &json!(false)),
+        "{listed}"
+    );
+    let refused = client
+        .delete(format!(
+            "http://{}/api/recordings/{}",
+            h2.api,
+            rec["id"].as_str().unwrap()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(mkv.exists() && wav.exists());
     assert!(h2.terminate().success());
 
     std::thread::sleep(Duration::from_millis(2000));

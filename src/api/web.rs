@@ -365,10 +365,11 @@ fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
     let Some(rec) = recordings::find(root, id) else {
         return not_found(&format!("no recording `{id}`"));
     };
+    // Written by this recorder, or by another hindsight sharing the root (another rig).
     if rec
         .files
         .iter()
-        .any(|p| open.iter().any(|o| Path::new(o) == p))
+        .any(|p| open.iter().any(|o| Path::new(o) == p) || crate::writer::files::being_written(p))
     {
         return error(
             StatusCode::CONFLICT,

@@ -103,6 +103,12 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Whether a recorder (this one or another hindsight's) is writing `path` now: it holds
+/// the file (`create_new`). Tried and let go at once.
+pub fn being_written(path: &Path) -> bool {
+    File::open(path).is_ok_and(|f| matches!(hold(&f), Ok(false)))
+}
+
 /// Takes an exclusive `flock` on `file`, without waiting; it lasts until every descriptor
 /// of this open file is closed. `Ok(false)`: another open of the file holds it (a
 /// recorder writing it, or a repair). An error: this filesystem has no such locks.
