@@ -49,11 +49,25 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Start { seconds: None } => write!(f, "start"),
-            Command::Start { seconds: Some(s) } => write!(f, "start {s}"),
+            Command::Start { seconds: Some(s) } => write!(f, "start {}", Seconds(*s)),
             Command::Stop => write!(f, "stop"),
-            Command::Clip { seconds } => write!(f, "clip {seconds}"),
+            Command::Clip { seconds } => write!(f, "clip {}", Seconds(*seconds)),
             Command::Mark { text } => write!(f, "mark {text}"),
             Command::Status => write!(f, "status"),
+        }
+    }
+}
+
+/// A command's seconds as given, short: `60`, `0.5`, and `1e308` rather than its 309
+/// digits (an answer, a log line, an LSL marker that repeats a bad input).
+struct Seconds(f64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.abs() >= 1e15 {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
         }
     }
 }
@@ -527,7 +541,9 @@ impl Recorder {
             None => None,
             Some(s) => match checked_seconds(s) {
                 Ok(d) => Some(now + d),
-                Err(e) => return Decision::only(Outcome::Rejected(format!("start {s}: {e}"))),
+                Err(e) => {
+                    return Decision::only(Outcome::Rejected(format!("start {}: {e}", Seconds(s))))
+                }
             },
         };
         let until = match (timer, known_end) {
@@ -569,7 +585,9 @@ impl Recorder {
     fn clip(&mut self, seconds: f64, origin: &Origin, now: LslTime) -> Decision {
         let d = match checked_seconds(seconds) {
             Ok(d) => d,
-            Err(e) => return Decision::only(Outcome::Rejected(format!("clip {seconds}: {e}"))),
+            Err(e) => {
+                return Decision::only(Outcome::Rejected(format!("clip {}: {e}", Seconds(seconds))))
+            }
         };
         if let Some(r) = &self.recording {
             return Decision::only(Outcome::NoOp(format!(

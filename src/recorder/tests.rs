@@ -372,3 +372,38 @@ fn status_describes_the_state() {
         "{m}"
     );
 }
+
+#[test]
+fn bad_seconds_are_refused_and_repeated_short() {
+    let mut r = buffering();
+    for (command, said) in [
+        (
+            Command::Start {
+                seconds: Some(1e308),
+            },
+            "start 1e308",
+        ),
+        (Command::Clip { seconds: 1e308 }, "clip 1e308"),
+        (
+            Command::Start {
+                seconds: Some(-1.0),
+            },
+            "start -1",
+        ),
+        (Command::Clip { seconds: f64::NAN }, "clip NaN"),
+    ] {
+        assert_eq!(command.to_string(), said);
+        let d = r.handle(&command, &api(), t(1.0));
+        assert!(d.actions.is_empty(), "{command}");
+        assert_eq!(
+            d.outcome,
+            Outcome::Rejected(format!(
+                "{said}: seconds must be more than 0 and at most {MAX_COMMAND_SECONDS}"
+            ))
+        );
+    }
+    assert_eq!(
+        Command::Start { seconds: Some(0.5) }.to_string(),
+        "start 0.5"
+    );
+}
