@@ -265,6 +265,18 @@ pub fn apply_retention(
     let (mut n, mut bytes, mut failed) = (0, 0u64, Vec::new());
     for i in chosen {
         let r = &recordings[i];
+        // Being written by another hindsight sharing the root (another rig, its camera
+        // silent for a minute): kept.
+        if r.files
+            .iter()
+            .any(|f| crate::writer::files::being_written(f))
+        {
+            tracing::info!(
+                "retention: keeps {}: another hindsight is writing it",
+                r.key
+            );
+            continue;
+        }
         let mut ok = true;
         for f in &r.files {
             if let Err(e) = std::fs::remove_file(f) {
@@ -587,6 +599,44 @@ mod tests {
             Some(true)
         );
         assert!(!again.exists() && !fresh.exists());
+    }
+
+    /// Another hindsight sharing the root (another rig) writes a recording whose camera has
+    /// been silent for days' worth of file time: retention keeps it; an old one goes.
+    #[test]
+    fn retention_keeps_a_recording_another_hindsight_is_writing() {
+        use crate::clock::WallTime;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("2026_10_01").join("video");
+        std::fs::create_dir_all(&dir).unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(90 * 86_400);
+        let make = |stem: &str| -> (PathBuf, std::fs::File) {
+            let f = dir.join(format!("{stem}_cam0.mkv"));
+            let file = crate::writer::files::create_new(&f).unwrap();
+            file.set_modified(long_ago).unwrap();
+            (f, file)
+        };
+        let (writing, held) = make("rec_2026-10-01_10-00-00");
+        let (done, closed) = make("rec_2026-10-01_09-00-00");
+        drop(closed);
+        let policy = RetentionConfig {
+            max_age_days: Some(Days(30.0)),
+            max_total: None,
+        };
+        let now = ClockPair {
+            lsl: LslTime::from_nanos(1_000_000_000_000),
+            wall: WallTime::now(),
+        };
+        let said = apply_retention(tmp.path(), &policy, &[], now, &WallSpans::default());
+        assert!(said.unwrap().starts_with("deleted 1 recording "));
+        assert!(!done.exists());
+        assert!(
+            writing.exists(),
+            "deleted while another hindsight writes it"
+        );
+        drop(held);
+        apply_retention(tmp.path(), &policy, &[], now, &WallSpans::default()).unwrap();
+        assert!(!writing.exists(), "closed, it is as old as any");
     }
 
     #[test]
