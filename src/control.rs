@@ -103,8 +103,8 @@ enum FileKnown {
 /// Why the files of a recording or clip could not be opened.
 #[derive(Debug, thiserror::Error)]
 enum OpenError {
-    #[error("cannot create the folder for recordings: {0}")]
-    Folder(std::io::Error),
+    #[error("cannot create the recording's files: {0}")]
+    Files(std::io::Error),
     #[error("the writer of camera {0} is gone")]
     WriterGone(String),
 }
@@ -849,8 +849,9 @@ impl Control {
                 &self.settings.prefix,
                 trigger_wall,
                 &names,
+                self.audio.is_some(),
             )
-            .map_err(OpenError::Folder)?;
+            .map_err(OpenError::Files)?;
         let mut files = OpenFiles {
             paths: BTreeMap::new(),
             failed: 0,

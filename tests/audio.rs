@@ -1012,11 +1012,12 @@ fn the_wav_is_synced_like_the_video() {
 /// the fdatasyncs of the thread that writes it.
 fn wav_writes_and_syncs(text: &str) -> (Vec<f64>, Vec<f64>) {
     // `PID TIME openat(..., "....wav", ...) = FD`: the audio thread writes the WAV on FD and
-    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's).
+    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's). The
+    // control thread's claim of the name (`O_EXCL`, closed at once) comes before it.
     let lines: Vec<&str> = text.lines().collect();
     let Some(at) = lines
         .iter()
-        .position(|l| l.contains("openat(") && l.contains(".wav\""))
+        .position(|l| l.contains("openat(") && l.contains(".wav\"") && !l.contains("O_EXCL"))
     else {
         return (Vec::new(), Vec::new());
     };

@@ -754,6 +754,68 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
     assert!(secs >= 3.0, "the WAV lasts {secs} s");
 }
 
+/// Two rigs record into one root (a lab's shared disk) and one trigger reaches both at the
+/// same moment, as a shared ntfy topic does: each makes its own recording, with its own
+/// stem, every time. (They used to pick the same stem in the same second, and one of the
+/// two failed with "File exists".)
+#[test]
+fn two_rigs_on_one_root_started_together_both_record() {
+    let _g = serial();
+    let config = |rig: &str| {
+        format!(
+            "rig: {rig}\naudio:\n  enabled: true\n  source: synthetic\n{}",
+            synthetic_config(160, 120, 30.0, 1.0)
+        )
+    };
+    let mut a = Hindsight::start(&config("rig-a"));
+    let mut b = Hindsight::start_in(
+        tempfile::tempdir().unwrap(),
+        a.root.clone(),
+        &config("rig-b"),
+    );
+    a.wait_buffered(0.9);
+    b.wait_buffered(0.9);
+    let mut answered = Vec::new();
+    for _ in 0..4 {
+        let both = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.post("start", json!({"seconds": 0.5})));
+            let tb = s.spawn(|| b.post("start", json!({"seconds": 0.5})));
+            [ta.join().unwrap(), tb.join().unwrap()]
+        });
+        for (code, r) in both {
+            assert_eq!(code, 200, "{r}");
+            answered.push(r["files"][0].as_str().unwrap().to_string());
+        }
+        for h in [&mut a, &mut b] {
+            h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+                h.status()["state"] == "buffering"
+            });
+            h.wait_idle_files();
+        }
+    }
+    let mut stems: Vec<&str> = answered
+        .iter()
+        .map(|f| f.rsplit_once('_').unwrap().0)
+        .collect();
+    stems.sort();
+    stems.dedup();
+    assert_eq!(stems.len(), 8, "{answered:?}");
+    // Every one finished and playable, with the WAV of its own rig.
+    let mkvs = mkv_files(&a.root);
+    assert_eq!(mkvs.len(), 8, "{mkvs:?}");
+    for mkv in &mkvs {
+        assert!(ffprobe_frame_count(mkv) >= 40, "{}", mkv.display());
+        mkvmerge_clean(mkv);
+    }
+    let wavs = wav_files(&a.root);
+    assert_eq!(wavs.len(), 8, "{wavs:?}");
+    for wav in &wavs {
+        assert!(sox_seconds(wav) >= 1.0, "{}", wav.display());
+    }
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
 /// The first SIGTERM finishes files gracefully; a second one, while that is under way,
 /// exits at once, and what was written still plays and can be finished by repair.
 #[test]

@@ -124,7 +124,7 @@ impl WavOutput {
         if let Some(dir) = path.parent() {
             crate::writer::files::make_dir(dir)?;
         }
-        let file = crate::writer::files::create_new(path)?;
+        let file = crate::writer::files::open_claimed(path)?;
         let begun = (|| {
             file.write_all_at(&header.bytes, 0)?;
             if policy.sync_every.is_some() {

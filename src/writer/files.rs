@@ -49,25 +49,36 @@ pub fn video_dir(root: &Path, start: WallTime) -> PathBuf {
 }
 
 /// Picks file stems: `<prefix>_<YYYY-MM-DD_HH-MM-SS>`, with `-002`, `-003`, ... appended
-/// when that name is taken on disk or was handed out earlier in this process (a file may
-/// not exist yet when the next command comes). Zero-padded, so that the recordings of one
-/// second sort in order by name (`-010` after `-002`).
+/// when that name is taken on disk or was handed out earlier in this process. Zero-padded,
+/// so that the recordings of one second sort in order by name (`-010` after `-002`).
+///
+/// A stem is claimed by creating every file of the recording, empty, with `O_EXCL`: each
+/// camera's MKV and sidecars and the WAV. Another hindsight sharing the root (another rig,
+/// on the same trigger, at the same second) then cannot pick the same stem between this
+/// one's look and its writers' creating the files, as it could when names were only
+/// looked at (one of the two recordings failed with "File exists"). The writers take
+/// their claimed files with [`open_claimed`].
 #[derive(Debug, Default)]
 pub struct StemAllocator {
     issued: HashSet<PathBuf>,
 }
 
 impl StemAllocator {
-    /// Returns the video directory (created) and a stem free for every camera in `cameras`.
+    /// Returns the video directory (created) and a stem whose files it has claimed for
+    /// every camera in `cameras`, and for the WAV if `audio`.
     pub fn allocate(
         &mut self,
         root: &Path,
         prefix: &str,
         start: WallTime,
         cameras: &[&str],
+        audio: bool,
     ) -> io::Result<(PathBuf, String)> {
         let dir = video_dir(root, start);
         fs::create_dir_all(&dir)?;
+        if audio {
+            make_dir(&dir.parent().unwrap_or(&dir).join("audio"))?;
+        }
         let base = format!("{prefix}_{}", start.to_local().format("%Y-%m-%d_%H-%M-%S"));
         for n in 1u32.. {
             let stem = if n == 1 {
@@ -84,13 +95,62 @@ impl StemAllocator {
                         .iter()
                         .any(|p| p.exists())
                 });
-            if !taken {
+            if taken {
+                continue;
+            }
+            let mut names: Vec<PathBuf> = cameras
+                .iter()
+                .flat_map(|cam| {
+                    RecordingPaths::new(&dir, &stem, cam)
+                        .all()
+                        .map(Path::to_path_buf)
+                })
+                .collect();
+            if audio {
+                names.push(audio_path(&dir, &stem));
+            }
+            if claim(&names)? {
                 self.issued.insert(key);
                 return Ok((dir, stem));
             }
         }
         unreachable!("u32 stems exhausted")
     }
+}
+
+/// Creates every file in `names`, empty: `Ok(false)`, with none left, if one is there
+/// already (another recorder claimed it first).
+fn claim(names: &[PathBuf]) -> io::Result<bool> {
+    for (i, p) in names.iter().enumerate() {
+        let made = OpenOptions::new().write(true).create_new(true).open(p);
+        if let Err(e) = made {
+            for q in &names[..i] {
+                let _ = fs::remove_file(q);
+            }
+            return match e.kind() {
+                io::ErrorKind::AlreadyExists => Ok(false),
+                _ => Err(e),
+            };
+        }
+    }
+    Ok(true)
+}
+
+/// Opens a file that [`StemAllocator::allocate`] claimed (empty) for writing, and holds it
+/// (`hold`) as [`create_new`] does; a file not claimed is created. Never one with data in
+/// it, nor one another recorder holds.
+pub fn open_claimed(path: &Path) -> io::Result<File> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return create_new(path),
+        r => r?,
+    };
+    if file.metadata()?.len() > 0 || matches!(hold(&file), Ok(false)) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file of another recording has this name: not overwritten",
+        ));
+    }
+    Ok(file)
 }
 
 /// Creates a new file, refusing to overwrite an existing one, and holds it (`hold`) for as
@@ -180,7 +240,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let start = WallTime::now();
         let mut alloc = StemAllocator::default();
-        let (dir, a) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+        let (dir, a) = alloc
+            .allocate(tmp.path(), "rec", start, &["cam0"], false)
+            .unwrap();
         let local = start.to_local();
         assert_eq!(
             dir,
@@ -189,23 +251,85 @@ mod tests {
                 .join("video")
         );
         assert_eq!(a, format!("rec_{}", local.format("%Y-%m-%d_%H-%M-%S")));
-        let (_, b) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+        let (_, b) = alloc
+            .allocate(tmp.path(), "rec", start, &["cam0"], false)
+            .unwrap();
         assert_eq!(b, format!("{a}-002"));
         for n in 3..=12 {
-            let (_, next) = alloc.allocate(tmp.path(), "rec", start, &["cam0"]).unwrap();
+            let (_, next) = alloc
+                .allocate(tmp.path(), "rec", start, &["cam0"], false)
+                .unwrap();
             assert_eq!(next, format!("{a}-{n:03}"));
         }
         assert!(
             format!("{a}-002") < format!("{a}-010"),
             "names of one second sort in order"
         );
-        // A file on disk from an earlier run also takes the name.
+        // Files on disk (an earlier run's, or claimed) also take the name: for a fresh
+        // allocator, the twelve stems above and a thirteenth with a file of camera 1.
         let mut fresh = StemAllocator::default();
-        fs::write(RecordingPaths::new(&dir, &a, "cam1").mkv, b"x").unwrap();
+        fs::write(
+            RecordingPaths::new(&dir, &format!("{a}-013"), "cam1").mkv,
+            b"x",
+        )
+        .unwrap();
         let (_, c) = fresh
-            .allocate(tmp.path(), "rec", start, &["cam0", "cam1"])
+            .allocate(tmp.path(), "rec", start, &["cam0", "cam1"], false)
             .unwrap();
-        assert_eq!(c, format!("{a}-002"));
+        assert_eq!(c, format!("{a}-014"));
+    }
+
+    /// Two recorders sharing a root (two rigs on one trigger), at the same second: each
+    /// gets a stem of its own, and its writers take the files it claimed. With other
+    /// camera names, the WAV (named by the stem alone) still tells them apart.
+    #[test]
+    fn two_recorders_on_one_root_at_one_second_get_stems_of_their_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let start = WallTime::now();
+        let (mut a, mut b) = (StemAllocator::default(), StemAllocator::default());
+        let (dir, first) = a
+            .allocate(tmp.path(), "rec", start, &["cam0"], true)
+            .unwrap();
+        let (_, second) = b
+            .allocate(tmp.path(), "rec", start, &["cam0"], true)
+            .unwrap();
+        assert_ne!(first, second);
+        let (_, third) = b
+            .allocate(tmp.path(), "rec", start, &["top"], true)
+            .unwrap();
+        assert!(![&first, &second].contains(&&third), "{third}");
+        // Claimed: every file there, empty, until its writer takes it.
+        let paths = RecordingPaths::new(&dir, &first, "cam0");
+        for p in paths
+            .all()
+            .into_iter()
+            .chain([audio_path(&dir, &first).as_path()])
+        {
+            assert_eq!(fs::metadata(p).unwrap().len(), 0, "{}", p.display());
+        }
+        let mkv = open_claimed(&paths.mkv).unwrap();
+        std::io::Write::write_all(&mut &mkv, b"\x1a\x45\xdf\xa3").unwrap();
+        // Held, and then with data in it: never taken a second time.
+        assert_eq!(
+            open_claimed(&paths.mkv).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        drop(mkv);
+        assert_eq!(
+            open_claimed(&paths.mkv).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(fs::read(&paths.mkv).unwrap(), b"\x1a\x45\xdf\xa3");
+        // A stem whose names are partly taken is left as it was.
+        let (_, fourth) = a
+            .allocate(tmp.path(), "rec", start, &["cam0", "cam1"], false)
+            .unwrap();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("_cam1.") && !n.contains(&fourth))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

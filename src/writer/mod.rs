@@ -1048,9 +1048,9 @@ impl OpenFile {
         let opened = clocks.now().lsl;
         let created = (|| -> io::Result<(File, File, File)> {
             files::make_dir(&spec.paths.dir)?;
-            let mkv = files::create_new(&spec.paths.mkv)?;
-            let frames_csv = files::create_new(&spec.paths.frames_csv)?;
-            let events_csv = files::create_new(&spec.paths.events_csv)?;
+            let mkv = files::open_claimed(&spec.paths.mkv)?;
+            let frames_csv = files::open_claimed(&spec.paths.frames_csv)?;
+            let events_csv = files::open_claimed(&spec.paths.events_csv)?;
             Ok((mkv, frames_csv, events_csv))
         })();
         let (mkv, frames_csv, events_csv) = match created {
