@@ -326,20 +326,8 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
     assert!(h.log_text().contains(&format!(
         "recordings root {root} is back on its disk ({mount}): recordings can start"
     )));
-    let (code, r) = h.post("start", json!({"seconds": 0.5}));
-    assert_eq!(code, 200, "{r}");
     // The refused starts made no recording, and the buffer was kept whole meanwhile.
-    let message = r["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("recording 2 started (3.0 s before trigger)"),
-        "{r}"
-    );
-    let mkv = inside(&h, r["files"][0].as_str().unwrap());
-    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
-        h.status()["state"] == "buffering"
-    });
-    h.wait_idle_files();
-    assert!(check_finished(&mkv, &h.status()) >= 100);
+    record_a_moment(&mut h, "recording 2 started (3.0 s before trigger)");
     let wavs: Vec<PathBuf> = files_under(&inside(&h, &root))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
@@ -352,23 +340,23 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
 
     // The root deleted (by hand) on a disk that is still there: made again there.
     in_its_namespace(&h, &["rm", "-rf", &root]);
+    record_a_moment(&mut h, "recording 3 started");
+    assert!(h.status()["disk"]["error"].is_null());
+    assert!(h.terminate().success());
+}
+
+/// `start 0.5`, answered with `said`, makes a finished file of at least 100 frames (the
+/// 3 s buffer at 30 fps, and the half second).
+fn record_a_moment(h: &mut Hindsight, said: &str) {
     let (code, r) = h.post("start", json!({"seconds": 0.5}));
     assert_eq!(code, 200, "{r}");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("recording 3 started"),
-        "{r}"
-    );
-    let mkv = inside(&h, r["files"][0].as_str().unwrap());
+    assert!(r["message"].as_str().unwrap().starts_with(said), "{r}");
+    let mkv = inside(h, r["files"][0].as_str().unwrap());
     h.wait_until("the recording ends", Duration::from_secs(20), |h| {
         h.status()["state"] == "buffering"
     });
     h.wait_idle_files();
     assert!(check_finished(&mkv, &h.status()) >= 100);
-    assert!(h.status()["disk"]["error"].is_null());
-    assert!(h.terminate().success());
 }
 
 /// A disk already below the guard when hindsight starts: the status says so at once.
