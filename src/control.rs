@@ -997,7 +997,6 @@ impl Control {
                 *self.cameras[camera].last_error.lock() = Some(error.clone());
                 self.cameras[camera].end_recording(id);
                 self.file_done(id, camera, true);
-                self.file_known(id, camera, FileKnown::NotMade(error.clone()));
                 let all_failed = self
                     .open
                     .get(&id)
@@ -1009,6 +1008,8 @@ impl Control {
                         self.execute(d.actions, now);
                     }
                 }
+                // Answered after: a start that made no file says it is buffering again.
+                self.file_known(id, camera, FileKnown::NotMade(error.clone()));
             }
         }
     }

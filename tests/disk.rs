@@ -183,6 +183,7 @@ fn a_start_on_a_full_disk_without_the_guard_fails_clearly_and_leaves_nothing() {
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 500, "{r}");
     assert_eq!(r["outcome"], "failed", "{r}");
+    assert_eq!(r["state"], "buffering", "{r}");
     assert!(
         r["message"].as_str().unwrap().contains("No space left"),
         "{r}"
