@@ -344,7 +344,16 @@ impl Described {
                 .any(|p| open.iter().any(|o| Path::new(o) == p)),
         };
         if let Some((had, info)) = self.by_key.lock().get(&r.key) {
-            if *had == sig {
+            // Open by another hindsight's hold (see `describe`) only while it holds it: one
+            // killed right after the last look leaves its files as they were.
+            let held_before = info.open && !sig.open;
+            if *had == sig
+                && !(held_before
+                    && !r
+                        .files
+                        .iter()
+                        .any(|p| crate::writer::files::being_written(p)))
+            {
                 return info.clone();
             }
         }
@@ -656,6 +665,32 @@ mod tests {
         assert_eq!(cache.made(), 4);
         cache.keep_only([]);
         assert!(cache.by_key.lock().is_empty());
+    }
+
+    /// Another hindsight (another rig sharing the root) writes a recording: listed open, not
+    /// unfinished; killed with no write since the last look, unfinished at the next.
+    #[test]
+    fn a_recording_held_by_another_recorder_is_open_until_it_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 3);
+        let mkv = csv.with_file_name("rec_2026-12-01_10-00-00_cam0.mkv");
+        std::fs::remove_file(&mkv).unwrap();
+        // An EBML header (DocType matroska) and a Segment of unknown size: a file whose
+        // recording has not ended.
+        let mut bytes = vec![0x1A, 0x45, 0xDF, 0xA3, 0x8B, 0x42, 0x82, 0x88];
+        bytes.extend_from_slice(b"matroska");
+        bytes.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF]);
+        bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        let writer = crate::writer::files::create_new(&mkv).unwrap();
+        std::io::Write::write_all(&mut &writer, &bytes).unwrap();
+        let cache = Described::default();
+        let look = || cache.describe(&scan(dir.path())[0], &[]);
+        let live = look();
+        assert!(live.open && !live.unfinished, "{live:?}");
+        assert_eq!(look(), live);
+        drop(writer);
+        let left = look();
+        assert!(!left.open && left.unfinished, "{left:?}");
     }
 
     #[test]
