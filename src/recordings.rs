@@ -346,14 +346,9 @@ impl Described {
         if let Some((had, info)) = self.by_key.lock().get(&r.key) {
             // Open by another hindsight's hold (see `describe`) only while it holds it: one
             // killed right after the last look leaves its files as they were.
+            let still = |p: &PathBuf| crate::writer::files::being_written(p);
             let held_before = info.open && !sig.open;
-            if *had == sig
-                && !(held_before
-                    && !r
-                        .files
-                        .iter()
-                        .any(|p| crate::writer::files::being_written(p)))
-            {
+            if *had == sig && (!held_before || r.files.iter().any(still)) {
                 return info.clone();
             }
         }
