@@ -29,6 +29,7 @@ use crate::audio::AudioCmd;
 use crate::bus::{CameraEvent, ControlInbox, ControlMsg, Envelope, LslMsg, Reply};
 use crate::capture::{overloaded, Camera};
 use crate::clock::{ClockPair, Clocks, LslTime};
+use crate::config::MaxFileSize;
 use crate::event::Event;
 use crate::flaps::Flaps;
 use crate::hub::StatusHub;
@@ -55,6 +56,9 @@ pub struct ControlSettings {
     pub pre_trigger: Duration,
     /// The first camera's MKV also gets the audio, as this track.
     pub audio_track: Option<crate::writer::AudioTrackSpec>,
+    /// `storage.max_file_size`: a recording goes on in a next file before its file grows
+    /// past this.
+    pub max_file_size: MaxFileSize,
     /// `storage.min_free`: below it no recording or clip starts.
     pub min_free: Option<u64>,
     /// The disk the root was on at start-up: no recording or clip starts while the root
@@ -856,6 +860,10 @@ impl Control {
             paths: BTreeMap::new(),
             failed: 0,
         };
+        let max_bytes = match self.settings.max_file_size {
+            MaxFileSize::Bytes(b) => Some(b.0),
+            MaxFileSize::Auto => crate::storage::file_size_limit(&dir).map(|(limit, _)| limit),
+        };
         for cam in &self.cameras {
             let paths = RecordingPaths::new(&dir, &stem, &cam.setup.name);
             let mkv = paths.mkv.display().to_string();
@@ -877,6 +885,8 @@ impl Control {
                 fsync_interval: self.settings.fsync_interval,
                 audio: self.settings.audio_track.filter(|_| cam.setup.index == 0),
                 audio_start: self.audio.is_some(),
+                max_bytes,
+                part: 1,
             };
             if self.writers[cam.setup.index]
                 .send(WriterMsg::Open(Box::new(spec)))
@@ -980,6 +990,38 @@ impl Control {
                 self.hub.view.lock().last_files.insert(camera, summary);
                 self.file_done(id, camera, false);
                 self.file_known(id, camera, known);
+            }
+            WriterEvent::Continued {
+                camera,
+                id,
+                summary,
+                next,
+            } => {
+                self.lsl_event(
+                    Some(camera),
+                    self.clocks.now().lsl,
+                    Event::FileClosed {
+                        recording: id,
+                        kind: summary.kind,
+                        path: summary.path.clone(),
+                        frames: summary.frames,
+                        first_frame: summary.first_frame_number,
+                        last_frame: summary.last_frame_number,
+                        missing_frames: summary.missing_frames,
+                        duration_s: summary.duration_s,
+                        error: None,
+                    },
+                );
+                // Logged by the writer; not sent to the phone, which hears of the recording's
+                // start and end (a part every few minutes would bury them).
+                self.hub.view.lock().last_files.insert(camera, summary);
+                if let Some(path) = self
+                    .open
+                    .get_mut(&id)
+                    .and_then(|o| o.paths.get_mut(&camera))
+                {
+                    *path = next;
+                }
             }
             WriterEvent::Failed {
                 camera, id, error, ..

@@ -146,6 +146,9 @@ pub struct CameraTake {
     /// Frames the camera lost while the file was written, by cause (the stop row says
     /// them; none for a file a crash ended).
     pub lost_while_recording: Option<crate::status::DropCounts>,
+    /// How many files its video is in: more than 1 where a file size limit
+    /// (`storage.max_file_size`) made it go on in parts. Each part counts above.
+    pub parts: u32,
 }
 
 /// A mark of the recording, from the events sidecar.
@@ -290,7 +293,8 @@ fn read_events(path: &Path) -> Events {
                 text: field(4).to_string(),
             }),
             "audio_start" => ev.audio_start = Some(secs(0)),
-            "stop" => {
+            // A part that a file size limit ended was finished as at a stop.
+            "stop" | "part_end" => {
                 ev.stopped = true;
                 ev.lost = parse_lost(field(4));
             }
@@ -379,6 +383,39 @@ fn camera_of<'a>(stem: &str, name: &'a str, ext: &str) -> Option<&'a str> {
         .strip_suffix(ext)
 }
 
+/// Each camera's video files of recording `id` (the stem), parts in order: part 1 is
+/// `<stem>_<camera>.mkv`, part N `<stem>_<camera>.partNNN.mkv` (`writer::files`). A name
+/// that only looks like a part, with no part 1 beside it, is a camera of its own.
+fn camera_files<'a>(r: &'a StoredRecording, id: &str) -> BTreeMap<String, Vec<&'a PathBuf>> {
+    let named: Vec<(&str, &PathBuf)> = r
+        .files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            Some((camera_of(id, name, ".mkv")?, p))
+        })
+        .collect();
+    let mut by_camera: BTreeMap<String, Vec<(u32, &PathBuf)>> = BTreeMap::new();
+    for &(name, path) in &named {
+        let (camera, part) = match crate::writer::files::split_part(name) {
+            (base, n) if n > 1 && named.iter().any(|(c, _)| *c == base) => (base, n),
+            _ => (name, 1),
+        };
+        by_camera
+            .entry(camera.to_string())
+            .or_default()
+            .push((part, path));
+    }
+    by_camera
+        .into_iter()
+        .map(|(camera, mut parts)| {
+            parts.sort_by_key(|&(n, _)| n);
+            (camera, parts.into_iter().map(|(_, p)| p).collect())
+        })
+        .collect()
+}
+
 /// Puts a recording's description together from its files. `open` lists the paths
 /// being written now.
 pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
@@ -403,43 +440,41 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         .any(|p| open.iter().any(|o| Path::new(o) == p));
     let mut cameras = Vec::new();
     let (mut trigger, mut marks, mut audio_start) = (None, Vec::new(), None);
-    for mkv in r
-        .files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
-    {
-        let Some(camera) = mkv
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| camera_of(id, n, ".mkv"))
-        else {
-            continue;
-        };
-        let rows = read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default();
-        let ev = read_events(&mkv.with_extension("events.csv"));
-        let stopped = ev.stopped;
-        if trigger.is_none() {
-            trigger = ev.trigger;
-        }
-        if marks.is_empty() {
-            marks = ev.marks;
-        }
-        audio_start = audio_start.or(ev.audio_start);
-        let unfinished = std::fs::File::open(mkv)
-            .ok()
-            .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
-            .unwrap_or(false);
-        // Being written by another hindsight sharing the root (another rig).
-        is_open |= unfinished && crate::writer::files::being_written(mkv);
+    for (camera, parts) in camera_files(r, id) {
+        let mut rows = Vec::new();
         let mut take = CameraTake {
-            camera: camera.to_string(),
-            frames: rows.len() as u64,
-            // A file being written has no size yet: that is not a crash.
-            unfinished: unfinished && !is_open,
-            repaired: !unfinished && !stopped && !is_open,
-            lost_while_recording: ev.lost,
+            camera,
+            parts: parts.len() as u32,
             ..CameraTake::default()
         };
+        // Each part's marks, of the first camera that has any.
+        let mut camera_marks = Vec::new();
+        for mkv in parts {
+            rows.extend(read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default());
+            let ev = read_events(&mkv.with_extension("events.csv"));
+            if trigger.is_none() {
+                trigger = ev.trigger;
+            }
+            camera_marks.extend(ev.marks);
+            audio_start = audio_start.or(ev.audio_start);
+            let unfinished = std::fs::File::open(mkv)
+                .ok()
+                .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
+                .unwrap_or(false);
+            // Being written by another hindsight sharing the root (another rig).
+            is_open |= unfinished && crate::writer::files::being_written(mkv);
+            // A file being written has no size yet: that is not a crash.
+            take.unfinished |= unfinished && !is_open;
+            take.repaired |= !unfinished && !ev.stopped && !is_open;
+            if let Some(lost) = ev.lost {
+                let sum = take.lost_while_recording.unwrap_or_default().plus(&lost);
+                take.lost_while_recording = Some(sum);
+            }
+        }
+        if marks.is_empty() {
+            marks = camera_marks;
+        }
+        take.frames = rows.len() as u64;
         for w in rows.windows(2) {
             let step = w[1].frame.saturating_sub(w[0].frame);
             take.missing_frames += step.saturating_sub(1);
@@ -551,15 +586,8 @@ pub fn frame(
 ) -> Result<FoundFrame, FrameError> {
     use std::io::{Read, Seek, SeekFrom};
     let r = find(root, id).ok_or_else(|| FrameError::NoRecording(id.to_string()))?;
-    let mkv = r
-        .files
-        .iter()
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|name| camera_of(id, name, ".mkv"))
-                == Some(camera)
-        })
+    let parts = camera_files(&r, id)
+        .remove(camera)
         .ok_or_else(|| FrameError::NoCamera {
             id: id.to_string(),
             camera: camera.to_string(),
@@ -568,8 +596,15 @@ pub fn frame(
         path: p.display().to_string(),
         cause: e.to_string(),
     };
-    let sidecar = mkv.with_extension("frames.csv");
-    let rows = read_frame_rows(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
+    // Every part's rows, in order, each with its file.
+    let mut rows = Vec::new();
+    let mut file_of = Vec::new();
+    for mkv in &parts {
+        let sidecar = mkv.with_extension("frames.csv");
+        let part_rows = read_frame_rows(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
+        file_of.extend(std::iter::repeat_n(*mkv, part_rows.len()));
+        rows.extend(part_rows);
+    }
     let position = rows
         .binary_search_by_key(&n, |r| r.frame)
         .or_else(|at| match near && !rows.is_empty() {
@@ -584,6 +619,7 @@ pub fn frame(
             last: rows.last().map_or(0, |r| r.frame),
         })?;
     let row = rows[position];
+    let mkv = file_of[position];
     let mut file = std::fs::File::open(mkv).map_err(|e| read_err(mkv, &e))?;
     let index = mkv::read::ClusterIndex::read(&mut file).map_err(|e| read_err(mkv, &e))?;
     let unit = index.timestamp_unit_ns.max(1) as i64;
@@ -626,6 +662,70 @@ mod tests {
         std::fs::write(&csv, text).unwrap();
         std::fs::write(video.join("rec_2026-12-01_10-00-00_cam0.mkv"), b"x").unwrap();
         csv
+    }
+
+    #[test]
+    fn a_recordings_parts_are_one_camera_and_its_frames_are_found_in_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("2026_12_01/video");
+        std::fs::create_dir_all(&video).unwrap();
+        let stem = "rec_2026-12-01_10-00-00";
+        let lost = |gaps: u64| {
+            format!(
+                "lost while recording: source_gaps {gaps}, corrupt 0, buffer_held_by_writer 0, too_large 0, writer_queue_full 0"
+            )
+        };
+        // name, frame numbers, events rows after the header and start row
+        let files = [
+            ("cam0", vec![0, 1, 2, 3, 4], vec![
+                format!("101.0,1.0,mark,api: mark,first\n"),
+                format!("104.0,4.0,part_end,writer: file size limit,\"5 frames; continued in x; {}\"\n", lost(1)),
+            ]),
+            ("cam0.part002", vec![5, 6, 8], vec![
+                format!("105.0,5.0,part_start,writer: file size limit,part 2\n"),
+                format!("106.0,6.0,mark,api: mark,second\n"),
+                format!("108.0,8.0,stop,writer: stop,\"3 frames; {}\"\n", lost(2)),
+            ]),
+            // Looks like a part, but there is no camera `odd` beside it.
+            ("odd.part002", vec![0], vec![]),
+        ];
+        for (camera, frames, rows) in &files {
+            let base = |ext: &str| video.join(format!("{stem}_{camera}.{ext}"));
+            let mut csv = String::from(crate::writer::sidecar::FRAMES_HEADER);
+            for n in frames {
+                csv.push_str(&format!("{n},{}.0,{}.0,{n}.0,1000,0\n", 100 + n, n));
+            }
+            std::fs::write(base("frames.csv"), csv).unwrap();
+            let mut ev = String::from(crate::writer::sidecar::EVENTS_HEADER);
+            ev.push_str("103.0,3.0,start,api: start,recording 1\n");
+            ev.extend(rows.iter().cloned());
+            std::fs::write(base("events.csv"), ev).unwrap();
+            std::fs::write(base("mkv"), b"x").unwrap();
+        }
+        let r = &scan(dir.path())[0];
+        let info = describe(r, &[]);
+        let names: Vec<&str> = info.cameras.iter().map(|c| c.camera.as_str()).collect();
+        assert_eq!(names, ["cam0", "odd.part002"]);
+        let cam = &info.cameras[0];
+        assert_eq!((cam.parts, cam.frames, cam.missing_frames), (2, 8, 1));
+        assert_eq!((cam.first_frame, cam.last_frame), (Some(0), Some(8)));
+        assert_eq!(cam.duration_s, 8.0);
+        assert!(!cam.repaired && !cam.unfinished, "{cam:?}");
+        assert_eq!(cam.lost_while_recording.clone().unwrap().source_gaps, 3);
+        let texts: Vec<&str> = info.marks.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["first", "second"]);
+        // A frame of the second part is looked up there (its MKV is not one, so the
+        // error names the part's file).
+        match frame(dir.path(), stem, "cam0", 6, false) {
+            Err(FrameError::Read { path, .. }) => {
+                assert!(path.ends_with("_cam0.part002.mkv"), "{path}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match frame(dir.path(), stem, "cam0", 7, false) {
+            Err(FrameError::NoFrame { first, last, .. }) => assert_eq!((first, last), (0, 8)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

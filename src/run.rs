@@ -65,6 +65,20 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         root.display(),
         root_fs.top().display()
     );
+    match (
+        config.storage.max_file_size,
+        crate::storage::file_size_limit(&root),
+    ) {
+        (crate::config::MaxFileSize::Bytes(b), _) => tracing::info!(
+            "storage.max_file_size {}: a camera's video goes on in a next file (…_<camera>.part002.mkv, …) before its file grows past that",
+            crate::storage::size(b.0)
+        ),
+        (crate::config::MaxFileSize::Auto, Some((limit, fs))) => tracing::info!(
+            "the recordings root is on {fs}, which holds files of at most {}: a camera's video goes on in a next file (…_<camera>.part002.mkv, …) before its file gets there",
+            crate::storage::size(limit)
+        ),
+        (crate::config::MaxFileSize::Auto, None) => {}
+    }
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())
@@ -350,6 +364,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             },
         ),
         min_free: config.storage.min_free.map(|b| b.0),
+        max_file_size: config.storage.max_file_size,
         root_fs: Some(root_fs.clone()),
     };
     let audio = match audio_source {

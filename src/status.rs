@@ -234,6 +234,17 @@ impl DropCounts {
         }
     }
 
+    /// These counts and `other`'s together (a recording's parts).
+    pub fn plus(&self, other: &DropCounts) -> DropCounts {
+        DropCounts {
+            source_gaps: self.source_gaps + other.source_gaps,
+            corrupt: self.corrupt + other.corrupt,
+            buffer_held_by_writer: self.buffer_held_by_writer + other.buffer_held_by_writer,
+            too_large: self.too_large + other.too_large,
+            writer_queue_full: self.writer_queue_full + other.writer_queue_full,
+        }
+    }
+
     /// `source_gaps 0, corrupt 0, ...`: as the events sidecar's stop row says them.
     pub fn listed(&self) -> String {
         format!(

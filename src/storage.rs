@@ -22,6 +22,23 @@ pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
     Ok((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }
 
+/// The largest file the filesystem holding `path` can store, where that is less than a
+/// recording may grow, with the filesystem's name: FAT (`vfat`, `msdos`: USB sticks and
+/// SD cards of up to 32 GB as they come) stores at most 4 GiB − 1 byte per file. `None`
+/// for every other filesystem (exFAT, ext4, NTFS, tmpfs, ... hold terabytes) and when
+/// the filesystem cannot be asked.
+pub fn file_size_limit(path: &Path) -> Option<(u64, &'static str)> {
+    /// `MSDOS_SUPER_MAGIC` (linux/magic.h), which vfat and msdos report.
+    const FAT: i64 = 0x4d44;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct; `c` is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    (st.f_type as i64 == FAT).then_some((u64::from(u32::MAX), "FAT"))
+}
+
 /// A size for people, in binary units everywhere (check, guard, dashboard, retention):
 /// `67.0 GiB`, `512 MiB`, `1.5 MiB`, `977 KiB`.
 pub fn size(bytes: u64) -> String {
@@ -162,6 +179,14 @@ fn filesystem(path: &Path) -> std::io::Result<(u64, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_fat_limits_a_file() {
+        // This machine's disk and its tmpfs hold files far past 4 GiB.
+        assert_eq!(file_size_limit(&std::env::temp_dir()), None);
+        assert_eq!(file_size_limit(Path::new("/dev/shm")), None);
+        assert_eq!(file_size_limit(Path::new("/no/such/folder")), None);
+    }
 
     #[test]
     fn sizes_and_durations_read_the_same_everywhere() {

@@ -136,6 +136,30 @@ fn impossible_frame_rates_and_sizes_are_refused() {
     assert!(!r.root_created);
 }
 
+/// A file size limit too small to hold a frame and its finish, or not a size at all.
+#[test]
+fn a_bad_file_size_limit_is_refused() {
+    let r = run_with("storage:\n  max_file_size: 64kB\n", None);
+    assert_refused(&r, &["storage.max_file_size", "at least 1MiB", "line 2"]);
+    let r = run_with("storage:\n  max_file_size: fat\n", None);
+    assert_refused(
+        &r,
+        &[
+            "storage.max_file_size",
+            "expected `auto` or a size like 2GiB",
+        ],
+    );
+    let r = run_with("storage:\n  max_file_size: null\n", None);
+    assert_refused(
+        &r,
+        &[
+            "storage.max_file_size",
+            "expected `auto` or a size like 2GiB",
+        ],
+    );
+    assert!(!r.root_created);
+}
+
 /// Encoding threads are for libcamera cameras; anywhere else the key would do nothing.
 #[test]
 fn encoders_out_of_range_or_on_a_camera_that_cannot_use_them_are_refused() {

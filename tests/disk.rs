@@ -456,3 +456,233 @@ fn retention_deletes_old_recordings_whole_and_nothing_else() {
     );
     assert!(h.terminate().success());
 }
+
+/// A recording's MKVs under `root`, part 1 first, by recording (stem).
+fn parts_by_recording(root: &Path) -> Vec<Vec<PathBuf>> {
+    let mut by: std::collections::BTreeMap<String, Vec<(u32, PathBuf)>> = Default::default();
+    for mkv in mkv_files(root) {
+        let name = mkv.file_name().unwrap().to_str().unwrap().to_string();
+        let (stem, rest) = name.split_once("_cam0").unwrap();
+        let part = match rest.strip_prefix(".part") {
+            Some(n) => n.strip_suffix(".mkv").unwrap().parse().unwrap(),
+            None => 1,
+        };
+        by.entry(stem.to_string()).or_default().push((part, mkv));
+    }
+    by.into_values()
+        .map(|mut v| {
+            v.sort();
+            let numbers: Vec<u32> = v.iter().map(|(n, _)| *n).collect();
+            assert_eq!(
+                numbers,
+                (1..=v.len() as u32).collect::<Vec<_>>(),
+                "parts in a row"
+            );
+            v.into_iter().map(|(_, p)| p).collect()
+        })
+        .collect()
+}
+
+/// A file size limit (FAT's 4 GiB, or `storage.max_file_size`) ends a camera's file
+/// and the recording goes on in the next one, losing nothing between them. Here the limit
+/// is 1 MiB, and the process may not write a file past 1 MiB at all (`ulimit -f`: a write
+/// past it fails with "File too large", as on FAT): a recording with its pre-trigger
+/// buffer and a mark, then a `start N`.
+#[test]
+fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
+    let _g = serial();
+    let limit: u64 = 1 << 20;
+    let config = format!(
+        "{}storage:\n  max_file_size: 1MiB\naudio:\n  mux_into_video: true\n",
+        synthetic_config(640, 480, 30.0, 3.0)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let wrapper: Vec<std::ffi::OsString> = [
+        "bash",
+        "-c",
+        "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"",
+        "limited",
+    ]
+    .map(Into::into)
+    .to_vec();
+    let mut h = Hindsight::start_wrapped(dir, root, &config, &wrapper, |_| {});
+    h.wait_buffered(3.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    // The start names the first part, whichever part is being written when it answers.
+    let first = r["files"][0].as_str().unwrap().to_string();
+    assert!(first.ends_with("_cam0.mkv"), "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("mark", json!({"text": "in a later part"}));
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    let (code, r) = h.post("start", json!({"seconds": 3}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("start 3 ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let status = h.status();
+    let cam = &status["cameras"][0];
+    let log = h.log_text();
+    assert!(!log.contains("File too large"), "{log}");
+
+    let recordings = parts_by_recording(&h.root);
+    assert_eq!(recordings.len(), 2);
+    for (k, parts) in recordings.iter().enumerate() {
+        // ~570 kB/s for 6 or 7 s: at least 3 files of at most 1 MiB.
+        assert!(parts.len() >= 3, "recording {}: {parts:?}", k + 1);
+        let mut numbers = Vec::new();
+        for (i, mkv) in parts.iter().enumerate() {
+            let bytes = std::fs::metadata(mkv).unwrap().len();
+            assert!(bytes <= limit, "{}: {bytes} bytes", mkv.display());
+            // Finished as at a stop: Cues, the frame count, no complaint from mkvmerge.
+            check_finished(mkv, &status);
+            let rows = read_sidecar(mkv);
+            let decoded: Vec<u64> = decoded_frame_numbers(mkv, 640, 480)
+                .into_iter()
+                .map(|n| n.expect("a frame number in the pixels"))
+                .collect();
+            let listed: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
+            assert_eq!(decoded, listed, "{}", mkv.display());
+            numbers.extend(decoded);
+            // Its share of the muxed audio: from its first frame to its last, and past it
+            // by less than the pre-trigger audio's block (which may go into several).
+            let video_s = rows.len() as f64 / 30.0;
+            let (first_audio, audio_s) = audio_track_seconds(mkv);
+            assert!(
+                first_audio < 0.001 && audio_s > video_s - 0.1 && audio_s < video_s + 3.1,
+                "{}: {audio_s} s of audio from {first_audio} s, {video_s} s of video",
+                mkv.display()
+            );
+            let t = tags(mkv);
+            assert_eq!(t["RECORDING_ID"], (k + 1).to_string());
+            assert_eq!(
+                t.get("PART").map(String::as_str),
+                (i > 0).then(|| (i + 1).to_string()).as_deref()
+            );
+            let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+            assert!(
+                events.contains(",start,"),
+                "every part says its recording's start"
+            );
+            if i > 0 {
+                let before = parts[i - 1].file_name().unwrap().to_str().unwrap();
+                assert!(events.contains(&format!("part_start,writer: file size limit,part {} of recording {}: continues {before}", i + 1, k + 1)), "{events}");
+            }
+            match parts.get(i + 1) {
+                Some(next) => {
+                    let next = next.file_name().unwrap().to_str().unwrap();
+                    assert!(
+                        events.contains(&format!(
+                            "part_end,writer: file size limit,\"{} frames; continued in {next};",
+                            rows.len()
+                        )),
+                        "{events}"
+                    );
+                    assert!(!events.contains(",stop,"), "{events}");
+                }
+                None => assert!(events.contains(",stop,"), "{events}"),
+            }
+        }
+        // One run of frame numbers over the parts: nothing lost between them.
+        assert_numbers_lost_nothing(&numbers, cam);
+        if k == 0 {
+            // The pre-trigger buffer went into the first part.
+            assert!(read_sidecar(&parts[0])[0].pre_trigger);
+            let marks: usize = parts
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(events_of(p))
+                        .unwrap()
+                        .matches(",mark,")
+                        .count()
+                })
+                .sum();
+            assert_eq!(
+                marks, 1,
+                "the mark is in the part being written when it came"
+            );
+        }
+    }
+
+    // The web API sees one camera in several files, and serves a frame from the last.
+    let client = reqwest::blocking::Client::new();
+    let list: serde_json::Value = client
+        .get(format!("http://{}/api/recordings", h.api))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let listed = list["recordings"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for parts in &recordings {
+        let name = parts[0].file_name().unwrap().to_str().unwrap();
+        let rec = listed
+            .iter()
+            .find(|r| name.starts_with(&format!("{}_", r["id"].as_str().unwrap())))
+            .unwrap();
+        let frames: usize = parts.iter().map(|p| read_sidecar(p).len()).sum();
+        let cams = rec["cameras"].as_array().unwrap();
+        assert_eq!(cams.len(), 1, "{rec}");
+        assert_eq!(cams[0]["parts"], parts.len(), "{rec}");
+        assert_eq!(cams[0]["frames"], frames, "{rec}");
+        assert_eq!(rec["repaired"], false, "{rec}");
+        assert_eq!(rec["unfinished"], false, "{rec}");
+        let last = read_sidecar(parts.last().unwrap())[1].frame_number;
+        let id = rec["id"].as_str().unwrap();
+        let jpeg = client
+            .get(format!(
+                "http://{}/api/recordings/{id}/frames/cam0/{last}.jpg",
+                h.api
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(jpeg.status(), 200);
+        let img =
+            turbojpeg::decompress(&jpeg.bytes().unwrap(), turbojpeg::PixelFormat::GRAY).unwrap();
+        let shown =
+            hindsight::source::synthetic::decode_frame_number(&img.pixels, img.width, img.height);
+        assert_eq!(shown, Some(last));
+    }
+}
+
+/// When the audio track of `mkv` begins (its first block's time) and how long it plays,
+/// decoded by ffmpeg (48 kHz mono).
+fn audio_track_seconds(mkv: &Path) -> (f64, f64) {
+    let first = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "packet=pts_time",
+        ])
+        .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    let first: f64 = String::from_utf8_lossy(&first.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: no audio block", mkv.display()));
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mkv)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        mkv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (first, out.stdout.len() as f64 / 2.0 / 48_000.0)
+}

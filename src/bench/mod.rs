@@ -119,6 +119,8 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         fsync_interval: None,
         audio: None,
         audio_start: false,
+        max_bytes: None,
+        part: 1,
     }
 }
 
@@ -127,7 +129,7 @@ fn wait_closed(events: &Receiver<WriterEvent>) -> anyhow::Result<crate::status::
         match events.recv_timeout(Duration::from_secs(120))? {
             WriterEvent::Closed { summary, .. } => return Ok(summary),
             WriterEvent::Failed { error, .. } => bail!("writer failed: {error}"),
-            WriterEvent::Opened { .. } => {}
+            WriterEvent::Opened { .. } | WriterEvent::Continued { .. } => {}
         }
     }
 }

@@ -26,8 +26,8 @@ pub use locate::PathError;
 use locate::{duplicate_key_line, line_of, set_path};
 use values::Checked;
 pub use values::{
-    BufferSeconds, ByteSize, CpuCore, Days, Dimension, Encoders, FileNamePart, Fps, Quality,
-    Seconds, Toggle, ValueError,
+    BufferSeconds, ByteSize, CpuCore, Days, Dimension, Encoders, FileNamePart, Fps, MaxFileSize,
+    Quality, Seconds, Toggle, ValueError,
 };
 
 /// A configuration problem, ready to show to the user.
@@ -88,6 +88,9 @@ pub struct StorageConfig {
     /// Disk guard: below this much free space under `root` a recording is stopped (its
     /// files finished) and new ones are refused, before the disk fills. null = no guard.
     pub min_free: Option<ByteSize>,
+    /// A recording's video goes on in a next file (`..._cam0.part002.mkv`, ...) before its
+    /// file grows past this: `auto` = what the filesystem allows (FAT: 4 GiB), or a size.
+    pub max_file_size: MaxFileSize,
     /// Deleting old recordings (off unless a limit is set).
     pub retention: RetentionConfig,
 }
@@ -99,6 +102,7 @@ impl Default for StorageConfig {
             prefix: FileNamePart("rec".into()),
             fsync_interval: Some(Seconds(1.0)),
             min_free: Some(ByteSize(512 << 20)),
+            max_file_size: MaxFileSize::Auto,
             retention: RetentionConfig::default(),
         }
     }

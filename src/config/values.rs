@@ -331,7 +331,40 @@ impl From<CpuCore> for Value {
     }
 }
 
-deserialize_checked!(Toggle, FileNamePart, ByteSize, CpuCore);
+/// The largest file a recording writes before it goes on in a next part: `auto` (what the
+/// recordings' filesystem allows: just under 4 GiB on FAT, no limit elsewhere) or a size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "Value")]
+pub enum MaxFileSize {
+    Auto,
+    Bytes(ByteSize),
+}
+
+impl Checked for MaxFileSize {
+    fn check(v: Value) -> Result<Self, ValueError> {
+        match &v {
+            Value::String(s) if s == "auto" => Ok(MaxFileSize::Auto),
+            Value::Number(_) | Value::String(_) => ByteSize::check(v)
+                .map(MaxFileSize::Bytes)
+                .map_err(|e| ValueError(format!("expected `auto` or a size like 2GiB: {e}"))),
+            _ => Err(ValueError(format!(
+                "expected `auto` or a size like 2GiB, got {}",
+                show(&v)
+            ))),
+        }
+    }
+}
+
+impl From<MaxFileSize> for Value {
+    fn from(v: MaxFileSize) -> Value {
+        match v {
+            MaxFileSize::Auto => Value::String("auto".into()),
+            MaxFileSize::Bytes(b) => Value::Number(b.0.into()),
+        }
+    }
+}
+
+deserialize_checked!(Toggle, FileNamePart, ByteSize, CpuCore, MaxFileSize);
 
 fn number(v: &Value) -> Result<f64, ValueError> {
     match v {

@@ -49,6 +49,7 @@ fn sim(cameras: usize) -> Sim {
         pre_trigger: Duration::from_secs(1),
         audio_track: None,
         min_free: None,
+        max_file_size: crate::config::MaxFileSize::Auto,
         root_fs: None,
     };
     let control = Control::new(

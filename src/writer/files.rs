@@ -27,9 +27,51 @@ impl RecordingPaths {
         }
     }
 
+    /// The files of part `n` of the same recording, from these (part 1's): part 1 is
+    /// `<stem>_<camera>.mkv`, part 2 `<stem>_<camera>.part002.mkv`, and so on, with the
+    /// sidecars named alike (`design/files.md`).
+    pub fn part(&self, n: u32) -> RecordingPaths {
+        if n <= 1 {
+            return self.clone();
+        }
+        let with = |p: &Path, ext: &str| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let base = name.strip_suffix(ext).unwrap_or(name);
+            p.with_file_name(format!("{base}{}{ext}", part_suffix(n)))
+        };
+        RecordingPaths {
+            dir: self.dir.clone(),
+            mkv: with(&self.mkv, ".mkv"),
+            frames_csv: with(&self.frames_csv, ".frames.csv"),
+            events_csv: with(&self.events_csv, ".events.csv"),
+        }
+    }
+
     pub fn all(&self) -> [&Path; 3] {
         [&self.mkv, &self.frames_csv, &self.events_csv]
     }
+}
+
+/// `.part002` for part 2 (nothing for part 1).
+pub fn part_suffix(n: u32) -> String {
+    match n {
+        0 | 1 => String::new(),
+        n => format!(".part{n:03}"),
+    }
+}
+
+/// The part number of a file name's base (`x.part002` → (`x`, 2)); part 1 has no suffix.
+pub fn split_part(base: &str) -> (&str, u32) {
+    if let Some((head, tail)) = base.rsplit_once(".part") {
+        if tail.len() >= 3 && tail.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = tail.parse::<u32>() {
+                if n >= 2 {
+                    return (head, n);
+                }
+            }
+        }
+    }
+    (base, 1)
 }
 
 /// `<root>/<YYYY_MM_DD>/audio/<stem>.wav`, beside `video_dir`.
@@ -234,6 +276,37 @@ pub fn check_writable(root: &Path) -> Result<(), RootError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_named_after_the_first_and_read_back() {
+        let first =
+            RecordingPaths::new(Path::new("/r/d/video"), "rec_2026-12-01_10-00-00", "top.v2");
+        assert_eq!(first.part(1), first);
+        let p2 = first.part(2);
+        assert_eq!(
+            p2.mkv,
+            Path::new("/r/d/video/rec_2026-12-01_10-00-00_top.v2.part002.mkv")
+        );
+        assert_eq!(
+            p2.frames_csv,
+            Path::new("/r/d/video/rec_2026-12-01_10-00-00_top.v2.part002.frames.csv")
+        );
+        assert_eq!(
+            p2.events_csv,
+            Path::new("/r/d/video/rec_2026-12-01_10-00-00_top.v2.part002.events.csv")
+        );
+        assert!(first
+            .part(1234)
+            .mkv
+            .ends_with("rec_2026-12-01_10-00-00_top.v2.part1234.mkv"));
+        assert_eq!(split_part("x_top.v2.part002"), ("x_top.v2", 2));
+        assert_eq!(split_part("x_top.v2.part1234"), ("x_top.v2", 1234));
+        // Not a part: a camera whose name merely looks like one.
+        assert_eq!(split_part("x_top.part1"), ("x_top.part1", 1));
+        assert_eq!(split_part("x_top.part001"), ("x_top.part001", 1));
+        assert_eq!(split_part("x_top.partial"), ("x_top.partial", 1));
+        assert_eq!(split_part("x_top"), ("x_top", 1));
+    }
 
     #[test]
     fn stems_follow_the_layout_and_never_repeat() {

@@ -42,6 +42,9 @@ use tags::{CameraTags, FileTags};
 pub use crate::frame::TIMESTAMP_UNIT_NS;
 /// Longest cluster: what a crash can cost at most, before fsync policy.
 pub const MAX_CLUSTER_NS: u64 = 1_000_000_000;
+/// Room left under a file size limit beyond a frame and the file's finish, for audio
+/// blocks muxed between frames (an eighth of the limit for small limits).
+const PART_MARGIN: u64 = 4 << 20;
 /// Bytes gathered before a write even if more messages are waiting.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Pieces (muxed bytes or frame payloads) gathered before a write.
@@ -74,6 +77,13 @@ pub struct OpenSpec {
     /// file's close waits for that, at most [`AUDIO_END_WAIT`], so that its events
     /// sidecar has the `audio_start` row however late the audio thread answers.
     pub audio_start: bool,
+    /// The largest the MKV may grow: before a frame would take it past this (less room
+    /// for its finish), it is finished and the recording goes on in its next part
+    /// (`storage.max_file_size`). `None`: no limit.
+    pub max_bytes: Option<u64>,
+    /// Which part of the recording's video these files are: 1 for the first, whose
+    /// names (`paths`) the others' are made from.
+    pub part: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +199,14 @@ pub enum WriterEvent {
         camera: usize,
         id: u64,
         summary: FileSummary,
+    },
+    /// The file reached its size limit and is finished (`summary`); the recording goes on
+    /// in `next`, whose `Opened` follows with its first frame.
+    Continued {
+        camera: usize,
+        id: u64,
+        summary: FileSummary,
+        next: String,
     },
     /// Writing failed; the file was finished as far as possible, frames of `id` are dropped.
     Failed {
@@ -374,6 +392,8 @@ fn publish_bytes(cam: &WriterCamera, f: &mut OpenFile) {
 
 struct OpenFile {
     spec: OpenSpec,
+    /// The recording's first part's names, which the next parts' are made from.
+    first_paths: RecordingPaths,
     mkv: File,
     frames_csv: File,
     events_csv: File,
@@ -429,6 +449,11 @@ struct OpenFile {
     /// MKV bytes written so far, and how many of them the camera's counters know of.
     written: u64,
     published: u64,
+    /// With a size limit: the last audio block written, and in a next part the previous
+    /// part's, whose end this part's audio track begins with (a block may last seconds:
+    /// the pre-trigger buffer's audio comes as one).
+    last_audio: Option<AudioBlock>,
+    carried_audio: Option<AudioBlock>,
 }
 
 impl Writer {
@@ -787,6 +812,10 @@ impl Writer {
                 Item::Audio(block) => {
                     if let Some(f) = self.file.as_mut() {
                         f.write_audio(&block);
+                        if f.spec.max_bytes.is_some() {
+                            // Its end may belong to the next part too.
+                            f.last_audio = Some(block);
+                        }
                     }
                 }
             }
@@ -828,11 +857,20 @@ impl Writer {
     }
 
     fn write_video(&mut self, frame: &Frame) {
+        if self.file.as_ref().is_some_and(|f| f.full_before(frame)) {
+            self.next_part(frame);
+        }
         let Some(f) = self.file.as_mut() else {
             return;
         };
         match f.write_frame(frame) {
             Ok(()) => {
+                if let Some(block) = f.carried_audio.take() {
+                    // The previous part's last audio block, from this part's first frame on
+                    // (and on into the part after, if it lasts that long).
+                    f.write_audio_from_origin(&block);
+                    f.last_audio = Some(block);
+                }
                 self.cam.stats.frames_written.fetch_add(1, Relaxed);
                 publish_bytes(&self.cam, f);
             }
@@ -848,20 +886,28 @@ impl Writer {
             Ok(()) => {
                 publish_bytes(&self.cam, f);
                 // The header and the first frame are in the file: now it exists.
-                if f.flushed && !f.announced {
-                    if let (Some(first_frame), Some(first_lsl)) = (f.first_seq, f.origin) {
-                        f.announced = true;
-                        let _ = self.events.send(WriterEvent::Opened {
-                            camera: self.cam.index,
-                            id: f.spec.id,
-                            path: f.spec.paths.mkv.display().to_string(),
-                            first_frame,
-                            first_lsl,
-                        });
-                    }
+                if f.flushed {
+                    self.announce();
                 }
             }
             Err(e) => self.fail(e),
+        }
+    }
+
+    /// Tells the control thread that the open file exists, once.
+    fn announce(&mut self) {
+        let Some(f) = self.file.as_mut().filter(|f| !f.announced) else {
+            return;
+        };
+        if let (Some(first_frame), Some(first_lsl)) = (f.first_seq, f.origin) {
+            f.announced = true;
+            let _ = self.events.send(WriterEvent::Opened {
+                camera: self.cam.index,
+                id: f.spec.id,
+                path: f.spec.paths.mkv.display().to_string(),
+                first_frame,
+                first_lsl,
+            });
         }
     }
 
@@ -899,7 +945,7 @@ impl Writer {
         }
         let path = f.spec.paths.mkv.display().to_string();
         let lost = (self.cam.drops)().since(&f.drops_at_open);
-        let result = f.finish(&reason, &lost);
+        let result = f.finish(Ending::Stop(&reason), &lost);
         self.spare = Some(f.into_buffers());
         match result {
             Ok(mut summary) => {
@@ -919,6 +965,68 @@ impl Writer {
                 let error = format!("cannot finish {path}: {e}");
                 tracing::error!("{error}");
                 self.report_failure(id, path, error);
+            }
+        }
+    }
+
+    /// `frame` would take the open file past its size limit: the file is finished as at a
+    /// stop, and the recording goes on in its next part, which `frame` begins. Nothing is
+    /// lost between the two: the next part takes every frame from this one on, and the
+    /// muxed audio's interleaving goes on where it was.
+    fn next_part(&mut self, frame: &Frame) {
+        // A part filled by the pre-trigger buffer alone is finished before its first
+        // write was due: it is announced all the same, before its end.
+        self.announce();
+        let Some(mut f) = self.file.take() else {
+            return;
+        };
+        self.cam.stats.file_bytes.store(0, Relaxed);
+        let id = f.spec.id;
+        let path = f.spec.paths.mkv.display().to_string();
+        let mut spec = f.spec.clone();
+        spec.part += 1;
+        spec.paths = f.first_paths.part(spec.part);
+        let next = spec.paths.mkv.display().to_string();
+        let next_name = file_name(&spec.paths.mkv);
+        let lost = (self.cam.drops)().since(&f.drops_at_open);
+        let result = f.finish(Ending::Part { next: &next_name }, &lost);
+        let carried = f.carry();
+        let previous = (file_name(&f.spec.paths.mkv), f.last_seq);
+        self.spare = Some(f.into_buffers());
+        match result {
+            Ok(mut summary) => {
+                summary.camera = self.cam.name.clone();
+                tracing::info!(
+                    camera = %self.cam.name,
+                    "closed {} at its size limit ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
+                    summary.path, summary.frames, summary.duration_s, summary.missing_frames
+                );
+                let _ = self.events.send(WriterEvent::Continued {
+                    camera: self.cam.index,
+                    id,
+                    summary,
+                    next: next.clone(),
+                });
+            }
+            Err(e) => {
+                let error = format!("cannot finish {path}: {e}");
+                tracing::error!("{error}");
+                self.report_failure(id, path, error);
+                return;
+            }
+        }
+        let buffers = self.spare.take().unwrap_or_else(Buffers::new);
+        match OpenFile::create(spec, buffers, self.clocks.clone()) {
+            Ok(mut g) => {
+                g.drops_at_open = (self.cam.drops)();
+                g.take_over(carried, frame, &previous);
+                self.file = Some(g);
+            }
+            Err((e, buffers)) => {
+                self.spare = Some(buffers);
+                let error = format!("cannot create {next}: {e}");
+                tracing::error!("{error}");
+                self.report_failure(id, next, error);
             }
         }
     }
@@ -1019,6 +1127,31 @@ impl Writer {
     }
 }
 
+/// A path's file name, for rows and messages that name a sibling file.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// How a file ends: its recording stopped, or it goes on in a next part.
+enum Ending<'a> {
+    Stop(&'a StopReason),
+    Part { next: &'a str },
+}
+
+/// What a recording's next part takes over from the part before it.
+struct Carried {
+    first_paths: RecordingPaths,
+    mux: Option<Interleaver>,
+    audio_start_pending: bool,
+    waiting_close: Option<(StopReason, LslTime)>,
+    end: Option<LslTime>,
+    last_capture: LslTime,
+    lost_now: bool,
+    last_audio: Option<AudioBlock>,
+}
+
 /// Whether the MKV at `path` holds no complete frame (empty, cut inside its header, or no
 /// block): read-only, and false when in doubt (a file that cannot be read is kept).
 fn holds_no_frame(path: &std::path::Path) -> bool {
@@ -1068,6 +1201,7 @@ impl OpenFile {
             &format!("{} {}", spec.kind.as_str(), spec.id),
         );
         Ok(OpenFile {
+            first_paths: spec.paths.clone(),
             mkv,
             frames_csv,
             events_csv,
@@ -1104,8 +1238,72 @@ impl OpenFile {
             audio_before_video: 0,
             written: 0,
             published: 0,
+            last_audio: None,
+            carried_audio: None,
             spec,
         })
+    }
+
+    /// Whether writing `frame` could take the file past its size limit, with room kept
+    /// for the file's finish and for audio blocks muxed meanwhile. A file always takes
+    /// its first frame.
+    fn full_before(&self, frame: &Frame) -> bool {
+        let (Some(limit), Some(muxer)) = (self.spec.max_bytes, self.muxer.as_ref()) else {
+            return false;
+        };
+        // A block's header: ID, size, track, timestamp and flags, at most.
+        const BLOCK_HEADER: u64 = 16;
+        let margin = PART_MARGIN.min(limit / 8);
+        let need = muxer.position()
+            + BLOCK_HEADER
+            + frame.data.len() as u64
+            + muxer.finish_bound()
+            + margin;
+        self.frames > 0 && need > limit
+    }
+
+    /// What the next part takes over (`Writer::next_part`).
+    fn carry(&mut self) -> Carried {
+        Carried {
+            first_paths: self.first_paths.clone(),
+            mux: self.mux.take(),
+            audio_start_pending: std::mem::take(&mut self.audio_start_pending),
+            waiting_close: self.waiting_close.take(),
+            end: self.end,
+            last_capture: self.last_capture,
+            lost_now: self.lost_now,
+            last_audio: self.last_audio.take(),
+        }
+    }
+
+    /// Begins this file as the next part of a recording whose part `previous` (its name
+    /// and last frame number) ended before `first`.
+    fn take_over(&mut self, c: Carried, first: &Frame, previous: &(String, Option<u64>)) {
+        self.first_paths = c.first_paths;
+        self.mux = c.mux;
+        self.audio_start_pending = c.audio_start_pending;
+        self.waiting_close = c.waiting_close;
+        self.end = c.end;
+        self.last_capture = c.last_capture;
+        self.lost_now = c.lost_now;
+        self.carried_audio = c.last_audio;
+        // Frames missing between the parts count in this one.
+        self.last_seq = previous.1;
+        let (name, last) = previous;
+        let after = last.map_or(String::new(), |n| format!(" after its frame {n}"));
+        sidecar::event_row(
+            &mut self.events,
+            first.meta.capture,
+            first.meta.wall,
+            "part_start",
+            &Origin::new(TriggerSource::Writer, "file size limit"),
+            &format!(
+                "part {} of {} {}: continues {name}{after}",
+                self.spec.part,
+                self.spec.kind.as_str(),
+                self.spec.id
+            ),
+        );
     }
 
     /// The header goes out with the first frame: its Tags carry that frame's LSL time.
@@ -1121,6 +1319,7 @@ impl OpenFile {
             pre_trigger: s.pre_trigger,
             kind: s.kind,
             recording_id: s.id,
+            part: s.part,
         }
         .pairs();
         let mut muxer = MkvMuxer::new(MuxerConfig {
@@ -1149,7 +1348,10 @@ impl OpenFile {
             tags,
             writing_app: tags::writing_app(),
             date_utc_unix_ns: Some(first.meta.wall.as_nanos()),
-            title: Some(format!("{} {}", s.kind.as_str(), s.id)),
+            title: Some(match s.part {
+                1 => format!("{} {}", s.kind.as_str(), s.id),
+                n => format!("{} {}, part {n}", s.kind.as_str(), s.id),
+            }),
         });
         muxer.header(&mut self.out);
         self.muxer = Some(muxer);
@@ -1238,6 +1440,19 @@ impl OpenFile {
         match muxer.write_block(2, t, true, pcm, &mut self.out, &mut self.patches) {
             Ok(_) => self.audio_blocks += 1,
             Err(_) => self.audio_blocks_dropped += 1,
+        }
+    }
+
+    /// The part of `block` from the file's first frame on, if it reaches that far (the
+    /// previous part has the rest).
+    fn write_audio_from_origin(&mut self, block: &AudioBlock) {
+        let (Some(origin), Some(track)) = (self.origin, self.spec.audio) else {
+            return;
+        };
+        let bytes_per_second = u64::from(track.rate) * 2 * u64::from(track.channels.max(1));
+        let lasts = block.pcm.len() as u64 * 1_000_000_000 / bytes_per_second.max(1);
+        if block.at + Duration::from_nanos(lasts) > origin {
+            self.write_audio(block);
         }
     }
 
@@ -1375,9 +1590,10 @@ impl OpenFile {
         self.spec.trigger - self.spec.pre_trigger
     }
 
-    fn finish(&mut self, reason: &StopReason, lost: &DropCounts) -> io::Result<FileSummary> {
+    fn finish(&mut self, ending: Ending, lost: &DropCounts) -> io::Result<FileSummary> {
         let stop_at = self.end.unwrap_or(self.last_capture);
-        if std::mem::take(&mut self.lost_now) {
+        // (At a part's end the camera's absence goes on into the next part.)
+        if matches!(ending, Ending::Stop(_)) && std::mem::take(&mut self.lost_now) {
             // Still lost at the end (the stop, or now when it has none: a shutdown): away
             // since its last frame here, or the file's start.
             let until = self.end.unwrap_or_else(|| self.clocks.now().lsl);
@@ -1405,18 +1621,36 @@ impl OpenFile {
             bytes: 0,
             error: None,
         };
-        sidecar::event_row(
-            &mut self.events,
-            stop_at,
-            stop_wall,
-            "stop",
-            &Origin::new(TriggerSource::Writer, reason.to_string()),
-            &format!(
-                "{} frames; lost while recording: {}",
-                self.frames,
-                lost.listed()
+        match ending {
+            Ending::Stop(reason) => sidecar::event_row(
+                &mut self.events,
+                stop_at,
+                stop_wall,
+                "stop",
+                &Origin::new(TriggerSource::Writer, reason.to_string()),
+                &format!(
+                    "{} frames; lost while recording: {}",
+                    self.frames,
+                    lost.listed()
+                ),
             ),
-        );
+            // At its last frame: the next part begins with the next one.
+            Ending::Part { next } => sidecar::event_row(
+                &mut self.events,
+                self.last_capture,
+                WallTime::from_nanos(
+                    self.spec.trigger_wall.as_nanos()
+                        + self.last_capture.nanos_since(self.spec.trigger),
+                ),
+                "part_end",
+                &Origin::new(TriggerSource::Writer, "file size limit"),
+                &format!(
+                    "{} frames; continued in {next}; lost while recording: {}",
+                    self.frames,
+                    lost.listed()
+                ),
+            ),
+        }
         if let Some(muxer) = self.muxer.as_mut() {
             let fin = muxer
                 .finish(&mut self.out, &mut self.patches)

@@ -41,6 +41,9 @@ pub struct FileTags<'a> {
     pub pre_trigger: Duration,
     pub kind: FileKind,
     pub recording_id: u64,
+    /// Which file of the recording's video this is (1, or more where a file size limit
+    /// made it go on in parts).
+    pub part: u32,
 }
 
 /// The program that wrote the file, as its tags and Info say.
@@ -53,6 +56,7 @@ impl FileTags<'_> {
     pub fn pairs(&self) -> Vec<(String, String)> {
         let actual = self.trigger.nanos_since(self.first_frame).max(0) as f64 / 1e9;
         let c = self.camera;
+        let part = (self.part > 1).then(|| ("PART", self.part.to_string()));
         [
             ("LSL_FIRST_FRAME_TIME", self.first_frame.to_string()),
             (
@@ -80,6 +84,7 @@ impl FileTags<'_> {
             ("ENCODER", writing_app()),
         ]
         .into_iter()
+        .chain(part)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -110,8 +115,19 @@ mod tests {
             pre_trigger: Duration::from_secs(20),
             kind: FileKind::Recording,
             recording_id: 3,
+            part: 1,
+        };
+        assert!(
+            tags.pairs().iter().all(|(k, _)| k != "PART"),
+            "part 1 says nothing"
+        );
+        assert!(FileTags {
+            part: 2,
+            ..tags.clone()
         }
-        .pairs();
+        .pairs()
+        .contains(&("PART".to_string(), "2".to_string())));
+        let tags = tags.pairs();
         let keys: std::collections::BTreeSet<_> = tags.iter().map(|(k, _)| k).collect();
         assert_eq!(keys.len(), tags.len(), "a key written twice: {tags:?}");
         let get = |k: &str| tags.iter().find(|(key, _)| key == k).unwrap().1.clone();

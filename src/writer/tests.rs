@@ -74,6 +74,8 @@ impl Rig {
                 fsync_interval: None,
                 audio,
                 audio_start,
+                max_bytes: None,
+                part: 1,
             })))
             .unwrap();
     }

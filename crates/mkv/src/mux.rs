@@ -293,6 +293,31 @@ impl Layout {
         Some(last.saturating_add(interval).max(1))
     }
 
+    /// At most how many bytes [`Layout::finalize`] appends (Cues and Chapters), so that a
+    /// caller keeping a file under a size limit can leave room for them.
+    pub fn tail_bound(&self) -> u64 {
+        // Element IDs of at most 4 bytes, sizes of at most 8, unsigned values of at most 8.
+        const MASTER: u64 = 4 + 8;
+        const CUE_POINT: u64 = MASTER + 3 * (4 + 8 + 8) + MASTER;
+        const CHAPTER: u64 = 3 * MASTER + 4 * (4 + 8 + 8);
+        let cues = match self.cue_points.len() as u64 {
+            0 => 0,
+            n => MASTER + n * CUE_POINT,
+        };
+        let chapters = match self.chapters.len() {
+            0 => 0,
+            _ => {
+                2 * MASTER
+                    + self
+                        .chapters
+                        .iter()
+                        .map(|c| CHAPTER + c.title.len() as u64)
+                        .sum::<u64>()
+            }
+        };
+        cues + chapters
+    }
+
     /// Finishes a segment whose media data ends at absolute offset `end`: appends Cues
     /// and Chapters to `out` (to be written at `end`) and pushes the patches for
     /// Duration, the SeekHead region and, last, the Segment size. Cluster sizes are the
@@ -487,6 +512,11 @@ impl MkvMuxer {
     /// written everything).
     pub fn position(&self) -> u64 {
         self.pos
+    }
+
+    /// At most how many bytes [`MkvMuxer::finish`] will append to what is written so far.
+    pub fn finish_bound(&self) -> u64 {
+        self.layout.tail_bound()
     }
 
     /// EBML header, Segment (unknown size), SeekHead region, Info (with the Duration

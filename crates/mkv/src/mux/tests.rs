@@ -453,3 +453,30 @@ fn finalize_refuses_a_too_small_seek_region() {
     layout.finalize(500, &mut out, &mut patches).unwrap();
     assert_eq!(patches[1].bytes.len(), 54);
 }
+
+#[test]
+fn finish_appends_no_more_than_its_bound() {
+    // Long cue times and far cluster positions (the widest values), and chapters.
+    let mut run = Run::new(video_cfg(1));
+    for i in 0..300i64 {
+        // A cluster per block: one cue point each, at large times.
+        run.block(1, (1 << 40) + i * 2_000_000_000, true).unwrap();
+        if i % 100 == 0 {
+            run.mux.add_chapter(i * 7, &"m".repeat(i as usize));
+        }
+    }
+    let (before, bound) = (run.mux.position(), run.mux.finish_bound());
+    assert!(
+        bound > 300 * 20,
+        "a bound of {bound} bytes for 300 cue points"
+    );
+    run.finish();
+    let appended = run.mux.position() - before;
+    assert!(
+        appended <= bound && appended > 0,
+        "finish appended {appended} bytes, bound {bound}"
+    );
+    // Nothing to append, nothing bounded.
+    let empty = Run::new(video_cfg(1));
+    assert_eq!(empty.mux.finish_bound(), 0);
+}
