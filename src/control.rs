@@ -860,10 +860,7 @@ impl Control {
             paths: BTreeMap::new(),
             failed: 0,
         };
-        let max_bytes = match self.settings.max_file_size {
-            MaxFileSize::Bytes(b) => Some(b.0),
-            MaxFileSize::Auto => crate::storage::file_size_limit(&dir).map(|(limit, _)| limit),
-        };
+        let max_bytes = crate::storage::max_file_bytes(self.settings.max_file_size.bytes(), &dir);
         for cam in &self.cameras {
             let paths = RecordingPaths::new(&dir, &stem, &cam.setup.name);
             let mkv = paths.mkv.display().to_string();

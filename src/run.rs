@@ -379,6 +379,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
                     .storage
                     .fsync_interval
                     .map(|s| Duration::from_secs_f64(s.0)),
+                max_file_size: config.storage.max_file_size.bytes(),
             },
             clocks.clone(),
             audio_status,

@@ -39,6 +39,16 @@ pub fn file_size_limit(path: &Path) -> Option<(u64, &'static str)> {
     (st.f_type as i64 == FAT).then_some((u64::from(u32::MAX), "FAT"))
 }
 
+/// The largest a recording's file in `dir` may grow: what the filesystem allows
+/// ([`file_size_limit`]), or `configured` (`storage.max_file_size`) if that is less.
+pub fn max_file_bytes(configured: Option<u64>, dir: &Path) -> Option<u64> {
+    let fs = file_size_limit(dir).map(|(limit, _)| limit);
+    match (configured, fs) {
+        (Some(c), Some(f)) => Some(c.min(f)),
+        (c, f) => c.or(f),
+    }
+}
+
 /// A size for people, in binary units everywhere (check, guard, dashboard, retention):
 /// `67.0 GiB`, `512 MiB`, `1.5 MiB`, `977 KiB`.
 pub fn size(bytes: u64) -> String {

@@ -75,6 +75,9 @@ pub struct AudioSettings {
     pub pre_trigger: Duration,
     /// `storage.fsync_interval`: how often WAV files are made durable.
     pub fsync_interval: Option<Duration>,
+    /// `storage.max_file_size` if set (`None`: what the filesystem allows): a WAV goes on
+    /// in a next file (`<stem>.part002.wav`, ...) before it grows past it.
+    pub max_file_size: Option<u64>,
 }
 
 /// What the audio thread is told.
@@ -254,6 +257,14 @@ struct Output {
     id: u64,
     path: PathBuf,
     wav: WavOutput,
+    /// The largest the file may grow; past it the samples go on in a next part.
+    max_bytes: Option<u64>,
+    /// Which part `path` is (1: the recording's `<stem>.wav`), and the frames written
+    /// before it.
+    part: u32,
+    frames_before_part: u64,
+    /// Parts finished and begun, for the LSL events (the thread sends them).
+    part_events: Vec<Event>,
     /// The first write error, reported once.
     failed: Option<String>,
     /// Index of the next frame to write.
@@ -271,11 +282,97 @@ struct Output {
     pcm: Vec<u8>,
 }
 
+/// How a WAV's next part is made.
+#[derive(Clone, Copy)]
+struct WavSpec {
+    rate: u32,
+    channels: u16,
+    format: SampleFormat,
+    policy: Durability,
+}
+
 impl Output {
+    /// How many of `frames` sample frames the file takes now: all of them without a
+    /// size limit; at the limit, the file is finished and the next part begun.
+    fn room(&mut self, frames: u64, spec: WavSpec) -> u64 {
+        let Some(max) = self.max_bytes else {
+            return frames;
+        };
+        let mut fit = self.wav.frames_that_fit(max);
+        if fit == 0 && self.frames > self.frames_before_part && self.failed.is_none() {
+            self.next_part(spec);
+            fit = self.wav.frames_that_fit(max);
+        }
+        // A part takes at least one frame (a limit smaller than its header).
+        frames.min(fit.max(u64::from(self.frames == self.frames_before_part)))
+    }
+
+    /// This part is full: it is finished, and the samples go on in the next, from the
+    /// next sample on (`<stem>.part002.wav`: its first sample follows this part's last).
+    fn next_part(&mut self, spec: WavSpec) {
+        let part = self.part + 1;
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let stem = name
+            .split_once(".part")
+            .map_or(name.trim_end_matches(".wav"), |(s, _)| s);
+        let next = self.path.with_file_name(format!(
+            "{stem}{}.wav",
+            crate::writer::files::part_suffix(part)
+        ));
+        let created = WavOutput::create(&next, spec.rate, spec.channels, spec.format, spec.policy);
+        let wav = match created {
+            Ok(w) => w,
+            Err(e) => {
+                self.check(Err(e));
+                return;
+            }
+        };
+        let done = std::mem::replace(&mut self.wav, wav);
+        let finished = done.finish();
+        self.check(finished);
+        let frames = self.frames - self.frames_before_part;
+        let first_sample_index = self.first_index + self.frames;
+        let first_time = self.first_time
+            + Duration::from_nanos(
+                (self.frames as u128 * 1_000_000_000 / spec.rate.max(1) as u128) as u64,
+            );
+        tracing::info!(
+            "audio: closed {} at its size limit ({frames} frames, {:.3} s); recording {} goes on in {} from {first_time}",
+            self.path.display(),
+            frames as f64 / f64::from(spec.rate.max(1)),
+            self.id,
+            next.display()
+        );
+        self.part_events.push(Event::AudioFileClosed {
+            recording: self.id,
+            path: self.path.display().to_string(),
+            frames,
+            duration_s: frames as f64 / f64::from(spec.rate.max(1)),
+        });
+        self.part_events.push(Event::AudioFileOpened {
+            recording: self.id,
+            path: next.display().to_string(),
+            first_sample_lsl_time: first_time.as_secs_f64(),
+            first_sample_index,
+        });
+        self.path = next;
+        self.part = part;
+        self.frames_before_part = self.frames;
+    }
+
     /// `frames` frames of silence, in the WAV and the MKV.
-    fn silence(&mut self, frames: u64, channels: u64, rate: u32) {
-        let written = self.wav.write_silence(frames * channels);
-        self.check(written);
+    fn silence(&mut self, frames: u64, channels: u64, rate: u32, spec: WavSpec) {
+        let mut left = frames;
+        while left > 0 {
+            let n = self.room(left, spec);
+            let written = self.wav.write_silence(n * channels);
+            self.check(written);
+            left -= n;
+        }
         let first = self.next;
         self.frames += frames;
         self.next += frames;
@@ -289,7 +386,9 @@ impl Output {
     /// Reports the first failed write to this file (disk full, device gone).
     fn check(&mut self, result: std::io::Result<()>) {
         if let (Err(e), None) = (result, &self.failed) {
-            let error = format!("writing {} failed: {e}", self.path.display());
+            let at = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+            let hint = crate::writer::files::too_large_hint(&e, at);
+            let error = format!("writing {} failed: {e}{hint}", self.path.display());
             tracing::error!("audio: {error}");
             self.failed = Some(error);
         }
@@ -848,10 +947,17 @@ impl Engine {
             first_sample_lsl_time: first_time.as_secs_f64(),
             first_sample_index: first_index,
         });
+        let max_bytes = path
+            .parent()
+            .and_then(|dir| crate::storage::max_file_bytes(self.settings.max_file_size, dir));
         self.outputs.push(Output {
             id,
             path,
             wav,
+            max_bytes,
+            part: 1,
+            frames_before_part: 0,
+            part_events: Vec::new(),
             failed: None,
             next: first_index,
             end: None,
@@ -873,7 +979,14 @@ impl Engine {
         // Nothing has come from the input for a while (or there is none): samples that are
         // due by now are not coming.
         let silent = self.input.is_none() || self.last_chunk.elapsed() >= Duration::from_secs(1);
+        let spec = WavSpec {
+            rate,
+            channels: self.settings.channels,
+            format: self.settings.format,
+            policy: Durability::for_fsync_interval(self.settings.fsync_interval),
+        };
         let mut done = Vec::new();
+        let mut events = Vec::new();
         for (i, o) in self.outputs.iter_mut().enumerate() {
             if o.end.is_none() {
                 if let Some(t) = o.end_time {
@@ -884,32 +997,38 @@ impl Engine {
             // Frames the ring no longer (or never) held: silence, to keep the timing.
             if o.next < self.ring.start() && o.next < limit {
                 let gap = self.ring.start().min(limit) - o.next;
-                o.silence(gap, channels, rate);
+                o.silence(gap, channels, rate, spec);
             }
             if o.next < limit {
                 let first = o.next;
                 o.pcm.clear();
-                let (wav, pcm, mux) = (&mut o.wav, &mut o.pcm, o.mkv.is_some());
-                let mut written = Ok(());
-                self.ring.read(first, limit, |s| {
-                    if written.is_ok() {
-                        written = wav.write(s);
-                    }
-                    if mux {
-                        pcm.extend(s.iter().flat_map(|&v| to_i16(v).to_le_bytes()));
-                    }
-                });
-                o.check(written);
-                o.frames += limit - first;
-                o.next = limit;
+                // In pieces that fit the file, where it has a size limit.
+                while o.next < limit {
+                    let (from, to) = (o.next, o.next + o.room(limit - o.next, spec));
+                    let (wav, pcm, mux) = (&mut o.wav, &mut o.pcm, o.mkv.is_some());
+                    let mut written = Ok(());
+                    self.ring.read(from, to, |s| {
+                        if written.is_ok() {
+                            written = wav.write(s);
+                        }
+                        if mux {
+                            pcm.extend(s.iter().flat_map(|&v| to_i16(v).to_le_bytes()));
+                        }
+                    });
+                    o.check(written);
+                    o.frames += to - from;
+                    o.next = to;
+                }
                 o.send_pcm(rate, first);
             }
+            events.append(&mut o.part_events);
             // The end is long past and the input is silent (a device gone): pad to the end.
             let overdue = o.end_time.is_some_and(|t| now > t + PAD_AFTER) && silent;
             if let (Some(end), true) = (o.end, overdue) {
                 if o.next < end {
-                    o.silence(end - o.next, channels, rate);
+                    o.silence(end - o.next, channels, rate, spec);
                 }
+                events.append(&mut o.part_events);
             }
             if o.end.is_some_and(|e| o.next >= e) {
                 done.push(i);
@@ -917,6 +1036,12 @@ impl Engine {
                 let settled = o.wav.settle();
                 o.check(settled);
             }
+        }
+        for event in events {
+            if let Event::AudioFileOpened { path, .. } = &event {
+                self.status.lock().current_file = Some(path.clone());
+            }
+            self.lsl_event(event);
         }
         for i in done.into_iter().rev() {
             let o = self.outputs.remove(i);
@@ -957,16 +1082,23 @@ impl Engine {
         if let Some(e) = &summary.error {
             self.status.lock().last_error = Some(e.clone());
         }
-        tracing::info!(
-            "audio: closed {path} ({} frames, {:.3} s)",
-            summary.frames,
-            summary.duration_s
-        );
+        // The summary is the recording's audio; the event, as each part's, this file's.
+        let frames = o.frames - o.frames_before_part;
+        let duration_s = frames as f64 / rate as f64;
+        match o.part {
+            1 => tracing::info!("audio: closed {path} ({frames} frames, {duration_s:.3} s)"),
+            n => tracing::info!(
+                "audio: closed {path} ({frames} frames, {duration_s:.3} s), part {n} of recording {}'s WAV ({} frames, {:.3} s in all)",
+                o.id,
+                summary.frames,
+                summary.duration_s
+            ),
+        }
         self.lsl_event(Event::AudioFileClosed {
             recording: o.id,
             path: path.clone(),
-            frames: summary.frames,
-            duration_s: summary.duration_s,
+            frames,
+            duration_s,
         });
         let mut st = self.status.lock();
         if st.current_file.as_deref() == Some(&path) {

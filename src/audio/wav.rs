@@ -161,6 +161,12 @@ impl WavOutput {
         })
     }
 
+    /// How many more sample frames the file takes before it would be longer than
+    /// `max_bytes`.
+    pub fn frames_that_fit(&self, max_bytes: u64) -> u64 {
+        max_bytes.saturating_sub(self.data_start + self.written) / self.block_align.max(1)
+    }
+
     /// Appends interleaved samples in [-1, 1].
     pub fn write(&mut self, samples: &[f32]) -> io::Result<()> {
         self.bytes.clear();

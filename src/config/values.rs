@@ -355,6 +355,16 @@ impl Checked for MaxFileSize {
     }
 }
 
+impl MaxFileSize {
+    /// The size set, if one is (`auto`: the filesystem's, which `storage` asks).
+    pub fn bytes(self) -> Option<u64> {
+        match self {
+            MaxFileSize::Auto => None,
+            MaxFileSize::Bytes(b) => Some(b.0),
+        }
+    }
+}
+
 impl From<MaxFileSize> for Value {
     fn from(v: MaxFileSize) -> Value {
         match v {
