@@ -493,7 +493,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
     let _g = serial();
     let limit: u64 = 1 << 20;
     let config = format!(
-        "{}storage:\n  max_file_size: 1MiB\naudio:\n  mux_into_video: true\n",
+        "{}storage:\n  max_file_size: 1MiB\naudio:\n  mux_into_video: true\n  channels: 2\n  sample_format: f32\n",
         synthetic_config(640, 480, 30.0, 3.0)
     );
     let dir = tempfile::tempdir().unwrap();
@@ -518,12 +518,22 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     h.post("stop", json!({}));
     h.wait_idle_files();
+    let wav_seconds = |h: &mut Hindsight, id: u64| -> f64 {
+        h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+            h.status()["audio"]["last_file"]["recording_id"] == id
+        });
+        h.status()["audio"]["last_file"]["duration_s"]
+            .as_f64()
+            .unwrap()
+    };
+    let mut audio_said = vec![wav_seconds(&mut h, 1)];
     let (code, r) = h.post("start", json!({"seconds": 3}));
     assert_eq!(code, 200, "{r}");
     h.wait_until("start 3 ends", Duration::from_secs(20), |h| {
         h.status()["state"] == "buffering"
     });
     h.wait_idle_files();
+    audio_said.push(wav_seconds(&mut h, 2));
     let status = h.status();
     let cam = &status["cameras"][0];
     let log = h.log_text();
@@ -531,6 +541,29 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
 
     let recordings = parts_by_recording(&h.root);
     assert_eq!(recordings.len(), 2);
+    // The WAV too (384 kB/s): parts under the limit that sox reads, as long together as
+    // the recorder says the recording's audio is.
+    let mut wavs: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for wav in wav_files(&h.root) {
+        let name = wav.file_name().unwrap().to_str().unwrap().to_string();
+        let stem = name.split('.').next().unwrap().to_string();
+        wavs.entry(stem).or_default().push(wav);
+    }
+    assert_eq!(wavs.len(), 2, "{wavs:?}");
+    for (parts, said) in wavs.values_mut().zip(&audio_said) {
+        // `<stem>.wav` first, then `.part002.wav`, ...
+        parts.sort_by_key(|p| (p.to_str().unwrap().contains(".part"), p.clone()));
+        assert!(parts.len() >= 2, "{parts:?}");
+        let mut seconds = 0.0;
+        for wav in parts.iter() {
+            assert!(std::fs::metadata(wav).unwrap().len() <= limit);
+            seconds += sox_seconds(wav);
+        }
+        assert!(
+            (seconds - said).abs() < 0.001,
+            "{parts:?}: {seconds} s, the status says {said} s"
+        );
+    }
     for (k, parts) in recordings.iter().enumerate() {
         // ~570 kB/s for 6 or 7 s: at least 3 files of at most 1 MiB.
         assert!(parts.len() >= 3, "recording {}: {parts:?}", k + 1);
@@ -647,6 +680,51 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
             hindsight::source::synthetic::decode_frame_number(&img.pixels, img.width, img.height);
         assert_eq!(shown, Some(last));
     }
+}
+
+/// A file size limit hindsight cannot know of in advance (here the process's own, which
+/// fails a write past it as FAT does) still ends the recording, with a message that says
+/// how to make it go on in parts instead; what was written is finished and plays.
+#[test]
+fn an_unforeseen_file_size_limit_is_explained_and_the_file_kept() {
+    let _g = serial();
+    let config = format!(
+        "{}audio:\n  enabled: false\n",
+        synthetic_config(640, 480, 30.0, 3.0)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let wrapper: Vec<std::ffi::OsString> = [
+        "bash",
+        "-c",
+        "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"",
+        "limited",
+    ]
+    .map(Into::into)
+    .to_vec();
+    let mut h = Hindsight::start_wrapped(dir, root, &config, &wrapper, |_| {});
+    h.wait_buffered(3.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the recording ends itself", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let status = h.status();
+    let said = "(this filesystem holds no larger file: set storage.max_file_size below";
+    let warned = status["warnings"].to_string();
+    assert!(
+        warned.contains("File too large") && warned.contains(said),
+        "{status}"
+    );
+    let mkv = &h.mkv_files()[0];
+    assert!(std::fs::metadata(mkv).unwrap().len() <= 1 << 20);
+    // Every frame kept has its sidecar row, and the events sidecar its start row, though
+    // the first write failed before any of them was written.
+    let frames = check_finished(mkv, &status);
+    assert!(frames >= 30, "{frames} frames kept");
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    assert!(events.contains(",start,api: start,recording 1"), "{events}");
 }
 
 /// When the audio track of `mkv` begins (its first block's time) and how long it plays,

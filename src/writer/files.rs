@@ -52,6 +52,19 @@ impl RecordingPaths {
     }
 }
 
+/// What to add to a write error: for "File too large" (a file size limit hindsight did not
+/// know of: a filesystem other than FAT, a process limit), how to make recordings go on
+/// in parts before it; `at` is how large the file had grown.
+pub fn too_large_hint(e: &io::Error, at: u64) -> String {
+    match e.raw_os_error() {
+        Some(libc::EFBIG) => format!(
+            " (this filesystem holds no larger file: set storage.max_file_size below {at} bytes, \
+             and recordings go on in a next file before they get there)"
+        ),
+        _ => String::new(),
+    }
+}
+
 /// `.part002` for part 2 (nothing for part 1).
 pub fn part_suffix(n: u32) -> String {
     match n {

@@ -1079,12 +1079,21 @@ impl Writer {
         self.cam.stats.file_bytes.store(0, Relaxed);
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
-        let error = format!("writing {path} failed: {e}");
+        let hint = files::too_large_hint(&e, f.written);
+        let error = format!("writing {path} failed: {e}{hint}");
         tracing::error!("{error}; the file keeps what was written");
         // What reached the disk is not what the muxer thinks it wrote, so the file is
-        // finished from what is actually in it, as `hindsight repair` does.
+        // finished from what is actually in it, as `hindsight repair` does. The sidecars'
+        // rows that were still to be written go in too: those of the frames the file
+        // keeps (a write cut short keeps some of its batch), and the events (the start
+        // row, if it fails in its first batch).
+        let pending_rows = std::mem::take(&mut f.csv);
+        let pending_events = std::mem::take(&mut f.events);
         f.discard_pending();
         let paths = f.spec.paths.clone();
+        // A file that fails in its first batches (the pre-trigger buffer's) was not
+        // announced yet: if it keeps frames, it is a file of the recording all the same.
+        let unannounced = f.first_seq.zip(f.origin).filter(|_| !f.announced);
         // Its files close here, and with them the hold that keeps repairs off them.
         self.spare = Some(f.into_buffers());
         if holds_no_frame(&paths.mkv) {
@@ -1101,15 +1110,31 @@ impl Writer {
             self.report_failure(id, path, error);
             return;
         }
+        append(&paths.events_csv, &pending_events);
         match repair::repair_file(&paths.mkv) {
-            Ok(r) => tracing::warn!(
-                camera = %self.cam.name,
-                "{path} finished as written: {}, {:.1} s", r.contents(), r.duration_s
-            ),
+            Ok(r) => {
+                append(
+                    &paths.frames_csv,
+                    &missing_rows(&paths.frames_csv, &pending_rows, r.frames),
+                );
+                tracing::warn!(
+                    camera = %self.cam.name,
+                    "{path} finished as written: {}, {:.1} s", r.contents(), r.duration_s
+                )
+            }
             Err(e2) => tracing::error!(
                 camera = %self.cam.name,
                 "could not finish {path} ({e2}); it plays as it is, and `hindsight repair {path}` finishes it once there is space"
             ),
+        }
+        if let Some((first_frame, first_lsl)) = unannounced {
+            let _ = self.events.send(WriterEvent::Opened {
+                camera: self.cam.index,
+                id,
+                path: path.clone(),
+                first_frame,
+                first_lsl,
+            });
         }
         self.report_failure(id, path, error);
     }
@@ -1124,6 +1149,55 @@ impl Writer {
             path,
             error,
         });
+    }
+}
+
+/// The rows of `pending` (frames sidecar rows not yet written, perhaps with its header)
+/// that the sidecar at `path` lacks for a file of `frames` frames: those after its last
+/// row, up to that count.
+fn missing_rows(path: &std::path::Path, pending: &str, frames: u64) -> String {
+    let header = sidecar::FRAMES_HEADER.trim_end();
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    let rows: Vec<&str> = on_disk.lines().filter(|l| *l != header).collect();
+    let last: Option<u64> = rows.last().and_then(|l| l.split(',').next()?.parse().ok());
+    let mut out = String::new();
+    if !on_disk.starts_with(header) {
+        out.push_str(sidecar::FRAMES_HEADER);
+    }
+    let wanted = frames.saturating_sub(rows.len() as u64) as usize;
+    pending
+        .lines()
+        .filter(|l| *l != header)
+        .filter(|l| {
+            let n: Option<u64> = l.split(',').next().and_then(|n| n.parse().ok());
+            n.is_some_and(|n| last.is_none_or(|last| n > last))
+        })
+        .take(wanted)
+        .for_each(|l| {
+            out.push_str(l);
+            out.push('\n');
+        });
+    if out == sidecar::FRAMES_HEADER && !on_disk.is_empty() {
+        out.clear();
+    }
+    out
+}
+
+/// Appends `text` to the file at `path` and syncs it (after a failed write: best effort,
+/// logged).
+fn append(path: &std::path::Path, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_data()
+        });
+    if let Err(e) = appended {
+        tracing::error!("cannot add the last rows to {}: {e}", path.display());
     }
 }
 

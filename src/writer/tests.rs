@@ -491,3 +491,29 @@ fn a_shutdown_finishes_the_waiting_file_and_what_waited_behind_it() {
         assert_eq!(rows, 1 + frames, "{}", p.frames_csv.display());
     }
 }
+
+#[test]
+fn a_failed_write_adds_the_rows_of_the_frames_the_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("x.frames.csv");
+    let row = |n: u64| format!("{n},1.0,2.0,0.0,100,0\n");
+    let pending: String = (5..10).map(row).collect();
+    // Rows up to frame 4 were written; the file kept 7 frames: 5 and 6 are added.
+    let written: String = std::iter::once(sidecar::FRAMES_HEADER.to_string())
+        .chain((0..5).map(row))
+        .collect();
+    std::fs::write(&csv, &written).unwrap();
+    assert_eq!(missing_rows(&csv, &pending, 7), row(5) + &row(6));
+    // A row already there (written before the failure, after the count was taken) is
+    // not repeated.
+    std::fs::write(&csv, written.clone() + &row(5)).unwrap();
+    assert_eq!(missing_rows(&csv, &pending, 7), row(6));
+    // The first batch failed: nothing, not even the header, was written.
+    std::fs::write(&csv, "").unwrap();
+    let first = String::from(sidecar::FRAMES_HEADER) + &pending;
+    assert_eq!(
+        missing_rows(&csv, &first, 2),
+        String::from(sidecar::FRAMES_HEADER) + &row(5) + &row(6)
+    );
+    assert_eq!(missing_rows(&csv, &first, 0), sidecar::FRAMES_HEADER);
+}
