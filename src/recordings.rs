@@ -416,6 +416,16 @@ fn camera_files<'a>(r: &'a StoredRecording, id: &str) -> BTreeMap<String, Vec<&'
         .collect()
 }
 
+/// The frames sidecar rows of `camera` in recording `id` (the stem), over all its parts.
+pub fn camera_rows(r: &StoredRecording, id: &str, camera: &str) -> Vec<FrameRow> {
+    camera_files(r, id)
+        .remove(camera)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|mkv| read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default())
+        .collect()
+}
+
 /// Puts a recording's description together from its files. `open` lists the paths
 /// being written now.
 pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::recordings::{self, read_frame_rows, FrameRow, RecordingInfo, StoredRecording};
+use crate::recordings::{self, FrameRow, RecordingInfo, StoredRecording};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -270,13 +270,8 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
         },
     );
     for cam in &info.cameras {
-        let mkv = r.files.iter().find(|p| {
-            p.file_name().and_then(|n| n.to_str())
-                == Some(&format!("{}_{}.mkv", info.id, cam.camera))
-        });
-        let rows = mkv
-            .map(|p| read_frame_rows(&p.with_extension("frames.csv")).unwrap_or_default())
-            .unwrap_or_default();
+        // Over all its parts, where a file size limit made it go on in several.
+        let rows = recordings::camera_rows(r, &info.id, &cam.camera);
         let t = timing(&rows);
         let t0 = rows.first().map_or(0.0, |r| r.lsl_ns as f64 / 1e9);
         let marks: Vec<f64> = info.marks.iter().map(|m| m.lsl_time - t0).collect();
@@ -339,18 +334,32 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
     h.push_str("<p>Missing frame numbers are frames the camera or driver skipped or hindsight dropped before writing; \
         <i>lost while recording</i> counts them by cause between the file's start and stop (from the events sidecar's stop row). \
         Corrupt frames had no frame number of their own and are not among the missing.</p>");
-    if let Some(wav) = r
+    // `<stem>.wav` first, then its parts (`<stem>.part002.wav`, ...), if a file size
+    // limit made it go on in several.
+    let mut wavs: Vec<&PathBuf> = r
         .files
         .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-    {
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    wavs.sort_by_key(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let base = name.trim_end_matches(".wav");
+        (crate::writer::files::split_part(base).1, name.to_string())
+    });
+    if let Some(wav) = wavs.first() {
         // What a player reads: the samples the header states (RIFF or RF64).
-        let read = std::fs::File::open(wav)
-            .map_err(crate::audio::wav::WavError::from)
-            .and_then(|mut f| crate::audio::wav::layout(&mut f));
-        match read {
+        let read = |wav: &Path| {
+            std::fs::File::open(wav)
+                .map_err(crate::audio::wav::WavError::from)
+                .and_then(|mut f| crate::audio::wav::layout(&mut f))
+        };
+        match read(wav) {
             Ok(w) => {
-                let frames = w.data_size.min(w.data_on_disk()) / u64::from(w.block_align.max(1));
+                let frames: u64 = wavs
+                    .iter()
+                    .filter_map(|p| read(p).ok())
+                    .map(|w| w.data_size.min(w.data_on_disk()) / u64::from(w.block_align.max(1)))
+                    .sum();
                 let secs = frames as f64 / f64::from(w.rate.max(1));
                 let video = info.duration_s;
                 let first_frame = info

@@ -651,7 +651,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
         .unwrap();
     let listed = list["recordings"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    for parts in &recordings {
+    for (parts, audio_s) in recordings.iter().zip(&audio_said) {
         let name = parts[0].file_name().unwrap().to_str().unwrap();
         let rec = listed
             .iter()
@@ -679,6 +679,22 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
         let shown =
             hindsight::source::synthetic::decode_frame_number(&img.pixels, img.width, img.height);
         assert_eq!(shown, Some(last));
+        // Its quality report counts every part's frames, and every part of the WAV.
+        let report = client
+            .get(format!("http://{}/api/recordings/{id}/report.html", h.api))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let first = read_sidecar(&parts[0])[0].frame_number;
+        let last = read_sidecar(parts.last().unwrap())
+            .last()
+            .unwrap()
+            .frame_number;
+        let counted = format!("<td>{frames} (numbers {first}–{last};");
+        assert!(report.contains(&counted), "{counted} not in {report}");
+        let audio = format!("channel(s): {audio_s:.3} s.");
+        assert!(report.contains(&audio), "{audio} not in {report}");
     }
 }
 
