@@ -691,7 +691,11 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
             .last()
             .unwrap()
             .frame_number;
-        let counted = format!("<td>{frames} (numbers {first}–{last};");
+        let pre: usize = parts
+            .iter()
+            .map(|p| read_sidecar(p).iter().filter(|r| r.pre_trigger).count())
+            .sum();
+        let counted = format!("<td>{frames} (numbers {first}–{last}; {pre} before the trigger)");
         assert!(report.contains(&counted), "{counted} not in {report}");
         let audio = format!("channel(s): {audio_s:.3} s.");
         assert!(report.contains(&audio), "{audio} not in {report}");
