@@ -459,6 +459,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         };
         // Each part's marks, of the first camera that has any.
         let mut camera_marks = Vec::new();
+        let mut lost = Some(crate::status::DropCounts::default());
         for mkv in parts {
             rows.extend(read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default());
             let ev = read_events(&mkv.with_extension("events.csv"));
@@ -476,11 +477,13 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             // A file being written has no size yet: that is not a crash.
             take.unfinished |= unfinished && !is_open;
             take.repaired |= !unfinished && !ev.stopped && !is_open;
-            if let Some(lost) = ev.lost {
-                let sum = take.lost_while_recording.unwrap_or_default().plus(&lost);
-                take.lost_while_recording = Some(sum);
-            }
+            // Known only if every part says it (a crash ended none of them).
+            lost = match (lost, ev.lost) {
+                (Some(sum), Some(part)) => Some(sum.plus(&part)),
+                _ => None,
+            };
         }
+        take.lost_while_recording = lost;
         if marks.is_empty() {
             marks = camera_marks;
         }
@@ -722,6 +725,19 @@ mod tests {
         assert_eq!(cam.duration_s, 8.0);
         assert!(!cam.repaired && !cam.unfinished, "{cam:?}");
         assert_eq!(cam.lost_while_recording.clone().unwrap().source_gaps, 3);
+        // A part a crash ended: what was lost is not known for the camera.
+        let last_events = video.join(format!("{stem}_cam0.part002.events.csv"));
+        let text = std::fs::read_to_string(&last_events).unwrap();
+        let cut: String = text
+            .lines()
+            .filter(|l| !l.contains(",stop,"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&last_events, cut).unwrap();
+        let cam = describe(r, &[]).cameras.remove(0);
+        assert_eq!(cam.lost_while_recording, None);
+        assert!(cam.repaired, "finished, but not by a stop");
+        std::fs::write(&last_events, text).unwrap();
         let texts: Vec<&str> = info.marks.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["first", "second"]);
         // A frame of the second part is looked up there (its MKV is not one, so the
