@@ -197,6 +197,75 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     assert!(h.terminate().success());
 }
 
+/// A recording that goes on in parts (a file size limit): the events close each part and
+/// open the next with the next frame, and the WAV's parts join sample for sample.
+#[test]
+fn the_events_follow_a_recording_from_part_to_part() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_parts");
+    let extra = "storage:\n  max_file_size: 1MiB\naudio:\n  channels: 2\n  sample_format: f32\n";
+    let mut h = Hindsight::start(&config(&name, extra));
+    let (events, _) = connect(&format!("{name}_Events"), false);
+    h.wait_buffered(2.0);
+    h.record_for(2.0);
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let ev: Vec<Value> = pull_events(&events).into_iter().map(|(e, _)| e).collect();
+    let of = |kind: &str| -> Vec<&Value> { ev.iter().filter(|e| e["event"] == kind).collect() };
+
+    // Video: opened, closed, opened, ... closed, one pair per part, in order, each part
+    // taking up with the frame after the last of the one before.
+    let mkvs = h.mkv_files();
+    assert!(mkvs.len() >= 3, "{mkvs:?}");
+    let files: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "file_opened" || e["event"] == "file_closed")
+        .collect();
+    assert_eq!(files.len(), 2 * mkvs.len(), "{files:?}");
+    let mut last_frame: Option<u64> = None;
+    for pair in files.chunks(2) {
+        let (opened, closed) = (pair[0], pair[1]);
+        assert_eq!(
+            (opened["event"].as_str(), closed["event"].as_str()),
+            (Some("file_opened"), Some("file_closed"))
+        );
+        assert_eq!(opened["path"], closed["path"]);
+        let path = std::path::PathBuf::from(opened["path"].as_str().unwrap());
+        let rows = read_sidecar(&path);
+        assert_eq!(opened["first_frame"], rows[0].frame_number);
+        assert_eq!(closed["last_frame"], rows.last().unwrap().frame_number);
+        assert_eq!(closed["frames"], rows.len());
+        assert_eq!(closed["error"], Value::Null);
+        if let Some(before) = last_frame {
+            assert_eq!(rows[0].frame_number, before + 1, "{}", path.display());
+        }
+        last_frame = Some(rows.last().unwrap().frame_number);
+    }
+
+    // Audio: each part's first sample follows the last of the part before.
+    let (opened, closed) = (of("audio_file_opened"), of("audio_file_closed"));
+    assert!(opened.len() >= 2, "{ev:?}");
+    assert_eq!(opened.len(), closed.len());
+    assert_eq!(opened.len(), wav_files(&h.root).len());
+    for k in 1..opened.len() {
+        let before = opened[k - 1]["first_sample_index"].as_u64().unwrap();
+        let frames = closed[k - 1]["frames"].as_u64().unwrap();
+        assert_eq!(
+            opened[k]["first_sample_index"].as_u64().unwrap(),
+            before + frames
+        );
+        let t = |e: &Value| e["first_sample_lsl_time"].as_f64().unwrap();
+        let expected = t(opened[k - 1]) + frames as f64 / 48_000.0;
+        assert!((t(opened[k]) - expected).abs() < 1e-6, "{ev:?}");
+        let wav = std::path::PathBuf::from(closed[k - 1]["path"].as_str().unwrap());
+        assert!((sox_seconds(&wav) - frames as f64 / 48_000.0).abs() < 1e-6);
+    }
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
     lsl_session();
