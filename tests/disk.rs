@@ -581,12 +581,13 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
             let listed: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
             assert_eq!(decoded, listed, "{}", mkv.display());
             numbers.extend(decoded);
-            // Its share of the muxed audio: from its first frame to its last, and past it
-            // by less than the pre-trigger audio's block (which may go into several).
+            // Its share of the muxed audio: from its first frame to where the next part
+            // begins, no more (the pre-trigger audio comes as one block of seconds, cut
+            // between the parts), so that parts joined end to end stay in step.
             let video_s = rows.len() as f64 / 30.0;
             let (first_audio, audio_s) = audio_track_seconds(mkv);
             assert!(
-                first_audio < 0.001 && audio_s > video_s - 0.1 && audio_s < video_s + 3.1,
+                first_audio < 0.001 && (audio_s - video_s).abs() < 0.04,
                 "{}: {audio_s} s of audio from {first_audio} s, {video_s} s of video",
                 mkv.display()
             );
@@ -620,6 +621,29 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
                 None => assert!(events.contains(",stop,"), "{events}"),
             }
         }
+        // Joined end to end (`mkvmerge a.mkv + b.mkv ...`, as README says), the audio
+        // is as long as the video: no part repeats audio of the one before.
+        let joined = std::env::temp_dir().join(format!("joined-{}-{k}.mkv", std::process::id()));
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["-q".into(), "-o".into(), joined.clone().into()];
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                args.push("+".into());
+            }
+            args.push(p.clone().into());
+        }
+        let st = std::process::Command::new("mkvmerge")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (_, joined_audio) = audio_track_seconds(&joined);
+        let _ = std::fs::remove_file(&joined);
+        let joined_video = numbers.len() as f64 / 30.0;
+        assert!(
+            (joined_audio - joined_video).abs() < 0.04,
+            "joined: {joined_audio} s of audio, {joined_video} s of video"
+        );
         // One run of frame numbers over the parts: nothing lost between them.
         assert_numbers_lost_nothing(&numbers, cam);
         if k == 0 {

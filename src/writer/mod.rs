@@ -449,11 +449,12 @@ struct OpenFile {
     /// MKV bytes written so far, and how many of them the camera's counters know of.
     written: u64,
     published: u64,
-    /// With a size limit: the last audio block written, and in a next part the previous
-    /// part's, whose end this part's audio track begins with (a block may last seconds:
-    /// the pre-trigger buffer's audio comes as one).
-    last_audio: Option<AudioBlock>,
-    carried_audio: Option<AudioBlock>,
+    /// With a size limit: the last audio block, written only with the next frame (or at
+    /// the close), so that at a part's end it is cut at that frame: the part's audio ends
+    /// where its video does and the next part's begins there, as one sample stream (a
+    /// block may last seconds: the pre-trigger buffer's audio comes as one). In a next
+    /// part, the rest of the block cut, written after its first frame.
+    held_audio: Option<(AudioBlock, usize)>,
 }
 
 impl Writer {
@@ -811,10 +812,14 @@ impl Writer {
                 Item::Video(frame) => self.write_video(&frame),
                 Item::Audio(block) => {
                     if let Some(f) = self.file.as_mut() {
-                        f.write_audio(&block);
                         if f.spec.max_bytes.is_some() {
-                            // Its end may belong to the next part too.
-                            f.last_audio = Some(block);
+                            // Held, and written up to each frame as the frames come, so
+                            // that a part that ends at a frame ends its audio there too.
+                            // The one held before ends before this one begins.
+                            f.write_held_audio(None);
+                            f.held_audio = Some((block, 0));
+                        } else {
+                            f.write_audio(&block);
                         }
                     }
                 }
@@ -857,20 +862,21 @@ impl Writer {
     }
 
     fn write_video(&mut self, frame: &Frame) {
-        if self.file.as_ref().is_some_and(|f| f.full_before(frame)) {
-            self.next_part(frame);
+        let split = self.file.as_ref().is_some_and(|f| f.full_before(frame));
+        if let Some(f) = self.file.as_mut() {
+            // The audio held goes in first, up to this frame (and at a part's end no
+            // further: the rest goes on in the next part).
+            f.write_held_audio(Some(frame.meta.capture));
+            if split {
+                let rest = f.held_audio.take();
+                self.next_part(frame, rest);
+            }
         }
         let Some(f) = self.file.as_mut() else {
             return;
         };
         match f.write_frame(frame) {
             Ok(()) => {
-                if let Some(block) = f.carried_audio.take() {
-                    // The previous part's last audio block, from this part's first frame on
-                    // (and on into the part after, if it lasts that long).
-                    f.write_audio_from_origin(&block);
-                    f.last_audio = Some(block);
-                }
                 self.cam.stats.frames_written.fetch_add(1, Relaxed);
                 publish_bytes(&self.cam, f);
             }
@@ -917,6 +923,7 @@ impl Writer {
         let Some(mut f) = self.file.take() else {
             return;
         };
+        f.write_held_audio(None);
         self.cam.stats.file_bytes.store(0, Relaxed);
         if f.audio_blocks_dropped > 0 {
             tracing::warn!(
@@ -973,7 +980,7 @@ impl Writer {
     /// stop, and the recording goes on in its next part, which `frame` begins. Nothing is
     /// lost between the two: the next part takes every frame from this one on, and the
     /// muxed audio's interleaving goes on where it was.
-    fn next_part(&mut self, frame: &Frame) {
+    fn next_part(&mut self, frame: &Frame, audio_rest: Option<(AudioBlock, usize)>) {
         // A part filled by the pre-trigger buffer alone is finished before its first
         // write was due: it is announced all the same, before its end.
         self.announce();
@@ -1020,6 +1027,9 @@ impl Writer {
             Ok(mut g) => {
                 g.drops_at_open = (self.cam.drops)();
                 g.take_over(carried, frame, &previous);
+                // The rest of the last audio block: from the first frame on, written with
+                // the next frame, as every block.
+                g.held_audio = audio_rest;
                 self.file = Some(g);
             }
             Err((e, buffers)) => {
@@ -1223,7 +1233,6 @@ struct Carried {
     end: Option<LslTime>,
     last_capture: LslTime,
     lost_now: bool,
-    last_audio: Option<AudioBlock>,
 }
 
 /// Whether the MKV at `path` holds no complete frame (empty, cut inside its header, or no
@@ -1312,8 +1321,7 @@ impl OpenFile {
             audio_before_video: 0,
             written: 0,
             published: 0,
-            last_audio: None,
-            carried_audio: None,
+            held_audio: None,
             spec,
         })
     }
@@ -1328,7 +1336,12 @@ impl OpenFile {
         // A block's header: ID, size, track, timestamp and flags, at most.
         const BLOCK_HEADER: u64 = 16;
         let margin = PART_MARGIN.min(limit / 8);
+        let held = self
+            .held_audio
+            .as_ref()
+            .map_or(0, |(b, done)| BLOCK_HEADER + (b.pcm.len() - done) as u64);
         let need = muxer.position()
+            + held
             + BLOCK_HEADER
             + frame.data.len() as u64
             + muxer.finish_bound()
@@ -1346,7 +1359,6 @@ impl OpenFile {
             end: self.end,
             last_capture: self.last_capture,
             lost_now: self.lost_now,
-            last_audio: self.last_audio.take(),
         }
     }
 
@@ -1360,7 +1372,6 @@ impl OpenFile {
         self.end = c.end;
         self.last_capture = c.last_capture;
         self.lost_now = c.lost_now;
-        self.carried_audio = c.last_audio;
         // Frames missing between the parts count in this one.
         self.last_seq = previous.1;
         let (name, last) = previous;
@@ -1487,29 +1498,32 @@ impl OpenFile {
     /// in (before the first frame, or too far behind the video already written) is
     /// counted; the WAV file has it.
     fn write_audio(&mut self, block: &AudioBlock) {
+        self.write_pcm(block.at, &block.pcm);
+    }
+
+    /// [`OpenFile::write_audio`] of samples `pcm` captured from `at` on.
+    fn write_pcm(&mut self, at: LslTime, pcm: &[u8]) {
+        let block = (at, pcm);
         let (Some(origin), Some(muxer)) = (self.origin, self.muxer.as_mut()) else {
             self.audio_before_video += 1;
             return;
         };
         let (t, pcm) = match self.spec.audio {
-            Some(track) if block.at < origin => {
+            Some(track) if block.0 < origin => {
                 // Whole samples before the first frame, to the nearest one (a block that
                 // begins within half a sample of it goes in whole, at 0).
-                let early = i128::from(origin.nanos_since(block.at));
+                let early = i128::from(origin.nanos_since(block.0));
                 let rate = i128::from(track.rate.max(1));
                 let skip = ((early * rate + 500_000_000) / 1_000_000_000) as usize;
                 let skip_bytes = skip.saturating_mul(2 * usize::from(track.channels.max(1)));
-                if skip_bytes >= block.pcm.len() {
+                if skip_bytes >= block.1.len() {
                     self.audio_before_video += 1;
                     return;
                 }
                 let t = skip as i128 * 1_000_000_000 / rate - early;
-                (
-                    i64::try_from(t).unwrap_or(0).max(0),
-                    &block.pcm[skip_bytes..],
-                )
+                (i64::try_from(t).unwrap_or(0).max(0), &block.1[skip_bytes..])
             }
-            _ => (block.at.nanos_since(origin).max(0), &block.pcm[..]),
+            _ => (block.0.nanos_since(origin).max(0), block.1),
         };
         match muxer.write_block(2, t, true, pcm, &mut self.out, &mut self.patches) {
             Ok(_) => self.audio_blocks += 1,
@@ -1517,16 +1531,41 @@ impl OpenFile {
         }
     }
 
-    /// The part of `block` from the file's first frame on, if it reaches that far (the
-    /// previous part has the rest).
-    fn write_audio_from_origin(&mut self, block: &AudioBlock) {
-        let (Some(origin), Some(track)) = (self.origin, self.spec.audio) else {
+    /// Writes the samples of the audio block held ([`OpenFile::held_audio`]) that were
+    /// captured before `until` (all of them for `None`), and keeps the rest held. Where
+    /// the file ends at `until` (a part's end), the rest goes to the next part.
+    fn write_held_audio(&mut self, until: Option<LslTime>) {
+        let Some((block, done)) = self.held_audio.take() else {
             return;
         };
-        let bytes_per_second = u64::from(track.rate) * 2 * u64::from(track.channels.max(1));
-        let lasts = block.pcm.len() as u64 * 1_000_000_000 / bytes_per_second.max(1);
-        if block.at + Duration::from_nanos(lasts) > origin {
-            self.write_audio(block);
+        let Some(track) = self.spec.audio else {
+            return;
+        };
+        let frame_bytes = 2 * usize::from(track.channels.max(1));
+        let rate = i128::from(track.rate.max(1));
+        // Sample `n` of the block was captured at `at + n / rate`.
+        let time_of = |byte: usize| {
+            let n = (byte / frame_bytes) as i128;
+            block.at + Duration::from_nanos((n * 1_000_000_000 / rate) as u64)
+        };
+        let end = match until {
+            None => block.pcm.len(),
+            Some(until) => {
+                let before = i128::from(until.nanos_since(block.at).max(0));
+                let samples = ((before * rate + 500_000_000) / 1_000_000_000) as usize;
+                samples
+                    .saturating_mul(frame_bytes)
+                    .clamp(done, block.pcm.len())
+            }
+        };
+        // Before the file's first frame (its header not written yet), the samples up to
+        // it are left out as `write_audio` leaves them out: the track begins there.
+        let before_first_frame = self.origin.is_none() && end < block.pcm.len();
+        if end > done && !before_first_frame {
+            self.write_pcm(time_of(done), &block.pcm[done..end]);
+        }
+        if end < block.pcm.len() {
+            self.held_audio = Some((block, end));
         }
     }
 
