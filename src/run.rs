@@ -65,19 +65,20 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         root.display(),
         root_fs.top().display()
     );
+    let set = config.storage.max_file_size.bytes();
     match (
-        config.storage.max_file_size,
+        crate::storage::max_file_bytes(set, &root),
         crate::storage::file_size_limit(&root),
     ) {
-        (crate::config::MaxFileSize::Bytes(b), _) => tracing::info!(
-            "storage.max_file_size {}: a camera's video goes on in a next file (…_<camera>.part002.mkv, …) before its file grows past that",
-            crate::storage::size(b.0)
-        ),
-        (crate::config::MaxFileSize::Auto, Some((limit, fs))) => tracing::info!(
-            "the recordings root is on {fs}, which holds files of at most {}: a camera's video goes on in a next file (…_<camera>.part002.mkv, …) before its file gets there",
+        (Some(limit), Some((fs_limit, fs))) if limit == fs_limit => tracing::info!(
+            "the recordings root is on {fs}, which holds files of at most {}: a camera's video and the WAV go on in a next file (…part002) before they get there",
             crate::storage::size(limit)
         ),
-        (crate::config::MaxFileSize::Auto, None) => {}
+        (Some(limit), _) => tracing::info!(
+            "storage.max_file_size {}: a camera's video and the WAV go on in a next file (…part002) before they grow past that",
+            crate::storage::size(limit)
+        ),
+        (None, _) => {}
     }
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()

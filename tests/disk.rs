@@ -538,6 +538,12 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
     let cam = &status["cameras"][0];
     let log = h.log_text();
     assert!(!log.contains("File too large"), "{log}");
+    assert!(
+        log.contains(
+            "storage.max_file_size 1.0 MiB: a camera's video and the WAV go on in a next file"
+        ),
+        "the log says so at start-up: {log}"
+    );
 
     let recordings = parts_by_recording(&h.root);
     assert_eq!(recordings.len(), 2);
