@@ -98,6 +98,21 @@ struct PendingStop {
     since: LslTime,
 }
 
+/// The `file_closed` event of a finished file (a recording's last, or one of its parts).
+fn file_closed(id: u64, summary: &crate::status::FileSummary) -> Event {
+    Event::FileClosed {
+        recording: id,
+        kind: summary.kind,
+        path: summary.path.clone(),
+        frames: summary.frames,
+        first_frame: summary.first_frame_number,
+        last_frame: summary.last_frame_number,
+        missing_frames: summary.missing_frames,
+        duration_s: summary.duration_s,
+        error: summary.error.clone(),
+    }
+}
+
 /// Whether a camera's file of a recording exists (its path) or will not (why).
 enum FileKnown {
     Exists(String),
@@ -957,17 +972,7 @@ impl Control {
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
-                    Event::FileClosed {
-                        recording: id,
-                        kind: summary.kind,
-                        path: summary.path.clone(),
-                        frames: summary.frames,
-                        first_frame: summary.first_frame_number,
-                        last_frame: summary.last_frame_number,
-                        missing_frames: summary.missing_frames,
-                        duration_s: summary.duration_s,
-                        error: summary.error.clone(),
-                    },
+                    file_closed(id, &summary),
                 );
                 self.notice(match &summary.error {
                     Some(e) => format!("{}: {e}", summary.path),
@@ -997,17 +1002,7 @@ impl Control {
                 self.lsl_event(
                     Some(camera),
                     self.clocks.now().lsl,
-                    Event::FileClosed {
-                        recording: id,
-                        kind: summary.kind,
-                        path: summary.path.clone(),
-                        frames: summary.frames,
-                        first_frame: summary.first_frame_number,
-                        last_frame: summary.last_frame_number,
-                        missing_frames: summary.missing_frames,
-                        duration_s: summary.duration_s,
-                        error: None,
-                    },
+                    file_closed(id, &summary),
                 );
                 // Logged by the writer; not sent to the phone, which hears of the recording's
                 // start and end (a part every few minutes would bury them).

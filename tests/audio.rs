@@ -620,28 +620,7 @@ fn mkv_audio(mkv: &std::path::Path) -> (f64, Vec<f64>) {
         .chunks_exact(2)
         .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
-    let first = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-read_intervals",
-            "%+#1",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(mkv)
-        .output()
-        .unwrap();
-    let first = String::from_utf8_lossy(&first.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap();
-    (first, samples)
+    (first_audio_block_s(mkv), samples)
 }
 
 #[test]

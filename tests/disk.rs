@@ -483,6 +483,22 @@ fn parts_by_recording(root: &Path) -> Vec<Vec<PathBuf>> {
         .collect()
 }
 
+/// A recorder that may not write a file past 1 MiB (`ulimit -f`; SIGXFSZ ignored, so a
+/// write past it fails with "File too large", as on FAT past 4 GiB).
+fn start_under_a_1_mib_file_limit(config: &str) -> Hindsight {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let wrapper: Vec<std::ffi::OsString> = [
+        "bash",
+        "-c",
+        "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"",
+        "limited",
+    ]
+    .map(Into::into)
+    .to_vec();
+    Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
+}
+
 /// A file size limit (FAT's 4 GiB, or `storage.max_file_size`) ends a camera's file
 /// and the recording goes on in the next one, losing nothing between them. Here the limit
 /// is 1 MiB, and the process may not write a file past 1 MiB at all (`ulimit -f`: a write
@@ -496,17 +512,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
         "{}storage:\n  max_file_size: 1MiB\naudio:\n  mux_into_video: true\n  channels: 2\n  sample_format: f32\n",
         synthetic_config(640, 480, 30.0, 3.0)
     );
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let wrapper: Vec<std::ffi::OsString> = [
-        "bash",
-        "-c",
-        "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"",
-        "limited",
-    ]
-    .map(Into::into)
-    .to_vec();
-    let mut h = Hindsight::start_wrapped(dir, root, &config, &wrapper, |_| {});
+    let mut h = start_under_a_1_mib_file_limit(&config);
     h.wait_buffered(3.0);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
@@ -742,17 +748,7 @@ fn an_unforeseen_file_size_limit_is_explained_and_the_file_kept() {
         "{}audio:\n  enabled: false\n",
         synthetic_config(640, 480, 30.0, 3.0)
     );
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let wrapper: Vec<std::ffi::OsString> = [
-        "bash",
-        "-c",
-        "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"",
-        "limited",
-    ]
-    .map(Into::into)
-    .to_vec();
-    let mut h = Hindsight::start_wrapped(dir, root, &config, &wrapper, |_| {});
+    let mut h = start_under_a_1_mib_file_limit(&config);
     h.wait_buffered(3.0);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
@@ -780,24 +776,7 @@ fn an_unforeseen_file_size_limit_is_explained_and_the_file_kept() {
 /// When the audio track of `mkv` begins (its first block's time) and how long it plays,
 /// decoded by ffmpeg (48 kHz mono).
 fn audio_track_seconds(mkv: &Path) -> (f64, f64) {
-    let first = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "packet=pts_time",
-        ])
-        .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
-        .arg(mkv)
-        .output()
-        .unwrap();
-    let first: f64 = String::from_utf8_lossy(&first.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or_else(|_| panic!("{}: no audio block", mkv.display()));
+    let first = first_audio_block_s(mkv);
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(mkv)

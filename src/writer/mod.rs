@@ -950,28 +950,37 @@ impl Writer {
             self.rowless
                 .push_back((id, f.spec.paths.events_csv.clone()));
         }
-        let path = f.spec.paths.mkv.display().to_string();
+        if let Some(summary) = self.finish(f, Ending::Stop(&reason)) {
+            tracing::info!(
+                camera = %self.cam.name,
+                "closed {} ({} frames, {:.1} s, {} missing)",
+                summary.path, summary.frames, summary.duration_s, summary.missing_frames
+            );
+            let _ = self.events.send(WriterEvent::Closed {
+                camera,
+                id,
+                summary,
+            });
+        }
+    }
+
+    /// Finishes `f` (its buffers go back to the spare), and returns what it holds; on a
+    /// failure, the recording fails.
+    fn finish(&mut self, mut f: OpenFile, ending: Ending) -> Option<FileSummary> {
+        let (id, path) = (f.spec.id, f.spec.paths.mkv.display().to_string());
         let lost = (self.cam.drops)().since(&f.drops_at_open);
-        let result = f.finish(Ending::Stop(&reason), &lost);
+        let result = f.finish(ending, &lost);
         self.spare = Some(f.into_buffers());
         match result {
             Ok(mut summary) => {
                 summary.camera = self.cam.name.clone();
-                tracing::info!(
-                    camera = %self.cam.name,
-                    "closed {} ({} frames, {:.1} s, {} missing)",
-                    summary.path, summary.frames, summary.duration_s, summary.missing_frames
-                );
-                let _ = self.events.send(WriterEvent::Closed {
-                    camera,
-                    id,
-                    summary,
-                });
+                Some(summary)
             }
             Err(e) => {
                 let error = format!("cannot finish {path}: {e}");
                 tracing::error!("{error}");
                 self.report_failure(id, path, error);
+                None
             }
         }
     }
@@ -989,39 +998,27 @@ impl Writer {
         };
         self.cam.stats.file_bytes.store(0, Relaxed);
         let id = f.spec.id;
-        let path = f.spec.paths.mkv.display().to_string();
         let mut spec = f.spec.clone();
         spec.part += 1;
         spec.paths = f.first_paths.part(spec.part);
         let next = spec.paths.mkv.display().to_string();
         let next_name = file_name(&spec.paths.mkv);
-        let lost = (self.cam.drops)().since(&f.drops_at_open);
-        let result = f.finish(Ending::Part { next: &next_name }, &lost);
         let carried = f.carry();
         let previous = (file_name(&f.spec.paths.mkv), f.last_seq);
-        self.spare = Some(f.into_buffers());
-        match result {
-            Ok(mut summary) => {
-                summary.camera = self.cam.name.clone();
-                tracing::info!(
-                    camera = %self.cam.name,
-                    "closed {} at its size limit ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
-                    summary.path, summary.frames, summary.duration_s, summary.missing_frames
-                );
-                let _ = self.events.send(WriterEvent::Continued {
-                    camera: self.cam.index,
-                    id,
-                    summary,
-                    next: next.clone(),
-                });
-            }
-            Err(e) => {
-                let error = format!("cannot finish {path}: {e}");
-                tracing::error!("{error}");
-                self.report_failure(id, path, error);
-                return;
-            }
-        }
+        let Some(summary) = self.finish(f, Ending::Part { next: &next_name }) else {
+            return;
+        };
+        tracing::info!(
+            camera = %self.cam.name,
+            "closed {} at its size limit ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
+            summary.path, summary.frames, summary.duration_s, summary.missing_frames
+        );
+        let _ = self.events.send(WriterEvent::Continued {
+            camera: self.cam.index,
+            id,
+            summary,
+            next: next.clone(),
+        });
         let buffers = self.spare.take().unwrap_or_else(Buffers::new);
         match OpenFile::create(spec, buffers, self.clocks.clone()) {
             Ok(mut g) => {

@@ -431,6 +431,27 @@ pub fn sox_seconds(path: &Path) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// The time (s) of the first block of the MKV's audio track, from ffprobe.
+pub fn first_audio_block_s(mkv: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0"])
+        .args([
+            "-show_entries",
+            "packet=pts_time",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: no audio block", mkv.display()))
+}
+
 pub fn sidecar_of(mkv: &Path) -> PathBuf {
     mkv.with_extension("frames.csv")
 }
