@@ -303,8 +303,13 @@ impl Output {
             self.next_part(spec);
             fit = self.wav.frames_that_fit(max);
         }
-        // A part takes at least one frame (a limit smaller than its header).
-        frames.min(fit.max(u64::from(self.frames == self.frames_before_part)))
+        match fit {
+            // No next part (it could not be made: said once, as a failed write), or a
+            // limit smaller than a part's header: written on, and what the filesystem
+            // refuses is lost, as after any failed write, never waited for.
+            0 => frames,
+            fit => frames.min(fit),
+        }
     }
 
     /// This part is full: it is finished, and the samples go on in the next, from the
@@ -327,7 +332,13 @@ impl Output {
         let wav = match created {
             Ok(w) => w,
             Err(e) => {
-                self.check(Err(e));
+                let error = format!(
+                    "{} is full (its size limit), and its next part {} cannot be created: {e}",
+                    self.path.display(),
+                    next.display()
+                );
+                tracing::error!("audio: {error}");
+                self.failed.get_or_insert(error);
                 return;
             }
         };
@@ -1161,6 +1172,99 @@ pub fn to_i16(s: f32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wav_output(path: PathBuf, max_bytes: u64) -> Output {
+        let policy = Durability::for_fsync_interval(None);
+        let wav = WavOutput::create(&path, 48_000, 1, SampleFormat::S16, policy).unwrap();
+        Output {
+            id: 1,
+            path,
+            wav,
+            max_bytes: Some(max_bytes),
+            part: 1,
+            frames_before_part: 0,
+            part_events: Vec::new(),
+            failed: None,
+            next: 0,
+            end: None,
+            end_time: None,
+            first_index: 0,
+            first_time: LslTime::from_nanos(1_000_000_000),
+            frames: 0,
+            mkv: None,
+            pcm: Vec::new(),
+        }
+    }
+
+    /// A WAV at its size limit goes on in its next part, which begins with the next
+    /// sample; if that part cannot be made, the samples are written on (refused where the
+    /// limit is the filesystem's), never waited for: the audio thread must not spin.
+    #[test]
+    fn a_full_wav_goes_on_in_a_next_part_or_on_but_never_stops_the_thread() {
+        let spec = WavSpec {
+            rate: 48_000,
+            channels: 1,
+            format: SampleFormat::S16,
+            policy: Durability::for_fsync_interval(None),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = wav_output(dir.path().join("rec_2026-12-01_10-00-00.wav"), 1000);
+        let fit = o.room(10_000, spec);
+        assert!(
+            fit > 400 && fit < 500,
+            "{fit} frames of 2 bytes after the header"
+        );
+        o.wav.write(&vec![0.0; fit as usize]).unwrap();
+        o.frames += fit;
+        assert_eq!(o.room(100, spec), 100, "the next part takes them");
+        assert_eq!(o.part, 2);
+        assert!(o.path.ends_with("rec_2026-12-01_10-00-00.part002.wav"));
+        let kinds: Vec<String> = o.part_events.iter().map(Event::to_json).collect();
+        assert!(
+            kinds[0].contains(r#""event":"audio_file_closed""#),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds[1].contains(r#""event":"audio_file_opened""#),
+            "{kinds:?}"
+        );
+        match &o.part_events[1] {
+            Event::AudioFileOpened {
+                first_sample_index,
+                first_sample_lsl_time,
+                ..
+            } => {
+                assert_eq!(*first_sample_index, fit);
+                assert!((first_sample_lsl_time - (1.0 + fit as f64 / 48_000.0)).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        let first = std::fs::File::open(dir.path().join("rec_2026-12-01_10-00-00.wav"))
+            .map_err(wav::WavError::from)
+            .and_then(|mut f| wav::layout(&mut f))
+            .unwrap();
+        assert_eq!(
+            first.data_size,
+            2 * fit,
+            "the first part is finished with its samples"
+        );
+
+        // The next part's name is taken by a file with data in it: it cannot be made.
+        let mut o = wav_output(dir.path().join("rec_2026-12-01_11-00-00.wav"), 1000);
+        std::fs::write(
+            dir.path().join("rec_2026-12-01_11-00-00.part002.wav"),
+            b"data",
+        )
+        .unwrap();
+        let fit = o.room(10_000, spec);
+        o.wav.write(&vec![0.0; fit as usize]).unwrap();
+        o.frames += fit;
+        assert_eq!(o.room(100, spec), 100, "written on, not waited for");
+        assert_eq!(o.part, 1);
+        let said = o.failed.clone().unwrap();
+        assert!(said.contains("part002.wav"), "{said}");
+        assert_eq!(o.room(100, spec), 100);
+    }
 
     fn no_wav_id(m: WriterMsg) -> u64 {
         match m {
