@@ -793,3 +793,178 @@ fn audio_track_seconds(mkv: &Path) -> (f64, f64) {
     );
     (first, out.stdout.len() as f64 / 2.0 / 48_000.0)
 }
+
+/// A burst of starts and stops while recordings go into parts: each start's pre-trigger
+/// buffer alone fills more than one part, and the muxed audio makes each stop wait for
+/// its last block while the next start comes. Every start answered names a file that
+/// exists, and each recording's parts follow one another with nothing lost between them.
+#[test]
+fn a_burst_of_commands_over_part_boundaries_loses_nothing() {
+    let _g = serial();
+    let limit: u64 = 1 << 20;
+    let config = format!(
+        "{}storage:\n  max_file_size: 1MiB\naudio:\n  mux_into_video: true\n",
+        synthetic_config(640, 480, 30.0, 3.0)
+    );
+    let mut h = start_under_a_1_mib_file_limit(&config);
+    h.wait_buffered(3.0);
+    let api = h.api.clone();
+    let replies: Vec<(bool, u16, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|i| {
+                let api = api.clone();
+                s.spawn(move || {
+                    // Starts and stops in pairs, a pair every 150 ms: some stops come while
+                    // the buffer is still being written, some while a stop waits for audio.
+                    std::thread::sleep(Duration::from_millis(150 * (i / 2) as u64));
+                    let start = i % 2 == 0;
+                    let r = reqwest::blocking::Client::new()
+                        .post(format!(
+                            "http://{api}/api/{}",
+                            if start { "start" } else { "stop" }
+                        ))
+                        .json(&json!({}))
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .unwrap();
+                    (start, r.status().as_u16(), r.json().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    assert!(
+        replies.iter().all(|(_, code, _)| *code == 200),
+        "{replies:?}"
+    );
+    let started: Vec<PathBuf> = replies
+        .iter()
+        .filter(|(start, _, r)| *start && r["outcome"] == "done")
+        .map(|(_, _, r)| PathBuf::from(r["files"][0].as_str().unwrap()))
+        .collect();
+    assert!(started.len() >= 2, "{replies:?}");
+    let status = h.status();
+    let cam = &status["cameras"][0];
+    let log = h.log_text();
+    assert!(!log.contains("File too large"), "{log}");
+    assert!(!log.contains("frames lost"), "{log}");
+    let recordings = parts_by_recording(&h.root);
+    for mkv in &started {
+        assert!(
+            recordings.iter().any(|parts| parts[0] == *mkv),
+            "{} was answered, and is not the first part of a recording: {recordings:?}",
+            mkv.display()
+        );
+    }
+    let mut in_parts = 0;
+    for parts in &recordings {
+        in_parts += usize::from(parts.len() > 1);
+        let mut rows = Vec::new();
+        for mkv in parts {
+            assert!(std::fs::metadata(mkv).unwrap().len() <= limit);
+            check_finished(mkv, &status);
+            rows.extend(read_sidecar(mkv));
+        }
+        // One run of frame numbers over the parts, the whole 3 s buffer at its head.
+        eprintln!("{parts:?}:");
+        assert_nothing_lost(&rows, cam);
+        let span = rows.last().unwrap().lsl_time - rows[0].lsl_time;
+        assert!(span >= 2.9, "{parts:?}: {span:.2} s");
+        assert!(rows[0].pre_trigger, "{parts:?}");
+    }
+    assert!(
+        in_parts >= 2,
+        "the burst's recordings went into parts: {recordings:?}"
+    );
+    assert!(h.terminate().success());
+}
+
+/// A crash in the middle of a recording in parts: the parts before it are whole, the next
+/// start names the part being written as unfinished (only it), `hindsight repair`
+/// finishes it, and the web page lists one recording of all its parts, nothing lost up
+/// to the crash's last moment.
+#[test]
+fn a_crash_in_a_later_part_leaves_the_parts_before_whole_and_repair_finishes_the_last() {
+    let _g = serial();
+    let config = format!(
+        "{}storage:\n  max_file_size: 1MiB\naudio:\n  enabled: false\n",
+        synthetic_config(640, 480, 30.0, 3.0)
+    );
+    let mut h = start_under_a_1_mib_file_limit(&config);
+    h.wait_buffered(3.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("part 4 is written", Duration::from_secs(30), |h| {
+        mkv_files(&h.root).len() >= 4
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let cam = h.status()["cameras"][0].clone();
+    let last_captured = cam["last_frame_number"].as_u64().unwrap();
+    h.kill9();
+    let recordings = parts_by_recording(&h.root);
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let parts = recordings[0].clone();
+    let (last, whole) = parts.split_last().unwrap();
+    let status = json!({ "cameras": [cam.clone()] });
+    for mkv in whole {
+        check_finished(mkv, &status);
+    }
+
+    // The next start: only the part being written is unfinished.
+    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().unwrap());
+    let root = h.root.clone();
+    let mut h2 = Hindsight::start_in(dir, root, &config);
+    let unfinished = h2.status()["unfinished_files"].clone();
+    assert_eq!(
+        unfinished,
+        json!([last.to_str().unwrap()]),
+        "{}",
+        h2.log_text()
+    );
+    let listed = |h2: &Hindsight| -> serde_json::Value {
+        let list: serde_json::Value = reqwest::blocking::Client::new()
+            .get(format!("http://{}/api/recordings", h2.api))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(list["recordings"].as_array().unwrap().len(), 1, "{list}");
+        list["recordings"][0].clone()
+    };
+    let rec = listed(&h2);
+    assert_eq!(rec["unfinished"], true, "{rec}");
+    assert_eq!(rec["cameras"][0]["parts"], parts.len(), "{rec}");
+
+    let printed = repair_ok(last);
+    assert!(printed.contains("repaired"), "{printed}");
+    mkvmerge_clean(last);
+    assert!(mkvinfo_cue_points(last) > 0, "a repaired file has Cues");
+    let frames = ffprobe_frame_count(last) as usize;
+    assert!(frames >= 10, "repair kept {frames} frames of the last part");
+    let rec = listed(&h2);
+    assert_eq!(
+        (&rec["unfinished"], &rec["repaired"]),
+        (&json!(false), &json!(true)),
+        "{rec}"
+    );
+    // The pixels' frame numbers are the sidecars' (the last's up to where repair cut it).
+    let mut numbers = Vec::new();
+    let mut rows = 0;
+    for mkv in &parts {
+        let decoded: Vec<u64> = decoded_frame_numbers(mkv, 640, 480)
+            .into_iter()
+            .map(|n| n.expect("a frame number in the pixels"))
+            .collect();
+        let listed: Vec<u64> = read_sidecar(mkv).iter().map(|r| r.frame_number).collect();
+        assert!(listed.starts_with(&decoded), "{}", mkv.display());
+        rows += listed.len();
+        numbers.extend(decoded);
+    }
+    assert_eq!(rec["cameras"][0]["frames"], rows, "{rec}");
+    assert_numbers_lost_nothing(&numbers, &cam);
+    let lost = last_captured.saturating_sub(*numbers.last().unwrap());
+    assert!(lost <= 30, "{lost} frames (more than 1 s) lost by kill -9");
+    assert!(h2.terminate().success());
+}
