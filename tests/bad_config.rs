@@ -166,7 +166,15 @@ fn encoders_out_of_range_or_on_a_camera_that_cannot_use_them_are_refused() {
     let r = run_with("cameras:\n  - name: a\n    encoders: 0\n", None);
     assert_refused(&r, &["cameras[0].encoders", "1 to 16 threads", "line 3"]);
     let r = run_with("cameras:\n  - name: a\n    encoders: 17\n", None);
-    assert_refused(&r, &["cameras[0].encoders", "1 to 16 threads"]);
+    assert_refused(&r, &["cameras[0].encoders", "`auto` or 1 to 16 threads"]);
+    let r = run_with("cameras:\n  - name: a\n    encoders: all\n", None);
+    assert_refused(
+        &r,
+        &[
+            "cameras[0].encoders",
+            "`auto` or 1 to 16 threads, got `all`",
+        ],
+    );
     let r = run_with(
         "cameras:\n  - name: a\n    source: synthetic\n    encoders: 4\n",
         None,

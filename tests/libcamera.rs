@@ -46,13 +46,19 @@ const PI: Virtual = Virtual {
 /// Writes the cameras' images (synthetic frames 0..IMAGES) and their configuration
 /// under `dir`; returns the configuration's path (for LIBCAMERA_VIRTUAL_CONFIG).
 fn virtual_cameras(dir: &Path, cams: &[Virtual]) -> PathBuf {
+    virtual_cameras_showing(dir, cams, IMAGES)
+}
+
+/// [`virtual_cameras`] with `images` images each (fewer for a large size: libcamera
+/// holds every one decoded).
+fn virtual_cameras_showing(dir: &Path, cams: &[Virtual], images: u64) -> PathBuf {
     let mut yaml = String::from("%YAML 1.1\n---\n");
     for c in cams {
         let frames = dir.join(format!("frames-{}", c.id));
         std::fs::create_dir_all(&frames).unwrap();
         let mut enc =
             hindsight::source::synthetic::PatternEncoder::new(c.width, c.height, 95).unwrap();
-        for n in 0..IMAGES {
+        for n in 0..images {
             std::fs::write(frames.join(format!("{n}.jpg")), enc.encode(n).unwrap()).unwrap();
         }
         yaml.push_str(&format!(
@@ -885,4 +891,88 @@ fn lost_and_back(encoders: u8) {
         ["start", "camera_lost", "camera_back", "stop"],
         "{events}"
     );
+}
+
+/// `encoders: auto`, the default, encodes on the capture thread where one core is plenty,
+/// and on as many threads as the cost of a frame needs where it is not, up to the
+/// machine's cores, measured when the camera opens and said in the log (a warning when
+/// even every core may not be enough). The cost is that of a frame of noise, the dearest:
+/// 1280x720 at 1000 fps needs several cores on any machine this runs on (4.2 on the
+/// 2-core VM the project is built on), 320x240 at 30 fps a few percent of one.
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn encoders_auto_take_the_threads_the_camera_needs_on_this_machine() {
+    let _one_at_a_time = serial();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // What the log says was measured, and the threads it gave.
+    let decided = |log: &str| -> (f64, u32) {
+        let line = log
+            .lines()
+            .find(|l| l.contains("encoders auto: "))
+            .unwrap_or_else(|| panic!("{log}"));
+        let threads = line
+            .split("encoders auto: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        let ms: f64 = line
+            .split(" takes ")
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        (ms, threads)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let mut h = start(&config(&camera("pi", "0", 320, 240, 30.0, 80)), &yaml, &[]);
+    let (ms, threads) = decided(&h.log_text());
+    assert_eq!(threads, 1, "{}", h.log_text());
+    assert!(ms * 30.0 / 1e3 < 0.75, "{ms} ms a frame of noise");
+    assert_eq!(
+        h.status()["cameras"][0]["model"],
+        "virtual-imx708, YUV420 encoded to JPEG"
+    );
+    let mkv = record(&mut h, 1.0);
+    assert_sensor_times(&read_sidecar(&mkv), &shown(&mkv, 320, 240), period(30.0));
+    assert!(h.terminate().success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let fast = Virtual {
+        id: "Virtual0",
+        model: "virtual-fast",
+        width: 1280,
+        height: 720,
+        rates: (10, 1000),
+    };
+    let yaml = virtual_cameras_showing(dir.path(), &[fast], 8);
+    let mut h = start(
+        &config(&camera("fast", "0", 1280, 720, 1000.0, 80)),
+        &yaml,
+        &[],
+    );
+    let log = h.log_text();
+    let (ms, threads) = decided(&log);
+    let need = ms * 1000.0 / 1e3;
+    let wanted = ((need / 0.75).ceil() as usize).clamp(1, 16).min(cores) as u32;
+    assert_eq!(threads, wanted, "{need} cores needed, {cores} here: {log}");
+    assert!(threads >= 2 || cores == 1, "{log}");
+    assert_eq!(
+        h.status()["cameras"][0]["model"],
+        format!("virtual-fast, YUV420 encoded to JPEG on {threads} threads")
+    );
+    // More than every core would give each thread over 80%: said as a warning.
+    if need / f64::from(threads) >= 0.8 {
+        assert!(
+            log.contains(" WARN ")
+                && log.contains("may lose frames; lower fps, resolution or quality"),
+            "{log}"
+        );
+    }
+    assert!(h.terminate().success());
 }

@@ -225,9 +225,11 @@ pub struct CameraConfig {
     pub codec: Codec,
     /// JPEG quality where hindsight encodes (synthetic, YUYV cameras).
     pub quality: Quality,
-    /// libcamera: threads that encode its frames to JPEG. 1 (the default) encodes on the
-    /// capture thread; more take frames in turn, for a rate one core cannot encode, at
-    /// the cost of a thread wake per frame.
+    /// libcamera: threads that encode its frames to JPEG. 1 encodes on the capture
+    /// thread; more take frames in turn, for a rate one core cannot encode, at the cost
+    /// of a thread wake per frame. `auto` (the default): as many as the camera's size,
+    /// quality and rate need on this machine, up to its cores, decided each time the
+    /// camera opens (`source::libcamera::auto_encoders`).
     pub encoders: Encoders,
     /// Core the capture thread is pinned to: a number, `auto` (the last core, then the
     /// ones before it for further cameras), or `none` (the default: where the kernel
@@ -258,7 +260,7 @@ impl Default for CameraConfig {
             fps: Fps(100.0),
             codec: Codec::Mjpg,
             quality: Quality(80),
-            encoders: Encoders(1),
+            encoders: Encoders::Auto,
             cpu_core: CpuCore::Unpinned,
             realtime: Toggle::Auto,
             imx296_crop: false,
@@ -633,7 +635,8 @@ impl Config {
                     format!("source `{}` needs `{k}`", cam.source.as_str()),
                 ));
             }
-            if cam.encoders.0 > 1 && cam.source != SourceKind::Libcamera {
+            let threads = cam.encoders.threads().unwrap_or(1);
+            if threads > 1 && cam.source != SourceKind::Libcamera {
                 return Err(ConfigError::at(
                     origin,
                     line(&["cameras", &idx, "encoders"]),
@@ -641,7 +644,7 @@ impl Config {
                     format!(
                         "{} encoders: only a libcamera camera's frames are encoded on several \
                          threads (source `{}` encodes on its capture thread, or not at all)",
-                        cam.encoders.0,
+                        threads,
                         cam.source.as_str()
                     ),
                 ));

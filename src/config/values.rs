@@ -187,18 +187,51 @@ checked_number!(
     "JPEG quality must be 1 to 100"
 );
 
-checked_number!(
-    /// Threads that encode a camera's frames to JPEG, 1 to 16.
-    Encoders(u8),
-    whole_number,
-    |v| (1..=16).contains(&v),
-    "encoders must be 1 to 16 threads"
-);
+/// Threads that encode a libcamera camera's frames to JPEG: `auto` (as many as its size,
+/// quality and rate need on this machine, decided each time it opens) or 1 to 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "Value")]
+pub enum Encoders {
+    Auto,
+    Threads(u8),
+}
+
+impl Checked for Encoders {
+    fn check(v: Value) -> Result<Self, ValueError> {
+        const SAY: &str = "encoders must be `auto` or 1 to 16 threads";
+        match &v {
+            Value::String(s) if s == "auto" => Ok(Encoders::Auto),
+            Value::Number(_) => match whole_number(&v)? {
+                n @ 1..=16 => Ok(Encoders::Threads(n as u8)),
+                n => Err(ValueError(format!("{SAY}, got {n}"))),
+            },
+            _ => Err(ValueError(format!("{SAY}, got {}", show(&v)))),
+        }
+    }
+}
+
+impl Encoders {
+    /// Threads set in the configuration (`None`: `auto`).
+    pub fn threads(self) -> Option<u8> {
+        match self {
+            Encoders::Auto => None,
+            Encoders::Threads(n) => Some(n),
+        }
+    }
+}
+
+impl From<Encoders> for Value {
+    fn from(v: Encoders) -> Value {
+        match v {
+            Encoders::Auto => Value::String("auto".into()),
+            Encoders::Threads(n) => Value::Number(n.into()),
+        }
+    }
+}
 
 // Whole numbers compare exactly.
 impl Eq for Dimension {}
 impl Eq for Quality {}
-impl Eq for Encoders {}
 
 /// A part of a file name (prefix, camera name): 1 to 64 of `A-Z a-z 0-9 - _ .`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -374,7 +407,14 @@ impl From<MaxFileSize> for Value {
     }
 }
 
-deserialize_checked!(Toggle, FileNamePart, ByteSize, CpuCore, MaxFileSize);
+deserialize_checked!(
+    Toggle,
+    FileNamePart,
+    ByteSize,
+    CpuCore,
+    MaxFileSize,
+    Encoders
+);
 
 fn number(v: &Value) -> Result<f64, ValueError> {
     match v {

@@ -17,7 +17,7 @@ use super::service::{commands, stop, Cmd, Mapped, Opened, Want};
 use super::{boottime_now, sensor_time, LibcameraError};
 use crate::clock::{Clocks, ThreadCpuClock};
 use crate::frame::FrameMeta;
-use crate::source::v4l2::encode::RawEncoder;
+use crate::source::v4l2::encode::{auto_threads, noise_frame_cost, RawEncoder};
 use crate::source::{FrameSource, SourceError, SourceInfo};
 
 /// A camera that delivers nothing for this long (and at least 10 frame periods) is lost.
@@ -98,7 +98,10 @@ pub fn open(
     clocks: Arc<dyn Clocks>,
 ) -> Result<Box<dyn FrameSource>, LibcameraError> {
     let (w, h, fps) = (cam.resolution.width.0, cam.resolution.height.0, cam.fps.0);
-    let threads = u32::from(cam.encoders.0).max(1);
+    let threads = match cam.encoders.threads() {
+        Some(n) => u32::from(n).max(1),
+        None => auto_encoders(cam),
+    };
     let (reply, rx) = bounded(1);
     let gone = || LibcameraError::Manager("the libcamera thread ended".into());
     commands()
@@ -190,6 +193,41 @@ pub fn open(
         stalled: Vec::new(),
         frames_seen: 0,
     }))
+}
+
+/// The threads `encoders: auto` gives camera `cam` here, measured now and said in the
+/// log (1 if this thread cannot measure: the encoder's own error follows).
+fn auto_encoders(cam: &crate::config::CameraConfig) -> u32 {
+    let (w, h, fps, q) = (
+        cam.resolution.width.0,
+        cam.resolution.height.0,
+        cam.fps.0,
+        cam.quality.0,
+    );
+    let Ok(cost) = noise_frame_cost(w, h, q) else {
+        return 1;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = auto_threads(cost, fps, cores);
+    let need = cost.as_secs_f64() * fps;
+    let said = format!(
+        "encoders auto: {threads} thread{}: a frame of noise (the dearest kind) at {w}x{h}, \
+         quality {q} takes {:.2} ms of CPU here, {:.0}% of a core at {fps} fps",
+        if threads == 1 { "" } else { "s" },
+        cost.as_secs_f64() * 1e3,
+        need * 100.0
+    );
+    if need / f64::from(threads) >= crate::capture::BUSY {
+        tracing::warn!(
+            camera = %cam.name,
+            "{said}, more than {:.0}% on each of the {threads} this machine has: a detailed \
+             or noisy scene may lose frames; lower fps, resolution or quality",
+            crate::capture::BUSY * 100.0
+        );
+    } else {
+        tracing::info!(camera = %cam.name, "{said}");
+    }
+    threads
 }
 
 impl Drop for LibcameraSource {

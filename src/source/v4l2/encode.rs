@@ -216,6 +216,69 @@ impl RawEncoder {
     }
 }
 
+/// The CPU time this thread takes to encode one frame of noise of `width`x`height` at
+/// `quality` (NV12, whose chroma is split first: the dearer of libcamera's layouts): the
+/// most a frame of that size costs here, since noise leaves the encoder no coefficient
+/// to drop. A dark scene at high gain comes near it; an ordinary scene costs a third to
+/// a half of it (1456x1088 at quality 80 on a 2-core VM: 7.6 ms noise, 3.2 ms a
+/// gradient with mild noise, 2.1 ms a flat grey). The least of three encodes after one
+/// that warms the caches, so that a moment the thread was held up does not count.
+pub fn noise_frame_cost(
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<std::time::Duration, EncodeError> {
+    let mut encoder = RawEncoder::new(Pixel::Nv12, width, height, width, quality)?;
+    let noise = noise(encoder.frame_bytes());
+    // The thread's CPU time (wall time where it has no CPU clock).
+    let (clock, start) = (
+        crate::clock::ThreadCpuClock::of_this_thread(),
+        std::time::Instant::now(),
+    );
+    let now = || {
+        clock
+            .and_then(|c| c.read())
+            .unwrap_or_else(|| start.elapsed())
+    };
+    let mut jpeg = Vec::new();
+    encoder.encode(&noise, &mut jpeg)?;
+    let mut least = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = now();
+        encoder.encode(&noise, &mut jpeg)?;
+        least = least.min(now().saturating_sub(t));
+    }
+    Ok(least)
+}
+
+/// `len` bytes of noise, the same every time (xorshift64).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// `encoders: auto`: the share of a core that each encoding thread may need at most for
+/// frames of noise (the dearest a frame of the size can be), so that an ordinary scene
+/// leaves it idle half the time or more, and even noise stays under the share at which
+/// a busy capture thread is said to lose frames ([`crate::capture::BUSY`]).
+pub const AUTO_SHARE: f64 = 0.75;
+
+/// Threads for `encoders: auto`: enough that frames which take `cost` each (a frame of
+/// noise, [`noise_frame_cost`]) at `fps` need at most [`AUTO_SHARE`] of a core on each,
+/// and no more than the machine's `cores` (nor 16).
+pub fn auto_threads(cost: std::time::Duration, fps: f64, cores: usize) -> u32 {
+    let need = cost.as_secs_f64() * fps;
+    let n = (need / AUTO_SHARE).ceil().clamp(1.0, 16.0) as u32;
+    n.min(cores.clamp(1, 16) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +396,47 @@ mod tests {
                 Err(EncodeError::ShortFrame { .. })
             ));
         }
+    }
+
+    #[test]
+    fn auto_encoders_keep_each_thread_under_its_share_within_the_cores() {
+        let ms = |m: f64| std::time::Duration::from_secs_f64(m / 1e3);
+        // A small frame at a low rate: the capture thread alone.
+        assert_eq!(auto_threads(ms(0.1), 30.0, 4), 1);
+        // Up to AUTO_SHARE of a core on one thread, then one more.
+        assert_eq!(auto_threads(ms(7.5), 100.0, 4), 1);
+        assert_eq!(auto_threads(ms(7.6), 100.0, 4), 2);
+        // 1456x1088 of noise on a Pi-like 25 ms at 60 fps: 1.5 cores, on 2 threads.
+        assert_eq!(auto_threads(ms(25.0), 60.0, 4), 2);
+        assert_eq!(auto_threads(ms(26.0), 60.0, 4), 3);
+        // Never more than the machine's cores, nor 16, nor fewer than 1.
+        assert_eq!(auto_threads(ms(100.0), 100.0, 4), 4);
+        assert_eq!(auto_threads(ms(100.0), 1000.0, 64), 16);
+        assert_eq!(auto_threads(ms(100.0), 100.0, 0), 1);
+        assert_eq!(auto_threads(std::time::Duration::ZERO, 100.0, 4), 1);
+    }
+
+    #[test]
+    fn the_frame_auto_encoders_are_measured_on_leaves_the_encoder_nothing_to_drop() {
+        // Noise is the dearest frame: its JPEG is a third of its raw size or more, ten
+        // times that of a plain picture (two flat halves) at the same quality.
+        let (w, h) = (320usize, 240usize);
+        let mut enc = RawEncoder::new(Pixel::Nv12, w as u32, h as u32, w as u32, 80).unwrap();
+        let mut jpeg = Vec::new();
+        enc.encode(&noise(enc.frame_bytes()), &mut jpeg).unwrap();
+        let noisy = jpeg.len();
+        enc.encode(&raw(Pixel::Nv12, w, h, w), &mut jpeg).unwrap();
+        assert!(
+            noisy > enc.frame_bytes() / 3 && noisy > 10 * jpeg.len(),
+            "noise: {noisy} bytes of {}; a picture: {}",
+            enc.frame_bytes(),
+            jpeg.len()
+        );
+        assert!(noise_frame_cost(w as u32, h as u32, 80).unwrap() > std::time::Duration::ZERO);
+        // A size the encoder cannot take is said, as at the camera's own open.
+        assert!(matches!(
+            noise_frame_cost(321, 240, 80),
+            Err(EncodeError::OddSize { .. })
+        ));
     }
 }
