@@ -95,8 +95,13 @@ pub struct AudioStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AudioFileSummary {
+    /// The recording's WAV (its first part, if the size limit cut it into parts).
     pub path: String,
+    /// Files the WAV is in: `path`, then `.part002.wav`, ... (1 without a size limit).
+    #[serde(default)]
+    pub parts: u32,
     pub recording_id: u64,
+    /// Sample frames, and their duration, over all its parts.
     pub frames: u64,
     pub duration_s: f64,
     /// LSL time of the file's first sample.

@@ -524,13 +524,17 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     h.post("stop", json!({}));
     h.wait_idle_files();
-    let wav_seconds = |h: &mut Hindsight, id: u64| -> f64 {
+    // What the status says of the recording's WAV: its first part, how many, how long.
+    let wav_seconds = |h: &mut Hindsight, id: u64| -> (f64, PathBuf, u64) {
         h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
             h.status()["audio"]["last_file"]["recording_id"] == id
         });
-        h.status()["audio"]["last_file"]["duration_s"]
-            .as_f64()
-            .unwrap()
+        let said = h.status()["audio"]["last_file"].clone();
+        (
+            said["duration_s"].as_f64().unwrap(),
+            PathBuf::from(said["path"].as_str().unwrap()),
+            said["parts"].as_u64().unwrap(),
+        )
     };
     let mut audio_said = vec![wav_seconds(&mut h, 1)];
     let (code, r) = h.post("start", json!({"seconds": 3}));
@@ -562,10 +566,11 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
         wavs.entry(stem).or_default().push(wav);
     }
     assert_eq!(wavs.len(), 2, "{wavs:?}");
-    for (parts, said) in wavs.values_mut().zip(&audio_said) {
+    for (parts, (said, first, count)) in wavs.values_mut().zip(&audio_said) {
         // `<stem>.wav` first, then `.part002.wav`, ...
         parts.sort_by_key(|p| (p.to_str().unwrap().contains(".part"), p.clone()));
         assert!(parts.len() >= 2, "{parts:?}");
+        assert_eq!((&parts[0], parts.len() as u64), (first, *count));
         let mut seconds = 0.0;
         for wav in parts.iter() {
             assert!(std::fs::metadata(wav).unwrap().len() <= limit);
@@ -687,7 +692,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
         .unwrap();
     let listed = list["recordings"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    for (parts, audio_s) in recordings.iter().zip(&audio_said) {
+    for (parts, (audio_s, _, _)) in recordings.iter().zip(&audio_said) {
         let name = parts[0].file_name().unwrap().to_str().unwrap();
         let rec = listed
             .iter()

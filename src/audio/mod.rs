@@ -256,6 +256,8 @@ pub fn spawn(
 struct Output {
     id: u64,
     path: PathBuf,
+    /// The recording's WAV, its first part (`<stem>.wav`): what its summary names.
+    first_path: PathBuf,
     wav: WavOutput,
     /// The largest the file may grow; past it the samples go on in a next part.
     max_bytes: Option<u64>,
@@ -963,6 +965,7 @@ impl Engine {
             .and_then(|dir| crate::storage::max_file_bytes(self.settings.max_file_size, dir));
         self.outputs.push(Output {
             id,
+            first_path: path.clone(),
             path,
             wav,
             max_bytes,
@@ -1083,7 +1086,8 @@ impl Engine {
             }
         }
         let summary = AudioFileSummary {
-            path: path.clone(),
+            path: o.first_path.display().to_string(),
+            parts: o.part,
             recording_id: o.id,
             frames: o.frames,
             duration_s: o.frames as f64 / rate as f64,
@@ -1178,6 +1182,7 @@ mod tests {
         let wav = WavOutput::create(&path, 48_000, 1, SampleFormat::S16, policy).unwrap();
         Output {
             id: 1,
+            first_path: path.clone(),
             path,
             wav,
             max_bytes: Some(max_bytes),
