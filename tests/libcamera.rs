@@ -787,16 +787,23 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&mc, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let cam = camera("gs", "0", 1456, 96, 536.0, 80) + "    imx296_crop: true\n";
+    let set = "-d /dev/media0 --set-v4l2 'imx296 10-001a':0 [fmt:SBGGR10_1X10/1456x96 crop:(0,496)/1456x96]";
+
+    // `imx296_crop: auto` (the default), as the old tool did without a flag: an IMX296 at
+    // a rate its whole sensor cannot give gets the crop.
+    let cam = camera("gs", "0", 1456, 96, 536.0, 80);
     let mut h = start(&config(&cam), &yaml, &[("PATH", &path)]);
     let mkv = record(&mut h, 1.0);
-    let calls = std::fs::read_to_string(&calls).unwrap();
-    assert!(
-        calls.contains("-d /dev/media0 --set-v4l2 'imx296 10-001a':0 [fmt:SBGGR10_1X10/1456x96 crop:(0,496)/1456x96]"),
-        "{calls}"
-    );
+    let said = std::fs::read_to_string(&calls).unwrap();
+    assert!(said.contains(set), "{said}");
     // The crop was set before libcamera configured the camera at that size and rate.
     let log = h.log_text();
+    assert!(
+        log.contains(
+            "imx296_crop auto: imx296 asked for 536 fps, more than its whole sensor gives (60 fps)"
+        ),
+        "{log}"
+    );
     let crop_at = log
         .find("IMX296 crop set")
         .unwrap_or_else(|| panic!("{log}"));
@@ -808,6 +815,32 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     let rows = read_sidecar(&mkv);
     let shown = shown(&mkv, 1456, 96);
     assert_sensor_times(&rows, &shown, period(536.0));
+    assert!(h.terminate().success());
+
+    // At a rate the whole sensor gives, `auto` leaves it whole (the full field of view,
+    // scaled); `true` crops all the same, and `false` never does.
+    for (key, fps, crops) in [
+        ("", 30.0, false),
+        ("    imx296_crop: true\n", 30.0, true),
+        ("    imx296_crop: false\n", 536.0, false),
+    ] {
+        let _ = std::fs::remove_file(&calls);
+        let cam = camera("gs", "0", 1456, 96, fps, 80) + key;
+        let mut h = start(&config(&cam), &yaml, &[("PATH", &path)]);
+        h.wait_until("the camera runs", Duration::from_secs(20), |h| {
+            h.status()["cameras"][0]["model"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("imx296, YUV420 encoded to JPEG"))
+        });
+        let said = std::fs::read_to_string(&calls).unwrap_or_default();
+        assert_eq!(said.contains(set), crops, "{key:?} at {fps} fps: {said}");
+        assert!(
+            !h.log_text().contains("imx296_crop auto"),
+            "{}",
+            h.log_text()
+        );
+        assert!(h.terminate().success());
+    }
 }
 
 #[test]

@@ -241,8 +241,11 @@ pub struct CameraConfig {
     pub realtime: Toggle,
     /// Raspberry Pi Global Shutter camera (IMX296): before the camera starts, set the
     /// sensor's crop to `resolution`, centred, with media-ctl, for high frame rates
-    /// (libcamera and command sources, e.g. rpicam-vid).
-    pub imx296_crop: bool,
+    /// (libcamera and command sources, e.g. rpicam-vid). `auto` (the default): for a
+    /// libcamera camera whose model is the IMX296 asked for more than
+    /// [`crate::source::imx296::FULL_SENSOR_FPS`] (`imx296::auto_crop`); never for a
+    /// command camera, whose program may open any camera.
+    pub imx296_crop: Toggle,
 }
 
 impl Default for CameraConfig {
@@ -263,7 +266,7 @@ impl Default for CameraConfig {
             encoders: Encoders::Auto,
             cpu_core: CpuCore::Unpinned,
             realtime: Toggle::Auto,
-            imx296_crop: false,
+            imx296_crop: Toggle::Auto,
         }
     }
 }

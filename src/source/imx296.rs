@@ -19,6 +19,17 @@ pub const MIN_HEIGHT: u32 = 4;
 /// not aligned would silently give another size, so it is refused here.
 pub const ALIGN: u32 = 4;
 
+/// The fastest the whole sensor runs (60.38 fps by Sony's figures); faster needs a crop.
+pub const FULL_SENSOR_FPS: f64 = 60.0;
+
+/// `imx296_crop: auto`: whether a libcamera camera of `model` asked for `fps` gets the
+/// crop: an IMX296 (colour or mono) at a rate the whole sensor cannot give. At 60 fps
+/// or less the whole sensor is read and scaled to the size asked for, keeping the
+/// camera's full field of view, as libcamera does for any camera.
+pub fn auto_crop(model: &str, fps: f64) -> bool {
+    model.starts_with("imx296") && fps > FULL_SENSOR_FPS
+}
+
 /// A crop of the sensor: its size and its top-left corner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Crop {
@@ -178,6 +189,17 @@ mod tests {
         // A margin that is not a multiple of 4 is rounded down: (1456-1452)/2 = 2 → 0.
         let c = crop(1452, 1080).unwrap();
         assert_eq!((c.left, c.top), (0, 4));
+    }
+
+    #[test]
+    fn auto_crops_an_imx296_only_above_the_rate_of_its_whole_sensor() {
+        assert!(auto_crop("imx296", 536.0));
+        assert!(auto_crop("imx296_mono", 200.0));
+        assert!(auto_crop("imx296", 60.5));
+        assert!(!auto_crop("imx296", 60.0));
+        assert!(!auto_crop("imx296", 30.0));
+        assert!(!auto_crop("imx708", 120.0));
+        assert!(!auto_crop("virtual-imx296", 536.0));
     }
 
     #[test]

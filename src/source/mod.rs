@@ -226,7 +226,7 @@ pub fn open(
         cause,
     };
     use crate::config::SourceKind;
-    if cam.imx296_crop {
+    if crops_imx296(cam) {
         let done = imx296::apply(cam.resolution.width.0, cam.resolution.height.0)
             .map_err(|e| failed(e.to_string()))?;
         tracing::info!(camera = %cam.name, "IMX296 crop set: {done}");
@@ -283,6 +283,46 @@ pub fn open(
             camera: cam.name.0.clone(),
         }),
     }
+}
+
+/// Whether camera `cam`'s IMX296 crop is to be set before it opens (`imx296_crop`).
+fn crops_imx296(cam: &crate::config::CameraConfig) -> bool {
+    use crate::config::Toggle;
+    match cam.imx296_crop {
+        Toggle::On => true,
+        Toggle::Off => false,
+        Toggle::Auto => auto_crops_imx296(cam),
+    }
+}
+
+/// `imx296_crop: auto`: a libcamera camera that libcamera says is an IMX296 (asked which
+/// camera `device` names, without opening it), at a rate its whole sensor cannot give.
+#[cfg(feature = "libcamera")]
+fn auto_crops_imx296(cam: &crate::config::CameraConfig) -> bool {
+    if cam.source != crate::config::SourceKind::Libcamera || cam.fps.0 <= imx296::FULL_SENSOR_FPS {
+        return false;
+    }
+    // A camera libcamera cannot find is said by the open that follows.
+    let model = libcamera::model_of(cam.device.as_deref()).unwrap_or_default();
+    let crop = imx296::auto_crop(&model, cam.fps.0);
+    if crop {
+        tracing::info!(
+            camera = %cam.name,
+            "imx296_crop auto: {model} asked for {} fps, more than its whole sensor gives \
+             ({} fps): its crop is set to {}x{}",
+            cam.fps.0,
+            imx296::FULL_SENSOR_FPS,
+            cam.resolution.width.0,
+            cam.resolution.height.0
+        );
+    }
+    crop
+}
+
+/// Without libcamera, no camera of this build is an IMX296 that `auto` would crop.
+#[cfg(not(feature = "libcamera"))]
+fn auto_crops_imx296(_cam: &crate::config::CameraConfig) -> bool {
+    false
 }
 
 /// The largest JPEG frame a network or program source may deliver (a 4K frame at high

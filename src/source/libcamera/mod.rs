@@ -28,7 +28,7 @@ mod service;
 #[cfg(feature = "libcamera")]
 mod source;
 #[cfg(feature = "libcamera")]
-pub use service::list;
+pub use service::{list, model_of};
 #[cfg(feature = "libcamera")]
 pub use source::open;
 

@@ -80,6 +80,11 @@ pub(super) enum Cmd {
     List {
         reply: Sender<Result<Vec<String>, LibcameraError>>,
     },
+    /// The model of the camera `device` names (as `Want::device`), without opening it.
+    Model {
+        device: Option<String>,
+        reply: Sender<Result<String, LibcameraError>>,
+    },
 }
 
 /// DRM fourcc codes of the two raw formats encoded here, in order of preference: planar
@@ -135,6 +140,20 @@ pub fn list() -> Result<Vec<String>, LibcameraError> {
         .map_err(|_| LibcameraError::Manager("the libcamera thread ended".into()))?;
     rx.recv()
         .map_err(|_| LibcameraError::Manager("the libcamera thread ended".into()))?
+}
+
+/// The model of the camera `device` names (index, libcamera id or model; `None`: the
+/// first), e.g. `imx296`, without opening it.
+pub fn model_of(device: Option<&str>) -> Result<String, LibcameraError> {
+    let (reply, rx) = bounded(1);
+    let gone = || LibcameraError::Manager("the libcamera thread ended".into());
+    commands()
+        .send(Cmd::Model {
+            device: device.map(str::to_string),
+            reply,
+        })
+        .map_err(|_| gone())?;
+    rx.recv().map_err(|_| gone())?
 }
 
 struct Running {
@@ -209,6 +228,9 @@ impl Service {
                 }
                 Cmd::List { reply } => {
                     let _ = reply.send(self.list());
+                }
+                Cmd::Model { device, reply } => {
+                    let _ = reply.send(self.find(device.as_deref()).map(|c| model(&c)));
                 }
             }
         }
