@@ -229,7 +229,7 @@ pub struct CameraConfig {
     /// thread; more take frames in turn, for a rate one core cannot encode, at the cost
     /// of a thread wake per frame. `auto` (the default): as many as the camera's size,
     /// quality and rate need on this machine, up to its cores, decided each time the
-    /// camera opens (`source::libcamera::auto_encoders`).
+    /// camera opens (`source::v4l2::encode::auto_threads`).
     pub encoders: Encoders,
     /// Core the capture thread is pinned to: a number, `auto` (the last core, then the
     /// ones before it for further cameras), or `none` (the default: where the kernel

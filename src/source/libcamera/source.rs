@@ -17,7 +17,7 @@ use super::service::{commands, stop, Cmd, Mapped, Opened, Want};
 use super::{boottime_now, sensor_time, LibcameraError};
 use crate::clock::{Clocks, ThreadCpuClock};
 use crate::frame::FrameMeta;
-use crate::source::v4l2::encode::{auto_threads, noise_frame_cost, RawEncoder};
+use crate::source::v4l2::encode::{auto_threads, noise_frame_cost, RawEncoder, AUTO_SHARE};
 use crate::source::{FrameSource, SourceError, SourceInfo};
 
 /// A camera that delivers nothing for this long (and at least 10 frame periods) is lost.
@@ -217,12 +217,12 @@ fn auto_encoders(cam: &crate::config::CameraConfig) -> u32 {
         cost.as_secs_f64() * 1e3,
         need * 100.0
     );
-    if need / f64::from(threads) >= crate::capture::BUSY {
+    if need / f64::from(threads) > AUTO_SHARE {
         tracing::warn!(
             camera = %cam.name,
             "{said}, more than {:.0}% on each of the {threads} this machine has: a detailed \
              or noisy scene may lose frames; lower fps, resolution or quality",
-            crate::capture::BUSY * 100.0
+            AUTO_SHARE * 100.0
         );
     } else {
         tracing::info!(camera = %cam.name, "{said}");

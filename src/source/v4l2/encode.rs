@@ -266,8 +266,8 @@ fn noise(len: usize) -> Vec<u8> {
 
 /// `encoders: auto`: the share of a core that each encoding thread may need at most for
 /// frames of noise (the dearest a frame of the size can be), so that an ordinary scene
-/// leaves it idle half the time or more, and even noise stays under the share at which
-/// a busy capture thread is said to lose frames ([`crate::capture::BUSY`]).
+/// leaves it idle half the time or more, and even noise stays under the 80% at which a
+/// busy capture thread is said to lose frames (`capture::BUSY`).
 pub const AUTO_SHARE: f64 = 0.75;
 
 /// Threads for `encoders: auto`: enough that frames which take `cost` each (a frame of
