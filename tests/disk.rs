@@ -813,31 +813,9 @@ fn a_burst_of_commands_over_part_boundaries_loses_nothing() {
     );
     let mut h = start_under_a_1_mib_file_limit(&config);
     h.wait_buffered(3.0);
-    let api = h.api.clone();
-    let replies: Vec<(bool, u16, serde_json::Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..24)
-            .map(|i| {
-                let api = api.clone();
-                s.spawn(move || {
-                    // Starts and stops in pairs, a pair every 150 ms: some stops come while
-                    // the buffer is still being written, some while a stop waits for audio.
-                    std::thread::sleep(Duration::from_millis(150 * (i / 2) as u64));
-                    let start = i % 2 == 0;
-                    let r = reqwest::blocking::Client::new()
-                        .post(format!(
-                            "http://{api}/api/{}",
-                            if start { "start" } else { "stop" }
-                        ))
-                        .json(&json!({}))
-                        .timeout(Duration::from_secs(30))
-                        .send()
-                        .unwrap();
-                    (start, r.status().as_u16(), r.json().unwrap())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    // Starts and stops in pairs, a pair every 150 ms: some stops come while the buffer
+    // is still being written, some while a stop waits for its audio.
+    let replies = command_burst(&h.api, 24, Duration::from_millis(150));
     h.post("stop", json!({}));
     h.wait_idle_files();
     assert!(

@@ -925,28 +925,7 @@ fn a_burst_of_commands_drops_no_frame_and_every_answered_file_exists() {
     let _g = serial();
     let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 10.0));
     h.wait_buffered(9.98);
-    let api = h.api.clone();
-    let replies: Vec<(bool, u16, serde_json::Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..50)
-            .map(|i| {
-                let api = api.clone();
-                s.spawn(move || {
-                    let start = i % 2 == 0;
-                    let r = reqwest::blocking::Client::new()
-                        .post(format!(
-                            "http://{api}/api/{}",
-                            if start { "start" } else { "stop" }
-                        ))
-                        .json(&json!({}))
-                        .timeout(Duration::from_secs(30))
-                        .send()
-                        .unwrap();
-                    (start, r.status().as_u16(), r.json().unwrap())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let replies = command_burst(&h.api, 50, Duration::ZERO);
     h.post("stop", json!({}));
     h.wait_idle_files();
     let started: Vec<&serde_json::Value> = replies

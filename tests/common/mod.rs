@@ -772,3 +772,30 @@ pub fn in_its_namespace(h: &Hindsight, args: &[&str]) {
         .expect("nsenter");
     assert!(out.status.success(), "{args:?}: {out:?}");
 }
+
+/// A burst of `n` requests to `api` from as many threads: starts (even) and stops (odd),
+/// the k-th pair sent `spacing` × k after the first (`Duration::ZERO`: all at once).
+/// Each request's (was it a start, HTTP status, answer), in request order.
+pub fn command_burst(api: &str, n: usize, spacing: Duration) -> Vec<(bool, u16, Value)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn(move || {
+                    std::thread::sleep(spacing * (i / 2) as u32);
+                    let start = i % 2 == 0;
+                    let r = reqwest::blocking::Client::new()
+                        .post(format!(
+                            "http://{api}/api/{}",
+                            if start { "start" } else { "stop" }
+                        ))
+                        .json(&serde_json::json!({}))
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .unwrap();
+                    (start, r.status().as_u16(), r.json().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
