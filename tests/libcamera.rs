@@ -849,7 +849,7 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
-    lost_and_back(1);
+    lost_and_back(Some(1));
 }
 
 #[test]
@@ -858,18 +858,36 @@ fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_on_encoding_threads_that_stops_delivering_is_opened_again_with_them() {
-    lost_and_back(3);
+    lost_and_back(Some(3));
 }
 
-/// A camera (encoded on `encoders` threads) that stops delivering after 3 s is found
-/// lost, opened again and rejoins the recording in progress.
-fn lost_and_back(encoders: u8) {
+/// With `encoders: auto` (the default) the cost of a frame is measured again when the
+/// lost camera is opened again, and the camera rejoins the recording as before.
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_camera_on_automatic_encoders_that_stops_delivering_is_measured_and_opened_again() {
+    let log = lost_and_back(None);
+    let decided: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("encoders auto: 1 thread: "))
+        .collect();
+    assert_eq!(decided.len(), 2, "at start-up and when opened again: {log}");
+}
+
+/// A camera (encoded on `encoders` threads, or as `auto` decides) that stops delivering
+/// after 3 s is found lost, opened again and rejoins the recording in progress. Returns
+/// the log.
+fn lost_and_back(encoders: Option<u8>) -> String {
     let _one_at_a_time = serial();
     let dir = tempfile::tempdir().unwrap();
     let yaml = virtual_cameras(dir.path(), &[PI]);
+    let key = encoders.map_or(String::new(), |n| format!("    encoders: {n}\n"));
     // After 90 frames (3 s) the camera delivers nothing, as if its cable came loose.
     let mut h = start(
-        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + &format!("    encoders: {encoders}\n"))),
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + &key)),
         &yaml,
         &[("HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER", "90")],
     );
@@ -924,6 +942,7 @@ fn lost_and_back(encoders: u8) {
         ["start", "camera_lost", "camera_back", "stop"],
         "{events}"
     );
+    h.log_text()
 }
 
 /// `encoders: auto`, the default, encodes on the capture thread where one core is plenty,
