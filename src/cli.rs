@@ -114,11 +114,17 @@ pub struct CtlArgs {
 #[derive(Debug, Subcommand)]
 pub enum CtlAction {
     /// Start recording (the buffer, then live); with SECONDS, stop by itself after that long.
-    Start { seconds: Option<f64> },
+    Start {
+        #[arg(value_parser = seconds, allow_negative_numbers = true)]
+        seconds: Option<f64>,
+    },
     /// Stop recording.
     Stop,
     /// Write the last SECONDS from the buffer to a file; keep buffering.
-    Clip { seconds: f64 },
+    Clip {
+        #[arg(value_parser = seconds, allow_negative_numbers = true)]
+        seconds: f64,
+    },
     /// Put TEXT on the event stream and in the current recording's events.
     Mark {
         #[arg(required = true, num_args = 1..)]
@@ -175,4 +181,14 @@ pub enum Scheduling {
     Plain,
     /// `cpu_core: auto`, `realtime: true`: pinned to the last core at SCHED_FIFO.
     PinnedRealtime,
+}
+
+/// A number of seconds for `ctl start` and `ctl clip`: a finite number. JSON has no
+/// infinity or NaN (they would go out as `null`, a plain `start`), so they are refused
+/// here; the recorder judges the range and says it.
+fn seconds(arg: &str) -> Result<f64, String> {
+    match arg.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() => Ok(s),
+        _ => Err("seconds must be a number, like 10 or 2.5".into()),
+    }
 }

@@ -514,6 +514,66 @@ fn commands_that_make_no_sense_are_answered_and_change_nothing() {
         Some(1),
         "a rejected command fails the ctl call"
     );
+    // A negative number reaches the recorder, which says why it is refused.
+    let out = h.ctl(&["start", "-3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("seconds must be more than 0"), "{said}");
+    // No number at all (JSON cannot carry these) is refused by ctl itself, never sent as
+    // a plain start that would record until someone says stop.
+    for v in ["inf", "NaN", "1e400", "soon"] {
+        let out = h.ctl(&["start", v]);
+        assert_eq!(out.status.code(), Some(2), "start {v}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("seconds must be a number"), "start {v}: {err}");
+        assert_eq!(h.ctl(&["clip", v]).status.code(), Some(2), "clip {v}");
+    }
+    // A query the API cannot read is answered in JSON, as every error.
+    for query in ["seconds=soon", "seconds=5&seconds=6", "seconds="] {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("http://{}/api/start?{query}", h.api))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{query}");
+        let j: serde_json::Value = r.json().expect("a JSON answer");
+        let message = j["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("the query must be like ?seconds=10"),
+            "{j}"
+        );
+    }
+    // So are a path it does not have, a command asked with GET, and a body too large.
+    let client = reqwest::blocking::Client::new();
+    let url = |path: &str| format!("http://{}/api/{path}", h.api);
+    for (request, code, said) in [
+        (
+            client.post(url("begin")),
+            404,
+            "no such request: /api/begin",
+        ),
+        (client.get(url("start")), 405, "sent with POST"),
+        (
+            client
+                .post(url("start"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"text\": \"{}\"}}", "x".repeat(100_000))),
+            413,
+            "at most 64 kB",
+        ),
+    ] {
+        let r = request.timeout(Duration::from_secs(15)).send().unwrap();
+        assert_eq!(r.status().as_u16(), code, "{said}");
+        let j: serde_json::Value = r.json().expect("a JSON answer");
+        assert_eq!(j["ok"], false, "{j}");
+        assert!(j["message"].as_str().unwrap().contains(said), "{j}");
+    }
+    let s = h.status();
+    assert_eq!(
+        s["state"], "buffering",
+        "none of that started a recording: {s}"
+    );
+    assert_eq!(h.mkv_files().len(), 1, "{:?}", h.mkv_files());
     let out = h.ctl(&["status", "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["state", "current_files", "cameras"] {

@@ -33,6 +33,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -266,6 +267,8 @@ fn router(state: AppState) -> Router {
         .route("/api/clip", post(clip))
         .route("/api/mark", post(mark))
         .merge(web::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -448,22 +451,34 @@ async fn status(State(st): State<AppState>) -> Response {
     Json(st.hub.snapshot()).into_response()
 }
 
-async fn start(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Response {
-    match params(q, &body) {
+async fn start(
+    State(st): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match params(q, body) {
         Ok(p) => run(&st, Command::Start { seconds: p.seconds }).await,
         Err(r) => *r,
     }
 }
 
-async fn stop(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Response {
-    match params(q, &body) {
+async fn stop(
+    State(st): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match params(q, body) {
         Ok(_) => run(&st, Command::Stop).await,
         Err(r) => *r,
     }
 }
 
-async fn clip(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Response {
-    match params(q, &body) {
+async fn clip(
+    State(st): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match params(q, body) {
         Ok(Params {
             seconds: Some(seconds),
             ..
@@ -473,8 +488,12 @@ async fn clip(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Resp
     }
 }
 
-async fn mark(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Response {
-    match params(q, &body) {
+async fn mark(
+    State(st): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match params(q, body) {
         Ok(Params {
             text: Some(text), ..
         }) => run(&st, Command::Mark { text }).await,
@@ -483,12 +502,36 @@ async fn mark(State(st): State<AppState>, q: Query<Params>, body: Bytes) -> Resp
     }
 }
 
-/// Query parameters, overridden by a JSON body when there is one.
-fn params(Query(q): Query<Params>, body: &[u8]) -> Result<Params, Box<Response>> {
+/// Query parameters, overridden by a JSON body when there is one. Either one not
+/// understood is answered as every error is, in JSON.
+fn params(
+    q: Result<Query<Params>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Params, Box<Response>> {
+    let body = body.map_err(|e| {
+        Box::new(error(
+            e.status(),
+            &format!(
+                "{} (a command's body is at most {} kB)",
+                e.body_text(),
+                MAX_BODY >> 10
+            ),
+        ))
+    })?;
+    let Query(q) = q.map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "the query must be like ?seconds=10 or ?text=...: {}",
+                e.body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
+            ),
+        ))
+    })?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(q);
     }
-    let b: Params = serde_json::from_slice(body).map_err(|e| {
+    let b: Params = serde_json::from_slice(&body).map_err(|e| {
         Box::new(error(
             StatusCode::BAD_REQUEST,
             &format!(
@@ -500,6 +543,36 @@ fn params(Query(q): Query<Params>, body: &[u8]) -> Result<Params, Box<Response>>
         seconds: b.seconds.or(q.seconds),
         text: b.text.or(q.text),
     })
+}
+
+/// A path the API does not have, answered in JSON under `/api/`.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no such request: {}; the commands are POST /api/start, /api/stop, /api/clip \
+                 and /api/mark, and GET /api/status",
+                uri.path()
+            ),
+        )
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+/// A known path asked with a method it does not take (`GET /api/start`, say).
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let commands = ["/api/start", "/api/stop", "/api/clip", "/api/mark"];
+    let hint = if commands.contains(&uri.path()) {
+        "; commands change the recorder and are sent with POST"
+    } else {
+        ""
+    };
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{} does not take {method}{hint}", uri.path()),
+    )
 }
 
 async fn run(st: &AppState, command: Command) -> Response {
