@@ -602,7 +602,10 @@ impl Recorder {
         }
         let id = self.take_id();
         let kept = d.min(self.pre_trigger);
-        let mut msg = format!("clip {id}: last {:.1} s", kept.as_secs_f64());
+        let mut msg = format!(
+            "recording {id}: a clip of the last {:.1} s",
+            kept.as_secs_f64()
+        );
         if d > self.pre_trigger {
             msg.push_str(&format!(
                 " (asked for {seconds} s; the buffer holds {:.1} s)",

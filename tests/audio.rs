@@ -1185,7 +1185,11 @@ fn a_burst_of_commands_gives_every_file_its_wav_and_audio_start_row() {
     let clips = replies
         .iter()
         .filter(|(_, r)| {
-            r["outcome"] == "done" && r["message"].as_str().unwrap_or("").starts_with("clip")
+            r["outcome"] == "done"
+                && r["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(": a clip of the last")
         })
         .count()
         + 1;

@@ -243,6 +243,9 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
     let (code, r) = h.post("clip", json!({"seconds": 1}));
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["state"], "buffering");
+    // The reply names the clip's recording (the second), not a number the user might
+    // take for the seconds asked.
+    assert_eq!(r["message"], "recording 2: a clip of the last 1.0 s", "{r}");
     h.wait_idle_files();
     assert_eq!(h.status()["state"], "buffering");
     // Capture goes on (a clip can be written within one frame period, so wait for one).
