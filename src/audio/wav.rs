@@ -1,6 +1,7 @@
 //! WAV files that survive a crash, and that may grow past 4 GiB.
 //!
-//! `hound` encodes the format chunk (and reads files back to check a repair); this module
+//! `hound` encodes the format chunk (its speaker mask set as ffmpeg sets it,
+//! [`speaker_mask`]) and reads files back to check a repair; this module
 //! writes the file around it, decides when what was written reaches the disk, and finishes
 //! a WAV that a crash or power cut left with stale sizes (`hindsight repair`).
 //!
@@ -334,10 +335,12 @@ fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> 
         .and_then(|w| w.finalize())
         .map_err(to_io)?;
     let empty = empty.into_inner();
-    let format_chunks = empty
+    let mut format_chunks = empty
         .get(12..empty.len().saturating_sub(8))
         .filter(|_| empty.ends_with(b"data\0\0\0\0"))
-        .ok_or_else(|| io::Error::other("hound wrote a WAV header of an unknown shape"))?;
+        .ok_or_else(|| io::Error::other("hound wrote a WAV header of an unknown shape"))?
+        .to_vec();
+    speaker_mask(&mut format_chunks, channels);
     let mut bytes = Vec::with_capacity(12 + 8 + DS64_BODY + format_chunks.len() + 8);
     bytes.extend_from_slice(b"RIFF");
     bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -345,7 +348,7 @@ fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> 
     bytes.extend_from_slice(b"JUNK");
     bytes.extend_from_slice(&(DS64_BODY as u32).to_le_bytes());
     bytes.extend_from_slice(&[0; DS64_BODY]);
-    bytes.extend_from_slice(format_chunks);
+    bytes.extend_from_slice(&format_chunks);
     bytes.extend_from_slice(b"data");
     bytes.extend_from_slice(&0u32.to_le_bytes());
     let riff = bytes.len() as u32 - 8;
@@ -354,6 +357,28 @@ fn header(rate: u32, channels: u16, format: SampleFormat) -> io::Result<Header> 
         bytes,
         block_align: channels * sample_bytes(format),
     })
+}
+
+/// The speakers an extensible format chunk (f32, or more than two channels) names, as
+/// ffmpeg names them: one channel is a microphone heard from the front centre (hound says
+/// front left, which players that follow the mask play on the left alone, and ffprobe
+/// shows as `FL`), two are left and right, and more (a microphone array) are named no
+/// speaker at all rather than hound's front, centre, LFE, ... A PCM chunk has no mask.
+fn speaker_mask(format_chunks: &mut [u8], channels: u16) {
+    const EXTENSIBLE: [u8; 2] = 0xFFFEu16.to_le_bytes();
+    // `fmt `, its size, then: format tag (2), ..., cbSize at 16, valid bits at 18, the
+    // channel mask at 20..24.
+    let is_extensible = format_chunks.starts_with(b"fmt ")
+        && format_chunks.get(8..10) == Some(&EXTENSIBLE[..])
+        && format_chunks.len() >= 8 + 24;
+    if is_extensible {
+        let mask: u32 = match channels {
+            1 => 0x4,
+            2 => 0x3,
+            _ => 0,
+        };
+        format_chunks[28..32].copy_from_slice(&mask.to_le_bytes());
+    }
 }
 
 fn to_io(e: hound::Error) -> io::Error {
@@ -840,6 +865,66 @@ mod tests {
             let r = hound::WavReader::open(&p).unwrap();
             assert_eq!(r.duration(), 8000);
             assert_eq!(r.spec().channels, channels);
+        }
+    }
+
+    /// ffprobe names the channels as it does those of ffmpeg's own WAVs of the same
+    /// format (mono, stereo; "unknown" for 16-bit PCM, whose format chunk names none), and
+    /// a microphone array's channels as no loudspeakers ("unknown" too). hound's
+    /// extensible format chunk said front left for one channel, and front left, front
+    /// right, centre and LFE for four.
+    #[test]
+    fn the_channels_are_named_as_ffmpeg_names_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = |p: &Path| {
+            let args = [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=channel_layout",
+                "-of",
+                "csv=p=0",
+                p.to_str().unwrap(),
+            ];
+            String::from_utf8(output(&args)).unwrap().trim().to_string()
+        };
+        for format in [SampleFormat::F32, SampleFormat::S16] {
+            for channels in [1u16, 2, 4] {
+                let p = tmp.path().join(format!("{channels}-{format:?}.wav"));
+                let samples = ramp(800 * usize::from(channels), 0);
+                let mut w =
+                    WavOutput::create(&p, 8000, channels, format, policy_every_write()).unwrap();
+                w.write(&samples).unwrap();
+                w.finish().unwrap();
+                // No speakers named: ffprobe says so as for 16-bit PCM.
+                let expected = if channels > 2 {
+                    "unknown".to_string()
+                } else {
+                    let theirs = tmp.path().join(format!("ffmpeg-{channels}-{format:?}.wav"));
+                    let codec = match format {
+                        SampleFormat::S16 => "pcm_s16le",
+                        SampleFormat::F32 => "pcm_f32le",
+                    };
+                    output(&[
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "sine=f=440:d=0.1",
+                        "-ac",
+                        &channels.to_string(),
+                        "-c:a",
+                        codec,
+                        theirs.to_str().unwrap(),
+                    ]);
+                    layout(&theirs)
+                };
+                assert_eq!(layout(&p), expected, "{channels} channels, {format:?}");
+                assert_ffmpeg_and_sox_read(&p, b"RIFF", b"JUNK", &pcm(&samples, format), format);
+            }
         }
     }
 
