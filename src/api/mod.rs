@@ -33,7 +33,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -451,98 +450,76 @@ async fn status(State(st): State<AppState>) -> Response {
     Json(st.hub.snapshot()).into_response()
 }
 
-async fn start(
-    State(st): State<AppState>,
-    q: Result<Query<Params>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match params(q, body) {
-        Ok(p) => run(&st, Command::Start { seconds: p.seconds }).await,
-        Err(r) => *r,
+async fn start(State(st): State<AppState>, Args(p): Args) -> Response {
+    run(&st, Command::Start { seconds: p.seconds }).await
+}
+
+async fn stop(State(st): State<AppState>, Args(_): Args) -> Response {
+    run(&st, Command::Stop).await
+}
+
+async fn clip(State(st): State<AppState>, Args(p): Args) -> Response {
+    match p.seconds {
+        Some(seconds) => run(&st, Command::Clip { seconds }).await,
+        None => error(StatusCode::BAD_REQUEST, "clip needs `seconds`"),
     }
 }
 
-async fn stop(
-    State(st): State<AppState>,
-    q: Result<Query<Params>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match params(q, body) {
-        Ok(_) => run(&st, Command::Stop).await,
-        Err(r) => *r,
+async fn mark(State(st): State<AppState>, Args(p): Args) -> Response {
+    match p.text {
+        Some(text) => run(&st, Command::Mark { text }).await,
+        None => error(StatusCode::BAD_REQUEST, "mark needs `text`"),
     }
 }
 
-async fn clip(
-    State(st): State<AppState>,
-    q: Result<Query<Params>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match params(q, body) {
-        Ok(Params {
-            seconds: Some(seconds),
-            ..
-        }) => run(&st, Command::Clip { seconds }).await,
-        Ok(_) => error(StatusCode::BAD_REQUEST, "clip needs `seconds`"),
-        Err(r) => *r,
-    }
-}
+/// A command's arguments: query parameters, overridden by a JSON body when there is one.
+/// Either one not understood is answered as every error is, in JSON.
+struct Args(Params);
 
-async fn mark(
-    State(st): State<AppState>,
-    q: Result<Query<Params>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match params(q, body) {
-        Ok(Params {
-            text: Some(text), ..
-        }) => run(&st, Command::Mark { text }).await,
-        Ok(_) => error(StatusCode::BAD_REQUEST, "mark needs `text`"),
-        Err(r) => *r,
-    }
-}
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Args {
+    type Rejection = Response;
 
-/// Query parameters, overridden by a JSON body when there is one. Either one not
-/// understood is answered as every error is, in JSON.
-fn params(
-    q: Result<Query<Params>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Params, Box<Response>> {
-    let body = body.map_err(|e| {
-        Box::new(error(
-            e.status(),
-            &format!(
-                "{} (a command's body is at most {} kB)",
-                e.body_text(),
-                MAX_BODY >> 10
-            ),
-        ))
-    })?;
-    let Query(q) = q.map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "the query must be like ?seconds=10 or ?text=...: {}",
-                e.body_text()
-                    .trim_start_matches("Failed to deserialize query string: ")
-            ),
-        ))
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(q);
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let q = Query::<Params>::from_request_parts(&mut parts, state).await;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        let body = body.map_err(|e| {
+            error(
+                e.status(),
+                &format!(
+                    "{} (a command's body is at most {} kB)",
+                    e.body_text(),
+                    MAX_BODY >> 10
+                ),
+            )
+        })?;
+        let Query(q) = q.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the query must be like ?seconds=10 or ?text=...: {}",
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string: ")
+                ),
+            )
+        })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Args(q));
+        }
+        let b: Params = serde_json::from_slice(&body).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body must be JSON like {{\"seconds\": 10}} or {{\"text\": \"...\"}}: {e}"
+                ),
+            )
+        })?;
+        Ok(Args(Params {
+            seconds: b.seconds.or(q.seconds),
+            text: b.text.or(q.text),
+        }))
     }
-    let b: Params = serde_json::from_slice(&body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "the body must be JSON like {{\"seconds\": 10}} or {{\"text\": \"...\"}}: {e}"
-            ),
-        ))
-    })?;
-    Ok(Params {
-        seconds: b.seconds.or(q.seconds),
-        text: b.text.or(q.text),
-    })
 }
 
 /// A path the API does not have, answered in JSON under `/api/`.

@@ -824,23 +824,27 @@ mod tests {
         }
     }
 
-    /// The sample frames ffprobe finds in a WAV's header (sox, too, counts them right, but
-    /// reads all of an RF64 file to do it: a minute for 5 GiB).
-    fn samples_by_ffprobe(path: &str) -> u64 {
+    /// What ffprobe says of the stream's `entry` (`duration_ts`, `channel_layout`).
+    fn ffprobe_stream(path: &str, entry: &str) -> String {
+        let show = format!("stream={entry}");
         let args = [
             "ffprobe",
             "-v",
             "error",
             "-show_entries",
-            "stream=duration_ts",
+            &show,
             "-of",
             "csv=p=0",
             path,
         ];
-        let out = String::from_utf8(output(&args)).unwrap();
-        out.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("ffprobe: {out}"))
+        String::from_utf8(output(&args)).unwrap().trim().to_string()
+    }
+
+    /// The sample frames ffprobe finds in a WAV's header (sox, too, counts them right, but
+    /// reads all of an RF64 file to do it: a minute for 5 GiB).
+    fn samples_by_ffprobe(path: &str) -> u64 {
+        let out = ffprobe_stream(path, "duration_ts");
+        out.parse().unwrap_or_else(|_| panic!("ffprobe: {out}"))
     }
 
     fn policy_every_write() -> Durability {
@@ -876,19 +880,7 @@ mod tests {
     #[test]
     fn the_channels_are_named_as_ffmpeg_names_them() {
         let tmp = tempfile::tempdir().unwrap();
-        let layout = |p: &Path| {
-            let args = [
-                "ffprobe",
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=channel_layout",
-                "-of",
-                "csv=p=0",
-                p.to_str().unwrap(),
-            ];
-            String::from_utf8(output(&args)).unwrap().trim().to_string()
-        };
+        let layout = |p: &Path| ffprobe_stream(p.to_str().unwrap(), "channel_layout");
         for format in [SampleFormat::F32, SampleFormat::S16] {
             for channels in [1u16, 2, 4] {
                 let p = tmp.path().join(format!("{channels}-{format:?}.wav"));
