@@ -468,15 +468,18 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             }
             camera_marks.extend(ev.marks);
             audio_start = audio_start.or(ev.audio_start);
-            let unfinished = std::fs::File::open(mkv)
-                .ok()
-                .and_then(|mut f| mkv::read::is_unfinished(&mut f).ok())
-                .unwrap_or(false);
+            // None: empty, as it is between its claim and its camera's first frame; neither
+            // unfinished nor repaired.
+            let unfinished = match std::fs::File::open(mkv) {
+                Ok(f) if f.metadata().is_ok_and(|m| m.len() == 0) => None,
+                Ok(mut f) => Some(mkv::read::is_unfinished(&mut f).unwrap_or(false)),
+                Err(_) => Some(false),
+            };
             // Being written by another hindsight sharing the root (another rig).
-            is_open |= unfinished && crate::writer::files::being_written(mkv);
+            is_open |= unfinished != Some(false) && crate::writer::files::being_written(mkv);
             // A file being written has no size yet: that is not a crash.
-            take.unfinished |= unfinished && !is_open;
-            take.repaired |= !unfinished && !ev.stopped && !is_open;
+            take.unfinished |= unfinished == Some(true) && !is_open;
+            take.repaired |= unfinished == Some(false) && !ev.stopped && !is_open;
             // Known only if every part says it (a crash ended none of them).
             lost = match (lost, ev.lost) {
                 (Some(sum), Some(part)) => Some(sum.plus(&part)),
@@ -812,6 +815,27 @@ mod tests {
         drop(writer);
         let left = look();
         assert!(!left.open && left.unfinished, "{left:?}");
+    }
+
+    /// A camera's MKV that is still empty (claimed when its recording started, waiting
+    /// for the camera's first frame): open while a recorder holds it, and never called
+    /// repaired (there is no stop row) nor unfinished, which `repair` cannot help.
+    #[test]
+    fn an_empty_claimed_file_is_neither_repaired_nor_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 0);
+        let mkv = csv.with_file_name("rec_2026-12-01_10-00-00_cam0.mkv");
+        std::fs::remove_file(&mkv).unwrap();
+        let writer = crate::writer::files::create_new(&mkv).unwrap();
+        let cache = Described::default();
+        let look = || cache.describe(&scan(dir.path())[0], &[]);
+        let held = look();
+        let cam = &held.cameras[0];
+        assert!(held.open && !cam.repaired && !cam.unfinished, "{held:?}");
+        drop(writer);
+        let left = look();
+        let cam = &left.cameras[0];
+        assert!(!left.open && !cam.repaired && !cam.unfinished, "{left:?}");
     }
 
     #[test]

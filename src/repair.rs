@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 use crate::writer::files::being_written;
 use crate::writer::repair::repair_file;
@@ -50,6 +51,72 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+/// How long a claimed file may stay empty before start-up takes it for a crash's leftover:
+/// another hindsight sharing the root writes its first bytes within milliseconds of its
+/// claim, and systemd restarts a crashed recorder after 5 s.
+pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
+
+/// Removes what a crash left of recordings that had written nothing yet, and returns the
+/// paths removed. A recording claims its files (creates them empty) when it starts; a
+/// camera's MKV gets its first bytes with the camera's first frame and the WAV its header
+/// when its writer opens. A crash in between leaves empty files that hold nothing of the
+/// recording: `repair` can do nothing with them, and the recordings list would show an
+/// empty take. So, under `<root>/*/`, an empty MKV goes with its frame sidecar if that has
+/// no row and its events sidecar if that is empty (as a clean stop removes the MKV and frame
+/// sidecar of a camera that gave no frame, keeping the events that say why), and an empty
+/// WAV goes. Left alone: files a running recorder holds, files claimed within
+/// [`CLAIM_GRACE`] (or dated in the future), and anything with a byte in it.
+pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(days) = fs::read_dir(root) else {
+        return removed;
+    };
+    let left_empty = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| {
+            m.is_file()
+                && m.len() == 0
+                && m.modified()
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age >= CLAIM_GRACE)
+        }) && !being_written(p)
+    };
+    let mut remove = |p: PathBuf| match fs::remove_file(&p) {
+        Ok(()) => removed.push(p),
+        Err(e) => tracing::warn!("cannot remove the empty file {}: {e}", p.display()),
+    };
+    for day in days.flatten() {
+        for (folder, ext) in [("video", "mkv"), ("audio", "wav")] {
+            let Ok(files) = fs::read_dir(day.path().join(folder)) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let p = f.path();
+                if p.extension().is_none_or(|e| e != ext) || !left_empty(&p) {
+                    continue;
+                }
+                if ext == "mkv" {
+                    let rows = p.with_extension("frames.csv");
+                    if fs::read(&rows).is_ok_and(|text| {
+                        text.is_empty() || text == crate::writer::sidecar::FRAMES_HEADER.as_bytes()
+                    }) && !being_written(&rows)
+                    {
+                        remove(rows);
+                    }
+                    let events = p.with_extension("events.csv");
+                    if fs::metadata(&events).is_ok_and(|m| m.len() == 0) && !being_written(&events)
+                    {
+                        remove(events);
+                    }
+                }
+                remove(p);
+            }
+        }
+    }
+    removed.sort();
+    removed
 }
 
 fn is_wav(p: &Path) -> bool {
@@ -162,5 +229,72 @@ mod tests {
         std::io::Write::write_all(&mut f, &[0u8; 1000]).unwrap();
         fs::write(audio.join("notes.txt"), b"not a recording").unwrap();
         assert_eq!(find_unfinished(tmp.path()), vec![cut]);
+    }
+
+    /// Empty files dated `age` ago under `dir`, named `names`.
+    fn empty_files(dir: &Path, names: &[&str], age: Duration) -> Vec<PathBuf> {
+        fs::create_dir_all(dir).unwrap();
+        names
+            .iter()
+            .map(|n| {
+                let p = dir.join(n);
+                let f = File::create(&p).unwrap();
+                f.set_modified(SystemTime::now() - age).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_a_crash_left_empty_is_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = tmp.path().join("2026_01_02");
+        let (video, audio) = (day.join("video"), day.join("audio"));
+        let old = Duration::from_secs(60);
+        // A crash between the claim and the first write: every file empty.
+        let mut gone = empty_files(
+            &video,
+            &[
+                "rec_a_cam.mkv",
+                "rec_a_cam.frames.csv",
+                "rec_a_cam.events.csv",
+            ],
+            old,
+        );
+        gone.extend(empty_files(&audio, &["rec_a.wav"], old));
+        // A camera that gave no frame: its frame sidecar has its header only, its events
+        // say what happened, and are kept.
+        gone.extend(empty_files(&video, &["rec_b_cam.mkv"], old));
+        let rows = video.join("rec_b_cam.frames.csv");
+        fs::write(&rows, crate::writer::sidecar::FRAMES_HEADER).unwrap();
+        gone.push(rows);
+        let events = video.join("rec_b_cam.events.csv");
+        fs::write(
+            &events,
+            "lsl_time,unix_time,event,source,detail\n1,2,start,api,x\n",
+        )
+        .unwrap();
+        // Claimed a moment ago (another recorder sharing the root, about to write).
+        let fresh = empty_files(&video, &["rec_c_cam.mkv"], Duration::ZERO);
+        // Held by a recorder that writes it (a camera lost since the recording started).
+        let held_path = video.join("rec_d_cam.mkv");
+        let held = crate::writer::files::create_new(&held_path).unwrap();
+        held.set_modified(SystemTime::now() - old).unwrap();
+        // A file with data, and one that is not a recording.
+        let kept = video.join("rec_e_cam.mkv");
+        fs::write(&kept, [0x1a, 0x45, 0xdf, 0xa3]).unwrap();
+        let other = empty_files(&video, &["notes.txt"], old);
+
+        gone.sort();
+        assert_eq!(remove_never_written(tmp.path()), gone);
+        for p in &gone {
+            assert!(!p.exists(), "{} is still there", p.display());
+        }
+        for p in [&events, &fresh[0], &held_path, &kept, &other[0]] {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
+        // Once its recorder lets go of it (a crash), it is a leftover like the others.
+        drop(held);
+        assert_eq!(remove_never_written(tmp.path()), vec![held_path]);
     }
 }

@@ -80,6 +80,18 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         ),
         (None, _) => {}
     }
+    let removed = crate::repair::remove_never_written(&root);
+    if !removed.is_empty() {
+        tracing::warn!(
+            "removed {} files that a crash left before their recording's first frame: {} (claimed when it started, they held no frame, sample or event)",
+            removed.len(),
+            removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let unfinished: Vec<String> = crate::repair::find_unfinished(&root)
         .into_iter()
         .map(|p| p.display().to_string())

@@ -571,6 +571,18 @@ fn commands_that_make_no_sense_are_answered_and_change_nothing() {
         assert_eq!(j["ok"], false, "{j}");
         assert!(j["message"].as_str().unwrap().contains(said), "{j}");
     }
+    // A page that is not there says so, and where the page is.
+    let r = client
+        .get(format!("http://{}/recordings", h.api))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let said = r.text().unwrap();
+    assert!(
+        said.contains("no such page: /recordings") && said.contains("page is at /"),
+        "{said}"
+    );
     let s = h.status();
     assert_eq!(
         s["state"], "buffering",
@@ -709,6 +721,92 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     assert!(rows.len() as u64 >= frames);
     let again = repair(&mkv);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
+}
+
+/// A crash while a recording waits for its camera's first frame leaves what the start
+/// claimed: an empty MKV and a frame sidecar without a row. The next start-up removes them
+/// (as a clean stop does), says so, keeps the events that say what happened, and records on.
+#[test]
+fn a_crash_while_the_camera_is_lost_leaves_no_empty_video_after_the_restart() {
+    let _g = serial();
+    let lost = "buffer:\n  duration: 1\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    \
+                source: command\n    command: \"sh -c 'exit 1'\"\n    \
+                resolution: {width: 64, height: 64}\n    fps: 10\n";
+    let mut h = Hindsight::start(lost);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let said = r["message"].as_str().unwrap();
+    assert!(said.contains("no file yet: camera cam0 is lost"), "{r}");
+    let number = |said: &str| -> u64 {
+        let n = said
+            .strip_prefix("recording ")
+            .and_then(|s| s.split(' ').next());
+        n.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{said}"))
+    };
+    let first = number(said);
+    h.wait_until(
+        "the start is in the events sidecar",
+        Duration::from_secs(20),
+        |h| {
+            h.mkv_files().first().is_some_and(|m| {
+                std::fs::read_to_string(events_of(m)).is_ok_and(|t| t.contains(",start,"))
+            })
+        },
+    );
+    let mkv = h.mkv_files().pop().unwrap();
+    h.kill9();
+    let (rows, events) = (sidecar_of(&mkv), events_of(&mkv));
+    assert_eq!(std::fs::metadata(&mkv).unwrap().len(), 0);
+    let said = repair(&mkv);
+    assert!(
+        String::from_utf8_lossy(&said.stderr).contains("the file is empty"),
+        "{said:?}"
+    );
+
+    // systemd restarts a crashed recorder 5 s later; the camera is back.
+    std::thread::sleep(Duration::from_millis(5500));
+    let mut h = Hindsight::start_in(
+        tempfile::tempdir().unwrap(),
+        h.root.clone(),
+        &synthetic_config(64, 64, 10.0, 1.0),
+    );
+    let log = h.log_text();
+    assert!(
+        log.contains(&format!(
+            "removed 2 files that a crash left before their recording's first frame: {}, {}",
+            rows.display(),
+            mkv.display()
+        )),
+        "{log}"
+    );
+    assert!(!mkv.exists() && !rows.exists());
+    assert!(std::fs::read_to_string(&events)
+        .unwrap()
+        .contains(",start,"));
+    assert_eq!(h.status()["unfinished_files"], json!([]), "{log}");
+    let listed: serde_json::Value =
+        reqwest::blocking::get(format!("http://{}/api/recordings", h.api))
+            .unwrap()
+            .json()
+            .unwrap();
+    let rec = &listed["recordings"][0];
+    assert_eq!(
+        (&rec["frames"], &rec["repaired"], &rec["unfinished"]),
+        (&json!(0), &json!(false), &json!(false)),
+        "{listed}"
+    );
+    assert_eq!(rec["files"].as_array().unwrap().len(), 1, "{listed}");
+
+    // The next recording has a new number and its frames.
+    h.wait_buffered(0.5);
+    let r = h.record_for(1.0);
+    // (After a crash the numbers skip what was reserved; they never repeat.)
+    assert!(number(r["message"].as_str().unwrap()) > first, "{r}");
+    let next = h.mkv_files();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(ffprobe_frame_count(&next[0]) >= 10);
+    mkvmerge_clean(&next[0]);
 }
 
 /// `hindsight repair` on the files of a recording that is still being made (a glob over

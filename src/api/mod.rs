@@ -522,7 +522,8 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Args {
     }
 }
 
-/// A path the API does not have, answered in JSON under `/api/`.
+/// A path the API does not have: answered in JSON under `/api/`, in a line of text
+/// elsewhere.
 async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         error(
@@ -534,7 +535,14 @@ async fn not_found(uri: axum::http::Uri) -> Response {
             ),
         )
     } else {
-        StatusCode::NOT_FOUND.into_response()
+        (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such page: {}; the recorder's page is at /, its API under /api/\n",
+                uri.path()
+            ),
+        )
+            .into_response()
     }
 }
 
