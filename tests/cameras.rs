@@ -1145,3 +1145,62 @@ fn a_camera_lost_and_back_again_and_again_is_said_once_not_every_time() {
     assert_eq!(more + 1, losses, "{line}");
     assert!(line.ends_with("it delivers now"), "{line}");
 }
+
+/// A network camera that takes the connection and never answers holds each request for up
+/// to its 10 s timeout. Stopping hindsight meanwhile finishes the recording at once and does
+/// not wait for that answer.
+#[test]
+fn a_network_camera_that_never_answers_does_not_hold_up_the_exit() {
+    let _g = serial();
+    // Takes connections and keeps them, reading and answering nothing, for at most 2 min.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let silent = {
+        let taken = taken.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(120) && held.len() < 10 {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        held.push(conn);
+                        taken.store(held.len(), std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+    };
+    let config = camera_config(&format!(
+        "  - name: synth\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 25\n  - name: net\n    source: http-mjpeg\n    url: http://127.0.0.1:{port}/cam.mjpg\n    fps: 25\n"
+    ));
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    // Once it asks again (the start-up's request timed out), and is kept waiting.
+    h.wait_until(
+        "the network camera is asked again",
+        Duration::from_secs(60),
+        |_| taken.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    h.signal(libc::SIGTERM);
+    let status = h.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the exit waited {took:?} for a camera that does not answer:\n{}",
+        h.log_text()
+    );
+    // The recording of the camera that works is finished.
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(check_file(&files[0]).len() >= 25);
+    mkvmerge_clean(&files[0]);
+    drop(silent);
+}

@@ -98,9 +98,7 @@ impl HttpMjpegSource {
             let pass = parsed.password().map(percent_decode);
             req = req.basic_auth(user, pass);
         }
-        let response = req
-            .send()
-            .map_err(|e| err(HttpProblem::Connect(describe(&e))))?;
+        let response = send_while_wanted(req).map_err(err)?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(err(HttpProblem::Login(status)));
@@ -143,6 +141,36 @@ impl HttpMjpegSource {
         src.info.height = u32::from(meta.height);
         src.first = Some((meta, jpeg));
         Ok(src)
+    }
+}
+
+/// Sends `req` from a thread of its own and waits for the answer while the open is still
+/// wanted ([`super::still_opening`]). A camera that takes the connection and never answers
+/// holds a request for up to its 10 s timeout, and a recorder told to stop does not wait for
+/// that: the thread is left to end with its timeout (or the process).
+fn send_while_wanted(
+    req: reqwest::blocking::RequestBuilder,
+) -> Result<reqwest::blocking::Response, HttpProblem> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("http-connect".into())
+        .spawn(move || {
+            let _ = tx.send(req.send());
+        })
+        .map_err(|e| HttpProblem::Connect(format!("cannot start a thread to connect: {e}")))?;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(sent) => return sent.map_err(|e| HttpProblem::Connect(describe(&e))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !super::still_opening() => {
+                return Err(HttpProblem::Connect(
+                    "no answer yet; not waited for: stopping".into(),
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(HttpProblem::Connect("the connecting thread ended".into()))
+            }
+        }
     }
 }
 
