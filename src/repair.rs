@@ -19,38 +19,44 @@ use mkv::read as mkv_read;
 /// not match their data. Files that a running hindsight is writing are not among them.
 pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(days) = fs::read_dir(root) else {
-        return found;
-    };
-    for day in days.flatten() {
-        for (folder, ext) in [("video", "mkv"), ("audio", "wav")] {
-            let Ok(files) = fs::read_dir(day.path().join(folder)) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let p = f.path();
-                if p.extension().is_none_or(|e| e != ext) || being_written(&p) {
-                    continue;
-                }
-                let unfinished = if ext == "mkv" {
-                    File::open(&p)
-                        .map_err(|e| e.to_string())
-                        .and_then(|mut file| {
-                            mkv_read::is_unfinished(&mut file).map_err(|e| e.to_string())
-                        })
-                } else {
-                    crate::audio::wav::is_unfinished(&p).map_err(|e| e.to_string())
-                };
-                match unfinished {
-                    Ok(true) => found.push(p),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!("cannot read {}: {e}", p.display()),
-                }
-            }
+    for (p, is_mkv) in recording_files(root) {
+        if being_written(&p) {
+            continue;
+        }
+        let unfinished = if is_mkv {
+            File::open(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|mut file| mkv_read::is_unfinished(&mut file).map_err(|e| e.to_string()))
+        } else {
+            crate::audio::wav::is_unfinished(&p).map_err(|e| e.to_string())
+        };
+        match unfinished {
+            Ok(true) => found.push(p),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot read {}: {e}", p.display()),
         }
     }
     found.sort();
     found
+}
+
+/// The recordings' MKVs (`<root>/*/video/*.mkv`, true) and WAVs (`<root>/*/audio/*.wav`,
+/// false), in no order.
+fn recording_files(root: &Path) -> impl Iterator<Item = (PathBuf, bool)> {
+    let days = fs::read_dir(root).into_iter().flatten().flatten();
+    days.flat_map(|day| {
+        [("video", "mkv"), ("audio", "wav")]
+            .into_iter()
+            .flat_map(move |(folder, ext)| {
+                let files = fs::read_dir(day.path().join(folder));
+                files.into_iter().flatten().flatten().filter_map(move |f| {
+                    let p = f.path();
+                    p.extension()
+                        .is_some_and(|e| e == ext)
+                        .then_some((p, ext == "mkv"))
+                })
+            })
+    })
 }
 
 /// How long a claimed file may stay empty before start-up takes it for a crash's leftover:
@@ -70,9 +76,6 @@ pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
 /// [`CLAIM_GRACE`] (or dated in the future), and anything with a byte in it.
 pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    let Ok(days) = fs::read_dir(root) else {
-        return removed;
-    };
     let left_empty = |p: &Path| {
         fs::metadata(p).is_ok_and(|m| {
             m.is_file()
@@ -87,33 +90,24 @@ pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
         Ok(()) => removed.push(p),
         Err(e) => tracing::warn!("cannot remove the empty file {}: {e}", p.display()),
     };
-    for day in days.flatten() {
-        for (folder, ext) in [("video", "mkv"), ("audio", "wav")] {
-            let Ok(files) = fs::read_dir(day.path().join(folder)) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let p = f.path();
-                if p.extension().is_none_or(|e| e != ext) || !left_empty(&p) {
-                    continue;
-                }
-                if ext == "mkv" {
-                    let rows = p.with_extension("frames.csv");
-                    if fs::read(&rows).is_ok_and(|text| {
-                        text.is_empty() || text == crate::writer::sidecar::FRAMES_HEADER.as_bytes()
-                    }) && !being_written(&rows)
-                    {
-                        remove(rows);
-                    }
-                    let events = p.with_extension("events.csv");
-                    if fs::metadata(&events).is_ok_and(|m| m.len() == 0) && !being_written(&events)
-                    {
-                        remove(events);
-                    }
-                }
-                remove(p);
+    for (p, is_mkv) in recording_files(root) {
+        if !left_empty(&p) {
+            continue;
+        }
+        if is_mkv {
+            let rows = p.with_extension("frames.csv");
+            if fs::read(&rows).is_ok_and(|text| {
+                text.is_empty() || text == crate::writer::sidecar::FRAMES_HEADER.as_bytes()
+            }) && !being_written(&rows)
+            {
+                remove(rows);
+            }
+            let events = p.with_extension("events.csv");
+            if fs::metadata(&events).is_ok_and(|m| m.len() == 0) && !being_written(&events) {
+                remove(events);
             }
         }
+        remove(p);
     }
     removed.sort();
     removed
