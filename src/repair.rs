@@ -117,9 +117,38 @@ fn is_wav(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
 }
 
+/// The video a sidecar (`X.frames.csv`, `X.events.csv`) belongs to (`X.mkv`).
+fn video_of_sidecar(p: &Path) -> Option<PathBuf> {
+    let name = p.file_name()?.to_str()?;
+    let base = name
+        .strip_suffix(".frames.csv")
+        .or_else(|| name.strip_suffix(".events.csv"))?;
+    Some(p.with_file_name(format!("{base}.mkv")))
+}
+
 pub fn run(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for p in files {
+        // A folder's files (`repair <day>/video/*`) include the sidecars, which are
+        // repaired with their video.
+        if let Some(video) = video_of_sidecar(p) {
+            if files.contains(&video) {
+                println!(
+                    "{}: a sidecar of {}, repaired with it",
+                    p.display(),
+                    video.display()
+                );
+            } else {
+                eprintln!(
+                    "hindsight repair: {} is a sidecar: it is repaired with its video, \
+                     `hindsight repair {}`",
+                    p.display(),
+                    video.display()
+                );
+                failed = true;
+            }
+            continue;
+        }
         if is_wav(p) {
             match crate::audio::wav::repair(p) {
                 Ok(r) if r.already_final => println!(

@@ -695,8 +695,49 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
     assert!(h2.log_text().contains("hindsight repair"));
     assert!(h2.terminate().success());
 
-    let printed = repair_ok(&mkv);
-    assert!(printed.contains("repaired"));
+    // `hindsight repair <day>/video/*`: the sidecars are named too, and repaired with
+    // their video; given alone, one is refused with the command that repairs it.
+    let alone = repair(&sidecar_of(&mkv));
+    assert!(!alone.status.success());
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        said.contains(&format!(
+            "is a sidecar: it is repaired with its video, `hindsight repair {}`",
+            mkv.display()
+        )),
+        "{said}"
+    );
+    let mut folder: Vec<_> = std::fs::read_dir(mkv.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    folder.sort();
+    assert_eq!(folder.len(), 3, "{folder:?}");
+    let out = Command::new(BIN)
+        .arg("repair")
+        .args(&folder)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains(&format!("{}: repaired", mkv.display())),
+        "{printed}"
+    );
+    for sidecar in [sidecar_of(&mkv), events_of(&mkv)] {
+        assert!(
+            printed.contains(&format!(
+                "{}: a sidecar of {}, repaired with it",
+                sidecar.display(),
+                mkv.display()
+            )),
+            "{printed}"
+        );
+    }
     mkvmerge_clean(&mkv);
     assert!(mkvinfo_cue_points(&mkv) >= 3);
     let frames = ffprobe_frame_count(&mkv);
