@@ -149,6 +149,15 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
             }
             continue;
         }
+        if fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) && !being_written(p) {
+            println!(
+                "{}: empty: its recording wrote nothing into it (stopped by a crash before its \
+                 first frame or sample); nothing to repair, and hindsight's next start-up \
+                 removes it",
+                p.display()
+            );
+            continue;
+        }
         if is_wav(p) {
             match crate::audio::wav::repair(p) {
                 Ok(r) if r.already_final => println!(
