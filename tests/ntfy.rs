@@ -552,3 +552,27 @@ fn a_dead_connection_is_noticed_and_replaced() {
     });
     assert!(h.terminate().success());
 }
+
+/// A server that takes the connection and never answers (stopped here) holds hindsight's
+/// first question, for the topic's newest message, for its 10 s timeout: stopping
+/// hindsight meanwhile does not wait for that.
+#[test]
+fn a_server_that_never_answers_does_not_hold_up_the_exit() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    server.signal(libc::SIGSTOP);
+    let mut h = Hindsight::start(&config(&server.url(), "lab8", ""));
+    h.wait_buffered(0.5);
+    assert_eq!(ntfy_status(&mut h)["connected"], false);
+    let asked = std::time::Instant::now();
+    h.signal(libc::SIGTERM);
+    let status = h.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    server.signal(libc::SIGCONT);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the exit waited {took:?} for a server that does not answer:\n{}",
+        h.log_text()
+    );
+}

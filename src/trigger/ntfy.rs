@@ -312,7 +312,13 @@ impl Subscriber<'_> {
 
     async fn run(&self) {
         let s = self.settings;
-        let (mut since, not_after) = match self.newest_message().await {
+        // A server that takes the connection and never answers holds this question for
+        // its 10 s timeout: a stop meanwhile does not wait for it.
+        let newest = tokio::select! {
+            newest = self.newest_message() => newest,
+            () = self.until_stopping() => return,
+        };
+        let (mut since, not_after) = match newest {
             Ok(Some(id)) => {
                 tracing::info!(
                     "ntfy: the topic's newest message is {id}; applying only later ones"
@@ -385,6 +391,13 @@ impl Subscriber<'_> {
             .filter(|e| e.event == "message")
             .map(|e| e.id)
             .next_back())
+    }
+
+    /// Returns once asked to stop.
+    async fn until_stopping(&self) {
+        while !self.stop.stopping() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Sleeps `d`, or less if asked to stop.
