@@ -625,12 +625,12 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
             )
         },
     ));
-    if let Some((limit, fs)) = crate::storage::file_size_limit(existing) {
+    if let Some((limit, what)) = crate::storage::file_size_limit(existing) {
         let set = c.storage.max_file_size.bytes();
         out.push(CheckLine::pass(
             "largest file",
             format!(
-                "{} on {fs}: each camera's video and the WAV go on in a next file (…part002) before {}",
+                "{}, {what}: each camera's video and the WAV go on in a next file (…part002) before {}",
                 crate::storage::size(limit),
                 crate::storage::size(set.map_or(limit, |s| s.min(limit)))
             ),

@@ -10,6 +10,13 @@ use hindsight::config::{self, Config};
 use serde_norway::Value;
 
 fn main() -> ExitCode {
+    // A write past the process's file size limit (`ulimit -f`, systemd's `LimitFSIZE=`)
+    // then fails with "File too large", which the recorder, repair and check handle,
+    // instead of ending the process with SIGXFSZ (PulseAudio's client sizes a shared
+    // memory file of tens of MiB as the audio opens). `run` knows the limit and starts a
+    // next part before it.
+    // SAFETY: ignoring a signal, before any thread is started.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let cli = Cli::parse();
     // The benchmark prints figures; routine log lines would only get in their way.
     hindsight::logging::init(if matches!(cli.command, Cmd::Bench(_)) {

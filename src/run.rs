@@ -65,18 +65,17 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         root.display(),
         root_fs.top().display()
     );
-    let set = config.storage.max_file_size.bytes();
     match (
-        crate::storage::max_file_bytes(set, &root),
+        config.storage.max_file_size.bytes(),
         crate::storage::file_size_limit(&root),
     ) {
-        (Some(limit), Some((fs_limit, fs))) if limit == fs_limit => tracing::info!(
-            "the recordings root is on {fs}, which holds files of at most {}: a camera's video and the WAV go on in a next file (…part002) before they get there",
+        (set, Some((limit, what))) if set.is_none_or(|s| limit < s) => tracing::info!(
+            "{what} allows files of at most {}: a camera's video and the WAV go on in a next file (…part002) before they get there",
             crate::storage::size(limit)
         ),
-        (Some(limit), _) => tracing::info!(
+        (Some(set), _) => tracing::info!(
             "storage.max_file_size {}: a camera's video and the WAV go on in a next file (…part002) before they grow past that",
-            crate::storage::size(limit)
+            crate::storage::size(set)
         ),
         (None, _) => {}
     }

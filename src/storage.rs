@@ -23,11 +23,10 @@ pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
 }
 
 /// The largest file the filesystem holding `path` can store, where that is less than a
-/// recording may grow, with the filesystem's name: FAT (`vfat`, `msdos`: USB sticks and
-/// SD cards of up to 32 GB as they come) stores at most 4 GiB − 1 byte per file. `None`
-/// for every other filesystem (exFAT, ext4, NTFS, tmpfs, ... hold terabytes) and when
-/// the filesystem cannot be asked.
-pub fn file_size_limit(path: &Path) -> Option<(u64, &'static str)> {
+/// recording may grow: FAT (`vfat`, `msdos`: USB sticks and SD cards of up to 32 GB as
+/// they come) stores at most 4 GiB − 1 byte per file. `None` for every other filesystem
+/// (exFAT, ext4, NTFS, tmpfs, ... hold terabytes) and when the filesystem cannot be asked.
+fn filesystem_limit(path: &Path) -> Option<u64> {
     /// `MSDOS_SUPER_MAGIC` (linux/magic.h), which vfat and msdos report.
     const FAT: i64 = 0x4d44;
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -36,11 +35,40 @@ pub fn file_size_limit(path: &Path) -> Option<(u64, &'static str)> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    (st.f_type as i64 == FAT).then_some((u64::from(u32::MAX), "FAT"))
+    (st.f_type as i64 == FAT).then_some(u64::from(u32::MAX))
 }
 
-/// The largest a recording's file in `dir` may grow: what the filesystem allows
-/// ([`file_size_limit`]), or `configured` (`storage.max_file_size`) if that is less.
+/// The largest file this process may write (`ulimit -f`, systemd's `LimitFSIZE=`), if it
+/// has such a limit: a write past it fails with "File too large" as on FAT (hindsight
+/// ignores SIGXFSZ, which would otherwise end the process).
+pub fn process_limit() -> Option<u64> {
+    // SAFETY: getrlimit writes into the zeroed struct.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 {
+        return None;
+    }
+    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as u64)
+}
+
+/// The largest file a recording in `path` can be written as, where something limits it,
+/// with what does, for people: the filesystem (FAT: 4 GiB) or this process's own limit,
+/// whichever is less.
+pub fn file_size_limit(path: &Path) -> Option<(u64, &'static str)> {
+    let fs = filesystem_limit(path).map(|l| (l, "the recordings root's filesystem (FAT)"));
+    let process = process_limit().map(|l| {
+        (
+            l,
+            "this process's file size limit (ulimit -f, or systemd's LimitFSIZE)",
+        )
+    });
+    match (fs, process) {
+        (Some(f), Some(p)) => Some(if p.0 < f.0 { p } else { f }),
+        (f, p) => f.or(p),
+    }
+}
+
+/// The largest a recording's file in `dir` may grow: what the filesystem and the process
+/// allow ([`file_size_limit`]), or `configured` (`storage.max_file_size`) if that is less.
 pub fn max_file_bytes(configured: Option<u64>, dir: &Path) -> Option<u64> {
     let fs = file_size_limit(dir).map(|(limit, _)| limit);
     match (configured, fs) {
@@ -193,9 +221,9 @@ mod tests {
     #[test]
     fn only_fat_limits_a_file() {
         // This machine's disk and its tmpfs hold files far past 4 GiB.
-        assert_eq!(file_size_limit(&std::env::temp_dir()), None);
-        assert_eq!(file_size_limit(Path::new("/dev/shm")), None);
-        assert_eq!(file_size_limit(Path::new("/no/such/folder")), None);
+        assert_eq!(filesystem_limit(&std::env::temp_dir()), None);
+        assert_eq!(filesystem_limit(Path::new("/dev/shm")), None);
+        assert_eq!(filesystem_limit(Path::new("/no/such/folder")), None);
     }
 
     #[test]

@@ -1386,3 +1386,54 @@ fn ffprobe_audio_end(mkv: &std::path::Path) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// Under a file size limit of the process (`ulimit -f`, systemd's `LimitFSIZE=`), as a
+/// shell sets it: PulseAudio's client sizes a shared memory file of tens of MiB as the
+/// audio opens, and SIGXFSZ ended hindsight there, before its API came up. Now that fails
+/// with "File too large" and PulseAudio does without it; the audio is recorded, and the
+/// video goes on in parts under the limit, losing no frame.
+#[test]
+fn a_file_size_limit_of_the_process_neither_ends_it_nor_loses_audio_or_frames() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let wrapper: Vec<std::ffi::OsString> =
+        ["bash", "-c", "ulimit -f 2048 && exec \"$@\"", "limited"]
+            .map(Into::into)
+            .to_vec();
+    let mut h = Hindsight::start_wrapped(dir, root, &config(""), &wrapper, |cmd| lb.apply(cmd));
+    h.wait_buffered(1.9);
+    h.wait_until("2 s of audio are buffered", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
+    });
+    assert!(
+        h.log_text().contains("this process's file size limit"),
+        "{}",
+        h.log_text()
+    );
+    h.record_for(8.0);
+    let mkvs = h.mkv_files();
+    assert!(mkvs.len() >= 2, "parts: {mkvs:?}");
+    let mut frames = 0;
+    for mkv in &mkvs {
+        assert!(
+            std::fs::metadata(mkv).unwrap().len() <= 2 << 20,
+            "{}",
+            mkv.display()
+        );
+        frames += ffprobe_frame_count(mkv);
+    }
+    let rows: usize = mkvs.iter().map(|m| read_sidecar(m).len()).sum();
+    assert_eq!(frames as usize, rows);
+    assert!(frames >= 400, "{frames} frames in 10 s at 50 fps");
+    let wav = wav_of(&mkvs[0]);
+    let (_, samples) = wav_samples(&wav);
+    assert!(samples.len() >= 48_000 * 6, "{} samples", samples.len());
+    assert!(
+        (dominant_frequency(&samples[samples.len() / 2..], 48_000.0) - 440.0).abs() < 5.0,
+        "the sine"
+    );
+    assert!(!h.log_text().contains("File too large"), "{}", h.log_text());
+    assert!(h.terminate().success());
+}

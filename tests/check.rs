@@ -37,6 +37,8 @@ struct Check<'a> {
     storage_keys: &'a str,
     rest: &'a str,
     envs: &'a [(&'a str, &'a str)],
+    /// The process's file size limit (`ulimit -f`), in bytes.
+    file_limit: Option<u64>,
 }
 
 impl Check<'_> {
@@ -55,12 +57,25 @@ impl Check<'_> {
             self.rest
         );
         std::fs::write(&path, config).unwrap();
-        let out = Command::new(BIN)
-            .args(["check", "--config"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["check", "--config"])
             .arg(&path)
-            .envs(self.envs.iter().copied())
-            .output()
-            .unwrap();
+            .envs(self.envs.iter().copied());
+        if let Some(bytes) = self.file_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                    Ok(())
+                });
+            }
+        }
+        let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         Checked {
             code: out.status.code().unwrap(),
@@ -75,6 +90,7 @@ fn check(rest: &str, envs: &[(&str, &str)]) -> Checked {
         storage_keys: "",
         rest,
         envs,
+        file_limit: None,
     }
     .run()
 }
@@ -221,6 +237,7 @@ fn a_recorder_already_running_the_rig_is_named() {
         storage_keys: "",
         rest: "",
         envs: &[],
+        file_limit: None,
     };
     let c = running.run();
     let line = c.line("recorder");
@@ -290,6 +307,7 @@ fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
         storage_keys: "",
         rest: "",
         envs: &[],
+        file_limit: None,
     }
     .run();
     assert_eq!(c.code, 1);
@@ -301,6 +319,7 @@ fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
         storage_keys: "  min_free: 100000GiB\n",
         rest: "",
         envs: &[],
+        file_limit: None,
     }
     .run();
     assert_eq!(c.code, 1);
@@ -366,6 +385,29 @@ fn ntfy_reachability_and_auth_against_the_real_server() {
     let line = c.line("ntfy");
     assert!(
         line.starts_with("FAIL") && line.contains("cannot reach"),
+        "{line}"
+    );
+}
+
+/// Under a file size limit of the process (`ulimit -f`), check names it as the largest
+/// file, before which recordings go on in parts (and SIGXFSZ does not end it).
+#[test]
+fn a_file_size_limit_of_the_process_is_the_largest_file() {
+    let c = Check {
+        root: None,
+        storage_keys: "",
+        rest: "",
+        envs: &[],
+        file_limit: Some(2 << 20),
+    }
+    .run();
+    let all = c.lines.join("\n");
+    assert_eq!(c.code, 0, "{all}");
+    let line = c.line("largest file");
+    assert!(
+        line.starts_with("pass")
+            && line.contains("2.0 MiB, this process's file size limit (ulimit -f")
+            && line.contains("go on in a next file (…part002) before 2.0 MiB"),
         "{line}"
     );
 }

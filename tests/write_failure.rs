@@ -4,40 +4,29 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
 
-/// Every file hindsight writes may grow to this size; writing beyond fails with EFBIG,
-/// exactly as a full disk fails with ENOSPC.
-const FILE_LIMIT: u64 = 3 << 20;
+/// The disk the recordings are on: the first failing write comes when it is full.
+const DISK_MIB: u64 = 12;
 
+/// A disk that fills with the disk guard off: a write fails mid-recording with "No space
+/// left on device", as any write that fails does (a file size limit hindsight cannot
+/// know of, a device gone).
 #[test]
 fn a_failing_write_stops_the_recording_cleanly_and_keeps_what_was_written() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let mut h = Hindsight::start_with(dir, root, &synthetic_config(400, 400, 100.0, 1.0), |cmd| {
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: FILE_LIMIT,
-                    rlim_max: FILE_LIMIT,
-                };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-                // Ignored signals stay ignored across exec: writes then fail with EFBIG
-                // instead of killing the process.
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-    });
+    let config = format!(
+        "storage:\n  min_free: null\naudio:\n  enabled: false\n{}",
+        synthetic_config(400, 400, 100.0, 1.0)
+    );
+    let mut h = start_on_tiny_disk(DISK_MIB as u32, &config);
     h.wait_buffered(0.9);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
+    let mkv = inside(&h, r["files"][0].as_str().unwrap());
     h.wait_until(
         "the failed recording is given up",
         Duration::from_secs(30),
@@ -58,10 +47,14 @@ fn a_failing_write_stops_the_recording_cleanly_and_keeps_what_was_written() {
     );
     assert!(h.log_text().contains("writing") && h.log_text().contains("failed"));
 
+    assert!(h.log_text().contains("No space left on device"));
+
     // The file holds everything up to the failure, and ffmpeg decodes it all.
-    let mkv = h.mkv_files().pop().expect("the file");
     let size = std::fs::metadata(&mkv).unwrap().len();
-    assert!(size > FILE_LIMIT / 2 && size <= FILE_LIMIT, "{size} bytes");
+    assert!(
+        size > (DISK_MIB << 20) / 2 && size <= DISK_MIB << 20,
+        "{size} bytes"
+    );
     let decoded: Vec<u64> = decoded_frame_numbers(&mkv, 400, 400)
         .into_iter()
         .map(|n| n.expect("readable frame number"))

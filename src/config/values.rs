@@ -365,7 +365,8 @@ impl From<CpuCore> for Value {
 }
 
 /// The largest file a recording writes before it goes on in a next part: `auto` (what the
-/// recordings' filesystem allows: just under 4 GiB on FAT, no limit elsewhere) or a size.
+/// recordings' filesystem allows, just under 4 GiB on FAT, and the process's own file size
+/// limit if it has one; no limit elsewhere) or a size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(into = "Value")]
 pub enum MaxFileSize {

@@ -433,6 +433,20 @@ mod tests {
         assert!(day.join("video").is_dir());
     }
 
+    /// "File too large" (a limit hindsight did not know of) gets the way to parts; other
+    /// errors nothing.
+    #[test]
+    fn a_file_too_large_is_explained() {
+        let e = io::Error::from_raw_os_error(libc::EFBIG);
+        assert_eq!(
+            too_large_hint(&e, 4096),
+            " (this filesystem holds no larger file: set storage.max_file_size below 4096 \
+             bytes, and recordings go on in a next file before they get there)"
+        );
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(too_large_hint(&full, 4096), "");
+    }
+
     #[test]
     fn create_new_never_overwrites() {
         let tmp = tempfile::tempdir().unwrap();
