@@ -1396,13 +1396,7 @@ fn ffprobe_audio_end(mkv: &std::path::Path) -> f64 {
 fn a_file_size_limit_of_the_process_neither_ends_it_nor_loses_audio_or_frames() {
     let _g = serial();
     let lb = Loopback::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let wrapper: Vec<std::ffi::OsString> =
-        ["bash", "-c", "ulimit -f 2048 && exec \"$@\"", "limited"]
-            .map(Into::into)
-            .to_vec();
-    let mut h = Hindsight::start_wrapped(dir, root, &config(""), &wrapper, |cmd| lb.apply(cmd));
+    let mut h = start_under_a_file_limit(2048, &config(""), |cmd| lb.apply(cmd));
     h.wait_buffered(1.9);
     h.wait_until("2 s of audio are buffered", Duration::from_secs(30), |h| {
         h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 1.99
