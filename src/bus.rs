@@ -72,6 +72,25 @@ pub enum BusError {
     Timeout(Duration),
 }
 
+/// The outcomes of a batch of commands already sent ([`CommandBus::post_batch`]).
+pub struct Answers(Vec<tokio::sync::oneshot::Receiver<Reply>>);
+
+impl Answers {
+    /// Waits for each outcome, in order (at most 10 s each).
+    pub async fn replies(self) -> Result<Vec<Reply>, BusError> {
+        let limit = Duration::from_secs(10);
+        let mut replies = Vec::with_capacity(self.0.len());
+        for rx in self.0 {
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(r)) => replies.push(r),
+                Ok(Err(_)) => return Err(BusError::Closed),
+                Err(_) => return Err(BusError::Timeout(limit)),
+            }
+        }
+        Ok(replies)
+    }
+}
+
 /// Where every trigger source sends commands. Cheap to clone.
 #[derive(Clone)]
 pub struct CommandBus {
@@ -132,9 +151,11 @@ impl CommandBus {
         }
     }
 
-    /// Sends commands that arrived together, to be carried out in order as one step, and
-    /// waits for each outcome.
-    pub async fn request_batch(&self, batch: Vec<Timed>) -> Result<Vec<Reply>, BusError> {
+    /// Sends commands that arrived together, to be carried out in order as one step, at
+    /// once; their outcomes come later ([`Answers::replies`]). A source that reads commands
+    /// one after another posts each as it comes and waits for the answers elsewhere: a
+    /// start's answer waits for its files, and the commands after it must not.
+    pub fn post_batch(&self, batch: Vec<Timed>) -> Result<Answers, BusError> {
         let mut answers = Vec::with_capacity(batch.len());
         let mut envelopes = Vec::with_capacity(batch.len());
         for t in batch {
@@ -151,16 +172,7 @@ impl CommandBus {
         self.tx
             .send(ControlMsg::Batch(envelopes))
             .map_err(|_| BusError::Closed)?;
-        let limit = Duration::from_secs(10);
-        let mut replies = Vec::with_capacity(answers.len());
-        for rx in answers {
-            match tokio::time::timeout(limit, rx).await {
-                Ok(Ok(r)) => replies.push(r),
-                Ok(Err(_)) => return Err(BusError::Closed),
-                Err(_) => return Err(BusError::Timeout(limit)),
-            }
-        }
-        Ok(replies)
+        Ok(Answers(answers))
     }
 
     /// Sends a command stamped now and waits (on this thread, outside any async runtime)

@@ -302,6 +302,82 @@ fn a_message_sent_just_before_the_start_is_never_applied() {
     }
 }
 
+/// A command sent right after a start takes the time it was sent, not the time the start
+/// was answered. A start's answer waits for its files (here up to 1.5 s, for a camera that
+/// is lost; on a rig also while a writer finishes the file before): the messages behind it
+/// were read only then, so a mark landed up to 1.5 s late (or, counted as replayed, at the
+/// start of its second, before the recording began), and a stop recorded 1.5 s more.
+#[test]
+fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let cfg = config(&server.url(), "lab9", "").replace(
+        "lsl:\n",
+        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    \
+         resolution: {width: 160, height: 120}\n    fps: 30\nlsl:\n",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before_start = now();
+    server.publish("lab9", "start");
+    let before_mark = now();
+    server.publish("lab9", "mark trial 1");
+    let after_mark = now();
+    std::thread::sleep(Duration::from_millis(400));
+    let before_stop = now();
+    server.publish("lab9", "stop");
+    let after_stop = now();
+    h.wait_until("3 commands applied", Duration::from_secs(20), |h| {
+        ntfy_status(h)["commands_applied"] == 3
+    });
+    h.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "the synthetic camera's file: {files:?}");
+    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    let time_of = |event: &str| -> f64 {
+        events
+            .lines()
+            .map(|l| l.splitn(5, ',').collect::<Vec<_>>())
+            .find(|f| f.len() == 5 && f[2] == event)
+            .unwrap_or_else(|| panic!("no {event} row in\n{events}"))[1]
+            .parse()
+            .unwrap()
+    };
+    // Loopback delivery takes milliseconds; 0.3 s is slack for a loaded machine, well
+    // under the answer's 1.5 s.
+    let (start, mark, stop) = (time_of("start"), time_of("mark"), time_of("stop"));
+    assert!(
+        (before_start - 0.01..after_mark + 0.3).contains(&start),
+        "start at {start}, sent at {before_start}\n{events}"
+    );
+    assert!(
+        (before_mark - 0.01..after_mark + 0.3).contains(&mark) && mark >= start,
+        "the mark sent at {before_mark}..{after_mark} was taken at {mark} (start {start})\n{events}"
+    );
+    assert!(
+        (before_stop - 0.01..after_stop + 0.3).contains(&stop),
+        "the stop sent at {before_stop}..{after_stop} was taken at {stop}\n{events}"
+    );
+    // The file ends at the stop, not when the start was answered.
+    let rows = read_sidecar(&files[0]);
+    let last = rows.last().unwrap().unix_time;
+    assert!(
+        last <= stop && last > stop - 0.1,
+        "the last frame at {last}, the stop at {stop}"
+    );
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn fifty_start_stop_pairs_make_fifty_files() {
     let _g = serial();

@@ -39,7 +39,7 @@ use serde::Deserialize;
 
 use super::grammar::{self, Parsed};
 use crate::bus::LslMsg;
-use crate::bus::{CommandBus, Timed};
+use crate::bus::{Answers, CommandBus, Timed};
 use crate::clock::{ClockPair, LslTime, WallTime};
 use crate::recorder::{Command, Origin, Outcome, TriggerSource};
 use crate::shutdown::Shutdown;
@@ -318,7 +318,7 @@ impl Subscriber<'_> {
             newest = self.newest_message() => newest,
             () = self.until_stopping() => return,
         };
-        let (mut since, not_after) = match newest {
+        let (since, not_after) = match newest {
             Ok(Some(id)) => {
                 tracing::info!(
                     "ntfy: the topic's newest message is {id}; applying only later ones"
@@ -339,11 +339,49 @@ impl Subscriber<'_> {
         };
         self.not_after
             .store(not_after.unwrap_or(i64::MIN), Ordering::Relaxed);
+        // The stream is read apart from the answers: a start's answer waits for its files
+        // (up to `control::REPLY_WAIT`, or while a writer finishes the file before), and
+        // a message read only after it took the time it was read and reached the recorder
+        // that late (a mark late, a stop recording more than asked). Each command goes to
+        // the recorder as it is read, with the time it came; the answers follow in order.
+        let (answers, pending) = tokio::sync::mpsc::unbounded_channel();
+        tokio::join!(self.read(since, answers), self.answer_in_order(pending));
+    }
+
+    /// Publishes the answers to the commands sent, in order, until the reader is done.
+    async fn answer_in_order(&self, mut pending: tokio::sync::mpsc::UnboundedReceiver<Answers>) {
+        while let Some(answers) = pending.recv().await {
+            match answers.replies().await {
+                Ok(replies) => {
+                    for reply in replies {
+                        self.status.lock().commands_applied += 1;
+                        let mut msg = match &reply.outcome {
+                            Outcome::Done(m) => m.clone(),
+                            Outcome::NoOp(m) => format!("nothing done: {m}"),
+                            Outcome::Rejected(m) => format!("refused: {m}"),
+                            Outcome::Failed(m) => format!("failed: {m}"),
+                        };
+                        if !reply.files.is_empty() {
+                            msg.push_str(": ");
+                            msg.push_str(&reply.files.join(", "));
+                        }
+                        self.reply(msg).await;
+                    }
+                }
+                Err(e) => tracing::error!("ntfy: no answer to commands sent: {e}"),
+            }
+        }
+    }
+
+    /// Subscribes, and again after each ending, until asked to stop; hands each command
+    /// (or batch of replayed ones) to the recorder as it is read; the answers to `answers`.
+    async fn read(&self, mut since: String, answers: AnswersTo) {
+        let s = self.settings;
         let mut seen = Seen::default();
         let mut backoff = s.backoff_initial;
         while !self.stop.stopping() {
             self.set_state("connecting".into(), false, None);
-            let (ended, was_open) = self.subscribe(&mut since, &mut seen).await;
+            let (ended, was_open) = self.subscribe(&mut since, &mut seen, &answers).await;
             if self.stop.stopping() {
                 return;
             }
@@ -412,7 +450,12 @@ impl Subscriber<'_> {
     }
 
     /// One subscription, until it ends. Returns why, and whether it ever opened.
-    async fn subscribe(&self, since: &mut String, seen: &mut Seen) -> (Ended, bool) {
+    async fn subscribe(
+        &self,
+        since: &mut String,
+        seen: &mut Seen,
+        answers: &AnswersTo,
+    ) -> (Ended, bool) {
         let s = self.settings;
         let url = format!("{}/{}/json?since={}", s.server, s.topic, since);
         let req = with_auth(self.client.get(&url), s.auth.as_ref());
@@ -463,7 +506,7 @@ impl Subscriber<'_> {
         let ended = 'stream: loop {
             let quiet = (!batch.is_empty()).then_some(REPLAY_QUIET);
             match next_chunk(&mut resp, dead_after, quiet, self.stop).await {
-                Next::Quiet => self.apply(std::mem::take(&mut batch)).await,
+                Next::Quiet => self.apply(std::mem::take(&mut batch), answers),
                 Next::Stop => break Ended::Failed("stopping".into()),
                 Next::Dead => {
                     break Ended::Failed(format!(
@@ -497,7 +540,7 @@ impl Subscriber<'_> {
                             let late = cmd.note.is_some();
                             batch.push(cmd);
                             if !late || batch.len() >= 100 {
-                                self.apply(std::mem::take(&mut batch)).await;
+                                self.apply(std::mem::take(&mut batch), answers);
                             }
                         }
                     }
@@ -505,7 +548,7 @@ impl Subscriber<'_> {
             }
         };
         // What was replayed before the connection ended is still applied.
-        self.apply(batch).await;
+        self.apply(batch, answers);
         (ended, opened)
     }
 
@@ -577,8 +620,9 @@ impl Subscriber<'_> {
         None
     }
 
-    /// Hands commands to the recorder, in order, as one step, and answers each.
-    async fn apply(&self, batch: Vec<Late>) {
+    /// Hands commands to the recorder, in order, as one step, now; their answers go to
+    /// `answers` (see [`Subscriber::run`]).
+    fn apply(&self, batch: Vec<Late>, answers: &AnswersTo) {
         if batch.is_empty() {
             return;
         }
@@ -594,23 +638,9 @@ impl Subscriber<'_> {
                 note: l.note,
             })
             .collect();
-        match self.bus.request_batch(timed).await {
-            Ok(replies) => {
-                for reply in replies {
-                    self.status.lock().commands_applied += 1;
-                    let mut msg = match &reply.outcome {
-                        Outcome::Done(m) => m.clone(),
-                        Outcome::NoOp(m) => format!("nothing done: {m}"),
-                        Outcome::Rejected(m) => format!("refused: {m}"),
-                        Outcome::Failed(m) => format!("failed: {m}"),
-                    };
-                    if !reply.files.is_empty() {
-                        msg.push_str(": ");
-                        msg.push_str(&reply.files.join(", "));
-                    }
-                    self.reply(msg).await;
-                }
-            }
+        match self.bus.post_batch(timed) {
+            // The receiver lives as long as the reader (both in `run`).
+            Ok(a) => drop(answers.send(a)),
             Err(e) => tracing::error!("ntfy: commands not applied: {e}"),
         }
     }
@@ -619,6 +649,10 @@ impl Subscriber<'_> {
         let _ = self.replies.send(text);
     }
 }
+
+/// Where the stream's reader sends the answers of the commands it handed over (see
+/// [`Subscriber::run`]).
+type AnswersTo = tokio::sync::mpsc::UnboundedSender<Answers>;
 
 /// A command from a message, with the time it counts from and, when that is not its
 /// arrival (a late, replayed message), how it was found.
