@@ -623,6 +623,48 @@ fn mkv_audio(mkv: &std::path::Path) -> (f64, Vec<f64>) {
     (first_audio_block_s(mkv), samples)
 }
 
+/// A crash loses the muxed file's frames only as far as its audio had not come: the
+/// same span its WAV loses. Frames waited until an audio block beginning after them had
+/// come, so with the loopback's 2 s bursts a kill 2.5 s after the start left the MKV about
+/// 2 s shorter than the WAV beside it.
+#[test]
+fn a_killed_recording_keeps_as_much_video_in_the_muxed_mkv_as_audio_in_its_wav() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config("  mux_into_video: true\n"));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(2500));
+    h.kill9();
+    let mkv = h.mkv_files().pop().unwrap();
+    let wav = wav_of(&mkv);
+    assert!(repair_ok(&mkv).contains("repaired"));
+    repair_ok(&wav);
+    let wav_s = sox_seconds(&wav);
+    let rows = read_sidecar(&mkv);
+    let video_s = rows.last().unwrap().lsl_time - rows[0].lsl_time + 1.0 / 50.0;
+    assert!(
+        wav_s >= 1.9,
+        "the WAV holds {wav_s} s: at least the 2 s before the trigger"
+    );
+    assert!(
+        video_s >= wav_s - 0.5,
+        "the MKV holds {video_s:.2} s of video, its WAV {wav_s:.2} s of audio"
+    );
+    let frames = ffprobe_csv(
+        &mkv,
+        &[
+            "-select_streams",
+            "v",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+        ],
+    );
+    assert_eq!(frames.trim().parse::<usize>().unwrap(), rows.len());
+    mkvmerge_clean(&mkv);
+}
+
 #[test]
 fn the_mkv_carries_the_same_audio_as_a_second_track() {
     let _g = serial();

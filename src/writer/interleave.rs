@@ -4,7 +4,10 @@
 //! little later (the sound card's and the audio thread's latency: up to a couple of
 //! seconds with some servers). So video is held back until the audio covering it has
 //! come, but never more than `hold` of capture time: a missing or late microphone must
-//! not stall the video file. Audio that comes later than the video already written is
+//! not stall the video file. A frame goes as soon as an audio block reaching past its
+//! time has gone (audio comes in order, so none can come before it any more): held until
+//! the next block began after it, the frames of a sound server's 2 s bursts waited a
+//! burst more, and a crash lost 3 s of this file's video where the WAV lost 1. Audio that comes later than the video already written is
 //! written when it comes (Matroska allows it within a cluster's reach). Likewise audio
 //! waits for the video of its time, but not once newer audio has come `hold` after it:
 //! a camera lost in the middle of a recording must not keep the audio of its absence in
@@ -15,6 +18,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::AudioTrackSpec;
 use crate::clock::LslTime;
 use crate::frame::Frame;
 
@@ -39,6 +43,10 @@ pub struct Interleaver {
     pub audio_done: bool,
     /// Time of the newest video frame handed out.
     last_video: Option<LslTime>,
+    /// Where the newest audio block handed out ends (its last sample's time plus one
+    /// sample): video before it goes without waiting for more audio.
+    audio_until: Option<LslTime>,
+    track: AudioTrackSpec,
     hold: Duration,
     /// Until the first audio block comes, video waits for it until this time of the
     /// writer's clock (`hold` after the file opened), however much of it there is: a
@@ -50,13 +58,16 @@ pub struct Interleaver {
 }
 
 impl Interleaver {
-    /// `opened`: the writer's clock when the file opened.
-    pub fn new(hold: Duration, opened: LslTime) -> Interleaver {
+    /// `opened`: the writer's clock when the file opened; `track`: the audio's rate and
+    /// channels (16-bit samples), which give a block's length.
+    pub fn new(hold: Duration, opened: LslTime, track: AudioTrackSpec) -> Interleaver {
         Interleaver {
             video: VecDeque::new(),
             audio: VecDeque::new(),
             audio_done: false,
             last_video: None,
+            audio_until: None,
+            track,
             hold,
             first_audio_by: Some(opened + hold),
         }
@@ -83,7 +94,7 @@ impl Interleaver {
                 // The file's first block is a video frame: it sets the file's time
                 // origin (and audio from just before it goes in at time 0).
                 if self.last_video.is_some() && a.at <= v.meta.capture {
-                    self.audio.pop_front().map(Item::Audio)
+                    self.pop_audio()
                 } else {
                     self.pop_video()
                 }
@@ -92,7 +103,12 @@ impl Interleaver {
                 let newest = self.video.back().map_or(v.meta.capture, |b| b.meta.capture);
                 let waited = newest.saturating_since(v.meta.capture);
                 let first_audio_awaited = self.first_audio_by.is_some_and(|t| now < t);
-                if closing || self.audio_done || (waited >= self.hold && !first_audio_awaited) {
+                let covered = self.audio_until.is_some_and(|end| v.meta.capture < end);
+                if closing
+                    || self.audio_done
+                    || covered
+                    || (waited >= self.hold && !first_audio_awaited)
+                {
                     self.pop_video()
                 } else {
                     None
@@ -108,13 +124,23 @@ impl Interleaver {
                 let newest = self.audio.back().map_or(a.at, |b| b.at);
                 let video_missing = newest.saturating_since(a.at) >= self.hold;
                 if closing || video_missing || self.last_video.is_some_and(|t| a.at <= t) {
-                    self.audio.pop_front().map(Item::Audio)
+                    self.pop_audio()
                 } else {
                     None
                 }
             }
             (None, None) => None,
         }
+    }
+
+    fn pop_audio(&mut self) -> Option<Item> {
+        let a = self.audio.pop_front()?;
+        let frame_bytes = 2 * u64::from(self.track.channels.max(1));
+        let samples = a.pcm.len() as u64 / frame_bytes;
+        let ns = samples * 1_000_000_000 / u64::from(self.track.rate.max(1));
+        let end = a.at + Duration::from_nanos(ns);
+        self.audio_until = Some(self.audio_until.map_or(end, |u| u.max(end)));
+        Some(Item::Audio(a))
     }
 
     fn pop_video(&mut self) -> Option<Item> {
@@ -132,6 +158,12 @@ mod tests {
 
     /// The writer's clock in these tests: past any wait for the first audio.
     const LATER: LslTime = LslTime::from_nanos(1_000_000_000_000);
+
+    /// 1 kHz mono: `audio(ms)`'s 4 bytes are 2 ms of it.
+    const TRACK: AudioTrackSpec = AudioTrackSpec {
+        rate: 1000,
+        channels: 1,
+    };
 
     fn frame(ms: i64) -> Frame {
         Frame {
@@ -167,7 +199,7 @@ mod tests {
 
     #[test]
     fn video_waits_for_the_audio_that_covers_it() {
-        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0), TRACK);
         for ms in [0, 10, 20, 30] {
             i.push_video(frame(ms));
         }
@@ -179,9 +211,36 @@ mod tests {
         assert_eq!(drain(&mut i, false), ["v20", "v30"]);
     }
 
+    /// A sound server delivers in bursts (2 s through PulseAudio): the frames a block
+    /// covers go as soon as it has gone, not only once the next block has come.
+    #[test]
+    fn video_covered_by_the_audio_written_goes_without_waiting_for_more() {
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0), TRACK);
+        for ms in (0..1000).step_by(10) {
+            i.push_video(frame(ms));
+        }
+        // 500 ms of 1 kHz mono from 0.
+        i.push_audio(AudioBlock {
+            at: LslTime::from_nanos(0),
+            pcm: vec![0; 1000],
+        });
+        let out = drain(&mut i, false);
+        let mut want = vec!["v0".to_string(), "a0".to_string()];
+        want.extend((10..500).step_by(10).map(|ms| format!("v{ms}")));
+        assert_eq!(out, want, "every frame before 500 ms, none after");
+        // The next block, from 500 ms: the frames it covers follow it.
+        i.push_audio(AudioBlock {
+            at: LslTime::from_nanos(500_000_000),
+            pcm: vec![0; 200],
+        });
+        let out = drain(&mut i, false);
+        assert_eq!(out[..2], ["a500", "v500"]);
+        assert_eq!(out.last().unwrap(), "v590");
+    }
+
     #[test]
     fn video_does_not_wait_longer_than_the_hold() {
-        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0), TRACK);
         for ms in (0..=200).step_by(50) {
             i.push_video(frame(ms));
         }
@@ -199,7 +258,7 @@ mod tests {
     #[test]
     fn a_buffer_of_frames_waits_for_its_first_audio() {
         let opened = LslTime::from_nanos(50_000_000_000);
-        let mut i = Interleaver::new(Duration::from_millis(100), opened);
+        let mut i = Interleaver::new(Duration::from_millis(100), opened, TRACK);
         for ms in (0..=1000).step_by(100) {
             i.push_video(frame(ms));
         }
@@ -222,7 +281,7 @@ mod tests {
             ]
         );
         // No audio at all: after `hold` of the writer's clock the frames go by their times.
-        let mut i = Interleaver::new(Duration::from_millis(100), opened);
+        let mut i = Interleaver::new(Duration::from_millis(100), opened, TRACK);
         for ms in (0..=300).step_by(100) {
             i.push_video(frame(ms));
         }
@@ -233,7 +292,7 @@ mod tests {
 
     #[test]
     fn audio_does_not_wait_longer_than_the_hold_for_a_lost_camera() {
-        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0), TRACK);
         i.push_video(frame(0));
         i.push_audio(audio(0));
         assert_eq!(drain(&mut i, false), ["v0", "a0"]);
@@ -254,7 +313,7 @@ mod tests {
     /// recording's, once); what goes before the first frame, the writer leaves out.
     #[test]
     fn audio_before_the_first_frame_waits_for_it_no_longer_than_the_hold() {
-        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_millis(100), LslTime::from_nanos(0), TRACK);
         for ms in (0..=500).step_by(50) {
             i.push_audio(audio(ms));
         }
@@ -271,7 +330,7 @@ mod tests {
 
     #[test]
     fn the_first_frame_goes_before_audio_from_the_same_instant() {
-        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0), TRACK);
         i.push_audio(audio(0));
         i.push_video(frame(0));
         i.push_video(frame(10));
@@ -283,7 +342,7 @@ mod tests {
 
     #[test]
     fn closing_writes_everything_in_order() {
-        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0));
+        let mut i = Interleaver::new(Duration::from_secs(3), LslTime::from_nanos(0), TRACK);
         i.push_video(frame(0));
         i.push_video(frame(20));
         i.push_audio(audio(10));

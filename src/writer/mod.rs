@@ -1310,7 +1310,9 @@ impl OpenFile {
             camera_losses: 0,
             camera_lost: Duration::ZERO,
             lost_now: false,
-            mux: spec.audio.map(|_| Interleaver::new(AUDIO_HOLD, opened)),
+            mux: spec
+                .audio
+                .map(|track| Interleaver::new(AUDIO_HOLD, opened, track)),
             audio_start_pending: spec.audio_start,
             waiting_close: None,
             audio_blocks: 0,
