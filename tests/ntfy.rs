@@ -378,6 +378,58 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     assert!(h.terminate().success());
 }
 
+/// A rig whose clock runs 5 s ahead of the ntfy server's (no NTP on the rig's network, a
+/// clock that drifted): its messages are on time, and a stop stops when it was sent. Taken
+/// by the wall clock, every message looked 5 s late, was taken as replayed, and the stop
+/// was put at the end of its second on the server's clock: 4 s before it was sent, so
+/// the recording lost its last 4 s.
+#[test]
+fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_messages() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let shifted = common::ntfy::ShiftedClock::start(server.port, 5);
+    let cfg = config(&shifted.url(), "lab10", "");
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before_start = now();
+    server.publish("lab10", "start");
+    let after_start = now();
+    std::thread::sleep(Duration::from_secs(2));
+    let before_stop = now();
+    server.publish("lab10", "stop");
+    let after_stop = now();
+    h.wait_until("both applied", Duration::from_secs(20), |h| {
+        ntfy_status(h)["commands_applied"] == 2
+    });
+    h.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    assert!(!events.contains("replayed"), "{events}");
+    let rows = read_sidecar(&files[0]);
+    let trigger = rows.iter().find(|r| !r.pre_trigger).unwrap().unix_time;
+    assert!(
+        (before_start - 0.05..after_start + 0.3).contains(&trigger),
+        "the first live frame at {trigger}, the start sent at {before_start}..{after_start}"
+    );
+    let last = rows.last().unwrap().unix_time;
+    assert!(
+        (before_stop - 0.1..after_stop + 0.3).contains(&last),
+        "the last frame at {last}, the stop sent at {before_stop}..{after_stop}\n{events}"
+    );
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn fifty_start_stop_pairs_make_fifty_files() {
     let _g = serial();

@@ -22,6 +22,9 @@
 //! buffer from when the user asked. ntfy gives that time in whole seconds: a late start
 //! (clip, mark) takes the first instant of its second, a late stop the last (never after
 //! its arrival), so that nothing asked for is cut; the reply and the LSL event say so.
+//! Those seconds are the server's: its own events place them on this machine's clocks
+//! when the two clocks disagree ([`ServerClock`]). Each command goes to the recorder as it
+//! is read, and its answer (for the reply topic) is awaited apart ([`Subscriber::run`]).
 //! Late messages that come together are handed to the recorder as one batch, so that a
 //! start replayed with its stop records exactly the span between them.
 //!
@@ -378,10 +381,13 @@ impl Subscriber<'_> {
     async fn read(&self, mut since: String, answers: AnswersTo) {
         let s = self.settings;
         let mut seen = Seen::default();
+        let mut clock = ServerClock::default();
         let mut backoff = s.backoff_initial;
         while !self.stop.stopping() {
             self.set_state("connecting".into(), false, None);
-            let (ended, was_open) = self.subscribe(&mut since, &mut seen, &answers).await;
+            let (ended, was_open) = self
+                .subscribe(&mut since, &mut seen, &mut clock, &answers)
+                .await;
             if self.stop.stopping() {
                 return;
             }
@@ -454,6 +460,7 @@ impl Subscriber<'_> {
         &self,
         since: &mut String,
         seen: &mut Seen,
+        clock: &mut ServerClock,
         answers: &AnswersTo,
     ) -> (Ended, bool) {
         let s = self.settings;
@@ -536,7 +543,7 @@ impl Subscriber<'_> {
                                 None,
                             );
                         }
-                        if let Some(cmd) = self.on_data(&line, since, seen).await {
+                        if let Some(cmd) = self.on_data(&line, since, seen, clock).await {
                             let late = cmd.note.is_some();
                             batch.push(cmd);
                             if !late || batch.len() >= 100 {
@@ -554,7 +561,13 @@ impl Subscriber<'_> {
 
     /// One line of the stream (a JSON event): the command it carries, if any, with its
     /// time.
-    async fn on_data(&self, data: &str, since: &mut String, seen: &mut Seen) -> Option<Late> {
+    async fn on_data(
+        &self,
+        data: &str,
+        since: &mut String,
+        seen: &mut Seen,
+        clock: &mut ServerClock,
+    ) -> Option<Late> {
         let ev: NtfyEvent = match serde_json::from_str(data) {
             Ok(ev) => ev,
             Err(e) => {
@@ -565,6 +578,10 @@ impl Subscriber<'_> {
                 return None;
             }
         };
+        if ev.event == "open" || ev.event == "keepalive" {
+            // Made and sent as they happen: what they say of the server's clock.
+            clock.observe(ClockPair::now().lsl, ev.time);
+        }
         if ev.event != "message" {
             return None; // open, keepalive, poll_request
         }
@@ -591,7 +608,7 @@ impl Subscriber<'_> {
         }
         match grammar::parse(&text, &self.settings.rig) {
             Parsed::Command(command) => {
-                let (at, note) = command_time(&command, ev.time, arrived);
+                let (at, note) = command_time(&command, ev.time, arrived, clock);
                 return Some(Late {
                     command,
                     text,
@@ -746,27 +763,79 @@ impl Lines {
     }
 }
 
+const SECOND: i64 = 1_000_000_000;
+
+/// The ntfy server's clock against this machine's, from the events the server makes and
+/// sends as they happen (`open`, `keepalive`). Each carries the server's time in whole
+/// seconds `t`, so `d = arrival − t` (arrival on the monotonic clock, which no wall clock
+/// step moves) lies in `[x, x + 1 s)` plus the network's delay, where `x` is where the
+/// server's second `t` began on the monotonic clock, less `t`. The newest 64 (48 minutes
+/// of ntfy's 45 s keepalives) are kept, so that a step of the server's clock is followed.
+#[derive(Default)]
+struct ServerClock {
+    d: VecDeque<i64>,
+}
+
+impl ServerClock {
+    const KEEP: usize = 64;
+    /// How far the two clocks may differ and still be taken to agree: the network's delay.
+    const AGREE: i64 = SECOND / 2;
+
+    fn observe(&mut self, arrived: LslTime, server_secs: i64) {
+        if self.d.len() == Self::KEEP {
+            self.d.pop_front();
+        }
+        self.d
+            .push_back(arrived.as_nanos() - server_secs.saturating_mul(SECOND));
+    }
+
+    /// Where, on the monotonic clock, the server's second `t` began: at `t + x` for some
+    /// `x` in the range returned, `None` while nothing was heard. When this machine's wall
+    /// clock agrees with the server's (`wall_minus_lsl`: its current pairing), `x` is
+    /// taken to be exactly what the wall clock says; otherwise the range the events allow.
+    fn began(&self, wall_minus_lsl: i64) -> Option<(i64, i64)> {
+        let hi = *self.d.iter().min()?;
+        let max = *self.d.iter().max()?;
+        let ours = -wall_minus_lsl;
+        if (max - SECOND - Self::AGREE..=hi).contains(&ours) {
+            return Some((ours, ours));
+        }
+        // The second began no later than the earliest arrival said; no earlier than a
+        // second (and the delay) before it.
+        Some((hi - SECOND - Self::AGREE / 2, hi))
+    }
+}
+
 /// The time a command counts from: when it arrived, unless it is more than 2 s late
 /// (replayed after a reconnection): then when it was sent. ntfy gives that in whole
-/// seconds, so a late stop takes the end of its second (never after its arrival) and any
-/// other command the start of it: a recording never loses what was asked for. The note
+/// seconds of the server's clock, so a late stop takes the end of its second (never after
+/// its arrival) and any other command the start of it: a recording never loses what was
+/// asked for. The server's second is placed on this machine's clocks by `clock` (the
+/// server's time as its events tell it): exactly as the wall clock says when the two
+/// agree, else by the server's own events. Taken from the wall clock regardless, a rig
+/// whose clock ran 5 s ahead of the server took every message as replayed and a stop as
+/// the end of a second 4 s before it was sent: the recording lost its last 4 s. The note
 /// says so, for the reply and the LSL event.
 fn command_time(
     command: &Command,
     sent_unix_secs: i64,
     arrived: ClockPair,
+    clock: &ServerClock,
 ) -> (ClockPair, Option<String>) {
-    const SECOND: i64 = 1_000_000_000;
+    let wall_minus_lsl = arrived.wall.as_nanos() - arrived.lsl.as_nanos();
+    let (early, late) = clock
+        .began(wall_minus_lsl)
+        .unwrap_or((-wall_minus_lsl, -wall_minus_lsl));
     let sent = sent_unix_secs.saturating_mul(SECOND);
-    let late_ns = arrived.wall.as_nanos() - sent;
+    let arrival = arrived.lsl.as_nanos();
+    let late_ns = arrival - (sent + late);
     if late_ns <= 2 * SECOND {
         return (arrived, None);
     }
-    let (wall, edge) = match command {
-        Command::Stop => ((sent + SECOND).min(arrived.wall.as_nanos()), "end"),
-        _ => (sent, "start"),
+    let (lsl, edge) = match command {
+        Command::Stop => ((sent + late + SECOND).min(arrival), "end"),
+        _ => (sent + early, "start"),
     };
-    let lsl = LslTime::from_nanos(arrived.lsl.as_nanos() - (arrived.wall.as_nanos() - wall));
     let shown = WallTime::from_nanos(sent).to_local();
     let note = format!(
         "replayed: sent at {} (ntfy gives whole seconds), {:.1} s before it arrived; \
@@ -776,8 +845,8 @@ fn command_time(
     );
     (
         ClockPair {
-            lsl,
-            wall: WallTime::from_nanos(wall),
+            lsl: LslTime::from_nanos(lsl),
+            wall: WallTime::from_nanos(lsl + wall_minus_lsl),
         },
         Some(note),
     )

@@ -166,3 +166,106 @@ impl Drop for Ntfy {
         self.stop();
     }
 }
+
+/// A loopback proxy in front of a real ntfy server that shows its clock `behind` seconds
+/// late: every `"time":<10 digits>` the server sends is lowered by that much (the same
+/// number of digits, so chunk sizes stay right). What a rig whose own clock runs ahead of
+/// the server's sees. Takes at most 20 connections and stops by itself after 5 minutes
+/// or when dropped.
+pub struct ShiftedClock {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ShiftedClock {
+    pub fn start(server_port: u16, behind: u64) -> ShiftedClock {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(300);
+            let mut taken = 0;
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < until && taken < 20 {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        taken += 1;
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port))
+                        else {
+                            continue;
+                        };
+                        let (mut c_in, mut s_out) =
+                            (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c_in, &mut s_out);
+                            let _ = s_out.shutdown(std::net::Shutdown::Write);
+                        });
+                        let (mut s_in, mut c_out) = (server, client);
+                        std::thread::spawn(move || shift_times(&mut s_in, &mut c_out, behind));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        ShiftedClock { port, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ShiftedClock {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Copies `from` to `to`, lowering each `"time":<10 digits>` by `behind`. A pattern cut
+/// by a read is held until the rest comes; nothing else is held.
+fn shift_times(from: &mut std::net::TcpStream, to: &mut std::net::TcpStream, behind: u64) {
+    use std::io::{Read, Write};
+    const KEY: &[u8] = b"\"time\":";
+    const LEN: usize = KEY.len() + 10;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut i = 0;
+        while i + KEY.len() <= pending.len() {
+            if pending[i..].starts_with(KEY) && i + LEN <= pending.len() {
+                let digits = &mut pending[i + KEY.len()..i + LEN];
+                if digits.iter().all(u8::is_ascii_digit) {
+                    let t: u64 = std::str::from_utf8(digits).unwrap().parse().unwrap();
+                    digits.copy_from_slice(format!("{:010}", t - behind).as_bytes());
+                }
+                i += LEN;
+            } else {
+                i += 1;
+            }
+        }
+        // Hold back a tail that may be the start of a pattern the next read completes.
+        let hold = (1..LEN.min(pending.len() + 1))
+            .rev()
+            .find(|&k| {
+                let tail = &pending[pending.len() - k..];
+                let key = k.min(KEY.len());
+                tail[..key] == KEY[..key] && tail[key..].iter().all(u8::is_ascii_digit)
+            })
+            .unwrap_or(0);
+        let send = pending.len() - hold;
+        if to.write_all(&pending[..send]).is_err() {
+            break;
+        }
+        pending.drain(..send);
+    }
+    let _ = to.write_all(&pending);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}

@@ -22,18 +22,85 @@ fn late_commands_take_the_time_they_were_sent() {
         lsl: LslTime::from_secs_f64(500.0),
         wall: WallTime::from_nanos(1_000_000_000_500_000_000),
     };
-    let start = Command::Start { seconds: None };
-    // On time (within 2 s): the arrival.
-    assert_eq!(command_time(&start, 999_999_999, arrived), (arrived, None));
-    // 10.5 s late (replayed after a reconnection): the start of the second it was sent in.
-    let (t, note) = command_time(&start, 999_999_990, arrived);
-    assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
-    assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
-    assert!(note.unwrap().contains("whole seconds"));
-    // A late stop: the end of its second, so that nothing asked for is cut.
-    let (t, _) = command_time(&Command::Stop, 999_999_990, arrived);
-    assert_eq!(t.wall.as_nanos(), 999_999_991_000_000_000);
-    assert_eq!(t.lsl, LslTime::from_secs_f64(490.5));
+    // Nothing heard from the server yet, or its events agree with this machine's clock
+    // (keepalives that came 10 ms after their second began, and 990 ms): the wall clock.
+    let mut agreeing = ServerClock::default();
+    for (secs_ago, into_second) in [(40.0, 0.01), (20.0, 0.99)] {
+        let t = 1_000_000_000.5 - secs_ago - into_second;
+        agreeing.observe(LslTime::from_secs_f64(500.0 - secs_ago), t.floor() as i64);
+    }
+    for clock in [ServerClock::default(), agreeing] {
+        let start = Command::Start { seconds: None };
+        // On time (within 2 s): the arrival.
+        assert_eq!(
+            command_time(&start, 999_999_999, arrived, &clock),
+            (arrived, None)
+        );
+        // 10.5 s late (replayed after a reconnection): the start of the second it was
+        // sent in.
+        let (t, note) = command_time(&start, 999_999_990, arrived, &clock);
+        assert_eq!(t.wall.as_nanos(), 999_999_990_000_000_000);
+        assert_eq!(t.lsl, LslTime::from_secs_f64(489.5));
+        assert!(note.unwrap().contains("whole seconds"));
+        // A late stop: the end of its second, so that nothing asked for is cut.
+        let (t, _) = command_time(&Command::Stop, 999_999_990, arrived, &clock);
+        assert_eq!(t.wall.as_nanos(), 999_999_991_000_000_000);
+        assert_eq!(t.lsl, LslTime::from_secs_f64(490.5));
+    }
+}
+
+/// A server whose clock is `behind` this machine's wall clock (a rig whose clock runs
+/// ahead, or one an hour behind before NTP set it): its keepalives say so, and the
+/// messages are placed by them, not by the wall clock.
+fn server_behind(behind: f64) -> (ServerClock, impl Fn(f64) -> ClockPair) {
+    // Wall = LSL + 1e9 s on this machine; the server's wall = ours - behind.
+    let pair = |lsl: f64| ClockPair {
+        lsl: LslTime::from_secs_f64(lsl),
+        wall: WallTime::from_nanos(((lsl + 1e9) * 1e9) as i64),
+    };
+    let server_secs = move |lsl: f64| (lsl + 1e9 - behind).floor() as i64;
+    let mut clock = ServerClock::default();
+    // Keepalives 45 s apart, each 3 ms on the way.
+    for k in 0..10 {
+        let sent = 100.0 + 45.0 * f64::from(k) + 0.137 * f64::from(k);
+        clock.observe(LslTime::from_secs_f64(sent + 0.003), server_secs(sent));
+    }
+    (clock, pair)
+}
+
+#[test]
+fn a_server_clock_apart_from_ours_neither_cuts_a_stop_nor_takes_live_messages_as_replayed() {
+    for behind in [5.0, -3600.0, 3600.0, 1.5] {
+        let (clock, pair) = server_behind(behind);
+        let server_secs = |lsl: f64| (lsl + 1e9 - behind).floor() as i64;
+        // A stop sent at LSL 600.4 arrives 50 ms later: on time, whatever the clocks say.
+        let arrived = pair(600.45);
+        let (t, note) = command_time(&Command::Stop, server_secs(600.4), arrived, &clock);
+        assert_eq!((t, note), (arrived, None), "{behind} s: a live stop");
+        // Replayed 30 s later: a start at the start of its second on the server's clock
+        // (never after it), a stop at its end (never before it), on our clocks.
+        let arrived = pair(630.0);
+        let sent = server_secs(600.4);
+        let second_began = sent as f64 - 1e9 + behind; // on the LSL clock
+        let (t, note) = command_time(&Command::Start { seconds: None }, sent, arrived, &clock);
+        assert!(note.is_some(), "{behind} s: replayed");
+        let start = t.lsl.as_secs_f64();
+        assert!(
+            start <= second_began + 1e-6 && start > second_began - 1.5,
+            "{behind} s: the start taken at {start}, its second began at {second_began}"
+        );
+        assert_eq!(
+            t.wall.as_nanos() - t.lsl.as_nanos(),
+            1_000_000_000 * 1_000_000_000
+        );
+        let (t, _) = command_time(&Command::Stop, sent, arrived, &clock);
+        let stop = t.lsl.as_secs_f64();
+        assert!(
+            stop >= second_began + 1.0 - 1e-6 && stop < second_began + 1.5,
+            "{behind} s: the stop taken at {stop}, its second ended at {}",
+            second_began + 1.0
+        );
+    }
 }
 
 #[test]
