@@ -23,8 +23,8 @@
 //! (clip, mark) takes the first instant of its second, a late stop the last (never after
 //! its arrival), so that nothing asked for is cut; the reply and the LSL event say so.
 //! Those seconds are the server's: its own events place them on this machine's clocks
-//! when the two clocks disagree ([`ServerClock`]). Each command goes to the recorder as it
-//! is read, and its answer (for the reply topic) is awaited apart ([`Subscriber::run`]).
+//! when the two clocks disagree (`ServerClock`). Each command goes to the recorder as it
+//! is read, and its answer (for the reply topic) is awaited apart (`Subscriber::run`).
 //! Late messages that come together are handed to the recorder as one batch, so that a
 //! start replayed with its stop records exactly the span between them.
 //!
