@@ -1102,7 +1102,7 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
         // Counted by the ring (the only count), published below.
         Err(DropCause::WriterBehind | DropCause::TooLarge) => {}
     }
-    if st.ring.wants_chunks() > 0 {
+    if st.ring.wants_chunks() > 0 || st.ring.wants_slots() > 0 {
         if let Some(grow) = &cam.setup.grow {
             if !cam.grow_asked.swap(true, Relaxed) && grow.try_send(cam.setup.index).is_err() {
                 cam.grow_asked.store(false, Relaxed);
@@ -1197,6 +1197,27 @@ pub fn spawn_buffer_grower(
                     cam.stats
                         .buffer_capacity
                         .store(st.ring.capacity_bytes() as u64, Relaxed);
+                }
+                let slots = cam.state.lock().ring.wants_slots();
+                if slots > 0 {
+                    let bytes = (slots * std::mem::size_of::<crate::frame::Frame>()) as u64;
+                    let room = memory_available().is_none_or(|a| a >= bytes + MEMORY_RESERVE);
+                    match room.then(|| crate::ring::new_slots(slots)).flatten() {
+                        Some(bigger) => {
+                            let (old, had) = {
+                                let mut st = cam.state.lock();
+                                let had = st.ring.slots();
+                                (st.ring.take_slots(bigger), had)
+                            };
+                            drop(old);
+                            tracing::info!(
+                                camera = %cam.setup.name,
+                                "pre-trigger buffer: {slots} frame slots instead of {had}: \
+                                 the camera delivers more frames a second than its fps"
+                            );
+                        }
+                        None => short = true,
+                    }
                 }
                 if short {
                     // No memory now: ask again in a while, not at every frame.

@@ -22,7 +22,11 @@
 //!
 //! Bounds: frames older than `duration` (relative to the newest) go; the byte budget holds
 //! between (chunks − 1)/chunks and all of the chunks' bytes of JPEG data, because space is
-//! recycled a chunk at a time; the slot budget (`max_frames`) bounds the metadata.
+//! recycled a chunk at a time; the slot budget bounds the metadata. Slots start at what
+//! `duration` at the configured `fps` needs ([`RingLimits::for_rate`]) and grow the same
+//! way as storage, to what the frames' real rate needs, when they run out before the
+//! oldest frame is `duration` old: a network or program camera sets its own rate
+//! ([`PreTriggerRing::wants_slots`], [`new_slots`], [`PreTriggerRing::take_slots`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -86,6 +90,31 @@ pub const SLACK_SECONDS: Duration = Duration::from_secs(2);
 /// Chunks a ring starts with (or all of them, if `max_bytes` allows fewer).
 pub const INITIAL_CHUNKS: usize = 4;
 
+/// The slot ceiling: one slot per this many bytes of `max_bytes` (a slot is 64 bytes, so
+/// slots take at most 1/16 of `max_bytes` more). A 160x120 JPEG takes 3 to 5 kB.
+pub const MIN_FRAME_BYTES: usize = 1024;
+
+/// Frame slots, allocated off the capture thread with every page touched (as
+/// [`new_chunk`] does for storage); `None` if the memory is not there.
+pub fn new_slots(n: usize) -> Option<VecDeque<Frame>> {
+    let mut d = VecDeque::new();
+    d.try_reserve_exact(n).ok()?;
+    let blank = Frame {
+        meta: FrameMeta {
+            seq: 0,
+            capture: LslTime::from_nanos(0),
+            wall: crate::clock::WallTime::from_nanos(0),
+            width: 0,
+            height: 0,
+            keyframe: false,
+        },
+        data: bytes::Bytes::new(),
+    };
+    d.resize(d.capacity(), blank);
+    d.clear();
+    Some(d)
+}
+
 /// See the module documentation.
 pub struct PreTriggerRing {
     limits: RingLimits,
@@ -102,6 +131,8 @@ pub struct PreTriggerRing {
     counters: RingCounters,
     /// Chunks that would help now (see the module documentation).
     wants: usize,
+    /// Frame slots that would hold `duration` of frames at the rate they come (0: enough).
+    wants_slots: usize,
 }
 
 /// Chunk size and count for a ceiling of `max_bytes`: an eighth of it, from 256 KiB to
@@ -152,6 +183,7 @@ impl PreTriggerRing {
             bytes: 0,
             counters: RingCounters::default(),
             wants: 0,
+            wants_slots: 0,
         };
         for _ in 0..initial.clamp(2, max_chunks) {
             let c =
@@ -223,6 +255,55 @@ impl PreTriggerRing {
         self.wants = deficit.min(room);
     }
 
+    /// The slots `duration` of frames needs at the rate the buffered ones came, with the
+    /// slack [`RingLimits::for_rate`] gives the configured rate: the slots were all in use
+    /// before the oldest frame was `duration` old (a camera faster than its `fps`: a
+    /// network or program camera whose rate is set on the camera). At most one slot per
+    /// [`MIN_FRAME_BYTES`] of `max_bytes`.
+    fn update_wants_slots(&mut self) {
+        let span = self.span().as_nanos();
+        if span < 1_000_000_000 {
+            return;
+        }
+        let need =
+            (self.frames.len() as u128 * self.limits.duration.as_nanos()).div_ceil(span) as usize;
+        let want = (need + need / 4 + 64).min(self.slot_ceiling());
+        self.wants_slots = if want > self.frames.capacity() {
+            want
+        } else {
+            0
+        };
+    }
+
+    /// The most frame slots the ring grows to.
+    fn slot_ceiling(&self) -> usize {
+        (self.limits.max_bytes / MIN_FRAME_BYTES).max(self.limits.max_frames)
+    }
+
+    /// How many frame slots the ring would like (0: it has enough): see
+    /// [`PreTriggerRing::take_slots`].
+    pub fn wants_slots(&self) -> usize {
+        self.wants_slots
+    }
+
+    /// Moves the buffered frames into `bigger` (allocated, and its pages touched, off the
+    /// capture thread) and keeps it; returns the slots it had, for the caller to free.
+    /// Never allocates. `bigger` is returned unused if it is not larger.
+    pub fn take_slots(&mut self, mut bigger: VecDeque<Frame>) -> VecDeque<Frame> {
+        if bigger.capacity() <= self.frames.capacity() {
+            return bigger;
+        }
+        bigger.clear();
+        bigger.extend(self.frames.drain(..));
+        self.wants_slots = 0;
+        std::mem::replace(&mut self.frames, bigger)
+    }
+
+    /// Frame slots now.
+    pub fn slots(&self) -> usize {
+        self.frames.capacity()
+    }
+
     /// Stores a frame (copying `jpeg` into ring storage) and evicts what is now too old.
     /// Returns the stored frame, sharing its payload, or why it could not be stored.
     pub fn push(&mut self, meta: FrameMeta, jpeg: &[u8]) -> Result<&Frame, DropCause> {
@@ -251,6 +332,7 @@ impl PreTriggerRing {
         if self.frames.len() == self.frames.capacity() {
             self.pop_front();
             self.counters.evicted_early_slots += 1;
+            self.update_wants_slots();
         }
         let chunk = &mut self.chunks[self.current];
         chunk.extend_from_slice(jpeg);
@@ -386,6 +468,59 @@ mod tests {
         let c = r.counters();
         assert_eq!(c.stored, 300);
         assert_eq!(c.evicted_early_bytes + c.evicted_early_slots, 0);
+    }
+
+    /// Slots for 4 s at 30 fps; the camera delivers 90: the slots fill at about 2.4 s, the
+    /// ring asks for what 4 s at 90 fps need, and once it has them keeps the whole 4 s,
+    /// with every frame it had when they came.
+    #[test]
+    fn a_camera_faster_than_its_fps_gets_the_slots_its_duration_needs() {
+        let mut r =
+            PreTriggerRing::new(RingLimits::for_rate(Duration::from_secs(4), 30.0, 16 << 20));
+        let slots = r.slots();
+        let mut t = 0;
+        let mut seq = 0;
+        let mut push = |r: &mut PreTriggerRing, secs: i64| {
+            for _ in 0..secs * 90 {
+                r.push(meta(seq, t / 90), &payload(seq, 200)).unwrap();
+                seq += 1;
+                t += 1000;
+            }
+        };
+        push(&mut r, 5);
+        assert!(r.span() < Duration::from_millis(2500), "{:?}", r.span());
+        assert!(r.counters().evicted_early_slots > 0);
+        let want = r.wants_slots();
+        assert!(
+            (450..=520).contains(&want),
+            "4 s at 90 fps and a quarter more: {want} (had {slots})"
+        );
+        let before: Vec<u64> = r
+            .frames_since(LslTime::from_nanos(0))
+            .map(|f| f.meta.seq)
+            .collect();
+        let old = r.take_slots(new_slots(want).unwrap());
+        assert_eq!(old.capacity(), slots);
+        assert!(old.is_empty());
+        assert_eq!(r.wants_slots(), 0);
+        let after: Vec<u64> = r
+            .frames_since(LslTime::from_nanos(0))
+            .map(|f| f.meta.seq)
+            .collect();
+        assert_eq!(before, after, "the frames buffered are kept, in order");
+        let early = r.counters().evicted_early_slots;
+        push(&mut r, 6);
+        assert_eq!(
+            r.counters().evicted_early_slots,
+            early,
+            "no more evicted early"
+        );
+        assert!(r.span() >= Duration::from_millis(3980), "{:?}", r.span());
+        assert_eq!(r.wants_slots(), 0);
+        // Slots that are not more are handed back unused.
+        let same = r.take_slots(new_slots(10).unwrap());
+        assert!(same.capacity() < want);
+        assert!(r.slots() >= want);
     }
 
     #[test]

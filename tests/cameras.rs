@@ -102,6 +102,51 @@ fn a_program_writing_mjpeg_to_stdout_is_a_camera() {
     assert!(left.stdout.is_empty(), "ffmpeg left running");
 }
 
+/// A camera that delivers more frames a second than its `fps` (a network or program
+/// camera whose rate is set on the camera itself): the pre-trigger buffer still holds the
+/// whole `duration`. Its frame slots were sized from `fps` alone, so at 90 fps for 30 the
+/// buffer held 2.4 s of the 4 s asked for, with memory to spare, and each recording began
+/// 1.6 s late.
+#[test]
+fn a_camera_faster_than_its_fps_keeps_the_whole_pre_trigger_buffer() {
+    let _g = serial();
+    let fast = TESTSRC.replace("640x480:rate=30", "320x240:rate=90");
+    let mut h = Hindsight::start(
+        &camera_config(&format!(
+            "  - name: quick\n    source: command\n    command: \"{fast}\"\n    \
+             resolution: {{width: 320, height: 240}}\n    fps: 30\n"
+        ))
+        .replace("duration: 2", "duration: 4"),
+    );
+    h.wait_until("4 s are buffered", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["buffered_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 3.95
+    });
+    let s = h.status();
+    assert!(s["cameras"][0]["fps"].as_f64().unwrap() > 80.0, "{s}");
+    let (code, r) = h.post("start", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    assert!(!r["message"].as_str().unwrap().contains("held only"), "{r}");
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let rows = check_file(&mkv);
+    let pre: Vec<_> = rows.iter().filter(|r| r.pre_trigger).collect();
+    let span = pre.last().unwrap().lsl_time - pre[0].lsl_time;
+    assert!(span >= 3.9, "{span:.2} s before the trigger, of 4 s");
+    assert!(
+        pre.len() >= 340,
+        "{} frames before the trigger at 90 fps",
+        pre.len()
+    );
+    assert!(h.log_text().contains("frame slots instead of"));
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn truncated_and_corrupt_frames_are_counted_and_never_written() {
     let _g = serial();
