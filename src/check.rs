@@ -262,11 +262,18 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
     if seen.corrupt > 0 {
         detail.push_str(&format!(", {} corrupt before it", seen.corrupt));
     }
-    let bytes_per_s = Some(seen.mean_bytes * info.fps);
     let (Some(rate), Some(cpu)) = (seen.rate(), seen.cpu_per_frame()) else {
         // One frame only (a stream that ended after it): nothing more to judge.
-        return (CheckLine::pass(what, detail), bytes_per_s);
+        return (
+            CheckLine::pass(what, detail),
+            Some(seen.mean_bytes * info.fps),
+        );
     };
+    // A camera that sets its own rate may deliver more than `fps`: what it writes, and
+    // what its frames cost, follow what it delivers.
+    let faster = rate > 1.2 * info.fps && info.kind != SourceKind::Synthetic;
+    let fps = if faster { rate } else { info.fps };
+    let bytes_per_s = Some(seen.mean_bytes * fps);
     detail.push_str(&format!(
         ", {rate:.1} fps, {:.2} ms of CPU a frame",
         cpu.as_secs_f64() * 1e3
@@ -276,7 +283,7 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
     }
     // The share of a core each thread that does the work will need at the configured
     // rate (the capture thread, or each of its encoding threads).
-    let need = cpu.as_secs_f64() * info.fps / seen.threads as f64;
+    let need = cpu.as_secs_f64() * fps / seen.threads as f64;
     let line = if need >= crate::capture::BUSY {
         CheckLine::warn(
             what,
@@ -287,7 +294,7 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
                     1 => String::new(),
                     n => format!(" for each of its {n} encoding threads"),
                 },
-                info.fps,
+                fps.round(),
                 crate::capture::overloaded(&info, seen.threads as f64 / cpu.as_secs_f64())
             ),
             "frames will be lost while it runs: change the camera's settings until this line passes",
@@ -298,6 +305,14 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
             what,
             format!("{detail}: {rate:.1} of the {} fps asked for", info.fps),
             slow_hint(cam, seen.skipped),
+        )
+    } else if faster {
+        CheckLine::warn(
+            what,
+            format!("{detail}: more than the {} fps asked for", info.fps),
+            "the camera sets its own rate: set fps to it (the LSL streams' nominal rate, the \
+             files' frame rate and the pre-trigger buffer's first size come from fps; the \
+             buffer grows to what the camera delivers)",
         )
     } else {
         CheckLine::pass(what, detail)

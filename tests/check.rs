@@ -224,6 +224,39 @@ fn a_camera_slower_than_its_fps_is_warned_of_with_the_rate_it_came_at() {
     assert!(!line.contains("keeps up with"), "not the CPU: {line}");
 }
 
+/// A stream faster than its `fps` (a program camera at 90 fps configured as 30) is
+/// warned of with its rate, and the disk estimate is at that rate: it passed as if it came
+/// at 30.
+#[test]
+fn a_camera_faster_than_its_fps_is_warned_of_and_its_disk_use_is_at_its_rate() {
+    require_tool("ffmpeg");
+    let cam = |rate: u32| {
+        format!(
+            "cameras:\n  - name: quick\n    source: command\n    command: \"ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate={rate} -c:v mjpeg -q:v 5 -f mjpeg -\"\n    fps: 30\n"
+        )
+    };
+    let c = check(&cam(90), &[]);
+    let line = c.line("camera quick");
+    assert!(line.starts_with("warn"), "{line}");
+    let came = number_before(line, " fps, ");
+    assert!((80.0..100.0).contains(&came), "{line}");
+    assert!(line.contains("more than the 30 fps asked for"), "{line}");
+    assert!(line.contains("set fps to it"), "{line}");
+    let fast_disk = number_before(c.line("disk space"), " KiB/s");
+    // The same stream at the rate asked for passes, and writes a third as much.
+    let c = check(&cam(30), &[]);
+    assert!(
+        c.line("camera quick").starts_with("pass"),
+        "{}",
+        c.line("camera quick")
+    );
+    let disk = number_before(c.line("disk space"), " KiB/s");
+    assert!(
+        (2.4..3.6).contains(&(fast_disk / disk)),
+        "{fast_disk} KiB/s at 90 fps, {disk} at 30"
+    );
+}
+
 /// With a recorder of the rig running on the root, check says so (and names its pid):
 /// `hindsight run` with that configuration would stop at once. Once it ends, it passes.
 #[test]
