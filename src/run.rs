@@ -563,23 +563,36 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
 
 /// First SIGTERM/SIGINT: finish files and exit. Second: exit at once (files stay
 /// playable up to their last cluster; `hindsight repair` finishes them).
+///
+/// SIGHUP (the terminal `hindsight run` runs in closed: an SSH session that dropped, a
+/// window closed) stops it as the first SIGTERM does, and never exits at once: the kernel
+/// and the shell each send one. Its default action killed the process mid-recording,
+/// leaving the files unfinished and no line saying why.
 fn spawn_signal_thread(bus: crate::bus::CommandBus) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let _span = tracing::info_span!("signals").entered();
-            let mut count = 0;
+            let mut stopping = false;
             for sig in signals.forever() {
-                count += 1;
-                if count == 1 {
-                    tracing::info!(
-                        "signal {sig}: stopping gracefully (send it again to exit at once)"
-                    );
+                if !stopping {
+                    stopping = true;
+                    if sig == SIGHUP {
+                        tracing::warn!(
+                            "signal {sig} (SIGHUP: the terminal closed): stopping gracefully; \
+                             to record on without a terminal, run hindsight as the service \
+                             (or in tmux)"
+                        );
+                    } else {
+                        tracing::info!(
+                            "signal {sig}: stopping gracefully (send it again to exit at once)"
+                        );
+                    }
                     crate::service::stopping();
                     bus.shutdown();
-                } else {
+                } else if sig != SIGHUP {
                     // Never a panic here, even if stderr is gone (a closed pipe).
                     let _ = writeln!(std::io::stderr(), "second signal {sig}: exiting now");
                     std::process::exit(130);

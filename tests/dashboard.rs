@@ -207,3 +207,77 @@ fn in_process_dashboard_records_with_keys_and_q_finishes_the_files() {
     let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
     assert!(events.contains("key"), "{events}");
 }
+
+/// The terminal of `hindsight run` goes away while it records (an SSH session that
+/// dropped; here the tmux session is killed, which hangs up its pane's terminal and sends
+/// SIGHUP): the recording is finished and hindsight exits. SIGHUP's default action killed
+/// it with the file unfinished; caught, the dashboard then spun at 100% of a core inside
+/// crossterm, reading end-of-file from the dead terminal, and the process never exited.
+#[test]
+fn a_closed_terminal_finishes_the_recording_and_hindsight_exits() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config = dir.path().join("config.yaml");
+    let log = dir.path().join("log");
+    std::fs::write(
+        &config,
+        synthetic_config(320, 240, 50.0, 2.0) + "audio:\n  enabled: false\n",
+    )
+    .unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let tmux = Tmux::new("hangup");
+    tmux.start(&format!(
+        "{BIN} run --config {} --root {} --api {api} 2>{}",
+        quote(&config),
+        quote(&root),
+        quote(&log)
+    ));
+    tmux.wait_for("BUFFERING", Duration::from_secs(30));
+    tmux.wait_for("100%", Duration::from_secs(10));
+    let pid = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-n", "-f", &format!("run --config .* --api {api}")])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let pid: i32 = pid.trim().parse().expect("hindsight's pid");
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://{api}/api/start"))
+        .json(&serde_json::json!({}))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    std::thread::sleep(Duration::from_secs(1));
+    tmux.ok(&["kill-session", "-t", "hangup"]);
+    let start = Instant::now();
+    // SAFETY: signal 0 only asks whether the process is there.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if start.elapsed() > Duration::from_secs(30) {
+            // SAFETY: our own child's child; not left behind spinning.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!(
+                "hindsight did not exit after its terminal closed:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("SIGHUP: the terminal closed"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    let files = mkv_files(&root);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let rows = read_sidecar(&files[0]);
+    assert!(
+        rows.len() >= 140,
+        "{} frames: 2 s buffered and 1 s live",
+        rows.len()
+    );
+    assert_eq!(ffprobe_frame_count(&files[0]), rows.len() as u64);
+    mkvmerge_clean(&files[0]);
+    assert!(mkvinfo_cue_points(&files[0]) > 0, "finished");
+}

@@ -645,6 +645,38 @@ fn sigterm_finishes_the_open_recording() {
     assert!(events.contains("shutdown"), "{events}");
 }
 
+/// The terminal `hindsight run` runs in closes (an SSH session drops): SIGHUP, from the
+/// kernel and again from the shell. The recording is finished as SIGTERM finishes it, and
+/// the log says why. SIGHUP's default action killed it at once: an unfinished file to
+/// repair, and nothing in the log.
+#[test]
+fn a_closed_terminal_finishes_the_open_recording() {
+    let _g = serial();
+    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
+    h.wait_buffered(0.9);
+    h.post("start", json!({}));
+    std::thread::sleep(Duration::from_millis(1500));
+    h.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(20));
+    h.signal(libc::SIGHUP);
+    let st = h.wait_exit(Duration::from_secs(30));
+    assert!(st.success(), "exit {st}:\n{}", h.log_text());
+    assert!(h.log_text().contains("SIGHUP: the terminal closed"));
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1);
+    let rows = read_sidecar(&files[0]);
+    assert!(rows.len() >= 240, "{} frames", rows.len());
+    mkvmerge_clean(&files[0]);
+    assert_eq!(ffprobe_frame_count(&files[0]), rows.len() as u64);
+    assert!(ffprobe_format(&files[0])["format"]["duration"].is_string());
+    let out = repair(&files[0]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already complete"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// kill -9 while recording: the file plays up to its last cluster; the next start reports
 /// it; `hindsight repair` makes it a finished, seekable file with the right duration.
 #[test]

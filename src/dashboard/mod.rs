@@ -24,6 +24,65 @@ use view::View;
 
 /// How often the dashboard redraws.
 pub const TICK: Duration = Duration::from_millis(250);
+
+/// The terminal the keys come from, as crossterm reads it (standard input if it is a
+/// terminal, else `/dev/tty`), watched with `poll(2)` so that a terminal that went away
+/// (an SSH session that dropped, a window closed) ends the dashboard with an error.
+struct Input {
+    fd: std::os::fd::RawFd,
+    /// `/dev/tty`, when standard input is not the terminal.
+    _tty: Option<std::fs::File>,
+}
+
+impl Input {
+    fn open() -> std::io::Result<Input> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: isatty only looks at the descriptor.
+        if unsafe { libc::isatty(0) } == 1 {
+            return Ok(Input { fd: 0, _tty: None });
+        }
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")?;
+        Ok(Input {
+            fd: tty.as_raw_fd(),
+            _tty: Some(tty),
+        })
+    }
+
+    /// Waits up to `limit` for input: whether some came; an error if the terminal hung up.
+    fn wait(&self, limit: Duration) -> std::io::Result<bool> {
+        let mut p = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = limit.as_millis().clamp(0, i32::MAX as u128) as i32;
+        // SAFETY: one pollfd, valid for the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the terminal closed",
+            ));
+        }
+        Ok(n > 0)
+    }
+
+    /// An error if the terminal hung up.
+    fn check(&self) -> std::io::Result<()> {
+        self.wait(Duration::ZERO).map(|_| ())
+    }
+}
 /// How long the answer to a key stays on screen.
 const MESSAGE_FOR: Duration = Duration::from_secs(6);
 
@@ -183,6 +242,7 @@ impl App {
 /// Runs the dashboard on this terminal until Q (or, in-process, until hindsight stops).
 /// Returns whether the user quit (rather than the recorder ending by itself).
 pub fn run(link: &mut dyn Link, attached: Option<String>) -> std::io::Result<bool> {
+    let input = Input::open()?;
     let mut terminal = ratatui::try_init()?;
     let mut app = App::new(attached);
     let result = (|| -> std::io::Result<bool> {
@@ -194,8 +254,15 @@ pub fn run(link: &mut dyn Link, attached: Option<String>) -> std::io::Result<boo
             terminal.draw(|f| view::render(f, app.view()))?;
             let until = Instant::now() + TICK;
             while let Some(left) = until.checked_duration_since(Instant::now()) {
-                if !event::poll(left)? {
-                    break;
+                // crossterm is asked only while the terminal is there: on one that hung up
+                // it reads end-of-file again and again inside `poll`/`read`, never
+                // returning (a core at 100%, the process never exiting).
+                input.check()?;
+                if !event::poll(Duration::ZERO)? {
+                    if !input.wait(left)? {
+                        break;
+                    }
+                    continue;
                 }
                 if let Event::Key(k) = event::read()? {
                     if k.kind == KeyEventKind::Press
@@ -208,7 +275,9 @@ pub fn run(link: &mut dyn Link, attached: Option<String>) -> std::io::Result<boo
             }
         }
     })();
-    ratatui::restore();
+    // Not `ratatui::restore`: it says a failure with `eprintln!`, which panics when
+    // stderr is the terminal that went away.
+    let _ = ratatui::try_restore();
     result
 }
 
