@@ -147,6 +147,34 @@ fn a_camera_faster_than_its_fps_keeps_the_whole_pre_trigger_buffer() {
     assert!(h.terminate().success());
 }
 
+/// A camera program that says a line on stderr for every frame (as rpicam-vid does),
+/// after one line that is not UTF-8: it keeps delivering. Its stderr was read as UTF-8
+/// lines, and the first byte that was not ended the reading: the pipe filled, the program
+/// blocked writing its next line, and the camera was lost a second later, again after each
+/// restart.
+#[test]
+fn a_camera_program_that_talks_on_stderr_in_any_bytes_keeps_delivering() {
+    let _g = serial();
+    let talk = "import sys\nb=sys.stdin.buffer\no=sys.stdout.buffer\ne=sys.stderr.buffer\ne.write(b'\\xff\\xfe\\xb0C starting\\n'); e.flush()\nbuf=b''\nn=0\nwhile True:\n d=b.read1(65536)\n if not d: break\n buf+=d\n while True:\n  s=buf.find(b'\\xff\\xd8')\n  t=buf.find(b'\\xff\\xd9',s+2)\n  if s<0 or t<0: break\n  f=buf[s:t+2]; buf=buf[t+2:]; n+=1\n  o.write(f); o.flush()\n  e.write(b'#%d ' % n + b'x' * 2000 + b'\\r\\n'); e.flush()\n";
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("talk.py");
+    std::fs::write(&script, talk).unwrap();
+    let cmd = format!("{TESTSRC} | python3 -u {}", script.display());
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    h.wait_buffered(1.9);
+    // 8 s more: 480 kB of stderr, seven times a pipe's 64 kB.
+    std::thread::sleep(Duration::from_secs(8));
+    let s = h.status();
+    let cam = &s["cameras"][0];
+    assert_eq!(cam["lost"], false, "{cam}");
+    assert!(cam["frames_captured"].as_u64().unwrap() >= 270, "{cam}");
+    assert!(cam["fps"].as_f64().unwrap() > 25.0, "{cam}");
+    assert!(!h.log_text().contains("lost"), "{}", h.log_text());
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn truncated_and_corrupt_frames_are_counted_and_never_written() {
     let _g = serial();

@@ -7,7 +7,7 @@
 //! with backoff. No device clock reaches us through a pipe: a frame's capture time is
 //! when its first byte arrived (`design/time.md`).
 
-use std::io::{BufRead, Read as _};
+use std::io::Read as _;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -19,6 +19,41 @@ use crate::clock::Clocks;
 use crate::frame::FrameMeta;
 use crate::source::stream::{FirstFrameError, FrameStream, Read, POLL};
 use crate::source::{FrameSource, SourceError, SourceInfo};
+
+/// The longest stderr line kept; the rest of a longer one is dropped.
+const MAX_STDERR_LINE: usize = 4096;
+
+/// Reads a camera program's stderr to its end, handing over each line: ended by `\n` or
+/// `\r` (progress that rewrites one line, as ffmpeg's statistics do), at most
+/// [`MAX_STDERR_LINE`] bytes, bytes that are not UTF-8 replaced. Reading by whole UTF-8
+/// lines, one byte that was not UTF-8 ended the reading: the pipe filled and a program
+/// that writes a line per frame (rpicam-vid) blocked, its camera lost; and a program that
+/// only ever wrote `\r` grew one line for as long as it ran.
+fn stderr_lines(mut from: impl std::io::Read, mut line_done: impl FnMut(&str)) {
+    let mut buf = [0u8; 4096];
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' || b == b'\r' {
+                if !line.is_empty() {
+                    line_done(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            } else if line.len() < MAX_STDERR_LINE {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        line_done(&String::from_utf8_lossy(&line));
+    }
+}
 
 pub struct CommandSource {
     info: SourceInfo,
@@ -81,13 +116,12 @@ impl CommandSource {
                 .name(format!("stderr-{camera}"))
                 .spawn(move || {
                     let _span = tracing::info_span!("command", camera = %camera).entered();
-                    for line in std::io::BufReader::new(stderr).lines() {
-                        let Ok(line) = line else { break };
+                    stderr_lines(stderr, |line| {
                         tracing::debug!(camera = %camera, "command: {line}");
                         if !line.trim().is_empty() {
-                            *last.lock() = line;
+                            *last.lock() = line.to_string();
                         }
-                    }
+                    });
                 });
         }
         let mut src = CommandSource {
@@ -223,5 +257,39 @@ impl Drop for CommandSource {
             libc::kill(-pgid, libc::SIGKILL);
         }
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        stderr_lines(bytes, |l| out.push(l.to_string()));
+        out
+    }
+
+    #[test]
+    fn stderr_is_read_to_its_end_whatever_its_bytes() {
+        // A byte that is not UTF-8, then more lines: all of them come.
+        assert_eq!(
+            lines_of(b"ok\n\xff\xfe bad\nafter\nlast"),
+            ["ok", "\u{fffd}\u{fffd} bad", "after", "last"]
+        );
+        // Progress rewritten with \r: a line each, and nothing grows.
+        let progress: Vec<u8> = (0..10_000)
+            .flat_map(|i| format!("frame={i}\r").into_bytes())
+            .collect();
+        let lines = lines_of(&progress);
+        assert_eq!(lines.len(), 10_000);
+        assert_eq!(lines[9_999], "frame=9999");
+        // A line longer than the limit is cut, and the next one is whole.
+        let mut long = vec![b'x'; 3 * MAX_STDERR_LINE];
+        long.extend_from_slice(b"\nnext\r\n");
+        let lines = lines_of(&long);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_STDERR_LINE);
+        assert_eq!(lines[1], "next");
     }
 }
