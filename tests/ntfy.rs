@@ -545,10 +545,16 @@ fn a_protected_topic_works_with_its_token_and_is_refused_clearly_without() {
 fn messages_that_are_not_commands_are_logged_and_change_nothing() {
     let _g = serial();
     let server = Ntfy::start(false);
+    // A second camera that is lost: a start's answer waits 1.5 s for its file.
     let cfg = config(
         &server.url(),
         "lab5",
         "    reply_topic: lab5-replies\n    reply_unknown: true\n",
+    )
+    .replace(
+        "lsl:\n",
+        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    \
+         resolution: {width: 160, height: 120}\n    fps: 30\nlsl:\n",
     );
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
@@ -591,14 +597,29 @@ fn messages_that_are_not_commands_are_logged_and_change_nothing() {
             .any(|r| r.starts_with("not understood: \"hello\"")),
         "{replies:?}"
     );
-    // And the recorder still takes commands.
+    // And the recorder still takes commands. A typo right behind a start is answered
+    // after it, in the order they were sent, though the start's answer waits for the lost
+    // camera's file.
     server.publish("lab5", "start 1");
+    server.publish("lab5", "strat 1");
     h.wait_until("a recording of 1 s", Duration::from_secs(10), |h| {
         h.mkv_files().len() == 1
     });
     h.wait_until("it ends", Duration::from_secs(10), |h| {
         h.status()["state"] == "buffering"
     });
+    h.wait_until("both answered", Duration::from_secs(10), |_| {
+        server
+            .messages("lab5-replies", None)
+            .iter()
+            .any(|r| r.starts_with("not understood: \"strat 1\""))
+    });
+    let replies = server.messages("lab5-replies", None);
+    let at = |p: &str| replies.iter().position(|r| r.starts_with(p));
+    assert!(
+        at("recording 1 started") < at("not understood: \"strat 1\""),
+        "{replies:?}"
+    );
     assert!(h.terminate().success());
 }
 

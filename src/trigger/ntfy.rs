@@ -352,8 +352,15 @@ impl Subscriber<'_> {
     }
 
     /// Publishes the answers to the commands sent, in order, until the reader is done.
-    async fn answer_in_order(&self, mut pending: tokio::sync::mpsc::UnboundedReceiver<Answers>) {
-        while let Some(answers) = pending.recv().await {
+    async fn answer_in_order(&self, mut pending: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+        while let Some(next) = pending.recv().await {
+            let answers = match next {
+                Pending::Answers(a) => a,
+                Pending::Said(text) => {
+                    self.reply(text).await;
+                    continue;
+                }
+            };
             match answers.replies().await {
                 Ok(replies) => {
                     for reply in replies {
@@ -543,7 +550,7 @@ impl Subscriber<'_> {
                                 None,
                             );
                         }
-                        if let Some(cmd) = self.on_data(&line, since, seen, clock).await {
+                        if let Some(cmd) = self.on_data(&line, since, seen, clock, answers) {
                             let late = cmd.note.is_some();
                             batch.push(cmd);
                             if !late || batch.len() >= 100 {
@@ -561,12 +568,13 @@ impl Subscriber<'_> {
 
     /// One line of the stream (a JSON event): the command it carries, if any, with its
     /// time.
-    async fn on_data(
+    fn on_data(
         &self,
         data: &str,
         since: &mut String,
         seen: &mut Seen,
         clock: &mut ServerClock,
+        answers: &AnswersTo,
     ) -> Option<Late> {
         let ev: NtfyEvent = match serde_json::from_str(data) {
             Ok(ev) => ev,
@@ -626,11 +634,10 @@ impl Subscriber<'_> {
             Parsed::Unknown(why) => {
                 tracing::info!("ntfy: `{:.80}` is not a command ({why}); ignored", text);
                 if self.settings.reply_unknown {
-                    self.reply(format!(
+                    drop(answers.send(Pending::Said(format!(
                         "not understood: \"{:.80}\" ({why}). Commands: start [SECONDS], stop, clip SECONDS, mark TEXT, status",
                         text
-                    ))
-                    .await;
+                    ))));
                 }
             }
         }
@@ -657,7 +664,7 @@ impl Subscriber<'_> {
             .collect();
         match self.bus.post_batch(timed) {
             // The receiver lives as long as the reader (both in `run`).
-            Ok(a) => drop(answers.send(a)),
+            Ok(a) => drop(answers.send(Pending::Answers(a))),
             Err(e) => tracing::error!("ntfy: commands not applied: {e}"),
         }
     }
@@ -667,9 +674,16 @@ impl Subscriber<'_> {
     }
 }
 
-/// Where the stream's reader sends the answers of the commands it handed over (see
-/// [`Subscriber::run`]).
-type AnswersTo = tokio::sync::mpsc::UnboundedSender<Answers>;
+/// Where the stream's reader sends the answers of the commands it handed over, and what
+/// it has to say itself, in the order of the messages (see [`Subscriber::run`]).
+type AnswersTo = tokio::sync::mpsc::UnboundedSender<Pending>;
+
+enum Pending {
+    /// The recorder's answers to commands sent.
+    Answers(Answers),
+    /// A reply of the reader's own (a message that is not a command).
+    Said(String),
+}
 
 /// A command from a message, with the time it counts from and, when that is not its
 /// arrival (a late, replayed message), how it was found.
