@@ -261,8 +261,10 @@ impl PreTriggerRing {
     /// network or program camera whose rate is set on the camera). At most one slot per
     /// [`MIN_FRAME_BYTES`] of `max_bytes`.
     fn update_wants_slots(&mut self) {
+        // A tenth of a second of frames is enough to say the rate: a short buffer fills
+        // its slots sooner than a second, and each run-out asks again.
         let span = self.span().as_nanos();
-        if span < 1_000_000_000 {
+        if span < 100_000_000 {
             return;
         }
         let need =
@@ -521,6 +523,24 @@ mod tests {
         let same = r.take_slots(new_slots(10).unwrap());
         assert!(same.capacity() < want);
         assert!(r.slots() >= want);
+
+        // A short buffer fills its slots in less than a second: half a second at 500 fps
+        // for 30 still asks.
+        let mut r = PreTriggerRing::new(RingLimits::for_rate(
+            Duration::from_millis(500),
+            30.0,
+            16 << 20,
+        ));
+        for i in 0..500u64 {
+            r.push(meta(i, i as i64 * 2), &payload(i, 200)).unwrap();
+        }
+        let want = r.wants_slots();
+        assert!((250..=400).contains(&want), "{want}");
+        drop(r.take_slots(new_slots(want).unwrap()));
+        for i in 500..1000u64 {
+            r.push(meta(i, i as i64 * 2), &payload(i, 200)).unwrap();
+        }
+        assert!(r.span() >= Duration::from_millis(498), "{:?}", r.span());
     }
 
     #[test]
