@@ -27,6 +27,40 @@ fn wait_connected(h: &mut Hindsight) {
     });
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `cfg` with a second camera that is lost (its program exits): a start's answer waits
+/// 1.5 s for its file.
+fn with_a_lost_camera(cfg: String) -> String {
+    cfg.replace(
+        "lsl:\n",
+        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    \
+         resolution: {width: 160, height: 120}\n    fps: 30\nlsl:\n",
+    )
+}
+
+/// Waits until `n` commands are applied and the recording they made is finished; its
+/// one file.
+fn the_file_once_applied(h: &mut Hindsight, n: u64) -> std::path::PathBuf {
+    h.wait_until(
+        &format!("{n} commands applied"),
+        Duration::from_secs(20),
+        |h| ntfy_status(h)["commands_applied"] == n,
+    );
+    h.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
 #[test]
 fn start_and_stop_recording_from_ntfy_messages() {
     let _g = serial();
@@ -311,20 +345,11 @@ fn a_message_sent_just_before_the_start_is_never_applied() {
 fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     let _g = serial();
     let server = Ntfy::start(false);
-    let cfg = config(&server.url(), "lab9", "").replace(
-        "lsl:\n",
-        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    \
-         resolution: {width: 160, height: 120}\n    fps: 30\nlsl:\n",
-    );
+    let cfg = with_a_lost_camera(config(&server.url(), "lab9", ""));
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
     h.wait_buffered(0.9);
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
+    let now = unix_now;
     let before_start = now();
     server.publish("lab9", "start");
     let before_mark = now();
@@ -334,16 +359,8 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     let before_stop = now();
     server.publish("lab9", "stop");
     let after_stop = now();
-    h.wait_until("3 commands applied", Duration::from_secs(20), |h| {
-        ntfy_status(h)["commands_applied"] == 3
-    });
-    h.wait_until("stopped", Duration::from_secs(10), |h| {
-        h.status()["state"] == "buffering"
-    });
-    h.wait_idle_files();
-    let files = h.mkv_files();
-    assert_eq!(files.len(), 1, "the synthetic camera's file: {files:?}");
-    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    let mkv = the_file_once_applied(&mut h, 3);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
     let time_of = |event: &str| -> f64 {
         events
             .lines()
@@ -369,7 +386,7 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
         "the stop sent at {before_stop}..{after_stop} was taken at {stop}\n{events}"
     );
     // The file ends at the stop, not when the start was answered.
-    let rows = read_sidecar(&files[0]);
+    let rows = read_sidecar(&mkv);
     let last = rows.last().unwrap().unix_time;
     assert!(
         last <= stop && last > stop - 0.1,
@@ -392,12 +409,7 @@ fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_mes
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
     h.wait_buffered(0.9);
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
+    let now = unix_now;
     let before_start = now();
     server.publish("lab10", "start");
     let after_start = now();
@@ -405,18 +417,10 @@ fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_mes
     let before_stop = now();
     server.publish("lab10", "stop");
     let after_stop = now();
-    h.wait_until("both applied", Duration::from_secs(20), |h| {
-        ntfy_status(h)["commands_applied"] == 2
-    });
-    h.wait_until("stopped", Duration::from_secs(10), |h| {
-        h.status()["state"] == "buffering"
-    });
-    h.wait_idle_files();
-    let files = h.mkv_files();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    let mkv = the_file_once_applied(&mut h, 2);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
     assert!(!events.contains("replayed"), "{events}");
-    let rows = read_sidecar(&files[0]);
+    let rows = read_sidecar(&mkv);
     let trigger = rows.iter().find(|r| !r.pre_trigger).unwrap().unix_time;
     assert!(
         (before_start - 0.05..after_start + 0.3).contains(&trigger),
@@ -546,16 +550,11 @@ fn messages_that_are_not_commands_are_logged_and_change_nothing() {
     let _g = serial();
     let server = Ntfy::start(false);
     // A second camera that is lost: a start's answer waits 1.5 s for its file.
-    let cfg = config(
+    let cfg = with_a_lost_camera(config(
         &server.url(),
         "lab5",
         "    reply_topic: lab5-replies\n    reply_unknown: true\n",
-    )
-    .replace(
-        "lsl:\n",
-        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    \
-         resolution: {width: 160, height: 120}\n    fps: 30\nlsl:\n",
-    );
+    ));
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
     h.wait_buffered(0.9);
