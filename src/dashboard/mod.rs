@@ -83,6 +83,7 @@ impl Input {
         self.wait(Duration::ZERO).map(|_| ())
     }
 }
+
 /// How long the answer to a key stays on screen.
 const MESSAGE_FOR: Duration = Duration::from_secs(6);
 
