@@ -149,24 +149,47 @@ fn attached_dashboard_starts_and_stops_a_running_service_and_detaches() {
     assert!(h.terminate().success());
 }
 
+/// `hindsight run` with its dashboard in a tmux session of its own: a synthetic 320x240
+/// camera at 50 fps, `buffer` seconds buffered, no audio; `redirect` is appended to the
+/// command line.
+struct InTmux {
+    tmux: Tmux,
+    root: std::path::PathBuf,
+    api: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InTmux {
+    fn start(session: &str, buffer: f64, redirect: &str) -> InTmux {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("recordings");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            synthetic_config(320, 240, 50.0, buffer) + "audio:\n  enabled: false\n",
+        )
+        .unwrap();
+        let api = format!("127.0.0.1:{}", free_port());
+        let tmux = Tmux::new(session);
+        tmux.start(&format!(
+            "{BIN} run --config {} --root {} --api {api}{redirect}",
+            quote(&config),
+            quote(&root)
+        ));
+        InTmux {
+            tmux,
+            root,
+            api,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn in_process_dashboard_records_with_keys_and_q_finishes_the_files() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        synthetic_config(320, 240, 50.0, 3.0) + "audio:\n  enabled: false\n",
-    )
-    .unwrap();
-    let api = format!("127.0.0.1:{}", free_port());
-    let tmux = Tmux::new("inprocess");
-    tmux.start(&format!(
-        "{BIN} run --config {} --root {} --api {api}",
-        quote(&config),
-        quote(&root)
-    ));
+    let run = InTmux::start("inprocess", 3.0, "");
+    let (tmux, root) = (&run.tmux, &run.root);
     let s = tmux.wait_for("BUFFERING", Duration::from_secs(30));
     assert!(s.contains("quit (files are finished first)"), "{s}");
     // The log goes to the dashboard's pane, not over it.
@@ -196,7 +219,7 @@ fn in_process_dashboard_records_with_keys_and_q_finishes_the_files() {
     let s = tmux.screen();
     assert!(s.contains("dashboard: Q: stopping gracefully"), "{s}");
     assert!(s.contains("stopped"), "{s}");
-    let files = mkv_files(&root);
+    let files = mkv_files(root);
     assert_eq!(files.len(), 2, "{files:?}");
     for f in &files {
         let rows = read_sidecar(f);
@@ -217,22 +240,9 @@ fn in_process_dashboard_records_with_keys_and_q_finishes_the_files() {
 fn a_closed_terminal_finishes_the_recording_and_hindsight_exits() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let config = dir.path().join("config.yaml");
     let log = dir.path().join("log");
-    std::fs::write(
-        &config,
-        synthetic_config(320, 240, 50.0, 2.0) + "audio:\n  enabled: false\n",
-    )
-    .unwrap();
-    let api = format!("127.0.0.1:{}", free_port());
-    let tmux = Tmux::new("hangup");
-    tmux.start(&format!(
-        "{BIN} run --config {} --root {} --api {api} 2>{}",
-        quote(&config),
-        quote(&root),
-        quote(&log)
-    ));
+    let run = InTmux::start("hangup", 2.0, &format!(" 2>{}", quote(&log)));
+    let (tmux, root, api) = (&run.tmux, &run.root, &run.api);
     tmux.wait_for("BUFFERING", Duration::from_secs(30));
     tmux.wait_for("100%", Duration::from_secs(10));
     let pid = String::from_utf8(
@@ -269,7 +279,7 @@ fn a_closed_terminal_finishes_the_recording_and_hindsight_exits() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("SIGHUP: the terminal closed"), "{text}");
     assert!(text.contains("stopped"), "{text}");
-    let files = mkv_files(&root);
+    let files = mkv_files(root);
     assert_eq!(files.len(), 1, "{files:?}");
     let rows = read_sidecar(&files[0]);
     assert!(

@@ -624,14 +624,17 @@ fn ctl_says_clearly_when_nothing_is_running() {
     );
 }
 
-#[test]
-fn sigterm_finishes_the_open_recording() {
-    let _g = serial();
+/// Records 1.5 s after the buffer is full, then `stop` ends the process; the exit must be
+/// clean and the one file finished (sidecar, mkvmerge, cues, ffprobe's frames and
+/// duration). The process and the file, for what each test checks besides.
+fn a_recording_ended_by(
+    stop: impl FnOnce(&mut Hindsight) -> std::process::ExitStatus,
+) -> (Hindsight, std::path::PathBuf) {
     let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
     h.wait_buffered(0.9);
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_millis(1500));
-    let st = h.terminate();
+    let st = stop(&mut h);
     assert!(st.success(), "exit {st}:\n{}", h.log_text());
     let files = h.mkv_files();
     assert_eq!(files.len(), 1);
@@ -641,7 +644,15 @@ fn sigterm_finishes_the_open_recording() {
     assert!(mkvinfo_cue_points(&files[0]) >= 2);
     assert_eq!(ffprobe_frame_count(&files[0]), rows.len() as u64);
     assert!(ffprobe_format(&files[0])["format"]["duration"].is_string());
-    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    let file = files[0].clone();
+    (h, file)
+}
+
+#[test]
+fn sigterm_finishes_the_open_recording() {
+    let _g = serial();
+    let (_h, mkv) = a_recording_ended_by(|h| h.terminate());
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
     assert!(events.contains("shutdown"), "{events}");
 }
 
@@ -652,24 +663,14 @@ fn sigterm_finishes_the_open_recording() {
 #[test]
 fn a_closed_terminal_finishes_the_open_recording() {
     let _g = serial();
-    let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 1.0));
-    h.wait_buffered(0.9);
-    h.post("start", json!({}));
-    std::thread::sleep(Duration::from_millis(1500));
-    h.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(20));
-    h.signal(libc::SIGHUP);
-    let st = h.wait_exit(Duration::from_secs(30));
-    assert!(st.success(), "exit {st}:\n{}", h.log_text());
+    let (h, mkv) = a_recording_ended_by(|h| {
+        h.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(20));
+        h.signal(libc::SIGHUP);
+        h.wait_exit(Duration::from_secs(30))
+    });
     assert!(h.log_text().contains("SIGHUP: the terminal closed"));
-    let files = h.mkv_files();
-    assert_eq!(files.len(), 1);
-    let rows = read_sidecar(&files[0]);
-    assert!(rows.len() >= 240, "{} frames", rows.len());
-    mkvmerge_clean(&files[0]);
-    assert_eq!(ffprobe_frame_count(&files[0]), rows.len() as u64);
-    assert!(ffprobe_format(&files[0])["format"]["duration"].is_string());
-    let out = repair(&files[0]);
+    let out = repair(&mkv);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("already complete"),
         "{}",
