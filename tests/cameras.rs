@@ -147,6 +147,23 @@ fn a_camera_faster_than_its_fps_keeps_the_whole_pre_trigger_buffer() {
     assert!(h.terminate().success());
 }
 
+/// Hindsight with camera `pipe` (fps 30): [`TESTSRC`] piped through a Python program
+/// that runs `first`, then splits the stream into JPEGs and runs `each` (indented two
+/// spaces) on every one: `f` the frame, `n` its number, `o`/`e` stdout/stderr (bytes).
+fn through_python(first: &str, each: &str) -> (Hindsight, tempfile::TempDir) {
+    let program = format!(
+        "import sys\nb=sys.stdin.buffer\no=sys.stdout.buffer\ne=sys.stderr.buffer\n{first}\nbuf=b''\nn=0\nwhile True:\n d=b.read1(65536)\n if not d: break\n buf+=d\n while True:\n  s=buf.find(b'\\xff\\xd8')\n  t=buf.find(b'\\xff\\xd9',s+2)\n  if s<0 or t<0: break\n  f=buf[s:t+2]; buf=buf[t+2:]; n+=1\n{each}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("camera.py");
+    std::fs::write(&script, program).unwrap();
+    let cmd = format!("{TESTSRC} | python3 -u {}", script.display());
+    let h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
+    )));
+    (h, dir)
+}
+
 /// A camera program that says a line on stderr for every frame (as rpicam-vid does),
 /// after one line that is not UTF-8: it keeps delivering. Its stderr was read as UTF-8
 /// lines, and the first byte that was not ended the reading: the pipe filled, the program
@@ -155,14 +172,10 @@ fn a_camera_faster_than_its_fps_keeps_the_whole_pre_trigger_buffer() {
 #[test]
 fn a_camera_program_that_talks_on_stderr_in_any_bytes_keeps_delivering() {
     let _g = serial();
-    let talk = "import sys\nb=sys.stdin.buffer\no=sys.stdout.buffer\ne=sys.stderr.buffer\ne.write(b'\\xff\\xfe\\xb0C starting\\n'); e.flush()\nbuf=b''\nn=0\nwhile True:\n d=b.read1(65536)\n if not d: break\n buf+=d\n while True:\n  s=buf.find(b'\\xff\\xd8')\n  t=buf.find(b'\\xff\\xd9',s+2)\n  if s<0 or t<0: break\n  f=buf[s:t+2]; buf=buf[t+2:]; n+=1\n  o.write(f); o.flush()\n  e.write(b'#%d ' % n + b'x' * 2000 + b'\\r\\n'); e.flush()\n";
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("talk.py");
-    std::fs::write(&script, talk).unwrap();
-    let cmd = format!("{TESTSRC} | python3 -u {}", script.display());
-    let mut h = Hindsight::start(&camera_config(&format!(
-        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
-    )));
+    let (mut h, _dir) = through_python(
+        "e.write(b'\\xff\\xfe\\xb0C starting\\n'); e.flush()",
+        "  o.write(f); o.flush()\n  e.write(b'#%d ' % n + b'x' * 2000 + b'\\r\\n'); e.flush()\n",
+    );
     h.wait_buffered(1.9);
     // 8 s more: 480 kB of stderr, seven times a pipe's 64 kB.
     std::thread::sleep(Duration::from_secs(8));
@@ -179,14 +192,10 @@ fn a_camera_program_that_talks_on_stderr_in_any_bytes_keeps_delivering() {
 fn truncated_and_corrupt_frames_are_counted_and_never_written() {
     let _g = serial();
     // Every 7th frame cut in half, and garbage between frames.
-    let mangle = "import sys\nb=sys.stdin.buffer\no=sys.stdout.buffer\nbuf=b''\nn=0\nwhile True:\n d=b.read1(65536)\n if not d: break\n buf+=d\n while True:\n  s=buf.find(b'\\xff\\xd8')\n  e=buf.find(b'\\xff\\xd9',s+2)\n  if s<0 or e<0: break\n  f=buf[s:e+2]; buf=buf[e+2:]; n+=1\n  o.write(f[:len(f)//2] if n%7==0 else f)\n  o.write(b'--junk--\\r\\n')\n  o.flush()\n";
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("mangle.py");
-    std::fs::write(&script, mangle).unwrap();
-    let cmd = format!("{TESTSRC} | python3 -u {}", script.display());
-    let mut h = Hindsight::start(&camera_config(&format!(
-        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
-    )));
+    let (mut h, _dir) = through_python(
+        "",
+        "  o.write(f[:len(f)//2] if n%7==0 else f)\n  o.write(b'--junk--\\r\\n')\n  o.flush()\n",
+    );
     h.wait_buffered(1.9);
     h.post("start", json!({"seconds": 1}));
     h.wait_until("the recording ends", Duration::from_secs(20), |h| {
