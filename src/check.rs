@@ -676,6 +676,24 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         ));
         return out;
     }
+    if let Some(total) = c.storage.retention.max_total.map(|b| b.0) {
+        let recorded = crate::recordings::scan(root).iter().map(|r| r.bytes).sum();
+        match crate::disk::total_does_not_fit(total, recorded, free, min_free) {
+            Some(why) => out.push(CheckLine::warn(
+                "retention",
+                why,
+                "lower storage.retention.max_total (or storage.min_free), or use a bigger disk",
+            )),
+            None => out.push(CheckLine::pass(
+                "retention",
+                format!(
+                    "the oldest recordings are deleted while all take more than {} ({} now)",
+                    size(total),
+                    size(recorded)
+                ),
+            )),
+        }
+    }
     let usable = free - min_free;
     match rate.filter(|r| *r > 0.0) {
         Some(r) => {

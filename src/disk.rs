@@ -9,7 +9,10 @@
 //!
 //! Retention (off unless `storage.retention` sets a limit) deletes the oldest recordings,
 //! whole (every camera's MKV and sidecars, and the WAV), by age or to keep the total under
-//! a size, at start-up and every 10 minutes. It deletes only files named in hindsight's
+//! a size: at start-up, every 10 minutes, and with a total set also soon after a
+//! recording ends and whenever a hundredth of the total has been written since the last
+//! pass (at most every 5 s), so that the total is kept while the disk fills rather than
+//! 10 minutes late. It deletes only files named in hindsight's
 //! layout and never a recording with a file open or touched in the last minute. A
 //! recording's age is its newest file's modification time, except for files written while
 //! this process ran: those are aged on the monotonic clock (`WallSpans`), so that a wall
@@ -36,6 +39,8 @@ use crate::status::DiskStatus;
 const POLL: Duration = Duration::from_millis(500);
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Passes for a total (`retention.max_total`) come no closer than this.
+const RETENTION_GAP: Duration = Duration::from_secs(5);
 /// A recording with a file modified this recently is never deleted.
 const RECENT: Duration = Duration::from_secs(60);
 
@@ -203,6 +208,84 @@ pub fn clock_step(step: i128) -> String {
     )
 }
 
+/// When retention looks: every [`RETENTION_EVERY`] (ages), and for a total also once a
+/// recording has ended or a hundredth of the total has been written since the last pass,
+/// at most every [`RETENTION_GAP`].
+#[derive(Debug)]
+pub struct RetentionTimer {
+    next: LslTime,
+    last: Option<LslTime>,
+    written_at_last: u64,
+    /// More was written since the last pass: a pass is due after the gap.
+    grown: bool,
+}
+
+impl RetentionTimer {
+    /// The first pass at `first` (the recorder is still starting before).
+    pub fn new(first: LslTime) -> RetentionTimer {
+        RetentionTimer {
+            next: first,
+            last: None,
+            written_at_last: 0,
+            grown: false,
+        }
+    }
+
+    /// Whether to pass now: `written` is every byte written so far, `writing` whether a
+    /// recording's files are open, `max_total` the total retention keeps to.
+    pub fn due(
+        &mut self,
+        now: LslTime,
+        written: u64,
+        writing: bool,
+        max_total: Option<u64>,
+    ) -> bool {
+        if let Some(total) = max_total {
+            let new = written.saturating_sub(self.written_at_last);
+            // Files closed with something new in them (a clip may open and close between
+            // two polls), or a hundredth of the total written.
+            if (new > 0 && !writing) || new >= (total / 100).max(1 << 20) {
+                self.grown = true;
+            }
+        }
+        let gap_over = self
+            .last
+            .is_none_or(|l| now.saturating_since(l) >= RETENTION_GAP);
+        if now >= self.next || (self.grown && gap_over) {
+            self.next = now + RETENTION_EVERY;
+            self.last = Some(now);
+            self.written_at_last = written;
+            self.grown = false;
+            return true;
+        }
+        false
+    }
+}
+
+/// Why retention's total cannot be kept on this disk: the recordings there now and the
+/// free space above `min_free` together hold less than `max_total`, so the disk guard
+/// stops recordings before retention deletes any. `None` when it fits.
+pub fn total_does_not_fit(
+    max_total: u64,
+    recordings: u64,
+    free: u64,
+    min_free: u64,
+) -> Option<String> {
+    let room = recordings.saturating_add(free.saturating_sub(min_free));
+    (room < max_total).then(|| {
+        format!(
+            "storage.retention.max_total {} is more than this disk can hold for recordings \
+             ({} recorded + {} free above storage.min_free {}): the disk guard will stop \
+             recordings before retention deletes old ones; set max_total below {}",
+            size(max_total),
+            size(recordings),
+            size(free.saturating_sub(min_free)),
+            size(min_free),
+            size(room)
+        )
+    })
+}
+
 /// Which recordings (indices into `recordings`, oldest first) retention deletes, each of
 /// the `age` given. `protected` ones (a file open, or touched within a minute) are never
 /// chosen, and do count towards the total.
@@ -364,7 +447,9 @@ fn run(
     let mut rate = RateMeter::default();
     let mut guard_state = Guard::default();
     // The first retention pass waits a little: the recorder is still starting.
-    let mut next_retention = clocks.now().lsl + Duration::from_secs(2);
+    let mut retention = RetentionTimer::new(clocks.now().lsl + Duration::from_secs(2));
+    let max_total = settings.retention.max_total.map(|b| b.0);
+    let mut fit_checked = false;
     // Why the root does not lead to its disk, while it does not.
     let mut gone: Option<String> = None;
     let mut spans = WallSpans::default();
@@ -462,8 +547,18 @@ fn run(
                 s.error = Some(format!("cannot read free space: {e}"));
             }
         }
-        if now >= next_retention {
-            next_retention = now + RETENTION_EVERY;
+        if !fit_checked {
+            fit_checked = true;
+            if let (Some(total), Ok((free, _))) = (max_total, free_space(&settings.root)) {
+                let recorded = scan(&settings.root).iter().map(|r| r.bytes).sum();
+                let min_free = settings.min_free.unwrap_or(0);
+                if let Some(why) = total_does_not_fit(total, recorded, free, min_free) {
+                    tracing::warn!("{why}");
+                    hub.add_warning(why);
+                }
+            }
+        }
+        if retention.due(now, written, writing, max_total) {
             if let Some(summary) = apply_retention(
                 &settings.root,
                 &settings.retention,
@@ -492,6 +587,61 @@ mod tests {
             bytes: mb << 20,
             modified: now - Duration::from_secs_f64(days_old * 86_400.0),
         }
+    }
+
+    #[test]
+    fn retention_with_a_total_looks_after_a_recording_and_as_the_disk_fills() {
+        let t = |s: f64| LslTime::from_secs_f64(s);
+        let total = Some(1000u64 << 20); // a hundredth: 10 MiB
+        let mut r = RetentionTimer::new(t(2.0));
+        assert!(!r.due(t(1.0), 0, false, total), "not while starting");
+        assert!(r.due(t(2.0), 0, false, total), "the first pass");
+        // A recording: 5 MiB written, not yet a hundredth; then it ends.
+        assert!(!r.due(t(3.0), 1 << 20, true, total));
+        assert!(!r.due(t(6.0), 5 << 20, true, total));
+        assert!(
+            !r.due(t(6.5), 5 << 20, false, total),
+            "ended, but within 5 s"
+        );
+        assert!(
+            r.due(t(7.0), 5 << 20, false, total),
+            "ended: due once the gap is over"
+        );
+        assert!(!r.due(t(30.0), 5 << 20, false, total), "nothing new");
+        // A clip written and closed between two polls.
+        assert!(r.due(t(31.0), 6 << 20, false, total));
+        // A long recording: every 10 MiB written.
+        assert!(!r.due(t(40.0), 15 << 20, true, total));
+        assert!(r.due(t(41.0), 16 << 20, true, total));
+        assert!(!r.due(t(42.0), 17 << 20, true, total));
+        // Fast writing: at most every 5 s.
+        assert!(!r.due(t(45.0), 100 << 20, true, total));
+        assert!(r.due(t(46.0), 101 << 20, true, total));
+        // Without a total only the 10-minute passes (ages).
+        let mut r = RetentionTimer::new(t(2.0));
+        assert!(r.due(t(2.0), 0, false, None));
+        assert!(!r.due(t(3.0), 1 << 30, true, None));
+        assert!(
+            !r.due(t(10.0), 2 << 30, false, None),
+            "ended: ages need no pass"
+        );
+        assert!(!r.due(t(601.0), 2 << 30, false, None));
+        assert!(r.due(t(602.0), 2 << 30, false, None));
+    }
+
+    #[test]
+    fn a_total_larger_than_the_disk_can_hold_is_said() {
+        let mib = |n: u64| n << 20;
+        // 100 MiB recorded, 500 MiB free, 100 MiB kept free: 500 MiB for recordings.
+        assert_eq!(
+            total_does_not_fit(mib(500), mib(100), mib(500), mib(100)),
+            None
+        );
+        let why = total_does_not_fit(mib(501), mib(100), mib(500), mib(100)).unwrap();
+        assert!(why.contains("set max_total below 500 MiB"), "{why}");
+        assert!(why.contains("disk guard will stop"), "{why}");
+        // A disk fuller than min_free: only what is recorded counts.
+        assert!(total_does_not_fit(mib(200), mib(100), mib(50), mib(100)).is_some());
     }
 
     #[test]

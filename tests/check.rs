@@ -444,3 +444,36 @@ fn a_file_size_limit_of_the_process_is_the_largest_file() {
         "{line}"
     );
 }
+
+/// A retention total the disk cannot hold (with what is recorded and the free space above
+/// `min_free`) would never delete anything: the disk guard stops recordings first. Check
+/// says so and what to set; a total that fits passes.
+#[test]
+fn a_retention_total_larger_than_the_disk_is_warned_of() {
+    let with_total = |total: &str| {
+        Check {
+            root: None,
+            storage_keys: &format!("  retention:\n    max_total: {total}\n"),
+            rest: "",
+            envs: &[],
+            file_limit: None,
+        }
+        .run()
+    };
+    let c = with_total("100000GiB");
+    let all = c.lines.join("\n");
+    let line = c.line("retention");
+    assert!(
+        line.starts_with("warn")
+            && line.contains("more than this disk can hold")
+            && line.contains("the disk guard will stop recordings")
+            && line.contains("set max_total below"),
+        "{all}"
+    );
+    let c = with_total("1MiB");
+    let line = c.line("retention");
+    assert!(
+        line.starts_with("pass") && line.contains("more than 1.0 MiB (0 KiB now)"),
+        "{line}"
+    );
+}

@@ -457,6 +457,103 @@ fn retention_deletes_old_recordings_whole_and_nothing_else() {
     assert!(h.terminate().success());
 }
 
+/// Every file under `dir`, with its length.
+fn bytes_under(dir: &Path) -> u64 {
+    walk(dir).iter().map(|f| f.metadata().unwrap().len()).sum()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A rig whose retention keeps a total deletes the oldest recording soon after the
+/// recording that took the total over it, not at its next 10-minute pass (by which time
+/// a filling disk may have stopped a recording); a total the disk cannot hold is said at
+/// start-up.
+#[test]
+fn retention_keeps_its_total_soon_after_a_recording() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    // (Retention's total is at least 1 MiB: frames of 20-30 kB.)
+    let config = synthetic_config(640, 480, 50.0, 2.0) + "audio:\n  enabled: false\n";
+    // Two recordings of 2 s, made two days ago.
+    let mut h = Hindsight::start_in(dir, root.clone(), &config);
+    h.wait_buffered(1.9);
+    for _ in 0..2 {
+        let (code, r) = h.post("clip", json!({"seconds": 2}));
+        assert_eq!(code, 200, "{r}");
+        h.wait_idle_files();
+        std::thread::sleep(Duration::from_millis(1100)); // another stem (names carry seconds)
+    }
+    assert!(h.terminate().success());
+    let old = mkv_files(&root);
+    assert_eq!(old.len(), 2, "{old:?}");
+    for mkv in &old {
+        age_files(&files_of(mkv), 2);
+    }
+    let total = bytes_under(&root);
+
+    // A total that holds those two, but not them and another.
+    let dir = tempfile::tempdir().unwrap();
+    let with_total = format!(
+        "{config}storage:\n  retention:\n    max_total: {}\n",
+        total + 1024
+    );
+    let mut h = Hindsight::start_in(dir, root.clone(), &with_total);
+    h.wait_buffered(1.9);
+    std::thread::sleep(Duration::from_secs(1)); // past the first pass (2 s after start)
+    assert!(old.iter().all(|f| f.exists()), "the total held them");
+    assert_eq!(h.status()["disk"]["retention_last"], json!(null));
+    let (code, r) = h.post("clip", json!({"seconds": 1}));
+    assert_eq!(code, 200, "{r}");
+    let new = PathBuf::from(r["files"][0].as_str().unwrap());
+    h.wait_idle_files();
+    let ended = std::time::Instant::now();
+    h.wait_until(
+        "retention deletes the oldest recording",
+        Duration::from_secs(20),
+        |h| h.status()["disk"]["retention_last"].is_string(),
+    );
+    eprintln!(
+        "retention deleted {:.1} s after the recording ended",
+        ended.elapsed().as_secs_f64()
+    );
+    let said = h.status()["disk"]["retention_last"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(said.starts_with("deleted 1 recording "), "{said}");
+    for f in files_of(&old[0]) {
+        assert!(!f.exists(), "{} should be deleted", f.display());
+    }
+    for f in files_of(&old[1]).into_iter().chain(files_of(&new)) {
+        assert!(f.exists(), "{} must stay", f.display());
+    }
+    assert!(bytes_under(&root) <= total + 1024);
+    assert!(h.terminate().success());
+
+    // A total larger than the disk can hold: said at start-up, where the page shows it.
+    let dir = tempfile::tempdir().unwrap();
+    let too_much = format!("{config}storage:\n  retention:\n    max_total: 100000GiB\n");
+    let mut h = Hindsight::start_in(dir, root.clone(), &too_much);
+    h.wait_until("the warning", Duration::from_secs(10), |h| {
+        h.status()["warnings"]
+            .to_string()
+            .contains("more than this disk can hold")
+    });
+    assert!(h.terminate().success());
+}
+
 /// A recording's MKVs under `root`, part 1 first, by recording (stem).
 fn parts_by_recording(root: &Path) -> Vec<Vec<PathBuf>> {
     let mut by: std::collections::BTreeMap<String, Vec<(u32, PathBuf)>> = Default::default();
