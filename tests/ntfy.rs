@@ -724,3 +724,67 @@ fn a_server_that_never_answers_does_not_hold_up_the_exit() {
         h.log_text()
     );
 }
+
+/// A session of short trials started and stopped from a phone: an ntfy server lets each
+/// address make only so many requests (ntfy.sh: 60 at once, then one every 5 s; this
+/// server: 8, then one every 5 s). The rig's replies and "finished" notices keep within
+/// it, so the phone gets every one of them and the server refuses none.
+#[test]
+fn a_session_of_short_trials_gets_every_reply_within_the_servers_request_limit() {
+    let _g = serial();
+    let server = Ntfy::start_rate_limited(8);
+    let cfg = config(&server.url(), "lab10", "    reply_topic: lab10-replies\n");
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    const TRIALS: usize = 8;
+    let began = std::time::Instant::now();
+    for _ in 0..TRIALS {
+        server.publish("lab10", "start");
+        h.wait_until("recording", Duration::from_secs(10), |h| {
+            h.status()["state"] == "recording"
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        server.publish("lab10", "stop");
+        h.wait_until("stopped", Duration::from_secs(10), |h| {
+            h.status()["state"] == "buffering"
+        });
+        h.wait_idle_files();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert_eq!(h.mkv_files().len(), TRIALS);
+    let expected = |replies: &[String]| {
+        (1..=TRIALS).all(|n| {
+            let has = |p: String| replies.iter().any(|r| r.starts_with(&p));
+            has(format!("recording {n} started"))
+                && has(format!("stopped recording {n} "))
+                && replies
+                    .iter()
+                    .filter(|r| r.starts_with("recording finished"))
+                    .count()
+                    == TRIALS
+        })
+    };
+    h.wait_until("every reply is published", Duration::from_secs(60), |_| {
+        expected(&server.messages("lab10-replies", None))
+    });
+    let session = began.elapsed().as_secs_f64();
+    let replies = server.messages("lab10-replies", None);
+    assert_eq!(replies.len(), 3 * TRIALS, "{replies:#?}");
+    // In the order they happened.
+    let at = |p: &str| replies.iter().position(|r| r.starts_with(p)).unwrap();
+    for n in 1..TRIALS {
+        assert!(
+            at(&format!("stopped recording {n} ")) < at(&format!("recording {} started", n + 1)),
+            "{replies:#?}"
+        );
+    }
+    let messages = server.whole_messages("lab10-replies", None).len();
+    eprintln!(
+        "{} replies in {messages} messages over {session:.1} s of trials",
+        replies.len()
+    );
+    let log = h.log_text();
+    assert!(!log.contains("not published"), "{log}");
+    assert!(h.terminate().success());
+}

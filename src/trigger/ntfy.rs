@@ -886,10 +886,21 @@ pub fn with_auth_blocking(
     }
 }
 
-/// Publishes `text` on the reply topic, if there is one. Failures are logged, never fatal.
-async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String) {
+/// How a publish of the reply topic went.
+#[derive(Debug, PartialEq)]
+enum Published {
+    Done,
+    /// The server was busy (429: the address made too many requests; 5xx) or could not
+    /// be reached: try again later.
+    Later(String),
+    /// Refused for good (401/403: not allowed to write the topic; 413 ...): dropped.
+    Refused(String),
+}
+
+/// Publishes `text` on the reply topic.
+async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String) -> Published {
     let Some(topic) = &settings.reply_topic else {
-        return;
+        return Published::Done;
     };
     let req = client
         .post(format!("{}/{}", settings.server, topic))
@@ -897,23 +908,146 @@ async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String
         .timeout(Duration::from_secs(10))
         .body(text);
     match with_auth(req, settings.auth.as_ref()).send().await {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!("ntfy: reply not published: {}", r.status()),
-        Err(e) => tracing::warn!("ntfy: reply not published: {e}"),
+        Ok(r) if r.status().is_success() => Published::Done,
+        Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+            Published::Later(r.status().to_string())
+        }
+        Ok(r) => Published::Refused(r.status().to_string()),
+        Err(e) => Published::Later(e.to_string()),
     }
 }
 
+/// Replies and notices that come within this of the first are published together, as
+/// the lines of one message: a stop's reply and the "finished" of its files.
+const REPLY_GATHER: Duration = Duration::from_secs(1);
+/// At most one message to the reply topic this often. An ntfy server lets each address
+/// make 60 requests at once and one more every 5 s after (ntfy.sh and the defaults of
+/// a server of one's own); a reply and a notice per file for every command would use
+/// that up within minutes of a session of short trials, and then the replies, and the
+/// subscription's reconnection from the same address, would be refused (429).
+const REPLY_SPACING: Duration = Duration::from_secs(5);
+/// ntfy makes a longer message an attachment.
+const REPLY_MAX_BYTES: usize = 4000;
+/// A reply that could not be published for this long is given up.
+const REPLY_GIVE_UP: Duration = Duration::from_secs(600);
+
+/// The replies and notices waiting to be published, oldest first, with when each came.
+#[derive(Debug, Default)]
+struct ReplyQueue {
+    lines: std::collections::VecDeque<(tokio::time::Instant, String)>,
+    /// No message before this (the spacing after the last one).
+    next_slot: Option<tokio::time::Instant>,
+}
+
+impl ReplyQueue {
+    fn push(&mut self, at: tokio::time::Instant, text: String) {
+        self.lines.push_back((at, text));
+    }
+
+    /// When the next message goes: the first line's gathering over, and the spacing.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        let (first, _) = self.lines.front()?;
+        let gathered = *first + REPLY_GATHER;
+        Some(self.next_slot.map_or(gathered, |s| s.max(gathered)))
+    }
+
+    /// The next message: as many whole lines, oldest first, as fit in one (at least one,
+    /// cut to fit), and how many lines it takes.
+    fn message(&self) -> (String, usize) {
+        let mut text = String::new();
+        let mut n = 0;
+        for (_, line) in &self.lines {
+            let sep = usize::from(!text.is_empty());
+            if n > 0 && text.len() + sep + line.len() > REPLY_MAX_BYTES {
+                break;
+            }
+            if sep == 1 {
+                text.push('\n');
+            }
+            text.push_str(line);
+            n += 1;
+        }
+        if text.len() > REPLY_MAX_BYTES {
+            let mut cut = REPLY_MAX_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        (text, n)
+    }
+
+    /// The message of `n` lines went out (or was refused for good) at `now`.
+    fn sent(&mut self, n: usize, now: tokio::time::Instant) {
+        self.lines.drain(..n.min(self.lines.len()));
+        self.next_slot = Some(now + REPLY_SPACING);
+    }
+
+    /// It could not go at `now`: it is tried again at the next slot; lines waiting longer
+    /// than [`REPLY_GIVE_UP`] are dropped (how many is returned).
+    fn failed(&mut self, now: tokio::time::Instant) -> usize {
+        self.next_slot = Some(now + REPLY_SPACING);
+        let before = self.lines.len();
+        self.lines
+            .retain(|(at, _)| now.saturating_duration_since(*at) < REPLY_GIVE_UP);
+        before - self.lines.len()
+    }
+}
+
+/// Publishes the replies and notices on the reply topic, in the order they came, paced
+/// ([`REPLY_GATHER`], [`REPLY_SPACING`]); what the server refuses for now (429, 5xx, no
+/// connection) is tried again. When hindsight stops, what is left goes at once.
 async fn publish_notices(
     settings: &NtfySettings,
     client: &reqwest::Client,
     mut notices: tokio::sync::mpsc::UnboundedReceiver<String>,
     stop: &Shutdown,
 ) {
+    let mut queue = ReplyQueue::default();
+    let mut closed = false;
     loop {
-        match tokio::time::timeout(Duration::from_millis(250), notices.recv()).await {
-            Ok(Some(text)) => publish(settings, client, text).await,
-            Ok(None) => return,
-            Err(_) if stop.stopping() => return,
+        let now = tokio::time::Instant::now();
+        let last = closed || stop.stopping();
+        let due = queue.due().filter(|d| *d <= now || last);
+        if due.is_some() {
+            let (text, n) = queue.message();
+            match publish(settings, client, text).await {
+                Published::Done => queue.sent(n, tokio::time::Instant::now()),
+                Published::Refused(why) => {
+                    tracing::warn!("ntfy: reply not published: {why}");
+                    queue.sent(n, tokio::time::Instant::now());
+                }
+                Published::Later(why) if last => {
+                    tracing::warn!(
+                        "ntfy: {} replies not published ({why}): hindsight is stopping",
+                        queue.lines.len()
+                    );
+                    return;
+                }
+                Published::Later(why) => {
+                    tracing::warn!("ntfy: reply not published yet ({why}): trying again");
+                    let dropped = queue.failed(tokio::time::Instant::now());
+                    if dropped > 0 {
+                        tracing::warn!(
+                            "ntfy: {dropped} replies given up after {} s unpublished",
+                            REPLY_GIVE_UP.as_secs()
+                        );
+                    }
+                }
+            }
+            continue;
+        }
+        if last && queue.lines.is_empty() {
+            return;
+        }
+        // Wake for a new line, the next message's time, or a look at `stop`.
+        let wake = queue
+            .due()
+            .unwrap_or(now + Duration::from_millis(250))
+            .min(now + Duration::from_millis(250));
+        match tokio::time::timeout_at(wake, notices.recv()).await {
+            Ok(Some(text)) => queue.push(tokio::time::Instant::now(), text),
+            Ok(None) => closed = true,
             Err(_) => {}
         }
     }

@@ -15,6 +15,9 @@ pub struct Ntfy {
     pub port: u16,
     pub dir: tempfile::TempDir,
     auth: bool,
+    /// Requests an address may make at once (then one per 5 s), for every address but
+    /// the tests' own (127.0.0.2, see [`Ntfy::client`]); `None`: no limit on loopback.
+    burst: Option<u32>,
 }
 
 impl Ntfy {
@@ -40,9 +43,34 @@ impl Ntfy {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             auth,
+            burst: None,
         };
         n.spawn();
         n
+    }
+
+    /// A server that limits requests per address as ntfy.sh does (`burst` at once, then
+    /// one every 5 s) for hindsight at 127.0.0.1, and not for the tests' publishes and
+    /// reads, which come from 127.0.0.2 (a phone elsewhere).
+    pub fn start_rate_limited(burst: u32) -> Ntfy {
+        let mut n = Ntfy {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            auth: false,
+            burst: Some(burst),
+        };
+        n.spawn();
+        n
+    }
+
+    /// The tests' HTTP client: from 127.0.0.2 on a rate-limited server.
+    fn client(&self) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder();
+        if self.burst.is_some() {
+            b = b.local_address(std::net::IpAddr::from([127, 0, 0, 2]));
+        }
+        b.build().unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -60,14 +88,21 @@ impl Ntfy {
         .arg("--cache-file")
         .arg(self.dir.path().join("cache.db"))
         // The shortest keepalive ntfy allows.
-        .args(["--keepalive-interval", "5s"])
-        // Loopback publishes many messages fast in these tests: no rate limit for it.
-        .args(["--visitor-request-limit-exempt-hosts", "127.0.0.1"])
-        // Messages over 4 KiB become attachments, as on ntfy.sh.
-        .arg("--attachment-cache-dir")
-        .arg(self.dir.path().join("attachments"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(self.dir.path().join("server.log")).unwrap());
+        .args(["--keepalive-interval", "5s"]);
+        match self.burst {
+            // Loopback publishes many messages fast in these tests: no rate limit for it.
+            None => cmd.args(["--visitor-request-limit-exempt-hosts", "127.0.0.1"]),
+            Some(burst) => cmd
+                .args(["--visitor-request-limit-exempt-hosts", "127.0.0.2"])
+                .args(["--visitor-request-limit-burst", &burst.to_string()])
+                .args(["--visitor-request-limit-replenish", "5s"]),
+        };
+        cmd
+            // Messages over 4 KiB become attachments, as on ntfy.sh.
+            .arg("--attachment-cache-dir")
+            .arg(self.dir.path().join("attachments"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("server.log")).unwrap());
         if self.auth {
             cmd.arg("--auth-file")
                 .arg(self.dir.path().join("auth.db"))
@@ -75,7 +110,12 @@ impl Ntfy {
         }
         self.child = Some(cmd.spawn().unwrap());
         let start = Instant::now();
-        while reqwest::blocking::get(format!("{}/v1/health", self.url())).is_err() {
+        while self
+            .client()
+            .get(format!("{}/v1/health", self.url()))
+            .send()
+            .is_err()
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "ntfy did not start"
@@ -104,7 +144,8 @@ impl Ntfy {
     /// Publishes `text` on `topic`; returns the message id and the send time the server
     /// gave it (whole seconds).
     pub fn publish_timed(&self, topic: &str, text: &str) -> (String, i64) {
-        let r = reqwest::blocking::Client::new()
+        let r = self
+            .client()
             .post(format!("{}/{topic}", self.url()))
             .body(text.to_string())
             .send()
@@ -117,10 +158,11 @@ impl Ntfy {
         )
     }
 
-    /// Messages on `topic` so far.
-    pub fn messages(&self, topic: &str, token: Option<&str>) -> Vec<String> {
-        let mut req =
-            reqwest::blocking::Client::new().get(format!("{}/{topic}/json?poll=1", self.url()));
+    /// Messages on `topic` so far, whole.
+    pub fn whole_messages(&self, topic: &str, token: Option<&str>) -> Vec<String> {
+        let mut req = self
+            .client()
+            .get(format!("{}/{topic}/json?poll=1", self.url()));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -131,6 +173,15 @@ impl Ntfy {
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter_map(|v| v["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The lines of the messages on `topic` so far: hindsight publishes replies and
+    /// notices that come together as the lines of one message.
+    pub fn messages(&self, topic: &str, token: Option<&str>) -> Vec<String> {
+        self.whole_messages(topic, token)
+            .iter()
+            .flat_map(|m| m.lines().map(str::to_string).collect::<Vec<_>>())
             .collect()
     }
 

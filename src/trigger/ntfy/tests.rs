@@ -214,3 +214,61 @@ fn a_stream_that_is_not_ntfys_is_refused_not_buffered_forever() {
     lines.push(b"\xff\xfe\n");
     assert!(lines.next_line().unwrap().is_err());
 }
+
+#[test]
+fn replies_close_together_go_as_one_message_and_messages_are_spaced() {
+    let t0 = tokio::time::Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut q = ReplyQueue::default();
+    assert_eq!(q.due(), None, "nothing to say");
+    q.push(at(0), "stopped recording 4 after 3.0 s".into());
+    assert_eq!(q.due(), Some(at(1000)), "gathered for a second");
+    q.push(
+        at(300),
+        "recording finished: a.mkv, 300 frames, 0 missing".into(),
+    );
+    let (text, n) = q.message();
+    assert_eq!(n, 2);
+    assert_eq!(
+        text,
+        "stopped recording 4 after 3.0 s\nrecording finished: a.mkv, 300 frames, 0 missing"
+    );
+    q.sent(n, at(1000));
+    assert_eq!(q.due(), None);
+    // The next, a second later, waits for the spacing after the last message.
+    q.push(at(2000), "recording 5 started".into());
+    assert_eq!(q.due(), Some(at(6000)));
+    // Long after the last message: gathered only.
+    q.sent(1, at(6000));
+    q.push(at(20_000), "recording 6 started".into());
+    assert_eq!(q.due(), Some(at(21_000)));
+}
+
+#[test]
+fn a_reply_the_server_refuses_for_now_is_tried_again_and_long_ones_are_split() {
+    let t0 = tokio::time::Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let mut q = ReplyQueue::default();
+    // 3 lines of 1500 bytes: two fit in a message of at most 4000.
+    for c in ['a', 'b', 'c'] {
+        q.push(at(0), c.to_string().repeat(1500));
+    }
+    let (text, n) = q.message();
+    assert_eq!((text.len(), n), (3001, 2));
+    // 429: nothing is dropped, tried again after the spacing.
+    assert_eq!(q.failed(at(1)), 0);
+    assert_eq!(q.lines.len(), 3);
+    assert_eq!(q.due(), Some(at(6)));
+    q.sent(n, at(6));
+    let (text, n) = q.message();
+    assert_eq!((text.len(), n), (1500, 1));
+    // A single line too long for a message is cut, on a character boundary.
+    let mut q = ReplyQueue::default();
+    q.push(at(0), "é".repeat(3000));
+    let (text, n) = q.message();
+    assert_eq!((text.len(), n), (4000, 1));
+    // Given up after 10 minutes unpublished.
+    q.push(at(300), "later".into());
+    assert_eq!(q.failed(at(601)), 1);
+    assert_eq!(q.lines.len(), 1);
+}
