@@ -693,9 +693,55 @@ fn a_dead_connection_is_noticed_and_replaced() {
     );
     server.signal(libc::SIGCONT);
     wait_connected(&mut h);
+    // A frozen server is not taken for a keepalive_interval set too short.
+    assert!(
+        !h.log_text().contains("in a row opened"),
+        "{}",
+        h.log_text()
+    );
     h.wait_buffered(0.9);
     server.publish("lab7", "start 1");
     h.wait_until("commands work again", Duration::from_secs(20), |h| {
+        h.mkv_files().len() == 1
+    });
+    assert!(h.terminate().success());
+}
+
+/// A keepalive_interval shorter than the server's: each connection opens, hears no
+/// keepalive in time and is replaced. Commands still work, and the log and status say
+/// what to set once it has happened twice in a row (a server frozen once is not named).
+#[test]
+fn a_keepalive_interval_shorter_than_the_servers_is_named() {
+    let _g = serial();
+    let server = Ntfy::start_with_keepalive(45);
+    // Dead after 2 x 1 s + 5 s without a keepalive.
+    let cfg = config(&server.url(), "lab11", "").replace(
+        "keepalive_interval: 5",
+        "keepalive_interval: 1\n    reconnect_initial: 0.5",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_until("the first dead connection", Duration::from_secs(20), |h| {
+        h.log_text().contains("dead connection")
+    });
+    let first = h.log_text();
+    assert!(!first.contains("keepalive_interval"), "{first}");
+    h.wait_until("the hint", Duration::from_secs(30), |h| {
+        ntfy_status(h)["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 connections in a row opened and heard no keepalive")
+    });
+    let said = ntfy_status(&mut h)["last_error"].to_string();
+    assert!(
+        said.contains("less often than every 1 s (trigger.ntfy.keepalive_interval)")
+            && said.contains("ntfy's default is 45 s"),
+        "{said}"
+    );
+    h.wait_buffered(0.9);
+    wait_connected(&mut h);
+    server.publish("lab11", "start 1");
+    h.wait_until("commands work", Duration::from_secs(20), |h| {
         h.mkv_files().len() == 1
     });
     assert!(h.terminate().success());

@@ -475,6 +475,8 @@ impl Subscriber<'_> {
         let req = with_auth(self.client.get(&url), s.auth.as_ref());
         // Dead if neither a message nor a keepalive comes for this long.
         let dead_after = s.keepalive * 2 + Duration::from_secs(5);
+        // Counted on only if this connection ends as the ones before it did.
+        let silent_before = std::mem::take(&mut clock.silent_deaths);
         let send = req.send();
         tokio::pin!(send);
         let mut waited = Duration::ZERO;
@@ -514,6 +516,7 @@ impl Subscriber<'_> {
             return (Ended::Failed(format!("the server answered {code}")), false);
         }
         let mut opened = false;
+        let keepalives_before = clock.keepalives;
         let mut lines = Lines::default();
         // Late (replayed) commands, held until the replay is over: handed over together.
         let mut batch: Vec<Late> = Vec::new();
@@ -523,10 +526,27 @@ impl Subscriber<'_> {
                 Next::Quiet => self.apply(std::mem::take(&mut batch), answers),
                 Next::Stop => break Ended::Failed("stopping".into()),
                 Next::Dead => {
+                    // A server that is up but sends keepalives less often than
+                    // configured: each connection opens, hears none and is given up
+                    // (a frozen server would not open the next).
+                    let silent = opened && clock.keepalives == keepalives_before;
+                    clock.silent_deaths = if silent { silent_before + 1 } else { 0 };
+                    let hint = if clock.silent_deaths >= 2 {
+                        format!(
+                            "; {} connections in a row opened and heard no keepalive: \
+                             the server sends them less often than every {:.0} s \
+                             (trigger.ntfy.keepalive_interval): set that to the server's \
+                             keepalive-interval (ntfy's default is 45 s)",
+                            clock.silent_deaths,
+                            s.keepalive.as_secs_f64()
+                        )
+                    } else {
+                        String::new()
+                    };
                     break Ended::Failed(format!(
-                        "no event or keepalive for {:.0} s (dead connection)",
+                        "no event or keepalive for {:.0} s (dead connection){hint}",
                         dead_after.as_secs_f64()
-                    ))
+                    ));
                 }
                 Next::Ended => break Ended::Failed("the server closed the stream".into()),
                 Next::Error(e) => break Ended::Failed(format!("the stream broke ({e})")),
@@ -589,6 +609,10 @@ impl Subscriber<'_> {
         if ev.event == "open" || ev.event == "keepalive" {
             // Made and sent as they happen: what they say of the server's clock.
             clock.observe(ClockPair::now().lsl, ev.time);
+            if ev.event == "keepalive" {
+                clock.keepalives += 1;
+                clock.silent_deaths = 0;
+            }
         }
         if ev.event != "message" {
             return None; // open, keepalive, poll_request
@@ -788,6 +812,10 @@ const SECOND: i64 = 1_000_000_000;
 #[derive(Default)]
 struct ServerClock {
     d: VecDeque<i64>,
+    /// Keepalives heard, in all connections.
+    keepalives: u64,
+    /// Connections in a row that opened, heard no keepalive and were given up as dead.
+    silent_deaths: u32,
 }
 
 impl ServerClock {

@@ -18,6 +18,8 @@ pub struct Ntfy {
     /// Requests an address may make at once (then one per 5 s), for every address but
     /// the tests' own (127.0.0.2, see [`Ntfy::client`]); `None`: no limit on loopback.
     burst: Option<u32>,
+    /// Seconds between its keepalives.
+    pub keepalive: u32,
 }
 
 impl Ntfy {
@@ -44,6 +46,7 @@ impl Ntfy {
             dir: tempfile::tempdir().unwrap(),
             auth,
             burst: None,
+            keepalive: 5,
         };
         n.spawn();
         n
@@ -59,6 +62,21 @@ impl Ntfy {
             dir: tempfile::tempdir().unwrap(),
             auth: false,
             burst: Some(burst),
+            keepalive: 5,
+        };
+        n.spawn();
+        n
+    }
+
+    /// A server that sends keepalives every `seconds` (ntfy's default: 45).
+    pub fn start_with_keepalive(seconds: u32) -> Ntfy {
+        let mut n = Ntfy {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            auth: false,
+            burst: None,
+            keepalive: seconds,
         };
         n.spawn();
         n
@@ -87,8 +105,8 @@ impl Ntfy {
         .args(["--base-url", &self.url()])
         .arg("--cache-file")
         .arg(self.dir.path().join("cache.db"))
-        // The shortest keepalive ntfy allows.
-        .args(["--keepalive-interval", "5s"]);
+        // 5 s unless asked: the shortest keepalive ntfy allows.
+        .args(["--keepalive-interval", &format!("{}s", self.keepalive)]);
         match self.burst {
             // Loopback publishes many messages fast in these tests: no rate limit for it.
             None => cmd.args(["--visitor-request-limit-exempt-hosts", "127.0.0.1"]),
