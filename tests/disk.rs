@@ -399,6 +399,28 @@ fn files_of(mkv: &Path) -> Vec<PathBuf> {
     vec![mkv.to_path_buf(), sidecar_of(mkv), events_of(mkv)]
 }
 
+/// Two clips of `seconds` (a buffer of 2 s or more) made by a hindsight under `root` that
+/// then exits; it (which holds `dir`, where `root` may be) and their MKVs, the older first.
+fn two_clips(
+    dir: tempfile::TempDir,
+    root: &Path,
+    config: &str,
+    seconds: f64,
+) -> (Hindsight, Vec<PathBuf>) {
+    let mut h = Hindsight::start_in(dir, root.to_path_buf(), config);
+    h.wait_buffered(1.9);
+    for _ in 0..2 {
+        let (code, r) = h.post("clip", json!({ "seconds": seconds }));
+        assert_eq!(code, 200, "{r}");
+        h.wait_idle_files();
+        std::thread::sleep(Duration::from_millis(1100)); // another stem (names carry seconds)
+    }
+    assert!(h.terminate().success());
+    let mkvs = mkv_files(root);
+    assert_eq!(mkvs.len(), 2, "{mkvs:?}");
+    (h, mkvs)
+}
+
 #[test]
 fn retention_deletes_old_recordings_whole_and_nothing_else() {
     let _g = serial();
@@ -406,17 +428,7 @@ fn retention_deletes_old_recordings_whole_and_nothing_else() {
     let root = dir.path().join("recordings");
     let config =
         synthetic_config(160, 120, 50.0, 2.0) + "audio:\n  enabled: true\n  source: synthetic\n";
-    let mut h = Hindsight::start_in(dir, root.clone(), &config);
-    h.wait_buffered(1.9);
-    for _ in 0..2 {
-        let (code, r) = h.post("clip", json!({"seconds": 1}));
-        assert_eq!(code, 200, "{r}");
-        h.wait_idle_files();
-        std::thread::sleep(Duration::from_millis(1100)); // another stem (names carry seconds)
-    }
-    assert!(h.terminate().success());
-    let mkvs = mkv_files(&root);
-    assert_eq!(mkvs.len(), 2, "{mkvs:?}");
+    let (_made_them, mkvs) = two_clips(dir, &root, &config, 1.0);
     let (old, new) = (&mkvs[0], &mkvs[1]);
     let day = old.parent().unwrap().parent().unwrap().to_path_buf();
     let old_wav = std::fs::read_dir(day.join("audio"))
@@ -457,22 +469,12 @@ fn retention_deletes_old_recordings_whole_and_nothing_else() {
     assert!(h.terminate().success());
 }
 
-/// Every file under `dir`, with its length.
+/// The bytes of every file under `dir`.
 fn bytes_under(dir: &Path) -> u64 {
-    walk(dir).iter().map(|f| f.metadata().unwrap().len()).sum()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    files_under(dir)
+        .iter()
+        .map(|f| f.metadata().unwrap().len())
+        .sum()
 }
 
 /// A rig whose retention keeps a total deletes the oldest recording soon after the
@@ -487,17 +489,7 @@ fn retention_keeps_its_total_soon_after_a_recording() {
     // (Retention's total is at least 1 MiB: frames of 20-30 kB.)
     let config = synthetic_config(640, 480, 50.0, 2.0) + "audio:\n  enabled: false\n";
     // Two recordings of 2 s, made two days ago.
-    let mut h = Hindsight::start_in(dir, root.clone(), &config);
-    h.wait_buffered(1.9);
-    for _ in 0..2 {
-        let (code, r) = h.post("clip", json!({"seconds": 2}));
-        assert_eq!(code, 200, "{r}");
-        h.wait_idle_files();
-        std::thread::sleep(Duration::from_millis(1100)); // another stem (names carry seconds)
-    }
-    assert!(h.terminate().success());
-    let old = mkv_files(&root);
-    assert_eq!(old.len(), 2, "{old:?}");
+    let (_made_them, old) = two_clips(dir, &root, &config, 2.0);
     for mkv in &old {
         age_files(&files_of(mkv), 2);
     }

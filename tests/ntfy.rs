@@ -27,6 +27,21 @@ fn wait_connected(h: &mut Hindsight) {
     });
 }
 
+/// A recording started and stopped by the messages `[start, stop]` on `topic`, `hold`
+/// apart, once each is seen carried out; returns when its files are closed.
+fn a_take(server: &Ntfy, h: &mut Hindsight, topic: &str, [start, stop]: [&str; 2], hold: Duration) {
+    server.publish(topic, start);
+    h.wait_until("recording", Duration::from_secs(10), |h| {
+        h.status()["state"] == "recording"
+    });
+    std::thread::sleep(hold);
+    server.publish(topic, stop);
+    h.wait_until("stopped", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -79,16 +94,13 @@ fn start_and_stop_recording_from_ntfy_messages() {
         "the old message was not applied"
     );
 
-    server.publish("lab1", "Start Recording");
-    h.wait_until("recording", Duration::from_secs(10), |h| {
-        h.status()["state"] == "recording"
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    server.publish("lab1", "Stop Recording");
-    h.wait_until("stopped", Duration::from_secs(10), |h| {
-        h.status()["state"] == "buffering"
-    });
-    h.wait_idle_files();
+    a_take(
+        &server,
+        &mut h,
+        "lab1",
+        ["Start Recording", "Stop Recording"],
+        Duration::from_secs(1),
+    );
     let files = h.mkv_files();
     assert_eq!(files.len(), 1, "{files:?}");
     let rows = read_sidecar(&files[0]);
@@ -786,16 +798,13 @@ fn a_session_of_short_trials_gets_every_reply_within_the_servers_request_limit()
     const TRIALS: usize = 8;
     let began = std::time::Instant::now();
     for _ in 0..TRIALS {
-        server.publish("lab10", "start");
-        h.wait_until("recording", Duration::from_secs(10), |h| {
-            h.status()["state"] == "recording"
-        });
-        std::thread::sleep(Duration::from_millis(500));
-        server.publish("lab10", "stop");
-        h.wait_until("stopped", Duration::from_secs(10), |h| {
-            h.status()["state"] == "buffering"
-        });
-        h.wait_idle_files();
+        a_take(
+            &server,
+            &mut h,
+            "lab10",
+            ["start", "stop"],
+            Duration::from_millis(500),
+        );
         std::thread::sleep(Duration::from_millis(700));
     }
     assert_eq!(h.mkv_files().len(), TRIALS);

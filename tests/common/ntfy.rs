@@ -40,43 +40,29 @@ impl Ntfy {
     }
 
     pub fn start(auth: bool) -> Ntfy {
-        let mut n = Ntfy {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            auth,
-            burst: None,
-            keepalive: 5,
-        };
-        n.spawn();
-        n
+        Self::launch(auth, None, 5)
     }
 
     /// A server that limits requests per address as ntfy.sh does (`burst` at once, then
     /// one every 5 s) for hindsight at 127.0.0.1, and not for the tests' publishes and
     /// reads, which come from 127.0.0.2 (a phone elsewhere).
     pub fn start_rate_limited(burst: u32) -> Ntfy {
-        let mut n = Ntfy {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            auth: false,
-            burst: Some(burst),
-            keepalive: 5,
-        };
-        n.spawn();
-        n
+        Self::launch(false, Some(burst), 5)
     }
 
     /// A server that sends keepalives every `seconds` (ntfy's default: 45).
     pub fn start_with_keepalive(seconds: u32) -> Ntfy {
+        Self::launch(false, None, seconds)
+    }
+
+    fn launch(auth: bool, burst: Option<u32>, keepalive: u32) -> Ntfy {
         let mut n = Ntfy {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
-            auth: false,
-            burst: None,
-            keepalive: seconds,
+            auth,
+            burst,
+            keepalive,
         };
         n.spawn();
         n
