@@ -864,15 +864,6 @@ fn start_n_keeps_the_audio_to_its_end() {
     assert!(h.terminate().success());
 }
 
-/// The sizes in a WAV's header, and the sample bytes actually in the file.
-fn wav_sizes(path: &std::path::Path) -> (u64, u64) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[0..4], b"RIFF");
-    let at = bytes.windows(4).position(|w| w == b"data").unwrap();
-    let declared = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as u64;
-    (declared, (bytes.len() - at - 8) as u64)
-}
-
 /// Kill -9 a moment after the start, on the second recording of a process: the WAV's
 /// header already declares the audio on disk, give or take its refresh interval (0.5 s);
 /// the next start lists it if its header lags, and `hindsight repair` finishes it.

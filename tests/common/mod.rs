@@ -414,6 +414,15 @@ pub fn repair_ok(file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The sizes in a WAV's header, and the sample bytes actually in the file.
+pub fn wav_sizes(path: &Path) -> (u64, u64) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[0..4], b"RIFF");
+    let at = bytes.windows(4).position(|w| w == b"data").unwrap();
+    let declared = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as u64;
+    (declared, (bytes.len() - at - 8) as u64)
+}
+
 /// A WAV file's duration as sox reads it (sox must read it).
 pub fn sox_seconds(path: &Path) -> f64 {
     let out = Command::new("sox")
