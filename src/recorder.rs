@@ -602,10 +602,14 @@ impl Recorder {
         }
         let id = self.take_id();
         let kept = d.min(self.pre_trigger);
-        let mut msg = format!(
-            "recording {id}: a clip of the last {:.1} s",
-            kept.as_secs_f64()
-        );
+        // Tenths, and a clip shorter than a tenth as asked (not "0.0 s").
+        let secs = kept.as_secs_f64();
+        let shown = if secs >= 0.1 {
+            format!("{secs:.1}")
+        } else {
+            format!("{secs:.3}").trim_end_matches('0').to_string()
+        };
+        let mut msg = format!("recording {id}: a clip of the last {shown} s");
         if d > self.pre_trigger {
             msg.push_str(&format!(
                 " (asked for {seconds} s; the buffer holds {:.1} s)",

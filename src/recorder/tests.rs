@@ -193,6 +193,16 @@ fn clip_takes_the_last_n_seconds_and_keeps_buffering() {
         "{:?}",
         d.outcome
     );
+    assert_eq!(
+        d.outcome.message(),
+        "recording 2: a clip of the last 20.0 s (asked for 60 s; the buffer holds 20.0 s)"
+    );
+    // Shorter than a tenth: said as asked, not as "0.0 s".
+    let d = r.handle(&Command::Clip { seconds: 0.01 }, &api(), t(300.0));
+    assert_eq!(
+        d.outcome.message(),
+        "recording 3: a clip of the last 0.01 s"
+    );
 }
 
 #[test]
