@@ -784,7 +784,7 @@ fn a_server_that_never_answers_does_not_hold_up_the_exit() {
 }
 
 /// A session of short trials started and stopped from a phone: an ntfy server lets each
-/// address make only so many requests (ntfy.sh: 60 at once, then one every 5 s; this
+/// address make only so many requests (by default 60 at once, then one every 5 s; this
 /// server: 8, then one every 5 s). The rig's replies and "finished" notices keep within
 /// it, so the phone gets every one of them and the server refuses none.
 #[test]

@@ -949,8 +949,8 @@ async fn publish(settings: &NtfySettings, client: &reqwest::Client, text: String
 /// the lines of one message: a stop's reply and the "finished" of its files.
 const REPLY_GATHER: Duration = Duration::from_secs(1);
 /// At most one message to the reply topic this often. An ntfy server lets each address
-/// make 60 requests at once and one more every 5 s after (ntfy.sh and the defaults of
-/// a server of one's own); a reply and a notice per file for every command would use
+/// make 60 requests at once and one more every 5 s after (the server's defaults; ntfy.sh
+/// limits each address too); a reply and a notice per file for every command would use
 /// that up within minutes of a session of short trials, and then the replies, and the
 /// subscription's reconnection from the same address, would be refused (429).
 const REPLY_SPACING: Duration = Duration::from_secs(5);
