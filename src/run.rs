@@ -47,7 +47,6 @@ fn wants_dashboard(config: &Config, options: RunOptions) -> bool {
 }
 
 pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<()> {
-    let started = crate::clock::WallTime::now();
     tracing::info!(
         "hindsight {} starting with {origin}",
         env!("CARGO_PKG_VERSION")
@@ -449,7 +448,6 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             keepalive: Duration::from_secs_f64(n.keepalive_interval.0),
             backoff_initial: Duration::from_secs_f64(n.reconnect_initial.0),
             backoff_max: Duration::from_secs_f64(n.reconnect_max.0),
-            start_unix_secs: started.as_nanos().div_euclid(1_000_000_000),
         };
         Some(ntfy::spawn(
             settings,

@@ -416,7 +416,7 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
 fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_messages() {
     let _g = serial();
     let server = Ntfy::start(false);
-    let shifted = common::ntfy::ShiftedClock::start(server.port, 5);
+    let shifted = common::ntfy::ShiftedClock::start(server.port, -5);
     let cfg = config(&shifted.url(), "lab10", "");
     let mut h = Hindsight::start(&cfg);
     wait_connected(&mut h);
@@ -443,6 +443,108 @@ fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_mes
         (before_stop - 0.1..after_stop + 0.3).contains(&last),
         "the last frame at {last}, the stop sent at {before_stop}..{after_stop}\n{events}"
     );
+    assert!(h.terminate().success());
+}
+
+/// A rig that cannot reach the server when it starts (its network comes up later) and
+/// whose clock is hours behind the server's (a Raspberry Pi has no real-time clock: it
+/// boots with the time it was shut down, until NTP sets it, which needs the network too)
+/// or minutes ahead (a lab PC without NTP). When the server can be reached, what was sent
+/// after hindsight began is applied, and nothing sent before: by the rig's clock, the
+/// first replayed the last session's start, which recorded unasked, and the second
+/// ignored every command of its first minutes.
+#[test]
+fn a_rig_clock_hours_off_that_could_not_reach_the_server_at_start_applies_only_what_came_after() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    for (run, server_ahead) in [(0, 2 * 3600), (1, -300)] {
+        let topic = format!("lab13-{run}");
+        // The last session's commands: it ended recording.
+        server.publish(&topic, "start");
+        server.publish(&topic, "stop");
+        server.publish(&topic, "start");
+        std::thread::sleep(Duration::from_millis(1100));
+        let port = free_port();
+        let cfg = config(
+            &format!("http://127.0.0.1:{port}"),
+            &topic,
+            "    reconnect_initial: 1\n    reconnect_max: 2\n",
+        );
+        let mut h = Hindsight::start(&cfg);
+        h.wait_buffered(0.9);
+        h.wait_until("the server is out of reach", Duration::from_secs(10), |h| {
+            ntfy_status(h)["state"]
+                .as_str()
+                .unwrap()
+                .contains("retrying in")
+        });
+        std::thread::sleep(Duration::from_millis(1100));
+        // Sent after hindsight began, while it could not reach the server.
+        server.publish(&topic, "status");
+        let _proxy = common::ntfy::ShiftedClock::start_on(port, server.port, server_ahead);
+        h.wait_until(
+            "what was sent meanwhile is applied",
+            Duration::from_secs(20),
+            |h| ntfy_status(h)["commands_applied"] == 1,
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let s = h.status();
+        assert_eq!(
+            s["state"],
+            "buffering",
+            "run {run}: the last session's start was applied\n{}",
+            h.log_text()
+        );
+        assert_eq!(ntfy_status(&mut h)["commands_applied"], 1, "run {run}");
+        // And what is sent now is applied.
+        server.publish(&topic, "start 1");
+        h.wait_until("a new start works", Duration::from_secs(10), |h| {
+            h.status()["state"] == "recording"
+        });
+        h.wait_until("its second recorded", Duration::from_secs(10), |h| {
+            h.status()["state"] == "buffering"
+        });
+        h.wait_idle_files();
+        assert_eq!(h.mkv_files().len(), 1, "run {run}");
+        assert!(h.terminate().success());
+    }
+}
+
+/// A rig clock minutes ahead of the server's, connected from the start, then an outage
+/// before any message came: what was sent during the outage is applied when the server is
+/// back. The subscription resumes from a time until a message has come; in the rig's
+/// seconds that time lay in the server's future, and the outage's commands were lost.
+#[test]
+fn a_rig_clock_minutes_ahead_loses_no_command_sent_during_an_outage_before_the_first_message() {
+    let _g = serial();
+    let mut server = Ntfy::start(false);
+    let proxy = common::ntfy::ShiftedClock::start(server.port, -300);
+    // A buffer that still holds the start when it is replayed with its stop.
+    let cfg = config(
+        &proxy.url(),
+        "lab14",
+        "    reconnect_initial: 6\n    reconnect_max: 8\n",
+    )
+    .replace(
+        "duration: 1\n  max_bytes: 32MiB",
+        "duration: 12\n  max_bytes: 64MiB",
+    );
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(11.9);
+    server.stop();
+    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
+        ntfy_status(h)["state"]
+            .as_str()
+            .unwrap()
+            .contains("retrying in")
+    });
+    server.spawn();
+    // Sent while hindsight waits to reconnect.
+    server.publish("lab14", "start");
+    std::thread::sleep(Duration::from_millis(1200));
+    server.publish("lab14", "stop");
+    the_file_once_applied(&mut h, 2);
     assert!(h.terminate().success());
 }
 

@@ -7,11 +7,13 @@
 //! - one subscription at a time, reconnected with capped exponential backoff;
 //! - resumed with `since=<last message id>`, so commands sent while it was down are
 //!   applied once, in order;
-//! - at start-up it first asks the server for the topic's newest message (a poll) and
-//!   subscribes from that message's id: nothing the server had before that is ever
-//!   applied, whatever second it was sent in (ntfy's times are whole seconds). If the
-//!   server cannot be asked then, only messages sent in a later second than hindsight's
-//!   start are applied;
+//! - at start-up it first asks the server for the topic's recent messages (a poll) and
+//!   subscribes from the id of the newest one sent before hindsight began: nothing sent
+//!   before is ever applied, whatever second it was sent in (ntfy's times are whole
+//!   seconds). If the server cannot be reached then, it is asked again until it answers;
+//!   what was sent meanwhile is applied, and "before hindsight began" is then told by the
+//!   server's own clock (its `Date`), so that a rig clock hours behind or minutes ahead
+//!   neither replays old commands nor ignores new ones (`Subscriber::resume_point`);
 //! - message ids already applied are ignored;
 //! - a connection with no event and no keepalive for twice the server's keepalive interval
 //!   (plus 5 s) is taken as dead and replaced;
@@ -32,7 +34,6 @@
 //! not: what a message's words mean (`trigger::grammar`), carrying commands out (`control`).
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -79,9 +80,6 @@ pub struct NtfySettings {
     pub keepalive: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// When hindsight started (whole seconds): if the newest message cannot be asked for
-    /// at start-up, messages sent in or before this second are not applied.
-    pub start_unix_secs: i64,
 }
 
 pub use crate::status::NtfyStatus;
@@ -127,13 +125,67 @@ enum Ended {
     Failed(String),
 }
 
-/// Why the topic's newest message could not be asked for at start-up.
-#[derive(Debug, thiserror::Error)]
-enum PollError {
-    #[error("{0}")]
-    Request(reqwest::Error),
-    #[error("the server answered {0}")]
-    Status(reqwest::StatusCode),
+/// What the server answered when asked for the topic's recent messages (a poll).
+struct Recent {
+    /// Each message's id and time (server seconds), oldest first.
+    messages: Vec<(String, i64)>,
+    /// The server's second when it answered (its `Date` header), if it said.
+    server_secs: Option<i64>,
+    /// When the answer came, on this machine's clocks.
+    answered: ClockPair,
+}
+
+impl Recent {
+    /// The server's second in which `began` (on this machine's clocks) lay, or the one
+    /// after: this machine's wall clock's second when it agrees with the server's `Date`,
+    /// else counted back from `Date` (whole seconds: the later of the two it could be).
+    fn second_of(&self, began: ClockPair) -> i64 {
+        let ours = began.wall.as_nanos().div_euclid(SECOND);
+        let Some(date) = self.server_secs else {
+            return ours;
+        };
+        let wall = self.answered.wall.as_nanos();
+        if (date * SECOND - SECOND / 2..=(date + 1) * SECOND + SECOND / 2).contains(&wall) {
+            return ours;
+        }
+        let since = self.answered.lsl.as_nanos() - began.lsl.as_nanos();
+        ((date + 1) * SECOND - since).div_euclid(SECOND)
+    }
+}
+
+/// Where a subscription begins, from the recent messages (`messages`, asked for from
+/// the server's second `asked_from`) and the server's second `began` in which
+/// hindsight began (or the one after).
+#[derive(Debug, PartialEq, Eq)]
+enum Resume {
+    /// After this message, the newest sent in or before `began`.
+    After(String),
+    /// From this second: nothing was sent from it up to `began`.
+    From(i64),
+    /// Ask again from this second: the question began after `began` (a clock ahead of
+    /// the server's), so what was sent just before hindsight began is not known.
+    AskFrom(i64),
+}
+
+fn resume(messages: &[(String, i64)], asked_from: i64, began: i64) -> Resume {
+    if let Some((id, _)) = messages.iter().rev().find(|(_, t)| *t <= began) {
+        return Resume::After(id.clone());
+    }
+    if asked_from <= began + 1 {
+        Resume::From(asked_from)
+    } else {
+        Resume::AskFrom(began - 60)
+    }
+}
+
+/// Why the server turns hindsight away, for a 401 or 403.
+fn refusal(code: reqwest::StatusCode) -> Option<String> {
+    (code == 401 || code == 403).then(|| {
+        format!(
+            "{code}: the server refuses this topic to hindsight's credentials \
+             (check trigger.ntfy.token_env, token_file or user)"
+        )
+    })
 }
 
 /// Why the ntfy credentials could not be found; each names its key.
@@ -249,7 +301,6 @@ pub fn spawn(
                     .expect("HTTP client");
                 let sub = Subscriber {
                     settings: &settings,
-                    not_after: std::sync::atomic::AtomicI64::new(i64::MIN),
                     client: &client,
                     bus: &bus,
                     status: &status,
@@ -267,9 +318,6 @@ pub fn spawn(
 
 struct Subscriber<'a> {
     settings: &'a NtfySettings,
-    /// Messages sent in or before this second are not applied (i64::MIN: none); set when
-    /// the newest message could not be asked for at start-up.
-    not_after: std::sync::atomic::AtomicI64,
     client: &'a reqwest::Client,
     bus: &'a CommandBus,
     status: &'a Mutex<NtfyStatus>,
@@ -314,34 +362,9 @@ impl Subscriber<'_> {
     }
 
     async fn run(&self) {
-        let s = self.settings;
-        // A server that takes the connection and never answers holds this question for
-        // its 10 s timeout: a stop meanwhile does not wait for it.
-        let newest = tokio::select! {
-            newest = self.newest_message() => newest,
-            () = self.until_stopping() => return,
+        let Some(since) = self.resume_point().await else {
+            return;
         };
-        let (since, not_after) = match newest {
-            Ok(Some(id)) => {
-                tracing::info!(
-                    "ntfy: the topic's newest message is {id}; applying only later ones"
-                );
-                (id, None)
-            }
-            // Nothing there in the last minute: whatever comes later is new.
-            Ok(None) => ((s.start_unix_secs - 60).to_string(), None),
-            Err(e) => {
-                tracing::warn!(
-                    "ntfy: cannot ask {}/{} for its newest message ({e}); messages sent in the \
-                     second hindsight started or before will not be applied",
-                    s.server,
-                    s.topic
-                );
-                (s.start_unix_secs.to_string(), Some(s.start_unix_secs))
-            }
-        };
-        self.not_after
-            .store(not_after.unwrap_or(i64::MIN), Ordering::Relaxed);
         // The stream is read apart from the answers: a start's answer waits for its files
         // (up to `control::REPLY_WAIT`, or while a writer finishes the file before), and
         // a message read only after it took the time it was read and reached the recorder
@@ -401,47 +424,133 @@ impl Subscriber<'_> {
             if was_open {
                 backoff = s.backoff_initial;
             }
-            let (wait, state, error) = match ended {
-                // A refusal will not go away by itself soon: retry slowly.
-                Ended::Refused(why) => (s.backoff_max, format!("refused: {why}"), why),
-                Ended::Failed(why) => {
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(s.backoff_max);
-                    (wait, format!("disconnected: {why}"), why)
-                }
-            };
-            self.set_state(
-                format!("{state}; retrying in {:.0} s", wait.as_secs_f64()),
-                false,
-                Some(error),
-            );
-            self.sleep(wait).await;
+            self.wait_after(ended, &mut backoff).await;
         }
     }
 
-    /// The id of the topic's newest message of the last minute, if any (`poll=1`: the
-    /// cached messages, then the answer ends).
-    async fn newest_message(&self) -> Result<Option<String>, PollError> {
+    /// Says why the server could not be used (`ended`) and waits before the next try:
+    /// `backoff`, doubled for the next time up to the maximum, or the maximum after a
+    /// refusal, which will not go away by itself soon.
+    async fn wait_after(&self, ended: Ended, backoff: &mut Duration) {
         let s = self.settings;
-        let url = format!(
-            "{}/{}/json?poll=1&since={}",
-            s.server,
-            s.topic,
-            s.start_unix_secs - 60
+        let (wait, state, error) = match ended {
+            Ended::Refused(why) => (s.backoff_max, format!("refused: {why}"), why),
+            Ended::Failed(why) => {
+                let wait = *backoff;
+                *backoff = (*backoff * 2).min(s.backoff_max);
+                (wait, format!("disconnected: {why}"), why)
+            }
+        };
+        self.set_state(
+            format!("{state}; retrying in {:.0} s", wait.as_secs_f64()),
+            false,
+            Some(error),
         );
+        self.sleep(wait).await;
+    }
+
+    /// Where the subscription begins (`since=`): after the newest message sent before
+    /// hindsight began, so that none of those is ever applied, whatever second it was
+    /// sent in (ntfy's times are whole seconds), and every later one is, also what was
+    /// sent while the server could not be reached. The server is asked for its recent
+    /// messages, again (with the subscription's backoff) until it answers, and its own
+    /// clock (`Date`) says which were sent before hindsight began. Taken by this
+    /// machine's clock, a rig hours behind (a Pi without a real-time clock, before NTP)
+    /// that could not reach the server at start-up replayed the commands of the hours
+    /// before it began, and one minutes ahead ignored every command of its first minutes.
+    /// `None` if asked to stop first.
+    async fn resume_point(&self) -> Option<String> {
+        let s = self.settings;
+        let began = ClockPair::now();
+        // A minute back, first in this machine's seconds, then in the server's.
+        let mut from = began.wall.as_nanos().div_euclid(SECOND) - 60;
+        let mut asked_again = false;
+        let mut backoff = s.backoff_initial;
+        while !self.stop.stopping() {
+            self.set_state("connecting".into(), false, None);
+            // A server that takes the connection and never answers holds this question
+            // for its 10 s timeout: a stop meanwhile does not wait for it.
+            let recent = tokio::select! {
+                recent = self.recent_messages(from) => recent,
+                () = self.until_stopping() => return None,
+            };
+            let recent = match recent {
+                Ok(r) => r,
+                Err(ended) => {
+                    self.wait_after(ended, &mut backoff).await;
+                    continue;
+                }
+            };
+            let second = recent.second_of(began);
+            let since = match resume(&recent.messages, from, second) {
+                Resume::AskFrom(t) if !asked_again => {
+                    tracing::info!(
+                        "ntfy: this machine's clock is ahead of the server's; asking again \
+                         in the server's seconds"
+                    );
+                    asked_again = true;
+                    from = t;
+                    continue;
+                }
+                // The server's clock went back between the two questions.
+                Resume::AskFrom(_) => (second + 1).to_string(),
+                Resume::After(id) => id,
+                Resume::From(t) => t.to_string(),
+            };
+            let after = recent.messages.iter().filter(|(_, t)| *t > second).count();
+            if after > 0 {
+                tracing::info!(
+                    "ntfy: {after} message(s) sent after hindsight began, while the server \
+                     could not be reached, will be applied"
+                );
+            }
+            tracing::info!(
+                "ntfy: applying the messages sent after {} by the server's clock (subscribing \
+                 from {since})",
+                WallTime::from_nanos(second * SECOND)
+                    .to_local()
+                    .format("%H:%M:%S")
+            );
+            return Some(since);
+        }
+        None
+    }
+
+    /// The topic's messages sent in the server's second `from` or later (`poll=1`: the
+    /// cached messages, then the answer ends), and the server's clock.
+    async fn recent_messages(&self, from: i64) -> Result<Recent, Ended> {
+        let s = self.settings;
+        let url = format!("{}/{}/json?poll=1&since={from}", s.server, s.topic);
         let req =
             with_auth(self.client.get(&url), s.auth.as_ref()).timeout(Duration::from_secs(10));
-        let resp = req.send().await.map_err(PollError::Request)?;
-        if !resp.status().is_success() {
-            return Err(PollError::Status(resp.status()));
+        let failed = |e: reqwest::Error| Ended::Failed(format!("cannot reach the server ({e})"));
+        let resp = req.send().await.map_err(failed)?;
+        let answered = ClockPair::now();
+        let code = resp.status();
+        if let Some(why) = refusal(code) {
+            return Err(Ended::Refused(why));
         }
-        let text = resp.text().await.map_err(PollError::Request)?;
-        Ok(text
+        if !code.is_success() {
+            return Err(Ended::Failed(format!("the server answered {code}")));
+        }
+        let server_secs = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.timestamp());
+        let text = resp.text().await.map_err(failed)?;
+        let messages = text
             .lines()
             .filter_map(|l| serde_json::from_str::<NtfyEvent>(l).ok())
             .filter(|e| e.event == "message")
-            .map(|e| e.id)
-            .next_back())
+            .map(|e| (e.id, e.time))
+            .collect();
+        Ok(Recent {
+            messages,
+            server_secs,
+            answered,
+        })
     }
 
     /// Returns once asked to stop.
@@ -503,14 +612,8 @@ impl Subscriber<'_> {
             }
         };
         let code = resp.status();
-        if code == 401 || code == 403 {
-            return (
-                Ended::Refused(format!(
-                    "{code}: the server refuses this topic to hindsight's credentials \
-                     (check trigger.ntfy.token_env, token_file or user)"
-                )),
-                false,
-            );
+        if let Some(why) = refusal(code) {
+            return (Ended::Refused(why), false);
         }
         if !code.is_success() {
             return (Ended::Failed(format!("the server answered {code}")), false);
@@ -629,14 +732,6 @@ impl Subscriber<'_> {
             st.last_message = Some(text.chars().take(200).collect());
             st.last_message_time = Some(arrived.wall.as_secs_f64());
             st.last_message_id = Some(ev.id.clone());
-        }
-        if ev.time <= self.not_after.load(Ordering::Relaxed) {
-            tracing::info!(
-                "ntfy: message {} was sent in or before the second hindsight started (and the \
-                 server could not be asked then what was already there); not applied",
-                ev.id
-            );
-            return None;
         }
         match grammar::parse(&text, &self.settings.rig) {
             Parsed::Command(command) => {

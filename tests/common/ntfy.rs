@@ -222,22 +222,28 @@ impl Drop for Ntfy {
     }
 }
 
-/// A loopback proxy in front of a real ntfy server that shows its clock `behind` seconds
-/// late: every `"time":<10 digits>` the server sends is lowered by that much (the same
-/// number of digits, so chunk sizes stay right). What a rig whose own clock runs ahead of
-/// the server's sees. Takes at most 20 connections and stops by itself after 5 minutes
-/// or when dropped.
+/// A loopback proxy in front of a real ntfy server whose clock it shows `ahead` seconds
+/// ahead of this machine's (behind if negative): what a rig whose own clock runs behind
+/// (or ahead of) the server's sees. Every `"time":<10 digits>` and the `Date` header the
+/// server sends are moved by `ahead`, and every `since=<10 digits>` hindsight asks for
+/// (in the shown clock) by as much back, so that the server answers as one with that
+/// clock would. Takes at most 20 connections and stops by itself after 5 minutes or when
+/// dropped.
 pub struct ShiftedClock {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ShiftedClock {
-    pub fn start(server_port: u16, behind: u64) -> ShiftedClock {
+    pub fn start(server_port: u16, ahead: i64) -> ShiftedClock {
+        Self::start_on(super::free_port(), server_port, ahead)
+    }
+
+    /// On `port` (a server that hindsight could not reach until now).
+    pub fn start_on(port: u16, server_port: u16, ahead: i64) -> ShiftedClock {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         std::thread::spawn(move || {
@@ -255,11 +261,23 @@ impl ShiftedClock {
                         let (mut c_in, mut s_out) =
                             (client.try_clone().unwrap(), server.try_clone().unwrap());
                         std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut c_in, &mut s_out);
-                            let _ = s_out.shutdown(std::net::Shutdown::Write);
+                            rewrite(
+                                &mut c_in,
+                                &mut s_out,
+                                &[(b"since=", 10, &|v| shift_secs(v, -ahead))],
+                            );
                         });
                         let (mut s_in, mut c_out) = (server, client);
-                        std::thread::spawn(move || shift_times(&mut s_in, &mut c_out, behind));
+                        std::thread::spawn(move || {
+                            rewrite(
+                                &mut s_in,
+                                &mut c_out,
+                                &[
+                                    (b"\"time\":", 10, &|v| shift_secs(v, ahead)),
+                                    (b"\r\nDate: ", 29, &|v| shift_date(v, ahead)),
+                                ],
+                            )
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -279,42 +297,76 @@ impl Drop for ShiftedClock {
     }
 }
 
-/// Copies `from` to `to`, lowering each `"time":<10 digits>` by `behind`. A pattern cut
-/// by a read is held until the rest comes; nothing else is held.
-fn shift_times(from: &mut std::net::TcpStream, to: &mut std::net::TcpStream, behind: u64) {
-    use std::io::{Read, Write};
-    const KEY: &[u8] = b"\"time\":";
-    const LEN: usize = KEY.len() + 10;
+/// `secs` (10 digits of unix time) moved by `by`, if they are that.
+fn shift_secs(secs: &[u8], by: i64) -> Option<Vec<u8>> {
+    let t: i64 = std::str::from_utf8(secs).ok()?.parse().ok()?;
+    Some(format!("{:010}", t + by).into_bytes())
+}
+
+/// An HTTP date (`Sat, 05 Dec 2026 02:49:18 GMT`) moved by `by` seconds.
+fn shift_date(date: &[u8], by: i64) -> Option<Vec<u8>> {
+    let t = chrono::DateTime::parse_from_rfc2822(std::str::from_utf8(date).ok()?).ok()?;
+    let moved = t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(by);
+    Some(
+        moved
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+/// A key, the length of the value after it, and the value it is replaced by (the same
+/// length), if any.
+type Rule<'a> = (&'a [u8], usize, &'a dyn Fn(&[u8]) -> Option<Vec<u8>>);
+
+/// Copies `from` to `to`, replacing the value after each rule's key. A key and value cut
+/// by a read are held until the rest comes (or for 100 ms, if what is held was not one:
+/// the `\r\n` that ends the headers); nothing else is held.
+fn rewrite(from: &mut std::net::TcpStream, to: &mut std::net::TcpStream, rules: &[Rule]) {
+    use std::io::{ErrorKind, Read, Write};
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
+        let held = !pending.is_empty();
+        let _ = from.set_read_timeout(held.then_some(Duration::from_millis(100)));
         let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => n,
+            Err(e) if held && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if to.write_all(&pending).is_err() {
+                    break;
+                }
+                pending.clear();
+                continue;
+            }
+            Err(_) => break,
         };
         pending.extend_from_slice(&buf[..n]);
-        let mut i = 0;
-        while i + KEY.len() <= pending.len() {
-            if pending[i..].starts_with(KEY) && i + LEN <= pending.len() {
-                let digits = &mut pending[i + KEY.len()..i + LEN];
-                if digits.iter().all(u8::is_ascii_digit) {
-                    let t: u64 = std::str::from_utf8(digits).unwrap().parse().unwrap();
-                    digits.copy_from_slice(format!("{:010}", t - behind).as_bytes());
+        let mut hold = 0;
+        for (key, len, replace) in rules {
+            let whole = key.len() + len;
+            let mut i = 0;
+            while i + whole <= pending.len() {
+                if pending[i..].starts_with(key) {
+                    let value = &mut pending[i + key.len()..i + whole];
+                    if let Some(new) = replace(value).filter(|n| n.len() == *len) {
+                        value.copy_from_slice(&new);
+                    }
+                    i += whole;
+                } else {
+                    i += 1;
                 }
-                i += LEN;
-            } else {
-                i += 1;
             }
+            // A tail that may be the start of a key and value the next read completes.
+            let tail = (1..whole.min(pending.len() + 1))
+                .rev()
+                .find(|&k| {
+                    let t = &pending[pending.len() - k..];
+                    t[..k.min(key.len())] == key[..k.min(key.len())]
+                })
+                .unwrap_or(0);
+            hold = hold.max(tail);
         }
-        // Hold back a tail that may be the start of a pattern the next read completes.
-        let hold = (1..LEN.min(pending.len() + 1))
-            .rev()
-            .find(|&k| {
-                let tail = &pending[pending.len() - k..];
-                let key = k.min(KEY.len());
-                tail[..key] == KEY[..key] && tail[key..].iter().all(u8::is_ascii_digit)
-            })
-            .unwrap_or(0);
         let send = pending.len() - hold;
         if to.write_all(&pending[..send]).is_err() {
             break;

@@ -103,6 +103,59 @@ fn a_server_clock_apart_from_ours_neither_cuts_a_stop_nor_takes_live_messages_as
     }
 }
 
+/// Where the subscription begins, from the messages the start-up question found.
+#[test]
+fn the_subscription_begins_after_the_newest_message_sent_before_hindsight_began() {
+    let m = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+        list.iter().map(|(id, t)| (id.to_string(), *t)).collect()
+    };
+    // Sent before (or in the second) hindsight began: after the newest of them, so that
+    // the one sent after, while the server could not be reached, is replayed.
+    let old_and_new = m(&[("a", 900), ("b", 990), ("c", 1000), ("d", 1001)]);
+    assert_eq!(resume(&old_and_new, 800, 1000), Resume::After("c".into()));
+    // Nothing before: from where the question began, which replays all of them.
+    assert_eq!(resume(&m(&[("d", 1001)]), 940, 1000), Resume::From(940));
+    assert_eq!(resume(&[], 940, 1000), Resume::From(940));
+    // A question that began after hindsight did (a clock ahead of the server's) cannot
+    // tell what came just before: ask again, a minute back in the server's seconds.
+    assert_eq!(resume(&[], 1100, 1000), Resume::AskFrom(940));
+    assert_eq!(resume(&m(&[("e", 1101)]), 1100, 1000), Resume::AskFrom(940));
+}
+
+/// The server's second in which hindsight began: by this machine's wall clock when it
+/// agrees with the server's `Date`, else counted back from `Date` on the monotonic clock.
+#[test]
+fn the_second_hindsight_began_is_the_servers() {
+    let at = |lsl: f64, wall: f64| ClockPair {
+        lsl: LslTime::from_secs_f64(lsl),
+        wall: WallTime::from_nanos((wall * 1e9) as i64),
+    };
+    let began = at(100.0, 1_000_000_000.3);
+    // Answered 30.5 s later (the server could not be reached until then).
+    let answered = at(130.5, 1_000_000_030.8);
+    let recent = |date: Option<i64>| Recent {
+        messages: Vec::new(),
+        server_secs: date,
+        answered,
+    };
+    // No `Date`, or one that agrees (the network's delay allowed): the wall clock's second.
+    for date in [None, Some(1_000_000_030), Some(1_000_000_031)] {
+        assert_eq!(recent(date).second_of(began), 1_000_000_000, "{date:?}");
+    }
+    // A server two hours ahead of this machine (a rig clock behind: a Pi before NTP):
+    // its second 1_000_007_230 began up to 1 s before the answer, so hindsight began in
+    // its second 1_000_007_200 or, at the latest, 1_000_007_201.
+    let two_hours = 7200;
+    let second = recent(Some(1_000_000_030 + two_hours)).second_of(began);
+    assert!(
+        (1_000_007_200..=1_000_007_201).contains(&second),
+        "{second}"
+    );
+    // A server five minutes behind (a rig clock ahead).
+    let second = recent(Some(1_000_000_030 - 300)).second_of(began);
+    assert!((999_999_700..=999_999_701).contains(&second), "{second}");
+}
+
 #[test]
 fn credentials_come_from_the_config_a_file_or_the_environment() {
     use crate::config::NtfyConfig;
