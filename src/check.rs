@@ -534,6 +534,22 @@ fn lsl(c: &Config) -> CheckLine {
     }
 }
 
+/// How far this machine's clock is from the server's, by the answer's `Date` (whole
+/// seconds), if more than 2 s apart.
+fn clock_apart(answer: &reqwest::blocking::Response) -> Option<String> {
+    let date = answer.headers().get(reqwest::header::DATE)?.to_str().ok()?;
+    let server = chrono::DateTime::parse_from_rfc2822(date).ok()?.timestamp() as f64;
+    // The server's second began up to 1 s before it answered.
+    let apart = crate::clock::WallTime::now().as_secs_f64() - (server + 0.5);
+    (apart.abs() > 2.0).then(|| {
+        format!(
+            "this machine's clock is {:.0} s {} the server's",
+            apart.abs(),
+            if apart > 0.0 { "ahead of" } else { "behind" }
+        )
+    })
+}
+
 fn ntfy(c: &Config) -> CheckLine {
     let n = &c.trigger.ntfy;
     if !n.enabled {
@@ -570,10 +586,18 @@ fn ntfy(c: &Config) -> CheckLine {
         None => "",
     };
     match req.send() {
-        Ok(r) if r.status().is_success() => CheckLine::pass(
-            "ntfy",
-            format!("{server}/{} reachable and readable{who}", n.topic),
-        ),
+        Ok(r) if r.status().is_success() => {
+            let reachable = format!("{server}/{} reachable and readable{who}", n.topic);
+            match clock_apart(&r) {
+                Some(apart) => CheckLine::warn(
+                    "ntfy",
+                    format!("{reachable}; {apart}"),
+                    "the files' names and unix times come from this machine's clock: \
+                     set it by NTP (`timedatectl set-ntp true`, or chrony)",
+                ),
+                None => CheckLine::pass("ntfy", reachable),
+            }
+        }
         Ok(r) if r.status().as_u16() == 401 || r.status().as_u16() == 403 => CheckLine::fail(
             "ntfy",
             format!(

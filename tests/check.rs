@@ -411,6 +411,19 @@ fn ntfy_reachability_and_auth_against_the_real_server() {
     );
     assert!(c.line("ntfy").starts_with("FAIL"), "{:?}", c.lines);
 
+    // Its clock two hours ahead of this machine's (a Pi before NTP set its clock): the
+    // difference is said.
+    let shifted = common::ntfy::ShiftedClock::start(open.port, 7200);
+    let c = check(&ntfy(&shifted.url(), ""), &[]);
+    let line = c.line("ntfy");
+    assert!(
+        line.starts_with("warn")
+            && line.contains("reachable")
+            && line.contains("7200 s behind the server's")
+            && line.contains("NTP"),
+        "{line}"
+    );
+
     // A server that is not there.
     let url = format!("http://127.0.0.1:{}", free_port());
     let c = check(&ntfy(&url, ""), &[]);
