@@ -618,21 +618,10 @@ fn ntfy(c: &Config) -> CheckLine {
         ),
         Err(e) => CheckLine::fail(
             "ntfy",
-            format!("cannot reach {server}: {}", error_chain(&e)),
+            format!("cannot reach {server}: {}", crate::logging::error_chain(&e)),
             "check the network and trigger.ntfy.server (a running hindsight keeps retrying)",
         ),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// The recordings root: writable, and free space against the data rate and the guard.

@@ -305,6 +305,20 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// An error with each of its causes, `outer: inner: innermost`: what a person needs to
+/// tell "connection refused" from "no such host" (a library's outer error often says only
+/// "error sending request").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -478,6 +478,9 @@ fn a_rig_clock_hours_off_that_could_not_reach_the_server_at_start_applies_only_w
                 .unwrap()
                 .contains("retrying in")
         });
+        // The status says why, not only reqwest's "error sending request".
+        let error = ntfy_status(&mut h)["last_error"].to_string();
+        assert!(error.contains("Connection refused"), "{error}");
         std::thread::sleep(Duration::from_millis(1100));
         // Sent after hindsight began, while it could not reach the server.
         server.publish(&topic, "status");

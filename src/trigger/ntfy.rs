@@ -178,6 +178,14 @@ fn resume(messages: &[(String, i64)], asked_from: i64, began: i64) -> Resume {
     }
 }
 
+/// Why the server could not be reached, with the causes ("connection refused", "failed
+/// to lookup address"), not only reqwest's "error sending request"; the server and topic
+/// are said apart.
+fn unreachable(e: reqwest::Error) -> String {
+    let why = crate::logging::error_chain(&e.without_url());
+    format!("cannot reach the server ({why})")
+}
+
 /// Why the server turns hindsight away, for a 401 or 403.
 fn refusal(code: reqwest::StatusCode) -> Option<String> {
     (code == 401 || code == 403).then(|| {
@@ -523,7 +531,7 @@ impl Subscriber<'_> {
         let url = format!("{}/{}/json?poll=1&since={from}", s.server, s.topic);
         let req =
             with_auth(self.client.get(&url), s.auth.as_ref()).timeout(Duration::from_secs(10));
-        let failed = |e: reqwest::Error| Ended::Failed(format!("cannot reach the server ({e})"));
+        let failed = |e: reqwest::Error| Ended::Failed(unreachable(e));
         let resp = req.send().await.map_err(failed)?;
         let answered = ClockPair::now();
         let code = resp.status();
@@ -603,12 +611,7 @@ impl Subscriber<'_> {
             match tokio::time::timeout(step, &mut send).await {
                 Err(_) => waited += step,
                 Ok(Ok(r)) => break r,
-                Ok(Err(e)) => {
-                    return (
-                        Ended::Failed(format!("cannot reach the server ({e})")),
-                        false,
-                    )
-                }
+                Ok(Err(e)) => return (Ended::Failed(unreachable(e)), false),
             }
         };
         let code = resp.status();
@@ -652,7 +655,10 @@ impl Subscriber<'_> {
                     ));
                 }
                 Next::Ended => break Ended::Failed("the server closed the stream".into()),
-                Next::Error(e) => break Ended::Failed(format!("the stream broke ({e})")),
+                Next::Error(e) => {
+                    let why = crate::logging::error_chain(&e.without_url());
+                    break Ended::Failed(format!("the stream broke ({why})"));
+                }
                 Next::Chunk(bytes) => {
                     lines.push(&bytes);
                     while let Some(line) = lines.next_line() {
