@@ -236,6 +236,26 @@ impl Camera {
         }
     }
 
+    /// The camera delivers another size (`to`) than its frames were recorded at (`size`,
+    /// which becomes `to`): a network camera set to another resolution, or one that came
+    /// back at another. Its frames are recorded at the new size from now on; a recording
+    /// in progress goes on in a new part at it (`writer`), as a file cannot change its
+    /// video's size.
+    fn resized(&self, size: &mut (u32, u32), to: (u32, u32)) {
+        let said = format!(
+            "the camera now delivers {}x{} frames (it was {}x{}): recorded at the new size; \
+             a recording in progress goes on in a new part",
+            to.0, to.1, size.0, size.1
+        );
+        tracing::warn!(camera = %self.setup.name, "{said}");
+        *self.last_error.lock() = Some(said);
+        *size = to;
+        let mut info = self.opened_info.lock();
+        let info = info.get_or_insert_with(|| self.setup.info.clone());
+        info.width = to.0;
+        info.height = to.1;
+    }
+
     /// What the capture thread (and its source's encoding threads) took of the CPU over
     /// the last whole second, read from their CPU clocks at most once a second (`None`
     /// until the capture thread has run a second).
@@ -794,22 +814,17 @@ pub fn run_capture(
             Ok((mut meta, jpeg)) => {
                 let got = (u32::from(meta.width), u32::from(meta.height));
                 if size.0 > 0 && got != size {
-                    bad.frame(
-                        &cam,
-                        format!(
-                            "a {}x{} frame from a camera recorded at {}x{}",
-                            got.0, got.1, size.0, size.1
-                        ),
-                    );
-                } else {
-                    usable_at = Instant::now();
-                    bad.usable();
-                    meta.seq = seq.map(meta.seq);
-                    if let Some(why) = lost.take() {
-                        cam.back(meta.capture, &why);
-                    }
-                    on_frame(&cam, meta, jpeg, &mut fps);
+                    // A source hands over another size only once it is sure of it (a
+                    // stream: several frames in a row).
+                    cam.resized(&mut size, got);
                 }
+                usable_at = Instant::now();
+                bad.usable();
+                meta.seq = seq.map(meta.seq);
+                if let Some(why) = lost.take() {
+                    cam.back(meta.capture, &why);
+                }
+                on_frame(&cam, meta, jpeg, &mut fps);
                 None
             }
             Err(SourceError::Idle) => None,
@@ -848,14 +863,8 @@ pub fn run_capture(
         match recover(&cam, open, &stop) {
             Some(s) => {
                 let got = (s.info().width, s.info().height);
-                if size.0 > 0 && got != size {
-                    let e = format!(
-                        "the camera came back at {}x{}, but hindsight records it at {}x{} (the size it first opened at): \
-                         its frames are refused; restart hindsight to record the new size",
-                        got.0, got.1, size.0, size.1
-                    );
-                    tracing::error!("{e}");
-                    *cam.last_error.lock() = Some(e);
+                if size.0 > 0 && got.0 > 0 && got != size {
+                    cam.resized(&mut size, got);
                 }
                 source = s;
                 if size.0 == 0 {

@@ -734,6 +734,79 @@ fn a_v4l2_camera_that_is_not_there_is_said_clearly_and_hindsight_runs_on() {
     assert!(text.contains("camera: synthetic"), "{text}");
 }
 
+/// A camera whose frames change size during a recording: a network camera set to another
+/// resolution (its stream goes on at the new size), then one that comes back at yet
+/// another (its program ends and starts again). A file's video has one size, so the
+/// recording goes on in a next part at each new size, every part whole; before, the
+/// frames of the new size were refused until hindsight was restarted.
+#[test]
+fn a_camera_whose_frames_change_size_goes_on_in_a_new_part_at_the_new_size() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let src = |size: &str, secs: &str| {
+        format!(
+            "ffmpeg -v error -re -f lavfi -i testsrc2=size={size}:rate=25 {secs} -c:v mjpeg -q:v 5 -f mjpeg -"
+        )
+    };
+    // First run: 3 s at 160x120, then 3 s at 320x240 in the same stream, then it ends;
+    // started again: 240x180.
+    let cmd = format!(
+        "sh -c 'if [ -e {ran} ]; then exec {again}; fi; touch {ran}; {first}; {second}'",
+        ran = ran.display(),
+        again = src("240x180", ""),
+        first = src("160x120", "-t 3"),
+        second = src("320x240", "-t 3"),
+    );
+    let mut h = Hindsight::start(&camera_config(&format!(
+        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 25\n"
+    )));
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the camera comes back", Duration::from_secs(30), |h| {
+        h.status()["cameras"][0]["width"] == 240
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    assert_eq!(h.status()["state"], "buffering");
+
+    let files = h.mkv_files();
+    let sizes: Vec<String> = files.iter().map(|f| video_size(f)).collect();
+    assert_eq!(sizes, ["160,120", "320,240", "240,180"], "{files:?}");
+    let parts: Vec<Vec<SidecarRow>> = files.iter().map(|f| check_file(f)).collect();
+    for (rows, least) in parts.iter().zip([25, 50, 40]) {
+        assert!(rows.len() >= least, "{} frames", rows.len());
+    }
+    // The stream's change: the 2 frames of the new size before it was sure are the only
+    // ones missing; the camera that came back: numbered on.
+    let first_after =
+        |i: usize| parts[i + 1][0].frame_number - parts[i].last().unwrap().frame_number;
+    assert_eq!(first_after(0), 3, "frames missing at the stream's change");
+    assert!(first_after(1) >= 1);
+    for (i, f) in files.iter().enumerate().skip(1) {
+        let ev = events(f);
+        assert!(
+            ev.iter()
+                .any(|e| e.1 == "part_start" && e.2.contains("continues")),
+            "{ev:?}"
+        );
+        let origin = std::fs::read_to_string(events_of(f)).unwrap();
+        assert!(
+            origin.contains("part_start,writer: frame size changed"),
+            "{i}: {origin}"
+        );
+    }
+    assert!(
+        h.log_text()
+            .contains("the camera now delivers 320x240 frames (it was 160x120)"),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.terminate().success());
+}
+
 /// The rows of an events sidecar: (lsl_time, event, detail).
 fn events(mkv: &std::path::Path) -> Vec<(f64, String, String)> {
     std::fs::read_to_string(events_of(mkv))
@@ -877,25 +950,25 @@ fn a_recording_keeps_a_program_camera_across_its_restarts() {
     assert!(h.terminate().success());
 }
 
-/// A camera that keeps sending, but nothing usable (frames of another size, after a good
-/// start), is lost after 5 s, reported, and opened again; its rate is that of usable
-/// frames (0); a start while it delivers nothing names no file it did not make.
+/// A camera that keeps sending, but nothing usable (frames cut short, after a good
+/// start), is lost after 5 s, reported, and its program started again; its rate is that
+/// of usable frames (0); a start while it delivers nothing names no file it did not make.
+/// (Frames of another size were the unusable ones here until a camera that changes size
+/// was recorded at the new one.)
 #[test]
 fn a_camera_sending_only_unusable_frames_is_lost_and_reopened() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
-    // Its first run: 2 s of 320x240, then 640x480 for good; later runs: 640x480 only.
-    let good =
-        "ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -c:v mjpeg -f mjpeg -";
-    let bad = "ffmpeg -v error -re -f lavfi -i testsrc2=size=640x480:rate=30 -c:v mjpeg -f mjpeg -";
-    let cmd = format!(
-        "if [ -e {r} ]; then {bad}; else touch {r}; {good}; {bad}; fi",
-        r = ran.display()
+    // Its first run: 2 s of whole frames, then only frames cut in half; later runs: only
+    // cut ones.
+    let (mut h, _script) = through_python(
+        &format!(
+            "import os\nfirst = not os.path.exists('{r}')\nopen('{r}', 'a').write('run\\n')",
+            r = ran.display()
+        ),
+        "  o.write(f if first and n <= 60 else f[:len(f)//2]); o.flush()\n",
     );
-    let mut h = Hindsight::start(&camera_config(&format!(
-        "  - name: pipe\n    source: command\n    command: \"{cmd}\"\n    fps: 30\n"
-    )));
     h.wait_until("the bad frames start", Duration::from_secs(20), |h| {
         h.status()["cameras"][0]["drops"]["corrupt"]
             .as_u64()
@@ -914,9 +987,10 @@ fn a_camera_sending_only_unusable_frames_is_lost_and_reopened() {
     });
     let err = h.status()["cameras"][0]["last_error"].to_string();
     assert!(err.contains("no usable frame for 5 s"), "{err}");
-    assert!(err.contains("640x480"), "{err}");
-    h.wait_until("it was opened again", Duration::from_secs(30), |h| {
-        h.status()["cameras"][0]["reopened"].as_u64().unwrap() >= 1
+    assert!(err.contains("corrupt"), "{err}");
+    // Its program is started again, and gives nothing usable either.
+    h.wait_until("it was started again", Duration::from_secs(30), |_| {
+        std::fs::read_to_string(&ran).is_ok_and(|runs| runs.lines().count() >= 2)
     });
     std::thread::sleep(Duration::from_secs(3));
     let (code, r) = h.post("start", json!({}));

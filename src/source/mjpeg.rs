@@ -389,13 +389,13 @@ fn find_soi(b: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
     /// A small but structurally complete JPEG: SOI, APP0 holding `FF D9`, DQT, SOF0,
     /// DHT, SOS, entropy data with stuffing and a restart marker, EOI.
-    fn jpeg(n: u8, w: u16, h: u16) -> Vec<u8> {
+    pub(crate) fn jpeg(n: u8, w: u16, h: u16) -> Vec<u8> {
         let mut v = vec![0xFF, 0xD8];
         v.extend([0xFF, 0xE0, 0x00, 0x08, b'J', b'F', 0xFF, 0xD9, 0x00, n]);
         v.extend([0xFF, 0xDB, 0x00, 0x04, 0x00, 0x01]);

@@ -31,12 +31,20 @@ pub struct FrameStream {
     splitter: JpegSplitter,
     clocks: Arc<dyn Clocks>,
     seq: u64,
-    /// The stream's frame size, from its first frame; frames of another size are corrupt.
+    /// The stream's frame size, from its first frame. Frames of another size are corrupt
+    /// until [`SIZE_CHANGE_FRAMES`] of them come in a row: then the stream changed size
+    /// (a network camera set to another resolution), and that is its size from then on.
     pub size: Option<(u16, u16)>,
+    /// Another size, and how many frames of it came in a row.
+    other: Option<((u16, u16), u64)>,
     last_frame: Instant,
     last_capture: Option<LslTime>,
     ended: Option<String>,
 }
+
+/// Frames of a new size in a row that make it the stream's size: one of another size
+/// alone (a glitch of the camera's encoder) is refused as corrupt.
+pub const SIZE_CHANGE_FRAMES: u64 = 3;
 
 /// The smallest step between two frames' capture times: the MKV timestamp unit.
 const MIN_STEP_NS: i64 = crate::frame::TIMESTAMP_UNIT_NS as i64;
@@ -57,6 +65,7 @@ impl FrameStream {
             clocks,
             seq: 0,
             size: None,
+            other: None,
             last_frame: Instant::now(),
             last_capture: None,
             ended: None,
@@ -99,12 +108,26 @@ impl FrameStream {
             match self.splitter.next_split() {
                 Some(Split::Frame(f)) => {
                     let size = (f.width, f.height);
-                    if *self.size.get_or_insert(size) != size {
-                        let want = self.size.expect("set");
-                        return Err(SourceError::Corrupt(format!(
-                            "a {}x{} frame in a {}x{} stream",
-                            size.0, size.1, want.0, want.1
-                        )));
+                    let want = *self.size.get_or_insert(size);
+                    if want == size {
+                        self.other = None;
+                    } else {
+                        let n = match self.other {
+                            Some((s, n)) if s == size => n + 1,
+                            _ => 1,
+                        };
+                        if n < SIZE_CHANGE_FRAMES {
+                            self.other = Some((size, n));
+                            return Err(SourceError::Corrupt(format!(
+                                "a {}x{} frame in a {}x{} stream",
+                                size.0, size.1, want.0, want.1
+                            )));
+                        }
+                        // The stream changed size. The frames refused before it was sure
+                        // are a gap in the numbers, as any frame lost.
+                        self.size = Some(size);
+                        self.other = None;
+                        self.seq += n - 1;
                     }
                     // Frames that arrive in one read share its time; they were sent in
                     // order, so each gets at least the file's timestamp unit more than the
@@ -190,5 +213,64 @@ impl FrameStream {
                 Err(e) => return Err(FirstFrameError::Source(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::mjpeg::tests::jpeg;
+
+    /// A network camera set to another resolution: one frame of another size alone is
+    /// refused (a glitch); three in a row make it the stream's size, and the two refused
+    /// before it was sure are a gap in the numbers.
+    #[test]
+    fn a_stream_that_changes_size_goes_on_at_the_new_size() {
+        let sizes = [
+            (160, 120),
+            (160, 120),
+            (320, 240),
+            (160, 120),
+            (320, 240),
+            (320, 240),
+            (320, 240),
+            (320, 240),
+        ];
+        let mut chunks: std::collections::VecDeque<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, h))| jpeg(i as u8, w, h))
+            .collect();
+        let mut stream = FrameStream::new(1 << 20, Arc::new(crate::clock::RealClocks));
+        let mut read = |buf: &mut [u8]| match chunks.pop_front() {
+            Some(c) => {
+                buf[..c.len()].copy_from_slice(&c);
+                Read::Bytes(c.len())
+            }
+            None => Read::End("done".into()),
+        };
+        let mut got = Vec::new();
+        for _ in 0..sizes.len() {
+            got.push(match stream.next_meta(&mut read) {
+                Ok(m) => Ok((m.seq, m.width, m.height)),
+                Err(SourceError::Corrupt(why)) => Err(why),
+                Err(e) => panic!("{e:?}"),
+            });
+        }
+        let refused = |w, h, sw, sh| Err(format!("a {w}x{h} frame in a {sw}x{sh} stream"));
+        assert_eq!(
+            got,
+            vec![
+                Ok((0, 160, 120)),
+                Ok((1, 160, 120)),
+                refused(320, 240, 160, 120),
+                Ok((2, 160, 120)),
+                refused(320, 240, 160, 120),
+                refused(320, 240, 160, 120),
+                Ok((5, 320, 240)),
+                Ok((6, 320, 240)),
+            ]
+        );
+        assert_eq!(stream.size, Some((320, 240)));
     }
 }

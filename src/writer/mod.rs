@@ -399,6 +399,9 @@ struct OpenFile {
     events_csv: File,
     /// Made with the first frame, whose LSL time is the file's time origin.
     muxer: Option<MkvMuxer>,
+    /// The video's frame size, from the first frame (the track's; frames of another size
+    /// go into the next part).
+    video_size: Option<(u16, u16)>,
     origin: Option<LslTime>,
     last_capture: LslTime,
     end: Option<LslTime>,
@@ -862,14 +865,14 @@ impl Writer {
     }
 
     fn write_video(&mut self, frame: &Frame) {
-        let split = self.file.as_ref().is_some_and(|f| f.full_before(frame));
+        let split = self.file.as_ref().and_then(|f| f.part_before(frame));
         if let Some(f) = self.file.as_mut() {
             // The audio held goes in first, up to this frame (and at a part's end no
             // further: the rest goes on in the next part).
             f.write_held_audio(Some(frame.meta.capture));
-            if split {
+            if let Some(cause) = split {
                 let rest = f.held_audio.take();
-                self.next_part(frame, rest);
+                self.next_part(frame, rest, cause);
             }
         }
         let Some(f) = self.file.as_mut() else {
@@ -985,11 +988,17 @@ impl Writer {
         }
     }
 
-    /// `frame` would take the open file past its size limit: the file is finished as at a
-    /// stop, and the recording goes on in its next part, which `frame` begins. Nothing is
-    /// lost between the two: the next part takes every frame from this one on, and the
-    /// muxed audio's interleaving goes on where it was.
-    fn next_part(&mut self, frame: &Frame, audio_rest: Option<(AudioBlock, usize)>) {
+    /// `frame` would take the open file past its size limit, or is of another size than
+    /// its video (`cause`): the file is finished as at a stop, and the recording goes on in
+    /// its next part, which `frame` begins. Nothing is lost between the two: the next part
+    /// takes every frame from this one on, and the muxed audio's interleaving goes on where
+    /// it was.
+    fn next_part(
+        &mut self,
+        frame: &Frame,
+        audio_rest: Option<(AudioBlock, usize)>,
+        cause: PartCause,
+    ) {
         // A part filled by the pre-trigger buffer alone is finished before its first
         // write was due: it is announced all the same, before its end.
         self.announce();
@@ -1005,13 +1014,17 @@ impl Writer {
         let next_name = file_name(&spec.paths.mkv);
         let carried = f.carry();
         let previous = (file_name(&f.spec.paths.mkv), f.last_seq);
-        let Some(summary) = self.finish(f, Ending::Part { next: &next_name }) else {
+        let ending = Ending::Part {
+            next: &next_name,
+            cause,
+        };
+        let Some(summary) = self.finish(f, ending) else {
             return;
         };
         tracing::info!(
             camera = %self.cam.name,
-            "closed {} at its size limit ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
-            summary.path, summary.frames, summary.duration_s, summary.missing_frames
+            "closed {} {} ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
+            summary.path, cause.closed(), summary.frames, summary.duration_s, summary.missing_frames
         );
         let _ = self.events.send(WriterEvent::Continued {
             camera: self.cam.index,
@@ -1023,7 +1036,7 @@ impl Writer {
         match OpenFile::create(spec, buffers, self.clocks.clone()) {
             Ok(mut g) => {
                 g.drops_at_open = (self.cam.drops)();
-                g.take_over(carried, frame, &previous);
+                g.take_over(carried, frame, &previous, cause);
                 // The rest of the last audio block: from the first frame on, written with
                 // the next frame, as every block.
                 g.held_audio = audio_rest;
@@ -1218,7 +1231,37 @@ fn file_name(path: &std::path::Path) -> String {
 /// How a file ends: its recording stopped, or it goes on in a next part.
 enum Ending<'a> {
     Stop(&'a StopReason),
-    Part { next: &'a str },
+    Part { next: &'a str, cause: PartCause },
+}
+
+/// Why a recording goes on in a next part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PartCause {
+    /// The file reached its size limit (`max_file_size`, or the process's).
+    SizeLimit,
+    /// The camera's frames changed size: a file's video has one.
+    FrameSize { from: (u16, u16), to: (u16, u16) },
+}
+
+impl PartCause {
+    /// The events file's origin of the part's end and the next part's start.
+    fn origin(self) -> &'static str {
+        match self {
+            PartCause::SizeLimit => "file size limit",
+            PartCause::FrameSize { .. } => "frame size changed",
+        }
+    }
+
+    /// How the log says the file was closed.
+    fn closed(self) -> String {
+        match self {
+            PartCause::SizeLimit => "at its size limit".into(),
+            PartCause::FrameSize { from, to } => format!(
+                "as the camera's frames changed size from {}x{} to {}x{}",
+                from.0, from.1, to.0, to.1
+            ),
+        }
+    }
 }
 
 /// What a recording's next part takes over from the part before it.
@@ -1310,6 +1353,7 @@ impl OpenFile {
             camera_losses: 0,
             camera_lost: Duration::ZERO,
             lost_now: false,
+            video_size: None,
             mux: spec
                 .audio
                 .map(|track| Interleaver::new(AUDIO_HOLD, opened, track)),
@@ -1328,6 +1372,17 @@ impl OpenFile {
     /// Whether writing `frame` could take the file past its size limit, with room kept
     /// for the file's finish and for audio blocks muxed meanwhile. A file always takes
     /// its first frame.
+    /// Why `frame` cannot go into this file and begins the next part, if it cannot.
+    fn part_before(&self, frame: &Frame) -> Option<PartCause> {
+        let size = (frame.meta.width, frame.meta.height);
+        match self.video_size {
+            Some(from) if self.frames > 0 && from != size => {
+                Some(PartCause::FrameSize { from, to: size })
+            }
+            _ => self.full_before(frame).then_some(PartCause::SizeLimit),
+        }
+    }
+
     fn full_before(&self, frame: &Frame) -> bool {
         let (Some(limit), Some(muxer)) = (self.spec.max_bytes, self.muxer.as_ref()) else {
             return false;
@@ -1363,7 +1418,13 @@ impl OpenFile {
 
     /// Begins this file as the next part of a recording whose part `previous` (its name
     /// and last frame number) ended before `first`.
-    fn take_over(&mut self, c: Carried, first: &Frame, previous: &(String, Option<u64>)) {
+    fn take_over(
+        &mut self,
+        c: Carried,
+        first: &Frame,
+        previous: &(String, Option<u64>),
+        cause: PartCause,
+    ) {
         self.first_paths = c.first_paths;
         self.mux = c.mux;
         self.audio_start_pending = c.audio_start_pending;
@@ -1380,18 +1441,23 @@ impl OpenFile {
             first.meta.capture,
             first.meta.wall,
             "part_start",
-            &Origin::new(TriggerSource::Writer, "file size limit"),
+            &Origin::new(TriggerSource::Writer, cause.origin()),
             &format!(
-                "part {} of {} {}: continues {name}{after}",
+                "part {} of {} {}: continues {name}{after}{}",
                 self.spec.part,
                 self.spec.kind.as_str(),
-                self.spec.id
+                self.spec.id,
+                match cause {
+                    PartCause::FrameSize { to, .. } => format!(", at {}x{}", to.0, to.1),
+                    PartCause::SizeLimit => String::new(),
+                }
             ),
         );
     }
 
     /// The header goes out with the first frame: its Tags carry that frame's LSL time.
     fn write_header(&mut self, first: &Frame) {
+        self.video_size = Some((first.meta.width, first.meta.height));
         let s = &self.spec;
         let tags = FileTags {
             camera: &s.camera,
@@ -1747,7 +1813,7 @@ impl OpenFile {
                 ),
             ),
             // At its last frame: the next part begins with the next one.
-            Ending::Part { next } => sidecar::event_row(
+            Ending::Part { next, cause } => sidecar::event_row(
                 &mut self.events,
                 self.last_capture,
                 WallTime::from_nanos(
@@ -1755,7 +1821,7 @@ impl OpenFile {
                         + self.last_capture.nanos_since(self.spec.trigger),
                 ),
                 "part_end",
-                &Origin::new(TriggerSource::Writer, "file size limit"),
+                &Origin::new(TriggerSource::Writer, cause.origin()),
                 &format!(
                     "{} frames; continued in {next}; lost while recording: {}",
                     self.frames,

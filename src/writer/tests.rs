@@ -517,3 +517,71 @@ fn a_failed_write_adds_the_rows_of_the_frames_the_file_kept() {
     );
     assert_eq!(missing_rows(&csv, &first, 0), sidecar::FRAMES_HEADER);
 }
+
+/// A camera whose frames change size in a recording (a network camera set to another
+/// resolution): a file's video has one size, so the recording goes on in a next part at
+/// the new size, every frame kept, and the events files say why.
+#[test]
+fn frames_of_a_new_size_go_on_in_the_next_part() {
+    let rig = Rig::new(None, false);
+    let small = crate::source::synthetic::PatternEncoder::new(96, 64, 80)
+        .unwrap()
+        .encode(0)
+        .unwrap()
+        .to_vec();
+    for n in 3..6 {
+        let capture = rig.start.lsl + Duration::from_millis(10 * n);
+        rig.h
+            .tx
+            .send(WriterMsg::Frame(Frame {
+                meta: FrameMeta {
+                    seq: n,
+                    capture,
+                    wall: rig.start.wall_at(capture),
+                    width: 96,
+                    height: 64,
+                    keyframe: true,
+                },
+                data: Bytes::from(small.clone()),
+            }))
+            .unwrap();
+    }
+    rig.close_id(1, 60);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut continued = None;
+    let mut closed = None;
+    while closed.is_none() && std::time::Instant::now() < until {
+        match rig.erx.recv_timeout(Duration::from_millis(100)) {
+            Ok(WriterEvent::Continued { summary, next, .. }) => continued = Some((summary, next)),
+            Ok(WriterEvent::Closed { summary, .. }) => closed = Some(summary),
+            _ => {}
+        }
+    }
+    let (first, next) = continued.expect("the first part is finished");
+    let second = closed.expect("the second part is closed");
+    assert_eq!((first.frames, second.frames), (3, 3));
+    let part2 = rig.paths(1).part(2);
+    assert_eq!(next, part2.mkv.display().to_string());
+    let size = |path: &std::path::Path| match &matroska::open(path).unwrap().tracks[0].settings {
+        matroska::Settings::Video(v) => (v.pixel_width, v.pixel_height),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(size(&rig.paths(1).mkv), (64, 48));
+    assert_eq!(size(&part2.mkv), (96, 64));
+    let events = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let end = events(&rig.paths(1).events_csv);
+    assert!(
+        end.lines()
+            .any(|l| l.contains(",part_end,writer: frame size changed,")),
+        "{end}"
+    );
+    let start = events(&part2.events_csv);
+    assert!(
+        start
+            .lines()
+            .any(|l| l.contains(",part_start,writer: frame size changed,")
+                && l.contains("after its frame 2, at 96x64")),
+        "{start}"
+    );
+    rig.finish();
+}
