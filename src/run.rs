@@ -399,10 +399,9 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         )?),
         None => None,
     };
+    // Control's notices for the ntfy reply topic, published with the replies to commands
+    // in the order they happened.
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
-    // The ntfy thread publishes its replies to commands on the same queue as control's
-    // notices, so the phone reads them in the order they happened.
-    let notices_tx_for_replies = notices_tx.clone();
     let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
         settings,
@@ -453,7 +452,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             settings,
             bus.clone(),
             ntfy_status,
-            (notices_tx_for_replies, notices_rx),
+            notices_rx,
             lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
             shutdown.clone(),
         )?)

@@ -407,6 +407,47 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     assert!(h.terminate().success());
 }
 
+/// The phone hears a start's answer before the "finished" of the files that start made,
+/// also when a stop follows at once while a camera is lost (the start's answer waits
+/// 1.5 s for that camera's file, and the stop finished the other's meanwhile): the
+/// "finished" came first, as if the recording had ended before it began.
+#[test]
+fn a_starts_answer_comes_before_the_finished_of_its_files() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let cfg = with_a_lost_camera(config(
+        &server.url(),
+        "lab15",
+        "    reply_topic: lab15-replies\n",
+    ));
+    let mut h = Hindsight::start(&cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(0.9);
+    server.publish("lab15", "start");
+    std::thread::sleep(Duration::from_millis(300));
+    server.publish("lab15", "stop");
+    the_file_once_applied(&mut h, 2);
+    h.wait_until("the replies are published", Duration::from_secs(15), |_| {
+        server
+            .messages("lab15-replies", None)
+            .iter()
+            .any(|l| l.contains("finished"))
+    });
+    let lines = server.messages("lab15-replies", None);
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {lines:?}"))
+    };
+    assert!(
+        at("recording 1 started") < at("stopped recording 1"),
+        "{lines:?}"
+    );
+    assert!(at("stopped recording 1") < at("finished"), "{lines:?}");
+    assert!(h.terminate().success());
+}
+
 /// A rig whose clock runs 5 s ahead of the ntfy server's (no NTP on the rig's network, a
 /// clock that drifted): its messages are on time, and a stop stops when it was sent. Taken
 /// by the wall clock, every message looked 5 s late, was taken as replayed, and the stop

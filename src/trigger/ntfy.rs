@@ -274,18 +274,16 @@ pub fn resolve_auth(cfg: &crate::config::NtfyConfig) -> Result<Option<Auth>, Aut
 }
 
 /// Starts the subscriber (and the reply publisher) on a thread of their own, with a small
-/// tokio runtime. `notices` are texts to publish on the reply topic (files closed, errors),
-/// with a sender of the same queue: the replies to commands go there too, so that one
-/// publisher sends everything in the order it happened (a stop's reply before the
-/// "finished" of the file it closed, which two publishers racing did not keep).
+/// tokio runtime. `notices` are texts to publish on the reply topic (files closed, errors);
+/// one publisher sends them and the replies to commands in the order things happened: a
+/// command's answer has its place from when the command was read, before the "finished"
+/// of the files it made, though the answer itself comes later (a start's waits up to
+/// 1.5 s for its files).
 pub fn spawn(
     settings: NtfySettings,
     bus: CommandBus,
     status: Arc<Mutex<NtfyStatus>>,
-    (replies, notices): (
-        tokio::sync::mpsc::UnboundedSender<String>,
-        tokio::sync::mpsc::UnboundedReceiver<String>,
-    ),
+    notices: tokio::sync::mpsc::UnboundedReceiver<String>,
     lsl: Option<crossbeam_channel::Sender<LslMsg>>,
     stop: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -307,6 +305,7 @@ pub fn spawn(
                     .connect_timeout(Duration::from_secs(10))
                     .build()
                     .expect("HTTP client");
+                let (replies, lines) = tokio::sync::mpsc::unbounded_channel();
                 let sub = Subscriber {
                     settings: &settings,
                     client: &client,
@@ -315,10 +314,11 @@ pub fn spawn(
                     lsl: lsl.as_ref(),
                     stop: &stop,
                     replies,
+                    holds: std::sync::atomic::AtomicU64::new(0),
                 };
                 tokio::join!(
                     sub.run(),
-                    publish_notices(&settings, &client, notices, &stop)
+                    publish_notices(&settings, &client, (lines, notices), &stop)
                 );
             });
         })
@@ -332,7 +332,9 @@ struct Subscriber<'a> {
     lsl: Option<&'a crossbeam_channel::Sender<LslMsg>>,
     stop: &'a Shutdown,
     /// The notices' queue (see [`spawn`]).
-    replies: tokio::sync::mpsc::UnboundedSender<String>,
+    replies: tokio::sync::mpsc::UnboundedSender<Line>,
+    /// The places held for answers so far.
+    holds: std::sync::atomic::AtomicU64,
 }
 
 impl Subscriber<'_> {
@@ -382,16 +384,11 @@ impl Subscriber<'_> {
         tokio::join!(self.read(since, answers), self.answer_in_order(pending));
     }
 
-    /// Publishes the answers to the commands sent, in order, until the reader is done.
+    /// Puts the answers to the commands sent in their places, in order, until the reader
+    /// is done.
     async fn answer_in_order(&self, mut pending: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
-        while let Some(next) = pending.recv().await {
-            let answers = match next {
-                Pending::Answers(a) => a,
-                Pending::Said(text) => {
-                    self.reply(text).await;
-                    continue;
-                }
-            };
+        while let Some((hold, answers)) = pending.recv().await {
+            let mut lines = Vec::new();
             match answers.replies().await {
                 Ok(replies) => {
                     for reply in replies {
@@ -406,11 +403,12 @@ impl Subscriber<'_> {
                             msg.push_str(": ");
                             msg.push_str(&reply.files.join(", "));
                         }
-                        self.reply(msg).await;
+                        lines.push(msg);
                     }
                 }
                 Err(e) => tracing::error!("ntfy: no answer to commands sent: {e}"),
             }
+            let _ = self.replies.send(Line::Fill(hold, lines));
         }
     }
 
@@ -679,7 +677,7 @@ impl Subscriber<'_> {
                                 None,
                             );
                         }
-                        if let Some(cmd) = self.on_data(&line, since, seen, clock, answers) {
+                        if let Some(cmd) = self.on_data(&line, since, seen, clock) {
                             let late = cmd.note.is_some();
                             batch.push(cmd);
                             if !late || batch.len() >= 100 {
@@ -703,7 +701,6 @@ impl Subscriber<'_> {
         since: &mut String,
         seen: &mut Seen,
         clock: &mut ServerClock,
-        answers: &AnswersTo,
     ) -> Option<Late> {
         let ev: NtfyEvent = match serde_json::from_str(data) {
             Ok(ev) => ev,
@@ -759,10 +756,10 @@ impl Subscriber<'_> {
             Parsed::Unknown(why) => {
                 tracing::info!("ntfy: `{:.80}` is not a command ({why}); ignored", text);
                 if self.settings.reply_unknown {
-                    drop(answers.send(Pending::Said(format!(
+                    let _ = self.replies.send(Line::Text(format!(
                         "not understood: \"{:.80}\" ({why}). Commands: start [SECONDS], stop, clip SECONDS, mark TEXT, status",
                         text
-                    ))));
+                    )));
                 }
             }
         }
@@ -789,25 +786,35 @@ impl Subscriber<'_> {
             .collect();
         match self.bus.post_batch(timed) {
             // The receiver lives as long as the reader (both in `run`).
-            Ok(a) => drop(answers.send(Pending::Answers(a))),
+            Ok(a) => {
+                // The answer's place among the replies and notices is now, before the
+                // "finished" of the files these commands make.
+                let hold = self
+                    .holds
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = self.replies.send(Line::Hold(hold));
+                drop(answers.send((hold, a)));
+            }
             Err(e) => tracing::error!("ntfy: commands not applied: {e}"),
         }
     }
-
-    async fn reply(&self, text: String) {
-        let _ = self.replies.send(text);
-    }
 }
 
-/// Where the stream's reader sends the answers of the commands it handed over, and what
-/// it has to say itself, in the order of the messages (see [`Subscriber::run`]).
+/// Where the stream's reader sends the answers of the commands it handed over, each with
+/// the place held for it among the replies (see [`Subscriber::run`]).
 type AnswersTo = tokio::sync::mpsc::UnboundedSender<Pending>;
 
-enum Pending {
-    /// The recorder's answers to commands sent.
-    Answers(Answers),
-    /// A reply of the reader's own (a message that is not a command).
-    Said(String),
+type Pending = (u64, Answers);
+
+/// What goes to the reply publisher from the subscriber.
+#[derive(Debug)]
+enum Line {
+    /// A reply of its own (a message that is not a command).
+    Text(String),
+    /// A place for the answer to commands just handed over.
+    Hold(u64),
+    /// The answer (its lines, none if it never came) for its place.
+    Fill(u64, Vec<String>),
 }
 
 /// A command from a message, with the time it counts from and, when that is not its
@@ -1061,31 +1068,70 @@ const REPLY_MAX_BYTES: usize = 4000;
 const REPLY_GIVE_UP: Duration = Duration::from_secs(600);
 
 /// The replies and notices waiting to be published, oldest first, with when each came.
+/// A place held for an answer keeps what came after it waiting until the answer is in.
 #[derive(Debug, Default)]
 struct ReplyQueue {
-    lines: std::collections::VecDeque<(tokio::time::Instant, String)>,
+    lines: std::collections::VecDeque<(tokio::time::Instant, Entry)>,
     /// No message before this (the spacing after the last one).
     next_slot: Option<tokio::time::Instant>,
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Text(String),
+    /// The place of an answer not in yet.
+    Held(u64),
+}
+
 impl ReplyQueue {
     fn push(&mut self, at: tokio::time::Instant, text: String) {
-        self.lines.push_back((at, text));
+        self.lines.push_back((at, Entry::Text(text)));
     }
 
-    /// When the next message goes: the first line's gathering over, and the spacing.
+    fn take(&mut self, at: tokio::time::Instant, line: Line) {
+        match line {
+            Line::Text(text) => self.push(at, text),
+            Line::Hold(id) => self.lines.push_back((at, Entry::Held(id))),
+            Line::Fill(id, texts) => {
+                let Some(i) = self.lines.iter().position(|(_, e)| *e == Entry::Held(id)) else {
+                    // Its place was given up (see `failed`): at the end, then.
+                    for t in texts {
+                        self.push(at, t);
+                    }
+                    return;
+                };
+                let (held_at, _) = self.lines.remove(i).expect("found");
+                for (k, t) in texts.into_iter().enumerate() {
+                    self.lines.insert(i + k, (held_at, Entry::Text(t)));
+                }
+            }
+        }
+    }
+
+    /// Places still held are given up (hindsight is stopping: what is in goes now).
+    fn unhold(&mut self) {
+        self.lines.retain(|(_, e)| matches!(e, Entry::Text(_)));
+    }
+
+    /// When the next message goes: the first line's gathering over, and the spacing;
+    /// `None` while there is none, or the first is a place held for an answer.
     fn due(&self) -> Option<tokio::time::Instant> {
-        let (first, _) = self.lines.front()?;
+        let (first, Entry::Text(_)) = self.lines.front()? else {
+            return None;
+        };
         let gathered = *first + REPLY_GATHER;
         Some(self.next_slot.map_or(gathered, |s| s.max(gathered)))
     }
 
-    /// The next message: as many whole lines, oldest first, as fit in one (at least one,
-    /// cut to fit), and how many lines it takes.
+    /// The next message: as many whole lines, oldest first and up to a place held, as fit
+    /// in one (at least one, cut to fit), and how many lines it takes.
     fn message(&self) -> (String, usize) {
         let mut text = String::new();
         let mut n = 0;
-        for (_, line) in &self.lines {
+        for (_, entry) in &self.lines {
+            let Entry::Text(line) = entry else {
+                break;
+            };
             let sep = usize::from(!text.is_empty());
             if n > 0 && text.len() + sep + line.len() > REPLY_MAX_BYTES {
                 break;
@@ -1123,13 +1169,18 @@ impl ReplyQueue {
     }
 }
 
-/// Publishes the replies and notices on the reply topic, in the order they came, paced
-/// ([`REPLY_GATHER`], [`REPLY_SPACING`]); what the server refuses for now (429, 5xx, no
-/// connection) is tried again. When hindsight stops, what is left goes at once.
+/// Publishes the replies (`lines`, from the subscriber) and notices (from the control
+/// thread) on the reply topic, in the order they came (an answer in the place held for
+/// it), paced ([`REPLY_GATHER`], [`REPLY_SPACING`]); what the server refuses for now
+/// (429, 5xx, no connection) is tried again. When hindsight stops, what is left goes at
+/// once.
 async fn publish_notices(
     settings: &NtfySettings,
     client: &reqwest::Client,
-    mut notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+    (mut lines, mut notices): (
+        tokio::sync::mpsc::UnboundedReceiver<Line>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ),
     stop: &Shutdown,
 ) {
     let mut queue = ReplyQueue::default();
@@ -1137,6 +1188,13 @@ async fn publish_notices(
     loop {
         let now = tokio::time::Instant::now();
         let last = closed || stop.stopping();
+        if last {
+            // A place is held for an answer only while it comes (within 1.5 s).
+            while let Ok(line) = lines.try_recv() {
+                queue.take(now, line);
+            }
+            queue.unhold();
+        }
         let due = queue.due().filter(|d| *d <= now || last);
         if due.is_some() {
             let (text, n) = queue.message();
@@ -1174,10 +1232,16 @@ async fn publish_notices(
             .due()
             .unwrap_or(now + Duration::from_millis(250))
             .min(now + Duration::from_millis(250));
-        match tokio::time::timeout_at(wake, notices.recv()).await {
-            Ok(Some(text)) => queue.push(tokio::time::Instant::now(), text),
-            Ok(None) => closed = true,
-            Err(_) => {}
+        // The subscriber's first: a place it held came before any notice of what the
+        // commands did.
+        tokio::select! {
+            biased;
+            Some(line) = lines.recv() => queue.take(tokio::time::Instant::now(), line),
+            notice = notices.recv() => match notice {
+                Some(text) => queue.push(tokio::time::Instant::now(), text),
+                None => closed = true,
+            },
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
 }

@@ -325,3 +325,47 @@ fn a_reply_the_server_refuses_for_now_is_tried_again_and_long_ones_are_split() {
     assert_eq!(q.failed(at(601)), 1);
     assert_eq!(q.lines.len(), 1);
 }
+
+/// An answer has its place from when its command was read: the "finished" of the files
+/// the command made, which can come before the answer does (a start's waits for its
+/// files), waits behind it.
+#[test]
+fn an_answer_keeps_its_place_before_the_notices_that_came_while_it_was_awaited() {
+    let t0 = tokio::time::Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut q = ReplyQueue::default();
+    q.push(at(0), "camera gone lost".into());
+    q.take(at(10), Line::Hold(0)); // start
+    q.take(at(300), Line::Hold(1)); // stop
+    q.push(at(400), "recording finished: a.mkv".into());
+    // What came before the first place goes; nothing after it.
+    assert_eq!(q.message(), ("camera gone lost".into(), 1));
+    q.sent(1, at(1000));
+    assert_eq!(q.due(), None, "the start's answer is not in yet");
+    q.take(at(1500), Line::Fill(1, vec!["stopped recording 1".into()]));
+    assert_eq!(q.due(), None, "nor is it now: the stop's came first");
+    q.take(at(1510), Line::Fill(0, vec!["recording 1 started".into()]));
+    assert_eq!(
+        q.due(),
+        Some(at(6000)),
+        "the spacing after the last message"
+    );
+    assert_eq!(
+        q.message(),
+        (
+            "recording 1 started\nstopped recording 1\nrecording finished: a.mkv".into(),
+            3
+        )
+    );
+    // A place given up (10 minutes unpublished) takes its answer at the end; one still
+    // held when hindsight stops is given up, and what came after it goes.
+    let mut q = ReplyQueue::default();
+    q.take(at(0), Line::Hold(7));
+    q.push(at(1), "later".into());
+    q.take(at(2), Line::Hold(8));
+    q.lines.pop_front();
+    q.take(at(3), Line::Fill(7, vec!["answer".into()]));
+    assert_eq!(q.message(), ("later".into(), 1));
+    q.unhold();
+    assert_eq!(q.message(), ("later\nanswer".into(), 2));
+}
