@@ -13,7 +13,7 @@
 //! the leaves (`recorder`'s command types, `clock`), so that every layer can use them
 //! without importing the threads at the other end.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -175,26 +175,17 @@ impl CommandBus {
         Ok(Answers(answers))
     }
 
-    /// Sends a command stamped now and waits (on this thread, outside any async runtime)
-    /// up to 10 s for its outcome: for the in-process dashboard's keys.
-    pub fn request_blocking(&self, command: Command, origin: Origin) -> Result<Reply, BusError> {
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
+    /// Sends a command stamped now; its outcome comes on the receiver returned (for the
+    /// in-process dashboard's keys, which do not wait for it: a key pressed meanwhile is
+    /// stamped when it is pressed, and the screen keeps being drawn).
+    pub fn post_now(
+        &self,
+        command: Command,
+        origin: Origin,
+    ) -> Result<tokio::sync::oneshot::Receiver<Reply>, BusError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         self.post(command, origin, ClockPair::now(), Some(tx))?;
-        let limit = Duration::from_secs(10);
-        let start = Instant::now();
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return Ok(r),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(BusError::Closed)
-                }
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
-            if start.elapsed() > limit {
-                return Err(BusError::Timeout(limit));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        Ok(rx)
     }
 
     /// The disk guard found free space below `storage.min_free` (`why` says how much):

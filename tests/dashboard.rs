@@ -161,12 +161,17 @@ struct InTmux {
 
 impl InTmux {
     fn start(session: &str, buffer: f64, redirect: &str) -> InTmux {
+        Self::start_with(session, buffer, "", redirect)
+    }
+
+    /// With `cameras` (YAML list items) beside the synthetic one.
+    fn start_with(session: &str, buffer: f64, cameras: &str, redirect: &str) -> InTmux {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("recordings");
         let config = dir.path().join("config.yaml");
         std::fs::write(
             &config,
-            synthetic_config(320, 240, 50.0, buffer) + "audio:\n  enabled: false\n",
+            synthetic_config(320, 240, 50.0, buffer) + cameras + "audio:\n  enabled: false\n",
         )
         .unwrap();
         let api = format!("127.0.0.1:{}", free_port());
@@ -229,6 +234,52 @@ fn in_process_dashboard_records_with_keys_and_q_finishes_the_files() {
     }
     let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
     assert!(events.contains("key"), "{events}");
+}
+
+/// S and X pressed together while a camera is lost: the start's answer waits 1.5 s for
+/// that camera's file, and X goes at once, stamped when it was pressed. Waiting for the
+/// start's answer, the dashboard read X only after it: the recording ran 1.5 s longer
+/// than asked, and the screen froze meanwhile.
+#[test]
+fn a_stop_key_pressed_while_the_starts_answer_waits_is_taken_when_pressed() {
+    let _g = serial();
+    let lost =
+        "  - name: gone\n    source: command\n    command: \"sh -c 'exit 1'\"\n    fps: 30\n";
+    let run = InTmux::start_with("keysnow", 3.0, lost, "");
+    let (tmux, root) = (&run.tmux, &run.root);
+    tmux.wait_for("BUFFERING", Duration::from_secs(30));
+    tmux.wait_for("100%", Duration::from_secs(10));
+    tmux.keys("S");
+    std::thread::sleep(Duration::from_millis(200));
+    tmux.keys("X");
+    tmux.wait_for("stop: done", Duration::from_secs(10));
+    let files = mkv_files(root);
+    let cam0 = files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with("_cam0.mkv"))
+        .unwrap_or_else(|| panic!("{files:?}"));
+    let events = std::fs::read_to_string(events_of(cam0)).unwrap();
+    let time_of = |kind: &str| -> f64 {
+        events
+            .lines()
+            .find(|l| l.split(',').nth(2) == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"))
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let held = time_of("stop") - time_of("start");
+    assert!(
+        (0.1..0.8).contains(&held),
+        "X pressed 0.2 s after S was taken {held:.2} s after it\n{events}"
+    );
+    tmux.keys("Q");
+    let start = Instant::now();
+    while !tmux.dead() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The terminal of `hindsight run` goes away while it records (an SSH session that

@@ -8,6 +8,7 @@ use super::CommandResponse;
 use crate::status::Status;
 
 /// A client for a running hindsight's API.
+#[derive(Clone)]
 pub struct ApiClient {
     base: String,
     token: Option<String>,

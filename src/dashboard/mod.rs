@@ -98,13 +98,63 @@ pub enum LinkError {
     Bus(#[from] crate::bus::BusError),
     #[error("{0}: not a dashboard key")]
     NotAKey(Command),
+    #[error("cannot start a thread to ask: {0}")]
+    Thread(String),
+}
+
+/// A key's answer, for the screen, once it comes. A key does not wait for it: a start's
+/// answer waits up to 1.5 s for its files, and a stop pressed meanwhile was read, and
+/// stamped, only after it (the recording ran that much longer), and the screen froze.
+pub struct Answer(Waiting);
+
+enum Waiting {
+    Bus(tokio::sync::oneshot::Receiver<crate::bus::Reply>, Instant),
+    Thread(std::sync::mpsc::Receiver<Result<String, LinkError>>),
+    Now(Option<Result<String, LinkError>>),
+}
+
+/// How long a key's answer is waited for.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+impl Answer {
+    /// An answer there already.
+    pub fn now(answer: Result<String, LinkError>) -> Answer {
+        Answer(Waiting::Now(Some(answer)))
+    }
+
+    /// The answer, if it has come (once).
+    fn take(&mut self) -> Option<Result<String, LinkError>> {
+        match &mut self.0 {
+            Waiting::Now(a) => a.take(),
+            Waiting::Thread(rx) => match rx.try_recv() {
+                Ok(a) => Some(a),
+                Err(std::sync::mpsc::TryRecvError::Empty) => None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Some(Err(crate::bus::BusError::Closed.into()))
+                }
+            },
+            Waiting::Bus(rx, asked) => match rx.try_recv() {
+                Ok(reply) => Some(Ok(format!(
+                    "{}: {}",
+                    reply.outcome.kind(),
+                    reply.outcome.message()
+                ))),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    Some(Err(crate::bus::BusError::Closed.into()))
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => (asked.elapsed()
+                    > ANSWER_WITHIN)
+                    .then(|| Err(crate::bus::BusError::Timeout(ANSWER_WITHIN).into())),
+            },
+        }
+    }
 }
 
 /// What the dashboard reads and where its keys go.
 pub trait Link {
     fn status(&mut self) -> Result<Status, LinkError>;
-    /// Sends `command`; returns the recorder's answer, for the screen.
-    fn command(&mut self, command: Command) -> Result<String, LinkError>;
+    /// Sends `command` at once; its answer, for the screen, comes later.
+    fn command(&mut self, command: Command) -> Result<Answer, LinkError>;
     /// Whether the recorder this link reaches is still running (in-process: not shut down).
     fn alive(&self) -> bool {
         true
@@ -124,16 +174,12 @@ impl Link for InProcess {
         Ok(self.hub.snapshot())
     }
 
-    fn command(&mut self, command: Command) -> Result<String, LinkError> {
+    fn command(&mut self, command: Command) -> Result<Answer, LinkError> {
         let text = key_text(&command);
-        let reply = self
+        let rx = self
             .bus
-            .request_blocking(command, Origin::new(TriggerSource::Key, text))?;
-        Ok(format!(
-            "{}: {}",
-            reply.outcome.kind(),
-            reply.outcome.message()
-        ))
+            .post_now(command, Origin::new(TriggerSource::Key, text))?;
+        Ok(Answer(Waiting::Bus(rx, Instant::now())))
     }
 
     fn alive(&self) -> bool {
@@ -151,13 +197,27 @@ impl Link for Attached {
         Ok(self.client.status()?)
     }
 
-    fn command(&mut self, command: Command) -> Result<String, LinkError> {
-        let r = match command {
-            Command::Start { seconds } => self.client.start(seconds),
-            Command::Stop => self.client.stop(),
-            other => return Err(LinkError::NotAKey(other)),
-        }?;
-        Ok(format!("{}: {}", r.outcome, r.message))
+    fn command(&mut self, command: Command) -> Result<Answer, LinkError> {
+        if !matches!(command, Command::Start { .. } | Command::Stop) {
+            return Err(LinkError::NotAKey(command));
+        }
+        // Asked on a thread of its own, at once: the API stamps it when it arrives.
+        let client = self.client.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("dashboard-key".into())
+            .spawn(move || {
+                let r = match command {
+                    Command::Start { seconds } => client.start(seconds),
+                    _ => client.stop(),
+                };
+                let _ = tx.send(
+                    r.map(|r| format!("{}: {}", r.outcome, r.message))
+                        .map_err(LinkError::from),
+                );
+            })
+            .map_err(|e| LinkError::Thread(e.to_string()))?;
+        Ok(Answer(Waiting::Thread(rx)))
     }
 }
 
@@ -180,6 +240,8 @@ pub enum Flow {
 pub struct App {
     view: View,
     message_at: Option<Instant>,
+    /// Keys sent whose answers have not come yet, oldest first, with their names.
+    waiting: Vec<(String, Answer)>,
     /// The last good status, kept on screen (marked stale) while the link fails.
     last: Option<Status>,
 }
@@ -192,12 +254,27 @@ impl App {
                 ..View::default()
             },
             message_at: None,
+            waiting: Vec::new(),
             last: None,
         }
     }
 
-    /// Reads a fresh snapshot (and, in-process, the newest log lines).
+    /// Reads a fresh snapshot (and, in-process, the newest log lines), and the answers to
+    /// keys that came.
     pub fn refresh(&mut self, link: &mut dyn Link) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            match self.waiting[i].1.take() {
+                Some(answer) => {
+                    let (name, _) = self.waiting.remove(i);
+                    self.say(match answer {
+                        Ok(m) => format!("{name}: {m}"),
+                        Err(e) => format!("{name} failed: {e}"),
+                    });
+                }
+                None => i += 1,
+            }
+        }
         match link.status() {
             Ok(s) => {
                 self.last = Some(s);
@@ -230,13 +307,20 @@ impl App {
             _ => return Flow::Continue,
         };
         let name = command.to_string();
-        self.view.message = Some(match link.command(command) {
-            Ok(m) => format!("{name}: {m}"),
-            Err(e) => format!("{name} failed: {e}"),
-        });
-        self.message_at = Some(Instant::now());
+        match link.command(command) {
+            Ok(answer) => {
+                self.say(format!("{name}: sent"));
+                self.waiting.push((name, answer));
+            }
+            Err(e) => self.say(format!("{name} failed: {e}")),
+        }
         self.refresh(link);
         Flow::Continue
+    }
+
+    fn say(&mut self, message: String) {
+        self.view.message = Some(message);
+        self.message_at = Some(Instant::now());
     }
 }
 

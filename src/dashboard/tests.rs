@@ -263,9 +263,9 @@ impl Link for FakeLink {
     fn status(&mut self) -> Result<Status, LinkError> {
         Ok(buffering())
     }
-    fn command(&mut self, command: Command) -> Result<String, LinkError> {
+    fn command(&mut self, command: Command) -> Result<Answer, LinkError> {
         self.sent.push(command.to_string());
-        Ok("done: ok".into())
+        Ok(Answer::now(Ok("done: ok".into())))
     }
 }
 
@@ -288,28 +288,45 @@ fn s_starts_x_stops_q_quits() {
     assert_eq!(link.sent.len(), 2, "quitting sends nothing");
 }
 
+/// The keys go on the command bus as key commands, each stamped when it is pressed: a
+/// stop pressed while the start's answer is still awaited (it waits up to 1.5 s for its
+/// files) goes at once, and each answer is shown when it comes. Waiting for the start's
+/// answer first, the stop was read, and stamped, only after it, and the screen froze.
 #[test]
-fn in_process_keys_go_on_the_command_bus_as_key_commands() {
+fn in_process_keys_go_on_the_command_bus_at_once_and_their_answers_show_when_they_come() {
     let (bus, inbox) = crate::bus::command_bus();
     let hub = Arc::new(StatusHub::new("r".into(), Vec::new(), Vec::new()));
-    let answer = std::thread::spawn(move || {
+    let recorder = std::thread::spawn(move || {
         let mut got = Vec::new();
+        // Both commands come before the first is answered.
         for _ in 0..2 {
             let env = inbox
                 .next_command(Duration::from_secs(10))
                 .expect("a command");
-            got.push((
-                env.command.to_string(),
-                env.origin.source.to_string(),
-                env.origin.text.clone(),
-            ));
+            got.push(env);
+        }
+        let described: Vec<_> = got
+            .iter()
+            .map(|e| {
+                (
+                    e.command.to_string(),
+                    e.origin.source.to_string(),
+                    e.origin.text.clone(),
+                    e.received.lsl,
+                )
+            })
+            .collect();
+        for (env, said) in got
+            .into_iter()
+            .zip(["recording 1 started", "stopped recording 1"])
+        {
             let _ = env.reply.unwrap().send(crate::bus::Reply {
-                outcome: crate::recorder::Outcome::Done("recording 1 started".into()),
+                outcome: crate::recorder::Outcome::Done(said.into()),
                 state: crate::recorder::State::Recording,
                 files: Vec::new(),
             });
         }
-        got
+        described
     });
     let mut link = InProcess {
         hub,
@@ -318,18 +335,26 @@ fn in_process_keys_go_on_the_command_bus_as_key_commands() {
     };
     let mut app = App::new(None);
     app.key(KeyCode::Char('S'), KeyModifiers::NONE, &mut link);
+    assert_eq!(app.view().message.as_deref(), Some("start: sent"));
+    let stop_pressed = crate::clock::LslTime::now();
+    app.key(KeyCode::Char('x'), KeyModifiers::NONE, &mut link);
+    let got = recorder.join().unwrap();
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|(c, s, t, _)| (c.as_str(), s.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(kinds, [("start", "key", "S"), ("stop", "key", "X")]);
+    let stamped = got[1].3;
+    assert!(
+        stamped >= stop_pressed && stamped.nanos_since(stop_pressed) < 100_000_000,
+        "the stop was stamped {} ms after it was pressed",
+        stamped.nanos_since(stop_pressed) / 1_000_000
+    );
+    app.refresh(&mut link);
     assert_eq!(
         app.view().message.as_deref(),
-        Some("start: done: recording 1 started")
-    );
-    app.key(KeyCode::Char('x'), KeyModifiers::NONE, &mut link);
-    let got = answer.join().unwrap();
-    assert_eq!(
-        got,
-        [
-            ("start".to_string(), "key".to_string(), "S".to_string()),
-            ("stop".to_string(), "key".to_string(), "X".to_string())
-        ]
+        Some("stop: done: stopped recording 1"),
+        "the answers, in order, as they came"
     );
 }
 
