@@ -27,6 +27,14 @@ fn wait_connected(h: &mut Hindsight) {
     });
 }
 
+/// hindsight on `cfg`, once ntfy is connected and `buffered` seconds are in the buffer.
+fn connected(cfg: &str, buffered: f64) -> Hindsight {
+    let mut h = Hindsight::start(cfg);
+    wait_connected(&mut h);
+    h.wait_buffered(buffered);
+    h
+}
+
 /// A recording started and stopped by the messages `[start, stop]` on `topic`, `hold`
 /// apart, once each is seen carried out; returns when its files are closed.
 fn a_take(server: &Ntfy, h: &mut Hindsight, topic: &str, [start, stop]: [&str; 2], hold: Duration) {
@@ -84,9 +92,7 @@ fn start_and_stop_recording_from_ntfy_messages() {
     server.publish("lab1", "Start Recording");
     std::thread::sleep(Duration::from_millis(1100));
     let cfg = config(&server.url(), "lab1", "    reply_topic: lab1-replies\n");
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         h.status()["state"],
@@ -157,9 +163,7 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
         "duration: 1\n  max_bytes: 32MiB",
         "duration: 12\n  max_bytes: 64MiB",
     );
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(11.9);
+    let mut h = connected(&cfg, 11.9);
     // A message while connected, so that the resume is by message id.
     server.publish("lab2", "status");
     h.wait_until("status applied", Duration::from_secs(10), |h| {
@@ -274,9 +278,7 @@ fn a_replayed_span_that_left_the_buffer_is_refused_clearly() {
     reply_topic: lab9-replies
 ",
     );
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     server.publish("lab9", "status");
     h.wait_until("status applied", Duration::from_secs(10), |h| {
         ntfy_status(h)["commands_applied"] == 1
@@ -358,9 +360,7 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     let _g = serial();
     let server = Ntfy::start(false);
     let cfg = with_a_lost_camera(config(&server.url(), "lab9", ""));
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     let now = unix_now;
     let before_start = now();
     server.publish("lab9", "start");
@@ -420,9 +420,7 @@ fn a_starts_answer_comes_before_the_finished_of_its_files() {
         "lab15",
         "    reply_topic: lab15-replies\n",
     ));
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     server.publish("lab15", "start");
     std::thread::sleep(Duration::from_millis(300));
     server.publish("lab15", "stop");
@@ -459,9 +457,7 @@ fn a_rig_clock_ahead_of_the_servers_neither_cuts_a_recording_nor_replays_its_mes
     let server = Ntfy::start(false);
     let shifted = common::ntfy::ShiftedClock::start(server.port, -5);
     let cfg = config(&shifted.url(), "lab10", "");
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     let now = unix_now;
     let before_start = now();
     server.publish("lab10", "start");
@@ -573,9 +569,7 @@ fn a_rig_clock_minutes_ahead_loses_no_command_sent_during_an_outage_before_the_f
         "duration: 1\n  max_bytes: 32MiB",
         "duration: 12\n  max_bytes: 64MiB",
     );
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(11.9);
+    let mut h = connected(&cfg, 11.9);
     server.stop();
     h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
         ntfy_status(h)["state"]
@@ -713,9 +707,7 @@ fn messages_that_are_not_commands_are_logged_and_change_nothing() {
         "lab5",
         "    reply_topic: lab5-replies\n    reply_unknown: true\n",
     ));
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     // 3 kB: still a message, too long to be a command; 20 kB: ntfy makes it an attachment.
     let long = "start ".repeat(500);
     let huge = "start ".repeat(3500);
@@ -938,9 +930,7 @@ fn a_session_of_short_trials_gets_every_reply_within_the_servers_request_limit()
     let _g = serial();
     let server = Ntfy::start_rate_limited(8);
     let cfg = config(&server.url(), "lab10", "    reply_topic: lab10-replies\n");
-    let mut h = Hindsight::start(&cfg);
-    wait_connected(&mut h);
-    h.wait_buffered(0.9);
+    let mut h = connected(&cfg, 0.9);
     const TRIALS: usize = 8;
     let began = std::time::Instant::now();
     for _ in 0..TRIALS {

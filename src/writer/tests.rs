@@ -82,6 +82,11 @@ impl Rig {
 
     /// Live frames `seq`, 10 ms apart from the start.
     fn frames(&self, seq: std::ops::Range<u64>) {
+        self.frames_of(seq, (64, 48), &self.jpeg);
+    }
+
+    /// Live frames `seq` of `size`, each `jpeg`, 10 ms apart from the start.
+    fn frames_of(&self, seq: std::ops::Range<u64>, (width, height): (u16, u16), jpeg: &[u8]) {
         for n in seq {
             let capture = self.start.lsl + Duration::from_millis(10 * n);
             self.h
@@ -91,11 +96,11 @@ impl Rig {
                         seq: n,
                         capture,
                         wall: self.start.wall_at(capture),
-                        width: 64,
-                        height: 48,
+                        width,
+                        height,
                         keyframe: true,
                     },
-                    data: Bytes::from(self.jpeg.clone()),
+                    data: Bytes::from(jpeg.to_vec()),
                 }))
                 .unwrap();
         }
@@ -524,28 +529,12 @@ fn a_failed_write_adds_the_rows_of_the_frames_the_file_kept() {
 #[test]
 fn frames_of_a_new_size_go_on_in_the_next_part() {
     let rig = Rig::new(None, false);
-    let small = crate::source::synthetic::PatternEncoder::new(96, 64, 80)
+    let larger = crate::source::synthetic::PatternEncoder::new(96, 64, 80)
         .unwrap()
         .encode(0)
         .unwrap()
         .to_vec();
-    for n in 3..6 {
-        let capture = rig.start.lsl + Duration::from_millis(10 * n);
-        rig.h
-            .tx
-            .send(WriterMsg::Frame(Frame {
-                meta: FrameMeta {
-                    seq: n,
-                    capture,
-                    wall: rig.start.wall_at(capture),
-                    width: 96,
-                    height: 64,
-                    keyframe: true,
-                },
-                data: Bytes::from(small.clone()),
-            }))
-            .unwrap();
-    }
+    rig.frames_of(3..6, (96, 64), &larger);
     rig.close_id(1, 60);
     let until = std::time::Instant::now() + Duration::from_secs(3);
     let mut continued = None;
