@@ -944,10 +944,11 @@ impl Control {
                 path,
                 first_frame,
                 first_lsl,
+                size: (width, height),
             } => {
                 tracing::info!(
                     camera = %self.cameras[camera].setup.name,
-                    "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl})"
+                    "recording {id}: writing {path} from frame {first_frame} (LSL {first_lsl}), {width}x{height}"
                 );
                 self.file_known(id, camera, FileKnown::Exists(path.clone()));
                 self.lsl_event(
@@ -958,6 +959,8 @@ impl Control {
                         path,
                         first_frame,
                         first_frame_lsl_time: first_lsl.as_secs_f64(),
+                        width,
+                        height,
                     },
                 );
             }

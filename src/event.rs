@@ -50,6 +50,10 @@ pub enum Event {
         path: String,
         first_frame: u64,
         first_frame_lsl_time: f64,
+        /// Its video's frame size: a camera whose frames change size goes on in a next
+        /// file at the new one, and the frame stream's description keeps the first.
+        width: u16,
+        height: u16,
     },
     /// A camera's file is finished (or failed: `error`).
     FileClosed {

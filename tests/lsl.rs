@@ -191,6 +191,10 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     );
     assert_eq!(ev[1].0["first_frame"], first);
     assert_eq!(ev[1].0["path"], mkv.to_str().unwrap());
+    assert_eq!(
+        (&ev[1].0["width"], &ev[1].0["height"]),
+        (&400.into(), &400.into())
+    );
     assert_eq!(ev[2].0["command"], "stop");
     assert_eq!(ev[3].0["last_frame"], last);
     assert_eq!(ev[3].0["frames"], rows.len());

@@ -121,6 +121,7 @@ impl Sim {
             path: format!("rec{id}_cam{cam}.mkv"),
             first_frame: 0,
             first_lsl: self.now(),
+            size: (64, 48),
         });
         self.control.step();
     }

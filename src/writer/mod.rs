@@ -194,6 +194,8 @@ pub enum WriterEvent {
         path: String,
         first_frame: u64,
         first_lsl: LslTime,
+        /// Its video's frame size (a camera's may change: each part has its own).
+        size: (u16, u16),
     },
     Closed {
         camera: usize,
@@ -916,6 +918,7 @@ impl Writer {
                 path: f.spec.paths.mkv.display().to_string(),
                 first_frame,
                 first_lsl,
+                size: f.video_size.unwrap_or_default(),
             });
         }
     }
@@ -1114,6 +1117,7 @@ impl Writer {
         // A file that fails in its first batches (the pre-trigger buffer's) was not
         // announced yet: if it keeps frames, it is a file of the recording all the same.
         let unannounced = f.first_seq.zip(f.origin).filter(|_| !f.announced);
+        let size = f.video_size.unwrap_or_default();
         // Its files close here, and with them the hold that keeps repairs off them.
         self.spare = Some(f.into_buffers());
         if holds_no_frame(&paths.mkv) {
@@ -1154,6 +1158,7 @@ impl Writer {
                 path: path.clone(),
                 first_frame,
                 first_lsl,
+                size,
             });
         }
         self.report_failure(id, path, error);
