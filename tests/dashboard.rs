@@ -258,7 +258,13 @@ fn a_stop_key_pressed_while_the_starts_answer_waits_is_taken_when_pressed() {
         .iter()
         .find(|f| f.to_string_lossy().ends_with("_cam0.mkv"))
         .unwrap_or_else(|| panic!("{files:?}"));
-    let events = std::fs::read_to_string(events_of(cam0)).unwrap();
+    // The stop row is written as the file is finished, a moment after the answer.
+    let read = || std::fs::read_to_string(events_of(cam0)).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !read().contains(",stop,") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = read();
     let time_of = |kind: &str| -> f64 {
         events
             .lines()
