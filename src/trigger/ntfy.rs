@@ -331,7 +331,8 @@ struct Subscriber<'a> {
     status: &'a Mutex<NtfyStatus>,
     lsl: Option<&'a crossbeam_channel::Sender<LslMsg>>,
     stop: &'a Shutdown,
-    /// The notices' queue (see [`spawn`]).
+    /// To the reply publisher: its own replies, and the places held for answers and
+    /// the answers (see [`spawn`]).
     replies: tokio::sync::mpsc::UnboundedSender<Line>,
     /// The places held for answers so far.
     holds: std::sync::atomic::AtomicU64,
