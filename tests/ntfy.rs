@@ -67,6 +67,25 @@ fn with_a_lost_camera(cfg: String) -> String {
     )
 }
 
+/// Waits (10 s at most) until ntfy's state says it is waiting to try the server again.
+fn wait_retrying(h: &mut Hindsight, what: &str) {
+    h.wait_until(what, Duration::from_secs(10), |h| {
+        ntfy_status(h)["state"]
+            .as_str()
+            .unwrap()
+            .contains("retrying in")
+    });
+}
+
+/// hindsight on `topic` of `server` (with `extra` ntfy settings) and a second camera that
+/// is lost, once ntfy is connected: a start's answer waits 1.5 s for the lost one's file.
+fn connected_with_a_lost_camera(server: &Ntfy, topic: &str, extra: &str) -> Hindsight {
+    connected(
+        &with_a_lost_camera(config(&server.url(), topic, extra)),
+        0.9,
+    )
+}
+
 /// Waits until `n` commands are applied and the recording they made is finished; its
 /// one file.
 fn the_file_once_applied(h: &mut Hindsight, n: u64) -> std::path::PathBuf {
@@ -171,12 +190,7 @@ fn commands_sent_while_disconnected_are_applied_once_in_order_after_reconnecting
     });
 
     server.stop();
-    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
-        ntfy_status(h)["state"]
-            .as_str()
-            .unwrap()
-            .contains("retrying in")
-    });
+    wait_retrying(&mut h, "the loss is noticed");
     assert!(ntfy_status(&mut h)["last_error"].is_string());
     server.spawn();
     // Sent while hindsight waits to reconnect.
@@ -284,12 +298,7 @@ fn a_replayed_span_that_left_the_buffer_is_refused_clearly() {
         ntfy_status(h)["commands_applied"] == 1
     });
     server.stop();
-    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
-        ntfy_status(h)["state"]
-            .as_str()
-            .unwrap()
-            .contains("retrying in")
-    });
+    wait_retrying(&mut h, "the loss is noticed");
     server.spawn();
     server.publish("lab9", "start");
     server.publish("lab9", "stop");
@@ -359,8 +368,7 @@ fn a_message_sent_just_before_the_start_is_never_applied() {
 fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
     let _g = serial();
     let server = Ntfy::start(false);
-    let cfg = with_a_lost_camera(config(&server.url(), "lab9", ""));
-    let mut h = connected(&cfg, 0.9);
+    let mut h = connected_with_a_lost_camera(&server, "lab9", "");
     let now = unix_now;
     let before_start = now();
     server.publish("lab9", "start");
@@ -415,12 +423,7 @@ fn a_mark_and_a_stop_right_after_a_start_take_the_times_they_were_sent() {
 fn a_starts_answer_comes_before_the_finished_of_its_files() {
     let _g = serial();
     let server = Ntfy::start(false);
-    let cfg = with_a_lost_camera(config(
-        &server.url(),
-        "lab15",
-        "    reply_topic: lab15-replies\n",
-    ));
-    let mut h = connected(&cfg, 0.9);
+    let mut h = connected_with_a_lost_camera(&server, "lab15", "    reply_topic: lab15-replies\n");
     server.publish("lab15", "start");
     std::thread::sleep(Duration::from_millis(300));
     server.publish("lab15", "stop");
@@ -509,12 +512,7 @@ fn a_rig_clock_hours_off_that_could_not_reach_the_server_at_start_applies_only_w
         );
         let mut h = Hindsight::start(&cfg);
         h.wait_buffered(0.9);
-        h.wait_until("the server is out of reach", Duration::from_secs(10), |h| {
-            ntfy_status(h)["state"]
-                .as_str()
-                .unwrap()
-                .contains("retrying in")
-        });
+        wait_retrying(&mut h, "the server is out of reach");
         // The status says why, not only reqwest's "error sending request".
         let error = ntfy_status(&mut h)["last_error"].to_string();
         assert!(error.contains("Connection refused"), "{error}");
@@ -571,12 +569,7 @@ fn a_rig_clock_minutes_ahead_loses_no_command_sent_during_an_outage_before_the_f
     );
     let mut h = connected(&cfg, 11.9);
     server.stop();
-    h.wait_until("the loss is noticed", Duration::from_secs(10), |h| {
-        ntfy_status(h)["state"]
-            .as_str()
-            .unwrap()
-            .contains("retrying in")
-    });
+    wait_retrying(&mut h, "the loss is noticed");
     server.spawn();
     // Sent while hindsight waits to reconnect.
     server.publish("lab14", "start");
@@ -702,12 +695,11 @@ fn messages_that_are_not_commands_are_logged_and_change_nothing() {
     let _g = serial();
     let server = Ntfy::start(false);
     // A second camera that is lost: a start's answer waits 1.5 s for its file.
-    let cfg = with_a_lost_camera(config(
-        &server.url(),
+    let mut h = connected_with_a_lost_camera(
+        &server,
         "lab5",
         "    reply_topic: lab5-replies\n    reply_unknown: true\n",
-    ));
-    let mut h = connected(&cfg, 0.9);
+    );
     // 3 kB: still a message, too long to be a command; 20 kB: ntfy makes it an attachment.
     let long = "start ".repeat(500);
     let huge = "start ".repeat(3500);
