@@ -776,15 +776,17 @@ fn a_camera_whose_frames_change_size_goes_on_in_a_new_part_at_the_new_size() {
     let sizes: Vec<String> = files.iter().map(|f| video_size(f)).collect();
     assert_eq!(sizes, ["160,120", "320,240", "240,180"], "{files:?}");
     let parts: Vec<Vec<SidecarRow>> = files.iter().map(|f| check_file(f)).collect();
-    for (rows, least) in parts.iter().zip([25, 50, 40]) {
+    for (rows, least) in parts.iter().zip([25, 75, 40]) {
         assert!(rows.len() >= least, "{} frames", rows.len());
     }
-    // The stream's change: the 2 frames of the new size before it was sure are the only
-    // ones missing; the camera that came back: numbered on.
+    // The stream's change loses no frame: the frames of the new size held until it was
+    // sure are the next part's first, numbered on; the camera that came back: numbered on.
     let first_after =
         |i: usize| parts[i + 1][0].frame_number - parts[i].last().unwrap().frame_number;
-    assert_eq!(first_after(0), 3, "frames missing at the stream's change");
+    assert_eq!(first_after(0), 1, "frames missing at the stream's change");
     assert!(first_after(1) >= 1);
+    // Every frame of the stream's 3 s at 320x240 is in its part (by ffprobe, in check_file).
+    assert_eq!(parts[1].len(), 75, "frames of the 320x240 stream recorded");
     for (i, f) in files.iter().enumerate().skip(1) {
         let ev = events(f);
         assert!(

@@ -1,6 +1,7 @@
 //! What the `command` and `http-mjpeg` sources share: bytes from a pipe or a socket,
 //! split into JPEG frames, numbered, and stamped with the time their first byte arrived.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,12 +32,19 @@ pub struct FrameStream {
     splitter: JpegSplitter,
     clocks: Arc<dyn Clocks>,
     seq: u64,
-    /// The stream's frame size, from its first frame. Frames of another size are corrupt
+    /// The stream's frame size, from its first frame. Frames of another size are held
     /// until [`SIZE_CHANGE_FRAMES`] of them come in a row: then the stream changed size
-    /// (a network camera set to another resolution), and that is its size from then on.
+    /// (a network camera set to another resolution), that is its size from then on, and
+    /// the frames held are handed out first, in order. Fewer, followed by a frame of the
+    /// stream's size (a glitch of the camera's encoder), are refused as corrupt.
     pub size: Option<(u16, u16)>,
-    /// Another size, and how many frames of it came in a row.
-    other: Option<((u16, u16), u64)>,
+    /// Frames of another size, in a row, while it is not yet sure: copies (rare).
+    held: Vec<Held>,
+    /// Frames decided on, handed out before anything is read: the held frames of a new
+    /// size, or the refusals of a glitch's.
+    decided: VecDeque<Decided>,
+    /// The bytes of the last frame handed out of `decided`.
+    out: Vec<u8>,
     last_frame: Instant,
     last_capture: Option<LslTime>,
     ended: Option<String>,
@@ -44,7 +52,32 @@ pub struct FrameStream {
 
 /// Frames of a new size in a row that make it the stream's size: one of another size
 /// alone (a glitch of the camera's encoder) is refused as corrupt.
-pub const SIZE_CHANGE_FRAMES: u64 = 3;
+pub const SIZE_CHANGE_FRAMES: usize = 3;
+
+/// A frame of another size than the stream's, held until it is sure whether the stream
+/// changed size.
+struct Held {
+    data: Vec<u8>,
+    size: (u16, u16),
+    arrived: LslTime,
+}
+
+/// What a held frame became.
+enum Decided {
+    /// Handed out, in order, at the new size.
+    Frame(Held),
+    /// Refused, with why.
+    Refused(String),
+    /// The frame of the stream's size that ended a glitch: it is the splitter's
+    /// `handed()`, handed out after the glitch's refusals.
+    Waiting((u16, u16), LslTime),
+}
+
+/// Where a frame's bytes are until the next call.
+enum Bytes {
+    Splitter,
+    Out,
+}
 
 /// The smallest step between two frames' capture times: the MKV timestamp unit.
 const MIN_STEP_NS: i64 = crate::frame::TIMESTAMP_UNIT_NS as i64;
@@ -65,7 +98,9 @@ impl FrameStream {
             clocks,
             seq: 0,
             size: None,
-            other: None,
+            held: Vec::new(),
+            decided: VecDeque::new(),
+            out: Vec::new(),
             last_frame: Instant::now(),
             last_capture: None,
             ended: None,
@@ -93,69 +128,111 @@ impl FrameStream {
         &mut self,
         read: impl FnMut(&mut [u8]) -> Read,
     ) -> Result<(FrameMeta, &[u8]), SourceError> {
-        let meta = self.next_meta(read)?;
-        Ok((meta, self.splitter.handed()))
+        let (meta, bytes) = self.next_meta(read)?;
+        Ok((
+            meta,
+            match bytes {
+                Bytes::Splitter => self.splitter.handed(),
+                Bytes::Out => &self.out,
+            },
+        ))
     }
 
-    /// Reads and splits until a frame is whole: its metadata; its bytes are the
-    /// splitter's `handed()`.
+    /// A frame handed out now: numbered and stamped.
+    fn meta(&mut self, size: (u16, u16), arrived: LslTime) -> FrameMeta {
+        // Frames that arrive in one read share its time; they were sent in order, so each
+        // gets at least the file's timestamp unit more than the one before
+        // (`design/time.md`).
+        let capture = match self.last_capture {
+            Some(p) if arrived.as_nanos() < p.as_nanos() + MIN_STEP_NS => {
+                LslTime::from_nanos(p.as_nanos() + MIN_STEP_NS)
+            }
+            _ => arrived,
+        };
+        self.last_capture = Some(capture);
+        let now = self.clocks.now();
+        let meta = FrameMeta {
+            seq: self.seq,
+            capture,
+            wall: now.wall_at(capture),
+            width: size.0,
+            height: size.1,
+            keyframe: true,
+        };
+        self.seq += 1;
+        self.last_frame = Instant::now();
+        meta
+    }
+
+    /// The frames held refused: a frame of the stream's size came (or another size, or
+    /// the end) before they were enough to be a new size.
+    fn refuse_held(&mut self) {
+        let want = self.size.unwrap_or_default();
+        for h in self.held.drain(..) {
+            self.decided.push_back(Decided::Refused(format!(
+                "a {}x{} frame in a {}x{} stream",
+                h.size.0, h.size.1, want.0, want.1
+            )));
+        }
+    }
+
+    /// Reads and splits until a frame is whole: its metadata, and where its bytes are.
     fn next_meta(
         &mut self,
         mut read: impl FnMut(&mut [u8]) -> Read,
-    ) -> Result<FrameMeta, SourceError> {
+    ) -> Result<(FrameMeta, Bytes), SourceError> {
         let called = Instant::now();
         loop {
+            match self.decided.pop_front() {
+                Some(Decided::Frame(h)) => {
+                    let meta = self.meta(h.size, h.arrived);
+                    self.out = h.data;
+                    return Ok((meta, Bytes::Out));
+                }
+                Some(Decided::Refused(why)) => return Err(SourceError::Corrupt(why)),
+                Some(Decided::Waiting(size, arrived)) => {
+                    return Ok((self.meta(size, arrived), Bytes::Splitter))
+                }
+                None => {}
+            }
             match self.splitter.next_split() {
                 Some(Split::Frame(f)) => {
-                    let size = (f.width, f.height);
+                    let (size, arrived) = ((f.width, f.height), f.arrived);
                     let want = *self.size.get_or_insert(size);
-                    if want == size {
-                        self.other = None;
-                    } else {
-                        let n = match self.other {
-                            Some((s, n)) if s == size => n + 1,
-                            _ => 1,
-                        };
-                        if n < SIZE_CHANGE_FRAMES {
-                            self.other = Some((size, n));
-                            return Err(SourceError::Corrupt(format!(
-                                "a {}x{} frame in a {}x{} stream",
-                                size.0, size.1, want.0, want.1
-                            )));
-                        }
-                        // The stream changed size. The frames refused before it was sure
-                        // are a gap in the numbers, as any frame lost.
-                        self.size = Some(size);
-                        self.other = None;
-                        self.seq += n - 1;
+                    if want == size && self.held.is_empty() {
+                        return Ok((self.meta(size, arrived), Bytes::Splitter));
                     }
-                    // Frames that arrive in one read share its time; they were sent in
-                    // order, so each gets at least the file's timestamp unit more than the
-                    // one before (`design/time.md`).
-                    let capture = match self.last_capture {
-                        Some(p) if f.arrived.as_nanos() < p.as_nanos() + MIN_STEP_NS => {
-                            LslTime::from_nanos(p.as_nanos() + MIN_STEP_NS)
-                        }
-                        _ => f.arrived,
-                    };
-                    self.last_capture = Some(capture);
-                    let now = self.clocks.now();
-                    let meta = FrameMeta {
-                        seq: self.seq,
-                        capture,
-                        wall: now.wall_at(capture),
-                        width: size.0,
-                        height: size.1,
-                        keyframe: true,
-                    };
-                    self.seq += 1;
-                    self.last_frame = Instant::now();
-                    return Ok(meta);
+                    if want == size {
+                        // A glitch: the frames of another size are refused, then this one
+                        // (still the splitter's) is handed out.
+                        self.refuse_held();
+                        self.decided.push_back(Decided::Waiting(size, arrived));
+                        continue;
+                    }
+                    if self.held.first().is_some_and(|h| h.size != size) {
+                        self.refuse_held();
+                    }
+                    self.held.push(Held {
+                        data: self.splitter.handed().to_vec(),
+                        size,
+                        arrived,
+                    });
+                    if self.held.len() >= SIZE_CHANGE_FRAMES {
+                        // The stream changed size: every frame of the new size is handed
+                        // out, none lost.
+                        self.size = Some(size);
+                        self.decided.extend(self.held.drain(..).map(Decided::Frame));
+                    }
+                    continue;
                 }
                 Some(Split::Corrupt(why)) => return Err(SourceError::Corrupt(why)),
                 None => {}
             }
             if let Some(why) = &self.ended {
+                if !self.held.is_empty() {
+                    self.refuse_held();
+                    continue;
+                }
                 return Err(SourceError::Lost(why.clone()));
             }
             if called.elapsed() >= POLL {
@@ -222,10 +299,11 @@ mod tests {
     use crate::source::mjpeg::tests::jpeg;
 
     /// A network camera set to another resolution: one frame of another size alone is
-    /// refused (a glitch); three in a row make it the stream's size, and the two refused
-    /// before it was sure are a gap in the numbers.
+    /// refused (a glitch); three in a row make it the stream's size, and every frame of
+    /// the new size is handed out, in order, with no gap in the numbers. Frames of a new
+    /// size that the stream ends on are refused.
     #[test]
-    fn a_stream_that_changes_size_goes_on_at_the_new_size() {
+    fn a_stream_that_changes_size_goes_on_at_the_new_size_losing_no_frame() {
         let sizes = [
             (160, 120),
             (160, 120),
@@ -235,6 +313,11 @@ mod tests {
             (320, 240),
             (320, 240),
             (320, 240),
+            (640, 480),
+            (320, 240),
+            (640, 480),
+            (64, 48),
+            (64, 48),
         ];
         let mut chunks: std::collections::VecDeque<Vec<u8>> = sizes
             .iter()
@@ -250,10 +333,22 @@ mod tests {
             None => Read::End("done".into()),
         };
         let mut got = Vec::new();
-        for _ in 0..sizes.len() {
-            got.push(match stream.next_meta(&mut read) {
-                Ok(m) => Ok((m.seq, m.width, m.height)),
+        let mut last: Option<LslTime> = None;
+        loop {
+            got.push(match stream.next_frame_ref(&mut read) {
+                Ok((m, data)) => {
+                    // Its own bytes, in order (each test frame's first pixel is its index).
+                    let i = sizes
+                        .iter()
+                        .enumerate()
+                        .position(|(i, &(w, h))| jpeg(i as u8, w, h) == data)
+                        .expect("a frame that was sent");
+                    assert!(last.is_none_or(|l| m.capture > l), "times rise");
+                    last = Some(m.capture);
+                    Ok((m.seq, i, m.width, m.height))
+                }
                 Err(SourceError::Corrupt(why)) => Err(why),
+                Err(SourceError::Lost(_)) => break,
                 Err(e) => panic!("{e:?}"),
             });
         }
@@ -261,14 +356,19 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Ok((0, 160, 120)),
-                Ok((1, 160, 120)),
+                Ok((0, 0, 160, 120)),
+                Ok((1, 1, 160, 120)),
                 refused(320, 240, 160, 120),
-                Ok((2, 160, 120)),
-                refused(320, 240, 160, 120),
-                refused(320, 240, 160, 120),
-                Ok((5, 320, 240)),
-                Ok((6, 320, 240)),
+                Ok((2, 3, 160, 120)),
+                Ok((3, 4, 320, 240)),
+                Ok((4, 5, 320, 240)),
+                Ok((5, 6, 320, 240)),
+                Ok((6, 7, 320, 240)),
+                refused(640, 480, 320, 240),
+                Ok((7, 9, 320, 240)),
+                refused(640, 480, 320, 240),
+                refused(64, 48, 320, 240),
+                refused(64, 48, 320, 240),
             ]
         );
         assert_eq!(stream.size, Some((320, 240)));
