@@ -122,7 +122,8 @@ enum FileKnown {
 /// Why the files of a recording or clip could not be opened.
 #[derive(Debug, thiserror::Error)]
 enum OpenError {
-    #[error("cannot create the recording's files: {0}")]
+    #[error("cannot create the recording's files: {0}{hint}",
+        hint = crate::writer::files::write_error_hint(.0, 0))]
     Files(std::io::Error),
     #[error("the writer of camera {0} is gone")]
     WriterGone(String),
@@ -150,6 +151,9 @@ struct PendingReply {
     /// Cameras that made no file, and why.
     problems: Vec<String>,
     deadline: LslTime,
+    /// When the command was received (wall clock): the status's `last_command` while it
+    /// is the last, which says "failed" too if no file was made.
+    received_unix: f64,
 }
 
 /// See the module documentation.
@@ -478,6 +482,16 @@ impl Control {
             .collect();
         let marked = made_mark(&decision);
         self.execute(decision.actions, received);
+        // Files that could not be made (a full or read-only disk): the command failed, and
+        // its log line, event and status say so, not only its answer.
+        if let Some(&id) = made.first() {
+            if !self.open.contains_key(&id) && matches!(decision.outcome, Outcome::Done(_)) {
+                let problems: Vec<String> = self.start_problems.drain(..).collect();
+                decision.outcome =
+                    Outcome::Failed(format!("no file was made: {}", problems.join("; ")));
+                self.note = None;
+            }
+        }
         if !made.is_empty() {
             self.keep_numbers_ahead();
         }
@@ -547,6 +561,7 @@ impl Control {
                     files: Vec::new(),
                     problems: self.start_problems.drain(..).collect(),
                     deadline: self.clocks.now().lsl + REPLY_WAIT,
+                    received_unix: received.wall.as_secs_f64(),
                 });
                 self.answer_due(false);
             }
@@ -601,6 +616,15 @@ impl Control {
             };
             if let Outcome::Failed(m) = &outcome {
                 tracing::error!("recording {}: {m}", r.id);
+                let mut view = self.hub.view.lock();
+                if let Some(c) = view
+                    .last_command
+                    .as_mut()
+                    .filter(|c| c.unix_time == r.received_unix)
+                {
+                    c.outcome = outcome.kind();
+                    c.message = m.clone();
+                }
             }
             let _ = r.tx.send(Reply {
                 outcome,

@@ -3,6 +3,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::ntfy::Ntfy;
@@ -189,6 +190,21 @@ fn a_start_on_a_full_disk_without_the_guard_fails_clearly_and_leaves_nothing() {
         "{r}"
     );
     assert_eq!(r["files"], json!([]), "{r}");
+    // Said as failed in the status too.
+    let s = h.status();
+    assert_eq!(s["last_command"]["outcome"], "failed", "{s}");
+    assert!(
+        s["last_command"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no file was made: camera cam0: writing "),
+        "{s}"
+    );
+    assert!(
+        h.log_text().contains("recording 1: no file was made"),
+        "{}",
+        h.log_text()
+    );
     h.wait_until("back to buffering", Duration::from_secs(10), |h| {
         h.status()["state"] == "buffering"
     });
@@ -727,10 +743,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
             }
             args.push(p.clone().into());
         }
-        let st = std::process::Command::new("mkvmerge")
-            .args(&args)
-            .status()
-            .unwrap();
+        let st = Command::new("mkvmerge").args(&args).status().unwrap();
         assert!(st.success());
         let (_, joined_audio) = audio_track_seconds(&joined);
         let _ = std::fs::remove_file(&joined);
@@ -867,7 +880,7 @@ fn a_process_file_size_limit_is_known_and_recordings_go_on_in_parts() {
 /// decoded by ffmpeg (48 kHz mono).
 fn audio_track_seconds(mkv: &Path) -> (f64, f64) {
     let first = first_audio_block_s(mkv);
-    let out = std::process::Command::new("ffmpeg")
+    let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(mkv)
         .args([
@@ -1035,4 +1048,174 @@ fn a_crash_in_a_later_part_leaves_the_parts_before_whole_and_repair_finishes_the
     let lost = last_captured.saturating_sub(*numbers.last().unwrap());
     assert!(lost <= 30, "{lost} frames (more than 1 s) lost by kill -9");
     assert!(h2.terminate().success());
+}
+
+/// A recorder whose recordings root is on a real ext4 filesystem of `mib` MiB, on a loop
+/// device, mounted `errors=remount-ro` (as Raspberry Pi OS mounts its SD card) in a mount
+/// namespace of its own, so that it goes when the recorder does. With the image file and
+/// the loop device's name. `None` (said on stderr) where this cannot be done: not root,
+/// no loop devices, or no ext4 tools.
+fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, String)> {
+    // SAFETY: geteuid has no preconditions.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let tools = ["mkfs.ext4", "debugfs", "e2fsck", "losetup"]
+        .iter()
+        .all(|t| Command::new(t).arg("-V").output().is_ok());
+    if !root_user || !Path::new("/dev/loop-control").exists() || !tools {
+        eprintln!(
+            "NOT RUN: a real ext4 disk needs root, loop devices and e2fsprogs \
+             (root: {root_user}, e2fsprogs: {tools})"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let mount = dir.path().join("disk");
+    std::fs::create_dir(&mount).unwrap();
+    let root = mount.join("rec");
+    let wrapper: Vec<std::ffi::OsString> = vec![
+        "unshare".into(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        "mount -o loop,errors=remount-ro \"$1\" \"$0\" && shift && exec \"$@\"".into(),
+        mount.clone().into(),
+        image.clone().into(),
+    ];
+    let h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
+    // The loop device, from the recorder's own mount table.
+    let pid = h.child.as_ref().unwrap().id();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let at = mount.display().to_string();
+    let device = table
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            (f[4] == at).then(|| f[dash + 2].trim_start_matches("/dev/").to_string())
+        })
+        .unwrap_or_else(|| panic!("{at} is not mounted: {table}"));
+    Some((h, image, device))
+}
+
+/// An SD card or USB disk failing mid-recording: the kernel turns its filesystem
+/// read-only (ext4 with `errors=remount-ro`; the error raised by ext4's own trigger, on a
+/// real ext4 disk). The recording stops and says why and what to do; hindsight buffers on;
+/// the next start is refused with the same, said as failed everywhere; and the disk,
+/// checked with fsck afterwards as the message says, holds a video that plays, whose
+/// sidecar lists exactly its frames, that `hindsight repair` finishes, and the WAV.
+#[test]
+fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_why() {
+    let _g = serial();
+    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 320, height: 240}\n    fps: 30\n\
+         audio:\n  enabled: true\n  source: synthetic\n";
+    let Some((mut h, image, device)) = start_on_ext4(128, config) else {
+        return;
+    };
+    h.wait_buffered(2.9);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    // More than one fsync_interval (1 s) of it reaches the disk.
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::write(
+        format!("/sys/fs/ext4/{device}/trigger_fs_error"),
+        "hindsight test: a failing disk\n",
+    )
+    .unwrap();
+    h.wait_until("the recording is given up", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    let said = |v: &serde_json::Value| {
+        let t = v.to_string();
+        t.contains("Read-only file system") && t.contains("turned read-only") && t.contains("fsck")
+    };
+    // The WAV's writer finds out at its next write (its stop).
+    h.wait_until("the status says why", Duration::from_secs(10), |h| {
+        let s = h.status();
+        said(&s["warnings"])
+            && said(&s["cameras"][0]["last_error"])
+            && said(&s["audio"]["last_error"])
+    });
+
+    // The next start: refused with why, the buffer kept whole meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 500, "{r}");
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert!(said(&r["message"]), "{r}");
+    assert_eq!(r["files"], json!([]), "{r}");
+    let s = h.status();
+    assert_eq!(s["last_command"]["outcome"], "failed", "{s}");
+    assert!(
+        s["cameras"][0]["buffered_seconds"].as_f64().unwrap() > 2.8,
+        "{s}"
+    );
+    let log = h.log_text();
+    assert!(log.contains("start: failed: no file was made"), "{log}");
+    assert!(!log.contains("recording 2 started"), "{log}");
+    assert!(h.terminate().success(), "{}", h.log_text());
+
+    // The disk afterwards, as its owner would find it: checked, then read.
+    let fsck = Command::new("e2fsck")
+        .arg("-fy")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(fsck.status.code().is_some_and(|c| c <= 1), "{fsck:?}");
+    let out = tempfile::tempdir().unwrap();
+    let dumped = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("rdump /rec {}", out.path().display()))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let files = files_under(&out.path().join("rec"));
+    let of = |ext: &str| -> Vec<&PathBuf> {
+        files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(ext))
+            .collect()
+    };
+    let (mkvs, wavs) = (of(".mkv"), of(".wav"));
+    assert_eq!((mkvs.len(), wavs.len()), (1, 1), "{files:?}");
+    let mkv = mkvs[0];
+    let decoded: Vec<u64> = decoded_frame_numbers(mkv, 320, 240)
+        .into_iter()
+        .map(|n| n.expect("a readable frame number"))
+        .collect();
+    assert!(decoded.windows(2).all(|w| w[1] == w[0] + 1), "{decoded:?}");
+    // The 3 s before the start and at least a second after it reached the disk.
+    assert!(decoded.len() >= 4 * 30 * 9 / 10, "{} frames", decoded.len());
+    let rows = read_sidecar(mkv);
+    let numbers: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
+    assert_eq!(
+        numbers, decoded,
+        "the sidecar lists exactly the file's frames"
+    );
+    repair_ok(mkv);
+    mkvmerge_clean(mkv);
+    let video_s: f64 = ffprobe_format(mkv)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let wav_s = sox_seconds(wavs[0]);
+    assert!(
+        wav_s > 3.0 && (wav_s - video_s).abs() < 1.5,
+        "WAV {wav_s} s, video {video_s} s"
+    );
 }

@@ -400,7 +400,7 @@ impl Output {
     fn check(&mut self, result: std::io::Result<()>) {
         if let (Err(e), None) = (result, &self.failed) {
             let at = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-            let hint = crate::writer::files::too_large_hint(&e, at);
+            let hint = crate::writer::files::write_error_hint(&e, at);
             let error = format!("writing {} failed: {e}{hint}", self.path.display());
             tracing::error!("audio: {error}");
             self.failed = Some(error);

@@ -52,15 +52,26 @@ impl RecordingPaths {
     }
 }
 
-/// What to add to a write error: for "File too large" (a file size limit hindsight did not
-/// know of: a filesystem other than FAT, a process limit), how to make recordings go on
-/// in parts before it; `at` is how large the file had grown.
-pub fn too_large_hint(e: &io::Error, at: u64) -> String {
+/// What to add to a write error, where the error alone would not say what to do:
+/// - "File too large" (a file size limit hindsight did not know of: a filesystem other
+///   than FAT, a process limit): how to make recordings go on in parts before it; `at`
+///   is how large the file had grown;
+/// - "Read-only file system" (the kernel turns a disk read-only after errors on it, as
+///   when an SD card or USB disk is failing) and "Input/output error": that the disk may
+///   be failing, and what to do before it loses more.
+pub fn write_error_hint(e: &io::Error, at: u64) -> String {
     match e.raw_os_error() {
         Some(libc::EFBIG) => format!(
             " (this filesystem holds no larger file: set storage.max_file_size below {at} bytes, \
              and recordings go on in a next file before they get there)"
         ),
+        Some(libc::EROFS) => " (the recordings disk has turned read-only: the kernel does that \
+             after errors on a disk, as when an SD card or USB disk is failing (see `dmesg`); \
+             copy the recordings off, check the disk (fsck) and mount it again)"
+            .to_string(),
+        Some(libc::EIO) => " (the disk reports an input/output error: it may be failing or \
+             unplugged; see `dmesg`)"
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -433,18 +444,25 @@ mod tests {
         assert!(day.join("video").is_dir());
     }
 
-    /// "File too large" (a limit hindsight did not know of) gets the way to parts; other
-    /// errors nothing.
+    /// "File too large" (a limit hindsight did not know of) gets the way to parts, a disk
+    /// turned read-only or failing what to do; a full disk nothing (it says itself).
     #[test]
-    fn a_file_too_large_is_explained() {
+    fn a_file_too_large_or_a_failing_disk_is_explained() {
         let e = io::Error::from_raw_os_error(libc::EFBIG);
         assert_eq!(
-            too_large_hint(&e, 4096),
+            write_error_hint(&e, 4096),
             " (this filesystem holds no larger file: set storage.max_file_size below 4096 \
              bytes, and recordings go on in a next file before they get there)"
         );
+        let ro = write_error_hint(&io::Error::from_raw_os_error(libc::EROFS), 0);
+        assert!(
+            ro.contains("turned read-only") && ro.contains("fsck"),
+            "{ro}"
+        );
+        let eio = write_error_hint(&io::Error::from_raw_os_error(libc::EIO), 0);
+        assert!(eio.contains("failing"), "{eio}");
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
-        assert_eq!(too_large_hint(&full, 4096), "");
+        assert_eq!(write_error_hint(&full, 4096), "");
     }
 
     #[test]

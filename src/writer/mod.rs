@@ -1102,7 +1102,7 @@ impl Writer {
         self.cam.stats.file_bytes.store(0, Relaxed);
         let id = f.spec.id;
         let path = f.spec.paths.mkv.display().to_string();
-        let hint = files::too_large_hint(&e, f.written);
+        let hint = files::write_error_hint(&e, f.written);
         let error = format!("writing {path} failed: {e}{hint}");
         tracing::error!("{error}; the file keeps what was written");
         // What reached the disk is not what the muxer thinks it wrote, so the file is

@@ -744,9 +744,6 @@ pub fn woke_between(
     after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
 }
 
-/// A recorder whose recordings root is a tmpfs of `mib` MiB, mounted in a mount namespace
-/// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
-/// sees the files through `/proc/<pid>/root`.
 /// A recorder that may not write a file past `kib` KiB (`ulimit -f`, as a shell sets it:
 /// a write past it would end the process with SIGXFSZ, which hindsight ignores, so that it
 /// fails with "File too large" as on FAT past 4 GiB). `adjust` as for `start_with`.
@@ -766,6 +763,9 @@ pub fn start_under_a_file_limit(
     Hindsight::start_wrapped(dir, root, config, &wrapper, adjust)
 }
 
+/// A recorder whose recordings root is a tmpfs of `mib` MiB, mounted in a mount namespace
+/// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
+/// sees the files through `/proc/<pid>/root`.
 pub fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("fs");
