@@ -457,7 +457,7 @@ impl Control {
         let refused = match command {
             Command::Start { .. } | Command::Clip { .. } => {
                 match self.settings.root_fs.as_ref().map(|fs| fs.check()) {
-                    Some(Err(why)) => Some(why),
+                    Some(Err(why)) => Some(why.to_string()),
                     _ => crate::storage::refusal(&self.settings.root, self.settings.min_free),
                 }
             }

@@ -45,7 +45,7 @@ const RETENTION_GAP: Duration = Duration::from_secs(5);
 const RECENT: Duration = Duration::from_secs(60);
 
 use crate::recordings::{recording_key, scan, StoredRecording};
-use crate::storage::{below_guard, free_space, size, RootFs};
+use crate::storage::{below_guard, free_space, size, RootFs, RootProblem};
 
 /// How much hindsight writes per second, over a sliding window.
 #[derive(Default)]
@@ -451,7 +451,7 @@ fn run(
     let max_total = settings.retention.max_total.map(|b| b.0);
     let mut fit_checked = false;
     // Why the root does not lead to its disk, while it does not.
-    let mut gone: Option<String> = None;
+    let mut gone: Option<RootProblem> = None;
     let mut spans = WallSpans::default();
     while !stop.stopping() {
         let pair = clocks.now();
@@ -472,19 +472,22 @@ fn run(
             Err(why) => {
                 if gone.as_ref() != Some(&why) {
                     tracing::error!("{why}");
-                    hub.add_warning(why.clone());
+                    hub.add_warning(why.to_string());
                 }
                 gone = Some(why);
             }
-            Ok(()) => {
-                if gone.take().is_some() {
-                    tracing::info!(
-                        "recordings root {} is back on its disk ({}): recordings can start",
-                        settings.root.display(),
-                        settings.root_fs.top().display()
-                    );
-                }
-            }
+            Ok(()) => match gone.take() {
+                Some(RootProblem::Gone(_)) => tracing::info!(
+                    "recordings root {} is back on its disk ({}): recordings can start",
+                    settings.root.display(),
+                    settings.root_fs.top().display()
+                ),
+                Some(RootProblem::ReadOnly(_)) => tracing::info!(
+                    "the recordings disk at {} is writable again: recordings can start",
+                    settings.root_fs.top().display()
+                ),
+                None => {}
+            },
         }
         if let Some(why) = &gone {
             // Nothing else is measured there: free space below would be another disk's.
@@ -494,7 +497,7 @@ fn run(
             s.write_rate_bytes_per_s = 0.0;
             s.seconds_left = None;
             s.guard = None;
-            s.error = Some(why.clone());
+            s.error = Some(why.to_string());
             drop(s);
             clocks.sleep_until(now + POLL);
             continue;

@@ -134,7 +134,9 @@ pub fn refusal(root: &Path, min_free: Option<u64>) -> Option<String> {
 /// folder it is mounted at. A recordings disk that is unmounted or unplugged leaves the
 /// root's path missing (or, made again by someone, on the disk below); recording there
 /// would fill the system disk, and the files would lie hidden under the disk once it is
-/// mounted again. [`RootFs::check`] says so, and the control thread refuses to start.
+/// mounted again. A disk the kernel turned read-only after errors on it (an SD card
+/// failing) takes no recording either. [`RootFs::check`] says so, and the control thread
+/// refuses to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RootFs {
     /// The root as configured (for messages).
@@ -160,11 +162,12 @@ impl RootFs {
         &self.top
     }
 
-    /// `Ok` while the root leads to the filesystem it led to at start-up: the same device,
-    /// or a disk mounted at the same place (a disk plugged in again gets a new device
-    /// number). A root that is missing is fine where making it again puts it on that
-    /// filesystem (a deleted folder); else why not to record.
-    pub fn check(&self) -> Result<(), String> {
+    /// `Ok` while the root leads to the filesystem it led to at start-up (the same device,
+    /// or a disk mounted at the same place: a disk plugged in again gets a new device
+    /// number) and that filesystem is writable. A root that is missing is fine where
+    /// making it again puts it on that filesystem (a deleted folder); else why not to
+    /// record.
+    pub fn check(&self) -> Result<(), RootProblem> {
         let abs = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
         // The root itself, else the nearest folder above it that is there.
         let mut at = abs.as_path();
@@ -180,24 +183,116 @@ impl RootFs {
         let there = at == abs.as_path();
         let now = found.and_then(|real| filesystem(&real).ok());
         match now {
-            Some((dev, _)) if dev == self.dev => Ok(()),
-            Some((_, top)) if top == self.top => Ok(()),
-            Some((_, top)) if there => Err(format!(
+            Some((dev, top)) if dev == self.dev || top == self.top => {
+                if read_only(&top, dev) {
+                    Err(RootProblem::ReadOnly(format!(
+                        "the recordings disk at {} has turned read-only: not recording until \
+                         it is writable again (the kernel does that after errors on a disk, as \
+                         when an SD card or USB disk is failing: see `dmesg`; copy the \
+                         recordings off, check the disk (fsck) and mount it again)",
+                        top.display()
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            Some((_, top)) if there => Err(RootProblem::Gone(format!(
                 "recordings root {} is on the disk at {} now, not on the one at {} that \
                  hindsight started with (unmounted?): not recording until that disk is \
                  mounted again, or hindsight is restarted",
                 self.root.display(),
                 top.display(),
                 self.top.display()
-            )),
-            _ => Err(format!(
+            ))),
+            _ => Err(RootProblem::Gone(format!(
                 "recordings root {} is gone with its disk ({}): not recording until that \
                  disk is mounted again (hindsight does not make the root on the disk below)",
                 self.root.display(),
                 self.top.display()
-            )),
+            ))),
         }
     }
+}
+
+/// Why the recordings root cannot be recorded to now ([`RootFs::check`]), in words for
+/// people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootProblem {
+    /// Its disk is not there (unmounted, unplugged), or another is in its place.
+    Gone(String),
+    /// Its disk is there, read-only.
+    ReadOnly(String),
+}
+
+impl std::fmt::Display for RootProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootProblem::Gone(why) | RootProblem::ReadOnly(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Whether the filesystem mounted at `top` (canonical), on device `dev`, is read-only now:
+/// mounted so, or turned so by the kernel after errors on it. The kernel says so in the
+/// superblock's options of the mount table (`ro`; ext4 since Linux 6.x `emergency_ro`,
+/// which leaves `statvfs`'s read-only flag unset), or in the mount's own options.
+fn read_only(top: &Path, dev: u64) -> bool {
+    if let Ok(c) = CString::new(top.as_os_str().as_bytes()) {
+        // SAFETY: statvfs writes into the zeroed struct; `c` is a valid C string.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 && st.f_flag & libc::ST_RDONLY != 0 {
+            return true;
+        }
+    }
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|table| read_only_in_mount_table(&table, top, dev))
+}
+
+/// [`read_only`] by the mount table's text (`/proc/self/mountinfo`, proc(5)): any mount
+/// of device `dev` whose superblock is read-only, or the mount at `top` that is.
+fn read_only_in_mount_table(table: &str, top: &Path, dev: u64) -> bool {
+    // The kernel's (and glibc's) split of a device number.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let dev = format!("{major}:{minor}");
+    let has = |options: &str, flag: &str| options.split(',').any(|o| o == flag);
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            return false;
+        };
+        if dash < 6 || fields.get(2) != Some(&dev.as_str()) {
+            return false;
+        }
+        let superblock = fields.get(dash + 3).copied().unwrap_or("");
+        has(superblock, "ro")
+            || has(superblock, "emergency_ro")
+            || (Path::new(&unescape_mount_path(fields[4])) == top && has(fields[5], "ro"))
+    })
+}
+
+/// A path as the mount table writes it: space, tab, newline and backslash as `\040`-style
+/// octal escapes.
+fn unescape_mount_path(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The device of `path` (canonical) and the highest folder above it on that device.
@@ -270,7 +365,7 @@ mod tests {
             top: PathBuf::from("/mnt/usb"),
             ..fs.clone()
         };
-        let why = other.check().unwrap_err();
+        let why = other.check().unwrap_err().to_string();
         assert_eq!(
             why,
             format!(
@@ -280,7 +375,7 @@ mod tests {
             )
         );
         std::fs::create_dir(&root).unwrap();
-        let why = other.check().unwrap_err();
+        let why = other.check().unwrap_err().to_string();
         assert!(
             why.starts_with(&format!(
                 "recordings root {} is on the disk at {} now, not on the one at /mnt/usb",
@@ -295,5 +390,59 @@ mod tests {
             ..fs.clone()
         };
         assert_eq!(replugged.check(), Ok(()));
+    }
+
+    /// The mount table as the kernel writes it: ext4 turned read-only after errors
+    /// (Linux 6.x: `emergency_ro` in the superblock's options, the mount still `rw`), an
+    /// older kernel's `ro`, a mount made read-only, and one that is fine.
+    #[test]
+    fn a_disk_turned_read_only_is_found_in_the_mount_table() {
+        let line = |dev: &str, at: &str, mount: &str, sb: &str| {
+            format!(
+                "45 27 {dev} / {at} {mount},relatime - ext4 /dev/loop0 {sb},errors=remount-ro\n"
+            )
+        };
+        let sd = (179u64 << 8) | 2; // 179:2, a Pi's SD card's second partition
+        let top = Path::new("/media/my disk");
+        let at = "/media/my\\040disk";
+        let with = |l: String| format!("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n{l}");
+        assert!(!read_only_in_mount_table(
+            &with(line("179:2", at, "rw", "rw")),
+            top,
+            sd
+        ));
+        assert!(read_only_in_mount_table(
+            &with(line("179:2", at, "rw", "rw,emergency_ro")),
+            top,
+            sd
+        ));
+        assert!(read_only_in_mount_table(
+            &with(line("179:2", at, "rw", "ro")),
+            top,
+            sd
+        ));
+        assert!(read_only_in_mount_table(
+            &with(line("179:2", at, "ro", "rw")),
+            top,
+            sd
+        ));
+        // Another disk's trouble is not this one's.
+        assert!(!read_only_in_mount_table(
+            &with(line("179:3", at, "ro", "ro")),
+            top,
+            sd
+        ));
+        // A large device number (major 259: NVMe), split as the kernel does.
+        let nvme = (259u64 << 8) | 1;
+        assert!(read_only_in_mount_table(
+            &line("259:1", "/data", "rw", "rw,emergency_ro"),
+            Path::new("/data"),
+            nvme
+        ));
+        assert_eq!(unescape_mount_path("/a\\040b\\134c"), "/a b\\c");
+        // This machine's own table parses: the temporary folder's disk is writable.
+        let tmp = tempfile::tempdir().unwrap();
+        let fs = RootFs::of(tmp.path()).unwrap();
+        assert!(!read_only(&fs.top, fs.dev));
     }
 }

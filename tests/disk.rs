@@ -1112,12 +1112,14 @@ fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, String)>
 
 /// An SD card or USB disk failing mid-recording: the kernel turns its filesystem
 /// read-only (ext4 with `errors=remount-ro`; the error raised by ext4's own trigger, on a
-/// real ext4 disk). The recording stops and says why and what to do; hindsight buffers on;
-/// the next start is refused with the same, said as failed everywhere; and the disk,
-/// checked with fsck afterwards as the message says, holds a video that plays, whose
-/// sidecar lists exactly its frames, that `hindsight repair` finishes, and the WAV.
+/// real ext4 disk). The recording stops with why and what to do; the status says the disk
+/// is read-only; starts and clips are refused with that, the buffer kept meanwhile. The
+/// disk checked with fsck, as the message says, and mounted again at its place: the next
+/// start records with its whole pre-trigger. And on the checked disk the first recording's
+/// video plays, its sidecar lists exactly its frames, `hindsight repair` finishes it, and
+/// its WAV is there.
 #[test]
-fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_why() {
+fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_says_why() {
     let _g = serial();
     let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
          cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 320, height: 240}\n    fps: 30\n\
@@ -1125,6 +1127,7 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_w
     let Some((mut h, image, device)) = start_on_ext4(128, config) else {
         return;
     };
+    let mount = h.root.parent().unwrap().to_path_buf();
     h.wait_buffered(2.9);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
@@ -1142,48 +1145,79 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_w
         let t = v.to_string();
         t.contains("Read-only file system") && t.contains("turned read-only") && t.contains("fsck")
     };
+    let read_only = format!(
+        "the recordings disk at {} has turned read-only: not recording until it is writable \
+         again (the kernel does that after errors on a disk, as when an SD card or USB disk \
+         is failing: see `dmesg`; copy the recordings off, check the disk (fsck) and mount it \
+         again)",
+        mount.display()
+    );
     // The WAV's writer finds out at its next write (its stop).
     h.wait_until("the status says why", Duration::from_secs(10), |h| {
         let s = h.status();
-        said(&s["warnings"])
-            && said(&s["cameras"][0]["last_error"])
+        said(&s["cameras"][0]["last_error"])
             && said(&s["audio"]["last_error"])
+            && s["disk"]["error"] == read_only.as_str()
+            && s["warnings"].to_string().contains("has turned read-only")
     });
 
-    // The next start: refused with why, the buffer kept whole meanwhile.
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, r) = h.post("start", json!({}));
-    assert_eq!(code, 500, "{r}");
-    assert_eq!(r["outcome"], "failed", "{r}");
-    assert!(said(&r["message"]), "{r}");
-    assert_eq!(r["files"], json!([]), "{r}");
+    // Starts and clips: refused with why; the buffer kept whole meanwhile.
+    for (command, body) in [("start", json!({})), ("clip", json!({"seconds": 2}))] {
+        let (code, r) = h.post(command, body);
+        assert_eq!(code, 400, "{command}: {r}");
+        assert_eq!(r["outcome"], "rejected", "{r}");
+        assert_eq!(r["message"], read_only.as_str(), "{r}");
+    }
     let s = h.status();
-    assert_eq!(s["last_command"]["outcome"], "failed", "{s}");
+    assert_eq!(s["state"], "buffering", "{s}");
     assert!(
         s["cameras"][0]["buffered_seconds"].as_f64().unwrap() > 2.8,
         "{s}"
     );
-    let log = h.log_text();
-    assert!(log.contains("start: failed: no file was made"), "{log}");
-    assert!(!log.contains("recording 2 started"), "{log}");
-    assert!(h.terminate().success(), "{}", h.log_text());
 
-    // The disk afterwards, as its owner would find it: checked, then read.
+    // Its owner checks the disk (a copy of it: the failed one is still held by the old
+    // mount) and mounts it again at its place: the next start records.
+    let checked = image.with_file_name("checked.img");
+    std::fs::copy(&image, &checked).unwrap();
     let fsck = Command::new("e2fsck")
         .arg("-fy")
-        .arg(&image)
+        .arg(&checked)
         .output()
         .unwrap();
     assert!(fsck.status.code().is_some_and(|c| c <= 1), "{fsck:?}");
+    let pid = h.child.as_ref().unwrap().id().to_string();
+    let at = mount.display().to_string();
+    for args in [
+        vec!["umount", "--lazy", &at],
+        vec!["mount", "-o", "loop", checked.to_str().unwrap(), &at],
+    ] {
+        let out = Command::new("nsenter")
+            .args(["--target", &pid, "--mount", "--"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    h.wait_until("the disk is writable again", Duration::from_secs(10), |h| {
+        h.status()["disk"]["error"].is_null()
+    });
+    assert!(h.log_text().contains(&format!(
+        "the recordings disk at {at} is writable again: recordings can start"
+    )));
+    record_a_moment(&mut h, "recording 2 started (3.0 s before trigger)");
+    assert!(h.terminate().success(), "{}", h.log_text());
+
+    // The checked disk, read back without mounting it.
     let out = tempfile::tempdir().unwrap();
     let dumped = Command::new("debugfs")
         .arg("-R")
         .arg(format!("rdump /rec {}", out.path().display()))
-        .arg(&image)
+        .arg(&checked)
         .output()
         .unwrap();
     assert!(dumped.status.success(), "{dumped:?}");
-    let files = files_under(&out.path().join("rec"));
+    let mut files = files_under(&out.path().join("rec"));
+    files.sort(); // by name: by time
     let of = |ext: &str| -> Vec<&PathBuf> {
         files
             .iter()
@@ -1191,8 +1225,8 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_w
             .collect()
     };
     let (mkvs, wavs) = (of(".mkv"), of(".wav"));
-    assert_eq!((mkvs.len(), wavs.len()), (1, 1), "{files:?}");
-    let mkv = mkvs[0];
+    assert_eq!((mkvs.len(), wavs.len()), (2, 2), "{files:?}");
+    let (mkv, wav) = (mkvs[0], wavs[0]);
     let decoded: Vec<u64> = decoded_frame_numbers(mkv, 320, 240)
         .into_iter()
         .map(|n| n.expect("a readable frame number"))
@@ -1213,7 +1247,7 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_starts_say_w
         .unwrap()
         .parse()
         .unwrap();
-    let wav_s = sox_seconds(wavs[0]);
+    let wav_s = sox_seconds(wav);
     assert!(
         wav_s > 3.0 && (wav_s - video_s).abs() < 1.5,
         "WAV {wav_s} s, video {video_s} s"

@@ -284,6 +284,56 @@ fn the_disk_guard_stops_the_recording_and_starts_are_refused() {
     assert!(s.told(0).is_empty(), "nothing opened");
 }
 
+/// Files that cannot be made at all (here the root is a file; on a rig, a disk that
+/// turned read-only or ran out of inodes): the start failed, and the answer, the status's
+/// last command and the recorder's state all say so, not "started".
+#[test]
+fn a_start_whose_files_cannot_be_made_is_failed_everywhere() {
+    let mut s = sim(1);
+    let not_a_folder = s._tmp.path().join("a-file");
+    std::fs::write(&not_a_folder, b"x").unwrap();
+    s.control.settings.root = not_a_folder;
+    let (lsl, events) = crossbeam_channel::unbounded();
+    s.control.lsl = Some(lsl);
+    for command in [
+        Command::Start { seconds: None },
+        Command::Clip { seconds: 1.0 },
+    ] {
+        let mut rx = s.command(command.clone());
+        let r = reply(&mut rx);
+        let Outcome::Failed(m) = &r.outcome else {
+            panic!("{command}: {r:?}")
+        };
+        assert!(
+            m.starts_with("no file was made: cannot create the recording's files: Not a directory"),
+            "{m}"
+        );
+        assert_eq!(s.state(), State::Idle);
+        let last = s.hub.view.lock().last_command.clone().unwrap();
+        assert_eq!(
+            (last.outcome, last.message.as_str()),
+            (r.outcome.kind(), m.as_str())
+        );
+        // The lab's LSL events say it failed too.
+        let said: Vec<crate::recorder::OutcomeKind> = events
+            .try_iter()
+            .filter_map(|e| match e {
+                LslMsg::Event {
+                    event: Event::Command { outcome, .. },
+                    ..
+                } => Some(outcome),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(said, [r.outcome.kind()], "{command}");
+        s.advance(STOP_GRACE);
+        assert!(
+            !s.told(0).iter().any(|m| matches!(m, WriterMsg::Open(_))),
+            "nothing opened"
+        );
+    }
+}
+
 #[test]
 fn shutdown_finishes_the_open_files_and_refuses_commands() {
     let mut s = sim(2);
