@@ -498,6 +498,7 @@ fn run(
             s.seconds_left = None;
             s.guard = None;
             s.error = Some(why.to_string());
+            s.read_only = matches!(why, RootProblem::ReadOnly(_));
             drop(s);
             clocks.sleep_until(now + POLL);
             continue;
@@ -538,6 +539,7 @@ fn run(
                 };
                 s.guard = guard;
                 s.error = None;
+                s.read_only = false;
             }
             Err(e) => {
                 let mut s = status.lock();
@@ -548,6 +550,7 @@ fn run(
                     );
                 }
                 s.error = Some(format!("cannot read free space: {e}"));
+                s.read_only = false;
             }
         }
         if !fit_checked {

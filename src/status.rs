@@ -127,8 +127,13 @@ pub struct DiskStatus {
     pub guard: Option<String>,
     /// What retention last deleted, and when (unix time).
     pub retention_last: Option<String>,
-    /// Free space could not be read (the message), if so.
+    /// Why nothing can be recorded on the root's disk now, if so: it is gone (another
+    /// disk in its place), it is read-only, or its free space cannot be read.
     pub error: Option<String>,
+    /// The disk is there but read-only (turned so by the kernel after errors on it): its
+    /// recordings can still be read and copied off.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

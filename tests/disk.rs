@@ -1158,6 +1158,7 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_says_why() {
         said(&s["cameras"][0]["last_error"])
             && said(&s["audio"]["last_error"])
             && s["disk"]["error"] == read_only.as_str()
+            && s["disk"]["read_only"] == true
             && s["warnings"].to_string().contains("has turned read-only")
     });
 
@@ -1199,7 +1200,8 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_says_why() {
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
     h.wait_until("the disk is writable again", Duration::from_secs(10), |h| {
-        h.status()["disk"]["error"].is_null()
+        let s = h.status();
+        s["disk"]["error"].is_null() && s["disk"]["read_only"] == false
     });
     assert!(h.log_text().contains(&format!(
         "the recordings disk at {at} is writable again: recordings can start"
