@@ -522,3 +522,77 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
     rt.block_on(c.close()).unwrap();
     assert!(h.terminate().success());
 }
+
+/// The recordings disk turns read-only while the page is open (an SD card failing, on a
+/// real ext4 disk, as root): the page says so where it showed the free space, Start
+/// answers why, and the recordings list still shows what the disk holds, to be copied
+/// off, rather than saying it cannot be read.
+#[test]
+fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_recordings() {
+    let _g = serial();
+    let driver = chromedriver();
+    let Some((mut h, _image, device)) = start_on_ext4(
+        64,
+        &(synthetic_config(160, 120, 30.0, 1.0)
+            + "audio:\n  enabled: false\nstorage:\n  min_free: 1MiB\n"),
+    ) else {
+        return;
+    };
+    let mount = h.root.parent().unwrap().display().to_string();
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", serde_json::json!({"seconds": 0.5}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("the recording ends", Duration::from_secs(20), |h| {
+        h.status()["state"] == "buffering"
+    });
+    h.wait_idle_files();
+    let (rt, _profile, c) = open_browser(&driver);
+    let page = format!("http://{}/", h.api);
+    rt.block_on(async {
+        c.goto(&page).await.unwrap();
+        until_text(&c, "the page shows the free space", "#overview", |t| {
+            disk_line(t).ends_with("B free")
+        })
+        .await;
+    });
+
+    std::fs::write(
+        format!("/sys/fs/ext4/{device}/trigger_fs_error"),
+        "hindsight test: a failing disk\n",
+    )
+    .unwrap();
+    let read_only = format!("disk: the recordings disk at {mount} has turned read-only");
+    rt.block_on(async {
+        until_text(
+            &c,
+            "the page says the disk is read-only",
+            "#overview",
+            |t| disk_line(t).starts_with(&read_only),
+        )
+        .await;
+        click(&c, "start").await;
+        until_text(&c, "Start answers why", "#message", |t| {
+            t.contains("has turned read-only") && t.contains("fsck")
+        })
+        .await;
+        until_text(
+            &c,
+            "the list says why and still lists",
+            "#recordings",
+            |t| {
+                t.starts_with("Nothing can be recorded: the recordings disk at ")
+                    && !t.contains("cannot be read")
+            },
+        )
+        .await;
+        let rows = c
+            .find_all(Locator::Css("#recordings tr[data-id]"))
+            .await
+            .map_or(0, |r| r.len());
+        assert_eq!(rows, 1, "the recording on the disk is listed");
+        shot(&c, "6-disk-read-only").await;
+        assert_eq!(text(&c, "#state").await, "buffering");
+    });
+    rt.block_on(c.close()).unwrap();
+    assert!(h.terminate().success());
+}

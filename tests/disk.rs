@@ -1050,66 +1050,6 @@ fn a_crash_in_a_later_part_leaves_the_parts_before_whole_and_repair_finishes_the
     assert!(h2.terminate().success());
 }
 
-/// A recorder whose recordings root is on a real ext4 filesystem of `mib` MiB, on a loop
-/// device, mounted `errors=remount-ro` (as Raspberry Pi OS mounts its SD card) in a mount
-/// namespace of its own, so that it goes when the recorder does. With the image file and
-/// the loop device's name. `None` (said on stderr) where this cannot be done: not root,
-/// no loop devices, or no ext4 tools.
-fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, String)> {
-    // SAFETY: geteuid has no preconditions.
-    let root_user = unsafe { libc::geteuid() } == 0;
-    let tools = ["mkfs.ext4", "debugfs", "e2fsck", "losetup"]
-        .iter()
-        .all(|t| Command::new(t).arg("-V").output().is_ok());
-    if !root_user || !Path::new("/dev/loop-control").exists() || !tools {
-        eprintln!(
-            "NOT RUN: a real ext4 disk needs root, loop devices and e2fsprogs \
-             (root: {root_user}, e2fsprogs: {tools})"
-        );
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(mib << 20)
-        .unwrap();
-    let made = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let mount = dir.path().join("disk");
-    std::fs::create_dir(&mount).unwrap();
-    let root = mount.join("rec");
-    let wrapper: Vec<std::ffi::OsString> = vec![
-        "unshare".into(),
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "sh".into(),
-        "-c".into(),
-        "mount -o loop,errors=remount-ro \"$1\" \"$0\" && shift && exec \"$@\"".into(),
-        mount.clone().into(),
-        image.clone().into(),
-    ];
-    let h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
-    // The loop device, from the recorder's own mount table.
-    let pid = h.child.as_ref().unwrap().id();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    let at = mount.display().to_string();
-    let device = table
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let dash = f.iter().position(|x| *x == "-")?;
-            (f[4] == at).then(|| f[dash + 2].trim_start_matches("/dev/").to_string())
-        })
-        .unwrap_or_else(|| panic!("{at} is not mounted: {table}"));
-    Some((h, image, device))
-}
-
 /// An SD card or USB disk failing mid-recording: the kernel turns its filesystem
 /// read-only (ext4 with `errors=remount-ro`; the error raised by ext4's own trigger, on a
 /// real ext4 disk). The recording stops with why and what to do; the status says the disk
