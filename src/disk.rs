@@ -410,6 +410,9 @@ pub struct DiskSettings {
     pub retention: RetentionConfig,
     /// The disk the root was on at start-up.
     pub root_fs: RootFs,
+    /// The ntfy reply topic's notices: the phone hears when the disk goes, turns
+    /// read-only, or is back.
+    pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// Starts the `disk` thread; it ends when `stop` is set.
@@ -468,26 +471,38 @@ fn run(
         let bps = rate.add(now, written);
         let snapshot = hub.snapshot();
         let writing = !snapshot.current_files.is_empty();
+        let notice = |text: String| {
+            if let Some(n) = &settings.notices {
+                let _ = n.send(text);
+            }
+        };
         match settings.root_fs.check() {
             Err(why) => {
                 if gone.as_ref() != Some(&why) {
                     tracing::error!("{why}");
                     hub.add_warning(why.to_string());
+                    notice(why.to_string());
                 }
                 gone = Some(why);
             }
-            Ok(()) => match gone.take() {
-                Some(RootProblem::Gone(_)) => tracing::info!(
-                    "recordings root {} is back on its disk ({}): recordings can start",
-                    settings.root.display(),
-                    settings.root_fs.top().display()
-                ),
-                Some(RootProblem::ReadOnly(_)) => tracing::info!(
-                    "the recordings disk at {} is writable again: recordings can start",
-                    settings.root_fs.top().display()
-                ),
-                None => {}
-            },
+            Ok(()) => {
+                let back = match gone.take() {
+                    Some(RootProblem::Gone(_)) => format!(
+                        "recordings root {} is back on its disk ({}): recordings can start",
+                        settings.root.display(),
+                        settings.root_fs.top().display()
+                    ),
+                    Some(RootProblem::ReadOnly(_)) => format!(
+                        "the recordings disk at {} is writable again: recordings can start",
+                        settings.root_fs.top().display()
+                    ),
+                    None => String::new(),
+                };
+                if !back.is_empty() {
+                    tracing::info!("{back}");
+                    notice(back);
+                }
+            }
         }
         if let Some(why) = &gone {
             // Nothing else is measured there: free space below would be another disk's.
@@ -853,6 +868,7 @@ mod tests {
             min_free: Some(u64::MAX / 2),
             retention: RetentionConfig::default(),
             root_fs: RootFs::of(tmp.path()).unwrap(),
+            notices: None,
         };
         let status = Arc::new(Mutex::new(DiskStatus::default()));
         let stop = Shutdown::new();

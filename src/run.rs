@@ -402,6 +402,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     // Control's notices for the ntfy reply topic, published with the replies to commands
     // in the order they happened.
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    let notices_for_disk = notices_tx.clone();
     let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
         settings,
@@ -465,6 +466,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             min_free: config.storage.min_free.map(|b| b.0),
             retention: config.storage.retention.clone(),
             root_fs: root_fs.clone(),
+            notices: ntfy_on.then_some(notices_for_disk),
         },
         cameras.clone(),
         hub.clone(),

@@ -238,10 +238,30 @@ fn a_start_on_a_full_disk_without_the_guard_fails_clearly_and_leaves_nothing() {
 fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
     let _g = serial();
     require_tool("nsenter");
-    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
-         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
-         audio:\n  enabled: true\n  source: synthetic\n";
-    let mut h = start_on_tiny_disk(32, config);
+    // The scientist's phone follows the reply topic.
+    let ntfy = Ntfy::start(false);
+    let config = format!(
+        "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 30\n\
+         audio:\n  enabled: true\n  source: synthetic\n\
+         trigger:\n  ntfy:\n    enabled: true\n    server: {}\n    topic: rig-gone\n    reply_topic: rig-gone-log\n",
+        ntfy.url()
+    );
+    let phone_hears = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let heard = ntfy.messages("rig-gone-log", None);
+            if heard.iter().any(|m| m.contains(what)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reply topic never said {what:?}: {heard:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let mut h = start_on_tiny_disk(32, &config);
     let root = h.root.display().to_string();
     let mount = h.root.parent().unwrap().display().to_string();
     h.wait_buffered(2.9);
@@ -298,6 +318,10 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
         0,
         "no other disk's free space"
     );
+    // The phone hears it when it happens, not only when the next start is refused.
+    phone_hears(&format!(
+        "recordings root {root} is gone with its disk ({mount})"
+    ));
     // Nor did the disk thread (the numbers file, which would: `numbers` unit test).
     std::thread::sleep(Duration::from_secs(1));
     assert!(
@@ -340,9 +364,10 @@ fn a_recordings_disk_that_goes_away_is_not_replaced_by_the_disk_below() {
     h.wait_until("the disk is back", Duration::from_secs(10), |h| {
         h.status()["disk"]["error"].is_null()
     });
-    assert!(h.log_text().contains(&format!(
-        "recordings root {root} is back on its disk ({mount}): recordings can start"
-    )));
+    let back =
+        format!("recordings root {root} is back on its disk ({mount}): recordings can start");
+    assert!(h.log_text().contains(&back));
+    phone_hears(&back);
     // The refused starts made no recording, and the buffer was kept whole meanwhile.
     record_a_moment(&mut h, "recording 2 started (3.0 s before trigger)");
     let wavs: Vec<PathBuf> = files_under(&inside(&h, &root))
