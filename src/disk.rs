@@ -528,19 +528,28 @@ fn run(
                     (GuardStep::Low { newly, stop }, Some(why)) => {
                         if newly {
                             tracing::error!("{why}: stopping any recording, refusing new ones");
-                            hub.add_warning(format!(
+                            let refused = format!(
                                 "{why}: recordings and clips are refused until there is room"
-                            ));
+                            );
+                            hub.add_warning(refused.clone());
+                            // A recording stopped says so itself ("recording stopped: ...").
+                            if stop.is_none() {
+                                notice(refused);
+                            }
                         }
                         if stop.is_some() {
                             let _ = bus.disk_full(why.clone());
                         }
                     }
-                    (GuardStep::Recovered, _) => tracing::info!(
-                        "disk: {} free under {} again; recordings can start",
-                        size(free),
-                        settings.root.display()
-                    ),
+                    (GuardStep::Recovered, _) => {
+                        let room = format!(
+                            "disk: {} free under {} again; recordings can start",
+                            size(free),
+                            settings.root.display()
+                        );
+                        tracing::info!("{room}");
+                        notice(room);
+                    }
                     _ => {}
                 }
                 let mut s = status.lock();

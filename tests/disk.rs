@@ -126,11 +126,21 @@ fn a_filling_disk_stops_the_recording_cleanly_and_buffering_goes_on() {
     assert!(s["cameras"][0]["frames_captured"].as_u64().unwrap() > captured + 20);
     assert!(s["cameras"][0]["buffered_seconds"].as_f64().unwrap() > 2.9);
 
-    // Room again (the scientist moved the file away): recording works again.
+    // Room again (the scientist moved the file away): recording works again, and the
+    // phone hears that it can.
     std::fs::remove_file(&mkv).unwrap();
     h.wait_until("the guard lifts", Duration::from_secs(10), |h| {
         h.status()["disk"]["guard"].is_null()
     });
+    h.wait_until(
+        "the reply says there is room",
+        Duration::from_secs(10),
+        |_| {
+            ntfy.messages("rig-disk-log", None)
+                .iter()
+                .any(|m| m.starts_with("disk: ") && m.ends_with(" again; recordings can start"))
+        },
+    );
     let (code, r) = h.post("start", json!({"seconds": 1}));
     assert_eq!(code, 200, "{r}");
     let second = inside(&h, r["files"][0].as_str().unwrap());
@@ -401,14 +411,20 @@ fn record_a_moment(h: &mut Hindsight, said: &str) {
     assert!(check_finished(&mkv, &h.status()) >= 100);
 }
 
-/// A disk already below the guard when hindsight starts: the status says so at once.
+/// A disk already below the guard when hindsight starts: the status and the phone say so
+/// at once.
 #[test]
 fn a_guard_that_trips_at_start_up_is_a_warning() {
     let _g = serial();
-    let config = "storage:\n  min_free: 64MiB\nbuffer:\n  duration: 1\n  max_bytes: 8MiB\n\
-         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
-         audio:\n  enabled: false\n";
-    let mut h = start_on_tiny_disk(16, config);
+    let ntfy = Ntfy::start(false);
+    let config = format!(
+        "storage:\n  min_free: 64MiB\nbuffer:\n  duration: 1\n  max_bytes: 8MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 30\n\
+         audio:\n  enabled: false\n\
+         trigger:\n  ntfy:\n    enabled: true\n    server: {}\n    topic: rig-low\n    reply_topic: rig-low-log\n",
+        ntfy.url()
+    );
+    let mut h = start_on_tiny_disk(16, &config);
     h.wait_until(
         "the guard is in the warnings",
         Duration::from_secs(10),
@@ -420,6 +436,13 @@ fn a_guard_that_trips_at_start_up_is_a_warning() {
     );
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 400, "{r}");
+    // The phone hears it before anyone tries to record.
+    h.wait_until("the reply topic says so", Duration::from_secs(10), |_| {
+        ntfy.messages("rig-low-log", None).iter().any(|m| {
+            m.starts_with("disk nearly full: ")
+                && m.ends_with("recordings and clips are refused until there is room")
+        })
+    });
     assert!(h.terminate().success());
 }
 
