@@ -378,6 +378,10 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         max_file_size: config.storage.max_file_size,
         root_fs: Some(root_fs.clone()),
     };
+    // Notices for the ntfy reply topic (control's, the audio thread's, the disk thread's),
+    // published with the replies to commands in the order they happened.
+    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    let ntfy_on = config.trigger.ntfy.enabled;
     let audio = match audio_source {
         Some(source) => Some(crate::audio::spawn(
             crate::audio::AudioSettings {
@@ -391,6 +395,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
                     .fsync_interval
                     .map(|s| Duration::from_secs_f64(s.0)),
                 max_file_size: config.storage.max_file_size.bytes(),
+                notices: ntfy_on.then(|| notices_tx.clone()),
             },
             clocks.clone(),
             audio_status,
@@ -399,11 +404,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         )?),
         None => None,
     };
-    // Control's notices for the ntfy reply topic, published with the replies to commands
-    // in the order they happened.
-    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
     let notices_for_disk = notices_tx.clone();
-    let ntfy_on = config.trigger.ntfy.enabled;
     let control = Control::new(
         settings,
         cameras.clone(),

@@ -544,14 +544,28 @@ fn losing_the_audio_device_never_stops_the_video() {
 }
 
 /// A microphone that stays away (its source suspended for 20 s): each reopen finds the
-/// device but no audio, and is lost again after 5 s. The log says the loss once and
-/// counts the rest (a line every 6 s before, for as long as it was away); the LSL events
-/// keep every one; the audio comes back.
+/// device but no audio, and is lost again after 5 s. The log and the phone (the ntfy reply
+/// topic) say the loss once and the log counts the rest (a line every 6 s before, for as
+/// long as it was away); the LSL events keep every one; the audio comes back, and the
+/// phone hears that too.
 #[test]
 fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
     let _g = serial();
     let lb = Loopback::start();
-    let mut h = start_with_audio(&lb, &config(""));
+    let ntfy = common::ntfy::Ntfy::start(false);
+    let mut h = start_with_audio(
+        &lb,
+        &config(&format!(
+            "trigger:\n  ntfy:\n    enabled: true\n    server: {}\n    topic: rig-mic\n    reply_topic: rig-mic-log\n",
+            ntfy.url()
+        )),
+    );
+    let heard = |what: &str| {
+        ntfy.messages("rig-mic-log", None)
+            .iter()
+            .filter(|m| m.starts_with(what))
+            .count()
+    };
     h.wait_until("audio is captured", Duration::from_secs(30), |h| {
         h.status()["audio"]["capturing"] == true
     });
@@ -565,11 +579,24 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
         lost == 1 && opened <= 2,
         "{lost} losses and {opened} opens said:\n{log}"
     );
+    assert_eq!(
+        heard("audio lost: no audio for 5 s; recordings go on without it"),
+        1,
+        "{:?}",
+        ntfy.messages("rig-mic-log", None)
+    );
+    assert_eq!(heard("audio back"), 0);
     suspend(&lb, false);
     h.wait_until("audio is back", Duration::from_secs(40), |h| {
         let a = &h.status()["audio"];
         a["capturing"] == true && a["level_dbfs"].as_f64().unwrap() > -30.0
     });
+    h.wait_until(
+        "the phone hears it is back",
+        Duration::from_secs(15),
+        |_| heard("audio back: capturing from ") == 1,
+    );
+    assert_eq!(heard("audio lost"), 1);
     assert!(h.terminate().success());
     let log = h.log_text();
     let line = log

@@ -78,6 +78,9 @@ pub struct AudioSettings {
     /// `storage.max_file_size` if set (`None`: what the filesystem allows): a WAV goes on
     /// in a next file (`<stem>.part002.wav`, ...) before it grows past it.
     pub max_file_size: Option<u64>,
+    /// The ntfy reply topic's notices: the phone hears when the audio input is lost and
+    /// when it is back.
+    pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// What the audio thread is told.
@@ -425,6 +428,8 @@ impl Output {
 
 struct Engine {
     settings: AudioSettings,
+    /// The phone was told the input is lost (and is told when it is back).
+    said_lost: bool,
     clocks: Arc<dyn Clocks>,
     status: Arc<Mutex<AudioStatus>>,
     lsl: Option<Sender<LslMsg>>,
@@ -490,6 +495,7 @@ impl Engine {
             s.state = "starting".into();
         }
         Engine {
+            said_lost: false,
             timeline: Timeline::new(settings.rate),
             ring,
             clocks,
@@ -612,6 +618,13 @@ impl Engine {
         }
     }
 
+    /// A line for the ntfy reply topic.
+    fn notice(&self, text: String) {
+        if let Some(n) = &self.settings.notices {
+            let _ = n.send(text);
+        }
+    }
+
     fn lost(&mut self, why: String) {
         // What the stream delivered before it went still goes in, in its place, and its
         // markers go out with the mapping as it stands: no more audio will confirm them.
@@ -637,6 +650,13 @@ impl Engine {
                 "audio: {why}; retrying in {} s (video goes on)",
                 wait.as_secs()
             );
+            if !self.said_lost {
+                self.said_lost = true;
+                self.notice(format!(
+                    "audio lost: {why}; recordings go on without it (silence in the WAV) \
+                     until it is back"
+                ));
+            }
         } else {
             self.quiet_open = true;
             tracing::debug!("audio: {why}; retrying in {} s", wait.as_secs());
@@ -789,6 +809,11 @@ impl Engine {
         let now = Instant::now();
         self.delivered += delivered.iter().map(|&(_, frames)| frames).sum::<u64>();
         if std::mem::take(&mut self.unconfirmed_input) {
+            // Audio comes from the input opened again (an open alone may deliver nothing).
+            if std::mem::take(&mut self.said_lost) {
+                let device = self.status.lock().device.clone();
+                self.notice(format!("audio back: capturing from {device} again"));
+            }
             self.confirmed_at = Some((
                 self.delivered + self.markers.confirm_frames(),
                 now + markers::CONFIRM,
