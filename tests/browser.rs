@@ -432,6 +432,23 @@ fn disk_line(overview: &str) -> &str {
         .unwrap_or("")
 }
 
+/// The web page of `h`, open in a browser once it shows the disk's free space.
+fn open_page_showing_free_space(
+    driver: &Driver,
+    h: &Hindsight,
+) -> (tokio::runtime::Runtime, tempfile::TempDir, Client) {
+    let (rt, profile, c) = open_browser(driver);
+    let page = format!("http://{}/", h.api);
+    rt.block_on(async {
+        c.goto(&page).await.unwrap();
+        until_text(&c, "the page shows the free space", "#overview", |t| {
+            disk_line(t).ends_with("B free")
+        })
+        .await;
+    });
+    (rt, profile, c)
+}
+
 /// The recordings disk is unmounted while the page is open (a USB disk pulled): the page
 /// says so where it showed the free space, Start answers why, and nothing is recorded;
 /// once the disk is back, Start records.
@@ -448,15 +465,7 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
     let root = h.root.display().to_string();
     let mount = h.root.parent().unwrap().display().to_string();
     h.wait_buffered(1.0);
-    let (rt, _profile, c) = open_browser(&driver);
-    let page = format!("http://{}/", h.api);
-    rt.block_on(async {
-        c.goto(&page).await.unwrap();
-        until_text(&c, "the page shows the free space", "#overview", |t| {
-            disk_line(t).ends_with("B free")
-        })
-        .await;
-    });
+    let (rt, _profile, c) = open_page_showing_free_space(&driver, &h);
 
     in_its_namespace(&h, &["umount", "--lazy", &mount]);
     let gone = format!("disk: recordings root {root} is gone with its disk ({mount})");
@@ -546,15 +555,7 @@ fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_re
         h.status()["state"] == "buffering"
     });
     h.wait_idle_files();
-    let (rt, _profile, c) = open_browser(&driver);
-    let page = format!("http://{}/", h.api);
-    rt.block_on(async {
-        c.goto(&page).await.unwrap();
-        until_text(&c, "the page shows the free space", "#overview", |t| {
-            disk_line(t).ends_with("B free")
-        })
-        .await;
-    });
+    let (rt, _profile, c) = open_page_showing_free_space(&driver, &h);
 
     std::fs::write(
         format!("/sys/fs/ext4/{device}/trigger_fs_error"),
