@@ -633,7 +633,11 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         out.push(CheckLine::fail(
             "recordings root",
             e.to_string(),
-            "set storage.root to a folder this user can write (under systemd: the hindsight user, and ReadWritePaths=)",
+            if e.read_only() {
+                "mount the disk writable (if it was not mounted read-only on purpose, check it first)"
+            } else {
+                "set storage.root to a folder this user can write (under systemd: the hindsight user, and ReadWritePaths=)"
+            },
         ));
         return out;
     }

@@ -267,15 +267,25 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Why the recordings root cannot be used.
+/// Why the recordings root cannot be used (a disk turned read-only says what to do).
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
-    #[error("cannot create recordings root {}: {source}", root.display())]
+    #[error("cannot create recordings root {}: {source}{}", root.display(), write_error_hint(source, 0))]
     Create { root: PathBuf, source: io::Error },
-    #[error("cannot write in recordings root {}: {source}", root.display())]
+    #[error("cannot write in recordings root {}: {source}{}", root.display(), write_error_hint(source, 0))]
     Write { root: PathBuf, source: io::Error },
-    #[error("cannot remove test file in {}: {source}", root.display())]
+    #[error("cannot remove test file in {}: {source}{}", root.display(), write_error_hint(source, 0))]
     Remove { root: PathBuf, source: io::Error },
+}
+
+impl RootError {
+    /// The disk said "Read-only file system": not a folder to choose again, a disk to check.
+    pub fn read_only(&self) -> bool {
+        let (RootError::Create { source, .. }
+        | RootError::Write { source, .. }
+        | RootError::Remove { source, .. }) = self;
+        source.raw_os_error() == Some(libc::EROFS)
+    }
 }
 
 /// Checks that `root` exists (creating it) and that a file can be created in it.
@@ -463,6 +473,19 @@ mod tests {
         assert!(eio.contains("failing"), "{eio}");
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
         assert_eq!(write_error_hint(&full, 4096), "");
+        // A root on a disk turned read-only, as `run` and `check` say it.
+        let root = RootError::Write {
+            root: PathBuf::from("/media/usb/rec"),
+            source: io::Error::from_raw_os_error(libc::EROFS),
+        };
+        assert!(root.read_only());
+        assert!(
+            root.to_string().starts_with(
+                "cannot write in recordings root /media/usb/rec: Read-only file system \
+                 (os error 30) (the recordings disk has turned read-only"
+            ),
+            "{root}"
+        );
     }
 
     #[test]
