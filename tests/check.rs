@@ -492,3 +492,45 @@ fn a_retention_total_larger_than_the_disk_is_warned_of() {
         "{line}"
     );
 }
+
+/// A recordings root on a disk mounted read-only (a real ext4 disk, as root; as the kernel
+/// leaves one after errors on it): the root line fails with the disk advice, and the hint
+/// is to mount it writable, not to choose another folder.
+#[test]
+fn a_root_on_a_read_only_disk_is_said_to_be_that() {
+    let Some((dir, _image, mount, wrapper)) = ext4_disk(32, "loop,ro") else {
+        return;
+    };
+    lsl_session();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  root: {}\napi:\n  listen: 127.0.0.1:{}\n",
+            mount.join("rec").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(&wrapper[0])
+        .args(&wrapper[1..])
+        .arg(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let c = Checked {
+        code: out.status.code().unwrap(),
+        lines: text.lines().map(str::to_string).collect(),
+    };
+    assert_eq!(c.code, 1, "{text}");
+    let line = c.line("recordings root");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("Read-only file system")
+            && line.contains("fsck")
+            && line.ends_with("→ mount the disk writable (if it was not mounted read-only on purpose, check it first)"),
+        "{line}"
+    );
+}

@@ -784,12 +784,15 @@ pub fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
     Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
 }
 
-/// A recorder whose recordings root is on a real ext4 filesystem of `mib` MiB, on a loop
-/// device, mounted `errors=remount-ro` (as Raspberry Pi OS mounts its SD card) in a mount
-/// namespace of its own, so that it goes when the recorder does. With the image file and
-/// the loop device's name. `None` (said on stderr) where this cannot be done: not root,
-/// no loop devices, or no ext4 tools.
-pub fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, String)> {
+/// A real ext4 filesystem of `mib` MiB in an image file, and a command prefix that mounts
+/// it (on a loop device, with `options`) at `mount` in a mount namespace of its own, so
+/// that it goes when the program run through it does: (the folder holding both, the
+/// image, `mount`, the prefix). `None` (said on stderr) where this cannot be done: not
+/// root, no loop devices, or no ext4 tools.
+pub fn ext4_disk(
+    mib: u64,
+    options: &str,
+) -> Option<(tempfile::TempDir, PathBuf, PathBuf, Vec<std::ffi::OsString>)> {
     // SAFETY: geteuid has no preconditions.
     let root_user = unsafe { libc::geteuid() } == 0;
     let tools = ["mkfs.ext4", "debugfs", "e2fsck", "losetup"]
@@ -816,7 +819,6 @@ pub fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, Stri
     assert!(made.status.success(), "{made:?}");
     let mount = dir.path().join("disk");
     std::fs::create_dir(&mount).unwrap();
-    let root = mount.join("rec");
     let wrapper: Vec<std::ffi::OsString> = vec![
         "unshare".into(),
         "--mount".into(),
@@ -824,10 +826,19 @@ pub fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, Stri
         "private".into(),
         "sh".into(),
         "-c".into(),
-        "mount -o loop,errors=remount-ro \"$1\" \"$0\" && shift && exec \"$@\"".into(),
+        format!("mount -o {options} \"$1\" \"$0\" && shift && exec \"$@\"").into(),
         mount.clone().into(),
         image.clone().into(),
     ];
+    Some((dir, image, mount, wrapper))
+}
+
+/// A recorder whose recordings root is on a real ext4 filesystem ([`ext4_disk`]) mounted
+/// `errors=remount-ro` (as Raspberry Pi OS mounts its SD card). With the image file and the
+/// loop device's name.
+pub fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, String)> {
+    let (dir, image, mount, wrapper) = ext4_disk(mib, "loop,errors=remount-ro")?;
+    let root = mount.join("rec");
     let h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
     // The loop device, from the recorder's own mount table.
     let pid = h.child.as_ref().unwrap().id();
