@@ -14,11 +14,13 @@
 #           systemd (systemd-analyze verify checks the unit file); tmux drives the
 #           dashboard in a real terminal; strace sees which file descriptors are synced;
 #           chromium (headless) is the browser on the rig that other sites' pages run in,
-#           and, driven through chromium-driver, the browser the web page is tested in
+#           and, driven through chromium-driver, the browser the web page is tested in;
+#           e2fsprogs (mkfs.ext4, e2fsck, debugfs) makes the real ext4 disk that turns
+#           read-only under a recording (those tests need root; without it they say NOT RUN)
 set -euo pipefail
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
-          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver)
+          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver e2fsprogs)
 
 missing=()
 for p in "${packages[@]}"; do
