@@ -181,10 +181,15 @@ impl RootFs {
             }
         };
         let there = at == abs.as_path();
-        let now = found.and_then(|real| filesystem(&real).ok());
+        let now = found
+            .as_ref()
+            .and_then(|real| filesystem(real).ok().map(|fs| (real, fs)));
         match now {
-            Some((dev, top)) if dev == self.dev || top == self.top => {
-                if read_only(&top, dev) {
+            Some((real, (dev, top))) if dev == self.dev || top == self.top => {
+                // The mount that holds the root itself: a service's own view may have the
+                // rest of its disk read-only (systemd's ProtectSystem=strict, with the
+                // root in ReadWritePaths=), which is no reason not to record.
+                if read_only(real) {
                     Err(RootProblem::ReadOnly(format!(
                         "the recordings disk at {} has turned read-only: not recording until \
                          it is writable again (the kernel does that after errors on a disk, as \
@@ -196,7 +201,7 @@ impl RootFs {
                     Ok(())
                 }
             }
-            Some((_, top)) if there => Err(RootProblem::Gone(format!(
+            Some((_, (_, top))) if there => Err(RootProblem::Gone(format!(
                 "recordings root {} is on the disk at {} now, not on the one at {} that \
                  hindsight started with (unmounted?): not recording until that disk is \
                  mounted again, or hindsight is restarted",
@@ -232,12 +237,13 @@ impl std::fmt::Display for RootProblem {
     }
 }
 
-/// Whether the filesystem mounted at `top` (canonical), on device `dev`, is read-only now:
-/// mounted so, or turned so by the kernel after errors on it. The kernel says so in the
-/// superblock's options of the mount table (`ro`; ext4 since Linux 6.x `emergency_ro`,
-/// which leaves `statvfs`'s read-only flag unset), or in the mount's own options.
-fn read_only(top: &Path, dev: u64) -> bool {
-    if let Ok(c) = CString::new(top.as_os_str().as_bytes()) {
+/// Whether the mount holding `path` (canonical) is read-only now: mounted so, or its
+/// filesystem turned so by the kernel after errors on it. `statvfs` says the first (and
+/// the second on older kernels); the mount table says both, in the mount's options (`ro`)
+/// and its superblock's (`ro`; ext4 since Linux 6.x `emergency_ro`, which leaves
+/// `statvfs`'s read-only flag unset).
+fn read_only(path: &Path) -> bool {
+    if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
         // SAFETY: statvfs writes into the zeroed struct; `c` is a valid C string.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 && st.f_flag & libc::ST_RDONLY != 0 {
@@ -245,30 +251,35 @@ fn read_only(top: &Path, dev: u64) -> bool {
         }
     }
     std::fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|table| read_only_in_mount_table(&table, top, dev))
+        .is_ok_and(|table| read_only_in_mount_table(&table, path))
 }
 
-/// [`read_only`] by the mount table's text (`/proc/self/mountinfo`, proc(5)): any mount
-/// of device `dev` whose superblock is read-only, or the mount at `top` that is.
-fn read_only_in_mount_table(table: &str, top: &Path, dev: u64) -> bool {
-    // The kernel's (and glibc's) split of a device number.
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let dev = format!("{major}:{minor}");
+/// [`read_only`] by the mount table's text (`/proc/self/mountinfo`, proc(5)): the mount
+/// that holds `path` is the last one listed whose mount point is `path` or a folder above
+/// it, the deepest first (a later mount at the same point covers an earlier one).
+fn read_only_in_mount_table(table: &str, path: &Path) -> bool {
     let has = |options: &str, flag: &str| options.split(',').any(|o| o == flag);
-    table.lines().any(|line| {
+    let mut holder: Option<(usize, bool)> = None;
+    for line in table.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            return false;
+            continue;
         };
-        if dash < 6 || fields.get(2) != Some(&dev.as_str()) {
-            return false;
+        if dash < 6 {
+            continue;
         }
+        let point = PathBuf::from(unescape_mount_path(fields[4]));
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let depth = point.components().count();
         let superblock = fields.get(dash + 3).copied().unwrap_or("");
-        has(superblock, "ro")
-            || has(superblock, "emergency_ro")
-            || (Path::new(&unescape_mount_path(fields[4])) == top && has(fields[5], "ro"))
-    })
+        let ro = has(fields[5], "ro") || has(superblock, "ro") || has(superblock, "emergency_ro");
+        if holder.is_none_or(|(d, _)| depth >= d) {
+            holder = Some((depth, ro));
+        }
+    }
+    holder.is_some_and(|(_, ro)| ro)
 }
 
 /// A path as the mount table writes it: space, tab, newline and backslash as `\040`-style
@@ -394,55 +405,48 @@ mod tests {
 
     /// The mount table as the kernel writes it: ext4 turned read-only after errors
     /// (Linux 6.x: `emergency_ro` in the superblock's options, the mount still `rw`), an
-    /// older kernel's `ro`, a mount made read-only, and one that is fine.
+    /// older kernel's `ro`, a mount made read-only, one that is fine; and a service's view
+    /// under systemd's `ProtectSystem=strict`: `/` read-only, the root writable in its own
+    /// bind mount of the same disk.
     #[test]
     fn a_disk_turned_read_only_is_found_in_the_mount_table() {
-        let line = |dev: &str, at: &str, mount: &str, sb: &str| {
-            format!(
-                "45 27 {dev} / {at} {mount},relatime - ext4 /dev/loop0 {sb},errors=remount-ro\n"
-            )
+        let line = |at: &str, mount: &str, sb: &str| {
+            format!("45 27 179:2 / {at} {mount},relatime - ext4 /dev/mmcblk0p2 {sb},errors=remount-ro\n")
         };
-        let sd = (179u64 << 8) | 2; // 179:2, a Pi's SD card's second partition
-        let top = Path::new("/media/my disk");
+        let root = Path::new("/media/my disk/rec");
         let at = "/media/my\\040disk";
         let with = |l: String| format!("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n{l}");
-        assert!(!read_only_in_mount_table(
-            &with(line("179:2", at, "rw", "rw")),
-            top,
-            sd
-        ));
+        assert!(!read_only_in_mount_table(&with(line(at, "rw", "rw")), root));
         assert!(read_only_in_mount_table(
-            &with(line("179:2", at, "rw", "rw,emergency_ro")),
-            top,
-            sd
+            &with(line(at, "rw", "rw,emergency_ro")),
+            root
         ));
-        assert!(read_only_in_mount_table(
-            &with(line("179:2", at, "rw", "ro")),
-            top,
-            sd
-        ));
-        assert!(read_only_in_mount_table(
-            &with(line("179:2", at, "ro", "rw")),
-            top,
-            sd
-        ));
+        assert!(read_only_in_mount_table(&with(line(at, "rw", "ro")), root));
+        assert!(read_only_in_mount_table(&with(line(at, "ro", "rw")), root));
         // Another disk's trouble is not this one's.
         assert!(!read_only_in_mount_table(
-            &with(line("179:3", at, "ro", "ro")),
-            top,
-            sd
+            &with(line("/media/other", "ro", "ro")),
+            root
         ));
-        // A large device number (major 259: NVMe), split as the kernel does.
-        let nvme = (259u64 << 8) | 1;
-        assert!(read_only_in_mount_table(
-            &line("259:1", "/data", "rw", "rw,emergency_ro"),
-            Path::new("/data"),
-            nvme
-        ));
+        // The service's view: `/` read-only, the root's folder bound writable over it.
+        let service = format!(
+            "{}{}",
+            line("/", "ro", "rw"),
+            line("/var/lib/hindsight", "rw", "rw")
+        );
+        let rec = Path::new("/var/lib/hindsight/recordings");
+        assert!(!read_only_in_mount_table(&service, rec));
+        assert!(read_only_in_mount_table(&service, Path::new("/etc")));
+        // A later mount at the same point covers the earlier.
+        let again = format!(
+            "{}{}",
+            line(at, "rw", "rw,emergency_ro"),
+            line(at, "rw", "rw")
+        );
+        assert!(!read_only_in_mount_table(&again, root));
         assert_eq!(unescape_mount_path("/a\\040b\\134c"), "/a b\\c");
         // This machine's own table parses: the temporary folder's disk is writable.
         let tmp = tempfile::tempdir().unwrap();
-        let fs = RootFs::of(tmp.path()).unwrap();
-        assert!(!read_only(&fs.top, fs.dev));
+        assert!(!read_only(&std::fs::canonicalize(tmp.path()).unwrap()));
     }
 }

@@ -1243,3 +1243,44 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_says_why() {
         "WAV {wav_s} s, video {video_s} s"
     );
 }
+
+/// The service's view of its disk (systemd's `ProtectSystem=strict` with the root in
+/// `ReadWritePaths=`): the disk's top folder is mounted read-only for hindsight, the
+/// root's folder bound writable over it. That is no read-only disk: recordings start and
+/// nothing is said. (In a user and mount namespace of its own: a tmpfs, the root bound
+/// onto itself, the tmpfs made read-only.)
+#[test]
+fn a_root_writable_in_a_read_only_view_of_its_disk_records() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("fs");
+    std::fs::create_dir(&top).unwrap();
+    let root = top.join("rec");
+    let wrapper: Vec<std::ffi::OsString> = vec![
+        "unshare".into(),
+        "--user".into(),
+        "--map-root-user".into(),
+        "--mount".into(),
+        "sh".into(),
+        "-c".into(),
+        "mount -t tmpfs -o size=32m hindsight-test \"$0\" && mkdir \"$0/rec\" \
+         && mount --bind \"$0/rec\" \"$0/rec\" && mount -o remount,bind,ro \"$0\" \
+         && exec \"$@\""
+            .into(),
+        top.clone().into(),
+    ];
+    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
+         audio:\n  enabled: false\n";
+    let mut h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
+    h.wait_buffered(2.9);
+    // Its view is as meant: the top read-only, the root writable.
+    in_its_namespace(&h, &["sh", "-c", &format!("! touch {}/x", top.display())]);
+    std::thread::sleep(Duration::from_secs(1));
+    let s = h.status();
+    assert!(s["disk"]["error"].is_null(), "{s}");
+    assert_eq!(s["disk"]["read_only"], false, "{s}");
+    record_a_moment(&mut h, "recording 1 started (3.0 s before trigger)");
+    assert!(!h.log_text().contains("read-only"), "{}", h.log_text());
+    assert!(h.terminate().success());
+}
