@@ -1252,27 +1252,15 @@ fn a_recordings_disk_that_turns_read_only_keeps_what_reached_it_and_says_why() {
 #[test]
 fn a_root_writable_in_a_read_only_view_of_its_disk_records() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let top = dir.path().join("fs");
-    std::fs::create_dir(&top).unwrap();
-    let root = top.join("rec");
-    let wrapper: Vec<std::ffi::OsString> = vec![
-        "unshare".into(),
-        "--user".into(),
-        "--map-root-user".into(),
-        "--mount".into(),
-        "sh".into(),
-        "-c".into(),
-        "mount -t tmpfs -o size=32m hindsight-test \"$0\" && mkdir \"$0/rec\" \
-         && mount --bind \"$0/rec\" \"$0/rec\" && mount -o remount,bind,ro \"$0\" \
-         && exec \"$@\""
-            .into(),
-        top.clone().into(),
-    ];
     let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 3\n  max_bytes: 16MiB\n\
          cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 160, height: 120}\n    fps: 30\n\
          audio:\n  enabled: false\n";
-    let mut h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
+    let mut h = start_on_own_mounts(
+        "mount -t tmpfs -o size=32m hindsight-test \"$0\" && mkdir \"$0/rec\" \
+         && mount --bind \"$0/rec\" \"$0/rec\" && mount -o remount,bind,ro \"$0\"",
+        config,
+    );
+    let top = h.root.parent().unwrap().to_path_buf();
     h.wait_buffered(2.9);
     // Its view is as meant: the top read-only, the root writable.
     in_its_namespace(&h, &["sh", "-c", &format!("! touch {}/x", top.display())]);

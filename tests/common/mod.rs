@@ -767,6 +767,16 @@ pub fn start_under_a_file_limit(
 /// of its own (`unshare`: no privileges needed, nothing mounted on the host). The test
 /// sees the files through `/proc/<pid>/root`.
 pub fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
+    start_on_own_mounts(
+        &format!("mount -t tmpfs -o size={mib}m hindsight-test \"$0\""),
+        config,
+    )
+}
+
+/// A recorder in a user and mount namespace of its own, whose folder `<tmp>/fs` (`$0` in
+/// `script`, a shell command) `script` mounts before it starts; its recordings root is
+/// `<tmp>/fs/rec`.
+pub fn start_on_own_mounts(script: &str, config: &str) -> Hindsight {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("fs");
     std::fs::create_dir(&mount).unwrap();
@@ -778,7 +788,7 @@ pub fn start_on_tiny_disk(mib: u32, config: &str) -> Hindsight {
         "--mount".into(),
         "sh".into(),
         "-c".into(),
-        format!("mount -t tmpfs -o size={mib}m hindsight-test \"$0\" && exec \"$@\"").into(),
+        format!("{script} && exec \"$@\"").into(),
         mount.clone().into(),
     ];
     Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {})
