@@ -266,10 +266,13 @@ impl ThreadCpuClock {
     /// How long the thread has been ready to run but waiting for a CPU (the scheduler's
     /// run-queue time), where the kernel keeps it; `None` elsewhere or once it has ended.
     pub fn waited(self) -> Option<Duration> {
-        let text =
-            std::fs::read_to_string(format!("/proc/self/task/{}/schedstat", self.tid)).ok()?;
-        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some(Duration::from_nanos(ns))
+        waited_in(&self.schedstat()?)
+    }
+
+    /// The thread's `schedstat` file, opened: read again from its start, it says the
+    /// time now (opening it each time walks `/proc`, which costs more than the read).
+    fn schedstat(self) -> Option<std::fs::File> {
+        std::fs::File::open(format!("/proc/self/task/{}/schedstat", self.tid)).ok()
     }
 
     /// The thread's time on a CPU so far; `None` once it has ended (and the kernel has
@@ -295,6 +298,8 @@ impl ThreadCpuClock {
 #[derive(Debug)]
 pub struct CpuMeter {
     clock: ThreadCpuClock,
+    /// Its `schedstat`, kept open (`None` where the kernel keeps none).
+    schedstat: Option<std::fs::File>,
     /// When, its CPU time, its run-queue time.
     last: Option<(LslTime, Duration, Option<Duration>)>,
     share: Option<f64>,
@@ -308,6 +313,7 @@ impl CpuMeter {
     pub fn new(clock: ThreadCpuClock) -> CpuMeter {
         CpuMeter {
             clock,
+            schedstat: clock.schedstat(),
             last: None,
             share: None,
             wanted: None,
@@ -328,7 +334,7 @@ impl CpuMeter {
                 self.wanted = None;
                 return None;
             };
-            let waited = self.clock.waited();
+            let waited = self.schedstat.as_ref().and_then(waited_in);
             if let Some((at, before, waited_before)) = self.last {
                 let wall = now.saturating_since(at).as_secs_f64();
                 let share = cpu.saturating_sub(before).as_secs_f64() / wall;
@@ -355,6 +361,17 @@ impl CpuMeter {
     pub fn share(&self) -> Option<f64> {
         self.share
     }
+}
+
+/// The run-queue time in a thread's `schedstat` (its second figure, in ns), read from
+/// the file's start.
+fn waited_in(file: &std::fs::File) -> Option<Duration> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn read_clock(id: libc::clockid_t) -> i64 {

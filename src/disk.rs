@@ -37,6 +37,11 @@ use crate::shutdown::Shutdown;
 use crate::status::DiskStatus;
 
 const POLL: Duration = Duration::from_millis(500);
+/// Every this many polls (5 s) the mount table is read for a filesystem turned read-only
+/// after errors ([`RootFs::check_reading`]); at every poll while the disk is not usable,
+/// so that its return is said at once. A recording on such a disk meets it at its next
+/// write, and a start reads the table itself.
+const MOUNT_TABLE_EVERY: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// Passes for a total (`retention.max_total`) come no closer than this.
@@ -45,7 +50,7 @@ const RETENTION_GAP: Duration = Duration::from_secs(5);
 const RECENT: Duration = Duration::from_secs(60);
 
 use crate::recordings::{recording_key, scan, StoredRecording};
-use crate::storage::{below_guard, free_space, size, RootFs, RootProblem};
+use crate::storage::{below_guard, free_space, size, MountTable, RootFs, RootProblem};
 
 /// How much hindsight writes per second, over a sliding window.
 #[derive(Default)]
@@ -456,7 +461,9 @@ fn run(
     // Why the root does not lead to its disk, while it does not.
     let mut gone: Option<RootProblem> = None;
     let mut spans = WallSpans::default();
+    let mut polls: u32 = 0;
     while !stop.stopping() {
+        polls = polls.wrapping_add(1);
         let pair = clocks.now();
         if let Some(step) = spans.observe(pair) {
             let why = clock_step(step);
@@ -469,14 +476,19 @@ fn run(
             .map(|c| c.written.bytes_written.load(Relaxed))
             .sum();
         let bps = rate.add(now, written);
-        let snapshot = hub.snapshot();
-        let writing = !snapshot.current_files.is_empty();
+        let (recording, current_files) = hub.recording_and_files();
+        let writing = !current_files.is_empty();
         let notice = |text: String| {
             if let Some(n) = &settings.notices {
                 let _ = n.send(text);
             }
         };
-        match settings.root_fs.check() {
+        let table = if gone.is_some() || polls % MOUNT_TABLE_EVERY == 1 {
+            MountTable::Read
+        } else {
+            MountTable::Skip
+        };
+        match settings.root_fs.check_reading(table) {
             Err(why) => {
                 if gone.as_ref() != Some(&why) {
                     tracing::error!("{why}");
@@ -523,7 +535,6 @@ fn run(
                 let guard = settings
                     .min_free
                     .and_then(|m| below_guard(&settings.root, free, m));
-                let recording = snapshot.recording.as_ref().map(|r| r.id);
                 match (guard_state.poll(guard.is_some(), recording), &guard) {
                     (GuardStep::Low { newly, stop }, Some(why)) => {
                         if newly {
@@ -592,7 +603,7 @@ fn run(
             if let Some(summary) = apply_retention(
                 &settings.root,
                 &settings.retention,
-                &snapshot.current_files,
+                &current_files,
                 clocks.now(),
                 &spans,
             ) {

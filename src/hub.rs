@@ -142,6 +142,17 @@ impl StatusHub {
         self.view.lock().current_files.clone()
     }
 
+    /// The number of the recording running now, if one is, and the files being written
+    /// (a clip's too): what the `disk` thread looks at twice a second, without building
+    /// the whole status.
+    pub fn recording_and_files(&self) -> (Option<u64>, Vec<String>) {
+        let view = self.view.lock();
+        (
+            view.recording.as_ref().map(|r| r.id),
+            view.current_files.clone(),
+        )
+    }
+
     /// What the LSL status outlets send at each 10 Hz tick, read from the same sources
     /// as [`StatusHub::snapshot`] without building the whole status (its strings, file
     /// lists and warnings): `out` is filled in place.

@@ -11,7 +11,8 @@
 //!   lost is not a stall: its loop keeps reopening it with backoff, and hindsight's other
 //!   cameras and audio keep running.
 //!
-//! Without `NOTIFY_SOCKET` (not under systemd) every notification is a no-op.
+//! Without `NOTIFY_SOCKET` (not under systemd) every notification is a no-op, and the
+//! thread, once every camera delivers, waits for the shutdown without waking.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use sd_notify::NotifyState;
 use crate::capture::Camera;
 use crate::clock::LslTime;
 use crate::hub::StatusHub;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Stage};
 
 /// A capture loop that has not come round for this share of the watchdog interval is
 /// stalled: the watchdog is no longer fed.
@@ -34,12 +35,15 @@ const STALL_SHARE: u32 = 2;
 pub struct Service {
     /// `WATCHDOG_USEC` (for this process).
     pub watchdog: Option<Duration>,
+    /// `NOTIFY_SOCKET` is set: a service manager listens.
+    pub managed: bool,
 }
 
 impl Service {
     pub fn from_env() -> Service {
         Service {
             watchdog: sd_notify::watchdog_enabled().filter(|d| !d.is_zero()),
+            managed: std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty()),
         }
     }
 }
@@ -150,6 +154,11 @@ fn run(service: Service, cameras: &[Arc<Camera>], hub: &StatusHub, stop: &Shutdo
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if !service.managed {
+        // Nobody to tell: no status lines to build once a second.
+        while !stop.wait_for(Stage::Stopping, Duration::from_secs(3600)) {}
+        return;
     }
     let tick = service.watchdog.map_or(Duration::from_secs(1), |w| {
         (w / 4).min(Duration::from_secs(1))

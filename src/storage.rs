@@ -168,6 +168,24 @@ impl RootFs {
     /// making it again puts it on that filesystem (a deleted folder); else why not to
     /// record.
     pub fn check(&self) -> Result<(), RootProblem> {
+        self.check_reading(MountTable::Read)
+    }
+
+    /// [`RootFs::check`], reading the mount table (`/proc/self/mountinfo`) only when
+    /// told: it is the one way to see an ext4 filesystem the kernel turned read-only after
+    /// errors (`emergency_ro`), and it costs more than the rest together (the kernel
+    /// writes out every mount of the system for each read), so the `disk` thread, which
+    /// looks twice a second, reads it every few seconds ([`MountTable::Skip`] between);
+    /// a mount read-only by its own options is seen at every look (`statvfs`).
+    pub fn check_reading(&self, table: MountTable) -> Result<(), RootProblem> {
+        use std::os::unix::fs::MetadataExt;
+        // The common case in two system calls: the root is where it was, on its disk.
+        if std::fs::metadata(&self.root).is_ok_and(|m| m.dev() == self.dev) {
+            return match read_only(&self.root, table) {
+                true => Err(self.turned_read_only(&self.top)),
+                false => Ok(()),
+            };
+        }
         let abs = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
         // The root itself, else the nearest folder above it that is there.
         let mut at = abs.as_path();
@@ -189,16 +207,9 @@ impl RootFs {
                 // The mount that holds the root itself: a service's own view may have the
                 // rest of its disk read-only (systemd's ProtectSystem=strict, with the
                 // root in ReadWritePaths=), which is no reason not to record.
-                if read_only(real) {
-                    Err(RootProblem::ReadOnly(format!(
-                        "the recordings disk at {} has turned read-only: not recording until \
-                         it is writable again (the kernel does that after errors on a disk, as \
-                         when an SD card or USB disk is failing: see `dmesg`; copy the \
-                         recordings off, check the disk (fsck) and mount it again)",
-                        top.display()
-                    )))
-                } else {
-                    Ok(())
+                match read_only(real, MountTable::Read) {
+                    true => Err(self.turned_read_only(&top)),
+                    false => Ok(()),
                 }
             }
             Some((_, (_, top))) if there => Err(RootProblem::Gone(format!(
@@ -217,6 +228,23 @@ impl RootFs {
             ))),
         }
     }
+
+    fn turned_read_only(&self, top: &Path) -> RootProblem {
+        RootProblem::ReadOnly(format!(
+            "the recordings disk at {} has turned read-only: not recording until it is \
+             writable again (the kernel does that after errors on a disk, as when an SD \
+             card or USB disk is failing: see `dmesg`; copy the recordings off, check the \
+             disk (fsck) and mount it again)",
+            top.display()
+        ))
+    }
+}
+
+/// Whether [`RootFs::check_reading`] reads the mount table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountTable {
+    Read,
+    Skip,
 }
 
 /// Why the recordings root cannot be recorded to now ([`RootFs::check`]), in words for
@@ -237,12 +265,12 @@ impl std::fmt::Display for RootProblem {
     }
 }
 
-/// Whether the mount holding `path` (canonical) is read-only now: mounted so, or its
-/// filesystem turned so by the kernel after errors on it. `statvfs` says the first (and
-/// the second on older kernels); the mount table says both, in the mount's options (`ro`)
-/// and its superblock's (`ro`; ext4 since Linux 6.x `emergency_ro`, which leaves
-/// `statvfs`'s read-only flag unset).
-fn read_only(path: &Path) -> bool {
+/// Whether the mount holding `path` is read-only now: mounted so, or its filesystem
+/// turned so by the kernel after errors on it. `statvfs` says the first (and the second on
+/// older kernels); the mount table says both, in the mount's options (`ro`) and its
+/// superblock's (`ro`; ext4 since Linux 6.x `emergency_ro`, which leaves `statvfs`'s
+/// read-only flag unset): read when `table` says so.
+fn read_only(path: &Path, table: MountTable) -> bool {
     if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
         // SAFETY: statvfs writes into the zeroed struct; `c` is a valid C string.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -250,8 +278,21 @@ fn read_only(path: &Path) -> bool {
             return true;
         }
     }
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|table| read_only_in_mount_table(&table, path))
+    // The table names mount points as the kernel resolves them.
+    table == MountTable::Read
+        && std::fs::canonicalize(path)
+            .is_ok_and(|real| mount_table().is_some_and(|t| read_only_in_mount_table(&t, &real)))
+}
+
+/// `/proc/self/mountinfo`, read in one go where it fits 64 KiB (`std::fs::read` reads a
+/// file that gives no size in growing pieces: eight reads for this machine's table).
+fn mount_table() -> Option<String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(64 << 10);
+    std::fs::File::open("/proc/self/mountinfo")
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// [`read_only`] by the mount table's text (`/proc/self/mountinfo`, proc(5)): the mount
@@ -445,8 +486,14 @@ mod tests {
         );
         assert!(!read_only_in_mount_table(&again, root));
         assert_eq!(unescape_mount_path("/a\\040b\\134c"), "/a b\\c");
-        // This machine's own table parses: the temporary folder's disk is writable.
+        // This machine's own table is read whole and parses: the temporary folder's
+        // disk is writable, and `/` is in it.
         let tmp = tempfile::tempdir().unwrap();
-        assert!(!read_only(&std::fs::canonicalize(tmp.path()).unwrap()));
+        assert!(!read_only(tmp.path(), MountTable::Read));
+        let table = mount_table().unwrap();
+        assert!(
+            table.lines().any(|l| l.split(' ').nth(4) == Some("/")),
+            "{table}"
+        );
     }
 }

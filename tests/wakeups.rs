@@ -1,7 +1,9 @@
 //! Threads that have nothing to do sleep: while hindsight only buffers, its control and
 //! LSL threads wake no more often than the rates they serve need (the LSL status at
 //! 10 Hz, with the frame samples batched at those ticks; the control loop once a second
-//! while every camera delivers, for the drop warnings);
+//! while every camera delivers, for the drop warnings; the disk thread twice a second,
+//! reading the mount table only every few seconds; the systemd thread not at all when no
+//! service manager listens);
 //! while it records, the writer takes the frames of each 50 ms together; while a stop
 //! waits for a slow camera's next frame, the control thread waits for that frame's event.
 //! Counted as voluntary context switches of each thread, read from /proc: a count, not a
@@ -32,6 +34,27 @@ fn count_threads(pid: u32, name: &str) -> usize {
         .count()
 }
 
+/// How many read system calls the threads of `pid` named `name` have made
+/// (`/proc/PID/task/TID/io`).
+fn thread_reads(pid: u32, name: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let io = std::fs::read_to_string(dir.join("io")).ok()?;
+            (comm.trim() == name).then(|| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("syscr:"))
+                    .unwrap()
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+        })
+        .sum()
+}
+
 #[test]
 fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
     let _g = serial();
@@ -41,11 +64,28 @@ fn idle_threads_wake_only_as_often_as_the_rates_they_serve() {
     let pid = h.child.as_ref().unwrap().id();
     let secs = 4.0;
     let before = thread_switches(pid);
+    let disk_reads_before = thread_reads(pid, "disk");
     std::thread::sleep(Duration::from_secs_f64(secs));
     let after = thread_switches(pid);
+    let disk_reads = thread_reads(pid, "disk") - disk_reads_before;
     let rate = |name: &str| woke_between(&before, &after, name) as f64 / secs;
     let (control, lsl, liblsl) = (rate("control"), rate("lsl"), rate("liblsl"));
-    eprintln!("wakeups/s while buffering at {fps} fps: control {control:.1}, lsl {lsl:.1}, liblsl {liblsl:.1}; all: {after:?}");
+    let (disk, systemd) = (rate("disk"), rate("systemd"));
+    eprintln!("wakeups/s while buffering at {fps} fps: control {control:.1}, lsl {lsl:.1}, liblsl {liblsl:.1}, disk {disk:.1} ({disk_reads} reads in {secs} s), systemd {systemd:.1}; all: {after:?}");
+    // disk: its look at free space twice a second, with room; and the mount table (the
+    // kernel writes out every mount of the system for it) read once per 5 s in one or
+    // two reads, not at every look (8 looks of 8 reads each in these 4 s, formerly).
+    assert!(disk <= 3.0, "the disk thread woke {disk:.1} times a second");
+    assert!(
+        disk_reads <= 12,
+        "the disk thread made {disk_reads} reads in {secs} s"
+    );
+    // systemd: not started by a service manager (no NOTIFY_SOCKET), it has no status
+    // line to send once a second, and waits for the shutdown.
+    assert!(
+        systemd <= 0.5,
+        "the systemd thread woke {systemd:.1} times a second with no service manager"
+    );
     // control: once a second while every camera delivers, with room for a few messages;
     // its former 100 ms tick (10/s) is above this.
     assert!(

@@ -115,6 +115,9 @@ impl Hindsight {
             .arg(&root)
             .args(["--api", &api])
             .env("HINDSIGHT_LOG", "info")
+            // Not a service unless a test says so (tests/service.rs).
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         adjust(&mut cmd);
