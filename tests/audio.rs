@@ -1091,6 +1091,53 @@ fn wav_writes_and_syncs(text: &str) -> (Vec<f64>, Vec<f64>) {
     (writes, syncs)
 }
 
+/// The CPU time all threads of `pid` have used, from the scheduler's own count.
+fn process_cpu(pid: u32) -> Duration {
+    let ns: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// The thread that reads the microphone sleeps while the device gathers the next period.
+/// cpal's own ALSA loop polled again at once whenever PulseAudio's plugin said "ready"
+/// before a whole period had come, and spun on a core for seconds at a time (a few
+/// seconds in each minute of a new PulseAudio, 45–70% of a core on average once it had
+/// run for a while). A thread that never sleeps shows in CPU time, not in wakeups, so
+/// this bounds the whole recorder's share of a core over 30 s while it buffers a camera
+/// and the microphone: under 2% when nothing spins; one 4 s spin is 13% (a share of a
+/// core with a wide margin, not a timing).
+#[test]
+fn the_microphone_is_read_without_spinning() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    let pid = h.child.as_ref().unwrap().id();
+    let secs = 30.0;
+    let (cpu0, audio0) = (
+        process_cpu(pid),
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let share = (process_cpu(pid) - cpu0).as_secs_f64() / secs;
+    eprintln!("hindsight used {:.1}% of a core over {secs} s, buffering a 320x240 camera at 50 fps and the microphone; threads: {:?}", share * 100.0, thread_switches(pid));
+    assert!(
+        share < 0.08,
+        "hindsight used {:.1}% of a core while only buffering",
+        share * 100.0
+    );
+    // And the microphone was read meanwhile: its buffer is full and capturing.
+    let s = h.status();
+    assert_eq!(s["audio"]["capturing"], true, "{s}");
+    assert!(
+        s["audio"]["buffered_seconds"].as_f64().unwrap() >= audio0.min(1.9),
+        "{s}"
+    );
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
     let _g = serial();

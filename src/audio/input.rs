@@ -1,16 +1,24 @@
-//! Where audio comes from: a cpal input device, or a synthetic tone.
+//! Where audio comes from: an ALSA capture device (found and checked with cpal, read by
+//! our own thread), or a synthetic tone.
 //!
 //! Both hand samples to the audio thread the same way, through two wait-free
 //! single-producer rings (`rtrb`): the interleaved samples (converted to f32), and one
-//! [`ChunkInfo`] per chunk. The cpal callback does nothing else: no locks, no allocation,
-//! no I/O (cpal's `examples/feedback.rs` pattern). What does not fit is counted as an
-//! overrun and later filled with silence, so that later samples keep their place in time.
+//! [`ChunkInfo`] per chunk. The reading thread does nothing else: no locks, no allocation,
+//! no I/O but the device's. What does not fit is counted as an overrun and later filled
+//! with silence, so that later samples keep their place in time.
+//!
+//! Why not cpal's stream: its ALSA loop polls the device and, when the poll says "ready"
+//! but less than a period is there, polls again at once. PulseAudio's ALSA plugin says
+//! ready as soon as one of the server's fragments has come, which need not be a whole
+//! period: cpal's thread then spun on a core until the period was complete, 45–70% of a
+//! core on average through the PulseAudio of this machine (2026-12-05), whatever the
+//! period size. Our thread asks how much is there and sleeps for what is missing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::traits::{DeviceTrait, HostTrait};
 use parking_lot::Mutex;
 
 use crate::clock::{Clocks, LslTime};
@@ -130,22 +138,18 @@ pub struct InputHealth {
     pub error: Mutex<Option<String>>,
 }
 
-/// A running input: dropping it stops the capture.
-pub enum Input {
-    Device(cpal::Stream),
-    Synthetic {
-        stop: Arc<AtomicBool>,
-        join: Option<std::thread::JoinHandle<()>>,
-    },
+/// A running input (a device's reading thread, or the synthetic tone's): dropping it
+/// stops the capture.
+pub struct Input {
+    stop: Arc<AtomicBool>,
+    join: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Input {
     fn drop(&mut self) {
-        if let Input::Synthetic { stop, join } = self {
-            stop.store(true, Relaxed);
-            if let Some(j) = join.take() {
-                let _ = j.join();
-            }
+        self.stop.store(true, Relaxed);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
         }
     }
 }
@@ -322,7 +326,7 @@ pub fn open_device(
     name: &str,
     rate: u32,
     channels: u16,
-    mut feed: Feed,
+    feed: Feed,
     health: Arc<InputHealth>,
 ) -> Result<(Input, InputFormat), InputError> {
     let device = find_device(name)?;
@@ -350,67 +354,10 @@ pub fn open_device(
         })?
         .with_sample_rate(rate);
     let format = supported.sample_format();
-    let mut config: cpal::StreamConfig = supported.into();
-    // 25 ms periods (cpal then buffers two): without a size cpal 0.18 takes the device's
-    // own period, which through PulseAudio's ALSA plugin is large and bursty.
-    config.buffer_size = cpal::BufferSize::Fixed((rate / 40).max(64));
-    let on_error = {
-        let health = health.clone();
-        move |e: cpal::Error| {
-            *health.error.lock() = Some(e.to_string());
-            health.failed.store(true, Relaxed);
-        }
-    };
-    // What the driver reported as captured but not yet handed over (cpal's callback −
-    // capture), read with the clock inside the callback.
-    fn held(info: &cpal::InputCallbackInfo) -> Duration {
-        let ts = info.timestamp();
-        ts.callback.duration_since(ts.capture)
-    }
-    let (started, gist) = quietly(|| -> Result<cpal::Stream, InputError> {
-        let stream = match format {
-            cpal::SampleFormat::F32 => device.build_input_stream(
-                config,
-                move |data: &[f32], info: &cpal::InputCallbackInfo| {
-                    feed.push_from_device(data, LslTime::now(), held(info), |s| s)
-                },
-                on_error,
-                None,
-            ),
-            cpal::SampleFormat::I16 => device.build_input_stream(
-                config,
-                move |data: &[i16], info: &cpal::InputCallbackInfo| {
-                    feed.push_from_device(data, LslTime::now(), held(info), |s| s as f32 / 32768.0)
-                },
-                on_error,
-                None,
-            ),
-            _ => device.build_input_stream(
-                config,
-                move |data: &[i32], info: &cpal::InputCallbackInfo| {
-                    feed.push_from_device(data, LslTime::now(), held(info), |s| {
-                        s as f32 / 2_147_483_648.0
-                    })
-                },
-                on_error,
-                None,
-            ),
-        }
-        .map_err(|e| InputError::Device {
-            device: device_name.clone(),
-            cause: e.to_string(),
-            said: None,
-        })?;
-        stream.play().map_err(|e| InputError::Start {
-            device: device_name.clone(),
-            cause: e.to_string(),
-            said: None,
-        })?;
-        Ok(stream)
-    });
-    let stream = started.map_err(|e| e.said(gist))?;
+    let (started, gist) = quietly(|| read_alsa(&device_name, rate, channels, format, feed, health));
+    let input = started.map_err(|e| e.said(gist))?;
     Ok((
-        Input::Device(stream),
+        input,
         InputFormat {
             device: device_name,
             rate,
@@ -418,6 +365,192 @@ pub fn open_device(
             synthetic: false,
         },
     ))
+}
+
+/// Periods of 25 ms, and 8 of them in the device's buffer: the thread may be held up for
+/// 175 ms before the device overruns.
+const PERIODS_PER_SECOND: u32 = 40;
+const BUFFER_PERIODS: alsa::pcm::Frames = 8;
+
+/// Opens ALSA PCM `name` for capture at `rate` × `channels` in `format` and starts the
+/// thread that reads it into `feed`. A read error (an overrun, a device suspended or
+/// unplugged) sets `health.failed` with why, and the thread ends: the audio thread opens
+/// the device again.
+fn read_alsa(
+    name: &str,
+    rate: u32,
+    channels: u16,
+    format: cpal::SampleFormat,
+    feed: Feed,
+    health: Arc<InputHealth>,
+) -> Result<Input, InputError> {
+    use alsa::pcm::{Access, Format, HwParams, PCM};
+    use alsa::{Direction, ValueOr};
+    let device = |cause: alsa::Error| InputError::Device {
+        device: name.to_string(),
+        cause: cause.to_string(),
+        said: None,
+    };
+    let pcm = PCM::new(name, Direction::Capture, true).map_err(device)?;
+    // `Frames` is a C long: 32 bits on 32-bit Raspberry Pi OS.
+    let period = (rate / PERIODS_PER_SECOND).max(64) as alsa::pcm::Frames;
+    let period = {
+        let hw = HwParams::any(&pcm).map_err(device)?;
+        hw.set_access(Access::RWInterleaved).map_err(device)?;
+        hw.set_format(match format {
+            cpal::SampleFormat::F32 => Format::float(),
+            cpal::SampleFormat::I16 => Format::s16(),
+            _ => Format::s32(),
+        })
+        .map_err(device)?;
+        hw.set_channels(u32::from(channels)).map_err(device)?;
+        hw.set_rate(rate, ValueOr::Nearest).map_err(device)?;
+        let period = hw
+            .set_period_size_near(period, ValueOr::Nearest)
+            .map_err(device)?;
+        hw.set_buffer_size_near(period * BUFFER_PERIODS)
+            .map_err(device)?;
+        pcm.hw_params(&hw).map_err(device)?;
+        let got = pcm
+            .hw_params_current()
+            .and_then(|h| h.get_rate())
+            .map_err(device)?;
+        if got != rate {
+            return Err(InputError::Unsupported {
+                device: name.to_string(),
+                channels,
+                rate,
+            });
+        }
+        period.max(1)
+    };
+    pcm.start().map_err(|e| InputError::Start {
+        device: name.to_string(),
+        cause: e.to_string(),
+        said: None,
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let join = {
+        let stop = stop.clone();
+        let device = name.to_string();
+        let (period, channels) = (period as usize, usize::from(channels.max(1)));
+        std::thread::Builder::new()
+            .name("audio-in".into())
+            .spawn(move || {
+                let result = match format {
+                    cpal::SampleFormat::F32 => {
+                        Reader::new(Alsa(pcm), feed, period, channels, rate).run(&stop, |s: f32| s)
+                    }
+                    cpal::SampleFormat::I16 => Reader::new(Alsa(pcm), feed, period, channels, rate)
+                        .run(&stop, |s: i16| s as f32 / 32768.0),
+                    _ => Reader::new(Alsa(pcm), feed, period, channels, rate)
+                        .run(&stop, |s: i32| s as f32 / 2_147_483_648.0),
+                };
+                if let Err(e) = result {
+                    *health.error.lock() = Some(format!("audio device `{device}`: {e}"));
+                    health.failed.store(true, Relaxed);
+                }
+            })
+            .map_err(InputError::Thread)?
+    };
+    Ok(Input {
+        stop,
+        join: Some(join),
+    })
+}
+
+/// What the reading thread asks of a capture device: an ALSA PCM ([`Alsa`]), or a
+/// simulated one in the unit tests.
+trait Capture<T> {
+    /// Frames ready to be read, and the device's delay: frames it captured that have not
+    /// been read yet (and what it holds before them).
+    fn avail_delay(&self) -> Result<(i64, i64), String>;
+    /// Reads up to `buf.len()` samples of whole frames without waiting; how many frames
+    /// (0 when there were none after all).
+    fn read(&self, buf: &mut [T]) -> Result<usize, String>;
+}
+
+/// An ALSA PCM opened for capture, non-blocking, its hardware parameters set.
+struct Alsa(alsa::pcm::PCM);
+
+impl<T: alsa::pcm::IoFormat> Capture<T> for Alsa {
+    #[allow(clippy::useless_conversion)]
+    fn avail_delay(&self) -> Result<(i64, i64), String> {
+        self.0
+            .avail_delay()
+            // `Frames` is a C long: 32 bits on 32-bit Raspberry Pi OS.
+            .map(|(a, d)| (i64::from(a), i64::from(d)))
+            .map_err(|e| e.to_string())
+    }
+
+    fn read(&self, buf: &mut [T]) -> Result<usize, String> {
+        match self.0.io_checked::<T>().and_then(|io| io.readi(buf)) {
+            Ok(n) => Ok(n),
+            Err(e) if e.errno() == libc::EAGAIN => Ok(0),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A capture device being read, period by period, into the audio thread's rings.
+struct Reader<C> {
+    device: C,
+    feed: Feed,
+    /// Frames read at a time.
+    period: usize,
+    channels: usize,
+    rate: u32,
+}
+
+impl<C> Reader<C> {
+    fn new(device: C, feed: Feed, period: usize, channels: usize, rate: u32) -> Reader<C> {
+        Reader {
+            device,
+            feed,
+            period: period.max(1),
+            channels: channels.max(1),
+            rate: rate.max(1),
+        }
+    }
+
+    /// Reads until `stop` (`Ok`) or the device fails (why). Each turn asks the device how
+    /// much it holds: a period or more is read and handed over, stamped with the delay the
+    /// device reported before the read (as cpal's callbacks were); less, and the thread
+    /// sleeps for the rest of the period. It never asks again at once: a device that says
+    /// "ready" too early (PulseAudio's plugin) costs a turn per missing piece, not a core.
+    fn run<T: Copy + Default>(
+        &mut self,
+        stop: &AtomicBool,
+        to_f32: impl Fn(T) -> f32 + Copy,
+    ) -> Result<(), String>
+    where
+        C: Capture<T>,
+    {
+        let mut buf = vec![T::default(); self.period * self.channels];
+        let rate = u128::from(self.rate);
+        let span =
+            |frames: usize| Duration::from_nanos((frames as u128 * 1_000_000_000 / rate) as u64);
+        while !stop.load(Relaxed) {
+            let (avail, delay) = self.device.avail_delay()?;
+            let now = LslTime::now();
+            let avail = avail.max(0) as usize;
+            if avail < self.period {
+                // What is missing, and a millisecond for the device's own steps.
+                std::thread::sleep(span(self.period - avail) + Duration::from_millis(1));
+                continue;
+            }
+            let frames = self.device.read(&mut buf)?;
+            if frames == 0 {
+                // It said there was a period and then had none: not at once again.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            let held = span(delay.max(0) as usize);
+            self.feed
+                .push_from_device(&buf[..frames * self.channels], now, held, to_f32);
+        }
+        Ok(())
+    }
 }
 
 /// A synthetic input: a 440 Hz tone at −12 dBFS on every channel, in 10 ms chunks paced
@@ -465,7 +598,7 @@ pub fn open_synthetic(
             .map_err(InputError::Thread)?
     };
     Ok((
-        Input::Synthetic {
+        Input {
             stop,
             join: Some(join),
         },
@@ -583,6 +716,92 @@ fn describe_device(d: &cpal::Device) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::time::Instant;
+
+    /// A capture device as PulseAudio's ALSA plugin is one: the samples come in the
+    /// server's fragments (7 ms here), not in the reader's periods, and it is asked
+    /// whenever the reader likes.
+    struct Fragments {
+        start: Instant,
+        rate: u32,
+        fragment: usize,
+        read: Cell<usize>,
+        asked: Cell<usize>,
+    }
+
+    impl Fragments {
+        fn come(&self) -> usize {
+            let frames = (self.start.elapsed().as_secs_f64() * self.rate as f64) as usize;
+            frames / self.fragment * self.fragment
+        }
+    }
+
+    impl Capture<f32> for Fragments {
+        fn avail_delay(&self) -> Result<(i64, i64), String> {
+            self.asked.set(self.asked.get() + 1);
+            let avail = (self.come() - self.read.get()) as i64;
+            Ok((avail, avail))
+        }
+
+        fn read(&self, buf: &mut [f32]) -> Result<usize, String> {
+            let n = (self.come() - self.read.get()).min(buf.len());
+            // Each sample is its frame's number: what is handed over shows what was read.
+            for (i, s) in buf[..n].iter_mut().enumerate() {
+                *s = (self.read.get() + i) as f32;
+            }
+            self.read.set(self.read.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_reader_sleeps_for_what_is_missing_and_hands_over_every_frame() {
+        let rate = 48_000;
+        let (feed, mut drain) = rings(rate, 1, 2.0);
+        let device = Fragments {
+            start: Instant::now(),
+            rate,
+            fragment: 336, // 7 ms
+            read: Cell::new(0),
+            asked: Cell::new(0),
+        };
+        let period = 1200; // 25 ms
+        let mut reader = Reader::new(device, feed, period, 1, rate);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(600));
+                stop.store(true, Relaxed);
+            })
+        };
+        reader.run(&stop, |s: f32| s).unwrap();
+        stopper.join().unwrap();
+        let periods = reader.device.read.get() / period;
+        let asked = reader.device.asked.get();
+        // Every period that came was read whole (the last may still have been coming).
+        assert!(periods >= 20, "{periods} periods read in 0.6 s");
+        // It asked about twice per period (once too early, once when it was there): one
+        // that asked again at once would ask thousands of times.
+        assert!(
+            asked <= 4 * periods + 4,
+            "asked {asked} times for {periods} periods"
+        );
+        // What was handed over is every frame in order, in chunks of a period (their
+        // times are checked against a real device in tests/audio.rs).
+        let mut next = 0.0f32;
+        let mut chunks = 0;
+        while let Ok(c) = drain.chunks.pop() {
+            assert_eq!((c.frames, c.dropped_frames), (period as u32, 0));
+            for _ in 0..c.frames {
+                assert_eq!(drain.samples.pop().unwrap(), next);
+                next += 1.0;
+            }
+            chunks += 1;
+        }
+        assert_eq!(chunks, periods);
+    }
 
     #[test]
     fn what_does_not_fit_is_counted_as_dropped() {
