@@ -367,10 +367,12 @@ pub fn open_device(
     ))
 }
 
-/// Periods of 25 ms, and 8 of them in the device's buffer: the thread may be held up for
-/// 175 ms before the device overruns.
+/// Periods of 25 ms, and 8 of them in the device's buffer. The reading thread waits for
+/// 2 (the audio thread takes what came every 50 ms): it may be held up for 150 ms more
+/// before the device overruns.
 const PERIODS_PER_SECOND: u32 = 40;
 const BUFFER_PERIODS: alsa::pcm::Frames = 8;
+const BATCH_PERIODS: usize = 2;
 
 /// Opens ALSA PCM `name` for capture at `rate` × `channels` in `format` and starts the
 /// thread that reads it into `feed`. A read error (an overrun, a device suspended or
@@ -514,10 +516,12 @@ impl<C> Reader<C> {
     }
 
     /// Reads until `stop` (`Ok`) or the device fails (why). Each turn asks the device how
-    /// much it holds: a period or more is read and handed over, stamped with the delay the
-    /// device reported before the read (as cpal's callbacks were); less, and the thread
-    /// sleeps for the rest of the period. It never asks again at once: a device that says
-    /// "ready" too early (PulseAudio's plugin) costs a turn per missing piece, not a core.
+    /// much it holds; once [`BATCH_PERIODS`] periods are there, every whole period there
+    /// is read and handed over as its own chunk, stamped with the delay the device
+    /// reported before the reads less the periods read before it (as cpal's callbacks
+    /// were, one per period). Less, and the thread sleeps for what is missing. It never
+    /// asks again at once: a device that says "ready" too early (PulseAudio's plugin)
+    /// costs a turn per missing piece, not a core.
     fn run<T: Copy + Default>(
         &mut self,
         stop: &AtomicBool,
@@ -530,24 +534,32 @@ impl<C> Reader<C> {
         let rate = u128::from(self.rate);
         let span =
             |frames: usize| Duration::from_nanos((frames as u128 * 1_000_000_000 / rate) as u64);
+        let batch = self.period * BATCH_PERIODS;
         while !stop.load(Relaxed) {
             let (avail, delay) = self.device.avail_delay()?;
             let now = LslTime::now();
             let avail = avail.max(0) as usize;
-            if avail < self.period {
+            if avail < batch {
                 // What is missing, and a millisecond for the device's own steps.
-                std::thread::sleep(span(self.period - avail) + Duration::from_millis(1));
+                std::thread::sleep(span(batch - avail) + Duration::from_millis(1));
                 continue;
             }
-            let frames = self.device.read(&mut buf)?;
-            if frames == 0 {
-                // It said there was a period and then had none: not at once again.
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
+            let mut delay = delay.max(0) as usize;
+            for _ in 0..avail / self.period {
+                let frames = self.device.read(&mut buf)?;
+                if frames == 0 {
+                    // It said there was more than it had: not at once again.
+                    std::thread::sleep(Duration::from_millis(1));
+                    break;
+                }
+                self.feed.push_from_device(
+                    &buf[..frames * self.channels],
+                    now,
+                    span(delay),
+                    to_f32,
+                );
+                delay = delay.saturating_sub(frames);
             }
-            let held = span(delay.max(0) as usize);
-            self.feed
-                .push_from_device(&buf[..frames * self.channels], now, held, to_f32);
         }
         Ok(())
     }
@@ -780,12 +792,13 @@ mod tests {
         stopper.join().unwrap();
         let periods = reader.device.read.get() / period;
         let asked = reader.device.asked.get();
-        // Every period that came was read whole (the last may still have been coming).
-        assert!(periods >= 20, "{periods} periods read in 0.6 s");
-        // It asked about twice per period (once too early, once when it was there): one
-        // that asked again at once would ask thousands of times.
+        // Every period that came was read whole (the last two may still have been
+        // awaited).
+        assert!(periods >= 18, "{periods} periods read in 0.6 s");
+        // It asked about once or twice per two periods (too early, and when they were
+        // there): one that asked again at once would ask thousands of times.
         assert!(
-            asked <= 4 * periods + 4,
+            asked <= 2 * periods + 4,
             "asked {asked} times for {periods} periods"
         );
         // What was handed over is every frame in order, in chunks of a period (their
