@@ -3,7 +3,7 @@
 //! A marker carries the LSL time of its chunk's first sample, from the [`Timeline`]. The
 //! timeline's answer for a chunk gets better as later chunks come in, and can get a lot
 //! better: a driver that hands over a burst of buffered audio (PulseAudio's plugin does,
-//! in 2 s bursts) delivers chunks whose callbacks all ran at the same moment, so within
+//! in 2 s bursts) delivers chunks that are all taken at the same moment, so within
 //! the burst each chunk looks captured "now", and only a later delivery shows when they
 //! were. Stamping each marker as its chunk arrived put a burst's first markers up to the
 //! burst's length late (the first 2 s of markers squeezed into a few milliseconds), and
@@ -184,7 +184,7 @@ mod tests {
         }
     }
 
-    /// A driver's first delivery is 2 s of buffered audio whose callbacks all say "now"
+    /// A driver's first delivery is 2 s of buffered audio whose chunks all say "now"
     /// with nothing reported as buffered (PulseAudio's plugin at a stream's start),
     /// drained by the audio thread in two turns 50 ms apart; then chunks come as
     /// captured, 1 ms late, three every 50 ms. Every

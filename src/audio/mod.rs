@@ -2,7 +2,7 @@
 //! WAV file beside the video, on the same clock (SPEC section 7).
 //!
 //! ```text
-//!  cpal callback ──(rtrb: samples, chunk infos)──► audio thread ──► AudioRing (pre-trigger)
+//!  audio-in (ALSA) ──(rtrb: samples, chunk infos)──► audio thread ──► AudioRing (pre-trigger)
 //!                                                      │  Timeline: sample index ↔ LSL time
 //!                                                      ├─► WAV (RF64 past 4 GiB), header kept valid
 //!                                                      └─► LSL chunk markers, status

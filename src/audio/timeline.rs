@@ -1,12 +1,13 @@
 //! Where each audio sample sits on the LSL clock.
 //!
-//! Audio arrives in callback chunks. For each, the input side estimates the capture time of
-//! its first sample: the LSL clock read in the callback minus what the driver says was
-//! still buffered (cpal's `callback - capture`). The samples themselves are evenly spaced
-//! at the device's rate, so each chunk gives an estimate of one number, the offset
+//! Audio arrives in chunks of a period. For each, the input side estimates the capture time
+//! of its first sample: the LSL clock read when the chunk was found there minus what the
+//! driver says was still buffered (ALSA's delay, as cpal's `callback - capture` was). The
+//! samples themselves are evenly spaced at the device's rate, so each chunk gives an
+//! estimate of one number, the offset
 //! `estimate - k / rate` of sample `k`, and the estimates differ only by their errors:
 //!
-//! - a callback that runs late makes its estimate late (never early);
+//! - a chunk taken late makes its estimate late (never early);
 //! - a driver's report of what is buffered is coarse. Through PulseAudio's ALSA plugin
 //!   (the tests' device, and what a Raspberry Pi's default device goes through) the
 //!   reports fall on two levels 8.3 ms apart (about half the chunks on each), and the
