@@ -10,6 +10,7 @@ fn main() {
         process: false,
         viewers: 0,
         scheduling: hindsight::cli::Scheduling::Defaults,
+        audio: false,
     };
     if let Err(e) = hindsight::bench::run(&args) {
         eprintln!("bench failed: {e:#}");

@@ -170,6 +170,11 @@ pub struct BenchArgs {
     /// (`cpu_core: auto`, `realtime: true`: pinned to the last core at SCHED_FIFO).
     #[arg(long, value_enum, default_value = "defaults", requires = "process")]
     pub scheduling: Scheduling,
+    /// With --process: the default audio input recorded too, as the configuration's
+    /// defaults do (a microphone; on a machine without a sound card, the PulseAudio one of
+    /// `scripts/audio-loopback.sh`).
+    #[arg(long, requires = "process")]
+    pub audio: bool,
 }
 
 /// How `bench --process` schedules the recorder's capture thread (and its bare thread).

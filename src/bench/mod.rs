@@ -424,7 +424,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ] {
             for feed in [process::Feed::Command, process::Feed::SyntheticPool] {
                 println!();
-                process::run(&set, dir, secs, feed, scheduling, args.viewers)?;
+                process::run(&set, dir, secs, feed, scheduling, args.viewers, args.audio)?;
             }
         }
         return Ok(());

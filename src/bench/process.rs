@@ -243,6 +243,7 @@ pub(super) fn run(
     feed: Feed,
     scheduling: Scheduling,
     viewers: usize,
+    audio: bool,
 ) -> anyhow::Result<()> {
     let file = dir.join(format!("frames-{}x{}.mjpeg", set.width, set.height));
     std::fs::write(&file, set.jpegs.concat())?;
@@ -265,8 +266,8 @@ pub(super) fn run(
     std::fs::write(
         &config,
         format!(
-            "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: false\n\
-             cameras:\n  - name: cam\n    source: {source}\n    \
+            "rig: {rig}\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\naudio:\n  enabled: {audio}\n  \
+             source: default\ncameras:\n  - name: cam\n    source: {source}\n    \
              resolution: {{width: {}, height: {}}}\n    fps: {}\n{scheduled}",
             set.width, set.height, set.fps
         ),
@@ -321,6 +322,16 @@ pub(super) fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let microphone = match client.status().map_err(|e| anyhow::anyhow!(e))?.audio {
+        Some(a) if a.capturing && !a.synthetic => Some(a.device),
+        _ if audio => bail!(
+            "--audio: the default audio input does not capture (`hindsight devices`; on a \
+             machine without a sound card: eval \"$(bash scripts/audio-loopback.sh start)\"); \
+             see {}",
+            log.display()
+        ),
+        _ => None,
+    };
     let (pulled0, pulling) = (pulled.load(Ordering::Relaxed), Instant::now());
     let buffering_rounds: Vec<Phase> = measure(&[pid], secs, ROUNDS)?
         .into_iter()
@@ -409,8 +420,9 @@ pub(super) fn run(
                 .to_string()
         }
     };
+    let microphone = microphone.map_or(String::new(), |d| format!("; audio from `{d}`"));
     println!(
-        "{}x{} @ {} fps, {camera}; LSL on, one inlet pulling the frame stream ({pulled} samples in {:.0} s)",
+        "{}x{} @ {} fps, {camera}; LSL on, one inlet pulling the frame stream ({pulled} samples in {:.0} s){microphone}",
         set.width,
         set.height,
         set.fps,
