@@ -3,9 +3,10 @@
 //!
 //! Both hand samples to the audio thread the same way, through two wait-free
 //! single-producer rings (`rtrb`): the interleaved samples (converted to f32), and one
-//! [`ChunkInfo`] per chunk. The reading thread does nothing else: no locks, no allocation,
-//! no I/O but the device's. What does not fit is counted as an overrun and later filled
-//! with silence, so that later samples keep their place in time.
+//! [`ChunkInfo`] per chunk; after each batch they tell the audio thread ([`Feed::tell`]),
+//! which takes it at once. The reading thread does nothing else: no allocation, no I/O but
+//! the device's. What does not fit is counted as an overrun and later filled with
+//! silence, so that later samples keep their place in time.
 //!
 //! Why not cpal's stream: its ALSA loop polls the device and, when the poll says "ready"
 //! but less than a period is there, polls again at once. PulseAudio's ALSA plugin says
@@ -45,6 +46,8 @@ pub struct Feed {
     rate: u32,
     /// Chunks whose info itself did not fit (the audio thread is far behind).
     pub lost_chunks: Arc<AtomicU64>,
+    /// Where to say that a batch has come (see [`Feed::tell`]).
+    arrived: Option<crossbeam_channel::Sender<()>>,
 }
 
 /// The consumer side, owned by the audio thread.
@@ -67,6 +70,7 @@ pub fn rings(rate: u32, channels: u16, seconds: f64) -> (Feed, Drain) {
             channels: channels.max(1) as usize,
             rate: rate.max(1),
             lost_chunks: lost.clone(),
+            arrived: None,
         },
         Drain {
             samples: sc,
@@ -77,6 +81,22 @@ pub fn rings(rate: u32, channels: u16, seconds: f64) -> (Feed, Drain) {
 }
 
 impl Feed {
+    /// The same feed, telling `arrived` after each batch.
+    pub fn telling(self, arrived: crossbeam_channel::Sender<()>) -> Feed {
+        Feed {
+            arrived: Some(arrived),
+            ..self
+        }
+    }
+
+    /// Says that a batch of chunks has been handed over, so that the audio thread takes
+    /// it now rather than at its next look. Never waits: one word pending is enough.
+    pub fn tell(&self) {
+        if let Some(a) = &self.arrived {
+            let _ = a.try_send(());
+        }
+    }
+
     /// Hands over one chunk of interleaved samples, converting each with `to_f32`.
     pub fn push<T: Copy>(&mut self, data: &[T], first_capture: LslTime, to_f32: impl Fn(T) -> f32) {
         let frames = data.len() / self.channels;
@@ -165,7 +185,8 @@ pub struct InputFormat {
 
 /// Runs a probe of the audio libraries with their own stderr messages caught (on a
 /// machine without a sound card ALSA and JACK print dozens of lines): they are kept for
-/// the debug log, and their gist is returned for a message of our own.
+/// the debug log, and their gist is returned for a message of our own. The log is held
+/// meanwhile: `probe` must not log (it would wait for itself).
 fn quietly<T>(probe: impl FnOnce() -> T) -> (T, Option<String>) {
     let (out, lines) = crate::logging::hush_libraries(probe);
     if !lines.is_empty() {
@@ -367,12 +388,15 @@ pub fn open_device(
     ))
 }
 
-/// Periods of 25 ms, and 8 of them in the device's buffer. The reading thread waits for
-/// 2 (the audio thread takes what came every 50 ms): it may be held up for 150 ms more
+/// Periods of 25 ms, and 16 of them in the device's buffer. The reading thread waits for
+/// 4 (100 ms; fewer if the device's buffer is smaller), reads them and tells the audio
+/// thread, which writes them at once: both wake about 10 times a second, and audio is at
+/// most about 100 ms old when it reaches the files (as it was when the reader took 50 ms
+/// and the audio thread looked every 50 ms). The reader may be held up for 300 ms more
 /// before the device overruns.
 const PERIODS_PER_SECOND: u32 = 40;
-const BUFFER_PERIODS: alsa::pcm::Frames = 8;
-const BATCH_PERIODS: usize = 2;
+const BUFFER_PERIODS: alsa::pcm::Frames = 16;
+const BATCH_PERIODS: usize = 4;
 
 /// Opens ALSA PCM `name` for capture at `rate` × `channels` in `format` and starts the
 /// thread that reads it into `feed`. A read error (an overrun, a device suspended or
@@ -396,7 +420,7 @@ fn read_alsa(
     let pcm = PCM::new(name, Direction::Capture, true).map_err(device)?;
     // `Frames` is a C long: 32 bits on 32-bit Raspberry Pi OS.
     let period = (rate / PERIODS_PER_SECOND).max(64) as alsa::pcm::Frames;
-    let period = {
+    let (period, buffer) = {
         let hw = HwParams::any(&pcm).map_err(device)?;
         hw.set_access(Access::RWInterleaved).map_err(device)?;
         hw.set_format(match format {
@@ -410,7 +434,8 @@ fn read_alsa(
         let period = hw
             .set_period_size_near(period, ValueOr::Nearest)
             .map_err(device)?;
-        hw.set_buffer_size_near(period * BUFFER_PERIODS)
+        let buffer = hw
+            .set_buffer_size_near(period * BUFFER_PERIODS)
             .map_err(device)?;
         pcm.hw_params(&hw).map_err(device)?;
         let got = pcm
@@ -424,8 +449,10 @@ fn read_alsa(
                 rate,
             });
         }
-        period.max(1)
+        (period.max(1), buffer.max(1))
     };
+    // A batch is at most a quarter of what the device holds.
+    let batch = BATCH_PERIODS.min((buffer / period / 4).max(1) as usize);
     pcm.start().map_err(|e| InputError::Start {
         device: name.to_string(),
         cause: e.to_string(),
@@ -439,14 +466,16 @@ fn read_alsa(
         std::thread::Builder::new()
             .name("audio-in".into())
             .spawn(move || {
+                // (Not logged before: the opening runs with the log held, see `quietly`.)
+                tracing::debug!(
+                    "audio: reading `{device}` in periods of {period} frames, {buffer} in its \
+                     buffer, {batch} periods at a time"
+                );
+                let reader = |pcm| Reader::new(Alsa(pcm), feed, period, batch, channels, rate);
                 let result = match format {
-                    cpal::SampleFormat::F32 => {
-                        Reader::new(Alsa(pcm), feed, period, channels, rate).run(&stop, |s: f32| s)
-                    }
-                    cpal::SampleFormat::I16 => Reader::new(Alsa(pcm), feed, period, channels, rate)
-                        .run(&stop, |s: i16| s as f32 / 32768.0),
-                    _ => Reader::new(Alsa(pcm), feed, period, channels, rate)
-                        .run(&stop, |s: i32| s as f32 / 2_147_483_648.0),
+                    cpal::SampleFormat::F32 => reader(pcm).run(&stop, |s: f32| s),
+                    cpal::SampleFormat::I16 => reader(pcm).run(&stop, |s: i16| s as f32 / 32768.0),
+                    _ => reader(pcm).run(&stop, |s: i32| s as f32 / 2_147_483_648.0),
                 };
                 if let Err(e) = result {
                     *health.error.lock() = Some(format!("audio device `{device}`: {e}"));
@@ -500,28 +529,38 @@ struct Reader<C> {
     feed: Feed,
     /// Frames read at a time.
     period: usize,
+    /// Periods waited for before reading.
+    batch: usize,
     channels: usize,
     rate: u32,
 }
 
 impl<C> Reader<C> {
-    fn new(device: C, feed: Feed, period: usize, channels: usize, rate: u32) -> Reader<C> {
+    fn new(
+        device: C,
+        feed: Feed,
+        period: usize,
+        batch: usize,
+        channels: usize,
+        rate: u32,
+    ) -> Reader<C> {
         Reader {
             device,
             feed,
             period: period.max(1),
+            batch: batch.max(1),
             channels: channels.max(1),
             rate: rate.max(1),
         }
     }
 
     /// Reads until `stop` (`Ok`) or the device fails (why). Each turn asks the device how
-    /// much it holds; once [`BATCH_PERIODS`] periods are there, every whole period there
-    /// is read and handed over as its own chunk, stamped with the delay the device
-    /// reported before the reads less the periods read before it (as cpal's callbacks
-    /// were, one per period). Less, and the thread sleeps for what is missing. It never
-    /// asks again at once: a device that says "ready" too early (PulseAudio's plugin)
-    /// costs a turn per missing piece, not a core.
+    /// much it holds; once `batch` periods are there, every whole period there is read
+    /// and handed over as its own chunk, stamped with the delay the device reported
+    /// before the reads less the periods read before it (as cpal's callbacks were, one per
+    /// period), and the audio thread is told. Less, and the thread sleeps for what is
+    /// missing. It never asks again at once: a device that says "ready" too early
+    /// (PulseAudio's plugin) costs a turn per missing piece, not a core.
     fn run<T: Copy + Default>(
         &mut self,
         stop: &AtomicBool,
@@ -530,11 +569,14 @@ impl<C> Reader<C> {
     where
         C: Capture<T>,
     {
-        let mut buf = vec![T::default(); self.period * self.channels];
+        // Room for four batches (no more than the device's buffer): a reader held up
+        // reads what piled up in one or two calls.
+        let most = 4 * self.batch;
+        let mut buf = vec![T::default(); most * self.period * self.channels];
         let rate = u128::from(self.rate);
         let span =
             |frames: usize| Duration::from_nanos((frames as u128 * 1_000_000_000 / rate) as u64);
-        let batch = self.period * BATCH_PERIODS;
+        let batch = self.period * self.batch;
         while !stop.load(Relaxed) {
             let (avail, delay) = self.device.avail_delay()?;
             let now = LslTime::now();
@@ -544,22 +586,23 @@ impl<C> Reader<C> {
                 std::thread::sleep(span(batch - avail) + Duration::from_millis(1));
                 continue;
             }
-            let mut delay = delay.max(0) as usize;
-            for _ in 0..avail / self.period {
-                let frames = self.device.read(&mut buf)?;
-                if frames == 0 {
-                    // It said there was more than it had: not at once again.
-                    std::thread::sleep(Duration::from_millis(1));
-                    break;
-                }
-                self.feed.push_from_device(
-                    &buf[..frames * self.channels],
-                    now,
-                    span(delay),
-                    to_f32,
-                );
-                delay = delay.saturating_sub(frames);
+            // Every whole period there is, in one call (each call through PulseAudio's
+            // plugin takes its lock, which its own thread holds now and then).
+            let periods = (avail / self.period).min(most);
+            let frames = self
+                .device
+                .read(&mut buf[..periods * self.period * self.channels])?;
+            if frames == 0 {
+                // It said there was more than it had: not at once again.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
             }
+            let mut delay = delay.max(0) as usize;
+            for chunk in buf[..frames * self.channels].chunks(self.period * self.channels) {
+                self.feed.push_from_device(chunk, now, span(delay), to_f32);
+                delay = delay.saturating_sub(chunk.len() / self.channels);
+            }
+            self.feed.tell();
         }
         Ok(())
     }
@@ -605,6 +648,10 @@ pub fn open_synthetic(
                     clocks.sleep_until(last_due);
                     feed.push(&chunk, due, |s| s);
                     n += 1;
+                    // The audio thread takes them 100 ms at a time, as a device's.
+                    if n.is_multiple_of(10) {
+                        feed.tell();
+                    }
                 }
             })
             .map_err(InputError::Thread)?
@@ -770,6 +817,7 @@ mod tests {
     #[test]
     fn the_reader_sleeps_for_what_is_missing_and_hands_over_every_frame() {
         let rate = 48_000;
+        let (arrived, told) = crossbeam_channel::unbounded();
         let (feed, mut drain) = rings(rate, 1, 2.0);
         let device = Fragments {
             start: Instant::now(),
@@ -778,13 +826,13 @@ mod tests {
             read: Cell::new(0),
             asked: Cell::new(0),
         };
-        let period = 1200; // 25 ms
-        let mut reader = Reader::new(device, feed, period, 1, rate);
+        let (period, batch) = (1200, 4); // 25 ms, 100 ms
+        let mut reader = Reader::new(device, feed.telling(arrived), period, batch, 1, rate);
         let stop = Arc::new(AtomicBool::new(false));
         let stopper = {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(600));
+                std::thread::sleep(Duration::from_millis(800));
                 stop.store(true, Relaxed);
             })
         };
@@ -792,14 +840,20 @@ mod tests {
         stopper.join().unwrap();
         let periods = reader.device.read.get() / period;
         let asked = reader.device.asked.get();
-        // Every period that came was read whole (the last two may still have been
+        // Every period that came was read whole (the last batch may still have been
         // awaited).
-        assert!(periods >= 18, "{periods} periods read in 0.6 s");
-        // It asked about once or twice per two periods (too early, and when they were
-        // there): one that asked again at once would ask thousands of times.
+        assert!(periods >= 24, "{periods} periods read in 0.8 s");
+        // It asked once to three times per batch (too early, a fragment short, and when
+        // they were there): one that asked again at once would ask thousands of times.
         assert!(
-            asked <= 2 * periods + 4,
+            asked <= 3 * periods / batch + 4,
             "asked {asked} times for {periods} periods"
+        );
+        // The audio thread was told once per batch, not per period.
+        let tells = told.try_iter().count();
+        assert!(
+            (periods / batch / 2..=periods / batch + 1).contains(&tells),
+            "told {tells} times for {periods} periods"
         );
         // What was handed over is every frame in order, in chunks of a period (their
         // times are checked against a real device in tests/audio.rs).

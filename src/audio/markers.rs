@@ -10,7 +10,7 @@
 //! the first markers of the next burst a chunk late. So markers wait: a chunk's marker is
 //! stamped once the deliveries after its own have brought [`CONFIRM`] of audio and one of
 //! them came [`CONFIRM`] or more after its own (a burst can be drained in two or three
-//! turns of the audio thread, 50 ms apart, and its second part confirms nothing), from
+//! turns of the audio thread, milliseconds apart, and its second part confirms nothing), from
 //! the mapping as it then stands. LSL consumers get them that much later, with their
 //! times.
 

@@ -55,9 +55,13 @@ const PAD_AFTER: Duration = Duration::from_secs(3);
 /// chunks all say "now"; the least delayed chunk of a second of them says when it started.
 const REOPEN_WINDOW: Duration = Duration::from_secs(1);
 const REOPEN_WAIT: Duration = Duration::from_millis(2500);
-/// How often the audio thread drains the input's ring (which holds 2 s) into the files and
-/// the LSL outlet, unless a command wakes it sooner: 20 wakeups a second, not 200.
-const DRAIN_EVERY: Duration = Duration::from_millis(50);
+/// The audio thread drains the input's ring (which holds 2 s) into the files and the LSL
+/// outlet when the input says a batch has come (every 100 ms: see `input.rs`) or a command
+/// comes, and looks on its own at least this often (for a lost input, held notes, status):
+/// about 10 wakeups a second while the input delivers, 5 when it does not.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
+/// How often the input's level and buffer are published (at the first turn after).
+const STATUS_EVERY: Duration = Duration::from_millis(80);
 
 /// The longest a command waits for the mapping to be confirmed (see [`Engine::command`]).
 /// Less than a writer waits at a file's close for where its WAV starts (5 s).
@@ -474,6 +478,8 @@ struct Engine {
     flaps: crate::flaps::Flaps,
     /// The last loss was counted, not said: its reopen is not said either.
     quiet_open: bool,
+    /// Each input says here that a batch has come ([`input::Feed::tell`]).
+    arrived: (Sender<()>, Receiver<()>),
 }
 
 impl Engine {
@@ -493,6 +499,7 @@ impl Engine {
             s.channels = settings.channels;
             s.format = format!("{:?}", settings.format).to_lowercase();
             s.state = "starting".into();
+            s.level_dbfs = -120.0;
         }
         Engine {
             said_lost: false,
@@ -524,6 +531,7 @@ impl Engine {
             last_lost_chunks: 0,
             flaps: crate::flaps::Flaps::default(),
             quiet_open: false,
+            arrived: crossbeam_channel::bounded(1),
             settings,
         }
     }
@@ -570,13 +578,16 @@ impl Engine {
                 }
             }
             self.write_outputs();
-            if last_status.elapsed() >= Duration::from_millis(100) {
+            if last_status.elapsed() >= STATUS_EVERY {
                 self.publish_status();
                 last_status = Instant::now();
             }
-            // The input's ring holds 2 s: draining it every [`DRAIN_EVERY`] is plenty,
-            // and a command wakes the thread at once.
-            woke_by = rx.recv_timeout(DRAIN_EVERY).ok();
+            // A batch of audio or a command wakes the thread at once.
+            woke_by = crossbeam_channel::select! {
+                recv(rx) -> cmd => cmd.ok(),
+                recv(self.arrived.1) -> _ => None,
+                default(LOOK_EVERY) => None,
+            };
         }
     }
 
@@ -584,6 +595,7 @@ impl Engine {
         let s = &self.settings;
         // Enough room for a second of the audio thread being held up.
         let (feed, drain) = input::rings(s.rate, s.channels, 2.0);
+        let feed = feed.telling(self.arrived.0.clone());
         let health = Arc::new(InputHealth::default());
         let opened = if s.source == "synthetic" {
             input::open_synthetic(s.rate, s.channels, feed, self.clocks.clone())
@@ -1167,16 +1179,23 @@ impl Engine {
     }
 
     fn publish_status(&mut self) {
+        // The level of what came since the last time; when nothing came, the level stays
+        // what it was while the input is open (a sound server may deliver a second or two
+        // at a time: the meter does not drop to silence between its bursts).
         let level = if self.level_n > 0 {
-            10.0 * (self.level_sum / self.level_n as f64).max(1e-12).log10()
+            Some(10.0 * (self.level_sum / self.level_n as f64).max(1e-12).log10())
+        } else if self.input.is_none() {
+            Some(-120.0)
         } else {
-            -120.0
+            None
         };
         self.level_sum = 0.0;
         self.level_n = 0;
         let buffered = (self.ring.end() - self.ring.start()) as f64 / self.settings.rate as f64;
         let mut st = self.status.lock();
-        st.level_dbfs = (level * 10.0).round() / 10.0;
+        if let Some(level) = level {
+            st.level_dbfs = (level * 10.0).round() / 10.0;
+        }
         st.overrun_frames = self.overruns;
         st.silence_frames = self.silence;
         st.buffered_seconds = buffered.min(self.settings.pre_trigger.as_secs_f64());
