@@ -1106,7 +1106,16 @@ impl Engine {
         if let Some(mkv) = &o.mkv {
             let _ = mkv.try_send(WriterMsg::AudioEnd { id: o.id });
         }
-        let finished = o.wav.finish().map_err(|e| format!("finishing {path}: {e}"));
+        let finished = o.wav.finish().map_err(|e| {
+            // As a failed write says it: a disk turned read-only is found here when the
+            // file's last samples were already written.
+            let at = std::fs::metadata(&o.path).map_or(0, |m| m.len());
+            let hint = crate::writer::files::write_error_hint(&e, at);
+            format!("finishing {path} failed: {e}{hint}")
+        });
+        if let (Err(e), None) = (&finished, &o.failed) {
+            tracing::error!("audio: {e}");
+        }
         if o.failed.is_some() || finished.is_err() {
             // A WAV that could not take one sample (a full disk) would only mislead.
             let empty = std::fs::File::open(&o.path)
