@@ -6,7 +6,12 @@
 # ALSA's "default" device (and so by cpal) through the pulse plugin.
 #
 #   eval "$(audio-loopback.sh start [FREQ_HZ] [RATE])"   # exports XDG_RUNTIME_DIR / PULSE_SERVER
+#   audio-loopback.sh continuous [FREQ_HZ]   # the default input delivers as a microphone does
 #   audio-loopback.sh stop
+#
+# The sine source renders 2 s at a time, so its readers get audio in 2 s bursts.
+# `continuous` makes the default input the null sink's monitor, with a tone playing
+# into the sink: it delivers a few ms at a time (for measuring what reading costs).
 #
 # Needs Debian packages: pulseaudio pulseaudio-utils libasound2-plugins
 # (`audio-loopback.sh deps` installs them with apt-get).
@@ -35,11 +40,19 @@ start() {
   echo "export PULSE_SERVER=unix:$RUN/pulse/native"
 }
 
+continuous() {
+  local freq=${1:-440}
+  export XDG_RUNTIME_DIR=$RUN
+  pactl load-module module-sine sink=loop frequency="$freq" >/dev/null
+  pactl set-default-source loop.monitor
+}
+
 stop_quiet() { XDG_RUNTIME_DIR=$RUN pulseaudio --kill >/dev/null 2>&1 || true; }
 
 case "${1:-}" in
   deps) deps ;;
   start) shift; start "$@" ;;
+  continuous) shift; continuous "$@" ;;
   stop) stop_quiet ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

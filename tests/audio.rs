@@ -41,20 +41,19 @@ impl Loopback {
         let _ = Command::new("bash").args([SCRIPT, "stop"]).status();
     }
 
-    /// Makes the default input one that delivers as a microphone does, a few ms at a time:
-    /// the monitor of the null sink with a 440 Hz tone playing into it. (The sine source
-    /// renders two seconds at a time.) Streams opened afterwards read it.
+    /// Makes the default input one that delivers as a microphone does, a few ms at a time
+    /// (`audio-loopback.sh continuous`: the null sink's monitor with a 440 Hz tone playing
+    /// into it; the sine source renders two seconds at a time). Streams opened afterwards
+    /// read it.
     fn continuous(&self) {
-        for args in [
-            &["load-module", "module-sine", "sink=loop", "frequency=440"][..],
-            &["set-default-source", "loop.monitor"][..],
-        ] {
-            let mut cmd = Command::new("pactl");
-            cmd.args(args);
-            self.apply(&mut cmd);
-            let out = cmd.output().unwrap();
-            assert!(out.status.success(), "pactl {args:?}: {out:?}");
-        }
+        let out = Command::new("bash")
+            .args([SCRIPT, "continuous", "440"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "audio-loopback.sh continuous: {out:?}"
+        );
     }
 
     fn apply(&self, cmd: &mut Command) {
