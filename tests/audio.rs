@@ -17,17 +17,24 @@ struct Loopback {
     env: Vec<(String, String)>,
 }
 
+/// Runs `scripts/audio-loopback.sh` with `args`; its output, once it has succeeded.
+fn loopback_script(args: &[&str]) -> std::process::Output {
+    let out = Command::new("bash")
+        .arg(SCRIPT)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audio-loopback.sh {args:?} (it needs pulseaudio: bash scripts/audio-loopback.sh deps): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 impl Loopback {
     fn start() -> Loopback {
-        let out = Command::new("bash")
-            .args([SCRIPT, "start", "440"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the audio loopback needs pulseaudio (bash scripts/audio-loopback.sh deps): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = loopback_script(&["start", "440"]);
         let env = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
@@ -46,14 +53,7 @@ impl Loopback {
     /// into it; the sine source renders two seconds at a time). Streams opened afterwards
     /// read it.
     fn continuous(&self) {
-        let out = Command::new("bash")
-            .args([SCRIPT, "continuous", "440"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "audio-loopback.sh continuous: {out:?}"
-        );
+        loopback_script(&["continuous", "440"]);
     }
 
     fn apply(&self, cmd: &mut Command) {

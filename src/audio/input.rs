@@ -527,7 +527,7 @@ impl<T: alsa::pcm::IoFormat> Capture<T> for Alsa {
 struct Reader<C> {
     device: C,
     feed: Feed,
-    /// Frames read at a time.
+    /// The device's period: the frames of each chunk handed over.
     period: usize,
     /// Periods waited for before reading.
     batch: usize,
