@@ -355,6 +355,77 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
 }
 
 #[test]
+fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_frame() {
+    lsl_session();
+    let _g = serial();
+    let name = unique("VS_idle");
+    let mut h = Hindsight::start(&config(&name, ""));
+    h.wait_buffered(1.9);
+    let pid = h.child.as_ref().unwrap().id();
+    // Nobody listens: liblsl would drop every sample, and the LSL thread looks once a
+    // second instead of at every 10 Hz status tick.
+    let secs = 3.0;
+    let before = thread_switches(pid);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let idle = woke_between(&before, &thread_switches(pid), "lsl") as f64 / secs;
+    assert!(
+        idle <= 2.0,
+        "with no inlet the LSL thread woke {idle:.1} times a second"
+    );
+    // An analysis starts: LabRecorder connects to the frame and status streams.
+    let (frames, _) = connect(&name, false);
+    let (status, _) = connect(&format!("{name}_Status"), false);
+    let connected = lsl::local_clock();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = thread_switches(pid);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let heard = woke_between(&before, &thread_switches(pid), "lsl") as f64 / secs;
+    std::thread::sleep(Duration::from_millis(500));
+    let got = pull_numbers(&frames);
+    let ticks = pull_numbers(&status);
+    assert!(h.terminate().success());
+    assert!(
+        (7.0..=15.0).contains(&heard),
+        "with inlets connected the LSL thread woke {heard:.1} times a second (its 10 Hz ticks)"
+    );
+    // Every frame from the connection on, none missing, each on its capture time.
+    let seqs: Vec<f64> = got.iter().map(|s| s.0[0]).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1.0),
+        "frame numbers with a gap: {:?}",
+        seqs.windows(2).find(|w| w[1] != w[0] + 1.0)
+    );
+    let first = got.first().expect("no frame sample reached the inlet").1;
+    let last = got.last().unwrap().1;
+    assert!(
+        first <= connected + 0.05,
+        "the first frame sample was captured {:.3} s after the inlet connected",
+        first - connected
+    );
+    assert!(
+        last - first >= 3.5 && seqs.len() as f64 >= (last - first) * 100.0 * 0.98,
+        "{} frame samples over {:.2} s at 100 fps",
+        seqs.len(),
+        last - first
+    );
+    // The status stream from its first sample on: every 100 ms tick, none skipped.
+    assert!(ticks.len() >= 30, "{} status samples in 4.5 s", ticks.len());
+    for w in ticks.windows(2) {
+        assert!(
+            (w[1].1 - w[0].1 - 0.1).abs() < 1e-6,
+            "status ticks {} -> {}",
+            w[0].1,
+            w[1].1
+        );
+    }
+    assert!(
+        ticks[0].1 <= connected + 1.2,
+        "the first status sample came {:.2} s after the inlet connected",
+        ticks[0].1 - connected
+    );
+}
+
+#[test]
 fn markers_from_an_experiment_start_and_stop_recordings_and_are_followed_across_restarts() {
     lsl_session();
     let _g = serial();

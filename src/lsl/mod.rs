@@ -28,6 +28,12 @@
 //! one batch (only the last pushed through), so that liblsl sends them in one write. A
 //! frame sample reaches an inlet 250 to 350 ms after its frame's capture.
 //!
+//! While no inlet is connected to any of its streams (a rig between sessions, nobody
+//! running LabRecorder), liblsl drops what is pushed, and the thread looks only every
+//! [`IDLE_LOOK`]: the frame samples held meanwhile are still pushed, with their own
+//! timestamps, and the status ticks that passed unheard are not (an inlet that connects
+//! then gets its first status sample within a second, then every tick).
+//!
 //! What belongs here: the outlets and the LSL thread. What does not: the events' schema
 //! (`crate::event`), the marker trigger (`markers.rs`).
 
@@ -53,6 +59,9 @@ pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
 pub const STATUS_PERIOD: Duration = Duration::from_millis(100);
 /// Messages the LSL thread's queue holds.
 pub const QUEUE_CAPACITY: usize = 16_384;
+/// How often the LSL thread looks while no inlet is connected to any of its streams: the
+/// messages of that long wait in its queue (1 s of frames at any rate fits).
+pub const IDLE_LOOK: Duration = Duration::from_secs(1);
 
 pub use crate::bus::{FrameRecord, LslMsg};
 
@@ -203,6 +212,8 @@ struct Publisher {
     status_sample: Vec<f64>,
     /// What the status samples carry, filled at each tick.
     figures: StatusFigures,
+    /// Whether any inlet was connected to any of the streams at the last look.
+    heard: bool,
 }
 
 impl Publisher {
@@ -271,6 +282,7 @@ impl Publisher {
             frame_sample: vec![0.0; 4],
             status_sample: vec![0.0; 5],
             figures: StatusFigures::default(),
+            heard: true,
         })
     }
 
@@ -287,8 +299,13 @@ impl Publisher {
             // One wake per status tick (10 Hz), whatever the frame rate: the messages
             // that came meanwhile are taken together and their samples pushed as one
             // batch per stream (one network write), not one wake and write per frame.
-            let wait = self.next_status.saturating_since(LslTime::now());
-            std::thread::sleep(wait);
+            // One per IDLE_LOOK while nobody listens.
+            let next = if self.heard {
+                self.next_status
+            } else {
+                self.next_status + IDLE_LOOK - STATUS_PERIOD
+            };
+            shutdown.wait_for(Stage::Closing, next.saturating_since(LslTime::now()));
             loop {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),
@@ -299,6 +316,7 @@ impl Publisher {
             let now = LslTime::now();
             self.release(now - RELEASE_DELAY);
             self.push_status(now);
+            self.heard = self.anyone_listening();
         }
         // Shutting down: everything still held is pushed, with what is known.
         self.release(LslTime::from_nanos(i64::MAX));
@@ -388,9 +406,12 @@ impl Publisher {
         if self.next_status > now {
             return;
         }
-        // A thread held up for long does not send a burst of stale ticks.
+        // A thread held up for long does not send a burst of stale ticks, and ticks
+        // that passed while nobody listened are not sent at all: only the newest.
         let behind = now.nanos_since(self.next_status) / STATUS_PERIOD.as_nanos() as i64;
-        if behind > 10 {
+        if !self.heard {
+            self.next_status = self.next_status + STATUS_PERIOD * behind as u32;
+        } else if behind > 10 {
             tracing::warn!("LSL status fell {behind} periods behind; skipping ahead");
             self.next_status = self.next_status + STATUS_PERIOD * behind as u32;
         }
@@ -438,6 +459,15 @@ impl Publisher {
         status
             .consumers
             .extend(self.outlets.iter().map(|o| o.frames.have_consumers()));
+    }
+
+    /// Whether an inlet is connected to any of the streams.
+    fn anyone_listening(&self) -> bool {
+        self.outlets
+            .iter()
+            .flat_map(|o| [&o.frames, &o.status, &o.events])
+            .chain(self.audio.iter().flat_map(|a| [&a.chunks, &a.status]))
+            .any(|o| o.have_consumers())
     }
 }
 
