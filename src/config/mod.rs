@@ -276,7 +276,7 @@ impl Default for CameraConfig {
 /// Linux scheduler may keep a woken normal thread waiting (its latency period, 18 ms on
 /// 4 cores, plus the frame's own work). Slower cameras' queues last longer than that, and
 /// a real-time thread, which the kernel wakes on the core it last ran on, may cost more
-/// to wake (README, Performance; `design/architecture.md`).
+/// to wake (`design/performance.md`, `design/architecture.md`).
 pub const REALTIME_AUTO_ABOVE_FPS: f64 = 150.0;
 
 impl CameraConfig {
