@@ -659,7 +659,7 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
         }
         for cam in &status.cameras {
             println!(
-                "  camera {}: {} frames captured, {} dropped (source gaps {}, buffer held {}, too large {}, writer queue {}), {} evicted early from the buffer",
+                "  camera {}: {} frames captured, {} dropped (source gaps {}, buffer held {}, too large {}, writer queue {}), {} evicted early from the buffer, {} LSL frame samples lost to a full queue",
                 cam.name,
                 cam.frames_captured,
                 cam.frames_dropped,
@@ -667,7 +667,8 @@ fn soak(length: Duration, dir: &Path, where_: &str) -> anyhow::Result<()> {
                 cam.drops.buffer_held_by_writer,
                 cam.drops.too_large,
                 cam.drops.writer_queue_full,
-                cam.buffer_evicted_early
+                cam.buffer_evicted_early,
+                cam.lsl_samples_dropped
             );
         }
         println!(
