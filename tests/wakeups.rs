@@ -1,7 +1,7 @@
 //! Threads that have nothing to do sleep: while hindsight only buffers, its control and
 //! LSL threads wake no more often than the rates they serve need (the LSL thread once a
-//! second while no inlet listens, with the frame samples batched; the control loop once a second
-//! while every camera delivers, for the drop warnings; the disk thread twice a second,
+//! second while no inlet listens, with the frame samples batched; the control loop once
+//! a second while every camera delivers, for the drop warnings; the disk thread twice a second,
 //! reading the mount table only every few seconds; the systemd thread not at all when no
 //! service manager listens);
 //! while it records, the writer takes the frames of each 50 ms together; while a stop
