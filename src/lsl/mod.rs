@@ -454,20 +454,25 @@ impl Publisher {
             }
             self.next_status = tick + STATUS_PERIOD;
         }
-        let mut status = self.status.lock();
-        status.consumers.clear();
-        status
-            .consumers
-            .extend(self.outlets.iter().map(|o| o.frames.have_consumers()));
     }
 
-    /// Whether an inlet is connected to any of the streams.
+    /// Which frame streams have an inlet (for the status), and whether any of the
+    /// streams has one: asked once per look.
     fn anyone_listening(&self) -> bool {
-        self.outlets
+        let frames: Vec<bool> = self
+            .outlets
             .iter()
-            .flat_map(|o| [&o.frames, &o.status, &o.events])
-            .chain(self.audio.iter().flat_map(|a| [&a.chunks, &a.status]))
-            .any(|o| o.have_consumers())
+            .map(|o| o.frames.have_consumers())
+            .collect();
+        let heard = frames.iter().any(|&f| f)
+            || self
+                .outlets
+                .iter()
+                .flat_map(|o| [&o.status, &o.events])
+                .chain(self.audio.iter().flat_map(|a| [&a.chunks, &a.status]))
+                .any(|o| o.have_consumers());
+        self.status.lock().consumers = frames;
+        heard
     }
 }
 
