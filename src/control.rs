@@ -33,7 +33,7 @@ use crate::config::MaxFileSize;
 use crate::event::Event;
 use crate::flaps::Flaps;
 use crate::hub::StatusHub;
-use crate::recorder::{Action, Command, Decision, Origin, Outcome, Recorder, StopReason};
+use crate::recorder::{one_line, Action, Command, Decision, Origin, Outcome, Recorder, StopReason};
 use crate::status::CommandStatus;
 use crate::writer::files::{RecordingPaths, StemAllocator};
 use crate::writer::tags::CameraTags;
@@ -843,7 +843,7 @@ impl Control {
                     recording,
                     origin,
                 } => {
-                    tracing::info!(source = %origin.source, "mark: {text}");
+                    tracing::info!(source = %origin.source, "mark: {}", one_line(&text));
                     self.lsl_event(
                         None,
                         when,

@@ -52,10 +52,38 @@ impl fmt::Display for Command {
             Command::Start { seconds: Some(s) } => write!(f, "start {}", Seconds(*s)),
             Command::Stop => write!(f, "stop"),
             Command::Clip { seconds } => write!(f, "clip {}", Seconds(*seconds)),
-            Command::Mark { text } => write!(f, "mark {text}"),
+            Command::Mark { text } => write!(f, "mark {}", one_line(text)),
             Command::Status => write!(f, "status"),
         }
     }
+}
+
+/// A mark's text on one line, for log lines and answers: its line breaks and tabs as `\n`,
+/// `\r`, `\t` (the files and LSL keep them as given).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r', '\t']) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// The first character of a mark that no file or reader would keep as written: a control
+/// character other than a line break or tab (a NUL ends a Matroska chapter's title, and
+/// CSV readers refuse it), with its place in the text (from 1).
+fn unwritable(text: &str) -> Option<(usize, char)> {
+    text.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .map(|(i, c)| (i + 1, c))
 }
 
 /// A command's seconds as given, short: `60`, `0.5`, and `1e308` rather than its 309
@@ -496,6 +524,13 @@ impl Recorder {
                         "a mark is at most {MAX_MARK_CHARS} characters; this one has {chars}"
                     )));
                 }
+                if let Some((at, c)) = unwritable(text) {
+                    return Decision::only(Outcome::Rejected(format!(
+                        "a mark cannot hold control characters: U+{:04X} at character {at} \
+                         (line breaks and tabs are fine)",
+                        c as u32
+                    )));
+                }
                 let recording = self.recording.as_ref().map(|r| r.id);
                 Decision {
                     actions: vec![Action::Mark {
@@ -505,8 +540,8 @@ impl Recorder {
                         origin: origin.clone(),
                     }],
                     outcome: Outcome::Done(match recording {
-                        Some(id) => format!("marked \"{text}\" in recording {id}"),
-                        None => format!("marked \"{text}\" (not recording)"),
+                        Some(id) => format!("marked \"{}\" in recording {id}", one_line(text)),
+                        None => format!("marked \"{}\" (not recording)", one_line(text)),
                     }),
                 }
             }

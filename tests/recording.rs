@@ -304,6 +304,16 @@ fn marks_are_recorded_in_the_events_and_as_chapters() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(Duration::from_millis(300));
+    // A mark of two lines is kept as written; one with a NUL (which would cut a chapter's
+    // title short) is refused, saying where, and the recording goes on.
+    let (code, r) = h.post("mark", json!({"text": "left eye\nclosed"}));
+    assert_eq!(code, 200, "{r}");
+    let (code, r) = h.post("mark", json!({"text": "trial\u{0} 4"}));
+    assert_eq!(code, 400, "{r}");
+    let why = r["message"].as_str().unwrap();
+    assert!(why.contains("U+0000 at character 6"), "{why}");
+    assert_eq!(h.status()["state"], "recording");
+    std::thread::sleep(Duration::from_millis(300));
     h.post("stop", json!({}));
     h.wait_idle_files();
     let mkv = &h.mkv_files()[0];
@@ -313,6 +323,21 @@ fn marks_are_recorded_in_the_events_and_as_chapters() {
         "{events}"
     );
     assert!(events.contains("\"reward, large\""), "{events}");
+    assert!(
+        !events.contains('\0'),
+        "a NUL reached the events file: {events:?}"
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(events_of(mkv))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    let marks: Vec<&str> = rows
+        .iter()
+        .filter(|r| &r[2] == "mark")
+        .map(|r| &r[4])
+        .collect();
+    assert_eq!(marks, ["trial 1", "reward, large", "left eye\nclosed"]);
     let fmt = ffprobe_format(mkv);
     let chapters: Vec<&str> = fmt["chapters"]
         .as_array()
@@ -320,7 +345,11 @@ fn marks_are_recorded_in_the_events_and_as_chapters() {
         .iter()
         .map(|c| c["tags"]["title"].as_str().unwrap())
         .collect();
-    assert_eq!(chapters, ["trial 1", "reward, large"]);
+    assert_eq!(chapters, ["trial 1", "reward, large", "left eye\nclosed"]);
+    // The log says each mark on one line of its own.
+    let log = h.log_text();
+    assert!(log.contains("mark: left eye\\nclosed"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("closed")), "{log}");
     // The chapter sits where the mark was given: about 1.4 s into the file (1 s buffer).
     let at: f64 = fmt["chapters"][0]["start_time"]
         .as_str()

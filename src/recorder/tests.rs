@@ -269,6 +269,40 @@ fn marks_go_to_the_running_recording() {
     assert!(matches!(d.outcome, Outcome::Rejected(_)));
 }
 
+/// A mark keeps its line breaks and tabs (files and LSL carry them); a control character
+/// no file keeps as written (a NUL cuts a Matroska chapter's title) is refused with where
+/// it is, and the recording goes on. Log lines and answers show the mark on one line.
+#[test]
+fn a_mark_keeps_line_breaks_and_is_refused_with_a_nul_or_an_escape() {
+    let mut r = buffering();
+    r.handle(&Command::Start { seconds: None }, &api(), t(1.0));
+    let two_lines = Command::Mark {
+        text: "left\r\nright\tside".into(),
+    };
+    let d = r.handle(&two_lines, &api(), t(2.0));
+    assert!(
+        matches!(&d.actions[0], Action::Mark { text, recording: Some(1), .. } if text == "left\r\nright\tside")
+    );
+    assert_eq!(
+        d.outcome,
+        Outcome::Done("marked \"left\\r\\nright\\tside\" in recording 1".into())
+    );
+    assert_eq!(two_lines.to_string(), "mark left\\r\\nright\\tside");
+    for (text, want) in [
+        ("trial\u{0} 3", "U+0000 at character 6"),
+        ("\u{1b}[2Jtrial", "U+001B at character 1"),
+        ("ok \u{85} go", "U+0085 at character 4"),
+    ] {
+        let d = r.handle(&Command::Mark { text: text.into() }, &api(), t(3.0));
+        assert!(d.actions.is_empty(), "{text:?}");
+        match &d.outcome {
+            Outcome::Rejected(m) => assert!(m.contains(want), "{text:?}: {m}"),
+            o => panic!("{text:?}: {o:?}"),
+        }
+    }
+    assert_eq!(r.state(), State::Recording);
+}
+
 #[test]
 fn ids_are_unique_across_recordings_and_clips() {
     let mut r = buffering();

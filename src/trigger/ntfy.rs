@@ -45,7 +45,7 @@ use super::grammar::{self, Parsed};
 use crate::bus::LslMsg;
 use crate::bus::{Answers, CommandBus, Timed};
 use crate::clock::{ClockPair, LslTime, WallTime};
-use crate::recorder::{Command, Origin, Outcome, TriggerSource};
+use crate::recorder::{one_line, Command, Origin, Outcome, TriggerSource};
 use crate::shutdown::Shutdown;
 
 /// How hindsight proves who it is to the server.
@@ -755,7 +755,10 @@ impl Subscriber<'_> {
                 );
             }
             Parsed::Unknown(why) => {
-                tracing::info!("ntfy: `{:.80}` is not a command ({why}); ignored", text);
+                tracing::info!(
+                    "ntfy: `{:.80}` is not a command ({why}); ignored",
+                    one_line(&text)
+                );
                 if self.settings.reply_unknown {
                     let _ = self.replies.send(Line::Text(format!(
                         "not understood: \"{:.80}\" ({why}). Commands: start [SECONDS], stop, clip SECONDS, mark TEXT, status",

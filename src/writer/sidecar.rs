@@ -53,18 +53,25 @@ fn secs(buf: &mut String, nanos: i64) {
     let _ = write!(buf, "{}.{:09}", n / 1_000_000_000, n % 1_000_000_000);
 }
 
+/// A text field, quoted where CSV needs it. Control characters other than line breaks and
+/// tabs (a NUL, an escape, in a command refused for it and recorded as received) become
+/// U+FFFD: CSV readers refuse a NUL, and a terminal that shows the file would act on an
+/// escape.
 fn quoted(buf: &mut String, s: &str) {
-    if s.contains([',', '"', '\n', '\r']) {
+    let quote = s.contains([',', '"', '\n', '\r']);
+    if quote {
         buf.push('"');
-        for c in s.chars() {
-            if c == '"' {
-                buf.push('"');
-            }
-            buf.push(c);
+    }
+    for c in s.chars() {
+        match c {
+            '"' => buf.push_str("\"\""),
+            '\n' | '\r' | '\t' => buf.push(c),
+            c if c.is_control() => buf.push(char::REPLACEMENT_CHARACTER),
+            c => buf.push(c),
         }
+    }
+    if quote {
         buf.push('"');
-    } else {
-        buf.push_str(s);
     }
 }
 
@@ -105,6 +112,25 @@ mod tests {
         assert_eq!(
             s,
             "1.500000000,2.000000000,mark,api: mark,\"trial 3, \"\"reward\"\"\"\n"
+        );
+    }
+
+    /// A command refused for a NUL or an escape is still recorded as received, with those
+    /// characters as U+FFFD: CSV readers refuse a NUL. Line breaks and tabs stay.
+    #[test]
+    fn control_characters_other_than_line_breaks_do_not_reach_the_file() {
+        let mut s = String::new();
+        event_row(
+            &mut s,
+            LslTime::from_nanos(1_500_000_000),
+            WallTime::from_nanos(2_000_000_000),
+            "command",
+            &Origin::new(TriggerSource::Api, "mark a\u{0}b\u{1b}[2J"),
+            "left\nright\tside",
+        );
+        assert_eq!(
+            s,
+            "1.500000000,2.000000000,command,api: mark a\u{fffd}b\u{fffd}[2J,\"left\nright\tside\"\n"
         );
     }
 }
