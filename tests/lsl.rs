@@ -355,7 +355,8 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
 }
 
 #[test]
-fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_frame() {
+fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_frame_until_it_goes()
+{
     lsl_session();
     let _g = serial();
     let name = unique("VS_idle");
@@ -384,10 +385,28 @@ fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_f
     let got = pull_numbers(&frames);
     let ticks = pull_numbers(&status);
     let cam = h.status()["cameras"][0].clone();
-    assert!(h.terminate().success());
+    assert_eq!(h.status()["lsl"]["consumers"], json!([true]));
     assert!(
         (7.0..=15.0).contains(&heard),
         "with inlets connected the LSL thread woke {heard:.1} times a second (its 10 Hz ticks)"
+    );
+    // The analysis ends: once liblsl has seen the inlets go, the status says nobody
+    // listens and the thread is back to its look once a second.
+    drop(frames);
+    drop(status);
+    h.wait_until(
+        "the status says no inlet is connected",
+        Duration::from_secs(20),
+        |h| h.status()["lsl"]["consumers"] == json!([false]),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = thread_switches(pid);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let gone = woke_between(&before, &thread_switches(pid), "lsl") as f64 / secs;
+    assert!(h.terminate().success());
+    assert!(
+        gone <= 2.0,
+        "after the inlets went away the LSL thread woke {gone:.1} times a second"
     );
     // Every frame from the connection on, none missing (a number the stream skips is one
     // the synthetic camera never delivered, counted as such), each on its capture time.
