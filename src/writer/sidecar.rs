@@ -54,9 +54,9 @@ fn secs(buf: &mut String, nanos: i64) {
 }
 
 /// A text field, quoted where CSV needs it. Control characters other than line breaks and
-/// tabs (a NUL, an escape, in a command refused for it and recorded as received) become
-/// U+FFFD: CSV readers refuse a NUL, and a terminal that shows the file would act on an
-/// escape.
+/// tabs become U+FFFD: marks with them are refused, but a command's text is recorded as
+/// received (an ntfy message may hold a NEL between its words), and CSV readers refuse a
+/// NUL, and a terminal that shows the file would act on an escape.
 fn quoted(buf: &mut String, s: &str) {
     let quote = s.contains([',', '"', '\n', '\r']);
     if quote {
@@ -115,8 +115,8 @@ mod tests {
         );
     }
 
-    /// A command refused for a NUL or an escape is still recorded as received, with those
-    /// characters as U+FFFD: CSV readers refuse a NUL. Line breaks and tabs stay.
+    /// A command's text is recorded as received, with control characters other than line
+    /// breaks and tabs as U+FFFD: CSV readers refuse a NUL.
     #[test]
     fn control_characters_other_than_line_breaks_do_not_reach_the_file() {
         let mut s = String::new();
