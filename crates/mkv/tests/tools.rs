@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use mkv::fixture::{self, Recording};
-use mkv::mux::{MuxerConfig, Patch, TrackKind, TrackSpec};
+use mkv::mux::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
 use mkv::read::{apply_plan, is_unfinished, plan_repair, RepairPlan};
 use proptest::prelude::*;
 
@@ -699,6 +699,206 @@ fn an_interrupted_finish_is_completed() {
     );
     assert_eq!(chapters.trim(), "mark");
     assert_eq!(std::fs::read(&path).unwrap(), rec.finished());
+}
+
+// ---------------------------------------------------------------- past 4 GiB
+
+/// Payload of frame `i` in the files past 4 GiB: 1 MiB + `i` bytes (a real JPEG, then
+/// zeros, which decoders ignore after the image's end), so a packet's size says which
+/// frame it is.
+const BIG_FRAME: usize = 1 << 20;
+/// 4200 such frames make 4.4 GB, past every 32-bit offset and size.
+const BIG_FRAMES: usize = 4200;
+
+/// A folder with `bytes` free: the RAM disk if there is RAM to spare, else the
+/// temporary directory.
+fn room_for(bytes: u64) -> tempfile::TempDir {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let l = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            l.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024);
+    if available > 2 * bytes && Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
+}
+
+/// Writes a video file of [`BIG_FRAMES`] frames at 30 fps to `path` as the recorder does
+/// (appending what the muxer hands out, patching what it asks for); finished, or cut
+/// halfway through one more frame as a crash leaves it. Returns the finished file's
+/// clusters.
+fn mux_past_4_gib(path: &Path, finish: bool) -> Option<u64> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut muxer = MkvMuxer::new(config(false));
+    let (mut out, mut patches) = (Vec::new(), Vec::new());
+    muxer.header(&mut out);
+    let zeros = vec![0u8; BIG_FRAME + BIG_FRAMES];
+    for i in 0..=BIG_FRAMES {
+        let jpeg = &jpeg_frames()[i % 90];
+        let len = BIG_FRAME + i;
+        let at = i as i64 * 1_000_000_000 / 30;
+        muxer
+            .write_block_header(VIDEO, at, true, len, &mut out, &mut patches)
+            .unwrap();
+        file.write_all(&out).unwrap();
+        out.clear();
+        if i == BIG_FRAMES {
+            // The crash: half of the last frame reached the file.
+            file.write_all(&jpeg[..jpeg.len() / 2]).unwrap();
+            break;
+        }
+        file.write_all(jpeg).unwrap();
+        file.write_all(&zeros[..len - jpeg.len()]).unwrap();
+        for p in patches.drain(..) {
+            file.write_all_at(&p.bytes, p.offset).unwrap();
+        }
+        if finish && i + 1 == BIG_FRAMES {
+            let summary = muxer.finish(&mut out, &mut patches).unwrap();
+            file.write_all(&out).unwrap();
+            for p in patches.drain(..) {
+                file.write_all_at(&p.bytes, p.offset).unwrap();
+            }
+            assert_eq!(summary.frames, BIG_FRAMES as u64);
+            return Some(summary.clusters);
+        }
+    }
+    None
+}
+
+/// The file's index as mkvinfo reads it (`--all -P`: every element with its position):
+/// one cue point per cluster, each at a cluster's position; the SeekHead's entry for the
+/// Cues at the Cues; the Segment's size to the file's end. (ffmpeg reads on to a time
+/// where an index entry is wrong, so its seeks alone would not show a bad index.)
+fn assert_index_points_at_clusters(path: &Path, clusters: u64) {
+    let info = stdout_of("mkvinfo", &["--all", "-P", path.to_str().unwrap()]);
+    let at = |l: &str| -> u64 { l.rsplit(" at ").next().unwrap().parse().unwrap() };
+    let value = |l: &str, key: &str| -> u64 {
+        let v = l.split(key).nth(1).unwrap();
+        v.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let lines: Vec<&str> = info
+        .lines()
+        .map(|l| l.trim_start_matches(['|', ' ']))
+        .collect();
+    let data = at(lines
+        .iter()
+        .find(|l| l.starts_with("+ Seek head at"))
+        .unwrap());
+    let segment = lines.iter().find(|l| l.starts_with("+ Segment:")).unwrap();
+    let len = std::fs::metadata(path).unwrap().len();
+    assert_eq!(data + value(segment, "size "), len, "{segment}");
+    let found: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.starts_with("+ Cluster at"))
+        .map(|l| at(l))
+        .collect();
+    let cued: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.starts_with("+ Cue cluster position:"))
+        .map(|l| data + value(l, "position: "))
+        .collect();
+    assert_eq!(found.len() as u64, clusters);
+    assert_eq!(cued, found, "cue points against clusters");
+    let cues = at(lines.iter().find(|l| l.starts_with("+ Cues at")).unwrap());
+    let entry = lines
+        .iter()
+        .position(|l| l.contains("(KaxCues)"))
+        .expect("a SeekHead entry for the Cues");
+    assert_eq!(data + value(lines[entry + 1], "position: "), cues);
+}
+
+/// What a person opening a file past 4 GiB relies on: mkvmerge takes it whole, its
+/// duration is stated, its index points at every cluster, and a seek to 138 s (past
+/// 4 GiB) lands on the right frame by the index and decodes.
+fn assert_whole_past_4_gib(path: &Path, clusters: u64) {
+    assert!(std::fs::metadata(path).unwrap().len() > 1 << 32);
+    assert_mkvmerge_clean(path);
+    let duration = ffprobe_duration(path).expect("a duration");
+    let last = (BIG_FRAMES - 1) as f64 / 30.0;
+    assert!(
+        (last..last + 0.1).contains(&duration),
+        "duration {duration} s for frames up to {last} s"
+    );
+    assert_index_points_at_clusters(path, clusters);
+    let packets = ffprobe(
+        path,
+        &[
+            "-read_intervals",
+            "138%+#3",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,pos,size",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    let first: Vec<&str> = packets.lines().next().unwrap_or("").split(',').collect();
+    let [pts, size, pos] = first[..] else {
+        panic!("no packet after a seek to 138 s: {packets:?}")
+    };
+    let (pts, size, pos): (f64, usize, u64) = (
+        pts.parse().unwrap(),
+        size.parse().unwrap(),
+        pos.parse().unwrap(),
+    );
+    let frame = size - BIG_FRAME;
+    assert!(pos > 1 << 32, "packet at byte {pos}");
+    assert!(
+        (137.0..=138.0).contains(&pts),
+        "a seek to 138 s landed at {pts} s"
+    );
+    assert!(
+        (pts - frame as f64 / 30.0).abs() < 0.001,
+        "frame {frame} at {pts} s"
+    );
+    let out = run(
+        "ffmpeg",
+        &["-v", "error", "-ss", "138", "-i", path.to_str().unwrap()]
+            .into_iter()
+            .chain(["-frames:v", "1", "-f", "null", "-"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A long 1080p recording on a disk that holds large files grows past 4 GiB (in about 12
+/// minutes): finished by the muxer, or cut by a crash and finished by repair, it is an
+/// ordinary file past every 32-bit offset and size. Writes 4.4 GB (on the RAM disk when
+/// there is RAM to spare).
+#[test]
+fn files_past_4_gib_are_finished_and_repaired_whole() {
+    let dir = room_for(4_500_000_000);
+    let path = dir.path().join("long.mkv");
+    let clusters = mux_past_4_gib(&path, true).unwrap();
+    assert!(clusters > 100, "{clusters} clusters");
+    assert_whole_past_4_gib(&path, clusters);
+    std::fs::remove_file(&path).unwrap();
+
+    mux_past_4_gib(&path, false);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    assert!(is_unfinished(&mut file).unwrap());
+    let plan = plan_repair(&mut file).unwrap();
+    assert_eq!(plan.frames, BIG_FRAMES as u64);
+    assert_eq!(plan.clusters, clusters, "the clusters of the finished file");
+    apply_plan(&mut file, &plan).unwrap();
+    drop(file);
+    assert!(!is_unfinished(&mut std::fs::File::open(&path).unwrap()).unwrap());
+    assert_whole_past_4_gib(&path, clusters);
 }
 
 // ---------------------------------------------------------------- damaged input
