@@ -259,6 +259,20 @@ fn apply(file: &mut [u8], patches: &[Patch]) {
     Patch::apply_all(file, patches);
 }
 
+/// Repairs the unfinished file at `path` where it is, as `hindsight repair` does.
+fn repair_in_place(path: &Path) -> RepairPlan {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    assert!(is_unfinished(&mut file).unwrap());
+    let plan = plan_repair(&mut file).unwrap();
+    assert!(!plan.already_final);
+    apply_plan(&mut file, &plan).unwrap();
+    plan
+}
+
 fn apply_in_memory(file: &mut Vec<u8>, plan: &RepairPlan) {
     plan.apply_in_memory(file);
 }
@@ -612,16 +626,7 @@ fn a_file_cut_anywhere_plays_and_repairs() {
             assert_eq!(ffprobe_video_frames(&path), video, "cut file, cut at {cut}");
         }
 
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        assert!(is_unfinished(&mut file).unwrap());
-        let plan = plan_repair(&mut file).unwrap();
-        assert!(!plan.already_final);
-        apply_plan(&mut file, &plan).unwrap();
-        drop(file);
+        let plan = repair_in_place(&path);
 
         assert_mkvmerge_clean(&path);
         // With no complete block the repair finishes an empty Segment (the header's
@@ -886,17 +891,9 @@ fn files_past_4_gib_are_finished_and_repaired_whole() {
     std::fs::remove_file(&path).unwrap();
 
     mux_past_4_gib(&path, false);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    assert!(is_unfinished(&mut file).unwrap());
-    let plan = plan_repair(&mut file).unwrap();
+    let plan = repair_in_place(&path);
     assert_eq!(plan.frames, BIG_FRAMES as u64);
     assert_eq!(plan.clusters, clusters, "the clusters of the finished file");
-    apply_plan(&mut file, &plan).unwrap();
-    drop(file);
     assert!(!is_unfinished(&mut std::fs::File::open(&path).unwrap()).unwrap());
     assert_whole_past_4_gib(&path, clusters);
 }
