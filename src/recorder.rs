@@ -630,9 +630,13 @@ impl Recorder {
                 r.id
             )));
         }
+        // Not a state that passes but this rig's configuration: refused (a script's
+        // `hindsight ctl clip 30` exits 1), not a no-op that reads as done.
         if self.pre_trigger.is_zero() {
-            return Decision::only(Outcome::NoOp(
-                "the pre-trigger buffer is disabled: nothing to clip".into(),
+            return Decision::only(Outcome::Rejected(
+                "a clip needs the pre-trigger buffer, which this rig's configuration turns off \
+                 (buffer.enabled: false or buffer.duration: 0)"
+                    .into(),
             ));
         }
         let id = self.take_id();

@@ -287,6 +287,68 @@ fn start_n_stops_by_itself_and_clip_keeps_buffering() {
     assert!(h.terminate().success());
 }
 
+/// A rig without the pre-trigger buffer (`buffer.enabled: false`): each start, the
+/// second as the first, records from its trigger with nothing before it, and a clip,
+/// which can never be made there, is refused (`ctl` exits 1, saying which setting), not
+/// answered as if done.
+#[test]
+fn without_the_buffer_starts_record_from_their_trigger_and_a_clip_is_refused() {
+    let _g = serial();
+    let mut h = Hindsight::start(
+        "buffer:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    \
+         resolution: {width: 320, height: 240}\n    fps: 50\n",
+    );
+    h.wait_until("frames are captured", Duration::from_secs(10), |h| {
+        h.status()["cameras"][0]["frames_captured"]
+            .as_u64()
+            .unwrap_or(0)
+            > 25
+    });
+    assert_eq!(h.status()["state"], "idle");
+    assert_eq!(h.status()["cameras"][0]["buffered_seconds"], 0.0);
+    let out = h.ctl(&["clip", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("buffer.enabled: false"), "{said}");
+    assert!(h.mkv_files().is_empty());
+    for take in 1..=2 {
+        let (code, r) = h.post("start", json!({"seconds": 1}));
+        assert_eq!(code, 200, "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("(0.0 s before trigger)"),
+            "{r}"
+        );
+        h.wait_until("the timer stops it", Duration::from_secs(5), |h| {
+            h.status()["state"] == "idle"
+                && h.status()["current_files"].as_array().unwrap().is_empty()
+        });
+        h.wait_idle_files();
+        let files = h.mkv_files();
+        assert_eq!(files.len(), take, "{files:?}");
+        let mkv = &files[take - 1];
+        let rows = read_sidecar(mkv);
+        let trigger: f64 = tags(mkv)["TRIGGER_LSL_TIME"].parse().unwrap();
+        assert!(rows.iter().all(|r| !r.pre_trigger), "take {take}");
+        let first = rows[0].lsl_time - trigger;
+        assert!(
+            (0.0..0.04).contains(&first),
+            "take {take}: first frame {first} s after the trigger"
+        );
+        assert!(
+            (48..=51).contains(&rows.len()),
+            "take {take}: {} frames in 1 s",
+            rows.len()
+        );
+        assert_nothing_lost(&rows, &h.status()["cameras"][0]);
+        assert_eq!(ffprobe_frame_count(mkv), rows.len() as u64, "take {take}");
+    }
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn marks_are_recorded_in_the_events_and_as_chapters() {
     let _g = serial();

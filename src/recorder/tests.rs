@@ -205,8 +205,10 @@ fn clip_takes_the_last_n_seconds_and_keeps_buffering() {
     );
 }
 
+/// A clip while recording is a no-op (the recording holds those frames); without a
+/// pre-trigger buffer a clip can never be made on this rig, and is refused saying why.
 #[test]
-fn clip_while_recording_or_without_buffer_is_a_no_op() {
+fn clip_while_recording_is_a_no_op_and_without_a_buffer_refused() {
     let mut r = buffering();
     r.handle(&Command::Start { seconds: None }, &api(), t(1.0));
     let d = r.handle(&Command::Clip { seconds: 1.0 }, &api(), t(2.0));
@@ -215,7 +217,12 @@ fn clip_while_recording_or_without_buffer_is_a_no_op() {
     r.set_buffering(true);
     assert_eq!(r.state(), State::Idle);
     let d = r.handle(&Command::Clip { seconds: 1.0 }, &api(), t(2.0));
-    assert!(d.actions.is_empty() && matches!(d.outcome, Outcome::NoOp(_)));
+    assert!(d.actions.is_empty());
+    match d.outcome {
+        Outcome::Rejected(m) => assert!(m.contains("buffer.enabled: false"), "{m}"),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(r.state(), State::Idle);
 }
 
 #[test]
