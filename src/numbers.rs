@@ -15,8 +15,13 @@
 //!   every tick; a burst of recordings that would pass it extends it at once);
 //! - on a clean exit the exact next numbers are written, so nothing is skipped.
 //!
+//! While running, the file is written on a thread of its own (`numbers`,
+//! [`Numbers::write_in_background`]): its `fdatasync` waits behind the video's writeback
+//! on the same disk, which on a slow SD card or a throttled disk is tens of seconds, and
+//! the control thread, which extends the reservation, answers every command.
+//!
 //! After a crash the numbers skip at most what was reserved and unused; they never go
-//! back. This module does no I/O of its own beyond that file and holds no thread.
+//! back. This module does no I/O of its own beyond that file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -171,6 +176,17 @@ pub struct Numbers {
     stored: Stored,
     /// Frames reserved at a time, per camera.
     frame_block: BTreeMap<String, u64>,
+    /// The thread that writes the file, once there is one.
+    background: Option<Background>,
+}
+
+/// The `numbers` thread: writes the newest reservation it is handed; a write that failed
+/// waits in `failed` for the next [`Numbers::keep_ahead`] to say it.
+#[derive(Debug)]
+struct Background {
+    tx: crossbeam_channel::Sender<Stored>,
+    failed: std::sync::Arc<parking_lot::Mutex<Option<NumbersError>>>,
+    join: std::thread::JoinHandle<()>,
 }
 
 /// Where a counter starts in this process.
@@ -232,6 +248,7 @@ impl Numbers {
             path,
             stored,
             frame_block,
+            background: None,
         };
         n.stored.rig = rig.to_string();
         n.stored.next_recording = starts.recording + RECORDING_RESERVE;
@@ -252,6 +269,13 @@ impl Numbers {
         next_frames: &BTreeMap<String, u64>,
         writable: &dyn Fn() -> bool,
     ) -> Result<bool, NumbersError> {
+        if let Some(e) = self
+            .background
+            .as_ref()
+            .and_then(|b| b.failed.lock().take())
+        {
+            return Err(e);
+        }
         let block = |name: &str| self.frame_block.get(name).copied().unwrap_or(1000);
         let due = next_recording + RECORDING_RESERVE / 2 > self.stored.next_recording
             || next_frames.iter().any(|(name, &next)| {
@@ -274,9 +298,40 @@ impl Numbers {
             }
         }
         if changed {
-            self.write()?;
+            match &self.background {
+                // The thread is there until `finish`, which takes it.
+                Some(b) => {
+                    let _ = b.tx.send(self.stored.clone());
+                }
+                None => self.write()?,
+            }
         }
         Ok(changed)
+    }
+
+    /// From now on [`Numbers::keep_ahead`] hands the file to a thread of its own instead
+    /// of writing it (see the module documentation); [`Numbers::finish`] waits for that
+    /// thread before it writes the last numbers itself.
+    pub fn write_in_background(&mut self) -> std::io::Result<()> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Stored>();
+        let failed = std::sync::Arc::new(parking_lot::Mutex::new(None));
+        let path = self.path.clone();
+        let join = std::thread::Builder::new().name("numbers".into()).spawn({
+            let failed = failed.clone();
+            move || {
+                while let Ok(mut stored) = rx.recv() {
+                    // Only the newest reservation is worth writing.
+                    while let Ok(newer) = rx.try_recv() {
+                        stored = newer;
+                    }
+                    if let Err(e) = write_stored(&path, &stored) {
+                        *failed.lock() = Some(e);
+                    }
+                }
+            }
+        })?;
+        self.background = Some(Background { tx, failed, join });
+        Ok(())
     }
 
     /// On a clean exit: the exact next numbers, so that the next run skips none.
@@ -285,6 +340,10 @@ impl Numbers {
         next_recording: u64,
         next_frames: &BTreeMap<String, u64>,
     ) -> Result<(), NumbersError> {
+        if let Some(b) = self.background.take() {
+            drop(b.tx);
+            let _ = b.join.join();
+        }
         self.stored.next_recording = next_recording;
         for (name, &next) in next_frames {
             self.stored.next_frame.insert(name.clone(), next);
@@ -297,24 +356,29 @@ impl Numbers {
         self.stored.next_recording
     }
 
-    /// Replaces the file: a new one beside it, synced, renamed over it, the folder synced.
     fn write(&self) -> Result<(), NumbersError> {
-        let err = |source| NumbersError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        // `.hindsight` if it went, not the root: a root gone with its disk is not made
-        // again on the disk below.
-        crate::writer::files::make_dir(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.new");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        let text = serde_json::to_vec_pretty(&self.stored).expect("numbers serialize");
-        f.write_all(&text).map_err(err)?;
-        f.sync_data().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        crate::writer::files::sync_dir(dir).map_err(err)
+        write_stored(&self.path, &self.stored)
     }
+}
+
+/// Replaces the file at `path`: a new one beside it, synced, renamed over it, the folder
+/// synced.
+fn write_stored(path: &Path, stored: &Stored) -> Result<(), NumbersError> {
+    let err = |source| NumbersError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // `.hindsight` if it went, not the root: a root gone with its disk is not made
+    // again on the disk below.
+    crate::writer::files::make_dir(dir).map_err(err)?;
+    let tmp = path.with_extension("json.new");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    let text = serde_json::to_vec_pretty(stored).expect("numbers serialize");
+    f.write_all(&text).map_err(err)?;
+    f.sync_data().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    crate::writer::files::sync_dir(dir).map_err(err)
 }
 
 #[cfg(test)]
@@ -414,6 +478,50 @@ mod tests {
         assert!(starts.frames["cam0"] >= 3000 + 6000 / 2);
         assert!(starts.frames["cam1"] >= 11);
         assert!(starts.recording >= 4 + RECORDING_RESERVE / 2);
+    }
+
+    /// Written in the background, the reservation reaches the file (as a crash finds it)
+    /// without the caller writing; a write that failed is said by the next `keep_ahead`;
+    /// `finish` writes the exact numbers after the thread's last write.
+    #[test]
+    fn the_numbers_thread_writes_the_reservation_and_says_when_it_could_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut n, _) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        n.write_in_background().unwrap();
+        assert!(n.keep_ahead(4, &next(3001, 10), &|| true).unwrap());
+        let path = Numbers::path(tmp.path(), "rig");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored: Stored = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if stored.next_frame["cam0"] == 3001 + 6000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never written: {stored:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The folder goes: the thread's next write fails, and the caller hears of it.
+        std::fs::remove_dir_all(tmp.path().join(".hindsight")).unwrap();
+        std::fs::write(
+            tmp.path().join(".hindsight"),
+            b"a file where the folder was",
+        )
+        .unwrap();
+        assert!(n.keep_ahead(4, &next(6002, 10), &|| true).unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match n.keep_ahead(4, &next(6003, 10), &|| true) {
+                Err(NumbersError::Write { .. }) => break,
+                r => assert!(std::time::Instant::now() < deadline, "{r:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::remove_file(tmp.path().join(".hindsight")).unwrap();
+        n.finish(7, &next(7000, 99)).unwrap();
+        let (_, starts) = Numbers::open(tmp.path(), "rig", &cams()).unwrap();
+        assert_eq!((starts.recording, starts.frames), (7, next(7000, 99)));
     }
 
     #[test]

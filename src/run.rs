@@ -195,7 +195,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         .zip(&sources)
         .map(|(c, s)| (c.name.0.clone(), s.info().fps))
         .collect();
-    let (numbers, starts) = crate::numbers::Numbers::open(&root, &rig, &named_rates)
+    let (mut numbers, starts) = crate::numbers::Numbers::open(&root, &rig, &named_rates)
         .map_err(|e| anyhow!("{e} (frame and recording numbers)"))?;
     tracing::info!(
         "numbering continues at recording {} and frame {}",
@@ -207,6 +207,10 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // From here on the file is written off the control thread, which answers commands.
+    numbers
+        .write_in_background()
+        .map_err(|e| anyhow!("cannot start the numbers thread: {e}"))?;
     let numbers = Arc::new(Mutex::new(numbers));
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let pre_trigger = config.buffer.pre_trigger();

@@ -1288,3 +1288,184 @@ fn a_root_writable_in_a_read_only_view_of_its_disk_records() {
     assert!(!h.log_text().contains("read-only"), "{}", h.log_text());
     assert!(h.terminate().success());
 }
+
+/// A write-speed limit on one block device for one process, through the kernel's block
+/// I/O controller (cgroup v1 `blkio`, or v2 `io`): what a slow SD card is. Lifted and
+/// removed when dropped. `None` (said on stderr) where the controller cannot be used.
+struct SlowDisk {
+    group: PathBuf,
+    /// The file that sets the limit, and the lines that set and lift it.
+    knob: PathBuf,
+    lift: String,
+    /// Where the process goes back to.
+    parent_procs: PathBuf,
+    pid: u32,
+}
+
+impl SlowDisk {
+    fn new(pid: u32, device: &str, bytes_per_s: u64) -> Option<SlowDisk> {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(format!("/dev/{device}")).ok()?.rdev();
+        let dev = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+        let name = format!("hindsight-test-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/blkio");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let (parent, knob, set, lift) = if v1.join("blkio.throttle.write_bps_device").exists() {
+            (
+                v1.to_path_buf(),
+                "blkio.throttle.write_bps_device",
+                format!("{dev} {bytes_per_s}"),
+                format!("{dev} 0"),
+            )
+        } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "io"))
+            && std::fs::write(v2.join("cgroup.subtree_control"), "+io").is_ok()
+        {
+            (
+                v2.to_path_buf(),
+                "io.max",
+                format!("{dev} wbps={bytes_per_s}"),
+                format!("{dev} wbps=max"),
+            )
+        } else {
+            eprintln!("NOT RUN: a slow disk needs the kernel's block I/O controller (cgroup blkio or io) and root");
+            return None;
+        };
+        let group = parent.join(&name);
+        if let Err(e) = std::fs::create_dir(&group) {
+            eprintln!(
+                "NOT RUN: a slow disk needs a cgroup of its own ({}: {e})",
+                group.display()
+            );
+            return None;
+        }
+        let knob = group.join(knob);
+        std::fs::write(&knob, set).unwrap();
+        std::fs::write(group.join("cgroup.procs"), pid.to_string()).unwrap();
+        Some(SlowDisk {
+            group,
+            knob,
+            lift,
+            parent_procs: parent.join("cgroup.procs"),
+            pid,
+        })
+    }
+
+    fn lift(&self) {
+        let _ = std::fs::write(&self.knob, &self.lift);
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        self.lift();
+        let _ = std::fs::write(&self.parent_procs, self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.group);
+    }
+}
+
+/// The `stat` file of the thread of `pid` named `name`.
+fn thread_named(pid: u32, name: &str) -> PathBuf {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| std::fs::read_to_string(d.join("comm")).is_ok_and(|c| c.trim() == name))
+        .unwrap_or_else(|| panic!("no thread {name} in process {pid}"))
+        .join("stat")
+}
+
+/// A recordings disk slower than the video (an SD card at 200 kB/s, with clips of 5 s
+/// of 400x400@100 queued on it): the control thread, which answers every command, never
+/// waits for the disk, and every command is answered while the writers wait tens of
+/// seconds for it. The frame and recording numbers' file, extended after the sixth
+/// recording, was written by the control thread, whose `fdatasync` waited behind the
+/// video's writeback: 5 to 30 s without an answer to any command (found by hand, where a
+/// start got "no answer from the recorder within 10s"). The control thread's state is
+/// sampled every 20 ms (`D`: waiting for the disk); a count, not a timing.
+#[test]
+fn a_slow_disk_never_holds_up_the_commands() {
+    let _g = serial();
+    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 128MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 400, height: 400}\n    fps: 100\n\
+         audio:\n  enabled: false\n";
+    let Some((mut h, _image, device)) = start_on_ext4(256, config) else {
+        return;
+    };
+    let pid = h.child.as_ref().unwrap().id();
+    h.wait_buffered(4.9);
+    let Some(slow) = SlowDisk::new(pid, &device, 200_000) else {
+        assert!(h.terminate().success());
+        return;
+    };
+    let control = thread_named(pid, "control");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let done = done.clone();
+        move || {
+            let (mut samples, mut waiting) = (0u32, 0u32);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(stat) = std::fs::read_to_string(&control) {
+                    // The state follows the command name's closing parenthesis.
+                    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                    samples += 1;
+                    waiting += u32::from(state.starts_with('D'));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (samples, waiting)
+        }
+    });
+    let mut answers = Vec::new();
+    for i in 0..8 {
+        let asked = std::time::Instant::now();
+        let (code, r) = h.post("clip", json!({"seconds": 5}));
+        answers.push((i, code, r, asked.elapsed()));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let asked = std::time::Instant::now();
+    let (code, r) = h.post("mark", json!({"text": "still here"}));
+    answers.push((8, code, r, asked.elapsed()));
+    // The writers are far behind: the disk is the slow one.
+    let behind = h.status()["current_files"].as_array().unwrap().len();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (samples, waiting) = sampler.join().unwrap();
+    slow.lift();
+    for (i, code, r, took) in &answers {
+        eprintln!("command {i}: {code} in {took:?}: {r}");
+    }
+    for (i, code, r, _) in &answers {
+        assert_eq!(*code, 200, "command {i}: {r}");
+        assert_eq!(r["ok"], true, "command {i}: {r}");
+    }
+    assert!(
+        samples > 300,
+        "{samples} samples of the control thread's state"
+    );
+    assert!(
+        waiting <= 5,
+        "the control thread waited for the disk in {waiting} of {samples} samples (20 ms apart)"
+    );
+    assert!(
+        behind > 0,
+        "no file was still being written: the disk was not slow"
+    );
+    // The numbers' file holds the reservation made after the sixth recording.
+    let rig = h.status()["rig"].as_str().unwrap().to_string();
+    let file = inside(
+        &h,
+        &format!("{}/.hindsight/{rig}.numbers.json", h.root.display()),
+    );
+    h.wait_until(
+        "the reservation reaches the disk",
+        Duration::from_secs(60),
+        |_| {
+            std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["next_recording"].as_u64() >= Some(16))
+        },
+    );
+    h.wait_idle_files();
+    assert!(h.terminate().success());
+    drop(slow);
+}
