@@ -993,8 +993,8 @@ fn a_wav_killed_just_after_its_start_declares_its_audio_and_repair_finishes_it()
 }
 
 /// With `fsync_interval: 0.5`, the WAV is made durable as the video is: strace sees every
-/// write to the WAV followed by an fdatasync of the thread writing it within the interval
-/// (plus the thread's 50 ms tick, and slack for strace). The test's sine source delivers in
+/// write to the WAV followed by an fdatasync of it (on its sync thread) within the interval
+/// (plus the audio thread's 50 ms tick, and slack for strace). The test's sine source delivers in
 /// bursts up to 2 s apart, so the number of syncs in a window says nothing by itself: a
 /// sync is only owed after a write.
 #[test]
@@ -1063,44 +1063,48 @@ fn the_wav_is_synced_like_the_video() {
 }
 
 /// From an `strace -f -ttt` trace: the times of the writes to the first WAV opened, and of
-/// the fdatasyncs of the thread that writes it.
+/// the fdatasyncs of its sync thread.
 fn wav_writes_and_syncs(text: &str) -> (Vec<f64>, Vec<f64>) {
-    // `PID TIME openat(..., "....wav", ...) = FD`: the audio thread writes the WAV on FD and
-    // syncs it on a descriptor of its own (a dup of FD, so the number is not FD's). The
-    // control thread's claim of the name (`O_EXCL`, closed at once) comes before it.
+    // `PID TIME openat(..., "....wav", O_WRONLY...) = FD`: the audio thread writes the WAV on
+    // FD; it opens the file again read-only for its `wav-sync` thread, which syncs it on
+    // that descriptor (a thread of its own: a sync on a slow disk must not hold the audio
+    // thread). The control thread's claim of the name (`O_EXCL`, closed at once) comes
+    // before both.
     let lines: Vec<&str> = text.lines().collect();
-    let Some(at) = lines
-        .iter()
-        .position(|l| l.contains("openat(") && l.contains(".wav\"") && !l.contains("O_EXCL"))
-    else {
-        return (Vec::new(), Vec::new());
-    };
-    let pid = lines[at].split_whitespace().next().unwrap();
-    // The result is on the openat line, or on its `<... openat resumed>` line when another
-    // thread's call came between.
-    let Some(fd) = lines[at..]
-        .iter()
-        .filter(|l| l.starts_with(&format!("{pid} ")))
-        .find(|l| l.contains("openat resumed>") || !l.contains("<unfinished"))
-        .and_then(|l| l.rsplit("= ").next())
-        .map(|fd| fd.trim().to_string())
-    else {
-        return (Vec::new(), Vec::new());
-    };
     let time = |l: &str| -> f64 { l.split_whitespace().nth(1).unwrap().parse().unwrap() };
-    let ours: Vec<&str> = lines[at..]
+    // The descriptor an `openat` of the WAV returned, on its line or on its
+    // `<... openat resumed>` line when another thread's call came between.
+    let opened = |want: &str| -> Option<(String, String, usize)> {
+        let at = lines.iter().position(|l| {
+            l.contains("openat(")
+                && l.contains(".wav\"")
+                && l.contains(want)
+                && !l.contains("O_EXCL")
+        })?;
+        let pid = lines[at].split_whitespace().next().unwrap().to_string();
+        let fd = lines[at..]
+            .iter()
+            .filter(|l| l.starts_with(&format!("{pid} ")))
+            .find(|l| l.contains("openat resumed>") || !l.contains("<unfinished"))
+            .and_then(|l| l.rsplit("= ").next())
+            .map(|fd| fd.trim().to_string())?;
+        Some((pid, fd, at))
+    };
+    let (Some((pid, fd, at)), Some((_, sync_fd, _))) = (opened("O_WRONLY"), opened("O_RDONLY"))
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let writes = lines[at..]
         .iter()
-        .copied()
-        .filter(|l| l.starts_with(&format!("{pid} ")))
-        .collect();
-    let writes = ours
-        .iter()
-        .filter(|l| l.contains(&format!("write({fd}, ")))
+        .filter(|l| l.starts_with(&format!("{pid} ")) && l.contains(&format!("write({fd}, ")))
         .map(|l| time(l))
         .collect();
-    let syncs = ours
+    let syncs = lines[at..]
         .iter()
-        .filter(|l| l.contains("fdatasync("))
+        .filter(|l| {
+            l.contains(&format!("fdatasync({sync_fd})"))
+                || l.contains(&format!("fdatasync({sync_fd} <unfinished"))
+        })
         .map(|l| time(l))
         .collect();
     (writes, syncs)

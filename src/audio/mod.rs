@@ -1185,6 +1185,7 @@ impl Engine {
         for o in rest {
             self.finish(o);
         }
+        wav::wait_for_syncs();
     }
 
     fn publish_status(&mut self) {

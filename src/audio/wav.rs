@@ -13,7 +13,13 @@
 //!   [`Durability::header_every`]: a kill -9 leaves a file whose header is at most that far
 //!   behind its data, and every player reads it;
 //! - the data and the header are `fdatasync`ed every `storage.fsync_interval`, as the
-//!   video is: a power cut loses at most that.
+//!   video is: a power cut loses at most that (and what the disk has not taken yet). Those
+//!   syncs run on a thread of the file's own (`wav-sync`): on a disk slower than the
+//!   video one waits tens of seconds behind the video's writeback, and the audio thread,
+//!   which must take its input within 2 s, lost the audio meanwhile (found with a disk
+//!   limited to 250 kB/s: 54 s of a 70 s recording). So does the last one, at `finish`,
+//!   whose failure is logged; [`wait_for_syncs`] waits for every last sync (the audio
+//!   thread's end).
 //!
 //! Those sizes are 32-bit: a RIFF WAV holds at most 4 GiB, which a recording reaches in
 //! 47 minutes at 384 kHz in f32, in 6 hours at 48 kHz stereo f32, in 25 hours at the
@@ -99,6 +105,90 @@ pub struct WavOutput {
     fresh: bool,
     last_header: Instant,
     last_sync: Instant,
+    syncer: Syncer,
+}
+
+/// The `wav-sync` thread of one file: an `fdatasync` each time it is asked (asks that come
+/// while one is pending are one), the first followed by an `fsync` of the file's folder
+/// (its name made durable); a failure kept for the writer's next look.
+struct Syncer {
+    ask: Option<crossbeam_channel::Sender<()>>,
+    failed: std::sync::Arc<parking_lot::Mutex<Option<io::Error>>>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn new(file: File, path: PathBuf) -> io::Result<Syncer> {
+        let (ask, asked) = crossbeam_channel::bounded::<()>(1);
+        let failed = std::sync::Arc::new(parking_lot::Mutex::new(None));
+        let join = std::thread::Builder::new().name("wav-sync".into()).spawn({
+            let failed = failed.clone();
+            move || {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let mut named = false;
+                while asked.recv().is_ok() {
+                    let synced = file.sync_data().and_then(|()| {
+                        if !named {
+                            crate::writer::files::sync_dir(dir)?;
+                            named = true;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = synced {
+                        failed.lock().get_or_insert(e);
+                    }
+                }
+                // The file is finished (or dropped): the last sync, said if it fails.
+                if let Err(e) = file.sync_data() {
+                    let at = file.metadata().map_or(0, |m| m.len());
+                    let hint = crate::writer::files::write_error_hint(&e, at);
+                    tracing::error!("audio: finishing {} failed: {e}{hint}", path.display());
+                }
+            }
+        })?;
+        Ok(Syncer {
+            ask: Some(ask),
+            failed,
+            join: Some(join),
+        })
+    }
+
+    /// Asks for a sync; never waits.
+    fn ask(&self) {
+        if let Some(a) = &self.ask {
+            let _ = a.try_send(());
+        }
+    }
+
+    /// A sync that failed since the last look.
+    fn failure(&self) -> Option<io::Error> {
+        self.failed.lock().take()
+    }
+}
+
+/// The sync threads of finished files, until their last sync is done.
+static LAST_SYNCS: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+impl Drop for Syncer {
+    /// The thread makes its last sync and ends; [`wait_for_syncs`] waits for it.
+    fn drop(&mut self) {
+        self.ask = None;
+        if let Some(j) = self.join.take() {
+            let mut last = LAST_SYNCS.lock();
+            last.retain(|j| !j.is_finished());
+            last.push(j);
+        }
+    }
+}
+
+/// Waits until every finished file's last sync is done (at the audio thread's end: a
+/// clean exit leaves every WAV on the disk).
+pub fn wait_for_syncs() {
+    let threads: Vec<_> = LAST_SYNCS.lock().drain(..).collect();
+    for j in threads {
+        let _ = j.join();
+    }
 }
 
 impl WavOutput {
@@ -126,19 +216,18 @@ impl WavOutput {
             crate::writer::files::make_dir(dir)?;
         }
         let file = crate::writer::files::open_claimed(path)?;
-        let begun = (|| {
-            file.write_all_at(&header.bytes, 0)?;
-            if policy.sync_every.is_some() {
-                file.sync_data()?;
-            }
-            crate::writer::files::sync_dir(path.parent().unwrap_or(Path::new(".")))
-        })();
-        if let Err(e) = begun {
+        if let Err(e) = file.write_all_at(&header.bytes, 0) {
             // A file without its header (a full disk) would only mislead.
             let _ = std::fs::remove_file(path);
             return Err(e);
         }
         let sync = file.try_clone()?;
+        // The header and the file's name reach the disk on the sync thread too: on a slow
+        // disk the first sync waits behind the video's pre-trigger buffer.
+        // Opened again, not cloned: a clone would share the recording's lock (`flock`),
+        // and the file would look as if still being recorded until its last sync is done.
+        let syncer = Syncer::new(File::open(path)?, path.to_path_buf())?;
+        syncer.ask();
         let mut out = BufWriter::new(file);
         out.seek(SeekFrom::Start(header.bytes.len() as u64))?;
         let now = Instant::now();
@@ -159,6 +248,7 @@ impl WavOutput {
             fresh: true,
             last_header: now,
             last_sync: now,
+            syncer,
         })
     }
 
@@ -205,8 +295,12 @@ impl WavOutput {
         Ok(())
     }
 
-    /// Brings the header up to date and syncs, as the policy says. Called after writing.
+    /// Brings the header up to date and asks for a sync, as the policy says; says a sync
+    /// that failed since. Called after writing.
     pub fn settle(&mut self) -> io::Result<()> {
+        if let Some(e) = self.syncer.failure() {
+            return Err(e);
+        }
         if self.unheadered && (self.fresh || self.last_header.elapsed() >= self.policy.header_every)
         {
             self.declare()?;
@@ -217,7 +311,7 @@ impl WavOutput {
         }
         if let Some(every) = self.policy.sync_every {
             if self.unsynced && self.last_sync.elapsed() >= every {
-                self.file.sync_data()?;
+                self.syncer.ask();
                 self.unsynced = false;
                 self.last_sync = Instant::now();
             }
@@ -225,10 +319,14 @@ impl WavOutput {
         Ok(())
     }
 
-    /// Writes the final sizes and makes the file durable, whatever the policy.
+    /// Writes the final sizes; the file is made durable on its sync thread, whatever the
+    /// policy, without waiting.
     pub fn finish(mut self) -> io::Result<()> {
-        self.declare()?;
-        self.file.sync_data()
+        if let Some(e) = self.syncer.failure() {
+            return Err(e);
+        }
+        // The last sync is the thread's, as it ends (dropped with `self`).
+        self.declare()
     }
 
     /// Hands the samples to the kernel, then states them in the header: the header never
