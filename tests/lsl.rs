@@ -52,6 +52,18 @@ fn pull_numbers(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
     }
 }
 
+/// Status samples (value, timestamp) one 10 Hz tick apart, none skipped.
+fn assert_ticks_100_ms_apart(samples: &[(Vec<f64>, f64)]) {
+    for w in samples.windows(2) {
+        assert!(
+            (w[1].1 - w[0].1 - 0.1).abs() < 1e-6,
+            "status ticks {} -> {}",
+            w[0].1,
+            w[1].1
+        );
+    }
+}
+
 fn pull_events(inlet: &lsl::StreamInlet) -> Vec<(Value, f64)> {
     let mut out = Vec::new();
     loop {
@@ -307,14 +319,7 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
         "{in_10s} status samples in 10 s"
     );
     // Regular: consecutive timestamps 100 ms apart.
-    for w in samples.windows(2) {
-        assert!(
-            (w[1].1 - w[0].1 - 0.1).abs() < 1e-6,
-            "status ticks {} -> {}",
-            w[0].1,
-            w[1].1
-        );
-    }
+    assert_ticks_100_ms_apart(&samples);
     let mut states: Vec<f64> = samples.iter().map(|s| s.0[0]).collect();
     states.dedup();
     // An inlet that connects while the recorder is still starting (a current liblsl
@@ -436,14 +441,7 @@ fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_f
     );
     // The status stream from its first sample on: every 100 ms tick, none skipped.
     assert!(ticks.len() >= 30, "{} status samples in 4.5 s", ticks.len());
-    for w in ticks.windows(2) {
-        assert!(
-            (w[1].1 - w[0].1 - 0.1).abs() < 1e-6,
-            "status ticks {} -> {}",
-            w[0].1,
-            w[1].1
-        );
-    }
+    assert_ticks_100_ms_apart(&ticks);
     assert!(
         ticks[0].1 <= connected + 1.2,
         "the first status sample came {:.2} s after the inlet connected",
