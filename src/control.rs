@@ -108,6 +108,8 @@ fn file_closed(id: u64, summary: &crate::status::FileSummary) -> Event {
         first_frame: summary.first_frame_number,
         last_frame: summary.last_frame_number,
         missing_frames: summary.missing_frames,
+        camera_losses: summary.camera_losses,
+        camera_lost_s: summary.camera_lost_s,
         duration_s: summary.duration_s,
         error: summary.error.clone(),
     }
@@ -1004,12 +1006,10 @@ impl Control {
                 self.notice(match &summary.error {
                     Some(e) => format!("{}: {e}", summary.path),
                     None => format!(
-                        "{} finished: {}, {} frames, {} missing, {:.1} s",
+                        "{} finished: {}, {}",
                         summary.kind,
                         summary.path,
-                        summary.frames,
-                        summary.missing_frames,
-                        summary.duration_s
+                        summary.figures()
                     ),
                 });
                 let known = match &summary.error {

@@ -65,6 +65,9 @@ pub enum Event {
         first_frame: Option<u64>,
         last_frame: Option<u64>,
         missing_frames: u64,
+        /// Times the camera was lost while the file was open, and for how long in all.
+        camera_losses: u64,
+        camera_lost_s: f64,
         duration_s: f64,
         error: Option<String>,
     },

@@ -149,6 +149,32 @@ pub struct CameraTake {
     /// How many files its video is in: more than 1 where a file size limit
     /// (`storage.max_file_size`) made it go on in parts. Each part counts above.
     pub parts: u32,
+    /// The spans the camera was lost while the file was open (its events sidecar's
+    /// `camera_lost` and `camera_back` rows): a program's or a network camera's frame
+    /// numbers are hindsight's count, so its losses show nowhere else.
+    pub outages: Vec<Outage>,
+}
+
+/// A span without frames from a camera that was lost while its file was open.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Outage {
+    /// LSL time of the `camera_lost` row (for a camera lost when the recording began, the
+    /// trigger's).
+    pub lost_lsl_time: f64,
+    /// When it was back; or, never back, the stop's time; none when neither is in the
+    /// files (a crash ended the file while the camera was lost).
+    pub until_lsl_time: Option<f64>,
+    pub came_back: bool,
+    /// Why it was lost, as the row says.
+    pub why: String,
+}
+
+impl Outage {
+    /// Seconds without frames, where known.
+    pub fn seconds(&self) -> Option<f64> {
+        self.until_lsl_time
+            .map(|u| (u - self.lost_lsl_time).max(0.0))
+    }
 }
 
 /// A mark of the recording, from the events sidecar.
@@ -186,6 +212,8 @@ pub struct RecordingInfo {
     pub duration_s: f64,
     pub frames: u64,
     pub missing_frames: u64,
+    /// Times a camera was lost while its file was open, over all cameras.
+    pub camera_losses: u64,
     pub marks: Vec<Mark>,
     /// The LSL time of the WAV's first sample (its events row), if it has a WAV.
     pub audio_start_lsl_time: Option<f64>,
@@ -254,6 +282,37 @@ struct Events {
     lost: Option<crate::status::DropCounts>,
     /// The LSL time of the WAV's first sample.
     audio_start: Option<f64>,
+    /// `camera_lost` (true) and `camera_back` (false) rows: LSL time, lost, detail.
+    camera: Vec<(f64, bool, String)>,
+    /// The LSL time of the stop row.
+    stop_at: Option<f64>,
+}
+
+/// The spans without frames that a camera's events rows (over all its parts, in order)
+/// say; one still open at `stop_at` ends there, never back.
+fn outages(rows: &[(f64, bool, String)], stop_at: Option<f64>) -> Vec<Outage> {
+    let mut out: Vec<Outage> = Vec::new();
+    for (at, lost, detail) in rows {
+        let open = out.last_mut().filter(|o| o.until_lsl_time.is_none());
+        match (lost, open) {
+            (true, None) => out.push(Outage {
+                lost_lsl_time: *at,
+                until_lsl_time: None,
+                came_back: false,
+                why: detail.clone(),
+            }),
+            (false, Some(o)) => {
+                o.until_lsl_time = Some(*at);
+                o.came_back = true;
+            }
+            // A loss while lost, or a return with no loss in this file: nothing new.
+            _ => {}
+        }
+    }
+    if let Some(o) = out.last_mut().filter(|o| o.until_lsl_time.is_none()) {
+        o.until_lsl_time = stop_at;
+    }
+    out
 }
 
 /// The counts of a stop row's `lost while recording: source_gaps 0, corrupt 0, ...`.
@@ -293,10 +352,17 @@ fn read_events(path: &Path) -> Events {
                 text: field(4).to_string(),
             }),
             "audio_start" => ev.audio_start = Some(secs(0)),
+            kind @ ("camera_lost" | "camera_back") => {
+                ev.camera
+                    .push((secs(0), kind == "camera_lost", field(4).to_string()))
+            }
             // A part that a file size limit ended was finished as at a stop.
             "stop" | "part_end" => {
                 ev.stopped = true;
                 ev.lost = parse_lost(field(4));
+                if field(2) == "stop" {
+                    ev.stop_at = Some(secs(0));
+                }
             }
             _ => {}
         }
@@ -460,6 +526,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         // Each part's marks, of the first camera that has any.
         let mut camera_marks = Vec::new();
         let mut lost = Some(crate::status::DropCounts::default());
+        let (mut camera_rows, mut stop_at) = (Vec::new(), None);
         for mkv in parts {
             rows.extend(read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default());
             let ev = read_events(&mkv.with_extension("events.csv"));
@@ -467,6 +534,8 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
                 trigger = ev.trigger;
             }
             camera_marks.extend(ev.marks);
+            camera_rows.extend(ev.camera);
+            stop_at = ev.stop_at;
             audio_start = audio_start.or(ev.audio_start);
             // None: empty, as it is between its claim and its camera's first frame; neither
             // unfinished nor repaired.
@@ -487,6 +556,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             };
         }
         take.lost_while_recording = lost;
+        take.outages = outages(&camera_rows, stop_at);
         if marks.is_empty() {
             marks = camera_marks;
         }
@@ -514,6 +584,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         duration_s: cameras.iter().map(|c| c.duration_s).fold(0.0, f64::max),
         frames: cameras.iter().map(|c| c.frames).sum(),
         missing_frames: cameras.iter().map(|c| c.missing_frames).sum(),
+        camera_losses: cameras.iter().map(|c| c.outages.len() as u64).sum(),
         unfinished: cameras.iter().any(|c| c.unfinished),
         repaired: cameras.iter().any(|c| c.repaired),
         cameras,
@@ -681,6 +752,31 @@ mod tests {
     }
 
     #[test]
+    fn outages_pair_each_loss_with_its_return() {
+        let row = |at: f64, lost: bool| (at, lost, format!("{at}"));
+        let o = outages(
+            &[
+                // A return with no loss in the file: nothing.
+                row(1.0, false),
+                row(2.0, true),
+                // Lost again while lost: the first loss holds.
+                row(2.5, true),
+                row(4.0, false),
+                row(6.0, true),
+            ],
+            Some(7.0),
+        );
+        let spans: Vec<(f64, Option<f64>, bool)> = o
+            .iter()
+            .map(|o| (o.lost_lsl_time, o.until_lsl_time, o.came_back))
+            .collect();
+        assert_eq!(spans, [(2.0, Some(4.0), true), (6.0, Some(7.0), false)]);
+        assert_eq!(o[0].why, "2");
+        assert_eq!(outages(&[row(6.0, true)], None)[0].seconds(), None);
+        assert!(outages(&[], Some(1.0)).is_empty());
+    }
+
+    #[test]
     fn a_recordings_parts_are_one_camera_and_its_frames_are_found_in_them() {
         let dir = tempfile::tempdir().unwrap();
         let video = dir.path().join("2026_12_01/video");
@@ -695,11 +791,16 @@ mod tests {
         let files = [
             ("cam0", vec![0, 1, 2, 3, 4], vec![
                 format!("101.0,1.0,mark,api: mark,first\n"),
+                // Lost here, back in the next part.
+                format!("102.5,2.5,camera_lost,camera: cam0,`prog`: the program exited\n"),
                 format!("104.0,4.0,part_end,writer: file size limit,\"5 frames; continued in x; {}\"\n", lost(1)),
             ]),
             ("cam0.part002", vec![5, 6, 8], vec![
                 format!("105.0,5.0,part_start,writer: file size limit,part 2\n"),
+                format!("105.5,5.5,camera_back,camera: cam0,after 3.0 s without frames\n"),
                 format!("106.0,6.0,mark,api: mark,second\n"),
+                // Lost again, and not back by the stop.
+                format!("107.25,7.25,camera_lost,camera: cam0,the stream closed\n"),
                 format!("108.0,8.0,stop,writer: stop,\"3 frames; {}\"\n", lost(2)),
             ]),
             // Looks like a part, but there is no camera `odd` beside it.
@@ -728,6 +829,28 @@ mod tests {
         assert_eq!(cam.duration_s, 8.0);
         assert!(!cam.repaired && !cam.unfinished, "{cam:?}");
         assert_eq!(cam.lost_while_recording.clone().unwrap().source_gaps, 3);
+        // The camera's losses over both parts: one back in the second part, one still
+        // lost at the stop.
+        let spans: Vec<(f64, Option<f64>, bool, &str)> = cam
+            .outages
+            .iter()
+            .map(|o| {
+                (
+                    o.lost_lsl_time,
+                    o.until_lsl_time,
+                    o.came_back,
+                    o.why.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (102.5, Some(105.5), true, "`prog`: the program exited"),
+                (107.25, Some(108.0), false, "the stream closed"),
+            ]
+        );
+        assert_eq!(info.camera_losses, 2);
         // A part a crash ended: what was lost is not known for the camera.
         let last_events = video.join(format!("{stem}_cam0.part002.events.csv"));
         let text = std::fs::read_to_string(&last_events).unwrap();
@@ -739,6 +862,10 @@ mod tests {
         std::fs::write(&last_events, cut).unwrap();
         let cam = describe(r, &[]).cameras.remove(0);
         assert_eq!(cam.lost_while_recording, None);
+        // Still lost when a crash ended it: how long is not known.
+        assert_eq!(cam.outages[1].until_lsl_time, None);
+        assert_eq!(cam.outages[1].seconds(), None);
+        assert_eq!(cam.outages[0].seconds(), Some(3.0));
         assert!(cam.repaired, "finished, but not by a stop");
         std::fs::write(&last_events, text).unwrap();
         let texts: Vec<&str> = info.marks.iter().map(|m| m.text.as_str()).collect();

@@ -72,11 +72,16 @@ pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
         });
         match made {
             Ok((path, info)) => println!(
-                "{}: {} frames, {} missing, {:.1} s → {}",
+                "{}: {} frames, {} missing, {:.1} s{} → {}",
                 info.id,
                 info.frames,
                 info.missing_frames,
                 info.duration_s,
+                match info.camera_losses {
+                    0 => String::new(),
+                    1 => ", a camera lost once".to_string(),
+                    n => format!(", cameras lost {n} times"),
+                },
                 path.display()
             ),
             Err(e) => {
@@ -99,6 +104,11 @@ struct Timing {
     /// (seconds since the first frame, frame number after the gap, frames missing).
     gaps: Vec<(f64, u64, u64)>,
     median_ms: f64,
+    /// The longest interval (seconds since the first frame at its end, ms).
+    longest: Option<(f64, f64)>,
+    /// Intervals over twice the median: late frames, or none for a while, whether or not
+    /// frame numbers are missing (a program's or a network camera's are counted here).
+    long: usize,
     effective_fps: f64,
     pre_trigger: usize,
 }
@@ -120,6 +130,11 @@ fn timing(rows: &[FrameRow]) -> Timing {
     let median_ms = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     let span = rows.last().map_or(0.0, secs);
     Timing {
+        longest: intervals.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)),
+        long: intervals
+            .iter()
+            .filter(|&&(_, ms)| ms > 2.0 * median_ms)
+            .count(),
         effective_fps: if span > 0.0 {
             (rows.len() - 1) as f64 / span
         } else {
@@ -136,8 +151,9 @@ fn plot_err(e: impl std::fmt::Display) -> ReportError {
     ReportError::Plot(e.to_string())
 }
 
-/// The frame interval over time: a line, gaps as red points, marks as orange lines.
-fn interval_plot(t: &Timing, marks: &[f64]) -> Result<String, ReportError> {
+/// The frame interval over time: a line, gaps as red points, marks as orange lines, the
+/// spans the camera was lost (`lost`, seconds since the first frame) shaded red.
+fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<String, ReportError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 260)).into_drawing_area();
@@ -162,6 +178,14 @@ fn interval_plot(t: &Timing, marks: &[f64]) -> Result<String, ReportError> {
             .x_desc("seconds since the first frame")
             .y_desc("ms")
             .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(lost.iter().map(|&(a, b)| {
+                Rectangle::new(
+                    [(a.clamp(0.0, x_max), 0.0), (b.clamp(0.0, x_max), y_max)],
+                    RGBColor(240, 170, 170).filled(),
+                )
+            }))
             .map_err(plot_err)?;
         for &m in marks {
             chart
@@ -235,6 +259,21 @@ fn histogram(t: &Timing) -> Result<String, ReportError> {
     Ok(svg)
 }
 
+/// `none`, or `2 times, 8.100 s without frames`.
+fn outages_said(outages: &[recordings::Outage]) -> String {
+    if outages.is_empty() {
+        return "none".to_string();
+    }
+    let known: f64 = outages.iter().filter_map(recordings::Outage::seconds).sum();
+    let unknown = outages.iter().any(|o| o.seconds().is_none());
+    format!(
+        "{} time{}, {}{known:.3} s without frames",
+        outages.len(),
+        if outages.len() == 1 { "" } else { "s" },
+        if unknown { "at least " } else { "" }
+    )
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -282,6 +321,8 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
              <tr><th>missing</th><td class=\"{bad}\">{missing} in {ngaps} gap(s), the largest {largest}</td></tr>\
              <tr><th>duration</th><td>{dur:.3} s, first to last frame</td></tr>\
              <tr><th>effective rate</th><td>{fps:.3} frames/s (median interval {median:.3} ms = {nominal:.2} fps)</td></tr>\
+             <tr><th>longest interval</th><td class=\"{long_bad}\">{longest}</td></tr>\
+             <tr><th>camera lost</th><td class=\"{out_bad} camera-lost\">{outages}</td></tr>\
              <tr><th>lost while recording</th><td class=\"{lost_bad}\">{lost}</td></tr>\
              </table>",
             c = esc(&cam.camera),
@@ -297,6 +338,16 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             fps = t.effective_fps,
             median = t.median_ms,
             nominal = if t.median_ms > 0.0 { 1000.0 / t.median_ms } else { 0.0 },
+            long_bad = if t.long > 0 { "bad" } else { "" },
+            longest = match t.longest {
+                Some((at, ms)) => format!(
+                    "{ms:.3} ms, ending at {at:.3} s; {} interval(s) over twice the median",
+                    t.long
+                ),
+                None => "–".to_string(),
+            },
+            out_bad = if cam.outages.is_empty() { "" } else { "bad" },
+            outages = outages_said(&cam.outages),
             lost_bad = if cam.lost_while_recording.as_ref().is_some_and(|d| d.total() > 0) {
                 "bad"
             } else {
@@ -311,12 +362,45 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 None => "not known: the file was not stopped (a crash ended it)".to_string(),
             },
         );
+        let since_first = |lsl: f64| lsl - t0;
+        let lost: Vec<(f64, f64)> = cam
+            .outages
+            .iter()
+            .map(|o| {
+                let end = o
+                    .until_lsl_time
+                    .or(cam.last_lsl_time)
+                    .unwrap_or(o.lost_lsl_time);
+                (since_first(o.lost_lsl_time), since_first(end))
+            })
+            .collect();
         if rows.len() > 1 {
             h.push_str("<figure class=\"plot interval\">");
-            h.push_str(&interval_plot(&t, &marks)?);
+            h.push_str(&interval_plot(&t, &marks, &lost)?);
             h.push_str("</figure><figure class=\"plot histogram\">");
             h.push_str(&histogram(&t)?);
             h.push_str("</figure>");
+        }
+        if !cam.outages.is_empty() {
+            h.push_str(
+                "<h3>camera lost</h3><table class=\"outages\"><tr><th>lost at (s)</th><th>until (s)</th>\
+                 <th>without frames (s)</th><th>why</th></tr>",
+            );
+            for o in &cam.outages {
+                let until = match (o.until_lsl_time, o.came_back) {
+                    (Some(u), true) => format!("{:.3}, back", since_first(u)),
+                    (Some(u), false) => format!("{:.3}, the stop: never back", since_first(u)),
+                    (None, _) => "not known: a crash ended the file".to_string(),
+                };
+                let _ = write!(
+                    h,
+                    "<tr><td>{:.3}</td><td>{until}</td><td>{}</td><td>{}</td></tr>",
+                    since_first(o.lost_lsl_time),
+                    o.seconds().map_or("–".into(), |s| format!("{s:.3}")),
+                    esc(&o.why)
+                );
+            }
+            h.push_str("</table>");
         }
         if !t.gaps.is_empty() {
             h.push_str(
@@ -333,7 +417,10 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
     }
     h.push_str("<p>Missing frame numbers are frames the camera or driver skipped or hindsight dropped before writing; \
         <i>lost while recording</i> counts them by cause between the file's start and stop (from the events sidecar's stop row). \
-        Corrupt frames had no frame number of their own and are not among the missing.</p>");
+        Corrupt frames had no frame number of their own and are not among the missing. \
+        <i>Camera lost</i> are the spans the camera delivered nothing (unplugged, its program exited, its stream closed) \
+        while the file was open, from the events sidecar: a program's or a network camera's frame numbers are \
+        hindsight's own count, so for those only the times show a loss, here and in the longest interval.</p>");
     // `<stem>.wav` first, then its parts (`<stem>.part002.wav`, ...), if a file size
     // limit made it go on in several.
     let mut wavs: Vec<&PathBuf> = r
@@ -442,10 +529,15 @@ mod tests {
         // 7 frames over 80 ms: 6 intervals.
         assert!((t.effective_fps - 6.0 / 0.08).abs() < 1e-6);
         assert_eq!(t.pre_trigger, 3);
-        let svg = interval_plot(&t, &[0.03]).unwrap();
+        let svg = interval_plot(&t, &[0.03], &[(0.045, 0.06)]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("frame interval"));
-        // The gap is drawn as a red point.
+        // The gap is drawn as a red point, the camera's loss as a shaded span.
         assert!(svg.contains("#FF0000"), "a red circle at the gap");
+        assert!(svg.contains("#F0AAAA"), "the span the camera was lost");
+        // The 30 ms interval over the gap is the longest, and the only one over twice
+        // the median.
+        assert_eq!(t.longest, Some((0.07, 30.0)));
+        assert_eq!(t.long, 1);
         assert!(histogram(&t).unwrap().contains("<rect"));
     }
 }

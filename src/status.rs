@@ -300,3 +300,46 @@ pub struct FileSummary {
     /// Set when the file could not be completed normally.
     pub error: Option<String>,
 }
+
+impl FileSummary {
+    /// `436 frames, 15.0 s, 0 missing`, and `; camera lost 3 times, 0.6 s without frames`
+    /// where the camera was lost while the file was open (its frame numbers need not show
+    /// it: a program's or a network camera's are counted by hindsight). How the log and
+    /// the notices say a finished file.
+    pub fn figures(&self) -> String {
+        let mut s = format!(
+            "{} frames, {:.1} s, {} missing",
+            self.frames, self.duration_s, self.missing_frames
+        );
+        if self.camera_losses > 0 {
+            s.push_str(&format!(
+                "; camera lost {} time{}, {:.1} s without frames",
+                self.camera_losses,
+                if self.camera_losses == 1 { "" } else { "s" },
+                self.camera_lost_s
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_file_says_its_camera_losses() {
+        let mut s = FileSummary {
+            frames: 436,
+            duration_s: 15.0,
+            ..FileSummary::default()
+        };
+        assert_eq!(s.figures(), "436 frames, 15.0 s, 0 missing");
+        s.camera_losses = 3;
+        s.camera_lost_s = 0.61;
+        assert_eq!(
+            s.figures(),
+            "436 frames, 15.0 s, 0 missing; camera lost 3 times, 0.6 s without frames"
+        );
+    }
+}

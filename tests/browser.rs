@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -412,6 +413,40 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         let page_text = text(&c, "body").await;
         assert!(page_text.contains("frame interval"), "{page_text}");
         shot(&c, "4-report").await;
+    });
+
+    // A recording whose camera was lost for a while (the same files under another name,
+    // its events file saying the loss and the return): the list says it beside the
+    // missing frames, which a program's or a network camera's numbers never show.
+    let lost_id = format!("{id}-009");
+    for ext in ["mkv", "frames.csv", "events.csv"] {
+        let from = files[0].with_file_name(format!("{id}_cam0.{ext}"));
+        std::fs::copy(&from, from.with_file_name(format!("{lost_id}_cam0.{ext}"))).unwrap();
+    }
+    let events = files[0].with_file_name(format!("{lost_id}_cam0.events.csv"));
+    let mut ev = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap();
+    let (a, b) = (rows[5].lsl_time, rows[8].lsl_time);
+    writeln!(ev, "{a:.9},0.0,camera_lost,camera: cam0,the stream closed").unwrap();
+    writeln!(
+        ev,
+        "{b:.9},0.0,camera_back,camera: cam0,after 0.1 s without frames"
+    )
+    .unwrap();
+    drop(ev);
+    rt.block_on(async {
+        c.goto(&page).await.unwrap();
+        let row = format!("tr[data-id='{lost_id}']");
+        until("the loss is listed", Duration::from_secs(10), || async {
+            text(&c, &row).await.contains("0 · camera lost 1×")
+        })
+        .await;
+        // The recording made here lost nothing.
+        assert!(!text(&c, &format!("tr[data-id='{id}']"))
+            .await
+            .contains("lost"));
     });
 
     // No errors in the browser's console, on the page or the report.

@@ -914,6 +914,43 @@ fn a_camera_that_comes_back_rejoins_the_recording_in_progress() {
         summary["camera_lost_s"].as_f64().unwrap() > 7.5,
         "{summary}"
     );
+    // The log's line for the finished file says the loss, not only "0 missing" (this
+    // camera's frame numbers are hindsight's count: they have no gap).
+    assert!(
+        h.log_text()
+            .lines()
+            .any(|l| l.contains("closed ") && l.contains("0 missing; camera lost 1 time, ")),
+        "{}",
+        h.log_text()
+    );
+    // The recordings list and the quality report say it too, with its span.
+    let listed: serde_json::Value =
+        reqwest::blocking::get(format!("http://{}/api/recordings", h.api))
+            .unwrap()
+            .json()
+            .unwrap();
+    let rec = &listed["recordings"][0];
+    assert_eq!(rec["camera_losses"], 1, "{rec}");
+    let outage = &rec["cameras"][0]["outages"][0];
+    assert_eq!(outage["came_back"], true, "{outage}");
+    let away =
+        outage["until_lsl_time"].as_f64().unwrap() - outage["lost_lsl_time"].as_f64().unwrap();
+    assert!((7.0..15.0).contains(&away), "away {away:.1} s: {outage}");
+    let report = report_html(&files[0], h.dir.path());
+    let said = report
+        .split("camera-lost\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default();
+    assert!(said.starts_with("1 time, "), "{said}");
+    let secs: f64 = said["1 time, ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((away - secs).abs() < 0.01, "{secs} s against {away:.3} s");
+    assert!(report.contains(", back</td>"), "the outages table");
     assert!(h.terminate().success());
 }
 
@@ -945,9 +982,29 @@ fn a_recording_keeps_a_program_camera_across_its_restarts() {
         live.len()
     );
     let ev = events(&mkv);
+    let losses = ev.iter().filter(|e| e.1 == "camera_lost").count();
+    assert!(losses >= 3, "{ev:?}");
+    // The quality report counts every restart as a loss (the frame numbers, hindsight's
+    // count for a program, have no gap) and shows the longest interval across one.
+    let report = report_html(&mkv, h.dir.path());
     assert!(
-        ev.iter().filter(|e| e.1 == "camera_lost").count() >= 3,
-        "{ev:?}"
+        report.contains(&format!("camera-lost\">{losses} times, ")),
+        "{losses} losses: {}",
+        report.split("<h2").nth(1).unwrap_or_default()
+    );
+    assert_eq!(
+        report.matches(", back</td>").count(),
+        losses,
+        "each came back"
+    );
+    let longest_ms = rows
+        .windows(2)
+        .map(|w| (w[1].lsl_time - w[0].lsl_time) * 1e3)
+        .fold(0.0, f64::max);
+    assert!(
+        report.contains(&format!("<td class=\"bad\">{longest_ms:.3} ms, ending at ")),
+        "longest {longest_ms:.3} ms: {}",
+        report.split("<h2").nth(1).unwrap_or_default()
     );
     assert!(h.terminate().success());
 }

@@ -210,6 +210,13 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     assert_eq!(ev[2].0["command"], "stop");
     assert_eq!(ev[3].0["last_frame"], last);
     assert_eq!(ev[3].0["frames"], rows.len());
+    // A camera that was never lost: said as none, not left out.
+    assert_eq!(
+        (&ev[3].0["camera_losses"], &ev[3].0["camera_lost_s"]),
+        (&0.into(), &0.0.into()),
+        "{:?}",
+        ev[3].0
+    );
     assert!(h.terminate().success());
 }
 

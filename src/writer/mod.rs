@@ -959,8 +959,9 @@ impl Writer {
         if let Some(summary) = self.finish(f, Ending::Stop(&reason)) {
             tracing::info!(
                 camera = %self.cam.name,
-                "closed {} ({} frames, {:.1} s, {} missing)",
-                summary.path, summary.frames, summary.duration_s, summary.missing_frames
+                "closed {} ({})",
+                summary.path,
+                summary.figures()
             );
             let _ = self.events.send(WriterEvent::Closed {
                 camera,
@@ -1026,8 +1027,10 @@ impl Writer {
         };
         tracing::info!(
             camera = %self.cam.name,
-            "closed {} {} ({} frames, {:.1} s, {} missing); recording {id} goes on in {next}",
-            summary.path, cause.closed(), summary.frames, summary.duration_s, summary.missing_frames
+            "closed {} {} ({}); recording {id} goes on in {next}",
+            summary.path,
+            cause.closed(),
+            summary.figures()
         );
         let _ = self.events.send(WriterEvent::Continued {
             camera: self.cam.index,
