@@ -97,6 +97,8 @@ pub enum Event {
         recording: u64,
         path: String,
         frames: u64,
+        /// Frames of it that are silence put in for audio that did not come.
+        silence_frames: u64,
         duration_s: f64,
     },
     /// The audio input or an audio file failed.

@@ -259,6 +259,50 @@ fn histogram(t: &Timing) -> Result<String, ReportError> {
     Ok(svg)
 }
 
+/// The WAV's runs of digital silence (every sample exactly 0 for 1 ms or more) over its
+/// parts: what hindsight puts in where no audio came, so that later samples keep their
+/// times. A microphone's own quiet is never exactly 0 for that long.
+fn silence_said(wavs: &[&PathBuf], rate: u32) -> String {
+    let min = u64::from(rate / 1000).max(1);
+    let mut runs = Vec::new();
+    let mut before = 0u64;
+    for wav in wavs {
+        match crate::audio::wav::zero_runs(wav, min) {
+            Ok(r) => runs.extend(r.into_iter().map(|(from, n)| (before + from, n))),
+            Err(e) => {
+                return format!(
+                    "<p class=\"bad\">{} cannot be read for its silence: {}</p>",
+                    esc(&wav.display().to_string()),
+                    esc(&e.to_string())
+                )
+            }
+        }
+        before += std::fs::File::open(wav)
+            .map_err(crate::audio::wav::WavError::from)
+            .and_then(|mut f| crate::audio::wav::layout(&mut f))
+            .map_or(0, |l| {
+                l.data_size.min(l.data_on_disk()) / u64::from(l.block_align.max(1))
+            });
+    }
+    let secs = |frames: u64| frames as f64 / f64::from(rate.max(1));
+    let Some(&(at, longest)) = runs.iter().max_by_key(|&&(_, n)| n) else {
+        return "<p class=\"silence\">Digital silence (every sample exactly 0 for 1 ms or more): none.</p>"
+            .to_string();
+    };
+    let total: u64 = runs.iter().map(|&(_, n)| n).sum();
+    format!(
+        "<p class=\"silence bad\">Digital silence (every sample exactly 0 for 1 ms or more): \
+         {} span(s), {:.3} s in all, the longest {:.3} s from {:.3} s into the WAV. hindsight \
+         puts it in where no audio came (a lost input, an overrun: the log's line for the \
+         closed WAV and the LSL event <code>audio_file_closed</code> count it), so that the \
+         samples after it keep their times; or the input itself sent zeros.</p>",
+        runs.len(),
+        secs(total),
+        secs(longest),
+        secs(at)
+    )
+}
+
 /// `none`, or `2 times, 8.100 s without frames`.
 fn outages_said(outages: &[recordings::Outage]) -> String {
     if outages.is_empty() {
@@ -474,6 +518,7 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                     w.channels,
                     secs - video
                 );
+                h.push_str(&silence_said(&wavs, w.rate));
             }
             Err(e) => {
                 let _ = write!(

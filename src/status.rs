@@ -106,6 +106,10 @@ pub struct AudioFileSummary {
     pub duration_s: f64,
     /// LSL time of the file's first sample.
     pub first_sample_lsl_time: f64,
+    /// Sample frames of it that are silence put in for audio that did not come (a lost
+    /// input, an overrun): zeros that keep the later samples at their times.
+    #[serde(default)]
+    pub silence_frames: u64,
     pub error: Option<String>,
 }
 

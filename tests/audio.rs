@@ -555,6 +555,45 @@ fn losing_the_audio_device_never_stops_the_video() {
         rms(last)
     );
     assert_eq!(dominant_frequency(last, 48_000.0), 440.0);
+    // The file's summary, its LSL event and the log say how much of it is silence put in:
+    // the runs of zeros in the WAV (the tone crosses 0 alone, never for 1 ms).
+    let put_in = s["audio"]["last_file"]["silence_frames"].as_u64().unwrap();
+    let mut zero_runs = 0u64;
+    let mut run = 0u64;
+    for &v in samples.iter().chain([1.0].iter()) {
+        if v == 0.0 {
+            run += 1;
+        } else {
+            if run >= 48 {
+                zero_runs += run;
+            }
+            run = 0;
+        }
+    }
+    assert!(
+        put_in > 48_000,
+        "over a second away: {put_in} frames put in"
+    );
+    assert!(
+        zero_runs.abs_diff(put_in) <= 480,
+        "{put_in} frames said to be put in, {zero_runs} in runs of zeros in the WAV"
+    );
+    let said = format!("{:.3} s of it silence put in", put_in as f64 / 48_000.0);
+    assert!(
+        h.log_text()
+            .lines()
+            .any(|l| l.contains("audio: closed") && l.contains(&said)),
+        "{said}: {}",
+        h.log_text()
+    );
+    // The quality report, from the files alone, finds it and says what it is.
+    let report = report_html(&mkv, h.dir.path());
+    let found = format!("{:.3} s in all", zero_runs as f64 / 48_000.0);
+    assert!(
+        report.contains(&found) && report.contains("where no audio came"),
+        "{found}: {}",
+        report.split("<h2>audio").nth(1).unwrap_or_default()
+    );
     assert!(h.terminate().success());
 }
 
@@ -1241,6 +1280,12 @@ fn the_audio_thread_drains_its_input_in_batches_not_by_polling() {
     assert!(
         report.contains(&offset),
         "the report gives the start offset"
+    );
+    // A WAV with all its audio: no silence put in, and the report says so.
+    assert!(
+        report.contains("exactly 0 for 1 ms or more): none."),
+        "{}",
+        report.split("<h2>audio").nth(1).unwrap_or_default()
     );
 }
 

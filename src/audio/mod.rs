@@ -234,6 +234,18 @@ fn retry_notes(late: &mut Vec<LateNote>) {
     });
 }
 
+/// `; 0.980 s of it silence put in for audio that did not come (...)`, or nothing when
+/// none was put in.
+fn silence_said(frames: u64, rate: u32) -> String {
+    if frames == 0 {
+        return String::new();
+    }
+    format!(
+        "; {:.3} s of it silence put in for audio that did not come (a lost input, an overrun)",
+        frames as f64 / f64::from(rate.max(1))
+    )
+}
+
 /// The audio thread and its command queue.
 pub struct AudioHandle {
     pub tx: Sender<AudioCmd>,
@@ -272,6 +284,11 @@ struct Output {
     /// before it.
     part: u32,
     frames_before_part: u64,
+    /// Frames of it that are silence put in for audio that did not come (a lost input,
+    /// an overrun, a span the buffer no longer held), and how many of those came before
+    /// this part.
+    silence: u64,
+    silence_before_part: u64,
     /// Parts finished and begun, for the LSL events (the thread sends them).
     part_events: Vec<Event>,
     /// The first write error, reported once.
@@ -355,15 +372,17 @@ impl Output {
         let finished = done.finish();
         self.check(finished);
         let frames = self.frames - self.frames_before_part;
+        let silence = self.silence - self.silence_before_part;
         let first_sample_index = self.first_index + self.frames;
         let first_time = self.first_time
             + Duration::from_nanos(
                 (self.frames as u128 * 1_000_000_000 / spec.rate.max(1) as u128) as u64,
             );
         tracing::info!(
-            "audio: closed {} at its size limit ({frames} frames, {:.3} s); recording {} goes on in {} from {first_time}",
+            "audio: closed {} at its size limit ({frames} frames, {:.3} s{}); recording {} goes on in {} from {first_time}",
             self.path.display(),
             frames as f64 / f64::from(spec.rate.max(1)),
+            silence_said(silence, spec.rate),
             self.id,
             next.display()
         );
@@ -371,6 +390,7 @@ impl Output {
             recording: self.id,
             path: self.path.display().to_string(),
             frames,
+            silence_frames: silence,
             duration_s: frames as f64 / f64::from(spec.rate.max(1)),
         });
         self.part_events.push(Event::AudioFileOpened {
@@ -382,6 +402,7 @@ impl Output {
         self.path = next;
         self.part = part;
         self.frames_before_part = self.frames;
+        self.silence_before_part = self.silence;
     }
 
     /// `frames` frames of silence, in the WAV and the MKV.
@@ -395,6 +416,7 @@ impl Output {
         }
         let first = self.next;
         self.frames += frames;
+        self.silence += frames;
         self.next += frames;
         if self.mkv.is_some() {
             self.pcm.clear();
@@ -1008,6 +1030,8 @@ impl Engine {
             max_bytes,
             part: 1,
             frames_before_part: 0,
+            silence: 0,
+            silence_before_part: 0,
             part_events: Vec::new(),
             failed: None,
             next: first_index,
@@ -1068,6 +1092,7 @@ impl Engine {
                     });
                     o.check(written);
                     o.frames += to - from;
+                    o.silence += self.ring.silence_within(from, to);
                     o.next = to;
                 }
                 o.send_pcm(rate, first);
@@ -1138,6 +1163,7 @@ impl Engine {
             frames: o.frames,
             duration_s: o.frames as f64 / rate as f64,
             first_sample_lsl_time: o.first_time.as_secs_f64(),
+            silence_frames: o.silence,
             error: o.failed.or(finished.err()),
         };
         if let Some(e) = &summary.error {
@@ -1145,11 +1171,13 @@ impl Engine {
         }
         // The summary is the recording's audio; the event, as each part's, this file's.
         let frames = o.frames - o.frames_before_part;
+        let silence = o.silence - o.silence_before_part;
         let duration_s = frames as f64 / rate as f64;
+        let silent = silence_said(silence, rate);
         match o.part {
-            1 => tracing::info!("audio: closed {path} ({frames} frames, {duration_s:.3} s)"),
+            1 => tracing::info!("audio: closed {path} ({frames} frames, {duration_s:.3} s{silent})"),
             n => tracing::info!(
-                "audio: closed {path} ({frames} frames, {duration_s:.3} s), part {n} of recording {}'s WAV ({} frames, {:.3} s in all)",
+                "audio: closed {path} ({frames} frames, {duration_s:.3} s{silent}), part {n} of recording {}'s WAV ({} frames, {:.3} s in all)",
                 o.id,
                 summary.frames,
                 summary.duration_s
@@ -1159,6 +1187,7 @@ impl Engine {
             recording: o.id,
             path: path.clone(),
             frames,
+            silence_frames: silence,
             duration_s,
         });
         let mut st = self.status.lock();
@@ -1242,6 +1271,8 @@ mod tests {
             max_bytes: Some(max_bytes),
             part: 1,
             frames_before_part: 0,
+            silence: 0,
+            silence_before_part: 0,
             part_events: Vec::new(),
             failed: None,
             next: 0,

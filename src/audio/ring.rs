@@ -2,6 +2,12 @@
 //! sample per channel) known by its absolute index since capture started. Allocated and
 //! touched up front; appending is a copy, nothing is allocated afterwards.
 
+use std::collections::VecDeque;
+
+/// How many spans of put-in silence the ring keeps apart; past that its oldest two are
+/// counted as one (the frames between them then count as silence too).
+const SILENT_SPANS: usize = 64;
+
 #[derive(Debug)]
 pub struct AudioRing {
     channels: usize,
@@ -10,6 +16,9 @@ pub struct AudioRing {
     frames_capacity: u64,
     /// Index of the next frame to be appended.
     end: u64,
+    /// The frames `[a, b)` that are silence put in for audio that did not come
+    /// ([`AudioRing::push_silence`]), oldest first, while the ring may hold them.
+    silent: VecDeque<(u64, u64)>,
 }
 
 impl AudioRing {
@@ -22,6 +31,7 @@ impl AudioRing {
             data: vec![f32::MIN_POSITIVE; frames_capacity as usize * channels],
             frames_capacity,
             end: 0,
+            silent: VecDeque::with_capacity(SILENT_SPANS),
         }
     }
 
@@ -47,6 +57,25 @@ impl AudioRing {
 
     /// Appends `frames` frames of silence (a gap the device did not deliver).
     pub fn push_silence(&mut self, frames: u64) {
+        if frames == 0 {
+            return;
+        }
+        let from = self.end;
+        // What the ring will hold from, once these are in.
+        let start = (from + frames).saturating_sub(self.frames_capacity);
+        while self.silent.front().is_some_and(|&(_, b)| b <= start) {
+            self.silent.pop_front();
+        }
+        match self.silent.back_mut() {
+            Some(last) if last.1 == from => last.1 = from + frames,
+            _ => {
+                if self.silent.len() == SILENT_SPANS {
+                    let (a, _) = self.silent.pop_front().expect("full");
+                    self.silent.front_mut().expect("more than one").0 = a;
+                }
+                self.silent.push_back((from, from + frames));
+            }
+        }
         // More silence than the ring holds: only the last ring-full matters.
         let skip = frames.saturating_sub(self.frames_capacity);
         self.end += skip;
@@ -55,6 +84,14 @@ impl AudioRing {
             self.data[at..at + self.channels].fill(0.0);
             self.end += 1;
         }
+    }
+
+    /// How many of the frames `[from, to)` are silence put in by [`AudioRing::push_silence`].
+    pub fn silence_within(&self, from: u64, to: u64) -> u64 {
+        self.silent
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum()
     }
 
     /// Calls `f` with the held samples of frames `[from, to)` (clamped to what is held),
@@ -117,5 +154,36 @@ mod tests {
         r.push_silence(100);
         assert_eq!(r.end(), 106);
         assert_eq!(collect(&r, 0, 200), vec![0.0; 8]);
+    }
+
+    #[test]
+    fn put_in_silence_is_known_by_its_frames() {
+        let mut r = AudioRing::new(1, 8);
+        r.push(&[1.0, 2.0]);
+        r.push_silence(3);
+        r.push(&[3.0]);
+        assert_eq!(r.silence_within(0, 6), 3);
+        assert_eq!(r.silence_within(3, 4), 1);
+        assert_eq!(r.silence_within(0, 2), 0);
+        assert_eq!(r.silence_within(5, 6), 0);
+        // Back to back: one span.
+        r.push_silence(2);
+        r.push_silence(1);
+        assert_eq!(r.silence_within(6, 9), 3);
+        assert_eq!(r.silent.len(), 2);
+        // Spans the ring no longer holds are let go.
+        r.push(&[4.0; 20]);
+        r.push_silence(1);
+        assert_eq!(r.silent.len(), 1);
+        assert_eq!(r.silence_within(0, 100), 1);
+        // Never more spans than it keeps apart: the oldest merge, and nothing is lost.
+        let mut r = AudioRing::new(1, 10_000);
+        for _ in 0..SILENT_SPANS + 5 {
+            r.push(&[1.0]);
+            r.push_silence(2);
+        }
+        assert_eq!(r.silent.len(), SILENT_SPANS);
+        assert!(r.silent.capacity() <= SILENT_SPANS.next_power_of_two());
+        assert!(r.silence_within(0, r.end()) >= 2 * (SILENT_SPANS as u64 + 5));
     }
 }

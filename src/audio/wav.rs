@@ -642,6 +642,45 @@ fn read_exact_or<R: Read + Seek>(r: &mut R, buf: &mut [u8], at: u64) -> Result<(
     })
 }
 
+/// The runs of at least `min_frames` sample frames whose every byte is 0 (digital
+/// silence: what hindsight puts in where no audio came), as (first frame, frames), in the
+/// samples the header states that are on disk. Reads the file once, in 64 KiB pieces.
+pub fn zero_runs(path: &Path, min_frames: u64) -> Result<Vec<(u64, u64)>, WavError> {
+    let mut f = File::open(path)?;
+    let l = layout(&mut f)?;
+    let align = usize::from(l.block_align.max(1));
+    let frames = l.data_size.min(l.data_on_disk()) / align as u64;
+    f.seek(SeekFrom::Start(l.data_start))?;
+    let (mut runs, mut run_from) = (Vec::new(), None::<u64>);
+    let mut buf = vec![0u8; (1 << 16) / align * align];
+    let mut index = 0u64;
+    let end_run = |from: u64, to: u64, runs: &mut Vec<(u64, u64)>| {
+        if to - from >= min_frames {
+            runs.push((from, to - from));
+        }
+    };
+    while index < frames {
+        let n = ((frames - index) as usize).min(buf.len() / align);
+        f.read_exact(&mut buf[..n * align])?;
+        for frame in buf[..n * align].chunks_exact(align) {
+            let zero = frame.iter().all(|&b| b == 0);
+            match (zero, run_from) {
+                (true, None) => run_from = Some(index),
+                (false, Some(from)) => {
+                    end_run(from, index, &mut runs);
+                    run_from = None;
+                }
+                _ => {}
+            }
+            index += 1;
+        }
+    }
+    if let Some(from) = run_from {
+        end_run(from, index, &mut runs);
+    }
+    Ok(runs)
+}
+
 /// True if `path` is a WAV whose header does not match its data (a crash cut it).
 pub fn is_unfinished(path: &Path) -> Result<bool, WavError> {
     let mut f = File::open(path)?;
@@ -777,6 +816,32 @@ mod tests {
         w.write(&s).unwrap();
         w.finish().unwrap();
         std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn runs_of_put_in_silence_are_found_in_either_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        for format in [SampleFormat::S16, SampleFormat::F32] {
+            let p = tmp.path().join(format!("{format:?}.wav"));
+            let policy = Durability::for_fsync_interval(None);
+            let mut w = WavOutput::create(&p, 8000, 2, format, policy).unwrap();
+            // One channel at 0 alone, or a single frame of zeros, is no run.
+            w.write(&[0.5, 0.0, 0.0, 0.0, 0.25, 0.25]).unwrap();
+            w.write_silence(2 * 100).unwrap();
+            w.write(&[0.5, 0.5]).unwrap();
+            // A run at the end is found too, and in an unfinished file.
+            w.write_silence(2 * 30).unwrap();
+            w.settle().unwrap();
+            assert_eq!(
+                zero_runs(&p, 10).unwrap(),
+                [(3, 100), (104, 30)],
+                "{format:?}"
+            );
+            assert_eq!(zero_runs(&p, 50).unwrap(), [(3, 100)]);
+            assert_eq!(zero_runs(&p, 1).unwrap(), [(1, 1), (3, 100), (104, 30)]);
+            w.finish().unwrap();
+            assert_eq!(zero_runs(&p, 10).unwrap(), [(3, 100), (104, 30)]);
+        }
     }
 
     #[test]
