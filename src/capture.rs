@@ -372,6 +372,12 @@ impl Camera {
         (sent, lost, first)
     }
 
+    /// Since when it has delivered nothing, for a camera lost now: its last frame's
+    /// capture time, or when it was found lost if it never delivered one.
+    pub fn lost_since(&self) -> LslTime {
+        LslTime::from_nanos(self.lost_at_ns.load(Relaxed))
+    }
+
     /// The source is gone: say so. A recording in progress keeps this camera: its frames
     /// go on into the same file when the camera is back (the control thread tells the
     /// files and the people).

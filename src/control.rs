@@ -691,14 +691,18 @@ impl Control {
                                         }));
                                 }
                                 // A camera lost when the recording begins: its events file
-                                // says so (and why) from the start, not only when it is back.
+                                // says so (and why) from the start, not only when it is back:
+                                // at its last frame in the file's span, or the span's start
+                                // (where the file's summary counts its absence from).
                                 if cam.stats.lost.load(std::sync::atomic::Ordering::Relaxed) {
                                     let why = cam.last_error.lock().clone().unwrap_or_default();
+                                    let since =
+                                        cam.lost_since().max(trigger - pre_trigger).min(trigger);
                                     let _ =
                                         self.writers[cam.setup.index].try_send(WriterMsg::Note {
                                             id,
-                                            at: trigger,
-                                            wall: at.wall_at(trigger),
+                                            at: since,
+                                            wall: at.wall_at(since),
                                             event: NoteKind::CameraLost,
                                             detail: format!(
                                                 "lost when this recording began: {why}"

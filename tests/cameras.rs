@@ -500,6 +500,23 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         away > 2.0 && away <= within + 0.001,
         "{away} s away, {within} s from the file's start to its first frame: {summary}"
     );
+    // The loss row is at the file's start, so the report's span is the summary's.
+    assert!((ev[1].0 - (ev[0].0 - 2.0)).abs() < 0.05, "{ev:?}");
+    let report = report_html(net_file, h.dir.path());
+    let said = report
+        .split("id=\"camera-net\"")
+        .nth(1)
+        .and_then(|r| r.split("camera-lost\">").nth(1))
+        .and_then(|r| r.split(" s without").next())
+        .unwrap_or_default();
+    let secs: f64 = said
+        .strip_prefix("1 time, ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the net camera's losses: {said}"));
+    assert!(
+        (secs - away).abs() < 0.01,
+        "report {secs} s, summary {away} s"
+    );
 
     // And the next recording has both from its start, the file's tags saying the size
     // the camera opened at.
