@@ -166,9 +166,41 @@ fn buffering_shows_the_buffer_rates_ntfy_audio_and_disk() {
     assert!(t.contains("-30 dBFS  USB Microphone  48000 Hz 1 ch"), "{t}");
     assert!(t.contains("disk  67.0 GiB free of 232.8 GiB"), "{t}");
     assert!(t.contains("file  none open"), "{t}");
+    assert!(t.contains("no recording yet"), "{t}");
     assert!(t.contains(" S  start"), "{t}");
     assert!(t.contains(" Q  quit (files are finished first)"), "{t}");
     assert!(t.contains(" log "), "in-process: the log pane: {t}");
+}
+
+#[test]
+fn the_last_file_says_what_its_camera_lost() {
+    let mut s = buffering();
+    s.last_files.push(crate::status::FileSummary {
+        path: "/rec/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv".into(),
+        frames: 436,
+        duration_s: 15.0,
+        camera_losses: 3,
+        camera_lost_s: 0.61,
+        ..Default::default()
+    });
+    let b = draw(&view_of(s.clone()));
+    let t = text(&b);
+    assert!(
+        t.contains(
+            "last file: rec_2026-12-01_10-00-00_top.mkv (436 frames, 15.0 s) camera lost 3×, 0.6 s"
+        ),
+        "{t}"
+    );
+    assert_eq!(fg_after(&b, "15.0 s) "), Color::Yellow);
+    // A file that lacks nothing says nothing more.
+    let f = s.last_files.last_mut().unwrap();
+    f.camera_losses = 0;
+    f.missing_frames = 2;
+    let t = text(&draw(&view_of(s.clone())));
+    assert!(t.contains("(436 frames, 15.0 s) 2 missing\n"), "{t}");
+    s.last_files.last_mut().unwrap().missing_frames = 0;
+    let t = text(&draw(&view_of(s)));
+    assert!(t.contains("(436 frames, 15.0 s)\n"), "{t}");
 }
 
 #[test]

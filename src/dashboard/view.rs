@@ -145,15 +145,35 @@ fn render_head(frame: &mut Frame, area: Rect, view: &View) {
                     }
                     lines.push(Line::from(l));
                 }
-                None => lines.push(Line::from(match s.last_files.last() {
-                    Some(f) => format!(
-                        "last file: {} ({} frames, {:.1} s)",
-                        file_name(&f.path),
-                        f.frames,
-                        f.duration_s
-                    ),
-                    None => "no recording yet".to_string(),
-                })),
+                None => lines.push(match s.last_files.last() {
+                    Some(f) => {
+                        let mut l = vec![Span::raw(format!(
+                            "last file: {} ({} frames, {:.1} s)",
+                            file_name(&f.path),
+                            f.frames,
+                            f.duration_s
+                        ))];
+                        // What it lacks, where a glance finds it.
+                        let mut lacks = Vec::new();
+                        if f.missing_frames > 0 {
+                            lacks.push(format!("{} missing", f.missing_frames));
+                        }
+                        if f.camera_losses > 0 {
+                            lacks.push(format!(
+                                "camera lost {}×, {:.1} s",
+                                f.camera_losses, f.camera_lost_s
+                            ));
+                        }
+                        if !lacks.is_empty() {
+                            l.push(Span::styled(
+                                format!(" {}", lacks.join(", ")),
+                                Style::default().fg(Color::Yellow),
+                            ));
+                        }
+                        Line::from(l)
+                    }
+                    None => Line::from("no recording yet"),
+                }),
             }
         }
         None => lines.push(Line::from(Span::styled(
