@@ -941,12 +941,7 @@ fn a_camera_that_comes_back_rejoins_the_recording_in_progress() {
         h.log_text()
     );
     // The recordings list and the quality report say it too, with its span.
-    let listed: serde_json::Value =
-        reqwest::blocking::get(format!("http://{}/api/recordings", h.api))
-            .unwrap()
-            .json()
-            .unwrap();
-    let rec = &listed["recordings"][0];
+    let rec = &h.recordings()[0];
     assert_eq!(rec["camera_losses"], 1, "{rec}");
     let outage = &rec["cameras"][0]["outages"][0];
     assert_eq!(outage["came_back"], true, "{outage}");

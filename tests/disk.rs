@@ -823,13 +823,7 @@ fn a_file_size_limit_continues_the_recording_in_parts_that_lose_nothing() {
 
     // The web API sees one camera in several files, and serves a frame from the last.
     let client = reqwest::blocking::Client::new();
-    let list: serde_json::Value = client
-        .get(format!("http://{}/api/recordings", h.api))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let listed = list["recordings"].as_array().unwrap();
+    let listed = h.recordings();
     assert_eq!(listed.len(), 2);
     for (parts, (audio_s, _, _)) in recordings.iter().zip(&audio_said) {
         let name = parts[0].file_name().unwrap().to_str().unwrap();
@@ -1053,14 +1047,9 @@ fn a_crash_in_a_later_part_leaves_the_parts_before_whole_and_repair_finishes_the
         h2.log_text()
     );
     let listed = |h2: &Hindsight| -> serde_json::Value {
-        let list: serde_json::Value = reqwest::blocking::Client::new()
-            .get(format!("http://{}/api/recordings", h2.api))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert_eq!(list["recordings"].as_array().unwrap().len(), 1, "{list}");
-        list["recordings"][0].clone()
+        let list = h2.recordings();
+        assert_eq!(list.len(), 1, "{list:?}");
+        list[0].clone()
     };
     let rec = listed(&h2);
     assert_eq!(rec["unfinished"], true, "{rec}");

@@ -935,18 +935,13 @@ fn a_crash_while_the_camera_is_lost_leaves_no_empty_video_after_the_restart() {
         .unwrap()
         .contains(",start,"));
     assert_eq!(h.status()["unfinished_files"], json!([]), "{log}");
-    let listed: serde_json::Value =
-        reqwest::blocking::get(format!("http://{}/api/recordings", h.api))
-            .unwrap()
-            .json()
-            .unwrap();
-    let rec = &listed["recordings"][0];
+    let rec = &h.recordings()[0];
     assert_eq!(
         (&rec["frames"], &rec["repaired"], &rec["unfinished"]),
         (&json!(0), &json!(false), &json!(false)),
-        "{listed}"
+        "{rec}"
     );
-    assert_eq!(rec["files"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(rec["files"].as_array().unwrap().len(), 1, "{rec}");
 
     // The next recording has a new number and its frames.
     h.wait_buffered(0.5);
@@ -1010,20 +1005,13 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
     );
     // Its web page lists the recording as being written, not as unfinished, and does not
     // delete it.
-    let client = reqwest::blocking::Client::new();
-    let listed: serde_json::Value = client
-        .get(format!("http://{}/api/recordings", h2.api))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let rec = &listed["recordings"][0];
+    let rec = &h2.recordings()[0];
     assert_eq!(
         (&rec["open"], &rec["unfinished"]),
         (&json!(true), &json!(false)),
-        "{listed}"
+        "{rec}"
     );
-    let refused = client
+    let refused = reqwest::blocking::Client::new()
         .delete(format!(
             "http://{}/api/recordings/{}",
             h2.api,

@@ -157,6 +157,21 @@ impl Hindsight {
         self.try_status().expect("status")
     }
 
+    /// `GET /api/recordings`: every recording under the root, as the web page lists them.
+    pub fn recordings(&self) -> Vec<Value> {
+        let list: Value = reqwest::blocking::Client::new()
+            .get(format!("http://{}/api/recordings", self.api))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .expect("API reachable")
+            .json()
+            .expect("JSON answer");
+        list["recordings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no recordings list: {list}"))
+            .clone()
+    }
+
     /// POSTs a command; returns (HTTP status, JSON body).
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = reqwest::blocking::Client::new()
