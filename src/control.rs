@@ -501,6 +501,12 @@ impl Control {
             m.push_str("; ");
             m.push_str(&note);
         }
+        // `status` from a phone: the state, and whether every camera, the microphone and
+        // the disk are ready for the next take.
+        if let (Command::Status, Outcome::Done(m)) = (&command, &mut decision.outcome) {
+            m.push_str("; ");
+            m.push_str(&self.hub.snapshot().health());
+        }
         if let Some(t) = &timing {
             match &mut decision.outcome {
                 Outcome::Done(m) | Outcome::NoOp(m) | Outcome::Rejected(m) | Outcome::Failed(m) => {

@@ -86,21 +86,7 @@ pub fn stalled_loops(
 
 /// One line for `systemctl status`.
 pub fn status_line(s: &crate::status::Status) -> String {
-    let cams: Vec<String> = s
-        .cameras
-        .iter()
-        .map(|c| {
-            if c.lost {
-                format!("{} LOST", c.name)
-            } else {
-                format!(
-                    "{} {:.0}/{} fps {:.1} s buffered",
-                    c.name, c.fps, c.target_fps, c.buffered_seconds
-                )
-            }
-        })
-        .collect();
-    let mut line = format!("{}: {}", s.state, cams.join(", "));
+    let mut line = format!("{}: {}", s.state, s.health());
     if let Some(f) = s.current_files.first() {
         let name = std::path::Path::new(f)
             .file_name()

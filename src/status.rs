@@ -305,6 +305,56 @@ pub struct FileSummary {
     pub error: Option<String>,
 }
 
+impl Status {
+    /// The cameras, the microphone and the disk in one line, for a glance from a phone or
+    /// `systemctl status`: `top 100/100 fps 20.0 s buffered, side LOST (the program
+    /// exited); audio -30 dBFS; disk 67.0 GiB free`. A lost camera's and a lost input's
+    /// reason is cut at 200 characters (the status API has it whole).
+    pub fn health(&self) -> String {
+        let cut = |why: &str| -> String {
+            let why = why.trim_start_matches("camera lost: ");
+            match why.char_indices().nth(200) {
+                Some((at, _)) => format!("{}…", &why[..at]),
+                None => why.to_string(),
+            }
+        };
+        let mut parts = vec![self
+            .cameras
+            .iter()
+            .map(|c| {
+                if c.lost {
+                    match &c.last_error {
+                        Some(why) => format!("{} LOST ({})", c.name, cut(why)),
+                        None => format!("{} LOST", c.name),
+                    }
+                } else {
+                    format!(
+                        "{} {:.0}/{} fps {:.1} s buffered",
+                        c.name, c.fps, c.target_fps, c.buffered_seconds
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")];
+        if let Some(a) = &self.audio {
+            parts.push(if a.capturing && a.synthetic {
+                format!("audio: synthetic tone, {:.0} dBFS", a.level_dbfs)
+            } else if a.capturing {
+                format!("audio {:.0} dBFS", a.level_dbfs)
+            } else {
+                format!("audio {}", cut(&a.state))
+            });
+        }
+        if let Some(d) = &self.disk {
+            parts.push(match &d.error {
+                Some(why) => format!("disk: {}", cut(why)),
+                None => format!("disk {} free", crate::storage::size(d.free_bytes)),
+            });
+        }
+        parts.join("; ")
+    }
+}
+
 impl FileSummary {
     /// `436 frames, 15.0 s, 0 missing`, and `; camera lost 3 times, 0.6 s without frames`
     /// where the camera was lost while the file was open (its frame numbers need not show
@@ -330,6 +380,54 @@ impl FileSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_says_each_camera_the_microphone_and_the_disk() {
+        let mut s = Status::default();
+        s.cameras.push(CameraStatus {
+            name: "top".into(),
+            fps: 99.6,
+            target_fps: 100.0,
+            buffered_seconds: 20.0,
+            ..Default::default()
+        });
+        s.cameras.push(CameraStatus {
+            name: "side".into(),
+            lost: true,
+            last_error: Some(format!(
+                "camera lost: the program exited{}",
+                " and".repeat(60)
+            )),
+            ..Default::default()
+        });
+        s.audio = Some(AudioStatus {
+            state: "lost: no audio for 5 s; reopening".into(),
+            ..Default::default()
+        });
+        s.disk = Some(DiskStatus {
+            free_bytes: 71_900_000_000,
+            ..Default::default()
+        });
+        let h = s.health();
+        let cut = format!("the program exited{}", " and".repeat(60));
+        let cut: String = cut.chars().take(200).collect();
+        assert_eq!(
+            h,
+            format!(
+                "top 100/100 fps 20.0 s buffered, side LOST ({cut}…); \
+                 audio lost: no audio for 5 s; reopening; disk 67.0 GiB free"
+            )
+        );
+        // What is ready says only its figures; a disk that cannot be used says why.
+        s.cameras.truncate(1);
+        s.audio.as_mut().unwrap().capturing = true;
+        s.audio.as_mut().unwrap().level_dbfs = -30.2;
+        s.disk.as_mut().unwrap().error = Some("the disk is read-only".into());
+        assert_eq!(
+            s.health(),
+            "top 100/100 fps 20.0 s buffered; audio -30 dBFS; disk: the disk is read-only"
+        );
+    }
 
     #[test]
     fn a_finished_file_says_its_camera_losses() {

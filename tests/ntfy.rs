@@ -161,6 +161,53 @@ fn start_and_stop_recording_from_ntfy_messages() {
     assert!(h.terminate().success());
 }
 
+/// `status` from a phone before a session: the state, and whether every camera, the
+/// microphone and the disk are ready: a camera that is not there is named, with why.
+#[test]
+fn status_from_a_phone_says_which_camera_is_not_ready_and_why() {
+    let _g = serial();
+    let server = Ntfy::start(false);
+    let cfg = config(&server.url(), "lab10", "    reply_topic: lab10-replies\n").replace(
+        "lsl:\n",
+        "  - name: side\n    source: v4l2\n    device: /dev/video94\nlsl:\n",
+    );
+    let mut h = connected(&cfg, 0.9);
+    // Its rate is measured over a second, once a second.
+    std::thread::sleep(Duration::from_secs(2));
+    server.publish("lab10", "status");
+    // (The reply topic also has the loss, said when it was found.)
+    let reply = |_: &mut Hindsight| {
+        server
+            .messages("lab10-replies", None)
+            .into_iter()
+            .find(|m| m.starts_with("buffering"))
+    };
+    h.wait_until("the reply is published", Duration::from_secs(10), |h| {
+        reply(h).is_some()
+    });
+    let reply = reply(&mut h).unwrap();
+    let fps: f64 = reply
+        .strip_prefix("buffering; cam0 ")
+        .and_then(|r| r.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the state, then the first camera: {reply}"));
+    assert!(fps > 20.0, "{reply}");
+    assert!(reply.contains("/30 fps "), "{reply}");
+    assert!(reply.contains(" s buffered, side LOST ("), "{reply}");
+    assert!(
+        reply.contains("/dev/video94: No such file or directory")
+            && reply.contains("is the camera plugged in"),
+        "why, whole: {reply}"
+    );
+    let free = reply
+        .split("disk ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(" free"))
+        .unwrap_or_else(|| panic!("the disk's free space last: {reply}"));
+    assert!(free.ends_with("iB"), "{free}");
+    assert!(h.terminate().success());
+}
+
 /// Commands sent while hindsight could not hear them (the server restarted; hindsight
 /// waits to reconnect) are applied once, in order, when it is back; a start replayed with
 /// its stop records the span they asked for from the buffer (ntfy gives whole seconds:
