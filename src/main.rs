@@ -232,6 +232,18 @@ fn print_status(s: &hindsight::status::Status) {
         println!("writing: {f}");
     }
     for c in &s.cameras {
+        if c.lost {
+            println!(
+                "{}: {} LOST: {}",
+                c.name,
+                c.source,
+                c.last_error
+                    .as_deref()
+                    .map_or("it delivers no usable frame", |e| e
+                        .trim_start_matches("camera lost: "))
+            );
+            continue;
+        }
         println!(
             "{}: {} {}x{} {:.1}/{} fps, captured {}, written {}, dropped {}, buffer {:.1} s ({:.0}%)",
             c.name,
@@ -246,6 +258,60 @@ fn print_status(s: &hindsight::status::Status) {
             c.buffered_seconds,
             c.buffer_fill * 100.0
         );
+    }
+    if let Some(a) = &s.audio {
+        let now = if a.capturing {
+            format!("{:.0} dBFS", a.level_dbfs)
+        } else {
+            a.state.clone()
+        };
+        println!(
+            "audio: {} {} Hz {} ch, {now}",
+            a.device, a.sample_rate, a.channels
+        );
+    }
+    if let Some(d) = &s.disk {
+        match &d.error {
+            Some(e) => println!("disk: {} cannot be recorded to: {e}", d.root),
+            None => println!(
+                "disk: {} free of {} at {}{}",
+                hindsight::storage::size(d.free_bytes),
+                hindsight::storage::size(d.total_bytes),
+                d.root,
+                d.guard
+                    .as_ref()
+                    .map_or(String::new(), |g| format!(" ({g})"))
+            ),
+        }
+    }
+    if let Some(n) = &s.ntfy {
+        let mut line = format!("ntfy: {}", n.state);
+        if !n.connected {
+            line.push_str(&format!(" ({}/{})", n.server, n.topic));
+        }
+        if let Some(m) = &n.last_message {
+            line.push_str(&format!(", last message \"{m}\""));
+        }
+        line.push_str(&format!(", {} commands applied", n.commands_applied));
+        println!("{line}");
+    }
+    // Each camera's last file.
+    for f in &s.last_files {
+        println!("last file: {} ({})", f.path, f.figures());
+    }
+    if let Some((a, w)) = s
+        .audio
+        .as_ref()
+        .and_then(|a| a.last_file.as_ref().map(|w| (a, w)))
+    {
+        let silence = match w.silence_frames {
+            0 => String::new(),
+            n => format!(
+                "; {:.3} s of it silence put in for audio that did not come",
+                n as f64 / f64::from(a.sample_rate.max(1))
+            ),
+        };
+        println!("last WAV: {} ({:.3} s{silence})", w.path, w.duration_s);
     }
     if let Some(c) = &s.last_command {
         println!(

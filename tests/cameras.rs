@@ -426,6 +426,12 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
             .contains("camera net lost: could not be opened at start-up"),
         "{s}"
     );
+    let out = h.ctl(&["status"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("\nnet: http-mjpeg LOST: could not be opened at start-up: "),
+        "{said}"
+    );
 
     // A recording meanwhile, some seconds later: the reply says the camera is lost, and
     // that the buffer held what was asked for (the synthetic camera's).

@@ -158,6 +158,16 @@ fn start_and_stop_recording_from_ntfy_messages() {
     let s = ntfy_status(&mut h);
     assert_eq!(s["last_message"], "Stop Recording");
     assert_eq!(s["commands_applied"], 2);
+    // `hindsight ctl status` says it too.
+    let out = h.ctl(&["status"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "\nntfy: connected to {}/lab1, last message \"Stop Recording\", 2 commands applied\n",
+            server.url()
+        )),
+        "{said}"
+    );
     assert!(h.terminate().success());
 }
 

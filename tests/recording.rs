@@ -580,10 +580,17 @@ fn commands_that_make_no_sense_are_answered_and_change_nothing() {
     );
     assert_eq!(s["last_command"]["outcome"], "rejected", "{s}");
 
-    // The same through `hindsight ctl`.
+    // The same through `hindsight ctl`: the state, each camera, the microphone, the disk.
     let out = h.ctl(&["status"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("state: recording"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("state: recording"), "{said}");
+    assert!(said.contains("\ncam0: synthetic "), "{said}");
+    assert!(said.contains("\naudio: "), "{said}");
+    assert!(
+        said.contains(" free of ") && said.contains(&format!("at {}\n", h.root.display())),
+        "{said}"
+    );
     let out = h.ctl(&["stop"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("done (buffering)"));
