@@ -158,8 +158,8 @@ pub struct CameraTake {
 /// A span without frames from a camera that was lost while its file was open.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Outage {
-    /// LSL time of the `camera_lost` row (for a camera lost when the recording began, the
-    /// trigger's).
+    /// LSL time of the `camera_lost` row: the camera's last frame (for a camera lost when
+    /// the recording began, its last frame within the file's span, or the span's start).
     pub lost_lsl_time: f64,
     /// When it was back; or, never back, the stop's time; none when neither is in the
     /// files (a crash ended the file while the camera was lost).
