@@ -237,10 +237,7 @@ fn print_status(s: &hindsight::status::Status) {
                 "{}: {} LOST: {}",
                 c.name,
                 c.source,
-                c.last_error
-                    .as_deref()
-                    .map_or("it delivers no usable frame", |e| e
-                        .trim_start_matches("camera lost: "))
+                c.lost_why().unwrap_or("it delivers no usable frame")
             );
             continue;
         }
@@ -304,13 +301,7 @@ fn print_status(s: &hindsight::status::Status) {
         .as_ref()
         .and_then(|a| a.last_file.as_ref().map(|w| (a, w)))
     {
-        let silence = match w.silence_frames {
-            0 => String::new(),
-            n => format!(
-                "; {:.3} s of it silence put in for audio that did not come",
-                n as f64 / f64::from(a.sample_rate.max(1))
-            ),
-        };
+        let silence = hindsight::status::silence_said(w.silence_frames, a.sample_rate);
         println!("last WAV: {} ({:.3} s{silence})", w.path, w.duration_s);
     }
     if let Some(c) = &s.last_command {

@@ -312,7 +312,6 @@ impl Status {
     /// reason is cut at 200 characters (the status API has it whole).
     pub fn health(&self) -> String {
         let cut = |why: &str| -> String {
-            let why = why.trim_start_matches("camera lost: ");
             match why.char_indices().nth(200) {
                 Some((at, _)) => format!("{}…", &why[..at]),
                 None => why.to_string(),
@@ -323,7 +322,7 @@ impl Status {
             .iter()
             .map(|c| {
                 if c.lost {
-                    match &c.last_error {
+                    match c.lost_why() {
                         Some(why) => format!("{} LOST ({})", c.name, cut(why)),
                         None => format!("{} LOST", c.name),
                     }
@@ -353,6 +352,27 @@ impl Status {
         }
         parts.join("; ")
     }
+}
+
+impl CameraStatus {
+    /// Why it delivers nothing now, without the status's "camera lost: " before it.
+    pub fn lost_why(&self) -> Option<&str> {
+        self.last_error
+            .as_deref()
+            .map(|e| e.trim_start_matches("camera lost: "))
+    }
+}
+
+/// `; 0.980 s of it silence put in for audio that did not come (...)`, or nothing when
+/// none was put in: how the log and `ctl status` say a WAV's put-in silence.
+pub fn silence_said(frames: u64, rate: u32) -> String {
+    if frames == 0 {
+        return String::new();
+    }
+    format!(
+        "; {:.3} s of it silence put in for audio that did not come (a lost input, an overrun)",
+        frames as f64 / f64::from(rate.max(1))
+    )
 }
 
 impl FileSummary {

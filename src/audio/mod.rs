@@ -234,18 +234,6 @@ fn retry_notes(late: &mut Vec<LateNote>) {
     });
 }
 
-/// `; 0.980 s of it silence put in for audio that did not come (...)`, or nothing when
-/// none was put in.
-fn silence_said(frames: u64, rate: u32) -> String {
-    if frames == 0 {
-        return String::new();
-    }
-    format!(
-        "; {:.3} s of it silence put in for audio that did not come (a lost input, an overrun)",
-        frames as f64 / f64::from(rate.max(1))
-    )
-}
-
 /// The audio thread and its command queue.
 pub struct AudioHandle {
     pub tx: Sender<AudioCmd>,
@@ -382,7 +370,7 @@ impl Output {
             "audio: closed {} at its size limit ({frames} frames, {:.3} s{}); recording {} goes on in {} from {first_time}",
             self.path.display(),
             frames as f64 / f64::from(spec.rate.max(1)),
-            silence_said(silence, spec.rate),
+            crate::status::silence_said(silence, spec.rate),
             self.id,
             next.display()
         );
@@ -1173,7 +1161,7 @@ impl Engine {
         let frames = o.frames - o.frames_before_part;
         let silence = o.silence - o.silence_before_part;
         let duration_s = frames as f64 / rate as f64;
-        let silent = silence_said(silence, rate);
+        let silent = crate::status::silence_said(silence, rate);
         match o.part {
             1 => tracing::info!("audio: closed {path} ({frames} frames, {duration_s:.3} s{silent})"),
             n => tracing::info!(
