@@ -294,7 +294,10 @@ fn print_status(s: &hindsight::status::Status) {
     }
     // Each camera's last file.
     for f in &s.last_files {
-        println!("last file: {} ({})", f.path, f.figures());
+        match &f.error {
+            Some(e) => println!("last file: {}: {e}", f.path),
+            None => println!("last file: {} ({})", f.path, f.figures()),
+        }
     }
     if let Some((a, w)) = s
         .audio

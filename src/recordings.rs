@@ -452,18 +452,31 @@ fn camera_of<'a>(stem: &str, name: &'a str, ext: &str) -> Option<&'a str> {
 /// Each camera's video files of recording `id` (the stem), parts in order: part 1 is
 /// `<stem>_<camera>.mkv`, part N `<stem>_<camera>.partNNN.mkv` (`writer::files`). A name
 /// that only looks like a part, with no part 1 beside it, is a camera of its own.
-fn camera_files<'a>(r: &'a StoredRecording, id: &str) -> BTreeMap<String, Vec<&'a PathBuf>> {
-    let named: Vec<(&str, &PathBuf)> = r
-        .files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
-        .filter_map(|p| {
+///
+/// A camera that delivered no frame while the recording ran (lost the whole time) has no
+/// video, only its events sidecar, which says why: it is here too, with the paths its
+/// video would have had (they do not exist; its sidecars are found beside them).
+fn camera_files(r: &StoredRecording, id: &str) -> BTreeMap<String, Vec<PathBuf>> {
+    let named_as = |ext: &'static str| {
+        r.files.iter().filter_map(move |p| {
             let name = p.file_name()?.to_str()?;
-            Some((camera_of(id, name, ".mkv")?, p))
+            Some((camera_of(id, name, ext)?, p))
         })
+    };
+    let mut named: Vec<(&str, PathBuf)> = named_as(".mkv").map(|(c, p)| (c, p.clone())).collect();
+    let no_video: Vec<(&str, PathBuf)> = named_as(".events.csv")
+        .filter(|(c, _)| {
+            let base = crate::writer::files::split_part(c).0;
+            !named
+                .iter()
+                .any(|(v, _)| crate::writer::files::split_part(v).0 == base)
+        })
+        .map(|(c, p)| (c, p.with_file_name(format!("{id}_{c}.mkv"))))
         .collect();
-    let mut by_camera: BTreeMap<String, Vec<(u32, &PathBuf)>> = BTreeMap::new();
-    for &(name, path) in &named {
+    named.extend(no_video);
+    let mut by_camera: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
+    for (name, path) in &named {
+        let name = *name;
         let (camera, part) = match crate::writer::files::split_part(name) {
             (base, n) if n > 1 && named.iter().any(|(c, _)| *c == base) => (base, n),
             _ => (name, 1),
@@ -471,7 +484,7 @@ fn camera_files<'a>(r: &'a StoredRecording, id: &str) -> BTreeMap<String, Vec<&'
         by_camera
             .entry(camera.to_string())
             .or_default()
-            .push((part, path));
+            .push((part, path.clone()));
     }
     by_camera
         .into_iter()
@@ -527,7 +540,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         let mut camera_marks = Vec::new();
         let mut lost = Some(crate::status::DropCounts::default());
         let (mut camera_rows, mut stop_at) = (Vec::new(), None);
-        for mkv in parts {
+        for mkv in &parts {
             rows.extend(read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default());
             let ev = read_events(&mkv.with_extension("events.csv"));
             if trigger.is_none() {
@@ -537,11 +550,12 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             camera_rows.extend(ev.camera);
             stop_at = ev.stop_at;
             audio_start = audio_start.or(ev.audio_start);
-            // None: empty, as it is between its claim and its camera's first frame; neither
-            // unfinished nor repaired.
+            // None: empty, as it is between its claim and its camera's first frame, or not
+            // there (its camera delivered nothing); neither unfinished nor repaired.
             let unfinished = match std::fs::File::open(mkv) {
                 Ok(f) if f.metadata().is_ok_and(|m| m.len() == 0) => None,
                 Ok(mut f) => Some(mkv::read::is_unfinished(&mut f).unwrap_or(false)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(_) => Some(false),
             };
             // Being written by another hindsight sharing the root (another rig).
@@ -635,6 +649,8 @@ pub enum FrameError {
     NoRecording(String),
     #[error("recording `{id}` has no camera `{camera}`")]
     NoCamera { id: String, camera: String },
+    #[error("camera `{camera}` of `{id}` has no frames: none came while it recorded (its events file says why)")]
+    NoFrames { id: String, camera: String },
     #[error("camera `{camera}` of `{id}` has no frame number {n} (it has {first}..={last})")]
     NoFrame {
         id: String,
@@ -688,9 +704,19 @@ pub fn frame(
     let mut file_of = Vec::new();
     for mkv in &parts {
         let sidecar = mkv.with_extension("frames.csv");
+        // A camera lost the whole time has no video and no frames sidecar: no frames.
+        if !mkv.exists() && !sidecar.exists() {
+            continue;
+        }
         let part_rows = read_frame_rows(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
-        file_of.extend(std::iter::repeat_n(*mkv, part_rows.len()));
+        file_of.extend(std::iter::repeat_n(mkv.as_path(), part_rows.len()));
         rows.extend(part_rows);
+    }
+    if rows.is_empty() {
+        return Err(FrameError::NoFrames {
+            id: id.to_string(),
+            camera: camera.to_string(),
+        });
     }
     let position = rows
         .binary_search_by_key(&n, |r| r.frame)
@@ -963,6 +989,62 @@ mod tests {
         let left = look();
         let cam = &left.cameras[0];
         assert!(!left.open && !cam.repaired && !cam.unfinished, "{left:?}");
+    }
+
+    #[test]
+    fn a_camera_lost_the_whole_take_is_listed_with_no_frames_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 10);
+        // The other camera made no video: only its events file, as the writer leaves it.
+        let events = csv.with_file_name("rec_2026-12-01_10-00-00_side.events.csv");
+        std::fs::write(
+            &events,
+            "lsl_time,unix_time,event,source,detail\n\
+             102.0,1700000002.0,start,api: start,recording 1\n\
+             100.0,1700000000.0,camera_lost,camera: side,lost when this recording began: unplugged\n\
+             109.0,1700000009.0,stop,writer: api,\"0 frames; lost while recording: source_gaps 0, corrupt 0, buffer_held_by_writer 0, too_large 0, writer_queue_full 0\"\n",
+        )
+        .unwrap();
+        let info = describe(&scan(dir.path())[0], &[]);
+        let names: Vec<&str> = info.cameras.iter().map(|c| c.camera.as_str()).collect();
+        assert_eq!(names, ["cam0", "side"], "{info:?}");
+        let side = &info.cameras[1];
+        assert_eq!((side.frames, side.parts), (0, 1), "{side:?}");
+        assert!(!side.unfinished && !side.repaired, "{side:?}");
+        assert_eq!(side.outages.len(), 1);
+        assert_eq!(side.outages[0].seconds(), Some(9.0));
+        assert!(!side.outages[0].came_back);
+        assert!(side.outages[0].why.ends_with("unplugged"));
+        assert_eq!((info.frames, info.camera_losses), (10, 1));
+        assert_eq!(info.trigger.as_deref(), Some("api: start"));
+        // Its frames: none, said as such, not as a file that cannot be read.
+        let err = frame(dir.path(), &info.id, "side", 0, true).unwrap_err();
+        assert!(matches!(err, FrameError::NoFrames { .. }), "{err}");
+        assert!(
+            frame(dir.path(), &info.id, "cam0", 3, false).is_err(),
+            "a fake mkv"
+        );
+        // A rig of that one camera: the recording is its events file alone, still listed.
+        for f in ["cam0.frames.csv", "cam0.mkv"] {
+            std::fs::remove_file(csv.with_file_name(format!("rec_2026-12-01_10-00-00_{f}")))
+                .unwrap();
+        }
+        let alone = describe(&scan(dir.path())[0], &[]);
+        assert_eq!(alone.cameras.len(), 1, "{alone:?}");
+        assert_eq!(alone.cameras[0].camera, "side");
+        assert_eq!((alone.frames, alone.camera_losses), (0, 1));
+        assert!(!alone.unfinished && !alone.repaired, "{alone:?}");
+        // Crashed while lost (no stop row): not known how long, and nothing to repair.
+        std::fs::write(
+            &events,
+            "lsl_time,unix_time,event,source,detail\n\
+             100.0,1700000000.0,camera_lost,camera: side,unplugged\n",
+        )
+        .unwrap();
+        let crashed = describe(&scan(dir.path())[0], &[]);
+        let side = &crashed.cameras[0];
+        assert!(!side.unfinished && !side.repaired, "{side:?}");
+        assert_eq!(side.outages[0].seconds(), None);
     }
 
     #[test]

@@ -71,19 +71,31 @@ pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
             Ok((path, info))
         });
         match made {
-            Ok((path, info)) => println!(
-                "{}: {} frames, {} missing, {:.1} s{} → {}",
-                info.id,
-                info.frames,
-                info.missing_frames,
-                info.duration_s,
-                match info.camera_losses {
-                    0 => String::new(),
-                    1 => ", a camera lost once".to_string(),
-                    n => format!(", cameras lost {n} times"),
-                },
-                path.display()
-            ),
+            Ok((path, info)) => {
+                let empty: Vec<&str> = info
+                    .cameras
+                    .iter()
+                    .filter(|c| c.frames == 0)
+                    .map(|c| c.camera.as_str())
+                    .collect();
+                println!(
+                    "{}: {} frames, {} missing, {:.1} s{}{} → {}",
+                    info.id,
+                    info.frames,
+                    info.missing_frames,
+                    info.duration_s,
+                    match info.camera_losses {
+                        0 => String::new(),
+                        1 => ", a camera lost once".to_string(),
+                        n => format!(", cameras lost {n} times"),
+                    },
+                    match empty.is_empty() {
+                        true => String::new(),
+                        false => format!(", no frames from {}", empty.join(", ")),
+                    },
+                    path.display()
+                )
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -356,12 +368,17 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
         // Over all its parts, where a file size limit made it go on in several.
         let rows = recordings::camera_rows(r, &info.id, &cam.camera);
         let t = timing(&rows);
-        let t0 = rows.first().map_or(0.0, |r| r.lsl_ns as f64 / 1e9);
+        // Times are from its first frame; for a camera that delivered none (lost the whole
+        // time), from when it was lost, the file's start.
+        let t0 = rows.first().map_or_else(
+            || cam.outages.first().map_or(0.0, |o| o.lost_lsl_time),
+            |r| r.lsl_ns as f64 / 1e9,
+        );
         let marks: Vec<f64> = info.marks.iter().map(|m| m.lsl_time - t0).collect();
         let _ = write!(
             h,
             "<h2 id=\"camera-{c}\">camera {c}</h2><table>\
-             <tr><th>frames</th><td>{n} (numbers {first}–{last}; {pre} before the trigger)</td></tr>\
+             <tr><th>frames</th><td{none}>{n}</td></tr>\
              <tr><th>missing</th><td class=\"{bad}\">{missing} in {ngaps} gap(s), the largest {largest}</td></tr>\
              <tr><th>duration</th><td>{dur:.3} s, first to last frame</td></tr>\
              <tr><th>effective rate</th><td>{fps:.3} frames/s (median interval {median:.3} ms = {nominal:.2} fps)</td></tr>\
@@ -370,10 +387,16 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
              <tr><th>lost while recording</th><td class=\"{lost_bad}\">{lost}</td></tr>\
              </table>",
             c = esc(&cam.camera),
-            n = cam.frames,
-            first = cam.first_frame.map_or("–".into(), |v| v.to_string()),
-            last = cam.last_frame.map_or("–".into(), |v| v.to_string()),
-            pre = t.pre_trigger,
+            none = if cam.frames == 0 { " class=\"bad no-frames\"" } else { "" },
+            n = match (cam.first_frame, cam.last_frame) {
+                (Some(first), Some(last)) => format!(
+                    "{} (numbers {first}–{last}; {} before the trigger)",
+                    cam.frames, t.pre_trigger
+                ),
+                _ => "none: no frame came while the recording ran, so it has no video file \
+                      (its events file says why)"
+                    .to_string(),
+            },
             bad = if cam.missing_frames > 0 { "bad" } else { "" },
             missing = cam.missing_frames,
             ngaps = t.gaps.len(),

@@ -436,17 +436,62 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     )
     .unwrap();
     drop(ev);
+    // And a second camera, lost the whole take: no video, only its events file.
+    let (start, stop) = (rows[0].lsl_time, rows.last().unwrap().lsl_time);
+    std::fs::write(
+        files[0].with_file_name(format!("{lost_id}_side.events.csv")),
+        format!(
+            "lsl_time,unix_time,event,source,detail\n\
+             {start:.9},0.0,start,api: start,recording 9\n\
+             {start:.9},0.0,camera_lost,camera: side,lost when this recording began: unplugged\n\
+             {stop:.9},0.0,stop,writer: api,0 frames\n"
+        ),
+    )
+    .unwrap();
     rt.block_on(async {
         c.goto(&page).await.unwrap();
         let row = format!("tr[data-id='{lost_id}']");
-        until("the loss is listed", Duration::from_secs(10), || async {
-            text(&c, &row).await.contains("0 · camera lost 1×")
+        until("the losses are listed", Duration::from_secs(10), || async {
+            text(&c, &row)
+                .await
+                .contains("0 · camera lost 2× · no frames from side")
         })
         .await;
-        // The recording made here lost nothing.
-        assert!(!text(&c, &format!("tr[data-id='{id}']"))
+        // The viewer opens on the camera that has frames, and says why the other has none.
+        c.find(Locator::Css(&format!("{row} button.view")))
             .await
-            .contains("lost"));
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_viewer_shows(&c, rows[0].frame_number).await;
+        c.execute(
+            "const s = document.getElementById('vcam'); s.value = 'side'; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        until_text(&c, "the viewer says why", "#frameinfo", |t| {
+            t == "camera side has no frames in this recording: lost: lost when this \
+                  recording began: unplugged"
+        })
+        .await;
+        assert_eq!(
+            text(&c, "#vcam").await,
+            "cam0\nside (no frames)",
+            "the cameras to choose from"
+        );
+        // The recording made here lost nothing of cam0; its camera that was never there
+        // (`gone`) recorded nothing, and the list says that rather than look complete.
+        let made_here = text(&c, &format!("tr[data-id='{id}']")).await;
+        assert!(
+            made_here.contains(&format!(
+                " {} 0 · camera lost 1× · no frames from gone ",
+                rows.len()
+            )),
+            "{made_here}"
+        );
     });
 
     // No errors in the browser's console, on the page or the report.

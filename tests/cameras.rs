@@ -577,6 +577,68 @@ fn a_network_camera_not_there_at_start_up_leaves_the_others_recording_and_joins_
         (away - span).abs() < 0.2,
         "away {away} s of a recording whose other camera's file spans {span} s: {third}"
     );
+    // It made no video, only its events file; everything a user reads after the take
+    // says so, and why, rather than list the other camera's file as the whole recording.
+    let net_events =
+        std::path::PathBuf::from(third["path"].as_str().unwrap()).with_extension("events.csv");
+    assert!(net_events.exists() && !net_events.with_extension("").with_extension("mkv").exists());
+    let said = String::from_utf8_lossy(&h.ctl(&["status"]).stdout).into_owned();
+    assert!(
+        said.lines().any(|l| l.starts_with("last file: ")
+            && l.contains("_net.mkv: no frames: the camera was lost for all ")),
+        "{said}"
+    );
+    let rec = h
+        .recordings()
+        .into_iter()
+        .find(|r| {
+            r["trigger"].as_str().is_some_and(|t| t.contains("start"))
+                && r["cameras"].as_array().unwrap().len() == 2
+                && r["cameras"][0]["frames"] == 0
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "recording 3 lists no camera without frames: {:?}",
+                h.recordings()
+            )
+        });
+    let net = &rec["cameras"][0];
+    assert_eq!(net["camera"], "net", "{rec}");
+    assert_eq!(rec["camera_losses"], 1, "{rec}");
+    let outage = &net["outages"][0];
+    assert_eq!(outage["came_back"], false, "{outage}");
+    assert!(
+        outage["why"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{outage}"
+    );
+    let listed =
+        outage["until_lsl_time"].as_f64().unwrap() - outage["lost_lsl_time"].as_f64().unwrap();
+    assert!(
+        (listed - away).abs() < 0.05,
+        "listed {listed} s, summary {away} s"
+    );
+    let report = report_html(&net_events, h.dir.path());
+    let net_part = report.split("camera net</h2>").nth(1).unwrap_or_default();
+    assert!(
+        net_part.contains("class=\"bad no-frames\">none: "),
+        "{net_part}"
+    );
+    assert!(net_part.contains("the stop: never back"), "{net_part}");
+    let got = reqwest::blocking::get(format!(
+        "http://{}/api/recordings/{}/frames/net/0.jpg",
+        h.api,
+        rec["id"].as_str().unwrap()
+    ))
+    .unwrap();
+    assert_eq!(got.status().as_u16(), 404);
+    let r: serde_json::Value = got.json().unwrap();
+    assert!(
+        r["message"].as_str().unwrap().contains("has no frames"),
+        "{r}"
+    );
     assert!(h.terminate().success());
 
     // Said once, not at every try: one line for the start-up, one for its coming.

@@ -199,8 +199,17 @@ fn the_last_file_says_what_its_camera_lost() {
     let t = text(&draw(&view_of(s.clone())));
     assert!(t.contains("(436 frames, 15.0 s) 2 missing\n"), "{t}");
     s.last_files.last_mut().unwrap().missing_frames = 0;
-    let t = text(&draw(&view_of(s)));
+    let t = text(&draw(&view_of(s.clone())));
     assert!(t.contains("(436 frames, 15.0 s)\n"), "{t}");
+    // A camera lost the whole take: its file was never made.
+    let f = s.last_files.last_mut().unwrap();
+    (f.frames, f.duration_s, f.camera_losses, f.camera_lost_s) = (0, 0.0, 1, 6.0);
+    f.error = Some("no frames: the camera was lost for all 6.0 s of it".into());
+    let t = text(&draw(&view_of(s)));
+    assert!(
+        t.contains("(0 frames, 0.0 s) camera lost 1×, 6.0 s, no video file\n"),
+        "{t}"
+    );
 }
 
 #[test]

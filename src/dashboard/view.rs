@@ -164,6 +164,11 @@ fn render_head(frame: &mut Frame, area: Rect, view: &View) {
                                 f.camera_losses, f.camera_lost_s
                             ));
                         }
+                        match &f.error {
+                            Some(_) if f.frames == 0 => lacks.push("no video file".into()),
+                            Some(e) => lacks.push(e.clone()),
+                            None => {}
+                        }
                         if !lacks.is_empty() {
                             l.push(Span::styled(
                                 format!(" {}", lacks.join(", ")),

@@ -1856,7 +1856,14 @@ impl OpenFile {
             // empty Matroska file would only confuse; the events file says what happened.
             let _ = std::fs::remove_file(&self.spec.paths.mkv);
             let _ = std::fs::remove_file(&self.spec.paths.frames_csv);
-            summary.error = Some("no frames: nothing was written".into());
+            summary.error = Some(match summary.camera_losses {
+                0 => "no frames: no video was written, only its events file".to_string(),
+                _ => format!(
+                    "no frames: the camera was lost for all {:.1} s of it; no video was \
+                     written, only its events file, which says why",
+                    summary.camera_lost_s
+                ),
+            });
         }
         files::sync_dir(&self.spec.paths.dir)?;
         Ok(summary)
