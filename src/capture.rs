@@ -656,23 +656,44 @@ fn send_dump<'a>(
     }
 }
 
-/// Frames per second over windows of at least one second of capture time.
+/// Frames per second over windows of at least one second of capture time. Until the
+/// first window is full (at start-up, and when frames come again after a second or more
+/// without), the rate over the frames so far, once they span a quarter of a second: a
+/// camera that has just begun to deliver is not shown at 0 fps, nor at the rate of a
+/// window that spans its absence.
+#[derive(Default)]
 struct FpsMeter {
     window_start: Option<LslTime>,
     frames: u64,
+    last: Option<LslTime>,
+    /// The first full window is measured.
+    measured: bool,
 }
 
 impl FpsMeter {
     fn frame(&mut self, t: LslTime) -> Option<f64> {
-        let start = *self.window_start.get_or_insert(t);
+        const WINDOW: i64 = 1_000_000_000;
+        if self.last.is_some_and(|l| t.nanos_since(l) >= WINDOW) {
+            self.window_start = None;
+            self.measured = false;
+        }
+        self.last = Some(t);
+        let start = *self.window_start.get_or_insert_with(|| {
+            self.frames = 0;
+            t
+        });
         self.frames += 1;
         let elapsed = t.nanos_since(start);
-        if elapsed >= 1_000_000_000 {
-            // `frames - 1` intervals span `elapsed`.
-            let fps = (self.frames - 1) as f64 * 1e9 / elapsed as f64;
+        // `frames - 1` intervals span `elapsed`.
+        let fps = || (self.frames - 1) as f64 * 1e9 / elapsed as f64;
+        if elapsed >= WINDOW {
+            let f = fps();
             self.window_start = Some(t);
             self.frames = 1;
-            Some(fps)
+            self.measured = true;
+            Some(f)
+        } else if !self.measured && self.frames >= 3 && elapsed >= WINDOW / 4 {
+            Some(fps())
         } else {
             None
         }
@@ -790,10 +811,7 @@ pub fn run_capture(
     }
     let max_frame = cam.state.lock().ring.max_frame_bytes();
     let mut jpeg: Vec<u8> = Vec::with_capacity(max_frame.min(8 << 20));
-    let mut fps = FpsMeter {
-        window_start: None,
-        frames: 0,
-    };
+    let mut fps = FpsMeter::default();
     let mut seq = SeqRebase::starting_at(cam.setup.first_frame);
     let loss_after = loss_timeout(cam.setup.info.fps);
     // The size its frames are recorded at: the source's, from its first open (0x0 until a
@@ -1274,19 +1292,9 @@ pub(crate) fn test_camera_n(index: usize, limits: crate::ring::RingLimits) -> Ca
 
 /// For the benchmark: the capture thread's per-frame work on a given camera.
 #[doc(hidden)]
+#[derive(Default)]
 pub struct CaptureStep {
     fps: FpsMeter,
-}
-
-impl Default for CaptureStep {
-    fn default() -> Self {
-        CaptureStep {
-            fps: FpsMeter {
-                window_start: None,
-                frames: 0,
-            },
-        }
-    }
 }
 
 impl CaptureStep {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const W: usize = 400;
 const H: usize = 400;
@@ -24,6 +24,14 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
         require_tool(t);
     }
     let mut h = Hindsight::start(&synthetic_config(400, 400, 100.0, 3.0));
+    // Its rate is shown from its first frames (a third of a second of them), not as 0 fps
+    // until a whole second is measured: "0.0/100 fps" looks like a camera that is broken.
+    let mut first = Value::Null;
+    h.wait_until("30 frames are captured", Duration::from_secs(30), |h| {
+        first = h.status()["cameras"][0].clone();
+        first["frames_captured"].as_u64().unwrap_or(0) >= 30
+    });
+    assert!(first["fps"].as_f64().unwrap() > 50.0, "{first}");
     h.wait_buffered(2.95);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(h.status()["state"], "buffering");

@@ -262,3 +262,26 @@ fn a_camera_lost_for_an_hour_is_said_once_a_minute() {
         None
     );
 }
+
+#[test]
+fn the_rate_is_shown_from_a_quarter_second_of_frames_and_not_across_an_absence() {
+    let mut m = FpsMeter::default();
+    let at = |ms: i64| LslTime::from_nanos(ms * 1_000_000);
+    // 25 fps (40 ms): nothing until the frames span 0.25 s, then their rate.
+    let said: Vec<Option<f64>> = (0..8).map(|k| m.frame(at(40 * k))).collect();
+    assert!(said[..7].iter().all(Option::is_none), "{said:?}");
+    assert!((said[7].unwrap() - 25.0).abs() < 1e-9, "{said:?}");
+    // Each frame of the first second says the rate so far; the full window says it too.
+    for k in 8..25 {
+        assert!((m.frame(at(40 * k)).unwrap() - 25.0).abs() < 1e-9);
+    }
+    assert!((m.frame(at(1000)).unwrap() - 25.0).abs() < 1e-9);
+    // Then once a second only.
+    assert!(m.frame(at(1040)).is_none());
+    // Back after 5 s without frames, at 50 fps: its new rate, not one averaged over the
+    // absence.
+    let back: Vec<Option<f64>> = (0..14).map(|k| m.frame(at(6040 + 20 * k))).collect();
+    let first = back.iter().position(Option::is_some).unwrap();
+    assert_eq!(first, 13, "{back:?}");
+    assert!((back[13].unwrap() - 50.0).abs() < 1e-9, "{back:?}");
+}
