@@ -132,7 +132,16 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
         // A folder's files (`repair <day>/video/*`) include the sidecars, which are
         // repaired with their video.
         if let Some(video) = video_of_sidecar(p) {
-            if files.contains(&video) {
+            let events = p.to_string_lossy().ends_with(".events.csv");
+            if events && !video.exists() {
+                // A camera that delivered no frame while it recorded: no video was made
+                // (or a crash's empty one was removed at start-up), its events say why.
+                println!(
+                    "{}: the events of a camera that made no video in this recording (no \
+                     frame came while it recorded; its rows say why): nothing to repair",
+                    p.display()
+                );
+            } else if files.contains(&video) {
                 println!(
                     "{}: a sidecar of {}, repaired with it",
                     p.display(),

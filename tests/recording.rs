@@ -957,6 +957,22 @@ fn a_crash_while_the_camera_is_lost_leaves_no_empty_video_after_the_restart() {
         "{rec}"
     );
     assert_eq!(rec["files"].as_array().unwrap().len(), 1, "{rec}");
+    // The list names the camera, with no frames and lost (for how long is not known: a
+    // crash ended it).
+    let cam = &rec["cameras"][0];
+    assert_eq!(
+        (&cam["camera"], &cam["frames"]),
+        (&json!("cam0"), &json!(0)),
+        "{rec}"
+    );
+    assert_eq!(cam["outages"][0]["until_lsl_time"], Value::Null, "{rec}");
+    // `hindsight repair <day>/video/*` over what is left succeeds: the events file alone
+    // has no video to repair.
+    let said = repair_ok(&events);
+    assert!(
+        said.contains("made no video") && said.contains("nothing to repair"),
+        "{said}"
+    );
 
     // The next recording has a new number and its frames.
     h.wait_buffered(0.5);
