@@ -49,9 +49,10 @@ pub enum Cmd {
         token_env: String,
     },
     /// Finish recordings (MKV files with their sidecars, WAV files) that a crash or power
-    /// cut left unfinished.
+    /// cut left unfinished. A folder (the recordings root, a day, its video or audio
+    /// folder) stands for the recordings in it.
     Repair {
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "FILE|FOLDER")]
         files: Vec<PathBuf>,
     },
     /// Write a recording's quality report (HTML with plots: frame intervals, gaps, rate,

@@ -44,19 +44,57 @@ pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
 /// false), in no order.
 fn recording_files(root: &Path) -> impl Iterator<Item = (PathBuf, bool)> {
     let days = fs::read_dir(root).into_iter().flatten().flatten();
-    days.flat_map(|day| {
-        [("video", "mkv"), ("audio", "wav")]
-            .into_iter()
-            .flat_map(move |(folder, ext)| {
-                let files = fs::read_dir(day.path().join(folder));
-                files.into_iter().flatten().flatten().filter_map(move |f| {
-                    let p = f.path();
-                    p.extension()
-                        .is_some_and(|e| e == ext)
-                        .then_some((p, ext == "mkv"))
-                })
+    days.flat_map(|day| day_files(&day.path()))
+}
+
+/// One day folder's MKVs (`video/*.mkv`, true) and WAVs (`audio/*.wav`, false).
+fn day_files(day: &Path) -> impl Iterator<Item = (PathBuf, bool)> {
+    let day = day.to_path_buf();
+    [("video", "mkv"), ("audio", "wav")]
+        .into_iter()
+        .flat_map(move |(folder, ext)| {
+            let files = fs::read_dir(day.join(folder));
+            files.into_iter().flatten().flatten().filter_map(move |f| {
+                let p = f.path();
+                p.extension()
+                    .is_some_and(|e| e == ext)
+                    .then_some((p, ext == "mkv"))
             })
-    })
+        })
+}
+
+/// The videos and WAVs of hindsight's recordings in a folder that `repair` was given: the
+/// recordings root, a day folder, or a day's `video` or `audio` folder. Sorted; other
+/// files (notes, analyses) are not among them, nor files behind links.
+fn in_folder(dir: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    let name = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let found: Vec<PathBuf> = match (name.as_str(), dir.parent()) {
+        (kind @ ("video" | "audio"), Some(day)) => day_files(day)
+            .filter(|(p, is_mkv)| *is_mkv == (kind == "video") && p.parent() == Some(&dir))
+            .map(|(p, _)| p)
+            .collect(),
+        (day, _) if crate::recordings::is_day_folder(day) => {
+            day_files(&dir).map(|(p, _)| p).collect()
+        }
+        _ => recording_files(&dir).map(|(p, _)| p).collect(),
+    };
+    let mut found: Vec<PathBuf> = found
+        .into_iter()
+        .filter(|p| {
+            fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(crate::recordings::recording_stem)
+                    .is_some()
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// How long a claimed file may stay empty before start-up takes it for a crash's leftover:
@@ -126,8 +164,33 @@ fn video_of_sidecar(p: &Path) -> Option<PathBuf> {
     Some(p.with_file_name(format!("{base}.mkv")))
 }
 
-pub fn run(files: &[PathBuf]) -> ExitCode {
+pub fn run(given: &[PathBuf]) -> ExitCode {
     let mut failed = false;
+    // A folder (the recordings root, a day, its video or audio folder): the recordings in it.
+    let mut files = Vec::new();
+    for p in given {
+        if !fs::metadata(p).is_ok_and(|m| m.is_dir()) {
+            files.push(p.clone());
+            continue;
+        }
+        let found = in_folder(p);
+        if found.is_empty() {
+            eprintln!(
+                "hindsight repair: {} holds no recording of hindsight's (<root>/<YYYY_MM_DD>/\
+                 video/*.mkv and audio/*.wav): give the recordings root, a day's folder or files",
+                p.display()
+            );
+            failed = true;
+        } else {
+            println!(
+                "{}: a folder: its {} video and audio file(s)",
+                p.display(),
+                found.len()
+            );
+        }
+        files.extend(found);
+    }
+    let files = &files;
     for p in files {
         // A folder's files (`repair <day>/video/*`) include the sidecars, which are
         // repaired with their video.
@@ -270,6 +333,38 @@ mod tests {
         std::io::Write::write_all(&mut f, &[0u8; 1000]).unwrap();
         fs::write(audio.join("notes.txt"), b"not a recording").unwrap();
         assert_eq!(find_unfinished(tmp.path()), vec![cut]);
+    }
+
+    #[test]
+    fn a_folder_given_is_the_recordings_in_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = tmp.path().join("2026_01_02");
+        let (video, audio) = (day.join("video"), day.join("audio"));
+        fs::create_dir_all(&video).unwrap();
+        fs::create_dir_all(&audio).unwrap();
+        let mkv = video.join("rec_2026-01-02_10-00-00_cam.mkv");
+        let wav = audio.join("rec_2026-01-02_10-00-00.wav");
+        for f in [&mkv, &wav] {
+            fs::write(f, b"x").unwrap();
+        }
+        // Not among them: sidecars (repaired with their video), notes, a link, a file of
+        // another name.
+        fs::write(video.join("rec_2026-01-02_10-00-00_cam.events.csv"), b"x").unwrap();
+        fs::write(video.join("notes.mkv"), b"x").unwrap();
+        fs::write(audio.join("take.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink(&mkv, video.join("rec_2026-01-02_10-00-01_cam.mkv")).unwrap();
+        let canon = |p: &PathBuf| p.canonicalize().unwrap();
+        let both = vec![canon(&wav), canon(&mkv)];
+        assert_eq!(in_folder(tmp.path()), both);
+        assert_eq!(in_folder(&day), both);
+        assert_eq!(in_folder(&video), vec![canon(&mkv)]);
+        assert_eq!(in_folder(&audio), vec![canon(&wav)]);
+        assert_eq!(
+            in_folder(&video.join("..")),
+            both,
+            "the day, by another name"
+        );
+        assert!(in_folder(&tmp.path().join("nothing")).is_empty());
     }
 
     /// Empty files dated `age` ago under `dir`, named `names`.

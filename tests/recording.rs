@@ -1004,25 +1004,27 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
     std::thread::sleep(Duration::from_millis(1500));
     let mkv = h.mkv_files().pop().expect("a file");
     let wav = wav_files(&h.root).pop().expect("a WAV");
-    let out = Command::new(BIN)
-        .arg("repair")
-        .arg(&mkv)
-        .arg(&wav)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "repair succeeded on a live file: {said}"
-    );
-    for f in [&mkv, &wav] {
+    // Named one by one, or as the recordings folder.
+    for args in [vec![mkv.clone(), wav.clone()], vec![h.root.clone()]] {
+        let out = Command::new(BIN)
+            .arg("repair")
+            .args(&args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
         assert!(
-            said.contains(&format!(
-                "{}: being recorded now, by a running hindsight",
-                f.display()
-            )),
-            "{said}"
+            !out.status.success(),
+            "repair succeeded on a live file: {said}"
         );
+        for f in [&mkv, &wav] {
+            assert!(
+                said.contains(&format!(
+                    "{}: being recorded now, by a running hindsight",
+                    f.display()
+                )),
+                "{said}"
+            );
+        }
     }
 
     // Another rig on the same root starts while this one records: nothing to repair.
@@ -1063,9 +1065,14 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
         .collect();
     assert_numbers_lost_nothing(&decoded, &cam);
 
-    // Repaired now, it keeps all of it: 1 s before the trigger and 3.5 s after.
-    let printed = repair_ok(&mkv);
-    assert!(printed.contains("repaired"), "{printed}");
+    // Repaired now (the whole recordings folder, as after a power cut), it keeps all of
+    // it: 1 s before the trigger and 3.5 s after.
+    let (declared, on_disk) = wav_sizes(&wav);
+    let printed = repair_ok(&h.root);
+    assert!(
+        printed.contains(&format!("{}: repaired: ", mkv.display())),
+        "{printed}"
+    );
     mkvmerge_clean(&mkv);
     let frames = ffprobe_frame_count(&mkv);
     assert!(
@@ -1080,16 +1087,14 @@ fn repair_leaves_a_recording_in_progress_alone_and_finishes_it_after_a_crash() {
         .unwrap();
     assert!(duration >= 4.0, "duration {duration} s");
     // A kill just after the header was brought up to date leaves nothing to repair.
-    let (declared, on_disk) = wav_sizes(&wav);
-    let said = repair_ok(&wav);
     let expected = if declared == on_disk {
         "already complete"
     } else {
         "repaired"
     };
     assert!(
-        said.contains(expected),
-        "declared {declared}, on disk {on_disk}: {said}"
+        printed.contains(&format!("{}: {expected}", wav.display())),
+        "declared {declared}, on disk {on_disk}: {printed}"
     );
     let secs = sox_seconds(&wav);
     assert!(secs >= 3.0, "the WAV lasts {secs} s");
