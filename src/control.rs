@@ -1133,7 +1133,7 @@ impl Control {
                 format!("camera {name} back{during}, {text}")
             }
             // Not a camera's event (the audio thread notes it itself).
-            NoteKind::AudioStart => return,
+            NoteKind::AudioStart | NoteKind::AudioLost | NoteKind::AudioBack => return,
         };
         // Said at once, or counted and said once a minute ([`Flaps`]); every one is in
         // the LSL events and the events file below.
@@ -1158,7 +1158,10 @@ impl Control {
                 recording: ids.last().copied(),
                 message: text.clone(),
             },
-            NoteKind::CameraBack { .. } | NoteKind::AudioStart => Event::CameraBack {
+            NoteKind::CameraBack { .. }
+            | NoteKind::AudioStart
+            | NoteKind::AudioLost
+            | NoteKind::AudioBack => Event::CameraBack {
                 camera: name,
                 recording: ids.last().copied(),
                 message: text.clone(),

@@ -214,6 +214,9 @@ pub struct RecordingInfo {
     pub missing_frames: u64,
     /// Times a camera was lost while its file was open, over all cameras.
     pub camera_losses: u64,
+    /// The spans the audio input delivered nothing while the WAV was written (silence put
+    /// in), from the events sidecars' `audio_lost` and `audio_back` rows.
+    pub audio_outages: Vec<Outage>,
     pub marks: Vec<Mark>,
     /// The LSL time of the WAV's first sample (its events row), if it has a WAV.
     pub audio_start_lsl_time: Option<f64>,
@@ -284,6 +287,8 @@ struct Events {
     audio_start: Option<f64>,
     /// `camera_lost` (true) and `camera_back` (false) rows: LSL time, lost, detail.
     camera: Vec<(f64, bool, String)>,
+    /// `audio_lost` (true) and `audio_back` (false) rows, the same way.
+    audio: Vec<(f64, bool, String)>,
     /// The LSL time of the stop row.
     stop_at: Option<f64>,
 }
@@ -355,6 +360,10 @@ fn read_events(path: &Path) -> Events {
             kind @ ("camera_lost" | "camera_back") => {
                 ev.camera
                     .push((secs(0), kind == "camera_lost", field(4).to_string()))
+            }
+            kind @ ("audio_lost" | "audio_back") => {
+                ev.audio
+                    .push((secs(0), kind == "audio_lost", field(4).to_string()))
             }
             // A part that a file size limit ended was finished as at a stop.
             "stop" | "part_end" => {
@@ -529,6 +538,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         .any(|p| open.iter().any(|o| Path::new(o) == p));
     let mut cameras = Vec::new();
     let (mut trigger, mut marks, mut audio_start) = (None, Vec::new(), None);
+    let mut audio_outages = Vec::new();
     for (camera, parts) in camera_files(r, id) {
         let mut rows = Vec::new();
         let mut take = CameraTake {
@@ -536,8 +546,9 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             parts: parts.len() as u32,
             ..CameraTake::default()
         };
-        // Each part's marks, of the first camera that has any.
+        // Each part's marks, of the first camera that has any; its audio rows too.
         let mut camera_marks = Vec::new();
+        let mut audio_rows = Vec::new();
         let mut lost = Some(crate::status::DropCounts::default());
         let (mut camera_rows, mut stop_at) = (Vec::new(), None);
         for mkv in &parts {
@@ -548,6 +559,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             }
             camera_marks.extend(ev.marks);
             camera_rows.extend(ev.camera);
+            audio_rows.extend(ev.audio);
             stop_at = ev.stop_at;
             audio_start = audio_start.or(ev.audio_start);
             // None: empty, as it is between its claim and its camera's first frame, or not
@@ -574,6 +586,9 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         if marks.is_empty() {
             marks = camera_marks;
         }
+        if audio_outages.is_empty() {
+            audio_outages = outages(&audio_rows, stop_at);
+        }
         take.frames = rows.len() as u64;
         for w in rows.windows(2) {
             let step = w[1].frame.saturating_sub(w[0].frame);
@@ -599,6 +614,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         frames: cameras.iter().map(|c| c.frames).sum(),
         missing_frames: cameras.iter().map(|c| c.missing_frames).sum(),
         camera_losses: cameras.iter().map(|c| c.outages.len() as u64).sum(),
+        audio_outages,
         unfinished: cameras.iter().any(|c| c.unfinished),
         repaired: cameras.iter().any(|c| c.repaired),
         cameras,
@@ -1017,6 +1033,7 @@ mod tests {
         assert!(side.outages[0].why.ends_with("unplugged"));
         assert_eq!((info.frames, info.camera_losses), (10, 1));
         assert_eq!(info.trigger.as_deref(), Some("api: start"));
+        assert!(info.audio_outages.is_empty(), "{info:?}");
         // Its frames: none, said as such, not as a file that cannot be read.
         let err = frame(dir.path(), &info.id, "side", 0, true).unwrap_err();
         assert!(matches!(err, FrameError::NoFrames { .. }), "{err}");
@@ -1045,6 +1062,36 @@ mod tests {
         let side = &crashed.cameras[0];
         assert!(!side.unfinished && !side.repaired, "{side:?}");
         assert_eq!(side.outages[0].seconds(), None);
+    }
+
+    #[test]
+    fn the_audio_losses_are_read_from_the_events_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 10);
+        std::fs::write(
+            csv.with_file_name("rec_2026-12-01_10-00-00_cam0.events.csv"),
+            "lsl_time,unix_time,event,source,detail\n\
+             100.0,1700000000.0,start,api: start,recording 1\n\
+             100.0,1700000000.0,audio_start,audio: wav,rec.wav: its first sample (48000 Hz)\n\
+             102.5,1700000002.5,audio_lost,audio: input,no audio for 5 s\n\
+             106.0,1700000006.0,audio_back,audio: input,after 3.5 s without audio\n\
+             107.0,1700000007.0,audio_lost,audio: input,audio device lost: gone\n\
+             109.0,1700000009.0,stop,writer: api,0 frames\n",
+        )
+        .unwrap();
+        let info = describe(&scan(dir.path())[0], &[]);
+        let spans: Vec<(f64, Option<f64>, bool)> = info
+            .audio_outages
+            .iter()
+            .map(|o| (o.lost_lsl_time, o.until_lsl_time, o.came_back))
+            .collect();
+        assert_eq!(
+            spans,
+            [(102.5, Some(106.0), true), (107.0, Some(109.0), false)]
+        );
+        assert_eq!(info.audio_outages[1].why, "audio device lost: gone");
+        assert_eq!(info.camera_losses, 0, "the microphone is not a camera");
+        assert_eq!(info.audio_start_lsl_time, Some(100.0));
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
                     .map(|c| c.camera.as_str())
                     .collect();
                 println!(
-                    "{}: {} frames, {} missing, {:.1} s{}{} → {}",
+                    "{}: {} frames, {} missing, {:.1} s{}{}{} → {}",
                     info.id,
                     info.frames,
                     info.missing_frames,
@@ -92,6 +92,10 @@ pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
                     match empty.is_empty() {
                         true => String::new(),
                         false => format!(", no frames from {}", empty.join(", ")),
+                    },
+                    match info.audio_outages.len() {
+                        0 => String::new(),
+                        n => format!(", audio lost {n}×"),
                     },
                     path.display()
                 )
@@ -330,6 +334,60 @@ fn outages_said(outages: &[recordings::Outage]) -> String {
     )
 }
 
+/// The spans the audio input was lost while the WAV was written (its events sidecars'
+/// rows), in seconds from the WAV's first sample.
+fn audio_outages_said(outages: &[recordings::Outage], start: Option<f64>) -> String {
+    if outages.is_empty() {
+        return "<p class=\"audio-lost\">Audio input lost while recording: none noted (the events \
+                sidecar has an <code>audio_lost</code> row for each loss).</p>"
+            .into();
+    }
+    let t0 = start.unwrap_or(outages[0].lost_lsl_time);
+    format!(
+        "<p class=\"bad audio-lost\">Audio input lost while recording: {} time(s); the WAV \
+         holds silence put in for it, so that later audio keeps its time:</p>{}",
+        outages.len(),
+        outages_table(
+            "audio-outages",
+            "lost at (s of the WAV)",
+            "without audio (s)",
+            outages,
+            t0
+        )
+    )
+}
+
+/// A table of spans without frames or audio: when (seconds from `t0`), until when, how
+/// long, why.
+fn outages_table(
+    class: &str,
+    at: &str,
+    without: &str,
+    outages: &[recordings::Outage],
+    t0: f64,
+) -> String {
+    let mut h = format!(
+        "<table class=\"{class}\"><tr><th>{at}</th><th>until (s)</th><th>{without}</th>\
+         <th>why</th></tr>"
+    );
+    for o in outages {
+        let until = match (o.until_lsl_time, o.came_back) {
+            (Some(u), true) => format!("{:.3}, back", u - t0),
+            (Some(u), false) => format!("{:.3}, the stop: never back", u - t0),
+            (None, _) => "not known: a crash ended the file".to_string(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{:.3}</td><td>{until}</td><td>{}</td><td>{}</td></tr>",
+            o.lost_lsl_time - t0,
+            o.seconds().map_or("–".into(), |s| format!("{s:.3}")),
+            esc(&o.why)
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -449,25 +507,14 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             h.push_str("</figure>");
         }
         if !cam.outages.is_empty() {
-            h.push_str(
-                "<h3>camera lost</h3><table class=\"outages\"><tr><th>lost at (s)</th><th>until (s)</th>\
-                 <th>without frames (s)</th><th>why</th></tr>",
-            );
-            for o in &cam.outages {
-                let until = match (o.until_lsl_time, o.came_back) {
-                    (Some(u), true) => format!("{:.3}, back", since_first(u)),
-                    (Some(u), false) => format!("{:.3}, the stop: never back", since_first(u)),
-                    (None, _) => "not known: a crash ended the file".to_string(),
-                };
-                let _ = write!(
-                    h,
-                    "<tr><td>{:.3}</td><td>{until}</td><td>{}</td><td>{}</td></tr>",
-                    since_first(o.lost_lsl_time),
-                    o.seconds().map_or("–".into(), |s| format!("{s:.3}")),
-                    esc(&o.why)
-                );
-            }
-            h.push_str("</table>");
+            h.push_str("<h3>camera lost</h3>");
+            h.push_str(&outages_table(
+                "outages",
+                "lost at (s)",
+                "without frames (s)",
+                &cam.outages,
+                t0,
+            ));
         }
         if !t.gaps.is_empty() {
             h.push_str(
@@ -542,6 +589,10 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                     secs - video
                 );
                 h.push_str(&silence_said(&wavs, w.rate));
+                h.push_str(&audio_outages_said(
+                    &info.audio_outages,
+                    info.audio_start_lsl_time,
+                ));
             }
             Err(e) => {
                 let _ = write!(
@@ -581,6 +632,36 @@ mod tests {
             bytes: 1,
             pre_trigger: frame < 3,
         }
+    }
+
+    #[test]
+    fn audio_losses_are_timed_from_the_wavs_first_sample() {
+        let none = audio_outages_said(&[], Some(100.0));
+        assert!(none.contains("none noted"), "{none}");
+        let o = |lost: f64, until: Option<f64>, back: bool| recordings::Outage {
+            lost_lsl_time: lost,
+            until_lsl_time: until,
+            came_back: back,
+            why: "no audio for 5 s <&>".into(),
+        };
+        let said = audio_outages_said(
+            &[
+                o(102.5, Some(106.0), true),
+                o(107.0, Some(109.0), false),
+                o(110.0, None, false),
+            ],
+            Some(100.0),
+        );
+        assert!(said.contains("lost while recording: 3 time(s)"), "{said}");
+        assert!(said.contains("<td>2.500</td><td>6.000, back</td><td>3.500</td><td>no audio for 5 s &lt;&amp;&gt;</td>"), "{said}");
+        assert!(
+            said.contains("<td>7.000</td><td>9.000, the stop: never back</td><td>2.000</td>"),
+            "{said}"
+        );
+        assert!(
+            said.contains("<td>10.000</td><td>not known: a crash ended the file</td><td>–</td>"),
+            "{said}"
+        );
     }
 
     #[test]

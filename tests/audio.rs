@@ -560,12 +560,17 @@ fn losing_the_audio_device_never_stops_the_video() {
     let put_in = s["audio"]["last_file"]["silence_frames"].as_u64().unwrap();
     let mut zero_runs = 0u64;
     let mut run = 0u64;
-    for &v in samples.iter().chain([1.0].iter()) {
+    // The longest run: (first sample, samples).
+    let mut longest = (0usize, 0u64);
+    for (i, &v) in samples.iter().chain([1.0].iter()).enumerate() {
         if v == 0.0 {
             run += 1;
         } else {
             if run >= 48 {
                 zero_runs += run;
+            }
+            if run > longest.1 {
+                longest = (i - run as usize, run);
             }
             run = 0;
         }
@@ -586,12 +591,47 @@ fn losing_the_audio_device_never_stops_the_video() {
         "{said}: {}",
         h.log_text()
     );
+    // The events sidecar says where: an `audio_lost` row where the silence begins and an
+    // `audio_back` row where the tone comes again, on the WAV's own timeline.
+    let (wav_start, _) = audio_start_of(&mkv);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let at = |kind: &str| -> f64 {
+        let row = events
+            .lines()
+            .find(|l| l.split(',').nth(2) == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"));
+        row.split(',').next().unwrap().parse().unwrap()
+    };
+    let (silent_from, silent_to) = (
+        wav_start + longest.0 as f64 / 48_000.0,
+        wav_start + (longest.0 as u64 + longest.1) as f64 / 48_000.0,
+    );
+    let (lost, back) = (at("audio_lost"), at("audio_back"));
+    assert!(
+        (lost - silent_from).abs() < 0.05 && (back - silent_to).abs() < 0.05,
+        "rows at {lost:.3}..{back:.3}, silence in the WAV at {silent_from:.3}..{silent_to:.3}:\n{events}"
+    );
+    // The recordings list and the quality report say it too.
+    let rec = &h.recordings()[0];
+    let outage = &rec["audio_outages"][0];
+    assert_eq!(rec["audio_outages"].as_array().unwrap().len(), 1, "{rec}");
+    assert_eq!(outage["came_back"], true, "{outage}");
     // The quality report, from the files alone, finds it and says what it is.
     let report = report_html(&mkv, h.dir.path());
     let found = format!("{:.3} s in all", zero_runs as f64 / 48_000.0);
     assert!(
         report.contains(&found) && report.contains("where no audio came"),
         "{found}: {}",
+        report.split("<h2>audio").nth(1).unwrap_or_default()
+    );
+    assert!(
+        report.contains("Audio input lost while recording: 1 time(s)")
+            && report.contains(&format!(
+                "<td>{:.3}</td><td>{:.3}, back</td>",
+                lost - wav_start,
+                back - wav_start
+            )),
+        "{}",
         report.split("<h2>audio").nth(1).unwrap_or_default()
     );
     assert!(h.terminate().success());
@@ -624,7 +664,12 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
         h.status()["audio"]["capturing"] == true
     });
     suspend(&lb, true);
-    std::thread::sleep(Duration::from_secs(20));
+    // A recording begins while it is away (its 2 s before the trigger too), and goes on
+    // until after it is back.
+    std::thread::sleep(Duration::from_secs(10));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(10));
     let log = h.log_text();
     let lost = log.matches("audio: no audio for 5 s").count();
     let opened = log.matches("audio: capturing from").count();
@@ -651,6 +696,39 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
         |_| heard("audio back: capturing from ") == 1,
     );
     assert_eq!(heard("audio lost"), 1);
+    std::thread::sleep(Duration::from_secs(2));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
+        h.status()["audio"]["last_file"]["recording_id"] == 1
+    });
+    // Its events sidecar says the audio was lost when it began, from the WAV's first
+    // sample, and when it came back: where the WAV's silence ends.
+    let mkv = h.mkv_files().pop().unwrap();
+    let (wav_start, _) = audio_start_of(&mkv);
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let row = |kind: &str| -> (f64, String) {
+        let row = events
+            .lines()
+            .find(|l| l.split(',').nth(2) == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"));
+        let at = row.split(',').next().unwrap().parse().unwrap();
+        (at, row.to_string())
+    };
+    let (lost_at, lost_row) = row("audio_lost");
+    assert!((lost_at - wav_start).abs() < 1e-6, "{events}");
+    assert!(
+        lost_row.ends_with(",lost when this recording began: no audio for 5 s"),
+        "{lost_row}"
+    );
+    let (back_at, _) = row("audio_back");
+    let (_, samples) = wav_samples(&wav_of(&mkv));
+    let silent = samples.iter().take_while(|&&v| v == 0.0).count() as f64 / 48_000.0;
+    assert!(
+        (back_at - wav_start - silent).abs() < 0.05,
+        "back {:.3} s into the WAV, whose first {silent:.3} s are silence:\n{events}",
+        back_at - wav_start
+    );
     assert!(h.terminate().success());
     let log = h.log_text();
     let line = log

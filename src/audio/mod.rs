@@ -37,7 +37,7 @@ use crate::clock::{Clocks, LslTime};
 use crate::event::Event;
 use crate::shutdown::{Shutdown, Stage};
 use crate::writer::interleave::AudioBlock;
-use crate::writer::WriterMsg;
+use crate::writer::{NoteKind, WriterMsg};
 use input::{Drain, Input, InputHealth};
 use markers::MarkerHold;
 use ring::AudioRing;
@@ -294,6 +294,28 @@ struct Output {
     mkv: Option<Sender<WriterMsg>>,
     /// 16-bit PCM for the MKV, reused.
     pcm: Vec<u8>,
+    /// The cameras' writers of its recording: their events sidecars note where the input
+    /// was lost and back while this WAV was written.
+    notes: Vec<Sender<WriterMsg>>,
+    /// Its sidecars have an `audio_lost` row not yet followed by `audio_back`.
+    told_lost: bool,
+}
+
+impl Output {
+    /// An `audio_lost` or `audio_back` row in each camera's events sidecar of its
+    /// recording. Never waits on a writer: a full queue loses the row (the log has it).
+    fn note(&mut self, kind: NoteKind, at: LslTime, wall: crate::clock::WallTime, detail: &str) {
+        self.told_lost = kind == NoteKind::AudioLost;
+        for w in &self.notes {
+            let _ = w.try_send(WriterMsg::Note {
+                id: self.id,
+                at,
+                wall,
+                event: kind,
+                detail: detail.to_string(),
+            });
+        }
+    }
 }
 
 /// How a WAV's next part is made.
@@ -488,6 +510,9 @@ struct Engine {
     flaps: crate::flaps::Flaps,
     /// The last loss was counted, not said: its reopen is not said either.
     quiet_open: bool,
+    /// Since when the input has delivered nothing, and why (the first reason): from the
+    /// time after its last sample. None while it delivers.
+    lost_at: Option<(LslTime, String)>,
     /// Each input says here that a batch has come ([`input::Feed::tell`]).
     arrived: (Sender<()>, Receiver<()>),
 }
@@ -541,6 +566,7 @@ impl Engine {
             last_lost_chunks: 0,
             flaps: crate::flaps::Flaps::default(),
             quiet_open: false,
+            lost_at: None,
             arrived: crossbeam_channel::bounded(1),
             settings,
         }
@@ -654,6 +680,19 @@ impl Engine {
         self.release_markers(true);
         self.unconfirmed_input = false;
         self.confirmed_at = None;
+        if self.lost_at.is_none() {
+            // From just after its last sample: the WAVs being written hold silence from
+            // there, and their recordings' events sidecars say so.
+            let now = self.clocks.now();
+            let at = self.timeline.time_of(self.ring.end()).unwrap_or(now.lsl);
+            let wall = now.wall_at(at);
+            for o in &mut self.outputs {
+                if !o.told_lost && o.end_time.is_none_or(|e| at < e) {
+                    o.note(NoteKind::AudioLost, at.max(o.first_time), wall, &why);
+                }
+            }
+            self.lost_at = Some((at, why.clone()));
+        }
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
         self.next_open = Instant::now() + wait;
@@ -832,6 +871,17 @@ impl Engine {
         self.delivered += delivered.iter().map(|&(_, frames)| frames).sum::<u64>();
         if std::mem::take(&mut self.unconfirmed_input) {
             // Audio comes from the input opened again (an open alone may deliver nothing).
+            if let Some((lost, _)) = self.lost_at.take() {
+                let back = self.timeline.time_of(delivered[0].0);
+                if let Some(back) = back {
+                    let wall = self.clocks.now().wall_at(back);
+                    let gap = back.nanos_since(lost).max(0) as f64 / 1e9;
+                    let said = format!("after {gap:.1} s without audio (silence put in)");
+                    for o in self.outputs.iter_mut().filter(|o| o.told_lost) {
+                        o.note(NoteKind::AudioBack, back.max(o.first_time), wall, &said);
+                    }
+                }
+            }
             if std::mem::take(&mut self.said_lost) {
                 let device = self.status.lock().device.clone();
                 self.notice(format!("audio back: capturing from {device} again"));
@@ -932,7 +982,7 @@ impl Engine {
                 mkv,
                 notes,
             } => {
-                let note = self.open_output(id, path, from, until, mkv);
+                let note = self.open_output(id, path, from, until, mkv, notes.clone());
                 let late = tell_writers(id, note, &notes);
                 self.late_notes.extend(late);
             }
@@ -944,7 +994,7 @@ impl Engine {
                 mkv,
                 notes,
             } => {
-                let note = self.open_output(id, path, from, Some(to), mkv);
+                let note = self.open_output(id, path, from, Some(to), mkv, notes.clone());
                 let late = tell_writers(id, note, &notes);
                 self.late_notes.extend(late);
             }
@@ -964,6 +1014,7 @@ impl Engine {
         from: LslTime,
         until: Option<LslTime>,
         mkv: Option<Sender<WriterMsg>>,
+        notes: Vec<Sender<WriterMsg>>,
     ) -> Option<AudioStartNote> {
         let policy = Durability::for_fsync_interval(self.settings.fsync_interval);
         let s = &self.settings;
@@ -1030,7 +1081,18 @@ impl Engine {
             frames: 0,
             mkv,
             pcm: Vec::new(),
+            notes,
+            told_lost: false,
         });
+        // Lost now: its sidecars say so from its start, and why.
+        if let Some((at, why)) = self.lost_at.clone() {
+            let at = at.max(first_time);
+            let wall = self.clocks.now().wall_at(at);
+            let why = format!("lost when this recording began: {why}");
+            if let Some(o) = self.outputs.last_mut() {
+                o.note(NoteKind::AudioLost, at, wall, &why);
+            }
+        }
         Some(note)
     }
 
@@ -1271,6 +1333,8 @@ mod tests {
             frames: 0,
             mkv: None,
             pcm: Vec::new(),
+            notes: Vec::new(),
+            told_lost: false,
         }
     }
 

@@ -172,6 +172,11 @@ pub enum NoteKind {
     },
     /// The recording's WAV starts with the sample captured at this row's time.
     AudioStart,
+    /// The audio input stopped delivering after the sample before this row's time: the
+    /// WAV holds silence put in from here (until an `audio_back` row, or its end).
+    AudioLost,
+    /// Audio comes again from this row's time.
+    AudioBack,
 }
 
 impl NoteKind {
@@ -180,6 +185,8 @@ impl NoteKind {
             NoteKind::CameraLost => "camera_lost",
             NoteKind::CameraBack { .. } => "camera_back",
             NoteKind::AudioStart => "audio_start",
+            NoteKind::AudioLost => "audio_lost",
+            NoteKind::AudioBack => "audio_back",
         }
     }
 }
@@ -671,6 +678,9 @@ impl Writer {
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
                     let origin = match event {
                         NoteKind::AudioStart => Origin::new(TriggerSource::Audio, "wav"),
+                        NoteKind::AudioLost | NoteKind::AudioBack => {
+                            Origin::new(TriggerSource::Audio, "input")
+                        }
                         _ => Origin::new(TriggerSource::Camera, self.cam.name.clone()),
                     };
                     sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
@@ -691,6 +701,7 @@ impl Writer {
                             f.audio_start_pending = false;
                             self.close_if_ready();
                         }
+                        NoteKind::AudioLost | NoteKind::AudioBack => {}
                     }
                 } else if matches!(event, NoteKind::AudioStart) {
                     self.late_audio_start(id, at, wall, &detail);
