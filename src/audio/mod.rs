@@ -1084,12 +1084,20 @@ impl Engine {
             notes,
             told_lost: false,
         });
-        // Lost now: its sidecars say so from its start, and why.
-        if let Some((at, why)) = self.lost_at.clone() {
-            let at = at.max(first_time);
+        // Lost now: its sidecars say so from when (its start, if it was lost before), and
+        // why. A clip that ends before the loss has none of it.
+        if let Some((lost, why)) = self.lost_at.clone() {
+            let at = lost.max(first_time);
             let wall = self.clocks.now().wall_at(at);
-            let why = format!("lost when this recording began: {why}");
-            if let Some(o) = self.outputs.last_mut() {
+            let why = match lost <= first_time {
+                true => format!("lost when this recording began: {why}"),
+                false => why,
+            };
+            if let Some(o) = self
+                .outputs
+                .last_mut()
+                .filter(|_| until.is_none_or(|u| at < u))
+            {
                 o.note(NoteKind::AudioLost, at, wall, &why);
             }
         }
