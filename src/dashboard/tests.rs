@@ -205,11 +205,49 @@ fn the_last_file_says_what_its_camera_lost() {
     let f = s.last_files.last_mut().unwrap();
     (f.frames, f.duration_s, f.camera_losses, f.camera_lost_s) = (0, 0.0, 1, 6.0);
     f.error = Some("no frames: the camera was lost for all 6.0 s of it".into());
-    let t = text(&draw(&view_of(s)));
+    let t = text(&draw(&view_of(s.clone())));
     assert!(
         t.contains("(0 frames, 0.0 s) camera lost 1×, 6.0 s, no video file\n"),
         "{t}"
     );
+    // Beside another camera's file of the same take (listed before or after it): that
+    // file is shown, and the lost camera's lack is said after it. An older take's file is
+    // not.
+    s.last_files[0].camera = "side".into();
+    s.last_files.insert(
+        0,
+        crate::status::FileSummary {
+            camera: "top".into(),
+            path: "/rec/2026_12_01/video/rec_2026-12-01_10-00-00_top.mkv".into(),
+            frames: 600,
+            duration_s: 6.0,
+            ..Default::default()
+        },
+    );
+    s.last_files.push(crate::status::FileSummary {
+        camera: "old".into(),
+        recording_id: 0,
+        frames: 1,
+        missing_frames: 5,
+        path: "/rec/old.mkv".into(),
+        ..Default::default()
+    });
+    for f in &mut s.last_files[..2] {
+        f.recording_id = 1;
+    }
+    for order in [false, true] {
+        if order {
+            s.last_files.swap(0, 1);
+        }
+        let t = text(&draw(&view_of(s.clone())));
+        assert!(
+            t.contains(
+                "last file: rec_2026-12-01_10-00-00_top.mkv (600 frames, 6.0 s) side: camera \
+                 lost 1×, 6.0 s, no video file\n"
+            ),
+            "{t}"
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::status::{CameraStatus, Status};
+use crate::status::{CameraStatus, FileSummary, Status};
 use crate::storage::{duration, size};
 
 /// Everything one frame of the dashboard shows.
@@ -145,40 +145,7 @@ fn render_head(frame: &mut Frame, area: Rect, view: &View) {
                     }
                     lines.push(Line::from(l));
                 }
-                None => lines.push(match s.last_files.last() {
-                    Some(f) => {
-                        let mut l = vec![Span::raw(format!(
-                            "last file: {} ({} frames, {:.1} s)",
-                            file_name(&f.path),
-                            f.frames,
-                            f.duration_s
-                        ))];
-                        // What it lacks, where a glance finds it.
-                        let mut lacks = Vec::new();
-                        if f.missing_frames > 0 {
-                            lacks.push(format!("{} missing", f.missing_frames));
-                        }
-                        if f.camera_losses > 0 {
-                            lacks.push(format!(
-                                "camera lost {}×, {:.1} s",
-                                f.camera_losses, f.camera_lost_s
-                            ));
-                        }
-                        match &f.error {
-                            Some(_) if f.frames == 0 => lacks.push("no video file".into()),
-                            Some(e) => lacks.push(e.clone()),
-                            None => {}
-                        }
-                        if !lacks.is_empty() {
-                            l.push(Span::styled(
-                                format!(" {}", lacks.join(", ")),
-                                Style::default().fg(Color::Yellow),
-                            ));
-                        }
-                        Line::from(l)
-                    }
-                    None => Line::from("no recording yet"),
-                }),
+                None => lines.push(last_files_line(&s.last_files)),
             }
         }
         None => lines.push(Line::from(Span::styled(
@@ -201,6 +168,65 @@ fn render_head(frame: &mut Frame, area: Rect, view: &View) {
         Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(title)),
         area,
     );
+}
+
+/// The newest recording's file (one with a video, if any has one) and, in yellow, what
+/// it lacks and what the recording's other cameras' files lack: a camera lost for the
+/// whole take made no video, and must not hide behind the one that did.
+fn last_files_line(files: &[FileSummary]) -> Line<'static> {
+    let newest = files.iter().map(|f| f.recording_id).max();
+    let of_newest: Vec<&FileSummary> = files
+        .iter()
+        .filter(|f| Some(f.recording_id) == newest)
+        .collect();
+    let Some(shown) = of_newest
+        .iter()
+        .rev()
+        .find(|f| f.error.is_none())
+        .or(of_newest.last())
+    else {
+        return Line::from("no recording yet");
+    };
+    let lacks = |f: &FileSummary| {
+        let mut lacks = Vec::new();
+        if f.missing_frames > 0 {
+            lacks.push(format!("{} missing", f.missing_frames));
+        }
+        if f.camera_losses > 0 {
+            lacks.push(format!(
+                "camera lost {}×, {:.1} s",
+                f.camera_losses, f.camera_lost_s
+            ));
+        }
+        match &f.error {
+            Some(_) if f.frames == 0 => lacks.push("no video file".into()),
+            Some(e) => lacks.push(e.clone()),
+            None => {}
+        }
+        lacks.join(", ")
+    };
+    let mut said = vec![lacks(shown)];
+    for f in of_newest.iter().filter(|f| !std::ptr::eq(**f, *shown)) {
+        let l = lacks(f);
+        if !l.is_empty() {
+            said.push(format!("{}: {l}", f.camera));
+        }
+    }
+    said.retain(|l| !l.is_empty());
+    let mut l = vec![Span::raw(format!(
+        "last file: {} ({} frames, {:.1} s)",
+        file_name(&shown.path),
+        shown.frames,
+        shown.duration_s
+    ))];
+    // What they lack, where a glance finds it.
+    if !said.is_empty() {
+        l.push(Span::styled(
+            format!(" {}", said.join("; ")),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    Line::from(l)
 }
 
 fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
