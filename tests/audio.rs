@@ -717,6 +717,12 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
     };
     let (lost_at, lost_row) = row("audio_lost");
     assert!((lost_at - wav_start).abs() < 1e-6, "{events}");
+    let line_of = |kind: &str| {
+        events
+            .lines()
+            .position(|l| l.split(',').nth(2) == Some(kind))
+    };
+    assert!(line_of("audio_start") < line_of("audio_lost"), "{events}");
     assert!(
         lost_row.ends_with(",lost when this recording began: no audio for 5 s"),
         "{lost_row}"

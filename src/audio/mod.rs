@@ -685,10 +685,10 @@ impl Engine {
             // there, and their recordings' events sidecars say so.
             let now = self.clocks.now();
             let at = self.timeline.time_of(self.ring.end()).unwrap_or(now.lsl);
-            let wall = now.wall_at(at);
             for o in &mut self.outputs {
                 if !o.told_lost && o.end_time.is_none_or(|e| at < e) {
-                    o.note(NoteKind::AudioLost, at.max(o.first_time), wall, &why);
+                    let from = at.max(o.first_time);
+                    o.note(NoteKind::AudioLost, from, now.wall_at(from), &why);
                 }
             }
             self.lost_at = Some((at, why.clone()));
@@ -874,11 +874,12 @@ impl Engine {
             if let Some((lost, _)) = self.lost_at.take() {
                 let back = self.timeline.time_of(delivered[0].0);
                 if let Some(back) = back {
-                    let wall = self.clocks.now().wall_at(back);
+                    let now = self.clocks.now();
                     let gap = back.nanos_since(lost).max(0) as f64 / 1e9;
                     let said = format!("after {gap:.1} s without audio (silence put in)");
                     for o in self.outputs.iter_mut().filter(|o| o.told_lost) {
-                        o.note(NoteKind::AudioBack, back.max(o.first_time), wall, &said);
+                        let at = back.max(o.first_time);
+                        o.note(NoteKind::AudioBack, at, now.wall_at(at), &said);
                     }
                 }
             }
@@ -983,8 +984,12 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, until, mkv, notes.clone());
+                let opened = note.is_some();
                 let late = tell_writers(id, note, &notes);
                 self.late_notes.extend(late);
+                if opened {
+                    self.note_if_lost();
+                }
             }
             AudioCmd::Clip {
                 id,
@@ -995,8 +1000,12 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, Some(to), mkv, notes.clone());
+                let opened = note.is_some();
                 let late = tell_writers(id, note, &notes);
                 self.late_notes.extend(late);
+                if opened {
+                    self.note_if_lost();
+                }
             }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
@@ -1084,24 +1093,25 @@ impl Engine {
             notes,
             told_lost: false,
         });
-        // Lost now: its sidecars say so from when (its start, if it was lost before), and
-        // why. A clip that ends before the loss has none of it.
-        if let Some((lost, why)) = self.lost_at.clone() {
-            let at = lost.max(first_time);
-            let wall = self.clocks.now().wall_at(at);
-            let why = match lost <= first_time {
-                true => format!("lost when this recording began: {why}"),
-                false => why,
-            };
-            if let Some(o) = self
-                .outputs
-                .last_mut()
-                .filter(|_| until.is_none_or(|u| at < u))
-            {
-                o.note(NoteKind::AudioLost, at, wall, &why);
-            }
-        }
         Some(note)
+    }
+
+    /// The output just opened, if the input is lost now: its sidecars say so from when
+    /// (its start, if it was lost before), and why. A clip that ends before the loss has
+    /// none of it. After its `audio_start` row.
+    fn note_if_lost(&mut self) {
+        let (Some((lost, why)), Some(o)) = (self.lost_at.as_ref(), self.outputs.last_mut()) else {
+            return;
+        };
+        let at = (*lost).max(o.first_time);
+        if o.end_time.is_some_and(|end| at >= end) {
+            return;
+        }
+        let why = match *lost <= o.first_time {
+            true => format!("lost when this recording began: {why}"),
+            false => why.clone(),
+        };
+        o.note(NoteKind::AudioLost, at, self.clocks.now().wall_at(at), &why);
     }
 
     /// Writes what each output can take now, and finishes those that reached their end.
