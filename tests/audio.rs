@@ -509,9 +509,12 @@ fn suspend(lb: &Loopback, on: bool) {
 
 #[test]
 fn losing_the_audio_device_never_stops_the_video() {
+    lsl_session();
     let _g = serial();
     let lb = Loopback::start();
-    let mut h = start_with_audio(&lb, &config(""));
+    let name = format!("VS_audio_lost_{}", std::process::id());
+    let mut h = start_with_audio(&lb, &config(&format!("lsl:\n  name: {name}\n")));
+    let lsl_events = open_inlet(&format!("{name}_Events"));
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_secs(1));
     suspend(&lb, true);
@@ -610,6 +613,27 @@ fn losing_the_audio_device_never_stops_the_video() {
     assert!(
         (lost - silent_from).abs() < 0.05 && (back - silent_to).abs() < 0.05,
         "rows at {lost:.3}..{back:.3}, silence in the WAV at {silent_from:.3}..{silent_to:.3}:\n{events}"
+    );
+    // The LSL event of the loss names the recording whose WAV has the silence.
+    let said: Vec<serde_json::Value> = {
+        use lsl::Pullable;
+        let mut out = Vec::new();
+        loop {
+            let (v, ts): (Vec<String>, f64) = lsl_events.pull_sample(0.0).unwrap();
+            if ts == 0.0 {
+                break out;
+            }
+            out.push(serde_json::from_str(&v[0]).unwrap());
+        }
+    };
+    let error = said
+        .iter()
+        .find(|e| e["event"] == "audio_error")
+        .unwrap_or_else(|| panic!("no audio_error event: {said:?}"));
+    assert_eq!(
+        (&error["recording"], &error["message"]),
+        (&json!(1), &json!("no audio for 5 s")),
+        "{error}"
     );
     // The recordings list and the quality report say it too.
     let rec = &h.recordings()[0];

@@ -727,8 +727,9 @@ impl Engine {
         st.capturing = false;
         st.last_error = Some(why.clone());
         drop(st);
+        // The recording whose WAV holds silence for it, if one is being written.
         self.lsl_event(Event::AudioError {
-            recording: None,
+            recording: self.outputs.last().map(|o| o.id),
             message: why.to_string(),
         });
     }
