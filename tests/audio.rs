@@ -201,11 +201,16 @@ fn assert_wav_starts_at_first_frame(mkv: &std::path::Path) -> (f64, std::path::P
 
 /// The `audio_start` row of an MKV's events sidecar: its LSL time, and the row.
 fn audio_start_of(mkv: &std::path::Path) -> (f64, String) {
+    event_row(mkv, "audio_start")
+}
+
+/// The first `kind` row of an MKV's events sidecar: its LSL time, and the row.
+fn event_row(mkv: &std::path::Path, kind: &str) -> (f64, String) {
     let events = std::fs::read_to_string(events_of(mkv)).unwrap();
     let row = events
         .lines()
-        .find(|l| l.contains(",audio_start,"))
-        .unwrap_or_else(|| panic!("no audio_start row in {}:\n{events}", mkv.display()))
+        .find(|l| l.split(',').nth(2) == Some(kind))
+        .unwrap_or_else(|| panic!("no {kind} row in {}:\n{events}", mkv.display()))
         .to_string();
     (row.split(',').next().unwrap().parse().unwrap(), row)
 }
@@ -224,10 +229,7 @@ fn a_recording_gets_a_wav_of_the_same_span_from_a_real_capture_device() {
     assert_eq!(code, 200, "{r}");
     std::thread::sleep(Duration::from_secs(2));
     h.post("stop", json!({}));
-    h.wait_idle_files();
-    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 1
-    });
+    wait_files_closed(&mut h, 1);
     let mkv = h.mkv_files().pop().unwrap();
     let wav = audio_dir_wav(&h);
     assert!(wav.exists(), "{} missing", wav.display());
@@ -463,10 +465,7 @@ fn a_wav_started_as_the_audio_begins_starts_where_the_markers_put_its_first_samp
     assert_eq!(code, 200, "{r}");
     std::thread::sleep(Duration::from_secs(5));
     h.post("stop", json!({}));
-    h.wait_idle_files();
-    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 1
-    });
+    wait_files_closed(&mut h, 1);
     std::thread::sleep(Duration::from_secs(3));
     let marks = pull_markers(&markers);
     assert!(marks.len() > 100, "{} chunk markers", marks.len());
@@ -532,10 +531,7 @@ fn losing_the_audio_device_never_stops_the_video() {
     });
     std::thread::sleep(Duration::from_secs(3));
     h.post("stop", json!({}));
-    h.wait_idle_files();
-    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 1
-    });
+    wait_files_closed(&mut h, 1);
     let mkv = h.mkv_files().pop().unwrap();
     let s = h.status();
     let rows = read_sidecar(&mkv);
@@ -598,13 +594,7 @@ fn losing_the_audio_device_never_stops_the_video() {
     // `audio_back` row where the tone comes again, on the WAV's own timeline.
     let (wav_start, _) = audio_start_of(&mkv);
     let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
-    let at = |kind: &str| -> f64 {
-        let row = events
-            .lines()
-            .find(|l| l.split(',').nth(2) == Some(kind))
-            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"));
-        row.split(',').next().unwrap().parse().unwrap()
-    };
+    let at = |kind: &str| event_row(&mkv, kind).0;
     let (silent_from, silent_to) = (
         wav_start + longest.0 as f64 / 48_000.0,
         wav_start + (longest.0 as u64 + longest.1) as f64 / 48_000.0,
@@ -722,23 +712,13 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
     assert_eq!(heard("audio lost"), 1);
     std::thread::sleep(Duration::from_secs(2));
     h.post("stop", json!({}));
-    h.wait_idle_files();
-    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 1
-    });
+    wait_files_closed(&mut h, 1);
     // Its events sidecar says the audio was lost when it began, from the WAV's first
     // sample, and when it came back: where the WAV's silence ends.
     let mkv = h.mkv_files().pop().unwrap();
     let (wav_start, _) = audio_start_of(&mkv);
     let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
-    let row = |kind: &str| -> (f64, String) {
-        let row = events
-            .lines()
-            .find(|l| l.split(',').nth(2) == Some(kind))
-            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"));
-        let at = row.split(',').next().unwrap().parse().unwrap();
-        (at, row.to_string())
-    };
+    let row = |kind: &str| event_row(&mkv, kind);
     let (lost_at, lost_row) = row("audio_lost");
     assert!((lost_at - wav_start).abs() < 1e-6, "{events}");
     let line_of = |kind: &str| {
@@ -863,10 +843,7 @@ fn the_mkv_carries_the_same_audio_as_a_second_track() {
     assert_eq!(code, 200, "{r}");
     std::thread::sleep(Duration::from_secs(2));
     h.post("stop", json!({}));
-    h.wait_idle_files();
-    h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
-        h.status()["audio"]["last_file"]["recording_id"] == 1
-    });
+    wait_files_closed(&mut h, 1);
     let mkv = h.mkv_files().pop().unwrap();
     let wav = audio_dir_wav(&h);
 
