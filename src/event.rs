@@ -106,6 +106,11 @@ pub enum Event {
         recording: Option<u64>,
         message: String,
     },
+    /// The audio input delivers again after a loss (an `audio_error` of the input).
+    AudioBack {
+        recording: Option<u64>,
+        message: String,
+    },
     /// The ntfy subscription's state changed.
     Ntfy { state: String, topic: String },
 }
@@ -160,5 +165,14 @@ mod tests {
             recording: None,
         };
         assert_eq!(parsed(&e)["source"], "disk-guard");
+        let e = Event::AudioBack {
+            recording: Some(4),
+            message: "after 4.0 s without audio (silence put in)".into(),
+        };
+        assert_eq!(
+            parsed(&e),
+            json!({"event": "audio_back", "recording": 4,
+                   "message": "after 4.0 s without audio (silence put in)"})
+        );
     }
 }

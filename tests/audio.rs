@@ -605,15 +605,16 @@ fn losing_the_audio_device_never_stops_the_video() {
         "rows at {lost:.3}..{back:.3}, silence in the WAV at {silent_from:.3}..{silent_to:.3}:\n{events}"
     );
     // The LSL event of the loss names the recording whose WAV has the silence.
-    let said: Vec<serde_json::Value> = {
+    let (said, said_at): (Vec<serde_json::Value>, Vec<f64>) = {
         use lsl::Pullable;
-        let mut out = Vec::new();
+        let mut out = (Vec::new(), Vec::new());
         loop {
             let (v, ts): (Vec<String>, f64) = lsl_events.pull_sample(0.0).unwrap();
             if ts == 0.0 {
                 break out;
             }
-            out.push(serde_json::from_str(&v[0]).unwrap());
+            out.0.push(serde_json::from_str(&v[0]).unwrap());
+            out.1.push(ts);
         }
     };
     let error = said
@@ -624,6 +625,26 @@ fn losing_the_audio_device_never_stops_the_video() {
         (&error["recording"], &error["message"]),
         (&json!(1), &json!("no audio for 5 s")),
         "{error}"
+    );
+    // And its return, stamped at the first sample again: the events sidecar's time.
+    let back_event = said
+        .iter()
+        .zip(&said_at)
+        .find(|(e, _)| e["event"] == "audio_back")
+        .unwrap_or_else(|| panic!("no audio_back event: {said:?}"));
+    assert_eq!(back_event.0["recording"], 1, "{}", back_event.0);
+    assert!(
+        back_event.0["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(" s without audio (silence put in)"),
+        "{}",
+        back_event.0
+    );
+    assert!(
+        (back_event.1 - back).abs() < 1e-6,
+        "{} against {back}",
+        back_event.1
     );
     // The recordings list and the quality report say it too.
     let rec = &h.recordings()[0];

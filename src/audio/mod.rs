@@ -882,6 +882,14 @@ impl Engine {
                         let at = back.max(o.first_time);
                         o.note(NoteKind::AudioBack, at, now.wall_at(at), &said);
                     }
+                    // At its first sample, as the events sidecars' row.
+                    self.lsl_event_at(
+                        back,
+                        Event::AudioBack {
+                            recording: self.outputs.last().map(|o| o.id),
+                            message: said,
+                        },
+                    );
                 }
             }
             if std::mem::take(&mut self.said_lost) {
@@ -1310,10 +1318,15 @@ impl Engine {
     }
 
     fn lsl_event(&self, event: Event) {
+        self.lsl_event_at(self.clocks.now().lsl, event);
+    }
+
+    /// An event stamped with the moment it tells of (not when it is sent).
+    fn lsl_event_at(&self, at: LslTime, event: Event) {
         if let Some(lsl) = &self.lsl {
             let _ = lsl.try_send(LslMsg::Event {
                 camera: None,
-                at: self.clocks.now().lsl,
+                at,
                 event,
             });
         }
