@@ -617,10 +617,17 @@ fn losing_the_audio_device_never_stops_the_video() {
             out.1.push(ts);
         }
     };
-    let error = said
+    let (error, error_at) = said
         .iter()
-        .find(|e| e["event"] == "audio_error")
+        .zip(&said_at)
+        .find(|(e, _)| e["event"] == "audio_error")
         .unwrap_or_else(|| panic!("no audio_error event: {said:?}"));
+    // Stamped where the audio ended (the sidecar's row), not 5 s later when the stall
+    // was found: an XDF puts the loss where the WAV's silence begins.
+    assert!(
+        (error_at - lost).abs() < 1e-6,
+        "audio_error at {error_at}, the audio_lost row at {lost}"
+    );
     assert_eq!(
         (&error["recording"], &error["message"]),
         (&json!(1), &json!("no audio for 5 s")),

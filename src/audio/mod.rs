@@ -680,6 +680,9 @@ impl Engine {
         self.release_markers(true);
         self.unconfirmed_input = false;
         self.confirmed_at = None;
+        // The LSL event of a loss is stamped where the audio ended, as the sidecars' row;
+        // one of a retry that failed, when it failed.
+        let mut ended = None;
         if self.lost_at.is_none() {
             // From just after its last sample: the WAVs being written hold silence from
             // there, and their recordings' events sidecars say so.
@@ -692,6 +695,7 @@ impl Engine {
                 }
             }
             self.lost_at = Some((at, why.clone()));
+            ended = Some(at);
         }
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
@@ -728,10 +732,14 @@ impl Engine {
         st.last_error = Some(why.clone());
         drop(st);
         // The recording whose WAV holds silence for it, if one is being written.
-        self.lsl_event(Event::AudioError {
+        let event = Event::AudioError {
             recording: self.outputs.last().map(|o| o.id),
             message: why.to_string(),
-        });
+        };
+        match ended {
+            Some(at) => self.lsl_event_at(at, event),
+            None => self.lsl_event(event),
+        }
     }
 
     /// Audio is coming now: a chunk of the open input in the last second (not only its
