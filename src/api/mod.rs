@@ -125,7 +125,9 @@ pub fn raise_fd_limit() -> (u64, u64) {
             lim.rlim_cur = want;
         }
     }
-    (lim.rlim_cur, lim.rlim_max)
+    // `rlim_t` is 32 bits on a 32-bit Raspberry Pi OS.
+    #[allow(clippy::useless_conversion)]
+    (u64::from(lim.rlim_cur), u64::from(lim.rlim_max))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -40,7 +40,11 @@ pub fn boottime_now() -> i64 {
     };
     // SAFETY: a valid timespec for clock_gettime to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    // `time_t` and `long` are 32 bits on a 32-bit Raspberry Pi OS: widened before the
+    // multiplication, which would overflow there.
+    #[allow(clippy::useless_conversion)]
+    let (sec, nsec) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
+    sec * 1_000_000_000 + nsec
 }
 
 /// Which clock a sensor timestamp was taken on.

@@ -174,9 +174,12 @@ impl CaptureDevice for LinuxDevice {
             Ok((buf, meta)) => {
                 let used = (meta.bytesused as usize).min(buf.len());
                 let ts = meta.timestamp;
+                // 32-bit `time_t` on a 32-bit Raspberry Pi OS: widened first.
+                #[allow(clippy::useless_conversion)]
+                let (sec, usec) = (i64::from(ts.sec), i64::from(ts.usec));
                 let bm = BufferMeta {
                     sequence: meta.sequence,
-                    timestamp_us: ts.sec * 1_000_000 + ts.usec,
+                    timestamp_us: sec * 1_000_000 + usec,
                     monotonic: meta.flags & Flags::TIMESTAMP_MASK == Flags::TIMESTAMP_MONOTONIC,
                     error: meta.flags.contains(Flags::ERROR),
                 };
