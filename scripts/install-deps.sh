@@ -17,10 +17,26 @@
 #           and, driven through chromium-driver, the browser the web page is tested in;
 #           e2fsprogs (mkfs.ext4, e2fsck, debugfs) makes the real ext4 disk that turns
 #           read-only under a recording (those tests need root; without it they say NOT RUN)
+#   --cross (x86_64 only): the C/C++ cross compilers and ALSA's headers for arm64 and armhf
+#           (their architectures added to dpkg), for scripts/cross-check.sh: a Raspberry
+#           Pi's builds, made here (CI installs them)
 set -euo pipefail
+
+cross=no
+[ "${1:-}" = --cross ] && cross=yes
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
           debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver e2fsprogs)
+
+if [ "$cross" = yes ] && [ "$(uname -m)" = x86_64 ]; then
+  packages+=(crossbuild-essential-arm64 crossbuild-essential-armhf libasound2-dev:arm64 libasound2-dev:armhf)
+  for a in arm64 armhf; do
+    if ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+      echo "adding the $a architecture to dpkg (for the cross compilers' libraries)"
+      if [ "$(id -u)" -ne 0 ]; then sudo dpkg --add-architecture "$a"; else dpkg --add-architecture "$a"; fi
+    fi
+  done
+fi
 
 missing=()
 for p in "${packages[@]}"; do

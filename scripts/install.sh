@@ -95,7 +95,7 @@ if [ -z "$bin" ]; then
       LIBLSL_LIB="$lp/lib"
       say "liblsl: $(basename "$lp") from $lp"
     else
-      say "liblsl: the lsl crate's bundled 1.13.1 (see above why not a current one)"
+      say "liblsl: lsl-sys's bundled liblsl 1.13.1 (see above why not a current one)"
     fi
     [ -n "$features" ] && cargo_args+=(--features "$features")
     # build.rs gives the binary this run path (where step 2 puts the library).

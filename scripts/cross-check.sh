@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds hindsight for a Raspberry Pi's architectures on this machine (a cross build), as
+# scripts/install.sh would build it there, and checks what was built:
+#   aarch64  64-bit Raspberry Pi OS (the default on a Pi 4 and 5): linked with the current
+#            liblsl that scripts/get-liblsl.sh gets for it
+#   armv7    32-bit Raspberry Pi OS: with the liblsl 1.13.1 that lsl-sys builds (no wheel
+#            on PyPI carries a current one for it)
+# Each binary must be an ELF executable for its machine; the aarch64 one must need
+# liblsl.so.2 (the current liblsl, not the bundled one linked in). Not built: the
+# `libcamera` feature (Debian 12's libcamera is older than the 0.4 it needs; a Pi has
+# Raspberry Pi OS's own). Nothing is run: this machine cannot run another architecture's
+# threads (qemu-user hangs in the first thread it starts here).
+#
+# Needs, for each architecture: its Rust target (rustup), its C and C++ cross compilers and
+# ALSA's headers for it (scripts/install-deps.sh --cross installs them on Debian). Where
+# one is missing, it says NOT RUN and what, and exits 0; a build that fails exits 1.
+#   scripts/cross-check.sh [aarch64|armv7 ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64 armv7)
+failed=0
+
+not_run() {
+  echo "##########################################################################" >&2
+  echo "# cross-check $1: NOT RUN: $2" >&2
+  echo "##########################################################################" >&2
+}
+
+for t in "${targets[@]}"; do
+  case "$t" in
+    aarch64) triple=aarch64-unknown-linux-gnu gnu=aarch64-linux-gnu machine=AArch64 ;;
+    armv7) triple=armv7-unknown-linux-gnueabihf gnu=arm-linux-gnueabihf machine=ARM ;;
+    *) echo "cross-check: no such target: $t (aarch64 or armv7)" >&2; exit 2 ;;
+  esac
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$triple" &&
+     ! rustup target add "$triple" >&2; then
+    not_run "$t" "the Rust target $triple is not installed and rustup could not add it"
+    continue
+  fi
+  if ! command -v "$gnu-gcc" >/dev/null || ! command -v "$gnu-g++" >/dev/null; then
+    not_run "$t" "no $gnu-gcc/g++ (scripts/install-deps.sh --cross)"
+    continue
+  fi
+  pc="/usr/lib/$gnu/pkgconfig"
+  if [ ! -f "$pc/alsa.pc" ]; then
+    not_run "$t" "no ALSA headers for $gnu ($pc/alsa.pc; scripts/install-deps.sh --cross)"
+    continue
+  fi
+  up=$(echo "$triple" | tr 'a-z-' 'A-Z_')
+  low=$(echo "$triple" | tr '-' '_')
+  export "CARGO_TARGET_${up}_LINKER=$gnu-gcc"
+  export "CC_${low}=$gnu-gcc" "CXX_${low}=$gnu-g++" "AR_${low}=$gnu-ar"
+  export "PKG_CONFIG_PATH_${low}=$pc" PKG_CONFIG_ALLOW_CROSS=1
+  lsl_cargo=()
+  needs_liblsl=no
+  if [ "$t" = aarch64 ] &&
+     prefix=$(HINDSIGHT_LIBLSL_ARCH=aarch64 bash scripts/get-liblsl.sh | tail -1) &&
+     [ -f "$prefix/cargo.toml" ]; then
+    lsl_cargo=(--config "$prefix/cargo.toml")
+    needs_liblsl=yes
+    echo "cross-check $t: liblsl from $prefix" >&2
+  else
+    echo "cross-check $t: lsl-sys's bundled liblsl 1.13.1, built from source" >&2
+  fi
+  start=$SECONDS
+  # Its own target folder, shared by both targets (the build scripts and macros are built
+  # once): the host's build is not touched. Not optimized: a build to see that it builds,
+  # not one to run, made in half the time. No run path: the library's place on this
+  # machine means nothing on a Pi (install.sh there gives its own).
+  if ! env -u HINDSIGHT_RPATH CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/cross \
+      cargo "${lsl_cargo[@]}" --config 'profile.dev.opt-level=0' \
+      --config 'profile.dev.package."*".opt-level=0' \
+      build --locked --target "$triple" --bins >&2; then
+    echo "cross-check $t: FAILED to build" >&2
+    failed=1
+    continue
+  fi
+  for bin in hindsight hindsight-lsl-listen; do
+    f="target/cross/$triple/debug/$bin"
+    header=$(readelf -h "$f")
+    if ! grep -Eq "Machine: +$machine\$" <<<"$header"; then
+      echo "cross-check $t: $f is not an $machine executable:" >&2
+      grep Machine <<<"$header" >&2
+      failed=1
+    fi
+  done
+  f="target/cross/$triple/debug/hindsight"
+  if [ "$needs_liblsl" = yes ] && ! readelf -d "$f" | grep -q 'NEEDED.*\[liblsl\.so\.2\]'; then
+    echo "cross-check $t: $f does not link the current liblsl (liblsl.so.2)" >&2
+    failed=1
+  fi
+  echo "cross-check $t: built $f ($(stat -c %s "$f") bytes, $((SECONDS - start)) s)" \
+    "$(readelf -h "$f" | awk -F: '/Machine/ {gsub(/^ +/, "", $2); print $2}')," \
+    "liblsl: $([ "$needs_liblsl" = yes ] && echo "liblsl.so.2 from $prefix" || echo "1.13.1 linked in")" >&2
+done
+exit $failed
