@@ -6,9 +6,11 @@
 #   armv7    32-bit Raspberry Pi OS: with the liblsl 1.13.1 that lsl-sys builds (no wheel
 #            on PyPI carries a current one for it)
 # Each binary must be an ELF executable for its machine; the aarch64 one must need
-# liblsl.so.2 (the current liblsl, not the bundled one linked in). Not built: the
-# `libcamera` feature (Debian 12's libcamera is older than the 0.4 it needs; a Pi has
-# Raspberry Pi OS's own). Nothing is run: this machine cannot run another architecture's
+# liblsl.so.2 (the current liblsl, not the bundled one linked in). The `libcamera`
+# feature (a Pi's cameras) is then compiled for each, not linked: against the headers of
+# the test libcamera (scripts/build-libcamera.sh), which are the same on every
+# architecture; there is no ARM libcamera to link here (Debian 12's is older than the 0.4
+# the binding needs). Nothing is run: this machine cannot run another architecture's
 # threads (qemu-user hangs in the first thread it starts here).
 #
 # Needs, for each architecture: its Rust target (rustup), its C and C++ cross compilers and
@@ -21,6 +23,13 @@ cd "$(dirname "$0")/.."
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64 armv7)
 failed=0
+
+# The test libcamera's pkg-config folder, for its headers (none: the feature is not checked).
+libcamera_pc=""
+if out=$(bash scripts/build-libcamera.sh 2>/dev/null) && lc=$(tail -1 <<<"$out") && [ -d "$lc/lib" ]; then
+  pc_file=$(find "$lc/lib" -name libcamera.pc | head -1)
+  [ -n "$pc_file" ] && libcamera_pc=$(dirname "$pc_file")
+fi
 
 not_run() {
   echo "##########################################################################" >&2
@@ -35,7 +44,7 @@ for t in "${targets[@]}"; do
     *) echo "cross-check: no such target: $t (aarch64 or armv7)" >&2; exit 2 ;;
   esac
   if ! rustup target list --installed 2>/dev/null | grep -qx "$triple" &&
-     ! rustup target add "$triple" >&2; then
+     ! timeout 600 rustup target add "$triple" >&2; then
     not_run "$t" "the Rust target $triple is not installed and rustup could not add it"
     continue
   fi
@@ -94,5 +103,20 @@ for t in "${targets[@]}"; do
   echo "cross-check $t: built $f ($(stat -c %s "$f") bytes, $((SECONDS - start)) s)" \
     "$(readelf -h "$f" | awk -F: '/Machine/ {gsub(/^ +/, "", $2); print $2}')," \
     "liblsl: $([ "$needs_liblsl" = yes ] && echo "liblsl.so.2 from $prefix" || echo "1.13.1 linked in")" >&2
+  if [ -z "$libcamera_pc" ]; then
+    not_run "$t --features libcamera" "no test libcamera (scripts/build-libcamera.sh) for its headers"
+    continue
+  fi
+  start=$SECONDS
+  if env -u HINDSIGHT_RPATH CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/cross \
+      "PKG_CONFIG_PATH_${low}=$pc:$libcamera_pc" \
+      cargo "${lsl_cargo[@]}" --config 'profile.dev.opt-level=0' \
+      --config 'profile.dev.package."*".opt-level=0' \
+      check --locked --target "$triple" --features libcamera --bins >&2; then
+    echo "cross-check $t: --features libcamera compiles ($((SECONDS - start)) s)" >&2
+  else
+    echo "cross-check $t: FAILED to compile --features libcamera" >&2
+    failed=1
+  fi
 done
 exit $failed
