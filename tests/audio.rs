@@ -776,6 +776,69 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
     assert!(line.contains("(the last: no audio for 5 s)"), "{line}");
 }
 
+/// A clip whose span begins before the microphone was lost (and ends while it still is):
+/// its WAV has the tone up to where the audio ended and silence after, and its events
+/// sidecar's `audio_lost` row is at that place, with the loss's own reason (not "lost when
+/// this recording began": the clip began with audio).
+#[test]
+fn a_clip_that_spans_a_loss_says_where_the_audio_ended() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let cfg = config("").replace("duration: 2\n", "duration: 8\n");
+    let mut h = start_with_audio(&lb, &cfg);
+    h.wait_until("8 s of audio are buffered", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 7.9
+    });
+    suspend(&lb, true);
+    h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
+        h.status()["audio"]["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("lost")
+    });
+    // About 5 s after the last sample (a stall is found after 5 s): 7.5 s back begins
+    // with audio.
+    let (code, r) = h.post("clip", json!({"seconds": 7.5}));
+    assert_eq!(code, 200, "{r}");
+    wait_files_closed(&mut h, 1);
+    suspend(&lb, false);
+    let mkv = h.mkv_files().pop().unwrap();
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let (wav_start, _) = audio_start_of(&mkv);
+    let (lost_at, lost_row) = event_row(&mkv, "audio_lost");
+    assert!(
+        lost_row.ends_with(",no audio for 5 s"),
+        "the loss's own reason, not that of a clip begun while it was away: {lost_row}"
+    );
+    let (_, samples) = wav_samples(&wav_of(&mkv));
+    // Where the tone ends: the first of the zeros that run to the end of what was written
+    // before the clip's end (the tone crosses 0 alone, never for 1 ms).
+    let mut tone_until = 0;
+    for (i, w) in samples.windows(48).enumerate().step_by(48) {
+        if w.iter().any(|&v| v != 0.0) {
+            tone_until = i + 48;
+        }
+    }
+    let ended = wav_start + tone_until as f64 / 48_000.0;
+    println!(
+        "clip: WAV from {wav_start:.3}, {:.3} s; tone until {ended:.3}; audio_lost row at {lost_at:.3}",
+        samples.len() as f64 / 48_000.0
+    );
+    assert!(
+        tone_until >= 48_000,
+        "the clip begins with at least a second of the tone: {tone_until} samples\n{events}"
+    );
+    assert!(
+        (lost_at - ended).abs() < 0.05,
+        "the row at {lost_at:.3}, the tone ends at {ended:.3}:\n{events}"
+    );
+    assert!(
+        rms(&samples[..tone_until.min(samples.len())]) > 0.05,
+        "the tone before the loss"
+    );
+    assert!(h.terminate().success());
+}
+
 /// The streams ffprobe sees in a file: (codec_type, codec_name, sample_rate, channels).
 fn ffprobe_streams(path: &std::path::Path) -> Vec<(String, String, String, u64)> {
     let out = Command::new("ffprobe")

@@ -1001,12 +1001,11 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, until, mkv, notes.clone());
-                let opened = note.is_some();
-                let late = tell_writers(id, note, &notes);
-                self.late_notes.extend(late);
-                if opened {
+                if note.is_some() {
                     self.note_if_lost();
                 }
+                let late = tell_writers(id, note, &notes);
+                self.late_notes.extend(late);
             }
             AudioCmd::Clip {
                 id,
@@ -1017,12 +1016,11 @@ impl Engine {
                 notes,
             } => {
                 let note = self.open_output(id, path, from, Some(to), mkv, notes.clone());
-                let opened = note.is_some();
-                let late = tell_writers(id, note, &notes);
-                self.late_notes.extend(late);
-                if opened {
+                if note.is_some() {
                     self.note_if_lost();
                 }
+                let late = tell_writers(id, note, &notes);
+                self.late_notes.extend(late);
             }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
@@ -1115,7 +1113,8 @@ impl Engine {
 
     /// The output just opened, if the input is lost now: its sidecars say so from when
     /// (its start, if it was lost before), and why. A clip that ends before the loss has
-    /// none of it. After its `audio_start` row.
+    /// none of it. Sent before the `audio_start` note, which lets a clip's file close: the
+    /// writer holds the row until that one and writes it after.
     fn note_if_lost(&mut self) {
         let (Some((lost, why)), Some(o)) = (self.lost_at.as_ref(), self.outputs.last_mut()) else {
             return;

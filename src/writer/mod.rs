@@ -353,8 +353,9 @@ struct Writer {
     deferred: std::collections::VecDeque<WriterMsg>,
     /// Recordings closed before the audio thread said where their WAV starts (its queue
     /// was full: a disk that held this thread up), oldest first, with their events
-    /// sidecars: a note that comes later is still added to its file's sidecar.
-    rowless: std::collections::VecDeque<(u64, std::path::PathBuf)>,
+    /// sidecars and the audio rows held for after the `audio_start` row: a note that
+    /// comes later is still added to its file's sidecar.
+    rowless: std::collections::VecDeque<(u64, std::path::PathBuf, String)>,
 }
 
 /// How many closed recordings may still get a late `audio_start` row.
@@ -450,6 +451,10 @@ struct OpenFile {
     mux: Option<Interleaver>,
     /// The `audio_start` note (or word that there is no WAV) has not come yet.
     audio_start_pending: bool,
+    /// Audio rows (`audio_lost`: a file begun while the microphone is away) that came
+    /// before the `audio_start` row, written right after it. The audio thread sends them
+    /// first, so that a clip, closed as soon as its `audio_start` row is in, has them too.
+    held_rows: String,
     /// A close that waits for the audio's end or its `audio_start` note: its reason,
     /// and until when at most (the writer's clock).
     waiting_close: Option<(StopReason, LslTime)>,
@@ -675,15 +680,21 @@ impl Writer {
                 event,
                 detail,
             } => {
+                let origin = match event {
+                    NoteKind::AudioStart => Origin::new(TriggerSource::Audio, "wav"),
+                    NoteKind::AudioLost | NoteKind::AudioBack => {
+                        Origin::new(TriggerSource::Audio, "input")
+                    }
+                    _ => Origin::new(TriggerSource::Camera, self.cam.name.clone()),
+                };
+                let audio_row = matches!(event, NoteKind::AudioLost | NoteKind::AudioBack);
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
-                    let origin = match event {
-                        NoteKind::AudioStart => Origin::new(TriggerSource::Audio, "wav"),
-                        NoteKind::AudioLost | NoteKind::AudioBack => {
-                            Origin::new(TriggerSource::Audio, "input")
-                        }
-                        _ => Origin::new(TriggerSource::Camera, self.cam.name.clone()),
+                    // Before the `audio_start` row: held, to follow it.
+                    let rows = match audio_row && f.audio_start_pending {
+                        true => &mut f.held_rows,
+                        false => &mut f.events,
                     };
-                    sidecar::event_row(&mut f.events, at, wall, event.as_str(), &origin, &detail);
+                    sidecar::event_row(rows, at, wall, event.as_str(), &origin, &detail);
                     match event {
                         NoteKind::CameraLost => {
                             f.camera_losses += 1;
@@ -699,12 +710,18 @@ impl Writer {
                         }
                         NoteKind::AudioStart => {
                             f.audio_start_pending = false;
+                            f.events.push_str(&std::mem::take(&mut f.held_rows));
                             self.close_if_ready();
                         }
                         NoteKind::AudioLost | NoteKind::AudioBack => {}
                     }
                 } else if matches!(event, NoteKind::AudioStart) {
                     self.late_audio_start(id, at, wall, &detail);
+                } else if audio_row {
+                    // A file closed before its `audio_start` row: with it, when it comes.
+                    if let Some((_, _, rows)) = self.rowless.iter_mut().find(|(r, ..)| *r == id) {
+                        sidecar::event_row(rows, at, wall, event.as_str(), &origin, &detail);
+                    }
                 }
             }
             WriterMsg::Audio { id, block } => self.audio(id, block),
@@ -712,9 +729,10 @@ impl Writer {
             WriterMsg::NoWav { id } => {
                 if let Some(f) = self.file.as_mut().filter(|f| f.spec.id == id) {
                     f.audio_start_pending = false;
+                    f.events.push_str(&std::mem::take(&mut f.held_rows));
                     self.close_if_ready();
                 } else {
-                    self.rowless.retain(|(r, _)| *r != id);
+                    self.rowless.retain(|(r, ..)| *r != id);
                 }
             }
             WriterMsg::Close { id, end, reason } => {
@@ -964,8 +982,9 @@ impl Writer {
             if self.rowless.len() == ROWLESS_KEPT {
                 self.rowless.pop_front();
             }
+            let held = std::mem::take(&mut f.held_rows);
             self.rowless
-                .push_back((id, f.spec.paths.events_csv.clone()));
+                .push_back((id, f.spec.paths.events_csv.clone(), held));
         }
         if let Some(summary) = self.finish(f, Ending::Stop(&reason)) {
             tracing::info!(
@@ -1071,10 +1090,10 @@ impl Writer {
     /// Where a closed recording's WAV starts, told after its file closed: the row is added
     /// to the end of its events sidecar (after its `stop` row; its times say when).
     fn late_audio_start(&mut self, id: u64, at: LslTime, wall: WallTime, detail: &str) {
-        let Some(k) = self.rowless.iter().position(|(r, _)| *r == id) else {
+        let Some(k) = self.rowless.iter().position(|(r, ..)| *r == id) else {
             return;
         };
-        let Some((_, path)) = self.rowless.remove(k) else {
+        let Some((_, path, held)) = self.rowless.remove(k) else {
             return;
         };
         let mut row = String::new();
@@ -1087,6 +1106,7 @@ impl Writer {
             &origin,
             detail,
         );
+        row.push_str(&held);
         let appended = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -1288,6 +1308,7 @@ struct Carried {
     first_paths: RecordingPaths,
     mux: Option<Interleaver>,
     audio_start_pending: bool,
+    held_rows: String,
     waiting_close: Option<(StopReason, LslTime)>,
     end: Option<LslTime>,
     last_capture: LslTime,
@@ -1377,6 +1398,7 @@ impl OpenFile {
                 .audio
                 .map(|track| Interleaver::new(AUDIO_HOLD, opened, track)),
             audio_start_pending: spec.audio_start,
+            held_rows: String::new(),
             waiting_close: None,
             audio_blocks: 0,
             audio_blocks_dropped: 0,
@@ -1428,6 +1450,7 @@ impl OpenFile {
             first_paths: self.first_paths.clone(),
             mux: self.mux.take(),
             audio_start_pending: std::mem::take(&mut self.audio_start_pending),
+            held_rows: std::mem::take(&mut self.held_rows),
             waiting_close: self.waiting_close.take(),
             end: self.end,
             last_capture: self.last_capture,
@@ -1447,6 +1470,7 @@ impl OpenFile {
         self.first_paths = c.first_paths;
         self.mux = c.mux;
         self.audio_start_pending = c.audio_start_pending;
+        self.held_rows = c.held_rows;
         self.waiting_close = c.waiting_close;
         self.end = c.end;
         self.last_capture = c.last_capture;

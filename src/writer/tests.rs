@@ -239,6 +239,62 @@ fn a_late_audio_start_still_reaches_the_events_sidecar() {
     rig.finish();
 }
 
+/// A file begun while the microphone is away: the audio thread sends its `audio_lost`
+/// row before the `audio_start` note (a clip's file closes as soon as that note is in).
+/// The row follows the `audio_start` row in the events sidecar, whether the file was still
+/// open or had closed without its row and gets both later.
+#[test]
+fn an_audio_lost_row_sent_before_the_audio_start_follows_it() {
+    let lost = |rig: &Rig| {
+        let at = rig.start.lsl + Duration::from_millis(3);
+        rig.h
+            .tx
+            .send(WriterMsg::Note {
+                id: 1,
+                at,
+                wall: rig.start.wall_at(at),
+                event: NoteKind::AudioLost,
+                detail: "lost when this recording began: no audio for 5 s".into(),
+            })
+            .unwrap();
+    };
+    let kinds = |rig: &Rig| -> Vec<String> {
+        std::fs::read_to_string(&rig.paths(1).events_csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect()
+    };
+    // Open: the close waits for the note, then the rows are in order.
+    let rig = Rig::new(None, true);
+    rig.close();
+    lost(&rig);
+    assert!(
+        rig.closed(STILL_WAITING).is_none(),
+        "the row is no audio_start"
+    );
+    rig.audio_start_note();
+    assert!(rig.closed(Duration::from_secs(3)).is_some());
+    assert_eq!(kinds(&rig), ["start", "audio_start", "audio_lost", "stop"]);
+    rig.finish();
+
+    // Closed without its row (the notes sat behind a full queue): both come after it.
+    let rig = Rig::new(None, true);
+    rig.close();
+    assert!(rig.closed(STILL_WAITING).is_none());
+    rig.clocks.advance(AUDIO_END_WAIT);
+    assert!(rig.closed(Duration::from_secs(3)).is_some());
+    lost(&rig);
+    rig.audio_start_note();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while kinds(&rig).len() < 4 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(kinds(&rig), ["start", "stop", "audio_start", "audio_lost"]);
+    rig.finish();
+}
+
 /// The usual order (the note before the stop) closes at once; so does word that there
 /// is no WAV, with no row; and with no word at all the close waits only `AUDIO_END_WAIT`
 /// of the writer's clock.
