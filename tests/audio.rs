@@ -166,6 +166,16 @@ fn start_with_audio(lb: &Loopback, cfg: &str) -> Hindsight {
     h
 }
 
+/// As `start_with_audio`, with an 8 s buffer, once it holds 8 s of audio.
+fn start_with_8_s_of_audio(lb: &Loopback, extra: &str) -> Hindsight {
+    let cfg = config(extra).replace("duration: 2\n", "duration: 8\n");
+    let mut h = start_with_audio(lb, &cfg);
+    h.wait_until("8 s of audio are buffered", Duration::from_secs(30), |h| {
+        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 7.9
+    });
+    h
+}
+
 fn audio_dir_wav(h: &Hindsight) -> std::path::PathBuf {
     wav_of(&h.mkv_files().pop().unwrap())
 }
@@ -784,11 +794,7 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
 fn a_clip_that_spans_a_loss_says_where_the_audio_ended() {
     let _g = serial();
     let lb = Loopback::start();
-    let cfg = config("").replace("duration: 2\n", "duration: 8\n");
-    let mut h = start_with_audio(&lb, &cfg);
-    h.wait_until("8 s of audio are buffered", Duration::from_secs(30), |h| {
-        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 7.9
-    });
+    let mut h = start_with_8_s_of_audio(&lb, "");
     suspend(&lb, true);
     h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
         h.status()["audio"]["state"]
@@ -1018,12 +1024,8 @@ fn assert_mkv_audio_is_its_wav(mkv: &std::path::Path, wav: &std::path::Path) -> 
 fn a_long_pre_trigger_buffer_keeps_its_audio_in_the_mkv() {
     let _g = serial();
     let lb = Loopback::start();
-    let cfg = config("  mux_into_video: true\n").replace("duration: 2\n", "duration: 8\n");
-    let mut h = start_with_audio(&lb, &cfg);
+    let mut h = start_with_8_s_of_audio(&lb, "  mux_into_video: true\n");
     h.wait_buffered(7.9);
-    h.wait_until("8 s of audio are buffered", Duration::from_secs(30), |h| {
-        h.status()["audio"]["buffered_seconds"].as_f64().unwrap() >= 7.9
-    });
     let (code, r) = h.post("start", json!({"seconds": 1}));
     assert_eq!(code, 200, "{r}");
     let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
