@@ -25,7 +25,10 @@
 #   scripts/get-liblsl.sh
 set -euo pipefail
 
-here=$(uname -m)
+# The architecture hindsight is built for: Rust's host, which is not `uname -m` on a 32-bit
+# Raspberry Pi OS booted with its 64-bit kernel (uname says aarch64, the programs are armv7).
+here=$(rustc -vV 2>/dev/null | awk '/^host:/ {split($2, t, "-"); print t[1]}')
+[ -n "$here" ] || here=$(uname -m)
 arch=${HINDSIGHT_LIBLSL_ARCH:-$here}
 case "$arch" in
   x86_64)
