@@ -516,6 +516,18 @@ fn suspend(lb: &Loopback, on: bool) {
     assert!(cmd.status().unwrap().success());
 }
 
+/// Suspends the source and waits until the recorder reports the audio lost (a stall is
+/// found after 5 s).
+fn suspend_until_lost(lb: &Loopback, h: &mut Hindsight) {
+    suspend(lb, true);
+    h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
+        h.status()["audio"]["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("lost")
+    });
+}
+
 #[test]
 fn losing_the_audio_device_never_stops_the_video() {
     lsl_session();
@@ -526,13 +538,7 @@ fn losing_the_audio_device_never_stops_the_video() {
     let lsl_events = open_inlet(&format!("{name}_Events"));
     h.post("start", json!({}));
     std::thread::sleep(Duration::from_secs(1));
-    suspend(&lb, true);
-    h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
-        h.status()["audio"]["state"]
-            .as_str()
-            .unwrap()
-            .starts_with("lost")
-    });
+    suspend_until_lost(&lb, &mut h);
     assert_eq!(h.status()["state"], "recording", "video goes on");
     suspend(&lb, false);
     h.wait_until("audio is back", Duration::from_secs(40), |h| {
@@ -795,13 +801,7 @@ fn a_clip_that_spans_a_loss_says_where_the_audio_ended() {
     let _g = serial();
     let lb = Loopback::start();
     let mut h = start_with_8_s_of_audio(&lb, "");
-    suspend(&lb, true);
-    h.wait_until("the loss is reported", Duration::from_secs(30), |h| {
-        h.status()["audio"]["state"]
-            .as_str()
-            .unwrap()
-            .starts_with("lost")
-    });
+    suspend_until_lost(&lb, &mut h);
     // About 5 s after the last sample (a stall is found after 5 s): 7.5 s back begins
     // with audio.
     let (code, r) = h.post("clip", json!({"seconds": 7.5}));
