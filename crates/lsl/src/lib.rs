@@ -458,7 +458,8 @@ impl ExPushable<Vec<String>> for StreamOutlet {
     }
 }
 
-/// The streams liblsl can have, up to 1024 (a handle for each found, or none).
+/// The streams a liblsl resolve call found (at most 1024), each handle owned once; its
+/// negative result as the error.
 fn resolved(find: impl FnOnce(*mut sys::lsl_streaminfo, u32) -> i32) -> Result<Vec<StreamInfo>> {
     let mut found: Vec<sys::lsl_streaminfo> = vec![std::ptr::null_mut(); 1024];
     let n = find(found.as_mut_ptr(), found.len() as u32);
