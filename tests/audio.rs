@@ -792,6 +792,82 @@ fn audio_that_stays_away_is_said_once_not_at_every_reopen() {
     assert!(line.contains("(the last: no audio for 5 s)"), "{line}");
 }
 
+/// Where the tone of a WAV that ends in silence ends: the first of the zeros that run to
+/// its end (the tone crosses 0 alone, never for 1 ms), in samples at 48 kHz.
+fn tone_until(samples: &[f64]) -> usize {
+    let mut until = 0;
+    for (i, w) in samples.windows(48).enumerate().step_by(48) {
+        if w.iter().any(|&v| v != 0.0) {
+            until = i + 48;
+        }
+    }
+    until
+}
+
+/// The microphone goes quiet and the experimenter stops the recording before the recorder
+/// has judged the input lost (a stall is found after 5 s): the video file is closed by
+/// the time the loss is found, and its events sidecar still gets the `audio_lost` row
+/// where the audio ended, which says why the WAV ends in silence. The next recording,
+/// made while the input is still away, says so from its start.
+#[test]
+fn a_recording_stopped_before_the_loss_is_found_still_says_where_the_audio_ended() {
+    let _g = serial();
+    let lb = Loopback::start();
+    let mut h = start_with_audio(&lb, &config(""));
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(3));
+    suspend(&lb, true);
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let mkv = h.mkv_files().pop().unwrap();
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    assert!(
+        !events.contains(",audio_lost,"),
+        "the loss is not found yet when the file closes:\n{events}"
+    );
+    wait_files_closed(&mut h, 1);
+    h.wait_until(
+        "the closed file's sidecar has the audio_lost row",
+        Duration::from_secs(10),
+        |_| std::fs::read_to_string(events_of(&mkv)).is_ok_and(|e| e.contains(",audio_lost,")),
+    );
+    let events = std::fs::read_to_string(events_of(&mkv)).unwrap();
+    let (wav_start, _) = audio_start_of(&mkv);
+    let (lost_at, lost_row) = event_row(&mkv, "audio_lost");
+    let (stop_at, _) = event_row(&mkv, "stop");
+    let (_, samples) = wav_samples(&wav_of(&mkv));
+    let ended = wav_start + tone_until(&samples) as f64 / 48_000.0;
+    println!(
+        "WAV from {wav_start:.3}, {:.3} s; tone until {ended:.3}; audio_lost row at \
+         {lost_at:.3}; stop at {stop_at:.3}",
+        samples.len() as f64 / 48_000.0
+    );
+    assert!(lost_row.ends_with(",no audio for 5 s"), "{lost_row}");
+    assert!(
+        (lost_at - ended).abs() < 0.05 && lost_at < stop_at - 1.0,
+        "the row at {lost_at:.3}, the tone ends at {ended:.3}, the stop at {stop_at:.3}:\n{events}"
+    );
+    // The recordings list reads it: a loss that lasted to the stop.
+    let rec = &h.recordings()[0];
+    assert_eq!(rec["audio_outages"].as_array().unwrap().len(), 1, "{rec}");
+    assert_eq!(rec["audio_outages"][0]["came_back"], false, "{rec}");
+    // The next recording, with the input still away, has the row from its start.
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    h.post("stop", json!({}));
+    wait_files_closed(&mut h, 2);
+    let second = h.mkv_files().pop().unwrap();
+    assert_ne!(second, mkv);
+    let (_, row) = event_row(&second, "audio_lost");
+    assert!(row.contains("lost when this recording began"), "{row}");
+    suspend(&lb, false);
+    assert!(h.terminate().success());
+}
+
 /// A clip whose span begins before the microphone was lost (and ends while it still is):
 /// its WAV has the tone up to where the audio ended and silence after, and its events
 /// sidecar's `audio_lost` row is at that place, with the loss's own reason (not "lost when
@@ -817,14 +893,7 @@ fn a_clip_that_spans_a_loss_says_where_the_audio_ended() {
         "the loss's own reason, not that of a clip begun while it was away: {lost_row}"
     );
     let (_, samples) = wav_samples(&wav_of(&mkv));
-    // Where the tone ends: the first of the zeros that run to the end of what was written
-    // before the clip's end (the tone crosses 0 alone, never for 1 ms).
-    let mut tone_until = 0;
-    for (i, w) in samples.windows(48).enumerate().step_by(48) {
-        if w.iter().any(|&v| v != 0.0) {
-            tone_until = i + 48;
-        }
-    }
+    let tone_until = tone_until(&samples);
     let ended = wav_start + tone_until as f64 / 48_000.0;
     println!(
         "clip: WAV from {wav_start:.3}, {:.3} s; tone until {ended:.3}; audio_lost row at {lost_at:.3}",

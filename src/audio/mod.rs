@@ -149,10 +149,12 @@ const NOTE_SEND_WAIT: Duration = Duration::from_millis(500);
 /// (every 50 ms): an SD card can hold a writer up for seconds.
 const NOTE_RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// A note for a writer whose queue stayed full for [`NOTE_SEND_WAIT`]: offered again
-/// until it fits, the writer is gone, or [`NOTE_RETRY_FOR`] has passed. A writer takes
-/// a note by its recording's id: for the file it has open, or appended to the sidecar of
-/// one it closed without the row, so a late note is never misplaced.
+/// A note for a writer whose queue was full (for [`NOTE_SEND_WAIT`], for where a WAV
+/// starts): offered again until it fits, the writer is gone, or [`NOTE_RETRY_FOR`] has
+/// passed. The notes for one writer of one recording go in the order they were made (a
+/// row waits behind those that wait before it), and a writer takes a note by its
+/// recording's id: for the file it has open, or added to the events sidecar of one it
+/// closed, so a late note is never misplaced.
 #[derive(Debug)]
 struct LateNote {
     id: u64,
@@ -162,54 +164,100 @@ struct LateNote {
     since: Instant,
 }
 
+/// What a note tells, for the log.
+fn what_note_tells(msg: &WriterMsg) -> String {
+    match msg {
+        WriterMsg::Note {
+            event: NoteKind::AudioStart,
+            ..
+        } => "where the WAV starts (audio_start)".into(),
+        WriterMsg::Note { event, .. } => format!("its {} row", event.as_str()),
+        WriterMsg::NoWav { .. } => "that there is no WAV".into(),
+        _ => "a message".into(),
+    }
+}
+
+/// Sends a note to camera `camera`'s writer of recording `id`, behind the notes for it
+/// that wait already; waits for room until `deadline` (None: not at all). One that does
+/// not fit waits in `late`, offered again by [`retry_notes`].
+fn send_note(
+    late: &mut Vec<LateNote>,
+    id: u64,
+    camera: usize,
+    to: &Sender<WriterMsg>,
+    msg: WriterMsg,
+    deadline: Option<Instant>,
+) {
+    let waits = if late.iter().any(|n| n.id == id && n.camera == camera) {
+        Some(msg)
+    } else {
+        match deadline {
+            Some(d) => match to.send_deadline(msg, d) {
+                Err(crossbeam_channel::SendTimeoutError::Timeout(msg)) => Some(msg),
+                _ => None,
+            },
+            None => match to.try_send(msg) {
+                Err(crossbeam_channel::TrySendError::Full(msg)) => Some(msg),
+                _ => None,
+            },
+        }
+    };
+    let Some(msg) = waits else {
+        return;
+    };
+    tracing::warn!(
+        recording = id,
+        camera,
+        "the writer's queue was full (its disk?): {} is offered again until it takes it",
+        what_note_tells(&msg)
+    );
+    late.push(LateNote {
+        id,
+        camera,
+        to: to.clone(),
+        msg: Some(msg),
+        since: Instant::now(),
+    });
+}
+
 /// Tells each camera's writer where recording `id`'s WAV starts, or that it has none:
-/// their files' closes wait for one or the other (at most 5 s). Returns the notes of the
-/// writers whose queues stayed full for [`NOTE_SEND_WAIT`], for [`retry_notes`].
+/// their files' closes wait for one or the other (at most 5 s). Waits [`NOTE_SEND_WAIT`]
+/// at most, for all writers together; a writer whose queue stays full gets it later
+/// (`late`, [`retry_notes`]).
 fn tell_writers(
     id: u64,
     note: Option<AudioStartNote>,
     writers: &[Sender<WriterMsg>],
-) -> Vec<LateNote> {
+    late: &mut Vec<LateNote>,
+) {
     let deadline = Instant::now() + NOTE_SEND_WAIT;
-    let mut late = Vec::new();
     for (camera, w) in writers.iter().enumerate() {
         let msg = match &note {
             Some(n) => n.to_writer(id),
             None => WriterMsg::NoWav { id },
         };
-        if let Err(crossbeam_channel::SendTimeoutError::Timeout(msg)) =
-            w.send_deadline(msg, deadline)
-        {
-            tracing::warn!(
-                recording = id,
-                camera,
-                "the writer's queue stayed full for {NOTE_SEND_WAIT:?} (its disk?): where \
-                 the WAV starts is offered again until it takes it"
-            );
-            late.push(LateNote {
-                id,
-                camera,
-                to: w.clone(),
-                msg: Some(msg),
-                since: Instant::now(),
-            });
-        }
+        send_note(late, id, camera, w, msg, Some(deadline));
     }
-    late
 }
 
-/// Offers each late note again, without waiting; keeps those that still do not fit.
+/// Offers each late note again, without waiting, in order; keeps those that still do not
+/// fit, and those behind them for the same writer and recording.
 fn retry_notes(late: &mut Vec<LateNote>) {
+    let mut blocked: Vec<(u64, usize)> = Vec::new();
     late.retain_mut(|n| {
+        if blocked.contains(&(n.id, n.camera)) {
+            return true;
+        }
         let Some(msg) = n.msg.take() else {
             return false;
         };
+        let what = what_note_tells(&msg);
         match n.to.try_send(msg) {
             Ok(()) => {
                 tracing::info!(
                     recording = n.id,
                     camera = n.camera,
-                    "the writer took where the WAV starts, {:.1} s late",
+                    "the writer took {what}, {:.1} s late",
                     n.since.elapsed().as_secs_f64()
                 );
                 false
@@ -221,13 +269,14 @@ fn retry_notes(late: &mut Vec<LateNote>) {
                 tracing::error!(
                     recording = n.id,
                     camera = n.camera,
-                    "the writer's queue stayed full for {NOTE_RETRY_FOR:?}: its file has no \
-                     audio_start row (the WAV is still written)"
+                    "the writer's queue stayed full for {NOTE_RETRY_FOR:?}: its events \
+                     sidecar does not get {what} (the WAV is still written)"
                 );
                 false
             }
             Err(crossbeam_channel::TrySendError::Full(msg)) => {
                 n.msg = Some(msg);
+                blocked.push((n.id, n.camera));
                 true
             }
         }
@@ -303,17 +352,26 @@ struct Output {
 
 impl Output {
     /// An `audio_lost` or `audio_back` row in each camera's events sidecar of its
-    /// recording. Never waits on a writer: a full queue loses the row (the log has it).
-    fn note(&mut self, kind: NoteKind, at: LslTime, wall: crate::clock::WallTime, detail: &str) {
+    /// recording. Never waits on a writer: a full queue gets the row later, in its order
+    /// (`late`).
+    fn note(
+        &mut self,
+        late: &mut Vec<LateNote>,
+        kind: NoteKind,
+        at: LslTime,
+        wall: crate::clock::WallTime,
+        detail: &str,
+    ) {
         self.told_lost = kind == NoteKind::AudioLost;
-        for w in &self.notes {
-            let _ = w.try_send(WriterMsg::Note {
+        for (camera, w) in self.notes.iter().enumerate() {
+            let msg = WriterMsg::Note {
                 id: self.id,
                 at,
                 wall,
                 event: kind,
                 detail: detail.to_string(),
-            });
+            };
+            send_note(late, self.id, camera, w, msg, None);
         }
     }
 }
@@ -691,7 +749,8 @@ impl Engine {
             for o in &mut self.outputs {
                 if !o.told_lost && o.end_time.is_none_or(|e| at < e) {
                     let from = at.max(o.first_time);
-                    o.note(NoteKind::AudioLost, from, now.wall_at(from), &why);
+                    let wall = now.wall_at(from);
+                    o.note(&mut self.late_notes, NoteKind::AudioLost, from, wall, &why);
                 }
             }
             self.lost_at = Some((at, why.clone()));
@@ -888,7 +947,8 @@ impl Engine {
                     let said = format!("after {gap:.1} s without audio (silence put in)");
                     for o in self.outputs.iter_mut().filter(|o| o.told_lost) {
                         let at = back.max(o.first_time);
-                        o.note(NoteKind::AudioBack, at, now.wall_at(at), &said);
+                        let wall = now.wall_at(at);
+                        o.note(&mut self.late_notes, NoteKind::AudioBack, at, wall, &said);
                     }
                     // At its first sample, as the events sidecars' row.
                     self.lsl_event_at(
@@ -1004,8 +1064,7 @@ impl Engine {
                 if note.is_some() {
                     self.note_if_lost();
                 }
-                let late = tell_writers(id, note, &notes);
-                self.late_notes.extend(late);
+                tell_writers(id, note, &notes, &mut self.late_notes);
             }
             AudioCmd::Clip {
                 id,
@@ -1019,8 +1078,7 @@ impl Engine {
                 if note.is_some() {
                     self.note_if_lost();
                 }
-                let late = tell_writers(id, note, &notes);
-                self.late_notes.extend(late);
+                tell_writers(id, note, &notes, &mut self.late_notes);
             }
             AudioCmd::Stop { id, at } => {
                 for o in self.outputs.iter_mut().filter(|o| o.id == id) {
@@ -1127,7 +1185,8 @@ impl Engine {
             true => format!("lost when this recording began: {why}"),
             false => why.clone(),
         };
-        o.note(NoteKind::AudioLost, at, self.clocks.now().wall_at(at), &why);
+        let wall = self.clocks.now().wall_at(at);
+        o.note(&mut self.late_notes, NoteKind::AudioLost, at, wall, &why);
     }
 
     /// Writes what each output can take now, and finishes those that reached their end.
@@ -1471,7 +1530,9 @@ mod tests {
                 rx.recv_timeout(Duration::from_secs(5)).map(no_wav_id),
             )
         });
-        assert!(tell_writers(7, None, std::slice::from_ref(&tx)).is_empty());
+        let mut late = Vec::new();
+        tell_writers(7, None, std::slice::from_ref(&tx), &mut late);
+        assert!(late.is_empty());
         assert_eq!(writer.join().unwrap(), (1, Ok(7)));
 
         // Full for longer than the wait: the audio thread goes on, and offers the note
@@ -1481,7 +1542,8 @@ mod tests {
         let (gone, gone_rx) = crossbeam_channel::bounded::<WriterMsg>(1);
         drop(gone_rx);
         let t = Instant::now();
-        let mut late = tell_writers(8, None, &[gone, stuck]);
+        let mut late = Vec::new();
+        tell_writers(8, None, &[gone, stuck], &mut late);
         assert!(t.elapsed() < NOTE_SEND_WAIT + Duration::from_millis(400));
         assert_eq!(late.len(), 1, "only the full writer's note waits");
         assert_eq!(late[0].camera, 1);
@@ -1503,6 +1565,96 @@ mod tests {
             since: Instant::now() - NOTE_RETRY_FOR,
         }];
         retry_notes(&mut late);
+        assert!(late.is_empty());
+    }
+
+    fn note_kind(m: WriterMsg) -> (u64, NoteKind) {
+        match m {
+            WriterMsg::Note { id, event, .. } => (id, event),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A loss found while a writer's queue is full (its disk held it up): the rows wait
+    /// and reach it in the order they were made, each writer's on its own; a row never
+    /// overtakes one that waits before it for the same writer and recording, even when
+    /// the queue has room for it at once.
+    #[test]
+    fn rows_for_a_full_writer_wait_and_keep_their_order() {
+        let (full, full_rx) = crossbeam_channel::bounded(2);
+        let (free, free_rx) = crossbeam_channel::unbounded();
+        full.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        full.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = wav_output(dir.path().join("a.wav"), 1 << 20);
+        o.id = 5;
+        o.notes = vec![full.clone(), free];
+        let mut late = Vec::new();
+        let at = LslTime::from_nanos(1_000_000_000);
+        let wall = crate::clock::WallTime::from_nanos(0);
+        o.note(&mut late, NoteKind::AudioLost, at, wall, "no audio for 5 s");
+        assert_eq!(late.len(), 1, "only the full writer's row waits");
+        assert_eq!(
+            note_kind(free_rx.try_recv().unwrap()),
+            (5, NoteKind::AudioLost)
+        );
+        // Room for one: the next row still goes behind the one that waits.
+        assert_eq!(no_wav_id(full_rx.try_recv().unwrap()), 1);
+        o.note(&mut late, NoteKind::AudioBack, at, wall, "after 1.0 s");
+        assert_eq!(late.len(), 2);
+        assert_eq!(
+            note_kind(free_rx.try_recv().unwrap()),
+            (5, NoteKind::AudioBack)
+        );
+        // Where the next recording's WAV starts, to the same writer: not held by them.
+        let start = AudioStartNote {
+            at,
+            wall,
+            detail: String::new(),
+        };
+        tell_writers(6, Some(start), std::slice::from_ref(&full), &mut late);
+        assert_eq!(late.len(), 2, "recording 6's note took the free place");
+        assert_eq!(no_wav_id(full_rx.try_recv().unwrap()), 1);
+        assert_eq!(
+            note_kind(full_rx.try_recv().unwrap()),
+            (6, NoteKind::AudioStart)
+        );
+        retry_notes(&mut late);
+        assert!(late.is_empty(), "both fit now");
+        assert_eq!(
+            note_kind(full_rx.try_recv().unwrap()),
+            (5, NoteKind::AudioLost)
+        );
+        assert_eq!(
+            note_kind(full_rx.try_recv().unwrap()),
+            (5, NoteKind::AudioBack)
+        );
+        assert!(full_rx.try_recv().is_err());
+
+        // One place at a time: still in order.
+        full.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        full.send(WriterMsg::NoWav { id: 1 }).unwrap();
+        o.note(&mut late, NoteKind::AudioLost, at, wall, "again");
+        o.note(&mut late, NoteKind::AudioBack, at, wall, "back");
+        tell_writers(5, None, std::slice::from_ref(&full), &mut late);
+        assert_eq!(late.len(), 3);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let m = full_rx.try_recv().unwrap();
+            if !matches!(m, WriterMsg::NoWav { id: 1 }) {
+                got.push(m);
+            }
+            retry_notes(&mut late);
+        }
+        let got: Vec<String> = got.into_iter().map(|m| what_note_tells(&m)).collect();
+        assert_eq!(
+            got,
+            [
+                "its audio_lost row",
+                "its audio_back row",
+                "that there is no WAV"
+            ]
+        );
         assert!(late.is_empty());
     }
 

@@ -351,15 +351,48 @@ struct Writer {
     /// for its audio (at most [`NEXT_WAITS`] more): a burst of commands never costs a file
     /// its `audio_start` row or its audio track's end.
     deferred: std::collections::VecDeque<WriterMsg>,
-    /// Recordings closed before the audio thread said where their WAV starts (its queue
-    /// was full: a disk that held this thread up), oldest first, with their events
-    /// sidecars and the audio rows held for after the `audio_start` row: a note that
-    /// comes later is still added to its file's sidecar.
-    rowless: std::collections::VecDeque<(u64, std::path::PathBuf, String)>,
+    /// The last recordings whose files this writer closed, oldest first: an audio row
+    /// that comes after its file closed is still added to its events sidecar.
+    closed: std::collections::VecDeque<ClosedFile>,
 }
 
-/// How many closed recordings may still get a late `audio_start` row.
-const ROWLESS_KEPT: usize = 8;
+/// A recording whose file a writer closed. The audio thread may still have rows for it:
+/// where its WAV starts (when the file closed before that came: a queue that was full),
+/// or where the input was lost, found up to 5 s after the audio ended, so after a stop
+/// that came in between.
+#[derive(Debug)]
+struct ClosedFile {
+    id: u64,
+    events: std::path::PathBuf,
+    /// Closed before its `audio_start` row: the audio rows that came since, held to
+    /// follow that row. None once the row is in.
+    held: Option<String>,
+}
+
+/// Adds rows that came after their file closed to the end of its events sidecar, and
+/// syncs them; `what` names them in the log.
+fn append_to_sidecar(id: u64, path: &std::path::Path, rows: &str, what: &str) {
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(rows.as_bytes())?;
+            file.sync_data()
+        });
+    match appended {
+        Ok(()) => tracing::info!(
+            "recording {id}: {what} came after the file closed; now in {}",
+            path.display()
+        ),
+        Err(e) => tracing::warn!(
+            "recording {id}: cannot add {what}, which came after the file closed, to {}: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// How many closed recordings may still get late audio rows.
+const CLOSED_KEPT: usize = 8;
 
 struct Buffers {
     out: Vec<u8>,
@@ -484,7 +517,7 @@ impl Writer {
             spare: Some(Buffers::new()),
             failed: None,
             deferred: std::collections::VecDeque::new(),
-            rowless: std::collections::VecDeque::new(),
+            closed: std::collections::VecDeque::new(),
         }
     }
 
@@ -718,10 +751,9 @@ impl Writer {
                 } else if matches!(event, NoteKind::AudioStart) {
                     self.late_audio_start(id, at, wall, &detail);
                 } else if audio_row {
-                    // A file closed before its `audio_start` row: with it, when it comes.
-                    if let Some((_, _, rows)) = self.rowless.iter_mut().find(|(r, ..)| *r == id) {
-                        sidecar::event_row(rows, at, wall, event.as_str(), &origin, &detail);
-                    }
+                    let mut row = String::new();
+                    sidecar::event_row(&mut row, at, wall, event.as_str(), &origin, &detail);
+                    self.late_audio_row(id, row);
                 }
             }
             WriterMsg::Audio { id, block } => self.audio(id, block),
@@ -731,8 +763,10 @@ impl Writer {
                     f.audio_start_pending = false;
                     f.events.push_str(&std::mem::take(&mut f.held_rows));
                     self.close_if_ready();
-                } else {
-                    self.rowless.retain(|(r, ..)| *r != id);
+                } else if let Some(c) = self.closed.iter_mut().find(|c| c.id == id) {
+                    if let Some(held) = c.held.take().filter(|h| !h.is_empty()) {
+                        append_to_sidecar(id, &c.events, &held, "the audio rows held");
+                    }
                 }
             }
             WriterMsg::Close { id, end, reason } => {
@@ -978,14 +1012,16 @@ impl Writer {
         }
         let camera = self.cam.index;
         let id = f.spec.id;
-        if f.audio_start_pending {
-            if self.rowless.len() == ROWLESS_KEPT {
-                self.rowless.pop_front();
-            }
-            let held = std::mem::take(&mut f.held_rows);
-            self.rowless
-                .push_back((id, f.spec.paths.events_csv.clone(), held));
+        if self.closed.len() == CLOSED_KEPT {
+            self.closed.pop_front();
         }
+        self.closed.push_back(ClosedFile {
+            id,
+            events: f.spec.paths.events_csv.clone(),
+            held: f
+                .audio_start_pending
+                .then(|| std::mem::take(&mut f.held_rows)),
+        });
         if let Some(summary) = self.finish(f, Ending::Stop(&reason)) {
             tracing::info!(
                 camera = %self.cam.name,
@@ -1090,10 +1126,10 @@ impl Writer {
     /// Where a closed recording's WAV starts, told after its file closed: the row is added
     /// to the end of its events sidecar (after its `stop` row; its times say when).
     fn late_audio_start(&mut self, id: u64, at: LslTime, wall: WallTime, detail: &str) {
-        let Some(k) = self.rowless.iter().position(|(r, ..)| *r == id) else {
+        let Some(c) = self.closed.iter_mut().find(|c| c.id == id) else {
             return;
         };
-        let Some((_, path, held)) = self.rowless.remove(k) else {
+        let Some(held) = c.held.take() else {
             return;
         };
         let mut row = String::new();
@@ -1107,23 +1143,25 @@ impl Writer {
             detail,
         );
         row.push_str(&held);
-        let appended = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut file| {
-                file.write_all(row.as_bytes())?;
-                file.sync_data()
-            });
-        match appended {
-            Ok(()) => tracing::info!(
-                "recording {id}: where the WAV starts came after the file closed; \
-                 the audio_start row is now in {}",
-                path.display()
-            ),
-            Err(e) => tracing::warn!(
-                "recording {id}: cannot add the late audio_start row to {}: {e}",
-                path.display()
-            ),
+        append_to_sidecar(id, &c.events, &row, "where the WAV starts (audio_start)");
+    }
+
+    /// An `audio_lost` or `audio_back` row for a recording whose file is closed: held with
+    /// the rows for after its `audio_start` row if that has not come, else added to the
+    /// end of its events sidecar (after its `stop` row; its times say when).
+    fn late_audio_row(&mut self, id: u64, row: String) {
+        let Some(c) = self.closed.iter_mut().find(|c| c.id == id) else {
+            tracing::warn!(
+                camera = %self.cam.name,
+                "recording {id}: an audio row for a file this writer no longer holds (it \
+                 failed, or {CLOSED_KEPT} more closed since): only in the log: {}",
+                row.trim_end()
+            );
+            return;
+        };
+        match &mut c.held {
+            Some(held) => held.push_str(&row),
+            None => append_to_sidecar(id, &c.events, &row, "an audio row"),
         }
     }
 
