@@ -201,3 +201,121 @@ fn the_tests_lsl_settings_hold_with_the_current_liblsl_a_session_sees_only_its_o
     );
     let _ = std::fs::remove_file(&other);
 }
+
+/// An experiment script as PsychoPy runs one: publishes string markers named argv[1] with
+/// source id argv[2], says whether a consumer (hindsight) connected within 30 s, then
+/// pushes each line of its input as a marker.
+const EXPERIMENT: &str = r#"
+import sys
+import pylsl
+info = pylsl.StreamInfo(sys.argv[1], "Markers", 1, 0.0, "string", sys.argv[2])
+outlet = pylsl.StreamOutlet(info)
+print("connected" if outlet.wait_for_consumers(30.0) else "alone", flush=True)
+for line in sys.stdin:
+    outlet.push_sample([line.strip()])
+"#;
+
+struct Experiment {
+    child: std::process::Child,
+    said: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Experiment {
+    fn start(py: &str, stream: &str, source_id: &str) -> Experiment {
+        let mut child = Command::new(py)
+            .args(["-c", EXPERIMENT, stream, source_id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let said = BufReader::new(child.stdout.take().unwrap()).lines();
+        Experiment { child, said }
+    }
+
+    /// "connected" once hindsight follows the stream, "alone" after 30 s without it.
+    fn connected(&mut self) -> String {
+        self.said.next().unwrap().unwrap()
+    }
+
+    fn push(&mut self, marker: &str) {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut().unwrap(), "{marker}").unwrap();
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the child this test started.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for Experiment {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A trial by markers: `begin_trial` starts a recording, `end_trial` stops it.
+fn trial(h: &mut Hindsight, experiment: &mut Experiment) {
+    experiment.push("begin_trial");
+    h.wait_until(
+        "the marker starts a recording",
+        Duration::from_secs(10),
+        |h| h.status()["state"] == "recording",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    experiment.push("end_trial");
+    h.wait_until("the marker stops it", Duration::from_secs(10), |h| {
+        h.status()["state"] == "buffering"
+    });
+}
+
+/// The experiment's machine hangs (its script stopped with SIGSTOP: its connection stays
+/// open, nothing more comes, it answers nothing), and the experimenter starts the script
+/// again (elsewhere, or after a reboot), with a new source id. liblsl never tells an inlet
+/// without recovery that such a stream is gone: hindsight asks, gives the hung stream up,
+/// and follows the new one, whose markers record.
+#[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "pylsl's wheels carry a liblsl for x86_64 only"
+)]
+fn a_hung_experiment_is_given_up_and_its_script_started_again_is_followed() {
+    lsl_session();
+    let _g = serial();
+    let py = python();
+    let stream = format!("HS_experiment_{}", std::process::id());
+    let mut first = Experiment::start(&py, &stream, "experiment-1");
+    let mut h = Hindsight::start(&format!(
+        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 20\ntrigger:\n  lsl_markers:\n    enabled: true\n    stream: {stream}\n    start: [begin_trial]\n    stop: [end_trial]\n"
+    ));
+    assert_eq!(first.connected(), "connected", "{}", h.log_text());
+    h.wait_buffered(0.9);
+    trial(&mut h, &mut first);
+
+    first.signal(libc::SIGSTOP);
+    let mut second = Experiment::start(&py, &stream, "experiment-2");
+    assert_eq!(
+        second.connected(),
+        "connected",
+        "hindsight kept to the hung stream:\n{}",
+        h.log_text()
+    );
+    assert!(
+        h.log_text().contains("no longer answers"),
+        "{}",
+        h.log_text()
+    );
+    trial(&mut h, &mut second);
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        assert_eq!(tags(f)["TRIGGER_MESSAGE"], "begin_trial", "{}", f.display());
+    }
+    let s = h.status();
+    let following = s["lsl"]["marker_trigger"].as_str().unwrap();
+    assert!(following.contains("experiment-2"), "{s}");
+    assert!(h.terminate().success());
+}

@@ -5,11 +5,15 @@
 //! the inlet's clock correction: a recording starts at the instant the experiment said so,
 //! not when the marker happened to arrive. The stream is looked up by name; when it goes
 //! away (the experiment script ends) the trigger looks for it again, so a stream re-created
-//! with a new source id is followed too.
+//! with a new source id is followed too. That it went away is not left to liblsl alone
+//! (its inlet says so when the connection closes): the trigger asks every
+//! [`ALIVE_EVERY`] whether the stream still answers, which also finds a sender that
+//! crashed or left the network (no close comes), and an outlet destroyed on this machine
+//! whose close liblsl 1.17 missed (its inlet waited for good; found by `tests/lsl.rs`).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lsl::Pullable;
 use parking_lot::Mutex;
@@ -20,6 +24,13 @@ use crate::clock::{ClockPair, LslTime};
 use crate::config::LslMarkersConfig;
 use crate::recorder::{Command, Origin, TriggerSource};
 use crate::shutdown::Shutdown;
+
+/// How often the trigger asks whether the stream it follows still answers (a resolve of
+/// its outlet's unique id, a few UDP packets), and how long it waits for the answer: one
+/// unanswered question is asked again at once, and a second makes the stream gone. A
+/// stream that answers costs a few ms; one that is gone is found within about 4 s.
+const ALIVE_EVERY: Duration = Duration::from_secs(2);
+const ALIVE_WAIT: f64 = 1.0;
 
 /// What a marker string means.
 pub fn command_for(cfg: &LslMarkersConfig, marker: &str) -> Option<Command> {
@@ -131,15 +142,47 @@ fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop
                 info.source_id()
             ),
         );
-        follow(cfg, bus, &inlet, stop);
+        follow(cfg, bus, &inlet, &info.uid(), stop);
     }
 }
 
+/// Whether the outlet whose unique id is `uid` still answers: asked twice before it is
+/// taken as gone (a lost UDP packet, a busy sender). A resolve that fails (no network)
+/// says nothing either way.
+fn still_answers(uid: &str) -> bool {
+    let pred = format!("uid='{uid}'");
+    (0..2).any(|_| match lsl::resolve_bypred(&pred, 1, ALIVE_WAIT) {
+        Ok(found) => !found.is_empty(),
+        Err(e) => {
+            tracing::debug!("LSL resolve failed: {e}");
+            true
+        }
+    })
+}
+
 /// Pulls markers until the stream is lost or `stop` is set.
-fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, stop: &Shutdown) {
+fn follow(
+    cfg: &LslMarkersConfig,
+    bus: &CommandBus,
+    inlet: &lsl::StreamInlet,
+    uid: &str,
+    stop: &Shutdown,
+) {
     let mut correction = inlet.time_correction(2.0).unwrap_or(0.0);
-    let mut since_correction = std::time::Instant::now();
+    let mut since_correction = Instant::now();
+    let mut asked = Instant::now();
     while !stop.stopping() {
+        if asked.elapsed() >= ALIVE_EVERY {
+            if !still_answers(uid) {
+                tracing::warn!(
+                    "marker stream `{}` no longer answers (its program ended or its machine \
+                     left the network); looking for it again",
+                    cfg.stream
+                );
+                return;
+            }
+            asked = Instant::now();
+        }
         let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(0.5);
         match pulled {
             Ok((sample, stamp)) if !sample.is_empty() && stamp != 0.0 => {
@@ -151,7 +194,7 @@ fn follow(cfg: &LslMarkersConfig, bus: &CommandBus, inlet: &lsl::StreamInlet, st
                 };
                 if since_correction.elapsed() > Duration::from_secs(5) {
                     correction = inlet.time_correction(0.5).unwrap_or(correction);
-                    since_correction = std::time::Instant::now();
+                    since_correction = Instant::now();
                 }
                 let at = command_time(stamp, correction, arrived, Duration::from_secs(5));
                 if bus

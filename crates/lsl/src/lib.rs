@@ -248,6 +248,13 @@ impl StreamInfo {
         unsafe { copied(sys::lsl_get_hostname(self.raw())) }
     }
 
+    /// The id liblsl gave the outlet: unique to it (an outlet made again, with the same
+    /// name and source id, has another).
+    pub fn uid(&self) -> String {
+        // SAFETY: as in `stream_name`.
+        unsafe { copied(sys::lsl_get_uid(self.raw())) }
+    }
+
     /// The description's `desc` element, to add to (before an outlet is made from it) or
     /// to read (from an inlet's [`StreamInlet::info`]).
     pub fn desc(&mut self) -> XMLElement {
@@ -488,6 +495,17 @@ pub fn resolve_byprop(
     // SAFETY: as in `resolve_streams`; the strings live for the call.
     resolved(|buf, len| unsafe {
         sys::lsl_resolve_byprop(buf, len, prop.as_ptr(), value.as_ptr(), minimum, timeout)
+    })
+}
+
+/// Every stream whose description matches the XPath 1.0 predicate `pred` (as
+/// `name='Markers' and type='Markers'`), found within `timeout` s (sooner once `minimum`
+/// are found).
+pub fn resolve_bypred(pred: &str, minimum: i32, timeout: f64) -> Result<Vec<StreamInfo>> {
+    let pred = c_string(pred)?;
+    // SAFETY: as in `resolve_streams`; the string lives for the call.
+    resolved(|buf, len| unsafe {
+        sys::lsl_resolve_bypred(buf, len, pred.as_ptr(), minimum, timeout)
     })
 }
 
