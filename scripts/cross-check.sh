@@ -2,11 +2,12 @@
 # Builds hindsight for a Raspberry Pi's architectures on this machine (a cross build), as
 # scripts/install.sh would build it there, and checks what was built:
 #   aarch64  64-bit Raspberry Pi OS (the default on a Pi 4 and 5): linked with the current
-#            liblsl that scripts/get-liblsl.sh gets for it
-#   armv7    32-bit Raspberry Pi OS: with the liblsl 1.13.1 that lsl-sys builds (no wheel
-#            on PyPI carries a current one for it)
-# Each binary must be an ELF executable for its machine; the aarch64 one must need
-# liblsl.so.2 (the current liblsl, not the bundled one linked in). The `libcamera`
+#            liblsl that scripts/get-liblsl.sh gets for it (from mne-lsl's wheel)
+#   armv7    32-bit Raspberry Pi OS: linked with the liblsl 1.17.7 that
+#            scripts/get-liblsl.sh builds for it from source (with the cross compiler and
+#            libpugixml-dev:armhf; no wheel carries one), else with the 1.13.1 lsl-sys builds
+# Each binary must be an ELF executable for its machine and, with a current liblsl, need
+# liblsl.so.2 (not have the bundled one linked in). The `libcamera`
 # feature (a Pi's cameras) is then compiled for each, not linked: against the headers of
 # the test libcamera (scripts/build-libcamera.sh), which are the same on every
 # architecture; there is no ARM libcamera to link here (Debian 12's is older than the 0.4
@@ -64,8 +65,7 @@ for t in "${targets[@]}"; do
   export "PKG_CONFIG_PATH_${low}=$pc" PKG_CONFIG_ALLOW_CROSS=1
   lsl_cargo=()
   needs_liblsl=no
-  if [ "$t" = aarch64 ] &&
-     prefix=$(HINDSIGHT_LIBLSL_ARCH=aarch64 bash scripts/get-liblsl.sh | tail -1) &&
+  if prefix=$(HINDSIGHT_LIBLSL_ARCH=$t bash scripts/get-liblsl.sh | tail -1) &&
      [ -f "$prefix/cargo.toml" ]; then
     lsl_cargo=(--config "$prefix/cargo.toml")
     needs_liblsl=yes

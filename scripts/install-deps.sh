@@ -3,6 +3,8 @@
 # Raspberry Pi OS (bookworm). Idempotent. Run as root or with sudo available.
 #   build:  cmake, nasm (libjpeg-turbo, built by the turbojpeg crate), pkg-config, a C/C++ compiler
 #           libasound2-dev (ALSA, for cpal's audio input)
+#           libpugixml-dev (for liblsl, where scripts/get-liblsl.sh builds it from source: a
+#           32-bit Raspberry Pi OS)
 #           libclang-dev (bindgen generates the V4L2 bindings of the v4l crate from the
 #           kernel's videodev2.h, which linux-libc-dev provides)
 #   tests:  ffmpeg/ffprobe and mkvtoolnix (mkvmerge, mkvinfo) judge the recordings;
@@ -18,14 +20,15 @@
 #           e2fsprogs (mkfs.ext4, e2fsck, debugfs) makes the real ext4 disk that turns
 #           read-only under a recording (those tests need root; without it they say NOT RUN)
 #   --cross (x86_64 only): the C/C++ cross compilers and ALSA's headers for arm64 and armhf
-#           (their architectures added to dpkg), for scripts/cross-check.sh: a Raspberry
-#           Pi's builds, made here (CI installs them)
+#           (their architectures added to dpkg), and pugixml's for armhf (liblsl, built for
+#           armv7), for scripts/cross-check.sh: a Raspberry Pi's builds, made here (CI
+#           installs them)
 set -euo pipefail
 
 cross=no
 [ "${1:-}" = --cross ] && cross=yes
 
-packages=(build-essential cmake nasm pkg-config libasound2-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
+packages=(build-essential cmake nasm pkg-config libasound2-dev libpugixml-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
           debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver e2fsprogs)
 
 sudo=""
@@ -49,7 +52,7 @@ fi
 # NOT RUN.
 if [ "$cross" = yes ] && [ "$(uname -m)" = x86_64 ]; then
   mapfile -t missing < <(not_installed crossbuild-essential-arm64 crossbuild-essential-armhf \
-    libasound2-dev:arm64 libasound2-dev:armhf)
+    libasound2-dev:arm64 libasound2-dev:armhf libpugixml-dev:armhf)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing (cross compilers for a Raspberry Pi's builds): ${missing[*]}"
     for a in arm64 armhf; do

@@ -10,7 +10,9 @@
 #      --no-build or HINDSIGHT_BIN=/path/to/hindsight
 #   2. installs it to <prefix>/bin (default /usr/local/bin), with hindsight-lsl-listen, and
 #      the current liblsl it was linked against, if any, to <prefix>/lib/hindsight
-#      (scripts/get-liblsl.sh; elsewhere the bundled liblsl 1.13 is built in)
+#      (scripts/get-liblsl.sh: a wheel's, or built from source; where neither can be had
+#      the bundled liblsl 1.13 is built in; a liblsl built from source also needs Debian's
+#      libpugixml1v5, which stays installed with libpugixml-dev)
 #   3. installs /etc/hindsight/config.yaml from config.yaml, recordings in --root
 #      (default /var/lib/hindsight/recordings); an existing config is never overwritten
 #   4. creates the system user `hindsight` (groups video and audio: cameras, microphones)

@@ -4,8 +4,8 @@
 # time) with scripts/build-libcamera.sh and runs every test with --features libcamera
 # against it. If libcamera cannot be built here, it says so loudly and runs the suite
 # without the feature: the libcamera tests are then reported as ignored, with the reason.
-# liblsl: the current one from scripts/get-liblsl.sh where it can be had (x86_64, aarch64),
-# else lsl-sys's bundled 1.13.1 (scripts/liblsl-env.sh).
+# liblsl: the current one from scripts/get-liblsl.sh where it can be had (a wheel's, or
+# built from source), else lsl-sys's bundled 1.13.1 (scripts/liblsl-env.sh).
 # Without arguments (the whole suite), it then builds hindsight for a Raspberry Pi's
 # aarch64 and armv7 (scripts/cross-check.sh: NOT RUN where the cross compilers are missing;
 # `scripts/install-deps.sh --cross` installs them).
