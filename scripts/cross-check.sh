@@ -8,7 +8,8 @@
 #            libpugixml-dev:armhf; no wheel carries one), else with the 1.13.1 lsl-sys builds
 # Each binary must be an ELF executable for its machine and, with a current liblsl, need
 # liblsl.so.2 (not have the bundled one linked in). The `libcamera`
-# feature (a Pi's cameras) is then compiled for each, not linked: against the headers of
+# feature (a Pi's cameras) is then compiled for armv7 (below why not aarch64 too), not
+# linked: against the headers of
 # the test libcamera (scripts/build-libcamera.sh), which are the same on every
 # architecture; there is no ARM libcamera to link here (Debian 12's is older than the 0.4
 # the binding needs). Nothing is run: this machine cannot run another architecture's
@@ -103,6 +104,11 @@ for t in "${targets[@]}"; do
   echo "cross-check $t: built $f ($(stat -c %s "$f") bytes, $((SECONDS - start)) s)" \
     "$(readelf -h "$f" | awk -F: '/Machine/ {gsub(/^ +/, "", $2); print $2}')," \
     "liblsl: $([ "$needs_liblsl" = yes ] && echo "liblsl.so.2 from $prefix" || echo "1.13.1 linked in")" >&2
+  # The libcamera feature is compiled for armv7 alone: it differs from this x86_64 machine
+  # (where the tests compile and run the feature) where aarch64 does, an unsigned C `char`
+  # and narrower libc types (`nlink_t`, `blksize_t`), and is 32-bit besides; checking
+  # both cost CI 40 s more (and aarch64's build without the feature is still made).
+  [ "$t" = armv7 ] || continue
   if [ -z "$libcamera_pc" ]; then
     not_run "$t --features libcamera" "no test libcamera (scripts/build-libcamera.sh) for its headers"
     continue
