@@ -160,7 +160,9 @@ fn still_answers(uid: &str) -> bool {
     })
 }
 
-/// Pulls markers until the stream is lost or `stop` is set.
+/// Pulls markers until the stream is lost or `stop` is set. A stream found gone is read
+/// to its end first: a script that pushes its last marker and ends while the question is
+/// being asked still has that marker carried out.
 fn follow(
     cfg: &LslMarkersConfig,
     bus: &CommandBus,
@@ -171,19 +173,20 @@ fn follow(
     let mut correction = inlet.time_correction(2.0).unwrap_or(0.0);
     let mut since_correction = Instant::now();
     let mut asked = Instant::now();
+    let mut gone = false;
     while !stop.stopping() {
-        if asked.elapsed() >= ALIVE_EVERY {
+        if !gone && asked.elapsed() >= ALIVE_EVERY {
             if !still_answers(uid) {
                 tracing::warn!(
                     "marker stream `{}` no longer answers (its program ended or its machine \
                      left the network); looking for it again",
                     cfg.stream
                 );
-                return;
+                gone = true;
             }
             asked = Instant::now();
         }
-        let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(0.5);
+        let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(if gone { 0.0 } else { 0.5 });
         match pulled {
             Ok((sample, stamp)) if !sample.is_empty() && stamp != 0.0 => {
                 let arrived = ClockPair::now();
@@ -204,6 +207,8 @@ fn follow(
                     return;
                 }
             }
+            // Nothing more: read to its end.
+            Ok(_) if gone => return,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
