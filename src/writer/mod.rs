@@ -372,14 +372,7 @@ struct ClosedFile {
 /// Adds rows that came after their file closed to the end of its events sidecar, and
 /// syncs them; `what` names them in the log.
 fn append_to_sidecar(id: u64, path: &std::path::Path, rows: &str, what: &str) {
-    let appended = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(rows.as_bytes())?;
-            file.sync_data()
-        });
-    match appended {
+    match try_append(path, rows) {
         Ok(()) => tracing::info!(
             "recording {id}: {what} came after the file closed; now in {}",
             path.display()
@@ -1286,16 +1279,16 @@ fn append(path: &std::path::Path, text: &str) {
     if text.is_empty() {
         return;
     }
-    let appended = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_data()
-        });
-    if let Err(e) = appended {
+    if let Err(e) = try_append(path, text) {
         tracing::error!("cannot add the last rows to {}: {e}", path.display());
     }
+}
+
+/// Appends `text` to the file at `path` and syncs it.
+fn try_append(path: &std::path::Path, text: &str) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_data()
 }
 
 /// A path's file name, for rows and messages that name a sibling file.
