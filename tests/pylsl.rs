@@ -95,11 +95,19 @@ fn pylsl_with_its_own_liblsl_reads_every_frame_at_the_sidecars_time() {
         "{header}"
     );
     // The stream names the liblsl hindsight runs: the current one where the test script
-    // linked it, the lsl crate's 1.13 otherwise.
-    let expected = if std::env::var_os("HINDSIGHT_LIBLSL").is_some() {
-        "1.18"
-    } else {
-        "1.13"
+    // linked it (its folder is named by its version, <cache>/liblsl/1.18.0/lib: 1.18 from
+    // the wheel, 1.17 built from source), the lsl crate's 1.13 otherwise.
+    let expected = match std::env::var("HINDSIGHT_LIBLSL") {
+        Ok(lib) => {
+            let folder = std::path::Path::new(&lib)
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap();
+            let version = folder.to_str().unwrap().split('.').take(2);
+            version.collect::<Vec<_>>().join(".")
+        }
+        Err(_) => "1.13".to_string(),
     };
     assert_eq!(header["hindsight_liblsl"], expected, "{header}");
     assert_eq!(header["liblsl"], 118, "pylsl's own liblsl");
