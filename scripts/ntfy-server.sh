@@ -2,7 +2,7 @@
 # Installs and starts a real ntfy server (the Go server, packaged by Debian's
 # next release) on loopback, for tests and demos that need a genuine ntfy peer.
 # The tests (tests/ntfy.rs) run the installed binary themselves, with their own
-# settings (ports, access control); .ci/run runs `install`.
+# settings (ports, access control); scripts/test.sh runs `install`.
 #
 #   ntfy-server.sh install            # fetch the .deb once into $NTFY_HOME (no system change)
 #   ntfy-server.sh start [PORT]       # start on 127.0.0.1:PORT (default 18090), print its URL

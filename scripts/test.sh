@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README and CI run it. It builds the test libcamera (only its
+# The whole test suite, as the README and CI run it. It fetches the real ntfy server the
+# ntfy tests run (scripts/ntfy-server.sh, once) and builds the test libcamera (only its
 # virtual camera, with our test patches; cached under ~/.cache, about 4 minutes the first
 # time) with scripts/build-libcamera.sh and runs every test with --features libcamera
 # against it. If libcamera cannot be built here, it says so loudly and runs the suite
@@ -14,6 +15,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/liblsl-env.sh
+
+# The real ntfy server the ntfy tests run (the Go server from Debian, unpacked under
+# ~/.cache, nothing system-wide: scripts/ntfy-server.sh), fetched once here as .ci/run
+# does, so that this command alone runs the suite after scripts/quickstart.sh.
+if [ -z "${NTFY_BIN:-}" ] && ! ntfy=$(bash scripts/ntfy-server.sh install); then
+  echo "##################################################################################" >&2
+  echo "# test: the ntfy server could not be fetched (above): the ntfy tests will fail     #" >&2
+  echo "##################################################################################" >&2
+elif [ -z "${NTFY_BIN:-}" ]; then
+  echo "test: ntfy server $ntfy"
+fi
 
 features=()
 if out=$(bash scripts/build-libcamera.sh) && prefix=$(printf '%s\n' "$out" | tail -1) &&

@@ -23,7 +23,8 @@ pub struct Ntfy {
 }
 
 impl Ntfy {
-    /// Where `scripts/ntfy-server.sh install` put it (or NTFY_BIN).
+    /// Where `scripts/ntfy-server.sh install` (which scripts/test.sh runs) put it (or
+    /// NTFY_BIN).
     pub fn bin() -> PathBuf {
         let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
         let p = env("NTFY_BIN").unwrap_or_else(|| {
