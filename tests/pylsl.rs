@@ -327,3 +327,80 @@ fn a_hung_experiment_is_given_up_and_its_script_started_again_is_followed() {
     assert!(following.contains("experiment-2"), "{s}");
     assert!(h.terminate().success());
 }
+
+/// The experiment's machine hangs for a few seconds mid-trial (its script stopped with
+/// SIGSTOP) and comes back: the trial's `end_trial`, sent the moment it resumes, stops
+/// the recording, and the next trial records. hindsight notices that the stream does not
+/// answer, but keeps its connection while it looks for the stream: a new connection would
+/// get only what is sent after it connects, and that marker would be lost.
+#[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "pylsl's wheels carry a liblsl for x86_64 only"
+)]
+fn an_experiment_that_hangs_mid_trial_and_resumes_loses_no_marker() {
+    lsl_session();
+    let _g = serial();
+    let py = python();
+    let stream = format!("HS_resumed_{}", std::process::id());
+    let mut exp = Experiment::start(&py, &stream, "experiment-1");
+    let mut h = Hindsight::start(&format!(
+        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 20\ntrigger:\n  lsl_markers:\n    enabled: true\n    stream: {stream}\n    start: [begin_trial]\n    stop: [end_trial]\n"
+    ));
+    assert_eq!(exp.connected(), "connected", "{}", h.log_text());
+    h.wait_buffered(0.9);
+    exp.push("begin_trial");
+    h.wait_until(
+        "the marker starts a recording",
+        Duration::from_secs(10),
+        |h| h.status()["state"] == "recording",
+    );
+
+    exp.signal(libc::SIGSTOP);
+    let hung = std::time::Instant::now();
+    h.wait_until(
+        "hindsight notices that the stream does not answer",
+        Duration::from_secs(20),
+        |h| h.log_text().contains("no longer answers"),
+    );
+    // The trial ends as the machine resumes: the marker is sent at once (it is read from
+    // the script's input, written while it is stopped).
+    exp.push("end_trial");
+    exp.signal(libc::SIGCONT);
+    let hung_for = hung.elapsed();
+    h.wait_until(
+        "the end_trial sent as the script resumed stops the recording",
+        Duration::from_secs(10),
+        |h| h.status()["state"] == "buffering",
+    );
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // It ran through the hang, to the marker sent after it.
+    let frames = read_sidecar(&files[0]).len() as f64;
+    assert!(
+        frames >= hung_for.as_secs_f64() * 20.0,
+        "{frames} frames for a recording over a hang of {hung_for:?}"
+    );
+    h.wait_until(
+        "hindsight says the stream answers again",
+        Duration::from_secs(20),
+        |h| h.log_text().contains("answers again"),
+    );
+
+    // The next trial, from the same script.
+    trial(&mut h, &mut exp);
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        assert_eq!(tags(f)["TRIGGER_MESSAGE"], "begin_trial", "{}", f.display());
+    }
+    let s = h.status();
+    let following = s["lsl"]["marker_trigger"].as_str().unwrap();
+    assert!(
+        following.starts_with("following") && following.contains("experiment-1"),
+        "{s}"
+    );
+    assert!(h.terminate().success());
+}

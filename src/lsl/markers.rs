@@ -7,9 +7,12 @@
 //! away (the experiment script ends) the trigger looks for it again, so a stream re-created
 //! with a new source id is followed too. That it went away is not left to liblsl alone
 //! (its inlet says so when the connection closes): the trigger asks every
-//! [`ALIVE_EVERY`] whether the stream still answers, which also finds a sender that
+//! [`ALIVE_EVERY`] whether the stream still answers, which also finds a sender that hung,
 //! crashed or left the network (no close comes), and an outlet destroyed on this machine
 //! whose close liblsl 1.17 missed (its inlet waited for good; found by `tests/lsl.rs`).
+//! A stream that does not answer is still listened to until another of its name answers:
+//! one that comes back (a hung script resumed, a network back) goes on over the same
+//! connection, with the markers it sent meanwhile.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -92,21 +95,29 @@ fn set_state(status: &Mutex<LslStatus>, state: String) {
 }
 
 fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop: &Shutdown) {
+    // A stream to follow next, found while the last one did not answer.
+    let mut next: Option<lsl::StreamInfo> = None;
     while !stop.stopping() {
-        set_state(
-            status,
-            format!("looking for marker stream `{}`", cfg.stream),
-        );
-        let found = match lsl::resolve_byprop("name", &cfg.stream, 1, 1.0) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("LSL resolve failed: {e}");
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
+        let info = match next.take() {
+            Some(info) => info,
+            None => {
+                set_state(
+                    status,
+                    format!("looking for marker stream `{}`", cfg.stream),
+                );
+                let found = match lsl::resolve_byprop("name", &cfg.stream, 1, 1.0) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!("LSL resolve failed: {e}");
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                };
+                let Some(info) = found.into_iter().next() else {
+                    continue;
+                };
+                info
             }
-        };
-        let Some(info) = found.into_iter().next() else {
-            continue;
         };
         if info.channel_format() != lsl::ChannelFormat::String {
             set_state(
@@ -133,17 +144,18 @@ fn run(cfg: &LslMarkersConfig, bus: &CommandBus, status: &Mutex<LslStatus>, stop
             tracing::warn!("cannot connect to `{}`: {e}", cfg.stream);
             continue;
         }
-        set_state(
-            status,
-            format!(
-                "following `{}` from {} ({})",
-                cfg.stream,
-                info.hostname(),
-                info.source_id()
-            ),
-        );
-        follow(cfg, bus, &inlet, &info.uid(), stop);
+        set_state(status, following(cfg, &info));
+        next = follow(cfg, bus, status, &inlet, &info, stop);
     }
+}
+
+fn following(cfg: &LslMarkersConfig, info: &lsl::StreamInfo) -> String {
+    format!(
+        "following `{}` from {} ({})",
+        cfg.stream,
+        info.hostname(),
+        info.source_id()
+    )
 }
 
 /// Whether the outlet whose unique id is `uid` still answers: asked twice before it is
@@ -160,33 +172,112 @@ fn still_answers(uid: &str) -> bool {
     })
 }
 
-/// Pulls markers until the stream is lost or `stop` is set. A stream found gone is read
-/// to its end first: a script that pushes its last marker and ends while the question is
-/// being asked still has that marker carried out.
+/// What a stream of the configured name that answers now is, beside the one followed
+/// (`uid`), which did not answer.
+enum Answer {
+    /// The followed stream itself (its answers were only late).
+    Back,
+    /// Another stream of the name (the script started again: a new outlet).
+    Other(lsl::StreamInfo),
+    /// None: the followed stream is still listened to, and asked after again.
+    Nothing,
+}
+
+fn who_answers(name: &str, uid: &str) -> Answer {
+    match lsl::resolve_byprop("name", name, 1, ALIVE_WAIT) {
+        Ok(found) if found.iter().any(|i| i.uid() == uid) => Answer::Back,
+        Ok(found) => found
+            .into_iter()
+            .next()
+            .map_or(Answer::Nothing, Answer::Other),
+        Err(e) => {
+            tracing::debug!("LSL resolve failed: {e}");
+            Answer::Nothing
+        }
+    }
+}
+
+/// Pulls markers until the stream is lost, another stream of the name answers while this
+/// one does not, or `stop` is set; returns that other stream. A stream that does not
+/// answer (a hung script, a machine off the network, or one whose end liblsl missed) is
+/// not let go of until another answers: its connection may carry markers again when it
+/// comes back, which a new connection would not have (an inlet gets only what is sent
+/// after it connects). A stream left for another is read to its end first: a script that
+/// pushes its last marker and ends while the question is being asked still has that
+/// marker carried out.
 fn follow(
     cfg: &LslMarkersConfig,
     bus: &CommandBus,
+    status: &Mutex<LslStatus>,
     inlet: &lsl::StreamInlet,
-    uid: &str,
+    info: &lsl::StreamInfo,
     stop: &Shutdown,
-) {
+) -> Option<lsl::StreamInfo> {
+    let uid = info.uid();
     let mut correction = inlet.time_correction(2.0).unwrap_or(0.0);
     let mut since_correction = Instant::now();
     let mut asked = Instant::now();
-    let mut gone = false;
+    // Since when the stream has not answered.
+    let mut silent: Option<Instant> = None;
+    let mut other: Option<lsl::StreamInfo> = None;
     while !stop.stopping() {
-        if !gone && asked.elapsed() >= ALIVE_EVERY {
-            if !still_answers(uid) {
-                tracing::warn!(
-                    "marker stream `{}` no longer answers (its program ended or its machine \
-                     left the network); looking for it again",
-                    cfg.stream
-                );
-                gone = true;
+        if other.is_none() && asked.elapsed() >= ALIVE_EVERY {
+            // While it answers, the question about it alone; once it did not, the
+            // question by name, which it answers too if it comes back.
+            let answer = if silent.is_none() && still_answers(&uid) {
+                Answer::Back
+            } else {
+                who_answers(&cfg.stream, &uid)
+            };
+            match answer {
+                Answer::Back => {
+                    if let Some(since) = silent.take() {
+                        tracing::info!(
+                            "marker stream `{}` answers again, {:.1} s after it was found \
+                             silent; still followed",
+                            cfg.stream,
+                            since.elapsed().as_secs_f64()
+                        );
+                        set_state(status, following(cfg, info));
+                    }
+                }
+                Answer::Other(found) => {
+                    tracing::warn!(
+                        "marker stream `{}` from {} ({}) no longer answers, and one of that \
+                         name from {} ({}) does: following that one",
+                        cfg.stream,
+                        info.hostname(),
+                        info.source_id(),
+                        found.hostname(),
+                        found.source_id()
+                    );
+                    other = Some(found);
+                }
+                Answer::Nothing if silent.is_none() => {
+                    tracing::warn!(
+                        "marker stream `{}` no longer answers (its program hung or ended, or its \
+                         machine left the network); still listening to it while looking for it \
+                         again",
+                        cfg.stream
+                    );
+                    silent = Some(Instant::now());
+                    set_state(
+                        status,
+                        format!(
+                            "`{}` from {} ({}) does not answer; listening to it while looking \
+                             for it again",
+                            cfg.stream,
+                            info.hostname(),
+                            info.source_id()
+                        ),
+                    );
+                }
+                Answer::Nothing => {}
             }
             asked = Instant::now();
         }
-        let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(if gone { 0.0 } else { 0.5 });
+        let wait = if other.is_some() { 0.0 } else { 0.5 };
+        let pulled: Result<(Vec<String>, f64), _> = inlet.pull_sample(wait);
         match pulled {
             Ok((sample, stamp)) if !sample.is_empty() && stamp != 0.0 => {
                 let arrived = ClockPair::now();
@@ -204,21 +295,22 @@ fn follow(
                     .send_at(command, Origin::new(TriggerSource::Lsl, marker), at)
                     .is_err()
                 {
-                    return;
+                    return None;
                 }
             }
             // Nothing more: read to its end.
-            Ok(_) if gone => return,
+            Ok(_) if other.is_some() => return other,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
                     "marker stream `{}` lost ({e}); looking for it again",
                     cfg.stream
                 );
-                return;
+                return None;
             }
         }
     }
+    None
 }
 
 #[cfg(test)]
