@@ -292,6 +292,9 @@ fn print_status(s: &hindsight::status::Status) {
         line.push_str(&format!(", {} commands applied", n.commands_applied));
         println!("{line}");
     }
+    if let Some(m) = s.lsl.as_ref().and_then(|l| l.marker_trigger.as_ref()) {
+        println!("lsl markers: {m}");
+    }
     // Each camera's last file.
     for f in &s.last_files {
         match &f.error {

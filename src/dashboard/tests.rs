@@ -8,8 +8,8 @@ use ratatui::Terminal;
 use super::view::{self, View};
 use super::*;
 use crate::status::AudioStatus;
-use crate::status::NtfyStatus;
 use crate::status::{CameraStatus, DiskStatus, RecordingStatus};
+use crate::status::{LslStatus, NtfyStatus};
 
 fn camera() -> CameraStatus {
     CameraStatus {
@@ -459,4 +459,41 @@ fn a_capture_thread_busy_nearly_all_the_time_stands_out() {
     let b = draw(&view_of(s));
     assert!(text(&b).contains("capture cpu 97%"), "{}", text(&b));
     assert_eq!(fg_after(&b, "capture cpu "), Color::Yellow);
+}
+
+#[test]
+fn the_marker_trigger_says_whether_it_follows_the_experiments_stream() {
+    // Off: no line for it, and the file line keeps its place.
+    let t = text(&draw(&view_of(buffering())));
+    assert!(!t.contains("markers:"), "{t}");
+    assert!(t.contains("file  none open"), "{t}");
+
+    let with = |state: &str| {
+        let mut s = buffering();
+        s.lsl = Some(LslStatus {
+            streams: vec!["hindsight_top_frames".into()],
+            consumers: vec![false],
+            marker_trigger: Some(state.into()),
+        });
+        draw(&view_of(s))
+    };
+    let b = with("following `PsychoPyMarkers` from stim-pc (experiment-1)");
+    let t = text(&b);
+    assert!(
+        t.contains("lsl   markers: following `PsychoPyMarkers` from stim-pc (experiment-1)"),
+        "{t}"
+    );
+    assert_eq!(fg_after(&b, "markers: "), Color::Green);
+    // Every other line is still there, the file line last.
+    assert!(t.contains("-30 dBFS  USB Microphone"), "{t}");
+    assert!(t.contains("file  none open"), "{t}");
+
+    let b = with("looking for marker stream `PsychoPyMarkers`");
+    let t = text(&b);
+    assert!(
+        t.contains("markers: looking for marker stream `PsychoPyMarkers`"),
+        "{t}"
+    );
+    assert_eq!(fg_after(&b, "markers: "), Color::Yellow);
+    assert!(t.contains("file  none open"), "{t}");
 }

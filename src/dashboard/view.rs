@@ -87,10 +87,15 @@ pub fn render(frame: &mut Frame, view: &View) {
     let area = frame.area();
     let cams = view.status.as_ref().map_or(1, |s| s.cameras.len().max(1)) as u16;
     let log_height = if view.attached.is_none() { 6 } else { 0 };
+    // A line more for the marker trigger, where it is on.
+    let markers = view
+        .status
+        .as_ref()
+        .is_some_and(|s| marker_trigger(s).is_some());
     let [head, cameras, rest, log, keys] = Layout::vertical([
         Constraint::Length(4),
         Constraint::Length(2 + 3 * cams),
-        Constraint::Length(6),
+        Constraint::Length(6 + u16::from(markers)),
         Constraint::Min(log_height),
         Constraint::Length(1),
     ])
@@ -301,6 +306,11 @@ fn render_cameras(frame: &mut Frame, area: Rect, view: &View) {
     );
 }
 
+/// The marker trigger's state, where it is on.
+fn marker_trigger(s: &Status) -> Option<&str> {
+    s.lsl.as_ref()?.marker_trigger.as_deref()
+}
+
 fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
     let Some(s) = &view.status else {
         frame.render_widget(Block::default().borders(Borders::TOP), area);
@@ -335,6 +345,22 @@ fn render_rest(frame: &mut Frame, area: Rect, view: &View) {
             }));
         }
         None => lines.push(Line::from(vec![label("ntfy "), Span::raw("off")])),
+    }
+    // The LSL marker trigger: whether it follows the experiment's stream (markers sent
+    // before it does are lost).
+    if let Some(state) = marker_trigger(s) {
+        let style = if state.starts_with("following") {
+            Style::default().fg(Color::Green)
+        } else {
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        };
+        lines.push(Line::from(vec![
+            label("lsl  "),
+            Span::raw("markers: "),
+            Span::styled(state.to_string(), style),
+        ]));
     }
     // audio
     match &s.audio {
