@@ -227,10 +227,15 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     let _g = serial();
     let driver = chromedriver();
     // A second camera that is not there (a V4L2 device never plugged in): the page says
-    // so, and everything else works with the camera that is.
+    // so, and everything else works with the camera that is. The LSL marker trigger waits
+    // for an experiment's stream that is not there either.
+    let markers = format!("HS_no_experiment_{}", std::process::id());
     let mut h = Hindsight::start(
         &(synthetic_config(W as u32, H as u32, 30.0, 1.0)
-            + "  - name: gone\n    source: v4l2\n    device: /dev/video94\n"),
+            + "  - name: gone\n    source: v4l2\n    device: /dev/video94\n"
+            + &format!(
+                "trigger:\n  lsl_markers:\n    enabled: true\n    stream: {markers}\n    start: [begin_trial]\n"
+            )),
     );
     h.wait_buffered(1.0);
     let (rt, _profile, c) = open_browser(&driver);
@@ -257,6 +262,16 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         shot(&c, "1-live").await;
+        until_text(
+            &c,
+            "the page says the marker trigger waits",
+            "#overview",
+            |t| {
+                t.lines()
+                    .any(|l| l == format!("lsl markers: looking for marker stream `{markers}`"))
+            },
+        )
+        .await;
         until(
             "the missing camera's caption",
             Duration::from_secs(10),
