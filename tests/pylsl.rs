@@ -264,6 +264,22 @@ impl Drop for Experiment {
     }
 }
 
+/// An experiment script (`experiment-1`) publishing markers named `<prefix>_<pid>`, and a
+/// recorder following it (`begin_trial` starts, `end_trial` stops), buffering; with the
+/// venv's python and the stream's name.
+fn followed_experiment(prefix: &str) -> (String, String, Experiment, Hindsight) {
+    lsl_session();
+    let py = python();
+    let stream = format!("{prefix}_{}", std::process::id());
+    let mut exp = Experiment::start(&py, &stream, "experiment-1");
+    let mut h = Hindsight::start(&format!(
+        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 20\ntrigger:\n  lsl_markers:\n    enabled: true\n    stream: {stream}\n    start: [begin_trial]\n    stop: [end_trial]\n"
+    ));
+    assert_eq!(exp.connected(), "connected", "{}", h.log_text());
+    h.wait_buffered(0.9);
+    (py, stream, exp, h)
+}
+
 /// A trial by markers: `begin_trial` starts a recording, `end_trial` stops it.
 fn trial(h: &mut Hindsight, experiment: &mut Experiment) {
     experiment.push("begin_trial");
@@ -282,24 +298,16 @@ fn trial(h: &mut Hindsight, experiment: &mut Experiment) {
 /// The experiment's machine hangs (its script stopped with SIGSTOP: its connection stays
 /// open, nothing more comes, it answers nothing), and the experimenter starts the script
 /// again (elsewhere, or after a reboot), with a new source id. liblsl never tells an inlet
-/// without recovery that such a stream is gone: hindsight asks, gives the hung stream up,
-/// and follows the new one, whose markers record.
+/// without recovery that such a stream is gone: hindsight asks, and once the new one
+/// answers, leaves the hung stream for it; the new one's markers record.
 #[test]
 #[cfg_attr(
     not(target_arch = "x86_64"),
     ignore = "pylsl's wheels carry a liblsl for x86_64 only"
 )]
 fn a_hung_experiment_is_given_up_and_its_script_started_again_is_followed() {
-    lsl_session();
     let _g = serial();
-    let py = python();
-    let stream = format!("HS_experiment_{}", std::process::id());
-    let mut first = Experiment::start(&py, &stream, "experiment-1");
-    let mut h = Hindsight::start(&format!(
-        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 20\ntrigger:\n  lsl_markers:\n    enabled: true\n    stream: {stream}\n    start: [begin_trial]\n    stop: [end_trial]\n"
-    ));
-    assert_eq!(first.connected(), "connected", "{}", h.log_text());
-    h.wait_buffered(0.9);
+    let (py, stream, mut first, mut h) = followed_experiment("HS_experiment");
     trial(&mut h, &mut first);
 
     first.signal(libc::SIGSTOP);
@@ -339,16 +347,8 @@ fn a_hung_experiment_is_given_up_and_its_script_started_again_is_followed() {
     ignore = "pylsl's wheels carry a liblsl for x86_64 only"
 )]
 fn an_experiment_that_hangs_mid_trial_and_resumes_loses_no_marker() {
-    lsl_session();
     let _g = serial();
-    let py = python();
-    let stream = format!("HS_resumed_{}", std::process::id());
-    let mut exp = Experiment::start(&py, &stream, "experiment-1");
-    let mut h = Hindsight::start(&format!(
-        "rig: pyrig\nbuffer:\n  duration: 1\n  max_bytes: 64MiB\naudio:\n  enabled: false\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: 160, height: 120}}\n    fps: 20\ntrigger:\n  lsl_markers:\n    enabled: true\n    stream: {stream}\n    start: [begin_trial]\n    stop: [end_trial]\n"
-    ));
-    assert_eq!(exp.connected(), "connected", "{}", h.log_text());
-    h.wait_buffered(0.9);
+    let (_py, stream, mut exp, mut h) = followed_experiment("HS_resumed");
     exp.push("begin_trial");
     h.wait_until(
         "the marker starts a recording",
