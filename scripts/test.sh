@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 . scripts/liblsl-env.sh
 
 # The real ntfy server the ntfy tests run (the Go server from Debian, unpacked under
-# ~/.cache, nothing system-wide: scripts/ntfy-server.sh), fetched once here as .ci/run
-# does, so that this command alone runs the suite after scripts/quickstart.sh.
+# ~/.cache, nothing system-wide: scripts/ntfy-server.sh), fetched here the first time, so
+# that this command alone runs the suite after scripts/quickstart.sh (and in CI).
 if [ -z "${NTFY_BIN:-}" ] && ! ntfy=$(bash scripts/ntfy-server.sh install); then
   echo "##################################################################################" >&2
   echo "# test: the ntfy server could not be fetched (above): the ntfy tests will fail     #" >&2
@@ -45,12 +45,11 @@ if [ $# -gt 0 ]; then
 fi
 cargo "${LIBLSL_CARGO[@]}" test --locked "${features[@]}"
 # The Raspberry Pis run liblsl 1.17.7 (aarch64's wheel; armv7's built from source), this
-# machine the wheel's 1.18, and 1.17.7 has behaved differently (its inlet missed an outlet's
-# close: README, the marker trigger). So the suites that talk to liblsl run
-# again against 1.17.7, built here from the same source as armv7's (scripts/get-liblsl.sh,
-# about 25 s once, then cached): the same binaries, the library swapped in by
-# LD_LIBRARY_PATH, which a run path yields to; tests/pylsl.rs checks that hindsight said
-# 1.17.
+# machine the wheel's 1.18, and 1.17.7 has behaved differently (its inlet missed an
+# outlet's close: README, the marker trigger). So the suites that talk to liblsl run again
+# against 1.17.7, built here from the same source as armv7's (scripts/get-liblsl.sh, about
+# 25 s once, then cached): the same binaries, the library swapped in by LD_LIBRARY_PATH,
+# which a run path yields to; tests/pylsl.rs checks that hindsight said 1.17.
 if [ -n "${LIBLSL_LIB:-}" ] && [ "$(basename "$(dirname "$LIBLSL_LIB")")" != 1.17.7 ]; then
   if pi=$(HINDSIGHT_LIBLSL_FROM=source bash scripts/get-liblsl.sh | tail -1) &&
      [ -e "$pi/lib/liblsl.so.2" ]; then
