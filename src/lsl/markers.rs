@@ -301,12 +301,15 @@ fn follow(
             // Nothing more: read to its end.
             Ok(_) if other.is_some() => return other,
             Ok(_) => {}
+            // Closed: looked for again, unless another one was found already.
             Err(e) => {
-                tracing::warn!(
-                    "marker stream `{}` lost ({e}); looking for it again",
-                    cfg.stream
-                );
-                return None;
+                if other.is_none() {
+                    tracing::warn!(
+                        "marker stream `{}` lost ({e}); looking for it again",
+                        cfg.stream
+                    );
+                }
+                return other;
             }
         }
     }
