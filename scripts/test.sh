@@ -8,9 +8,10 @@
 # liblsl: the current one from scripts/get-liblsl.sh where it can be had (a wheel's, or
 # built from source), else lsl-sys's bundled 1.13.1 (scripts/liblsl-env.sh).
 # Without arguments (the whole suite), it then runs the suites that talk to liblsl again
-# against the Raspberry Pis' liblsl 1.17.7 (below), and builds hindsight for a Raspberry Pi's
-# aarch64 and armv7 (scripts/cross-check.sh: NOT RUN where the cross compilers are missing;
-# `scripts/install-deps.sh --cross` installs them).
+# against the Raspberry Pis' liblsl 1.17.7 (below), builds hindsight for a Raspberry Pi's
+# aarch64 and armv7 and runs armv7's unit tests under qemu-user (scripts/cross-check.sh:
+# NOT RUN where the cross compilers or qemu-user are missing; `scripts/install-deps.sh
+# --cross` installs them), and runs both builds as a rig does (tests/arm.rs).
 #   scripts/test.sh [cargo test arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,9 @@ if [ -n "${LIBLSL_LIB:-}" ] && [ "$(basename "$(dirname "$LIBLSL_LIB")")" != 1.1
 fi
 if [ "$(uname -m)" = x86_64 ]; then
   bash scripts/cross-check.sh
+  # Those builds run as a rig runs them, under qemu-user (tests/arm.rs: NOT RUN for a
+  # build the cross check could not make).
+  cargo "${LIBLSL_CARGO[@]}" test --locked "${features[@]}" --test arm -- --ignored
 else
   echo "test: cross-check NOT RUN: it builds for ARM from an x86_64 machine (this is $(uname -m))" >&2
 fi

@@ -94,6 +94,20 @@ impl Hindsight {
         wrapper: &[std::ffi::OsString],
         adjust: impl FnOnce(&mut Command),
     ) -> Hindsight {
+        let mut program = wrapper.to_vec();
+        program.push(BIN.into());
+        Self::start_program(dir, root, config, &program, adjust)
+    }
+
+    /// As `start_with`, with another hindsight binary: `program` is the command line that
+    /// runs it (`qemu-arm <an ARM build>`), before `run` and its arguments.
+    pub fn start_program(
+        dir: tempfile::TempDir,
+        root: PathBuf,
+        config: &str,
+        program: &[std::ffi::OsString],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Hindsight {
         // Its LSL streams stay on this machine, in this run's session.
         lsl_session();
         let port = free_port();
@@ -101,14 +115,9 @@ impl Hindsight {
         let cfg_path = dir.path().join("config.yaml");
         std::fs::write(&cfg_path, config).unwrap();
         let log = dir.path().join(format!("hindsight-{port}.log"));
-        let mut cmd = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
+        let (first, args) = program.split_first().expect("a program to run");
+        let mut cmd = Command::new(first);
+        cmd.args(args);
         cmd.args(["run", "--config"])
             .arg(&cfg_path)
             .arg("--root")

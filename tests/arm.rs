@@ -1,0 +1,372 @@
+//! The Raspberry Pis' builds, run: the aarch64 (64-bit Raspberry Pi OS) and armv7 (32-bit)
+//! binaries that `scripts/cross-check.sh` builds, run on this x86_64 machine under
+//! qemu-user with the liblsl each is linked with on a Pi (`scripts/get-liblsl.sh`), and
+//! used as a lab uses a rig: a recording, then `start N` in the same process, an LSL inlet
+//! (this machine's liblsl) on its frame stream all along, then a new process killed a
+//! moment after its start and its files repaired by the ARM build itself. The files are
+//! judged here by ffprobe, ffmpeg (the frame numbers in the pixels), mkvmerge and sox.
+//!
+//! Emulation is not a Pi: how fast it runs says nothing of a Pi's speed, so the camera is a
+//! small synthetic one at 20 fps. What is tested is that the ARM code does what the x86
+//! code does: 32-bit `usize` on armv7, an unsigned C `char` and another liblsl on both.
+//!
+//! Ignored in a plain `cargo test` (the ARM builds are made by `scripts/cross-check.sh`,
+//! which `scripts/test.sh` runs after the suite, and then this test). Where an ARM build or
+//! qemu-user is missing it says NOT RUN (as the cross check does) and passes.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WIDTH: usize = 320;
+const HEIGHT: usize = 240;
+
+/// An ARM build of hindsight and how to run it here.
+struct ArmBuild {
+    arch: &'static str,
+    /// `qemu-aarch64 -E LD_LIBRARY_PATH=<its liblsl> <binary>`.
+    program: Vec<OsString>,
+    /// The liblsl version its streams must report (`1.17`).
+    liblsl: String,
+}
+
+impl ArmBuild {
+    /// The build `scripts/cross-check.sh` made for `arch`, or `None` (NOT RUN, said) when
+    /// it or qemu-user is missing.
+    fn find(arch: &'static str) -> Option<ArmBuild> {
+        let (triple, qemu) = match arch {
+            "aarch64" => ("aarch64-unknown-linux-gnu", "qemu-aarch64"),
+            "armv7" => ("armv7-unknown-linux-gnueabihf", "qemu-arm"),
+            _ => unreachable!(),
+        };
+        // scripts/cross-check.sh's target folder.
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+        let bin = cache
+            .join("hindsight/cross-target")
+            .join(triple)
+            .join("debug/hindsight");
+        let not_run = |why: String| {
+            eprintln!("##########################################################################");
+            eprintln!("# tests/arm.rs {arch}: NOT RUN: {why}");
+            eprintln!("##########################################################################");
+            None
+        };
+        if !bin.exists() {
+            return not_run(format!(
+                "no ARM build at {} (scripts/cross-check.sh makes it)",
+                bin.display()
+            ));
+        }
+        if Command::new(qemu).arg("--version").output().is_err() {
+            return not_run(format!(
+                "no {qemu} (qemu-user: scripts/install-deps.sh --cross)"
+            ));
+        }
+        // The liblsl it was linked with: the one scripts/get-liblsl.sh gets for it (cached
+        // by the cross check), else lsl-sys's 1.13, linked in.
+        let out = Command::new("bash")
+            .arg("scripts/get-liblsl.sh")
+            .env("HINDSIGHT_LIBLSL_ARCH", arch)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let prefix = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(PathBuf::from)
+            .filter(|p| out.status.success() && p.join("lib/liblsl.so.2").exists());
+        let mut program: Vec<OsString> = vec![qemu.into()];
+        let liblsl = match &prefix {
+            Some(p) => {
+                let mut env = OsString::from("LD_LIBRARY_PATH=");
+                env.push(p.join("lib"));
+                program.extend(["-E".into(), env]);
+                // Its folder is named after its version: 1.17.7-armv7.
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let v: Vec<&str> = name.split(['.', '-']).collect();
+                format!("{}.{}", v[0], v[1])
+            }
+            None => "1.13".to_string(),
+        };
+        program.push(bin.into());
+        Some(ArmBuild {
+            arch,
+            program,
+            liblsl,
+        })
+    }
+
+    /// Runs the ARM build with `args` (not `run`), which must succeed; what it printed.
+    fn run_ok(&self, args: &[&std::ffi::OsStr]) -> String {
+        let out = Command::new(&self.program[0])
+            .args(&self.program[1..])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            self.arch,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn config(name: &str) -> String {
+    format!(
+        "rig: armtest\nbuffer:\n  duration: 3\n  max_bytes: 64MiB\ncameras:\n  - name: cam0\n    \
+         source: synthetic\n    resolution: {{width: {WIDTH}, height: {HEIGHT}}}\n    fps: 20\n\
+         audio:\n  source: synthetic\nlsl:\n  name: {name}\n"
+    )
+}
+
+/// Finds the frame stream `name` and connects an inlet to it.
+fn connect(name: &str) -> (lsl::StreamInlet, lsl::StreamInfo) {
+    let start = Instant::now();
+    loop {
+        let found = lsl::resolve_byprop("name", name, 1, 2.0).unwrap();
+        if let Some(info) = found.into_iter().next() {
+            let inlet = lsl::StreamInlet::new(&info, 360, 0, false).unwrap();
+            inlet.open_stream(20.0).unwrap();
+            let full = inlet.info(20.0).unwrap();
+            return (inlet, full);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "stream {name} not found"
+        );
+    }
+}
+
+fn pull_all(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
+    use lsl::Pullable;
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((v, ts));
+    }
+}
+
+/// The one recording `id` of the root: its MKV (one camera).
+fn mkv_of(files: &[PathBuf], status_files: &[Value], id: u64) -> PathBuf {
+    let path = status_files
+        .iter()
+        .find(|f| f["recording_id"] == id)
+        .unwrap_or_else(|| panic!("recording {id} not in {status_files:?}"))["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = PathBuf::from(path);
+    assert!(files.contains(&p), "{} not among {files:?}", p.display());
+    p
+}
+
+/// What a lab checks of one recording: every frame in the file as ffmpeg and mkvmerge read
+/// it, each the frame its pixels say, in its sidecar, none lost; the WAV beside it as long
+/// as the video. Returns the frames' rows and how far the recorder's frame numbers are
+/// from the camera's (0 in the first process).
+fn judge(mkv: &Path, cam: &Value) -> (Vec<SidecarRow>, u64) {
+    let rows = read_sidecar(mkv);
+    assert!(rows.len() > 20, "{}: {} frames", mkv.display(), rows.len());
+    assert_eq!(
+        ffprobe_packet_count(mkv),
+        rows.len() as u64,
+        "{}",
+        mkv.display()
+    );
+    mkvmerge_clean(mkv);
+    let (w, h, codec) = ffprobe_video(mkv);
+    assert_eq!(
+        (w, h, codec.as_str()),
+        (WIDTH as u64, HEIGHT as u64, "mjpeg")
+    );
+    // The synthetic camera numbers its frames from 0 in each process, the recorder's frame
+    // numbers go on from the last process's: the same frames, one offset apart.
+    let decoded = decoded_frame_numbers(mkv, WIDTH, HEIGHT);
+    let offset = rows[0].frame_number - decoded[0].expect("a frame number in the pixels");
+    let numbers: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
+    assert_eq!(
+        decoded,
+        numbers
+            .iter()
+            .map(|&n| Some(n - offset))
+            .collect::<Vec<_>>(),
+        "{}: the frames' pixels against the sidecar",
+        mkv.display()
+    );
+    assert_nothing_lost(&rows, cam);
+    let span = rows.last().unwrap().lsl_time - rows[0].lsl_time + 0.05;
+    // <day>/audio/<stem>.wav beside <day>/video/<stem>_cam0.mkv.
+    let stem = mkv
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .replace("_cam0", "");
+    let wav = mkv
+        .parent()
+        .unwrap()
+        .with_file_name("audio")
+        .join(format!("{stem}.wav"));
+    let secs = sox_seconds(&wav);
+    assert!(
+        (secs - span).abs() < 0.15,
+        "{}: {secs} s of audio for {span} s of video",
+        wav.display()
+    );
+    (rows, offset)
+}
+
+fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
+    lsl_session();
+    let _g = serial();
+    let Some(arm) = ArmBuild::find(arch) else {
+        return;
+    };
+    require_tool("ffprobe");
+    require_tool("mkvmerge");
+    require_tool("sox");
+    let name = format!("Arm_{arch}_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let mut h = Hindsight::start_program(dir, root.clone(), &config(&name), &arm.program, |_| {});
+
+    // Its frame stream, read by this machine's liblsl, says what it is, and which liblsl
+    // the ARM build runs with (its own, not this machine's).
+    let (frames, mut info) = connect(&name);
+    assert_eq!(info.source_id(), "hindsight_armtest_cam0_frames");
+    let desc = info.desc();
+    assert_eq!(
+        desc.child("camera").child_value_named("width"),
+        WIDTH.to_string()
+    );
+    assert_eq!(
+        desc.child("acquisition").child_value_named("liblsl"),
+        arm.liblsl,
+        "{arch}"
+    );
+
+    // A recording, then `start 2` in the same process.
+    h.wait_until("the buffer holds 3 s", Duration::from_secs(60), |h| {
+        h.status()["cameras"][0]["buffered_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 2.9
+    });
+    h.record_for(2.0);
+    let (code, r) = h.post("start", json!({"seconds": 2}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until(
+        "start 2 has stopped by itself",
+        Duration::from_secs(60),
+        |h| {
+            let s = h.status();
+            s["state"] == "buffering"
+                && s["current_files"].as_array().unwrap().is_empty()
+                && s["last_files"][0]["recording_id"] == 2
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let samples = pull_all(&frames);
+    drop(frames);
+    let status = h.status();
+    let cam = status["cameras"][0].clone();
+    assert!(h.terminate().success(), "{arch}: {}", h.log_text());
+    let log = h.log_text();
+    assert!(!log.contains(" ERROR "), "{arch}: {log}");
+
+    let files = mkv_files(&root);
+    assert_eq!(files.len(), 2, "{files:?}");
+    // last_files holds the latest recording; the first is the other file.
+    let second = mkv_of(&files, status["last_files"].as_array().unwrap(), 2);
+    let first = files.iter().find(|f| **f != second).unwrap().clone();
+    let (one, offset) = judge(&first, &cam);
+    assert_eq!(
+        offset, 0,
+        "{arch}: the first process's frame numbers are its camera's"
+    );
+    let (two, offset) = judge(&second, &cam);
+    assert_eq!(offset, 0, "{arch}");
+    // The second's buffer reaches back into the first: a frame in both files is one frame,
+    // with one time.
+    assert!(two.last().unwrap().frame_number > one.last().unwrap().frame_number);
+    let in_one: std::collections::HashMap<u64, f64> =
+        one.iter().map(|r| (r.frame_number, r.lsl_time)).collect();
+    for r in &two {
+        if let Some(t) = in_one.get(&r.frame_number) {
+            assert_eq!(
+                *t, r.lsl_time,
+                "{arch}: frame {} in both files",
+                r.frame_number
+            );
+        }
+    }
+    // start 2: the 3 s buffer and 2 s live, to a frame interval and the camera's jitter.
+    let span = two.last().unwrap().lsl_time - two[0].lsl_time;
+    assert!((span - 5.0).abs() < 0.3, "{arch}: start 2 spans {span} s");
+
+    // Every frame of both files on the LSL stream at its sidecar time, exactly.
+    let by_number: std::collections::HashMap<u64, f64> =
+        samples.iter().map(|(v, ts)| (v[0] as u64, *ts)).collect();
+    for row in one.iter().chain(&two) {
+        let ts = by_number
+            .get(&row.frame_number)
+            .unwrap_or_else(|| panic!("{arch}: frame {} not on the LSL stream", row.frame_number));
+        assert_eq!(*ts, row.lsl_time, "{arch}: frame {}", row.frame_number);
+    }
+
+    // A new process, killed a moment after its start: its files are repaired by the ARM
+    // build, and its frame numbers go on from the last process's.
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Hindsight::start_program(dir, root.clone(), &config(&name), &arm.program, |_| {});
+    h.wait_until("the buffer holds 2 s", Duration::from_secs(60), |h| {
+        h.status()["cameras"][0]["buffered_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 2.0
+    });
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let cam = h.status()["cameras"][0].clone();
+    h.kill9();
+    let crashed: Vec<PathBuf> = mkv_files(&root)
+        .into_iter()
+        .filter(|f| !files.contains(f))
+        .collect();
+    assert_eq!(crashed.len(), 1, "{crashed:?}");
+    let said = arm.run_ok(&["repair".as_ref(), root.as_os_str()]);
+    eprintln!("{arch}: hindsight repair {}: {said}", root.display());
+    let (three, offset) = judge(&crashed[0], &cam);
+    assert!(three[0].frame_number > two.last().unwrap().frame_number);
+    assert!(
+        offset > two.last().unwrap().frame_number,
+        "{arch}: {offset}"
+    );
+    // Killed 1.5 s after a start with 2 s buffered: both are in the repaired file.
+    let span = three.last().unwrap().lsl_time - three[0].lsl_time;
+    assert!(span > 3.0, "{arch}: the crashed recording spans {span} s");
+}
+
+#[test]
+#[ignore = "needs the ARM builds of scripts/cross-check.sh: scripts/test.sh runs it after them"]
+fn the_64_bit_pi_build_records_streams_and_repairs() {
+    a_pi_build_records_streams_and_repairs("aarch64");
+}
+
+#[test]
+#[ignore = "needs the ARM builds of scripts/cross-check.sh: scripts/test.sh runs it after them"]
+fn the_32_bit_pi_build_records_streams_and_repairs() {
+    a_pi_build_records_streams_and_repairs("armv7");
+}
