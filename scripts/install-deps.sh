@@ -20,9 +20,10 @@
 #           e2fsprogs (mkfs.ext4, e2fsck, debugfs) makes the real ext4 disk that turns
 #           read-only under a recording (those tests need root; without it they say NOT RUN)
 #   --cross (x86_64 only): the C/C++ cross compilers and ALSA's headers for arm64 and armhf
-#           (their architectures added to dpkg), and pugixml's for armhf (liblsl, built for
-#           armv7), for scripts/cross-check.sh: a Raspberry Pi's builds, made here (CI
-#           installs them)
+#           (their architectures added to dpkg, which brings their C libraries), pugixml's
+#           for armhf (liblsl, built for armv7), and qemu-user to run what is built, for
+#           scripts/cross-check.sh and tests/arm.rs: a Raspberry Pi's builds, made and run
+#           here (CI installs them)
 set -euo pipefail
 
 cross=no
@@ -52,7 +53,7 @@ fi
 # NOT RUN.
 if [ "$cross" = yes ] && [ "$(uname -m)" = x86_64 ]; then
   mapfile -t missing < <(not_installed crossbuild-essential-arm64 crossbuild-essential-armhf \
-    libasound2-dev:arm64 libasound2-dev:armhf libpugixml-dev:armhf)
+    libasound2-dev:arm64 libasound2-dev:armhf libpugixml-dev:armhf qemu-user)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing (cross compilers for a Raspberry Pi's builds): ${missing[*]}"
     for a in arm64 armhf; do
