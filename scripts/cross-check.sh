@@ -16,10 +16,11 @@
 #
 # Then it runs what it built, under qemu-user (qemu-arm, qemu-aarch64) with Debian's
 # multiarch C library for the architecture (libc6:armhf/arm64, installed with ALSA's
-# headers) and the liblsl the build is linked with: the library's unit tests, for the
-# architectures in HINDSIGHT_CROSS_UNIT_TESTS (default armv7: 32-bit, where it differs
-# most from this machine; about 1.5 minutes, aarch64 2). tests/arm.rs runs both binaries
-# as a rig runs them (scripts/test.sh runs it after this script).
+# headers) and the liblsl the build is linked with: the workspace's unit tests and the
+# Matroska muxer's own (crates/mkv/tests/tools.rs, with a 4.4 GB file past every 32-bit
+# offset), for the architectures in HINDSIGHT_CROSS_UNIT_TESTS (default armv7: 32-bit,
+# where it differs most from this machine; about 2 minutes, aarch64 2.5). tests/arm.rs
+# runs both binaries as a rig runs them (scripts/test.sh runs it after this script).
 #
 # Needs, for each architecture: its Rust target (rustup), its C and C++ cross compilers and
 # ALSA's headers for it, and qemu-user to run it (scripts/install-deps.sh --cross installs
@@ -133,7 +134,7 @@ for t in "${targets[@]}"; do
           "CARGO_TARGET_${up}_RUNNER=$runner" \
           cargo "${lsl_cargo[@]}" --config 'profile.dev.opt-level=0' \
           --config 'profile.dev.package."*".opt-level=0' \
-          test --locked --target "$triple" --workspace --lib >&2; then
+          test --locked --target "$triple" --workspace --lib --test tools >&2; then
         echo "cross-check $t: the unit tests passed under $qemu ($((SECONDS - start)) s)" >&2
       else
         echo "cross-check $t: unit tests FAILED under $qemu" >&2
