@@ -124,6 +124,7 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
         &rates,
         crate::capture::memory_total(),
         crate::capture::memory_available(),
+        usize::BITS,
     ));
     out.push(audio(c));
     out.push(lsl(c));
@@ -168,6 +169,7 @@ fn memory(
     rates: &[Option<f64>],
     total: Option<u64>,
     available: Option<u64>,
+    pointer_bits: u32,
 ) -> CheckLine {
     let secs = c.buffer.pre_trigger().as_secs_f64();
     let ceiling = if secs > 0.0 {
@@ -209,6 +211,14 @@ fn memory(
                 "not enough memory for the buffers: shorten buffer.duration, lower the frame size or rate, or free memory",
             );
         }
+    }
+    // A 32-bit build's buffers share its 3 GiB of address space with everything else.
+    if pointer_bits < 64 && ceiling > crate::config::MAX_BUFFER_BYTES_32_BIT {
+        return CheckLine::warn(
+            "memory",
+            detail,
+            "a 32-bit process has 3 GiB of address space for everything: the buffers could not all grow to buffer.max_bytes; lower it, or use a 64-bit OS",
+        );
     }
     if ceiling > total / 2 {
         return CheckLine::warn(
@@ -851,6 +861,7 @@ mod tests {
             &[Some(2e6)],
             Some(4 * GIB),
             Some(3 * GIB),
+            64,
         );
         assert_eq!(ok.level, Level::Pass, "{}", ok.render());
         assert!(ok.detail.contains("need about 47 MiB"), "{}", ok.detail);
@@ -860,6 +871,7 @@ mod tests {
             &[Some(2e6), Some(2e6)],
             Some(4 * GIB),
             Some(3 * GIB),
+            64,
         );
         assert_eq!(big.level, Level::Warn, "{}", big.render());
         // Frames that need more than there is.
@@ -868,7 +880,29 @@ mod tests {
             &[Some(200e6)],
             Some(4 * GIB),
             Some(3 * GIB),
+            64,
         );
         assert_eq!(short.level, Level::Fail, "{}", short.render());
+    }
+
+    /// A 32-bit build (the 32-bit Raspberry Pi OS): buffers that could grow past 2 GiB
+    /// together are warned of even on a machine with the memory; 2 GiB is fine.
+    #[test]
+    fn a_32_bit_build_is_warned_of_buffers_past_its_address_space() {
+        const GIB: u64 = 1 << 30;
+        let judge = |max_bytes, cameras, bits| {
+            memory(
+                &config(max_bytes, cameras),
+                &vec![Some(2e6); cameras],
+                Some(8 * GIB),
+                Some(7 * GIB),
+                bits,
+            )
+        };
+        let two = judge(GIB, 3, 32);
+        assert_eq!(two.level, Level::Warn, "{}", two.render());
+        assert!(two.render().contains("32-bit"), "{}", two.render());
+        assert_eq!(judge(GIB, 2, 32).level, Level::Pass);
+        assert_eq!(judge(GIB, 3, 64).level, Level::Pass);
     }
 }

@@ -233,7 +233,8 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         let max_bytes = if pre_trigger.is_zero() {
             NO_BUFFER_BYTES
         } else {
-            config.buffer.max_bytes.0 as usize
+            // Fits: the configuration refuses more than a 32-bit build can hold.
+            usize::try_from(config.buffer.max_bytes.0).unwrap_or(usize::MAX)
         };
         let limits = RingLimits::for_rate(pre_trigger, src.info().fps, max_bytes);
         let ring = PreTriggerRing::new(limits);

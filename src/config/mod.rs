@@ -279,6 +279,29 @@ impl Default for CameraConfig {
 /// to wake (`design/performance.md`, `design/architecture.md`).
 pub const REALTIME_AUTO_ABOVE_FPS: f64 = 150.0;
 
+/// The largest `buffer.max_bytes` a 32-bit build takes (armv7, the 32-bit Raspberry Pi
+/// OS): a 32-bit process has 3 GiB of address space for everything, and no single buffer
+/// may span more than 2 GiB of it. A 64-bit build takes any size.
+pub const MAX_BUFFER_BYTES_32_BIT: u64 = 2 << 30;
+
+/// Whether a buffer ceiling of `max_bytes` per camera can be held by a build whose
+/// pointers have `pointer_bits` bits (`usize::BITS`); the reason why not.
+pub fn buffer_ceiling_fits(max_bytes: u64, pointer_bits: u32) -> Result<(), String> {
+    if pointer_bits < 64 && max_bytes > MAX_BUFFER_BYTES_32_BIT {
+        return Err(format!(
+            "{} per camera is more than this 32-bit build can hold (at most 2GiB: a 32-bit \
+             process has 3 GiB of address space for everything); lower it, or use a 64-bit \
+             OS (64-bit Raspberry Pi OS) to give the buffers more",
+            if max_bytes.is_multiple_of(1 << 30) {
+                format!("{}GiB", max_bytes >> 30)
+            } else {
+                format!("{}MiB", max_bytes >> 20)
+            }
+        ));
+    }
+    Ok(())
+}
+
 impl CameraConfig {
     /// Whether this camera's capture thread asks for real-time priority when its source
     /// delivers `fps` frames a second.
@@ -665,6 +688,16 @@ impl Config {
                         ),
                     ));
                 }
+            }
+        }
+        if !self.buffer.pre_trigger().is_zero() {
+            if let Err(why) = buffer_ceiling_fits(self.buffer.max_bytes.0, usize::BITS) {
+                return Err(ConfigError::at(
+                    origin,
+                    line(&["buffer", "max_bytes"]),
+                    "buffer.max_bytes",
+                    why,
+                ));
             }
         }
         if let Some(rig) = &self.rig {

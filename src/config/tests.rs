@@ -222,3 +222,33 @@ fn two_cameras_on_one_v4l2_device_are_refused_with_the_second_ones_line() {
     let ok = "cameras:\n  - name: a\n    source: v4l2\n  - name: b\n    source: v4l2\n    device: 1\n  - name: c\n    source: synthetic\n";
     assert!(Config::from_yaml(ok, "t").is_ok());
 }
+
+/// A buffer ceiling past what a 32-bit build can address is refused there with the key
+/// and line (it became 0 bytes, a buffer that kept nothing, when it was cut to 32 bits);
+/// a 64-bit build takes it.
+#[test]
+fn a_32_bit_build_refuses_a_buffer_it_cannot_address() {
+    use crate::config::{buffer_ceiling_fits, MAX_BUFFER_BYTES_32_BIT};
+    let four = 4u64 << 30;
+    assert!(buffer_ceiling_fits(four, 64).is_ok());
+    assert!(buffer_ceiling_fits(MAX_BUFFER_BYTES_32_BIT, 32).is_ok());
+    let e = buffer_ceiling_fits(four, 32).unwrap_err();
+    assert!(e.contains("4GiB per camera") && e.contains("64-bit"), "{e}");
+    let e = buffer_ceiling_fits(MAX_BUFFER_BYTES_32_BIT + (1 << 20), 32).unwrap_err();
+    assert!(e.contains("2049MiB"), "{e}");
+    // This build: refused with the key and its line where it is 32-bit, taken elsewhere.
+    let yaml = "rig: a\nbuffer:\n  max_bytes: 4GiB\n";
+    let parsed = Config::from_yaml(yaml, "config.yaml");
+    if usize::BITS < 64 {
+        let e = parsed.unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("buffer.max_bytes"),
+            "{e}"
+        );
+    } else {
+        assert_eq!(parsed.unwrap().buffer.max_bytes.0, four);
+    }
+    // Without a buffer, its ceiling is not used: not refused.
+    let yaml = "buffer:\n  enabled: false\n  max_bytes: 4GiB\n";
+    assert!(Config::from_yaml(yaml, "config.yaml").is_ok());
+}
