@@ -53,6 +53,18 @@ pub fn require_tool(tool: &str) {
     );
 }
 
+/// The recorder the end-to-end tests run: this build, or the command line in
+/// `HINDSIGHT_TEST_PROGRAM` (words split at spaces), e.g. a Raspberry Pi's build under
+/// qemu-user, `qemu-arm -E LD_LIBRARY_PATH=<its liblsl>/lib <cross-target>/.../hindsight`,
+/// to run a suite against it by hand (README, "A Raspberry Pi's builds"). `ctl`, `repair`
+/// and the other one-shot commands stay this build's.
+pub fn recorder_program() -> Vec<std::ffi::OsString> {
+    match std::env::var("HINDSIGHT_TEST_PROGRAM") {
+        Ok(p) if !p.trim().is_empty() => p.split_whitespace().map(Into::into).collect(),
+        _ => vec![BIN.into()],
+    }
+}
+
 /// A running `hindsight run`.
 pub struct Hindsight {
     pub child: Option<Child>,
@@ -95,7 +107,7 @@ impl Hindsight {
         adjust: impl FnOnce(&mut Command),
     ) -> Hindsight {
         let mut program = wrapper.to_vec();
-        program.push(BIN.into());
+        program.extend(recorder_program());
         Self::start_program(dir, root, config, &program, adjust)
     }
 
