@@ -172,11 +172,14 @@ fn memory(
     pointer_bits: u32,
 ) -> CheckLine {
     let secs = c.buffer.pre_trigger().as_secs_f64();
-    let ceiling = if secs > 0.0 {
+    let video_ceiling = if secs > 0.0 {
         c.buffer.max_bytes.0 * c.cameras.len() as u64
     } else {
         0
     };
+    // The microphone's buffer is allocated whole at start.
+    let audio = c.audio_buffer_bytes();
+    let ceiling = video_ceiling + audio;
     let need: Option<u64> = rates
         .iter()
         .map(|r| {
@@ -185,7 +188,7 @@ fn memory(
             r.map(|b| (b * (secs + slack)) as u64)
         })
         .sum::<Option<u64>>()
-        .map(|n| n.min(ceiling));
+        .map(|n| n.min(video_ceiling) + audio);
     let Some(total) = total else {
         return CheckLine::pass("memory", "cannot read /proc/meminfo; not checked");
     };
@@ -196,8 +199,13 @@ fn memory(
         ),
         None => "the buffers' need is unknown (a camera gave no frame)".into(),
     };
+    let microphone = if audio > 0 {
+        format!(", and the microphone's {}", size(audio))
+    } else {
+        String::new()
+    };
     let detail = format!(
-        "{need_text}; they may grow to {} (buffer.max_bytes × {} camera(s)); the machine has {} ({} available)",
+        "{need_text}; they may grow to {} (buffer.max_bytes × {} camera(s){microphone}); the machine has {} ({} available)",
         size(ceiling),
         c.cameras.len(),
         size(total),
@@ -864,7 +872,13 @@ mod tests {
             64,
         );
         assert_eq!(ok.level, Level::Pass, "{}", ok.render());
-        assert!(ok.detail.contains("need about 47 MiB"), "{}", ok.detail);
+        // With the microphone's 25 s at 48 kHz (4.6 MiB), allocated at start.
+        assert!(ok.detail.contains("need about 52 MiB"), "{}", ok.detail);
+        assert!(
+            ok.detail.contains("and the microphone's 4.6 MiB"),
+            "{}",
+            ok.detail
+        );
         // A 4 GiB ceiling for two cameras on a 4 GiB machine: could take it all.
         let big = memory(
             &config(4 * GIB, 2),
@@ -885,8 +899,25 @@ mod tests {
         assert_eq!(short.level, Level::Fail, "{}", short.render());
     }
 
+    /// The microphone's buffer counts: an hour at 384 kHz in stereo (11 GB) does not fit
+    /// in 3 GiB, whatever the cameras need.
+    #[test]
+    fn the_microphones_buffer_is_judged_with_the_cameras() {
+        const GIB: u64 = 1 << 30;
+        let mut c = config(512 << 20, 1);
+        c.buffer.duration = crate::config::BufferSeconds(3600.0);
+        c.audio.sample_rate = 384_000;
+        c.audio.channels = 2;
+        let line = memory(&c, &[Some(1e3)], Some(4 * GIB), Some(3 * GIB), 64);
+        assert_eq!(line.level, Level::Fail, "{}", line.render());
+        c.audio.enabled = false;
+        let line = memory(&c, &[Some(1e3)], Some(4 * GIB), Some(3 * GIB), 64);
+        assert_eq!(line.level, Level::Pass, "{}", line.render());
+    }
+
     /// A 32-bit build (the 32-bit Raspberry Pi OS): buffers that could grow past 2 GiB
-    /// together are warned of even on a machine with the memory; 2 GiB is fine.
+    /// together (the microphone's with them) are warned of even on a machine with the
+    /// memory; 1.5 GiB is fine.
     #[test]
     fn a_32_bit_build_is_warned_of_buffers_past_its_address_space() {
         const GIB: u64 = 1 << 30;
@@ -902,7 +933,7 @@ mod tests {
         let two = judge(GIB, 3, 32);
         assert_eq!(two.level, Level::Warn, "{}", two.render());
         assert!(two.render().contains("32-bit"), "{}", two.render());
-        assert_eq!(judge(GIB, 2, 32).level, Level::Pass);
+        assert_eq!(judge(GIB / 2, 3, 32).level, Level::Pass);
         assert_eq!(judge(GIB, 3, 64).level, Level::Pass);
     }
 }

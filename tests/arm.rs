@@ -362,22 +362,11 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
     assert!(span > 3.0, "{arch}: the crashed recording spans {span} s");
 }
 
-/// A buffer ceiling a 64-bit rig takes (`buffer.max_bytes: 4GiB`, for a 1080p camera) is
-/// refused by the 32-bit build with the key, its line and what to do: cut to 32 bits it
-/// was 0 bytes, a buffer that kept nothing, started without a word.
-fn a_buffer_past_32_bits(arch: &'static str) {
-    let _g = serial();
-    let Some(arm) = ArmBuild::find(arch) else {
-        return;
-    };
+/// `hindsight check --config` of the ARM build on `yaml`: whether it passed, and what it said.
+fn check(arm: &ArmBuild, yaml: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        "cameras:\n  - name: cam0\n    source: synthetic\n    fps: 10\naudio:\n  enabled: false\n\
-         buffer:\n  max_bytes: 4GiB\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, yaml).unwrap();
     let out = Command::new(&arm.program[0])
         .args(&arm.program[1..])
         .arg("check")
@@ -390,8 +379,32 @@ fn a_buffer_past_32_bits(arch: &'static str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), said)
+}
+
+/// Buffers a 64-bit rig takes are refused by the 32-bit build with the key, its line and
+/// what to do: `buffer.max_bytes: 4GiB` (for a 1080p camera), which cut to 32 bits was a
+/// buffer of 0 bytes that kept nothing, started without a word; and a microphone buffer
+/// past 1 GiB (an hour at 192 kHz in stereo), allocated whole at start.
+fn buffers_past_32_bits(arch: &'static str) {
+    let _g = serial();
+    let Some(arm) = ArmBuild::find(arch) else {
+        return;
+    };
+    let camera = "cameras:\n  - name: cam0\n    source: synthetic\n    fps: 10\n";
+    let (ok, said) = check(
+        &arm,
+        &format!("{camera}audio:\n  enabled: false\nbuffer:\n  max_bytes: 4GiB\n"),
+    );
+    let (mic_ok, mic_said) = check(
+        &arm,
+        &format!(
+            "{camera}audio:\n  source: synthetic\n  sample_rate: 192000\n  channels: 2\n\
+             buffer:\n  duration: 3600\n"
+        ),
+    );
     if arch == "armv7" {
-        assert!(!out.status.success(), "{said}");
+        assert!(!ok, "{said}");
         assert!(
             said.contains("line 8")
                 && said.contains("buffer.max_bytes")
@@ -399,17 +412,26 @@ fn a_buffer_past_32_bits(arch: &'static str) {
                 && said.contains("64-bit OS"),
             "{said}"
         );
+        assert!(!mic_ok, "{mic_said}");
+        assert!(
+            mic_said.contains("line 10")
+                && mic_said.contains("buffer.duration")
+                && mic_said.contains("microphone's buffer would take 5280 MiB"),
+            "{mic_said}"
+        );
     } else {
         assert!(!said.contains("buffer.max_bytes:"), "{said}");
         assert!(said.contains("memory"), "{said}");
+        assert!(!mic_said.contains("buffer.duration:"), "{mic_said}");
+        assert!(mic_said.contains("the microphone's 5280 MiB"), "{mic_said}");
     }
 }
 
 #[test]
 #[ignore = "needs the ARM builds of scripts/cross-check.sh: scripts/test.sh runs it after them"]
-fn the_32_bit_pi_build_refuses_a_buffer_it_cannot_hold_and_the_64_bit_one_takes_it() {
-    a_buffer_past_32_bits("armv7");
-    a_buffer_past_32_bits("aarch64");
+fn the_32_bit_pi_build_refuses_buffers_it_cannot_hold_and_the_64_bit_one_takes_them() {
+    buffers_past_32_bits("armv7");
+    buffers_past_32_bits("aarch64");
 }
 
 #[test]

@@ -583,8 +583,8 @@ impl Engine {
         lsl: Option<Sender<LslMsg>>,
     ) -> Engine {
         // The buffer holds the pre-trigger plus slack for the time a start takes to arrive.
-        let frames =
-            (settings.pre_trigger + Duration::from_secs(5)).as_secs_f64() * settings.rate as f64;
+        let frames = (settings.pre_trigger + crate::config::AUDIO_BUFFER_SLACK).as_secs_f64()
+            * settings.rate as f64;
         let ring = AudioRing::new(settings.channels, frames as u64);
         {
             let mut s = status.lock();

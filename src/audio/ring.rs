@@ -28,7 +28,14 @@ impl AudioRing {
         AudioRing {
             channels,
             // A non-zero fill writes (touches) every page now.
-            data: vec![f32::MIN_POSITIVE; frames_capacity as usize * channels],
+            // The configuration keeps a 32-bit build's buffer within its reach.
+            data: vec![
+                f32::MIN_POSITIVE;
+                usize::try_from(frames_capacity)
+                    .ok()
+                    .and_then(|f| f.checked_mul(channels))
+                    .expect("an audio buffer this build can address")
+            ],
             frames_capacity,
             end: 0,
             silent: VecDeque::with_capacity(SILENT_SPANS),

@@ -142,6 +142,37 @@ impl Default for BufferConfig {
     }
 }
 
+impl Config {
+    /// Whether a build whose pointers have `pointer_bits` bits can hold the microphone's
+    /// buffer; the reason why not.
+    pub fn audio_buffer_fits(&self, pointer_bits: u32) -> Result<(), String> {
+        let bytes = self.audio_buffer_bytes();
+        if pointer_bits < 64 && bytes > MAX_AUDIO_BUFFER_BYTES_32_BIT {
+            return Err(format!(
+                "the microphone's buffer would take {} MiB ({:.0} s at {} Hz × {} channel(s)): \
+                 more than this 32-bit build can hold (1 GiB); shorten the buffer, lower \
+                 audio.sample_rate or audio.channels, or use a 64-bit OS",
+                bytes >> 20,
+                (self.buffer.pre_trigger() + AUDIO_BUFFER_SLACK).as_secs_f64(),
+                self.audio.sample_rate,
+                self.audio.channels
+            ));
+        }
+        Ok(())
+    }
+
+    /// The memory the microphone's pre-trigger buffer takes, all of it from the start
+    /// (32-bit samples, the pre-trigger and [`AUDIO_BUFFER_SLACK`]); 0 without audio.
+    pub fn audio_buffer_bytes(&self) -> u64 {
+        if !self.audio.enabled {
+            return 0;
+        }
+        let frames = (self.buffer.pre_trigger() + AUDIO_BUFFER_SLACK).as_secs_f64()
+            * f64::from(self.audio.sample_rate);
+        frames as u64 * u64::from(self.audio.channels.max(1)) * 4
+    }
+}
+
 impl BufferConfig {
     /// The pre-trigger length actually kept (zero when the buffer is disabled).
     pub fn pre_trigger(&self) -> Duration {
@@ -283,6 +314,12 @@ pub const REALTIME_AUTO_ABOVE_FPS: f64 = 150.0;
 /// OS): a 32-bit process has 3 GiB of address space for everything, and no single buffer
 /// may span more than 2 GiB of it. A 64-bit build takes any size.
 pub const MAX_BUFFER_BYTES_32_BIT: u64 = 2 << 30;
+
+/// The most a 32-bit build's microphone buffer may take (it is allocated whole at start).
+pub const MAX_AUDIO_BUFFER_BYTES_32_BIT: u64 = 1 << 30;
+
+/// Audio the microphone's buffer holds beyond the pre-trigger: time for a start to arrive.
+pub const AUDIO_BUFFER_SLACK: Duration = Duration::from_secs(5);
 
 /// Whether a buffer ceiling of `max_bytes` per camera can be held by a build whose
 /// pointers have `pointer_bits` bits (`usize::BITS`); the reason why not.
@@ -728,6 +765,14 @@ impl Config {
                 line(&["audio", "channels"]),
                 "audio.channels",
                 format!("{} channels: use 1 to 32", a.channels),
+            ));
+        }
+        if let Err(why) = self.audio_buffer_fits(usize::BITS) {
+            return Err(ConfigError::at(
+                origin,
+                line(&["buffer", "duration"]),
+                "buffer.duration",
+                why,
             ));
         }
         let n = &self.trigger.ntfy;

@@ -252,3 +252,33 @@ fn a_32_bit_build_refuses_a_buffer_it_cannot_address() {
     let yaml = "buffer:\n  enabled: false\n  max_bytes: 4GiB\n";
     assert!(Config::from_yaml(yaml, "config.yaml").is_ok());
 }
+
+/// The microphone's buffer is allocated whole at start: one a 32-bit build cannot hold (an
+/// hour at 192 kHz in stereo: 5.2 GiB) is refused with what to change; the default (20 s
+/// at 48 kHz, 4.6 MiB) is not.
+#[test]
+fn a_32_bit_build_refuses_a_microphone_buffer_it_cannot_hold() {
+    let c = Config::default();
+    assert_eq!(c.audio_buffer_bytes(), 25 * 48_000 * 4);
+    assert!(c.audio_buffer_fits(32).is_ok());
+    let mut c = Config::default();
+    c.buffer.duration = BufferSeconds(3600.0);
+    (c.audio.sample_rate, c.audio.channels) = (192_000, 2);
+    assert!(c.audio_buffer_fits(64).is_ok());
+    let e = c.audio_buffer_fits(32).unwrap_err();
+    assert!(
+        e.contains("5280 MiB") && e.contains("3605 s at 192000 Hz × 2 channel(s)"),
+        "{e}"
+    );
+    // This build: refused with the key and its line where it is 32-bit, taken elsewhere.
+    let yaml = "buffer:\n  duration: 3600\naudio:\n  sample_rate: 192000\n  channels: 2\n";
+    let parsed = Config::from_yaml(yaml, "x");
+    if usize::BITS < 64 {
+        let e = parsed.unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("buffer.duration"), "{e}");
+    } else {
+        assert_eq!(parsed.unwrap().audio_buffer_bytes(), c.audio_buffer_bytes());
+    }
+    c.audio.enabled = false;
+    assert_eq!(c.audio_buffer_bytes(), 0);
+}
