@@ -19,7 +19,7 @@ mod common;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -129,36 +129,6 @@ fn config(name: &str) -> String {
     )
 }
 
-/// Finds the frame stream `name` and connects an inlet to it.
-fn connect(name: &str) -> (lsl::StreamInlet, lsl::StreamInfo) {
-    let start = Instant::now();
-    loop {
-        let found = lsl::resolve_byprop("name", name, 1, 2.0).unwrap();
-        if let Some(info) = found.into_iter().next() {
-            let inlet = lsl::StreamInlet::new(&info, 360, 0, false).unwrap();
-            inlet.open_stream(20.0).unwrap();
-            let full = inlet.info(20.0).unwrap();
-            return (inlet, full);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "stream {name} not found"
-        );
-    }
-}
-
-fn pull_all(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
-    use lsl::Pullable;
-    let mut out = Vec::new();
-    loop {
-        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
-        if ts == 0.0 {
-            return out;
-        }
-        out.push((v, ts));
-    }
-}
-
 /// The one recording `id` of the root: its MKV (one camera).
 fn mkv_of(files: &[PathBuf], status_files: &[Value], id: u64) -> PathBuf {
     let path = status_files
@@ -247,7 +217,7 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
 
     // Its frame stream, read by this machine's liblsl, says what it is, and which liblsl
     // the ARM build runs with (its own, not this machine's).
-    let (frames, mut info) = connect(&name);
+    let (frames, mut info) = lsl_connect(&name, false);
     assert_eq!(info.source_id(), "hindsight_armtest_cam0_frames");
     let desc = info.desc();
     assert_eq!(
@@ -281,7 +251,7 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
         },
     );
     std::thread::sleep(Duration::from_millis(500));
-    let samples = pull_all(&frames);
+    let samples = lsl_pull_numbers(&frames);
     drop(frames);
     let status = h.status();
     let cam = status["cameras"][0].clone();

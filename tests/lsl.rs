@@ -23,35 +23,6 @@ fn config(name: &str, extra: &str) -> String {
     )
 }
 
-/// Finds a stream by name (waiting for it to appear) and connects an inlet to it.
-fn connect(name: &str, recover: bool) -> (lsl::StreamInlet, lsl::StreamInfo) {
-    let start = Instant::now();
-    loop {
-        let found = lsl::resolve_byprop("name", name, 1, 2.0).unwrap();
-        if let Some(info) = found.into_iter().next() {
-            let inlet = lsl::StreamInlet::new(&info, 360, 0, recover).unwrap();
-            inlet.open_stream(10.0).unwrap();
-            let full = inlet.info(10.0).unwrap();
-            return (inlet, full);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "stream {name} not found"
-        );
-    }
-}
-
-fn pull_numbers(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
-    let mut out = Vec::new();
-    loop {
-        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
-        if ts == 0.0 {
-            return out;
-        }
-        out.push((v, ts));
-    }
-}
-
 /// Status samples (value, timestamp) one 10 Hz tick apart, none skipped.
 fn assert_ticks_100_ms_apart(samples: &[(Vec<f64>, f64)]) {
     for w in samples.windows(2) {
@@ -81,8 +52,8 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     let _g = serial();
     let name = unique("VS_frames");
     let mut h = Hindsight::start(&config(&name, ""));
-    let (frames, mut info) = connect(&name, false);
-    let (events, _) = connect(&format!("{name}_Events"), false);
+    let (frames, mut info) = lsl_connect(&name, false);
+    let (events, _) = lsl_connect(&format!("{name}_Events"), false);
 
     // The stream says what it is.
     assert_eq!(info.channel_count(), 4);
@@ -117,7 +88,7 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
     std::thread::sleep(Duration::from_secs(3));
     h.record_for(2.0);
     std::thread::sleep(Duration::from_millis(800));
-    let samples = pull_numbers(&frames);
+    let samples = lsl_pull_numbers(&frames);
     let mkv = h.mkv_files().pop().unwrap();
     let rows = read_sidecar(&mkv);
     let first_lsl: f64 = tags(&mkv)["LSL_FIRST_FRAME_TIME"].parse().unwrap();
@@ -229,7 +200,7 @@ fn the_events_follow_a_recording_from_part_to_part() {
     let name = unique("VS_parts");
     let extra = "storage:\n  max_file_size: 1MiB\naudio:\n  channels: 2\n  sample_format: f32\n";
     let mut h = Hindsight::start(&config(&name, extra));
-    let (events, _) = connect(&format!("{name}_Events"), false);
+    let (events, _) = lsl_connect(&format!("{name}_Events"), false);
     h.wait_buffered(2.0);
     h.record_for(2.0);
     h.wait_until("the WAV is closed", Duration::from_secs(20), |h| {
@@ -295,7 +266,7 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
     let _g = serial();
     let name = unique("VS_status");
     let mut h = Hindsight::start(&config(&name, ""));
-    let (status, info) = connect(&format!("{name}_Status"), false);
+    let (status, info) = lsl_connect(&format!("{name}_Status"), false);
     assert_eq!(info.nominal_srate(), 10.0);
     h.wait_buffered(1.9);
     let t0 = Instant::now();
@@ -311,7 +282,7 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
     while Instant::now() < at(11.0) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let samples = pull_numbers(&status);
+    let samples = lsl_pull_numbers(&status);
     let begin = samples
         .iter()
         .map(|s| s.1)
@@ -352,7 +323,7 @@ fn the_status_stream_ticks_at_10_hz_and_follows_the_state() {
     };
     let (before, _) = drops(&mut h);
     std::thread::sleep(Duration::from_millis(300));
-    let ticked = pull_numbers(&status);
+    let ticked = lsl_pull_numbers(&status);
     let (after, gaps) = drops(&mut h);
     let channel = ticked.last().expect("a status tick in 300 ms").0[3];
     assert!(
@@ -386,16 +357,16 @@ fn an_idle_rig_looks_once_a_second_and_an_inlet_that_connects_later_gets_every_f
         "with no inlet the LSL thread woke {idle:.1} times a second"
     );
     // An analysis starts: LabRecorder connects to the frame and status streams.
-    let (frames, _) = connect(&name, false);
-    let (status, _) = connect(&format!("{name}_Status"), false);
+    let (frames, _) = lsl_connect(&name, false);
+    let (status, _) = lsl_connect(&format!("{name}_Status"), false);
     let connected = lsl::local_clock();
     std::thread::sleep(Duration::from_secs(1));
     let before = thread_switches(pid);
     std::thread::sleep(Duration::from_secs_f64(secs));
     let heard = woke_between(&before, &thread_switches(pid), "lsl") as f64 / secs;
     std::thread::sleep(Duration::from_millis(500));
-    let got = pull_numbers(&frames);
-    let ticks = pull_numbers(&status);
+    let got = lsl_pull_numbers(&frames);
+    let ticks = lsl_pull_numbers(&status);
     let cam = h.status()["cameras"][0].clone();
     assert_eq!(h.status()["lsl"]["consumers"], json!([true]));
     assert!(
@@ -558,12 +529,12 @@ fn an_inlet_with_recovery_resumes_after_a_restart_and_frame_numbers_never_repeat
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
     let mut h = Hindsight::start_with(tempfile::tempdir().unwrap(), root.clone(), &cfg, |_| {});
-    let (frames, info) = connect(&name, true);
+    let (frames, info) = lsl_connect(&name, true);
     // Long enough that a restarted count would soon repeat these numbers.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut before = Vec::new();
     while before.len() < 600 && Instant::now() < deadline {
-        before.extend(pull_numbers(&frames));
+        before.extend(lsl_pull_numbers(&frames));
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(before.len() >= 600);
@@ -575,7 +546,7 @@ fn an_inlet_with_recovery_resumes_after_a_restart_and_frame_numbers_never_repeat
     let mut after = Vec::new();
     while after.len() < 200 && Instant::now() < deadline {
         after.extend(
-            pull_numbers(&frames)
+            lsl_pull_numbers(&frames)
                 .into_iter()
                 .filter(|(_, ts)| *ts > before.last().unwrap().1),
         );
@@ -614,7 +585,7 @@ fn the_listener_shows_a_running_recorders_streams() {
     let _g = serial();
     let name = unique("VS_listen");
     let mut h = Hindsight::start(&config(&name, ""));
-    connect(&name, false);
+    lsl_connect(&name, false);
     h.wait_buffered(1.0);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hindsight-lsl-listen"))
         .args(["--name", &name, "--seconds", "2.5"])
@@ -701,7 +672,7 @@ fn liblsl_keeps_to_warnings_unless_the_lab_configured_it() {
     .unwrap();
     let mut h = start_in(lab.path());
     // Found by this process's inlet, which only sees streams of its SessionID.
-    let (inlet, info) = connect(&name, false);
+    let (inlet, info) = lsl_connect(&name, false);
     assert_eq!(info.session_id(), session);
     drop(inlet);
     assert!(h.terminate().success());

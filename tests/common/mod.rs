@@ -947,3 +947,36 @@ pub fn command_burst(api: &str, n: usize, spacing: Duration) -> Vec<(bool, u16, 
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
+
+/// Finds the LSL stream `name` (waiting up to a minute for it to appear) and connects an
+/// inlet to it (`recover`: liblsl's recovery across restarts); the inlet and the stream's
+/// full description.
+pub fn lsl_connect(name: &str, recover: bool) -> (lsl::StreamInlet, lsl::StreamInfo) {
+    let start = Instant::now();
+    loop {
+        let found = lsl::resolve_byprop("name", name, 1, 2.0).unwrap();
+        if let Some(info) = found.into_iter().next() {
+            let inlet = lsl::StreamInlet::new(&info, 360, 0, recover).unwrap();
+            inlet.open_stream(20.0).unwrap();
+            let full = inlet.info(20.0).unwrap();
+            return (inlet, full);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "stream {name} not found"
+        );
+    }
+}
+
+/// Every sample an inlet holds now, with its timestamp.
+pub fn lsl_pull_numbers(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
+    use lsl::Pullable;
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<f64>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((v, ts));
+    }
+}
