@@ -30,7 +30,7 @@ use crate::ring::{DropCause, PreTriggerRing};
 use crate::shutdown::{Shutdown, Stage};
 use crate::source::{FrameSource, Reopen, SourceError, SourceInfo};
 use crate::status::{CameraStatus, DropCounts};
-use crate::writer::WriterMsg;
+use crate::writer::{WriterMsg, WriterQueue};
 
 pub use crate::bus::CameraEvent;
 
@@ -86,7 +86,7 @@ pub struct CameraState {
 /// A recording that live frames are forwarded to.
 pub struct LiveRecording {
     pub id: u64,
-    pub writer: Sender<WriterMsg>,
+    pub writer: WriterQueue,
     /// Frames captured after this are not forwarded (`start N`).
     pub until: Option<LslTime>,
 }
@@ -288,7 +288,7 @@ impl Camera {
     pub fn begin_recording(
         &self,
         id: u64,
-        writer: &Sender<WriterMsg>,
+        writer: &WriterQueue,
         from: LslTime,
         until: Option<LslTime>,
     ) -> (u64, u64, Option<LslTime>) {
@@ -360,7 +360,7 @@ impl Camera {
     /// Sends buffered frames captured in `[from, to]` to `writer` (a clip), as one message.
     pub fn send_buffered(
         &self,
-        writer: &Sender<WriterMsg>,
+        writer: &WriterQueue,
         from: LslTime,
         to: LslTime,
     ) -> (u64, u64, Option<LslTime>) {
@@ -632,10 +632,11 @@ pub fn overloaded(info: &SourceInfo, max_fps: f64) -> String {
 
 /// Queues the references of `frames` (up to `to`) as one [`WriterMsg::Buffered`], without
 /// blocking: a burst of commands costs the writer's queue one message each, however much
-/// the ring holds. Returns (sent, lost, first capture time); `lost` is all of them if even
-/// that one message did not fit (a writer far behind), and is counted as such.
+/// the ring holds, and a writer far behind gets it after what it has queued
+/// ([`WriterQueue::send`]). Returns (sent, lost, first capture time); `lost` is all of
+/// them if the writer is gone, and is counted as such.
 fn send_dump<'a>(
-    writer: &Sender<WriterMsg>,
+    writer: &WriterQueue,
     dump: &mut Vec<Frame>,
     frames: impl Iterator<Item = &'a Frame>,
     to: Option<LslTime>,
@@ -650,7 +651,7 @@ fn send_dump<'a>(
     if n == 0 {
         return (0, 0, first);
     }
-    match writer.try_send(WriterMsg::Buffered(std::mem::take(dump))) {
+    match writer.send(WriterMsg::Buffered(std::mem::take(dump))) {
         Ok(()) => (n, 0, first),
         Err(_) => (0, n, first),
     }
@@ -1120,7 +1121,7 @@ fn on_frame(cam: &Camera, meta: FrameMeta, jpeg: &[u8], fps: &mut FpsMeter) {
         Ok(frame) => {
             if let Some(live) = &st.live {
                 if live.until.is_none_or(|u| frame.meta.capture <= u) {
-                    match live.writer.try_send(WriterMsg::Frame(frame.clone())) {
+                    match live.writer.offer(WriterMsg::Frame(frame.clone())) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             s.writer_queue_full.fetch_add(1, Relaxed);

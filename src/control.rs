@@ -682,7 +682,7 @@ impl Control {
                             for cam in &self.cameras {
                                 let (sent, lost, first) = cam.begin_recording(
                                     id,
-                                    self.writers[cam.setup.index].sender(),
+                                    &self.writers[cam.setup.index],
                                     trigger - pre_trigger,
                                     until,
                                 );
@@ -704,16 +704,13 @@ impl Control {
                                     let why = cam.last_error.lock().clone().unwrap_or_default();
                                     let since =
                                         cam.lost_since().max(trigger - pre_trigger).min(trigger);
-                                    let _ =
-                                        self.writers[cam.setup.index].try_send(WriterMsg::Note {
-                                            id,
-                                            at: since,
-                                            wall: at.wall_at(since),
-                                            event: NoteKind::CameraLost,
-                                            detail: format!(
-                                                "lost when this recording began: {why}"
-                                            ),
-                                        });
+                                    let _ = self.writers[cam.setup.index].send(WriterMsg::Note {
+                                        id,
+                                        at: since,
+                                        wall: at.wall_at(since),
+                                        event: NoteKind::CameraLost,
+                                        detail: format!("lost when this recording began: {why}"),
+                                    });
                                 }
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -722,7 +719,7 @@ impl Control {
                                 let now = self.clocks.now().lsl;
                                 if lost > 0 {
                                     self.warn(format!(
-                                        "camera {}: recording {id} lost its {lost} buffered frames: the writer's queue was full",
+                                        "camera {}: recording {id} lost its {lost} buffered frames: its writer is gone",
                                         cam.setup.name
                                     ));
                                 } else if sent == 0 && until.is_some_and(|u| u <= now) {
@@ -816,7 +813,7 @@ impl Control {
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let w = &self.writers[cam.setup.index];
-                                let (_, _, first) = cam.send_buffered(w.sender(), from, to);
+                                let (_, _, first) = cam.send_buffered(w, from, to);
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
@@ -1170,8 +1167,8 @@ impl Control {
         self.lsl_event(Some(camera), at, event);
         let wall = self.clocks.now().wall_at(at);
         for id in ids {
-            // Never waits on a writer: a full queue loses the row (the log has it).
-            let _ = self.writers[camera].try_send(WriterMsg::Note {
+            // Never waits on a writer, and a writer held up by its disk gets it later.
+            let _ = self.writers[camera].send(WriterMsg::Note {
                 id,
                 at,
                 wall,
@@ -1313,17 +1310,15 @@ impl Control {
 
     /// Where the audio thread sends the audio track's blocks (the first camera's writer).
     /// The writers that note where a recording's WAV starts.
-    fn audio_notes(&self) -> Vec<Sender<WriterMsg>> {
+    fn audio_notes(&self) -> Vec<WriterQueue> {
         if self.audio.is_none() {
             return Vec::new();
         }
-        self.writers.iter().map(|w| w.sender().clone()).collect()
+        self.writers.clone()
     }
 
-    fn audio_mkv(&self) -> Option<Sender<WriterMsg>> {
-        self.settings
-            .audio_track
-            .and(self.writers.first().map(|w| w.sender().clone()))
+    fn audio_mkv(&self) -> Option<WriterQueue> {
+        self.settings.audio_track.and(self.writers.first().cloned())
     }
 
     /// A command for the audio thread about recording `id`. If that thread is gone, the

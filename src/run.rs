@@ -345,7 +345,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         writers.push(writer::spawn_writer(
             cam.writer_camera(),
             event_tx.clone(),
-            2 * slots + 256,
+            2 * slots,
             clocks.clone(),
         ));
     }

@@ -287,7 +287,6 @@ pub struct FileSummary {
     pub path: String,
     pub recording_id: u64,
     /// "recording" or "clip"
-    /// "recording" | "clip"
     pub kind: FileKind,
     pub frames: u64,
     pub pre_trigger_frames: u64,

@@ -1467,3 +1467,98 @@ fn a_slow_disk_never_holds_up_the_commands_or_the_microphone() {
     assert!(h.terminate().success());
     drop(slow);
 }
+
+/// A recording on a disk slower than its video, long enough that the writer's queue
+/// fills (an SD card at 200 kB/s under 400x400@100, 2 MB/s): frames are dropped and
+/// counted as `writer_queue_full`, and everything people and events tell the writer
+/// still reaches it: every command is answered, each mark is in the events file, the
+/// next recording gets its file. The control thread waited in a blocking send for room
+/// in that queue: found by hand, 10 of 40 marks got "no answer from the recorder within
+/// 10s" (the API's limit), nine of them in a row, 100 s in which no command was answered.
+#[test]
+fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
+    let _g = serial();
+    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\n\
+         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 400, height: 400}\n    fps: 100\n";
+    let Some((mut h, _image, device)) = start_on_ext4(512, config) else {
+        return;
+    };
+    let pid = h.child.as_ref().unwrap().id();
+    h.wait_buffered(4.9);
+    let Some(slow) = SlowDisk::new(pid, &device, 200_000) else {
+        assert!(h.terminate().success());
+        return;
+    };
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
+    let queue_full = |h: &mut Hindsight| {
+        h.status()["cameras"][0]["drops"]["writer_queue_full"]
+            .as_u64()
+            .unwrap()
+    };
+    h.wait_until(
+        "the writer's queue is full",
+        Duration::from_secs(120),
+        |h| queue_full(h) > 0,
+    );
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        answers.push(h.post("mark", json!({"text": format!("mark {i}")})));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    answers.push(h.post("stop", json!({})));
+    answers.push(h.post("start", json!({})));
+    answers.push(h.post("mark", json!({"text": "in the second"})));
+    answers.push(h.post("stop", json!({})));
+    let dropped = queue_full(&mut h);
+    slow.lift();
+    for (code, r) in &answers {
+        eprintln!("{code}: {r}");
+    }
+    for (i, (code, r)) in answers.iter().enumerate() {
+        assert_eq!(*code, 200, "command {i}: {r}");
+        assert_eq!(r["ok"], true, "command {i}: {r}");
+    }
+    assert!(dropped > 0, "no frame was dropped: the queue never filled");
+    h.wait_until("both files are closed", Duration::from_secs(240), |h| {
+        h.status()["last_files"][0]["recording_id"] == 2
+            && h.status()["current_files"].as_array().unwrap().is_empty()
+    });
+    let files = mkv_files(&inside(&h, &h.root.display().to_string()));
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (mkv, marks) in files.iter().zip([
+        (0..6).map(|i| format!("mark {i}")).collect::<Vec<_>>(),
+        vec!["in the second".to_string()],
+    ]) {
+        let rows = read_sidecar(mkv);
+        assert_eq!(
+            ffprobe_frame_count(mkv),
+            rows.len() as u64,
+            "{}",
+            mkv.display()
+        );
+        mkvmerge_clean(mkv);
+        let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+        let got: Vec<&str> = events
+            .lines()
+            .filter(|l| l.split(',').nth(2) == Some("mark"))
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(got, marks, "{events}");
+        assert!(
+            events.lines().last().unwrap().contains(",stop,"),
+            "{events}"
+        );
+    }
+    // The first file's stop row counts the frames its writer's full queue cost it.
+    let events = std::fs::read_to_string(events_of(&files[0])).unwrap();
+    let stop = events.lines().last().unwrap();
+    let counted: u64 = stop
+        .split("writer_queue_full ")
+        .nth(1)
+        .and_then(|n| n.trim_end_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("{stop}"));
+    assert!(counted > 0, "{stop}");
+    assert!(h.terminate().success());
+    drop(slow);
+}

@@ -148,7 +148,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
     };
     let mut step = CaptureStep::default();
     let mut n = 0u64;
-    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let (tx, rx) = hindsight::writer::queue::queue(4096, None);
     let mut forwarded = 0u64;
     // The writer's side is played on this thread, releasing each frame right after the
     // capture step (as the writer does once a frame is muxed): deterministic, and a
@@ -157,7 +157,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
         for _ in 0..frames {
             step.frame(&cam, meta(n), &jpegs[n as usize % jpegs.len()]);
             n += 1;
-            forwarded += rx.try_iter().count() as u64;
+            forwarded += std::iter::from_fn(|| rx.try_recv()).count() as u64;
         }
     };
     run(1_000, &mut step);
@@ -172,8 +172,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
     assert_eq!(s.frames_dropped, 0);
 
     let (sent, _, _) = cam.begin_recording(1, &tx, LslTime::from_nanos(0), None);
-    let buffered_sent = rx
-        .try_iter()
+    let buffered_sent = std::iter::from_fn(|| rx.try_recv())
         .map(|m| match m {
             hindsight::writer::WriterMsg::Buffered(frames) => frames.len() as u64,
             other => panic!("{other:?}"),

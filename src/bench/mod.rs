@@ -161,7 +161,7 @@ fn throughput(set: &FrameSet, frames: u64, dir: &Path, id: u64) -> anyhow::Resul
     let WriterHandle { tx, join } = spawn_writer(
         cam.writer_camera(),
         ev_tx,
-        2 * slots + 256,
+        2 * slots,
         Arc::new(crate::clock::RealClocks),
     );
     let pair = ClockPair::now();
@@ -256,7 +256,7 @@ fn trigger_latency(
     let WriterHandle { tx, join } = spawn_writer(
         cam.writer_camera(),
         ev_tx,
-        2 * slots + 256,
+        2 * slots,
         Arc::new(crate::clock::RealClocks),
     );
     std::thread::sleep(Duration::from_millis(200));

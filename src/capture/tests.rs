@@ -38,7 +38,7 @@ fn gaps_in_frame_numbers_are_counted_as_source_drops() {
 fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
     let c = cam();
     let mut step = CaptureStep::default();
-    let (tx, rx) = crossbeam_channel::bounded(100);
+    let (tx, rx) = crate::writer::queue::queue(100, None);
     for seq in 0..10 {
         step.frame(&c, meta(seq), b"jpeg");
     }
@@ -55,8 +55,7 @@ fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
     }
     assert!(c.end_recording(7));
     step.frame(&c, meta(20), b"jpeg");
-    let seqs: Vec<u64> = rx
-        .try_iter()
+    let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv())
         .flat_map(|m| match m {
             WriterMsg::Frame(f) => vec![f.meta.seq],
             WriterMsg::Buffered(fs) => fs.iter().map(|f| f.meta.seq).collect(),
@@ -70,7 +69,7 @@ fn live_frames_reach_the_writer_only_while_recording_and_until_the_deadline() {
 fn a_full_writer_queue_counts_drops_and_never_blocks() {
     let c = cam();
     let mut step = CaptureStep::default();
-    let (tx, _rx) = crossbeam_channel::bounded(3);
+    let (tx, _rx) = crate::writer::queue::queue(3, None);
     c.begin_recording(1, &tx, LslTime::from_nanos(0), None);
     for seq in 0..10 {
         step.frame(&c, meta(seq), b"jpeg");
@@ -87,7 +86,7 @@ fn buffered_frames_go_as_one_message_up_to_a_known_end() {
     for seq in 0..50 {
         step.frame(&c, meta(seq), b"jpeg");
     }
-    let (tx, rx) = crossbeam_channel::bounded(2);
+    let (tx, rx) = crate::writer::queue::queue(0, None);
     for id in 1..=2 {
         // A replayed start whose stop is known: nothing after the stop goes.
         let (sent, lost, _) = c.begin_recording(
@@ -99,7 +98,7 @@ fn buffered_frames_go_as_one_message_up_to_a_known_end() {
         assert_eq!((sent, lost), (21, 0));
         c.end_recording(id);
     }
-    let msgs: Vec<WriterMsg> = rx.try_iter().collect();
+    let msgs: Vec<WriterMsg> = std::iter::from_fn(|| rx.try_recv()).collect();
     assert_eq!(msgs.len(), 2);
     for m in msgs {
         let WriterMsg::Buffered(fs) = m else {

@@ -13,6 +13,7 @@
 
 pub mod files;
 pub mod interleave;
+pub mod queue;
 pub mod repair;
 pub mod sidecar;
 pub mod tags;
@@ -26,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::clock::{Clocks, LslTime, WallTime};
 use crate::frame::Frame;
@@ -36,6 +37,8 @@ use files::RecordingPaths;
 use interleave::{AudioBlock, Interleaver, Item};
 use mkv::mux::{MkvMuxer, MuxerConfig, Patch, TrackKind, TrackSpec};
 use mkv::read as mkv_read;
+use queue::Inbox;
+pub use queue::WriterQueue;
 use tags::{CameraTags, FileTags};
 
 /// Matroska TimestampScale: 100 µs (see `design/time.md`).
@@ -228,62 +231,14 @@ pub enum WriterEvent {
 
 /// A writer thread and its queue.
 pub struct WriterHandle {
-    pub tx: Sender<WriterMsg>,
+    pub tx: WriterQueue,
     pub join: JoinHandle<()>,
 }
 
 impl WriterHandle {
-    /// The queue as the control thread holds it.
+    /// The queue, as the other threads hold it.
     pub fn queue(&self) -> WriterQueue {
-        WriterQueue {
-            tx: self.tx.clone(),
-            thread: Some(self.join.thread().clone()),
-        }
-    }
-}
-
-/// A writer's queue as the control thread holds it. What control sends (open, close,
-/// marks, notes) wakes a writer that is between its [`WRITE_EVERY`] batches, so that a
-/// command never waits for the next batch; live frames and audio blocks go through the
-/// plain [`WriterQueue::sender`] and do not wake it.
-#[derive(Clone, Debug)]
-pub struct WriterQueue {
-    tx: Sender<WriterMsg>,
-    thread: Option<std::thread::Thread>,
-}
-
-impl From<Sender<WriterMsg>> for WriterQueue {
-    /// A queue with no thread to wake (a test reads it).
-    fn from(tx: Sender<WriterMsg>) -> WriterQueue {
-        WriterQueue { tx, thread: None }
-    }
-}
-
-impl WriterQueue {
-    /// The plain queue: for messages that can wait for the next batch.
-    pub fn sender(&self) -> &Sender<WriterMsg> {
-        &self.tx
-    }
-
-    pub fn send(&self, msg: WriterMsg) -> Result<(), crossbeam_channel::SendError<WriterMsg>> {
-        let r = self.tx.send(msg);
-        self.wake();
-        r
-    }
-
-    pub fn try_send(
-        &self,
-        msg: WriterMsg,
-    ) -> Result<(), crossbeam_channel::TrySendError<WriterMsg>> {
-        let r = self.tx.try_send(msg);
-        self.wake();
-        r
-    }
-
-    fn wake(&self) {
-        if let Some(t) = &self.thread {
-            t.unpark();
-        }
+        self.tx.clone()
     }
 }
 
@@ -317,24 +272,28 @@ impl std::fmt::Debug for WriterCamera {
     }
 }
 
-/// Starts camera `cam`'s writer thread with a queue of `capacity` messages. Its timing
+/// Starts camera `cam`'s writer thread with a queue of `frames` places for live frames
+/// and audio blocks (and [`queue::CONTROL_ROOM`] more for everything else). Its timing
 /// (the fsync interval, how long a close waits for the audio's end) reads `clocks`.
 pub fn spawn_writer(
     cam: WriterCamera,
     events: Sender<WriterEvent>,
-    capacity: usize,
+    frames: usize,
     clocks: Arc<dyn Clocks>,
 ) -> WriterHandle {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let (tx, inbox) = queue::queue(frames, None);
     let name = format!("writer-{}", cam.name);
     let join = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
             let _span = tracing::info_span!("writer", camera = %cam.name).entered();
-            Writer::new(cam, events, clocks).run(rx)
+            Writer::new(cam, events, clocks).run(inbox)
         })
         .expect("spawn writer thread");
-    WriterHandle { tx, join }
+    WriterHandle {
+        tx: tx.waking(join.thread().clone()),
+        join,
+    }
 }
 
 struct Writer {
@@ -357,7 +316,8 @@ struct Writer {
 }
 
 /// A recording whose file a writer closed. The audio thread may still have rows for it:
-/// where its WAV starts (when the file closed before that came: a queue that was full),
+/// where its WAV starts (when the file's close waited for that longer than it may: the
+/// audio thread busy opening its device),
 /// or where the input was lost, found up to 5 s after the audio ended, so after a stop
 /// that came in between.
 #[derive(Debug)]
@@ -514,7 +474,7 @@ impl Writer {
         }
     }
 
-    fn run(mut self, rx: Receiver<WriterMsg>) {
+    fn run(mut self, rx: Inbox) {
         // While a file is being written and the queue keeps up, the thread takes what
         // came in the last [`WRITE_EVERY`] together instead of waking for every frame.
         let mut paced_until: Option<Instant> = None;
@@ -544,8 +504,8 @@ impl Writer {
                 .is_none_or(|f| !f.batch_full() && (f.flushed || f.out.is_empty()))
             {
                 match rx.try_recv() {
-                    Ok(msg) => self.handle(msg),
-                    Err(_) => {
+                    Some(msg) => self.handle(msg),
+                    None => {
                         drained = true;
                         break;
                     }

@@ -5,6 +5,7 @@ use super::*;
 use crate::clock::{ClockPair, SimulatedClocks};
 use crate::frame::FrameMeta;
 use crate::recorder::TriggerSource;
+use crossbeam_channel::Receiver;
 
 /// A writer thread on a simulated clock, with the file of recording 1 open and three
 /// frames in it.
