@@ -1475,6 +1475,7 @@ fn a_slow_disk_never_holds_up_the_commands_or_the_microphone() {
 /// next recording gets its file. The control thread waited in a blocking send for room
 /// in that queue: found by hand, 10 of 40 marks got "no answer from the recorder within
 /// 10s" (the API's limit), nine of them in a row, 100 s in which no command was answered.
+/// And the file is there from the start: its name was not known for the first 19 s.
 #[test]
 fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
     let _g = serial();
@@ -1500,6 +1501,13 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
         "the writer's queue is full",
         Duration::from_secs(120),
         |h| queue_full(h) > 0,
+    );
+    // The file exists and is said, though its writer is 16 s behind: its first frame
+    // was synced alone (once the whole first 4 MB batch of the buffer was, 20 s here).
+    assert!(
+        h.log_text().contains("recording 1: writing "),
+        "{}",
+        h.log_text()
     );
     let mut answers = Vec::new();
     for i in 0..6 {
