@@ -1353,6 +1353,19 @@ impl Drop for SlowDisk {
     }
 }
 
+/// A recorder with `config` on an ext4 disk of `mib` MiB, its buffer filled (4.9 s), then
+/// the disk made an SD card at 200 kB/s. `None` (said) where that cannot be done.
+fn on_a_slow_disk(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, SlowDisk)> {
+    let (mut h, image, device) = start_on_ext4(mib, config)?;
+    let pid = h.child.as_ref().unwrap().id();
+    h.wait_buffered(4.9);
+    let Some(slow) = SlowDisk::new(pid, &device, 200_000) else {
+        assert!(h.terminate().success());
+        return None;
+    };
+    Some((h, image, slow))
+}
+
 /// The `stat` file of the thread of `pid` named `name`.
 fn thread_named(pid: u32, name: &str) -> PathBuf {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -1380,15 +1393,10 @@ fn a_slow_disk_never_holds_up_the_commands_or_the_microphone() {
     let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 128MiB\n\
          cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 400, height: 400}\n    fps: 100\n\
          audio:\n  enabled: true\n  source: synthetic\n";
-    let Some((mut h, _image, device)) = start_on_ext4(256, config) else {
+    let Some((mut h, _image, slow)) = on_a_slow_disk(256, config) else {
         return;
     };
     let pid = h.child.as_ref().unwrap().id();
-    h.wait_buffered(4.9);
-    let Some(slow) = SlowDisk::new(pid, &device, 200_000) else {
-        assert!(h.terminate().success());
-        return;
-    };
     let control = thread_named(pid, "control");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = std::thread::spawn({
@@ -1481,13 +1489,7 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
     let _g = serial();
     let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\n\
          cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 400, height: 400}\n    fps: 100\n";
-    let Some((mut h, _image, device)) = start_on_ext4(512, config) else {
-        return;
-    };
-    let pid = h.child.as_ref().unwrap().id();
-    h.wait_buffered(4.9);
-    let Some(slow) = SlowDisk::new(pid, &device, 200_000) else {
-        assert!(h.terminate().success());
+    let Some((mut h, _image, slow)) = on_a_slow_disk(512, config) else {
         return;
     };
     let (code, r) = h.post("start", json!({}));
