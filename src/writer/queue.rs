@@ -96,6 +96,7 @@ impl WriterQueue {
     /// blocks), behind everything sent before; never waits. Fails only when the writer is
     /// gone.
     pub fn send(&self, msg: WriterMsg) -> Result<(), SendError<WriterMsg>> {
+        let mut began = false;
         let r = {
             let mut held = self.backlog.held.lock();
             if held.is_empty() {
@@ -103,12 +104,9 @@ impl WriterQueue {
                     Ok(()) => Ok(()),
                     Err(TrySendError::Disconnected(m)) => Err(SendError(m)),
                     Err(TrySendError::Full(m)) => {
-                        tracing::warn!(
-                            "a writer's queue is full (its disk is slower than the video?): \
-                             what it is told waits for it, in order"
-                        );
                         held.push_back(m);
                         self.backlog.any.store(true, Ordering::Release);
+                        began = true;
                         Ok(())
                     }
                 }
@@ -117,6 +115,12 @@ impl WriterQueue {
                 Ok(())
             }
         };
+        if began {
+            tracing::warn!(
+                "a writer's queue is full (its disk is slower than the video?): what it is \
+                 told waits for it, in order"
+            );
+        }
         self.wake();
         r
     }
