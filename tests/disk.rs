@@ -1477,19 +1477,28 @@ fn a_slow_disk_never_holds_up_the_commands_or_the_microphone() {
 }
 
 /// A recording on a disk slower than its video, long enough that the writer's queue
-/// fills (an SD card at 200 kB/s under 400x400@100, 2 MB/s): frames are dropped and
+/// fills (an SD card at 200 kB/s under a camera's 1 MB/s): frames are dropped and
 /// counted as `writer_queue_full`, and everything people and events tell the writer
 /// still reaches it: every command is answered, each mark is in the events file, the
 /// next recording gets its file. The control thread waited in a blocking send for room
 /// in that queue: found by hand, 10 of 40 marks got "no answer from the recorder within
-/// 10s" (the API's limit), nine of them in a row, 100 s in which no command was answered.
-/// And the file is there from the start: its name was not known for the first 19 s.
+/// 10s" (the API's limit), nine of them in a row, 100 s in which no command was answered
+/// (400x400@100 then). And the file is there from the start: its name was not known for the first 19 s. The
+/// camera lost and back meanwhile has both rows in the events file, in the order things
+/// happened (the old code, run with this test, wrote the loss before the mark made
+/// before it).
 #[test]
 fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
     let _g = serial();
-    let config = "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\n\
-         cameras:\n  - name: cam0\n    source: synthetic\n    resolution: {width: 400, height: 400}\n    fps: 100\n";
-    let Some((mut h, _image, slow)) = on_a_slow_disk(512, config) else {
+    // A program camera (its program killed below, as a camera lost), 1 MB/s.
+    let token = format!("slowdisk{}", std::process::id());
+    let config = format!(
+        "storage:\n  min_free: 1MiB\nbuffer:\n  duration: 5\n  max_bytes: 256MiB\n\
+         cameras:\n  - name: cam0\n    source: command\n    fps: 25\n    command: \"ffmpeg -v error \
+         -re -f lavfi -i testsrc2=size=640x480:rate=25 -c:v mjpeg -q:v 4 -metadata title={token} \
+         -f mjpeg -\"\n"
+    );
+    let Some((mut h, _image, slow)) = on_a_slow_disk(512, &config) else {
         return;
     };
     let (code, r) = h.post("start", json!({}));
@@ -1515,6 +1524,18 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
     for i in 0..6 {
         answers.push(h.post("mark", json!({"text": format!("mark {i}")})));
         std::thread::sleep(Duration::from_millis(500));
+        if i == 2 {
+            // The camera lost and back meanwhile: both rows reach the events file (a
+            // full queue dropped them before).
+            let killed = Command::new("pkill").args(["-f", &token]).status().unwrap();
+            assert!(killed.success(), "the camera's ffmpeg was not found");
+            h.wait_until("the camera is lost", Duration::from_secs(10), |h| {
+                h.status()["cameras"][0]["lost"] == true
+            });
+            h.wait_until("the camera is back", Duration::from_secs(20), |h| {
+                h.status()["cameras"][0]["lost"] == false
+            });
+        }
     }
     answers.push(h.post("stop", json!({})));
     answers.push(h.post("start", json!({})));
@@ -1536,10 +1557,19 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
     });
     let files = mkv_files(&inside(&h, &h.root.display().to_string()));
     assert_eq!(files.len(), 2, "{files:?}");
-    for (mkv, marks) in files.iter().zip([
-        (0..6).map(|i| format!("mark {i}")).collect::<Vec<_>>(),
-        vec!["in the second".to_string()],
-    ]) {
+    let first: Vec<String> = (0..6)
+        .map(|i| format!("mark: mark {i}"))
+        .flat_map(|m| {
+            let lost_and_back = m
+                .ends_with(" 2")
+                .then(|| ["camera_lost: camera", "camera_back: camera"].map(String::from));
+            std::iter::once(m).chain(lost_and_back.into_iter().flatten())
+        })
+        .collect();
+    for (mkv, rows_wanted) in files
+        .iter()
+        .zip([first, vec!["mark: in the second".to_string()]])
+    {
         let rows = read_sidecar(mkv);
         assert_eq!(
             ffprobe_frame_count(mkv),
@@ -1549,12 +1579,21 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
         );
         mkvmerge_clean(mkv);
         let events = std::fs::read_to_string(events_of(mkv)).unwrap();
-        let got: Vec<&str> = events
+        // Marks by their text, the camera's rows by who tells them.
+        let got: Vec<String> = events
             .lines()
-            .filter(|l| l.split(',').nth(2) == Some("mark"))
-            .map(|l| l.rsplit(',').next().unwrap())
+            .filter_map(|l| {
+                let f: Vec<&str> = l.splitn(5, ',').collect();
+                match f[2] {
+                    "mark" => Some(format!("mark: {}", f[4])),
+                    "camera_lost" | "camera_back" => {
+                        Some(format!("{}: {}", f[2], f[3].split(':').next().unwrap()))
+                    }
+                    _ => None,
+                }
+            })
             .collect();
-        assert_eq!(got, marks, "{events}");
+        assert_eq!(got, rows_wanted, "{events}");
         assert!(
             events.lines().last().unwrap().contains(",stop,"),
             "{events}"
