@@ -10,10 +10,9 @@ use common::ntfy::Ntfy;
 use common::*;
 use serde_json::json;
 
-/// Checks that `mkv` is finished and playable; returns its frames. Frames missing inside
-/// it must be frames the camera never delivered (`source_gaps` of `status`), none lost
-/// on the way to the file.
-fn check_finished(mkv: &Path, status: &serde_json::Value) -> usize {
+/// Checks that `mkv` holds exactly the frames its sidecar lists (ffprobe) and that
+/// mkvmerge reads it without a complaint; returns the sidecar's rows.
+fn whole(mkv: &Path) -> Vec<SidecarRow> {
     let rows = read_sidecar(mkv);
     assert!(!rows.is_empty());
     assert_eq!(
@@ -23,6 +22,14 @@ fn check_finished(mkv: &Path, status: &serde_json::Value) -> usize {
         mkv.display()
     );
     mkvmerge_clean(mkv);
+    rows
+}
+
+/// Checks that `mkv` is finished and playable; returns its frames. Frames missing inside
+/// it must be frames the camera never delivered (`source_gaps` of `status`), none lost
+/// on the way to the file.
+fn check_finished(mkv: &Path, status: &serde_json::Value) -> usize {
+    let rows = whole(mkv);
     assert!(mkvinfo_cue_points(mkv) > 0, "a finished file has Cues");
     let missing: u64 = rows
         .windows(2)
@@ -1570,14 +1577,7 @@ fn a_writer_whose_queue_is_full_holds_up_no_command_and_loses_no_mark() {
         .iter()
         .zip([first, vec!["mark: in the second".to_string()]])
     {
-        let rows = read_sidecar(mkv);
-        assert_eq!(
-            ffprobe_frame_count(mkv),
-            rows.len() as u64,
-            "{}",
-            mkv.display()
-        );
-        mkvmerge_clean(mkv);
+        whole(mkv);
         let events = std::fs::read_to_string(events_of(mkv)).unwrap();
         // Marks by their text, the camera's rows by who tells them.
         let got: Vec<String> = events
