@@ -498,11 +498,7 @@ impl Writer {
             self.handle(msg);
             // Batch whatever else is already waiting into the same write.
             let mut drained = false;
-            while self
-                .file
-                .as_ref()
-                .is_none_or(|f| !f.batch_full() && (f.flushed || f.out.is_empty()))
-            {
+            while self.file.as_ref().is_none_or(|f| !f.write_now()) {
                 match rx.try_recv() {
                     Some(msg) => self.handle(msg),
                     None => {
@@ -643,11 +639,7 @@ impl Writer {
                     // first frame alone, so that the file exists (its name synced, control
                     // told) before the rest waits on the disk: its first sync once took
                     // the whole first batch, 20 s of a 200 kB/s disk with the file unnamed.
-                    if self
-                        .file
-                        .as_ref()
-                        .is_some_and(|f| f.batch_full() || (!f.flushed && !f.out.is_empty()))
-                    {
+                    if self.file.as_ref().is_some_and(|f| f.write_now()) {
                         self.flush();
                     }
                 }
@@ -1703,6 +1695,13 @@ impl OpenFile {
     /// A close must wait: the audio track's end or the `audio_start` note has not come.
     fn waits_for_audio(&self) -> bool {
         self.audio_start_pending || self.mux.as_ref().is_some_and(|m| !m.audio_done)
+    }
+
+    /// Whether what is muxed goes to the file before more is taken: a full batch, or a new
+    /// file's header and first frame (written and synced alone, so that the file exists
+    /// before the rest waits on the disk).
+    fn write_now(&self) -> bool {
+        self.batch_full() || (!self.flushed && !self.out.is_empty())
     }
 
     fn batch_full(&self) -> bool {
