@@ -629,7 +629,7 @@ impl Config {
         let mut config = self.clone();
         // One at a time, so that a refused value is blamed on the override that set it.
         for (key, value) in overrides {
-            let path: Vec<&str> = key.split('.').collect();
+            let path = key_path(key);
             set_path(&mut tree, &path, value.clone())
                 .map_err(|e| ConfigError(format!("override {key}: {e}")))?;
             config = serde_norway::from_value(tree.clone())
@@ -865,7 +865,7 @@ impl Config {
         if key.is_empty() {
             return Ok(v);
         }
-        for part in key.split('.') {
+        for part in key_path(key) {
             v = match v {
                 Value::Mapping(mut m) => m
                     .remove(Value::String(part.to_string()))
@@ -887,6 +887,14 @@ impl Config {
         }
         Ok(v)
     }
+}
+
+/// The parts of a key path: `cameras.0.fps`, or `cameras[0].fps` as the messages about a
+/// camera's keys write it.
+fn key_path(key: &str) -> Vec<&str> {
+    key.split(['.', '[', ']'])
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Parses a `--set key.path=value` argument; the value is YAML (`5`, `true`, `"text"`,

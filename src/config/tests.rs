@@ -159,6 +159,15 @@ fn overrides_change_keys_and_are_checked() {
         .to_string();
     assert!(e.contains("cameras.0.fps") && e.contains("> 0"), "{e}");
     assert!(parse_override("no-equals-sign").is_err());
+    // The spelling the messages use for a camera's key is taken too.
+    let c = base
+        .with_overrides(&[parse_override("cameras[0].fps=25").unwrap()])
+        .unwrap();
+    assert_eq!(c.cameras[0].fps.0, 25.0);
+    assert_eq!(
+        c.get("cameras[0].fps").unwrap(),
+        c.get("cameras.0.fps").unwrap()
+    );
 }
 
 /// The shipped config.yaml is the config reference: it must parse, and it must mention
