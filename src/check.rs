@@ -143,6 +143,7 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
         ));
     }
     out.push(time_sync());
+    out.push(power(&crate::power::Sensors::find(&crate::power::sysfs())));
     out.push(recorder(c));
     out.push(api(c));
     out
@@ -809,6 +810,46 @@ fn time_sync() -> CheckLine {
             ),
         )
     }
+}
+
+/// The rig's power and heat now: a Raspberry Pi's under-voltage alarm, the hottest CPU
+/// temperature (`src/power.rs`).
+fn power(sensors: &crate::power::Sensors) -> CheckLine {
+    use crate::power::{temperature, HOT_C, HOT_HINT, UNDER_VOLTAGE_HINT};
+    const WHAT: &str = "power and heat";
+    if sensors.is_empty() {
+        return CheckLine::pass(
+            WHAT,
+            "no under-voltage sensor (a Raspberry Pi's rpi_volt) and no temperature here: \
+             not checked",
+        );
+    }
+    let r = sensors.read();
+    let heat = temperature(&r).unwrap_or_else(|| "no temperature here".into());
+    let mut problems = Vec::new();
+    let mut hints = Vec::new();
+    if r.under_voltage == Some(true) {
+        problems.push("under-voltage now: the power supply gives too little".to_string());
+        hints.push(UNDER_VOLTAGE_HINT);
+    }
+    if let Some((kind, c)) = r.hottest.as_ref().filter(|(_, c)| *c >= HOT_C) {
+        problems.push(format!(
+            "{kind} at {c:.0} °C: a Raspberry Pi slows its cores from {HOT_C:.0} °C, and \
+             cameras lose frames"
+        ));
+        hints.push(HOT_HINT);
+    } else if !problems.is_empty() {
+        problems.push(heat.clone());
+    }
+    if !problems.is_empty() {
+        return CheckLine::warn(WHAT, problems.join("; "), hints.join("; "));
+    }
+    let power = match r.under_voltage {
+        Some(_) => "no under-voltage",
+        None if sensors.has_under_voltage_sensor() => "the under-voltage alarm cannot be read",
+        None => "no under-voltage sensor (not a Raspberry Pi)",
+    };
+    CheckLine::pass(WHAT, format!("{power}; {heat}"))
 }
 
 /// Whether a recorder of this rig is running on this root already (it holds the rig's

@@ -418,6 +418,9 @@ pub struct DiskSettings {
     /// The ntfy reply topic's notices: the phone hears when the disk goes, turns
     /// read-only, or is back.
     pub notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The rig's power and heat sensors (`src/power.rs`), looked at every
+    /// [`crate::power::LOOK_EVERY`].
+    pub power: crate::power::Sensors,
 }
 
 /// Starts the `disk` thread; it ends when `stop` is set.
@@ -462,6 +465,8 @@ fn run(
     let mut gone: Option<RootProblem> = None;
     let mut spans = WallSpans::default();
     let mut polls: u32 = 0;
+    let mut power = crate::power::Watch::default();
+    let power_every = (crate::power::LOOK_EVERY.as_millis() / POLL.as_millis()).max(1) as u32;
     while !stop.stopping() {
         polls = polls.wrapping_add(1);
         let pair = clocks.now();
@@ -471,6 +476,20 @@ fn run(
             hub.add_warning(why);
         }
         let now = pair.lsl;
+        if !settings.power.is_empty() && polls % power_every == 1 {
+            let reading = settings.power.read();
+            for change in power.update(now.as_secs_f64(), &reading) {
+                if change.problem {
+                    tracing::warn!("{}", change.message);
+                } else {
+                    tracing::info!("{}", change.message);
+                }
+                hub.replace_warning(change.about, change.message.clone());
+                if let Some(n) = &settings.notices {
+                    let _ = n.send(change.message);
+                }
+            }
+        }
         let written: u64 = cameras
             .iter()
             .map(|c| c.written.bytes_written.load(Relaxed))
@@ -889,6 +908,7 @@ mod tests {
             retention: RetentionConfig::default(),
             root_fs: RootFs::of(tmp.path()).unwrap(),
             notices: None,
+            power: crate::power::Sensors::default(),
         };
         let status = Arc::new(Mutex::new(DiskStatus::default()));
         let stop = Shutdown::new();

@@ -41,6 +41,7 @@ pub mod hub;
 pub mod logging;
 pub mod lsl;
 pub mod numbers;
+pub mod power;
 pub mod recorder;
 pub mod recordings;
 pub mod repair;

@@ -473,6 +473,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
             retention: config.storage.retention.clone(),
             root_fs: root_fs.clone(),
             notices: ntfy_on.then_some(notices_for_disk),
+            power: crate::power::Sensors::find(&crate::power::sysfs()),
         },
         cameras.clone(),
         hub.clone(),

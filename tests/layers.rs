@@ -51,6 +51,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("logging", 15),
     ("cli", 15),
     ("flaps", 15),
+    ("power", 15),
     ("clock", 10),
     ("shutdown", 10),
 ];

@@ -1,0 +1,304 @@
+//! The rig's power and heat, as the kernel reports them: a Raspberry Pi's under-voltage
+//! alarm and the CPU's temperature.
+//!
+//! A Pi whose supply sags (below about 4.63 V) raises the under-voltage alarm; its
+//! firmware then slows the cores, USB cameras and microphones may drop out, and an SD
+//! card being written may be corrupted. A Pi 4 or 5 at 80 °C slows its cores as well.
+//! Either makes cameras lose frames for a reason the recording alone does not show:
+//! `hindsight check` says so before a session, and a running recorder says when it
+//! happens (the log, the status's warnings, the ntfy reply topic).
+//!
+//! Read from sysfs (`/sys`, or `$HINDSIGHT_SYSFS`, a folder of the same shape, for
+//! tests): the `rpi_volt` hwmon device's `in0_lcrit_alarm` (the Pi firmware's driver
+//! asks the firmware every 2 s and clears its record: 1 when there was under-voltage
+//! since its last look) and every thermal zone's `temp` (millidegrees Celsius) with its
+//! `type` (`cpu-thermal` on a Pi); the hottest counts. A machine with neither has
+//! nothing to say. The older `soc:firmware/get_throttled` file is not read: newer
+//! kernels log a warning for each reader.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a Raspberry Pi 4 or 5 begins to slow its cores.
+pub const HOT_C: f64 = 80.0;
+/// Below this again, a hot CPU is said to be cool.
+pub const COOL_C: f64 = 75.0;
+/// Without the alarm this long, an under-voltage is said to be over (the alarm comes
+/// and goes with the load: one line per episode, not one per look).
+pub const POWER_OK_AFTER: Duration = Duration::from_secs(30);
+/// How often a running recorder looks.
+pub const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// The folder the kernel's sysfs is read from.
+pub fn sysfs() -> PathBuf {
+    std::env::var_os("HINDSIGHT_SYSFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/sys"))
+}
+
+/// The files that say this machine's power and heat, found once.
+#[derive(Clone, Debug, Default)]
+pub struct Sensors {
+    /// The Pi's under-voltage alarm (`.../hwmon/hwmonN/in0_lcrit_alarm` of `rpi_volt`).
+    alarm: Option<PathBuf>,
+    /// Each thermal zone's `temp` and `type`.
+    zones: Vec<(PathBuf, String)>,
+}
+
+/// One look.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reading {
+    /// `None`: no under-voltage sensor (not a Raspberry Pi), or it could not be read.
+    pub under_voltage: Option<bool>,
+    /// The hottest zone's type and temperature in °C.
+    pub hottest: Option<(String, f64)>,
+}
+
+impl Sensors {
+    pub fn find(sys: &Path) -> Sensors {
+        let mut s = Sensors::default();
+        for dev in read_dir_sorted(&sys.join("class/hwmon")) {
+            if read_trimmed(&dev.join("name")).as_deref() == Some("rpi_volt") {
+                let alarm = dev.join("in0_lcrit_alarm");
+                if alarm.exists() {
+                    s.alarm = Some(alarm);
+                    break;
+                }
+            }
+        }
+        for zone in read_dir_sorted(&sys.join("class/thermal")) {
+            let is_zone = zone
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("thermal_zone"));
+            let temp = zone.join("temp");
+            if is_zone && temp.exists() {
+                let kind = read_trimmed(&zone.join("type")).unwrap_or_else(|| {
+                    zone.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+                s.zones.push((temp, kind));
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alarm.is_none() && self.zones.is_empty()
+    }
+
+    pub fn has_under_voltage_sensor(&self) -> bool {
+        self.alarm.is_some()
+    }
+
+    pub fn read(&self) -> Reading {
+        let under_voltage = self
+            .alarm
+            .as_ref()
+            .and_then(|a| read_trimmed(a))
+            .and_then(|v| v.parse::<u8>().ok())
+            .map(|v| v != 0);
+        let hottest = self
+            .zones
+            .iter()
+            .filter_map(|(temp, kind)| {
+                // A zone can fail to read (a sensor asleep: ENODATA) or say nonsense.
+                let milli: i64 = read_trimmed(temp)?.parse().ok()?;
+                let c = milli as f64 / 1000.0;
+                (-40.0..=150.0).contains(&c).then(|| (kind.clone(), c))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        Reading {
+            under_voltage,
+            hottest,
+        }
+    }
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn read_dir_sorted(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// What people should do about an under-voltage.
+pub const UNDER_VOLTAGE_HINT: &str = "use a supply that gives 5.1 V under load (the \
+    official one: 3 A for a Pi 4, 5 A for a Pi 5) and a short, thick cable; a Pi short of \
+    power slows down, drops USB cameras and microphones, and can corrupt its SD card";
+
+/// What people should do about a hot CPU.
+pub const HOT_HINT: &str = "give the Pi a heatsink or a fan (the official case fan, the \
+    Pi 5's active cooler) and air around it";
+
+/// The temperature as people read it: `cpu-thermal 52 °C`.
+pub fn temperature(r: &Reading) -> Option<String> {
+    r.hottest
+        .as_ref()
+        .map(|(kind, c)| format!("{kind} {c:.0} °C"))
+}
+
+/// A change worth saying, and whether it is a problem (a warning) or its end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub problem: bool,
+    /// `under-voltage` or `temperature`: the start of the status warning it replaces.
+    pub about: &'static str,
+    pub message: String,
+}
+
+/// A running recorder's view of the readings: what began and what ended.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Since when (seconds on the caller's clock) there has been under-voltage, and
+    /// when it was last seen.
+    under_voltage: Option<(f64, f64)>,
+    hot: bool,
+}
+
+impl Watch {
+    /// A look at `now` (seconds on a monotonic clock).
+    pub fn update(&mut self, now: f64, r: &Reading) -> Vec<Change> {
+        let mut out = Vec::new();
+        match (r.under_voltage, self.under_voltage) {
+            (Some(true), None) => {
+                self.under_voltage = Some((now, now));
+                out.push(Change {
+                    problem: true,
+                    about: "under-voltage",
+                    message: format!(
+                        "under-voltage: the Raspberry Pi's power supply gives too little; \
+                         cameras and the microphone may lose data: {UNDER_VOLTAGE_HINT}"
+                    ),
+                });
+            }
+            (Some(true), Some((since, _))) => self.under_voltage = Some((since, now)),
+            (_, Some((since, last))) if now - last >= POWER_OK_AFTER.as_secs_f64() => {
+                self.under_voltage = None;
+                out.push(Change {
+                    problem: false,
+                    about: "under-voltage",
+                    message: format!(
+                        "under-voltage over: none for {:.0} s (it was seen for {:.0} s); \
+                         frames lost meanwhile are counted in the recordings",
+                        now - last,
+                        (last - since).max(0.0)
+                    ),
+                });
+            }
+            _ => {}
+        }
+        if let Some((kind, c)) = &r.hottest {
+            if !self.hot && *c >= HOT_C {
+                self.hot = true;
+                out.push(Change {
+                    problem: true,
+                    about: "temperature",
+                    message: format!(
+                        "temperature: {kind} at {c:.0} °C; a Raspberry Pi slows its cores \
+                         from {HOT_C:.0} °C and cameras may lose frames: {HOT_HINT}"
+                    ),
+                });
+            } else if self.hot && *c < COOL_C {
+                self.hot = false;
+                out.push(Change {
+                    problem: false,
+                    about: "temperature",
+                    message: format!(
+                        "temperature: {kind} at {c:.0} °C, below {COOL_C:.0} °C again"
+                    ),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sysfs-shaped folder as a Pi's kernel shows it: the `rpi_volt` hwmon device among
+    /// others, thermal zones (one that cannot be read), and links elsewhere ignored.
+    fn pi(alarm: &str, temps: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let hw = d.path().join("class/hwmon");
+        for (n, name) in [("hwmon0", "cpu_thermal"), ("hwmon1", "rpi_volt")] {
+            std::fs::create_dir_all(hw.join(n)).unwrap();
+            std::fs::write(hw.join(n).join("name"), format!("{name}\n")).unwrap();
+        }
+        std::fs::write(hw.join("hwmon1/in0_lcrit_alarm"), alarm).unwrap();
+        let th = d.path().join("class/thermal");
+        std::fs::create_dir_all(th.join("cooling_device0")).unwrap();
+        for (i, (kind, temp)) in temps.iter().enumerate() {
+            let z = th.join(format!("thermal_zone{i}"));
+            std::fs::create_dir_all(&z).unwrap();
+            std::fs::write(z.join("type"), format!("{kind}\n")).unwrap();
+            std::fs::write(z.join("temp"), temp).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn reads_a_pis_alarm_and_its_hottest_zone() {
+        let d = pi(
+            "0\n",
+            &[
+                ("cpu-thermal", "52582\n"),
+                ("wifi", ""),
+                ("x", "90000000\n"),
+            ],
+        );
+        let s = Sensors::find(d.path());
+        assert!(s.has_under_voltage_sensor());
+        let r = s.read();
+        assert_eq!(r.under_voltage, Some(false));
+        assert_eq!(r.hottest, Some(("cpu-thermal".into(), 52.582)));
+        assert_eq!(temperature(&r).unwrap(), "cpu-thermal 53 °C");
+        std::fs::write(d.path().join("class/hwmon/hwmon1/in0_lcrit_alarm"), "1\n").unwrap();
+        assert_eq!(s.read().under_voltage, Some(true));
+    }
+
+    #[test]
+    fn a_machine_without_sensors_has_nothing_to_say() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Sensors::find(d.path());
+        assert!(s.is_empty());
+        assert_eq!(s.read(), Reading::default());
+    }
+
+    /// One line when an under-voltage begins, however often the alarm comes and goes
+    /// within it, and one when none was seen for [`POWER_OK_AFTER`]; heat with a margin.
+    #[test]
+    fn says_each_episode_once() {
+        let mut w = Watch::default();
+        let r = |uv: bool, c: f64| Reading {
+            under_voltage: Some(uv),
+            hottest: Some(("cpu-thermal".into(), c)),
+        };
+        assert!(w.update(0.0, &r(false, 60.0)).is_empty());
+        let c = w.update(5.0, &r(true, 60.0));
+        assert_eq!(c.len(), 1);
+        assert!(c[0].problem && c[0].message.starts_with("under-voltage:"));
+        // The alarm flickers with the load: nothing new.
+        for (t, uv) in [(10.0, false), (15.0, true), (20.0, false), (40.0, false)] {
+            assert!(w.update(t, &r(uv, 60.0)).is_empty(), "at {t}");
+        }
+        let c = w.update(45.0, &r(false, 60.0));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(!c[0].problem);
+        assert!(c[0].message.contains("seen for 10 s"), "{}", c[0].message);
+        let c = w.update(50.0, &r(false, 81.2));
+        assert!(c[0].problem && c[0].message.contains("at 81 °C"), "{c:?}");
+        assert!(w.update(55.0, &r(false, 77.0)).is_empty());
+        let c = w.update(60.0, &r(false, 74.0));
+        assert!(!c[0].problem && c[0].about == "temperature", "{c:?}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The rig's power and heat (`src/power.rs`): `hindsight check` and a running recorder
+//! on this machine's own sysfs (no sensor: nothing to say), and on a folder shaped as a
+//! Raspberry Pi's kernel shows its under-voltage alarm and CPU temperature
+//! (`HINDSIGHT_SYSFS`), whose files the test changes as the firmware's driver would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A Pi's sysfs as hindsight reads it: hwmon devices (`cpu_thermal`, `rpi_volt` with its
+/// alarm) and the `cpu-thermal` zone.
+struct PiSysfs {
+    dir: tempfile::TempDir,
+}
+
+impl PiSysfs {
+    fn new() -> PiSysfs {
+        let dir = tempfile::tempdir().unwrap();
+        let hw = dir.path().join("class/hwmon");
+        for (n, name) in [("hwmon0", "cpu_thermal"), ("hwmon1", "rpi_volt")] {
+            std::fs::create_dir_all(hw.join(n)).unwrap();
+            std::fs::write(hw.join(n).join("name"), format!("{name}\n")).unwrap();
+        }
+        let zone = dir.path().join("class/thermal/thermal_zone0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "cpu-thermal\n").unwrap();
+        let s = PiSysfs { dir };
+        s.set(false, 48_686);
+        s
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The alarm as the driver shows it (`0`/`1`) and the temperature in m°C.
+    fn set(&self, under_voltage: bool, milli_c: i64) {
+        let write = |rel: &str, text: String| {
+            // Replaced whole, so that a reader never sees half a value.
+            let path: PathBuf = self.path().join(rel);
+            let tmp = path.with_extension("new");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        };
+        write(
+            "class/hwmon/hwmon1/in0_lcrit_alarm",
+            format!("{}\n", u8::from(under_voltage)),
+        );
+        write("class/thermal/thermal_zone0/temp", format!("{milli_c}\n"));
+    }
+}
+
+/// `hindsight check`'s "power and heat" line (level and text) with `sysfs`.
+fn check_line(sysfs: Option<&Path>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  root: {}\napi:\n  listen: 127.0.0.1:{}\naudio:\n  enabled: false\n",
+            dir.path().join("recordings").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--config"]).arg(&config);
+    match sysfs {
+        Some(p) => cmd.env("HINDSIGHT_SYSFS", p),
+        None => cmd.env_remove("HINDSIGHT_SYSFS"),
+    };
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.get(6..).is_some_and(|r| r.starts_with("power and heat ")))
+        .unwrap_or_else(|| panic!("no power line in:\n{text}"));
+    // A warning alone does not fail the check.
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    line.to_string()
+}
+
+#[test]
+fn check_says_the_pis_power_and_heat_with_what_to_do() {
+    // This machine: no sensor at all.
+    let here = check_line(None);
+    let real_sensors = Path::new("/sys/class/hwmon").exists()
+        || std::fs::read_dir("/sys/class/thermal")
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() != "cooling_device0")));
+    if !real_sensors {
+        assert!(
+            here.starts_with("pass") && here.contains("not checked"),
+            "{here}"
+        );
+    }
+    let pi = PiSysfs::new();
+    let ok = check_line(Some(pi.path()));
+    assert!(ok.starts_with("pass"), "{ok}");
+    assert!(ok.contains("no under-voltage; cpu-thermal 49 °C"), "{ok}");
+    pi.set(true, 48_686);
+    let low = check_line(Some(pi.path()));
+    assert!(low.starts_with("warn"), "{low}");
+    assert!(low.contains("under-voltage now"), "{low}");
+    assert!(low.contains("5.1 V under load"), "{low}");
+    pi.set(false, 82_300);
+    let hot = check_line(Some(pi.path()));
+    assert!(hot.starts_with("warn"), "{hot}");
+    assert!(hot.contains("cpu-thermal at 82 °C"), "{hot}");
+    assert!(hot.contains("heatsink or a fan"), "{hot}");
+    assert!(!hot.contains("under-voltage"), "{hot}");
+    // Both at once: both said, with both remedies.
+    pi.set(true, 82_300);
+    let both = check_line(Some(pi.path()));
+    assert!(
+        both.contains("under-voltage now") && both.contains("cpu-thermal at 82 °C"),
+        "{both}"
+    );
+    assert!(
+        both.contains("5.1 V under load") && both.contains("heatsink or a fan"),
+        "{both}"
+    );
+}
+
+/// A Pi whose supply sags, then that runs hot, while it records: each said once, in the
+/// log and the status's warnings, when it begins (within a look, 5 s) and when the heat
+/// is gone, and the recording goes on whole.
+#[test]
+fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
+    let pi = PiSysfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let sysfs = pi.path().to_path_buf();
+    let mut h = Hindsight::start_with(
+        dir,
+        root,
+        &format!(
+            "{}audio:\n  enabled: false\n",
+            synthetic_config(160, 120, 30.0, 1.0)
+        ),
+        move |c| {
+            c.env("HINDSIGHT_SYSFS", &sysfs);
+        },
+    );
+    let warnings = |h: &mut Hindsight| -> Vec<String> {
+        h.status()["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, r) = h.post("start", serde_json::json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !warnings(&mut h).iter().any(|w| w.contains("under-voltage")),
+        "{:?}",
+        warnings(&mut h)
+    );
+    pi.set(true, 50_000);
+    h.wait_until(
+        "the status says under-voltage",
+        Duration::from_secs(12),
+        |h| warnings(h).iter().any(|w| w.starts_with("under-voltage:")),
+    );
+    pi.set(false, 83_000);
+    h.wait_until("the status says the heat", Duration::from_secs(12), |h| {
+        warnings(h)
+            .iter()
+            .any(|w| w.starts_with("temperature: cpu-thermal at 83 °C"))
+    });
+    pi.set(false, 70_000);
+    h.wait_until("the status says it cooled", Duration::from_secs(12), |h| {
+        warnings(h)
+            .iter()
+            .any(|w| w.contains("at 70 °C, below 75 °C again"))
+    });
+    h.post("stop", serde_json::json!({}));
+    h.wait_idle_files();
+    let log = h.log_text();
+    // Once each, however many looks saw it.
+    assert_eq!(
+        log.matches("under-voltage: the Raspberry Pi").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("temperature: cpu-thermal at 83").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("under-voltage:")),
+        "{log}"
+    );
+    // The recording went on through it (at least the 6 s before the sag and the
+    // buffer's second), every frame its sidecar lists in the file.
+    let mkv = h.mkv_files().pop().expect("a recording");
+    let rows = read_sidecar(&mkv);
+    assert!(rows.len() > 7 * 30 - 10, "{} frames", rows.len());
+    assert_nothing_lost(&rows, &h.status()["cameras"][0]);
+    assert_eq!(ffprobe_packet_count(&mkv), rows.len() as u64);
+    mkvmerge_clean(&mkv);
+    h.terminate();
+}
