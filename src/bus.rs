@@ -6,7 +6,8 @@
 //! - [`LslMsg`]: what the LSL thread is told by the capture threads (a [`FrameRecord`] per
 //!   frame), the control thread (recording windows, events) and the audio thread.
 //! - [`DiskFull`](CommandBus::disk_full): the disk guard's stop, a typed message, not a
-//!   command from a pretend source.
+//!   command from a pretend source; [`power`](CommandBus::power): the rig's power and
+//!   heat, seen by the disk thread, for control to say and write into the recordings.
 //! - [`CameraEvent`]: what a capture thread tells the control thread about its camera.
 //!
 //! Types only, and the bus's handles: no thread runs here, and this module imports only
@@ -60,6 +61,8 @@ pub(crate) enum ControlMsg {
     /// Free space is below `storage.min_free` (the disk guard): the recording in progress
     /// stops, for this reason.
     DiskFull(String),
+    /// The rig's power or heat changed (`src/power.rs`), seen at this time.
+    Power(crate::power::Change, LslTime),
     /// Wakes the control thread for the shutdown [`CommandBus::shutdown`] asked for.
     Shutdown,
 }
@@ -186,6 +189,13 @@ impl CommandBus {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.post(command, origin, ClockPair::now(), Some(tx))?;
         Ok(rx)
+    }
+
+    /// The disk thread's look at the rig's power and heat found `change` at `at`.
+    pub fn power(&self, change: crate::power::Change, at: LslTime) -> Result<(), BusError> {
+        self.tx
+            .send(ControlMsg::Power(change, at))
+            .map_err(|_| BusError::Closed)
     }
 
     /// The disk guard found free space below `storage.min_free` (`why` says how much):

@@ -340,6 +340,7 @@ impl Control {
                 }
             }
             ControlMsg::DiskFull(why) => self.disk_full(&why),
+            ControlMsg::Power(change, at) => self.power(change, at),
             ControlMsg::Shutdown => {
                 if running {
                     tracing::info!("shutting down: finishing open files");
@@ -1129,8 +1130,11 @@ impl Control {
             NoteKind::CameraBack { .. } => {
                 format!("camera {name} back{during}, {text}")
             }
-            // Not a camera's event (the audio thread notes it itself).
-            NoteKind::AudioStart | NoteKind::AudioLost | NoteKind::AudioBack => return,
+            // Not a camera's event (the audio thread notes it itself; power: above).
+            NoteKind::AudioStart
+            | NoteKind::AudioLost
+            | NoteKind::AudioBack
+            | NoteKind::Power(_) => return,
         };
         // Said at once, or counted and said once a minute ([`Flaps`]); every one is in
         // the LSL events and the events file below.
@@ -1158,7 +1162,8 @@ impl Control {
             NoteKind::CameraBack { .. }
             | NoteKind::AudioStart
             | NoteKind::AudioLost
-            | NoteKind::AudioBack => Event::CameraBack {
+            | NoteKind::AudioBack
+            | NoteKind::Power(_) => Event::CameraBack {
                 camera: name,
                 recording: ids.last().copied(),
                 message: text.clone(),
@@ -1175,6 +1180,46 @@ impl Control {
                 event: kind,
                 detail: text.clone(),
             });
+        }
+    }
+
+    /// The rig's power or heat changed: the people (log, status, ntfy), the LSL events
+    /// of every camera and the events file of every recording being written hear of it.
+    fn power(&mut self, change: crate::power::Change, at: LslTime) {
+        let crate::power::Change {
+            condition,
+            message,
+            detail,
+        } = change;
+        if condition.is_problem() {
+            tracing::warn!("{message}");
+        } else {
+            tracing::info!("{message}");
+        }
+        self.hub.replace_warning(condition.about(), message.clone());
+        self.notice(message.clone());
+        let recording = self.open.keys().last().copied();
+        self.lsl_event(
+            None,
+            at,
+            Event::Power {
+                state: condition.as_str(),
+                recording,
+                message: detail.clone(),
+            },
+        );
+        let wall = self.clocks.now().wall_at(at);
+        for (&id, files) in &self.open {
+            for &camera in files.paths.keys() {
+                // Never waits on a writer, and a writer held up by its disk gets it later.
+                let _ = self.writers[camera].send(WriterMsg::Note {
+                    id,
+                    at,
+                    wall,
+                    event: NoteKind::Power(condition),
+                    detail: detail.clone(),
+                });
+            }
         }
     }
 

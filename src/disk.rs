@@ -479,15 +479,8 @@ fn run(
         if !settings.power.is_empty() && polls % power_every == 1 {
             let reading = settings.power.read();
             for change in power.update(now.as_secs_f64(), &reading) {
-                if change.problem {
-                    tracing::warn!("{}", change.message);
-                } else {
-                    tracing::info!("{}", change.message);
-                }
-                hub.replace_warning(change.about, change.message.clone());
-                if let Some(n) = &settings.notices {
-                    let _ = n.send(change.message);
-                }
+                // The control thread says it, and writes it into the recordings.
+                let _ = bus.power(change, now);
             }
         }
         let written: u64 = cameras

@@ -113,6 +113,15 @@ pub enum Event {
     },
     /// The ntfy subscription's state changed.
     Ntfy { state: String, topic: String },
+    /// The rig's power or heat (`src/power.rs`): `state` is `under_voltage` (a Raspberry
+    /// Pi's supply gives too little), `power_ok` (none seen for 30 s), `cpu_hot` (80 °C,
+    /// where a Pi slows its cores) or `cpu_cool` (below 75 °C again). The sample's time
+    /// is when it was seen (looked at every 5 s).
+    Power {
+        state: &'static str,
+        recording: Option<u64>,
+        message: String,
+    },
 }
 
 impl Event {
@@ -173,6 +182,16 @@ mod tests {
             parsed(&e),
             json!({"event": "audio_back", "recording": 4,
                    "message": "after 4.0 s without audio (silence put in)"})
+        );
+        let e = Event::Power {
+            state: "cpu_hot",
+            recording: None,
+            message: "cpu-thermal at 81 °C".into(),
+        };
+        assert_eq!(
+            parsed(&e),
+            json!({"event": "power", "state": "cpu_hot", "recording": null,
+                   "message": "cpu-thermal at 81 °C"})
         );
     }
 }

@@ -145,13 +145,56 @@ pub fn temperature(r: &Reading) -> Option<String> {
         .map(|(kind, c)| format!("{kind} {c:.0} °C"))
 }
 
-/// A change worth saying, and whether it is a problem (a warning) or its end.
+/// What began or ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    UnderVoltage,
+    PowerOk,
+    Hot,
+    Cool,
+}
+
+impl Condition {
+    /// As the events file's row and the LSL event's `state` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::UnderVoltage => "under_voltage",
+            Condition::PowerOk => "power_ok",
+            Condition::Hot => "cpu_hot",
+            Condition::Cool => "cpu_cool",
+        }
+    }
+
+    /// A problem (a warning), or its end.
+    pub fn is_problem(self) -> bool {
+        matches!(self, Condition::UnderVoltage | Condition::Hot)
+    }
+
+    /// The start of the status warning it replaces (its begin's or its end's).
+    pub fn about(self) -> &'static str {
+        match self {
+            Condition::UnderVoltage | Condition::PowerOk => "under-voltage",
+            Condition::Hot | Condition::Cool => "temperature",
+        }
+    }
+
+    /// The sensor that said it, for the events file's `source` column.
+    pub fn sensor(self) -> &'static str {
+        match self {
+            Condition::UnderVoltage | Condition::PowerOk => "rpi_volt",
+            Condition::Hot | Condition::Cool => "thermal",
+        }
+    }
+}
+
+/// A change worth saying.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
-    pub problem: bool,
-    /// `under-voltage` or `temperature`: the start of the status warning it replaces.
-    pub about: &'static str,
+    pub condition: Condition,
+    /// For people: the log, the status, the ntfy reply topic (with what to do).
     pub message: String,
+    /// The fact alone: the events file's row and the LSL event.
+    pub detail: String,
 }
 
 /// A running recorder's view of the readings: what began and what ended.
@@ -170,50 +213,50 @@ impl Watch {
         match (r.under_voltage, self.under_voltage) {
             (Some(true), None) => {
                 self.under_voltage = Some((now, now));
+                let detail = "the Raspberry Pi's power supply gives too little".to_string();
                 out.push(Change {
-                    problem: true,
-                    about: "under-voltage",
+                    condition: Condition::UnderVoltage,
                     message: format!(
-                        "under-voltage: the Raspberry Pi's power supply gives too little; \
-                         cameras and the microphone may lose data: {UNDER_VOLTAGE_HINT}"
+                        "under-voltage: {detail}; cameras and the microphone may lose data: \
+                         {UNDER_VOLTAGE_HINT}"
                     ),
+                    detail,
                 });
             }
             (Some(true), Some((since, _))) => self.under_voltage = Some((since, now)),
             (_, Some((since, last))) if now - last >= POWER_OK_AFTER.as_secs_f64() => {
                 self.under_voltage = None;
+                let seen = match last - since {
+                    d if d > 0.0 => format!("seen over {d:.0} s"),
+                    _ => "seen at one look".to_string(),
+                };
+                let detail = format!("none for {:.0} s ({seen})", now - last);
                 out.push(Change {
-                    problem: false,
-                    about: "under-voltage",
-                    message: format!(
-                        "under-voltage over: none for {:.0} s (it was seen for {:.0} s); \
-                         frames lost meanwhile are counted in the recordings",
-                        now - last,
-                        (last - since).max(0.0)
-                    ),
+                    condition: Condition::PowerOk,
+                    message: format!("under-voltage over: {detail}"),
+                    detail,
                 });
             }
             _ => {}
         }
         if let Some((kind, c)) = &r.hottest {
+            let detail = format!("{kind} at {c:.0} °C");
             if !self.hot && *c >= HOT_C {
                 self.hot = true;
                 out.push(Change {
-                    problem: true,
-                    about: "temperature",
+                    condition: Condition::Hot,
                     message: format!(
-                        "temperature: {kind} at {c:.0} °C; a Raspberry Pi slows its cores \
-                         from {HOT_C:.0} °C and cameras may lose frames: {HOT_HINT}"
+                        "temperature: {detail}; a Raspberry Pi slows its cores from \
+                         {HOT_C:.0} °C and cameras may lose frames: {HOT_HINT}"
                     ),
+                    detail,
                 });
             } else if self.hot && *c < COOL_C {
                 self.hot = false;
                 out.push(Change {
-                    problem: false,
-                    about: "temperature",
-                    message: format!(
-                        "temperature: {kind} at {c:.0} °C, below {COOL_C:.0} °C again"
-                    ),
+                    condition: Condition::Cool,
+                    message: format!("temperature: {detail}, below {COOL_C:.0} °C again"),
+                    detail,
                 });
             }
         }
@@ -286,19 +329,21 @@ mod tests {
         assert!(w.update(0.0, &r(false, 60.0)).is_empty());
         let c = w.update(5.0, &r(true, 60.0));
         assert_eq!(c.len(), 1);
-        assert!(c[0].problem && c[0].message.starts_with("under-voltage:"));
+        assert_eq!(c[0].condition, Condition::UnderVoltage);
+        assert!(c[0].message.starts_with("under-voltage:"));
         // The alarm flickers with the load: nothing new.
         for (t, uv) in [(10.0, false), (15.0, true), (20.0, false), (40.0, false)] {
             assert!(w.update(t, &r(uv, 60.0)).is_empty(), "at {t}");
         }
         let c = w.update(45.0, &r(false, 60.0));
         assert_eq!(c.len(), 1, "{c:?}");
-        assert!(!c[0].problem);
-        assert!(c[0].message.contains("seen for 10 s"), "{}", c[0].message);
+        assert_eq!(c[0].condition, Condition::PowerOk);
+        assert_eq!(c[0].detail, "none for 30 s (seen over 10 s)");
         let c = w.update(50.0, &r(false, 81.2));
-        assert!(c[0].problem && c[0].message.contains("at 81 °C"), "{c:?}");
+        assert_eq!(c[0].condition, Condition::Hot);
+        assert!(c[0].message.contains("at 81 °C"), "{c:?}");
         assert!(w.update(55.0, &r(false, 77.0)).is_empty());
         let c = w.update(60.0, &r(false, 74.0));
-        assert!(!c[0].problem && c[0].about == "temperature", "{c:?}");
+        assert_eq!(c[0].condition, Condition::Cool, "{c:?}");
     }
 }

@@ -124,6 +124,8 @@ pub enum TriggerSource {
     Writer,
     /// The audio capture (where a recording's WAV starts).
     Audio,
+    /// The rig's power and heat sensors (`src/power.rs`).
+    Power,
     /// The process shutting down.
     Shutdown,
     /// `hindsight bench`.
@@ -148,6 +150,7 @@ impl TriggerSource {
             TriggerSource::Shutdown => "shutdown",
             TriggerSource::Bench => "bench",
             TriggerSource::Audio => "audio",
+            TriggerSource::Power => "power",
             TriggerSource::Test => "test",
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lsl::{ExPushable, Pullable};
+use lsl::ExPushable;
 use serde_json::{json, Value};
 
 /// A stream name no other test (or run) uses.
@@ -32,17 +32,6 @@ fn assert_ticks_100_ms_apart(samples: &[(Vec<f64>, f64)]) {
             w[0].1,
             w[1].1
         );
-    }
-}
-
-fn pull_events(inlet: &lsl::StreamInlet) -> Vec<(Value, f64)> {
-    let mut out = Vec::new();
-    loop {
-        let (v, ts): (Vec<String>, f64) = inlet.pull_sample(0.0).unwrap();
-        if ts == 0.0 {
-            return out;
-        }
-        out.push((serde_json::from_str(&v[0]).unwrap(), ts));
     }
 }
 
@@ -151,7 +140,7 @@ fn every_frame_is_on_the_lsl_clock_exactly_as_in_the_files_and_events_say_what_h
 
     // Events: the start command, the file with its first frame, the stop, the file with
     // its last frame.
-    let ev = pull_events(&events);
+    let ev = lsl_pull_events(&events);
     // (The audio thread's WAV file has events of its own: the audio tests look at those.)
     let ev: Vec<_> = ev
         .into_iter()
@@ -207,7 +196,10 @@ fn the_events_follow_a_recording_from_part_to_part() {
         h.status()["audio"]["last_file"]["recording_id"] == 1
     });
     std::thread::sleep(Duration::from_millis(500));
-    let ev: Vec<Value> = pull_events(&events).into_iter().map(|(e, _)| e).collect();
+    let ev: Vec<Value> = lsl_pull_events(&events)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
     let of = |kind: &str| -> Vec<&Value> { ev.iter().filter(|e| e["event"] == kind).collect() };
 
     // Video: opened, closed, opened, ... closed, one pair per part, in order, each part

@@ -134,17 +134,19 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
     let sysfs = pi.path().to_path_buf();
+    let name = format!("power_{}", std::process::id());
     let mut h = Hindsight::start_with(
         dir,
         root,
         &format!(
-            "{}audio:\n  enabled: false\n",
+            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\n",
             synthetic_config(160, 120, 30.0, 1.0)
         ),
         move |c| {
             c.env("HINDSIGHT_SYSFS", &sysfs);
         },
     );
+    let (events, _) = lsl_connect(&format!("{name}_Events"), false);
     let warnings = |h: &mut Hindsight| -> Vec<String> {
         h.status()["warnings"]
             .as_array()
@@ -181,6 +183,43 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     });
     h.post("stop", serde_json::json!({}));
     h.wait_idle_files();
+    // The lab's streams and the recording's events file say each, at the same time.
+    // (The LSL thread pushes at its next tick, up to a second once idle.)
+    let mut said: Vec<(String, f64, Option<u64>)> = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while said.len() < 3 && std::time::Instant::now() < until {
+        said.extend(
+            lsl_pull_events(&events)
+                .into_iter()
+                .filter(|(e, _)| e["event"] == "power")
+                .map(|(e, t)| {
+                    (
+                        e["state"].as_str().unwrap().to_string(),
+                        t,
+                        e["recording"].as_u64(),
+                    )
+                }),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let states: Vec<&str> = said.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(states, ["under_voltage", "cpu_hot", "cpu_cool"], "{said:?}");
+    assert!(said.iter().all(|(_, _, r)| *r == Some(1)), "{said:?}");
+    let mkv = h.mkv_files().pop().expect("a recording");
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(events_of(&mkv))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(5, ',').map(str::to_string).collect())
+        .filter(|r: &Vec<String>| r[3].starts_with("power: "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, (state, t, _)) in rows.iter().zip(&said) {
+        assert_eq!(&row[2], state, "{row:?}");
+        assert_eq!(row[0].parse::<f64>().unwrap(), *t, "{row:?}");
+    }
+    assert_eq!(rows[0][3], "power: rpi_volt");
+    assert_eq!(rows[1][3], "power: thermal");
     let log = h.log_text();
     // Once each, however many looks saw it.
     assert_eq!(
@@ -200,7 +239,6 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     );
     // The recording went on through it (at least the 6 s before the sag and the
     // buffer's second), every frame its sidecar lists in the file.
-    let mkv = h.mkv_files().pop().expect("a recording");
     let rows = read_sidecar(&mkv);
     assert!(rows.len() > 7 * 30 - 10, "{} frames", rows.len());
     assert_nothing_lost(&rows, &h.status()["cameras"][0]);

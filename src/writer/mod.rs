@@ -180,6 +180,9 @@ pub enum NoteKind {
     AudioLost,
     /// Audio comes again from this row's time.
     AudioBack,
+    /// The rig's power or heat: an under-voltage or a hot CPU began or ended
+    /// (`src/power.rs`).
+    Power(crate::power::Condition),
 }
 
 impl NoteKind {
@@ -190,6 +193,7 @@ impl NoteKind {
             NoteKind::AudioStart => "audio_start",
             NoteKind::AudioLost => "audio_lost",
             NoteKind::AudioBack => "audio_back",
+            NoteKind::Power(c) => c.as_str(),
         }
     }
 }
@@ -670,6 +674,7 @@ impl Writer {
                     NoteKind::AudioLost | NoteKind::AudioBack => {
                         Origin::new(TriggerSource::Audio, "input")
                     }
+                    NoteKind::Power(c) => Origin::new(TriggerSource::Power, c.sensor()),
                     _ => Origin::new(TriggerSource::Camera, self.cam.name.clone()),
                 };
                 let audio_row = matches!(event, NoteKind::AudioLost | NoteKind::AudioBack);
@@ -698,7 +703,7 @@ impl Writer {
                             f.events.push_str(&std::mem::take(&mut f.held_rows));
                             self.close_if_ready();
                         }
-                        NoteKind::AudioLost | NoteKind::AudioBack => {}
+                        NoteKind::AudioLost | NoteKind::AudioBack | NoteKind::Power(_) => {}
                     }
                 } else if matches!(event, NoteKind::AudioStart) {
                     self.late_audio_start(id, at, wall, &detail);

@@ -968,6 +968,19 @@ pub fn lsl_connect(name: &str, recover: bool) -> (lsl::StreamInlet, lsl::StreamI
     }
 }
 
+/// Every event (JSON) an inlet of an `_Events` stream holds now, with its timestamp.
+pub fn lsl_pull_events(inlet: &lsl::StreamInlet) -> Vec<(Value, f64)> {
+    use lsl::Pullable;
+    let mut out = Vec::new();
+    loop {
+        let (v, ts): (Vec<String>, f64) = inlet.pull_sample(0.0).unwrap();
+        if ts == 0.0 {
+            return out;
+        }
+        out.push((serde_json::from_str(&v[0]).unwrap(), ts));
+    }
+}
+
 /// Every sample an inlet holds now, with its timestamp.
 pub fn lsl_pull_numbers(inlet: &lsl::StreamInlet) -> Vec<(Vec<f64>, f64)> {
     use lsl::Pullable;
