@@ -195,7 +195,7 @@ pub struct FileEntry {
 }
 
 /// A recording as the web page and `GET /api/recordings` show it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct RecordingInfo {
     /// The stem (`<prefix>_<YYYY-MM-DD_HH-MM-SS>[-NNN]`): unique under a root.
     pub id: String,
@@ -217,6 +217,11 @@ pub struct RecordingInfo {
     /// The spans the audio input delivered nothing while the WAV was written (silence put
     /// in), from the events sidecars' `audio_lost` and `audio_back` rows.
     pub audio_outages: Vec<Outage>,
+    /// The rig's under-voltage while the files were written (`under_voltage` and
+    /// `power_ok` rows: `src/power.rs`); one still open ends at the stop.
+    pub under_voltage: Vec<Outage>,
+    /// The spans its CPU was at 80 °C or more (`cpu_hot` and `cpu_cool` rows).
+    pub cpu_hot: Vec<Outage>,
     pub marks: Vec<Mark>,
     /// The LSL time of the WAV's first sample (its events row), if it has a WAV.
     pub audio_start_lsl_time: Option<f64>,
@@ -289,6 +294,10 @@ struct Events {
     camera: Vec<(f64, bool, String)>,
     /// `audio_lost` (true) and `audio_back` (false) rows, the same way.
     audio: Vec<(f64, bool, String)>,
+    /// `under_voltage` (true) and `power_ok` (false) rows, the same way.
+    power: Vec<(f64, bool, String)>,
+    /// `cpu_hot` (true) and `cpu_cool` (false) rows, the same way.
+    heat: Vec<(f64, bool, String)>,
     /// The LSL time of the stop row.
     stop_at: Option<f64>,
 }
@@ -364,6 +373,14 @@ fn read_events(path: &Path) -> Events {
             kind @ ("audio_lost" | "audio_back") => {
                 ev.audio
                     .push((secs(0), kind == "audio_lost", field(4).to_string()))
+            }
+            kind @ ("under_voltage" | "power_ok") => {
+                ev.power
+                    .push((secs(0), kind == "under_voltage", field(4).to_string()))
+            }
+            kind @ ("cpu_hot" | "cpu_cool") => {
+                ev.heat
+                    .push((secs(0), kind == "cpu_hot", field(4).to_string()))
             }
             // A part that a file size limit ended was finished as at a stop.
             "stop" | "part_end" => {
@@ -539,6 +556,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
     let mut cameras = Vec::new();
     let (mut trigger, mut marks, mut audio_start) = (None, Vec::new(), None);
     let mut audio_outages = Vec::new();
+    let (mut under_voltage, mut cpu_hot) = (Vec::new(), Vec::new());
     for (camera, parts) in camera_files(r, id) {
         let mut rows = Vec::new();
         let mut take = CameraTake {
@@ -549,6 +567,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         // Each part's marks, of the first camera that has any; its audio rows too.
         let mut camera_marks = Vec::new();
         let mut audio_rows = Vec::new();
+        let (mut power_rows, mut heat_rows) = (Vec::new(), Vec::new());
         let mut lost = Some(crate::status::DropCounts::default());
         let (mut camera_rows, mut stop_at) = (Vec::new(), None);
         for mkv in &parts {
@@ -560,6 +579,8 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
             camera_marks.extend(ev.marks);
             camera_rows.extend(ev.camera);
             audio_rows.extend(ev.audio);
+            power_rows.extend(ev.power);
+            heat_rows.extend(ev.heat);
             stop_at = ev.stop_at;
             audio_start = audio_start.or(ev.audio_start);
             // None: empty, as it is between its claim and its camera's first frame, or not
@@ -589,6 +610,13 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         if audio_outages.is_empty() {
             audio_outages = outages(&audio_rows, stop_at);
         }
+        // The rig's, the same in every camera's file: the first that has any.
+        if under_voltage.is_empty() {
+            under_voltage = outages(&power_rows, stop_at);
+        }
+        if cpu_hot.is_empty() {
+            cpu_hot = outages(&heat_rows, stop_at);
+        }
         take.frames = rows.len() as u64;
         for w in rows.windows(2) {
             let step = w[1].frame.saturating_sub(w[0].frame);
@@ -615,6 +643,8 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         missing_frames: cameras.iter().map(|c| c.missing_frames).sum(),
         camera_losses: cameras.iter().map(|c| c.outages.len() as u64).sum(),
         audio_outages,
+        under_voltage,
+        cpu_hot,
         unfinished: cameras.iter().any(|c| c.unfinished),
         repaired: cameras.iter().any(|c| c.repaired),
         cameras,
@@ -1092,6 +1122,31 @@ mod tests {
         assert_eq!(info.audio_outages[1].why, "audio device lost: gone");
         assert_eq!(info.camera_losses, 0, "the microphone is not a camera");
         assert_eq!(info.audio_start_lsl_time, Some(100.0));
+    }
+
+    #[test]
+    fn the_rigs_power_and_heat_are_read_from_the_events_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = one_take(dir.path(), 10);
+        std::fs::write(
+            csv.with_file_name("rec_2026-12-01_10-00-00_cam0.events.csv"),
+            "lsl_time,unix_time,event,source,detail\n\
+             100.0,1700000000.0,start,api: start,recording 1\n\
+             101.0,1700000001.0,under_voltage,power: rpi_volt,the power supply gives too little\n\
+             103.0,1700000003.0,cpu_hot,power: thermal,cpu-thermal at 81 °C\n\
+             131.0,1700000031.0,power_ok,power: rpi_volt,none for 30 s (seen at one look)\n\
+             140.0,1700000040.0,stop,writer: api,0 frames\n",
+        )
+        .unwrap();
+        let info = describe(&scan(dir.path())[0], &[]);
+        let span = |o: &Outage| (o.lost_lsl_time, o.until_lsl_time, o.came_back);
+        let uv: Vec<_> = info.under_voltage.iter().map(span).collect();
+        assert_eq!(uv, [(101.0, Some(131.0), true)]);
+        // Still hot at the stop.
+        let hot: Vec<_> = info.cpu_hot.iter().map(span).collect();
+        assert_eq!(hot, [(103.0, Some(140.0), false)]);
+        assert_eq!(info.cpu_hot[0].why, "cpu-thermal at 81 °C");
+        assert!(info.audio_outages.is_empty() && info.camera_losses == 0);
     }
 
     #[test]

@@ -352,19 +352,61 @@ fn audio_outages_said(outages: &[recordings::Outage], start: Option<f64>) -> Str
             "lost at (s of the WAV)",
             "without audio (s)",
             outages,
-            t0
+            t0,
+            BACK
         )
     )
 }
 
-/// A table of spans without frames or audio: when (seconds from `t0`), until when, how
-/// long, why.
+/// How a span ended, as its table says it: by itself, or at the stop still going on.
+const BACK: (&str, &str) = ("back", "the stop: never back");
+
+/// The rig's under-voltage and hot CPU while the recording was written, in seconds from
+/// `t0` (the first frame).
+fn rig_said(info: &RecordingInfo, t0: f64) -> String {
+    if info.under_voltage.is_empty() && info.cpu_hot.is_empty() {
+        return "<p class=\"rig\">Rig power and heat: no under-voltage and no CPU at 80 °C noted \
+                (the events sidecar has a row for each; a machine without these sensors, \
+                not a Raspberry Pi, notes none).</p>"
+            .into();
+    }
+    let mut h = String::from(
+        "<p class=\"bad rig\">Rig power and heat: a Raspberry Pi short of power or this hot \
+         slows down, and its cameras and microphone may lose data then:</p>",
+    );
+    let ended = ("over", "the stop: still then");
+    if !info.under_voltage.is_empty() {
+        h.push_str(&outages_table(
+            "under-voltage",
+            "under-voltage from (s)",
+            "for (s)",
+            &info.under_voltage,
+            t0,
+            ended,
+        ));
+    }
+    if !info.cpu_hot.is_empty() {
+        h.push_str(&outages_table(
+            "cpu-hot",
+            "CPU at 80 °C from (s)",
+            "for (s)",
+            &info.cpu_hot,
+            t0,
+            ended,
+        ));
+    }
+    h
+}
+
+/// A table of spans without frames or audio (or of the rig's power and heat): when
+/// (seconds from `t0`), until when (`ended`), how long, why.
 fn outages_table(
     class: &str,
     at: &str,
     without: &str,
     outages: &[recordings::Outage],
     t0: f64,
+    ended: (&str, &str),
 ) -> String {
     let mut h = format!(
         "<table class=\"{class}\"><tr><th>{at}</th><th>until (s)</th><th>{without}</th>\
@@ -372,8 +414,8 @@ fn outages_table(
     );
     for o in outages {
         let until = match (o.until_lsl_time, o.came_back) {
-            (Some(u), true) => format!("{:.3}, back", u - t0),
-            (Some(u), false) => format!("{:.3}, the stop: never back", u - t0),
+            (Some(u), true) => format!("{:.3}, {}", u - t0, ended.0),
+            (Some(u), false) => format!("{:.3}, {}", u - t0, ended.1),
             (None, _) => "not known: a crash ended the file".to_string(),
         };
         let _ = write!(
@@ -514,6 +556,7 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 "without frames (s)",
                 &cam.outages,
                 t0,
+                BACK,
             ));
         }
         if !t.gaps.is_empty() {
@@ -603,6 +646,16 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             }
         }
     }
+    let t0 = info
+        .cameras
+        .iter()
+        .filter_map(|c| c.first_lsl_time)
+        .reduce(f64::min)
+        .or_else(|| info.under_voltage.first().map(|o| o.lost_lsl_time))
+        .or_else(|| info.cpu_hot.first().map(|o| o.lost_lsl_time))
+        .unwrap_or(0.0);
+    h.push_str("<h2>rig</h2>");
+    h.push_str(&rig_said(info, t0));
     if !info.marks.is_empty() {
         h.push_str("<h2>marks</h2><table><tr><th>LSL time</th><th>text</th></tr>");
         for m in &info.marks {
@@ -632,6 +685,37 @@ mod tests {
             bytes: 1,
             pre_trigger: frame < 3,
         }
+    }
+
+    #[test]
+    fn the_rigs_power_and_heat_are_timed_from_the_first_frame() {
+        let mut info = RecordingInfo::default();
+        let none = rig_said(&info, 100.0);
+        assert!(
+            none.contains("no under-voltage and no CPU at 80 °C noted"),
+            "{none}"
+        );
+        info.under_voltage = vec![recordings::Outage {
+            lost_lsl_time: 101.0,
+            until_lsl_time: Some(131.0),
+            came_back: true,
+            why: "the power supply gives too little".into(),
+        }];
+        info.cpu_hot = vec![recordings::Outage {
+            lost_lsl_time: 103.0,
+            until_lsl_time: Some(140.0),
+            came_back: false,
+            why: "cpu-thermal at 81 °C".into(),
+        }];
+        let said = rig_said(&info, 100.0);
+        assert!(
+            said.contains("<td>1.000</td><td>31.000, over</td><td>30.000</td>"),
+            "{said}"
+        );
+        assert!(
+            said.contains("<td>3.000</td><td>40.000, the stop: still then</td><td>37.000</td>"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -453,6 +453,12 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
     // And the microphone, lost and back.
     writeln!(ev, "{a:.9},0.0,audio_lost,audio: input,no audio for 5 s").unwrap();
     writeln!(ev, "{b:.9},0.0,audio_back,audio: input,after 0.1 s").unwrap();
+    // And the rig short of power meanwhile (`src/power.rs`).
+    writeln!(
+        ev,
+        "{a:.9},0.0,under_voltage,power: rpi_volt,the power supply gives too little"
+    )
+    .unwrap();
     drop(ev);
     // And a second camera, lost the whole take: no video, only its events file.
     let (start, stop) = (rows[0].lsl_time, rows.last().unwrap().lsl_time);
@@ -470,9 +476,9 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         c.goto(&page).await.unwrap();
         let row = format!("tr[data-id='{lost_id}']");
         until("the losses are listed", Duration::from_secs(10), || async {
-            text(&c, &row)
-                .await
-                .contains("0 · camera lost 2× · no frames from side · audio lost 1×")
+            text(&c, &row).await.contains(
+                "0 · camera lost 2× · no frames from side · audio lost 1× · under-voltage 1×",
+            )
         })
         .await;
         // The viewer opens on the camera that has frames, and says why the other has none.

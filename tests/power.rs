@@ -220,6 +220,21 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     }
     assert_eq!(rows[0][3], "power: rpi_volt");
     assert_eq!(rows[1][3], "power: thermal");
+    // The recordings list and the quality report show the spans: the under-voltage
+    // still going on at the stop (its end needs 30 s without it), the heat over.
+    let listed = h.recordings();
+    let uv = &listed[0]["under_voltage"];
+    assert_eq!(uv.as_array().map(Vec::len), Some(1), "{uv}");
+    assert_eq!(uv[0]["lost_lsl_time"].as_f64(), Some(said[0].1), "{uv}");
+    assert_eq!(uv[0]["came_back"], false, "{uv}");
+    let hot = &listed[0]["cpu_hot"][0];
+    assert_eq!(hot["lost_lsl_time"].as_f64(), Some(said[1].1), "{hot}");
+    assert_eq!(hot["until_lsl_time"].as_f64(), Some(said[2].1), "{hot}");
+    let report = report_html(&mkv, h.dir.path());
+    assert!(report.contains("under-voltage from (s)"), "{report}");
+    assert!(report.contains(", the stop: still then</td>"), "{report}");
+    assert!(report.contains("CPU at 80 °C from (s)"), "{report}");
+    assert!(report.contains(", over</td>"), "{report}");
     let log = h.log_text();
     // Once each, however many looks saw it.
     assert_eq!(
