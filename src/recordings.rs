@@ -1094,22 +1094,28 @@ mod tests {
         assert_eq!(side.outages[0].seconds(), None);
     }
 
-    #[test]
-    fn the_audio_losses_are_read_from_the_events_rows() {
+    /// A take of 10 frames whose events file holds `rows` (after its header), described.
+    fn with_events(rows: &str) -> RecordingInfo {
         let dir = tempfile::tempdir().unwrap();
         let csv = one_take(dir.path(), 10);
         std::fs::write(
             csv.with_file_name("rec_2026-12-01_10-00-00_cam0.events.csv"),
-            "lsl_time,unix_time,event,source,detail\n\
-             100.0,1700000000.0,start,api: start,recording 1\n\
+            format!("lsl_time,unix_time,event,source,detail\n{rows}"),
+        )
+        .unwrap();
+        describe(&scan(dir.path())[0], &[])
+    }
+
+    #[test]
+    fn the_audio_losses_are_read_from_the_events_rows() {
+        let info = with_events(
+            "100.0,1700000000.0,start,api: start,recording 1\n\
              100.0,1700000000.0,audio_start,audio: wav,rec.wav: its first sample (48000 Hz)\n\
              102.5,1700000002.5,audio_lost,audio: input,no audio for 5 s\n\
              106.0,1700000006.0,audio_back,audio: input,after 3.5 s without audio\n\
              107.0,1700000007.0,audio_lost,audio: input,audio device lost: gone\n\
              109.0,1700000009.0,stop,writer: api,0 frames\n",
-        )
-        .unwrap();
-        let info = describe(&scan(dir.path())[0], &[]);
+        );
         let spans: Vec<(f64, Option<f64>, bool)> = info
             .audio_outages
             .iter()
@@ -1126,19 +1132,13 @@ mod tests {
 
     #[test]
     fn the_rigs_power_and_heat_are_read_from_the_events_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let csv = one_take(dir.path(), 10);
-        std::fs::write(
-            csv.with_file_name("rec_2026-12-01_10-00-00_cam0.events.csv"),
-            "lsl_time,unix_time,event,source,detail\n\
-             100.0,1700000000.0,start,api: start,recording 1\n\
+        let info = with_events(
+            "100.0,1700000000.0,start,api: start,recording 1\n\
              101.0,1700000001.0,under_voltage,power: rpi_volt,the power supply gives too little\n\
              103.0,1700000003.0,cpu_hot,power: thermal,cpu-thermal at 81 °C\n\
              131.0,1700000031.0,power_ok,power: rpi_volt,none for 30 s (seen at one look)\n\
              140.0,1700000040.0,stop,writer: api,0 frames\n",
-        )
-        .unwrap();
-        let info = describe(&scan(dir.path())[0], &[]);
+        );
         let span = |o: &Outage| (o.lost_lsl_time, o.until_lsl_time, o.came_back);
         let uv: Vec<_> = info.under_voltage.iter().map(span).collect();
         assert_eq!(uv, [(101.0, Some(131.0), true)]);
