@@ -820,8 +820,8 @@ fn power(sensors: &crate::power::Sensors) -> CheckLine {
     if sensors.is_empty() {
         return CheckLine::pass(
             WHAT,
-            "no under-voltage sensor (a Raspberry Pi's rpi_volt) and no temperature here: \
-             not checked",
+            "not a Raspberry Pi (no rpi_volt under-voltage sensor, no Pi model in the \
+             device tree): not checked",
         );
     }
     let r = sensors.read();
@@ -847,7 +847,7 @@ fn power(sensors: &crate::power::Sensors) -> CheckLine {
     let power = match r.under_voltage {
         Some(_) => "no under-voltage",
         None if sensors.has_under_voltage_sensor() => "the under-voltage alarm cannot be read",
-        None => "no under-voltage sensor (not a Raspberry Pi)",
+        None => "no under-voltage sensor in this kernel",
     };
     CheckLine::pass(WHAT, format!("{power}; {heat}"))
 }

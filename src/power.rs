@@ -12,8 +12,8 @@
 //! tests): the `rpi_volt` hwmon device's `in0_lcrit_alarm` (the Pi firmware's driver
 //! asks the firmware every 2 s and clears its record: 1 when there was under-voltage
 //! since its last look) and every thermal zone's `temp` (millidegrees Celsius) with its
-//! `type` (`cpu-thermal` on a Pi); the hottest counts. A machine with neither has
-//! nothing to say. The older `soc:firmware/get_throttled` file is not read: newer
+//! `type` (`cpu-thermal` on a Pi); the hottest counts. Only on a Raspberry Pi (that
+//! sensor, or the device tree's model): another machine's CPU has limits of its own. The older `soc:firmware/get_throttled` file is not read: newer
 //! kernels log a warning for each reader.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +55,9 @@ pub struct Reading {
 }
 
 impl Sensors {
+    /// The sensors of a Raspberry Pi (its `rpi_volt` alarm, or the device tree's model
+    /// saying so); none elsewhere: another machine's CPU has limits of its own, which
+    /// the Pi's 80 °C does not judge.
     pub fn find(sys: &Path) -> Sensors {
         let mut s = Sensors::default();
         for dev in read_dir_sorted(&sys.join("class/hwmon")) {
@@ -65,6 +68,12 @@ impl Sensors {
                     break;
                 }
             }
+        }
+        // `Raspberry Pi 4 Model B Rev 1.4` and a NUL.
+        let model = std::fs::read(sys.join("firmware/devicetree/base/model")).unwrap_or_default();
+        let pi = s.alarm.is_some() || model.starts_with(b"Raspberry Pi");
+        if !pi {
+            return s;
         }
         for zone in read_dir_sorted(&sys.join("class/thermal")) {
             let is_zone = zone
@@ -315,6 +324,27 @@ mod tests {
         let s = Sensors::find(d.path());
         assert!(s.is_empty());
         assert_eq!(s.read(), Reading::default());
+    }
+
+    /// A PC's thermal zones are not judged by a Pi's limits; a Pi whose kernel has no
+    /// `rpi_volt` is known by its model, and its temperature watched.
+    #[test]
+    fn only_a_raspberry_pis_temperature_is_watched() {
+        let d = pi("0\n", &[("x86_pkg_temp", "85000\n")]);
+        std::fs::remove_dir_all(d.path().join("class/hwmon/hwmon1")).unwrap();
+        assert!(Sensors::find(d.path()).is_empty());
+        let dt = d.path().join("firmware/devicetree/base");
+        std::fs::create_dir_all(&dt).unwrap();
+        std::fs::write(dt.join("model"), b"Raspberry Pi 4 Model B Rev 1.4\0").unwrap();
+        let s = Sensors::find(d.path());
+        assert!(!s.has_under_voltage_sensor());
+        assert_eq!(
+            s.read(),
+            Reading {
+                under_voltage: None,
+                hottest: Some(("x86_pkg_temp".into(), 85.0))
+            }
+        );
     }
 
     /// One line when an under-voltage begins, however often the alarm comes and goes
