@@ -116,7 +116,7 @@ pub enum Event {
     /// The rig's power or heat (`src/power.rs`): `state` is `under_voltage` (a Raspberry
     /// Pi's supply gives too little), `power_ok` (none seen for 30 s), `cpu_hot` (80 °C,
     /// where a Pi slows its cores) or `cpu_cool` (below 75 °C again). The sample's time
-    /// is when it was seen (looked at every 5 s).
+    /// is when it was seen (looked at every second).
     Power {
         state: &'static str,
         recording: Option<u64>,

@@ -26,8 +26,9 @@ pub const COOL_C: f64 = 75.0;
 /// Without the alarm this long, an under-voltage is said to be over (the alarm comes
 /// and goes with the load: one line per episode, not one per look).
 pub const POWER_OK_AFTER: Duration = Duration::from_secs(30);
-/// How often a running recorder looks.
-pub const LOOK_EVERY: Duration = Duration::from_secs(5);
+/// How often a running recorder looks: the driver keeps an under-voltage in its alarm
+/// for one of its 2 s looks only, so a brief one is seen only by looking at least as often.
+pub const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The folder the kernel's sysfs is read from.
 pub fn sysfs() -> PathBuf {

@@ -129,7 +129,7 @@ fn check_says_the_pis_power_and_heat_with_what_to_do() {
 }
 
 /// A Pi whose supply sags, then that runs hot, while it records: each said once, in the
-/// log and the status's warnings, when it begins (within a look, 5 s) and when the heat
+/// log and the status's warnings, when it begins (within a look, a second) and when the heat
 /// is gone, and the recording goes on whole.
 #[test]
 fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
