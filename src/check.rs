@@ -731,6 +731,7 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         }
     }
     let usable = free - min_free;
+    out.push(disk_speed(existing, usable, rate));
     match rate.filter(|r| *r > 0.0) {
         Some(r) => {
             let secs = usable as f64 / r;
@@ -761,6 +762,103 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         )),
     }
     out
+}
+
+/// The most [`write_speed`] writes.
+const SPEED_BYTES: u64 = 32 << 20;
+
+/// How fast the recordings disk takes data through to the device (not into memory), against
+/// what the cameras make: an SD card slower than the video lets the writers fall behind
+/// until frames are lost (`writer_queue_full`), and a card that stalls now and then
+/// needs room to catch up, so less than twice the rate is warned of.
+fn disk_speed(dir: &Path, usable: u64, rate: Option<f64>) -> CheckLine {
+    const WHAT: &str = "disk speed";
+    let limit = crate::storage::file_size_limit(dir).map_or(u64::MAX, |(l, _)| l / 2);
+    let most = SPEED_BYTES.min(limit);
+    if usable < 2 * SPEED_BYTES {
+        return CheckLine::pass(
+            WHAT,
+            "not measured: too little free space to write a test file",
+        );
+    }
+    let (bytes, took) = match write_speed(dir, most) {
+        Ok(m) => m,
+        Err(e) => {
+            return CheckLine::warn(
+                WHAT,
+                format!("cannot write a test file in {}: {e}", dir.display()),
+                "check the disk (a failing SD card?)",
+            )
+        }
+    };
+    let speed = bytes as f64 / took.as_secs_f64().max(1e-6);
+    let measured = format!(
+        "{}/s through to the disk ({} written and synced in {:.2} s)",
+        size(speed as u64),
+        size(bytes),
+        took.as_secs_f64()
+    );
+    match rate.filter(|r| *r > 0.0) {
+        Some(r) if speed < 2.0 * r => CheckLine::warn(
+            WHAT,
+            format!(
+                "{measured}; the cameras make {}/s: {}, and frames are lost (writer_queue_full)",
+                size(r as u64),
+                if speed < r {
+                    "the writers cannot keep up"
+                } else {
+                    "a disk with less than twice that falls behind whenever it stalls"
+                }
+            ),
+            "record to a faster disk (an SD card rated A2 or V30, a USB 3 SSD), or lower the \
+             cameras' fps, resolution or quality",
+        ),
+        Some(r) => CheckLine::pass(
+            WHAT,
+            format!(
+                "{measured}: {:.0}× the cameras' {}/s",
+                speed / r,
+                size(r as u64)
+            ),
+        ),
+        None => CheckLine::pass(
+            WHAT,
+            format!("{measured} (the cameras' rate unknown: a camera gave no frame)"),
+        ),
+    }
+}
+
+/// Writes up to `most` bytes (for at most about 2 s) into a test file in `dir`, each piece
+/// `fdatasync`ed as the writers do twice a second, the pieces growing while the disk takes
+/// them quickly; removes the file. How much, in how long.
+fn write_speed(dir: &Path, most: u64) -> std::io::Result<(u64, Duration)> {
+    use std::io::Write;
+    let path = dir.join(format!(".hindsight-check-{}.tmp", std::process::id()));
+    let measured = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        // Not zeros, which a compressing filesystem would not write.
+        let buf: Vec<u8> = (0..4u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let mut piece = 256usize << 10;
+        let (start, mut written) = (Instant::now(), 0u64);
+        while written < most && start.elapsed() < Duration::from_secs(2) {
+            let n = piece.min((most - written) as usize);
+            let t = Instant::now();
+            f.write_all(&buf[..n])?;
+            f.sync_data()?;
+            written += n as u64;
+            if t.elapsed() < Duration::from_millis(250) {
+                piece = (piece * 2).min(buf.len());
+            }
+        }
+        Ok((written, start.elapsed()))
+    })();
+    let _ = std::fs::remove_file(&path);
+    measured
 }
 
 fn realtime() -> CheckLine {

@@ -889,19 +889,22 @@ pub fn start_on_ext4(mib: u64, config: &str) -> Option<(Hindsight, PathBuf, Stri
     let (dir, image, mount, wrapper) = ext4_disk(mib, "loop,errors=remount-ro")?;
     let root = mount.join("rec");
     let h = Hindsight::start_wrapped(dir, root, config, &wrapper, |_| {});
-    // The loop device, from the recorder's own mount table.
     let pid = h.child.as_ref().unwrap().id();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    let at = mount.display().to_string();
-    let device = table
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let dash = f.iter().position(|x| *x == "-")?;
-            (f[4] == at).then(|| f[dash + 2].trim_start_matches("/dev/").to_string())
-        })
-        .unwrap_or_else(|| panic!("{at} is not mounted: {table}"));
+    let device = device_mounted_at(pid, &mount)
+        .unwrap_or_else(|| panic!("{} is not mounted", mount.display()));
     Some((h, image, device))
+}
+
+/// The device (`loop3`) mounted at `mount`, from the mount table of process `pid` (in
+/// its own mount namespace).
+pub fn device_mounted_at(pid: u32, mount: &Path) -> Option<String> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let at = mount.display().to_string();
+    table.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let dash = f.iter().position(|x| *x == "-")?;
+        (f[4] == at).then(|| f[dash + 2].trim_start_matches("/dev/").to_string())
+    })
 }
 
 /// `path` as the recorder (in its mount namespace) sees it.
