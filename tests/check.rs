@@ -279,9 +279,21 @@ fn a_recorder_already_running_the_rig_is_named() {
     assert!(line.starts_with("warn"), "{line}");
     assert!(line.contains(&format!("(pid {pid})")), "{line}");
     assert!(line.contains("systemctl stop hindsight"), "{line}");
+    // Its disk is not raced by the speed test while it records there.
+    assert!(
+        c.line("disk speed")
+            .contains("not measured: a recorder of this rig is writing"),
+        "{}",
+        c.lines.join("\n")
+    );
     assert!(h.terminate().success());
     let c = running.run();
     assert_eq!(c.level("recorder"), "pass", "{}", c.lines.join("\n"));
+    assert!(
+        c.line("disk speed").contains("through to the disk"),
+        "{}",
+        c.lines.join("\n")
+    );
 }
 
 /// A camera that asks for real-time priority has it tested: as root (this machine) it
