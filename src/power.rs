@@ -6,15 +6,17 @@
 //! card being written may be corrupted. A Pi 4 or 5 at 80 °C slows its cores as well.
 //! Either makes cameras lose frames for a reason the recording alone does not show:
 //! `hindsight check` says so before a session, and a running recorder says when it
-//! happens (the log, the status's warnings, the ntfy reply topic).
+//! begins and ends (control: the log, the status's warnings, the ntfy reply topic, the
+//! LSL `power` event and a row in each recording's events file).
 //!
 //! Read from sysfs (`/sys`, or `$HINDSIGHT_SYSFS`, a folder of the same shape, for
 //! tests): the `rpi_volt` hwmon device's `in0_lcrit_alarm` (the Pi firmware's driver
 //! asks the firmware every 2 s and clears its record: 1 when there was under-voltage
 //! since its last look) and every thermal zone's `temp` (millidegrees Celsius) with its
 //! `type` (`cpu-thermal` on a Pi); the hottest counts. Only on a Raspberry Pi (that
-//! sensor, or the device tree's model): another machine's CPU has limits of its own. The older `soc:firmware/get_throttled` file is not read: newer
-//! kernels log a warning for each reader.
+//! sensor, or the device tree's model): another machine's CPU has limits of its own.
+//! The older `soc:firmware/get_throttled` file is not read: newer kernels log a warning
+//! for each reader.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
