@@ -516,16 +516,7 @@ fn a_root_on_a_read_only_disk_is_said_to_be_that() {
         return;
     };
     lsl_session();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "storage:\n  root: {}\napi:\n  listen: 127.0.0.1:{}\n",
-            mount.join("rec").display(),
-            free_port()
-        ),
-    )
-    .unwrap();
+    let config = config_file(dir.path(), &mount.join("rec"), "");
     let out = Command::new(&wrapper[0])
         .args(&wrapper[1..])
         .arg(BIN)

@@ -1625,17 +1625,15 @@ fn check_measures_a_recordings_disk_slower_than_the_cameras() {
         return;
     };
     let config_dir = tempfile::tempdir().unwrap();
-    let cfg = config_dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "storage:\n  root: {}\n  min_free: 1MiB\napi:\n  listen: 127.0.0.1:{}\n{}audio:\n  enabled: false\n",
-            mount.join("rec").display(),
-            free_port(),
+    // (`storage.min_free` at its default, 512 MiB, would leave no room for the test file.)
+    let cfg = config_file(
+        config_dir.path(),
+        &mount.join("rec"),
+        &format!(
+            "  min_free: 1MiB\n{}audio:\n  enabled: false\n",
             synthetic_config(400, 400, 100.0, 2.0)
         ),
-    )
-    .unwrap();
+    );
     // Held at a `read` until the disk is slowed; the same process from mount to check.
     let run = |bytes_per_s: Option<u64>| -> String {
         use std::io::Write;

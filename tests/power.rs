@@ -57,16 +57,11 @@ impl PiSysfs {
 /// `hindsight check`'s "power and heat" line (level and text) with `sysfs`.
 fn check_line(sysfs: Option<&Path>) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "storage:\n  root: {}\napi:\n  listen: 127.0.0.1:{}\naudio:\n  enabled: false\n",
-            dir.path().join("recordings").display(),
-            free_port()
-        ),
-    )
-    .unwrap();
+    let config = config_file(
+        dir.path(),
+        &dir.path().join("recordings"),
+        "audio:\n  enabled: false\n",
+    );
     let mut cmd = Command::new(BIN);
     cmd.args(["check", "--config"]).arg(&config);
     match sysfs {

@@ -686,6 +686,23 @@ pub fn tags(mkv: &Path) -> BTreeMap<String, String> {
 }
 
 /// A config for the synthetic camera, with a short buffer.
+/// Writes `<dir>/config.yaml` for a one-shot command (`check`): recordings under `root`,
+/// then `rest` (YAML: indented lines first are more `storage` keys), then the API on a
+/// free loopback port. Its path.
+pub fn config_file(dir: &Path, root: &Path, rest: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "storage:\n  root: {}\n{rest}api:\n  listen: 127.0.0.1:{}\n",
+            root.display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    path
+}
+
 pub fn synthetic_config(width: u32, height: u32, fps: f64, buffer_s: f64) -> String {
     format!(
         "buffer:\n  duration: {buffer_s}\n  max_bytes: 256MiB\ncameras:\n  - name: cam0\n    source: synthetic\n    resolution: {{width: {width}, height: {height}}}\n    fps: {fps}\n"
