@@ -192,6 +192,10 @@ pub struct Control {
     clocks: Arc<dyn Clocks>,
     /// Since when a shutdown is finishing the open files (control clock).
     shutting_down: Option<LslTime>,
+    /// The rig's power and heat problems going on (`src/power.rs`), by what they are
+    /// about, with when each began and its row's text: a recording that starts during
+    /// one notes it too, or its events file would not say it.
+    power_now: BTreeMap<&'static str, (crate::power::Condition, LslTime, String)>,
 }
 
 /// Where the control thread tells others what happened.
@@ -259,6 +263,7 @@ impl Control {
             hub,
             clocks,
             shutting_down: None,
+            power_now: BTreeMap::new(),
         }
     }
 
@@ -943,7 +948,36 @@ impl Control {
             files.paths.insert(cam.setup.index, mkv);
         }
         self.open.insert(id, files);
+        self.note_power_going_on(id, trigger - pre_trigger);
         Ok(crate::writer::files::audio_path(&dir, &stem))
+    }
+
+    /// A new recording's events file says the power or heat problems already going on,
+    /// at its start (`begin`: its pre-trigger span's) or at when each began if later.
+    fn note_power_going_on(&self, id: u64, begin: LslTime) {
+        let Some(files) = self.open.get(&id) else {
+            return;
+        };
+        for (condition, since, detail) in self.power_now.values() {
+            let at = (*since).max(begin);
+            let detail = match since.saturating_since(begin) {
+                d if d.is_zero() => format!(
+                    "{detail}; going on since {:.1} s before this recording's start",
+                    begin.saturating_since(*since).as_secs_f64()
+                ),
+                _ => detail.clone(),
+            };
+            let wall = self.clocks.now().wall_at(at);
+            for &camera in files.paths.keys() {
+                let _ = self.writers[camera].send(WriterMsg::Note {
+                    id,
+                    at,
+                    wall,
+                    event: NoteKind::Power(*condition),
+                    detail: detail.clone(),
+                });
+            }
+        }
     }
 
     /// Closes each pending stop's files on the cameras that have delivered every frame
@@ -1197,6 +1231,12 @@ impl Control {
             tracing::info!("{message}");
         }
         self.hub.replace_warning(condition.about(), message.clone());
+        if condition.is_problem() {
+            self.power_now
+                .insert(condition.about(), (condition, at, detail.clone()));
+        } else {
+            self.power_now.remove(condition.about());
+        }
         self.notice(message.clone());
         let recording = self.open.keys().last().copied();
         self.lsl_event(

@@ -521,3 +521,97 @@ fn the_loop_sleeps_long_only_once_the_status_says_buffering() {
     assert_eq!(s.state(), State::Recording);
     assert!(s.control.wait() <= Duration::from_millis(250));
 }
+
+/// The power notes recording `id`'s writer of camera 0 was told: (row, time, text).
+fn power_notes(msgs: &[WriterMsg], id: u64) -> Vec<(&'static str, LslTime, String)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            WriterMsg::Note {
+                id: i,
+                at,
+                event: NoteKind::Power(c),
+                detail,
+                ..
+            } if *i == id => Some((c.as_str(), *at, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recording_started_during_an_under_voltage_notes_it_at_its_start() {
+    use crate::power::{Change, Condition};
+    let change = |condition, detail: &str| Change {
+        condition,
+        message: format!("said: {detail}"),
+        detail: detail.into(),
+    };
+    let mut s = sim(2);
+    s.command(Command::Start { seconds: None });
+    s.opened(0, 1);
+    s.opened(1, 1);
+    let sagged = s.now();
+    s.control.message(ControlMsg::Power(
+        change(Condition::UnderVoltage, "too little"),
+        sagged,
+    ));
+    let told = s.told(0);
+    assert_eq!(
+        power_notes(&told, 1),
+        [("under_voltage", sagged, "too little".to_string())]
+    );
+    s.command(Command::Stop);
+    s.advance(Duration::from_secs(10));
+    s.closed(0, 1);
+    s.closed(1, 1);
+    s.told(0);
+    s.told(1);
+    // Recording 2 begins with its 1 s buffer, 9 s after the sag began: a row at its
+    // start says so, in every camera's events file.
+    let begin = s.now() - Duration::from_secs(1);
+    s.command(Command::Start { seconds: None });
+    for cam in 0..2 {
+        assert_eq!(
+            power_notes(&s.told(cam), 2),
+            [(
+                "under_voltage",
+                begin,
+                "too little; going on since 9.0 s before this recording's start".to_string()
+            )],
+            "camera {cam}"
+        );
+    }
+    s.opened(0, 2);
+    s.opened(1, 2);
+    // Heat that began within its buffer's span is noted at its own time.
+    let hot_at = s.now();
+    s.control.message(ControlMsg::Power(
+        change(Condition::Hot, "at 81 °C"),
+        hot_at,
+    ));
+    s.command(Command::Stop);
+    s.advance(Duration::from_millis(500));
+    s.closed(0, 2);
+    s.closed(1, 2);
+    s.told(0);
+    s.command(Command::Start { seconds: None });
+    let notes = power_notes(&s.told(0), 3);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.contains(&("cpu_hot", hot_at, "at 81 °C".to_string())));
+    assert!(notes.iter().any(|(r, _, _)| *r == "under_voltage"));
+    s.opened(0, 3);
+    s.opened(1, 3);
+    // Once both are over, a new recording notes neither.
+    let now = s.now();
+    s.control
+        .message(ControlMsg::Power(change(Condition::PowerOk, "enough"), now));
+    s.control
+        .message(ControlMsg::Power(change(Condition::Cool, "at 70 °C"), now));
+    s.command(Command::Stop);
+    s.advance(Duration::from_secs(1));
+    s.closed(0, 3);
+    s.closed(1, 3);
+    s.told(0);
+    s.command(Command::Start { seconds: None });
+    assert_eq!(power_notes(&s.told(0), 4), []);
+}
