@@ -123,6 +123,17 @@ fn check_says_the_pis_power_and_heat_with_what_to_do() {
     );
 }
 
+/// The power rows of a recording's events file, each split in its 5 columns.
+fn power_rows(mkv: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(events_of(mkv))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(5, ',').map(str::to_string).collect())
+        .filter(|r: &Vec<String>| r[3].starts_with("power: "))
+        .collect()
+}
+
 /// A Pi whose supply sags, then that runs hot, while it records: each said once, in the
 /// log and the status's warnings, when it begins (within a look, a second) and when the heat
 /// is gone, and the recording goes on whole.
@@ -205,13 +216,7 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     assert_eq!(states, ["under_voltage", "cpu_hot", "cpu_cool"], "{said:?}");
     assert!(said.iter().all(|(_, _, r)| *r == Some(1)), "{said:?}");
     let mkv = h.mkv_files().pop().expect("a recording");
-    let rows: Vec<Vec<String>> = std::fs::read_to_string(events_of(&mkv))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.splitn(5, ',').map(str::to_string).collect())
-        .filter(|r: &Vec<String>| r[3].starts_with("power: "))
-        .collect();
+    let rows = power_rows(&mkv);
     assert_eq!(rows.len(), 3, "{rows:?}");
     for (row, (state, t, _)) in rows.iter().zip(&said) {
         assert_eq!(&row[2], state, "{row:?}");
@@ -270,13 +275,7 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
         .into_iter()
         .find(|m| *m != mkv)
         .expect("recording 2");
-    let rows: Vec<Vec<String>> = std::fs::read_to_string(events_of(&second))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.splitn(5, ',').map(str::to_string).collect())
-        .filter(|r: &Vec<String>| r[3].starts_with("power: "))
-        .collect();
+    let rows = power_rows(&second);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][2], "under_voltage", "{rows:?}");
     assert!(

@@ -538,80 +538,75 @@ fn power_notes(msgs: &[WriterMsg], id: u64) -> Vec<(&'static str, LslTime, Strin
         .collect()
 }
 
+impl Sim {
+    /// The disk thread's look found the rig's power or heat changed, now; when.
+    fn power(&mut self, condition: crate::power::Condition, detail: &str) -> LslTime {
+        let at = self.now();
+        let change = crate::power::Change {
+            condition,
+            message: format!("said: {detail}"),
+            detail: detail.into(),
+        };
+        self.control.message(ControlMsg::Power(change, at));
+        at
+    }
+
+    /// Recording `id` (on both cameras) stopped, `after` passed, its files closed, and
+    /// what the writers were told forgotten.
+    fn stop_and_close(&mut self, id: u64, after: Duration) {
+        self.command(Command::Stop);
+        self.advance(after);
+        for cam in 0..self.cams.len() {
+            self.closed(cam, id);
+            self.told(cam);
+        }
+    }
+
+    /// A start whose files opened on every camera: what camera 0's writer was told.
+    fn start_opened(&mut self, id: u64) -> Vec<WriterMsg> {
+        self.command(Command::Start { seconds: None });
+        let told = self.told(0);
+        for cam in 0..self.cams.len() {
+            self.opened(cam, id);
+        }
+        told
+    }
+}
+
 #[test]
 fn a_recording_started_during_an_under_voltage_notes_it_at_its_start() {
-    use crate::power::{Change, Condition};
-    let change = |condition, detail: &str| Change {
-        condition,
-        message: format!("said: {detail}"),
-        detail: detail.into(),
-    };
+    use crate::power::Condition;
     let mut s = sim(2);
-    s.command(Command::Start { seconds: None });
-    s.opened(0, 1);
-    s.opened(1, 1);
-    let sagged = s.now();
-    s.control.message(ControlMsg::Power(
-        change(Condition::UnderVoltage, "too little"),
-        sagged,
-    ));
-    let told = s.told(0);
+    s.start_opened(1);
+    let sagged = s.power(Condition::UnderVoltage, "too little");
     assert_eq!(
-        power_notes(&told, 1),
+        power_notes(&s.told(0), 1),
         [("under_voltage", sagged, "too little".to_string())]
     );
-    s.command(Command::Stop);
-    s.advance(Duration::from_secs(10));
-    s.closed(0, 1);
-    s.closed(1, 1);
-    s.told(0);
-    s.told(1);
+    s.stop_and_close(1, Duration::from_secs(10));
     // Recording 2 begins with its 1 s buffer, 9 s after the sag began: a row at its
     // start says so, in every camera's events file.
     let begin = s.now() - Duration::from_secs(1);
+    let going_on = (
+        "under_voltage",
+        begin,
+        "too little; going on since 9.0 s before this recording's start".to_string(),
+    );
     s.command(Command::Start { seconds: None });
-    for cam in 0..2 {
-        assert_eq!(
-            power_notes(&s.told(cam), 2),
-            [(
-                "under_voltage",
-                begin,
-                "too little; going on since 9.0 s before this recording's start".to_string()
-            )],
-            "camera {cam}"
-        );
-    }
+    assert_eq!(power_notes(&s.told(0), 2), std::slice::from_ref(&going_on));
+    assert_eq!(power_notes(&s.told(1), 2), [going_on]);
     s.opened(0, 2);
     s.opened(1, 2);
     // Heat that began within its buffer's span is noted at its own time.
-    let hot_at = s.now();
-    s.control.message(ControlMsg::Power(
-        change(Condition::Hot, "at 81 °C"),
-        hot_at,
-    ));
-    s.command(Command::Stop);
-    s.advance(Duration::from_millis(500));
-    s.closed(0, 2);
-    s.closed(1, 2);
-    s.told(0);
-    s.command(Command::Start { seconds: None });
-    let notes = power_notes(&s.told(0), 3);
+    let hot_at = s.power(Condition::Hot, "at 81 °C");
+    s.stop_and_close(2, Duration::from_millis(500));
+    let notes = power_notes(&s.start_opened(3), 3);
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.contains(&("cpu_hot", hot_at, "at 81 °C".to_string())));
     assert!(notes.iter().any(|(r, _, _)| *r == "under_voltage"));
-    s.opened(0, 3);
-    s.opened(1, 3);
     // Once both are over, a new recording notes neither.
-    let now = s.now();
-    s.control
-        .message(ControlMsg::Power(change(Condition::PowerOk, "enough"), now));
-    s.control
-        .message(ControlMsg::Power(change(Condition::Cool, "at 70 °C"), now));
-    s.command(Command::Stop);
-    s.advance(Duration::from_secs(1));
-    s.closed(0, 3);
-    s.closed(1, 3);
-    s.told(0);
-    s.command(Command::Start { seconds: None });
-    assert_eq!(power_notes(&s.told(0), 4), []);
+    s.power(Condition::PowerOk, "enough");
+    s.power(Condition::Cool, "at 70 °C");
+    s.stop_and_close(3, Duration::from_secs(1));
+    assert_eq!(power_notes(&s.start_opened(4), 4), []);
 }
