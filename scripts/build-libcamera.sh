@@ -5,6 +5,12 @@
 # has no real pipeline; on a Raspberry Pi use Raspberry Pi OS's own libcamera (README).
 #
 #   scripts/build-libcamera.sh [PREFIX]
+#   HINDSIGHT_LIBCAMERA_ARCH=aarch64 scripts/build-libcamera.sh
+#
+# With HINDSIGHT_LIBCAMERA_ARCH=aarch64 (on an x86_64 machine) it is built for 64-bit
+# Raspberry Pi OS with the cross compiler and Debian's arm64 libraries (installed here
+# as :arm64 packages), into <cache>/<version>-<hash>-aarch64 (no env.sh: that build is
+# run under qemu-user, by scripts/cross-check.sh and tests/arm.rs).
 #
 # The source is Debian's libcamera source package (`apt-get source`, in a private apt
 # configuration that reads the machine's own Debian mirror with a deb-src line for
@@ -39,6 +45,18 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 need=(meson ninja-build pkg-config g++ python3-yaml python3-ply python3-jinja2 libyaml-dev
       libyuv-dev libjpeg-dev libssl-dev dpkg-dev patch debian-archive-keyring)
+arch=${HINDSIGHT_LIBCAMERA_ARCH:-}
+case "$arch" in
+  "") ;;
+  aarch64)
+    [ "$(uname -m)" = x86_64 ] || fail "a cross build for $arch is made on x86_64 only"
+    gnu=aarch64-linux-gnu
+    dpkg --print-foreign-architectures | grep -qx arm64 ||
+      fail "dpkg has no arm64 architecture (scripts/install-deps.sh --cross adds it)"
+    need+=(g++-aarch64-linux-gnu libyaml-dev:arm64 libyuv-dev:arm64 libjpeg-dev:arm64
+           libssl-dev:arm64) ;;
+  *) fail "HINDSIGHT_LIBCAMERA_ARCH=$arch: only aarch64 is built" ;;
+esac
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -103,10 +121,10 @@ OPTIONS=(--buildtype=release -Dpipelines=virtual -Dipas= -Dcam=disabled -Dqcam=d
          -Dgstreamer=disabled -Dv4l2=false -Dlc-compliance=disabled -Dtest=false
          -Ddocumentation=disabled -Dpycamera=disabled -Dudev=disabled -Dtracing=disabled)
 key=$( (cat "$ROOT"/scripts/libcamera-test/*.patch; echo "${OPTIONS[*]}") | sha256sum | cut -c1-12)
-PREFIX=${1:-$CACHE/$upstream-$key}
-stamp="$upstream-$key"
+stamp="$upstream-$key${arch:+-$arch}"
+PREFIX=${1:-$CACHE/$stamp}
 if [ -f "$PREFIX/.hindsight-build" ] && [ "$(cat "$PREFIX/.hindsight-build")" = "$stamp" ]; then
-  echo "build-libcamera: libcamera $upstream (virtual pipeline, test patches $key) is already built"
+  echo "build-libcamera: libcamera $upstream (virtual pipeline, test patches $key) is already built${arch:+ for $arch}"
   echo "$PREFIX"
   exit 0
 fi
@@ -130,8 +148,32 @@ for p in "$ROOT"/scripts/libcamera-test/*.patch; do
     || fail "$(basename "$p") does not apply to libcamera $version: update the patch"
 done
 
-echo "build-libcamera: building libcamera $upstream (virtual pipeline only) into $PREFIX"
-meson setup "$work/build" "$work/src" --prefix="$PREFIX" "${OPTIONS[@]}" >"$work/meson.log" 2>&1 \
+cross=()
+if [ -n "$arch" ]; then
+  # Debian's arm64 libraries (multiarch) through the build machine's pkg-config.
+  cat > "$work/cross.ini" <<EOF
+[binaries]
+c = '$gnu-gcc'
+cpp = '$gnu-g++'
+ar = '$gnu-ar'
+strip = '$gnu-strip'
+pkgconfig = 'pkg-config'
+
+[properties]
+pkg_config_libdir = ['/usr/lib/$gnu/pkgconfig', '/usr/share/pkgconfig']
+
+[host_machine]
+system = 'linux'
+cpu_family = '$arch'
+cpu = '$arch'
+endian = 'little'
+EOF
+  cross=(--cross-file "$work/cross.ini")
+fi
+
+echo "build-libcamera: building libcamera $upstream (virtual pipeline only${arch:+, for $arch}) into $PREFIX"
+meson setup "$work/build" "$work/src" --prefix="$PREFIX" "${cross[@]}" "${OPTIONS[@]}" \
+  >"$work/meson.log" 2>&1 \
   || { tail -30 "$work/meson.log" >&2; fail "meson setup failed (log: $work/meson.log)"; }
 ninja -C "$work/build" install >"$work/ninja.log" 2>&1 \
   || { tail -30 "$work/ninja.log" >&2; fail "the build failed (log: $work/ninja.log)"; }
@@ -139,7 +181,7 @@ ninja -C "$work/build" install >"$work/ninja.log" 2>&1 \
 pc=$(dirname "$(find "$PREFIX" -name libcamera.pc | head -1)")
 [ -n "$pc" ] || fail "no libcamera.pc under $PREFIX"
 lib=$(dirname "$pc")
-cat > "$PREFIX/env.sh" <<EOF
+[ -n "$arch" ] || cat > "$PREFIX/env.sh" <<EOF
 # Build and run hindsight --features libcamera against the test libcamera in $PREFIX.
 export PKG_CONFIG_PATH="$pc\${PKG_CONFIG_PATH:+:\$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"

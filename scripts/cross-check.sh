@@ -7,12 +7,12 @@
 #            scripts/get-liblsl.sh builds for it from source (with the cross compiler and
 #            libpugixml-dev:armhf; no wheel carries one), else with the 1.13.1 lsl-sys builds
 # Each binary must be an ELF executable for its machine and, with a current liblsl, need
-# liblsl.so.2 (not have the bundled one linked in). The `libcamera`
-# feature (a Pi's cameras) is then compiled for armv7 (below why not aarch64 too), not
-# linked: against the headers of
-# the test libcamera (scripts/build-libcamera.sh), which are the same on every
-# architecture; there is no ARM libcamera to link here (Debian 12's is older than the 0.4
-# the binding needs).
+# liblsl.so.2 (not have the bundled one linked in). The `libcamera` feature (a Pi's
+# cameras) is built into the aarch64 binary, linked with the test libcamera built for
+# aarch64 from the same Debian source (HINDSIGHT_LIBCAMERA_ARCH=aarch64
+# scripts/build-libcamera.sh; Debian 12's own libcamera is older than the 0.4 the binding
+# needs), which tests/arm.rs runs with the virtual camera; and compiled, not linked, for
+# armv7 against the x86_64 test libcamera's headers (the same on every architecture).
 #
 # Then it runs what it built, under qemu-user (qemu-arm, qemu-aarch64) with Debian's
 # multiarch C library for the architecture (libc6:armhf/arm64, installed with ALSA's
@@ -50,7 +50,7 @@ fi
 # A target not built in this run: its binary of an earlier run (the folder is cached) must
 # not pass for this code's in tests/arm.rs, which then says NOT RUN.
 forget() {
-  rm -f "$cross_dir/$1/debug/hindsight"
+  rm -f "$cross_dir/$1/debug/hindsight" "$cross_dir/$1/debug/libcamera-lib"
 }
 
 not_run() {
@@ -97,6 +97,22 @@ for t in "${targets[@]}"; do
   else
     echo "cross-check $t: lsl-sys's bundled liblsl 1.13.1, built from source" >&2
   fi
+  # aarch64 (64-bit Raspberry Pi OS, whose libcamera a Pi's cameras need) is built with
+  # the libcamera feature, linked with the test libcamera built for it
+  # (HINDSIGHT_LIBCAMERA_ARCH=aarch64 scripts/build-libcamera.sh), which tests/arm.rs runs
+  # under qemu-user with the virtual camera; without that libcamera, without the feature.
+  features=()
+  if [ "$t" = aarch64 ]; then
+    if out=$(HINDSIGHT_LIBCAMERA_ARCH=aarch64 bash scripts/build-libcamera.sh 2>&1) &&
+       lc=$(tail -1 <<<"$out") && pc_file=$(find "$lc/lib" -name libcamera.pc | head -1) &&
+       [ -n "$pc_file" ]; then
+      features=(--features libcamera)
+      export "PKG_CONFIG_PATH_${low}=$pc:$(dirname "$pc_file")"
+    else
+      tail -5 <<<"$out" >&2
+      not_run "$t --features libcamera" "no libcamera built for aarch64 (above): built without it"
+    fi
+  fi
   start=$SECONDS
   # Its own target folder ($cross_dir), shared by both targets (the build scripts and
   # macros are built once): the host's build is not touched. Not optimized: a build to see
@@ -105,7 +121,7 @@ for t in "${targets[@]}"; do
   if ! env -u HINDSIGHT_RPATH CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$cross_dir" \
       cargo "${lsl_cargo[@]}" --config 'profile.dev.opt-level=0' \
       --config 'profile.dev.package."*".opt-level=0' \
-      build --locked --target "$triple" --bins >&2; then
+      build --locked --target "$triple" "${features[@]}" --bins >&2; then
     echo "cross-check $t: FAILED to build" >&2
     failed=1
     continue
@@ -124,7 +140,17 @@ for t in "${targets[@]}"; do
     echo "cross-check $t: $f does not link the current liblsl (liblsl.so.2)" >&2
     failed=1
   fi
-  echo "cross-check $t: built $f ($(stat -c %s "$f") bytes, $((SECONDS - start)) s)" \
+  # Where the libcamera it is linked with is, for tests/arm.rs.
+  rm -f "$cross_dir/$triple/debug/libcamera-lib"
+  if [ ${#features[@]} -gt 0 ]; then
+    if readelf -d "$f" | grep -q 'NEEDED.*\[libcamera\.so'; then
+      dirname "$pc_file" | xargs dirname > "$cross_dir/$triple/debug/libcamera-lib"
+    else
+      echo "cross-check $t: $f does not link libcamera" >&2
+      failed=1
+    fi
+  fi
+  echo "cross-check $t: built $f ($(stat -c %s "$f") bytes, $((SECONDS - start)) s${features:+, with libcamera})" \
     "$(readelf -h "$f" | awk -F: '/Machine/ {gsub(/^ +/, "", $2); print $2}')," \
     "liblsl: $([ "$needs_liblsl" = yes ] && echo "liblsl.so.2 from $prefix" || echo "1.13.1 linked in")" >&2
   # The unit tests (every crate of the workspace), built as above and run under qemu-user:

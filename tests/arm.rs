@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::virtual_camera::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -34,6 +35,9 @@ struct ArmBuild {
     program: Vec<OsString>,
     /// The liblsl version its streams must report (`1.17`).
     liblsl: String,
+    /// Built with the libcamera feature, linked with the test libcamera built for its
+    /// architecture (the cross check does it for aarch64).
+    libcamera: bool,
 }
 
 impl ArmBuild {
@@ -83,12 +87,10 @@ impl ArmBuild {
             .last()
             .map(PathBuf::from)
             .filter(|p| out.status.success() && p.join("lib/liblsl.so.2").exists());
-        let mut program: Vec<OsString> = vec![qemu.into()];
+        let mut libs: Vec<PathBuf> = Vec::new();
         let liblsl = match &prefix {
             Some(p) => {
-                let mut env = OsString::from("LD_LIBRARY_PATH=");
-                env.push(p.join("lib"));
-                program.extend(["-E".into(), env]);
+                libs.push(p.join("lib"));
                 // Its folder is named after its version: 1.17.7-armv7.
                 let name = p.file_name().unwrap().to_string_lossy().into_owned();
                 let v: Vec<&str> = name.split(['.', '-']).collect();
@@ -96,11 +98,24 @@ impl ArmBuild {
             }
             None => "1.13".to_string(),
         };
+        // The libcamera it is linked with, which the cross check names beside it.
+        let libcamera = std::fs::read_to_string(bin.with_file_name("libcamera-lib"))
+            .ok()
+            .map(|l| PathBuf::from(l.trim()));
+        libs.extend(libcamera.clone());
+        let mut program: Vec<OsString> = vec![qemu.into()];
+        if !libs.is_empty() {
+            let joined = std::env::join_paths(&libs).unwrap();
+            let mut env = OsString::from("LD_LIBRARY_PATH=");
+            env.push(joined);
+            program.extend(["-E".into(), env]);
+        }
         program.push(bin.into());
         Some(ArmBuild {
             arch,
             program,
             liblsl,
+            libcamera: libcamera.is_some(),
         })
     }
 
@@ -414,4 +429,125 @@ fn the_64_bit_pi_build_records_streams_and_repairs() {
 #[ignore = "needs the ARM builds of scripts/cross-check.sh: scripts/test.sh runs it after them"]
 fn the_32_bit_pi_build_records_streams_and_repairs() {
     a_pi_build_records_streams_and_repairs("armv7");
+}
+
+/// The 64-bit Pi build's `source: libcamera` (a Pi's own cameras), on libcamera's virtual
+/// camera built for aarch64 from the same Debian source as this machine's test libcamera:
+/// a recording and `start 2` in one process, every frame in each file the sensor frame
+/// its pixels say, at that frame's exposure time, its frame numbers one after another.
+/// This is the Pi's camera path in the Pi's own code (the binding, the YUV to JPEG
+/// encoding, the sensor timestamps), not a Pi's speed: a small camera at 15 fps.
+#[test]
+#[ignore = "needs the ARM builds of scripts/cross-check.sh: scripts/test.sh runs it after them"]
+fn the_64_bit_pi_build_records_a_libcamera_camera_at_its_sensor_times() {
+    let _g = serial();
+    let Some(arm) = ArmBuild::find("aarch64") else {
+        return;
+    };
+    if !arm.libcamera {
+        eprintln!("##########################################################################");
+        eprintln!("# tests/arm.rs aarch64 libcamera: NOT RUN: the aarch64 build has no libcamera (scripts/cross-check.sh said why)");
+        eprintln!("##########################################################################");
+        return;
+    }
+    require_tool("ffprobe");
+    require_tool("mkvmerge");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let root = dir.path().join("recordings");
+    let fps = 15.0;
+    let config = format!(
+        "rig: armtest\nbuffer:\n  duration: 1.5\n  max_bytes: 64MiB\naudio:\n  enabled: false\n\
+         lsl:\n  enabled: false\ncameras:\n  - name: pi\n    source: libcamera\n    device: \"0\"\n    \
+         resolution: {{width: {}, height: {}}}\n    fps: {fps}\n    quality: 80\n",
+        PI.width, PI.height
+    );
+    let mut h = Hindsight::start_program(
+        tempfile::tempdir().unwrap(),
+        root.clone(),
+        &config,
+        &arm.program,
+        |c| {
+            c.env("LIBCAMERA_VIRTUAL_CONFIG", &yaml)
+                .env("LIBCAMERA_LOG_LEVELS", "*:ERROR");
+        },
+    );
+    let cam = h.status()["cameras"][0].clone();
+    assert!(
+        cam["source"] == "libcamera"
+            && cam["model"] == "virtual-imx708, YUV420 encoded to JPEG"
+            && cam["width"] == PI.width
+            && cam["height"] == PI.height,
+        "{cam}"
+    );
+    h.wait_until("the buffer holds 1.4 s", Duration::from_secs(60), |h| {
+        h.status()["cameras"][0]["buffered_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 1.4
+    });
+    h.record_for(2.0);
+    let (code, r) = h.post("start", json!({"seconds": 2}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until(
+        "start 2 has stopped by itself",
+        Duration::from_secs(60),
+        |h| {
+            let s = h.status();
+            s["state"] == "buffering"
+                && s["current_files"].as_array().unwrap().is_empty()
+                && s["last_files"][0]["recording_id"] == 2
+        },
+    );
+    let cam = h.status()["cameras"][0].clone();
+    assert!(h.terminate().success(), "{}", h.log_text());
+    let log = h.log_text();
+    assert!(!log.contains(" ERROR "), "{log}");
+    let files = mkv_files(&root);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut last = None;
+    for mkv in &files {
+        assert_eq!(
+            ffprobe_video(mkv),
+            (
+                u64::from(PI.width),
+                u64::from(PI.height),
+                "mjpeg".to_string()
+            )
+        );
+        mkvmerge_clean(mkv);
+        let rows = read_sidecar(mkv);
+        assert_eq!(
+            ffprobe_packet_count(mkv),
+            rows.len() as u64,
+            "{}",
+            mkv.display()
+        );
+        // 1.5 s buffered and 2 s live: at least 3 s of frames.
+        assert!(
+            rows.len() as f64 > 3.0 * fps,
+            "{}: {} frames",
+            mkv.display(),
+            rows.len()
+        );
+        for w in rows.windows(2) {
+            assert_eq!(
+                w[1].frame_number,
+                w[0].frame_number + 1,
+                "{}",
+                mkv.display()
+            );
+        }
+        // The recorder lost none of the sensor's frames, and each is at its exposure.
+        let shown = shown(mkv, PI.width as usize, PI.height as usize);
+        assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));
+        assert_sensor_times(&rows, &shown, period(fps));
+        // The second's buffer reaches back into the first: a frame in both has one time.
+        if let Some((n, t)) = last {
+            let again = rows.iter().find(|r| r.frame_number == n);
+            assert!(again.is_none_or(|r| r.lsl_time == t), "frame {n}");
+        }
+        last = rows.last().map(|r| (r.frame_number, r.lsl_time));
+    }
+    assert_eq!(cam["drops"]["source_gaps"], 0, "{cam}");
 }

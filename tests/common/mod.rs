@@ -4,6 +4,7 @@
 
 pub mod camera_server;
 pub mod ntfy;
+pub mod virtual_camera;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
