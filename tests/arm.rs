@@ -216,6 +216,34 @@ fn judge(mkv: &Path, cam: &Value, crashed: bool) -> (Vec<SidecarRow>, u64) {
     (rows, offset)
 }
 
+/// Once `buffered` seconds are buffered: a recording of 2 s, then `start 2` in the same
+/// process, which stops by itself.
+fn record_then_start_2(h: &mut Hindsight, buffered: f64) {
+    h.wait_until(
+        &format!("the buffer holds {buffered} s"),
+        Duration::from_secs(60),
+        |h| {
+            h.status()["cameras"][0]["buffered_seconds"]
+                .as_f64()
+                .unwrap()
+                >= buffered
+        },
+    );
+    h.record_for(2.0);
+    let (code, r) = h.post("start", json!({"seconds": 2}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until(
+        "start 2 has stopped by itself",
+        Duration::from_secs(60),
+        |h| {
+            let s = h.status();
+            s["state"] == "buffering"
+                && s["current_files"].as_array().unwrap().is_empty()
+                && s["last_files"][0]["recording_id"] == 2
+        },
+    );
+}
+
 fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
     lsl_session();
     let _g = serial();
@@ -245,26 +273,7 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
         "{arch}"
     );
 
-    // A recording, then `start 2` in the same process.
-    h.wait_until("the buffer holds 3 s", Duration::from_secs(60), |h| {
-        h.status()["cameras"][0]["buffered_seconds"]
-            .as_f64()
-            .unwrap()
-            >= 2.9
-    });
-    h.record_for(2.0);
-    let (code, r) = h.post("start", json!({"seconds": 2}));
-    assert_eq!(code, 200, "{r}");
-    h.wait_until(
-        "start 2 has stopped by itself",
-        Duration::from_secs(60),
-        |h| {
-            let s = h.status();
-            s["state"] == "buffering"
-                && s["current_files"].as_array().unwrap().is_empty()
-                && s["last_files"][0]["recording_id"] == 2
-        },
-    );
+    record_then_start_2(&mut h, 2.9);
     std::thread::sleep(Duration::from_millis(500));
     let samples = lsl_pull_numbers(&frames);
     drop(frames);
@@ -480,25 +489,7 @@ fn the_64_bit_pi_build_records_a_libcamera_camera_at_its_sensor_times() {
             && cam["height"] == PI.height,
         "{cam}"
     );
-    h.wait_until("the buffer holds 1.4 s", Duration::from_secs(60), |h| {
-        h.status()["cameras"][0]["buffered_seconds"]
-            .as_f64()
-            .unwrap()
-            >= 1.4
-    });
-    h.record_for(2.0);
-    let (code, r) = h.post("start", json!({"seconds": 2}));
-    assert_eq!(code, 200, "{r}");
-    h.wait_until(
-        "start 2 has stopped by itself",
-        Duration::from_secs(60),
-        |h| {
-            let s = h.status();
-            s["state"] == "buffering"
-                && s["current_files"].as_array().unwrap().is_empty()
-                && s["last_files"][0]["recording_id"] == 2
-        },
-    );
+    record_then_start_2(&mut h, 1.4);
     let cam = h.status()["cameras"][0].clone();
     assert!(h.terminate().success(), "{}", h.log_text());
     let log = h.log_text();
