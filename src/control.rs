@@ -948,17 +948,21 @@ impl Control {
             files.paths.insert(cam.setup.index, mkv);
         }
         self.open.insert(id, files);
-        self.note_power_going_on(id, trigger - pre_trigger);
+        // A clip's span ends at its trigger: what began after it is not in the clip.
+        let end = matches!(kind, FileKind::Clip).then_some(trigger);
+        self.note_power_going_on(id, trigger - pre_trigger, end);
         Ok(crate::writer::files::audio_path(&dir, &stem))
     }
 
     /// A new recording's events file says the power or heat problems already going on,
-    /// at its start (`begin`: its pre-trigger span's) or at when each began if later.
-    fn note_power_going_on(&self, id: u64, begin: LslTime) {
+    /// at its start (`begin`: its pre-trigger span's) or at when each began if later (and
+    /// not after `end`, a clip's).
+    fn note_power_going_on(&self, id: u64, begin: LslTime, end: Option<LslTime>) {
         let Some(files) = self.open.get(&id) else {
             return;
         };
-        for (condition, since, detail) in self.power_now.values() {
+        let in_span = |since: &LslTime| end.is_none_or(|end| *since <= end);
+        for (condition, since, detail) in self.power_now.values().filter(|(_, s, _)| in_span(s)) {
             let at = (*since).max(begin);
             let detail = match since.saturating_since(begin) {
                 d if d.is_zero() => format!(

@@ -609,4 +609,24 @@ fn a_recording_started_during_an_under_voltage_notes_it_at_its_start() {
     s.power(Condition::Cool, "at 70 °C");
     s.stop_and_close(3, Duration::from_secs(1));
     assert_eq!(power_notes(&s.start_opened(4), 4), []);
+    // A clip of the last second notes what went on through it, not what began after it.
+    s.stop_and_close(4, Duration::from_secs(1));
+    s.power(Condition::UnderVoltage, "too little");
+    s.advance(Duration::from_secs(2));
+    let later = crate::power::Change {
+        condition: Condition::Hot,
+        message: "hot".into(),
+        detail: "at 82 °C".into(),
+    };
+    let after_the_clip = s.now() + Duration::from_millis(5);
+    s.control.message(ControlMsg::Power(later, after_the_clip));
+    s.command(Command::Clip { seconds: 1.0 });
+    assert_eq!(
+        power_notes(&s.told(0), 5),
+        [(
+            "under_voltage",
+            s.now() - Duration::from_secs(1),
+            "too little; going on since 1.0 s before this recording's start".to_string()
+        )]
+    );
 }
