@@ -135,8 +135,10 @@ fn power_rows(mkv: &Path) -> Vec<Vec<String>> {
 }
 
 /// A Pi whose supply sags, then that runs hot, while it records: each said once, in the
-/// log and the status's warnings, when it begins (within a look, a second) and when the heat
-/// is gone, and the recording goes on whole.
+/// log, the status's warnings, the ntfy reply topic (the real server), the LSL events and
+/// the events file, when it begins (within a look, a second) and when the heat is gone,
+/// and the recording goes on whole; the next recording, while the supply still sags, says
+/// so from its start.
 #[test]
 fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     let pi = PiSysfs::new();
@@ -144,12 +146,15 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     let root = dir.path().join("recordings");
     let sysfs = pi.path().to_path_buf();
     let name = format!("power_{}", std::process::id());
+    let ntfy = common::ntfy::Ntfy::start(false);
     let mut h = Hindsight::start_with(
         dir,
         root,
         &format!(
-            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\n",
-            synthetic_config(160, 120, 30.0, 1.0)
+            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\ntrigger:\n  ntfy:\n    \
+             enabled: true\n    server: {}\n    topic: {name}\n    reply_topic: {name}-replies\n",
+            synthetic_config(160, 120, 30.0, 1.0),
+            ntfy.url()
         ),
         move |c| {
             c.env("HINDSIGHT_SYSFS", &sysfs);
@@ -239,6 +244,19 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     assert!(report.contains(", the stop: still then</td>"), "{report}");
     assert!(report.contains("CPU at 80 °C from (s)"), "{report}");
     assert!(report.contains(", over</td>"), "{report}");
+    // The phone's reply topic hears each, once, with what to do.
+    let topic = format!("{name}-replies");
+    h.wait_until("the replies are published", Duration::from_secs(10), |_| {
+        ntfy.messages(&topic, None)
+            .iter()
+            .any(|r| r.contains("below 75 °C again"))
+    });
+    let replies = ntfy.messages(&topic, None);
+    let about = |text: &str| replies.iter().filter(|r| r.contains(text)).count();
+    assert_eq!(about("under-voltage: the Raspberry Pi"), 1, "{replies:?}");
+    assert_eq!(about("use a supply that gives 5.1 V"), 1, "{replies:?}");
+    assert_eq!(about("temperature: cpu-thermal at 83"), 1, "{replies:?}");
+    assert_eq!(about("below 75 °C again"), 1, "{replies:?}");
     let log = h.log_text();
     // Once each, however many looks saw it.
     assert_eq!(
