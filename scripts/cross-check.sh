@@ -124,6 +124,7 @@ for t in "${targets[@]}"; do
       build --locked --target "$triple" "${features[@]}" --bins >&2; then
     echo "cross-check $t: FAILED to build" >&2
     failed=1
+    forget "$triple"
     continue
   fi
   for bin in hindsight hindsight-lsl-listen; do

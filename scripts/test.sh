@@ -65,10 +65,16 @@ if [ -n "${LIBLSL_LIB:-}" ] && [ "$(basename "$(dirname "$LIBLSL_LIB")")" != 1.1
   fi
 fi
 if [ "$(uname -m)" = x86_64 ]; then
-  bash scripts/cross-check.sh
+  cross=0
+  bash scripts/cross-check.sh || cross=$?
   # Those builds run as a rig runs them, under qemu-user (tests/arm.rs: NOT RUN for a
-  # build the cross check could not make).
+  # build the cross check could not make), also after a unit test failed there: a run
+  # says every failure it can.
   cargo "${LIBLSL_CARGO[@]}" test --locked "${features[@]}" --test arm -- --ignored
+  if [ "$cross" -ne 0 ]; then
+    echo "test: the cross check FAILED (above)" >&2
+    exit "$cross"
+  fi
 else
   echo "test: cross-check NOT RUN: it builds for ARM from an x86_64 machine (this is $(uname -m))" >&2
 fi
