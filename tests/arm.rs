@@ -219,16 +219,7 @@ fn judge(mkv: &Path, cam: &Value, crashed: bool) -> (Vec<SidecarRow>, u64) {
 /// Once `buffered` seconds are buffered: a recording of 2 s, then `start 2` in the same
 /// process, which stops by itself.
 fn record_then_start_2(h: &mut Hindsight, buffered: f64) {
-    h.wait_until(
-        &format!("the buffer holds {buffered} s"),
-        Duration::from_secs(60),
-        |h| {
-            h.status()["cameras"][0]["buffered_seconds"]
-                .as_f64()
-                .unwrap()
-                >= buffered
-        },
-    );
+    h.wait_buffered(buffered);
     h.record_for(2.0);
     let (code, r) = h.post("start", json!({"seconds": 2}));
     assert_eq!(code, 200, "{r}");
@@ -327,12 +318,7 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
     // build, and its frame numbers go on from the last process's.
     let dir = tempfile::tempdir().unwrap();
     let mut h = Hindsight::start_program(dir, root.clone(), &config(&name), &arm.program, |_| {});
-    h.wait_until("the buffer holds 2 s", Duration::from_secs(60), |h| {
-        h.status()["cameras"][0]["buffered_seconds"]
-            .as_f64()
-            .unwrap()
-            >= 2.0
-    });
+    h.wait_buffered(2.0);
     let (code, r) = h.post("start", json!({}));
     assert_eq!(code, 200, "{r}");
     std::thread::sleep(Duration::from_millis(1500));
