@@ -158,11 +158,22 @@ fn mkv_of(files: &[PathBuf], status_files: &[Value], id: u64) -> PathBuf {
     p
 }
 
+/// Which recording of its process one is.
+#[derive(Clone, Copy, PartialEq)]
+enum Take {
+    /// The first, its buffer reaching back to the process's start.
+    First,
+    /// A later one, its buffer within the process's life.
+    Later,
+    /// The first, killed (kill -9) while recording, then repaired.
+    Killed,
+}
+
 /// What a lab checks of one recording: every frame in the file as ffmpeg and mkvmerge read
 /// it, each the frame its pixels say, in its sidecar, none lost; the WAV beside it as long
 /// as the video. Returns the frames' rows and how far the recorder's frame numbers are
 /// from the camera's (0 in the first process).
-fn judge(mkv: &Path, cam: &Value, crashed: bool) -> (Vec<SidecarRow>, u64) {
+fn judge(mkv: &Path, cam: &Value, take: Take) -> (Vec<SidecarRow>, u64) {
     let rows = read_sidecar(mkv);
     assert!(rows.len() > 20, "{}: {} frames", mkv.display(), rows.len());
     assert_eq!(
@@ -192,7 +203,6 @@ fn judge(mkv: &Path, cam: &Value, crashed: bool) -> (Vec<SidecarRow>, u64) {
         mkv.display()
     );
     assert_nothing_lost(&rows, cam);
-    let span = rows.last().unwrap().lsl_time - rows[0].lsl_time + 0.05;
     // <day>/audio/<stem>.wav beside <day>/video/<stem>_cam0.mkv.
     let stem = mkv
         .file_stem()
@@ -204,13 +214,34 @@ fn judge(mkv: &Path, cam: &Value, crashed: bool) -> (Vec<SidecarRow>, u64) {
         .unwrap()
         .with_file_name("audio")
         .join(format!("{stem}.wav"));
-    // A WAV is written a few times a second: one cut by kill -9 keeps what was written,
-    // up to half a second behind its video (as on x86: tests/audio.rs).
+    // The WAV starts at the first frame, to a sample; or, in a recording whose buffer
+    // reaches back to its process's start, at the first sample the audio input gave (a
+    // moment after the camera's first frame, longer under emulation). Its events sidecar
+    // says which.
+    let (wav_start, row) = event_row(mkv, "audio_start");
+    let late = wav_start - rows[0].lsl_time;
+    eprintln!(
+        "{}: its WAV starts {:.1} ms after its first frame",
+        mkv.display(),
+        late * 1e3
+    );
+    let sample = 1.0 / 48000.0 + 1e-9;
+    let latest = if take == Take::Later { sample } else { 0.5 };
+    assert!(
+        (-sample..=latest).contains(&late),
+        "{}: the WAV starts {late:.6} s after the first frame: {row}",
+        mkv.display()
+    );
+    // From there it lasts as long as the video. A WAV is written a few times a second:
+    // one cut by kill -9 keeps what was written, up to half a second behind its video (as
+    // on x86: tests/audio.rs).
+    let span = rows.last().unwrap().lsl_time + 0.05 - wav_start;
     let secs = sox_seconds(&wav);
-    let behind = if crashed { 0.5 } else { 0.15 };
+    let behind = if take == Take::Killed { 0.5 } else { 0.15 };
     assert!(
         secs - span < 0.15 && span - secs < behind,
-        "{}: {secs} s of audio for {span} s of video",
+        "{}: {secs} s of audio for {span} s of video from the WAV's start ({late:.3} s \
+         after the first frame)",
         wav.display()
     );
     (rows, offset)
@@ -279,12 +310,12 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
     // last_files holds the latest recording; the first is the other file.
     let second = mkv_of(&files, status["last_files"].as_array().unwrap(), 2);
     let first = files.iter().find(|f| **f != second).unwrap().clone();
-    let (one, offset) = judge(&first, &cam, false);
+    let (one, offset) = judge(&first, &cam, Take::First);
     assert_eq!(
         offset, 0,
         "{arch}: the first process's frame numbers are its camera's"
     );
-    let (two, offset) = judge(&second, &cam, false);
+    let (two, offset) = judge(&second, &cam, Take::Later);
     assert_eq!(offset, 0, "{arch}");
     // The second's buffer reaches back into the first: a frame in both files is one frame,
     // with one time.
@@ -331,7 +362,7 @@ fn a_pi_build_records_streams_and_repairs(arch: &'static str) {
     assert_eq!(crashed.len(), 1, "{crashed:?}");
     let said = arm.run_ok(&["repair".as_ref(), root.as_os_str()]);
     eprintln!("{arch}: hindsight repair {}: {said}", root.display());
-    let (three, offset) = judge(&crashed[0], &cam, true);
+    let (three, offset) = judge(&crashed[0], &cam, Take::Killed);
     assert!(three[0].frame_number > two.last().unwrap().frame_number);
     assert!(
         offset > two.last().unwrap().frame_number,

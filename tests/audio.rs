@@ -214,17 +214,6 @@ fn audio_start_of(mkv: &std::path::Path) -> (f64, String) {
     event_row(mkv, "audio_start")
 }
 
-/// The first `kind` row of an MKV's events sidecar: its LSL time, and the row.
-fn event_row(mkv: &std::path::Path, kind: &str) -> (f64, String) {
-    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
-    let row = events
-        .lines()
-        .find(|l| l.split(',').nth(2) == Some(kind))
-        .unwrap_or_else(|| panic!("no {kind} row in {}:\n{events}", mkv.display()))
-        .to_string();
-    (row.split(',').next().unwrap().parse().unwrap(), row)
-}
-
 #[test]
 fn a_recording_gets_a_wav_of_the_same_span_from_a_real_capture_device() {
     let _g = serial();

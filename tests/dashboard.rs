@@ -265,18 +265,7 @@ fn a_stop_key_pressed_while_the_starts_answer_waits_is_taken_when_pressed() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let events = read();
-    let time_of = |kind: &str| -> f64 {
-        events
-            .lines()
-            .find(|l| l.split(',').nth(2) == Some(kind))
-            .unwrap_or_else(|| panic!("no {kind} row:\n{events}"))
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let held = time_of("stop") - time_of("start");
+    let held = event_row(cam0, "stop").0 - event_row(cam0, "start").0;
     assert!(
         (0.1..0.8).contains(&held),
         "X pressed 0.2 s after S was taken {held:.2} s after it\n{events}"

@@ -509,6 +509,17 @@ pub fn events_of(mkv: &Path) -> PathBuf {
     mkv.with_extension("events.csv")
 }
 
+/// The first `kind` row of an MKV's events sidecar: its LSL time, and the row.
+pub fn event_row(mkv: &Path, kind: &str) -> (f64, String) {
+    let events = std::fs::read_to_string(events_of(mkv)).unwrap();
+    let row = events
+        .lines()
+        .find(|l| l.split(',').nth(2) == Some(kind))
+        .unwrap_or_else(|| panic!("no {kind} row in {}:\n{events}", mkv.display()))
+        .to_string();
+    (row.split(',').next().unwrap().parse().unwrap(), row)
+}
+
 pub fn read_sidecar(mkv: &Path) -> Vec<SidecarRow> {
     let text = std::fs::read_to_string(sidecar_of(mkv)).unwrap();
     let mut lines = text.lines();
