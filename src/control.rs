@@ -135,6 +135,9 @@ enum OpenError {
 struct OpenFiles {
     paths: BTreeMap<usize, String>,
     failed: usize,
+    /// Where its span ends, once known (a clip's at once, a recording's at its stop):
+    /// what happens after it is not noted in its events files.
+    end: Option<LslTime>,
 }
 
 /// How long the answer to a start or clip waits for its files to exist: the writers
@@ -192,10 +195,10 @@ pub struct Control {
     clocks: Arc<dyn Clocks>,
     /// Since when a shutdown is finishing the open files (control clock).
     shutting_down: Option<LslTime>,
-    /// The rig's power and heat problems going on (`src/power.rs`), by what they are
-    /// about, with when each began and its row's text: a recording that starts during
-    /// one notes it too, or its events file would not say it.
-    power_now: BTreeMap<&'static str, (crate::power::Condition, LslTime, String)>,
+    /// The rig's power and heat changes (`src/power.rs`) as far back as a new recording
+    /// reaches: its events file notes what went on in its pre-trigger span and at its
+    /// start, or it would not say it.
+    power_history: crate::power::History,
 }
 
 /// Where the control thread tells others what happened.
@@ -242,6 +245,7 @@ impl Control {
         let first = numbers.as_ref().map_or(1, |(_, first)| *first);
         Control {
             recorder: Recorder::numbered_from(settings.pre_trigger, first),
+            power_history: crate::power::History::new(settings.pre_trigger),
             numbers: numbers.map(|(n, _)| n),
             numbers_failed: false,
             cameras,
@@ -263,7 +267,6 @@ impl Control {
             hub,
             clocks,
             shutting_down: None,
-            power_now: BTreeMap::new(),
         }
     }
 
@@ -782,6 +785,9 @@ impl Control {
                     reason,
                 } => {
                     self.lsl_send(LslMsg::RecordingStopped { id, end });
+                    if let Some(files) = self.open.get_mut(&id) {
+                        files.end = Some(end);
+                    }
                     self.audio_send(id, AudioCmd::Stop { id, at: end });
                     for cam in &self.cameras {
                         cam.stop_at(id, end);
@@ -910,9 +916,12 @@ impl Control {
                 self.audio.is_some(),
             )
             .map_err(OpenError::Files)?;
+        // A clip's span ends at its trigger: what began after it is not in the clip.
+        let end = matches!(kind, FileKind::Clip).then_some(trigger);
         let mut files = OpenFiles {
             paths: BTreeMap::new(),
             failed: 0,
+            end,
         };
         let max_bytes = crate::storage::max_file_bytes(self.settings.max_file_size.bytes(), &dir);
         for cam in &self.cameras {
@@ -948,37 +957,27 @@ impl Control {
             files.paths.insert(cam.setup.index, mkv);
         }
         self.open.insert(id, files);
-        // A clip's span ends at its trigger: what began after it is not in the clip.
-        let end = matches!(kind, FileKind::Clip).then_some(trigger);
-        self.note_power_going_on(id, trigger - pre_trigger, end);
+        self.note_power_in_span(id, trigger - pre_trigger, end);
         Ok(crate::writer::files::audio_path(&dir, &stem))
     }
 
-    /// A new recording's events file says the power or heat problems already going on,
-    /// at its start (`begin`: its pre-trigger span's) or at when each began if later (and
-    /// not after `end`, a clip's).
-    fn note_power_going_on(&self, id: u64, begin: LslTime, end: Option<LslTime>) {
+    /// A new recording's events file says what went on with the rig's power and heat in
+    /// its span so far: the problems going on at its start (`begin`: its pre-trigger
+    /// span's), and each change since, up to `end` (a clip's), at its own time.
+    fn note_power_in_span(&self, id: u64, begin: LslTime, end: Option<LslTime>) {
         let Some(files) = self.open.get(&id) else {
             return;
         };
-        let in_span = |since: &LslTime| end.is_none_or(|end| *since <= end);
-        for (condition, since, detail) in self.power_now.values().filter(|(_, s, _)| in_span(s)) {
-            let at = (*since).max(begin);
-            let detail = match since.saturating_since(begin) {
-                d if d.is_zero() => format!(
-                    "{detail}; going on since {:.1} s before this recording's start",
-                    begin.saturating_since(*since).as_secs_f64()
-                ),
-                _ => detail.clone(),
-            };
-            let wall = self.clocks.now().wall_at(at);
+        let now = self.clocks.now();
+        for row in self.power_history.rows_for(begin, end) {
+            let wall = now.wall_at(row.at);
             for &camera in files.paths.keys() {
                 let _ = self.writers[camera].send(WriterMsg::Note {
                     id,
-                    at,
+                    at: row.at,
                     wall,
-                    event: NoteKind::Power(*condition),
-                    detail: detail.clone(),
+                    event: NoteKind::Power(row.condition),
+                    detail: row.detail.clone(),
                 });
             }
         }
@@ -1235,14 +1234,21 @@ impl Control {
             tracing::info!("{message}");
         }
         self.hub.replace_warning(condition.about(), message.clone());
-        if condition.is_problem() {
-            self.power_now
-                .insert(condition.about(), (condition, at, detail.clone()));
-        } else {
-            self.power_now.remove(condition.about());
-        }
+        self.power_history.push(crate::power::Noted {
+            condition,
+            at,
+            detail: detail.clone(),
+        });
         self.notice(message.clone());
-        let recording = self.open.keys().last().copied();
+        // The files whose span it is in: not a clip's or a stopped recording's still
+        // being finished.
+        let in_span = |files: &&OpenFiles| files.end.is_none_or(|end| at <= end);
+        let recording = self
+            .open
+            .iter()
+            .filter(|(_, f)| in_span(f))
+            .map(|(&id, _)| id)
+            .next_back();
         self.lsl_event(
             None,
             at,
@@ -1253,7 +1259,7 @@ impl Control {
             },
         );
         let wall = self.clocks.now().wall_at(at);
-        for (&id, files) in &self.open {
+        for (&id, files) in self.open.iter().filter(|(_, f)| in_span(f)) {
             for &camera in files.paths.keys() {
                 // Never waits on a writer, and a writer held up by its disk gets it later.
                 let _ = self.writers[camera].send(WriterMsg::Note {

@@ -18,8 +18,11 @@
 //! The older `soc:firmware/get_throttled` file is not read: newer kernels log a warning
 //! for each reader.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::clock::LslTime;
 
 /// Where a Raspberry Pi 4 or 5 begins to slow its cores.
 pub const HOT_C: f64 = 80.0;
@@ -276,6 +279,79 @@ impl Watch {
     }
 }
 
+/// A change as a recording's events file notes it: what, when, and the row's text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Noted {
+    pub condition: Condition,
+    pub at: LslTime,
+    pub detail: String,
+}
+
+/// The changes a new recording's span can reach: those of the last `reach` (its
+/// pre-trigger buffer, the farthest back a recording or clip begins) and, before them,
+/// the last of each kind (what was going on when the oldest span begins).
+#[derive(Debug)]
+pub struct History {
+    reach: Duration,
+    changes: VecDeque<Noted>,
+}
+
+impl History {
+    pub fn new(reach: Duration) -> History {
+        History {
+            reach,
+            changes: VecDeque::new(),
+        }
+    }
+
+    /// A change, at or after every earlier one. Changes too old for any span are
+    /// forgotten, but for the last of each kind before the reach.
+    pub fn push(&mut self, change: Noted) {
+        let cutoff = change.at - self.reach;
+        self.changes.push_back(change);
+        let old = |c: &Noted| c.at < cutoff;
+        let mut keep = vec![true; self.changes.len()];
+        for (i, c) in self.changes.iter().enumerate().filter(|(_, c)| old(c)) {
+            let about = c.condition.about();
+            keep[i] = !self
+                .changes
+                .iter()
+                .skip(i + 1)
+                .any(|later| old(later) && later.condition.about() == about);
+        }
+        let mut keep = keep.into_iter();
+        self.changes.retain(|_| keep.next().unwrap_or(true));
+    }
+
+    /// What the events file of a recording spanning `begin` to `end` (`None`: on from
+    /// now) notes: each problem going on at its start, at its start and saying since
+    /// when; then each change within it, at its own time.
+    pub fn rows_for(&self, begin: LslTime, end: Option<LslTime>) -> Vec<Noted> {
+        let mut at_begin: std::collections::BTreeMap<&str, &Noted> = Default::default();
+        for c in self.changes.iter().filter(|c| c.at <= begin) {
+            at_begin.insert(c.condition.about(), c);
+        }
+        let going_on = at_begin
+            .into_values()
+            .filter(|c| c.condition.is_problem())
+            .map(|c| Noted {
+                condition: c.condition,
+                at: begin,
+                detail: format!(
+                    "{}; going on since {:.1} s before this recording's start",
+                    c.detail,
+                    begin.saturating_since(c.at).as_secs_f64()
+                ),
+            });
+        let within = self
+            .changes
+            .iter()
+            .filter(|c| c.at > begin && end.is_none_or(|end| c.at <= end))
+            .cloned();
+        going_on.chain(within).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +454,71 @@ mod tests {
         assert!(w.update(55.0, &r(false, 77.0)).is_empty());
         let c = w.update(60.0, &r(false, 74.0));
         assert_eq!(c[0].condition, Condition::Cool, "{c:?}");
+    }
+
+    fn t(secs: f64) -> LslTime {
+        LslTime::from_secs_f64(1000.0 + secs)
+    }
+
+    fn noted(condition: Condition, at: f64, detail: &str) -> Noted {
+        Noted {
+            condition,
+            at: t(at),
+            detail: detail.into(),
+        }
+    }
+
+    /// A span gets what went on before it and is not over, and what began or ended in it;
+    /// nothing that ended before it or came after it.
+    #[test]
+    fn a_span_notes_what_went_on_at_its_start_and_every_change_within_it() {
+        use Condition::*;
+        let mut h = History::new(Duration::from_secs(20));
+        for c in [
+            noted(UnderVoltage, 0.0, "sag"),
+            noted(Hot, 2.0, "81"),
+            noted(PowerOk, 40.0, "ok"),
+            noted(Cool, 55.0, "74"),
+            noted(UnderVoltage, 58.0, "sag again"),
+            noted(PowerOk, 59.0, "ok again"),
+        ] {
+            h.push(c);
+        }
+        // 45 to 60: heat going on at its start; heat's end and a whole sag within it.
+        assert_eq!(
+            h.rows_for(t(45.0), None),
+            [
+                noted(
+                    Hot,
+                    45.0,
+                    "81; going on since 43.0 s before this recording's start"
+                ),
+                noted(Cool, 55.0, "74"),
+                noted(UnderVoltage, 58.0, "sag again"),
+                noted(PowerOk, 59.0, "ok again"),
+            ]
+        );
+        // A clip of 50 to 58.5: not the sag's end after it.
+        let clip = h.rows_for(t(50.0), Some(t(58.5)));
+        assert_eq!(clip.len(), 3, "{clip:?}");
+        assert_eq!(clip[2], noted(UnderVoltage, 58.0, "sag again"));
+        // After everything: nothing going on, nothing within.
+        assert_eq!(h.rows_for(t(60.0), None), []);
+        // Older changes are forgotten but for the last of each kind before the reach
+        // (20 s): at 70 s the first sag goes (its end at 40 s says the state), the heat
+        // of 2 s stays (its end came at 55 s), and says so to a span from 50 s.
+        h.push(noted(Hot, 70.0, "82"));
+        assert!(!h.changes.contains(&noted(UnderVoltage, 0.0, "sag")));
+        assert_eq!(h.changes.len(), 6, "{:?}", h.changes);
+        let rows = h.rows_for(t(50.0), None);
+        assert_eq!(
+            rows[0],
+            noted(
+                Hot,
+                50.0,
+                "81; going on since 48.0 s before this recording's start"
+            )
+        );
+        assert_eq!(rows.len(), 5, "{rows:?}");
     }
 }

@@ -134,6 +134,29 @@ fn power_rows(mkv: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The `power` events of the events stream, `n` of them or what came in 10 s (the LSL
+/// thread pushes at its next tick, up to a second once idle): state, time, recording.
+fn power_events(events: &lsl::StreamInlet, n: usize) -> Vec<(String, f64, Option<u64>)> {
+    let mut said = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while said.len() < n && std::time::Instant::now() < until {
+        said.extend(
+            lsl_pull_events(events)
+                .into_iter()
+                .filter(|(e, _)| e["event"] == "power")
+                .map(|(e, t)| {
+                    (
+                        e["state"].as_str().unwrap().to_string(),
+                        t,
+                        e["recording"].as_u64(),
+                    )
+                }),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    said
+}
+
 /// A Pi whose supply sags, then that runs hot, while it records: each said once, in the
 /// log, the status's warnings, the ntfy reply topic (the real server), the LSL events and
 /// the events file, when it begins (within a look, a second) and when the heat is gone,
@@ -199,24 +222,7 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     h.post("stop", serde_json::json!({}));
     h.wait_idle_files();
     // The lab's streams and the recording's events file say each, at the same time.
-    // (The LSL thread pushes at its next tick, up to a second once idle.)
-    let mut said: Vec<(String, f64, Option<u64>)> = Vec::new();
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while said.len() < 3 && std::time::Instant::now() < until {
-        said.extend(
-            lsl_pull_events(&events)
-                .into_iter()
-                .filter(|(e, _)| e["event"] == "power")
-                .map(|(e, t)| {
-                    (
-                        e["state"].as_str().unwrap().to_string(),
-                        t,
-                        e["recording"].as_u64(),
-                    )
-                }),
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let said = power_events(&events, 3);
     let states: Vec<&str> = said.iter().map(|(s, _, _)| s.as_str()).collect();
     assert_eq!(states, ["under_voltage", "cpu_hot", "cpu_cool"], "{said:?}");
     assert!(said.iter().all(|(_, _, r)| *r == Some(1)), "{said:?}");
@@ -315,5 +321,77 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
         .filter(|(e, _)| e["event"] == "power")
         .collect();
     assert!(again.is_empty(), "{again:?}");
+    h.terminate();
+}
+
+/// Heat that came and went while the rig only buffered is in the events files of a clip
+/// and of a recording whose buffered span holds it, at the times the lab's streams have
+/// it: the files alone say why frames of that span may be missing.
+#[test]
+fn heat_that_came_and_went_in_the_buffer_is_in_the_recordings_that_hold_it() {
+    let pi = PiSysfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let sysfs = pi.path().to_path_buf();
+    let name = format!("power_buffered_{}", std::process::id());
+    let mut h = Hindsight::start_with(
+        dir,
+        root,
+        &format!(
+            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\n",
+            synthetic_config(160, 120, 30.0, 10.0),
+        ),
+        move |c| {
+            c.env("HINDSIGHT_SYSFS", &sysfs);
+        },
+    );
+    let (events, _) = lsl_connect(&format!("{name}_Events"), false);
+    h.wait_buffered(1.0);
+    let warned = |h: &mut Hindsight, text: &str| {
+        h.status()["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(text))
+    };
+    pi.set(false, 83_000);
+    h.wait_until("the status says the heat", Duration::from_secs(12), |h| {
+        warned(h, "cpu-thermal at 83 °C")
+    });
+    pi.set(false, 70_000);
+    h.wait_until("the status says it cooled", Duration::from_secs(12), |h| {
+        warned(h, "below 75 °C again")
+    });
+    // Said on the lab's streams as it happened, in no recording.
+    let said = power_events(&events, 2);
+    let states: Vec<&str> = said.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(states, ["cpu_hot", "cpu_cool"], "{said:?}");
+    assert!(said.iter().all(|(_, _, r)| r.is_none()), "{said:?}");
+    // A clip of the last 10 s, then a recording (its 10 s buffer and a second).
+    let (code, r) = h.post("clip", serde_json::json!({"seconds": 10}));
+    assert_eq!(code, 200, "{r}");
+    h.record_for(1.0);
+    let files = h.mkv_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for mkv in &files {
+        let rows = power_rows(mkv);
+        assert_eq!(rows.len(), 2, "{}: {rows:?}", mkv.display());
+        let frames = read_sidecar(mkv);
+        for (row, (state, t, _)) in rows.iter().zip(&said) {
+            assert_eq!(&row[2], state, "{row:?}");
+            let at = row[0].parse::<f64>().unwrap();
+            assert_eq!(at, *t, "{row:?}");
+            assert!(
+                (frames[0].lsl_time..=frames.last().unwrap().lsl_time).contains(&at),
+                "{}: {row:?} outside its frames",
+                mkv.display()
+            );
+        }
+        assert!(rows[1][4].contains("70 °C"), "{rows:?}");
+        let report = report_html(mkv, h.dir.path());
+        assert!(report.contains("CPU at 80 °C from (s)"), "{report}");
+    }
+    // Nothing said twice on the lab's streams.
+    assert_eq!(power_events(&events, 1), []);
     h.terminate();
 }

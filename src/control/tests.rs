@@ -630,3 +630,42 @@ fn a_recording_started_during_an_under_voltage_notes_it_at_its_start() {
         )]
     );
 }
+
+/// A sag that began and ended within a recording's buffered span is in its events files at
+/// its own times; a change after a recording's stop or a clip's end, while their files
+/// are still being finished, is not in them.
+#[test]
+fn power_changes_within_a_span_are_noted_and_none_after_its_end() {
+    use crate::power::Condition;
+    let mut s = sim(2);
+    let sagged = s.power(Condition::UnderVoltage, "too little");
+    s.advance(Duration::from_millis(300));
+    let ok = s.power(Condition::PowerOk, "enough");
+    s.advance(Duration::from_millis(300));
+    // Recording 1's 1 s buffer began 0.4 s before the sag.
+    let told = s.start_opened(1);
+    let whole = [
+        ("under_voltage", sagged, "too little".to_string()),
+        ("power_ok", ok, "enough".to_string()),
+    ];
+    assert_eq!(power_notes(&told, 1), whole);
+    assert_eq!(power_notes(&s.told(1), 1), whole);
+    // Stopped; heat comes before its files are finished: not in them.
+    s.command(Command::Stop);
+    s.advance(Duration::from_millis(10));
+    let hot = s.power(Condition::Hot, "at 81 °C");
+    assert_eq!(power_notes(&s.told(0), 1), []);
+    for cam in 0..2 {
+        s.closed(cam, 1);
+    }
+    // A clip of the last half second (after the sag's end): the heat within it; its end,
+    // which comes while the clip is written, is not.
+    s.advance(Duration::from_millis(400));
+    s.command(Command::Clip { seconds: 0.5 });
+    s.advance(Duration::from_millis(10));
+    s.power(Condition::Cool, "at 70 °C");
+    assert_eq!(
+        power_notes(&s.told(0), 2),
+        [("cpu_hot", hot, "at 81 °C".to_string())]
+    );
+}
