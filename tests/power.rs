@@ -52,6 +52,25 @@ impl PiSysfs {
         );
         write("class/thermal/thermal_zone0/temp", format!("{milli_c}\n"));
     }
+
+    /// A recorder reading this sysfs: a 160x120 synthetic camera at 30 fps with a buffer
+    /// of `buffer_s`, no audio, LSL streams named `name`, and `more` config.
+    fn recorder(&self, name: &str, buffer_s: f64, more: &str) -> Hindsight {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("recordings");
+        let sysfs = self.path().to_path_buf();
+        Hindsight::start_with(
+            dir,
+            root,
+            &format!(
+                "{}audio:\n  enabled: false\nlsl:\n  name: {name}\n{more}",
+                synthetic_config(160, 120, 30.0, buffer_s),
+            ),
+            move |c| {
+                c.env("HINDSIGHT_SYSFS", &sysfs);
+            },
+        )
+    }
 }
 
 /// `hindsight check`'s "power and heat" line (level and text) with `sysfs`.
@@ -165,23 +184,16 @@ fn power_events(events: &lsl::StreamInlet, n: usize) -> Vec<(String, f64, Option
 #[test]
 fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
     let pi = PiSysfs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let sysfs = pi.path().to_path_buf();
     let name = format!("power_{}", std::process::id());
     let ntfy = common::ntfy::Ntfy::start(false);
-    let mut h = Hindsight::start_with(
-        dir,
-        root,
+    let mut h = pi.recorder(
+        &name,
+        1.0,
         &format!(
-            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\ntrigger:\n  ntfy:\n    \
-             enabled: true\n    server: {}\n    topic: {name}\n    reply_topic: {name}-replies\n",
-            synthetic_config(160, 120, 30.0, 1.0),
+            "trigger:\n  ntfy:\n    enabled: true\n    server: {}\n    topic: {name}\n    \
+             reply_topic: {name}-replies\n",
             ntfy.url()
         ),
-        move |c| {
-            c.env("HINDSIGHT_SYSFS", &sysfs);
-        },
     );
     let (events, _) = lsl_connect(&format!("{name}_Events"), false);
     let warnings = |h: &mut Hindsight| -> Vec<String> {
@@ -330,21 +342,8 @@ fn a_recording_rig_says_when_its_power_sags_and_when_it_runs_hot() {
 #[test]
 fn heat_that_came_and_went_in_the_buffer_is_in_the_recordings_that_hold_it() {
     let pi = PiSysfs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("recordings");
-    let sysfs = pi.path().to_path_buf();
     let name = format!("power_buffered_{}", std::process::id());
-    let mut h = Hindsight::start_with(
-        dir,
-        root,
-        &format!(
-            "{}audio:\n  enabled: false\nlsl:\n  name: {name}\n",
-            synthetic_config(160, 120, 30.0, 10.0),
-        ),
-        move |c| {
-            c.env("HINDSIGHT_SYSFS", &sysfs);
-        },
-    );
+    let mut h = pi.recorder(&name, 10.0, "");
     let (events, _) = lsl_connect(&format!("{name}_Events"), false);
     h.wait_buffered(1.0);
     let warned = |h: &mut Hindsight, text: &str| {
