@@ -566,12 +566,18 @@ impl Recorder {
                 "already recording (recording {}, for {:.1} s{})",
                 r.id,
                 now.saturating_since(r.trigger).as_secs_f64(),
-                match r.until {
-                    Some(u) => format!(
+                match (r.until, seconds) {
+                    (Some(u), _) => format!(
                         "; it stops by itself in {:.1} s",
                         u.saturating_since(now).as_secs_f64()
                     ),
-                    None => String::new(),
+                    // Nor does a `start N` end an open-ended one: said, lest the person
+                    // who asked for N seconds take it to stop.
+                    (None, Some(s)) => format!(
+                        "; it goes on until a stop, not for the {} s asked",
+                        Seconds(s)
+                    ),
+                    (None, None) => String::new(),
                 }
             )));
         }

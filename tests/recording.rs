@@ -560,8 +560,16 @@ fn commands_that_make_no_sense_are_answered_and_change_nothing() {
             .contains("the buffer held only"),
         "{r}"
     );
+    // `start 5` does not end the open-ended recording, and the answer says so.
     let (code, r) = h.post("start", json!({"seconds": 5}));
     assert_eq!((code, r["outcome"].as_str()), (200, Some("no-op")), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("it goes on until a stop, not for the 5 s asked)"),
+        "{r}"
+    );
     let (code, r) = h.post("clip", json!({"seconds": -1}));
     assert_eq!(
         (code, r["outcome"].as_str()),

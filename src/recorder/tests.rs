@@ -100,7 +100,14 @@ fn start_while_recording_and_stop_while_not_are_no_ops() {
     r.handle(&Command::Start { seconds: None }, &api(), t(2.0));
     let d = r.handle(&Command::Start { seconds: Some(5.0) }, &api(), t(3.0));
     assert!(d.actions.is_empty());
-    assert!(matches!(d.outcome, Outcome::NoOp(_)));
+    match d.outcome {
+        Outcome::NoOp(m) => assert_eq!(
+            m,
+            "already recording (recording 1, for 1.0 s; it goes on until a stop, not for \
+             the 5 s asked)"
+        ),
+        o => panic!("{o:?}"),
+    }
     assert_eq!(
         r.recording().unwrap().id,
         1,
