@@ -559,6 +559,16 @@ impl Recorder {
         now: LslTime,
         known_end: Option<LslTime>,
     ) -> Decision {
+        // A bad N is refused as such, during a recording too (which goes on untouched).
+        let timer = match seconds {
+            None => None,
+            Some(s) => match checked_seconds(s) {
+                Ok(d) => Some(now + d),
+                Err(e) => {
+                    return Decision::only(Outcome::Rejected(format!("start {}: {e}", Seconds(s))))
+                }
+            },
+        };
         if let Some(r) = &self.recording {
             // A `start` given during a `start N` does not make it open-ended: say when it
             // stops, so that nobody walks away from a recording about to end.
@@ -581,15 +591,6 @@ impl Recorder {
                 }
             )));
         }
-        let timer = match seconds {
-            None => None,
-            Some(s) => match checked_seconds(s) {
-                Ok(d) => Some(now + d),
-                Err(e) => {
-                    return Decision::only(Outcome::Rejected(format!("start {}: {e}", Seconds(s))))
-                }
-            },
-        };
         let until = match (timer, known_end) {
             (Some(t), Some(e)) => Some(t.min(e)),
             (t, e) => t.or(e),

@@ -570,6 +570,14 @@ fn commands_that_make_no_sense_are_answered_and_change_nothing() {
             .ends_with("it goes on until a stop, not for the 5 s asked)"),
         "{r}"
     );
+    // A start with an N that can never be is refused as such; the recording goes on.
+    let (code, r) = h.post("start", json!({"seconds": -5}));
+    assert_eq!(
+        (code, r["outcome"].as_str()),
+        (400, Some("rejected")),
+        "{r}"
+    );
+    assert_eq!(h.status()["state"], "recording");
     let (code, r) = h.post("clip", json!({"seconds": -1}));
     assert_eq!(
         (code, r["outcome"].as_str()),

@@ -114,6 +114,18 @@ fn start_while_recording_and_stop_while_not_are_no_ops() {
         "the running recording is untouched"
     );
     assert_eq!(r.recording().unwrap().until, None);
+    // A `start N` with an N that can never be is refused as such, and the recording
+    // goes on untouched.
+    for bad in [-5.0, 0.0, f64::NAN] {
+        let d = r.handle(&Command::Start { seconds: Some(bad) }, &api(), t(4.0));
+        assert!(d.actions.is_empty());
+        match d.outcome {
+            Outcome::Rejected(m) => assert!(m.starts_with(&format!("start {bad}: ")), "{m}"),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(r.recording().unwrap().id, 1);
+        assert_eq!(r.recording().unwrap().until, None);
+    }
 }
 
 /// A plain `start` during a `start N` leaves the timer as it is, and says so: the
