@@ -83,16 +83,26 @@ pub(super) fn threads(pid: u32) -> anyhow::Result<BTreeMap<u32, ThreadCounters>>
     Ok(out)
 }
 
-/// Resident memory of `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A `Key:  N kB` figure of a `/proc/PID/` file, KiB (0 if absent).
+fn proc_kib(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(key))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    proc_kib(pid, "status", "VmRSS:")
+}
+
+/// The part of it on transparent huge pages (the pre-trigger buffer's, `ring::new_chunk`).
+fn huge_kib(pid: u32) -> u64 {
+    proc_kib(pid, "smaps_rollup", "AnonHugePages:")
 }
 
 /// Per thread name (threads of one name summed): CPU share of one core and wakeups per
@@ -118,6 +128,7 @@ pub(super) fn rates(
 struct Phase {
     threads: BTreeMap<String, (f64, f64)>,
     rss_kib: u64,
+    huge_kib: u64,
 }
 
 impl Phase {
@@ -141,6 +152,7 @@ impl Phase {
         Phase {
             threads,
             rss_kib: rounds.iter().map(|r| r.rss_kib).max().unwrap_or(0),
+            huge_kib: rounds.iter().map(|r| r.huge_kib).max().unwrap_or(0),
         }
     }
 }
@@ -172,6 +184,7 @@ fn measure(pids: &[u32], secs: f64, rounds: usize) -> anyhow::Result<Vec<Vec<Pha
                 .map(|((b, a), &pid)| Phase {
                     threads: rates(b, a, secs),
                     rss_kib: rss_kib(pid),
+                    huge_kib: huge_kib(pid),
                 })
                 .collect(),
         );
@@ -473,9 +486,10 @@ pub(super) fn run(
         columns(&totals).trim_end()
     );
     println!(
-        "  resident memory: {:.1} MiB buffering, {:.1} MiB recording",
+        "  resident memory: {:.1} MiB buffering, {:.1} MiB recording ({:.1} MiB of it on huge pages)",
         phases[0].rss_kib as f64 / 1024.0,
-        phases[1].rss_kib.max(phases[2].rss_kib) as f64 / 1024.0
+        phases[1].rss_kib.max(phases[2].rss_kib) as f64 / 1024.0,
+        phases[1].huge_kib.max(phases[2].huge_kib) as f64 / 1024.0
     );
     let cam = status.cameras.first().context("no camera in the status")?;
     let d = &cam.drops;
