@@ -23,6 +23,9 @@ use parking_lot::Mutex;
 
 /// Bytes for the ring when the pre-trigger buffer is disabled: room for the newest frames.
 const NO_BUFFER_BYTES: usize = 16 << 20;
+/// How long the cameras wait for the microphone's first opening: a driver that hangs in
+/// it does not keep them from recording.
+const AUDIO_OPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// How `hindsight run` was started, beyond the config.
 #[derive(Clone, Copy, Debug, Default)]
@@ -101,6 +104,55 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
 
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+    // Threads from here on, all stopping through one handle in one order
+    // (`crate::shutdown`).
+    let shutdown = Shutdown::new();
+    // One queue to the LSL thread, made first: the audio and capture threads send to it
+    // (what they send before its outlets exist waits in it).
+    let lsl_channel = config
+        .lsl
+        .enabled
+        .then(|| crossbeam_channel::bounded(lsl::QUEUE_CAPACITY));
+    // Notices for the ntfy reply topic (control's, the audio thread's, the disk thread's),
+    // published with the replies to commands in the order they happened.
+    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    let ntfy_on = config.trigger.ntfy.enabled;
+    // The microphone is opened before the cameras, so that its samples are there from
+    // the first frame on: a first recording whose buffer reaches back to the start gets
+    // a WAV as long as its video (opened after, its WAV began up to 0.15 s late).
+    let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));
+    let audio_source = config.audio.enabled.then(|| audio_source(&config));
+    let audio = match &audio_source {
+        Some(source) => Some(crate::audio::spawn(
+            crate::audio::AudioSettings {
+                source: source.clone(),
+                rate: config.audio.sample_rate,
+                channels: config.audio.channels,
+                format: config.audio.sample_format,
+                pre_trigger: config.buffer.pre_trigger(),
+                fsync_interval: config
+                    .storage
+                    .fsync_interval
+                    .map(|s| Duration::from_secs_f64(s.0)),
+                max_file_size: config.storage.max_file_size.bytes(),
+                notices: ntfy_on.then(|| notices_tx.clone()),
+            },
+            clocks.clone(),
+            audio_status.clone(),
+            lsl_channel.as_ref().map(|(tx, _)| tx.clone()),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(a) = &audio {
+        if !a.wait_first_open(AUDIO_OPEN_WAIT) {
+            tracing::warn!(
+                "audio: the input {} is still opening after {} s; the cameras start without waiting for it",
+                audio_source.as_deref().unwrap_or_default(),
+                AUDIO_OPEN_WAIT.as_secs()
+            );
+        }
+    }
     // Camera programs and network cameras, slow to give their first frame (up to 15 s),
     // are opened side by side, so that their waits do not add up; devices (V4L2,
     // libcamera, which serves them one at a time anyway) one after the other in the
@@ -219,11 +271,6 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         .into_iter()
         .map(|c| c.id)
         .collect();
-    // One queue to the LSL thread, made first: the capture threads send to it.
-    let lsl_channel = config
-        .lsl
-        .enabled
-        .then(|| crossbeam_channel::bounded(lsl::QUEUE_CAPACITY));
     // Capture threads report lost and recovered cameras to the control thread, and ask
     // the buffer grower for memory.
     let (camera_tx, camera_rx) = crossbeam_channel::unbounded();
@@ -280,8 +327,6 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     capture::spawn_buffer_grower(cameras.clone(), grow_rx)?;
     let lsl_status = Arc::new(Mutex::new(lsl::LslStatus::default()));
     let ntfy_status = Arc::new(Mutex::new(ntfy::NtfyStatus::default()));
-    let audio_status = Arc::new(Mutex::new(crate::audio::AudioStatus::default()));
-    let audio_source = config.audio.enabled.then(|| audio_source(&config));
     let disk_status = Arc::new(Mutex::new(crate::status::DiskStatus::default()));
     let mut hub =
         StatusHub::new(rig.clone(), cameras.clone(), unfinished).with_disk(disk_status.clone());
@@ -296,9 +341,7 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
     }
     let hub = Arc::new(hub);
 
-    // Threads from here on, all stopping through one handle in one order
-    // (`crate::shutdown`). LSL first: a refusal to create outlets stops the start.
-    let shutdown = Shutdown::new();
+    // LSL first of the rest: a refusal to create outlets stops the start.
     let lsl_thread = match lsl_channel {
         Some((tx, rx)) => {
             let streams = cameras
@@ -382,32 +425,6 @@ pub fn run(config: Config, origin: &str, options: RunOptions) -> anyhow::Result<
         min_free: config.storage.min_free.map(|b| b.0),
         max_file_size: config.storage.max_file_size,
         root_fs: Some(root_fs.clone()),
-    };
-    // Notices for the ntfy reply topic (control's, the audio thread's, the disk thread's),
-    // published with the replies to commands in the order they happened.
-    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
-    let ntfy_on = config.trigger.ntfy.enabled;
-    let audio = match audio_source {
-        Some(source) => Some(crate::audio::spawn(
-            crate::audio::AudioSettings {
-                source,
-                rate: config.audio.sample_rate,
-                channels: config.audio.channels,
-                format: config.audio.sample_format,
-                pre_trigger: config.buffer.pre_trigger(),
-                fsync_interval: config
-                    .storage
-                    .fsync_interval
-                    .map(|s| Duration::from_secs_f64(s.0)),
-                max_file_size: config.storage.max_file_size.bytes(),
-                notices: ntfy_on.then(|| notices_tx.clone()),
-            },
-            clocks.clone(),
-            audio_status,
-            lsl_thread.as_ref().map(|(tx, _)| tx.clone()),
-            shutdown.clone(),
-        )?),
-        None => None,
     };
     let notices_for_disk = notices_tx.clone();
     let control = Control::new(

@@ -214,10 +214,9 @@ fn judge(mkv: &Path, cam: &Value, take: Take) -> (Vec<SidecarRow>, u64) {
         .unwrap()
         .with_file_name("audio")
         .join(format!("{stem}.wav"));
-    // The WAV starts at the first frame, to a sample; or, in a recording whose buffer
-    // reaches back to its process's start, at the first sample the audio input gave (a
-    // moment after the camera's first frame, longer under emulation). Its events sidecar
-    // says which.
+    // The WAV starts at the first frame, to a sample, as its events sidecar says: in a
+    // recording whose buffer reaches back to its process's start too, as the audio
+    // input is opened before the cameras (after them, it began up to 155 ms late).
     let (wav_start, row) = event_row(mkv, "audio_start");
     let late = wav_start - rows[0].lsl_time;
     eprintln!(
@@ -226,9 +225,8 @@ fn judge(mkv: &Path, cam: &Value, take: Take) -> (Vec<SidecarRow>, u64) {
         late * 1e3
     );
     let sample = 1.0 / 48000.0 + 1e-9;
-    let latest = if take == Take::Later { sample } else { 0.5 };
     assert!(
-        (-sample..=latest).contains(&late),
+        (-sample..=sample).contains(&late),
         "{}: the WAV starts {late:.6} s after the first frame: {row}",
         mkv.display()
     );

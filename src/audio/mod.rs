@@ -158,6 +158,20 @@ fn tell_writers(id: u64, note: Option<AudioStartNote>, writers: &[WriterQueue]) 
 pub struct AudioHandle {
     pub tx: Sender<AudioCmd>,
     pub join: JoinHandle<()>,
+    /// Closed once the thread has tried to open its input for the first time.
+    tried: Receiver<()>,
+}
+
+impl AudioHandle {
+    /// Waits, at most `limit`, until the input has been opened (its samples are stamped
+    /// from then on) or has failed to open (it is retried later); false if it is still
+    /// opening after `limit` (a driver that hangs).
+    pub fn wait_first_open(&self, limit: Duration) -> bool {
+        matches!(
+            self.tried.recv_timeout(limit),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) | Ok(())
+        )
+    }
 }
 
 /// Starts the audio thread. The input is opened on it (cpal streams stay on the thread
@@ -170,13 +184,17 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> std::io::Result<AudioHandle> {
     let (tx, rx) = crossbeam_channel::unbounded();
+    let (tried_tx, tried) = crossbeam_channel::bounded(1);
     let join = std::thread::Builder::new()
         .name("audio".into())
         .spawn(move || {
             let _span = tracing::info_span!("audio").entered();
-            Engine::new(settings, clocks, status, lsl).run(rx, &shutdown)
+            let mut engine = Engine::new(settings, clocks, status, lsl);
+            engine.open();
+            drop(tried_tx);
+            engine.run(rx, &shutdown)
         })?;
-    Ok(AudioHandle { tx, join })
+    Ok(AudioHandle { tx, join, tried })
 }
 
 /// A WAV file being written.
