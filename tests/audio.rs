@@ -513,10 +513,7 @@ fn a_first_recording_reaching_back_to_the_start_has_its_wav_from_the_first_frame
             .replace("source: default", &format!("source: {source}"));
         let mut h = Hindsight::start_with(dir, root, &cfg, |cmd| lb.apply(cmd));
         h.wait_buffered(0.5);
-        let (code, r) = h.post("start", json!({}));
-        assert_eq!(code, 200, "{r}");
-        std::thread::sleep(Duration::from_secs(3));
-        h.post("stop", json!({}));
+        h.record_for(3.0);
         wait_files_closed(&mut h, 1);
         let mkv = h.mkv_files().pop().unwrap();
         let frames = read_sidecar(&mkv);
