@@ -1140,8 +1140,13 @@ impl Engine {
             }
             self.lsl_event(event);
         }
+        // Finished in the order they were opened: where several end at one turn (a clip
+        // and the recording started right after it), the status's last file is the newest.
+        let mut finished = Vec::with_capacity(done.len());
         for i in done.into_iter().rev() {
-            let o = self.outputs.remove(i);
+            finished.push(self.outputs.remove(i));
+        }
+        for o in finished.into_iter().rev() {
             self.finish(o);
         }
     }
@@ -1382,6 +1387,41 @@ mod tests {
         let said = o.failed.clone().unwrap();
         assert!(said.contains("part002.wav"), "{said}");
         assert_eq!(o.room(100, spec), 100);
+    }
+
+    /// A clip and the recording started right after it may end at one turn (their audio
+    /// came in one burst): they are closed in the order they were opened, so that the
+    /// status's last file is the newest recording, as a user reading it expects.
+    #[test]
+    fn files_ending_at_one_turn_close_oldest_first() {
+        let settings = AudioSettings {
+            source: "synthetic".into(),
+            rate: 48_000,
+            channels: 1,
+            format: SampleFormat::S16,
+            pre_trigger: Duration::from_secs(1),
+            fsync_interval: None,
+            max_file_size: None,
+            notices: None,
+        };
+        let status = Arc::new(Mutex::new(AudioStatus::default()));
+        let mut engine = Engine::new(
+            settings,
+            Arc::new(crate::clock::RealClocks),
+            status.clone(),
+            None,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for id in [1, 2] {
+            let mut o = wav_output(dir.path().join(format!("rec_{id}.wav")), 1 << 20);
+            o.id = id;
+            o.end = Some(0);
+            engine.outputs.push(o);
+        }
+        engine.write_outputs();
+        assert!(engine.outputs.is_empty(), "both files are closed");
+        let last = status.lock().last_file.clone().unwrap();
+        assert_eq!(last.recording_id, 2, "{last:?}");
     }
 
     fn what_note_tells(m: WriterMsg) -> String {
