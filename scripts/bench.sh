@@ -10,4 +10,4 @@ cd "$(dirname "$0")/.."
 command -v ffmpeg >/dev/null || bash scripts/install-deps.sh
 . scripts/liblsl-env.sh
 cargo "${LIBLSL_CARGO[@]}" build --release --locked
-exec target/release/hindsight bench "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/hindsight" bench "$@"

@@ -57,7 +57,10 @@ say() { echo "install: $*"; }
 # 1. The binary.
 bin="${HINDSIGHT_BIN:-}"
 if [ -z "$bin" ]; then
-  bin="$repo/target/release/hindsight"
+  # Where cargo puts it (CARGO_TARGET_DIR, if set, is relative to the repository).
+  target="${CARGO_TARGET_DIR:-target}"
+  [[ "$target" = /* ]] || target="$repo/$target"
+  bin="$target/release/hindsight"
   if [ "$build" = yes ] && [[ ",$features," == *",libcamera,"* ]]; then
     # Raspberry Pi cameras: the build links the system's libcamera, 0.4 to 0.7
     # (Raspberry Pi OS bookworm has 0.5, trixie 0.7).

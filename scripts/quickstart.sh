@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 . scripts/liblsl-env.sh
 cargo "${LIBLSL_CARGO[@]}" build --release --locked
-bin="$PWD/target/release/hindsight"
+# Where cargo put it (CARGO_TARGET_DIR, if set, is relative to here).
+target="${CARGO_TARGET_DIR:-target}"
+[[ "$target" = /* ]] || target="$PWD/$target"
+bin="$target/release/hindsight"
 root="${HINDSIGHT_ROOT:-$PWD/recordings}"
 api="127.0.0.1:${HINDSIGHT_PORT:-8787}"
 

@@ -23,7 +23,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${HINDSIGHT_BIN:-}"
 if [ -z "$bin" ]; then
   if command -v hindsight >/dev/null 2>&1; then bin="$(command -v hindsight)"
-  elif [ -x "$repo/target/release/hindsight" ]; then bin="$repo/target/release/hindsight"
+  elif target="${CARGO_TARGET_DIR:-target}" && { [[ "$target" = /* ]] || target="$repo/$target"; } &&
+       [ -x "$target/release/hindsight" ]; then bin="$target/release/hindsight"
   else echo "start-daily-recording: no hindsight found (install it, or cargo build --release)" >&2; exit 1
   fi
 fi
