@@ -90,24 +90,24 @@ impl CheckLine {
     }
 }
 
-/// Runs every check on the config at `path` (built-in defaults if `None`).
-pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
+/// Runs every check on the configuration in effect (or says why there is none).
+pub fn checks(loaded: Result<(Config, String), String>) -> Vec<CheckLine> {
     let mut out = Vec::new();
-    let loaded = match Config::load(path) {
-        Ok(l) => {
-            out.push(CheckLine::pass("config", format!("{} is valid", l.origin)));
-            l
+    let config = match loaded {
+        Ok((c, origin)) => {
+            out.push(CheckLine::pass("config", format!("{origin} is valid")));
+            c
         }
         Err(e) => {
             out.push(CheckLine::fail(
                 "config",
-                e.to_string(),
+                e,
                 "fix that key (config.yaml in the repository documents every key with its default)",
             ));
             return out;
         }
     };
-    let c = &loaded.config;
+    let c = &config;
     let mut rate = Some(0.0f64);
     let mut rates = Vec::new();
     for cam in &c.cameras {
@@ -149,8 +149,10 @@ pub fn checks(path: Option<&Path>) -> Vec<CheckLine> {
     out
 }
 
-pub fn run(path: Option<&Path>) -> ExitCode {
-    let lines = checks(path);
+/// Prints the checks of `loaded` (the configuration in effect and where it came from, or
+/// why there is none); fails if one fails.
+pub fn run(loaded: Result<(Config, String), String>) -> ExitCode {
+    let lines = checks(loaded);
     for l in &lines {
         println!("{}", l.render());
     }

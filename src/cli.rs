@@ -22,20 +22,19 @@ pub enum Cmd {
     Run(RunArgs),
     /// Control a running recorder through its local API.
     Ctl(CtlArgs),
-    /// Check the configuration and the recordings folder.
+    /// Check the configuration and the recordings folder, as `hindsight run` with the same
+    /// options would use them (cameras, audio, LSL, ntfy, disk, memory).
     Check {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// List the cameras and audio inputs this machine has.
     Devices,
     /// Print the configuration in effect (defaults, file, --set), or one key's value:
     /// `hindsight config --config FILE trigger.ntfy.topic`.
     Config {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// A key path such as storage.root or cameras.0.fps; none = everything.
         key: Option<String>,
     },
@@ -71,6 +70,19 @@ pub enum Cmd {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Do not show the terminal dashboard (dashboard.enabled: auto shows it when
+    /// `hindsight run` is on a terminal); log to stderr instead.
+    #[arg(long)]
+    pub no_dashboard: bool,
+}
+
+/// The configuration in effect: a file (or the built-in defaults) and the command line's
+/// overrides of its keys. `run`, `check` and `config` take the same, so that `check` and
+/// `config` show what `run` with those options would use.
+#[derive(Debug, Default, clap::Args)]
+pub struct ConfigArgs {
     /// Config file. Default: $HINDSIGHT_CONFIG, else /etc/hindsight/config.yaml if it
     /// exists, else the built-in defaults (a synthetic camera).
     #[arg(long, short)]
@@ -90,10 +102,22 @@ pub struct RunArgs {
     /// Override any config key: `--set buffer.duration=5 --set cameras.0.fps=30`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Do not show the terminal dashboard (dashboard.enabled: auto shows it when
-    /// `hindsight run` is on a terminal); log to stderr instead.
-    #[arg(long)]
-    pub no_dashboard: bool,
+}
+
+impl ConfigArgs {
+    /// How many keys the command line overrides.
+    pub fn overrides(&self) -> usize {
+        [
+            self.source.is_some(),
+            self.root.is_some(),
+            self.api.is_some(),
+            self.rig.is_some(),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count()
+            + self.set.len()
+    }
 }
 
 #[derive(Debug, clap::Args)]

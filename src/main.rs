@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hindsight::api::client::ApiClient;
-use hindsight::cli::{Cli, Cmd, CtlAction, CtlArgs, RunArgs};
+use hindsight::cli::{Cli, Cmd, ConfigArgs, CtlAction, CtlArgs};
 use hindsight::config::{self, Config};
 use serde_norway::Value;
 
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     // Before any liblsl call: liblsl reads its configuration once.
     hindsight::lsl::quiet_unless_configured();
     match cli.command {
-        Cmd::Run(args) => match load_for_run(&args) {
+        Cmd::Run(args) => match load_for_run(&args.config) {
             Ok((config, origin)) => match hindsight::run::run(
                 config,
                 &origin,
@@ -48,17 +48,8 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Ctl(args) => ctl(args),
-        Cmd::Config { config, set, key } => {
-            let args = RunArgs {
-                config,
-                source: None,
-                root: None,
-                api: None,
-                rig: None,
-                set,
-                no_dashboard: true,
-            };
-            let value = load_for_run(&args).and_then(|(c, _)| {
+        Cmd::Config { config, key } => {
+            let value = load_for_run(&config).and_then(|(c, _)| {
                 c.get(key.as_deref().unwrap_or_default())
                     .map_err(|e| e.to_string())
             });
@@ -96,8 +87,14 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Check { config } => {
-            let path = config_path(config);
-            hindsight::check::run(path.as_deref())
+            let loaded = load_for_run(&config).map(|(c, origin)| match config.overrides() {
+                0 => (c, origin),
+                n => (
+                    c,
+                    format!("{origin} with {n} override(s) from the command line"),
+                ),
+            });
+            hindsight::check::run(loaded)
         }
         Cmd::Repair { files } => hindsight::repair::run(&files),
         Cmd::Report { files, out } => hindsight::report::run(&files, out.as_deref()),
@@ -126,7 +123,9 @@ fn config_path(arg: Option<PathBuf>) -> Option<PathBuf> {
         })
 }
 
-fn load_for_run(args: &RunArgs) -> Result<(Config, String), String> {
+/// The configuration `run` (and `check`, `config`) works with: the file, then the
+/// command line's overrides; and where it came from.
+fn load_for_run(args: &ConfigArgs) -> Result<(Config, String), String> {
     let loaded =
         Config::load(config_path(args.config.clone()).as_deref()).map_err(|e| e.to_string())?;
     let mut sets: Vec<(String, Value)> = Vec::new();

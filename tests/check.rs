@@ -39,6 +39,8 @@ struct Check<'a> {
     envs: &'a [(&'a str, &'a str)],
     /// The process's file size limit (`ulimit -f`), in bytes.
     file_limit: Option<u64>,
+    /// More of the command line, after `--config <file>` (as `run` takes them).
+    args: &'a [&'a str],
 }
 
 impl Check<'_> {
@@ -60,6 +62,7 @@ impl Check<'_> {
         let mut cmd = Command::new(BIN);
         cmd.args(["check", "--config"])
             .arg(&path)
+            .args(self.args)
             .envs(self.envs.iter().copied());
         if let Some(bytes) = self.file_limit {
             use std::os::unix::process::CommandExt;
@@ -91,6 +94,7 @@ fn check(rest: &str, envs: &[(&str, &str)]) -> Checked {
         rest,
         envs,
         file_limit: None,
+        args: &[],
     }
     .run()
 }
@@ -273,6 +277,7 @@ fn a_recorder_already_running_the_rig_is_named() {
         rest: "",
         envs: &[],
         file_limit: None,
+        args: &[],
     };
     let c = running.run();
     let line = c.line("recorder");
@@ -355,6 +360,7 @@ fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
         rest: "",
         envs: &[],
         file_limit: None,
+        args: &[],
     }
     .run();
     assert_eq!(c.code, 1);
@@ -367,6 +373,7 @@ fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
         rest: "",
         envs: &[],
         file_limit: None,
+        args: &[],
     }
     .run();
     assert_eq!(c.code, 1);
@@ -382,6 +389,63 @@ fn bad_config_unwritable_root_full_disk_and_missing_microphone_fail() {
     assert!(
         audio.starts_with("FAIL") && audio.contains("no-such-microphone"),
         "{audio}"
+    );
+}
+
+/// `hindsight check` takes `run`'s options, and checks what `run` with them would use: a
+/// recordings root given on the command line, a key set there, not the file's alone. A bad
+/// override is the config's failure, named, and nothing else is checked.
+#[test]
+fn check_takes_runs_options_and_checks_what_run_would_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let root = file.join("recordings").display().to_string();
+    // The file's root (a fresh folder) passes; the command line's lies under a file.
+    let with = |args: &[&str]| {
+        Check {
+            root: None,
+            storage_keys: "",
+            rest: "buffer:\n  duration: 20\n",
+            envs: &[],
+            file_limit: None,
+            args,
+        }
+        .run()
+    };
+    let plain = with(&[]);
+    assert!(
+        plain.level("recordings root") == "pass",
+        "{:?}",
+        plain.lines
+    );
+    assert!(
+        plain.line("memory").contains("(20 s at"),
+        "{:?}",
+        plain.lines
+    );
+    let c = with(&["--root", &root, "--set", "buffer.duration=7"]);
+    assert_eq!(c.code, 1, "{:?}", c.lines);
+    assert!(
+        c.line("config")
+            .contains("with 2 override(s) from the command line"),
+        "{:?}",
+        c.lines
+    );
+    let line = c.line("recordings root");
+    assert!(
+        line.starts_with("FAIL") && line.contains("a-file"),
+        "{line}"
+    );
+    assert!(c.line("memory").contains("(7 s at"), "{:?}", c.lines);
+
+    let c = with(&["--set", "cameras.0.fps=fast"]);
+    assert_eq!(c.code, 1);
+    assert_eq!(c.lines.len(), 1, "nothing else is checked: {:?}", c.lines);
+    let line = c.line("config");
+    assert!(
+        line.starts_with("FAIL") && line.contains("cameras.0.fps"),
+        "{line}"
     );
 }
 
@@ -461,6 +525,7 @@ fn a_file_size_limit_of_the_process_is_the_largest_file() {
         rest: "",
         envs: &[],
         file_limit: Some(2 << 20),
+        args: &[],
     }
     .run();
     let all = c.lines.join("\n");
@@ -486,6 +551,7 @@ fn a_retention_total_larger_than_the_disk_is_warned_of() {
             rest: "",
             envs: &[],
             file_limit: None,
+            args: &[],
         }
         .run()
     };
