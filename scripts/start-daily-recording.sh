@@ -53,11 +53,14 @@ if [ -n "$topic" ]; then
   sets+=(--set trigger.ntfy.enabled=true --set "trigger.ntfy.topic=$topic")
   [ -n "$server" ] && sets+=(--set "trigger.ntfy.server=$server")
 fi
+# What hindsight will use (defaults, file, overrides), as it reads them: `hindsight config`
+# takes run's options, so what comes after `--` counts too (`-- --api 127.0.0.1:8790`: the
+# folders, the address waited on and the commands printed are the run's).
+cfg_extra=()
 for a in "${extra[@]}"; do
-  case "$a" in --set=*) sets+=(--set "${a#--set=}") ;; esac
+  [ "$a" = --no-dashboard ] || cfg_extra+=("$a")
 done
-# What hindsight will use (defaults, file, overrides), as it reads them.
-get() { "$bin" config "${args[@]}" "${sets[@]}" "$1"; }
+get() { "$bin" config "${args[@]}" "${sets[@]}" "${cfg_extra[@]}" "$1"; }
 get storage.root >/dev/null || exit 2
 root="$(get storage.root)"
 api="$(get api.listen)"

@@ -198,13 +198,16 @@ fn start_daily_recording_makes_todays_folders_starts_and_prints_ntfy_commands_th
     let ntfy = Ntfy::start(false);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
+    // The file names one address; `hindsight run` is given another after `--`, which the
+    // script must wait on and print.
     let api = format!("127.0.0.1:{}", free_port());
     let config = dir.path().join("lab.yaml");
     std::fs::write(
         &config,
         format!(
-            "{}audio:\n  enabled: false\napi:\n  listen: {api}\n",
-            synthetic_config(320, 240, 30.0, 2.0)
+            "{}audio:\n  enabled: false\napi:\n  listen: 127.0.0.1:{}\n",
+            synthetic_config(320, 240, 30.0, 2.0),
+            free_port()
         ),
     )
     .unwrap();
@@ -222,6 +225,9 @@ fn start_daily_recording_makes_todays_folders_starts_and_prints_ntfy_commands_th
                 "--server",
                 &ntfy.url(),
                 "--background",
+                "--",
+                "--api",
+                &api,
             ])
             .env("HINDSIGHT_BIN", BIN)
             .output()
@@ -261,6 +267,7 @@ fn start_daily_recording_makes_todays_folders_starts_and_prints_ntfy_commands_th
         start_line,
         format!("curl -d \"Start Recording\" {}/lab-a-daily", ntfy.url())
     );
+    assert!(said.contains(&format!("ctl --api {api} start")), "{said}");
 
     h.wait_until("hindsight listens to ntfy", Duration::from_secs(20), |h| {
         h.status()["ntfy"]["connected"] == true && h.status()["state"] == "buffering"
