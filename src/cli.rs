@@ -81,7 +81,7 @@ pub struct RunArgs {
 /// The configuration in effect: a file (or the built-in defaults) and the command line's
 /// overrides of its keys. `run`, `check` and `config` take the same, so that `check` and
 /// `config` show what `run` with those options would use.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
     /// Config file. Default: $HINDSIGHT_CONFIG, else /etc/hindsight/config.yaml if it
     /// exists, else the built-in defaults (a synthetic camera).
