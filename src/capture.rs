@@ -357,7 +357,9 @@ impl Camera {
         }
     }
 
-    /// Sends buffered frames captured in `[from, to]` to `writer` (a clip), as one message.
+    /// Sends buffered frames captured in `[from, to]` to `writer`, as one message, and
+    /// nothing after (the benchmark's dump of a full buffer; a clip also waits for the
+    /// frames of its span still on their way, through [`Camera::begin_recording`]).
     pub fn send_buffered(
         &self,
         writer: &WriterQueue,

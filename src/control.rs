@@ -822,10 +822,14 @@ impl Control {
                     let pre = to.saturating_since(from);
                     match self.open_files(id, FileKind::Clip, to, at, pre, &origin) {
                         Ok(wav) => {
+                            // The buffered frames, then those exposed before `to` that are
+                            // still on their way from the camera (a sensor's frame comes in
+                            // a frame or more after its exposure): the clip closes as a
+                            // stop does, once each camera has delivered a frame after `to`.
                             let mut first_video: Option<LslTime> = None;
                             for cam in &self.cameras {
                                 let w = &self.writers[cam.setup.index];
-                                let (_, _, first) = cam.send_buffered(w, from, to);
+                                let (_, _, first) = cam.begin_recording(id, w, from, Some(to));
                                 first_video = match (first_video, first) {
                                     (Some(a), Some(b)) => Some(a.min(b)),
                                     (a, b) => a.or(b),
@@ -844,13 +848,14 @@ impl Control {
                                     notes: self.audio_notes(),
                                 },
                             );
-                            for cam in &self.cameras {
-                                let _ = self.writers[cam.setup.index].send(WriterMsg::Close {
-                                    id,
-                                    end: Some(to),
-                                    reason: StopReason::ClipComplete,
-                                });
-                            }
+                            self.stops.push(PendingStop {
+                                id,
+                                at: to,
+                                reason: StopReason::ClipComplete,
+                                cameras: self.cameras.iter().map(|c| c.setup.index).collect(),
+                                since: self.clocks.now().lsl,
+                            });
+                            self.close_stops(false);
                         }
                         Err(e) => {
                             self.warn(format!("clip {id} could not be written: {e}"));

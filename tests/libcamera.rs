@@ -218,6 +218,66 @@ fn frames_handled_late_keep_their_sensor_times() {
     not(feature = "libcamera"),
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
+fn a_clip_waits_for_the_frames_exposed_before_it_that_are_still_on_their_way() {
+    let _one_at_a_time = serial();
+    // At 10 fps, each frame handled 0 to 80 ms after its exposure (as a sensor's frame
+    // comes in a frame or more after it): when a clip is asked for, the frame exposed
+    // just before may not be in yet. The clip ends with it all the same, as a stop does.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let mut h = start(
+        &config(&camera("pi", "0", 320, 240, 10.0, 80)),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "80")],
+    );
+    h.wait_buffered(1.4);
+    let p = period(10.0);
+    for i in 0..8 {
+        let before = h.mkv_files();
+        let (code, r) = h.post("clip", json!({"seconds": 1}));
+        assert_eq!(code, 200, "{r}");
+        h.wait_idle_files();
+        let new: Vec<PathBuf> = h
+            .mkv_files()
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        assert_eq!(new.len(), 1, "clip {i}: one new file: {new:?}");
+        let clip = &new[0];
+        let trigger: f64 = tags(clip)["TRIGGER_LSL_TIME"].parse().unwrap();
+        let rows = read_sidecar(clip);
+        let last = rows.last().expect("frames").lsl_time;
+        assert!(
+            trigger - last < p,
+            "clip {i}: its last frame was exposed {:.0} ms before the clip was asked for: \
+             the next one, exposed before it too, is missing",
+            (trigger - last) * 1e3
+        );
+        assert!(
+            rows[0].lsl_time >= trigger - 1.0 && rows[0].lsl_time < trigger - 1.0 + p,
+            "clip {i}: its first frame {:.3} s before the command",
+            trigger - rows[0].lsl_time
+        );
+        assert_eq!(rows.len(), 10, "clip {i}: 1 s at 10 fps");
+        assert_eq!(ffprobe_frame_count(clip), 10, "clip {i}");
+        let shown = shown(clip, 320, 240);
+        assert!(
+            steps(&shown).iter().all(|&s| s == 1),
+            "clip {i}: {:?}",
+            steps(&shown)
+        );
+        // Another phase of the frame period for the next.
+        std::thread::sleep(Duration::from_millis(230));
+    }
+    assert_eq!(h.status()["state"], "buffering");
+    assert!(h.terminate().success());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
 fn frames_the_camera_lost_are_counted_from_its_sequence_numbers() {
     let _one_at_a_time = serial();
     // Held up to 100 ms each (50 on average) at 30 fps, the capture thread returns
