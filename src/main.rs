@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     // next part before it.
     // SAFETY: ignoring a signal, before any thread is started.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Before any thread: it sets the environment.
+    hindsight::source::libcamera::quiet_unless_configured();
     let cli = Cli::parse();
     // The benchmark prints figures; routine log lines would only get in their way.
     hindsight::logging::init(if matches!(cli.command, Cmd::Bench(_)) {

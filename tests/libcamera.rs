@@ -691,6 +691,69 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
     not(feature = "libcamera"),
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
+fn libcamera_keeps_to_warnings_unless_the_lab_set_its_levels() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    // libcamera's INFO lines, as it writes them: "[0:12.34] [123]  INFO Camera ...".
+    let info = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("]  INFO "))
+            .map(String::from)
+            .collect()
+    };
+    let devices = |levels: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hindsight"));
+        c.arg("devices").env("LIBCAMERA_VIRTUAL_CONFIG", &yaml);
+        match levels {
+            Some(l) => c.env("LIBCAMERA_LOG_LEVELS", l),
+            None => c.env_remove("LIBCAMERA_LOG_LEVELS"),
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // As a user types it: the listing, without libcamera's own INFO lines under it.
+    let (listing, said) = devices(None);
+    assert!(listing.contains("`Virtual0`"), "{listing}");
+    assert!(info(&said).is_empty(), "{said}");
+    // The lab's own levels are kept: libcamera says what they ask for.
+    let (_, said) = devices(Some("*:INFO"));
+    assert!(
+        info(&said)
+            .iter()
+            .any(|l| l.contains("camera_manager.cpp") && l.contains("libcamera v")),
+        "{said}"
+    );
+
+    // A recorder's log: its own lines, not libcamera's "configuring streams".
+    let run = tempfile::tempdir().unwrap();
+    let root = run.path().join("recordings");
+    let mut h = Hindsight::start_with(
+        run,
+        root,
+        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
+        |c| {
+            c.env("LIBCAMERA_VIRTUAL_CONFIG", &yaml)
+                .env_remove("LIBCAMERA_LOG_LEVELS");
+        },
+    );
+    let mkv = record(&mut h, 1.0);
+    assert!(ffprobe_frame_count(&mkv) >= 30);
+    assert!(h.terminate().success());
+    let log = h.log_text();
+    assert!(log.contains("recording 1: writing"), "{log}");
+    assert!(info(&log).is_empty(), "{log}");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
 fn the_same_camera_twice_in_one_configuration_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = virtual_cameras(dir.path(), &[PI]);

@@ -32,6 +32,25 @@ pub use service::{list, model_of};
 #[cfg(feature = "libcamera")]
 pub use source::open;
 
+/// What hindsight gives libcamera when the lab did not set `LIBCAMERA_LOG_LEVELS`.
+pub const QUIET_LEVELS: &str = "*:WARN";
+
+/// libcamera writes INFO lines of its own format to stderr (its version when a camera
+/// manager starts, each camera's "configuring streams"), in the middle of hindsight's log
+/// and under `hindsight devices`' listing. Unless the lab set `LIBCAMERA_LOG_LEVELS`, this
+/// keeps it to warnings and errors ([`QUIET_LEVELS`]), as liblsl is kept
+/// ([`crate::lsl::quiet_unless_configured`]); camera programs this process starts (a
+/// command camera's `rpicam-vid`) inherit it. libcamera reads the variable when it first
+/// logs. Call at the start of `main`, before any thread runs: it sets the environment.
+/// Returns whether it did.
+pub fn quiet_unless_configured() -> bool {
+    if std::env::var_os("LIBCAMERA_LOG_LEVELS").is_some() {
+        return false;
+    }
+    std::env::set_var("LIBCAMERA_LOG_LEVELS", QUIET_LEVELS);
+    true
+}
+
 /// CLOCK_BOOTTIME now, ns.
 pub fn boottime_now() -> i64 {
     let mut ts = libc::timespec {
