@@ -356,5 +356,13 @@ fn a_machine_without_a_sound_card_gets_one_clear_line_not_library_noise() {
             text.contains("the audio system says"),
             "{what} says what the audio system found:\n{text}"
         );
+        if what == "devices" {
+            // ALSA's `null` PCM (silence) is no microphone.
+            assert!(
+                !text.contains("audio input `null`")
+                    && text.contains("no audio input devices (the synthetic tone stands in"),
+                "{text}"
+            );
+        }
     }
 }

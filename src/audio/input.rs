@@ -705,6 +705,11 @@ fn describe_devices_loudly() -> (Vec<String>, bool) {
     let mut cannot = Vec::new();
     let mut default_works = false;
     for (n, (name, d)) in devices.iter().enumerate() {
+        // ALSA's `null` PCM opens anywhere and gives silence: not a microphone, and on a
+        // machine without one it was the only "input" listed.
+        if name == "null" {
+            continue;
+        }
         match describe_device(d) {
             Some(what) => out.push(format!(
                 "audio input `{name}`{}: {what}",
@@ -718,16 +723,16 @@ fn describe_devices_loudly() -> (Vec<String>, bool) {
             None => cannot.push(name.as_str()),
         }
     }
+    if !out.iter().any(|l| l.starts_with("audio input `")) {
+        out.push(
+            "no audio input devices (the synthetic tone stands in: audio.source: synthetic)".into(),
+        );
+    }
     if !cannot.is_empty() {
         out.push(format!(
             "audio: listed by ALSA but cannot capture now: {}",
             cannot.join(", ")
         ));
-    }
-    if out.is_empty() {
-        out.push(
-            "no audio input devices (the synthetic tone stands in: audio.source: synthetic)".into(),
-        );
     }
     (out, default_works)
 }
