@@ -48,6 +48,18 @@ fn start(config: &str, yaml: &Path, env: &[(&str, &str)]) -> Hindsight {
     })
 }
 
+/// Starts hindsight on one virtual Pi camera at `fps` (with `more` of its configuration)
+/// whose frames are each handled 0 to `delay_ms` ms late, as a busy capture thread would
+/// (`HINDSIGHT_TEST_LIBCAMERA_DELAY_MS`); the camera's images go under `dir`.
+fn start_late(dir: &Path, fps: f64, more: &str, delay_ms: u32) -> Hindsight {
+    let yaml = virtual_cameras(dir, &[PI]);
+    start(
+        &config(&(camera("pi", "0", 320, 240, fps, 80) + more)),
+        &yaml,
+        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", &delay_ms.to_string())],
+    )
+}
+
 /// Records `secs` seconds (after the buffer filled); returns the recording's MKV.
 fn record(h: &mut Hindsight, secs: f64) -> PathBuf {
     let before: Vec<PathBuf> = h.mkv_files();
@@ -188,12 +200,7 @@ fn frames_handled_late_keep_their_sensor_times() {
     // Each frame is held 0 to 20 ms before it is stamped: times taken at arrival would
     // wander by as much; the sensor's stay on the 30 fps grid.
     let dir = tempfile::tempdir().unwrap();
-    let yaml = virtual_cameras(dir.path(), &[PI]);
-    let mut h = start(
-        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
-        &yaml,
-        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "20")],
-    );
+    let mut h = start_late(dir.path(), 30.0, "", 20);
     let mkv = record(&mut h, 2.0);
     let shown = shown(&mkv, 320, 240);
     let rows = read_sidecar(&mkv);
@@ -224,12 +231,7 @@ fn a_clip_waits_for_the_frames_exposed_before_it_that_are_still_on_their_way() {
     // comes in a frame or more after it): when a clip is asked for, the frame exposed
     // just before may not be in yet. The clip ends with it all the same, as a stop does.
     let dir = tempfile::tempdir().unwrap();
-    let yaml = virtual_cameras(dir.path(), &[PI]);
-    let mut h = start(
-        &config(&camera("pi", "0", 320, 240, 10.0, 80)),
-        &yaml,
-        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "80")],
-    );
+    let mut h = start_late(dir.path(), 10.0, "", 80);
     h.wait_buffered(1.4);
     let p = period(10.0);
     for i in 0..8 {
@@ -283,12 +285,7 @@ fn frames_the_camera_lost_are_counted_from_its_sequence_numbers() {
     // Held up to 100 ms each (50 on average) at 30 fps, the capture thread returns
     // buffers too late: the sensor's frames find none and are lost.
     let dir = tempfile::tempdir().unwrap();
-    let yaml = virtual_cameras(dir.path(), &[PI]);
-    let mut h = start(
-        &config(&camera("pi", "0", 320, 240, 30.0, 80)),
-        &yaml,
-        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "100")],
-    );
+    let mut h = start_late(dir.path(), 30.0, "", 100);
     let mkv = record(&mut h, 3.0);
     let shown = shown(&mkv, 320, 240);
     let rows = read_sidecar(&mkv);
@@ -327,12 +324,7 @@ fn frames_slower_to_handle_than_their_period_are_all_kept_on_several_encoding_th
     // turn: each has 4 periods for its frame, so none is lost, and they come out in order
     // at their sensor times.
     let dir = tempfile::tempdir().unwrap();
-    let yaml = virtual_cameras(dir.path(), &[PI]);
-    let mut h = start(
-        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + "    encoders: 4\n")),
-        &yaml,
-        &[("HINDSIGHT_TEST_LIBCAMERA_DELAY_MS", "100")],
-    );
+    let mut h = start_late(dir.path(), 30.0, "    encoders: 4\n", 100);
     let cam = &h.status()["cameras"][0];
     assert_eq!(
         cam["model"], "virtual-imx708, YUV420 encoded to JPEG on 4 threads",
