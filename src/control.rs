@@ -174,8 +174,9 @@ pub struct Control {
     lsl: Option<Sender<LslMsg>>,
     audio: Option<Sender<AudioCmd>>,
     notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    /// Something the reply to the command being handled should add.
-    note: Option<String>,
+    /// A start whose buffer held less than was asked for: seconds held and asked, for
+    /// the reply to the command being handled.
+    short_buffer: Option<(f64, f64)>,
     /// Why the files of the command being handled could not be opened.
     start_problems: Vec<String>,
     /// Each camera's drop counters when last looked at (source gaps, held by writer, too
@@ -258,7 +259,7 @@ impl Control {
             lsl,
             audio,
             notices,
-            note: None,
+            short_buffer: None,
             start_problems: Vec::new(),
             drops_seen: BTreeMap::new(),
             loss_logs: BTreeMap::new(),
@@ -500,15 +501,29 @@ impl Control {
                 let problems: Vec<String> = self.start_problems.drain(..).collect();
                 decision.outcome =
                     Outcome::Failed(format!("no file was made: {}", problems.join("; ")));
-                self.note = None;
+                self.short_buffer = None;
             }
         }
         if !made.is_empty() {
             self.keep_numbers_ahead();
         }
-        if let (Outcome::Done(m), Some(note)) = (&mut decision.outcome, self.note.take()) {
-            m.push_str("; ");
-            m.push_str(&note);
+        if let (Outcome::Done(m), Some((held, asked))) =
+            (&mut decision.outcome, self.short_buffer.take())
+        {
+            // What the recorder said it would take, told as what it took.
+            let said = format!("({asked:.1} s before trigger)");
+            *m = if m.contains(&said) {
+                m.replacen(
+                    &said,
+                    &format!(
+                        "({held:.1} s before trigger: the buffer held only that much of the \
+                         {asked:.1} s asked for)"
+                    ),
+                    1,
+                )
+            } else {
+                format!("{m}; the buffer held only {held:.1} s of the {asked:.1} s asked for")
+            };
         }
         // `status` from a phone: the state, and whether every camera, the microphone and
         // the disk are ready for the next take.
@@ -762,11 +777,8 @@ impl Control {
                             // A buffer not yet full (just started, or a camera just back)
                             // holds less than was asked for: say so in the reply.
                             if held + Duration::from_millis(100) < pre_trigger {
-                                self.note = Some(format!(
-                                    "the buffer held only {:.1} s of the {:.1} s asked for",
-                                    held.as_secs_f64(),
-                                    pre_trigger.as_secs_f64()
-                                ));
+                                self.short_buffer =
+                                    Some((held.as_secs_f64(), pre_trigger.as_secs_f64()));
                             }
                         }
                         Err(e) => {
