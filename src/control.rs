@@ -816,14 +816,7 @@ impl Control {
                             },
                         );
                     }
-                    self.stops.push(PendingStop {
-                        id,
-                        at: end,
-                        reason,
-                        cameras: self.cameras.iter().map(|c| c.setup.index).collect(),
-                        since: self.clocks.now().lsl,
-                    });
-                    self.close_stops(false);
+                    self.stop_when_in(id, end, reason);
                 }
                 Action::Clip {
                     id,
@@ -860,14 +853,7 @@ impl Control {
                                     notes: self.audio_notes(),
                                 },
                             );
-                            self.stops.push(PendingStop {
-                                id,
-                                at: to,
-                                reason: StopReason::ClipComplete,
-                                cameras: self.cameras.iter().map(|c| c.setup.index).collect(),
-                                since: self.clocks.now().lsl,
-                            });
-                            self.close_stops(false);
+                            self.stop_when_in(id, to, StopReason::ClipComplete);
                         }
                         Err(e) => {
                             self.warn(format!("clip {id} could not be written: {e}"));
@@ -998,6 +984,19 @@ impl Control {
                 });
             }
         }
+    }
+
+    /// Recording or clip `id` ends at `at`: its files close on each camera once the
+    /// frames exposed before `at` are in ([`Control::close_stops`]), now if they are.
+    fn stop_when_in(&mut self, id: u64, at: LslTime, reason: StopReason) {
+        self.stops.push(PendingStop {
+            id,
+            at,
+            reason,
+            cameras: self.cameras.iter().map(|c| c.setup.index).collect(),
+            since: self.clocks.now().lsl,
+        });
+        self.close_stops(false);
     }
 
     /// Closes each pending stop's files on the cameras that have delivered every frame
