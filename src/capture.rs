@@ -1286,6 +1286,7 @@ pub(crate) fn test_camera_n(index: usize, limits: crate::ring::RingLimits) -> Ca
         fps: 100.0,
         codec: crate::config::Codec::Mjpg,
         encodes: false,
+        controls: String::new(),
     };
     Camera::new(
         CameraSetup::plain(index, &format!("cam{index}"), info),

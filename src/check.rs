@@ -496,7 +496,9 @@ fn camera_hint(cam: &crate::config::CameraConfig) -> String {
                 .into()
         }
         SourceKind::Libcamera => {
-            "`rpicam-hello --list-cameras` shows the cameras libcamera sees".into()
+            "`hindsight devices` lists each libcamera camera's sizes, rates and controls \
+             (with their ranges); `rpicam-hello --list-cameras` shows the cameras libcamera sees"
+                .into()
         }
         SourceKind::Synthetic => "check resolution and fps".into(),
     }

@@ -938,12 +938,16 @@ impl Control {
                 trigger_wall,
                 pre_trigger,
                 origin: origin.clone(),
-                camera: CameraTags {
-                    camera: cam.setup.name.clone(),
-                    source: cam.info().to_string(),
-                    source_id: cam.setup.source_id.clone(),
-                    host: self.settings.host.clone(),
-                    rig: self.settings.rig.clone(),
+                camera: {
+                    let info = cam.info();
+                    CameraTags {
+                        camera: cam.setup.name.clone(),
+                        source: info.to_string(),
+                        source_id: cam.setup.source_id.clone(),
+                        host: self.settings.host.clone(),
+                        rig: self.settings.rig.clone(),
+                        controls: info.controls,
+                    }
                 },
                 fsync_interval: self.settings.fsync_interval,
                 audio: self.settings.audio_track.filter(|_| cam.setup.index == 0),

@@ -190,6 +190,61 @@ fn encoders_out_of_range_or_on_a_camera_that_cannot_use_them_are_refused() {
     assert!(!r.root_created);
 }
 
+/// Camera controls: only a libcamera camera takes them, in libcamera's form, and a fixed
+/// exposure must fit in a frame. (Whether the camera has them: tests/libcamera.rs.)
+#[test]
+fn camera_controls_that_cannot_work_are_refused_with_their_line() {
+    let cam = |source: &str, fps: u32, controls: &str| {
+        format!(
+            "cameras:\n  - name: a\n    source: {source}\n    device: \"0\"\n    fps: {fps}\n    controls:\n{controls}"
+        )
+    };
+    let r = run_with(&cam("synthetic", 100, "      ExposureTime: 2000\n"), None);
+    assert_refused(
+        &r,
+        &[
+            "cameras[0].controls",
+            "line 6",
+            "only a libcamera camera is given controls (source `synthetic`",
+        ],
+    );
+    let r = run_with(&cam("v4l2", 100, "      ExposureTime: 2000\n"), None);
+    assert_refused(&r, &["cameras[0].controls", "v4l2-ctl"]);
+    // 20 ms cannot be exposed in a 10 ms frame.
+    let r = run_with(&cam("libcamera", 100, "      ExposureTime: 20000\n"), None);
+    assert_refused(
+        &r,
+        &[
+            "cameras[0].controls",
+            "ExposureTime 20000 µs is longer than a frame at 100 fps (10000 µs)",
+            "at most 10000",
+        ],
+    );
+    let r = run_with(&cam("libcamera", 100, "      Exposure Time: 2000\n"), None);
+    assert_refused(
+        &r,
+        &[
+            "`Exposure Time` is not a libcamera control's name",
+            "line 7",
+        ],
+    );
+    let r = run_with(&cam("libcamera", 100, "      ExposureTime: 2 ms\n"), None);
+    assert_refused(
+        &r,
+        &["ExposureTime: takes true/false, a number", "got `2 ms`"],
+    );
+    let r = run_with(
+        &cam(
+            "libcamera",
+            100,
+            "      FrameDurationLimits: [10000, 10000]\n",
+        ),
+        None,
+    );
+    assert_refused(&r, &["FrameDurationLimits is hindsight's to set"]);
+    assert!(!r.root_created);
+}
+
 /// Two cameras naming one V4L2 device (one by index, one by path, or the default): the
 /// second could never have it, so the start is refused, naming both, instead of one of
 /// them being "lost" and tried again forever.

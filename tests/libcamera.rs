@@ -536,6 +536,113 @@ fn a_camera_not_there_at_start_up_is_opened_and_recorded_once_it_appears() {
     assert_sensor_times(&read_sidecar(&mkv), &shown, period(30.0));
 }
 
+/// The virtual camera has a Pi's exposure and gain controls (test patch 06): a manual
+/// ExposureTime or AnalogueGain counts only while its mode is Manual, and each frame's
+/// metadata says what it was exposed with (Auto: half the frame period, gain 1.5).
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn controls_fix_the_exposure_and_gain_the_camera_reports_in_every_file() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let fixed = "    controls:\n      ExposureTime: 2000\n      AnalogueGain: 4\n";
+    let mut h = start(
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + fixed)),
+        &yaml,
+        &[],
+    );
+    // The modes the values need were added: the camera exposes 2 ms at gain 4, and
+    // every file of the process says so (the second recording too: the camera is
+    // started again with them).
+    let said = "ExposureTimeMode=Manual AnalogueGainMode=Manual ExposureTime=2000 \
+                AnalogueGain=4 (its frames report ExposureTime 2000, AnalogueGain 4)";
+    for _ in 0..2 {
+        let mkv = record(&mut h, 1.0);
+        let t = tags(&mkv);
+        assert_eq!(
+            t.get("CAMERA_CONTROLS").map(String::as_str),
+            Some(said),
+            "{t:?}"
+        );
+        assert!(
+            t["SOURCE"].ends_with(&format!(", controls {said}")),
+            "{t:?}"
+        );
+        assert!(ffprobe_frame_count(&mkv) >= 30, "{}", mkv.display());
+    }
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    let log = h.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("runs 320x240") && l.contains(&format!("controls {said}"))),
+        "{log}"
+    );
+    assert!(!log.contains("does not do what was asked"), "{log}");
+
+    // A lab that keeps the exposure mode on Auto gets what the camera does (its own
+    // exposure), said in the log and in the file, not what it asked for.
+    let auto = "    controls:\n      ExposureTimeMode: Auto\n      ExposureTime: 2000\n";
+    let mut h = start(
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + auto)),
+        &yaml,
+        &[],
+    );
+    let mkv = record(&mut h, 1.0);
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    let t = tags(&mkv);
+    assert_eq!(
+        t.get("CAMERA_CONTROLS").map(String::as_str),
+        Some("ExposureTimeMode=Auto ExposureTime=2000 (its frames report ExposureTime 16666)"),
+        "{t:?}"
+    );
+    let log = h.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("was asked for ExposureTimeMode=Auto ExposureTime=2000")
+            && l.contains("its frames report ExposureTime 16666 (asked 2000)")),
+        "{log}"
+    );
+}
+
+/// A control the camera does not have does not keep the other cameras from recording:
+/// that camera starts lost, and says why in the status (and `check` fails it).
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_control_the_camera_lacks_leaves_it_lost_with_the_reason_and_the_others_record() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let cams = "  - name: syn\n    source: synthetic\n    resolution: {width: 64, height: 48}\n    fps: 30\n".to_string()
+        + &camera("pi", "0", 320, 240, 30.0, 80)
+        + "    controls: {Brightness: 0.5}\n";
+    let mut h = start(&config(&cams), &yaml, &[]);
+    h.wait_until("the camera is found lost", Duration::from_secs(20), |h| {
+        h.status()["cameras"][1]["lost"] == true
+    });
+    let s = h.status();
+    let why = s["cameras"][1]["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("virtual-imx708 has no control Brightness; it has: AnalogueGain (1 to 16)"),
+        "{s}"
+    );
+    h.wait_buffered(1.0);
+    let r = h.record_for(1.0);
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+    let syn: Vec<PathBuf> = h
+        .mkv_files()
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with("_syn.mkv"))
+        .collect();
+    assert_eq!(syn.len(), 1, "{r}");
+    assert!(ffprobe_frame_count(&syn[0]) >= 30, "{r}");
+}
+
 fn hindsight_cmd(args: &[&str], cfg: &Path, yaml: &Path, path: Option<&str>) -> (bool, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hindsight"));
     c.args(args)
@@ -599,6 +706,15 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
             && line.contains("10 to 60 fps"),
         "{line}"
     );
+    // Under it, the controls a lab may set, with their ranges.
+    assert!(
+        text.contains(&format!(
+            "{line}\n  its controls (cameras[].controls): AnalogueGain (1 to 16), \
+             AnalogueGainMode (Auto, Manual), ExposureTime (1 to 100000), ExposureTimeMode \
+             (Auto, Manual)\n"
+        )),
+        "{text}"
+    );
 
     let check = |cams: &str, yaml: &Path| {
         let cfg = dir.path().join("check.yaml");
@@ -660,6 +776,47 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
             && l.contains("10 to 60 fps"),
         "{l}"
     );
+    // Controls: the camera's own, in range, or what it has.
+    let l = check(
+        &(camera("pi", "0", 320, 240, 30.0, 80) + "    controls: {AnalogueGain: 2.5}\n"),
+        &yaml,
+    );
+    assert!(
+        l.to_uppercase().starts_with("PASS")
+            && l.contains("controls AnalogueGainMode=Manual AnalogueGain=2.5 (its frames report AnalogueGain 2.5)"),
+        "{l}"
+    );
+    for (controls, says) in [
+        (
+            "{AnalogueGain: 40}",
+            "AnalogueGain 40 is outside what the camera allows (1 to 16)",
+        ),
+        (
+            "{ExposureTimeMode: Fixed}",
+            "ExposureTimeMode `Fixed` is not one of its values: Auto, Manual",
+        ),
+        (
+            "{ExposureTime: 2.5}",
+            "ExposureTime takes a whole number, not `2.5`",
+        ),
+        (
+            "{AwbEnable: false}",
+            "virtual-imx708 has no control AwbEnable; it has: AnalogueGain (1 to 16), \
+             AnalogueGainMode (Auto, Manual), ExposureTime (1 to 100000), ExposureTimeMode \
+             (Auto, Manual)",
+        ),
+    ] {
+        let l = check(
+            &(camera("pi", "0", 320, 240, 30.0, 80) + &format!("    controls: {controls}\n")),
+            &yaml,
+        );
+        assert!(
+            l.to_uppercase().starts_with("FAIL")
+                && l.contains(says)
+                && l.contains("`hindsight devices` lists"),
+            "{l}"
+        );
+    }
     // A camera that is not there: which ones are.
     let l = check(&camera("pi", "3", 320, 240, 30.0, 80), &yaml);
     assert!(

@@ -102,6 +102,7 @@ fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
         fps: set.fps,
         codec: crate::config::Codec::Mjpg,
         encodes: false,
+        controls: String::new(),
     };
     Arc::new(Camera::new(CameraSetup::plain(0, "bench", info), ring))
 }

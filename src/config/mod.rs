@@ -19,9 +19,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
+mod controls;
 mod locate;
 mod values;
 
+pub use controls::{Controls, Setting};
 pub use locate::PathError;
 use locate::{duplicate_key_line, line_of, set_path};
 use values::Checked;
@@ -277,6 +279,10 @@ pub struct CameraConfig {
     /// [`crate::source::imx296::FULL_SENSOR_FPS`] (`imx296::auto_crop`); never for a
     /// command camera, whose program may open any camera.
     pub imx296_crop: Toggle,
+    /// libcamera: the controls the camera is started with (`ExposureTime: 2000`,
+    /// `AnalogueGain: 4`, ...), checked against what it offers when it opens. Empty: the
+    /// camera's own automatic exposure, gain and white balance.
+    pub controls: Controls,
 }
 
 impl Default for CameraConfig {
@@ -298,6 +304,7 @@ impl Default for CameraConfig {
             cpu_core: CpuCore::Unpinned,
             realtime: Toggle::Auto,
             imx296_crop: Toggle::Auto,
+            controls: Controls::default(),
         }
     }
 }
@@ -712,6 +719,14 @@ impl Config {
                     ),
                 ));
             }
+            if let Err(why) = controls_fit(cam) {
+                return Err(ConfigError::at(
+                    origin,
+                    line(&["cameras", &idx, "controls"]),
+                    &key("controls"),
+                    why,
+                ));
+            }
             if let CpuCore::Core(n) = cam.cpu_core {
                 let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1);
                 if n >= cores {
@@ -931,4 +946,43 @@ fn same_file(a: &str, b: &str) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// Whether camera `cam`'s controls can be given to it: only a libcamera camera takes them,
+/// and a fixed exposure must fit in a frame at its rate.
+fn controls_fit(cam: &CameraConfig) -> Result<(), String> {
+    if cam.controls.is_empty() {
+        return Ok(());
+    }
+    let elsewhere = match cam.source {
+        SourceKind::Libcamera => None,
+        SourceKind::Command => Some(
+            "a command camera's program takes its own (rpicam-vid --shutter 2000 --gain 4 \
+             --awbgains 1.8,1.5)",
+        ),
+        SourceKind::V4l2 => Some(
+            "a V4L2 camera keeps what v4l2-ctl sets before hindsight starts \
+             (v4l2-ctl -d /dev/video0 -c auto_exposure=1,exposure_time_absolute=20)",
+        ),
+        SourceKind::HttpMjpeg => Some("a network camera is set up through its own web page"),
+        SourceKind::Synthetic => Some("the synthetic camera has none"),
+    };
+    if let Some(why) = elsewhere {
+        return Err(format!(
+            "only a libcamera camera is given controls (source `{}`: {why})",
+            cam.source.as_str()
+        ));
+    }
+    if let Some(us) = cam.controls.get("ExposureTime").and_then(Setting::number) {
+        let frame = 1e6 / cam.fps.0;
+        if us > frame {
+            return Err(format!(
+                "ExposureTime {us} µs is longer than a frame at {} fps ({frame:.0} µs): the \
+                 camera would lower its rate to expose that long; at most {:.0}",
+                cam.fps.0,
+                frame.floor()
+            ));
+        }
+    }
+    Ok(())
 }

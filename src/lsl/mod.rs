@@ -603,6 +603,9 @@ fn frame_info(settings: &LslSettings, cam: &CameraStreams) -> Result<lsl::Stream
     camera.append_child_value("height", &cam.info.height.to_string());
     camera.append_child_value("fps", &cam.info.fps.to_string());
     camera.append_child_value("codec", cam.info.codec.as_str());
+    if !cam.info.controls.is_empty() {
+        camera.append_child_value("controls", &cam.info.controls);
+    }
     let mut sync = desc.append_child("synchronization");
     // Frames can be dropped (by the camera, or by this stream's queue): importers must
     // not smooth timestamps across gaps as for a gap-free regular stream.

@@ -133,6 +133,7 @@ impl CommandSource {
                 fps,
                 codec: crate::config::Codec::Mjpg,
                 encodes: false,
+                controls: String::new(),
             },
             command: command.to_string(),
             child,

@@ -126,6 +126,7 @@ impl HttpMjpegSource {
                 fps,
                 codec: crate::config::Codec::Mjpg,
                 encodes: false,
+                controls: String::new(),
             },
             response,
             stream: FrameStream::new(max_frame, clocks),

@@ -31,6 +31,10 @@ pub struct SourceInfo {
     /// without MJPEG, the synthetic pattern drawn live): what limits the rate this
     /// machine can take, said when frames are lost to it.
     pub encodes: bool,
+    /// The controls the camera was started with, and what its first frames report of
+    /// them (libcamera: `ExposureTimeMode=Manual ExposureTime=2000 (its frames report
+    /// ExposureTime 1998)`); empty when none were set.
+    pub controls: String,
 }
 
 /// Why a source could not deliver a frame.
@@ -124,7 +128,11 @@ impl fmt::Display for SourceInfo {
             self.height,
             self.fps,
             self.codec.as_str()
-        )
+        )?;
+        if !self.controls.is_empty() {
+            write!(f, ", controls {}", self.controls)?;
+        }
+        Ok(())
     }
 }
 
@@ -162,6 +170,7 @@ impl NotOpened {
                 fps: cam.fps.0,
                 codec: cam.codec,
                 encodes: matches!(cam.source, SourceKind::Libcamera | SourceKind::Synthetic),
+                controls: String::new(),
             },
             why: Some(format!("could not be opened at start-up: {cause}")),
         }

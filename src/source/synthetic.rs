@@ -174,6 +174,7 @@ impl SyntheticSource {
                 fps: cfg.fps,
                 codec: crate::config::Codec::Mjpg,
                 encodes: matches!(frames, Frames::Live(_)),
+                controls: String::new(),
             },
             clocks,
             pacing: cfg.pacing,

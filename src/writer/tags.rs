@@ -24,6 +24,9 @@ pub struct CameraTags {
     pub source_id: String,
     pub host: String,
     pub rig: String,
+    /// The libcamera controls it was started with and what its first frames reported of
+    /// them (empty: none set; then no tag).
+    pub controls: String,
 }
 
 /// Every tag of one file. Made when the file's first frame is known: its times are in
@@ -57,6 +60,7 @@ impl FileTags<'_> {
         let actual = self.trigger.nanos_since(self.first_frame).max(0) as f64 / 1e9;
         let c = self.camera;
         let part = (self.part > 1).then(|| ("PART", self.part.to_string()));
+        let controls = (!c.controls.is_empty()).then(|| ("CAMERA_CONTROLS", c.controls.clone()));
         [
             ("LSL_FIRST_FRAME_TIME", self.first_frame.to_string()),
             (
@@ -84,6 +88,7 @@ impl FileTags<'_> {
             ("ENCODER", writing_app()),
         ]
         .into_iter()
+        .chain(controls)
         .chain(part)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
@@ -103,6 +108,7 @@ mod tests {
             source_id: "synthetic".into(),
             host: "rig-pc".into(),
             rig: "rig1".into(),
+            controls: String::new(),
         };
         let origin = Origin::new(TriggerSource::Api, "start");
         let tags = FileTags {
@@ -127,6 +133,21 @@ mod tests {
         }
         .pairs()
         .contains(&("PART".to_string(), "2".to_string())));
+        // A camera started with controls says which, in its own key.
+        assert!(tags.pairs().iter().all(|(k, _)| k != "CAMERA_CONTROLS"));
+        let controlled = CameraTags {
+            controls: "ExposureTimeMode=Manual ExposureTime=2000".into(),
+            ..camera.clone()
+        };
+        assert!(FileTags {
+            camera: &controlled,
+            ..tags.clone()
+        }
+        .pairs()
+        .contains(&(
+            "CAMERA_CONTROLS".to_string(),
+            "ExposureTimeMode=Manual ExposureTime=2000".to_string()
+        )));
         let tags = tags.pairs();
         let keys: std::collections::BTreeSet<_> = tags.iter().map(|(k, _)| k).collect();
         assert_eq!(keys.len(), tags.len(), "a key written twice: {tags:?}");

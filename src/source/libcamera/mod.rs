@@ -23,6 +23,7 @@
 
 use crate::clock::LslTime;
 
+pub mod controls;
 #[cfg(feature = "libcamera")]
 mod service;
 #[cfg(feature = "libcamera")]
@@ -173,6 +174,10 @@ pub enum LibcameraError {
     AlreadyOpen { camera: String },
     #[error("{camera}: {what}")]
     Failed { camera: String, what: String },
+    /// A control the camera does not have, or a value it does not take (the message
+    /// names the camera).
+    #[error("{0}")]
+    Control(String),
 }
 
 #[cfg(feature = "libcamera")]

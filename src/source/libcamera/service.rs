@@ -16,7 +16,8 @@ use libcamera::{
     camera::{ActiveCamera, Camera},
     camera_manager::CameraManager,
     control::ControlList,
-    control_value::ControlValue,
+    control_value::{ControlType, ControlValue},
+    controls::ControlId,
     controls::{FrameDuration, FrameDurationLimits},
     framebuffer_allocator::{FrameBuffer, FrameBufferAllocator},
     framebuffer_map::MemoryMappedFrameBuffer,
@@ -27,6 +28,7 @@ use libcamera::{
     stream::{Stream, StreamRole},
 };
 
+use super::controls::{self as ctl, Kind, Spec, Typed};
 use super::{check_rate, frame_duration_us, rate_granted, rate_range, LibcameraError};
 use crate::source::v4l2::negotiate::Pixel;
 
@@ -39,6 +41,8 @@ pub(super) struct Want {
     pub fps: f64,
     /// Buffers beyond [`BUFFERS`]: one for each encoding thread after the first.
     pub extra_buffers: u32,
+    /// The lab's `controls:`.
+    pub controls: crate::config::Controls,
 }
 
 /// A camera opened and running.
@@ -51,6 +55,9 @@ pub(super) struct Opened {
     /// Completed requests, in order, once the camera is started (`Cmd::Start`).
     pub frames: Receiver<Request>,
     pub disconnected: Arc<AtomicBool>,
+    /// The controls it was started with (the lab's and the modes they need), as one line;
+    /// empty when none.
+    pub controls: String,
 }
 
 pub(super) enum Cmd {
@@ -160,6 +167,8 @@ struct Running {
     cam: ActiveCamera<'static>,
     /// The frame duration asked for, µs.
     frame_us: i64,
+    /// The lab's controls (with their modes), given at every start.
+    controls: Vec<Asked>,
     /// Requests not queued: all of them while the camera is stopped.
     idle: Vec<Request>,
     // Freed after the camera is stopped (field order: dropped after `cam`).
@@ -168,10 +177,7 @@ struct Running {
 
 impl Running {
     fn start(&mut self) -> Result<(), String> {
-        let mut controls = ControlList::new();
-        controls
-            .set(FrameDurationLimits([self.frame_us, self.frame_us]))
-            .map_err(|e| format!("frame duration: {e}"))?;
+        let controls = start_controls(self.frame_us, &self.controls)?;
         self.cam
             .start(Some(&*controls))
             .map_err(|e| format!("cannot start the camera: {e}"))?;
@@ -273,10 +279,13 @@ impl Service {
             .enumerate()
             .map(|(i, c)| {
                 let (sizes, rates) = offers(c);
+                let controls: Vec<Spec> = specs(c).into_iter().map(|(_, s)| s).collect();
                 format!(
-                    "camera: libcamera {i} `{}` ({}): {sizes}{rates} (source: libcamera, device: {i})",
+                    "camera: libcamera {i} `{}` ({}): {sizes}{rates} (source: libcamera, device: {i})\n  \
+                     its controls (cameras[].controls): {}",
                     c.id(),
-                    model(c)
+                    model(c),
+                    ctl::describe(&controls)
                 )
             })
             .collect())
@@ -405,12 +414,12 @@ impl Service {
         let gone = disconnected.clone();
         active.on_disconnected(move || gone.store(true, Ordering::Relaxed));
 
-        // A fixed frame duration: the frame rate asked for, exactly.
+        // A fixed frame duration: the frame rate asked for, exactly; and the lab's
+        // controls, checked against what the camera offers once configured (a Pi's
+        // exposure limits follow its sensor mode).
         let us = frame_duration_us(fps);
-        let mut controls = ControlList::new();
-        controls
-            .set(FrameDurationLimits([us, us]))
-            .map_err(|e| LibcameraError::failed(&name, format!("frame duration: {e}")))?;
+        let asked = resolve_controls(&active, &name, &want.controls)?;
+        let controls = start_controls(us, &asked).map_err(|e| LibcameraError::failed(&name, e))?;
         active
             .start(Some(&*controls))
             .map_err(|e| LibcameraError::failed(&name, format!("cannot start: {e}")))?;
@@ -420,13 +429,25 @@ impl Service {
                 .map_err(|(_, e)| LibcameraError::failed(&name, format!("cannot queue: {e}")))?;
         }
 
-        // What the camera runs at is what its first frame says.
+        // What the camera runs at is what its first frame says; what it was exposed with,
+        // the first frame (of up to CONTROLS_SETTLE) that reports the controls asked for.
         let wait = Duration::from_secs(2) + Duration::from_secs_f64(4.0 / fps);
         let deadline = Instant::now() + wait;
+        let mut seen = 0;
+        let mut off: Vec<String>;
         let first = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match frames.recv_timeout(left) {
-                Ok(req) if req.status() == RequestStatus::Complete => break req,
+                Ok(req) if req.status() == RequestStatus::Complete => {
+                    seen += 1;
+                    off = ctl::differences(&asked_pairs(&asked), &reported(&req, &asked));
+                    if off.is_empty() || seen >= CONTROLS_SETTLE {
+                        break req;
+                    }
+                    let mut req = req;
+                    req.reuse(ReuseFlag::REUSE_BUFFERS);
+                    let _ = active.queue_request(req);
+                }
                 Ok(req) => {
                     let _ = active.queue_request(req);
                 }
@@ -442,14 +463,14 @@ impl Service {
                 }
             }
         };
-        let reported = first.metadata().get::<FrameDuration>().ok();
+        let duration = first.metadata().get::<FrameDuration>().ok();
         // Stopped until the capture thread asks for frames (`Cmd::Start`): hindsight may
         // take a moment to set up before it takes them, and the sensor would lose frames
         // that find no buffer meanwhile. Stopping hands every request back, cancelled.
         let _ = active.stop();
         let mut idle = vec![first];
         idle.extend(frames.try_iter());
-        if let Some(d) = reported {
+        if let Some(d) = duration {
             if !rate_granted(fps, d.0) {
                 return Err(LibcameraError::NotGranted {
                     camera: name,
@@ -458,6 +479,31 @@ impl Service {
                 });
             }
         }
+        let asked_line = asked
+            .iter()
+            .map(|a| format!("{}={}", a.name, a.setting))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let got = report(&asked, &reported(&idle[0], &asked));
+        let controls = if got.is_empty() {
+            asked_line.clone()
+        } else {
+            format!("{asked_line} (its frames report {})", got.join(", "))
+        };
+        let said = if controls.is_empty() {
+            String::new()
+        } else {
+            format!(", controls {controls}")
+        };
+        let controls_line = asked_line;
+        if !off.is_empty() {
+            tracing::warn!(
+                "libcamera: {name} was asked for {controls_line} and its frames report {} \
+                 after {seen} frames: the camera does not do what was asked (a mode left on \
+                 Auto? a value it rounds or limits?)",
+                off.join(", ")
+            );
+        }
         let key = self.next_key;
         self.next_key += 1;
         self.open.insert(
@@ -465,12 +511,13 @@ impl Service {
             Running {
                 cam: active,
                 frame_us: us,
+                controls: asked,
                 idle,
                 _alloc: alloc,
             },
         );
         tracing::info!(
-            "libcamera: {name} runs {w}x{h} {} at {fps} fps",
+            "libcamera: {name} runs {w}x{h} {} at {fps} fps{said}",
             if pixel == Pixel::Nv12 {
                 "NV12"
             } else {
@@ -485,8 +532,206 @@ impl Service {
             stream,
             frames,
             disconnected,
+            controls,
         })
     }
+}
+
+/// Frames the camera is given to report the controls asked for when it opens.
+const CONTROLS_SETTLE: u32 = 8;
+
+/// One of the lab's controls, ready for the camera.
+struct Asked {
+    id: u32,
+    name: String,
+    setting: crate::config::Setting,
+    typed: Typed,
+    value: ControlValue,
+}
+
+/// What a camera starts with: its frame duration (µs) and the lab's controls.
+fn start_controls(
+    frame_us: i64,
+    asked: &[Asked],
+) -> Result<libcamera::utils::UniquePtr<ControlList>, String> {
+    let mut controls = ControlList::new();
+    controls
+        .set(FrameDurationLimits([frame_us, frame_us]))
+        .map_err(|e| format!("frame duration: {e}"))?;
+    for a in asked {
+        controls
+            .set_raw(a.id, a.value.clone())
+            .map_err(|e| format!("{}: {e}", a.name))?;
+    }
+    Ok(controls)
+}
+
+/// The lab's controls (with the modes their values need) as the camera takes them, or
+/// why one cannot be: a control it does not have (and the ones it has), a value of the
+/// wrong type or outside its range.
+fn resolve_controls(
+    c: &Camera<'_>,
+    camera: &str,
+    controls: &crate::config::Controls,
+) -> Result<Vec<Asked>, LibcameraError> {
+    if controls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let offered = specs(c);
+    let has = |n: &str| offered.iter().any(|(_, s)| s.name == n);
+    let mut out = Vec::new();
+    for (name, setting) in ctl::with_modes(controls, has).0 {
+        let Some((id, spec)) = offered.iter().find(|(_, s)| s.name == name) else {
+            let all: Vec<Spec> = offered.iter().map(|(_, s)| s.clone()).collect();
+            return Err(LibcameraError::Control(format!(
+                "{camera} has no control {name}; it has: {}",
+                ctl::describe(&all)
+            )));
+        };
+        let typed = ctl::resolve(camera, spec, &setting).map_err(LibcameraError::Control)?;
+        let value = match &typed {
+            Typed::Bool(b) => ControlValue::from(*b),
+            Typed::Byte(v) => ControlValue::Byte(v.iter().copied().collect()),
+            Typed::Int32(v) => ControlValue::Int32(v.iter().copied().collect()),
+            Typed::Int64(v) => ControlValue::Int64(v.iter().copied().collect()),
+            Typed::Float(v) => ControlValue::Float(v.iter().copied().collect()),
+            Typed::Rectangle([x, y, w, h]) => ControlValue::from(libcamera::geometry::Rectangle {
+                x: *x as i32,
+                y: *y as i32,
+                width: *w as u32,
+                height: *h as u32,
+            }),
+        };
+        out.push(Asked {
+            id: *id,
+            name,
+            setting,
+            typed,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn asked_pairs(asked: &[Asked]) -> Vec<(String, Typed)> {
+    asked
+        .iter()
+        .map(|a| (a.name.clone(), a.typed.clone()))
+        .collect()
+}
+
+/// What the camera reported of the controls asked for, in their order: numbers as they
+/// came (`ExposureTime 1998`), named values only where they are not what was asked.
+fn report(asked: &[Asked], got: &[(String, Typed)]) -> Vec<String> {
+    asked
+        .iter()
+        .filter_map(|a| {
+            let (_, t) = got.iter().find(|(n, _)| *n == a.name)?;
+            let named = matches!(a.setting, crate::config::Setting::Name(_));
+            if named && *t == a.typed {
+                return None;
+            }
+            Some(format!("{} {}", a.name, ctl::show_typed(t)))
+        })
+        .collect()
+}
+
+/// What a frame's metadata says of the controls asked for (those it reports).
+fn reported(req: &Request, asked: &[Asked]) -> Vec<(String, Typed)> {
+    if asked.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (id, value) in req.metadata() {
+        if let Some(a) = asked.iter().find(|a| a.id == id) {
+            if let Some(t) = typed_of(&value) {
+                out.push((a.name.clone(), t));
+            }
+        }
+    }
+    out
+}
+
+fn typed_of(v: &ControlValue) -> Option<Typed> {
+    Some(match v {
+        ControlValue::Bool(b) => Typed::Bool(*b.first()?),
+        ControlValue::Byte(b) => Typed::Byte(b.to_vec()),
+        ControlValue::Int32(b) => Typed::Int32(b.to_vec()),
+        ControlValue::Int64(b) => Typed::Int64(b.to_vec()),
+        ControlValue::Float(b) => Typed::Float(b.to_vec()),
+        ControlValue::Rectangle(r) => {
+            let r = r.first()?;
+            Typed::Rectangle([r.x.into(), r.y.into(), r.width.into(), r.height.into()])
+        }
+        _ => return None,
+    })
+}
+
+/// The controls the camera offers, each described for [`ctl::resolve`], with its id.
+fn specs(c: &Camera<'_>) -> Vec<(u32, Spec)> {
+    let number = |v: ControlValue| match v {
+        ControlValue::Bool(v) => v.first().map(|&b| f64::from(u8::from(b))),
+        ControlValue::Byte(v) => v.first().map(|&x| x.into()),
+        ControlValue::Int32(v) => v.first().map(|&x| x.into()),
+        ControlValue::Int64(v) => v.first().map(|&x| x as f64),
+        ControlValue::Float(v) => v.first().map(|&x| x.into()),
+        _ => None,
+    };
+    c.controls()
+        .into_iter()
+        .filter_map(|(id, info)| {
+            let cid = ControlId::from_id(id)?;
+            let kind = match cid.control_type() {
+                ControlType::Bool => Kind::Bool,
+                ControlType::Byte => Kind::Byte,
+                ControlType::Int32 => Kind::Int32,
+                ControlType::Int64 => Kind::Int64,
+                ControlType::Float => Kind::Float,
+                ControlType::Rectangle => Kind::Rectangle,
+                _ => Kind::Other,
+            };
+            // A dynamic array's size is `std::dynamic_extent` (any length).
+            let size = match (cid.is_array(), cid.size()) {
+                (false, _) => 1,
+                (true, n) if n > 4096 => 0,
+                (true, n) => n,
+            };
+            let names = cid.enumerators_map();
+            let values: Vec<i64> = info
+                .values()
+                .into_iter()
+                .filter_map(number)
+                .map(|v| v as i64)
+                .collect();
+            let full: Vec<String> = values
+                .iter()
+                .filter_map(|v| i32::try_from(*v).ok().and_then(|i| names.get(&i).cloned()))
+                .collect();
+            // Short names only when every value has one.
+            let (prefix, short) = if full.len() == values.len() {
+                ctl::short_names(&full)
+            } else {
+                (String::new(), Vec::new())
+            };
+            let values = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v, short.get(i).cloned()))
+                .collect();
+            Some((
+                id,
+                Spec {
+                    name: cid.name(),
+                    kind,
+                    size,
+                    min: number(info.min()),
+                    max: number(info.max()),
+                    values,
+                    prefix,
+                },
+            ))
+        })
+        .collect()
 }
 
 fn model(c: &Camera<'_>) -> String {

@@ -113,6 +113,7 @@ pub fn open(
                 fps,
                 // Each encoding thread holds one buffer while it encodes.
                 extra_buffers: threads - 1,
+                controls: cam.controls.clone(),
             },
             reply,
         })
@@ -177,6 +178,7 @@ pub fn open(
             fps,
             codec: crate::config::Codec::Mjpg,
             encodes: true,
+            controls: opened.controls.clone(),
         },
         key: opened.key,
         started: false,

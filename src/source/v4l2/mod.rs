@@ -207,6 +207,7 @@ impl<D: CaptureDevice> V4l2Source<D> {
                 fps: granted.fps,
                 codec: crate::config::Codec::Mjpg,
                 encodes: encoder.is_some(),
+                controls: String::new(),
             },
             dev,
             pixel: choice.pixel,
