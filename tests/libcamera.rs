@@ -549,8 +549,11 @@ fn controls_fix_the_exposure_and_gain_the_camera_reports_in_every_file() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = virtual_cameras(dir.path(), &[PI]);
     let fixed = "    controls:\n      ExposureTime: 2000\n      AnalogueGain: 4\n";
+    lsl_session();
+    let name = format!("VS_controls_{}", std::process::id());
     let mut h = start(
-        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + fixed)),
+        &(config(&(camera("pi", "0", 320, 240, 30.0, 80) + fixed))
+            + &format!("lsl:\n  name: {name}\n")),
         &yaml,
         &[],
     );
@@ -559,6 +562,12 @@ fn controls_fix_the_exposure_and_gain_the_camera_reports_in_every_file() {
     // started again with them).
     let said = "ExposureTimeMode=Manual AnalogueGainMode=Manual ExposureTime=2000 \
                 AnalogueGain=4 (its frames report ExposureTime 2000, AnalogueGain 4)";
+    // And the frame stream's description, which LabRecorder keeps in the XDF.
+    let (_inlet, mut info) = lsl_connect(&name, false);
+    assert_eq!(
+        info.desc().child("camera").child_value_named("controls"),
+        said
+    );
     for _ in 0..2 {
         let mkv = record(&mut h, 1.0);
         let t = tags(&mkv);
