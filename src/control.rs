@@ -1009,17 +1009,21 @@ impl Control {
     fn close_stops(&mut self, now: bool) {
         let clock = self.clocks.now().lsl;
         for stop in &mut self.stops {
-            let overdue = now || clock.saturating_since(stop.since) >= STOP_GRACE;
+            let overdue = clock.saturating_since(stop.since) >= STOP_GRACE;
             stop.cameras.retain(|&i| {
                 let cam = &self.cameras[i];
-                if !overdue && !cam.watch_frame_after(stop.at) {
+                let all_in = overdue || cam.watch_frame_after(stop.at);
+                if !all_in && !now {
                     return true;
                 }
+                // Closed before its last frames are in (the next recording opens now):
+                // its writer takes them from the next recording's frames.
                 cam.end_recording(stop.id);
                 let _ = self.writers[i].send(WriterMsg::Close {
                     id: stop.id,
                     end: Some(stop.at),
                     reason: stop.reason.clone(),
+                    late: !all_in,
                 });
                 false
             });

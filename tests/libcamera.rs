@@ -280,6 +280,71 @@ fn a_clip_waits_for_the_frames_exposed_before_it_that_are_still_on_their_way() {
     not(feature = "libcamera"),
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
+fn a_stop_and_a_start_at_once_each_take_keeps_its_last_frames() {
+    let _one_at_a_time = serial();
+    // Trials one after the other: an experiment's script says stop and start at once.
+    // At 10 fps with frames coming in up to 80 ms after their exposure, the frames
+    // exposed just before a stop may not be in when the next start opens its files: the
+    // take that stopped still ends with them (the next one has them in its pre-trigger
+    // part too).
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start_late(dir.path(), 10.0, "", 80);
+    h.wait_buffered(1.4);
+    let p = period(10.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let mut stops = Vec::new();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(730));
+        let (code, r) = h.post("stop", json!({}));
+        assert_eq!(code, 200, "{r}");
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        stops.push(r);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let mut files = h.mkv_files();
+    files.sort();
+    assert_eq!(files.len(), 7, "{files:?}");
+    for (i, take) in files[..6].iter().enumerate() {
+        let (stop, _) = event_row(take, "stop");
+        let rows = read_sidecar(take);
+        let last = rows.last().expect("frames").lsl_time;
+        assert!(
+            stop - last < p && last <= stop,
+            "take {}: its last frame was exposed {:.0} ms before its stop: the next one, \
+             exposed before the stop too, went only to the next take ({:?})",
+            i + 1,
+            (stop - last) * 1e3,
+            stops[i]
+        );
+        let shown = shown(take, 320, 240);
+        assert!(
+            steps(&shown).iter().all(|&s| s == 1),
+            "take {}: {:?}",
+            i + 1,
+            steps(&shown)
+        );
+        // Every frame of the sidecar is in the MKV.
+        assert_eq!(
+            ffprobe_frame_count(take),
+            rows.len() as u64,
+            "take {}",
+            i + 1
+        );
+    }
+    assert_eq!(h.status()["state"], "buffering");
+    assert!(h.terminate().success());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
 fn frames_the_camera_lost_are_counted_from_its_sequence_numbers() {
     let _one_at_a_time = serial();
     // Held up to 100 ms each (50 on average) at 30 fps, the capture thread returns

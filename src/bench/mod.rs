@@ -189,6 +189,7 @@ fn throughput(set: &FrameSet, frames: u64, dir: &Path, id: u64) -> anyhow::Resul
         id,
         end: None,
         reason: StopReason::Command(Origin::new(TriggerSource::Bench, "bench")),
+        late: false,
     })?;
     let summary = wait_closed(&ev_rx)?;
     let wall = start.elapsed();
@@ -276,6 +277,7 @@ fn trigger_latency(
         id,
         end: Some(trigger),
         reason: StopReason::Command(Origin::new(TriggerSource::Bench, "bench")),
+        late: false,
     })?;
     let first_byte = loop {
         if std::fs::metadata(&mkv)

@@ -104,6 +104,10 @@ const AUDIO_END_WAIT: Duration = Duration::from_secs(5);
 /// audio track's end may take longer: `OpenFile::next_waits_until`).
 const NEXT_WAITS: Duration = Duration::from_millis(500);
 
+/// How long a stopped file waits for its last frames among the next recording's
+/// ([`WriterMsg::Close`]'s `late`): as long as the control thread waits for them at a stop.
+const LATE_FRAMES_WAIT: Duration = Duration::from_secs(1);
+
 /// Messages to a writer, in the order they must be applied.
 #[derive(Debug)]
 pub enum WriterMsg {
@@ -127,11 +131,16 @@ pub enum WriterMsg {
         event: NoteKind,
         detail: String,
     },
-    /// Finish recording `id`; frames captured after `end` are not written.
+    /// Finish recording `id`; frames captured after `end` are not written. `late`: the
+    /// next recording opens at once, and frames exposed up to `end` may still come among
+    /// its frames (a camera delivers a frame some time after its exposure): the file
+    /// takes them from there, and closes at the first frame after `end` (or after
+    /// [`LATE_FRAMES_WAIT`]).
     Close {
         id: u64,
         end: Option<LslTime>,
         reason: StopReason,
+        late: bool,
     },
     /// Audio for recording `id`'s audio track.
     Audio {
@@ -445,9 +454,15 @@ struct OpenFile {
     /// before the `audio_start` row, written right after it. The audio thread sends them
     /// first, so that a clip, closed as soon as its `audio_start` row is in, has them too.
     held_rows: String,
-    /// A close that waits for the audio's end or its `audio_start` note: its reason,
-    /// and until when at most (the writer's clock).
+    /// A close that waits for the audio's end or its `audio_start` note, or for the
+    /// frames exposed before its end: its reason, and until when at most (the writer's
+    /// clock).
     waiting_close: Option<(StopReason, LslTime)>,
+    /// While the close waits for frames exposed up to `end` still on their way among the
+    /// next recording's frames: until when at most.
+    late_until: Option<LslTime>,
+    /// The capture time of the last frame the file took.
+    last_taken: Option<LslTime>,
     audio_blocks: u64,
     /// Audio blocks too far behind the video already written for a cluster to take them.
     audio_blocks_dropped: u64,
@@ -563,6 +578,7 @@ impl Writer {
             Some(id) => msg.recording() != Some(id),
         };
         if hold {
+            self.take_late_frames(&msg);
             self.deferred.push_back(msg);
         } else {
             self.apply(msg);
@@ -726,22 +742,35 @@ impl Writer {
                     }
                 }
             }
-            WriterMsg::Close { id, end, reason } => {
+            WriterMsg::Close {
+                id,
+                end,
+                reason,
+                late,
+            } => {
                 if self.failed == Some(id) {
                     self.failed = None;
                     return;
                 }
+                let now = self.clocks.now().lsl;
                 match &mut self.file {
                     Some(f) if f.spec.id == id => {
                         f.end = end;
+                        if late && end.is_some() {
+                            f.late_until = Some(now + LATE_FRAMES_WAIT);
+                        }
                         if f.waits_for_audio() {
                             // The audio of the last moments, or where the WAV starts, is
                             // still on its way.
-                            f.waiting_close =
-                                Some((reason, self.clocks.now().lsl + AUDIO_END_WAIT));
+                            f.waiting_close = Some((reason, now + AUDIO_END_WAIT));
+                        } else if f.late_until.is_some() {
+                            f.waiting_close = Some((reason, now + LATE_FRAMES_WAIT));
                         } else {
                             self.close(reason);
                         }
+                        // Frames already held behind it (a burst of commands) may hold
+                        // its last ones, and the first after its end.
+                        self.take_late_frames_held();
                     }
                     _ => {
                         tracing::warn!("close for recording {id}, which is not open")
@@ -777,25 +806,97 @@ impl Writer {
         }
     }
 
-    /// Closes a file whose close waited for its audio, once nothing is missing.
-    fn close_if_ready(&mut self) {
-        let ready = self
-            .file
-            .as_ref()
-            .is_some_and(|f| f.waiting_close.is_some() && !f.waits_for_audio());
+    /// Closes a file whose close waited for its audio or its last frames, once nothing
+    /// is missing (or the frames' wait is over). Returns whether it did.
+    fn close_if_ready(&mut self) -> bool {
+        let now = self.clocks.now().lsl;
+        let ready = self.file.as_ref().is_some_and(|f| {
+            f.waiting_close.is_some() && !f.waits_for_audio() && !f.waits_for_frames(now)
+        });
         if ready {
-            let (reason, _) = self
-                .file
-                .as_mut()
-                .and_then(|f| f.waiting_close.take())
-                .expect("checked");
+            let f = self.file.as_mut().expect("checked");
+            if f.late_until.take().is_some() {
+                tracing::info!(
+                    camera = %self.cam.name,
+                    "recording {}: no frame exposed after its end came within {} s; closed \
+                     with what came",
+                    f.spec.id,
+                    LATE_FRAMES_WAIT.as_secs()
+                );
+            }
+            let (reason, _) = f.waiting_close.take().expect("checked");
             self.close(reason);
         }
+        ready
+    }
+
+    /// A stopped file whose close waits for frames exposed before its end takes them from
+    /// the next recording's frames (`msg`, held behind it for that recording, which has
+    /// them too): those it has not taken yet, up to the first frame after its end, which
+    /// closes it.
+    fn take_late_frames(&mut self, msg: &WriterMsg) {
+        if self.take_late(msg) {
+            self.close_if_ready();
+        }
+    }
+
+    /// [`Writer::take_late_frames`] from the messages already held behind the file.
+    fn take_late_frames_held(&mut self) {
+        if self.file.as_ref().is_none_or(|f| f.late_until.is_none()) {
+            return;
+        }
+        let held = std::mem::take(&mut self.deferred);
+        let done = held.iter().any(|msg| self.take_late(msg));
+        self.deferred = held;
+        if done {
+            self.close_if_ready();
+        }
+    }
+
+    /// Takes the frames of `msg` the waiting file lacks, up to its end; returns whether
+    /// the wait is over (a frame after its end was among them).
+    fn take_late(&mut self, msg: &WriterMsg) -> bool {
+        let Some(end) = self
+            .file
+            .as_ref()
+            .filter(|f| f.late_until.is_some())
+            .and_then(|f| f.end)
+        else {
+            return false;
+        };
+        let frames: &[Frame] = match msg {
+            WriterMsg::Frame(frame) => std::slice::from_ref(frame),
+            WriterMsg::Buffered(frames) => frames,
+            _ => return false,
+        };
+        for frame in frames {
+            let Some(f) = self.file.as_mut() else {
+                return false;
+            };
+            if frame.meta.capture > end {
+                f.late_until = None;
+                return true;
+            }
+            if f.last_taken.is_none_or(|t| frame.meta.capture > t) {
+                self.frame(frame);
+            }
+        }
+        false
     }
 
     /// A close has waited long enough for the audio: the file ends without what did not
     /// come (the audio track's end, or the `audio_start` row).
     fn close_if_audio_is_late(&mut self) {
+        // Its last frames' wait may be over before the audio's.
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.waiting_close.is_some())
+            && self.close_if_ready()
+        {
+            self.replay();
+            return;
+        }
         let late = self
             .file
             .as_ref()
@@ -878,6 +979,7 @@ impl Writer {
         if f.end.is_some_and(|e| frame.meta.capture > e) {
             return;
         }
+        f.last_taken = Some(frame.meta.capture);
         if let Some(m) = f.mux.as_mut() {
             m.push_video(frame.clone());
             self.drain_mux(false);
@@ -1395,6 +1497,8 @@ impl OpenFile {
             audio_start_pending: spec.audio_start,
             held_rows: String::new(),
             waiting_close: None,
+            late_until: None,
+            last_taken: None,
             audio_blocks: 0,
             audio_blocks_dropped: 0,
             audio_before_video: 0,
@@ -1700,6 +1804,12 @@ impl OpenFile {
     /// A close must wait: the audio track's end or the `audio_start` note has not come.
     fn waits_for_audio(&self) -> bool {
         self.audio_start_pending || self.mux.as_ref().is_some_and(|m| !m.audio_done)
+    }
+
+    /// Whether its close still waits for frames exposed before its end (`now`: the
+    /// writer's clock).
+    fn waits_for_frames(&self, now: LslTime) -> bool {
+        self.late_until.is_some_and(|until| now < until)
     }
 
     /// Whether what is muxed goes to the file before more is taken: a full batch, or a new

@@ -119,6 +119,21 @@ impl Rig {
                 id,
                 end: Some(self.start.lsl + Duration::from_millis(end_ms)),
                 reason: StopReason::Timer,
+                late: false,
+            })
+            .unwrap();
+    }
+
+    /// Closes recording `id` at `end_ms` as the next recording opens at once: frames
+    /// exposed before then may still come among the next one's.
+    fn close_late(&self, id: u64, end_ms: u64) {
+        self.h
+            .tx
+            .send(WriterMsg::Close {
+                id,
+                end: Some(self.start.lsl + Duration::from_millis(end_ms)),
+                reason: StopReason::Timer,
+                late: true,
             })
             .unwrap();
     }
@@ -395,6 +410,74 @@ fn the_next_recording_waits_behind_a_close_that_waits_for_its_audio_start() {
     rig.close_id(2, 80);
     assert_eq!(rig.closes_now("recording 2"), (2, 5));
     assert_eq!(rig.audio_start_rows_of(2).len(), 1);
+    rig.finish();
+}
+
+/// A stop and at once the next start: the frames exposed before the stop that were still
+/// on their way come after the next recording's Open, among its frames (which begin with
+/// its pre-trigger part, frames the first file has). The first file takes those it lacks,
+/// up to its end, and closes at the first frame after it; the next gets them all.
+#[test]
+fn a_file_stopped_as_the_next_opens_takes_its_last_frames_from_the_next_ones() {
+    let rig = Rig::new(None, false);
+    rig.close_late(1, 45);
+    rig.open(2, None, false);
+    assert!(
+        rig.closed(STILL_WAITING).is_none(),
+        "recording 1 closed before the frames exposed before its end came"
+    );
+    // Frames 0-2 it has; 3 and 4 (30 and 40 ms) it lacks; 5 (50 ms) is after its end.
+    rig.frames(0..8);
+    assert_eq!(rig.closes_now("recording 1"), (1, 5));
+    rig.close_id(2, 80);
+    assert_eq!(rig.closes_now("recording 2"), (2, 8));
+    let tmp = rig.finish();
+    let rows = |id: u64| {
+        let csv = std::fs::read_to_string(
+            files::RecordingPaths::new(tmp.path(), &format!("rec{id}"), "cam0").frames_csv,
+        )
+        .unwrap();
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse::<u64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(1), [0, 1, 2, 3, 4]);
+    assert_eq!(rows(2), (0..8).collect::<Vec<_>>());
+}
+
+/// A burst: stop, start, stop, start before any of the late frames came. Each stopped
+/// file takes its last frames from those held behind it, and none waits for a frame that
+/// is already there.
+#[test]
+fn files_stopped_in_a_burst_each_take_their_last_frames_from_those_held() {
+    let rig = Rig::new(None, false);
+    rig.close_late(1, 45);
+    rig.open(2, None, false);
+    rig.close_late(2, 45);
+    rig.open(3, None, false);
+    rig.frames(3..7);
+    assert_eq!(rig.closes_now("recording 1"), (1, 5));
+    assert_eq!(rig.closes_now("recording 2"), (2, 2));
+    rig.close_id(3, 80);
+    assert_eq!(rig.closes_now("recording 3"), (3, 4));
+    rig.finish();
+}
+
+/// A camera that delivers nothing more: the stopped file waits for its last frames only
+/// `LATE_FRAMES_WAIT` of the writer's clock, then closes with what it has, and the next
+/// recording gets every frame that waited behind it.
+#[test]
+fn a_file_stopped_as_the_next_opens_waits_for_its_last_frames_only_a_moment() {
+    let rig = Rig::new(None, false);
+    rig.close_late(1, 45);
+    rig.open(2, None, false);
+    assert!(rig.closed(STILL_WAITING).is_none());
+    rig.clocks.advance(LATE_FRAMES_WAIT);
+    assert_eq!(rig.closes_now("recording 1"), (1, 3));
+    rig.frames(10..12);
+    rig.close_id(2, 200);
+    assert_eq!(rig.closes_now("recording 2"), (2, 2));
     rig.finish();
 }
 
