@@ -1278,8 +1278,18 @@ pub(crate) fn test_camera(limits: crate::ring::RingLimits) -> Camera {
 /// A 16x16 synthetic camera `cam<index>` with a ring of `limits`, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_camera_n(index: usize, limits: crate::ring::RingLimits) -> Camera {
+    test_camera_of(index, limits, crate::config::SourceKind::Synthetic)
+}
+
+/// [`test_camera_n`] standing for a source of `kind`.
+#[cfg(test)]
+pub(crate) fn test_camera_of(
+    index: usize,
+    limits: crate::ring::RingLimits,
+    kind: crate::config::SourceKind,
+) -> Camera {
     let info = SourceInfo {
-        kind: crate::config::SourceKind::Synthetic,
+        kind,
         model: "test".into(),
         width: 16,
         height: 16,

@@ -1017,13 +1017,16 @@ impl Control {
                     return true;
                 }
                 // Closed before its last frames are in (the next recording opens now):
-                // its writer takes them from the next recording's frames.
+                // a camera whose frames come after their time (a sensor's) may still
+                // deliver some; its writer takes them from the next recording's frames.
                 cam.end_recording(stop.id);
+                let late =
+                    !all_in && crate::source::frames_come_after_their_time(cam.setup.info.kind);
                 let _ = self.writers[i].send(WriterMsg::Close {
                     id: stop.id,
                     end: Some(stop.at),
                     reason: stop.reason.clone(),
-                    late: !all_in,
+                    late,
                 });
                 false
             });

@@ -10,6 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_norway::{Mapping, Value};
 
+use super::values::show;
+
 /// The controls, in the order the configuration gives them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(into = "Value")]
@@ -112,17 +114,6 @@ impl Setting {
                 .map(Setting::List),
             other => Err(format!("{name}: takes {kinds}; got {}", show(other))),
         }
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing (null)".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("`{s}`"),
-        Value::Sequence(s) if s.is_empty() => "an empty list".into(),
-        _ => "a list or section".into(),
     }
 }
 

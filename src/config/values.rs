@@ -449,12 +449,14 @@ fn text(v: &Value) -> Result<String, ValueError> {
     }
 }
 
-fn show(v: &Value) -> String {
+/// A value as an error names it: `` `text` ``, a number, "an empty list".
+pub(super) fn show(v: &Value) -> String {
     match v {
         Value::Null => "nothing (null)".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => format!("`{s}`"),
+        Value::Sequence(s) if s.is_empty() => "an empty list".into(),
         _ => "a list or section".into(),
     }
 }

@@ -37,6 +37,18 @@ pub struct SourceInfo {
     pub controls: String,
 }
 
+/// Whether a source's frames come in some time after the instant they are stamped with:
+/// a sensor's exposure (libcamera, V4L2), a frame period or more before the frame is
+/// handed over. Other sources stamp a frame as it arrives (a stream's first byte, the
+/// synthetic pattern's moment), so a frame stamped before a stop is already in when the
+/// stop comes, give or take the rest of its bytes.
+pub fn frames_come_after_their_time(kind: crate::config::SourceKind) -> bool {
+    matches!(
+        kind,
+        crate::config::SourceKind::Libcamera | crate::config::SourceKind::V4l2
+    )
+}
+
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -538,8 +538,11 @@ impl Writer {
             }
             // Paced only in the steady state: a file whose first bytes are written, a
             // queue emptied. A new file's first batch, a backlog (the pre-trigger
-            // buffer) and everything while no file is open go at once.
-            if drained && self.file.as_ref().is_some_and(|f| f.flushed) {
+            // buffer), everything while no file is open, and a next recording held
+            // behind a file whose close waits (for its last frames: each message may
+            // end the wait) go at once.
+            if drained && self.deferred.is_empty() && self.file.as_ref().is_some_and(|f| f.flushed)
+            {
                 paced_until = Some(woke + WRITE_EVERY);
             }
         }

@@ -115,22 +115,7 @@ pub fn with_modes(controls: &Controls, has: impl Fn(&str) -> bool) -> Controls {
 pub fn resolve(camera: &str, spec: &Spec, setting: &Setting) -> Result<Typed, String> {
     let name = &spec.name;
     let wrong = |wants: &str| format!("{camera}: {name} takes {wants}, not `{setting}`");
-    // The numbers given, one or a list, checked against the count the control holds.
-    let numbers = || -> Result<Vec<&Setting>, String> {
-        let list: Vec<&Setting> = match setting {
-            Setting::List(l) => l.iter().collect(),
-            one => vec![one],
-        };
-        if spec.size != 0 && list.len() != spec.size {
-            return Err(format!(
-                "{camera}: {name} takes {} value{}, not {} (`{setting}`)",
-                spec.size,
-                if spec.size == 1 { "" } else { "s" },
-                list.len()
-            ));
-        }
-        Ok(list)
-    };
+    let numbers = || given(camera, spec, setting);
     let in_range = |x: f64| -> Result<(), String> {
         let (lo, hi) = (spec.min.unwrap_or(f64::MIN), spec.max.unwrap_or(f64::MAX));
         if spec.values.is_empty() && (x < lo || x > hi) && lo <= hi {
@@ -205,22 +190,29 @@ pub fn resolve(camera: &str, spec: &Spec, setting: &Setting) -> Result<Typed, St
     })
 }
 
-/// A whole-number control's values: numbers, or the name of one of its values.
-fn numbers_or_name(spec: &Spec, setting: &Setting, camera: &str) -> Result<Vec<i64>, String> {
-    let name = &spec.name;
+/// The values given, one or a list, checked against the count the control holds.
+fn given<'a>(camera: &str, spec: &Spec, setting: &'a Setting) -> Result<Vec<&'a Setting>, String> {
     let list: Vec<&Setting> = match setting {
         Setting::List(l) => l.iter().collect(),
         one => vec![one],
     };
     if spec.size != 0 && list.len() != spec.size {
         return Err(format!(
-            "{camera}: {name} takes {} value{}, not {} (`{setting}`)",
+            "{camera}: {} takes {} value{}, not {} (`{setting}`)",
+            spec.name,
             spec.size,
             if spec.size == 1 { "" } else { "s" },
             list.len()
         ));
     }
-    list.into_iter()
+    Ok(list)
+}
+
+/// A whole-number control's values: numbers, or the name of one of its values.
+fn numbers_or_name(spec: &Spec, setting: &Setting, camera: &str) -> Result<Vec<i64>, String> {
+    let name = &spec.name;
+    given(camera, spec, setting)?
+        .into_iter()
         .map(|s| match s {
             Setting::Int(n) => Ok(*n),
             Setting::Name(word) => spec

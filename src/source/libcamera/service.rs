@@ -495,10 +495,9 @@ impl Service {
         } else {
             format!(", controls {controls}")
         };
-        let controls_line = asked_line;
         if !off.is_empty() {
             tracing::warn!(
-                "libcamera: {name} was asked for {controls_line} and its frames report {} \
+                "libcamera: {name} was asked for {asked_line} and its frames report {} \
                  after {seen} frames: the camera does not do what was asked (a mode left on \
                  Auto? a value it rounds or limits?)",
                 off.join(", ")
