@@ -1297,6 +1297,7 @@ pub(crate) fn test_camera_of(
         codec: crate::config::Codec::Mjpg,
         encodes: false,
         controls: String::new(),
+        controls_off: None,
     };
     Camera::new(
         CameraSetup::plain(index, &format!("cam{index}"), info),

@@ -335,6 +335,14 @@ fn camera(cam: &crate::config::CameraConfig) -> (CheckLine, Option<f64>) {
              files' frame rate and the pre-trigger buffer's first size come from fps; the \
              buffer grows to what the camera delivers)",
         )
+    } else if let Some(off) = &info.controls_off {
+        CheckLine::warn(
+            what,
+            format!("{detail}: its frames report {off}"),
+            "the camera does not do what `controls` asks: a mode left on Auto \
+             (ExposureTimeMode, AnalogueGainMode, AeEnable), or a value it rounds or limits \
+             (`hindsight devices` lists its controls and their ranges)",
+        )
     } else {
         CheckLine::pass(what, detail)
     };

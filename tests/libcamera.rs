@@ -860,6 +860,18 @@ fn devices_lists_the_camera_and_check_opens_it_or_says_why_not_in_one_line() {
             && l.contains("controls AnalogueGainMode=Manual AnalogueGain=2.5 (its frames report AnalogueGain 2.5)"),
         "{l}"
     );
+    // A mode left on Auto: the camera exposes as it likes, and says so.
+    let l = check(
+        &(camera("pi", "0", 320, 240, 30.0, 80)
+            + "    controls: {ExposureTimeMode: Auto, ExposureTime: 2000}\n"),
+        &yaml,
+    );
+    assert!(
+        l.to_uppercase().starts_with("WARN")
+            && l.contains("its frames report ExposureTime 16666 (asked 2000)")
+            && l.contains("a mode left on Auto"),
+        "{l}"
+    );
     for (controls, says) in [
         (
             "{AnalogueGain: 40}",

@@ -136,6 +136,7 @@ fn the_capture_step_allocates_nothing_per_frame() {
         codec: hindsight::config::Codec::Mjpg,
         encodes: false,
         controls: String::new(),
+        controls_off: None,
     };
     let cam = Camera::new(CameraSetup::plain(0, "cam0", info), ring);
     let jpegs: Vec<Vec<u8>> = (0..7).map(|i| vec![i as u8; 20_000 + i * 3_001]).collect();

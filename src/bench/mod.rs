@@ -103,6 +103,7 @@ fn camera(set: &FrameSet, duration: Duration) -> Arc<Camera> {
         codec: crate::config::Codec::Mjpg,
         encodes: false,
         controls: String::new(),
+        controls_off: None,
     };
     Arc::new(Camera::new(CameraSetup::plain(0, "bench", info), ring))
 }

@@ -134,6 +134,7 @@ impl CommandSource {
                 codec: crate::config::Codec::Mjpg,
                 encodes: false,
                 controls: String::new(),
+                controls_off: None,
             },
             command: command.to_string(),
             child,

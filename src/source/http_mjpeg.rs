@@ -127,6 +127,7 @@ impl HttpMjpegSource {
                 codec: crate::config::Codec::Mjpg,
                 encodes: false,
                 controls: String::new(),
+                controls_off: None,
             },
             response,
             stream: FrameStream::new(max_frame, clocks),

@@ -35,6 +35,9 @@ pub struct SourceInfo {
     /// them (libcamera: `ExposureTimeMode=Manual ExposureTime=2000 (its frames report
     /// ExposureTime 1998)`); empty when none were set.
     pub controls: String,
+    /// What its first frames reported otherwise than the controls asked
+    /// (`ExposureTime 16666 (asked 2000)`), if anything.
+    pub controls_off: Option<String>,
 }
 
 /// Whether a source's frames come in some time after the instant they are stamped with:
@@ -183,6 +186,7 @@ impl NotOpened {
                 codec: cam.codec,
                 encodes: matches!(cam.source, SourceKind::Libcamera | SourceKind::Synthetic),
                 controls: String::new(),
+                controls_off: None,
             },
             why: Some(format!("could not be opened at start-up: {cause}")),
         }

@@ -175,6 +175,7 @@ impl SyntheticSource {
                 codec: crate::config::Codec::Mjpg,
                 encodes: matches!(frames, Frames::Live(_)),
                 controls: String::new(),
+                controls_off: None,
             },
             clocks,
             pacing: cfg.pacing,

@@ -58,6 +58,8 @@ pub(super) struct Opened {
     /// The controls it was started with (the lab's and the modes they need), as one line;
     /// empty when none.
     pub controls: String,
+    /// What its first frames reported otherwise than asked, if anything.
+    pub controls_off: Option<String>,
 }
 
 pub(super) enum Cmd {
@@ -532,6 +534,7 @@ impl Service {
             frames,
             disconnected,
             controls,
+            controls_off: (!off.is_empty()).then(|| off.join(", ")),
         })
     }
 }

@@ -179,6 +179,7 @@ pub fn open(
             codec: crate::config::Codec::Mjpg,
             encodes: true,
             controls: opened.controls.clone(),
+            controls_off: opened.controls_off.clone(),
         },
         key: opened.key,
         started: false,

@@ -208,6 +208,7 @@ impl<D: CaptureDevice> V4l2Source<D> {
                 codec: crate::config::Codec::Mjpg,
                 encodes: encoder.is_some(),
                 controls: String::new(),
+                controls_off: None,
             },
             dev,
             pixel: choice.pixel,
