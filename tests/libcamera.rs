@@ -1099,7 +1099,19 @@ fn the_imx296_crop_is_set_before_the_camera_is_configured_at_the_cropped_size_an
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
-    lost_and_back(Some(1));
+    // With controls: the camera opened again is given them again, and says so.
+    let log = lost_and_back(Some(1), "    controls: {ExposureTime: 2000}\n");
+    let opened = log
+        .lines()
+        .filter(|l| {
+            l.contains("runs 320x240")
+                && l.contains("controls ExposureTimeMode=Manual ExposureTime=2000 (its frames report ExposureTime 2000)")
+        })
+        .count();
+    assert_eq!(
+        opened, 2,
+        "opened, then opened again, with its controls:\n{log}"
+    );
 }
 
 #[test]
@@ -1108,7 +1120,7 @@ fn a_camera_that_stops_delivering_is_opened_again_and_rejoins_the_recording() {
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_on_encoding_threads_that_stops_delivering_is_opened_again_with_them() {
-    lost_and_back(Some(3));
+    lost_and_back(Some(3), "");
 }
 
 /// With `encoders: auto` (the default) the cost of a frame is measured again when the
@@ -1119,7 +1131,7 @@ fn a_camera_on_encoding_threads_that_stops_delivering_is_opened_again_with_them(
     ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
 )]
 fn a_camera_on_automatic_encoders_that_stops_delivering_is_measured_and_opened_again() {
-    let log = lost_and_back(None);
+    let log = lost_and_back(None, "");
     let decided: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("encoders auto: 1 thread: "))
@@ -1130,14 +1142,14 @@ fn a_camera_on_automatic_encoders_that_stops_delivering_is_measured_and_opened_a
 /// A camera (encoded on `encoders` threads, or as `auto` decides) that stops delivering
 /// after 3 s is found lost, opened again and rejoins the recording in progress. Returns
 /// the log.
-fn lost_and_back(encoders: Option<u8>) -> String {
+fn lost_and_back(encoders: Option<u8>, more: &str) -> String {
     let _one_at_a_time = serial();
     let dir = tempfile::tempdir().unwrap();
     let yaml = virtual_cameras(dir.path(), &[PI]);
     let key = encoders.map_or(String::new(), |n| format!("    encoders: {n}\n"));
     // After 90 frames (3 s) the camera delivers nothing, as if its cable came loose.
     let mut h = start(
-        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + &key)),
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + &key + more)),
         &yaml,
         &[("HINDSIGHT_TEST_LIBCAMERA_STALL_AFTER", "90")],
     );
