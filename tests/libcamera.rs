@@ -1139,9 +1139,9 @@ fn a_camera_on_automatic_encoders_that_stops_delivering_is_measured_and_opened_a
     assert_eq!(decided.len(), 2, "at start-up and when opened again: {log}");
 }
 
-/// A camera (encoded on `encoders` threads, or as `auto` decides) that stops delivering
-/// after 3 s is found lost, opened again and rejoins the recording in progress. Returns
-/// the log.
+/// A camera (encoded on `encoders` threads, or as `auto` decides; `more` of its
+/// configuration) that stops delivering after 3 s is found lost, opened again and rejoins
+/// the recording in progress. Returns the log.
 fn lost_and_back(encoders: Option<u8>, more: &str) -> String {
     let _one_at_a_time = serial();
     let dir = tempfile::tempdir().unwrap();
