@@ -954,6 +954,7 @@ impl Control {
                 audio_start: self.audio.is_some(),
                 max_bytes,
                 part: 1,
+                exposure: crate::source::reports_exposure(cam.setup.info.kind),
             };
             if self.writers[cam.setup.index]
                 .send(WriterMsg::Open(Box::new(spec)))

@@ -1,5 +1,7 @@
 //! The frame model: what every source yields and every later stage reads.
 
+pub mod exif;
+
 use bytes::Bytes;
 
 use crate::clock::{LslTime, WallTime};

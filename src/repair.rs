@@ -135,7 +135,11 @@ pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
         if is_mkv {
             let rows = p.with_extension("frames.csv");
             if fs::read(&rows).is_ok_and(|text| {
-                text.is_empty() || text == crate::writer::sidecar::FRAMES_HEADER.as_bytes()
+                text.is_empty()
+                    || [true, false]
+                        .map(crate::writer::sidecar::frames_header)
+                        .iter()
+                        .any(|h| text == h.as_bytes())
             }) && !being_written(&rows)
             {
                 remove(rows);

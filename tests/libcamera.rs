@@ -603,7 +603,8 @@ fn a_camera_not_there_at_start_up_is_opened_and_recorded_once_it_appears() {
 
 /// The virtual camera has a Pi's exposure and gain controls (test patch 06): a manual
 /// ExposureTime or AnalogueGain counts only while its mode is Manual, and each frame's
-/// metadata says what it was exposed with (Auto: half the frame period, gain 1.5).
+/// metadata says what it was exposed with (Auto: half the frame period, and gains that
+/// change from frame to frame).
 #[test]
 #[cfg_attr(
     not(feature = "libcamera"),
@@ -679,6 +680,96 @@ fn controls_fix_the_exposure_and_gain_the_camera_reports_in_every_file() {
             && l.contains("its frames report ExposureTime 16666 (asked 2000)")),
         "{log}"
     );
+}
+
+/// Each frame's ExposureTime and ISOSpeedRatings as ffprobe reads them from the Exif
+/// block of its JPEG in the file ("" and 0 where a frame has none).
+fn frame_exif(mkv: &Path) -> Vec<(String, u32)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame_tags=ExposureTime,ISOSpeedRatings", "-of", "json"])
+        .arg(mkv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let tag = |k: &str| f["tags"][k].as_str().unwrap_or_default().trim().to_string();
+            (
+                tag("ExposureTime"),
+                tag("ISOSpeedRatings").parse().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// A camera left on automatic gain (or exposure) changes it from frame to frame: each
+/// frame carries what it was exposed with, in its sidecar row (`exposure_us`,
+/// `analogue_gain`, `digital_gain`) and in its JPEG's Exif block, which ffprobe reads
+/// from the file. The virtual camera's automatic gains are a function of the frame's
+/// number (test patch 06), which its pixels show: each row and each frame in the file
+/// must have its own frame's values, the buffered frames and the live ones, through 3
+/// encoding threads, in the first recording of the process and the next.
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn each_frame_carries_its_own_exposure_and_gains_in_the_sidecar_and_the_file() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    // A fixed exposure; the gains left to the camera.
+    let more = "    encoders: 3\n    controls: {ExposureTime: 2000}\n";
+    let mut h = start(
+        &config(&(camera("pi", "0", 320, 240, 30.0, 80) + more)),
+        &yaml,
+        &[],
+    );
+    for take in 1..=2 {
+        let mkv = record(&mut h, 1.0);
+        let rows = read_sidecar(&mkv);
+        let shown = shown(&mkv, 320, 240);
+        let probed = frame_exif(&mkv);
+        assert_eq!(rows.len(), shown.len(), "take {take}");
+        assert_eq!(probed.len(), shown.len(), "take {take}");
+        assert!(
+            rows.iter().any(|r| r.pre_trigger) && rows.iter().any(|r| !r.pre_trigger),
+            "take {take}: buffered and live frames"
+        );
+        for ((row, n), (time, iso)) in rows.iter().zip(&shown).zip(&probed) {
+            let analogue = 1.0 + (n % 8) as f32 / 4.0;
+            let digital = 1.0 + (n % 3) as f32 / 8.0;
+            assert_eq!(
+                row.exposure,
+                Some(["2000".into(), analogue.to_string(), digital.to_string()]),
+                "take {take}, the frame showing {n}"
+            );
+            assert_eq!(time, "2000:1000000", "take {take}, the frame showing {n}");
+            let total = f64::from(analogue) * f64::from(digital);
+            assert_eq!(
+                *iso,
+                (100.0 * total).round() as u32,
+                "take {take}, frame {n}"
+            );
+        }
+        // The gains did change within the file: a column that repeated one value
+        // would pass the loop above only by chance.
+        let gains: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .filter_map(|r| Some(r.exposure.as_ref()?[1].as_str()))
+            .collect();
+        assert_eq!(gains.len(), 8, "take {take}: {gains:?}");
+    }
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
 }
 
 /// A control the camera does not have does not keep the other cameras from recording:

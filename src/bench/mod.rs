@@ -123,6 +123,7 @@ fn open_spec(dir: &Path, id: u64, kind: FileKind, trigger: LslTime) -> OpenSpec 
         audio_start: false,
         max_bytes: None,
         part: 1,
+        exposure: false,
     }
 }
 

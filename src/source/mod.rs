@@ -52,6 +52,12 @@ pub fn frames_come_after_their_time(kind: crate::config::SourceKind) -> bool {
     )
 }
 
+/// Whether a source's frames carry what they were exposed with (`frame::exif`): those
+/// hindsight encodes from a libcamera camera's buffers, with the request's metadata.
+pub fn reports_exposure(kind: crate::config::SourceKind) -> bool {
+    matches!(kind, crate::config::SourceKind::Libcamera)
+}
+
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

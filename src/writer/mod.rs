@@ -30,7 +30,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 
 use crate::clock::{Clocks, LslTime, WallTime};
-use crate::frame::Frame;
+use crate::frame::{exif, Frame};
 use crate::recorder::{Origin, StopReason, TriggerSource};
 use crate::status::{DropCounts, FileSummary};
 use files::RecordingPaths;
@@ -87,6 +87,9 @@ pub struct OpenSpec {
     /// Which part of the recording's video these files are: 1 for the first, whose
     /// names (`paths`) the others' are made from.
     pub part: u32,
+    /// The camera's frames carry their exposure (an Exif block, `frame::exif`: a
+    /// libcamera camera's): its frames sidecar has the exposure columns.
+    pub exposure: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1248,6 +1251,7 @@ impl Writer {
         let pending_events = std::mem::take(&mut f.events);
         f.discard_pending();
         let paths = f.spec.paths.clone();
+        let header = sidecar::frames_header(f.spec.exposure);
         // A file that fails in its first batches (the pre-trigger buffer's) was not
         // announced yet: if it keeps frames, it is a file of the recording all the same.
         let unannounced = f.first_seq.zip(f.origin).filter(|_| !f.announced);
@@ -1273,7 +1277,7 @@ impl Writer {
             Ok(r) => {
                 append(
                     &paths.frames_csv,
-                    &missing_rows(&paths.frames_csv, &pending_rows, r.frames),
+                    &missing_rows(&paths.frames_csv, header, &pending_rows, r.frames),
                 );
                 tracing::warn!(
                     camera = %self.cam.name,
@@ -1314,14 +1318,15 @@ impl Writer {
 /// The rows of `pending` (frames sidecar rows not yet written, perhaps with its header)
 /// that the sidecar at `path` lacks for a file of `frames` frames: those after its last
 /// row, up to that count.
-fn missing_rows(path: &std::path::Path, pending: &str, frames: u64) -> String {
-    let header = sidecar::FRAMES_HEADER.trim_end();
+fn missing_rows(path: &std::path::Path, header: &str, pending: &str, frames: u64) -> String {
+    let full = header;
+    let header = header.trim_end();
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
     let rows: Vec<&str> = on_disk.lines().filter(|l| *l != header).collect();
     let last: Option<u64> = rows.last().and_then(|l| l.split(',').next()?.parse().ok());
     let mut out = String::new();
     if !on_disk.starts_with(header) {
-        out.push_str(sidecar::FRAMES_HEADER);
+        out.push_str(full);
     }
     let wanted = frames.saturating_sub(rows.len() as u64) as usize;
     pending
@@ -1336,7 +1341,7 @@ fn missing_rows(path: &std::path::Path, pending: &str, frames: u64) -> String {
             out.push_str(l);
             out.push('\n');
         });
-    if out == sidecar::FRAMES_HEADER && !on_disk.is_empty() {
+    if out == full && !on_disk.is_empty() {
         out.clear();
     }
     out
@@ -1453,7 +1458,7 @@ impl OpenFile {
             Ok(files) => files,
             Err(e) => return Err((e, buffers)),
         };
-        buffers.csv.push_str(sidecar::FRAMES_HEADER);
+        buffers.csv.push_str(sidecar::frames_header(spec.exposure));
         let mut events = String::from(sidecar::EVENTS_HEADER);
         sidecar::event_row(
             &mut events,
@@ -1684,12 +1689,17 @@ impl OpenFile {
         self.pieces.push(Piece::Payload(frame.data.clone()));
         self.payload_bytes += frame.data.len();
         let pre = frame.meta.capture < self.spec.trigger;
+        let exposure = self
+            .spec
+            .exposure
+            .then(|| exif::read(&frame.data).unwrap_or_default());
         sidecar::frame_row(
             &mut self.csv,
             &frame.meta,
             pts * TIMESTAMP_UNIT_NS as i64,
             frame.data.len(),
             pre,
+            exposure.as_ref(),
         );
         if let Some(last) = self.last_seq {
             self.missing += frame.meta.seq.saturating_sub(last + 1);

@@ -5,22 +5,58 @@
 use std::fmt::Write;
 
 use crate::clock::{LslTime, WallTime};
+use crate::frame::exif::Exposure;
 use crate::frame::FrameMeta;
 use crate::recorder::Origin;
 
 pub const FRAMES_HEADER: &str = "frame_number,lsl_time,unix_time,pts,bytes,pre_trigger\n";
+/// The header of a camera whose frames carry their exposure (libcamera): three columns
+/// more, empty in a row whose frame did not report that value.
+pub const FRAMES_HEADER_EXPOSURE: &str =
+    "frame_number,lsl_time,unix_time,pts,bytes,pre_trigger,exposure_us,analogue_gain,digital_gain\n";
+
+/// The frames sidecar's header: with the exposure columns or without.
+pub fn frames_header(exposure: bool) -> &'static str {
+    if exposure {
+        FRAMES_HEADER_EXPOSURE
+    } else {
+        FRAMES_HEADER
+    }
+}
 pub const EVENTS_HEADER: &str = "lsl_time,unix_time,event,source,detail\n";
 
 /// Appends one frame row. `pts_ns` is the block's timestamp in the file (a multiple of
-/// the timestamp unit), printed in seconds.
-pub fn frame_row(buf: &mut String, m: &FrameMeta, pts_ns: i64, bytes: usize, pre_trigger: bool) {
+/// the timestamp unit), printed in seconds. `exposure`: the exposure columns' values
+/// (`None`: the sidecar has no such columns).
+pub fn frame_row(
+    buf: &mut String,
+    m: &FrameMeta,
+    pts_ns: i64,
+    bytes: usize,
+    pre_trigger: bool,
+    exposure: Option<&Exposure>,
+) {
     let _ = write!(buf, "{},", m.seq);
     secs(buf, m.capture.as_nanos());
     buf.push(',');
     secs(buf, m.wall.as_nanos());
     buf.push(',');
     secs(buf, pts_ns);
-    let _ = writeln!(buf, ",{},{}", bytes, pre_trigger as u8);
+    let _ = write!(buf, ",{},{}", bytes, pre_trigger as u8);
+    if let Some(e) = exposure {
+        buf.push(',');
+        if let Some(t) = e.time_us {
+            let _ = write!(buf, "{t}");
+        }
+        // f32 printed as the shortest text that reads back as the same value.
+        for gain in [e.analogue_gain, e.digital_gain] {
+            buf.push(',');
+            if let Some(g) = gain {
+                let _ = write!(buf, "{g}");
+            }
+        }
+    }
+    buf.push('\n');
 }
 
 /// Appends one event row; text fields are quoted as CSV requires.
@@ -91,11 +127,40 @@ mod tests {
             keyframe: true,
         };
         let mut s = String::new();
-        frame_row(&mut s, &m, 1_234_500_000, 25_012, true);
+        frame_row(&mut s, &m, 1_234_500_000, 25_012, true, None);
         assert_eq!(
             s,
             "42,8123.456789012,1763722451.123456789,1.234500000,25012,1\n"
         );
+        // A camera that reports its exposure: three columns more, empty where a value
+        // was not reported.
+        for (e, tail) in [
+            (
+                Exposure {
+                    time_us: Some(2000),
+                    analogue_gain: Some(2.564_103),
+                    digital_gain: Some(1.0),
+                },
+                "2000,2.564103,1",
+            ),
+            (
+                Exposure {
+                    time_us: Some(16_666),
+                    analogue_gain: None,
+                    digital_gain: Some(1.125),
+                },
+                "16666,,1.125",
+            ),
+            (Exposure::default(), ",,"),
+        ] {
+            s.clear();
+            frame_row(&mut s, &m, 0, 25_012, false, Some(&e));
+            assert_eq!(
+                s,
+                format!("42,8123.456789012,1763722451.123456789,0.000000000,25012,0,{tail}\n")
+            );
+        }
+        assert_eq!(frames_header(true).split(',').count(), s.split(',').count());
     }
 
     #[test]

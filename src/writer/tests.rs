@@ -60,25 +60,31 @@ impl Rig {
     }
 
     fn open(&self, id: u64, audio: Option<AudioTrackSpec>, audio_start: bool) {
+        self.open_spec(self.spec(id, audio, audio_start));
+    }
+
+    fn open_spec(&self, spec: OpenSpec) {
+        self.h.tx.send(WriterMsg::Open(Box::new(spec))).unwrap();
+    }
+
+    fn spec(&self, id: u64, audio: Option<AudioTrackSpec>, audio_start: bool) -> OpenSpec {
         let t0 = self.start.lsl;
-        self.h
-            .tx
-            .send(WriterMsg::Open(Box::new(OpenSpec {
-                id,
-                kind: FileKind::Recording,
-                paths: self.paths(id),
-                trigger: t0,
-                trigger_wall: self.start.wall_at(t0),
-                pre_trigger: Duration::ZERO,
-                origin: Origin::new(TriggerSource::Test, "start"),
-                camera: CameraTags::default(),
-                fsync_interval: None,
-                audio,
-                audio_start,
-                max_bytes: None,
-                part: 1,
-            })))
-            .unwrap();
+        OpenSpec {
+            id,
+            kind: FileKind::Recording,
+            paths: self.paths(id),
+            trigger: t0,
+            trigger_wall: self.start.wall_at(t0),
+            pre_trigger: Duration::ZERO,
+            origin: Origin::new(TriggerSource::Test, "start"),
+            camera: CameraTags::default(),
+            fsync_interval: None,
+            audio,
+            audio_start,
+            max_bytes: None,
+            part: 1,
+            exposure: false,
+        }
     }
 
     /// Live frames `seq`, 10 ms apart from the start.
@@ -637,30 +643,77 @@ fn a_shutdown_finishes_the_waiting_file_and_what_waited_behind_it() {
     }
 }
 
+/// A libcamera camera's frames carry their exposure (an Exif block): its sidecar has the
+/// three columns, each row its own frame's values, empty for a frame without the block.
+#[test]
+fn the_sidecar_of_a_camera_that_reports_exposure_has_each_frames_values() {
+    let rig = Rig::new(None, false);
+    rig.close();
+    rig.closes_now("recording 1");
+    rig.open_spec(OpenSpec {
+        exposure: true,
+        ..rig.spec(2, None, false)
+    });
+    let with = |time_us, gain| {
+        let e = exif::Exposure {
+            time_us: Some(time_us),
+            analogue_gain: Some(gain),
+            digital_gain: Some(1.125),
+        };
+        let mut jpeg = rig.jpeg[..2].to_vec();
+        e.write_app1(&mut jpeg);
+        jpeg.extend_from_slice(&rig.jpeg[2..]);
+        jpeg
+    };
+    rig.frames_of(3..4, (64, 48), &with(2000, 4.0));
+    rig.frames_of(4..5, (64, 48), &with(16_666, 2.75));
+    rig.frames_of(5..6, (64, 48), &rig.jpeg);
+    rig.close_id(2, 60);
+    assert_eq!(rig.closes_now("recording 2"), (2, 3));
+    let text = std::fs::read_to_string(rig.paths(2).frames_csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], sidecar::FRAMES_HEADER_EXPOSURE.trim_end());
+    let tails: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').skip(6).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(tails, ["2000,4,1.125", "16666,2.75,1.125", ",,"]);
+    // Recording 1 (a camera that does not report) kept the six columns.
+    let first = std::fs::read_to_string(rig.paths(1).frames_csv).unwrap();
+    assert!(first.starts_with(sidecar::FRAMES_HEADER));
+    assert!(first.lines().skip(1).all(|l| l.split(',').count() == 6));
+}
+
 #[test]
 fn a_failed_write_adds_the_rows_of_the_frames_the_file_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("x.frames.csv");
-    let row = |n: u64| format!("{n},1.0,2.0,0.0,100,0\n");
-    let pending: String = (5..10).map(row).collect();
-    // Rows up to frame 4 were written; the file kept 7 frames: 5 and 6 are added.
-    let written: String = std::iter::once(sidecar::FRAMES_HEADER.to_string())
-        .chain((0..5).map(row))
-        .collect();
-    std::fs::write(&csv, &written).unwrap();
-    assert_eq!(missing_rows(&csv, &pending, 7), row(5) + &row(6));
-    // A row already there (written before the failure, after the count was taken) is
-    // not repeated.
-    std::fs::write(&csv, written.clone() + &row(5)).unwrap();
-    assert_eq!(missing_rows(&csv, &pending, 7), row(6));
-    // The first batch failed: nothing, not even the header, was written.
-    std::fs::write(&csv, "").unwrap();
-    let first = String::from(sidecar::FRAMES_HEADER) + &pending;
-    assert_eq!(
-        missing_rows(&csv, &first, 2),
-        String::from(sidecar::FRAMES_HEADER) + &row(5) + &row(6)
-    );
-    assert_eq!(missing_rows(&csv, &first, 0), sidecar::FRAMES_HEADER);
+    // With and without the exposure columns (a libcamera camera's sidecar).
+    for (header, tail) in [
+        (sidecar::FRAMES_HEADER, ""),
+        (sidecar::FRAMES_HEADER_EXPOSURE, ",2000,4,1"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("x.frames.csv");
+        let row = |n: u64| format!("{n},1.0,2.0,0.0,100,0{tail}\n");
+        let pending: String = (5..10).map(row).collect();
+        // Rows up to frame 4 were written; the file kept 7 frames: 5 and 6 are added.
+        let written: String = std::iter::once(header.to_string())
+            .chain((0..5).map(row))
+            .collect();
+        std::fs::write(&csv, &written).unwrap();
+        assert_eq!(missing_rows(&csv, header, &pending, 7), row(5) + &row(6));
+        // A row already there (written before the failure, after the count was taken)
+        // is not repeated.
+        std::fs::write(&csv, written.clone() + &row(5)).unwrap();
+        assert_eq!(missing_rows(&csv, header, &pending, 7), row(6));
+        // The first batch failed: nothing, not even the header, was written.
+        std::fs::write(&csv, "").unwrap();
+        let first = String::from(header) + &pending;
+        assert_eq!(
+            missing_rows(&csv, header, &first, 2),
+            String::from(header) + &row(5) + &row(6)
+        );
+        assert_eq!(missing_rows(&csv, header, &first, 0), header);
+    }
 }
 
 /// A camera whose frames change size in a recording (a network camera set to another

@@ -380,6 +380,9 @@ pub struct SidecarRow {
     pub pts: f64,
     pub bytes: u64,
     pub pre_trigger: bool,
+    /// `exposure_us`, `analogue_gain`, `digital_gain` as written (empty: not reported),
+    /// where the sidecar has those columns (a libcamera camera's).
+    pub exposure: Option<[String; 3]>,
 }
 
 /// A synthetic camera's file lost nothing the recorder could cause. Its frame numbers
@@ -523,15 +526,22 @@ pub fn event_row(mkv: &Path, kind: &str) -> (f64, String) {
 pub fn read_sidecar(mkv: &Path) -> Vec<SidecarRow> {
     let text = std::fs::read_to_string(sidecar_of(mkv)).unwrap();
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("frame_number,lsl_time,unix_time,pts,bytes,pre_trigger")
-    );
+    let header = lines.next().unwrap_or_default();
+    let columns = [
+        "frame_number,lsl_time,unix_time,pts,bytes,pre_trigger",
+        "frame_number,lsl_time,unix_time,pts,bytes,pre_trigger,exposure_us,analogue_gain,digital_gain",
+    ]
+    .iter()
+    .find(|h| **h == header)
+    .unwrap_or_else(|| panic!("{}: header {header:?}", mkv.display()))
+    .split(',')
+    .count();
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 6, "row {l}");
+            assert_eq!(f.len(), columns, "row {l}");
             SidecarRow {
+                exposure: (columns == 9).then(|| [6, 7, 8].map(|i| f[i].to_string())),
                 frame_number: f[0].parse().unwrap(),
                 lsl_text: f[1].to_string(),
                 lsl_time: f[1].parse().unwrap(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use libcamera::{
-    controls::SensorTimestamp,
+    controls::{AnalogueGain, DigitalGain, ExposureTime, SensorTimestamp},
     framebuffer::AsFrameBuffer,
     request::{Request, RequestStatus, ReuseFlag},
 };
@@ -16,6 +16,7 @@ use libcamera::{
 use super::service::{commands, stop, Cmd, Mapped, Opened, Want};
 use super::{boottime_now, sensor_time, LibcameraError};
 use crate::clock::{Clocks, ThreadCpuClock};
+use crate::frame::exif::Exposure;
 use crate::frame::FrameMeta;
 use crate::source::v4l2::encode::{auto_threads, noise_frame_cost, RawEncoder, AUTO_SHARE};
 use crate::source::{FrameSource, SourceError, SourceInfo};
@@ -63,6 +64,8 @@ struct Encoding {
     model: String,
     test_delay_ms: u64,
     logged_clock: Arc<AtomicBool>,
+    /// The Exif block with the frame's exposure, put in its JPEG (reused).
+    exif: Vec<u8>,
 }
 
 /// Encoding threads (`encoders` > 1). Frame n goes to thread n mod N and its result is
@@ -153,6 +156,7 @@ pub fn open(
             model: model.clone(),
             test_delay_ms,
             logged_clock: logged_clock.clone(),
+            exif: Vec::with_capacity(128),
         })
         .collect();
     let (encoding, pool) = if threads > 1 {
@@ -444,15 +448,27 @@ impl Pool {
 }
 
 impl Encoding {
-    /// Encodes `req`'s buffer into `jpeg` and stamps it with the sensor's time. `n`
-    /// counts the frames seen (for the test delay).
+    /// Encodes `req`'s buffer into `jpeg`, with what the frame was exposed with in an
+    /// Exif block (`frame::exif`), and stamps it with the sensor's time. `n` counts the
+    /// frames seen (for the test delay).
     fn frame(
         &mut self,
         req: &Request,
         n: u64,
         jpeg: &mut Vec<u8>,
     ) -> Result<FrameMeta, SourceError> {
-        let ts = req.metadata().get::<SensorTimestamp>().map(|t| t.0);
+        let metadata = req.metadata();
+        let ts = metadata.get::<SensorTimestamp>().map(|t| t.0);
+        let exposure = Exposure {
+            time_us: metadata
+                .get::<ExposureTime>()
+                .ok()
+                .and_then(|t| u32::try_from(t.0).ok()),
+            analogue_gain: metadata.get::<AnalogueGain>().ok().map(|g| g.0),
+            digital_gain: metadata.get::<DigitalGain>().ok().map(|g| g.0),
+        };
+        self.exif.clear();
+        exposure.write_app1(&mut self.exif);
         let Some(fb) = req.buffer::<Mapped>(&self.stream) else {
             return Err(SourceError::Lost(format!(
                 "{}: a completed request without its buffer",
@@ -460,7 +476,7 @@ impl Encoding {
             )));
         };
         let seq = fb.metadata().map(|m| m.sequence());
-        let encoded = self.encoder.encode_planes(&fb.data(), jpeg);
+        let encoded = self.encoder.encode_planes(&fb.data(), &self.exif, jpeg);
         if self.test_delay_ms > 0 {
             let ms = n * 7 % (self.test_delay_ms + 1);
             std::thread::sleep(Duration::from_millis(ms));

@@ -107,25 +107,28 @@ impl RawEncoder {
         let luma = self.stride * self.height;
         let chroma = (self.stride / 2) * (self.height / 2);
         match self.pixel {
-            Pixel::Yuyv => self.encode_planes(&[raw], jpeg),
+            Pixel::Yuyv => self.encode_planes(&[raw], &[], jpeg),
             Pixel::Yuv420 => self.encode_planes(
                 &[
                     &raw[..luma],
                     &raw[luma..luma + chroma],
                     &raw[luma + chroma..luma + 2 * chroma],
                 ],
+                &[],
                 jpeg,
             ),
-            _ => self.encode_planes(&[&raw[..luma], &raw[luma..]], jpeg),
+            _ => self.encode_planes(&[&raw[..luma], &raw[luma..]], &[], jpeg),
         }
     }
 
     /// Encodes one raw frame given as its planes, as libcamera maps them: YUYV one plane,
     /// NV12 two (Y, interleaved UV), YUV 4:2:0 three (Y, U, V). Planes may be longer than
-    /// the picture (padding); the luma plane is read in place.
+    /// the picture (padding); the luma plane is read in place. `app` (segments such as an
+    /// Exif block, or nothing) goes right after the JPEG's start marker.
     pub fn encode_planes(
         &mut self,
         planes: &[&[u8]],
+        app: &[u8],
         jpeg: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         let (w, h, s) = (self.width, self.height, self.stride);
@@ -211,7 +214,9 @@ impl RawEncoder {
             .compress_yuv_planes_to_slice(&image, &mut self.out)
             .map_err(EncodeError::Jpeg)?;
         jpeg.clear();
-        jpeg.extend_from_slice(&self.out[..n]);
+        jpeg.extend_from_slice(&self.out[..2.min(n)]);
+        jpeg.extend_from_slice(app);
+        jpeg.extend_from_slice(&self.out[2.min(n)..n]);
         Ok(())
     }
 }
@@ -382,17 +387,29 @@ mod tests {
                 .collect();
             let planes: Vec<&[u8]> = padded.iter().map(|p| &p[..]).collect();
             let mut split = Vec::new();
-            enc.encode_planes(&planes, &mut split).unwrap();
+            enc.encode_planes(&planes, &[], &mut split).unwrap();
             assert_eq!(split, whole, "{pixel:?} stride {stride}");
+            // An Exif block goes in after the start marker, the picture unchanged.
+            let exposure = crate::frame::exif::Exposure {
+                time_us: Some(2000),
+                analogue_gain: Some(4.0),
+                digital_gain: Some(1.0),
+            };
+            let mut app = Vec::new();
+            exposure.write_app1(&mut app);
+            let mut with = Vec::new();
+            enc.encode_planes(&planes, &app, &mut with).unwrap();
+            assert_eq!(crate::frame::exif::read(&with), Some(exposure));
+            assert_eq!([&whole[..2], &app, &whole[2..]].concat(), with);
             // A missing or short plane is refused, not read past its end.
             assert!(enc
-                .encode_planes(&planes[..planes.len() - 1], &mut split)
+                .encode_planes(&planes[..planes.len() - 1], &[], &mut split)
                 .is_err());
             let short = &padded[1][..10];
             let mut bad = planes.clone();
             bad[1] = short;
             assert!(matches!(
-                enc.encode_planes(&bad, &mut split),
+                enc.encode_planes(&bad, &[], &mut split),
                 Err(EncodeError::ShortFrame { .. })
             ));
         }
