@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::frame::exif::Exposure;
 use crate::writer::repair::parse_ns;
 
 /// One recording on disk: every file of one stem.
@@ -253,6 +254,9 @@ pub struct FrameRow {
     pub pts_ns: i64,
     pub bytes: u64,
     pub pre_trigger: bool,
+    /// What the frame was exposed with, where the sidecar has those columns (a libcamera
+    /// camera's; a value the frame did not report is `None` in it).
+    pub exposure: Option<Exposure>,
 }
 
 /// The rows of a frames sidecar; a partial last line (a crash) is left out.
@@ -272,6 +276,11 @@ pub fn read_frame_rows(path: &Path) -> std::io::Result<Vec<FrameRow>> {
                 pts_ns: parse_ns(f.next()?)?,
                 bytes: f.next()?.parse().ok()?,
                 pre_trigger: f.next()? == "1",
+                exposure: f.next().map(|time| Exposure {
+                    time_us: time.parse().ok(),
+                    analogue_gain: f.next().and_then(|g| g.parse().ok()),
+                    digital_gain: f.next().and_then(|g| g.parse().ok()),
+                }),
             })
         })();
         if let Some(r) = row {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use crate::frame::exif::Exposure;
 use crate::recordings::{self, FrameRow, RecordingInfo, StoredRecording};
 
 /// Why a report could not be made.
@@ -320,6 +321,63 @@ fn silence_said(wavs: &[&PathBuf], rate: u32) -> String {
 }
 
 /// `none`, or `2 times, 8.100 s without frames`.
+/// What a camera's frames say they were exposed with (the sidecar's exposure columns,
+/// a libcamera camera's): each value's range and how often it changed from one frame to
+/// the next. `None` for a camera whose sidecar has no such columns.
+fn exposure_said(rows: &[FrameRow]) -> Option<String> {
+    let said: Vec<Exposure> = rows.iter().filter_map(|r| r.exposure).collect();
+    if said.is_empty() {
+        return None;
+    }
+    Some(
+        [
+            spread("exposure", " µs", said.iter().map(|e| e.time_us)),
+            spread("analogue gain", "", said.iter().map(|e| e.analogue_gain)),
+            spread("digital gain", "", said.iter().map(|e| e.digital_gain)),
+        ]
+        .join(" · "),
+    )
+}
+
+/// "name lo–hi unit, changed N times", or "name v unit in every frame", over the frames
+/// that said a value; those that did not are counted.
+fn spread<T: PartialOrd + Copy + std::fmt::Display>(
+    name: &str,
+    unit: &str,
+    values: impl Iterator<Item = Option<T>>,
+) -> String {
+    let values: Vec<Option<T>> = values.collect();
+    let known: Vec<T> = values.iter().flatten().copied().collect();
+    let (Some(&first), silent) = (known.first(), values.len() - known.len()) else {
+        return format!("{name} not reported");
+    };
+    let lo = known
+        .iter()
+        .copied()
+        .fold(first, |a, b| if b < a { b } else { a });
+    let hi = known
+        .iter()
+        .copied()
+        .fold(first, |a, b| if b > a { b } else { a });
+    let changes = known.windows(2).filter(|w| w[0] != w[1]).count();
+    let mut s = if changes == 0 {
+        format!("{name} {lo}{unit} in every frame")
+    } else {
+        let times = if changes == 1 { "once" } else { "times" };
+        let n = if changes == 1 {
+            String::new()
+        } else {
+            format!("{changes} ")
+        };
+        format!("{name} {lo}–{hi}{unit}, changed {n}{times}")
+    };
+    if silent > 0 {
+        let frames = if silent == 1 { "frame" } else { "frames" };
+        s.push_str(&format!(" ({silent} {frames} did not say)"));
+    }
+    s
+}
+
 fn outages_said(outages: &[recordings::Outage]) -> String {
     if outages.is_empty() {
         return "none".to_string();
@@ -485,7 +543,7 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
              <tr><th>longest interval</th><td class=\"{long_bad}\">{longest}</td></tr>\
              <tr><th>camera lost</th><td class=\"{out_bad} camera-lost\">{outages}</td></tr>\
              <tr><th>lost while recording</th><td class=\"{lost_bad}\">{lost}</td></tr>\
-             </table>",
+             {exposure}</table>",
             c = esc(&cam.camera),
             none = if cam.frames == 0 { " class=\"bad no-frames\"" } else { "" },
             n = match (cam.first_frame, cam.last_frame) {
@@ -528,6 +586,10 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 ),
                 None => "not known: the file was not stopped (a crash ended it)".to_string(),
             },
+            exposure = exposure_said(&rows).map_or(String::new(), |e| format!(
+                "<tr><th>exposure</th><td class=\"exposure\">{}</td></tr>",
+                esc(&e)
+            )),
         );
         let since_first = |lsl: f64| lsl - t0;
         let lost: Vec<(f64, f64)> = cam
@@ -684,7 +746,32 @@ mod tests {
             pts_ns: 0,
             bytes: 1,
             pre_trigger: frame < 3,
+            exposure: None,
         }
+    }
+
+    #[test]
+    fn the_exposure_is_said_as_ranges_and_changes() {
+        let exposed = |time_us, analogue_gain, digital_gain| FrameRow {
+            exposure: Some(Exposure {
+                time_us,
+                analogue_gain,
+                digital_gain,
+            }),
+            ..row(0, 0.0)
+        };
+        assert_eq!(exposure_said(&[row(0, 0.0), row(1, 10.0)]), None);
+        let rows = [
+            exposed(Some(2000), Some(1.0), None),
+            exposed(Some(2000), Some(2.75), None),
+            exposed(Some(2000), None, None),
+            exposed(Some(2000), Some(1.0), None),
+        ];
+        assert_eq!(
+            exposure_said(&rows).unwrap(),
+            "exposure 2000 µs in every frame · analogue gain 1–2.75, changed 2 times \
+             (1 frame did not say) · digital gain not reported"
+        );
     }
 
     #[test]

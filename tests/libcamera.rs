@@ -768,6 +768,19 @@ fn each_frame_carries_its_own_exposure_and_gains_in_the_sidecar_and_the_file() {
             .filter_map(|r| Some(r.exposure.as_ref()?[1].as_str()))
             .collect();
         assert_eq!(gains.len(), 8, "take {take}: {gains:?}");
+        // The quality report says it in the camera's table.
+        let report = report_html(&mkv, dir.path());
+        let changed = rows
+            .windows(2)
+            .filter(|w| w[0].exposure.as_ref().unwrap()[1] != w[1].exposure.as_ref().unwrap()[1])
+            .count();
+        assert!(
+            report.contains(&format!(
+                "<td class=\"exposure\">exposure 2000 µs in every frame · analogue gain \
+                 1–2.75, changed {changed} times · digital gain 1–1.25, changed"
+            )),
+            "take {take}: {report}"
+        );
     }
     assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
 }
