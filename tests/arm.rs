@@ -548,6 +548,9 @@ fn the_64_bit_pi_build_records_a_libcamera_camera_at_its_sensor_times() {
         let shown = shown(mkv, PI.width as usize, PI.height as usize);
         assert!(steps(&shown).iter().all(|&s| s == 1), "{:?}", steps(&shown));
         assert_sensor_times(&rows, &shown, period(fps));
+        // Each row has its own frame's exposure (half the frame period, the camera's
+        // automatic exposure) and gains, carried in the frame's JPEG by the Pi build.
+        assert_exposures(&rows, &shown, 33_333);
         // The second's buffer reaches back into the first: a frame in both has one time.
         if let Some((n, t)) = last {
             let again = rows.iter().find(|r| r.frame_number == n);

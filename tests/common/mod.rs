@@ -623,6 +623,38 @@ pub fn ffprobe_pts(mkv: &Path) -> Vec<f64> {
     .collect()
 }
 
+/// Each frame's ExposureTime and ISOSpeedRatings as ffprobe reads them from the Exif
+/// block of its JPEG in the file ("" and 0 where a frame has none).
+pub fn ffprobe_exif(mkv: &Path) -> Vec<(String, u32)> {
+    let text = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame_tags=ExposureTime,ISOSpeedRatings",
+            "-of",
+            "json",
+        ],
+        mkv,
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let tag = |k: &str| f["tags"][k].as_str().unwrap_or_default().trim().to_string();
+            (
+                tag("ExposureTime"),
+                tag("ISOSpeedRatings").parse().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 /// The container's tags and duration, from ffprobe.
 pub fn ffprobe_format(mkv: &Path) -> Value {
     let text = run_tool(

@@ -63,6 +63,32 @@ pub fn virtual_cameras_showing(dir: &Path, cams: &[Virtual], images: u64) -> Pat
     path
 }
 
+/// The gains the virtual camera reports for frame n while they are automatic (test patch
+/// 06): analogue 1 + (n % 8) / 4, digital 1 + (n % 3) / 8. The pixels show n modulo
+/// [`IMAGES`], a multiple of 8 and 3, so a shown number gives the same gains.
+pub fn auto_gains(n: u64) -> (f32, f32) {
+    (1.0 + (n % 8) as f32 / 4.0, 1.0 + (n % 3) as f32 / 8.0)
+}
+
+/// Each sidecar row's exposure columns are its own frame's (the one its pixels show):
+/// `exposure_us` and the automatic gains.
+pub fn assert_exposures(rows: &[SidecarRow], shown: &[u64], exposure_us: u32) {
+    assert_eq!(rows.len(), shown.len());
+    for (row, n) in rows.iter().zip(shown) {
+        let (analogue, digital) = auto_gains(*n);
+        assert_eq!(
+            row.exposure,
+            Some([
+                exposure_us.to_string(),
+                analogue.to_string(),
+                digital.to_string()
+            ]),
+            "frame {}, showing {n}",
+            row.frame_number
+        );
+    }
+}
+
 /// CLOCK_MONOTONIC now, s: the LSL clock, read by the test itself.
 pub fn monotonic() -> f64 {
     let mut ts = libc::timespec {
