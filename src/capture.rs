@@ -521,7 +521,18 @@ impl Camera {
             reopened: s.reopened.load(Relaxed),
             last_error: self.last_error.lock().clone(),
             capture_cpu: self.capture_cpu().map(|c| c.total),
+            exposure: self.newest_exposure(),
         }
+    }
+
+    /// What the newest frame in the ring says it was exposed with (a libcamera camera's:
+    /// read from the frame's bytes under the ring lock, a few hundred nanoseconds).
+    fn newest_exposure(&self) -> Option<crate::frame::exif::Exposure> {
+        if !crate::source::reports_exposure(self.setup.info.kind) {
+            return None;
+        }
+        let state = self.state.lock();
+        crate::frame::exif::read(&state.ring.newest()?.data)
     }
 }
 

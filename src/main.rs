@@ -256,6 +256,9 @@ fn print_status(s: &hindsight::status::Status) {
             c.buffered_seconds,
             c.buffer_fill * 100.0
         );
+        if let Some(e) = &c.exposure {
+            println!("{}: {e}", c.name);
+        }
     }
     if let Some(a) = &s.audio {
         let now = if a.capturing {

@@ -215,6 +215,10 @@ pub struct CameraStatus {
     /// threads' where it has them (1.0 for the capture thread alone: it never waited for
     /// the camera, so frames came faster than it could take them).
     pub capture_cpu: Option<f64>,
+    /// What its newest frame was exposed with, as the camera reported it (a libcamera
+    /// camera's, read from the frame: `frame::exif`); `None` for other sources.
+    #[serde(default)]
+    pub exposure: Option<crate::frame::exif::Exposure>,
 }
 
 /// Frames lost, by cause.

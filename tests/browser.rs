@@ -701,3 +701,62 @@ fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_re
     rt.block_on(c.close()).unwrap();
     assert!(h.terminate().success());
 }
+
+/// A libcamera camera's caption on the page says what its newest frame was exposed with,
+/// and follows the camera's automatic gain as it changes from frame to frame (the
+/// virtual camera's changes with every frame: test patch 06); a synthetic camera beside
+/// it says nothing of exposure.
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn the_page_shows_what_a_libcamera_camera_exposes_its_frames_with() {
+    use common::virtual_camera::{virtual_cameras, PI};
+    let _g = serial();
+    let driver = chromedriver();
+    let images = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(images.path(), &[PI]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let config = [
+        "buffer:\n  duration: 1\naudio:\n  enabled: false\ncameras:\n",
+        "  - name: pi\n    source: libcamera\n    device: \"0\"\n",
+        "    resolution: {width: 320, height: 240}\n    fps: 30\n",
+        "    controls: {ExposureTime: 2000}\n",
+        "  - name: syn\n    source: synthetic\n",
+        "    resolution: {width: 64, height: 48}\n    fps: 30\n",
+    ]
+    .concat();
+    let mut h = Hindsight::start_with(dir, root, &config, |c| {
+        c.env("LIBCAMERA_VIRTUAL_CONFIG", &yaml)
+            .env("LIBCAMERA_LOG_LEVELS", "*:ERROR");
+    });
+    h.wait_buffered(0.5);
+    let (rt, _profile, c) = open_browser(&driver);
+    rt.block_on(async {
+        c.goto(&format!("http://{}/", h.api)).await.unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let since = Instant::now();
+        while seen.len() < 2 {
+            assert!(
+                since.elapsed() < Duration::from_secs(15),
+                "the caption showed {seen:?}"
+            );
+            let caption = text(&c, "img[data-camera='pi'] + figcaption").await;
+            if let Some(line) = caption
+                .lines()
+                .find(|l| l.starts_with("exposure 2000 µs · analogue gain "))
+            {
+                assert!(line.contains(" · digital gain "), "{caption}");
+                seen.insert(line.to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        shot(&c, "6-exposure").await;
+        let syn = text(&c, "img[data-camera='syn'] + figcaption").await;
+        assert!(syn.contains("syn") && !syn.contains("exposure"), "{syn}");
+    });
+    rt.block_on(c.close()).unwrap();
+    assert!(h.terminate().success(), "{}", h.log_text());
+}

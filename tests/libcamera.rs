@@ -748,6 +748,26 @@ fn each_frame_carries_its_own_exposure_and_gains_in_the_sidecar_and_the_file() {
             "take {take}: {report}"
         );
     }
+    // While it runs, the status and `hindsight ctl status` say what its newest frame
+    // was exposed with (the gains of one frame: a pair of the camera's automatic ones).
+    let st = h.status();
+    let e = &st["cameras"][0]["exposure"];
+    assert_eq!(e["time_us"], 2000, "{st}");
+    let (analogue, digital) = (e["analogue_gain"].as_f64(), e["digital_gain"].as_f64());
+    assert!(
+        (0..24)
+            .map(auto_gains)
+            .any(|(a, d)| (Some(f64::from(a)), Some(f64::from(d))) == (analogue, digital)),
+        "{e}"
+    );
+    let out = h.ctl(&["status"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("pi: exposure 2000 µs · analogue gain ")
+                && l.contains(" · digital gain ")),
+        "{said}"
+    );
     assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
 }
 

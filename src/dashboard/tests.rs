@@ -461,6 +461,26 @@ fn a_capture_thread_busy_nearly_all_the_time_stands_out() {
     assert_eq!(fg_after(&b, "capture cpu "), Color::Yellow);
 }
 
+/// A libcamera camera's line says what its newest frame was exposed with, on a line of
+/// its own (the lines below keep their place beneath it).
+#[test]
+fn a_camera_that_reports_its_exposure_shows_it() {
+    let mut s = buffering();
+    let t = text(&draw(&view_of(s.clone())));
+    assert!(!t.contains("exposure"), "{t}");
+    s.cameras[0].exposure = Some(crate::frame::exif::Exposure {
+        time_us: Some(2000),
+        analogue_gain: Some(2.75),
+        digital_gain: Some(1.125),
+    });
+    let t = text(&draw(&view_of(s)));
+    assert!(
+        t.contains("exposure 2000 µs · analogue gain 2.75 · digital gain 1.125"),
+        "{t}"
+    );
+    assert!(t.contains("file  none open"), "{t}");
+}
+
 #[test]
 fn the_marker_trigger_says_whether_it_follows_the_experiments_stream() {
     // Off: no line for it, and the file line keeps its place.

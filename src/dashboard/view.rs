@@ -85,7 +85,6 @@ fn label(text: &str) -> Span<'static> {
 /// Draws the whole dashboard.
 pub fn render(frame: &mut Frame, view: &View) {
     let area = frame.area();
-    let cams = view.status.as_ref().map_or(1, |s| s.cameras.len().max(1)) as u16;
     let log_height = if view.attached.is_none() { 6 } else { 0 };
     // A line more for the marker trigger, where it is on.
     let markers = view
@@ -94,7 +93,7 @@ pub fn render(frame: &mut Frame, view: &View) {
         .is_some_and(|s| marker_trigger(s).is_some());
     let [head, cameras, rest, log, keys] = Layout::vertical([
         Constraint::Length(4),
-        Constraint::Length(2 + 3 * cams),
+        Constraint::Length(2 + camera_rows(view.status.as_ref())),
         Constraint::Length(6 + u16::from(markers)),
         Constraint::Min(log_height),
         Constraint::Length(1),
@@ -281,6 +280,7 @@ fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
         counters.push(label("  capture cpu"));
         counters.push(Span::styled(format!("{:.0}%", cpu * 100.0), style));
     }
+
     let buffer = vec![
         label("  buffer"),
         Span::styled(bar(c.buffer_fill, 20), Style::default().fg(Color::Cyan)),
@@ -291,7 +291,23 @@ fn camera_lines(c: &CameraStatus) -> Vec<Line<'static>> {
             c.buffered_frames
         )),
     ];
-    vec![Line::from(head), Line::from(counters), Line::from(buffer)]
+    let mut lines = vec![Line::from(head), Line::from(counters), Line::from(buffer)];
+    // What the newest frame was exposed with (a libcamera camera's), on a line of its own.
+    if let Some(e) = &c.exposure {
+        lines.push(Line::from(Span::raw(format!("  {e}"))));
+    }
+    lines
+}
+
+/// The lines the cameras take: 3 each, and one more for a camera's exposure.
+fn camera_rows(s: Option<&Status>) -> u16 {
+    s.map_or(3, |s| {
+        s.cameras
+            .iter()
+            .map(|c| 3 + u16::from(c.exposure.is_some()))
+            .sum::<u16>()
+            .max(3)
+    })
 }
 
 fn render_cameras(frame: &mut Frame, area: Rect, view: &View) {

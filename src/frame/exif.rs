@@ -14,7 +14,7 @@
 
 /// What a frame was exposed with, as its camera reported it (libcamera's metadata of
 /// the request that filled it). A value the camera did not report is `None`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Exposure {
     /// `ExposureTime`, µs.
     pub time_us: Option<u32>,
@@ -78,6 +78,26 @@ impl Exposure {
             out.extend_from_slice(&gain.unwrap_or(f32::NAN).to_le_bytes());
         }
         debug_assert_eq!(out.len() - start, 4 + 6 + tiff_len);
+    }
+}
+
+/// "exposure 2000 µs · analogue gain 2.75 · digital gain 1.125", what was reported.
+impl std::fmt::Display for Exposure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::with_capacity(3);
+        if let Some(t) = self.time_us {
+            parts.push(format!("exposure {t} µs"));
+        }
+        if let Some(g) = self.analogue_gain {
+            parts.push(format!("analogue gain {g}"));
+        }
+        if let Some(g) = self.digital_gain {
+            parts.push(format!("digital gain {g}"));
+        }
+        if parts.is_empty() {
+            return f.write_str("exposure not reported");
+        }
+        f.write_str(&parts.join(" · "))
     }
 }
 
@@ -183,6 +203,25 @@ mod tests {
         ] {
             assert_eq!(read(&jpeg_with(&e)), Some(e));
         }
+    }
+
+    #[test]
+    fn it_reads_as_what_was_reported() {
+        let e = Exposure {
+            time_us: Some(2000),
+            analogue_gain: Some(2.75),
+            digital_gain: Some(1.125),
+        };
+        assert_eq!(
+            e.to_string(),
+            "exposure 2000 µs · analogue gain 2.75 · digital gain 1.125"
+        );
+        let gain_only = Exposure {
+            analogue_gain: Some(4.0),
+            ..Exposure::default()
+        };
+        assert_eq!(gain_only.to_string(), "analogue gain 4");
+        assert_eq!(Exposure::default().to_string(), "exposure not reported");
     }
 
     /// The frame's picture is untouched: a JPEG decoder skips the block.
