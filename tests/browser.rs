@@ -705,7 +705,7 @@ fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_re
 /// A libcamera camera's caption on the page says what its newest frame was exposed with,
 /// and follows the camera's automatic gain as it changes from frame to frame (the
 /// virtual camera's changes with every frame: test patch 06); a synthetic camera beside
-/// it says nothing of exposure.
+/// it says nothing of exposure. The viewer says each recorded frame's own.
 #[test]
 #[cfg_attr(
     not(feature = "libcamera"),
@@ -756,6 +756,71 @@ fn the_page_shows_what_a_libcamera_camera_exposes_its_frames_with() {
         shot(&c, "6-exposure").await;
         let syn = text(&c, "img[data-camera='syn'] + figcaption").await;
         assert!(syn.contains("syn") && !syn.contains("exposure"), "{syn}");
+        click(&c, "start").await;
+        until_text(&c, "the state is recording", "#state", |t| t == "recording").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        click(&c, "stop").await;
+        until_text(&c, "the state is buffering again", "#state", |t| {
+            t == "buffering"
+        })
+        .await;
+    });
+    h.wait_idle_files();
+    let files = h.mkv_files();
+    let pi = files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with("_pi.mkv"))
+        .expect("the pi camera's file");
+    let rows = read_sidecar(pi);
+    let id = pi
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .strip_suffix("_pi.mkv")
+        .unwrap()
+        .to_string();
+
+    // Stepping through the recording, the viewer says each frame's own exposure, as its
+    // sidecar row has it.
+    rt.block_on(async {
+        let row = format!("tr[data-id='{id}']");
+        until(
+            "the recording is listed",
+            Duration::from_secs(10),
+            || async {
+                let listed = text(&c, &row).await;
+                !listed.is_empty() && !listed.contains("(recording)")
+            },
+        )
+        .await;
+        c.find(Locator::Css(&format!("{row} button.view")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        for (i, r) in rows.iter().take(3).enumerate() {
+            if i > 0 {
+                c.execute(
+                    "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            }
+            let [time, analogue, digital] = r.exposure.clone().expect("the exposure columns");
+            let said =
+                format!("exposure {time} µs · analogue gain {analogue} · digital gain {digital}");
+            until_text(
+                &c,
+                "the viewer says the frame's exposure",
+                "#frameinfo",
+                |t| t.starts_with(&format!("frame {} ", r.frame_number)) && t.contains(&said),
+            )
+            .await;
+        }
+        shot(&c, "7-exposure-in-the-viewer").await;
     });
     rt.block_on(c.close()).unwrap();
     assert!(h.terminate().success(), "{}", h.log_text());

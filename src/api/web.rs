@@ -509,9 +509,8 @@ async fn frame(
     let found =
         tokio::task::spawn_blocking(move || recordings::frame(&root, &id, &camera, n, near)).await;
     match found {
-        Ok(Ok(f)) => jpeg_response(
-            f.jpeg,
-            &[
+        Ok(Ok(f)) => {
+            let mut headers = vec![
                 ("x-frame-number", f.row.frame.to_string()),
                 ("x-lsl-time", secs(f.row.lsl_ns)),
                 ("x-unix-time", secs(f.row.unix_ns)),
@@ -527,8 +526,27 @@ async fn frame(
                     "x-next-frame",
                     f.next.map_or(String::new(), |v| v.to_string()),
                 ),
-            ],
-        ),
+            ];
+            // What the frame was exposed with, where its sidecar says (a libcamera
+            // camera's; empty for a value the frame did not report).
+            if let Some(e) = f.row.exposure {
+                headers.extend([
+                    (
+                        "x-exposure-us",
+                        e.time_us.map_or(String::new(), |t| t.to_string()),
+                    ),
+                    (
+                        "x-analogue-gain",
+                        e.analogue_gain.map_or(String::new(), |g| g.to_string()),
+                    ),
+                    (
+                        "x-digital-gain",
+                        e.digital_gain.map_or(String::new(), |g| g.to_string()),
+                    ),
+                ]);
+            }
+            jpeg_response(f.jpeg, &headers)
+        }
         Ok(Err(e @ FrameError::Read { .. })) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }

@@ -1,6 +1,6 @@
 //! A frame's exposure as its camera reported it, carried in the frame's own JPEG: an
-//! Exif block (APP1) right after the start marker (`design/files.md`, "Exposure in each
-//! frame"). The encoding thread that makes the JPEG from a libcamera buffer writes it;
+//! Exif block (APP1) after the start marker and the JFIF segment that follows it
+//! (`design/files.md`, "Exposure in each frame"): where JFIF and Exif readers both look. The encoding thread that makes the JPEG from a libcamera buffer writes it;
 //! the writer reads it back for the frames sidecar's columns. So the values travel with
 //! the frame through the ring (no bytes in the ring's per-frame record), stay in the
 //! MKV, and show in `ffprobe -show_frames` and in any image viewer given a frame
@@ -109,14 +109,29 @@ fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-/// The exposure a JPEG carries in the block [`Exposure::write_app1`] writes right after
-/// its start marker; `None` for any other JPEG (none, another Exif block, cut short).
+/// Where an Exif block goes in `jpeg`: after its start marker and the JFIF segment
+/// (APP0) right after it, if it has one (as libjpeg writes it).
+pub fn place(jpeg: &[u8]) -> usize {
+    match jpeg.get(..4) {
+        Some([0xFF, 0xD8, 0xFF, 0xE0]) if jpeg.len() >= 6 => {
+            (4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]))).min(jpeg.len())
+        }
+        _ => 2.min(jpeg.len()),
+    }
+}
+
+/// The exposure a JPEG carries in the block [`Exposure::write_app1`] writes (at
+/// [`place`]); `None` for any other JPEG (none, another Exif block, cut short).
 pub fn read(jpeg: &[u8]) -> Option<Exposure> {
-    if jpeg.get(..4)? != [0xFF, 0xD8, 0xFF, 0xE1] {
+    if jpeg.get(..2)? != [0xFF, 0xD8] {
         return None;
     }
-    let len = usize::from(u16::from_be_bytes([*jpeg.get(4)?, *jpeg.get(5)?]));
-    let tiff = jpeg.get(6..4 + len)?.strip_prefix(b"Exif\0\0")?;
+    let at = place(jpeg);
+    if jpeg.get(at..at + 2)? != [0xFF, 0xE1] {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
+    let tiff = jpeg.get(at + 4..at + 2 + len)?.strip_prefix(b"Exif\0\0")?;
     if tiff.get(..4)? != b"II*\0" {
         return None;
     }
@@ -175,10 +190,26 @@ mod tests {
 
     fn jpeg_with(e: &Exposure) -> Vec<u8> {
         let plain = plain_jpeg();
-        let mut out = plain[..2].to_vec();
+        let at = place(&plain);
+        let mut out = plain[..at].to_vec();
         e.write_app1(&mut out);
-        out.extend_from_slice(&plain[2..]);
+        out.extend_from_slice(&plain[at..]);
         out
+    }
+
+    /// libjpeg's JPEGs begin with a JFIF segment: the block goes after it, where a
+    /// reader that wants JFIF first finds it.
+    #[test]
+    fn the_block_goes_after_the_jfif_segment() {
+        let plain = plain_jpeg();
+        assert_eq!(&plain[6..11], b"JFIF\0");
+        let with = jpeg_with(&Exposure::default());
+        assert_eq!(&with[..place(&plain)], &plain[..place(&plain)]);
+        assert_eq!(&with[6..11], b"JFIF\0");
+        assert_eq!(&with[place(&plain)..place(&plain) + 2], &[0xFF, 0xE1]);
+        // Without a JFIF segment, right after the start marker.
+        let bare = [&plain[..2], &plain[place(&plain)..]].concat();
+        assert_eq!(place(&bare), 2);
     }
 
     #[test]
@@ -249,7 +280,8 @@ mod tests {
             analogue_gain: Some(4.0),
             digital_gain: None,
         });
-        let block = 4 + usize::from(u16::from_be_bytes([with[4], with[5]]));
+        let at = place(&with);
+        let block = at + 2 + usize::from(u16::from_be_bytes([with[at + 2], with[at + 3]]));
         for cut in 0..block {
             assert_eq!(read(&with[..cut]), None, "cut at {cut}");
         }

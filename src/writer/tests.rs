@@ -660,9 +660,10 @@ fn the_sidecar_of_a_camera_that_reports_exposure_has_each_frames_values() {
             analogue_gain: Some(gain),
             digital_gain: Some(1.125),
         };
-        let mut jpeg = rig.jpeg[..2].to_vec();
+        let at = exif::place(&rig.jpeg);
+        let mut jpeg = rig.jpeg[..at].to_vec();
         e.write_app1(&mut jpeg);
-        jpeg.extend_from_slice(&rig.jpeg[2..]);
+        jpeg.extend_from_slice(&rig.jpeg[at..]);
         jpeg
     };
     rig.frames_of(3..4, (64, 48), &with(2000, 4.0));

@@ -123,8 +123,8 @@ impl RawEncoder {
 
     /// Encodes one raw frame given as its planes, as libcamera maps them: YUYV one plane,
     /// NV12 two (Y, interleaved UV), YUV 4:2:0 three (Y, U, V). Planes may be longer than
-    /// the picture (padding); the luma plane is read in place. `app` (segments such as an
-    /// Exif block, or nothing) goes right after the JPEG's start marker.
+    /// the picture (padding); the luma plane is read in place. `app` (an Exif block, or
+    /// nothing) goes in after the JPEG's start marker and JFIF segment (`exif::place`).
     pub fn encode_planes(
         &mut self,
         planes: &[&[u8]],
@@ -213,10 +213,11 @@ impl RawEncoder {
             .compressor
             .compress_yuv_planes_to_slice(&image, &mut self.out)
             .map_err(EncodeError::Jpeg)?;
+        let at = crate::frame::exif::place(&self.out[..n]);
         jpeg.clear();
-        jpeg.extend_from_slice(&self.out[..2.min(n)]);
+        jpeg.extend_from_slice(&self.out[..at]);
         jpeg.extend_from_slice(app);
-        jpeg.extend_from_slice(&self.out[2.min(n)..n]);
+        jpeg.extend_from_slice(&self.out[at..n]);
         Ok(())
     }
 }
@@ -389,7 +390,8 @@ mod tests {
             let mut split = Vec::new();
             enc.encode_planes(&planes, &[], &mut split).unwrap();
             assert_eq!(split, whole, "{pixel:?} stride {stride}");
-            // An Exif block goes in after the start marker, the picture unchanged.
+            // An Exif block goes in after the start marker and JFIF segment, the
+            // picture unchanged.
             let exposure = crate::frame::exif::Exposure {
                 time_us: Some(2000),
                 analogue_gain: Some(4.0),
@@ -400,7 +402,8 @@ mod tests {
             let mut with = Vec::new();
             enc.encode_planes(&planes, &app, &mut with).unwrap();
             assert_eq!(crate::frame::exif::read(&with), Some(exposure));
-            assert_eq!([&whole[..2], &app, &whole[2..]].concat(), with);
+            let at = crate::frame::exif::place(&whole);
+            assert_eq!([&whole[..at], &app, &whole[at..]].concat(), with);
             // A missing or short plane is refused, not read past its end.
             assert!(enc
                 .encode_planes(&planes[..planes.len() - 1], &[], &mut split)
