@@ -188,6 +188,33 @@ async fn go_to(c: &Client, n: u64) {
     click(c, "vgo").await;
 }
 
+/// Clicks Stop and waits (bounded) until the page says it is buffering again.
+async fn stop(c: &Client) {
+    click(c, "stop").await;
+    until_text(c, "the state is buffering again", "#state", |t| {
+        t == "buffering"
+    })
+    .await;
+}
+
+/// Opens the recording of list row `row` (a CSS selector) in the viewer.
+async fn view(c: &Client, row: &str) {
+    c.find(Locator::Css(&format!("{row} button.view")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The id of the recording a camera's file belongs to (its name without `_<camera>.mkv`).
+fn id_of(mkv: &std::path::Path, camera: &str) -> String {
+    let name = mkv.file_name().unwrap().to_str().unwrap();
+    name.strip_suffix(&format!("_{camera}.mkv"))
+        .unwrap()
+        .to_string()
+}
+
 async fn shot(c: &Client, name: &str) {
     if let Ok(png) = c.screenshot().await {
         let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
@@ -321,24 +348,13 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         })
         .await;
         tokio::time::sleep(Duration::from_millis(800)).await;
-        click(&c, "stop").await;
-        until_text(&c, "the state is buffering again", "#state", |t| {
-            t == "buffering"
-        })
-        .await;
+        stop(&c).await;
     });
     h.wait_idle_files();
     let files = h.mkv_files();
     assert_eq!(files.len(), 1, "Start and Stop made one file");
     let rows = read_sidecar(&files[0]);
-    let id = files[0]
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .strip_suffix("_cam0.mkv")
-        .unwrap()
-        .to_string();
+    let id = id_of(&files[0], "cam0");
 
     // The recording is in the list; the viewer steps through it frame by frame.
     rt.block_on(async {
@@ -355,12 +371,7 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
             },
         )
         .await;
-        c.find(Locator::Css(&format!("{row} button.view")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        view(&c, &row).await;
         let first = rows[0].frame_number;
         until_viewer_shows(&c, first).await;
         // → twice: the next two frames, as the pixels say.
@@ -611,11 +622,7 @@ fn the_page_says_when_the_recordings_disk_is_gone_and_start_answers_why() {
         .await;
         click(&c, "start").await;
         until_text(&c, "the state is recording", "#state", |t| t == "recording").await;
-        click(&c, "stop").await;
-        until_text(&c, "the state is buffering again", "#state", |t| {
-            t == "buffering"
-        })
-        .await;
+        stop(&c).await;
         until(
             "the list shows the new recording again",
             Duration::from_secs(10),
@@ -759,11 +766,7 @@ fn the_page_shows_what_a_libcamera_camera_exposes_its_frames_with() {
         click(&c, "start").await;
         until_text(&c, "the state is recording", "#state", |t| t == "recording").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        click(&c, "stop").await;
-        until_text(&c, "the state is buffering again", "#state", |t| {
-            t == "buffering"
-        })
-        .await;
+        stop(&c).await;
     });
     h.wait_idle_files();
     let files = h.mkv_files();
@@ -772,14 +775,7 @@ fn the_page_shows_what_a_libcamera_camera_exposes_its_frames_with() {
         .find(|f| f.to_string_lossy().ends_with("_pi.mkv"))
         .expect("the pi camera's file");
     let rows = read_sidecar(pi);
-    let id = pi
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .strip_suffix("_pi.mkv")
-        .unwrap()
-        .to_string();
+    let id = id_of(pi, "pi");
 
     // Stepping through the recording, the viewer says each frame's own exposure, as its
     // sidecar row has it.
@@ -794,12 +790,7 @@ fn the_page_shows_what_a_libcamera_camera_exposes_its_frames_with() {
             },
         )
         .await;
-        c.find(Locator::Css(&format!("{row} button.view")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        view(&c, &row).await;
         for (i, r) in rows.iter().take(3).enumerate() {
             if i > 0 {
                 c.execute(
