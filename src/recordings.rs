@@ -832,6 +832,49 @@ mod tests {
         csv
     }
 
+    /// A libcamera camera's sidecar: the exposure columns are read, an empty cell as not
+    /// reported; a six-column sidecar's rows have none.
+    #[test]
+    fn rows_with_exposure_columns_are_read_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("x.frames.csv");
+        let row = "1,1.000000000,2.000000000,0.000000000,100,1";
+        std::fs::write(
+            &csv,
+            format!(
+                "{}{row},2000,2.75,1.125\n{row},,4,\n{row},2000",
+                crate::writer::sidecar::FRAMES_HEADER_EXPOSURE
+            ),
+        )
+        .unwrap();
+        let said: Vec<Option<Exposure>> = read_frame_rows(&csv)
+            .unwrap()
+            .iter()
+            .map(|r| r.exposure)
+            .collect();
+        let e = |time_us, analogue_gain, digital_gain| {
+            Some(Exposure {
+                time_us,
+                analogue_gain,
+                digital_gain,
+            })
+        };
+        // The last row, cut by a crash, is left out.
+        assert_eq!(
+            said,
+            [
+                e(Some(2000), Some(2.75), Some(1.125)),
+                e(None, Some(4.0), None)
+            ]
+        );
+        std::fs::write(
+            &csv,
+            format!("{}{row}\n", crate::writer::sidecar::FRAMES_HEADER),
+        )
+        .unwrap();
+        assert_eq!(read_frame_rows(&csv).unwrap()[0].exposure, None);
+    }
+
     #[test]
     fn outages_pair_each_loss_with_its_return() {
         let row = |at: f64, lost: bool| (at, lost, format!("{at}"));

@@ -1,7 +1,8 @@
 //! A frame's exposure as its camera reported it, carried in the frame's own JPEG: an
-//! Exif block (APP1) after the start marker and the JFIF segment that follows it
-//! (`design/files.md`, "Exposure in each frame"): where JFIF and Exif readers both look. The encoding thread that makes the JPEG from a libcamera buffer writes it;
-//! the writer reads it back for the frames sidecar's columns. So the values travel with
+//! Exif block (APP1) after the start marker and the JFIF segment that follows it, where
+//! JFIF and Exif readers both look (`design/files.md`, "Exposure in each frame"). The
+//! encoding thread that makes the JPEG from a libcamera buffer writes it; the writer
+//! reads it back for the frames sidecar's columns. So the values travel with
 //! the frame through the ring (no bytes in the ring's per-frame record), stay in the
 //! MKV, and show in `ffprobe -show_frames` and in any image viewer given a frame
 //! extracted with `ffmpeg -c copy`.
