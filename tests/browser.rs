@@ -493,12 +493,7 @@ fn a_person_records_and_steps_through_the_recording_in_a_real_browser() {
         })
         .await;
         // The viewer opens on the camera that has frames, and says why the other has none.
-        c.find(Locator::Css(&format!("{row} button.view")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        view(&c, &row).await;
         until_viewer_shows(&c, rows[0].frame_number).await;
         c.execute(
             "const s = document.getElementById('vcam'); s.value = 'side'; \
