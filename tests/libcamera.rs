@@ -1268,8 +1268,15 @@ fn lost_and_back(encoders: Option<u8>, more: &str) -> String {
         .expect("a gap while the camera was away");
     let away = rows[split + 1].lsl_time - rows[split].lsl_time;
     assert!((5.0..10.0).contains(&away), "away {away:.1} s");
-    // Before and after: consecutive sensor frames at their exposure times, and frame
+    // Before and after: consecutive sensor frames at their exposure times, each with its
+    // own exposure and gains (the reopened camera's frames carry theirs too: 2000 µs
+    // where the controls fix it, else the camera's own, half the frame period), and frame
     // numbers that go on from where they were.
+    let exposure_us = if more.contains("ExposureTime: 2000") {
+        2000
+    } else {
+        16_666
+    };
     let (before, after) = (split + 1, rows.len() - split - 1);
     assert!(
         before >= 55 && after >= 30,
@@ -1281,6 +1288,7 @@ fn lost_and_back(encoders: Option<u8>, more: &str) -> String {
     ] {
         assert!(steps(s).iter().all(|&x| x == 1), "{:?}", steps(s));
         assert_sensor_times(r, s, period(30.0));
+        assert_exposures(r, s, exposure_us);
     }
     assert!(rows[split + 1].frame_number > rows[split].frame_number);
     let events = std::fs::read_to_string(events_of(mkv)).unwrap();
