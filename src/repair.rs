@@ -408,6 +408,11 @@ mod tests {
         let rows = video.join("rec_b_cam.frames.csv");
         fs::write(&rows, crate::writer::sidecar::FRAMES_HEADER).unwrap();
         gone.push(rows);
+        // The same of a libcamera camera, whose sidecar has the exposure columns.
+        gone.extend(empty_files(&video, &["rec_b_pi.mkv"], old));
+        let rows = video.join("rec_b_pi.frames.csv");
+        fs::write(&rows, crate::writer::sidecar::FRAMES_HEADER_EXPOSURE).unwrap();
+        gone.push(rows);
         let events = video.join("rec_b_cam.events.csv");
         fs::write(
             &events,

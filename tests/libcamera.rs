@@ -771,6 +771,79 @@ fn each_frame_carries_its_own_exposure_and_gains_in_the_sidecar_and_the_file() {
     assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
 }
 
+/// A crash a moment after a start, while the buffered frames are being written: after
+/// `hindsight repair` every frame the file kept still has its own exposure and gains, in
+/// its sidecar row and in its JPEG, and the recorder started again on the same root
+/// records the next take with them too.
+#[test]
+#[cfg_attr(
+    not(feature = "libcamera"),
+    ignore = "built without --features libcamera: scripts/test.sh builds the test libcamera (scripts/build-libcamera.sh) and runs these"
+)]
+fn a_crash_a_moment_after_start_keeps_each_frames_exposure_through_the_repair() {
+    let _one_at_a_time = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = virtual_cameras(dir.path(), &[PI]);
+    let cfg =
+        config(&(camera("pi", "0", 320, 240, 30.0, 80) + "    controls: {ExposureTime: 2000}\n"));
+    let mut h = start(&cfg, &yaml, &[]);
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(250));
+    h.kill9();
+    let mkv = h.mkv_files().pop().expect("a file");
+    let said = repair_ok(&mkv);
+    assert!(
+        said.contains(&format!("{}: repaired", mkv.display())),
+        "{said}"
+    );
+
+    let kept = shown(&mkv, 320, 240);
+    let probed = ffprobe_exif(&mkv);
+    let rows = read_sidecar(&mkv);
+    // The 1.5 s buffer (45 frames at 30 fps) went out at the start, before the kill.
+    assert!(kept.len() >= 30, "{} frames kept", kept.len());
+    assert_eq!(probed.len(), kept.len());
+    assert!(
+        rows.len() >= kept.len(),
+        "{} rows, {} frames",
+        rows.len(),
+        kept.len()
+    );
+    assert!(rows[..kept.len()].iter().any(|r| r.pre_trigger));
+    assert_exposures(&rows[..kept.len()], &kept, 2000);
+    for (n, (time, iso)) in kept.iter().zip(&probed) {
+        let (analogue, digital) = auto_gains(*n);
+        assert_eq!(time, "2000:1000000", "the frame showing {n}");
+        let total = f64::from(analogue) * f64::from(digital);
+        assert_eq!(
+            *iso,
+            (100.0 * total).round() as u32,
+            "the frame showing {n}"
+        );
+    }
+
+    // Started again on the same root (as systemd does): nothing is left unfinished, and
+    // the next take's frames carry their exposure too.
+    let root = h.root.clone();
+    let mut h = Hindsight::start_with(tempfile::tempdir().unwrap(), root, &cfg, |c| {
+        c.env("LIBCAMERA_VIRTUAL_CONFIG", &yaml)
+            .env("LIBCAMERA_LOG_LEVELS", "*:ERROR");
+    });
+    assert_eq!(
+        h.status()["unfinished_files"],
+        json!([]),
+        "{}",
+        h.log_text()
+    );
+    let next = record(&mut h, 1.0);
+    assert_ne!(next, mkv);
+    let (rows, shown) = (read_sidecar(&next), shown(&next, 320, 240));
+    assert_exposures(&rows, &shown, 2000);
+    assert_eq!(h.terminate().code(), Some(0), "{}", h.log_text());
+}
+
 /// A control the camera does not have does not keep the other cameras from recording:
 /// that camera starts lost, and says why in the status (and `check` fails it).
 #[test]
