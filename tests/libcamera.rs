@@ -328,6 +328,9 @@ fn a_stop_and_a_start_at_once_each_take_keeps_its_last_frames() {
             i + 1,
             steps(&shown)
         );
+        // Each row has its own frame's exposure (the camera's automatic one, half the
+        // 100 ms frame period) and gains, the last frames handled late among them.
+        assert_exposures(&rows, &shown, 50_000);
         // Every frame of the sidecar is in the MKV.
         assert_eq!(
             ffprobe_frame_count(take),
