@@ -174,14 +174,8 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
     assert_eq!(sizes, rows.iter().map(|r| r.bytes).collect::<Vec<_>>());
 
     // The checker users run on their own recordings agrees, and catches a damaged sidecar.
-    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/check-recording.py");
-    let out = std::process::Command::new("python3")
-        .arg(tool)
-        .arg(mkv)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.starts_with("OK"), "{text}");
+    let (code, text) = check_recording(mkv);
+    assert!(code == Some(0) && text.starts_with("OK"), "{text}");
     let copy = tempfile::tempdir().unwrap();
     let mkv2 = copy.path().join(mkv.file_name().unwrap());
     std::fs::copy(mkv, &mkv2).unwrap();
@@ -193,13 +187,8 @@ fn a_recording_holds_the_ring_then_live_frames_with_exact_times() {
         .map(|(_, l)| l)
         .collect();
     std::fs::write(sidecar_of(&mkv2), damaged.join("\n") + "\n").unwrap();
-    let out = std::process::Command::new("python3")
-        .arg(tool)
-        .arg(&mkv2)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = check_recording(&mkv2);
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("FAIL") && text.contains("sidecar lists"),
         "{text}"

@@ -8,6 +8,8 @@ For each file it checks what an analysis will rely on:
   * each frame's pts (ffprobe) equals the sidecar's pts, and equals its LSL time minus the
     first frame's LSL time (Tag LSL_FIRST_FRAME_TIME) within half the 100 us unit;
   * frame numbers have no gaps (or reports where frames are missing);
+  * where the sidecar has exposure columns (libcamera cameras), each frame's JPEG carries
+    the same exposure time and gain (its Exif ExposureTime and ISOSpeedRatings, ffprobe);
   * the file is finished (duration present) - otherwise: `hindsight repair FILE`.
 Exit code 0 if every file passes, 1 otherwise. Needs only Python 3 and ffprobe.
 """
@@ -17,6 +19,7 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 HALF_UNIT = Decimal("0.00005")
@@ -75,6 +78,10 @@ def check(mkv: Path) -> list[str]:
             if abs(p - offset) > HALF_UNIT:
                 problems.append(f"row {i + 1}: pts {p} but LSL offset {offset}")
                 break
+    if rows and "exposure_us" in rows[0]:
+        problem = check_exposures(mkv, rows)
+        if problem:
+            problems.append(problem)
     numbers = [int(r["frame_number"]) for r in rows]
     gaps = [(a, b) for a, b in zip(numbers, numbers[1:]) if b != a + 1]
     if gaps:
@@ -84,12 +91,51 @@ def check(mkv: Path) -> list[str]:
         )
     if not problems:
         pre = sum(r["pre_trigger"] == "1" for r in rows)
+        exposure = (
+            ", each frame's exposure and gain in its JPEG as in the sidecar"
+            if rows and "exposure_us" in rows[0]
+            else ""
+        )
         print(
             f"OK {mkv}: {len(rows)} frames ({pre} before the trigger), "
             f"frames {numbers[0] if numbers else '-'}..{numbers[-1] if numbers else '-'}, "
-            f"{fmt.get('duration', '?')} s"
+            f"{fmt.get('duration', '?')} s{exposure}"
         )
     return problems
+
+
+def check_exposures(mkv: Path, rows: list[dict]) -> str | None:
+    """The first frame whose JPEG says another exposure than its sidecar row, if any."""
+    frames = json.loads(
+        ffprobe(
+            ["-select_streams", "v:0", "-show_entries",
+             "frame_tags=ExposureTime,ISOSpeedRatings", "-of", "json"],
+            mkv,
+        )
+    )["frames"]
+    if len(frames) != len(rows):
+        return f"{len(frames)} frames with tags in the file, {len(rows)} rows in the sidecar"
+    for i, (f, r) in enumerate(zip(frames, rows)):
+        tags = f.get("tags", {})
+        said = tags.get("ExposureTime", "").strip()
+        time = Fraction(said.replace(":", "/")) * 1_000_000 if said else None
+        row_time = Fraction(r["exposure_us"]) if r["exposure_us"] else None
+        if time != row_time:
+            return (
+                f"row {i + 1} (frame {r['frame_number']}): exposure_us {r['exposure_us'] or '-'} "
+                f"in the sidecar, ExposureTime {said or '-'} s in the frame"
+            )
+        iso = tags.get("ISOSpeedRatings", "").strip()
+        if r["analogue_gain"]:
+            gain = float(r["analogue_gain"]) * float(r["digital_gain"] or 1)
+            if not iso or abs(int(iso) - 100 * gain) > 0.51:
+                return (
+                    f"row {i + 1} (frame {r['frame_number']}): gains {r['analogue_gain']} x "
+                    f"{r['digital_gain'] or 1} in the sidecar, ISO {iso or '-'} in the frame"
+                )
+        elif iso:
+            return f"row {i + 1} (frame {r['frame_number']}): no gain in the sidecar, ISO {iso} in the frame"
+    return None
 
 
 def main() -> int:

@@ -446,6 +446,17 @@ pub fn repair(file: &Path) -> Output {
     Command::new(BIN).arg("repair").arg(file).output().unwrap()
 }
 
+/// Runs the checker users run on their recordings (`tools/check-recording.py`) on `mkv`:
+/// its exit code and what it printed.
+pub fn check_recording(mkv: &Path) -> (Option<i32>, String) {
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/check-recording.py");
+    let out = Command::new("python3").arg(tool).arg(mkv).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// Runs `hindsight repair FILE`, which must succeed; what it printed.
 pub fn repair_ok(file: &Path) -> String {
     let out = repair(file);
