@@ -551,6 +551,7 @@ fn the_64_bit_pi_build_records_a_libcamera_camera_at_its_sensor_times() {
         // Each row has its own frame's exposure (half the frame period, the camera's
         // automatic exposure) and gains, carried in the frame's JPEG by the Pi build.
         assert_exposures(&rows, &shown, 33_333);
+        assert_exif(mkv, &shown, 33_333);
         // The second's buffer reaches back into the first: a frame in both has one time.
         if let Some((n, t)) = last {
             let again = rows.iter().find(|r| r.frame_number == n);

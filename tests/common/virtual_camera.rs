@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{decoded_frame_numbers, SidecarRow};
+use super::{decoded_frame_numbers, ffprobe_exif, SidecarRow};
 
 /// Images per virtual camera: the pixels show the sensor's frame number modulo this.
 pub const IMAGES: u64 = 240;
@@ -86,6 +86,28 @@ pub fn assert_exposures(rows: &[SidecarRow], shown: &[u64], exposure_us: u32) {
             "frame {}, showing {n}",
             row.frame_number
         );
+    }
+}
+
+/// The ISO speed a frame's Exif gives for the automatic gains of sensor frame `n`: 100
+/// times their product, rounded.
+pub fn auto_iso(n: u64) -> u32 {
+    let (analogue, digital) = auto_gains(n);
+    (100.0 * f64::from(analogue) * f64::from(digital)).round() as u32
+}
+
+/// Each frame of `mkv` carries its own exposure in its JPEG's Exif, as ffprobe reads it:
+/// `exposure_us` and the ISO of the automatic gains of the frame it shows (`shown`).
+pub fn assert_exif(mkv: &Path, shown: &[u64], exposure_us: u32) {
+    let probed = ffprobe_exif(mkv);
+    assert_eq!(probed.len(), shown.len(), "{}", mkv.display());
+    for (n, (time, iso)) in shown.iter().zip(&probed) {
+        assert_eq!(
+            *time,
+            format!("{exposure_us}:1000000"),
+            "the frame showing {n}"
+        );
+        assert_eq!(*iso, auto_iso(*n), "the frame showing {n}");
     }
 }
 
