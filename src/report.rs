@@ -196,22 +196,7 @@ fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<Strin
             .y_desc("ms")
             .draw()
             .map_err(plot_err)?;
-        chart
-            .draw_series(lost.iter().map(|&(a, b)| {
-                Rectangle::new(
-                    [(a.clamp(0.0, x_max), 0.0), (b.clamp(0.0, x_max), y_max)],
-                    RGBColor(240, 170, 170).filled(),
-                )
-            }))
-            .map_err(plot_err)?;
-        for &m in marks {
-            chart
-                .draw_series(LineSeries::new(
-                    [(m, 0.0), (m, y_max)],
-                    RGBColor(230, 140, 0).stroke_width(2),
-                ))
-                .map_err(plot_err)?;
-        }
+        lost_and_marks(&mut chart, lost, marks, x_max, y_max)?;
         chart
             .draw_series(LineSeries::new(t.intervals.iter().copied(), &BLUE))
             .map_err(plot_err)?;
@@ -224,6 +209,108 @@ fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<Strin
         chart.draw_series(at_gaps).map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// What each frame was exposed with over the recording (a libcamera camera's sidecar
+/// columns): the exposure time in µs on the left axis, the analogue and digital gains on
+/// the right, marks and the spans the camera was lost as on the interval plot. `None`
+/// where no frame said any of them.
+fn exposure_plot(
+    rows: &[FrameRow],
+    marks: &[f64],
+    lost: &[(f64, f64)],
+) -> Result<Option<String>, ReportError> {
+    let t0 = rows.first().map_or(0, |r| r.lsl_ns);
+    let series = |value: fn(&Exposure) -> Option<f64>| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| Some(((r.lsl_ns - t0) as f64 / 1e9, value(r.exposure.as_ref()?)?)))
+            .collect()
+    };
+    let time = series(|e| e.time_us.map(f64::from));
+    let analogue = series(|e| e.analogue_gain.map(f64::from));
+    let digital = series(|e| e.digital_gain.map(f64::from));
+    if time.is_empty() && analogue.is_empty() && digital.is_empty() {
+        return Ok(None);
+    }
+    let top = |s: &[(f64, f64)], least: f64| s.iter().map(|&(_, v)| v).fold(least, f64::max) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 240)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let x_max = rows
+            .last()
+            .map_or(0.0, |r| (r.lsl_ns - t0) as f64 / 1e9)
+            .max(1e-3);
+        let y_max = top(&time, 1.0);
+        let gain_max = top(&analogue, 1.0).max(top(&digital, 1.0));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "exposure (blue, µs) and gains (analogue red, digital green)",
+                ("sans-serif", 15),
+            )
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .right_y_label_area_size(40)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(plot_err)?
+            .set_secondary_coord(0f64..x_max, 0f64..gain_max);
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the first frame")
+            .y_desc("µs")
+            .y_label_formatter(&|us| format!("{us:.0}"))
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .configure_secondary_axes()
+            .y_desc("gain")
+            .draw()
+            .map_err(plot_err)?;
+        lost_and_marks(&mut chart, lost, marks, x_max, y_max)?;
+        chart
+            .draw_series(LineSeries::new(time, &BLUE))
+            .map_err(plot_err)?;
+        chart
+            .draw_secondary_series(LineSeries::new(analogue, &RED))
+            .map_err(plot_err)?;
+        chart
+            .draw_secondary_series(LineSeries::new(digital, &GREEN))
+            .map_err(plot_err)?;
+    }
+    Ok(Some(svg))
+}
+
+/// The spans the camera was lost (seconds since the first frame) shaded red, and marks
+/// as orange lines, behind a plot's series.
+fn lost_and_marks(
+    chart: &mut ChartContext<
+        '_,
+        SVGBackend<'_>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    lost: &[(f64, f64)],
+    marks: &[f64],
+    x_max: f64,
+    y_max: f64,
+) -> Result<(), ReportError> {
+    chart
+        .draw_series(lost.iter().map(|&(a, b)| {
+            Rectangle::new(
+                [(a.clamp(0.0, x_max), 0.0), (b.clamp(0.0, x_max), y_max)],
+                RGBColor(240, 170, 170).filled(),
+            )
+        }))
+        .map_err(plot_err)?;
+    for &m in marks {
+        chart
+            .draw_series(LineSeries::new(
+                [(m, 0.0), (m, y_max)],
+                RGBColor(230, 140, 0).stroke_width(2),
+            ))
+            .map_err(plot_err)?;
+    }
+    Ok(())
 }
 
 /// The intervals' histogram, 0.1 ms bins around the median.
@@ -609,6 +696,11 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             h.push_str("</figure><figure class=\"plot histogram\">");
             h.push_str(&histogram(&t)?);
             h.push_str("</figure>");
+            if let Some(svg) = exposure_plot(&rows, &marks, &lost)? {
+                h.push_str("<figure class=\"plot exposure\">");
+                h.push_str(&svg);
+                h.push_str("</figure>");
+            }
         }
         if !cam.outages.is_empty() {
             h.push_str("<h3>camera lost</h3>");
@@ -771,6 +863,49 @@ mod tests {
             exposure_said(&rows).unwrap(),
             "exposure 2000 µs in every frame · analogue gain 1–2.75, changed 2 times \
              (1 frame did not say) · digital gain not reported"
+        );
+    }
+
+    /// The points of the line drawn in `colour`.
+    fn polyline_points(svg: &str, colour: &str) -> usize {
+        svg.split("<polyline")
+            .find(|l| l.contains(&format!("stroke=\"{colour}\"")))
+            .and_then(|l| l.split("points=\"").nth(1)?.split('"').next())
+            .map_or(0, |p| p.split_whitespace().count())
+    }
+
+    #[test]
+    fn the_exposure_is_plotted_frame_by_frame_with_gains_on_their_own_axis() {
+        assert!(exposure_plot(&[row(0, 0.0), row(1, 10.0)], &[], &[])
+            .unwrap()
+            .is_none());
+        // Exposure 2000 µs then 4000 µs; analogue gain from 1 to 6 (the right axis goes
+        // past 6, the left past 4000); no digital gain said.
+        let rows: Vec<FrameRow> = (0..20u32)
+            .map(|i| FrameRow {
+                exposure: Some(Exposure {
+                    time_us: Some(if i < 10 { 2000 } else { 4000 }),
+                    analogue_gain: Some(1.0 + (i % 6) as f32),
+                    digital_gain: None,
+                }),
+                ..row(u64::from(i), f64::from(i) * 10.0)
+            })
+            .collect();
+        let svg = exposure_plot(&rows, &[0.05], &[(0.1, 0.12)])
+            .unwrap()
+            .unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("exposure (blue, µs)"));
+        assert!(svg.contains("#0000FF") && svg.contains("#FF0000"), "{svg}");
+        assert!(!svg.contains("#00FF00"), "no digital gain line");
+        // Every frame is a point of the lines.
+        assert_eq!(polyline_points(&svg, "#0000FF"), 20);
+        assert_eq!(polyline_points(&svg, "#FF0000"), 20);
+        assert!(svg.contains("#E68C00"), "the mark");
+        assert!(svg.contains("#F0AAAA"), "the span the camera was lost");
+        let labelled = |t: &str| svg.lines().any(|l| l.trim() == t);
+        assert!(
+            labelled("4000") && labelled("6.0") && labelled("gain"),
+            "both axes' scales: {svg}"
         );
     }
 

@@ -230,6 +230,8 @@ fn truncated_and_corrupt_frames_are_counted_and_never_written() {
         report.contains(&format!("corrupt {lost}")),
         "the report says it"
     );
+    // A camera that says nothing of its exposure gets no exposure plot.
+    assert!(report.contains("plot interval") && !report.contains("plot exposure"));
     // The log says the first at once and counts the rest (it said every one, several
     // lines a second), and what is left at exit.
     let said = h.log_text().matches("corrupt frame").count();

@@ -739,6 +739,20 @@ fn each_frame_carries_its_own_exposure_and_gains_in_the_sidecar_and_the_file() {
             )),
             "take {take}: {report}"
         );
+        // And plots it: the exposure and both gains, a point for every frame.
+        let plot = report
+            .split("<figure class=\"plot exposure\">")
+            .nth(1)
+            .and_then(|p| p.split("</figure>").next())
+            .unwrap_or_else(|| panic!("take {take}: no exposure plot: {report}"));
+        for colour in ["#0000FF", "#FF0000", "#00FF00"] {
+            let points = plot
+                .split("<polyline")
+                .find(|l| l.contains(&format!("stroke=\"{colour}\"")))
+                .and_then(|l| l.split("points=\"").nth(1)?.split('"').next())
+                .map_or(0, |p| p.split_whitespace().count());
+            assert_eq!(points, rows.len(), "take {take}: the {colour} line");
+        }
     }
     // While it runs, the status and `hindsight ctl status` say what its newest frame
     // was exposed with (the gains of one frame: a pair of the camera's automatic ones).
