@@ -10,6 +10,9 @@ use std::time::SystemTime;
 
 use crate::frame::exif::Exposure;
 use crate::writer::repair::parse_ns;
+use index::SidecarIndex;
+
+mod index;
 
 /// One recording on disk: every file of one stem.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,35 +262,41 @@ pub struct FrameRow {
     pub exposure: Option<Exposure>,
 }
 
-/// The rows of a frames sidecar; a partial last line (a crash) is left out.
+/// The rows of a frames sidecar; a partial last line (a crash) is left out. Read line by
+/// line: the rows take less memory than the file's text.
 pub fn read_frame_rows(path: &Path) -> std::io::Result<Vec<FrameRow>> {
-    let text = std::fs::read_to_string(path)?;
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(256 << 10, std::fs::File::open(path)?);
     let mut out = Vec::new();
-    for line in text.split_inclusive('\n').skip(1) {
-        let Some(line) = line.strip_suffix('\n') else {
-            break; // cut by a crash
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let Some(text) = line.strip_suffix('\n') else {
+            break; // the end, or a line cut by a crash
         };
-        let mut f = line.split(',');
-        let row = (|| {
-            Some(FrameRow {
-                frame: f.next()?.parse().ok()?,
-                lsl_ns: parse_ns(f.next()?)?,
-                unix_ns: parse_ns(f.next()?)?,
-                pts_ns: parse_ns(f.next()?)?,
-                bytes: f.next()?.parse().ok()?,
-                pre_trigger: f.next()? == "1",
-                exposure: f.next().map(|time| Exposure {
-                    time_us: time.parse().ok(),
-                    analogue_gain: f.next().and_then(|g| g.parse().ok()),
-                    digital_gain: f.next().and_then(|g| g.parse().ok()),
-                }),
-            })
-        })();
-        if let Some(r) = row {
-            out.push(r);
-        }
+        out.extend(parse_row(text));
     }
     Ok(out)
+}
+
+/// One line of a frames sidecar as a row; `None` for the header and anything else that
+/// is not a row.
+fn parse_row(line: &str) -> Option<FrameRow> {
+    let mut f = line.split(',');
+    Some(FrameRow {
+        frame: f.next()?.parse().ok()?,
+        lsl_ns: parse_ns(f.next()?)?,
+        unix_ns: parse_ns(f.next()?)?,
+        pts_ns: parse_ns(f.next()?)?,
+        bytes: f.next()?.parse().ok()?,
+        pre_trigger: f.next()? == "1",
+        exposure: f.next().map(|time| Exposure {
+            time_us: time.parse().ok(),
+            analogue_gain: f.next().and_then(|g| g.parse().ok()),
+            digital_gain: f.next().and_then(|g| g.parse().ok()),
+        }),
+    })
 }
 
 /// What an events sidecar says.
@@ -567,7 +576,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
     let mut audio_outages = Vec::new();
     let (mut under_voltage, mut cpu_hot) = (Vec::new(), Vec::new());
     for (camera, parts) in camera_files(r, id) {
-        let mut rows = Vec::new();
+        let mut sidecars = Vec::new();
         let mut take = CameraTake {
             camera,
             parts: parts.len() as u32,
@@ -580,7 +589,11 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         let mut lost = Some(crate::status::DropCounts::default());
         let (mut camera_rows, mut stop_at) = (Vec::new(), None);
         for mkv in &parts {
-            rows.extend(read_frame_rows(&mkv.with_extension("frames.csv")).unwrap_or_default());
+            // What describes the frames (how many, gaps, first and last), from one pass
+            // over the sidecar that keeps no row, and reads on where it only grew.
+            if let Ok(index) = SidecarIndex::of(&mkv.with_extension("frames.csv")) {
+                sidecars.push(index);
+            }
             let ev = read_events(&mkv.with_extension("events.csv"));
             if trigger.is_none() {
                 trigger = ev.trigger;
@@ -626,18 +639,26 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         if cpu_hot.is_empty() {
             cpu_hot = outages(&heat_rows, stop_at);
         }
-        take.frames = rows.len() as u64;
-        for w in rows.windows(2) {
-            let step = w[1].frame.saturating_sub(w[0].frame);
-            take.missing_frames += step.saturating_sub(1);
-            take.largest_gap = take.largest_gap.max(step.saturating_sub(1));
+        let mut before: Option<u64> = None;
+        for part in sidecars.iter().filter(|p| p.rows > 0) {
+            // Frames missing between one part's last row and the next one's first too.
+            let across = match (before, part.first) {
+                (Some(b), Some((first, _))) => first.saturating_sub(b).saturating_sub(1),
+                _ => 0,
+            };
+            take.frames += part.rows as u64;
+            take.missing_frames += across + part.missing;
+            take.largest_gap = take.largest_gap.max(across).max(part.largest_gap);
+            before = part.last_frame();
         }
-        if let (Some(a), Some(b)) = (rows.first(), rows.last()) {
-            take.first_frame = Some(a.frame);
-            take.last_frame = Some(b.frame);
-            take.first_lsl_time = Some(a.lsl_ns as f64 / 1e9);
-            take.last_lsl_time = Some(b.lsl_ns as f64 / 1e9);
-            take.duration_s = (b.lsl_ns - a.lsl_ns) as f64 / 1e9;
+        let first = sidecars.iter().find_map(|p| p.first);
+        let last = sidecars.iter().rev().find_map(|p| p.last);
+        if let (Some((a, a_ns)), Some((b, b_ns))) = (first, last) {
+            take.first_frame = Some(a);
+            take.last_frame = Some(b);
+            take.first_lsl_time = Some(a_ns as f64 / 1e9);
+            take.last_lsl_time = Some(b_ns as f64 / 1e9);
+            take.duration_s = (b_ns - a_ns) as f64 / 1e9;
         }
         cameras.push(take);
     }
@@ -754,40 +775,74 @@ pub fn frame(
         path: p.display().to_string(),
         cause: e.to_string(),
     };
-    // Every part's rows, in order, each with its file.
-    let mut rows = Vec::new();
-    let mut file_of = Vec::new();
+    // Every part's sidecar, in order, with where its rows are (frame numbers rise from
+    // one part to the next).
+    let mut indexed = Vec::new();
     for mkv in &parts {
         let sidecar = mkv.with_extension("frames.csv");
         // A camera lost the whole time has no video and no frames sidecar: no frames.
         if !mkv.exists() && !sidecar.exists() {
             continue;
         }
-        let part_rows = read_frame_rows(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
-        file_of.extend(std::iter::repeat_n(mkv.as_path(), part_rows.len()));
-        rows.extend(part_rows);
+        let index = SidecarIndex::of(&sidecar).map_err(|e| read_err(&sidecar, &e))?;
+        if index.rows > 0 {
+            indexed.push((mkv.as_path(), sidecar, index));
+        }
     }
-    if rows.is_empty() {
+    let Some(last_part) = indexed.last() else {
         return Err(FrameError::NoFrames {
             id: id.to_string(),
             camera: camera.to_string(),
         });
-    }
-    let position = rows
-        .binary_search_by_key(&n, |r| r.frame)
-        .or_else(|at| match near && !rows.is_empty() {
-            true => Ok(at.min(rows.len() - 1)),
-            false => Err(at),
-        })
-        .map_err(|_| FrameError::NoFrame {
+    };
+    let rows_at = |k: usize, from: usize, to: usize| {
+        let (_, sidecar, index) = &indexed[k];
+        index
+            .rows_at(sidecar, from, to)
+            .map_err(|e| read_err(sidecar, &e))
+    };
+    let first = indexed[0].2.first.map_or(0, |(frame, _)| frame);
+    let last = last_part.2.last_frame().unwrap_or(0);
+    // The part that holds it, and its position there: the first row at or after `n`.
+    let (k, local) = match indexed
+        .iter()
+        .position(|(_, _, i)| i.last_frame().is_some_and(|l| l >= n))
+    {
+        Some(k) => {
+            let (_, sidecar, index) = &indexed[k];
+            let at = index
+                .position_of(sidecar, n)
+                .map_err(|e| read_err(sidecar, &e))?;
+            (k, at)
+        }
+        None => (indexed.len() - 1, last_part.2.rows),
+    };
+    let k_rows = indexed[k].2.rows;
+    let local = if near { local.min(k_rows - 1) } else { local };
+    let around = rows_at(k, local.saturating_sub(1), local + 2)?;
+    let row = around
+        .get(usize::from(local > 0))
+        .copied()
+        .filter(|r| near || r.frame == n)
+        .ok_or(FrameError::NoFrame {
             id: id.to_string(),
             camera: camera.to_string(),
             n,
-            first: rows.first().map_or(0, |r| r.frame),
-            last: rows.last().map_or(0, |r| r.frame),
+            first,
+            last,
         })?;
-    let row = rows[position];
-    let mkv = file_of[position];
+    let position = indexed[..k].iter().map(|(_, _, i)| i.rows).sum::<usize>() + local;
+    let count = indexed.iter().map(|(_, _, i)| i.rows).sum();
+    let prev = match local {
+        0 => k.checked_sub(1).and_then(|p| indexed[p].2.last_frame()),
+        _ => Some(around[0].frame),
+    };
+    let next = match around.last() {
+        Some(r) if local + 1 < k_rows => Some(r.frame),
+        _ if k + 1 < indexed.len() => rows_at(k + 1, 0, 1)?.first().map(|r| r.frame),
+        _ => None,
+    };
+    let mkv = indexed[k].0;
     let mut file = std::fs::File::open(mkv).map_err(|e| read_err(mkv, &e))?;
     let index = mkv::read::ClusterIndex::read(&mut file).map_err(|e| read_err(mkv, &e))?;
     let unit = index.timestamp_unit_ns.max(1) as i64;
@@ -802,9 +857,9 @@ pub fn frame(
     Ok(FoundFrame {
         row,
         position,
-        count: rows.len(),
-        prev: position.checked_sub(1).map(|k| rows[k].frame),
-        next: rows.get(position + 1).map(|r| r.frame),
+        count,
+        prev,
+        next,
         jpeg,
     })
 }

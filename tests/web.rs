@@ -320,6 +320,74 @@ fn recordings_are_listed_downloaded_viewed_frame_by_frame_and_deleted() {
     assert!(h.terminate().success());
 }
 
+/// A take long enough to go into several files, each with more rows than the viewer
+/// reads at once (it keeps where every 1024th row of a sidecar starts, and reads a few
+/// blocks of rows for each frame): every frame is found, stepping through all of them as
+/// the viewer's arrows do, with its place in the whole take and its neighbours across
+/// the files' boundaries.
+#[test]
+fn every_frame_of_a_take_in_several_files_is_found_with_its_neighbours() {
+    let config = format!(
+        "{}storage:\n  max_file_size: 6MiB\naudio:\n  enabled: false\n",
+        synthetic_config(160, 120, 400.0, 2.0)
+    );
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(2.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until("three files", Duration::from_secs(60), |h| {
+        h.mkv_files().len() >= 3
+    });
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let parts = h.mkv_files();
+    let id = id_of(&parts[0]);
+    let by_part: Vec<Vec<SidecarRow>> = parts.iter().map(|p| read_sidecar(p)).collect();
+    assert!(
+        by_part.iter().any(|rows| rows.len() > 1024),
+        "{:?} rows",
+        by_part.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let rows: Vec<&SidecarRow> = by_part.iter().flatten().collect();
+    let client = client();
+    let header =
+        |r: &reqwest::blocking::Response, k: &str| r.headers()[k].to_str().unwrap().to_string();
+    let number = |k: Option<&&SidecarRow>| k.map_or(String::new(), |r| r.frame_number.to_string());
+    for (k, row) in rows.iter().enumerate() {
+        let n = row.frame_number;
+        let url = format!("http://{}{}", h.api, frame_url(&id, "cam0", n));
+        let r = client.get(&url).send().unwrap();
+        assert_eq!(r.status(), 200, "frame {n}");
+        assert_eq!(header(&r, "x-frame-number"), n.to_string());
+        assert_eq!(header(&r, "x-frame-position"), k.to_string(), "frame {n}");
+        assert_eq!(header(&r, "x-frame-count"), rows.len().to_string());
+        let prev = k.checked_sub(1).and_then(|p| rows.get(p));
+        assert_eq!(header(&r, "x-prev-frame"), number(prev), "frame {n}");
+        assert_eq!(
+            header(&r, "x-next-frame"),
+            number(rows.get(k + 1)),
+            "frame {n}"
+        );
+        let lsl: f64 = header(&r, "x-lsl-time").parse().unwrap();
+        assert!((lsl - row.lsl_time).abs() < 1e-9, "frame {n}");
+        assert_eq!(frame_number_in(&r.bytes().unwrap()), Some(n), "frame {n}");
+    }
+    // Scrubbing between two files lands on the first frame of the next; past the end, on
+    // the last frame.
+    let first_of_second = by_part[1][0].frame_number;
+    let between = by_part[0].last().unwrap().frame_number + 1;
+    if between < first_of_second {
+        let r = get(&h, &format!("{}?near=1", frame_url(&id, "cam0", between)));
+        assert_eq!(header(&r, "x-frame-number"), first_of_second.to_string());
+    }
+    let last = rows.last().unwrap().frame_number;
+    let r = get(&h, &format!("{}?near=1", frame_url(&id, "cam0", last + 50)));
+    assert_eq!(header(&r, "x-frame-number"), last.to_string());
+    assert_eq!(header(&r, "x-next-frame"), "");
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn frames_of_unfinished_and_repaired_files_are_found() {
     let _g = serial();
