@@ -709,12 +709,12 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` from a stem's `_YYYY-MM-DD_HH-MM-SS` (a `-NNN` after it, which
-/// made a name unique, is not part of the time).
-fn started_of(stem: &str) -> String {
+/// Where a stem's last `YYYY-MM-DD_HH-MM-SS` starts (a `-NNN` after it, which made a name
+/// unique, is not part of it).
+fn stamp_at(stem: &str) -> Option<usize> {
     let shape = b"dddd-dd-dd_dd-dd-dd";
     let b = stem.as_bytes();
-    let at = (0..b.len().saturating_sub(shape.len() - 1))
+    (0..b.len().saturating_sub(shape.len() - 1))
         .rev()
         .find(|&i| {
             b[i..i + shape.len()].iter().zip(shape).all(|(&c, &s)| {
@@ -724,10 +724,14 @@ fn started_of(stem: &str) -> String {
                     c == s
                 }
             })
-        });
-    match at {
+        })
+}
+
+/// `YYYY-MM-DD HH:MM:SS` from a stem's `_YYYY-MM-DD_HH-MM-SS`.
+fn started_of(stem: &str) -> String {
+    match stamp_at(stem) {
         Some(i) => {
-            let (date, time) = stem[i..i + shape.len()].split_at(10);
+            let (date, time) = stem[i..i + 19].split_at(10);
             format!("{date} {}", time[1..].replace('-', ":"))
         }
         None => stem.to_string(),
@@ -756,20 +760,7 @@ pub fn find(root: &Path, id: &str) -> Option<StoredRecording> {
 /// The day folder (`YYYY_MM_DD`) of a recording's stem (`<prefix>_YYYY-MM-DD_HH-MM-SS`,
 /// perhaps with `-N`): the date of its last such part.
 fn day_of_stem(stem: &str) -> Option<String> {
-    let b = stem.as_bytes();
-    let shape = b"_dddd-dd-dd_dd-dd-dd";
-    (0..b.len().checked_sub(shape.len() - 1)?)
-        .rev()
-        .find(|&i| {
-            b[i..i + shape.len()].iter().zip(shape).all(|(&c, &s)| {
-                if s == b'd' {
-                    c.is_ascii_digit()
-                } else {
-                    c == s
-                }
-            })
-        })
-        .map(|i| stem[i + 1..i + 11].replace('-', "_"))
+    stamp_at(stem).map(|i| stem[i..i + 10].replace('-', "_"))
 }
 
 /// Why a frame could not be served.
