@@ -388,6 +388,66 @@ fn every_frame_of_a_take_in_several_files_is_found_with_its_neighbours() {
     assert!(h.terminate().success());
 }
 
+/// The recording in progress, viewed while it grows: its newest frames are found as they
+/// come (the viewer's notes of its sidecar are read on), and so is every frame of it
+/// once it is stopped.
+#[test]
+fn the_recording_in_progress_is_viewed_as_it_grows() {
+    let mut h = Hindsight::start(&synthetic_config(160, 120, 100.0, 1.0));
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let mkv = loop {
+        if let Some(m) = h.mkv_files().pop() {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let id = id_of(&mkv);
+    let mut counts = Vec::new();
+    for look in 0..4 {
+        std::thread::sleep(Duration::from_millis(700));
+        // The newest frame its sidecar has a whole row of, and one from the start.
+        let rows = read_sidecar(&mkv);
+        for row in [&rows[0], rows.last().unwrap()] {
+            let n = row.frame_number;
+            let r = get(&h, &frame_url(&id, "cam0", n));
+            assert_eq!(r.status(), 200, "look {look}, frame {n}");
+            let count: usize = r.headers()["x-frame-count"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(count >= rows.len(), "look {look}: {count} < {}", rows.len());
+            counts.push(count);
+            assert_eq!(frame_number_in(&r.bytes().unwrap()), Some(n), "look {look}");
+        }
+    }
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]) && counts.last() > counts.first(),
+        "{counts:?}"
+    );
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    let rows = read_sidecar(&mkv);
+    for (k, row) in rows
+        .iter()
+        .enumerate()
+        .step_by(37)
+        .chain([(rows.len() - 1, rows.last().unwrap())])
+    {
+        let r = get(&h, &frame_url(&id, "cam0", row.frame_number));
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-frame-position"], k.to_string().as_str());
+        assert_eq!(
+            r.headers()["x-frame-count"],
+            rows.len().to_string().as_str()
+        );
+    }
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn frames_of_unfinished_and_repaired_files_are_found() {
     let _g = serial();
