@@ -107,10 +107,11 @@ pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
 /// camera's MKV gets its first bytes with the camera's first frame and the WAV its header
 /// when its writer opens. A crash in between leaves empty files that hold nothing of the
 /// recording: `repair` can do nothing with them, and the recordings list would show an
-/// empty take. So, under `<root>/*/`, an empty MKV goes with its frame sidecar if that has
-/// no row and its events sidecar if that is empty (as a clean stop removes the MKV and frame
-/// sidecar of a camera that gave no frame, keeping the events that say why), and an empty
-/// WAV goes. Left alone: files a running recorder holds, files claimed within
+/// empty take. So, under `<root>/*/`, an empty MKV goes with its frame sidecar and its
+/// events sidecar if that is empty (as a clean stop removes the MKV and frame sidecar of a
+/// camera that gave no frame, keeping the events that say why), and an empty WAV goes. The
+/// frame sidecar has the header at most, or the rows of a first batch whose frames never
+/// followed (a batch's rows are written before its frames): rows of no frame. Left alone: files a running recorder holds, files claimed within
 /// [`CLAIM_GRACE`] (or dated in the future), and anything with a byte in it.
 pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
@@ -134,14 +135,7 @@ pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
         }
         if is_mkv {
             let rows = p.with_extension("frames.csv");
-            if fs::read(&rows).is_ok_and(|text| {
-                text.is_empty()
-                    || [true, false]
-                        .map(crate::writer::sidecar::frames_header)
-                        .iter()
-                        .any(|h| text == h.as_bytes())
-            }) && !being_written(&rows)
-            {
+            if rows.is_file() && !being_written(&rows) {
                 remove(rows);
             }
             let events = p.with_extension("events.csv");
@@ -274,11 +268,7 @@ pub fn run(given: &[PathBuf]) -> ExitCode {
                 p.display(),
                 r.contents(),
                 r.duration_s,
-                if r.sidecar_trimmed {
-                    "; sidecar's partial last line removed"
-                } else {
-                    ""
-                }
+                r.sidecar.said()
             ),
             Ok(r) => println!(
                 "{}: repaired: {}, {:.3} s{}{}",
@@ -293,11 +283,7 @@ pub fn run(given: &[PathBuf]) -> ExitCode {
                 } else {
                     String::new()
                 },
-                if r.sidecar_trimmed {
-                    "; sidecar's partial last line removed"
-                } else {
-                    ""
-                }
+                r.sidecar.said()
             ),
             Err(e) => {
                 eprintln!("hindsight repair: {e}");
@@ -412,6 +398,18 @@ mod tests {
         gone.extend(empty_files(&video, &["rec_b_pi.mkv"], old));
         let rows = video.join("rec_b_pi.frames.csv");
         fs::write(&rows, crate::writer::sidecar::FRAMES_HEADER_EXPOSURE).unwrap();
+        gone.push(rows);
+        // Killed between the first batch's rows and its frames: rows of no frame.
+        gone.extend(empty_files(&video, &["rec_f_cam.mkv"], old));
+        let rows = video.join("rec_f_cam.frames.csv");
+        fs::write(
+            &rows,
+            format!(
+                "{}7,1.0,2.0,0.0,100,1\n",
+                crate::writer::sidecar::FRAMES_HEADER
+            ),
+        )
+        .unwrap();
         gone.push(rows);
         let events = video.join("rec_b_cam.events.csv");
         fs::write(

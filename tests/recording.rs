@@ -891,11 +891,66 @@ fn a_killed_recording_plays_and_repair_finishes_it() {
         duration >= last_pts && duration <= last_pts + 2.0 * PERIOD,
         "duration {duration}, last pts {last_pts}"
     );
-    // The sidecar agrees with the repaired file up to its last frame.
+    // The sidecar has a row for each frame of the repaired file, and none more.
     let rows = read_sidecar(&mkv);
-    assert!(rows.len() as u64 >= frames);
+    assert_eq!(rows.len() as u64, frames);
     let again = repair(&mkv);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already complete"));
+}
+
+/// A crash between a batch's sidecar rows and its frames: strace kills the recorder
+/// mid-recording as it is about to write the frames sidecar, then (a second process) the
+/// video. After `hindsight repair` every frame in the file has its row (the same frame
+/// number as in its pixels) and the sidecar no row of a frame the file lacks, and the
+/// checker users run says so. Rows were written after their frames: a kill at the rows
+/// left the batch's frames (5 at 100 fps) without their times, 125 frames and 120 rows.
+#[test]
+fn a_crash_between_a_batchs_rows_and_its_frames_leaves_every_frame_its_row() {
+    let _g = serial();
+    require_tool("strace");
+    let config = format!(
+        "audio:\n  enabled: false\n{}",
+        synthetic_config(160, 120, 100.0, 1.0)
+    );
+    for (syscall, file) in [("write", "frames.csv"), ("writev", "mkv")] {
+        let mut h = Hindsight::start(&config);
+        h.wait_buffered(0.9);
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+        // The third write of that file from now on is never made: the recorder dies
+        // entering it (strace attached to all its threads, counting that file's writes).
+        let pid = h.child.as_ref().unwrap().id().to_string();
+        let strace = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid, "-P"])
+            .arg(mkv.with_extension(file))
+            .args(["-e", &format!("trace={syscall}")])
+            .args(["-e", &format!("inject={syscall}:signal=KILL:when=3")])
+            .status()
+            .unwrap();
+        assert!(strace.success(), "strace: {strace}");
+        let st = h.wait_exit(Duration::from_secs(30));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL),
+            "{st}"
+        );
+        let said = repair_ok(&mkv);
+        let decoded: Vec<u64> = decoded_frame_numbers(&mkv, 160, 120)
+            .into_iter()
+            .map(|n| n.expect("readable frame number"))
+            .collect();
+        let rows: Vec<u64> = read_sidecar(&mkv).iter().map(|r| r.frame_number).collect();
+        assert!(decoded.len() >= 100, "{said}");
+        assert_eq!(rows, decoded, "killed at a {syscall} of its {file}: {said}");
+        // Killed before the frames whose rows were written: repair says what it removed.
+        if file == "mkv" {
+            assert!(said.contains("the file does not hold removed"), "{said}");
+        }
+        let (code, text) = check_recording(&mkv);
+        let ok = format!("OK {}", mkv.display());
+        assert!(code == Some(0) && text.contains(&ok), "{text}");
+    }
 }
 
 /// A crash while a recording waits for its camera's first frame leaves what the start
@@ -993,6 +1048,86 @@ fn a_crash_while_the_camera_is_lost_leaves_no_empty_video_after_the_restart() {
     assert_eq!(next.len(), 1, "{next:?}");
     assert!(ffprobe_frame_count(&next[0]) >= 10);
     mkvmerge_clean(&next[0]);
+}
+
+/// A crash as a recording's first frame is about to reach its file (strace kills the
+/// recorder entering that write): its row is in the frame sidecar, written just before,
+/// and the video is empty. The restart removes the take's files, the sidecar with its row
+/// of no frame too, says so, and the next take records. The sidecar was left behind,
+/// listing a frame no file holds.
+#[test]
+fn a_crash_before_a_recordings_first_frame_leaves_no_row_of_no_frame() {
+    let _g = serial();
+    require_tool("strace");
+    let config = format!(
+        "audio:\n  enabled: false\n{}",
+        synthetic_config(160, 120, 30.0, 1.0)
+    );
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(0.9);
+    // The video's name is the start's local time: strace watches the names of the
+    // next seconds', and kills the recorder as it enters the first write to one.
+    let pid = h.child.as_ref().unwrap().id().to_string();
+    let mut strace = Command::new("strace");
+    strace.args(["-f", "-qq", "-o", "/dev/null", "-p", &pid]);
+    let now = chrono::Local::now();
+    for s in -1..=5 {
+        let t = now + chrono::Duration::seconds(s);
+        let name = format!("rec_{}_cam0.mkv", t.format("%Y-%m-%d_%H-%M-%S"));
+        let day = t.format("%Y_%m_%d").to_string();
+        strace
+            .arg("-P")
+            .arg(h.root.join(day).join("video").join(name));
+    }
+    let mut strace = strace
+        .args([
+            "-e",
+            "trace=writev",
+            "-e",
+            "inject=writev:signal=KILL:when=1",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // No answer: the recorder dies first.
+    let _ = reqwest::blocking::Client::new()
+        .post(format!("http://{}/api/start", h.api))
+        .timeout(Duration::from_secs(10))
+        .send();
+    let st = h.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(libc::SIGKILL),
+        "{st}"
+    );
+    strace.wait().unwrap();
+    let mkv = h.mkv_files().pop().expect("the take's video");
+    let rows = sidecar_of(&mkv);
+    assert_eq!(std::fs::metadata(&mkv).unwrap().len(), 0);
+    assert_eq!(read_sidecar(&mkv).len(), 1, "the first frame's row");
+
+    // Restarted on the same root, 5 s on (as systemd restarts it).
+    std::thread::sleep(Duration::from_millis(5500));
+    let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), h.root.clone(), &config);
+    let log = h.log_text();
+    assert!(
+        log.contains("files that a crash left before their recording's first frame")
+            && log.contains(&rows.display().to_string())
+            && log.contains(&mkv.display().to_string()),
+        "{log}"
+    );
+    assert!(!mkv.exists() && !rows.exists());
+    // Nothing of it is left (its events sidecar was empty): the list has no such take.
+    assert_eq!(h.recordings(), Vec::<Value>::new(), "{log}");
+    h.wait_buffered(0.5);
+    h.record_for(1.0);
+    let next = h.mkv_files();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(
+        read_sidecar(&next[0]).len() as u64,
+        ffprobe_frame_count(&next[0])
+    );
+    assert!(h.terminate().success());
 }
 
 /// `hindsight repair` on the files of a recording that is still being made (a glob over

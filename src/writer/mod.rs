@@ -1243,15 +1243,13 @@ impl Writer {
         let error = format!("writing {path} failed: {e}{hint}");
         tracing::error!("{error}; the file keeps what was written");
         // What reached the disk is not what the muxer thinks it wrote, so the file is
-        // finished from what is actually in it, as `hindsight repair` does. The sidecars'
-        // rows that were still to be written go in too: those of the frames the file
-        // keeps (a write cut short keeps some of its batch), and the events (the start
-        // row, if it fails in its first batch).
-        let pending_rows = std::mem::take(&mut f.csv);
+        // finished from what is actually in it, as `hindsight repair` does: its frames
+        // sidecar keeps the rows of the frames the file kept (a batch's rows are written
+        // before its frames). The events still to be written go in too (the start row, if
+        // it fails in its first batch).
         let pending_events = std::mem::take(&mut f.events);
         f.discard_pending();
         let paths = f.spec.paths.clone();
-        let header = sidecar::frames_header(f.spec.exposure);
         // A file that fails in its first batches (the pre-trigger buffer's) was not
         // announced yet: if it keeps frames, it is a file of the recording all the same.
         let unannounced = f.first_seq.zip(f.origin).filter(|_| !f.announced);
@@ -1274,16 +1272,10 @@ impl Writer {
         }
         append(&paths.events_csv, &pending_events);
         match repair::repair_file(&paths.mkv) {
-            Ok(r) => {
-                append(
-                    &paths.frames_csv,
-                    &missing_rows(&paths.frames_csv, header, &pending_rows, r.frames),
-                );
-                tracing::warn!(
-                    camera = %self.cam.name,
-                    "{path} finished as written: {}, {:.1} s", r.contents(), r.duration_s
-                )
-            }
+            Ok(r) => tracing::warn!(
+                camera = %self.cam.name,
+                "{path} finished as written: {}, {:.1} s", r.contents(), r.duration_s
+            ),
             Err(e2) => tracing::error!(
                 camera = %self.cam.name,
                 "could not finish {path} ({e2}); it plays as it is, and `hindsight repair {path}` finishes it once there is space"
@@ -1313,38 +1305,6 @@ impl Writer {
             error,
         });
     }
-}
-
-/// The rows of `pending` (frames sidecar rows not yet written, perhaps with its header)
-/// that the sidecar at `path` lacks for a file of `frames` frames: those after its last
-/// row, up to that count.
-fn missing_rows(path: &std::path::Path, header: &str, pending: &str, frames: u64) -> String {
-    let full = header;
-    let header = header.trim_end();
-    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-    let rows: Vec<&str> = on_disk.lines().filter(|l| *l != header).collect();
-    let last: Option<u64> = rows.last().and_then(|l| l.split(',').next()?.parse().ok());
-    let mut out = String::new();
-    if !on_disk.starts_with(header) {
-        out.push_str(full);
-    }
-    let wanted = frames.saturating_sub(rows.len() as u64) as usize;
-    pending
-        .lines()
-        .filter(|l| *l != header)
-        .filter(|l| {
-            let n: Option<u64> = l.split(',').next().and_then(|n| n.parse().ok());
-            n.is_some_and(|n| last.is_none_or(|last| n > last))
-        })
-        .take(wanted)
-        .for_each(|l| {
-            out.push_str(l);
-            out.push('\n');
-        });
-    if out == full && !on_disk.is_empty() {
-        out.clear();
-    }
-    out
 }
 
 /// Appends `text` to the file at `path` and syncs it (after a failed write: best effort,
@@ -1881,6 +1841,13 @@ impl OpenFile {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        // A batch's sidecar rows go before its frames: a crash between the two leaves rows
+        // of frames the file lacks (repair removes them), never frames without their
+        // times (design/files.md).
+        if !self.csv.is_empty() {
+            self.frames_csv.write_all(self.csv.as_bytes())?;
+            self.csv.clear();
+        }
         if !self.out.is_empty() || !self.pieces.is_empty() {
             self.write_pieces()?;
             self.dirty_since_sync = true;
@@ -1888,6 +1855,7 @@ impl OpenFile {
                 // The first bytes are out: make the new file's name durable (design/files.md).
                 self.flushed = true;
                 if self.spec.fsync_interval.is_some() {
+                    self.frames_csv.sync_data()?;
                     self.mkv.sync_data()?;
                 }
                 files::sync_dir(&self.spec.paths.dir)?;
@@ -1895,10 +1863,6 @@ impl OpenFile {
         }
         for p in self.patches.drain(..) {
             self.mkv.write_all_at(&p.bytes, p.offset)?;
-        }
-        if !self.csv.is_empty() {
-            self.frames_csv.write_all(self.csv.as_bytes())?;
-            self.csv.clear();
         }
         if !self.events.is_empty() {
             self.events_csv.write_all(self.events.as_bytes())?;
@@ -1922,9 +1886,11 @@ impl OpenFile {
         }
     }
 
+    /// Rows first, as they are written: what a power cut keeps of the file's frames has
+    /// its rows.
     fn sync(&mut self) -> io::Result<()> {
-        self.mkv.sync_data()?;
         self.frames_csv.sync_data()?;
+        self.mkv.sync_data()?;
         self.events_csv.sync_data()?;
         self.last_sync = self.clocks.now().lsl;
         self.dirty_since_sync = false;

@@ -9,7 +9,7 @@
 //! sidecar, where each was written as it happened.
 
 use std::fs::OpenOptions;
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
 use mkv::read as mkv_read;
@@ -24,7 +24,33 @@ pub struct Repaired {
     pub audio_blocks: u64,
     pub duration_s: f64,
     pub dropped_bytes: u64,
-    pub sidecar_trimmed: bool,
+    /// What the frames sidecar lost to fit the file.
+    pub sidecar: SidecarCut,
+}
+
+/// What repair removed from a frames sidecar: an incomplete last line, and the rows of
+/// frames the file does not hold.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SidecarCut {
+    pub partial_line: bool,
+    pub rows: u64,
+}
+
+impl SidecarCut {
+    /// "; the sidecar's ..." for repair's line, or nothing.
+    pub fn said(&self) -> String {
+        let rows = match self.rows {
+            0 => None,
+            1 => Some("its row of a frame the file does not hold".to_string()),
+            n => Some(format!("its {n} rows of frames the file does not hold")),
+        };
+        match (self.partial_line, rows) {
+            (false, None) => String::new(),
+            (true, None) => "; sidecar's partial last line removed".into(),
+            (false, Some(r)) => format!("; sidecar: {r} removed"),
+            (true, Some(r)) => format!("; sidecar: its partial last line and {r} removed"),
+        }
+    }
 }
 
 impl Repaired {
@@ -83,8 +109,8 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     let plan = mkv_read::plan_repair_with(&mut file, &marks)
         .map_err(|source| RepairError::Read { path: at(), source })?;
     let sidecar = sidecar_of(path);
-    let sidecar_trimmed = trim_partial_line(&sidecar).map_err(|source| RepairError::Sidecar {
-        path: sidecar.clone(),
+    let sidecar = fit_sidecar(&sidecar, plan.frames).map_err(|source| RepairError::Sidecar {
+        path: sidecar,
         source,
     })?;
     if plan.already_final {
@@ -94,7 +120,7 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
             audio_blocks: plan.blocks - plan.frames,
             duration_s: plan.duration_ns as f64 / 1e9,
             dropped_bytes: 0,
-            sidecar_trimmed,
+            sidecar,
         });
     }
     mkv_read::apply_plan(&mut file, &plan)
@@ -113,7 +139,7 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
         audio_blocks: plan.blocks - plan.frames,
         duration_s: plan.duration_ns as f64 / 1e9,
         dropped_bytes: plan.dropped_bytes,
-        sidecar_trimmed,
+        sidecar,
     })
 }
 
@@ -166,22 +192,50 @@ pub fn marks_of(mkv: &Path) -> Vec<mkv::mux::Chapter> {
         .collect()
 }
 
-/// Drops an incomplete last line (no trailing newline) from a text file, if it exists.
-fn trim_partial_line(path: &Path) -> io::Result<bool> {
-    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+/// Fits the frames sidecar at `path`, if it exists, to a file of `frames` frames: drops an
+/// incomplete last line (no trailing newline), and the rows after the file's last frame. A
+/// batch's rows are written before its frames, so a crash between the two leaves rows of
+/// frames that never reached the file; rows of frames the file holds are never touched,
+/// and a sidecar with fewer rows than that (a power cut that kept frames whose rows were
+/// not on the disk yet) keeps them all. Read line by line: an hour's sidecar is 100 MB.
+fn fit_sidecar(path: &Path, frames: u64) -> io::Result<SidecarCut> {
+    let f = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SidecarCut::default()),
         Err(e) => return Err(e),
     };
-    let mut text = Vec::new();
-    f.read_to_end(&mut text)?;
-    if text.is_empty() || text.ends_with(b"\n") {
-        return Ok(false);
+    let header = crate::writer::sidecar::FRAMES_HEADER
+        .split(',')
+        .next()
+        .expect("a first column");
+    let mut lines = io::BufReader::with_capacity(1 << 16, &f);
+    let mut line = Vec::new();
+    let (mut read, mut keep, mut rows) = (0u64, 0u64, 0u64);
+    let mut cut = SidecarCut::default();
+    loop {
+        line.clear();
+        let n = lines.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if !line.ends_with(b"\n") {
+            cut.partial_line = true;
+            break;
+        }
+        let is_header = read == 0 && line.starts_with(header.as_bytes());
+        read += n as u64;
+        if is_header || rows < frames {
+            rows += u64::from(!is_header);
+            keep = read;
+        } else {
+            cut.rows += 1;
+        }
     }
-    let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    f.set_len(keep as u64)?;
-    f.sync_data()?;
-    Ok(true)
+    if cut != SidecarCut::default() {
+        f.set_len(keep)?;
+        f.sync_data()?;
+    }
+    Ok(cut)
 }
 
 #[cfg(test)]
@@ -220,5 +274,62 @@ mod tests {
         assert_eq!(marks[0].time_ns, 1_250_000_000);
         assert_eq!(marks[0].title, "trial 3, \"reward\"");
         assert_eq!(marks[1].time_ns, 1_750_000_000);
+    }
+
+    /// A crash between a batch's rows and its frames, or inside either: the sidecar keeps
+    /// the rows of the frames the file holds, whole, and no other.
+    #[test]
+    fn the_sidecar_is_fitted_to_the_frames_the_file_holds() {
+        use crate::writer::sidecar::{FRAMES_HEADER, FRAMES_HEADER_EXPOSURE};
+        for (header, tail) in [(FRAMES_HEADER, ""), (FRAMES_HEADER_EXPOSURE, ",2000,4,1")] {
+            let tmp = tempfile::tempdir().unwrap();
+            let csv = tmp.path().join("x.frames.csv");
+            let row = |n: u64| format!("{n},1.0,2.0,0.0,100,0{tail}\n");
+            let rows = |k: u64| -> String { (0..k).map(row).collect() };
+            let fit = |text: &str, frames: u64| {
+                std::fs::write(&csv, text).unwrap();
+                let cut = fit_sidecar(&csv, frames).unwrap();
+                (cut, std::fs::read_to_string(&csv).unwrap())
+            };
+            let whole = header.to_string() + &rows(7);
+            // Rows of 7 frames, a partial eighth; the file kept 5 frames.
+            let (cut, left) = fit(&(whole.clone() + "7,1.0,2"), 5);
+            assert_eq!((cut.partial_line, cut.rows), (true, 2));
+            assert_eq!(left, header.to_string() + &rows(5));
+            assert_eq!(
+                cut.said(),
+                "; sidecar: its partial last line and its 2 rows of frames the file does \
+                 not hold removed"
+            );
+            // As many rows as frames: untouched, and nothing said.
+            assert_eq!(fit(&whole, 7), (SidecarCut::default(), whole.clone()));
+            assert_eq!(SidecarCut::default().said(), "");
+            // Fewer rows than frames (a power cut kept frames before their rows): kept.
+            assert_eq!(fit(&whole, 9), (SidecarCut::default(), whole.clone()));
+            // One row too many, and a partial line alone.
+            let (cut, left) = fit(&whole, 6);
+            assert_eq!(
+                (cut.said(), left),
+                (
+                    "; sidecar: its row of a frame the file does not hold removed".into(),
+                    header.to_string() + &rows(6)
+                )
+            );
+            let (cut, left) = fit(&(whole.clone() + "7,"), 7);
+            assert_eq!(
+                (cut.said(), left),
+                (
+                    "; sidecar's partial last line removed".into(),
+                    whole.clone()
+                )
+            );
+            // A file of no frame keeps the header; a sidecar cut inside it loses it.
+            assert_eq!(fit(&whole, 0).1, header);
+            assert_eq!(fit("frame_num", 0).1, "");
+        }
+        // No sidecar: nothing to do.
+        let tmp = tempfile::tempdir().unwrap();
+        let none = fit_sidecar(&tmp.path().join("none.frames.csv"), 3).unwrap();
+        assert_eq!(none, SidecarCut::default());
     }
 }

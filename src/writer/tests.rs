@@ -685,38 +685,6 @@ fn the_sidecar_of_a_camera_that_reports_exposure_has_each_frames_values() {
     assert!(first.lines().skip(1).all(|l| l.split(',').count() == 6));
 }
 
-#[test]
-fn a_failed_write_adds_the_rows_of_the_frames_the_file_kept() {
-    // With and without the exposure columns (a libcamera camera's sidecar).
-    for (header, tail) in [
-        (sidecar::FRAMES_HEADER, ""),
-        (sidecar::FRAMES_HEADER_EXPOSURE, ",2000,4,1"),
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("x.frames.csv");
-        let row = |n: u64| format!("{n},1.0,2.0,0.0,100,0{tail}\n");
-        let pending: String = (5..10).map(row).collect();
-        // Rows up to frame 4 were written; the file kept 7 frames: 5 and 6 are added.
-        let written: String = std::iter::once(header.to_string())
-            .chain((0..5).map(row))
-            .collect();
-        std::fs::write(&csv, &written).unwrap();
-        assert_eq!(missing_rows(&csv, header, &pending, 7), row(5) + &row(6));
-        // A row already there (written before the failure, after the count was taken)
-        // is not repeated.
-        std::fs::write(&csv, written.clone() + &row(5)).unwrap();
-        assert_eq!(missing_rows(&csv, header, &pending, 7), row(6));
-        // The first batch failed: nothing, not even the header, was written.
-        std::fs::write(&csv, "").unwrap();
-        let first = String::from(header) + &pending;
-        assert_eq!(
-            missing_rows(&csv, header, &first, 2),
-            String::from(header) + &row(5) + &row(6)
-        );
-        assert_eq!(missing_rows(&csv, header, &first, 0), header);
-    }
-}
-
 /// A camera whose frames change size in a recording (a network camera set to another
 /// resolution): a file's video has one size, so the recording goes on in a next part at
 /// the new size, every frame kept, and the events files say why.
