@@ -782,6 +782,9 @@ pub enum FrameError {
     },
     #[error("frame {n} is in the sidecar but not in the file (it was cut by a crash)")]
     NotInFile { n: u64 },
+    /// The recording's disk has not taken its frame yet, 2 s after its row.
+    #[error("frame {n} is not written to the file yet (the disk is slow to take it): ask again")]
+    NotYetWritten { n: u64 },
     #[error("cannot read {path}: {cause}")]
     Read { path: String, cause: String },
 }
@@ -889,12 +892,23 @@ pub fn frame(
     };
     let mkv = indexed[k].0;
     let mut file = std::fs::File::open(mkv).map_err(|e| read_err(mkv, &e))?;
-    let index = mkv::read::ClusterIndex::read(&mut file).map_err(|e| read_err(mkv, &e))?;
-    let unit = index.timestamp_unit_ns.max(1) as i64;
-    let at = index
-        .video_block(&mut file, row.pts_ns / unit)
-        .map_err(|e| read_err(mkv, &e))?
-        .ok_or(FrameError::NotInFile { n })?;
+    // A batch's rows are written just before its frames: in a file being recorded the
+    // newest rows' frames may be a write behind them, and a busy disk (an SD card writing
+    // back) holds a write for a while. Looked for again, less and less often, for 2 s.
+    let mut waits = [5, 10, 20, 40, 80, 160, 320, 640, 725].into_iter();
+    let at = loop {
+        let index = mkv::read::ClusterIndex::read(&mut file).map_err(|e| read_err(mkv, &e))?;
+        let unit = index.timestamp_unit_ns.max(1) as i64;
+        match index.video_block(&mut file, row.pts_ns / unit) {
+            Ok(Some(at)) => break at,
+            Ok(None) if crate::writer::files::being_written(mkv) => match waits.next() {
+                Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                None => return Err(FrameError::NotYetWritten { n }),
+            },
+            Ok(None) => return Err(FrameError::NotInFile { n }),
+            Err(e) => return Err(read_err(mkv, &e)),
+        }
+    };
     let mut jpeg = vec![0; at.len as usize];
     file.seek(SeekFrom::Start(at.offset))
         .and_then(|_| file.read_exact(&mut jpeg))

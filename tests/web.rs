@@ -448,6 +448,91 @@ fn the_recording_in_progress_is_viewed_as_it_grows() {
     assert!(h.terminate().success());
 }
 
+/// A disk slow to take the recording's writes (an SD card writing back; here strace holds
+/// each write of the video back, 300 ms, then 5 s). A batch's sidecar rows are written
+/// just before its frames, so the newest row names a frame the file does not have yet: the
+/// viewer shows it once it is written, and when that takes more than 2 s says so (503,
+/// "not written to the file yet") and shows it when asked again. Not "cut by a crash".
+#[test]
+fn the_newest_frame_on_a_slow_disk_is_shown_once_it_is_written() {
+    require_tool("strace");
+    let config = format!(
+        "audio:\n  enabled: false\n{}",
+        synthetic_config(160, 120, 30.0, 1.0)
+    );
+    let mut h = Hindsight::start(&config);
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+    let id = id_of(&mkv);
+    let pid = h.child.as_ref().unwrap().id().to_string();
+    let hold_writes = |us: u64| {
+        let strace = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid, "-P"])
+            .arg(&mkv)
+            .args(["-e", "trace=writev"])
+            .args(["-e", &format!("inject=writev:delay_enter={us}")])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        strace
+    };
+    let let_go = |mut strace: std::process::Child| {
+        // SAFETY: kill(2) on the strace this test started; it detaches and exits.
+        unsafe { libc::kill(strace.id() as i32, libc::SIGTERM) };
+        strace.wait().unwrap();
+    };
+    let newest = || read_sidecar(&mkv).last().unwrap().frame_number;
+    let shown = |n: u64| {
+        let r = get(&h, &frame_url(&id, "cam0", n));
+        let code = r.status().as_u16();
+        (code, r.bytes().unwrap())
+    };
+
+    // Each write held 300 ms: the newest row's frame is shown all the same.
+    let strace = hold_writes(300_000);
+    for look in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        let n = newest();
+        let (code, body) = shown(n);
+        assert_eq!(code, 200, "look {look}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(frame_number_in(&body), Some(n), "look {look}");
+    }
+    let_go(strace);
+
+    // Held 5 s: asked in that time, the answer says the frame is not written yet; asked
+    // again once it is, the frame.
+    let strace = hold_writes(5_000_000);
+    let (n, said) = (0..10)
+        .find_map(|_| {
+            let n = newest();
+            let (code, body) = shown(n);
+            (code == 503).then(|| (n, String::from_utf8_lossy(&body).into_owned()))
+        })
+        .expect("a frame not written yet");
+    assert!(
+        said.contains(&format!(
+            "frame {n} is not written to the file yet (the disk is slow to take it): ask again"
+        )),
+        "{said}"
+    );
+    let started = Instant::now();
+    loop {
+        let (code, body) = shown(n);
+        if code == 200 {
+            assert_eq!(frame_number_in(&body), Some(n));
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{code}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let_go(strace);
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    assert!(h.terminate().success());
+}
+
 #[test]
 fn frames_of_unfinished_and_repaired_files_are_found() {
     let _g = serial();

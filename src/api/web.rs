@@ -550,6 +550,9 @@ async fn frame(
         Ok(Err(e @ FrameError::Read { .. })) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
+        Ok(Err(e @ FrameError::NotYetWritten { .. })) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
         Ok(Err(e)) => not_found(&e.to_string()),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the frame lookup failed"),
     }
