@@ -271,12 +271,12 @@ pub struct FrameRow {
 /// line: the rows take less memory than the file's text.
 pub fn read_frame_rows(path: &Path) -> std::io::Result<Vec<FrameRow>> {
     let mut out = Vec::new();
-    read_frame_rows_into(path, &mut out)?;
+    each_frame_row(path, |row| out.push(*row))?;
     Ok(out)
 }
 
-/// As [`read_frame_rows`], appended to `out`.
-fn read_frame_rows_into(path: &Path, out: &mut Vec<FrameRow>) -> std::io::Result<()> {
+/// Calls `each` with every row of a frames sidecar, as [`read_frame_rows`] reads them.
+fn each_frame_row(path: &Path, mut each: impl FnMut(&FrameRow)) -> std::io::Result<()> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::with_capacity(256 << 10, std::fs::File::open(path)?);
     let mut line = String::new();
@@ -286,7 +286,9 @@ fn read_frame_rows_into(path: &Path, out: &mut Vec<FrameRow>) -> std::io::Result
         let Some(text) = line.strip_suffix('\n') else {
             break; // the end, or a line cut by a crash
         };
-        out.extend(parse_row(text));
+        if let Some(row) = parse_row(text) {
+            each(&row);
+        }
     }
     Ok(())
 }
@@ -550,26 +552,42 @@ fn camera_files(r: &StoredRecording, id: &str) -> BTreeMap<String, Vec<PathBuf>>
         .collect()
 }
 
-/// The frames sidecar rows of `camera` in recording `id` (the stem), over all its parts.
-/// Sized first from the sidecars' indexes (which the recording's description has made):
-/// an hour at 536 fps is 1.9 million rows, 150 MB, which growing by doubling took to 250.
-pub fn camera_rows(r: &StoredRecording, id: &str, camera: &str) -> Vec<FrameRow> {
-    let sidecars: Vec<PathBuf> = camera_files(r, id)
+/// The frames sidecars of `camera` in recording `id`, part after part.
+fn camera_sidecars(r: &StoredRecording, id: &str, camera: &str) -> Vec<PathBuf> {
+    camera_files(r, id)
         .remove(camera)
         .unwrap_or_default()
         .into_iter()
         .map(|mkv| mkv.with_extension("frames.csv"))
-        .collect();
-    let rows = sidecars
+        .collect()
+}
+
+/// How many rows `camera`'s sidecars in recording `id` have, over all its parts, and the
+/// LSL times (ns) of the first and the last: from their indexes, no row is read.
+pub fn camera_span(r: &StoredRecording, id: &str, camera: &str) -> (usize, Option<(i64, i64)>) {
+    let indexes: Vec<SidecarIndex> = camera_sidecars(r, id, camera)
         .iter()
         .filter_map(|p| SidecarIndex::of(p).ok())
-        .map(|i| i.rows)
-        .sum();
-    let mut out = Vec::with_capacity(rows);
-    for p in &sidecars {
-        let _ = read_frame_rows_into(p, &mut out);
+        .filter(|i| i.rows > 0)
+        .collect();
+    let rows = indexes.iter().map(|i| i.rows).sum();
+    let first = indexes.first().and_then(|i| i.first).map(|(_, ns)| ns);
+    let last = indexes.last().and_then(|i| i.last).map(|(_, ns)| ns);
+    (rows, first.zip(last))
+}
+
+/// Calls `each` with every row of `camera`'s sidecars in recording `id`, part after part
+/// (where a file size limit made it go on in several), read line by line: an hour at
+/// 536 fps is 1.9 million rows, and none is kept here.
+pub fn each_camera_row(
+    r: &StoredRecording,
+    id: &str,
+    camera: &str,
+    mut each: impl FnMut(&FrameRow),
+) {
+    for p in camera_sidecars(r, id, camera) {
+        let _ = each_frame_row(&p, &mut each);
     }
-    out
 }
 
 /// Puts a recording's description together from its files. `open` lists the paths

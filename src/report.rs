@@ -114,12 +114,23 @@ pub fn run(args: &[PathBuf], out: Option<&Path>) -> std::process::ExitCode {
     }
 }
 
-/// One camera's intervals and gaps, from its frames sidecar.
+/// One camera's frames as the report needs them, from one pass over its sidecars. An hour
+/// at 536 fps is 1.9 million rows: the report held each (80 bytes) and its interval twice
+/// more, in the recorder's process when the web page asked for it; now each frame's
+/// interval (4 bytes, for the median and the histogram) and lines thinned as they are read.
 struct Timing {
-    /// (seconds since the first frame, interval to the previous frame in ms).
-    intervals: Vec<(f64, f64)>,
-    /// (seconds since the first frame, frame number after the gap, frames missing).
-    gaps: Vec<(f64, u64, u64)>,
+    frames: usize,
+    /// The first frame's LSL time, ns: the plots' time origin.
+    first_lsl_ns: Option<i64>,
+    /// Each interval to the previous frame, ms.
+    intervals_ms: Vec<f32>,
+    /// (seconds since the first frame, interval to the previous frame in ms), thinned.
+    line: Vec<(f64, f64)>,
+    /// Seconds from the first frame to the last.
+    span_s: f64,
+    /// (seconds since the first frame, frame number after the gap, frames missing, the
+    /// interval over the gap in ms).
+    gaps: Vec<(f64, u64, u64, f64)>,
     median_ms: f64,
     /// The longest interval (seconds since the first frame at its end, ms).
     longest: Option<(f64, f64)>,
@@ -128,67 +139,304 @@ struct Timing {
     long: usize,
     effective_fps: f64,
     pre_trigger: usize,
+    /// What the frames were exposed with, where the sidecar says (a libcamera camera's).
+    exposure: Option<Exposures>,
 }
 
-fn timing(rows: &[FrameRow]) -> Timing {
-    let t0 = rows.first().map_or(0, |r| r.lsl_ns);
-    let secs = |r: &FrameRow| (r.lsl_ns - t0) as f64 / 1e9;
-    let mut intervals = Vec::with_capacity(rows.len());
-    let mut gaps = Vec::new();
-    for w in rows.windows(2) {
-        intervals.push((secs(&w[1]), (w[1].lsl_ns - w[0].lsl_ns) as f64 / 1e6));
-        let step = w[1].frame.saturating_sub(w[0].frame);
-        if step > 1 {
-            gaps.push((secs(&w[1]), w[1].frame, step - 1));
+/// Builds a [`Timing`] from rows in order.
+struct TimingOf {
+    t: Timing,
+    x_max: f64,
+    line: Thinner,
+    /// The exposure's lines: time, analogue and digital gain.
+    exposure_lines: Option<[Thinner; 3]>,
+    /// The previous row: frame number and LSL time.
+    prev: Option<(u64, i64)>,
+}
+
+impl TimingOf {
+    /// For about `rows` rows over `x_max` seconds from the first (the plots' width).
+    fn new(x_max: f64, rows: usize) -> TimingOf {
+        TimingOf {
+            t: Timing {
+                frames: 0,
+                first_lsl_ns: None,
+                intervals_ms: Vec::with_capacity(rows.saturating_sub(1)),
+                line: Vec::new(),
+                span_s: 0.0,
+                gaps: Vec::new(),
+                median_ms: 0.0,
+                longest: None,
+                long: 0,
+                effective_fps: 0.0,
+                pre_trigger: 0,
+                exposure: None,
+            },
+            x_max,
+            line: Thinner::new(x_max),
+            exposure_lines: None,
+            prev: None,
         }
     }
-    let mut sorted: Vec<f64> = intervals.iter().map(|&(_, ms)| ms).collect();
-    sorted.sort_by(f64::total_cmp);
-    let median_ms = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
-    let span = rows.last().map_or(0.0, secs);
-    Timing {
-        longest: intervals.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)),
-        long: intervals
-            .iter()
-            .filter(|&&(_, ms)| ms > 2.0 * median_ms)
-            .count(),
-        effective_fps: if span > 0.0 {
-            (rows.len() - 1) as f64 / span
-        } else {
-            0.0
-        },
-        intervals,
-        gaps,
-        median_ms,
-        pre_trigger: rows.iter().filter(|r| r.pre_trigger).count(),
+
+    fn push(&mut self, row: &FrameRow) {
+        let t = &mut self.t;
+        let t0 = *t.first_lsl_ns.get_or_insert(row.lsl_ns);
+        let x = (row.lsl_ns - t0) as f64 / 1e9;
+        t.frames += 1;
+        t.pre_trigger += usize::from(row.pre_trigger);
+        t.span_s = x;
+        if let Some((frame, lsl_ns)) = self.prev {
+            let ms = (row.lsl_ns - lsl_ns) as f64 / 1e6;
+            t.intervals_ms.push(ms as f32);
+            self.line.push((x, ms));
+            // The last of the longest, as before.
+            if t.longest.is_none_or(|(_, l)| ms >= l) {
+                t.longest = Some((x, ms));
+            }
+            let step = row.frame.saturating_sub(frame);
+            if step > 1 {
+                t.gaps.push((x, row.frame, step - 1, ms));
+            }
+        }
+        self.prev = Some((row.frame, row.lsl_ns));
+        if let Some(e) = &row.exposure {
+            t.exposure.get_or_insert_with(Exposures::default).add(e);
+            let x_max = self.x_max;
+            let lines = self
+                .exposure_lines
+                .get_or_insert_with(|| [0; 3].map(|_| Thinner::new(x_max)));
+            let values = [
+                e.time_us.map(f64::from),
+                e.analogue_gain.map(f64::from),
+                e.digital_gain.map(f64::from),
+            ];
+            for (line, v) in lines.iter_mut().zip(values) {
+                if let Some(v) = v {
+                    line.push((x, v));
+                }
+            }
+        }
     }
+
+    fn finish(self) -> Timing {
+        let mut t = self.t;
+        t.line = self.line.finish();
+        if let (Some(e), Some(lines)) = (t.exposure.as_mut(), self.exposure_lines) {
+            e.lines = lines.map(Thinner::finish);
+        }
+        let n = t.intervals_ms.len();
+        if n > 0 {
+            let (_, median, _) = t.intervals_ms.select_nth_unstable_by(n / 2, f32::total_cmp);
+            t.median_ms = f64::from(*median);
+        }
+        let over = 2.0 * t.median_ms;
+        t.long = t
+            .intervals_ms
+            .iter()
+            .filter(|&&ms| f64::from(ms) > over)
+            .count();
+        if t.span_s > 0.0 {
+            t.effective_fps = (t.frames - 1) as f64 / t.span_s;
+        }
+        t
+    }
+}
+
+/// A camera's frames over all its parts (where a file size limit made it go on in
+/// several), read line by line.
+fn timing(r: &StoredRecording, id: &str, camera: &str) -> Timing {
+    let (rows, span) = recordings::camera_span(r, id, camera);
+    let x_max = span.map_or(0.0, |(first, last)| (last - first) as f64 / 1e9);
+    let mut of = TimingOf::new(x_max.max(1e-3), rows);
+    recordings::each_camera_row(r, id, camera, |row| of.push(row));
+    of.finish()
 }
 
 /// Columns a plot's line is thinned to: more than its 760 pixels.
 const COLUMNS: usize = 1000;
 
-/// The points of a line (in order of x, from 0 to `x_max`) that a plot can show: all of
-/// them up to 4 per column, else in each of [`COLUMNS`] columns its first, lowest,
-/// highest and last, in order, so that no spike is lost. An hour at 536 fps drew 1.9
-/// million points (15 MB of SVG in each plot) into 700 pixels.
-fn thin(points: &[(f64, f64)], x_max: f64) -> Vec<(f64, f64)> {
-    if points.len() <= 4 * COLUMNS {
-        return points.to_vec();
+/// A line's points (in order of x, from 0 to `x_max`) thinned as they come to what a plot
+/// can show: all of them up to 4 per column, else in each of [`COLUMNS`] columns its
+/// first, lowest, highest and last, in order, so that no spike is lost. An hour at 536 fps
+/// drew 1.9 million points (15 MB of SVG in each plot) into 700 pixels.
+struct Thinner {
+    x_max: f64,
+    /// Every point, while there are no more than 4 per column on average.
+    all: Vec<(f64, f64)>,
+    thinning: bool,
+    /// Once thinning: the columns done, and the one being filled.
+    done: Vec<(f64, f64)>,
+    column: Option<Column>,
+}
+
+/// A column's first, lowest, highest and last point, each with its place in the column.
+struct Column {
+    index: usize,
+    seen: usize,
+    kept: [(usize, (f64, f64)); 4],
+}
+
+impl Thinner {
+    fn new(x_max: f64) -> Thinner {
+        Thinner {
+            x_max,
+            all: Vec::new(),
+            thinning: false,
+            done: Vec::new(),
+            column: None,
+        }
     }
-    let column = |x: f64| ((x / x_max * COLUMNS as f64) as usize).min(COLUMNS - 1);
-    let mut out = Vec::with_capacity(4 * COLUMNS);
-    for run in points.chunk_by(|a, b| column(a.0) == column(b.0)) {
-        let lowest = run.iter().min_by(|a, b| a.1.total_cmp(&b.1));
-        let highest = run.iter().max_by(|a, b| a.1.total_cmp(&b.1));
-        let mut kept: Vec<&(f64, f64)> = [run.first(), lowest, highest, run.last()]
-            .into_iter()
-            .flatten()
-            .collect();
-        kept.sort_by(|a, b| a.0.total_cmp(&b.0));
-        kept.dedup_by(|a, b| std::ptr::eq(*a, *b));
-        out.extend(kept.into_iter().copied());
+
+    fn push(&mut self, p: (f64, f64)) {
+        if self.thinning {
+            self.thin(p);
+            return;
+        }
+        self.all.push(p);
+        if self.all.len() > 4 * COLUMNS {
+            self.thinning = true;
+            for p in std::mem::take(&mut self.all) {
+                self.thin(p);
+            }
+        }
     }
-    out
+
+    fn thin(&mut self, p: (f64, f64)) {
+        let index = ((p.0 / self.x_max * COLUMNS as f64) as usize).min(COLUMNS - 1);
+        match &mut self.column {
+            Some(c) if c.index == index => {
+                c.seen += 1;
+                let k = (c.seen, p);
+                if p.1 < c.kept[1].1 .1 {
+                    c.kept[1] = k;
+                }
+                if p.1 >= c.kept[2].1 .1 {
+                    c.kept[2] = k;
+                }
+                c.kept[3] = k;
+            }
+            _ => {
+                self.end_column();
+                self.column = Some(Column {
+                    index,
+                    seen: 0,
+                    kept: [(0, p); 4],
+                });
+            }
+        }
+    }
+
+    fn end_column(&mut self) {
+        if let Some(mut c) = self.column.take() {
+            c.kept.sort_by_key(|&(k, _)| k);
+            let mut last = None;
+            for (k, p) in c.kept {
+                if last != Some(k) {
+                    self.done.push(p);
+                }
+                last = Some(k);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<(f64, f64)> {
+        if !self.thinning {
+            return self.all;
+        }
+        self.end_column();
+        self.done
+    }
+}
+
+/// What a camera's frames say they were exposed with (the sidecar's exposure columns, a
+/// libcamera camera's): each value's range and changes, and its line for the plot.
+#[derive(Default)]
+struct Exposures {
+    time: Spread<u32>,
+    analogue: Spread<f32>,
+    digital: Spread<f32>,
+    /// Exposure time (µs), analogue and digital gain over seconds since the first frame,
+    /// thinned.
+    lines: [Vec<(f64, f64)>; 3],
+}
+
+impl Exposures {
+    fn add(&mut self, e: &Exposure) {
+        self.time.add(e.time_us);
+        self.analogue.add(e.analogue_gain);
+        self.digital.add(e.digital_gain);
+    }
+
+    /// Each value's range and how often it changed from one frame to the next.
+    fn said(&self) -> String {
+        [
+            self.time.said("exposure", " µs"),
+            self.analogue.said("analogue gain", ""),
+            self.digital.said("digital gain", ""),
+        ]
+        .join(" · ")
+    }
+}
+
+/// One value over the frames that said it: lowest, highest, changes from one to the
+/// next; and the frames that did not say it.
+struct Spread<T> {
+    lo: Option<T>,
+    hi: Option<T>,
+    last: Option<T>,
+    changes: usize,
+    silent: usize,
+}
+
+impl<T> Default for Spread<T> {
+    fn default() -> Self {
+        Spread {
+            lo: None,
+            hi: None,
+            last: None,
+            changes: 0,
+            silent: 0,
+        }
+    }
+}
+
+impl<T: PartialOrd + Copy + std::fmt::Display> Spread<T> {
+    fn add(&mut self, v: Option<T>) {
+        let Some(v) = v else {
+            self.silent += 1;
+            return;
+        };
+        if self.last.is_some_and(|l| l != v) {
+            self.changes += 1;
+        }
+        if self.lo.is_none_or(|lo| v < lo) {
+            self.lo = Some(v);
+        }
+        if self.hi.is_none_or(|hi| v > hi) {
+            self.hi = Some(v);
+        }
+        self.last = Some(v);
+    }
+
+    /// "name lo–hi unit, changed N times", or "name v unit in every frame", over the
+    /// frames that said a value; those that did not are counted.
+    fn said(&self, name: &str, unit: &str) -> String {
+        let (Some(lo), Some(hi)) = (self.lo, self.hi) else {
+            return format!("{name} not reported");
+        };
+        let mut s = match self.changes {
+            0 => format!("{name} {lo}{unit} in every frame"),
+            1 => format!("{name} {lo}–{hi}{unit}, changed once"),
+            n => format!("{name} {lo}–{hi}{unit}, changed {n} times"),
+        };
+        match self.silent {
+            0 => {}
+            1 => s.push_str(" (1 frame did not say)"),
+            n => s.push_str(&format!(" ({n} frames did not say)")),
+        }
+        s
+    }
 }
 
 fn plot_err(e: impl std::fmt::Display) -> ReportError {
@@ -202,12 +450,11 @@ fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<Strin
     {
         let root = SVGBackend::with_string(&mut svg, (760, 260)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let x_max = t.intervals.last().map_or(1.0, |&(x, _)| x).max(1e-3);
+        let x_max = t.span_s.max(1e-3);
         let y_max = t
-            .intervals
-            .iter()
-            .map(|&(_, ms)| ms)
-            .fold(t.median_ms * 2.0, f64::max)
+            .longest
+            .map_or(0.0, |(_, ms)| ms)
+            .max(t.median_ms * 2.0)
             .max(1.0)
             * 1.05;
         let mut chart = ChartBuilder::on(&root)
@@ -225,16 +472,12 @@ fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<Strin
             .map_err(plot_err)?;
         lost_and_marks(&mut chart, lost, marks, x_max, y_max)?;
         chart
-            .draw_series(LineSeries::new(thin(&t.intervals, x_max), &BLUE))
+            .draw_series(LineSeries::new(t.line.iter().copied(), &BLUE))
             .map_err(plot_err)?;
-        // The intervals are in order of time: each gap's is found by halving (a long
-        // take's thousands of gaps each searched 1.9 million intervals before).
-        let at_gaps = t.gaps.iter().filter_map(|&(x, _, _)| {
-            t.intervals
-                .binary_search_by(|&(ix, _)| ix.total_cmp(&x))
-                .ok()
-                .map(|i| Circle::new(t.intervals[i], 4, RED.filled()))
-        });
+        let at_gaps = t
+            .gaps
+            .iter()
+            .map(|&(x, _, _, ms)| Circle::new((x, ms), 4, RED.filled()));
         chart.draw_series(at_gaps).map_err(plot_err)?;
     }
     Ok(svg)
@@ -245,33 +488,26 @@ fn interval_plot(t: &Timing, marks: &[f64], lost: &[(f64, f64)]) -> Result<Strin
 /// the right, marks and the spans the camera was lost as on the interval plot. `None`
 /// where no frame said any of them.
 fn exposure_plot(
-    rows: &[FrameRow],
+    t: &Timing,
     marks: &[f64],
     lost: &[(f64, f64)],
 ) -> Result<Option<String>, ReportError> {
-    let t0 = rows.first().map_or(0, |r| r.lsl_ns);
-    let series = |value: fn(&Exposure) -> Option<f64>| -> Vec<(f64, f64)> {
-        rows.iter()
-            .filter_map(|r| Some(((r.lsl_ns - t0) as f64 / 1e9, value(r.exposure.as_ref()?)?)))
-            .collect()
+    let Some(e) = &t.exposure else {
+        return Ok(None);
     };
-    let time = series(|e| e.time_us.map(f64::from));
-    let analogue = series(|e| e.analogue_gain.map(f64::from));
-    let digital = series(|e| e.digital_gain.map(f64::from));
-    if time.is_empty() && analogue.is_empty() && digital.is_empty() {
+    let [time, analogue, digital] = &e.lines;
+    if e.lines.iter().all(Vec::is_empty) {
         return Ok(None);
     }
-    let top = |s: &[(f64, f64)], least: f64| s.iter().map(|&(_, v)| v).fold(least, f64::max) * 1.1;
+    let top = |hi: Option<f64>, least: f64| hi.map_or(least, |h| h.max(least)) * 1.1;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 240)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let x_max = rows
-            .last()
-            .map_or(0.0, |r| (r.lsl_ns - t0) as f64 / 1e9)
-            .max(1e-3);
-        let y_max = top(&time, 1.0);
-        let gain_max = top(&analogue, 1.0).max(top(&digital, 1.0));
+        let x_max = t.span_s.max(1e-3);
+        let y_max = top(e.time.hi.map(f64::from), 1.0);
+        let gain_max =
+            top(e.analogue.hi.map(f64::from), 1.0).max(top(e.digital.hi.map(f64::from), 1.0));
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 "exposure (blue, µs) and gains (analogue red, digital green)",
@@ -298,13 +534,13 @@ fn exposure_plot(
             .map_err(plot_err)?;
         lost_and_marks(&mut chart, lost, marks, x_max, y_max)?;
         chart
-            .draw_series(LineSeries::new(thin(&time, x_max), &BLUE))
+            .draw_series(LineSeries::new(time.iter().copied(), &BLUE))
             .map_err(plot_err)?;
         chart
-            .draw_secondary_series(LineSeries::new(thin(&analogue, x_max), &RED))
+            .draw_secondary_series(LineSeries::new(analogue.iter().copied(), &RED))
             .map_err(plot_err)?;
         chart
-            .draw_secondary_series(LineSeries::new(thin(&digital, x_max), &GREEN))
+            .draw_secondary_series(LineSeries::new(digital.iter().copied(), &GREEN))
             .map_err(plot_err)?;
     }
     Ok(Some(svg))
@@ -352,8 +588,8 @@ fn histogram(t: &Timing) -> Result<String, ReportError> {
         let bins = 120usize;
         let width = hi / bins as f64;
         let mut counts = vec![0u32; bins + 1];
-        for &(_, ms) in &t.intervals {
-            let k = ((ms / width) as usize).min(bins);
+        for &ms in &t.intervals_ms {
+            let k = ((f64::from(ms) / width) as usize).min(bins);
             counts[k] += 1;
         }
         let top = counts.iter().copied().max().unwrap_or(1).max(1);
@@ -361,7 +597,7 @@ fn histogram(t: &Timing) -> Result<String, ReportError> {
             .caption(
                 format!(
                     "frame intervals ({} of them; the last bin holds all ≥ {hi:.1} ms)",
-                    t.intervals.len()
+                    t.intervals_ms.len()
                 ),
                 ("sans-serif", 15),
             )
@@ -437,63 +673,6 @@ fn silence_said(wavs: &[&PathBuf], rate: u32) -> String {
 }
 
 /// `none`, or `2 times, 8.100 s without frames`.
-/// What a camera's frames say they were exposed with (the sidecar's exposure columns,
-/// a libcamera camera's): each value's range and how often it changed from one frame to
-/// the next. `None` for a camera whose sidecar has no such columns.
-fn exposure_said(rows: &[FrameRow]) -> Option<String> {
-    let said: Vec<Exposure> = rows.iter().filter_map(|r| r.exposure).collect();
-    if said.is_empty() {
-        return None;
-    }
-    Some(
-        [
-            spread("exposure", " µs", said.iter().map(|e| e.time_us)),
-            spread("analogue gain", "", said.iter().map(|e| e.analogue_gain)),
-            spread("digital gain", "", said.iter().map(|e| e.digital_gain)),
-        ]
-        .join(" · "),
-    )
-}
-
-/// "name lo–hi unit, changed N times", or "name v unit in every frame", over the frames
-/// that said a value; those that did not are counted.
-fn spread<T: PartialOrd + Copy + std::fmt::Display>(
-    name: &str,
-    unit: &str,
-    values: impl Iterator<Item = Option<T>>,
-) -> String {
-    let values: Vec<Option<T>> = values.collect();
-    let known: Vec<T> = values.iter().flatten().copied().collect();
-    let (Some(&first), silent) = (known.first(), values.len() - known.len()) else {
-        return format!("{name} not reported");
-    };
-    let lo = known
-        .iter()
-        .copied()
-        .fold(first, |a, b| if b < a { b } else { a });
-    let hi = known
-        .iter()
-        .copied()
-        .fold(first, |a, b| if b > a { b } else { a });
-    let changes = known.windows(2).filter(|w| w[0] != w[1]).count();
-    let mut s = if changes == 0 {
-        format!("{name} {lo}{unit} in every frame")
-    } else {
-        let times = if changes == 1 { "once" } else { "times" };
-        let n = if changes == 1 {
-            String::new()
-        } else {
-            format!("{changes} ")
-        };
-        format!("{name} {lo}–{hi}{unit}, changed {n}{times}")
-    };
-    if silent > 0 {
-        let frames = if silent == 1 { "frame" } else { "frames" };
-        s.push_str(&format!(" ({silent} {frames} did not say)"));
-    }
-    s
-}
-
 fn outages_said(outages: &[recordings::Outage]) -> String {
     if outages.is_empty() {
         return "none".to_string();
@@ -640,14 +819,13 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
     );
     for cam in &info.cameras {
         // Over all its parts, where a file size limit made it go on in several.
-        let rows = recordings::camera_rows(r, &info.id, &cam.camera);
-        let t = timing(&rows);
+        let t = timing(r, &info.id, &cam.camera);
         // Times are from its first frame; for a camera that delivered none (lost the whole
         // time), from when it was lost, the file's start.
-        let t0 = rows.first().map_or_else(
-            || cam.outages.first().map_or(0.0, |o| o.lost_lsl_time),
-            |r| r.lsl_ns as f64 / 1e9,
-        );
+        let t0 = match t.first_lsl_ns {
+            Some(ns) => ns as f64 / 1e9,
+            None => cam.outages.first().map_or(0.0, |o| o.lost_lsl_time),
+        };
         let marks: Vec<f64> = info.marks.iter().map(|m| m.lsl_time - t0).collect();
         let _ = write!(
             h,
@@ -702,9 +880,9 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 ),
                 None => "not known: the file was not stopped (a crash ended it)".to_string(),
             },
-            exposure = exposure_said(&rows).map_or(String::new(), |e| format!(
+            exposure = t.exposure.as_ref().map_or(String::new(), |e| format!(
                 "<tr><th>exposure</th><td class=\"exposure\">{}</td></tr>",
-                esc(&e)
+                esc(&e.said())
             )),
         );
         let since_first = |lsl: f64| lsl - t0;
@@ -719,13 +897,13 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
                 (since_first(o.lost_lsl_time), since_first(end))
             })
             .collect();
-        if rows.len() > 1 {
+        if t.frames > 1 {
             h.push_str("<figure class=\"plot interval\">");
             h.push_str(&interval_plot(&t, &marks, &lost)?);
             h.push_str("</figure><figure class=\"plot histogram\">");
             h.push_str(&histogram(&t)?);
             h.push_str("</figure>");
-            if let Some(svg) = exposure_plot(&rows, &marks, &lost)? {
+            if let Some(svg) = exposure_plot(&t, &marks, &lost)? {
                 h.push_str("<figure class=\"plot exposure\">");
                 h.push_str(&svg);
                 h.push_str("</figure>");
@@ -746,7 +924,7 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
             h.push_str(
                 "<h3>gaps</h3><table><tr><th>at (s)</th><th>before frame</th><th>missing</th></tr>",
             );
-            for (x, n, k) in t.gaps.iter().take(200) {
+            for (x, n, k, _) in t.gaps.iter().take(200) {
                 let _ = write!(h, "<tr><td>{x:.3}</td><td>{n}</td><td>{k}</td></tr>");
             }
             h.push_str("</table>");
@@ -859,6 +1037,28 @@ pub fn html(r: &StoredRecording, info: &RecordingInfo) -> Result<String, ReportE
 mod tests {
     use super::*;
 
+    /// The timing of `rows`, as the report reads a camera's sidecars.
+    fn timing_of(rows: &[FrameRow]) -> Timing {
+        let span = match (rows.first(), rows.last()) {
+            (Some(a), Some(b)) => (b.lsl_ns - a.lsl_ns) as f64 / 1e9,
+            _ => 0.0,
+        };
+        let mut of = TimingOf::new(span.max(1e-3), rows.len());
+        rows.iter().for_each(|r| of.push(r));
+        of.finish()
+    }
+
+    /// `points` thinned as the report thins a line.
+    fn thin(points: &[(f64, f64)], x_max: f64) -> Vec<(f64, f64)> {
+        let mut t = Thinner::new(x_max);
+        points.iter().for_each(|&p| t.push(p));
+        t.finish()
+    }
+
+    fn exposure_said(rows: &[FrameRow]) -> Option<String> {
+        timing_of(rows).exposure.map(|e| e.said())
+    }
+
     fn row(frame: u64, ms: f64) -> FrameRow {
         FrameRow {
             frame,
@@ -927,9 +1127,11 @@ mod tests {
 
     #[test]
     fn the_exposure_is_plotted_frame_by_frame_with_gains_on_their_own_axis() {
-        assert!(exposure_plot(&[row(0, 0.0), row(1, 10.0)], &[], &[])
-            .unwrap()
-            .is_none());
+        assert!(
+            exposure_plot(&timing_of(&[row(0, 0.0), row(1, 10.0)]), &[], &[])
+                .unwrap()
+                .is_none()
+        );
         // Exposure 2000 µs then 4000 µs; analogue gain from 1 to 6 (the right axis goes
         // past 6, the left past 4000); no digital gain said.
         let rows: Vec<FrameRow> = (0..20u32)
@@ -942,7 +1144,7 @@ mod tests {
                 ..row(u64::from(i), f64::from(i) * 10.0)
             })
             .collect();
-        let svg = exposure_plot(&rows, &[0.05], &[(0.1, 0.12)])
+        let svg = exposure_plot(&timing_of(&rows), &[0.05], &[(0.1, 0.12)])
             .unwrap()
             .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("exposure (blue, µs)"));
@@ -1028,9 +1230,10 @@ mod tests {
             .iter()
             .map(|&n| row(n, n as f64 * 10.0))
             .collect();
-        let t = timing(&rows);
-        assert_eq!(t.gaps, vec![(0.07, 7, 2)]);
-        assert_eq!(t.intervals.len(), 6);
+        let t = timing_of(&rows);
+        assert_eq!(t.gaps, vec![(0.07, 7, 2, 30.0)]);
+        assert_eq!(t.intervals_ms.len(), 6);
+        assert_eq!(t.line.len(), 6);
         assert!((t.median_ms - 10.0).abs() < 1e-9);
         // 7 frames over 80 ms: 6 intervals.
         assert!((t.effective_fps - 6.0 / 0.08).abs() < 1e-6);
