@@ -920,16 +920,19 @@ fn a_crash_between_a_batchs_rows_and_its_frames_leaves_every_frame_its_row() {
         let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
         // The third write of that file from now on is never made: the recorder dies
         // entering it (strace attached to all its threads, counting that file's writes).
-        let pid = h.child.as_ref().unwrap().id().to_string();
-        let strace = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid, "-P"])
-            .arg(mkv.with_extension(file))
-            .args(["-e", &format!("trace={syscall}")])
-            .args(["-e", &format!("inject={syscall}:signal=KILL:when=3")])
-            .status()
-            .unwrap();
-        assert!(strace.success(), "strace: {strace}");
+        let mut strace = strace_attached(
+            &h,
+            &[
+                "-P".into(),
+                mkv.with_extension(file).into(),
+                "-e".into(),
+                format!("trace={syscall}").into(),
+                "-e".into(),
+                format!("inject={syscall}:signal=KILL:when=3").into(),
+            ],
+        );
         let st = h.wait_exit(Duration::from_secs(30));
+        strace.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&st),
             Some(libc::SIGKILL),
@@ -941,7 +944,8 @@ fn a_crash_between_a_batchs_rows_and_its_frames_leaves_every_frame_its_row() {
             .map(|n| n.expect("readable frame number"))
             .collect();
         let rows: Vec<u64> = read_sidecar(&mkv).iter().map(|r| r.frame_number).collect();
-        assert!(decoded.len() >= 100, "{said}");
+        // The buffer (0.9 s at least, at 100 fps) and what followed before the kill.
+        assert!(decoded.len() >= 85, "{said}");
         assert_eq!(rows, decoded, "killed at a {syscall} of its {file}: {said}");
         // Killed before the frames whose rows were written: repair says what it removed.
         if file == "mkv" {
@@ -1067,28 +1071,26 @@ fn a_crash_before_a_recordings_first_frame_leaves_no_row_of_no_frame() {
     h.wait_buffered(0.9);
     // The video's name is the start's local time: strace watches the names of the
     // next seconds', and kills the recorder as it enters the first write to one.
-    let pid = h.child.as_ref().unwrap().id().to_string();
-    let mut strace = Command::new("strace");
-    strace.args(["-f", "-qq", "-o", "/dev/null", "-p", &pid]);
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
     let now = chrono::Local::now();
     for s in -1..=5 {
         let t = now + chrono::Duration::seconds(s);
         let name = format!("rec_{}_cam0.mkv", t.format("%Y-%m-%d_%H-%M-%S"));
         let day = t.format("%Y_%m_%d").to_string();
-        strace
-            .arg("-P")
-            .arg(h.root.join(day).join("video").join(name));
+        args.extend([
+            "-P".into(),
+            h.root.join(day).join("video").join(name).into(),
+        ]);
     }
-    let mut strace = strace
-        .args([
-            "-e",
-            "trace=writev",
-            "-e",
-            "inject=writev:signal=KILL:when=1",
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    for a in [
+        "-e",
+        "trace=writev",
+        "-e",
+        "inject=writev:signal=KILL:when=1",
+    ] {
+        args.push(a.into());
+    }
+    let mut strace = strace_attached(&h, &args);
     // No answer: the recorder dies first.
     let _ = reqwest::blocking::Client::new()
         .post(format!("http://{}/api/start", h.api))

@@ -466,17 +466,18 @@ fn the_newest_frame_on_a_slow_disk_is_shown_once_it_is_written() {
     assert_eq!(code, 200, "{r}");
     let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
     let id = id_of(&mkv);
-    let pid = h.child.as_ref().unwrap().id().to_string();
     let hold_writes = |us: u64| {
-        let strace = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid, "-P"])
-            .arg(&mkv)
-            .args(["-e", "trace=writev"])
-            .args(["-e", &format!("inject=writev:delay_enter={us}")])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        strace
+        strace_attached(
+            &h,
+            &[
+                "-P".into(),
+                mkv.clone().into(),
+                "-e".into(),
+                "trace=writev".into(),
+                "-e".into(),
+                format!("inject=writev:delay_enter={us}").into(),
+            ],
+        )
     };
     let let_go = |mut strace: std::process::Child| {
         // SAFETY: kill(2) on the strace this test started; it detaches and exits.

@@ -832,6 +832,38 @@ pub fn ffprobe_video(mkv: &Path) -> (u64, u64, String) {
     )
 }
 
+/// Starts `strace` on the running recorder `h` with `args` (after `-f -qq -o /dev/null
+/// -p PID`), and returns once it traces every thread (each one's `TracerPid`), so that
+/// what it is to catch cannot happen before it looks.
+pub fn strace_attached(h: &Hindsight, args: &[std::ffi::OsString]) -> Child {
+    let pid = h.child.as_ref().unwrap().id();
+    let strace = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid.to_string()])
+        .args(args)
+        .spawn()
+        .unwrap();
+    // (A recorder gone already, killed by what strace was to do, has nothing to wait for.)
+    let traced = || match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Err(_) => true,
+        Ok(tasks) => tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("status")).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("TracerPid:"))
+                    .is_some_and(|v| v.trim() != "0")
+            })
+        }),
+    };
+    let start = Instant::now();
+    while !traced() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "strace did not attach to every thread of {pid}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    strace
+}
+
 /// Voluntary context switches (a thread that slept and woke) of each thread of `pid`, by
 /// thread name (threads of one name summed), from /proc.
 pub fn thread_switches(pid: u32) -> BTreeMap<String, u64> {
