@@ -1054,82 +1054,107 @@ fn a_crash_while_the_camera_is_lost_leaves_no_empty_video_after_the_restart() {
     mkvmerge_clean(&next[0]);
 }
 
-/// A crash as a recording's first frame is about to reach its file (strace kills the
-/// recorder entering that write): its row is in the frame sidecar, written just before,
-/// and the video is empty. The restart removes the take's files, the sidecar with its row
-/// of no frame too, says so, and the next take records. The sidecar was left behind,
-/// listing a frame no file holds.
+/// A crash as a take's first batch is about to reach the disk: strace kills the recorder
+/// as it enters the take's first write of its video, then (a second process) of its
+/// events sidecar. What describes a batch is written before its frames (frames sidecar,
+/// events, video), so after the restart a take keeps its start wherever it keeps
+/// anything. Killed at the video, the take is listed with no frame and its trigger, the
+/// empty video and the frame sidecar (one row, of no frame) removed and said so; killed
+/// at the events, nothing of it is left. Rows after frames left a sidecar listing a frame
+/// no file held, and events after the video a take whose start and trigger were lost.
 #[test]
-fn a_crash_before_a_recordings_first_frame_leaves_no_row_of_no_frame() {
+fn a_crash_at_a_takes_first_write_leaves_no_row_of_no_frame_and_no_take_without_its_start() {
     let _g = serial();
     require_tool("strace");
     let config = format!(
         "audio:\n  enabled: false\n{}",
         synthetic_config(160, 120, 30.0, 1.0)
     );
-    let mut h = Hindsight::start(&config);
-    h.wait_buffered(0.9);
-    // The video's name is the start's local time: strace watches the names of the
-    // next seconds', and kills the recorder as it enters the first write to one.
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    let now = chrono::Local::now();
-    for s in -1..=5 {
-        let t = now + chrono::Duration::seconds(s);
-        let name = format!("rec_{}_cam0.mkv", t.format("%Y-%m-%d_%H-%M-%S"));
-        let day = t.format("%Y_%m_%d").to_string();
+    for (syscall, file) in [("writev", "mkv"), ("write", "events.csv")] {
+        let mut h = Hindsight::start(&config);
+        h.wait_buffered(0.9);
+        // The take's names are the start's local time: strace watches the names of the
+        // next seconds', and kills the recorder as it enters the first write to one.
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        let now = chrono::Local::now();
+        for s in -1..=5 {
+            let t = now + chrono::Duration::seconds(s);
+            let name = format!("rec_{}_cam0.{file}", t.format("%Y-%m-%d_%H-%M-%S"));
+            let day = t.format("%Y_%m_%d").to_string();
+            args.extend([
+                "-P".into(),
+                h.root.join(day).join("video").join(name).into(),
+            ]);
+        }
+        for a in ["-e", &format!("trace={syscall}")] {
+            args.push(a.into());
+        }
         args.extend([
-            "-P".into(),
-            h.root.join(day).join("video").join(name).into(),
+            "-e".into(),
+            format!("inject={syscall}:signal=KILL:when=1").into(),
         ]);
-    }
-    for a in [
-        "-e",
-        "trace=writev",
-        "-e",
-        "inject=writev:signal=KILL:when=1",
-    ] {
-        args.push(a.into());
-    }
-    let mut strace = strace_attached(&h, &args);
-    // No answer: the recorder dies first.
-    let _ = reqwest::blocking::Client::new()
-        .post(format!("http://{}/api/start", h.api))
-        .timeout(Duration::from_secs(10))
-        .send();
-    let st = h.wait_exit(Duration::from_secs(30));
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&st),
-        Some(libc::SIGKILL),
-        "{st}"
-    );
-    strace.wait().unwrap();
-    let mkv = h.mkv_files().pop().expect("the take's video");
-    let rows = sidecar_of(&mkv);
-    assert_eq!(std::fs::metadata(&mkv).unwrap().len(), 0);
-    assert_eq!(read_sidecar(&mkv).len(), 1, "the first frame's row");
+        let mut strace = strace_attached(&h, &args);
+        // No answer: the recorder dies first.
+        let _ = reqwest::blocking::Client::new()
+            .post(format!("http://{}/api/start", h.api))
+            .timeout(Duration::from_secs(10))
+            .send();
+        let st = h.wait_exit(Duration::from_secs(30));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL),
+            "{st}"
+        );
+        strace.wait().unwrap();
+        let mkv = h.mkv_files().pop().expect("the take's video");
+        let (rows, events) = (sidecar_of(&mkv), events_of(&mkv));
+        assert_eq!(
+            std::fs::metadata(&mkv).unwrap().len(),
+            0,
+            "killed at its {file}"
+        );
+        assert_eq!(read_sidecar(&mkv).len(), 1, "the first frame's row");
 
-    // Restarted on the same root, 5 s on (as systemd restarts it).
-    std::thread::sleep(Duration::from_millis(5500));
-    let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), h.root.clone(), &config);
-    let log = h.log_text();
-    assert!(
-        log.contains("files that a crash left before their recording's first frame")
-            && log.contains(&rows.display().to_string())
-            && log.contains(&mkv.display().to_string()),
-        "{log}"
-    );
-    assert!(!mkv.exists() && !rows.exists());
-    // Nothing of it is left (its events sidecar was empty): the list has no such take.
-    assert_eq!(h.recordings(), Vec::<Value>::new(), "{log}");
-    h.wait_buffered(0.5);
-    h.record_for(1.0);
-    let next = h.mkv_files();
-    assert_eq!(next.len(), 1, "{next:?}");
-    assert_eq!(
-        read_sidecar(&next[0]).len() as u64,
-        ffprobe_frame_count(&next[0])
-    );
-    assert!(h.terminate().success());
+        // Restarted on the same root, 5 s on (as systemd restarts it).
+        std::thread::sleep(Duration::from_millis(5500));
+        let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), h.root.clone(), &config);
+        let log = h.log_text();
+        assert!(
+            log.contains("files that a crash left before their recording's first frame")
+                && log.contains(&rows.display().to_string())
+                && log.contains(&mkv.display().to_string()),
+            "{log}"
+        );
+        assert!(!mkv.exists() && !rows.exists());
+        let listed = h.recordings();
+        if file == "mkv" {
+            // Its events sidecar says it started, and when: the take, without frames.
+            assert!(
+                std::fs::read_to_string(&events).is_ok_and(|t| t.contains(",start,")),
+                "the take's start row is kept: {log}"
+            );
+            assert_eq!(listed.len(), 1, "{listed:?}");
+            let rec = &listed[0];
+            assert_eq!(
+                (&rec["frames"], &rec["trigger"]),
+                (&json!(0), &json!("api: start")),
+                "{rec}"
+            );
+        } else {
+            // Nothing of it is left (its events sidecar was empty).
+            assert!(!events.exists());
+            assert_eq!(listed, Vec::<Value>::new(), "{log}");
+        }
+        h.wait_buffered(0.5);
+        h.record_for(1.0);
+        let next = h.mkv_files();
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(
+            read_sidecar(&next[0]).len() as u64,
+            ffprobe_frame_count(&next[0])
+        );
+        assert!(h.terminate().success());
+    }
 }
 
 /// `hindsight repair` on the files of a recording that is still being made (a glob over

@@ -1841,12 +1841,17 @@ impl OpenFile {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // A batch's sidecar rows go before its frames: a crash between the two leaves rows
-        // of frames the file lacks (repair removes them), never frames without their
-        // times (design/files.md).
+        // What describes a batch goes before its frames: its sidecar rows, then the
+        // events (a take's start, marks). A crash between leaves rows of frames the file
+        // lacks (repair removes them) and events of moments it has no frame of, never
+        // frames without their times or a take without its start (design/files.md).
         if !self.csv.is_empty() {
             self.frames_csv.write_all(self.csv.as_bytes())?;
             self.csv.clear();
+        }
+        if !self.events.is_empty() {
+            self.events_csv.write_all(self.events.as_bytes())?;
+            self.events.clear();
         }
         if !self.out.is_empty() || !self.pieces.is_empty() {
             self.write_pieces()?;
@@ -1856,6 +1861,7 @@ impl OpenFile {
                 self.flushed = true;
                 if self.spec.fsync_interval.is_some() {
                     self.frames_csv.sync_data()?;
+                    self.events_csv.sync_data()?;
                     self.mkv.sync_data()?;
                 }
                 files::sync_dir(&self.spec.paths.dir)?;
@@ -1863,10 +1869,6 @@ impl OpenFile {
         }
         for p in self.patches.drain(..) {
             self.mkv.write_all_at(&p.bytes, p.offset)?;
-        }
-        if !self.events.is_empty() {
-            self.events_csv.write_all(self.events.as_bytes())?;
-            self.events.clear();
         }
         if let Some(interval) = self.spec.fsync_interval {
             let since = self.clocks.now().lsl.saturating_since(self.last_sync);
@@ -1886,12 +1888,12 @@ impl OpenFile {
         }
     }
 
-    /// Rows first, as they are written: what a power cut keeps of the file's frames has
-    /// its rows.
+    /// The sidecars first, as they are written: what a power cut keeps of the file's
+    /// frames has its rows and its take's start.
     fn sync(&mut self) -> io::Result<()> {
         self.frames_csv.sync_data()?;
-        self.mkv.sync_data()?;
         self.events_csv.sync_data()?;
+        self.mkv.sync_data()?;
         self.last_sync = self.clocks.now().lsl;
         self.dirty_since_sync = false;
         Ok(())
