@@ -150,7 +150,8 @@ pub struct CameraTake {
     pub duration_s: f64,
     /// The MKV was never finished (a crash; `hindsight repair` finishes it).
     pub unfinished: bool,
-    /// Finished, but its events sidecar has no stop: it was finished by a repair.
+    /// Finished, but its events sidecar has no stop (written once the finished file is on
+    /// the disk): a crash ended it, and a repair finished it if it needed it.
     pub repaired: bool,
     /// Frames the camera lost while the file was written, by cause (the stop row says
     /// them; none for a file a crash ended).

@@ -1157,6 +1157,109 @@ fn a_crash_at_a_takes_first_write_leaves_no_row_of_no_frame_and_no_take_without_
     }
 }
 
+/// A crash as a take stops: strace holds the recorder in the write of the take's last
+/// events row (the stop, which says how many frames the file holds and what the camera
+/// lost), after it (the row is in the file) and before it (the row is not), and the test
+/// kills it there. The stop row is written once the finished video is on the disk, so a
+/// take whose events say it stopped has a whole file (Cues, Duration: `mkvinfo`), and one
+/// without it is listed as ended by a crash ("repaired"). Before, the stop row came first:
+/// killed after it, the file was unfinished and, once repaired, listed as stopped cleanly.
+#[test]
+fn a_crash_as_a_take_stops_leaves_a_stop_row_only_beside_a_finished_video() {
+    let _g = serial();
+    require_tool("strace");
+    let config = format!(
+        "audio:\n  enabled: false\n{}",
+        synthetic_config(160, 120, 100.0, 1.0)
+    );
+    for (hold, row_written) in [("delay_exit", true), ("delay_enter", false)] {
+        let mut h = Hindsight::start(&config);
+        h.wait_buffered(0.9);
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        let mkv = std::path::PathBuf::from(r["files"][0].as_str().unwrap());
+        let events = events_of(&mkv);
+        let said = |what: &str| {
+            std::fs::read_to_string(&events)
+                .unwrap_or_default()
+                .contains(what)
+        };
+        h.wait_until("the take's start row", Duration::from_secs(10), |_| {
+            said(",start,")
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // The next write of the events sidecar is the stop's: held 4 s.
+        let mut strace = strace_attached(
+            &h,
+            &[
+                "-P".into(),
+                events.clone().into(),
+                "-e".into(),
+                "trace=write".into(),
+                "-e".into(),
+                format!("inject=write:{hold}=4000000").into(),
+            ],
+        );
+        let api = h.api.clone();
+        let stop = std::thread::spawn(move || {
+            reqwest::blocking::Client::new()
+                .post(format!("http://{api}/api/stop"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .map(|r| r.status().as_u16())
+        });
+        // The writer is in that write once its thread waits in it (or the row is there).
+        let writer_held = |h: &Hindsight| {
+            let pid = h.child.as_ref().unwrap().id();
+            std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+                tasks.flatten().any(|t| {
+                    let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    comm.starts_with("writer") && stat.contains(") t ")
+                })
+            })
+        };
+        // (strace stops it for a moment at every system call: held is held for 300 ms.)
+        let mut seen = 0;
+        h.wait_until("the stop row's write held", Duration::from_secs(20), |h| {
+            seen = if writer_held(h) { seen + 1 } else { 0 };
+            seen == 6
+        });
+        assert_eq!(said(",stop,"), row_written, "held {hold}");
+        h.kill9();
+        let _ = strace.wait();
+        let _ = stop.join();
+
+        // Finished before its stop row was written: mkvinfo finds its Cues, repair has
+        // nothing to do.
+        assert!(
+            mkvinfo_cue_points(&mkv) > 0,
+            "held {hold}: the video is not finished"
+        );
+        let fixed = repair_ok(&mkv);
+        assert!(fixed.contains("already complete"), "{fixed}");
+        let (code, text) = check_recording(&mkv);
+        assert!(code == Some(0), "{text}");
+        let decoded = decoded_frame_numbers(&mkv, 160, 120).len() as u64;
+        assert_eq!(read_sidecar(&mkv).len() as u64, decoded);
+
+        let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), h.root.clone(), &config);
+        assert_eq!(h.status()["unfinished_files"], json!([]));
+        let rec = &h.recordings()[0];
+        assert_eq!(rec["frames"], json!(decoded), "{rec}");
+        assert_eq!(rec["unfinished"], json!(false), "{rec}");
+        // Stopped, it says so and what was lost; cut before its stop row, a crash ended it.
+        assert_eq!(rec["repaired"], json!(!row_written), "held {hold}: {rec}");
+        let lost = &rec["cameras"][0]["lost_while_recording"];
+        assert_eq!(lost.is_null(), !row_written, "{rec}");
+        if row_written {
+            let (_, row) = event_row(&mkv, "stop");
+            assert!(row.contains(&format!(",\"{decoded} frames;")), "{row}");
+        }
+        assert!(h.terminate().success());
+    }
+}
+
 /// `hindsight repair` on the files of a recording that is still being made (a glob over
 /// today's folder after a crash and a restart, say) leaves them alone and says why. A
 /// repair then would fix the file's size where the recording was, and after a crash the

@@ -348,7 +348,7 @@ struct ClosedFile {
 /// Adds rows that came after their file closed to the end of its events sidecar, and
 /// syncs them; `what` names them in the log.
 fn append_to_sidecar(id: u64, path: &std::path::Path, rows: &str, what: &str) {
-    match try_append(path, rows) {
+    match try_append(path, rows.as_bytes()) {
         Ok(()) => tracing::info!(
             "recording {id}: {what} came after the file closed; now in {}",
             path.display()
@@ -426,6 +426,9 @@ struct OpenFile {
     patches: Vec<Patch>,
     csv: String,
     events: String,
+    /// How much of `events` is in its file already: a write that failed part way is not
+    /// written again from its start (the rest, appended, completes its row).
+    events_done: usize,
     frames: u64,
     pre_trigger_frames: u64,
     first_seq: Option<u64>,
@@ -1247,7 +1250,7 @@ impl Writer {
         // sidecar keeps the rows of the frames the file kept (a batch's rows are written
         // before its frames). The events still to be written go in too (the start row, if
         // it fails in its first batch).
-        let pending_events = std::mem::take(&mut f.events);
+        let pending_events = f.events.as_bytes()[f.events_done..].to_vec();
         f.discard_pending();
         let paths = f.spec.paths.clone();
         // A file that fails in its first batches (the pre-trigger buffer's) was not
@@ -1309,7 +1312,7 @@ impl Writer {
 
 /// Appends `text` to the file at `path` and syncs it (after a failed write: best effort,
 /// logged).
-fn append(path: &std::path::Path, text: &str) {
+fn append(path: &std::path::Path, text: &[u8]) {
     if text.is_empty() {
         return;
     }
@@ -1319,10 +1322,25 @@ fn append(path: &std::path::Path, text: &str) {
 }
 
 /// Appends `text` to the file at `path` and syncs it.
-fn try_append(path: &std::path::Path, text: &str) -> io::Result<()> {
+fn try_append(path: &std::path::Path, text: &[u8]) -> io::Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(text)?;
     f.sync_data()
+}
+
+/// Writes `bytes[*done..]` to `out`, counting in `done` what it took: after a write that
+/// failed part way (a disk filling), the rest can be written on without repeating what is
+/// already in the file.
+fn write_on(out: &mut impl Write, bytes: &[u8], done: &mut usize) -> io::Result<()> {
+    while *done < bytes.len() {
+        match out.write(&bytes[*done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A path's file name, for rows and messages that name a sibling file.
@@ -1444,6 +1462,7 @@ impl OpenFile {
             patches: Vec::new(),
             csv: buffers.csv,
             events,
+            events_done: 0,
             frames: 0,
             pre_trigger_frames: 0,
             first_seq: None,
@@ -1850,8 +1869,13 @@ impl OpenFile {
             self.csv.clear();
         }
         if !self.events.is_empty() {
-            self.events_csv.write_all(self.events.as_bytes())?;
+            write_on(
+                &mut self.events_csv,
+                self.events.as_bytes(),
+                &mut self.events_done,
+            )?;
             self.events.clear();
+            self.events_done = 0;
         }
         if !self.out.is_empty() || !self.pieces.is_empty() {
             self.write_pieces()?;
@@ -1935,9 +1959,13 @@ impl OpenFile {
             bytes: 0,
             error: None,
         };
+        // The end's row is written last, once the finished file is on the disk: a take
+        // whose events have it was finished whole, one without it was cut (a crash, a
+        // power cut; repair finishes it and the list says "repaired").
+        let mut end_row = String::new();
         match ending {
             Ending::Stop(reason) => sidecar::event_row(
-                &mut self.events,
+                &mut end_row,
                 stop_at,
                 stop_wall,
                 "stop",
@@ -1950,7 +1978,7 @@ impl OpenFile {
             ),
             // At its last frame: the next part begins with the next one.
             Ending::Part { next, cause } => sidecar::event_row(
-                &mut self.events,
+                &mut end_row,
                 self.last_capture,
                 WallTime::from_nanos(
                     self.spec.trigger_wall.as_nanos()
@@ -1978,6 +2006,18 @@ impl OpenFile {
         self.spec.fsync_interval = interval;
         flushed?;
         self.sync()?;
+        let mut done = 0;
+        write_on(&mut self.events_csv, end_row.as_bytes(), &mut done)
+            .and_then(|()| self.events_csv.sync_data())
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "its video is whole, but the last row of its events sidecar (where \
+                         and why it ended) could not be written: {e}"
+                    ),
+                )
+            })?;
         summary.bytes = self.mkv.metadata().map(|m| m.len()).unwrap_or(0);
         if self.origin.is_none() {
             // Not one frame arrived (an empty buffer, or a stop right after start): an

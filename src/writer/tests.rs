@@ -736,3 +736,48 @@ fn frames_of_a_new_size_go_on_in_the_next_part() {
     );
     rig.finish();
 }
+
+/// A disk that takes `room` more bytes, then is full.
+struct Filling {
+    taken: Vec<u8>,
+    room: usize,
+}
+
+impl Write for Filling {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.room);
+        if n == 0 {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
+        self.room -= n;
+        self.taken.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An events write that fails part way (the disk filled in it) goes on from where it
+/// stopped: what is appended after the failure completes the row that was cut (in a
+/// character, too) instead of writing every row again after a broken one.
+#[test]
+fn an_events_write_cut_by_a_full_disk_goes_on_where_it_stopped() {
+    let rows = "12.5,1700000012.5,mark,api,\"trial 3: 20 µl\"\n13.0,1700000013.0,mark,api,b\n";
+    let cut = rows.find('µ').unwrap() + 1;
+    for room in [0, 7, cut, rows.len() - 1] {
+        let mut disk = Filling {
+            taken: Vec::new(),
+            room,
+        };
+        let mut done = 0;
+        let e = write_on(&mut disk, rows.as_bytes(), &mut done).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(done, room, "what reached the file is counted");
+        // Space again (a file deleted): the rest, as the failure path appends it.
+        disk.room = usize::MAX;
+        write_on(&mut disk, rows.as_bytes(), &mut done).unwrap();
+        assert_eq!(String::from_utf8(disk.taken).unwrap(), rows, "room {room}");
+    }
+}
