@@ -248,6 +248,29 @@ fn camera_controls_that_cannot_work_are_refused_with_their_line() {
 /// Two cameras naming one V4L2 device (one by index, one by path, or the default): the
 /// second could never have it, so the start is refused, naming both, instead of one of
 /// them being "lost" and tried again forever.
+/// A camera's name is part of its files' names; two that differ only in letter case name
+/// one file on a FAT or exFAT stick (and on Windows and macOS), where the second camera's
+/// file could not be made when recording starts: refused at start-up instead.
+#[test]
+fn two_cameras_of_one_name_in_any_letter_case_are_refused() {
+    for (second, expect) in [
+        ("left", "`left` is used by another camera;"),
+        ("Left", "`Left` is used by another camera (as `left`);"),
+    ] {
+        let r = run_with(
+            &format!(
+                "cameras:\n  - name: left\n    source: synthetic\n  - name: {second}\n    source: synthetic\n"
+            ),
+            None,
+        );
+        assert_refused(
+            &r,
+            &["line 4", "cameras[1].name", expect, "more than letter case"],
+        );
+        assert!(!r.root_created, "nothing may be created on a refused start");
+    }
+}
+
 #[test]
 fn two_cameras_naming_one_v4l2_device_are_refused() {
     let r = run_with(

@@ -660,13 +660,23 @@ impl Config {
         for (i, cam) in self.cameras.iter().enumerate() {
             let idx = i.to_string();
             let key = |k: &str| format!("cameras[{i}].{k}");
-            if self.cameras[..i].iter().any(|c| c.name == cam.name) {
+            // Names that differ only in letter case name one file on the disks rigs record
+            // to (FAT and exFAT: USB sticks, SD cards) and where recordings are copied
+            // (Windows, macOS): the second camera's file could not be made.
+            let same = |c: &&CameraConfig| c.name.0.eq_ignore_ascii_case(&cam.name.0);
+            if let Some(other) = self.cameras[..i].iter().find(same) {
+                let also = match other.name == cam.name {
+                    true => String::new(),
+                    false => format!(" (as `{}`)", other.name),
+                };
                 return Err(ConfigError::at(
                     origin,
                     line(&["cameras", &idx, "name"]),
                     &key("name"),
                     format!(
-                        "`{}` is used by another camera; names must differ",
+                        "`{}` is used by another camera{also}; names must differ, in more \
+                         than letter case (they name its files, and FAT and exFAT disks, \
+                         Windows and macOS do not tell `Left` from `left`)",
                         cam.name
                     ),
                 ));
