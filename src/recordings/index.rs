@@ -24,6 +24,35 @@ const STEP: usize = 4;
 /// recording at a time; a few browsers at once).
 const KEPT: usize = 16;
 
+/// The indexes kept, at most [`KEPT`]: the one looked at longest ago makes room (the
+/// recording in progress and the one in the viewer stay while the list reads others).
+#[derive(Default)]
+struct Kept {
+    by_path: HashMap<PathBuf, (u64, SidecarIndex)>,
+    /// Counts looks: each entry's is when it was last looked at.
+    looks: u64,
+}
+
+impl Kept {
+    fn get(&mut self, path: &Path) -> Option<SidecarIndex> {
+        self.looks += 1;
+        let (seen, index) = self.by_path.get_mut(path)?;
+        *seen = self.looks;
+        Some(index.clone())
+    }
+
+    fn put(&mut self, path: &Path, index: SidecarIndex) {
+        self.looks += 1;
+        if self.by_path.len() >= KEPT && !self.by_path.contains_key(path) {
+            let oldest = self.by_path.iter().min_by_key(|(_, (seen, _))| *seen);
+            if let Some(p) = oldest.map(|(p, _)| p.clone()) {
+                self.by_path.remove(&p);
+            }
+        }
+        self.by_path.insert(path.to_path_buf(), (self.looks, index));
+    }
+}
+
 /// Where a sidecar's rows are.
 #[derive(Clone, Debug)]
 pub struct SidecarIndex {
@@ -50,14 +79,10 @@ impl SidecarIndex {
     /// The index of the sidecar at `path`, from the kept ones if it has not changed
     /// since, read on where it only grew.
     pub fn of(path: &Path) -> io::Result<SidecarIndex> {
-        static KEPT_INDEXES: parking_lot::Mutex<Option<HashMap<PathBuf, SidecarIndex>>> =
-            parking_lot::Mutex::new(None);
+        static KEPT_INDEXES: parking_lot::Mutex<Option<Kept>> = parking_lot::Mutex::new(None);
         let meta = std::fs::metadata(path)?;
         let (len, modified) = (meta.len(), meta.modified().ok());
-        let had = KEPT_INDEXES
-            .lock()
-            .as_ref()
-            .and_then(|m| m.get(path).cloned());
+        let had = KEPT_INDEXES.lock().as_mut().and_then(|k| k.get(path));
         let index = match had {
             Some(i) if i.len == len && i.modified == modified => return Ok(i),
             // Only appended to since: read on.
@@ -65,11 +90,8 @@ impl SidecarIndex {
             _ => SidecarIndex::empty().read_on(path)?,
         };
         let mut kept = KEPT_INDEXES.lock();
-        let kept = kept.get_or_insert_with(HashMap::new);
-        if kept.len() >= KEPT && !kept.contains_key(path) {
-            kept.clear();
-        }
-        kept.insert(path.to_path_buf(), index.clone());
+        kept.get_or_insert_with(Kept::default)
+            .put(path, index.clone());
         Ok(index)
     }
 
@@ -176,6 +198,30 @@ mod tests {
             n,
             1000 + n
         )
+    }
+
+    /// The list reading many recordings' sidecars makes room by the one looked at longest
+    /// ago: the one the viewer steps through (looked at between) stays, and it is read
+    /// once. Until December 2026 a full cache was emptied, so a list of more than 16
+    /// files read the recording in progress again from its start (a second for an hour
+    /// at 536 fps).
+    #[test]
+    fn the_index_looked_at_longest_ago_makes_room() {
+        let mut kept = Kept::default();
+        let viewed = Path::new("/rec/viewed.frames.csv");
+        kept.put(viewed, SidecarIndex::empty());
+        for i in 0..3 * KEPT {
+            let other = PathBuf::from(format!("/rec/{i}.frames.csv"));
+            assert!(kept.get(&other).is_none());
+            kept.put(&other, SidecarIndex::empty());
+            assert!(kept.get(viewed).is_some(), "lost after {i} others");
+            assert!(kept.by_path.len() <= KEPT);
+        }
+        // The latest others are kept; the first ones went.
+        let last = PathBuf::from(format!("/rec/{}.frames.csv", 3 * KEPT - 1));
+        assert!(kept.get(&last).is_some());
+        assert!(kept.get(Path::new("/rec/0.frames.csv")).is_none());
+        assert_eq!(kept.by_path.len(), KEPT);
     }
 
     #[test]
