@@ -409,7 +409,9 @@ fn chapters(mkv: &std::path::Path) -> Vec<(f64, String)> {
 }
 
 /// Marks survive a crash: killed during its second recording, the process leaves a file
-/// whose marks `hindsight repair` restores as chapters, at the times they were given.
+/// whose marks `hindsight repair` restores as chapters, at the times they were given. A
+/// mark's row cut part way (a disk filling in that write, a power cut) is removed by the
+/// repair, and said: it made CSV readers fail on the file, and a chapter of the cut text.
 #[test]
 fn marks_survive_kill_9_and_repair_restores_them_as_chapters() {
     let _g = serial();
@@ -438,7 +440,36 @@ fn marks_survive_kill_9_and_repair_restores_them_as_chapters() {
         chapters(&mkv).is_empty(),
         "a killed file has no chapters yet"
     );
-    repair_ok(&mkv);
+    // And a mark whose row was cut in its quoted text (a disk that filled in that write,
+    // a power cut on a FAT card): repair removes it and says so.
+    let events = events_of(&mkv);
+    let whole = std::fs::read_to_string(&events).unwrap();
+    let cut = "9.5,1700000009.5,mark,api: mark,\"cut off\nin the";
+    std::fs::write(&events, format!("{whole}{cut}")).unwrap();
+    // Python's csv module, strict as pandas is, refuses such a file ("unexpected end of
+    // data"), and takes it back once repaired.
+    let strict_csv = || {
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import csv,sys; list(csv.reader(open(sys.argv[1], newline=''), strict=True))",
+            ])
+            .arg(&events)
+            .output()
+            .unwrap()
+    };
+    let out = strict_csv();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("end of data"),
+        "{out:?}"
+    );
+    let said = repair_ok(&mkv);
+    assert!(
+        said.contains("events sidecar's incomplete last row removed"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&events).unwrap(), whole);
+    assert!(strict_csv().status.success());
     let got = chapters(&mkv);
     let titles: Vec<&str> = got.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(titles, ["trial 1", "reward, \"large\""]);

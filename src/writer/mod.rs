@@ -2006,10 +2006,14 @@ impl OpenFile {
         self.spec.fsync_interval = interval;
         flushed?;
         self.sync()?;
-        let mut done = 0;
+        let (mut done, before) = (0, self.events_csv.metadata()?.len());
         write_on(&mut self.events_csv, end_row.as_bytes(), &mut done)
             .and_then(|()| self.events_csv.sync_data())
             .map_err(|e| {
+                // No part of a row (CSV readers refuse a file that ends in one).
+                if done > 0 {
+                    let _ = self.events_csv.set_len(before);
+                }
                 io::Error::new(
                     e.kind(),
                     format!(

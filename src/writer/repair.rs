@@ -28,12 +28,13 @@ pub struct Repaired {
     pub sidecar: SidecarCut,
 }
 
-/// What repair removed from a frames sidecar: an incomplete last line, and the rows of
-/// frames the file does not hold.
+/// What repair removed from the sidecars: the frames sidecar's incomplete last line and
+/// its rows of frames the file does not hold; the events sidecar's incomplete last row.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SidecarCut {
     pub partial_line: bool,
     pub rows: u64,
+    pub partial_event: bool,
 }
 
 impl SidecarCut {
@@ -44,11 +45,15 @@ impl SidecarCut {
             1 => Some("its row of a frame the file does not hold".to_string()),
             n => Some(format!("its {n} rows of frames the file does not hold")),
         };
-        match (self.partial_line, rows) {
+        let frames = match (self.partial_line, rows) {
             (false, None) => String::new(),
             (true, None) => "; sidecar's partial last line removed".into(),
             (false, Some(r)) => format!("; sidecar: {r} removed"),
             (true, Some(r)) => format!("; sidecar: its partial last line and {r} removed"),
+        };
+        match self.partial_event {
+            true => frames + "; events sidecar's incomplete last row removed",
+            false => frames,
         }
     }
 }
@@ -105,14 +110,22 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     if let Ok(false) = crate::writer::files::hold(&file) {
         return Err(RepairError::Recording { path: at() });
     }
+    // Before the marks are read from it: a cut row is no mark.
+    let events = path.with_extension("events.csv");
+    let partial_event = fit_events(&events).map_err(|source| RepairError::Sidecar {
+        path: events,
+        source,
+    })?;
     let marks = marks_of(path);
     let plan = mkv_read::plan_repair_with(&mut file, &marks)
         .map_err(|source| RepairError::Read { path: at(), source })?;
     let sidecar = sidecar_of(path);
-    let sidecar = fit_sidecar(&sidecar, plan.frames).map_err(|source| RepairError::Sidecar {
-        path: sidecar,
-        source,
-    })?;
+    let mut sidecar =
+        fit_sidecar(&sidecar, plan.frames).map_err(|source| RepairError::Sidecar {
+            path: sidecar,
+            source,
+        })?;
+    sidecar.partial_event = partial_event;
     if plan.already_final {
         return Ok(Repaired {
             already_final: true,
@@ -238,9 +251,77 @@ fn fit_sidecar(path: &Path, frames: u64) -> io::Result<SidecarCut> {
     Ok(cut)
 }
 
+/// Drops an incomplete last row of the events sidecar at `path`, if it exists and has one
+/// (cut by a write that failed part way, a disk filling, or a power cut): CSV readers such
+/// as pandas refuse a file that ends inside a quoted field, and a lenient one would read a
+/// cut mark as a mark. A row ends at a line break outside quotes (a mark's text may hold
+/// line breaks, quoted). Returns whether it dropped one.
+fn fit_events(path: &Path) -> io::Result<bool> {
+    let f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut lines = io::BufReader::with_capacity(1 << 16, &f);
+    let mut line = Vec::new();
+    let (mut read, mut keep, mut quoted) = (0u64, 0u64, false);
+    loop {
+        line.clear();
+        let n = lines.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        // An escaped quote is two: only an odd count opens or closes a quoted field.
+        quoted ^= line.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+        if line.ends_with(b"\n") && !quoted {
+            keep = read;
+        }
+    }
+    if keep == read {
+        return Ok(false);
+    }
+    f.set_len(keep)?;
+    f.sync_data()?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row cut anywhere (in a quoted mark that holds a line break, too) goes; whole rows,
+    /// multi-line marks among them, stay.
+    #[test]
+    fn the_events_sidecars_incomplete_last_row_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.events.csv");
+        let whole = "lsl_time,unix_time,event,source,detail\n\
+                     1.0,2.0,start,api: start,recording 1\n\
+                     1.5,2.5,mark,api: mark,\"two\nlines, \"\"quoted\"\"\"\n\
+                     1.6,2.6,mark,api: mark,plain\n";
+        let fit = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let cut = fit_events(&path).unwrap();
+            (cut, std::fs::read_to_string(&path).unwrap())
+        };
+        assert_eq!(fit(whole), (false, whole.to_string()));
+        for cut_at in [
+            "1.7,2.7,mark,api: mark,\"cut\nin a line",
+            "1.7,2.7,ma",
+            "\"",
+            "1.7\r",
+        ] {
+            assert_eq!(fit(&format!("{whole}{cut_at}")), (true, whole.to_string()));
+        }
+        // Cut inside the multi-line mark: the rows before it stay.
+        let at = whole.find("lines").unwrap();
+        let before = &whole[..whole.find("1.5,").unwrap()];
+        assert_eq!(fit(&whole[..at]), (true, before.to_string()));
+        // Cut inside the header: nothing is left; no file: nothing to do.
+        assert_eq!(fit("lsl_time,un"), (true, String::new()));
+        assert!(!fit_events(&tmp.path().join("none.events.csv")).unwrap());
+    }
 
     #[test]
     fn sidecar_times_parse_to_exact_nanoseconds() {
