@@ -18,7 +18,9 @@
 #           chromium (headless) is the browser on the rig that other sites' pages run in,
 #           and, driven through chromium-driver, the browser the web page is tested in;
 #           e2fsprogs (mkfs.ext4, e2fsck, debugfs) makes the real ext4 disk that turns
-#           read-only under a recording (those tests need root; without it they say NOT RUN)
+#           read-only under a recording (those tests need root; without it they say NOT RUN);
+#           exfatprogs (mkfs.exfat) and exfat-fuse make the exFAT card (SD cards over 32 GB,
+#           USB disks) that tests/disk.rs records onto, through FUSE (root too)
 #   --cross (x86_64 only): the C/C++ cross compilers and ALSA's headers for arm64 and armhf
 #           (their architectures added to dpkg, which brings their C libraries), pugixml's
 #           for armhf (liblsl, built for armv7), and qemu-user to run what is built, for
@@ -30,7 +32,8 @@ cross=no
 [ "${1:-}" = --cross ] && cross=yes
 
 packages=(build-essential cmake nasm pkg-config libasound2-dev libpugixml-dev libclang-dev linux-libc-dev ffmpeg mkvtoolnix python3 python3-pip python3-venv curl
-          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver e2fsprogs)
+          debian-archive-keyring sox pulseaudio pulseaudio-utils libasound2-plugins systemd tmux strace chromium chromium-driver e2fsprogs
+          exfatprogs exfat-fuse)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -1701,3 +1701,152 @@ fn check_measures_a_recordings_disk_slower_than_the_cameras() {
         };
     assert!((100.0..300.0).contains(&kb), "{kb} kB/s: {slow}");
 }
+
+/// A real exFAT filesystem (what SD cards over 32 GB and most USB disks come formatted
+/// with) on a loop device, mounted through FUSE (`exfat-fuse`; a Raspberry Pi's kernel has
+/// its own exFAT driver, which this machine's lacks), unmounted when dropped.
+struct ExfatCard {
+    _dir: tempfile::TempDir,
+    mount: PathBuf,
+    device: String,
+}
+
+impl ExfatCard {
+    /// `None` (said on stderr) where this cannot be done: not root, no loop devices, no
+    /// FUSE, no exFAT tools.
+    fn new(mib: u64) -> Option<ExfatCard> {
+        // SAFETY: geteuid has no preconditions.
+        let root_user = unsafe { libc::geteuid() } == 0;
+        let tools = ["mkfs.exfat", "mount.exfat-fuse", "losetup"]
+            .iter()
+            .all(|t| Command::new(t).arg("-V").output().is_ok());
+        let devices = Path::new("/dev/loop-control").exists() && Path::new("/dev/fuse").exists();
+        if !root_user || !tools || !devices {
+            eprintln!(
+                "NOT RUN: an exFAT card needs root, loop devices, /dev/fuse, exfatprogs and \
+                 exfat-fuse (root: {root_user}, tools: {tools}, devices: {devices})"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("card.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(mib << 20)
+            .unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{cmd:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        run(Command::new("mkfs.exfat").args(["-L", "CARD"]).arg(&image));
+        let device = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+        let mount = dir.path().join("card");
+        std::fs::create_dir(&mount).unwrap();
+        let card = ExfatCard {
+            _dir: dir,
+            mount,
+            device,
+        };
+        run(Command::new("mount.exfat-fuse")
+            .arg(&card.device)
+            .arg(&card.mount));
+        Some(card)
+    }
+}
+
+impl Drop for ExfatCard {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// Recording onto an exFAT card as a rig does: a take with a mark, a second take killed
+/// (kill -9), the restart naming it unfinished, `hindsight repair` over the card finishing
+/// it, and the list, the files and their sidecars agreeing after. exFAT has no owners, no
+/// permissions, no symbolic links, and takes `Left` for `left` (two cameras so named are
+/// refused at start-up: `tests/bad_config.rs`).
+#[test]
+fn recordings_on_an_exfat_card_survive_a_crash_and_a_repair() {
+    let _g = serial();
+    let Some(card) = ExfatCard::new(192) else {
+        return;
+    };
+    let config = format!(
+        "audio:\n  enabled: false\nstorage:\n  min_free: 16MiB\n{}",
+        synthetic_config(320, 240, 30.0, 1.0)
+    );
+    let root = card.mount.join("rec");
+    let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &config);
+    h.wait_buffered(0.9);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let first = PathBuf::from(r["files"][0].as_str().unwrap());
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, r) = h.post("mark", json!({"text": "trial 1"}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(700));
+    h.post("stop", json!({}));
+    h.wait_idle_files();
+    // The card does not tell letter cases apart: a second camera `CAM0` would have had
+    // this one's files.
+    let upper = first.with_file_name(first.file_name().unwrap().to_str().unwrap().to_uppercase());
+    assert!(
+        upper.exists(),
+        "{} is not case-insensitive",
+        card.mount.display()
+    );
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    let second = PathBuf::from(r["files"][0].as_str().unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    h.kill9();
+
+    let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &config);
+    assert_eq!(
+        h.status()["unfinished_files"],
+        json!([second.to_str().unwrap()]),
+        "{}",
+        h.log_text()
+    );
+    let said = repair_ok(&root);
+    assert!(
+        said.contains("already complete") && said.contains(": repaired:"),
+        "{said}"
+    );
+    for mkv in [&first, &second] {
+        let rows = whole(mkv);
+        assert!(mkvinfo_cue_points(mkv) > 0, "{}", mkv.display());
+        let decoded: Vec<u64> = decoded_frame_numbers(mkv, 320, 240)
+            .into_iter()
+            .map(|n| n.expect("a frame number in the pixels"))
+            .collect();
+        let listed: Vec<u64> = rows.iter().map(|r| r.frame_number).collect();
+        assert_eq!(listed, decoded, "{}", mkv.display());
+    }
+    let list = h.recordings();
+    assert_eq!(list.len(), 2, "{list:?}");
+    // Newest first: the killed take, repaired; the first, stopped, with its mark.
+    assert_eq!(
+        (&list[0]["repaired"], &list[0]["unfinished"]),
+        (&json!(true), &json!(false)),
+        "{}",
+        list[0]
+    );
+    assert_eq!(list[0]["frames"], json!(read_sidecar(&second).len()));
+    assert_eq!(list[1]["repaired"], json!(false), "{}", list[1]);
+    assert_eq!(list[1]["marks"][0]["text"], json!("trial 1"), "{}", list[1]);
+    // The next take, on the numbers kept on the card.
+    h.wait_buffered(0.9);
+    let r = h.record_for(1.0);
+    let third = PathBuf::from(r["files"][0].as_str().unwrap());
+    whole(&third);
+    assert!(h.terminate().success());
+    // The frame numbers run on across the three takes and the restart.
+    let firsts: Vec<u64> = [&first, &second, &third]
+        .iter()
+        .map(|m| read_sidecar(m)[0].frame_number)
+        .collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{firsts:?}");
+}
