@@ -1762,9 +1762,10 @@ impl Drop for ExfatCard {
     }
 }
 
-/// Recording onto an exFAT card as a rig does: a take with a mark, a second take killed
-/// (kill -9), the restart naming it unfinished, `hindsight repair` over the card finishing
-/// it, and the list, the files and their sidecars agreeing after. exFAT has no owners, no
+/// Recording onto an exFAT card as a rig does, video and audio: a take with a mark, a
+/// second take killed (kill -9), the restart naming it unfinished, `hindsight repair` over
+/// the card finishing it and its WAV, and the list, the files and their sidecars agreeing
+/// after. exFAT has no owners, no
 /// permissions, no symbolic links, and takes `Left` for `left` (two cameras so named are
 /// refused at start-up: `tests/bad_config.rs`).
 #[test]
@@ -1774,7 +1775,7 @@ fn recordings_on_an_exfat_card_survive_a_crash_and_a_repair() {
         return;
     };
     let config = format!(
-        "audio:\n  enabled: false\nstorage:\n  min_free: 16MiB\n{}",
+        "audio:\n  enabled: true\n  source: synthetic\nstorage:\n  min_free: 16MiB\n{}",
         synthetic_config(320, 240, 30.0, 1.0)
     );
     let root = card.mount.join("rec");
@@ -1804,9 +1805,18 @@ fn recordings_on_an_exfat_card_survive_a_crash_and_a_repair() {
     h.kill9();
 
     let mut h = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &config);
+    // The killed take's video and WAV (`<stem>.wav` in the day's audio folder).
+    let stem = second.file_stem().unwrap().to_str().unwrap();
+    let wav = second
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("audio")
+        .join(format!("{}.wav", stem.trim_end_matches("_cam0")));
     assert_eq!(
         h.status()["unfinished_files"],
-        json!([second.to_str().unwrap()]),
+        json!([wav.to_str().unwrap(), second.to_str().unwrap()]),
         "{}",
         h.log_text()
     );
@@ -1815,6 +1825,20 @@ fn recordings_on_an_exfat_card_survive_a_crash_and_a_repair() {
         said.contains("already complete") && said.contains(": repaired:"),
         "{said}"
     );
+    // Each take's WAV, the killed one's finished too, as long as its video (the buffer
+    // and what followed), read by sox.
+    let wavs = wav_files(&root);
+    assert_eq!(wavs.len(), 2, "{wavs:?}");
+    for (wav, mkv) in wavs.iter().zip([&first, &second]) {
+        assert!(said.contains(&format!("{}: ", wav.display())), "{said}");
+        let video = ffprobe_frame_count(mkv) as f64 / 30.0;
+        let audio = sox_seconds(wav);
+        assert!(
+            (audio - video).abs() < 0.5,
+            "{}: {audio} s, video {video} s",
+            wav.display()
+        );
+    }
     for mkv in [&first, &second] {
         let rows = whole(mkv);
         assert!(mkvinfo_cue_points(mkv) > 0, "{}", mkv.display());
