@@ -1321,11 +1321,27 @@ fn append(path: &std::path::Path, text: &[u8]) {
     }
 }
 
-/// Appends `text` to the file at `path` and syncs it.
+/// Appends `text` to the file at `path` and syncs it. A write the disk cut part way is
+/// taken back: the file ends in whole rows, and the next rows appended are whole too.
 fn try_append(path: &std::path::Path, text: &[u8]) -> io::Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-    f.write_all(text)?;
+    let before = f.metadata()?.len();
+    write_whole(&mut f, text, |f| {
+        let _ = f.set_len(before);
+    })?;
     f.sync_data()
+}
+
+/// Writes all of `bytes` to `out`, or, when a write fails part way (the disk filled in
+/// it), takes back what reached `out` with `cut`: CSV readers refuse a file that ends in
+/// part of a row, and a row appended later would be joined to that part.
+fn write_whole<W: Write>(out: &mut W, bytes: &[u8], cut: impl FnOnce(&mut W)) -> io::Result<()> {
+    let mut done = 0;
+    write_on(out, bytes, &mut done).inspect_err(|_| {
+        if done > 0 {
+            cut(out)
+        }
+    })
 }
 
 /// Writes `bytes[*done..]` to `out`, counting in `done` what it took: after a write that

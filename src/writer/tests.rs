@@ -737,6 +737,40 @@ fn frames_of_a_new_size_go_on_in_the_next_part() {
     rig.finish();
 }
 
+/// Late rows appended to a closed file's events sidecar (an `audio_start` that came after
+/// the close) that a full disk cuts part way are taken back whole: the file keeps ending
+/// in whole rows, and the next late row, once there is space, is not joined to a part.
+#[test]
+fn a_late_row_a_full_disk_cuts_is_taken_back_whole() {
+    let before = "lsl_time,unix_time,event,source,detail\n1.0,2.0,stop,api,x\n";
+    let late = "3.5,4.5,audio_start,audio,\"the WAV's first sample\"\n";
+    for room in [0, 5, late.len() - 1] {
+        let mut disk = Filling {
+            taken: before.as_bytes().to_vec(),
+            room,
+        };
+        let e = write_whole(&mut disk, late.as_bytes(), |d| {
+            d.taken.truncate(before.len())
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            String::from_utf8(disk.taken.clone()).unwrap(),
+            before,
+            "room {room}"
+        );
+        disk.room = usize::MAX;
+        write_whole(&mut disk, late.as_bytes(), |_| {
+            panic!("nothing to take back")
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(disk.taken).unwrap(),
+            format!("{before}{late}")
+        );
+    }
+}
+
 /// A disk that takes `room` more bytes, then is full.
 struct Filling {
     taken: Vec<u8>,
