@@ -542,6 +542,10 @@ fn run(
             clocks.sleep_until(now + POLL);
             continue;
         }
+        if table == MountTable::Read {
+            // Files a crash left that were finished or deleted since leave the status.
+            hub.recheck_unfinished();
+        }
         match free_space(&settings.root) {
             Ok((free, total)) => {
                 let guard = settings

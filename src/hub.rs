@@ -58,7 +58,9 @@ pub struct StatusHub {
     started: Instant,
     rig: String,
     cameras: Vec<Arc<Camera>>,
-    unfinished: Vec<String>,
+    /// Files a crash left unfinished, found at start-up; those finished or deleted since
+    /// leave ([`StatusHub::recheck_unfinished`]).
+    unfinished: Mutex<Vec<String>>,
     pub(crate) view: Mutex<ControlView>,
     lsl: Option<Arc<Mutex<LslStatus>>>,
     ntfy: Option<Arc<Mutex<NtfyStatus>>>,
@@ -72,7 +74,7 @@ impl StatusHub {
             started: Instant::now(),
             rig,
             cameras,
-            unfinished,
+            unfinished: Mutex::new(unfinished),
             view: Mutex::new(ControlView::default()),
             lsl: None,
             ntfy: None,
@@ -103,6 +105,23 @@ impl StatusHub {
     pub fn with_lsl(mut self, lsl: Arc<Mutex<LslStatus>>) -> StatusHub {
         self.lsl = Some(lsl);
         self
+    }
+
+    /// Drops from the status's unfinished files those that are not any more: finished (by
+    /// `hindsight repair`, the web page's Repair) or deleted (by hand, retention). Reads
+    /// each listed file's header, and nothing while none is listed.
+    pub fn recheck_unfinished(&self) {
+        let listed = self.unfinished.lock().clone();
+        if listed.is_empty() {
+            return;
+        }
+        let still: Vec<String> = listed
+            .into_iter()
+            .filter(|p| {
+                crate::recordings::finish::is_unfinished(std::path::Path::new(p)) == Ok(true)
+            })
+            .collect();
+        self.unfinished.lock().retain(|p| still.contains(p));
     }
 
     /// Adds a warning to the status (for threads other than the control thread; keeps the
@@ -213,7 +232,7 @@ impl StatusHub {
             last_command: view.last_command.clone(),
             last_files: view.last_files.values().cloned().collect(),
             cameras,
-            unfinished_files: self.unfinished.clone(),
+            unfinished_files: self.unfinished.lock().clone(),
             warnings: view.warnings.clone(),
             lsl: self.lsl.as_ref().map(|l| l.lock().clone()),
             ntfy: self.ntfy.as_ref().map(|n| n.lock().clone()),

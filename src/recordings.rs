@@ -12,6 +12,7 @@ use crate::frame::exif::Exposure;
 use crate::writer::repair::parse_ns;
 use index::SidecarIndex;
 
+pub mod finish;
 mod index;
 
 /// One recording on disk: every file of one stem.
@@ -235,6 +236,8 @@ pub struct RecordingInfo {
     pub marks: Vec<Mark>,
     /// The LSL time of the WAV's first sample (its events row), if it has a WAV.
     pub audio_start_lsl_time: Option<f64>,
+    /// A file of it (a camera's MKV, the WAV) a crash left unfinished: `hindsight repair`,
+    /// or the web page's Repair, finishes it.
     pub unfinished: bool,
     pub repaired: bool,
     /// A file of it is being written now.
@@ -705,6 +708,14 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         cameras.push(take);
     }
     cameras.sort_by(|a, b| a.camera.cmp(&b.camera));
+    // A WAV a crash left without its sizes: unfinished too, though its video may be
+    // finished (repaired alone, or a camera that made none).
+    let wav_unfinished = !is_open
+        && r.files.iter().any(|p| {
+            finish::is_wav(p)
+                && finish::is_unfinished(p) == Ok(true)
+                && !crate::writer::files::being_written(p)
+        });
     RecordingInfo {
         id: id.to_string(),
         day: day.to_string(),
@@ -717,7 +728,7 @@ pub fn describe(r: &StoredRecording, open: &[String]) -> RecordingInfo {
         audio_outages,
         under_voltage,
         cpu_hot,
-        unfinished: cameras.iter().any(|c| c.unfinished),
+        unfinished: wav_unfinished || cameras.iter().any(|c| c.unfinished),
         repaired: cameras.iter().any(|c| c.repaired),
         cameras,
         bytes: files.iter().map(|f| f.bytes).sum(),
@@ -1265,6 +1276,39 @@ mod tests {
         let left = look();
         let cam = &left.cameras[0];
         assert!(!left.open && !cam.repaired && !cam.unfinished, "{left:?}");
+    }
+
+    /// A WAV a crash left without its sizes makes its recording unfinished, though its
+    /// video was finished (`hindsight repair` given the video alone); finished, it is not.
+    #[test]
+    fn a_recording_whose_wav_a_crash_cut_is_unfinished_until_the_wav_is_repaired() {
+        use crate::audio::wav::{Durability, WavOutput};
+        let dir = tempfile::tempdir().unwrap();
+        one_take(dir.path(), 3);
+        let audio = dir.path().join("2026_12_01/audio");
+        std::fs::create_dir_all(&audio).unwrap();
+        let wav = audio.join("rec_2026-12-01_10-00-00.wav");
+        let policy = Durability::for_fsync_interval(None);
+        let mut w =
+            WavOutput::create(&wav, 8000, 1, crate::audio::SampleFormat::S16, policy).unwrap();
+        w.write(&[0.1; 4000]).unwrap();
+        w.finish().unwrap();
+        let cache = Described::default();
+        let look = || cache.describe(&scan(dir.path())[0], &[]);
+        assert!(!look().unfinished, "a finished WAV");
+        // Samples after the header's last update, as a crash leaves them.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&wav).unwrap();
+        std::io::Write::write_all(&mut f, &[0u8; 1000]).unwrap();
+        drop(f);
+        let cut = look();
+        assert!(cut.unfinished && !cut.open, "{cut:?}");
+        assert!(!cut.cameras[0].unfinished, "the video is not the one cut");
+        // Being written (by this recorder): open, not unfinished.
+        let live = cache.describe(&scan(dir.path())[0], &[wav.display().to_string()]);
+        assert!(live.open && !live.unfinished, "{live:?}");
+        let said = finish::finish_file(&wav).unwrap();
+        assert!(said.starts_with("repaired: 4500 sample frames"), "{said}");
+        assert!(!look().unfinished);
     }
 
     #[test]

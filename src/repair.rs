@@ -5,32 +5,24 @@
 //! the data actually in it (`audio::wav::repair`; RF64's sizes past 4 GiB), checked with
 //! an independent reader (`hound`) where it is a RIFF file.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use crate::recordings::finish::{finish_file, is_unfinished};
 use crate::writer::files::being_written;
-use crate::writer::repair::repair_file;
-use mkv::read as mkv_read;
 
 /// Recordings under `<root>/*/` that a crash left unfinished: Matroska files in `video/`
 /// whose Segment was never finalized, and WAV files in `audio/` whose header's sizes do
 /// not match their data. Files that a running hindsight is writing are not among them.
 pub fn find_unfinished(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for (p, is_mkv) in recording_files(root) {
+    for (p, _) in recording_files(root) {
         if being_written(&p) {
             continue;
         }
-        let unfinished = if is_mkv {
-            File::open(&p)
-                .map_err(|e| e.to_string())
-                .and_then(|mut file| mkv_read::is_unfinished(&mut file).map_err(|e| e.to_string()))
-        } else {
-            crate::audio::wav::is_unfinished(&p).map_err(|e| e.to_string())
-        };
-        match unfinished {
+        match is_unfinished(&p) {
             Ok(true) => found.push(p),
             Ok(false) => {}
             Err(e) => tracing::warn!("cannot read {}: {e}", p.display()),
@@ -149,10 +141,6 @@ pub fn remove_never_written(root: &Path) -> Vec<PathBuf> {
     removed
 }
 
-fn is_wav(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-}
-
 /// The video a sidecar (`X.frames.csv`, `X.events.csv`) belongs to (`X.mkv`).
 fn video_of_sidecar(p: &Path) -> Option<PathBuf> {
     let name = p.file_name()?.to_str()?;
@@ -219,72 +207,8 @@ pub fn run(given: &[PathBuf]) -> ExitCode {
             }
             continue;
         }
-        if fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) && !being_written(p) {
-            println!(
-                "{}: empty: its recording wrote nothing into it (stopped by a crash before its \
-                 first frame or sample); nothing to repair, and hindsight's next start-up \
-                 removes it",
-                p.display()
-            );
-            continue;
-        }
-        if is_wav(p) {
-            match crate::audio::wav::repair(p) {
-                Ok(r) if r.already_final => println!(
-                    "{}: already complete ({} sample frames, {:.3} s)",
-                    p.display(),
-                    r.frames,
-                    r.duration_s
-                ),
-                Ok(r) => println!(
-                    "{}: repaired: {} sample frames, {:.3} s{}{}",
-                    p.display(),
-                    r.frames,
-                    r.duration_s,
-                    if r.rf64 {
-                        ", as an RF64 file (more than 4 GiB)"
-                    } else {
-                        ""
-                    },
-                    if r.dropped_bytes > 0 {
-                        format!(
-                            ", {} bytes of an incomplete last sample removed",
-                            r.dropped_bytes
-                        )
-                    } else {
-                        String::new()
-                    }
-                ),
-                Err(e) => {
-                    eprintln!("hindsight repair: {e}");
-                    failed = true;
-                }
-            }
-            continue;
-        }
-        match repair_file(p) {
-            Ok(r) if r.already_final => println!(
-                "{}: already complete ({}, {:.3} s){}",
-                p.display(),
-                r.contents(),
-                r.duration_s,
-                r.sidecar.said()
-            ),
-            Ok(r) => println!(
-                "{}: repaired: {}, {:.3} s{}{}",
-                p.display(),
-                r.contents(),
-                r.duration_s,
-                if r.dropped_bytes > 0 {
-                    format!(
-                        ", {} bytes of an incomplete last frame removed",
-                        r.dropped_bytes
-                    )
-                } else {
-                    String::new()
-                },
-                r.sidecar.said()
-            ),
+        match finish_file(p) {
+            Ok(said) => println!("{}: {said}", p.display()),
             Err(e) => {
                 eprintln!("hindsight repair: {e}");
                 failed = true;
@@ -301,7 +225,7 @@ pub fn run(given: &[PathBuf]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
+    use std::fs::{File, OpenOptions};
 
     #[test]
     fn unfinished_recordings_are_found_by_their_headers() {

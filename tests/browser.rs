@@ -704,6 +704,79 @@ fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_re
     assert!(h.terminate().success());
 }
 
+/// A take a crash cut, seen on the page of the recorder started after it: its row says
+/// "(unfinished)", what that means is written under the list (a phone shows no
+/// tooltips), and its Repair button finishes it: the page says what was done, the row
+/// says "(repaired)" with what that means, and has no Repair button any more. The files
+/// are judged from outside (mkvinfo finds the index).
+#[test]
+fn a_take_a_crash_cut_is_repaired_from_the_page() {
+    let _g = serial();
+    let driver = chromedriver();
+    let config = synthetic_config(W as u32, H as u32, 30.0, 1.0) + "audio:\n  enabled: false\n";
+    let mut killed = Hindsight::start(&config);
+    killed.wait_buffered(1.0);
+    let (code, r) = killed.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(Duration::from_millis(2000));
+    killed.kill9();
+    let mkv = killed.mkv_files().pop().unwrap();
+    let id = id_of(&mkv, "cam0");
+    assert_eq!(
+        mkvinfo_cue_points(&mkv),
+        0,
+        "a crash left it without its index"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Hindsight::start_in(dir, killed.root.clone(), &config);
+    h.wait_buffered(0.5);
+    let (rt, _profile, c) = open_browser(&driver);
+    let row = format!("#recordings tr[data-id='{id}']");
+    rt.block_on(async {
+        c.goto(&format!("http://{}/", h.api)).await.unwrap();
+        until_text(&c, "the row says unfinished", &row, |t| {
+            t.contains("(unfinished)")
+        })
+        .await;
+        let legend = text(&c, "#recordings .legend.unfinished").await;
+        assert!(
+            legend.starts_with("(unfinished): a crash or power cut") && legend.contains("Repair"),
+            "{legend}"
+        );
+        assert_eq!(text(&c, "#recordings .legend.repaired").await, "");
+        shot(&c, "7-unfinished").await;
+        c.find(Locator::Css(&format!("{row} button.repair")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&c, "the page says what the repair did", "#message", |t| {
+            t.starts_with(&format!("repaired {id}: {id}_cam0.mkv: repaired: "))
+        })
+        .await;
+        until_text(&c, "the row says repaired", &row, |t| {
+            t.contains("(repaired)") && !t.contains("(unfinished)")
+        })
+        .await;
+        let legend = text(&c, "#recordings .legend.repaired").await;
+        assert!(
+            legend.starts_with("(repaired): a crash or power cut ended it"),
+            "{legend}"
+        );
+        assert_eq!(text(&c, "#recordings .legend.unfinished").await, "");
+        let buttons = c
+            .find_all(Locator::Css(&format!("{row} button.repair")))
+            .await
+            .unwrap();
+        assert!(buttons.is_empty(), "nothing left to repair");
+        shot(&c, "8-repaired").await;
+    });
+    assert!(mkvinfo_cue_points(&mkv) > 0, "the video has its index");
+    rt.block_on(c.close()).unwrap();
+    assert!(h.terminate().success());
+}
+
 /// A libcamera camera's caption on the page says what its newest frame was exposed with,
 /// and follows the camera's automatic gain as it changes from frame to frame (the
 /// virtual camera's changes with every frame: test patch 06); a synthetic camera beside

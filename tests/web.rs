@@ -561,10 +561,200 @@ fn frames_of_unfinished_and_repaired_files_are_found() {
         }
     };
     check(&h2, true, false);
-    repair_ok(&mkv);
+    // Its video and its WAV: a WAV a crash cut keeps the take unfinished.
+    repair_ok(&h.root);
     check(&h2, false, true);
     let mut h2 = h2;
     assert!(h2.terminate().success());
+}
+
+/// POSTs the web page's Repair of recording `id`, with no body, as the page does.
+fn repair_by_api(h: &Hindsight, id: &str) -> (u16, Value) {
+    let r = client()
+        .post(format!("http://{}/api/recordings/{id}/repair", h.api))
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap())
+}
+
+/// The status's unfinished files, as `hindsight ctl status` prints them.
+fn unfinished_in_status(h: &mut Hindsight) -> Vec<String> {
+    let s = h.status();
+    let list = s["unfinished_files"].as_array().unwrap();
+    list.iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Two recordings a crash cut (video and WAV each): the next process lists them in its
+/// status and on the page as unfinished. The page's Repair finishes the first (the video
+/// has its index, the WAV its sizes, sox reads it as long as the video), which leaves the
+/// status at once and is listed repaired; a second Repair says there was nothing left to
+/// do. `hindsight repair` run by hand finishes the second, which leaves the status within
+/// seconds. A Repair of the recording being written is refused and changes nothing, and
+/// that recording goes on.
+#[test]
+fn recordings_a_crash_cut_are_repaired_from_the_page_and_leave_the_status() {
+    let _g = serial();
+    let config =
+        synthetic_config(160, 120, 30.0, 1.0) + "audio:\n  enabled: true\n  source: synthetic\n";
+    let (mut takes, mut killed) = (Vec::new(), Vec::new());
+    let mut h = Hindsight::start(&config);
+    let root = h.root.clone();
+    for _ in 0..2 {
+        h.wait_buffered(1.0);
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        std::thread::sleep(Duration::from_millis(2500));
+        let known: Vec<_> = takes
+            .iter()
+            .map(|(m, _): &(std::path::PathBuf, _)| m.clone())
+            .collect();
+        let mkv = h
+            .mkv_files()
+            .into_iter()
+            .find(|m| !known.contains(m))
+            .unwrap();
+        h.kill9();
+        let id = id_of(&mkv);
+        let wav = wav_files(&root)
+            .into_iter()
+            .find(|w| w.file_name().unwrap().to_str().unwrap() == format!("{id}.wav"))
+            .expect("the take's WAV");
+        // Its header lags its data by up to 0.5 s: a kill right after an update leaves a
+        // whole file. Samples after the update, as a kill a moment later leaves them.
+        let (declared, on_disk) = wav_sizes(&wav);
+        if declared == on_disk {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&wav).unwrap();
+            std::io::Write::write_all(&mut f, &[0u8; 960]).unwrap();
+        }
+        takes.push((mkv, wav));
+        let next = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &config);
+        // Kept: the first one's folder holds the recordings root.
+        killed.push(std::mem::replace(&mut h, next));
+    }
+    let all: Vec<String> = takes
+        .iter()
+        .flat_map(|(m, w)| [m.display().to_string(), w.display().to_string()])
+        .collect();
+    let mut listed = unfinished_in_status(&mut h);
+    listed.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(
+        listed,
+        want,
+        "the status names both takes' video and WAV: {}",
+        h.log_text()
+    );
+    let listed_as = |h: &Hindsight, id: &str| {
+        let rec = recordings(h).into_iter().find(|r| r["id"] == id).unwrap();
+        (
+            rec["unfinished"].as_bool().unwrap(),
+            rec["repaired"].as_bool().unwrap(),
+        )
+    };
+    let (first, second) = (id_of(&takes[0].0), id_of(&takes[1].0));
+    assert_eq!(listed_as(&h, &first), (true, false));
+    assert_eq!(listed_as(&h, &second), (true, false));
+    assert_eq!(mkvinfo_cue_points(&takes[0].0), 0, "unfinished: no index");
+
+    // The recording being written: refused, nothing changed, it goes on.
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_until(
+        "the new take's video is open",
+        Duration::from_secs(10),
+        |h| {
+            h.status()["current_files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f.as_str().unwrap().ends_with("_cam0.mkv"))
+        },
+    );
+    let files = h.status()["current_files"].clone();
+    let mut live = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap());
+    let live_id = id_of(Path::new(live.find(|f| f.ends_with(".mkv")).unwrap()));
+    let (code, r) = repair_by_api(&h, &live_id);
+    assert_eq!(code, 409, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("is being written"),
+        "{r}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.status()["state"], "recording");
+    let (code, r) = h.post("stop", json!({}));
+    assert_eq!(code, 200, "{r}");
+    h.wait_idle_files();
+    assert_eq!(listed_as(&h, &live_id), (false, false), "stopped cleanly");
+
+    // The page's Repair: the first take.
+    let (code, r) = repair_by_api(&h, &first);
+    assert_eq!(code, 200, "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{first}_cam0.mkv: repaired: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("{first}.wav: repaired: ")),
+        "{message}"
+    );
+    assert!(
+        mkvinfo_cue_points(&takes[0].0) > 0,
+        "the video has its index"
+    );
+    let video_s = ffprobe_format(&takes[0].0)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    let audio_s = sox_seconds(&takes[0].1);
+    assert!(
+        (video_s - audio_s).abs() < 0.5,
+        "video {video_s} s, WAV {audio_s} s"
+    );
+    let mut left = unfinished_in_status(&mut h);
+    left.sort();
+    let mut second_take = all[2..].to_vec();
+    second_take.sort();
+    assert_eq!(
+        left, second_take,
+        "the repaired take leaves the status at once"
+    );
+    assert_eq!(listed_as(&h, &first), (false, true));
+    let (code, r) = repair_by_api(&h, &first);
+    assert_eq!(code, 200, "{r}");
+    let again = r["message"].as_str().unwrap();
+    assert!(
+        again.contains("_cam0.mkv: already complete") && again.contains(".wav: already complete"),
+        "{again}"
+    );
+    let (code, r) = repair_by_api(&h, "rec_2020-01-01_00-00-00");
+    assert_eq!(code, 404, "{r}");
+
+    // By hand, on the rig: the second take.
+    repair_ok(&takes[1].0);
+    repair_ok(&takes[1].1);
+    h.wait_until(
+        "the status forgets the take repaired by hand",
+        Duration::from_secs(20),
+        |h| {
+            h.status()["unfinished_files"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        },
+    );
+    assert_eq!(listed_as(&h, &second), (false, true));
+    assert!(h.terminate().success());
 }
 
 /// Parts of a multipart/x-mixed-replace stream read for `for_how_long`: their frame numbers.

@@ -13,6 +13,8 @@
 //! - `GET /api/recordings/{id}/files/{name}` — a file, with HTTP Range.
 //! - `GET /api/recordings/{id}/report.html` — its quality report (`crate::report`).
 //! - `DELETE /api/recordings/{id}` — every file of a recording, never one being written.
+//! - `POST /api/recordings/{id}/repair` — finishes the files of a recording a crash left
+//!   unfinished, as `hindsight repair` does; never one being written.
 //! - `GET /api/recordings/{id}/frames/{camera}/{n}.jpg` — frame number `n` (the sidecar's
 //!   `frame_number`) byte for byte as stored in the MKV; `?near=1` gives the first frame
 //!   at or after `n` instead of 404, for scrubbing. Its number, LSL and wall times, and
@@ -30,7 +32,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower::ServiceExt;
@@ -80,6 +82,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/recordings/{id}", get(one).delete(delete))
         .route("/api/recordings/{id}/files/{name}", get(file))
         .route("/api/recordings/{id}/report.html", get(report))
+        .route("/api/recordings/{id}/repair", post(repair))
         .route("/api/recordings/{id}/frames/{camera}/{n}", get(frame))
 }
 
@@ -395,6 +398,100 @@ fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
         rec.files.len()
     );
     Json(serde_json::json!({"ok": true, "deleted": rec.files.len(), "id": id})).into_response()
+}
+
+async fn repair(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    let root = st.root.to_path_buf();
+    let open = open_files(&st);
+    let hub = st.hub.clone();
+    // Reads and rewrites files: off the thread that serves live views. One at a time: a
+    // second Repair of the same take (a double click) would find its files held by the
+    // first and be told they are being recorded.
+    static ONE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let done = tokio::task::spawn_blocking(move || {
+        let _one = ONE_AT_A_TIME.lock();
+        let r = repair_recording(&root, &id, &open);
+        hub.recheck_unfinished();
+        r
+    })
+    .await;
+    match done {
+        Ok(r) => r,
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the repair failed"),
+    }
+}
+
+/// Finishes every video (with its sidecars) and WAV of recording `id`, unless one is in
+/// `open` or held by another recorder; says what each file needed.
+fn repair_recording(root: &Path, id: &str, open: &[String]) -> Response {
+    use crate::recordings::finish;
+    let Some(rec) = recordings::find(root, id) else {
+        return not_found(&format!("no recording `{id}`"));
+    };
+    if rec
+        .files
+        .iter()
+        .any(|p| open.iter().any(|o| Path::new(o) == p) || crate::writer::files::being_written(p))
+    {
+        return error(
+            StatusCode::CONFLICT,
+            &format!(
+                "recording `{id}` is being written: it is finished when it stops, not by a \
+                 repair (nothing was changed)"
+            ),
+        );
+    }
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into())
+    };
+    let (mut said, mut failed) = (Vec::new(), Vec::new());
+    // The sidecars are finished with their video.
+    for p in rec
+        .files
+        .iter()
+        .filter(|p| finish::is_wav(p) || p.extension().is_some_and(|e| e == "mkv"))
+    {
+        match finish::finish_file(p) {
+            Ok(what) => said.push(serde_json::json!({"name": name(p), "said": what})),
+            Err(why) => failed.push(why),
+        }
+    }
+    let message = said
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["name"].as_str().unwrap_or(""),
+                f["said"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !failed.is_empty() {
+        let done = if message.is_empty() {
+            String::new()
+        } else {
+            format!(" (done: {message})")
+        };
+        let why = format!("could not finish: {}{done}", failed.join("; "));
+        tracing::error!("repair of recording {}: {why}", rec.key);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, &why);
+    }
+    if said.is_empty() {
+        let message = format!(
+            "recording `{id}` has no video or WAV to finish (a camera that delivered no \
+             frame: its events say why)"
+        );
+        return Json(serde_json::json!({"ok": true, "id": id, "files": said, "message": message}))
+            .into_response();
+    }
+    tracing::warn!(
+        "repair of recording {} at the web page's request: {message}",
+        rec.key
+    );
+    Json(serde_json::json!({"ok": true, "id": id, "files": said, "message": message}))
+        .into_response()
 }
 
 /// Removes the `video`/`audio` folders the deleted `files` left empty, and then their day
