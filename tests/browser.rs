@@ -704,40 +704,53 @@ fn the_page_says_when_the_recordings_disk_turns_read_only_and_still_lists_its_re
     assert!(h.terminate().success());
 }
 
-/// A take a crash cut, seen on the page of the recorder started after it: its row says
-/// "(unfinished)", what that means is written under the list (a phone shows no
-/// tooltips), and its Repair button finishes it: the page says what was done, the row
-/// says "(repaired)" with what that means, and has no Repair button any more. The files
-/// are judged from outside (mkvinfo finds the index).
+/// Two takes a crash cut, seen on the page of the recorder started after them: their
+/// rows say "(unfinished)", what that means is written under the list (a phone shows no
+/// tooltips), and the first's Repair button finishes it: the page says what was done, the
+/// row says "(repaired)" with what that means, and has no Repair button any more. The
+/// second is repaired with `hindsight repair` on the rig while the page stays open: the
+/// page shows it repaired without being reloaded. The files are judged from outside
+/// (mkvinfo finds the index).
 #[test]
-fn a_take_a_crash_cut_is_repaired_from_the_page() {
+fn takes_a_crash_cut_are_repaired_from_the_page_or_by_hand_and_the_page_follows() {
     let _g = serial();
     let driver = chromedriver();
     let config = synthetic_config(W as u32, H as u32, 30.0, 1.0) + "audio:\n  enabled: false\n";
-    let mut killed = Hindsight::start(&config);
-    killed.wait_buffered(1.0);
-    let (code, r) = killed.post("start", json!({}));
-    assert_eq!(code, 200, "{r}");
-    std::thread::sleep(Duration::from_millis(2000));
-    killed.kill9();
-    let mkv = killed.mkv_files().pop().unwrap();
-    let id = id_of(&mkv, "cam0");
-    assert_eq!(
-        mkvinfo_cue_points(&mkv),
-        0,
-        "a crash left it without its index"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = Hindsight::start_in(dir, killed.root.clone(), &config);
+    let mut h = Hindsight::start(&config);
+    let root = h.root.clone();
+    let (mut cut, mut killed) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        h.wait_buffered(1.0);
+        let (code, r) = h.post("start", json!({}));
+        assert_eq!(code, 200, "{r}");
+        std::thread::sleep(Duration::from_millis(2000));
+        h.kill9();
+        let mkv = mkv_files(&root)
+            .into_iter()
+            .find(|m| !cut.contains(m))
+            .unwrap();
+        assert_eq!(
+            mkvinfo_cue_points(&mkv),
+            0,
+            "a crash left it without its index"
+        );
+        cut.push(mkv);
+        let next = Hindsight::start_in(tempfile::tempdir().unwrap(), root.clone(), &config);
+        // Kept: the first one's folder holds the recordings root.
+        killed.push(std::mem::replace(&mut h, next));
+    }
+    let (id, by_hand) = (id_of(&cut[0], "cam0"), id_of(&cut[1], "cam0"));
     h.wait_buffered(0.5);
     let (rt, _profile, c) = open_browser(&driver);
     let row = format!("#recordings tr[data-id='{id}']");
+    let other = format!("#recordings tr[data-id='{by_hand}']");
     rt.block_on(async {
         c.goto(&format!("http://{}/", h.api)).await.unwrap();
         until_text(&c, "the row says unfinished", &row, |t| {
             t.contains("(unfinished)")
         })
         .await;
+        assert!(text(&c, &other).await.contains("(unfinished)"));
         let legend = text(&c, "#recordings .legend.unfinished").await;
         assert!(
             legend.starts_with("(unfinished): a crash or power cut") && legend.contains("Repair"),
@@ -761,18 +774,38 @@ fn a_take_a_crash_cut_is_repaired_from_the_page() {
         .await;
         let legend = text(&c, "#recordings .legend.repaired").await;
         assert!(
-            legend.starts_with("(repaired): a crash or power cut ended it"),
+            legend.starts_with("(repaired): its events have no stop row"),
             "{legend}"
         );
-        assert_eq!(text(&c, "#recordings .legend.unfinished").await, "");
         let buttons = c
             .find_all(Locator::Css(&format!("{row} button.repair")))
             .await
             .unwrap();
         assert!(buttons.is_empty(), "nothing left to repair");
+        assert!(
+            text(&c, &other).await.contains("(unfinished)"),
+            "the other is not touched"
+        );
         shot(&c, "8-repaired").await;
     });
-    assert!(mkvinfo_cue_points(&mkv) > 0, "the video has its index");
+    assert!(mkvinfo_cue_points(&cut[0]) > 0, "the video has its index");
+    assert_eq!(mkvinfo_cue_points(&cut[1]), 0);
+
+    // By hand on the rig, the page left open: it follows within its 15 s look.
+    repair_ok(&cut[1]);
+    rt.block_on(async {
+        until(
+            "the page shows the take repaired by hand",
+            Duration::from_secs(30),
+            || async {
+                let t = text(&c, &other).await;
+                t.contains("(repaired)") && !t.contains("(unfinished)")
+            },
+        )
+        .await;
+        assert_eq!(text(&c, "#recordings .legend.unfinished").await, "");
+        shot(&c, "9-repaired-by-hand").await;
+    });
     rt.block_on(c.close()).unwrap();
     assert!(h.terminate().success());
 }
