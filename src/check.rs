@@ -688,6 +688,9 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
             )
         },
     ));
+    if root.is_dir() {
+        out.push(unfinished(root));
+    }
     if let Some((limit, what)) = crate::storage::file_size_limit(existing) {
         let set = c.storage.max_file_size.bytes();
         out.push(CheckLine::pass(
@@ -782,6 +785,40 @@ fn storage(c: &Config, rate: Option<f64>) -> Vec<CheckLine> {
         )),
     }
     out
+}
+
+/// Files under the recordings root that a crash or power cut left unfinished (not those a
+/// running recorder writes): they play as they are, but a player cannot seek in them nor
+/// tell their length until they are repaired; the day's start is the time to do it.
+fn unfinished(root: &Path) -> CheckLine {
+    const WHAT: &str = "unfinished";
+    let found = crate::repair::find_unfinished(root);
+    if found.is_empty() {
+        return CheckLine::pass(WHAT, "no recording a crash left unfinished");
+    }
+    let names: Vec<String> = found
+        .iter()
+        .take(3)
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let more = match found.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    CheckLine::warn(
+        WHAT,
+        format!(
+            "{} file(s) a crash or power cut left unfinished under {}: {}{more}; they play as \
+             they are, but players cannot seek in them or tell their length",
+            found.len(),
+            root.display(),
+            names.join(", ")
+        ),
+        format!(
+            "`hindsight repair {}` finishes them (or each recording's Repair on the web page)",
+            root.display()
+        ),
+    )
 }
 
 /// The most [`write_speed`] writes.

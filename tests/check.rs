@@ -605,3 +605,50 @@ fn a_root_on_a_read_only_disk_is_said_to_be_that() {
         "{line}"
     );
 }
+
+/// A take a crash cut, in the root at the day's start: warned of, named, with the command
+/// that finishes it (the exit code stays 0: it plays as it is); once repaired, passed.
+#[test]
+fn a_recording_a_crash_left_unfinished_is_warned_of_with_the_command() {
+    let _g = serial();
+    let mut h =
+        Hindsight::start(&(synthetic_config(160, 120, 30.0, 1.0) + "audio:\n  enabled: false\n"));
+    h.wait_buffered(1.0);
+    let (code, r) = h.post("start", serde_json::json!({}));
+    assert_eq!(code, 200, "{r}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    h.kill9();
+    let mkv = h.mkv_files().pop().unwrap();
+    let name = mkv.file_name().unwrap().to_str().unwrap().to_string();
+    let root = h.root.display().to_string();
+    let check_root = || {
+        Check {
+            root: Some(&root),
+            storage_keys: "",
+            rest: "",
+            envs: &[],
+            file_limit: None,
+            args: &[],
+        }
+        .run()
+    };
+    let c = check_root();
+    let line = c.line("unfinished");
+    assert!(
+        line.starts_with("warn")
+            && line.contains(&format!(
+                "1 file(s) a crash or power cut left unfinished under {root}: {name};"
+            ))
+            && line.contains(&format!("`hindsight repair {root}` finishes them")),
+        "{line}"
+    );
+    assert_eq!(c.code, 0, "{:?}", c.lines);
+    repair_ok(&h.root);
+    let c = check_root();
+    assert_eq!(
+        c.line("unfinished"),
+        "pass  unfinished       no recording a crash left unfinished",
+        "{:?}",
+        c.lines
+    );
+}
