@@ -695,6 +695,14 @@ fn recordings_a_crash_cut_are_repaired_from_the_page_and_leave_the_status() {
     h.wait_idle_files();
     assert_eq!(listed_as(&h, &live_id), (false, false), "stopped cleanly");
 
+    // Another site's page cannot make the browser repair anything.
+    let cross = client()
+        .post(format!("http://{}/api/recordings/{first}/repair", h.api))
+        .header("Origin", "http://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert_eq!(mkvinfo_cue_points(&takes[0].0), 0, "nothing was changed");
     // The page's Repair: the first take.
     let (code, r) = repair_by_api(&h, &first);
     assert_eq!(code, 200, "{r}");
