@@ -363,22 +363,37 @@ async fn delete(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Res
     }
 }
 
-/// Deletes every file of recording `id`, unless one is in `open`.
-fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
+/// Recording `id`, if no file of it is being written, by this recorder (`open`) or by
+/// another hindsight sharing the root (another rig); else why not: 404, or 409 with
+/// `busy` after why.
+fn idle_recording(
+    root: &Path,
+    id: &str,
+    open: &[String],
+    busy: &str,
+) -> Result<recordings::StoredRecording, (StatusCode, String)> {
     let Some(rec) = recordings::find(root, id) else {
-        return not_found(&format!("no recording `{id}`"));
+        return Err((StatusCode::NOT_FOUND, format!("no recording `{id}`")));
     };
-    // Written by this recorder, or by another hindsight sharing the root (another rig).
     if rec
         .files
         .iter()
         .any(|p| open.iter().any(|o| Path::new(o) == p) || crate::writer::files::being_written(p))
     {
-        return error(
+        return Err((
             StatusCode::CONFLICT,
-            &format!("recording `{id}` is being written; stop it first"),
-        );
+            format!("recording `{id}` is being written: {busy}"),
+        ));
     }
+    Ok(rec)
+}
+
+/// Deletes every file of recording `id`, unless one is in `open`.
+fn delete_recording(root: &Path, id: &str, open: &[String]) -> Response {
+    let rec = match idle_recording(root, id, open, "stop it first") {
+        Ok(rec) => rec,
+        Err((code, why)) => return error(code, &why),
+    };
     let mut failed = Vec::new();
     for f in &rec.files {
         if let Err(e) = std::fs::remove_file(f) {
@@ -425,22 +440,11 @@ async fn repair(State(st): State<AppState>, UrlPath(id): UrlPath<String>) -> Res
 /// `open` or held by another recorder; says what each file needed.
 fn repair_recording(root: &Path, id: &str, open: &[String]) -> Response {
     use crate::recordings::finish;
-    let Some(rec) = recordings::find(root, id) else {
-        return not_found(&format!("no recording `{id}`"));
+    let busy = "it is finished when it stops, not by a repair (nothing was changed)";
+    let rec = match idle_recording(root, id, open, busy) {
+        Ok(rec) => rec,
+        Err((code, why)) => return error(code, &why),
     };
-    if rec
-        .files
-        .iter()
-        .any(|p| open.iter().any(|o| Path::new(o) == p) || crate::writer::files::being_written(p))
-    {
-        return error(
-            StatusCode::CONFLICT,
-            &format!(
-                "recording `{id}` is being written: it is finished when it stops, not by a \
-                 repair (nothing was changed)"
-            ),
-        );
-    }
     let name = |p: &Path| {
         p.file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into())
