@@ -99,6 +99,19 @@ fn check(rest: &str, envs: &[(&str, &str)]) -> Checked {
     .run()
 }
 
+/// `hindsight check` of the built-in defaults with the recordings root `root`.
+fn check_in(root: &str) -> Checked {
+    Check {
+        root: Some(root),
+        storage_keys: "",
+        rest: "",
+        envs: &[],
+        file_limit: None,
+        args: &[],
+    }
+    .run()
+}
+
 #[test]
 fn the_synthetic_camera_passes_and_nothing_fails() {
     let c = check("", &[]);
@@ -271,15 +284,7 @@ fn a_recorder_already_running_the_rig_is_named() {
     let mut h = Hindsight::start(&synthetic_config(160, 120, 10.0, 1.0));
     let root = h.root.display().to_string();
     let pid = h.child.as_ref().unwrap().id();
-    let running = Check {
-        root: Some(&root),
-        storage_keys: "",
-        rest: "",
-        envs: &[],
-        file_limit: None,
-        args: &[],
-    };
-    let c = running.run();
+    let c = check_in(&root);
     let line = c.line("recorder");
     assert!(line.starts_with("warn"), "{line}");
     assert!(line.contains(&format!("(pid {pid})")), "{line}");
@@ -292,7 +297,7 @@ fn a_recorder_already_running_the_rig_is_named() {
         c.lines.join("\n")
     );
     assert!(h.terminate().success());
-    let c = running.run();
+    let c = check_in(&root);
     assert_eq!(c.level("recorder"), "pass", "{}", c.lines.join("\n"));
     assert!(
         c.line("disk speed").contains("through to the disk"),
@@ -621,18 +626,7 @@ fn a_recording_a_crash_left_unfinished_is_warned_of_with_the_command() {
     let mkv = h.mkv_files().pop().unwrap();
     let name = mkv.file_name().unwrap().to_str().unwrap().to_string();
     let root = h.root.display().to_string();
-    let check_root = || {
-        Check {
-            root: Some(&root),
-            storage_keys: "",
-            rest: "",
-            envs: &[],
-            file_limit: None,
-            args: &[],
-        }
-        .run()
-    };
-    let c = check_root();
+    let c = check_in(&root);
     let line = c.line("unfinished");
     assert!(
         line.starts_with("warn")
@@ -644,7 +638,7 @@ fn a_recording_a_crash_left_unfinished_is_warned_of_with_the_command() {
     );
     assert_eq!(c.code, 0, "{:?}", c.lines);
     repair_ok(&h.root);
-    let c = check_root();
+    let c = check_in(&root);
     assert_eq!(
         c.line("unfinished"),
         "pass  unfinished       no recording a crash left unfinished",
